@@ -1,0 +1,64 @@
+"""Who may see which tickets, and whose phone numbers are shown in full.
+
+A unit handler sees the tickets its unit holds; a grid worker those located in their grids or
+reported by them; a leader bound to a district that district's tickets; hotline staff all.
+"""
+
+import sqlalchemy as sa
+
+from hotline.enums import Role
+from hotline.models import Area, Assignment, Ticket, user_grids
+
+#: Roles that must call the requester and therefore see the full number.
+FULL_PHONE_ROLES = frozenset(
+    {
+        Role.operator,
+        Role.dispatcher,
+        Role.unit_handler,
+        Role.grid_worker,
+        Role.callback_agent,
+        Role.supervisor,
+    }
+)
+
+
+def scope_condition(actor):
+    """A WHERE condition limiting a ticket query to what ``actor`` may see (None: all)."""
+    if actor.role == Role.unit_handler:
+        return sa.exists().where(
+            Assignment.ticket_id == Ticket.id,
+            Assignment.unit_id == actor.unit_id,
+            Assignment.active,
+        )
+    if actor.role == Role.grid_worker:
+        in_my_grids = sa.exists().where(
+            user_grids.c.user_id == actor.id, user_grids.c.area_id == Ticket.area_id
+        )
+        return sa.or_(in_my_grids, Ticket.created_by_id == actor.id)
+    if actor.role == Role.leader and actor.district_id is not None:
+        district_code = sa.select(Area.code).where(Area.id == actor.district_id).scalar_subquery()
+        return sa.exists().where(
+            Area.id == Ticket.area_id, sa.func.substr(Area.code, 1, 6) == district_code
+        )
+    return None
+
+
+def can_view(session, actor, ticket):
+    condition = scope_condition(actor)
+    if condition is None:
+        return True
+    return session.scalar(sa.select(sa.literal(True)).where(Ticket.id == ticket.id, condition))
+
+
+def mask_phone(phone):
+    """138****5678: enough to recognise a caller, not to call them."""
+    if not phone:
+        return phone
+    if len(phone) <= 4:
+        return "*" * len(phone)
+    keep = 3 if len(phone) >= 11 else 2
+    return phone[:keep] + "*" * (len(phone) - keep - 4) + phone[-4:]
+
+
+def visible_phone(actor, phone):
+    return phone if actor.role in FULL_PHONE_ROLES else mask_phone(phone)

@@ -1,0 +1,897 @@
+"""Ticket lifecycle operations (DOMAIN.md §3): one function per transition.
+
+Every operation checks the actor's role and the ticket's state against ``states.TRANSITIONS``,
+changes the ticket, appends exactly one ``TicketEvent`` and flushes. The caller (API view, CLI,
+scheduler) commits, so a refused or failed operation leaves nothing behind. Concurrent changes
+to one ticket are caught by the ticket's version counter: the loser's flush raises
+``StaleDataError``, which callers report as a conflict.
+"""
+
+import hashlib
+import json
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from dispatch import routing, sla
+from dispatch.states import TRANSITIONS
+from hotline import events
+from hotline.db import utcnow
+from hotline.enums import (
+    AssignmentRole,
+    CallbackOutcome,
+    Channel,
+    DecisionStatus,
+    LimitUnit,
+    Role,
+    Satisfaction,
+    Solved,
+    TicketStatus,
+    UnitKind,
+)
+from hotline.errors import Conflict, Forbidden, ValidationFailed
+from hotline.models import (
+    Assignment,
+    CallbackAttempt,
+    Extension,
+    SlaPolicy,
+    Ticket,
+    TicketEvent,
+)
+
+S = TicketStatus
+
+
+def _setting(name, default):
+    return current_app.config.get(name, default) if current_app else default
+
+
+# -- shared steps -----------------------------------------------------------------------------
+
+
+def check_allowed(name, ticket, actor, expected_version=None):
+    """Refuse ``name`` on ``ticket`` for ``actor`` unless the transition table allows it."""
+    transition = TRANSITIONS[name]
+    if actor.role not in transition.roles:
+        raise Forbidden(
+            f"“{actor.role.label}”角色无权执行“{transition.label}”操作",
+            code="ROLE_NOT_ALLOWED",
+            details={"operation": name, "role": actor.role.value},
+        )
+    if expected_version is not None and ticket.version != expected_version:
+        raise Conflict(
+            "工单已被他人更新，请刷新后重试",
+            code="TICKET_VERSION_CONFLICT",
+            details={"expected_version": expected_version, "current_version": ticket.version},
+        )
+    if ticket.status not in transition.from_states:
+        raise Conflict(
+            f"工单当前状态为“{ticket.status.label}”，不能执行“{transition.label}”",
+            code="TICKET_STATE_CONFLICT",
+            details={"operation": name, "status": ticket.status.value},
+        )
+    return transition
+
+
+def _require(condition, field, message):
+    if not condition:
+        raise ValidationFailed(message, details={field: message})
+
+
+def _require_reason(reason, label="原因"):
+    _require(reason is not None and reason.strip(), "reason", f"请填写{label}")
+    return reason.strip()
+
+
+def _own_assignment(ticket, actor, role=None):
+    """The actor's unit's active assignment on the ticket, or a refusal."""
+    assignment = ticket.active_assignment(actor.unit_id, role)
+    if assignment is None:
+        if role == AssignmentRole.lead and ticket.active_assignment(actor.unit_id):
+            message = "只有主办单位可以执行此操作"
+        else:
+            message = "该工单未派给您所在单位"
+        raise Forbidden(message, code="TICKET_NOT_ASSIGNED_TO_UNIT")
+    return assignment
+
+
+def _record(
+    session, ticket, actor, name, from_status, *, reason=None, payload=None, unit_id=None, now
+):
+    """Append the event of one transition and mark the ticket changed (bumps its version)."""
+    ticket.updated_at = now
+    event = TicketEvent(
+        ticket_id=ticket.id,
+        action=name,
+        actor_id=actor.id if actor else None,
+        actor_role=actor.role.value if actor else None,
+        unit_id=unit_id,
+        from_status=from_status.value if from_status else None,
+        to_status=ticket.status.value,
+        reason=reason,
+        payload=payload or {},
+        created_at=now,
+    )
+    session.add(event)
+    session.flush()
+    events.queue(
+        session,
+        {
+            "type": f"ticket.{name}",
+            "ticket": ticket.number,
+            "status": ticket.status.value,
+            "from_status": event.from_status,
+            "channel": ticket.channel.value,
+            "request_type": ticket.request_type.value,
+            "area": ticket.area.code if ticket.area else None,
+            "unit": ticket.lead_unit.code if ticket.lead_unit else None,
+            "at": now.isoformat(),
+        },
+    )
+    return event
+
+
+def _start_clock(session, ticket, lead_unit, now):
+    """Set sign / contact / finish deadlines for a new round of handling."""
+    deadlines = sla.compute(
+        session,
+        ticket,
+        now,
+        always_on=lead_unit.always_on,
+        timezone=_setting("TIMEZONE", "Asia/Shanghai"),
+    )
+    ticket.clock_started_at = now
+    ticket.sla_policy_id = deadlines.policy.id
+    ticket.sign_due = deadlines.due["sign"]
+    ticket.contact_due = deadlines.due["contact"]
+    ticket.finish_due = deadlines.due["finish"]
+    ticket.callback_due = None
+    ticket.signed_at = ticket.contacted_at = ticket.finished_at = None
+    return {
+        "sign_due": ticket.sign_due.isoformat(),
+        "contact_due": ticket.contact_due.isoformat(),
+        "finish_due": ticket.finish_due.isoformat(),
+        "sla_policy": deadlines.policy.name,
+        "calendar_guessed_years": deadlines.guessed_years,
+    }
+
+
+def _end_assignments(ticket, now, roles=None):
+    for a in ticket.assignments:
+        if a.active and (roles is None or a.role in roles):
+            a.active = False
+            a.ended_at = now
+
+
+def _assign(session, ticket, actor, lead, assists, now, *, designated=False):
+    """Give the ticket to ``lead`` (+ ``assists``), copying a street's district government."""
+    _require(lead.active, "lead_unit", f"承办单位“{lead.name}”已停用")
+    _require(lead.kind != UnitKind.hotline_centre, "lead_unit", "不能派给热线中心本身")
+    seen = {lead.id}
+    for unit in assists:
+        _require(unit.active, "assist_units", f"协办单位“{unit.name}”已停用")
+        _require(unit.id not in seen, "assist_units", f"单位“{unit.name}”重复或与主办单位相同")
+        seen.add(unit.id)
+    _end_assignments(ticket, now)
+    parts = [(lead, AssignmentRole.lead)] + [(u, AssignmentRole.assist) for u in assists]
+    if lead.kind == UnitKind.street_office and lead.areas:
+        government = routing.district_government_for(session, lead.areas[0])
+        if government is not None and government.id not in seen:
+            parts.append((government, AssignmentRole.copy))
+    for unit, role in parts:
+        assignment = Assignment(
+            unit=unit,
+            unit_id=unit.id,
+            role=role,
+            designated=designated and role == AssignmentRole.lead,
+            dispatched_at=now,
+            dispatched_by_id=actor.id,
+        )
+        ticket.assignments.append(assignment)
+    ticket.lead_unit = lead
+    return {
+        "lead_unit": lead.code,
+        "assist_units": [u.code for u in assists],
+        "copied_to": [u.code for u, role in parts if role == AssignmentRole.copy],
+        "designated": designated,
+    }
+
+
+def _status_before_request(ticket):
+    """Where a ticket returns when a unit's return or termination request is turned down."""
+    if ticket.contacted_at is not None:
+        return S.contacted
+    if ticket.signed_at is not None:
+        return S.signed
+    return S.dispatched
+
+
+def _number(ticket):
+    tz = _setting("TIMEZONE", "Asia/Shanghai")
+    day = ticket.received_at.astimezone(ZoneInfo(tz)).strftime("%Y%m%d")
+    return f"{_setting('TICKET_NUMBER_PREFIX', 'WF')}{day}{ticket.id:08d}"
+
+
+# -- intake -----------------------------------------------------------------------------------
+
+
+def request_digest(data):
+    """A stable digest of a create request, to tell a retry from a reuse of its key."""
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def receive(
+    session,
+    actor,
+    *,
+    channel,
+    request_type,
+    urgency,
+    title,
+    content,
+    category=None,
+    requester_name=None,
+    requester_phone=None,
+    address=None,
+    area=None,
+    lng=None,
+    lat=None,
+    idempotency_key=None,
+    digest=None,
+    now=None,
+):
+    """受理: record a new request. Returns (ticket, created).
+
+    With an ``idempotency_key``, a retry of the same request returns the ticket made the
+    first time (created False); the same key with a different request is refused.
+    """
+    now = now or utcnow()
+    transition = TRANSITIONS["receive"]
+    if actor.role not in transition.roles:
+        raise Forbidden(
+            f"“{actor.role.label}”角色无权执行“{transition.label}”操作", code="ROLE_NOT_ALLOWED"
+        )
+    if idempotency_key:
+        existing = _ticket_for_key(session, actor, idempotency_key, digest)
+        if existing is not None:
+            return existing, False
+    if actor.role == Role.grid_worker:
+        # 主动发现: a grid worker reports what they find in their own grids.
+        _require(channel == Channel.grid, "channel", "网格员上报的渠道必须为“网格主动发现”")
+        grid_codes = {g.code for g in actor.grids}
+        _require(
+            area is not None and area.code[:15] in grid_codes,
+            "area",
+            "网格员只能上报本人负责网格内的问题",
+        )
+    else:
+        _require(channel != Channel.grid, "channel", "“网格主动发现”渠道只供网格员使用")
+    ticket = Ticket(
+        channel=channel,
+        request_type=request_type,
+        urgency=urgency,
+        category=category,
+        title=title,
+        content=content,
+        requester_name=requester_name,
+        requester_phone=requester_phone,
+        address=address,
+        area=area,
+        lng=lng,
+        lat=lat,
+        status=S.received,
+        received_at=now,
+        updated_at=now,
+        created_by_id=actor.id,
+        idempotency_key=idempotency_key,
+        request_digest=digest,
+    )
+    session.add(ticket)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another request with the same key won the race: answer with its ticket.
+        session.rollback()
+        existing = _ticket_for_key(session, actor, idempotency_key, digest)
+        if existing is None:
+            raise
+        return existing, False
+    ticket.number = _number(ticket)
+    _record(
+        session,
+        ticket,
+        actor,
+        "receive",
+        None,
+        now=now,
+        payload={"channel": channel.value, "request_type": request_type.value},
+    )
+    return ticket, True
+
+
+def _ticket_for_key(session, actor, key, digest):
+    ticket = session.scalars(
+        sa.select(Ticket).where(Ticket.created_by_id == actor.id, Ticket.idempotency_key == key)
+    ).first()
+    if ticket is not None and digest is not None and ticket.request_digest != digest:
+        raise ValidationFailed(
+            "该 Idempotency-Key 已用于另一条不同的诉求，请使用新的键",
+            code="IDEMPOTENCY_KEY_REUSED",
+            details={"idempotency_key": key},
+        )
+    return ticket
+
+
+def resolve_at_intake(session, actor, ticket, *, outcome, answer, expected_version=None, now=None):
+    """直接办结: closed at intake — answered from the knowledge base (首问即答) or one of the
+    outcomes that create no dispatched ticket."""
+    now = now or utcnow()
+    check_allowed("resolve_at_intake", ticket, actor, expected_version)
+    answer = _require_reason(answer, "答复内容")
+    before = ticket.status
+    ticket.status = S.resolved_at_intake
+    ticket.intake_outcome = outcome
+    ticket.result = answer
+    ticket.finished_at = ticket.closed_at = now
+    return _record(
+        session,
+        ticket,
+        actor,
+        "resolve_at_intake",
+        before,
+        reason=answer,
+        now=now,
+        payload={"outcome": outcome.value},
+    )
+
+
+def transfer(session, actor, ticket, *, target, reason, expected_version=None, now=None):
+    """转办: emergencies to 110/119/120/122, or matters for a legal channel."""
+    now = now or utcnow()
+    check_allowed("transfer", ticket, actor, expected_version)
+    reason = _require_reason(reason, "转办说明")
+    before = ticket.status
+    ticket.status = S.transferred
+    ticket.transfer_target = target
+    ticket.closed_at = now
+    return _record(
+        session,
+        ticket,
+        actor,
+        "transfer",
+        before,
+        reason=reason,
+        now=now,
+        payload={"target": target.value},
+    )
+
+
+def merge(session, actor, ticket, *, into, reason=None, expected_version=None, now=None):
+    """并单: a repeated report of a matter already on an open ticket."""
+    now = now or utcnow()
+    check_allowed("merge", ticket, actor, expected_version)
+    _require(into.id != ticket.id, "into", "不能与自身并单")
+    _require(
+        into.status not in {S.merged, S.transferred, S.resolved_at_intake, S.terminated},
+        "into",
+        f"目标工单状态为“{into.status.label}”，不能并入",
+    )
+    before = ticket.status
+    ticket.status = S.merged
+    ticket.merged_into = into
+    ticket.closed_at = now
+    return _record(
+        session,
+        ticket,
+        actor,
+        "merge",
+        before,
+        reason=reason,
+        now=now,
+        payload={"into": into.number},
+    )
+
+
+# -- dispatch and handling --------------------------------------------------------------------
+
+
+def dispatch(
+    session,
+    actor,
+    ticket,
+    *,
+    lead,
+    assists=(),
+    category=None,
+    note=None,
+    expected_version=None,
+    now=None,
+):
+    """派单: give the ticket to a lead unit (+ assisting units) and start its clock."""
+    now = now or utcnow()
+    check_allowed("dispatch", ticket, actor, expected_version)
+    if category is not None:
+        ticket.category = category
+    _require(ticket.category is not None, "category", "派单前请先确定事项分类")
+    before = ticket.status
+    payload = _assign(session, ticket, actor, lead, list(assists), now)
+    ticket.status = S.dispatched
+    payload.update(_start_clock(session, ticket, lead, now))
+    payload["category"] = ticket.category.code
+    return _record(
+        session, ticket, actor, "dispatch", before, reason=note, payload=payload, now=now
+    )
+
+
+def sign(session, actor, ticket, *, expected_version=None, now=None):
+    """签收: the unit acknowledges the ticket. The lead's signature moves the ticket on."""
+    now = now or utcnow()
+    check_allowed("sign", ticket, actor, expected_version)
+    assignment = _own_assignment(ticket, actor)
+    if assignment.role == AssignmentRole.copy:
+        raise Forbidden("抄送单位无需签收", code="COPY_NEEDS_NO_SIGNATURE")
+    if assignment.signed_at is not None:
+        raise Conflict("本单位已签收该工单", code="ALREADY_SIGNED")
+    if assignment.role == AssignmentRole.lead:
+        _require_ticket_status(ticket, {S.dispatched, S.reopened}, "签收")
+    before = ticket.status
+    assignment.signed_at = now
+    assignment.signed_by_id = actor.id
+    if assignment.role == AssignmentRole.lead:
+        ticket.status = S.signed
+        ticket.signed_at = now
+    return _record(
+        session,
+        ticket,
+        actor,
+        "sign",
+        before,
+        unit_id=actor.unit_id,
+        now=now,
+        payload={"role": assignment.role.value, "late": _late(now, ticket.sign_due)},
+    )
+
+
+def _require_ticket_status(ticket, allowed, label):
+    if ticket.status not in allowed:
+        raise Conflict(
+            f"工单当前状态为“{ticket.status.label}”，不能执行“{label}”",
+            code="TICKET_STATE_CONFLICT",
+        )
+
+
+def _late(now, due):
+    return due is not None and now > due
+
+
+def contact(session, actor, ticket, *, note, expected_version=None, now=None):
+    """联系诉求人 (响应): the lead unit has reached the requester."""
+    now = now or utcnow()
+    check_allowed("contact", ticket, actor, expected_version)
+    assignment = _own_assignment(ticket, actor, AssignmentRole.lead)
+    note = _require_reason(note, "联系情况")
+    before = ticket.status
+    assignment.contacted_at = ticket.contacted_at = now
+    ticket.status = S.contacted
+    return _record(
+        session,
+        ticket,
+        actor,
+        "contact",
+        before,
+        reason=note,
+        unit_id=actor.unit_id,
+        now=now,
+        payload={"late": _late(now, ticket.contact_due)},
+    )
+
+
+def request_return(session, actor, ticket, *, return_reason, note, expected_version=None, now=None):
+    """退单申请: the lead unit says the ticket is not its to handle."""
+    now = now or utcnow()
+    check_allowed("request_return", ticket, actor, expected_version)
+    assignment = _own_assignment(ticket, actor, AssignmentRole.lead)
+    if assignment.designated:
+        raise Conflict("该工单由热线指定承办，不能退单", code="DESIGNATED_NO_RETURN")
+    note = _require_reason(note, "退单说明")
+    before = ticket.status
+    assignment.return_reason = return_reason
+    assignment.return_note = note
+    assignment.return_requested_at = now
+    assignment.return_status = DecisionStatus.pending
+    ticket.status = S.return_requested
+    return _record(
+        session,
+        ticket,
+        actor,
+        "request_return",
+        before,
+        reason=note,
+        unit_id=actor.unit_id,
+        now=now,
+        payload={"return_reason": return_reason.value},
+    )
+
+
+def decide_return(
+    session, actor, ticket, *, approve, note, lead=None, assists=(), expected_version=None, now=None
+):
+    """退单审核: uphold (re-dispatch to ``lead``, new clock) or reject (the unit keeps it)."""
+    now = now or utcnow()
+    check_allowed("decide_return", ticket, actor, expected_version)
+    note = _require_reason(note, "审核意见")
+    returning = ticket.lead_assignment
+    before = ticket.status
+    if approve:
+        _require(lead is not None, "lead_unit", "同意退单时须指定新的主办单位")
+        _require(lead.id != returning.unit_id, "lead_unit", "新的主办单位不能是退单单位")
+        returning.return_status = DecisionStatus.approved
+        payload = _assign(session, ticket, actor, lead, list(assists), now)
+        ticket.status = S.dispatched
+        payload.update(_start_clock(session, ticket, lead, now))
+    else:
+        returning.return_status = DecisionStatus.rejected
+        ticket.status = _status_before_request(ticket)
+        payload = {}
+    payload.update({"approved": approve, "returning_unit": returning.unit.code})
+    return _record(
+        session, ticket, actor, "decide_return", before, reason=note, payload=payload, now=now
+    )
+
+
+def designate(
+    session,
+    actor,
+    ticket,
+    *,
+    lead,
+    assists=(),
+    note,
+    category=None,
+    expected_version=None,
+    now=None,
+):
+    """指定: the hotline names the handling unit; a designated unit may not return the ticket."""
+    now = now or utcnow()
+    check_allowed("designate", ticket, actor, expected_version)
+    note = _require_reason(note, "指定理由")
+    if category is not None:
+        ticket.category = category
+    _require(ticket.category is not None, "category", "指定前请先确定事项分类")
+    before = ticket.status
+    pending = ticket.lead_assignment
+    if pending is not None and pending.return_status == DecisionStatus.pending:
+        pending.return_status = (
+            DecisionStatus.rejected if pending.unit_id == lead.id else (DecisionStatus.approved)
+        )
+    payload = _assign(session, ticket, actor, lead, list(assists), now, designated=True)
+    ticket.status = S.dispatched
+    payload.update(_start_clock(session, ticket, lead, now))
+    return _record(
+        session, ticket, actor, "designate", before, reason=note, payload=payload, now=now
+    )
+
+
+def request_extension(session, actor, ticket, *, days, reason, expected_version=None, now=None):
+    """延期申请: the lead unit asks for more working days."""
+    now = now or utcnow()
+    check_allowed("request_extension", ticket, actor, expected_version)
+    _own_assignment(ticket, actor, AssignmentRole.lead)
+    reason = _require_reason(reason, "延期理由")
+    _require(isinstance(days, int) and 1 <= days <= 30, "days", "延期天数须为 1–30 个工作日")
+    pending = session.scalars(
+        sa.select(Extension).where(
+            Extension.ticket_id == ticket.id, Extension.status == DecisionStatus.pending
+        )
+    ).first()
+    if pending is not None:
+        raise Conflict("已有待审核的延期申请", code="EXTENSION_PENDING")
+    session.add(
+        Extension(
+            ticket_id=ticket.id,
+            unit_id=actor.unit_id,
+            requested_by_id=actor.id,
+            requested_at=now,
+            reason=reason,
+            days=days,
+            status=DecisionStatus.pending,
+            old_finish_due=ticket.finish_due,
+        )
+    )
+    return _record(
+        session,
+        ticket,
+        actor,
+        "request_extension",
+        ticket.status,
+        reason=reason,
+        unit_id=actor.unit_id,
+        now=now,
+        payload={"days": days},
+    )
+
+
+def decide_extension(session, actor, ticket, *, approve, note, expected_version=None, now=None):
+    """延期审核: approving moves the finish deadline by the requested working days."""
+    now = now or utcnow()
+    check_allowed("decide_extension", ticket, actor, expected_version)
+    note = _require_reason(note, "审核意见")
+    extension = session.scalars(
+        sa.select(Extension).where(
+            Extension.ticket_id == ticket.id, Extension.status == DecisionStatus.pending
+        )
+    ).first()
+    if extension is None:
+        raise Conflict("该工单没有待审核的延期申请", code="NO_PENDING_EXTENSION")
+    extension.decided_by_id = actor.id
+    extension.decided_at = now
+    extension.decision_note = note
+    payload = {"approved": approve, "days": extension.days}
+    if approve:
+        extension.status = DecisionStatus.approved
+        new_due, guessed = sla.add_limit(
+            ticket.finish_due,
+            extension.days,
+            LimitUnit.working_days,
+            always_on=ticket.lead_unit.always_on,
+            timezone=_setting("TIMEZONE", "Asia/Shanghai"),
+        )
+        extension.new_finish_due = new_due
+        payload.update(
+            old_finish_due=ticket.finish_due.isoformat(),
+            new_finish_due=new_due.isoformat(),
+            calendar_guessed_years=guessed,
+        )
+        ticket.finish_due = new_due
+    else:
+        extension.status = DecisionStatus.rejected
+    return _record(
+        session,
+        ticket,
+        actor,
+        "decide_extension",
+        ticket.status,
+        reason=note,
+        payload=payload,
+        now=now,
+    )
+
+
+def finish(session, actor, ticket, *, result, expected_version=None, now=None):
+    """办结: the lead unit reports the result; the callback clock starts."""
+    now = now or utcnow()
+    check_allowed("finish", ticket, actor, expected_version)
+    assignment = _own_assignment(ticket, actor, AssignmentRole.lead)
+    result = _require_reason(result, "办理结果")
+    if ticket.status == S.signed and ticket.requester_phone:
+        raise Conflict("请先联系诉求人（响应）后再办结", code="CONTACT_REQUIRED")
+    before = ticket.status
+    ticket.status = S.finished
+    ticket.result = result
+    assignment.finished_at = ticket.finished_at = now
+    policy = ticket_policy(session, ticket)
+    due, guessed = sla.add_limit(
+        now,
+        policy.callback_amount,
+        policy.callback_unit,
+        always_on=False,
+        timezone=_setting("TIMEZONE", "Asia/Shanghai"),
+    )
+    ticket.callback_due = due
+    return _record(
+        session,
+        ticket,
+        actor,
+        "finish",
+        before,
+        reason=result,
+        unit_id=actor.unit_id,
+        now=now,
+        payload={
+            "late": _late(now, ticket.finish_due),
+            "callback_due": due.isoformat(),
+            "calendar_guessed_years": guessed,
+        },
+    )
+
+
+def ticket_policy(session, ticket):
+    """The SLA row the ticket's clock was started with (or the one that applies now)."""
+    if ticket.sla_policy_id is not None:
+        return session.get(SlaPolicy, ticket.sla_policy_id)
+    return sla.find_policy(session, ticket)
+
+
+def request_termination(session, actor, ticket, *, reason, expected_version=None, now=None):
+    """终止申请: the lead unit asks to stop handling (e.g. requester withdrew); needs review."""
+    now = now or utcnow()
+    check_allowed("request_termination", ticket, actor, expected_version)
+    _own_assignment(ticket, actor, AssignmentRole.lead)
+    reason = _require_reason(reason, "终止理由")
+    before = ticket.status
+    ticket.status = S.termination_requested
+    return _record(
+        session,
+        ticket,
+        actor,
+        "request_termination",
+        before,
+        reason=reason,
+        unit_id=actor.unit_id,
+        now=now,
+    )
+
+
+def review_termination(session, actor, ticket, *, approve, note, expected_version=None, now=None):
+    """终止审核: the hotline ends handling, or sends the ticket back to the unit."""
+    now = now or utcnow()
+    check_allowed("review_termination", ticket, actor, expected_version)
+    note = _require_reason(note, "审核意见")
+    before = ticket.status
+    if approve:
+        ticket.status = S.terminated
+        ticket.closed_at = now
+        _end_assignments(ticket, now)
+    else:
+        ticket.status = _status_before_request(ticket)
+    return _record(
+        session,
+        ticket,
+        actor,
+        "review_termination",
+        before,
+        reason=note,
+        now=now,
+        payload={"approved": approve},
+    )
+
+
+# -- callback and closing ---------------------------------------------------------------------
+
+
+def record_callback(
+    session,
+    actor,
+    ticket,
+    *,
+    outcome,
+    solved=None,
+    satisfaction=None,
+    comment=None,
+    expected_version=None,
+    now=None,
+):
+    """回访: one call to the requester. Answered calls record solved? and satisfied?."""
+    now = now or utcnow()
+    check_allowed("record_callback", ticket, actor, expected_version)
+    _require(ticket.requester_phone, "outcome", "诉求人未留电话，无法回访，请直接归档")
+    if outcome == CallbackOutcome.answered:
+        _require(solved is not None, "solved", "接通后须记录是否解决")
+        _require(satisfaction is not None, "satisfaction", "接通后须记录满意度")
+    else:
+        _require(
+            solved is None and satisfaction is None,
+            "outcome",
+            "未接通的回访不能记录解决情况或满意度",
+        )
+    session.add(
+        CallbackAttempt(
+            ticket_id=ticket.id,
+            agent_id=actor.id,
+            attempted_at=now,
+            outcome=outcome,
+            solved=solved,
+            satisfaction=satisfaction,
+            comment=comment,
+        )
+    )
+    before = ticket.status
+    if outcome == CallbackOutcome.answered:
+        ticket.status = S.called_back
+        ticket.callback_solved = solved
+        ticket.callback_satisfaction = satisfaction
+        ticket.callback_comment = comment
+        ticket.callback_at = now
+    payload = {"outcome": outcome.value, "attempt": _attempts(session, ticket)}
+    if solved is not None:
+        payload.update(solved=solved.value, satisfaction=satisfaction.value)
+    return _record(
+        session, ticket, actor, "record_callback", before, reason=comment, payload=payload, now=now
+    )
+
+
+def _attempts(session, ticket, outcome=None):
+    query = sa.select(sa.func.count()).where(CallbackAttempt.ticket_id == ticket.id)
+    if outcome is not None:
+        query = query.where(CallbackAttempt.outcome == outcome)
+    return session.scalar(query)
+
+
+def _unhappy(ticket):
+    return (
+        ticket.callback_solved == Solved.unsolved
+        or ticket.callback_satisfaction == Satisfaction.dissatisfied
+    )
+
+
+def reopen(session, actor, ticket, *, reason, expected_version=None, now=None):
+    """重办: unsolved or dissatisfied — back to the same unit(s) with a new clock."""
+    now = now or utcnow()
+    check_allowed("reopen", ticket, actor, expected_version)
+    reason = _require_reason(reason, "重办理由")
+    if not _unhappy(ticket):
+        raise Conflict("回访结果为已解决且满意，不能重办", code="REOPEN_NOT_NEEDED")
+    before = ticket.status
+    lead = ticket.lead_unit
+    assists = [a.unit for a in ticket.assignments if a.active and a.role == AssignmentRole.assist]
+    payload = _assign(session, ticket, actor, lead, assists, now)
+    ticket.status = S.reopened
+    ticket.reopen_count += 1
+    ticket.result = None
+    ticket.callback_solved = ticket.callback_satisfaction = None
+    ticket.callback_comment = ticket.callback_at = None
+    payload.update(_start_clock(session, ticket, lead, now))
+    payload["reopen_count"] = ticket.reopen_count
+    return _record(
+        session, ticket, actor, "reopen", before, reason=reason, payload=payload, now=now
+    )
+
+
+def close(session, actor, ticket, *, reason=None, expected_version=None, now=None):
+    """归档. From 已回访: a callback agent closes a satisfied ticket; an unhappy one needs a
+    supervisor's reasoned acceptance. From 已办结: only when no callback is possible
+    (no phone, refused, or unreachable after the allowed attempts)."""
+    now = now or utcnow()
+    check_allowed("close", ticket, actor, expected_version)
+    payload = {}
+    if ticket.status == S.called_back:
+        if _unhappy(ticket):
+            if actor.role != Role.supervisor:
+                raise Forbidden(
+                    "回访不满意或未解决的工单须由督办审核员决定重办或归档",
+                    code="SUPERVISOR_DECISION_REQUIRED",
+                )
+            reason = _require_reason(reason, "不重办的理由")
+            payload["accepted_unhappy"] = True
+    else:
+        max_attempts = _setting("CALLBACK_MAX_ATTEMPTS", 3)
+        unreached = _attempts(session, ticket, CallbackOutcome.no_answer) + _attempts(
+            session, ticket, CallbackOutcome.wrong_number
+        )
+        refused = _attempts(session, ticket, CallbackOutcome.refused)
+        if ticket.requester_phone and not refused and unreached < max_attempts:
+            raise Conflict(
+                f"尚未回访：须回访接通，或连续 {max_attempts} 次未接通后方可归档",
+                code="CALLBACK_REQUIRED",
+                details={"unreached_attempts": unreached, "required": max_attempts},
+            )
+        payload["unreachable"] = True
+    before = ticket.status
+    ticket.status = S.closed
+    ticket.closed_at = now
+    _end_assignments(ticket, now)
+    return _record(session, ticket, actor, "close", before, reason=reason, payload=payload, now=now)
+
+
+def exempt(session, actor, ticket, *, exempt=True, reason, expected_version=None, now=None):
+    """考核豁免: a reviewer takes the ticket out of (or back into) scoring, with a reason."""
+    now = now or utcnow()
+    check_allowed("exempt", ticket, actor, expected_version)
+    reason = _require_reason(reason, "豁免理由")
+    if ticket.scoring_exempt == exempt:
+        raise Conflict("工单已是该考核状态", code="EXEMPTION_UNCHANGED")
+    ticket.scoring_exempt = exempt
+    ticket.exempt_reason = reason if exempt else None
+    return _record(
+        session,
+        ticket,
+        actor,
+        "exempt",
+        ticket.status,
+        reason=reason,
+        now=now,
+        payload={"exempt": exempt},
+    )

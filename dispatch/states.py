@@ -1,0 +1,65 @@
+"""The ticket state machine (DOMAIN.md §3): which operation is allowed from which states and
+for which roles. This table is the one place these rules live; operations check it first and
+the tests walk it.
+"""
+
+from dataclasses import dataclass
+
+from hotline.enums import Role as R
+from hotline.enums import TicketStatus as S
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    label: str
+    from_states: frozenset
+    roles: frozenset
+
+
+def _t(name, label, from_states, roles):
+    return Transition(name, label, frozenset(from_states), frozenset(roles))
+
+
+#: States in which a unit holds the ticket.
+IN_HANDLING = {
+    S.dispatched,
+    S.signed,
+    S.contacted,
+    S.return_requested,
+    S.reopened,
+    S.termination_requested,
+}
+#: States no operation leaves (scoring exemption aside).
+FINAL = {S.resolved_at_intake, S.transferred, S.merged, S.terminated, S.closed}
+
+TRANSITIONS = {
+    t.name: t
+    for t in [
+        _t("receive", "受理", [], [R.operator, R.grid_worker]),
+        _t("resolve_at_intake", "直接办结", [S.received], [R.operator, R.dispatcher]),
+        _t("transfer", "转办", [S.received], [R.operator, R.dispatcher]),
+        _t("merge", "并单", [S.received], [R.operator, R.dispatcher]),
+        _t("dispatch", "派单", [S.received], [R.dispatcher]),
+        # Assisting units may sign while the lead works on; the operation checks which.
+        _t("sign", "签收", [S.dispatched, S.reopened, S.signed, S.contacted], [R.unit_handler]),
+        _t("contact", "联系诉求人", [S.signed], [R.unit_handler]),
+        _t("request_return", "退单申请", [S.dispatched, S.signed], [R.unit_handler]),
+        _t("decide_return", "退单审核", [S.return_requested], [R.dispatcher]),
+        _t(
+            "designate",
+            "指定承办",
+            [S.received, S.dispatched, S.signed, S.contacted, S.return_requested, S.reopened],
+            [R.dispatcher],
+        ),
+        _t("request_extension", "延期申请", [S.signed, S.contacted], [R.unit_handler]),
+        _t("decide_extension", "延期审核", [S.signed, S.contacted], [R.dispatcher, R.supervisor]),
+        _t("finish", "办结", [S.signed, S.contacted], [R.unit_handler]),
+        _t("record_callback", "回访", [S.finished], [R.callback_agent]),
+        _t("reopen", "重办", [S.called_back], [R.supervisor]),
+        _t("close", "归档", [S.finished, S.called_back], [R.callback_agent, R.supervisor]),
+        _t("request_termination", "终止申请", [S.signed, S.contacted], [R.unit_handler]),
+        _t("review_termination", "终止审核", [S.termination_requested], [R.supervisor]),
+        _t("exempt", "考核豁免", list(S), [R.supervisor]),
+    ]
+}

@@ -1,0 +1,71 @@
+"""Who is calling: a bearer token (programs) or the login session (browsers).
+
+Browser sessions must echo their CSRF token in ``X-CSRF-Token`` on every unsafe request;
+token calls carry no ambient credential and need none.
+"""
+
+import hashlib
+import hmac
+import secrets
+
+import sqlalchemy as sa
+from flask import g, request, session
+
+from hotline.db import get_session
+from hotline.errors import AuthRequired, Forbidden
+from hotline.models import ApiToken, User
+
+#: Endpoints that work without a user.
+PUBLIC_ENDPOINTS = {"api.login"}
+
+
+def hash_token(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token():
+    return "hl_" + secrets.token_urlsafe(32)
+
+
+def authenticate():
+    g.user = None
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthRequired("Authorization 头格式应为：Bearer <令牌>", code="AUTH_INVALID")
+        g.user = _user_for_token(token.strip())
+        return
+    user_id = session.get("user_id")
+    if user_id is not None:
+        user = get_session().get(User, user_id)
+        if user is not None and user.active:
+            g.user = user
+            if request.method not in {"GET", "HEAD", "OPTIONS"}:
+                expected = session.get("csrf_token", "")
+                given = request.headers.get("X-CSRF-Token", "")
+                if not expected or not hmac.compare_digest(expected, given):
+                    raise Forbidden("缺少或错误的 X-CSRF-Token", code="CSRF_FAILED")
+            return
+        session.clear()
+    if request.endpoint not in PUBLIC_ENDPOINTS:
+        raise AuthRequired("请先登录或提供 API 令牌")
+
+
+def _user_for_token(token):
+    user = (
+        get_session()
+        .scalars(
+            sa.select(User)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+        )
+        .first()
+    )
+    if user is None or not user.active:
+        raise AuthRequired("API 令牌无效或已吊销", code="AUTH_INVALID")
+    return user
+
+
+def current_user():
+    return g.user

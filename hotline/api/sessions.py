@@ -1,0 +1,87 @@
+"""Login, logout, who am I, and API tokens."""
+
+import secrets
+
+import sqlalchemy as sa
+from flask import g, session
+
+from hotline.api import bp, commit, ok
+from hotline.api.auth import hash_token, new_token
+from hotline.api.parsing import Fields, json_body
+from hotline.audit import audit
+from hotline.db import get_session, utcnow
+from hotline.errors import AuthRequired, NotFound
+from hotline.models import ApiToken, User
+
+
+def user_to_dict(user):
+    return {
+        "username": user.username,
+        "name": user.name,
+        "role": user.role.value,
+        "role_label": user.role.label,
+        "unit": {"code": user.unit.code, "name": user.unit.name} if user.unit else None,
+        "grids": [grid.code for grid in user.grids],
+        "district": user.district.code if user.district else None,
+    }
+
+
+@bp.post("/auth/login", endpoint="login")
+def login():
+    fields = Fields(json_body())
+    username = fields.text("username", "用户名", required=True, max_len=64)
+    password = fields.raw("password")
+    if not isinstance(password, str) or not password:
+        fields.errors["password"] = "请填写密码"
+    fields.check()
+    db = get_session()
+    user = db.scalars(sa.select(User).where(User.username == username)).first()
+    if user is None or not user.active or not user.check_password(password):
+        audit(db, None, "auth.login_failed", target=username)
+        commit()
+        raise AuthRequired("用户名或密码错误", code="LOGIN_FAILED")
+    session.clear()
+    session["user_id"] = user.id
+    session["csrf_token"] = secrets.token_urlsafe(32)
+    audit(db, user, "auth.login", target=user.username)
+    commit()
+    return ok({"user": user_to_dict(user), "csrf_token": session["csrf_token"]})
+
+
+@bp.post("/auth/logout")
+def logout():
+    session.clear()
+    return ok({})
+
+
+@bp.get("/me")
+def me():
+    return ok(user_to_dict(g.user))
+
+
+@bp.post("/auth/tokens")
+def create_token():
+    """Issue an API token for the calling user; the token itself is shown only this once."""
+    fields = Fields(json_body())
+    label = fields.text("label", "用途说明", max_len=100) or ""
+    fields.check()
+    token = new_token()
+    db = get_session()
+    row = ApiToken(user_id=g.user.id, token_hash=hash_token(token), label=label)
+    db.add(row)
+    db.flush()
+    audit(db, g.user, "token.create", target=str(row.id), payload={"label": label})
+    commit()
+    return ok({"id": row.id, "token": token, "label": label}, 201)
+
+
+@bp.delete("/auth/tokens/<int:token_id>")
+def revoke_token(token_id):
+    db = get_session()
+    row = db.get(ApiToken, token_id)
+    if row is None or row.user_id != g.user.id or row.revoked_at is not None:
+        raise NotFound("令牌不存在或已吊销", code="TOKEN_NOT_FOUND")
+    row.revoked_at = utcnow()
+    audit(db, g.user, "token.revoke", target=str(row.id))
+    commit()
+    return ok({"id": row.id})

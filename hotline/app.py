@@ -1,0 +1,74 @@
+import os
+import secrets
+
+from flask import Flask, jsonify, request
+
+from hotline import db, events
+from hotline.config import load_config
+
+
+def create_app(config=None):
+    """Build the application. ``config`` overrides every other source (tests use it)."""
+    app = Flask("hotline", instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(load_config(app.instance_path, config))
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret_key(app.instance_path)
+
+    events.init_app(app)
+    db.init_app(app)
+    _register_blueprints(app)
+    _register_index(app)
+    return app
+
+
+def _register_index(app):
+    @app.get("/")
+    def index():
+        return jsonify(
+            {
+                "service": "12345 热线工单系统",
+                "api": "/api/v1",
+                "endpoints": sorted(
+                    {str(rule) for rule in app.url_map.iter_rules() if str(rule).startswith("/api")}
+                ),
+            }
+        )
+
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def not_found(exc):
+        # Routing errors happen before any blueprint is chosen; answer API paths in the envelope.
+        from hotline.api import http_error
+
+        if request.path.startswith("/api/"):
+            return http_error(exc)
+        return exc
+
+
+def _register_blueprints(app):
+    from dispatch.api import bp as tickets_api
+    from hotline.api import bp as api
+
+    api.register_blueprint(tickets_api)
+    app.register_blueprint(api)
+
+
+def _instance_secret_key(instance_path):
+    """A random key kept in the instance folder, so a demo needs no setup and sessions
+    survive restarts. Production sets HOTLINE_SECRET_KEY instead."""
+    path = os.path.join(instance_path, "secret_key")
+    if not os.path.exists(path):
+        # Several workers may start at once: write aside, then link into place atomically.
+        tmp = f"{path}.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    with open(path) as f:
+        return f.read().strip()

@@ -1,0 +1,67 @@
+"""Configuration: one defaults mapping, overridden by an instance file and the environment.
+
+Order of precedence (last wins): ``DEFAULTS`` → ``instance/hotline.cfg`` (Python syntax, UPPER
+names) → ``HOTLINE_*`` environment variables → the mapping passed to ``create_app``.
+"""
+
+import os
+
+DEFAULTS = {
+    #: SQLAlchemy URL. SQLite under instance/ for the demo; PostgreSQL in production.
+    "DATABASE_URL": None,
+    #: Redis URL. When set, ticket events are published there for other processes.
+    "REDIS_URL": None,
+    #: Signs session cookies. Must be set in production (the demo generates one per instance).
+    "SECRET_KEY": None,
+    #: Local time zone of the city: working days and ticket numbers follow it.
+    "TIMEZONE": "Asia/Shanghai",
+    #: Prefix of ticket numbers (the city's code letter).
+    "TICKET_NUMBER_PREFIX": "WF",
+    #: Largest accepted request body in bytes (attachments come through another route).
+    "MAX_CONTENT_LENGTH": 256 * 1024,
+    #: Longest complaint text accepted, in characters.
+    "MAX_TICKET_CONTENT_CHARS": 10_000,
+    #: Page size limits of list endpoints.
+    "DEFAULT_PAGE_SIZE": 20,
+    "MAX_PAGE_SIZE": 200,
+    #: Callback attempts before a requester counts as unreachable (DOMAIN.md §5).
+    "CALLBACK_MAX_ATTEMPTS": 3,
+    #: Redis channel ticket events are published on.
+    "EVENT_CHANNEL": "hotline:events",
+    #: SQLAlchemy engine pool size per process (PostgreSQL).
+    "DATABASE_POOL_SIZE": 5,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+}
+
+#: Keys whose environment value is parsed as an integer.
+_INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}
+_BOOL_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)}
+
+
+def _parse(key, raw):
+    if key in _INT_KEYS:
+        return int(raw)
+    if key in _BOOL_KEYS:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return raw
+
+
+def load_config(instance_path, overrides=None):
+    """Return the effective configuration mapping."""
+    config = dict(DEFAULTS)
+    instance_file = os.path.join(instance_path, "hotline.cfg")
+    if os.path.exists(instance_file):
+        namespace = {}
+        with open(instance_file, encoding="utf-8") as f:
+            exec(compile(f.read(), instance_file, "exec"), namespace)
+        config.update({k: v for k, v in namespace.items() if k.isupper()})
+    for key in DEFAULTS:
+        raw = os.environ.get(f"HOTLINE_{key}")
+        if raw is not None:
+            config[key] = _parse(key, raw)
+    if overrides:
+        config.update(overrides)
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = "sqlite:///" + os.path.join(instance_path, "hotline.sqlite")
+    return config

@@ -1,0 +1,110 @@
+"""Database plumbing: declarative base, portable column types, engine and per-request session."""
+
+import datetime as dt
+
+import sqlalchemy as sa
+from flask import current_app, g
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """A timezone-aware UTC timestamp on every backend (SQLite stores no zone of its own)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+#: JSON that is JSONB on PostgreSQL.
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def enum_column_type(enum_cls):
+    """Store a Python enum by its value as a plain string: portable, and migrations stay simple."""
+    return sa.Enum(
+        enum_cls,
+        native_enum=False,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+def utcnow():
+    return dt.datetime.now(dt.UTC)
+
+
+def make_engine(url, pool_size=5):
+    """Create an engine with the per-backend settings this application relies on."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            # Let SQLAlchemy, not the driver, issue BEGIN (needed for SAVEPOINT and for
+            # BEGIN IMMEDIATE), enforce foreign keys, and use WAL so readers never block writers.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # IMMEDIATE takes the write lock up front: two writers queue on busy_timeout instead
+            # of one failing mid-transaction with "database is locked".
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def init_app(app):
+    engine = make_engine(app.config["DATABASE_URL"], app.config["DATABASE_POOL_SIZE"])
+    app.extensions["hotline.db"] = sessionmaker(
+        bind=engine,
+        expire_on_commit=False,
+        info={"publisher": app.extensions["hotline.events"]},
+    )
+    app.teardown_appcontext(_close_session)
+
+
+def get_session() -> Session:
+    """The session of the current application context (one per request or CLI command)."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["hotline.db"]()
+    return g.db_session
+
+
+def _close_session(_exc):
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()

@@ -1,0 +1,157 @@
+"""Enumerations of the domain, each member with its Chinese label (DOMAIN.md §2)."""
+
+import enum
+
+
+class LabeledEnum(enum.StrEnum):
+    """A string enum whose members carry a Chinese label: ``Member = "value", "标签"``."""
+
+    def __new__(cls, value, label):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+    @classmethod
+    def parse(cls, value):
+        """The member for ``value`` or None (no exception: callers build their own error)."""
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+class AreaLevel(LabeledEnum):
+    district = "district", "区县"
+    street = "street", "街道乡镇"
+    community = "community", "社区村"
+    grid = "grid", "网格"
+
+
+class UnitKind(LabeledEnum):
+    hotline_centre = "hotline_centre", "热线中心"
+    city_department = "city_department", "市直部门"
+    district_government = "district_government", "区政府"
+    street_office = "street_office", "街道乡镇"
+    utility = "utility", "公共服务企业"
+
+
+class Role(LabeledEnum):
+    operator = "operator", "话务员"
+    dispatcher = "dispatcher", "派单员"
+    unit_handler = "unit_handler", "承办人"
+    grid_worker = "grid_worker", "网格员"
+    callback_agent = "callback_agent", "回访员"
+    supervisor = "supervisor", "督办审核员"
+    leader = "leader", "领导"
+    admin = "admin", "系统管理员"
+
+
+class Channel(LabeledEnum):
+    phone = "phone", "电话"
+    web = "web", "网站"
+    wechat = "wechat", "微信"
+    app = "app", "App"
+    mailbox = "mailbox", "市长信箱"
+    grid = "grid", "网格主动发现"
+
+
+class RequestType(LabeledEnum):
+    consult = "consult", "咨询"
+    help = "help", "求助"
+    complaint = "complaint", "投诉"
+    report = "report", "举报"
+    suggestion = "suggestion", "建议"
+    praise = "praise", "表扬"
+
+
+class Urgency(LabeledEnum):
+    emergency = "emergency", "紧急"
+    urgent = "urgent", "加急"
+    normal = "normal", "一般"
+
+
+class TicketStatus(LabeledEnum):
+    received = "received", "已受理"
+    resolved_at_intake = "resolved_at_intake", "直接办结"
+    transferred = "transferred", "已转办"
+    merged = "merged", "已并单"
+    dispatched = "dispatched", "已派单"
+    signed = "signed", "已签收"
+    contacted = "contacted", "已响应"
+    return_requested = "return_requested", "退单待审"
+    termination_requested = "termination_requested", "终止待审"
+    finished = "finished", "已办结"
+    called_back = "called_back", "已回访"
+    reopened = "reopened", "重办"
+    terminated = "terminated", "已终止"
+    closed = "closed", "已归档"
+
+
+class IntakeOutcome(LabeledEnum):
+    """Why a ticket was closed at intake without dispatch (DOMAIN.md §3, six outcomes)."""
+
+    answered = "answered", "首问即答"
+    already_handled = "already_handled", "同一事项已办理且无新情况"
+    secret_or_privacy = "secret_or_privacy", "涉及国家秘密、商业秘密或个人隐私"
+    no_competent_unit = "no_competent_unit", "不属于任何单位职责"
+    unlawful_request = "unlawful_request", "违反法律法规的诉求"
+
+
+class TransferTarget(LabeledEnum):
+    """Where a matter goes instead of 12345: emergency lines or legal channels."""
+
+    police_110 = "110", "110 报警"
+    fire_119 = "119", "119 火警"
+    ambulance_120 = "120", "120 急救"
+    traffic_122 = "122", "122 交通事故"
+    litigation = "litigation", "诉讼"
+    arbitration = "arbitration", "仲裁"
+    discipline = "discipline", "纪检监察"
+    administrative_review = "administrative_review", "行政复议"
+    disclosure = "disclosure", "政府信息公开"
+    petition = "petition", "信访"
+
+
+class AssignmentRole(LabeledEnum):
+    lead = "lead", "主办"
+    assist = "assist", "协办"
+    copy = "copy", "抄送"
+
+
+class ReturnReason(LabeledEnum):
+    wrong_territory = "wrong_territory", "属地不符"
+    ownership_unclear = "ownership_unclear", "权属不清"
+    overlapping_duties = "overlapping_duties", "职能交叉"
+    not_our_duty = "not_our_duty", "非本单位职责"
+
+
+class DecisionStatus(LabeledEnum):
+    pending = "pending", "待审核"
+    approved = "approved", "同意"
+    rejected = "rejected", "驳回"
+
+
+class LimitUnit(LabeledEnum):
+    minutes = "minutes", "分钟"
+    hours = "hours", "小时"
+    working_days = "working_days", "工作日"
+
+
+class CallbackOutcome(LabeledEnum):
+    answered = "answered", "接通"
+    no_answer = "no_answer", "无人接听"
+    refused = "refused", "拒绝回访"
+    wrong_number = "wrong_number", "号码错误"
+
+
+class Solved(LabeledEnum):
+    solved = "solved", "解决"
+    partly = "partly", "部分解决"
+    unsolved = "unsolved", "未解决"
+
+
+class Satisfaction(LabeledEnum):
+    satisfied = "satisfied", "满意"
+    basically = "basically", "基本满意"
+    dissatisfied = "dissatisfied", "不满意"

@@ -1,0 +1,55 @@
+"""Errors with a stable code for programs and a Chinese message for people.
+
+Every refusal the application makes is one of these; the API turns them into its error
+envelope ``{"success": false, "error": {"code", "message", "details"}}``.
+"""
+
+
+class HotlineError(Exception):
+    status = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message, *, code=None, details=None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details or {}
+
+    def to_dict(self):
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class ValidationFailed(HotlineError):
+    """The request is well-formed but its values are not acceptable; ``details`` maps each
+    offending field to its message."""
+
+    status = 422
+    code = "VALIDATION_FAILED"
+
+
+class AuthRequired(HotlineError):
+    status = 401
+    code = "AUTH_REQUIRED"
+
+
+class Forbidden(HotlineError):
+    status = 403
+    code = "FORBIDDEN"
+
+
+class NotFound(HotlineError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(HotlineError):
+    """The ticket is not in a state that allows the operation, or changed meanwhile."""
+
+    status = 409
+    code = "CONFLICT"
+
+
+class PayloadTooLarge(HotlineError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"

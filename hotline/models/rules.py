@@ -1,0 +1,56 @@
+"""Admin-tunable rules: the routing catalogue and the SLA policy table."""
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hotline.db import Base, enum_column_type
+from hotline.enums import LimitUnit, RequestType, Urgency
+from hotline.models.areas import Area
+from hotline.models.categories import Category
+from hotline.models.units import Unit
+
+
+class RoutingRule(Base):
+    """One line of the dispatch catalogue (派单目录): category × area → unit.
+
+    A rule on a category covers its descendants; a rule with no area covers the whole city.
+    The most specific category wins, then the most specific area.
+    """
+
+    __tablename__ = "routing_rules"
+    __table_args__ = (sa.UniqueConstraint("category_id", "area_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    category_id: Mapped[int] = mapped_column(sa.ForeignKey("categories.id"))
+    area_id: Mapped[int | None] = mapped_column(sa.ForeignKey("areas.id"))
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("units.id"))
+
+    category: Mapped[Category] = relationship()
+    area: Mapped[Area | None] = relationship()
+    unit: Mapped[Unit] = relationship()
+
+
+class SlaPolicy(Base):
+    """Time limits for tickets matching category / request type / urgency (DOMAIN.md §4).
+
+    Empty match columns match anything; the most specific matching row applies.
+    """
+
+    __tablename__ = "sla_policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    category_id: Mapped[int | None] = mapped_column(sa.ForeignKey("categories.id"))
+    request_type: Mapped[RequestType | None] = mapped_column(enum_column_type(RequestType))
+    urgency: Mapped[Urgency | None] = mapped_column(enum_column_type(Urgency))
+    sign_amount: Mapped[int]
+    sign_unit: Mapped[LimitUnit] = mapped_column(enum_column_type(LimitUnit))
+    contact_amount: Mapped[int]
+    contact_unit: Mapped[LimitUnit] = mapped_column(enum_column_type(LimitUnit))
+    finish_amount: Mapped[int]
+    finish_unit: Mapped[LimitUnit] = mapped_column(enum_column_type(LimitUnit))
+    callback_amount: Mapped[int]
+    callback_unit: Mapped[LimitUnit] = mapped_column(enum_column_type(LimitUnit))
+    active: Mapped[bool] = mapped_column(default=True)
+
+    category: Mapped[Category | None] = relationship()

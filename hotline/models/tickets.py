@@ -1,0 +1,213 @@
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hotline.db import Base, JSONType, UTCDateTime, enum_column_type, utcnow
+from hotline.enums import (
+    AssignmentRole,
+    CallbackOutcome,
+    Channel,
+    DecisionStatus,
+    IntakeOutcome,
+    RequestType,
+    ReturnReason,
+    Satisfaction,
+    Solved,
+    TicketStatus,
+    TransferTarget,
+    Urgency,
+)
+from hotline.models.areas import Area
+from hotline.models.categories import Category
+from hotline.models.units import Unit
+from hotline.models.users import User
+
+
+class Ticket(Base):
+    """A work order (工单): one citizen request from intake to archive."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        sa.UniqueConstraint("created_by_id", "idempotency_key"),
+        sa.Index("ix_tickets_status_received_at", "status", "received_at"),
+        sa.Index("ix_tickets_lead_unit_status", "lead_unit_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Public ticket number (工单编号): prefix + local date + id.
+    number: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
+    channel: Mapped[Channel] = mapped_column(enum_column_type(Channel))
+    request_type: Mapped[RequestType] = mapped_column(enum_column_type(RequestType))
+    category_id: Mapped[int | None] = mapped_column(sa.ForeignKey("categories.id"), index=True)
+    urgency: Mapped[Urgency] = mapped_column(enum_column_type(Urgency))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    content: Mapped[str] = mapped_column(sa.Text)
+    requester_name: Mapped[str | None] = mapped_column(sa.String(64))
+    requester_phone: Mapped[str | None] = mapped_column(sa.String(20), index=True)
+    address: Mapped[str | None] = mapped_column(sa.String(300))
+    #: Most specific resolved area (grid, community, street or district).
+    area_id: Mapped[int | None] = mapped_column(sa.ForeignKey("areas.id"), index=True)
+    lng: Mapped[float | None]
+    lat: Mapped[float | None]
+    status: Mapped[TicketStatus] = mapped_column(enum_column_type(TicketStatus))
+    lead_unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("units.id"))
+
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When the current clock started (dispatch, redispatch or reopen).
+    clock_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sign_due: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    contact_due: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finish_due: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    callback_due: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The SLA policy row the deadlines were computed from.
+    sla_policy_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sla_policies.id"))
+
+    signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    contacted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Result reported by the lead unit (办理结果), or the answer given at intake.
+    result: Mapped[str | None] = mapped_column(sa.Text)
+
+    intake_outcome: Mapped[IntakeOutcome | None] = mapped_column(enum_column_type(IntakeOutcome))
+    transfer_target: Mapped[TransferTarget | None] = mapped_column(enum_column_type(TransferTarget))
+    merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tickets.id"), index=True)
+
+    callback_solved: Mapped[Solved | None] = mapped_column(enum_column_type(Solved))
+    callback_satisfaction: Mapped[Satisfaction | None] = mapped_column(
+        enum_column_type(Satisfaction)
+    )
+    callback_comment: Mapped[str | None] = mapped_column(sa.Text)
+    callback_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Times the ticket went back to its unit after callback (重办).
+    reopen_count: Mapped[int] = mapped_column(default=0)
+
+    #: Reviewer's decision to leave the ticket out of scoring (考核豁免).
+    scoring_exempt: Mapped[bool] = mapped_column(default=False)
+    exempt_reason: Mapped[str | None] = mapped_column(sa.String(500))
+
+    created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    #: Client-chosen key making create idempotent, with a digest of the request it came with.
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(100))
+    request_digest: Mapped[str | None] = mapped_column(sa.String(64))
+    #: Optimistic-concurrency counter, bumped by every change.
+    version: Mapped[int] = mapped_column(default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    category: Mapped[Category | None] = relationship()
+    area: Mapped[Area | None] = relationship()
+    lead_unit: Mapped[Unit | None] = relationship()
+    created_by: Mapped[User] = relationship()
+    merged_into: Mapped["Ticket | None"] = relationship(remote_side=[id])
+    assignments: Mapped[list["Assignment"]] = relationship(
+        back_populates="ticket", order_by="Assignment.id"
+    )
+
+    def active_assignment(self, unit_id, role=None):
+        for a in self.assignments:
+            if a.active and a.unit_id == unit_id and (role is None or a.role == role):
+                return a
+        return None
+
+    @property
+    def lead_assignment(self):
+        for a in self.assignments:
+            if a.active and a.role == AssignmentRole.lead:
+                return a
+        return None
+
+    def __repr__(self):
+        return f"<Ticket {self.number} {self.status}>"
+
+
+class Assignment(Base):
+    """One unit's part in a ticket (主办 / 协办 / 抄送), from dispatch until replaced."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (sa.Index("ix_assignments_unit_active", "unit_id", "active"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("tickets.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("units.id"))
+    role: Mapped[AssignmentRole] = mapped_column(enum_column_type(AssignmentRole))
+    #: False once the unit no longer holds the ticket (return upheld, redispatch).
+    active: Mapped[bool] = mapped_column(default=True)
+    #: Designated by the hotline (指定): the unit may not return the ticket.
+    designated: Mapped[bool] = mapped_column(default=False)
+    dispatched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    dispatched_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    signed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    contacted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    return_reason: Mapped[ReturnReason | None] = mapped_column(enum_column_type(ReturnReason))
+    return_note: Mapped[str | None] = mapped_column(sa.String(1000))
+    return_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    return_status: Mapped[DecisionStatus | None] = mapped_column(enum_column_type(DecisionStatus))
+
+    ticket: Mapped[Ticket] = relationship(back_populates="assignments")
+    unit: Mapped[Unit] = relationship()
+
+
+class TicketEvent(Base):
+    """Append-only history of a ticket: one row per transition (database triggers refuse
+    UPDATE and DELETE)."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("tickets.id"), index=True)
+    #: Name of the operation (receive, dispatch, sign …).
+    action: Mapped[str] = mapped_column(sa.String(32))
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    actor_role: Mapped[str | None] = mapped_column(sa.String(32))
+    #: The unit on whose behalf the actor acted, if any.
+    unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("units.id"))
+    from_status: Mapped[str | None] = mapped_column(sa.String(32))
+    to_status: Mapped[str] = mapped_column(sa.String(32))
+    reason: Mapped[str | None] = mapped_column(sa.String(1000))
+    payload: Mapped[dict] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    actor: Mapped[User | None] = relationship()
+    unit: Mapped[Unit | None] = relationship()
+
+
+class Extension(Base):
+    """An extension request (延期申请) and the hotline's decision."""
+
+    __tablename__ = "extensions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("tickets.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(sa.ForeignKey("units.id"))
+    requested_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[str] = mapped_column(sa.String(1000))
+    #: Extra working days asked for.
+    days: Mapped[int]
+    status: Mapped[DecisionStatus] = mapped_column(enum_column_type(DecisionStatus))
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str | None] = mapped_column(sa.String(1000))
+    old_finish_due: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    new_finish_due: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class CallbackAttempt(Base):
+    """One callback call (回访) to the requester."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("tickets.id"), index=True)
+    agent_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
+    attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[CallbackOutcome] = mapped_column(enum_column_type(CallbackOutcome))
+    solved: Mapped[Solved | None] = mapped_column(enum_column_type(Solved))
+    satisfaction: Mapped[Satisfaction | None] = mapped_column(enum_column_type(Satisfaction))
+    comment: Mapped[str | None] = mapped_column(sa.String(2000))

@@ -1,0 +1,211 @@
+"""Test fixtures.
+
+The suite runs on SQLite by default and on PostgreSQL when ``HOTLINE_TEST_DATABASE_URL`` is set
+(CI sets it, and ``HOTLINE_REDIS_URL`` too). The database is migrated and seeded once per run;
+each test then runs inside a transaction that is rolled back (the app's commits become
+savepoints), so tests see the seed data and never each other's. Tests that need real commits
+from several connections (races) use ``committed_app`` instead.
+"""
+
+import os
+import sqlite3
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
+
+from hotline import create_app, migrate, seed
+from hotline.api.auth import hash_token
+from hotline.db import make_engine
+from hotline.models import ApiToken, Ticket, User
+
+POSTGRES_URL = os.environ.get("HOTLINE_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("HOTLINE_REDIS_URL")
+PASSWORD = "demo-12345"
+
+#: Tables the tests write to; reference data (areas, units, …) stays as seeded.
+MUTABLE_TABLES = [
+    "ticket_events", "callback_attempts", "extensions", "assignments", "tickets",
+    "api_tokens", "audit_log",
+]
+
+
+def is_postgres(url):
+    return url.startswith("postgresql")
+
+
+def reset_postgres(url):
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    if POSTGRES_URL:
+        url = POSTGRES_URL
+        reset_postgres(url)
+    else:
+        url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "hotline.sqlite")
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    with sessionmaker(bind=engine)() as session:
+        seed.load_all(session)
+        session.commit()
+    engine.dispose()
+    return url
+
+
+def _config(url, **extra):
+    config = {
+        "DATABASE_URL": url,
+        "SECRET_KEY": "test-secret",
+        "TESTING": True,
+        "REDIS_URL": REDIS_URL,
+    }
+    config.update(extra)
+    return config
+
+
+@pytest.fixture(scope="session")
+def app(database_url):
+    return create_app(_config(database_url))
+
+
+@pytest.fixture
+def db(app):
+    """A session on a connection whose transaction is rolled back after the test.
+
+    The application's own sessions are bound to the same connection, so requests made through
+    ``client`` see what the test wrote and vice versa.
+    """
+    original = app.extensions["hotline.db"]
+    connection = original.kw["bind"].connect()
+    transaction = connection.begin()
+    factory = sessionmaker(
+        bind=connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+        info=original.kw["info"],
+    )
+    app.extensions["hotline.db"] = factory
+    session = factory()
+    ctx = app.app_context()
+    ctx.push()
+    try:
+        yield session
+    finally:
+        ctx.pop()
+        session.close()
+        app.extensions["hotline.db"] = original
+        transaction.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def client(app, db):
+    return app.test_client()
+
+
+@pytest.fixture
+def user(db):
+    """``user("dispatcher")`` → the seeded User of that name."""
+
+    def get(username):
+        return db.scalars(sa.select(User).where(User.username == username)).one()
+
+    return get
+
+
+class Api:
+    """A test client speaking for one user through a bearer token."""
+
+    def __init__(self, client, token):
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path, **kwargs):
+        return self.client.get("/api/v1" + path, headers=self.headers, **kwargs)
+
+    def post(self, path, json=None, headers=None, **kwargs):
+        return self.client.post(
+            "/api/v1" + path, json=json, headers={**self.headers, **(headers or {})}, **kwargs
+        )
+
+
+def _token_for(session, user):
+    token = "test_" + uuid.uuid4().hex
+    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), label="test"))
+    session.flush()
+    return token
+
+
+@pytest.fixture
+def api(client, db, user):
+    """``api("operator")`` → an Api client authenticated as that seeded user."""
+    cache = {}
+
+    def get(username):
+        if username not in cache:
+            cache[username] = Api(client, _token_for(db, user(username)))
+        return cache[username]
+
+    return get
+
+
+@pytest.fixture
+def committed_app(app, database_url, tmp_path):
+    """An app whose transactions really commit, on a database of its own for this test."""
+    if is_postgres(database_url):
+        yield app
+        engine = app.extensions["hotline.db"].kw["bind"]
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} RESTART IDENTITY CASCADE")
+            )
+            conn.execute(sa.text("DELETE FROM users WHERE username LIKE 'race_%'"))
+        return
+    copy = tmp_path / "copy.sqlite"
+    source = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+    target = sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.close()
+    fresh = create_app(_config(f"sqlite:///{copy}"))
+    yield fresh
+    fresh.extensions["hotline.db"].kw["bind"].dispose()
+
+
+def make_ticket(session, operator, **overrides):
+    """A received ticket created through the real operation."""
+    from dispatch import operations
+    from hotline.enums import Channel, RequestType, Urgency
+    from hotline.models import Area, Category
+
+    values = {
+        "channel": Channel.phone,
+        "request_type": RequestType.complaint,
+        "urgency": Urgency.normal,
+        "title": "小区门口路灯不亮",
+        "content": "市民来电反映，小区门口路灯连续一周不亮，晚上出行不便，希望尽快维修。",
+        "requester_name": "王先生",
+        "requester_phone": "13805360001",
+        "address": "奎文区东关街道胜利东街100号",
+    }
+    values.update(overrides)
+    if isinstance(values.get("category"), str):
+        values["category"] = session.scalars(
+            sa.select(Category).where(Category.code == values["category"])
+        ).one()
+    if isinstance(values.get("area"), str):
+        values["area"] = session.scalars(sa.select(Area).where(Area.code == values["area"])).one()
+    ticket, _ = operations.receive(session, operator, **values)
+    session.flush()
+    return ticket
+
+
+def ticket_count(session):
+    return session.scalar(sa.select(sa.func.count()).select_from(Ticket))
