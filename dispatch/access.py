@@ -54,7 +54,7 @@ def mask_phone(phone):
     """138****5678: enough to recognise a caller, not to call them."""
     if not phone:
         return phone
-    if len(phone) <= 4:
+    if len(phone) <= 6:  # 95598: keeping 2 + 4 digits would show every digit
         return "*" * len(phone)
     keep = 3 if len(phone) >= 11 else 2
     return phone[:keep] + "*" * (len(phone) - keep - 4) + phone[-4:]

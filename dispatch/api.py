@@ -292,12 +292,16 @@ def list_tickets():
     if args.get("category"):
         query = query.where(
             Ticket.category_id.in_(
-                sa.select(Category.id).where(Category.code.startswith(args["category"]))
+                sa.select(Category.id).where(
+                    Category.code.startswith(args["category"], autoescape=True)
+                )
             )
         )
     if args.get("area"):
         query = query.where(
-            Ticket.area_id.in_(sa.select(Area.id).where(Area.code.startswith(args["area"])))
+            Ticket.area_id.in_(
+                sa.select(Area.id).where(Area.code.startswith(args["area"], autoescape=True))
+            )
         )
     if args.get("unit"):
         query = query.where(
@@ -314,6 +318,11 @@ def list_tickets():
                 continue
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=ZoneInfo(config["TIMEZONE"]))
+            try:
+                moment.astimezone(dt.UTC)  # 0001-01-01 or 9999-12-31 may leave the calendar in UTC
+            except OverflowError:
+                errors[name] = "日期超出范围"
+                continue
             query = query.where(getattr(Ticket.received_at, op)(moment))
     if args.get("q"):
         pattern = (
@@ -356,8 +365,12 @@ def _positive_int(args, name, default, errors):
     raw = args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    # ASCII only: "²".isdigit() is true but int("²") fails.
+    if not (raw.isascii() and raw.isdigit()) or not raw.strip("0"):
         errors[name] = "须为正整数"
+        return None
+    if len(raw.lstrip("0")) > 9:  # keeps int() and the SQL OFFSET within range
+        errors[name] = "不能超过 999999999"
         return None
     return int(raw)
 

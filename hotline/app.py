@@ -3,8 +3,13 @@ import secrets
 
 from flask import Flask, jsonify, request
 
+from dispatch.api import bp as tickets_api
 from hotline import db, events
+from hotline.api import bp as api
 from hotline.config import load_config
+
+#: The API's blueprints, nested once so that they share its auth and error envelope.
+api.register_blueprint(tickets_api)
 
 
 def create_app(config=None):
@@ -47,10 +52,6 @@ def _register_index(app):
 
 
 def _register_blueprints(app):
-    from dispatch.api import bp as tickets_api
-    from hotline.api import bp as api
-
-    api.register_blueprint(tickets_api)
     app.register_blueprint(api)
 
 

@@ -6,18 +6,31 @@ Success: ``{"success": true, "data": …}``; failure: ``{"success": false, "erro
 
 import logging
 
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, g, jsonify, request
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from hotline.api import auth
 from hotline.db import get_session
-from hotline.errors import HotlineError
+from hotline.errors import HotlineError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(auth.authenticate)
+
+
+@bp.before_request
+def _refuse_nul_in_url():
+    """PostgreSQL text cannot hold U+0000: refuse it in query parameters and path segments
+    here instead of failing in the database with a 500."""
+    for name, value in [*request.args.items(multi=True), *(request.view_args or {}).items()]:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationFailed(
+                f"参数“{name}”包含不可见控制字符（U+0000）",
+                details={name: "包含不可见控制字符（U+0000）"},
+            )
+
 
 _HTTP_CODES = {
     400: ("BAD_REQUEST", "请求格式有误"),

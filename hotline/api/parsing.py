@@ -8,7 +8,8 @@ from flask import request
 
 from hotline.errors import HotlineError, ValidationFailed
 
-_PHONE = re.compile(r"^(?:1[3-9]\d{9}|0\d{9,11}|\d{7,8}|9\d{4})$")
+#: ASCII digits only: a str pattern's \d also matches full-width and other Unicode digits.
+_PHONE = re.compile(r"^(?:1[3-9]\d{9}|0\d{9,11}|\d{7,8}|9\d{4})$", re.ASCII)
 _CODE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 
 
@@ -30,6 +31,12 @@ def json_body():
     except json.JSONDecodeError as exc:
         raise HotlineError(
             f"请求体不是有效的 JSON：第 {exc.lineno} 行第 {exc.colno} 列", code="INVALID_JSON"
+        ) from None
+    except (ValueError, RecursionError):
+        # Numbers of more than 4300 digits (ValueError) or nesting deeper than the recursion
+        # limit: still a malformed request, not a server error.
+        raise HotlineError(
+            "请求体不是有效的 JSON：数字过长或嵌套过深", code="INVALID_JSON"
         ) from None
     if not isinstance(data, dict):
         raise HotlineError("请求体须为 JSON 对象", code="INVALID_JSON")

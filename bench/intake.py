@@ -1,0 +1,255 @@
+"""Intake benchmark: tickets created through the real HTTP API, gunicorn on PostgreSQL.
+
+Sets up a fresh PostgreSQL database (migrate + seed), starts gunicorn with several workers,
+then several client processes post realistic calls (``hotline.simulate.CallGenerator``) over
+keep-alive connections for a fixed time. Prints a table; ``--json PATH`` writes
+``{"tickets_per_s", "p50_ms", "p99_ms", "errors", "tickets"}`` (plus details).
+
+    python bench/intake.py                      # 30 s, 2 workers × 8 threads, 16 clients
+    python bench/intake.py --seconds 60 --json bench/results/intake.json
+"""
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hotline import migrate, seed  # noqa: E402
+from hotline.api.auth import hash_token  # noqa: E402
+from hotline.db import make_engine  # noqa: E402
+from hotline.enums import Role  # noqa: E402
+from hotline.models import ApiToken, Ticket, User  # noqa: E402
+from hotline.simulate import CallGenerator  # noqa: E402
+
+DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def fresh_database(admin_url, name):
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def prepare(url):
+    """Migrate, seed, and make a bench operator; returns its API token."""
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    with sessionmaker(bind=engine)() as session:
+        seed.load_all(session)
+        user = User(username=f"bench_{uuid.uuid4().hex[:6]}", name="压测坐席", role=Role.operator)
+        user.set_password(uuid.uuid4().hex)
+        session.add(user)
+        session.flush()
+        token = "bench_" + uuid.uuid4().hex
+        session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), label="bench"))
+        session.commit()
+    engine.dispose()
+    return token
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url, port, workers, threads):
+    env = dict(os.environ, HOTLINE_DATABASE_URL=url, HOTLINE_SECRET_KEY=uuid.uuid4().hex)
+    env.pop("HOTLINE_REDIS_URL", None)
+    command = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "--workers", str(workers),
+        "--worker-class", "gthread",
+        "--threads", str(threads),
+        "--bind", f"127.0.0.1:{port}",
+        "--log-level", "warning",
+        "hotline:create_app()",
+    ]
+    server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/")
+            if conn.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise RuntimeError("gunicorn did not start")
+
+
+def client_process(port, token, bodies, start_at, stop_at, threads, queue):
+    """One client process: ``threads`` keep-alive connections posting until ``stop_at``."""
+    import threading
+
+    latencies = []
+    errors = []
+    lock = threading.Lock()
+
+    def loop(index):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        mine, bad = [], []
+        i = index
+        while time.time() < start_at:
+            time.sleep(0.001)
+        while time.time() < stop_at:
+            body = bodies[i % len(bodies)]
+            i += threads
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": uuid.uuid4().hex,
+            }
+            began = time.perf_counter()
+            try:
+                conn.request("POST", "/api/v1/tickets", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                elapsed = time.perf_counter() - began
+                if response.status == 201:
+                    mine.append(elapsed)
+                else:
+                    bad.append(response.status)
+            except (OSError, http.client.HTTPException) as exc:
+                bad.append(type(exc).__name__)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        with lock:
+            latencies.extend(mine)
+            errors.extend(bad)
+
+    workers = [threading.Thread(target=loop, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    queue.put((latencies, errors))
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def run(args):
+    url = args.database_url or fresh_database(args.admin_url, "hotline_bench_intake")
+    token = prepare(url)
+    generator = CallGenerator()
+    bodies = [json.dumps(generator.call(), ensure_ascii=False).encode() for _ in range(2000)]
+    port = free_port()
+    server = start_server(url, port, args.workers, args.threads)
+    try:
+        # Warm-up: connections, caches, the first requests of every worker.
+        warm = multiprocessing.Queue()
+        now = time.time()
+        client_process(port, token, bodies, now, now + args.warmup, 4, warm)
+        warm.get()
+
+        queue = multiprocessing.Queue()
+        start_at = time.time() + 1.0
+        stop_at = start_at + args.seconds
+        per_process = max(1, args.clients // args.client_processes)
+        processes = [
+            multiprocessing.Process(
+                target=client_process,
+                args=(port, token, bodies, start_at, stop_at, per_process, queue),
+            )
+            for _ in range(args.client_processes)
+        ]
+        for p in processes:
+            p.start()
+        latencies, errors = [], []
+        for _ in processes:
+            got, bad = queue.get()
+            latencies.extend(got)
+            errors.extend(bad)
+        for p in processes:
+            p.join()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(Ticket)).scalar()
+    engine.dispose()
+    ok = len(latencies)
+    result = {
+        "tickets": ok,
+        "tickets_per_s": round(ok / args.seconds, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2) if ok else None,
+        "p90_ms": round(percentile(latencies, 0.90) * 1000, 2) if ok else None,
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if ok else None,
+        "max_ms": round(max(latencies) * 1000, 2) if ok else None,
+        "errors": len(errors),
+        "error_kinds": sorted({str(e) for e in errors}),
+        "stored_in_database": stored,
+        "seconds": args.seconds,
+        "clients": per_process * args.client_processes,
+        "gunicorn": f"{args.workers} workers × {args.threads} threads (gthread)",
+    }
+    return result
+
+
+def print_table(r):
+    rows = [
+        ("tickets created", r["tickets"]),
+        ("duration (s)", r["seconds"]),
+        ("concurrent clients", r["clients"]),
+        ("server", r["gunicorn"]),
+        ("tickets/s", r["tickets_per_s"]),
+        ("latency p50 (ms)", r["p50_ms"]),
+        ("latency p90 (ms)", r["p90_ms"]),
+        ("latency p99 (ms)", r["p99_ms"]),
+        ("latency max (ms)", r["max_ms"]),
+        ("errors", r["errors"]),
+        ("tickets in database (incl. warm-up)", r["stored_in_database"]),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print(f"| {'metric'.ljust(width)} | value |")
+    print(f"|{'-' * (width + 2)}|-------|")
+    for name, value in rows:
+        print(f"| {name.ljust(width)} | {value} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--database-url", help="an empty PostgreSQL database (default: fresh one)")
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    result = run(args)
+    print_table(result)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0 if result["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

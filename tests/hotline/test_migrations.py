@@ -1,0 +1,110 @@
+"""The same migrations upgrade and downgrade cleanly on SQLite and PostgreSQL, and match the
+models exactly."""
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from hotline import migrate
+from hotline.db import Base
+from tests.conftest import POSTGRES_URL
+
+EXPECTED_TABLES = {
+    "alembic_version", "api_tokens", "areas", "assignments", "audit_log", "callback_attempts",
+    "categories", "extensions", "routing_rules", "sla_policies", "ticket_events", "tickets",
+    "unit_areas", "units", "user_grids", "users",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def scratch_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.sqlite'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL not configured: set HOTLINE_TEST_DATABASE_URL")
+    name = f"hotline_migrations_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    sa.create_engine(url).dispose()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _tables(url):
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_downgrade_upgrade(scratch_url):
+    migrate.upgrade(scratch_url)
+    assert _tables(scratch_url) == EXPECTED_TABLES
+    migrate.downgrade(scratch_url, "0001")
+    migrate.downgrade(scratch_url, "base")
+    assert _tables(scratch_url) <= {"alembic_version"}
+    migrate.upgrade(scratch_url)
+    assert _tables(scratch_url) == EXPECTED_TABLES
+
+
+def test_models_match_migrations(scratch_url):
+    migrate.upgrade(scratch_url)
+    engine = sa.create_engine(scratch_url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_events_are_append_only(scratch_url):
+    migrate.upgrade(scratch_url)
+    engine = sa.create_engine(scratch_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO units (code, name, kind, always_on, active) "
+                "VALUES ('U-X', 'x', 'utility', false, true)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (username, name, password_hash, role, active, created_at) "
+                "VALUES ('u', 'u', 'x', 'operator', true, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO tickets (channel, request_type, urgency, title, content, status, "
+                "received_at, reopen_count, scoring_exempt, created_by_id, version, updated_at) "
+                "VALUES ('phone', 'help', 'normal', 't', 'c', 'received', CURRENT_TIMESTAMP, 0, "
+                "false, 1, 1, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO ticket_events (ticket_id, action, to_status, payload, created_at) "
+                "VALUES (1, 'receive', 'received', '{}', CURRENT_TIMESTAMP)"
+            )
+        )
+    for statement in (
+        "UPDATE ticket_events SET action = 'forged'",
+        "DELETE FROM ticket_events",
+    ):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            with engine.begin() as conn:
+                conn.execute(sa.text(statement))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT action FROM ticket_events")).scalars().all() == [
+            "receive"
+        ]
+    engine.dispose()
