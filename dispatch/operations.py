@@ -98,12 +98,22 @@ def _own_assignment(ticket, actor, role=None):
 
 
 def _record(
-    session, ticket, actor, name, from_status, *, reason=None, payload=None, unit_id=None, now
+    session,
+    ticket,
+    actor,
+    name,
+    from_status,
+    *,
+    reason=None,
+    payload=None,
+    unit_id=None,
+    now,
+    publish=True,
 ):
     """Append the event of one transition and mark the ticket changed (bumps its version)."""
     ticket.updated_at = now
     event = TicketEvent(
-        ticket_id=ticket.id,
+        ticket=ticket,
         action=name,
         actor_id=actor.id if actor else None,
         actor_role=actor.role.value if actor else None,
@@ -116,13 +126,20 @@ def _record(
     )
     session.add(event)
     session.flush()
+    if publish:
+        _publish(session, ticket, name, from_status, now)
+    return event
+
+
+def _publish(session, ticket, name, from_status, now):
+    """Queue the real-time message of a transition (sent after commit; no personal data)."""
     events.queue(
         session,
         {
             "type": f"ticket.{name}",
             "ticket": ticket.number,
             "status": ticket.status.value,
-            "from_status": event.from_status,
+            "from_status": from_status.value if from_status else None,
             "channel": ticket.channel.value,
             "request_type": ticket.request_type.value,
             "area": ticket.area.code if ticket.area else None,
@@ -130,7 +147,6 @@ def _record(
             "at": now.isoformat(),
         },
     )
-    return event
 
 
 def _start_clock(session, ticket, lead_unit, now):
@@ -208,10 +224,23 @@ def _status_before_request(ticket):
     return S.dispatched
 
 
+def _number_prefix(moment):
+    day = moment.astimezone(ZoneInfo(_setting("TIMEZONE", "Asia/Shanghai"))).strftime("%Y%m%d")
+    return f"{_setting('TICKET_NUMBER_PREFIX', 'WF')}{day}"
+
+
 def _number(ticket):
-    tz = _setting("TIMEZONE", "Asia/Shanghai")
-    day = ticket.received_at.astimezone(ZoneInfo(tz)).strftime("%Y%m%d")
-    return f"{_setting('TICKET_NUMBER_PREFIX', 'WF')}{day}{ticket.id:08d}"
+    """工单编号: prefix + local date + serial. SQLite takes the serial from the id after insert."""
+    return f"{_number_prefix(ticket.received_at)}{ticket.id:08d}"
+
+
+def _number_from_sequence(session, now):
+    """On PostgreSQL the serial comes from ``ticket_number_seq`` inside the INSERT itself,
+    saving the UPDATE that SQLite needs; None elsewhere."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    serial = sa.func.lpad(sa.cast(sa.func.nextval("ticket_number_seq"), sa.Text), 8, "0")
+    return sa.literal(_number_prefix(now)) + serial
 
 
 # -- intake -----------------------------------------------------------------------------------
@@ -254,10 +283,6 @@ def receive(
         raise Forbidden(
             f"“{actor.role.label}”角色无权执行“{transition.label}”操作", code="ROLE_NOT_ALLOWED"
         )
-    if idempotency_key:
-        existing = _ticket_for_key(session, actor, idempotency_key, digest)
-        if existing is not None:
-            return existing, False
     if actor.role == Role.grid_worker:
         # 主动发现: a grid worker reports what they find in their own grids.
         _require(channel == Channel.grid, "channel", "网格员上报的渠道必须为“网格主动发现”")
@@ -290,25 +315,32 @@ def receive(
         request_digest=digest,
     )
     session.add(ticket)
+    sequence_number = _number_from_sequence(session, now)
+    if sequence_number is not None:
+        ticket.number = sequence_number
     try:
-        session.flush()
+        # No look-up first: the unique (creator, key) constraint settles retries and races in
+        # one round trip, and the common case (a new request) pays nothing for idempotency.
+        _record(
+            session,
+            ticket,
+            actor,
+            "receive",
+            None,
+            now=now,
+            payload={"channel": channel.value, "request_type": request_type.value},
+            publish=False,
+        )
     except IntegrityError:
-        # Another request with the same key won the race: answer with its ticket.
         session.rollback()
-        existing = _ticket_for_key(session, actor, idempotency_key, digest)
-        if existing is None:
+        existing = idempotency_key and _ticket_for_key(session, actor, idempotency_key, digest)
+        if not existing:
             raise
         return existing, False
-    ticket.number = _number(ticket)
-    _record(
-        session,
-        ticket,
-        actor,
-        "receive",
-        None,
-        now=now,
-        payload={"channel": channel.value, "request_type": request_type.value},
-    )
+    if ticket.number is None:
+        ticket.number = _number(ticket)
+        session.flush()
+    _publish(session, ticket, "receive", None, now)
     return ticket, True
 
 
@@ -496,6 +528,7 @@ def request_return(session, actor, ticket, *, return_reason, note, expected_vers
     assignment = _own_assignment(ticket, actor, AssignmentRole.lead)
     if assignment.designated:
         raise Conflict("该工单由热线指定承办，不能退单", code="DESIGNATED_NO_RETURN")
+    _require(return_reason is not None, "return_reason", "请选择退单原因")
     note = _require_reason(note, "退单说明")
     before = ticket.status
     assignment.return_reason = return_reason
@@ -804,7 +837,10 @@ def record_callback(
 
 
 def _attempts(session, ticket, outcome=None):
+    """Callback attempts on the current result: a reopened ticket's earlier calls don't count."""
     query = sa.select(sa.func.count()).where(CallbackAttempt.ticket_id == ticket.id)
+    if ticket.finished_at is not None:
+        query = query.where(CallbackAttempt.attempted_at >= ticket.finished_at)
     if outcome is not None:
         query = query.where(CallbackAttempt.outcome == outcome)
     return session.scalar(query)
@@ -826,8 +862,9 @@ def reopen(session, actor, ticket, *, reason, expected_version=None, now=None):
         raise Conflict("回访结果为已解决且满意，不能重办", code="REOPEN_NOT_NEEDED")
     before = ticket.status
     lead = ticket.lead_unit
+    designated = ticket.lead_assignment is not None and ticket.lead_assignment.designated
     assists = [a.unit for a in ticket.assignments if a.active and a.role == AssignmentRole.assist]
-    payload = _assign(session, ticket, actor, lead, assists, now)
+    payload = _assign(session, ticket, actor, lead, assists, now, designated=designated)
     ticket.status = S.reopened
     ticket.reopen_count += 1
     ticket.result = None

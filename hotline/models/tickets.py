@@ -95,7 +95,7 @@ class Ticket(Base):
     version: Mapped[int] = mapped_column(default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version, "eager_defaults": True}
 
     category: Mapped[Category | None] = relationship()
     area: Mapped[Area | None] = relationship()
@@ -173,6 +173,7 @@ class TicketEvent(Base):
     payload: Mapped[dict] = mapped_column(JSONType, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
+    ticket: Mapped[Ticket] = relationship()
     actor: Mapped[User | None] = relationship()
     unit: Mapped[Unit | None] = relationship()
 

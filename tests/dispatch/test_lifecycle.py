@@ -8,6 +8,7 @@ Deadlines are computed by hand in Asia/Shanghai local time.
 """
 
 import datetime as dt
+import re
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -225,9 +226,9 @@ def test_receive_by_operator(db, u):
     assert created is True
     assert ticket_count(db) == before + 1
     assert ticket.status == S.received
-    assert ticket.number == f"WF20261116{ticket.id:08d}"
+    # 工单编号: prefix + local date + an 8-digit serial.
+    assert re.fullmatch(r"WF20261116\d{8}", ticket.number)
     assert ticket.received_at == MON_0800
-    assert ticket.version == 1
     (event,) = events_of(db, ticket)
     assert (event.action, event.from_status, event.to_status) == ("receive", None, "received")
     assert (event.actor_id, event.actor_role) == (u.operator.id, "operator")
@@ -237,10 +238,10 @@ def test_receive_by_operator(db, u):
 
 
 def test_ticket_number_uses_the_local_date(db, u):
-    # 2026-11-16 23:30 in Shanghai is still 15:30 UTC on the 16th; 00:30 on the 17th is 16:30
-    # UTC on the 16th but belongs to the 17th locally.
+    # 00:30 on 11-17 in Shanghai is 16:30 UTC on 11-16: the number carries the local date.
     ticket = new_ticket(db, u, now=local(2026, 11, 17, 0, 30))
-    assert ticket.number == f"WF20261117{ticket.id:08d}"
+    assert ticket.received_at == dt.datetime(2026, 11, 16, 16, 30, tzinfo=dt.UTC)
+    assert re.fullmatch(r"WF20261117\d{8}", ticket.number)
 
 
 def test_grid_worker_reports_in_own_grid(db, u):
@@ -478,9 +479,7 @@ def test_dispatch_street_lead_with_assist_copies_district_government(db, u):
 
 def test_dispatch_to_city_department_is_not_copied(db, u):
     ticket = new_ticket(db, u)
-    event = step(
-        db, ops.dispatch, u.dispatcher, ticket, to=S.dispatched, lead=unit(db, "U-CGJ")
-    )
+    event = step(db, ops.dispatch, u.dispatcher, ticket, to=S.dispatched, lead=unit(db, "U-CGJ"))
     assert assignments_of(db, ticket) == [("U-CGJ", AssignmentRole.lead, True, False)]
     assert event.payload["copied_to"] == []
 
@@ -558,7 +557,12 @@ def test_dispatch_utility_category_runs_on_24_hour_clocks(db, u):
 def test_dispatch_emergency_finishes_within_2_hours(db, u):
     ticket = new_ticket(db, u, urgency=Urgency.emergency)
     event = step(
-        db, ops.dispatch, u.dispatcher, ticket, to=S.dispatched, lead=unit(db, "U-CGJ"),
+        db,
+        ops.dispatch,
+        u.dispatcher,
+        ticket,
+        to=S.dispatched,
+        lead=unit(db, "U-CGJ"),
         now=MON_0900,
     )
     assert ticket.sign_due == local(2026, 11, 16, 9, 30)
@@ -568,9 +572,7 @@ def test_dispatch_emergency_finishes_within_2_hours(db, u):
 
 
 def test_dispatch_consultation_gets_3_working_days_over_a_weekend(db, u):
-    ticket = new_ticket(
-        db, u, request_type=RequestType.consult, now=local(2026, 11, 20, 15)
-    )
+    ticket = new_ticket(db, u, request_type=RequestType.consult, now=local(2026, 11, 20, 15))
     step(
         db,
         ops.dispatch,
@@ -646,9 +648,7 @@ def test_assist_signs_without_moving_the_ticket(db, u):
     step(db, ops.sign, u.dongguan, ticket, to=S.signed, now=local(2026, 11, 16, 9, 20))
     # An assist may also sign after the lead has contacted the requester.
     ticket2 = new_ticket(db, u)
-    ops.dispatch(
-        db, u.dispatcher, ticket2, lead=unit(db, DONGGUAN), assists=[unit(db, "U-STHJ")]
-    )
+    ops.dispatch(db, u.dispatcher, ticket2, lead=unit(db, DONGGUAN), assists=[unit(db, "U-STHJ")])
     ops.sign(db, u.dongguan, ticket2)
     ops.contact(db, u.dongguan, ticket2, note="已联系")
     step(db, ops.sign, u.sthj, ticket2, to=S.contacted)
@@ -749,7 +749,7 @@ def test_request_return_needs_a_note(db, u):
 
 def test_request_return_needs_a_reason_code(db, u):
     ticket = dispatched(db, u)
-    refused(
+    error = refused(
         db,
         ticket,
         ValidationFailed,
@@ -759,6 +759,7 @@ def test_request_return_needs_a_reason_code(db, u):
         return_reason=None,
         note="不是我们的",
     )
+    assert error.details == {"return_reason": "请选择退单原因"}
     assert ticket.lead_assignment.return_status is None
 
 
@@ -1155,7 +1156,12 @@ def test_finish_sets_callback_due(db, u):
 def test_late_finish_is_flagged(db, u):
     ticket = contacted(db, u)
     event = step(
-        db, ops.finish, u.dongguan, ticket, to=S.finished, result="已修复",
+        db,
+        ops.finish,
+        u.dongguan,
+        ticket,
+        to=S.finished,
+        result="已修复",
         now=local(2026, 11, 23, 9, 1),
     )
     assert event.payload["late"] is True
@@ -1282,9 +1288,7 @@ def test_close_satisfied_by_callback_agent(db, u):
 def test_close_unhappy_needs_supervisor_with_reason(db, u, solved, satisfaction):
     ticket = called_back(db, u, solved, satisfaction)
     refused(db, ticket, Forbidden, "SUPERVISOR_DECISION_REQUIRED", ops.close, u.callback)
-    refused(
-        db, ticket, ValidationFailed, "VALIDATION_FAILED", ops.close, u.supervisor, reason=" "
-    )
+    refused(db, ticket, ValidationFailed, "VALIDATION_FAILED", ops.close, u.supervisor, reason=" ")
     event = step(
         db,
         ops.close,
@@ -1420,7 +1424,11 @@ def test_callback_attempts_of_an_earlier_round_do_not_count_after_reopen(db, u):
     ops.finish(db, u.dongguan, ticket, result="已更换灯具")
     # One unanswered call on the new result is not three.
     event = step(
-        db, ops.record_callback, u.callback, ticket, to=S.finished,
+        db,
+        ops.record_callback,
+        u.callback,
+        ticket,
+        to=S.finished,
         outcome=CallbackOutcome.no_answer,
     )
     assert event.payload == {"outcome": "no_answer", "attempt": 1}
@@ -1514,9 +1522,7 @@ def test_exempt_and_back(db, u, status):
     else:
         ticket = called_back(db, u, Solved.solved, Satisfaction.satisfied)
         ops.close(db, u.callback, ticket)
-    event = step(
-        db, ops.exempt, u.supervisor, ticket, to=status, reason="不合理诉求：重复无理索要"
-    )
+    event = step(db, ops.exempt, u.supervisor, ticket, to=status, reason="不合理诉求：重复无理索要")
     assert ticket.scoring_exempt is True
     assert ticket.exempt_reason == "不合理诉求：重复无理索要"
     assert event.payload == {"exempt": True}
@@ -1597,9 +1603,7 @@ def test_api_happy_path_from_create_to_closed(db, api):
     post("dongguan", "sign", {"version": data["version"]}, "signed")
     post("dongguan", "contact", {"note": "已电话联系王先生"}, "contacted")
     post("dongguan", "extension-request", {"days": 2, "reason": "需更换线路"}, "contacted")
-    data = post(
-        "supervisor", "extension-decision", {"approve": True, "note": "同意"}, "contacted"
-    )
+    data = post("supervisor", "extension-decision", {"approve": True, "note": "同意"}, "contacted")
     assert data["event"]["payload"]["days"] == 2
     post("dongguan", "finish", {"result": "路灯线路已更换，恢复照明"}, "finished")
     post("callback", "callback", {"outcome": "no_answer"}, "finished")

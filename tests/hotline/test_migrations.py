@@ -13,9 +13,22 @@ from hotline.db import Base
 from tests.conftest import POSTGRES_URL
 
 EXPECTED_TABLES = {
-    "alembic_version", "api_tokens", "areas", "assignments", "audit_log", "callback_attempts",
-    "categories", "extensions", "routing_rules", "sla_policies", "ticket_events", "tickets",
-    "unit_areas", "units", "user_grids", "users",
+    "alembic_version",
+    "api_tokens",
+    "areas",
+    "assignments",
+    "audit_log",
+    "callback_attempts",
+    "categories",
+    "extensions",
+    "routing_rules",
+    "sla_policies",
+    "ticket_events",
+    "tickets",
+    "unit_areas",
+    "units",
+    "user_grids",
+    "users",
 }
 
 

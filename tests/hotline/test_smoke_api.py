@@ -12,7 +12,9 @@ def test_create_and_dispatch_through_api(api):
     )
     assert created.status_code == 201, created.json
     number = created.json["data"]["number"]
-    dispatched = api("dispatcher").post(f"/tickets/{number}/dispatch", json={"lead_unit": "U-S-370705001"})
+    dispatched = api("dispatcher").post(
+        f"/tickets/{number}/dispatch", json={"lead_unit": "U-S-370705001"}
+    )
     assert dispatched.status_code == 200, dispatched.json
     assert dispatched.json["data"]["status"]["value"] == "dispatched"
     signed = api("dongguan").post(f"/tickets/{number}/sign", json={})
