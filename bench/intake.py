@@ -76,11 +76,16 @@ def start_server(url, port, workers, threads):
     env.pop("HOTLINE_REDIS_URL", None)
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
-        "--workers", str(workers),
-        "--worker-class", "gthread",
-        "--threads", str(threads),
-        "--bind", f"127.0.0.1:{port}",
-        "--log-level", "warning",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
         "hotline:create_app()",
     ]
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)

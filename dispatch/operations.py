@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from dispatch import routing, sla
-from dispatch.states import TRANSITIONS
+from dispatch.states import FINAL, TRANSITIONS
 from hotline import events
 from hotline.db import utcnow
 from hotline.enums import (
@@ -174,11 +174,29 @@ def _start_clock(session, ticket, lead_unit, now):
     }
 
 
-def _end_assignments(ticket, now, roles=None):
+def _end_assignments(session, ticket, now):
+    """End every unit's part in the ticket; their pending extension requests lapse with it."""
     for a in ticket.assignments:
-        if a.active and (roles is None or a.role in roles):
+        if a.active:
             a.active = False
             a.ended_at = now
+    _lapse_pending_extension(session, ticket, now, "承办单位已变更或工单已结束，申请自动失效")
+
+
+def _lapse_pending_extension(session, ticket, now, note):
+    extension = _pending_extension(session, ticket)
+    if extension is not None:
+        extension.status = DecisionStatus.rejected
+        extension.decided_at = now
+        extension.decision_note = note
+
+
+def _pending_extension(session, ticket):
+    return session.scalars(
+        sa.select(Extension).where(
+            Extension.ticket_id == ticket.id, Extension.status == DecisionStatus.pending
+        )
+    ).first()
 
 
 def _assign(session, ticket, actor, lead, assists, now, *, designated=False):
@@ -190,7 +208,7 @@ def _assign(session, ticket, actor, lead, assists, now, *, designated=False):
         _require(unit.active, "assist_units", f"协办单位“{unit.name}”已停用")
         _require(unit.id not in seen, "assist_units", f"单位“{unit.name}”重复或与主办单位相同")
         seen.add(unit.id)
-    _end_assignments(ticket, now)
+    _end_assignments(session, ticket, now)
     parts = [(lead, AssignmentRole.lead)] + [(u, AssignmentRole.assist) for u in assists]
     if lead.kind == UnitKind.street_office and lead.areas:
         government = routing.district_government_for(session, lead.areas[0])
@@ -407,7 +425,7 @@ def merge(session, actor, ticket, *, into, reason=None, expected_version=None, n
     check_allowed("merge", ticket, actor, expected_version)
     _require(into.id != ticket.id, "into", "不能与自身并单")
     _require(
-        into.status not in {S.merged, S.transferred, S.resolved_at_intake, S.terminated},
+        into.status not in FINAL,
         "into",
         f"目标工单状态为“{into.status.label}”，不能并入",
     )
@@ -445,11 +463,11 @@ def dispatch(
     """派单: give the ticket to a lead unit (+ assisting units) and start its clock."""
     now = now or utcnow()
     check_allowed("dispatch", ticket, actor, expected_version)
-    if category is not None:
-        ticket.category = category
-    _require(ticket.category is not None, "category", "派单前请先确定事项分类")
+    _require(category or ticket.category, "category", "派单前请先确定事项分类")
     before = ticket.status
     payload = _assign(session, ticket, actor, lead, list(assists), now)
+    if category is not None:
+        ticket.category = category
     ticket.status = S.dispatched
     payload.update(_start_clock(session, ticket, lead, now))
     payload["category"] = ticket.category.code
@@ -591,16 +609,16 @@ def designate(
     now = now or utcnow()
     check_allowed("designate", ticket, actor, expected_version)
     note = _require_reason(note, "指定理由")
-    if category is not None:
-        ticket.category = category
-    _require(ticket.category is not None, "category", "指定前请先确定事项分类")
+    _require(category or ticket.category, "category", "指定前请先确定事项分类")
     before = ticket.status
     pending = ticket.lead_assignment
-    if pending is not None and pending.return_status == DecisionStatus.pending:
-        pending.return_status = (
-            DecisionStatus.rejected if pending.unit_id == lead.id else (DecisionStatus.approved)
-        )
     payload = _assign(session, ticket, actor, lead, list(assists), now, designated=True)
+    if pending is not None and pending.return_status == DecisionStatus.pending:
+        # Designating settles an open return request: upheld unless the same unit is named.
+        same_unit = pending.unit_id == lead.id
+        pending.return_status = DecisionStatus.rejected if same_unit else DecisionStatus.approved
+    if category is not None:
+        ticket.category = category
     ticket.status = S.dispatched
     payload.update(_start_clock(session, ticket, lead, now))
     return _record(
@@ -615,12 +633,7 @@ def request_extension(session, actor, ticket, *, days, reason, expected_version=
     _own_assignment(ticket, actor, AssignmentRole.lead)
     reason = _require_reason(reason, "延期理由")
     _require(isinstance(days, int) and 1 <= days <= 30, "days", "延期天数须为 1–30 个工作日")
-    pending = session.scalars(
-        sa.select(Extension).where(
-            Extension.ticket_id == ticket.id, Extension.status == DecisionStatus.pending
-        )
-    ).first()
-    if pending is not None:
+    if _pending_extension(session, ticket) is not None:
         raise Conflict("已有待审核的延期申请", code="EXTENSION_PENDING")
     session.add(
         Extension(
@@ -652,11 +665,7 @@ def decide_extension(session, actor, ticket, *, approve, note, expected_version=
     now = now or utcnow()
     check_allowed("decide_extension", ticket, actor, expected_version)
     note = _require_reason(note, "审核意见")
-    extension = session.scalars(
-        sa.select(Extension).where(
-            Extension.ticket_id == ticket.id, Extension.status == DecisionStatus.pending
-        )
-    ).first()
+    extension = _pending_extension(session, ticket)
     if extension is None:
         raise Conflict("该工单没有待审核的延期申请", code="NO_PENDING_EXTENSION")
     extension.decided_by_id = actor.id
@@ -705,6 +714,7 @@ def finish(session, actor, ticket, *, result, expected_version=None, now=None):
     ticket.status = S.finished
     ticket.result = result
     assignment.finished_at = ticket.finished_at = now
+    _lapse_pending_extension(session, ticket, now, "工单已办结，申请自动失效")
     policy = ticket_policy(session, ticket)
     due, guessed = sla.add_limit(
         now,
@@ -767,7 +777,7 @@ def review_termination(session, actor, ticket, *, approve, note, expected_versio
     if approve:
         ticket.status = S.terminated
         ticket.closed_at = now
-        _end_assignments(ticket, now)
+        _end_assignments(session, ticket, now)
     else:
         ticket.status = _status_before_request(ticket)
     return _record(
@@ -909,7 +919,7 @@ def close(session, actor, ticket, *, reason=None, expected_version=None, now=Non
     before = ticket.status
     ticket.status = S.closed
     ticket.closed_at = now
-    _end_assignments(ticket, now)
+    _end_assignments(session, ticket, now)
     return _record(session, ticket, actor, "close", before, reason=reason, payload=payload, now=now)
 
 

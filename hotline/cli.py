@@ -6,6 +6,7 @@ import click
 import sqlalchemy as sa
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
+from werkzeug.serving import run_simple
 
 from hotline import migrate, seed
 from hotline.app import create_app
@@ -127,11 +128,10 @@ def demo(host, port):
     for role_label, username, password, name, unit in seed.demo_logins():
         click.echo(f"  {role_label:<8}\t{username:<12}\t{password}\t{name}\t{unit}")
     click.echo(
-        "\n模拟来电：在另一终端运行 "
-        f".venv/bin/hotline simulate --url {url} --rate 2 --lifecycle\n"
+        f"\n模拟来电：在另一终端运行 .venv/bin/hotline simulate --url {url} --rate 2 --lifecycle\n"
     )
     sys.stdout.flush()
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    run_simple(host, port, current_app._get_current_object(), threaded=True)
 
 
 @main.command()
@@ -140,12 +140,24 @@ def demo(host, port):
 @click.option("--password", default="demo-12345", show_default=True)
 @click.option("--rate", default=1.0, show_default=True, help="Calls per second.")
 @click.option("--count", default=0, show_default=True, help="Calls to make; 0 = until stopped.")
-@click.option("--lifecycle/--intake-only", default=False, show_default=True,
-              help="Also dispatch, sign, finish and call back with the demo accounts.")
+@click.option(
+    "--lifecycle/--intake-only",
+    default=False,
+    show_default=True,
+    help="Also dispatch, sign, finish and call back with the demo accounts.",
+)
 @click.option("--seed", "random_seed", default=None, type=int, help="Random seed.")
 def simulate(url, username, password, rate, count, lifecycle, random_seed):
     """Feed realistic citizen calls to a running server through its API."""
     from hotline import simulate as sim
 
-    sim.run(url, username, password, rate=rate, count=count, lifecycle=lifecycle,
-            random_seed=random_seed, echo=click.echo)
+    sim.run(
+        url,
+        username,
+        password,
+        rate=rate,
+        count=count,
+        lifecycle=lifecycle,
+        random_seed=random_seed,
+        echo=click.echo,
+    )

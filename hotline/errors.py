@@ -50,6 +50,11 @@ class Conflict(HotlineError):
     code = "CONFLICT"
 
 
+class UnsupportedMediaType(HotlineError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
 class PayloadTooLarge(HotlineError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"

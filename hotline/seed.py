@@ -175,9 +175,7 @@ def _codes(session, model):
 
 def load_routing(session, data):
     categories, areas, units = (_codes(session, m) for m in (Category, Area, Unit))
-    existing = {
-        (r.category_id, r.area_id) for r in session.scalars(sa.select(RoutingRule))
-    }
+    existing = {(r.category_id, r.area_id) for r in session.scalars(sa.select(RoutingRule))}
     inserted = 0
     for item in data:
         category = categories[item["category"]]
@@ -208,7 +206,9 @@ def load_sla(session, data):
             SlaPolicy(
                 name=item["name"],
                 category=categories[item["category"]] if item.get("category") else None,
-                request_type=RequestType(item["request_type"]) if item.get("request_type") else None,
+                request_type=RequestType(item["request_type"])
+                if item.get("request_type")
+                else None,
                 urgency=Urgency(item["urgency"]) if item.get("urgency") else None,
                 **limits,
             )

@@ -26,8 +26,13 @@ PASSWORD = "demo-12345"
 
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
-    "ticket_events", "callback_attempts", "extensions", "assignments", "tickets",
-    "api_tokens", "audit_log",
+    "ticket_events",
+    "callback_attempts",
+    "extensions",
+    "assignments",
+    "tickets",
+    "api_tokens",
+    "audit_log",
 ]
 
 
@@ -93,6 +98,8 @@ def db(app):
     )
     app.extensions["hotline.db"] = factory
     session = factory()
+    # Open the test's savepoint first, so the app's sessions nest inside it.
+    session.connection()
     ctx = app.app_context()
     ctx.push()
     try:
@@ -163,9 +170,7 @@ def committed_app(app, database_url, tmp_path):
         yield app
         engine = app.extensions["hotline.db"].kw["bind"]
         with engine.begin() as conn:
-            conn.execute(
-                sa.text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} RESTART IDENTITY CASCADE")
-            )
+            conn.execute(sa.text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} RESTART IDENTITY CASCADE"))
             conn.execute(sa.text("DELETE FROM users WHERE username LIKE 'race_%'"))
         return
     copy = tmp_path / "copy.sqlite"

@@ -6,7 +6,7 @@ import unicodedata
 
 from flask import request
 
-from hotline.errors import HotlineError, ValidationFailed
+from hotline.errors import HotlineError, UnsupportedMediaType, ValidationFailed
 
 #: ASCII digits only: a str pattern's \d also matches full-width and other Unicode digits.
 _PHONE = re.compile(r"^(?:1[3-9]\d{9}|0\d{9,11}|\d{7,8}|9\d{4})$", re.ASCII)
@@ -16,9 +16,7 @@ _CODE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 def json_body():
     """The request's JSON object, or a 4xx saying exactly what is wrong with it."""
     if not request.is_json:
-        raise HotlineError(
-            "请求须为 JSON（Content-Type: application/json）", code="UNSUPPORTED_MEDIA_TYPE"
-        )
+        raise UnsupportedMediaType("请求须为 JSON（Content-Type: application/json）")
     raw = request.get_data(cache=True)
     try:
         text = raw.decode("utf-8")

@@ -16,18 +16,6 @@ from tests.conftest import PASSWORD, make_ticket, ticket_count
 BODY = {"channel": "phone", "request_type": "complaint", "content": "胜利东街路灯连续一周不亮"}
 
 
-@pytest.fixture(autouse=True)
-def _test_savepoint_first(db):
-    """Begin the test session's savepoint before any request does.
-
-    The ``db`` fixture pushes an app context that every request of the test reuses, so the
-    app's session (``g.db_session``) lives across requests and may hold a savepoint open. If the
-    test session opened its savepoint inside that one, closing the app session at teardown
-    would release it and the test session's rollback would fail ("no such savepoint").
-    """
-    db.connection()
-
-
 # -- helpers ----------------------------------------------------------------------------------
 
 

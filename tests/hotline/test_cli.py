@@ -40,8 +40,16 @@ def test_upgrade_seed_and_create_user(fresh_sqlite):
 
     created = invoke(
         fresh_sqlite,
-        "create-user", "zhangsan", "--role", "unit_handler", "--name", "张三",
-        "--unit", "U-CGJ", "--password", "a-long-password",
+        "create-user",
+        "zhangsan",
+        "--role",
+        "unit_handler",
+        "--name",
+        "张三",
+        "--unit",
+        "U-CGJ",
+        "--password",
+        "a-long-password",
     )
     assert created.exit_code == 0, created.output
     engine = sa.create_engine(fresh_sqlite)
