@@ -14,6 +14,7 @@ from dispatch import access, operations, routing
 from hotline.api import commit, ok
 from hotline.api.parsing import Fields, json_body
 from hotline.api.reference import by_code
+from hotline.cache import reference_rows
 from hotline.db import get_session
 from hotline.enums import (
     CallbackOutcome,
@@ -186,7 +187,11 @@ def _reference(db, fields, name, model, label, code):
     """Resolve ``code`` to a row, recording a field error when there is none."""
     if code is None:
         return None
-    row = db.scalars(sa.select(model).where(model.code == code)).first()
+    row = reference_rows.get(
+        db,
+        (model.__name__, code),
+        lambda session: session.scalars(sa.select(model).where(model.code == code)).first(),
+    )
     if row is None:
         fields.errors.setdefault(name, f"{label}不存在：{code}")
     return row

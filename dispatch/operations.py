@@ -108,10 +108,10 @@ def _record(
     payload=None,
     unit_id=None,
     now,
-    publish=True,
 ):
     """Append the event of one transition and mark the ticket changed (bumps its version)."""
-    ticket.updated_at = now
+    if ticket.updated_at != now:
+        ticket.updated_at = now
     event = TicketEvent(
         ticket=ticket,
         action=name,
@@ -126,8 +126,7 @@ def _record(
     )
     session.add(event)
     session.flush()
-    if publish:
-        _publish(session, ticket, name, from_status, now)
+    _publish(session, ticket, name, from_status, now)
     return event
 
 
@@ -248,17 +247,21 @@ def _number_prefix(moment):
 
 
 def _number(ticket):
-    """工单编号: prefix + local date + serial. SQLite takes the serial from the id after insert."""
+    """工单编号: prefix + local date + serial (the id, where there is no number sequence)."""
     return f"{_number_prefix(ticket.received_at)}{ticket.id:08d}"
 
 
-def _number_from_sequence(session, now):
-    """On PostgreSQL the serial comes from ``ticket_number_seq`` inside the INSERT itself,
-    saving the UPDATE that SQLite needs; None elsewhere."""
-    if session.get_bind().dialect.name != "postgresql":
-        return None
-    serial = sa.func.lpad(sa.cast(sa.func.nextval("ticket_number_seq"), sa.Text), 8, "0")
-    return sa.literal(_number_prefix(now)) + serial
+#: Ticket inserts, built once so SQLAlchemy compiles them once. On PostgreSQL the number's
+#: serial comes from ``ticket_number_seq`` inside the INSERT; SQLite sets it from the id after.
+_INSERT_TICKET = sa.insert(Ticket).returning(Ticket)
+_INSERT_TICKET_WITH_NUMBER = (
+    sa.insert(Ticket)
+    .values(
+        number=sa.bindparam("number_prefix", type_=sa.String)
+        + sa.func.lpad(sa.cast(sa.func.nextval("ticket_number_seq"), sa.Text), 8, "0")
+    )
+    .returning(Ticket)
+)
 
 
 # -- intake -----------------------------------------------------------------------------------
@@ -312,43 +315,34 @@ def receive(
         )
     else:
         _require(channel != Channel.grid, "channel", "“网格主动发现”渠道只供网格员使用")
-    ticket = Ticket(
-        channel=channel,
-        request_type=request_type,
-        urgency=urgency,
-        category=category,
-        title=title,
-        content=content,
-        requester_name=requester_name,
-        requester_phone=requester_phone,
-        address=address,
-        area=area,
-        lng=lng,
-        lat=lat,
-        status=S.received,
-        received_at=now,
-        updated_at=now,
-        created_by_id=actor.id,
-        idempotency_key=idempotency_key,
-        request_digest=digest,
-    )
-    session.add(ticket)
-    sequence_number = _number_from_sequence(session, now)
-    if sequence_number is not None:
-        ticket.number = sequence_number
+    values = {
+        "channel": channel,
+        "request_type": request_type,
+        "urgency": urgency,
+        "category_id": category.id if category else None,
+        "title": title,
+        "content": content,
+        "requester_name": requester_name,
+        "requester_phone": requester_phone,
+        "address": address,
+        "area_id": area.id if area else None,
+        "lng": lng,
+        "lat": lat,
+        "status": S.received,
+        "received_at": now,
+        "updated_at": now,
+        "created_by_id": actor.id,
+        "idempotency_key": idempotency_key,
+        "request_digest": digest,
+    }
+    statement = _INSERT_TICKET
+    if session.get_bind().dialect.name == "postgresql":
+        statement = _INSERT_TICKET_WITH_NUMBER
+        values["number_prefix"] = _number_prefix(now)
     try:
-        # No look-up first: the unique (creator, key) constraint settles retries and races in
-        # one round trip, and the common case (a new request) pays nothing for idempotency.
-        _record(
-            session,
-            ticket,
-            actor,
-            "receive",
-            None,
-            now=now,
-            payload={"channel": channel.value, "request_type": request_type.value},
-            publish=False,
-        )
+        # One INSERT … RETURNING, no look-up first: the unique (creator, key) constraint
+        # settles retries and races, so a new request pays nothing for idempotency.
+        ticket = session.scalars(statement, [values]).one()
     except IntegrityError:
         session.rollback()
         existing = idempotency_key and _ticket_for_key(session, actor, idempotency_key, digest)
@@ -357,8 +351,15 @@ def receive(
         return existing, False
     if ticket.number is None:
         ticket.number = _number(ticket)
-        session.flush()
-    _publish(session, ticket, "receive", None, now)
+    _record(
+        session,
+        ticket,
+        actor,
+        "receive",
+        None,
+        now=now,
+        payload={"channel": channel.value, "request_type": request_type.value},
+    )
     return ticket, True
 
 

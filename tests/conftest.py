@@ -17,6 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from hotline import create_app, migrate, seed
 from hotline.api.auth import hash_token
+from hotline.cache import reference_rows, token_users
 from hotline.db import make_engine
 from hotline.models import ApiToken, Ticket, User
 
@@ -110,6 +111,9 @@ def db(app):
         app.extensions["hotline.db"] = original
         transaction.rollback()
         connection.close()
+        # Rows cached during the test may have been rolled back with it.
+        reference_rows.clear()
+        token_users.clear()
 
 
 @pytest.fixture

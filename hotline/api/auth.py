@@ -11,6 +11,7 @@ import secrets
 import sqlalchemy as sa
 from flask import g, request, session
 
+from hotline.cache import token_users
 from hotline.db import get_session
 from hotline.errors import AuthRequired, Forbidden
 from hotline.models import ApiToken, User
@@ -53,15 +54,16 @@ def authenticate():
 
 
 def _user_for_token(token):
-    user = (
-        get_session()
-        .scalars(
+    token_hash = hash_token(token)
+
+    def load(session):
+        return session.scalars(
             sa.select(User)
             .join(ApiToken, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
-        )
-        .first()
-    )
+            .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+        ).first()
+
+    user = token_users.get(get_session(), token_hash, load)
     if user is None or not user.active:
         raise AuthRequired("API 令牌无效或已吊销", code="AUTH_INVALID")
     return user

@@ -9,6 +9,7 @@ from hotline.api import bp, commit, ok
 from hotline.api.auth import hash_token, new_token
 from hotline.api.parsing import Fields, json_body
 from hotline.audit import audit
+from hotline.cache import token_users
 from hotline.db import get_session, utcnow
 from hotline.errors import AuthRequired, NotFound
 from hotline.models import ApiToken, User
@@ -82,6 +83,7 @@ def revoke_token(token_id):
     if row is None or row.user_id != g.user.id or row.revoked_at is not None:
         raise NotFound("令牌不存在或已吊销", code="TOKEN_NOT_FOUND")
     row.revoked_at = utcnow()
+    token_users.clear()  # at once here; other processes within the cache's few seconds
     audit(db, g.user, "token.revoke", target=str(row.id))
     commit()
     return ok({"id": row.id})
