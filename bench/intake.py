@@ -5,7 +5,7 @@ then several client processes post realistic calls (``hotline.simulate.CallGener
 keep-alive connections for a fixed time. Prints a table; ``--json PATH`` writes
 ``{"tickets_per_s", "p50_ms", "p99_ms", "errors", "tickets"}`` (plus details).
 
-    python bench/intake.py                      # 30 s, 2 workers × 8 threads, 16 clients
+    python bench/intake.py                      # 30 s, 3 workers × 2 threads, 8 clients
     python bench/intake.py --seconds 60 --json bench/results/intake.json
 """
 
@@ -240,9 +240,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: fresh one)")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)

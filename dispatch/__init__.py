@@ -1,0 +1,1 @@
+"""The ticket workflow: state machine, operations, time limits, routing, access rules."""

@@ -40,6 +40,12 @@ def _register_index(app):
             }
         )
 
+    @app.after_request
+    def no_sniffing(response):
+        # JSON is data: a browser must never sniff it into HTML and run what a citizen typed.
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
     @app.errorhandler(404)
     @app.errorhandler(405)
     def not_found(exc):

@@ -38,7 +38,7 @@ def authenticate():
         g.user = _user_for_token(token.strip())
         return
     user_id = session.get("user_id")
-    if user_id is not None:
+    if user_id is not None and request.endpoint not in PUBLIC_ENDPOINTS:
         user = get_session().get(User, user_id)
         if user is not None and user.active:
             g.user = user

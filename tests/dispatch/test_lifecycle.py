@@ -1658,3 +1658,77 @@ def test_api_happy_path_from_create_to_closed(db, api):
     ticket = db.scalars(sa.select(Ticket).where(Ticket.number == number)).one()
     assert ticket.status == S.closed
     assert_derivable(db, ticket)
+
+
+# -- hand-overs: what a unit leaves behind when the ticket moves on ----------------------------
+
+
+def test_pending_extension_lapses_when_the_ticket_changes_hands(db, u):
+    ticket = signed(db, u)
+    ops.request_extension(db, u.dongguan, ticket, days=3, reason="需协调产权单位", now=MON_0900)
+    ops.designate(db, u.dispatcher, ticket, lead=unit(db, "U-CGJ"), note="属城管职责", now=MON_0900)
+    (extension,) = extensions_of(db, ticket)
+    assert extension.status == DecisionStatus.rejected
+    assert "自动失效" in extension.decision_note
+    # The new unit starts clean: its own request is not blocked by the old one.
+    ops.sign(db, u.cgj, ticket, now=MON_0900)
+    ops.request_extension(db, u.cgj, ticket, days=2, reason="需要采购灯具", now=MON_0900)
+    assert [x.status for x in extensions_of(db, ticket)] == [
+        DecisionStatus.rejected,
+        DecisionStatus.pending,
+    ]
+
+
+def test_pending_extension_lapses_when_the_unit_finishes(db, u):
+    ticket = contacted(db, u)
+    ops.request_extension(db, u.dongguan, ticket, days=3, reason="需协调", now=MON_0900)
+    ops.finish(db, u.dongguan, ticket, result="已修复", now=MON_0900 + dt.timedelta(hours=3))
+    (extension,) = extensions_of(db, ticket)
+    assert extension.status == DecisionStatus.rejected
+    refused(
+        db,
+        ticket,
+        Conflict,
+        "TICKET_STATE_CONFLICT",
+        ops.decide_extension,
+        u.dispatcher,
+        approve=True,
+        note="同意",
+    )
+
+
+def test_reopened_designated_ticket_still_cannot_be_returned(db, u):
+    ticket = new_ticket(db, u)
+    ops.designate(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN), note="属地管理", now=MON_0900)
+    ops.sign(db, u.dongguan, ticket, now=MON_0900)
+    ops.contact(db, u.dongguan, ticket, note="已联系", now=MON_0900)
+    ops.finish(db, u.dongguan, ticket, result="已处理", now=MON_0900)
+    ops.record_callback(
+        db,
+        u.callback,
+        ticket,
+        outcome=CallbackOutcome.answered,
+        solved=Solved.unsolved,
+        satisfaction=Satisfaction.dissatisfied,
+        now=MON_0900,
+    )
+    ops.reopen(db, u.supervisor, ticket, reason="路灯仍不亮", now=MON_0900)
+    assert ticket.lead_assignment.designated
+    ops.sign(db, u.dongguan, ticket, now=MON_0900)
+    refused(
+        db,
+        ticket,
+        Conflict,
+        "DESIGNATED_NO_RETURN",
+        ops.request_return,
+        u.dongguan,
+        return_reason=ReturnReason.not_our_duty,
+        note="非本单位职责",
+    )
+
+
+def test_merge_into_a_closed_ticket_refused(db, u):
+    done = called_back(db, u, Solved.solved, Satisfaction.satisfied)
+    ops.close(db, u.callback, done, now=MON_0900 + dt.timedelta(days=3))
+    repeat = new_ticket(db, u)
+    refused(db, repeat, ValidationFailed, "VALIDATION_FAILED", ops.merge, u.operator, into=done)

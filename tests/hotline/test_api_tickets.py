@@ -947,3 +947,9 @@ def test_routing_suggestion(api, params, unit):
 def test_routing_suggestion_unknown_codes(api, params, message):
     response = api("dispatcher").get("/routing/suggest", query_string=params)
     assert assert_error(response, 404, "REFERENCE_NOT_FOUND")["message"] == message
+
+
+def test_routing_suggestion_needs_a_category(api):
+    response = api("dispatcher").get("/routing/suggest", query_string={"area": "370705001"})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"] == {"category": "请提供事项分类"}

@@ -582,3 +582,17 @@ def test_mask_phone(phone, masked):
         # Never more digits shown than hidden-plus-four, never the whole number.
         assert masked != phone
         assert len(masked) == len(phone)
+
+
+def test_logging_in_again_over_a_live_session_needs_no_old_csrf_token(client, db):
+    first = login(client, "operator")
+    assert first.status_code == 200
+    again = login(client, "dispatcher")
+    assert again.status_code == 200, again.get_json()
+    assert client.get("/api/v1/me").get_json()["data"]["username"] == "dispatcher"
+
+
+def test_json_answers_are_never_sniffed_as_html(client, db):
+    response = client.get("/api/v1/me")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.mimetype == "application/json"
