@@ -53,6 +53,18 @@ def _setting(name, default):
 
 def check_allowed(name, ticket, actor, expected_version=None):
     """Refuse ``name`` on ``ticket`` for ``actor`` unless the transition table allows it."""
+    transition = _check_role(name, actor)
+    if expected_version is not None and ticket.version != expected_version:
+        raise Conflict(
+            "工单已被他人更新，请刷新后重试",
+            code="TICKET_VERSION_CONFLICT",
+            details={"expected_version": expected_version, "current_version": ticket.version},
+        )
+    _check_state(ticket, transition.from_states, name)
+    return transition
+
+
+def _check_role(name, actor):
     transition = TRANSITIONS[name]
     if actor.role not in transition.roles:
         raise Forbidden(
@@ -60,19 +72,16 @@ def check_allowed(name, ticket, actor, expected_version=None):
             code="ROLE_NOT_ALLOWED",
             details={"operation": name, "role": actor.role.value},
         )
-    if expected_version is not None and ticket.version != expected_version:
+    return transition
+
+
+def _check_state(ticket, allowed, name):
+    if ticket.status not in allowed:
         raise Conflict(
-            "工单已被他人更新，请刷新后重试",
-            code="TICKET_VERSION_CONFLICT",
-            details={"expected_version": expected_version, "current_version": ticket.version},
-        )
-    if ticket.status not in transition.from_states:
-        raise Conflict(
-            f"工单当前状态为“{ticket.status.label}”，不能执行“{transition.label}”",
+            f"工单当前状态为“{ticket.status.label}”，不能执行“{TRANSITIONS[name].label}”",
             code="TICKET_STATE_CONFLICT",
             details={"operation": name, "status": ticket.status.value},
         )
-    return transition
 
 
 def _require(condition, field, message):
@@ -299,11 +308,7 @@ def receive(
     first time (created False); the same key with a different request is refused.
     """
     now = now or utcnow()
-    transition = TRANSITIONS["receive"]
-    if actor.role not in transition.roles:
-        raise Forbidden(
-            f"“{actor.role.label}”角色无权执行“{transition.label}”操作", code="ROLE_NOT_ALLOWED"
-        )
+    _check_role("receive", actor)
     if actor.role == Role.grid_worker:
         # 主动发现: a grid worker reports what they find in their own grids.
         _require(channel == Channel.grid, "channel", "网格员上报的渠道必须为“网格主动发现”")
@@ -487,7 +492,7 @@ def sign(session, actor, ticket, *, expected_version=None, now=None):
     if assignment.signed_at is not None:
         raise Conflict("本单位已签收该工单", code="ALREADY_SIGNED")
     if assignment.role == AssignmentRole.lead:
-        _require_ticket_status(ticket, {S.dispatched, S.reopened}, "签收")
+        _check_state(ticket, {S.dispatched, S.reopened}, "sign")
     before = ticket.status
     assignment.signed_at = now
     assignment.signed_by_id = actor.id
@@ -504,14 +509,6 @@ def sign(session, actor, ticket, *, expected_version=None, now=None):
         now=now,
         payload={"role": assignment.role.value, "late": _late(now, ticket.sign_due)},
     )
-
-
-def _require_ticket_status(ticket, allowed, label):
-    if ticket.status not in allowed:
-        raise Conflict(
-            f"工单当前状态为“{ticket.status.label}”，不能执行“{label}”",
-            code="TICKET_STATE_CONFLICT",
-        )
 
 
 def _late(now, due):
