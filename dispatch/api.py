@@ -31,6 +31,7 @@ from hotline.enums import (
 from hotline.errors import Forbidden, NotFound, ValidationFailed
 from hotline.models import (
     Area,
+    Assignment,
     CallbackAttempt,
     Category,
     Extension,
@@ -138,7 +139,15 @@ def event_to_dict(e):
 
 def ticket_detail(db, ticket, actor):
     data = ticket_to_dict(ticket, actor)
-    data["assignments"] = [_assignment_to_dict(a) for a in ticket.assignments]
+    data["assignments"] = [
+        _assignment_to_dict(a)
+        for a in db.scalars(
+            sa.select(Assignment)
+            .where(Assignment.ticket_id == ticket.id)
+            .options(selectinload(Assignment.unit))
+            .order_by(Assignment.id)
+        )
+    ]
     data["events"] = [
         event_to_dict(e)
         for e in db.scalars(

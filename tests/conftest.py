@@ -218,3 +218,20 @@ def make_ticket(session, operator, **overrides):
 
 def ticket_count(session):
     return session.scalar(sa.select(sa.func.count()).select_from(Ticket))
+
+
+def has_chinese(text):
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def assert_error(response, status, code):
+    """The API's error envelope with ``status`` and ``code``; returns its ``error`` object."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["success"] is False
+    assert set(body) == {"success", "error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert has_chinese(body["error"]["message"]), body["error"]["message"]
+    return body["error"]

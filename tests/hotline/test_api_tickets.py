@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from dispatch import operations
 from hotline.enums import Channel, RequestType, Urgency
 from hotline.models import Ticket, TicketEvent, Unit
-from tests.conftest import make_ticket, ticket_count
+from tests.conftest import assert_error, make_ticket, ticket_count
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BODY = {"channel": "phone", "request_type": "complaint", "content": "胜利东街路灯连续一周不亮"}
@@ -24,23 +24,6 @@ PHONE_FORMAT = "联系电话格式不正确（手机号 11 位，或带区号的
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def has_chinese(text):
-    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
-
-
-def assert_error(response, status, code):
-    """The error envelope with ``status`` and ``code``; returns its ``error`` object."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["success"] is False
-    assert set(body) == {"success", "error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert has_chinese(body["error"]["message"]), body["error"]["message"]
-    return body["error"]
 
 
 def created(response):

@@ -11,28 +11,12 @@ from dispatch import operations
 from dispatch.access import mask_phone
 from hotline.enums import Channel, Role
 from hotline.models import ApiToken, Area, AuditLog, Unit, User
-from tests.conftest import PASSWORD, make_ticket, ticket_count
+from tests.conftest import PASSWORD, assert_error, make_ticket, ticket_count
 
 BODY = {"channel": "phone", "request_type": "complaint", "content": "胜利东街路灯连续一周不亮"}
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def has_chinese(text):
-    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
-
-
-def assert_error(response, status, code):
-    """The error envelope with ``status`` and ``code``; returns its ``error`` object."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["success"] is False
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert has_chinese(body["error"]["message"]), body["error"]["message"]
-    return body["error"]
 
 
 def login(client, username="operator", password=PASSWORD, headers=None):
