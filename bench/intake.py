@@ -19,6 +19,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -29,6 +30,7 @@ from sqlalchemy.orm import sessionmaker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from classifier import artefact, training  # noqa: E402
 from hotline import migrate, seed  # noqa: E402
 from hotline.api.auth import hash_token  # noqa: E402
 from hotline.db import make_engine  # noqa: E402
@@ -71,8 +73,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(url, port, workers, threads):
-    env = dict(os.environ, HOTLINE_DATABASE_URL=url, HOTLINE_SECRET_KEY=uuid.uuid4().hex)
+def default_model(models_dir):
+    """Intake runs the classifier on every ticket, as in production: give it the default model."""
+    bundle, meta = training.train_default()
+    artefact.save(bundle, models_dir, meta, activate=True)
+
+
+def start_server(url, port, workers, threads, models_dir):
+    env = dict(
+        os.environ,
+        HOTLINE_DATABASE_URL=url,
+        HOTLINE_SECRET_KEY=uuid.uuid4().hex,
+        HOTLINE_CLASSIFIER_MODELS_DIR=str(models_dir),
+    )
     env.pop("HOTLINE_REDIS_URL", None)
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
@@ -161,7 +174,9 @@ def run(args):
     generator = CallGenerator()
     bodies = [json.dumps(generator.call(), ensure_ascii=False).encode() for _ in range(2000)]
     port = free_port()
-    server = start_server(url, port, args.workers, args.threads)
+    models_dir = tempfile.mkdtemp(prefix="hotline-bench-models-")
+    default_model(models_dir)
+    server = start_server(url, port, args.workers, args.threads, models_dir)
     try:
         # Warm-up: connections, caches, the first requests of every worker.
         warm = multiprocessing.Queue()

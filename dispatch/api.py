@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, g, request
 from sqlalchemy.orm import selectinload
 
 from dispatch import access, operations, routing
+from hotline import suggestions
 from hotline.api import commit, ok
 from hotline.api.parsing import Fields, json_body
 from hotline.api.reference import by_code
@@ -102,6 +103,7 @@ def ticket_to_dict(ticket, actor):
         "reopen_count": ticket.reopen_count,
         "scoring_exempt": ticket.scoring_exempt,
         "exempt_reason": ticket.exempt_reason,
+        "suggestion": ticket.suggestion,
     }
 
 
@@ -256,6 +258,9 @@ def create_ticket():
     fields.check()
     if values["title"] is None:
         values["title"] = _title_from(values["content"])
+    values["suggestion"] = suggestions.for_intake(
+        db, values["content"], address=values["address"], lng=values["lng"], lat=values["lat"]
+    )
     ticket, created = operations.receive(
         db,
         g.user,

@@ -300,6 +300,7 @@ def receive(
     lat=None,
     idempotency_key=None,
     digest=None,
+    suggestion=None,
     now=None,
 ):
     """受理: record a new request. Returns (ticket, created).
@@ -339,6 +340,7 @@ def receive(
         "created_by_id": actor.id,
         "idempotency_key": idempotency_key,
         "request_digest": digest,
+        "suggestion": suggestion,
     }
     statement = _INSERT_TICKET
     if session.get_bind().dialect.name == "postgresql":

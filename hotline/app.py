@@ -4,7 +4,7 @@ import secrets
 from flask import Flask, jsonify, request
 
 from dispatch.api import bp as tickets_api
-from hotline import db, events
+from hotline import db, events, suggestions
 from hotline.api import bp as api
 from hotline.config import load_config
 
@@ -25,6 +25,7 @@ def create_app(config=None):
 
     events.init_app(app)
     db.init_app(app)
+    suggestions.init_app(app)
     _register_blueprints(app)
     _register_index(app)
     return app

@@ -8,7 +8,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from werkzeug.serving import run_simple
 
-from hotline import migrate, seed
+from hotline import cli_classifier, migrate, seed
 from hotline.app import create_app
 from hotline.audit import audit
 from hotline.db import get_session
@@ -19,6 +19,9 @@ from hotline.models import Area, Unit, User
 @click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
 def main():
     """12345 热线工单系统 — hotline ticket dispatch and grid response."""
+
+
+main.add_command(cli_classifier.group)
 
 
 @main.group()

@@ -30,6 +30,11 @@ DEFAULTS = {
     "EVENT_CHANNEL": "hotline:events",
     #: SQLAlchemy engine pool size per process (PostgreSQL).
     "DATABASE_POOL_SIZE": 5,
+    #: Where versioned classifier models live (``ACTIVE`` names the one in use); default
+    #: ``instance/models``.
+    "CLASSIFIER_MODELS_DIR": None,
+    #: Compute suggestions at intake (off: tickets are received without them).
+    "CLASSIFIER_ENABLED": True,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }
@@ -62,6 +67,8 @@ def load_config(instance_path, overrides=None):
             config[key] = _parse(key, raw)
     if overrides:
         config.update(overrides)
+    if not config["CLASSIFIER_MODELS_DIR"]:
+        config["CLASSIFIER_MODELS_DIR"] = os.path.join(instance_path, "models")
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = "sqlite:///" + os.path.join(instance_path, "hotline.sqlite")
     return config

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
+from classifier import artefact, training
 from hotline import create_app, migrate, seed
 from hotline.api.auth import hash_token
 from hotline.cache import reference_rows, token_users
@@ -65,20 +66,30 @@ def database_url(tmp_path_factory):
     return url
 
 
-def _config(url, **extra):
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    """A models folder holding the default model trained from the seed corpus (active)."""
+    path = tmp_path_factory.mktemp("models")
+    bundle, meta = training.train_default()
+    artefact.save(bundle, path, meta, activate=True)
+    return str(path)
+
+
+def _config(url, models_dir, **extra):
     config = {
         "DATABASE_URL": url,
         "SECRET_KEY": "test-secret",
         "TESTING": True,
         "REDIS_URL": REDIS_URL,
+        "CLASSIFIER_MODELS_DIR": models_dir,
     }
     config.update(extra)
     return config
 
 
 @pytest.fixture(scope="session")
-def app(database_url):
-    return create_app(_config(database_url))
+def app(database_url, models_dir):
+    return create_app(_config(database_url, models_dir))
 
 
 @pytest.fixture
@@ -168,7 +179,7 @@ def api(client, db, user):
 
 
 @pytest.fixture
-def committed_app(app, database_url, tmp_path):
+def committed_app(app, database_url, models_dir, tmp_path):
     """An app whose transactions really commit, on a database of its own for this test."""
     if is_postgres(database_url):
         yield app
@@ -183,7 +194,7 @@ def committed_app(app, database_url, tmp_path):
     source.backup(target)
     source.close()
     target.close()
-    fresh = create_app(_config(f"sqlite:///{copy}"))
+    fresh = create_app(_config(f"sqlite:///{copy}", models_dir))
     yield fresh
     fresh.extensions["hotline.db"].kw["bind"].dispose()
 

@@ -87,6 +87,10 @@ class Ticket(Base):
     scoring_exempt: Mapped[bool] = mapped_column(default=False)
     exempt_reason: Mapped[str | None] = mapped_column(sa.String(500))
 
+    #: What the classifier suggested at intake (category, type, urgency, place, units) and
+    #: the model version, kept beside the values finally chosen to measure acceptance.
+    suggestion: Mapped[dict | None] = mapped_column(JSONType)
+
     created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     #: Client-chosen key making create idempotent, with a digest of the request it came with.
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(100))

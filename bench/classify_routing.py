@@ -1,0 +1,341 @@
+"""Routing benchmark: which unit handles a ticket, on real 2018 Pingshan (Shenzhen) events.
+
+Data: ``shenzhen_pingshan_events/pingshan_minsheng_events.csv`` under the shared data directory
+(SOURCES.md §2; read in place, never copied). 9,990 events with street, community, a
+three-level event type, request type (EVENT_PROPERTY), channel (EVENT_SRC) and the unit that
+handled it (DISPOSE_UNIT_*). No complaint text.
+
+Protocol: events sorted by CREATE_TIME; the earliest 80 % train, the latest 20 % test. The
+features are the categorical columns only (street, community, the three type levels, request
+type, channel); nothing from DISPOSE_* or the *_NUM columns enters a feature.
+
+The target is DISPOSE_UNIT_NAME. Units were renamed during 2018 (e.g. 坪山街道综合执法队 →
+坪山街道综合执法队（坪山街道办事处）, 24 community units likewise, all before the test
+period) while DISPOSE_UNIT_ID stayed the same. The hotline routes by unit code, so the router is
+trained on the unit id of each training event (the unit's code, a label, not a feature) and a
+predicted unit is shown by its latest name in the training period: the name it has now. Trained
+on raw names instead, a router splits one unit's history over two labels and keeps suggesting
+names no longer in use (``top1_name_labels`` below).
+
+Reported: the learned router's top-1 / top-3 accuracy, the baseline "most frequent unit for
+this SUB_TYPE and STREET, else for this SUB_TYPE, else overall" (on names, as a naive system
+would; ``baseline_top1_unit_id`` is the same baseline on unit ids), the two halves of the
+learned router alone, log-loss, calibration, fit time and suggest latency.
+
+Hyper-parameters were chosen on two rolling validation folds inside the training period
+(train on the first 48 % → validate on 48–64 %, train on the first 64 % → validate on 64–80 %);
+``python bench/classify_routing.py --select`` re-runs that comparison. The test split was not
+used for any choice.
+
+    python bench/classify_routing.py             # table of the test figures
+    python bench/classify_routing.py --json out.json
+    python bench/classify_routing.py --select    # validation comparison of the candidates
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import statistics
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from classifier.router import LearnedRouter, recency_weights  # noqa: E402
+
+DATA_FILE = Path("shenzhen_pingshan_events") / "pingshan_minsheng_events.csv"
+DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"
+TRAIN_SHARE = 0.8
+
+#: The chosen configuration (see the module docstring and ``CANDIDATES``).
+MODEL = dict(
+    backoff=(("category", "street"), ("category",), ("category_2",), ("category_1",), ()),
+    features=("category", "category_2", "category_1", "area", "street", "request_type", "channel"),
+    crosses=(("category", "street"),),
+    locality=("street", "area"),
+    locality_conditions=((), ("category_1",), ("category_2",), ("category",)),
+    smoothing=2.0,
+    C=1.0,
+    blend=0.15,
+)
+#: Recency half-life of the sample weights in days, or None for equal weights.
+HALF_LIFE_DAYS = None
+
+
+def load_events(data_dir) -> list[dict]:
+    """The Pingshan events sorted by CREATE_TIME (ties by REC_ID)."""
+    path = Path(data_dir) / DATA_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Pingshan routing data not found at {path}; expected the shared data directory "
+            "(../shared/data, see its SOURCES.md §2) to hold shenzhen_pingshan_events/"
+        )
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows.sort(key=lambda r: (r["CREATE_TIME"], int(r["REC_ID"])))
+    return rows
+
+
+def record(row) -> dict:
+    """The router features of one event, in the hotline's feature names.
+
+    The type levels are the category levels (SUB_TYPE is the leaf), the community is the area.
+    Ids are used where they are consistent; EVENT_SRC_ID mixes channels (103 is both @坪山 and
+    美丽深圳), so the channel is its name.
+    """
+    return {
+        "category": row["SUB_TYPE_ID"],
+        "category_2": row["MAIN_TYPE_ID"],
+        "category_1": row["EVENT_TYPE_ID"],
+        "district": row["DISTRICT_ID"],
+        "street": row["STREET_ID"],
+        "area": row["COMMUNITY_ID"],
+        "request_type": row["EVENT_PROPERTY_NAME"],
+        "channel": row["EVENT_SRC_NAME"],
+    }
+
+
+def _days(row) -> float:
+    return datetime.fromisoformat(row["CREATE_TIME"]).timestamp() / 86400.0
+
+
+def latest_names(rows) -> dict:
+    """Unit id → the name it carries in its latest event."""
+    return {row["DISPOSE_UNIT_ID"]: row["DISPOSE_UNIT_NAME"] for row in rows}
+
+
+def fit_router(train, label="DISPOSE_UNIT_ID", model=None, half_life=HALF_LIFE_DAYS):
+    weights = recency_weights([_days(r) for r in train], half_life) if half_life else None
+    router = LearnedRouter(**(model or MODEL))
+    return router.fit([record(r) for r in train], [r[label] for r in train], weights)
+
+
+def baseline_top1(train, test, label="DISPOSE_UNIT_NAME", names=None) -> float:
+    """Most frequent unit for (SUB_TYPE, STREET), else for SUB_TYPE, else overall."""
+    by_pair, by_type, overall = defaultdict(Counter), defaultdict(Counter), Counter()
+    for r in train:
+        by_pair[r["SUB_TYPE_ID"], r["STREET_ID"]][r[label]] += 1
+        by_type[r["SUB_TYPE_ID"]][r[label]] += 1
+        overall[r[label]] += 1
+    hits = 0
+    for r in test:
+        counts = (
+            by_pair.get((r["SUB_TYPE_ID"], r["STREET_ID"]))
+            or by_type.get(r["SUB_TYPE_ID"])
+            or overall
+        )
+        unit = counts.most_common(1)[0][0]
+        hits += (names[unit] if names else unit) == r["DISPOSE_UNIT_NAME"]
+    return hits / len(test)
+
+
+def evaluate(router, test, names) -> dict:
+    """Accuracy of the blend and of its two halves, log-loss, calibration, latency."""
+    n = len(test)
+    truth = [r["DISPOSE_UNIT_NAME"] for r in test]
+    display = [names.get(u, str(u)) for u in router.classes_]
+    name_index = defaultdict(list)
+    for i, name in enumerate(display):
+        name_index[name].append(i)
+
+    records = [record(r) for r in test]
+    started = time.perf_counter()
+    suggestions = [router.suggest(rec, k=3) for rec in records]
+    suggest_us = (time.perf_counter() - started) / n * 1e6
+
+    top1 = top3 = 0
+    confidences, correct = [], []
+    for sugg, name in zip(suggestions, truth, strict=True):
+        shown = [names.get(s.unit, str(s.unit)) for s in sugg]
+        top1 += shown[0] == name
+        top3 += name in shown
+        confidences.append(sugg[0].confidence)
+        correct.append(shown[0] == name)
+
+    def halves(predict):
+        t1 = t3 = 0
+        loss = 0.0
+        for rec, name in zip(records, truth, strict=True):
+            p = predict(rec)
+            order = np.argsort(-p)[:3]
+            t1 += display[order[0]] == name
+            t3 += name in {display[i] for i in order}
+            mass = sum(p[i] for i in name_index.get(name, ()))
+            loss -= math.log(max(mass, 1e-6))
+        return t1 / n, t3 / n, loss / n
+
+    blend = halves(router.predict_proba)
+    backoff = halves(lambda rec: router._backoff(rec)[0])
+    regression = halves(router._regression) if router._coef is not None else (None,) * 3
+    return {
+        "top1": top1 / n,
+        "top3": top3 / n,
+        "log_loss": blend[2],
+        "top1_backoff_only": backoff[0],
+        "top3_backoff_only": backoff[1],
+        "top1_regression_only": regression[0],
+        "top3_regression_only": regression[1],
+        "mean_top1_confidence": statistics.fmean(confidences),
+        "ece_top1": _ece(confidences, correct),
+        "suggest_us": suggest_us,
+    }
+
+
+def _ece(confidences, correct, bins=10) -> float:
+    """Expected calibration error of the top-1 confidence."""
+    total, n = 0.0, len(confidences)
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        idx = [i for i, c in enumerate(confidences) if lo <= c < hi or (b == bins - 1 and c == 1)]
+        if idx:
+            acc = sum(correct[i] for i in idx) / len(idx)
+            conf = sum(confidences[i] for i in idx) / len(idx)
+            total += len(idx) / n * abs(acc - conf)
+    return total
+
+
+def run(data_dir=DEFAULT_DATA_DIR, compare_name_labels: bool = True) -> dict:
+    """Train on the earliest 80 %, test on the latest 20 %; see the module docstring."""
+    rows = load_events(data_dir)
+    cut = int(len(rows) * TRAIN_SHARE)
+    train, test = rows[:cut], rows[cut:]
+    names = latest_names(train)
+
+    started = time.perf_counter()
+    router = fit_router(train)
+    fit_seconds = time.perf_counter() - started
+    result = {
+        "train": len(train),
+        "test": len(test),
+        "train_period": f"{train[0]['CREATE_TIME'][:10]} … {train[-1]['CREATE_TIME'][:10]}",
+        "test_period": f"{test[0]['CREATE_TIME'][:10]} … {test[-1]['CREATE_TIME'][:10]}",
+        "units_in_train": len(router.classes_),
+    }
+    result.update(evaluate(router, test, names))
+    result["baseline_top1"] = baseline_top1(train, test)
+    result["baseline_top1_unit_id"] = baseline_top1(train, test, "DISPOSE_UNIT_ID", names)
+    if compare_name_labels:
+        by_name = fit_router(train, label="DISPOSE_UNIT_NAME")
+        plain = evaluate(by_name, test, {u: u for u in by_name.classes_})
+        result["top1_name_labels"] = plain["top1"]
+        result["top3_name_labels"] = plain["top3"]
+    seen_pairs = {(r["SUB_TYPE_ID"], r["STREET_ID"]) for r in train}
+    result["test_unseen_type_street"] = sum(
+        (r["SUB_TYPE_ID"], r["STREET_ID"]) not in seen_pairs for r in test
+    ) / len(test)
+    known = set(names.values())
+    result["test_unit_name_unseen"] = sum(r["DISPOSE_UNIT_NAME"] not in known for r in test) / len(
+        test
+    )
+    result["fit_seconds"] = fit_seconds
+    return result
+
+
+# ---- model selection (validation folds inside the training period only) --------------------
+
+BACKOFF_FULL = (
+    ("category", "area"),
+    ("category", "street"),
+    ("category",),
+    ("category_2", "street"),
+    ("category_2",),
+    ("category_1", "street"),
+    ("category_1",),
+    (),
+)
+
+#: Designs compared on the validation folds (name → (LearnedRouter arguments, half-life)).
+CANDIDATES = {
+    "back-off only, full chain": (dict(MODEL, backoff=BACKOFF_FULL, blend=1.0), None),
+    "back-off only, short chain": (dict(MODEL, blend=1.0), None),
+    "regression only, no locality": (dict(MODEL, blend=0.0, locality=()), None),
+    "regression only": (dict(MODEL, blend=0.0), None),
+    "blend, no locality": (dict(MODEL, locality=()), None),
+    "blend (chosen)": (MODEL, None),
+    "blend, recency half-life 45 d": (MODEL, 45.0),
+    "blend, all crosses": (
+        dict(
+            MODEL,
+            crosses=(
+                ("category", "street"),
+                ("category", "area"),
+                ("category", "channel"),
+                ("category_2", "street"),
+                ("category_1", "street"),
+            ),
+        ),
+        None,
+    ),
+}
+
+
+def select(data_dir=DEFAULT_DATA_DIR) -> dict:
+    """Validation figures of ``CANDIDATES`` (mean of the two folds); the test split is unused."""
+    rows = load_events(data_dir)
+    train = rows[: int(len(rows) * TRAIN_SHARE)]
+    n = len(rows)
+    folds = [(0.48, 0.64), (0.64, 0.80)]
+    out = {}
+    for name, (model, half_life) in CANDIDATES.items():
+        figures = []
+        for a, b in folds:
+            fold_train, fold_val = train[: int(a * n)], train[int(a * n) : int(b * n)]
+            router = fit_router(fold_train, model=model, half_life=half_life)
+            figures.append(evaluate(router, fold_val, latest_names(fold_train)))
+        out[name] = {
+            key: statistics.fmean(f[key] for f in figures) for key in ("top1", "top3", "log_loss")
+        }
+        print(f"{name:34s} " + "  ".join(f"{k} {v:.4f}" for k, v in out[name].items()))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--select", action="store_true", help="compare designs on validation")
+    args = parser.parse_args(argv)
+    if args.select:
+        select(args.data_dir)
+        return
+    result = run(args.data_dir)
+    print(
+        f"Pingshan routing: train {result['train']} ({result['train_period']}), "
+        f"test {result['test']} ({result['test_period']})"
+    )
+    rows = [
+        ("learned router (blend)", result["top1"], result["top3"]),
+        ("  back-off half only", result["top1_backoff_only"], result["top3_backoff_only"]),
+        ("  regression half only", result["top1_regression_only"], result["top3_regression_only"]),
+        (
+            "learned router on raw names",
+            result.get("top1_name_labels"),
+            result.get("top3_name_labels"),
+        ),
+        ("baseline SUB_TYPE+STREET (names)", result["baseline_top1"], None),
+        ("baseline SUB_TYPE+STREET (unit ids)", result["baseline_top1_unit_id"], None),
+    ]
+    print(f"{'':38s} {'top-1':>7s} {'top-3':>7s}")
+    for label, t1, t3 in rows:
+        cell = lambda v: f"{v:7.3f}" if v is not None else f"{'–':>7s}"  # noqa: E731
+        print(f"{label:38s} {cell(t1)} {cell(t3)}")
+    print(
+        f"log-loss {result['log_loss']:.3f}, mean top-1 confidence "
+        f"{result['mean_top1_confidence']:.3f}, ECE {result['ece_top1']:.3f}; "
+        f"fit {result['fit_seconds']:.1f} s, suggest {result['suggest_us']:.0f} µs"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

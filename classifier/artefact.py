@@ -1,0 +1,110 @@
+"""Versioned model artefacts: ``<models_dir>/<version>/model.joblib`` plus ``meta.json``.
+
+The active version is named in ``<models_dir>/ACTIVE``; switching is an atomic rename of that
+file, which running servers notice (``ActiveModel``) and follow without a restart.
+"""
+
+import datetime as dt
+import json
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+
+import joblib
+import numpy
+import scipy
+import sklearn
+
+ACTIVE = "ACTIVE"
+
+
+def library_versions():
+    import jieba
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "jieba": jieba.__version__,
+    }
+
+
+def save(bundle, models_dir, meta, *, activate=False):
+    """Write ``bundle`` as a new version; returns the version name."""
+    models_dir = Path(models_dir)
+    now = dt.datetime.now(dt.UTC)
+    version = now.strftime("%Y%m%dT%H%M%S") + "-" + meta.get("training_sha256", "x" * 8)[:8]
+    target = models_dir / version
+    target.mkdir(parents=True, exist_ok=False)
+    joblib.dump(bundle, target / "model.joblib", compress=3)
+    meta = {
+        **meta,
+        "version": version,
+        "created_at": now.isoformat(),
+        "classes": list(bundle.category.classes_),
+        "libraries": library_versions(),
+    }
+    (target / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2))
+    if activate:
+        set_active(models_dir, version)
+    return version
+
+
+def load(models_dir, version):
+    target = Path(models_dir) / version
+    return joblib.load(target / "model.joblib"), read_meta(models_dir, version)
+
+
+def read_meta(models_dir, version):
+    return json.loads((Path(models_dir) / version / "meta.json").read_text())
+
+
+def versions(models_dir):
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    return sorted(p.name for p in models_dir.iterdir() if (p / "meta.json").exists())
+
+
+def active_version(models_dir):
+    path = Path(models_dir) / ACTIVE
+    return path.read_text().strip() if path.exists() else None
+
+
+def set_active(models_dir, version):
+    models_dir = Path(models_dir)
+    if not (models_dir / version / "model.joblib").exists():
+        raise FileNotFoundError(f"no model version {version} in {models_dir}")
+    tmp = models_dir / f".{ACTIVE}.{os.getpid()}"
+    tmp.write_text(version + "\n")
+    os.replace(tmp, models_dir / ACTIVE)
+
+
+class ActiveModel:
+    """Holds the loaded active bundle and reloads it when ACTIVE names another version.
+
+    The check is a ``stat`` at most every ``check_every`` seconds, so it costs nothing on the
+    hot path; loading happens on the request that notices the change."""
+
+    def __init__(self, models_dir, check_every=5.0):
+        self.models_dir = Path(models_dir)
+        self.check_every = check_every
+        self._lock = threading.Lock()
+        self._loaded = (None, None, None)  # version, bundle, meta
+        self._checked_at = 0.0
+
+    def get(self):
+        """(version, bundle, meta) of the active model, or (None, None, None)."""
+        now = time.monotonic()
+        if now - self._checked_at >= self.check_every:
+            with self._lock:
+                if now - self._checked_at >= self.check_every:
+                    version = active_version(self.models_dir)
+                    if version and version != self._loaded[0]:
+                        bundle, meta = load(self.models_dir, version)
+                        self._loaded = (version, bundle, meta)
+                    self._checked_at = now
+        return self._loaded

@@ -1,0 +1,188 @@
+"""Request type (咨询/求助/投诉/举报/建议/表扬) and urgency tier.
+
+Urgency is decided by rules, because an emergency must never hinge on a statistical model's
+mood: a danger to life or property happening now (gas leak, fire, injury, someone trapped …)
+is ``emergency`` and the operator is told where to transfer the call (110/119/120/122, or the
+utility's emergency line); an outage of water, power, gas or heating is ``urgent`` (24-hour
+clock); everything else ``normal``. Recall comes first (DOMAIN.md §3: emergencies are
+transferred): the rules fire on the danger itself and are only held back by clear signs that
+the matter is not happening now (an enquiry, a past event, a hazard report).
+
+The request type is learned from labelled messages when a model is given, with keyword rules
+as the fallback and as an override for explicit words (“我要举报”, “表扬”).
+"""
+
+import re
+from dataclasses import dataclass
+
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+
+from classifier.normalize import normalize
+from classifier.text_model import tfidf
+
+# -- urgency ----------------------------------------------------------------------------------
+
+#: (transfer target, pattern) — a danger in progress. Checked in order; first hit names the line.
+_EMERGENCIES = [
+    (
+        "utility",
+        r"(燃气|煤气|天然气|液化气|沼气)[^，。！？]{0,10}(泄漏|泄露|漏气|漏了|冒气|喷气|冒泡|挖破|挖断|刮断|"
+        r"打穿|脱落|关不上|味(很|特别|非常|可)?(大|重|浓|冲))|闻到[^，。！？]{0,10}(燃气|煤气|天然气|液化气)"
+        r"|(燃气|煤气|天然气|液化气|气)味[^，。]{0,6}(大|重|浓|冲)|(煤气|燃气|天然气|液化气)味|漏气|"
+        r"燃气报警器[^，。]{0,6}(响|叫)|嘶嘶|呲呲|全是(气|味)|满屋[^，。]{0,4}(气|味)",
+    ),
+    (
+        "119",
+        r"(着火|起火|失火|火灾|火情|烧起来|烧着|着了|引着|明火|冒火|火苗|火势|火大|窜火|火窜|"
+        r"冒(黑|浓|黄|白)?烟|浓烟|黑烟|黄烟|爆炸|炸了|放火|刺鼻)",
+    ),
+    (
+        "120",
+        r"(一氧化碳|煤气中毒|中毒|头(很|特别)?(疼|晕)[^，。]{0,8}(想吐|恶心)|吃错药|吞了|误服)",
+    ),
+    (
+        "120",
+        r"(受伤|伤了|砍伤|咬伤|烫伤|烧伤|流血|出血|血流|满脸是血|都是血|吐血|有血|血止不住|"
+        r"昏迷|晕倒|晕过去|昏过去|不省人事|不醒人事|没(有)?反应|叫不(醒|应)|呼之不应|意识|"
+        r"抽搐|抽了|口吐白沫|呼吸困难|喘不(上|过)气|没(了)?呼吸|呼吸微弱|憋紫|噎住|卡住了|"
+        r"心脏病|胸(口)?(疼|痛|闷)|心慌|心肺复苏|救护车|急救|AED|不行了|快不行|"
+        r"脑梗|中风|嘴角歪|说不出话|说话不清|骨折|骨头|变形|动不了|不能动|起不来|倒地|倒下|躺着不动|"
+        r"躺在地上|摔(倒|伤|下来|出来)|休克|溺水|落水|沉下去|抽筋|触电|被电(到|击)|晕厥|"
+        r"羊水|快生了|过敏|蛰|肿起来|发抖|上吐下泻)",
+    ),
+    (
+        "119",
+        r"(被困|困在|困住|困了|出不来|出不去|卡在|拔不出|关在[^，。]{0,6}(里|电梯)|电梯[^，。]{0,8}(困|关|下坠|坠)|"
+        r"反锁|打不开|掉进|掉下去|掉到|坠落|要掉|会掉|坍塌|倒塌|塌方|塌陷|塌了|要塌|会塌|快塌|"
+        r"(楼|房|墙)[^，。]{0,6}(晃|裂|开裂|掉砖|掉渣)|冰[^，。]{0,4}裂|淹到|压住|压在)",
+    ),
+    (
+        "122",
+        r"(车祸|撞车|撞人|撞了|被撞|撞到|撞飞|撞倒|相撞|对撞|撞一块|追尾|翻车|侧翻|翻了|翻到|"
+        r"车底|压了|碾|交通事故)",
+    ),
+    (
+        "110",
+        r"(打架|斗殴|群殴|对砍|持刀|拿刀|拿着刀|刀子|砍人|捅人|打人|殴打|行凶|抢劫|抢了|绑架|非法拘禁|"
+        r"关起来|不让(我)?(走|下车|出去)|偷|撬|闯进|入室|砸门|家暴|打(我|她|他|孩子|老婆|起来)|"
+        r"弄死|杀了|同归于尽|跟踪|拽|救命|诈骗[^，。]{0,6}(打钱|转账)|"
+        r"走丢|丢了|不见了|找不到|找遍|失踪|走失|没(有)?回(来|家)|联系不上|抱走|请求警方|快报警|"
+        r"围着打|还在打|正在打|往下扔|砸(到|伤|中)(了)?(人|车)|(好几天|多日|几天)没(出门|见)|敲门[^，。]{0,3}不应|"
+        r"跳楼|跳下来|要跳|轻生|自杀|不想活|寻死|割腕)",
+    ),
+    (
+        "utility",
+        r"(水管|管道|自来水管|主管道|供水管|暖气管|暖气主管道)[^，。]{0,6}(爆|破|裂|崩|喷|漏|断)|爆管|"
+        r"(家里|屋里|楼道|地下室|车库|路口)[^，。]{0,6}(进水|淹|灌水|成河)|淹了|往外(冒|涌|喷|流)|"
+        r"(电线|电缆|高压线|变压器|电线杆)[^，。]{0,8}(掉|断|垂|倒|冒火|火花|打火|泡|带(着)?电)|"
+        r"(冒|打)火(花)?|漏电|短路|(积水|水里|地上)[^，。]{0,6}有电",
+    ),
+]
+_EMERGENCY_RULES = [(target, re.compile(p)) for target, p in _EMERGENCIES]
+
+#: Signs that the danger words describe something not happening now.
+_NOT_NOW = re.compile(
+    r"(怎么(交|缴|办理|申请|报销|投保|赔)|如何(办理|申请|报销|缴纳)|费用|缴费|报销|赔偿|理赔|"
+    r"隐患|安全隐患|占用|堵塞|堆放|年检|检验|过期|演练|宣传|培训|"
+    r"(上|去|前)(个)?(月|年|周|星期)|前几天|去年|以前|之前发生|曾经|已经(扑灭|处理|送医|修好)|"
+    r"保险|证明|咨询[^，。]{0,6}(120|119|110))"
+)
+#: …unless the text also says it is happening right now.
+_RIGHT_NOW = re.compile(r"(现在|正在|刚刚|刚才|马上|赶紧|快来|救命|紧急|急救|快点|赶快)")
+
+_UTILITY_OUTAGE = re.compile(
+    r"(停水|没水|断水|水压(太)?低|不出水|停电|没电|断电|跳闸|停气|没气|燃气[^，。]{0,4}(停|断)|"
+    r"暖气[^，。]{0,6}(不热|不暖|没热|冰凉|停)|供暖[^，。]{0,6}(不热|不足|停)|没有暖气)"
+)
+
+
+@dataclass
+class Urgency:
+    #: "emergency", "urgent" or "normal"
+    tier: str
+    #: For emergencies: "110", "119", "120", "122" or "utility" (the company's emergency line).
+    transfer_to: str | None = None
+    #: The words that decided it, for the operator.
+    evidence: str | None = None
+
+
+def urgency(text, *, utility_category=False):
+    """The urgency tier of a complaint (``text`` raw or normalised)."""
+    text = normalize(text)
+    for target, rule in _EMERGENCY_RULES:
+        match = rule.search(text)
+        if match and (not _NOT_NOW.search(text) or _RIGHT_NOW.search(text)):
+            return Urgency("emergency", target, match.group(0))
+    outage = _UTILITY_OUTAGE.search(text)
+    if outage:
+        return Urgency("urgent", None, outage.group(0))
+    if utility_category:
+        return Urgency("urgent", None, None)
+    return Urgency("normal")
+
+
+# -- request type -----------------------------------------------------------------------------
+
+REQUEST_TYPES = ("consult", "help", "complaint", "report", "suggestion", "praise")
+
+#: Explicit words that settle the type whatever a model says, strongest first.
+_EXPLICIT = [
+    (
+        "praise",
+        re.compile(
+            r"(表扬|感谢信|点赞|锦旗|致谢|特此感谢|非常感谢[^，。]{0,12}(工作人员|同志|师傅))"
+        ),
+    ),
+    ("report", re.compile(r"(举报|检举|揭发)")),
+    ("suggestion", re.compile(r"(建议|提议|希望能?(增设|开通|增加|设置|规划))")),
+    (
+        "consult",
+        re.compile(r"(咨询|请问|想问|想了解|是否可以|能否|怎么办理|如何办理|需要什么(材料|手续))"),
+    ),
+    ("complaint", re.compile(r"(投诉|不作为|乱收费|扰民|强烈要求|严重影响)")),
+    ("help", re.compile(r"(求助|帮帮|帮忙|救助|无助|走投无路)")),
+]
+
+
+def request_type_by_rules(text):
+    text = normalize(text)
+    for name, rule in _EXPLICIT:
+        if rule.search(text):
+            return name
+    return "complaint"
+
+
+class RequestTypeModel:
+    """Character n-gram linear model over labelled messages; explicit words still win."""
+
+    def __init__(self, C=0.5):
+        self.C = C
+        self.vectorizer = TfidfVectorizer(
+            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2
+        )
+        self.svm = None
+
+    def fit(self, texts, labels):
+        matrix = self.vectorizer.fit_transform([normalize(t) for t in texts])
+        self.svm = LinearSVC(C=self.C, class_weight="balanced").fit(matrix, labels)
+        return self
+
+    def predict(self, texts):
+        normalised = [normalize(t) for t in texts]
+        scores = tfidf(self.vectorizer, normalised) @ self.svm.coef_.T + self.svm.intercept_
+        learned = self.svm.classes_[scores.argmax(axis=1)]
+        return [
+            _explicit(text) or str(label) for text, label in zip(normalised, learned, strict=True)
+        ]
+
+
+def _explicit(normalised_text):
+    for name, rule in _EXPLICIT:
+        if name in _SAID_OUTRIGHT and rule.search(normalised_text):
+            return name
+    return None
+
+
+#: Types people name outright; the others (consult, complaint, help) are better learned.
+_SAID_OUTRIGHT = {"praise", "report", "suggestion"}

@@ -1,0 +1,222 @@
+"""Training: read labelled tables, train a model bundle, measure it.
+
+A bundle is what the server loads: the category model, the request-type model and the names of
+the categories it predicts. ``train_default`` builds the out-of-the-box bundle from the seed
+corpus written for this project (``seed_data/corpus``); ``train_table`` learns from a city's own
+history (CSV or XLSX).
+"""
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+from sklearn.model_selection import train_test_split
+
+from classifier.intent import RequestTypeModel
+from classifier.segment import Segmenter
+from classifier.text_model import CategoryModel, CategoryPrediction
+
+SEED_DIR = Path(__file__).resolve().parent.parent / "seed_data"
+
+
+@dataclass
+class ModelBundle:
+    category: CategoryModel
+    request_type: RequestTypeModel | None = None
+    #: Display names of the labels the category model predicts (code → name), if known.
+    label_names: dict = field(default_factory=dict)
+    #: Learned from this city's dispatched tickets (``hotline classifier train-router``).
+    router: object = None
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def read_table(path, text_columns, label_column=None):
+    """Rows of a CSV (UTF-8, with or without BOM) or XLSX file as (texts, labels).
+
+    Several text columns are joined with "。" (subject line first, then details)."""
+    rows = _rows(Path(path))
+    missing = [c for c in [*text_columns, label_column] if c and rows and c not in rows[0]]
+    if missing:
+        raise ValueError(f"{path}: no column(s) {', '.join(missing)}; has {', '.join(rows[0])}")
+    texts, labels = [], []
+    for row in rows:
+        text = "。".join(str(row[c]).strip() for c in text_columns if row.get(c))
+        label = str(row[label_column]).strip() if label_column else None
+        if text and (label_column is None or label):
+            texts.append(text)
+            labels.append(label)
+    return texts, labels
+
+
+def _rows(path):
+    if path.suffix.lower() in {".xlsx", ".xlsm"}:
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(path, read_only=True, data_only=True).active
+        values = sheet.iter_rows(values_only=True)
+        header = [str(h).strip() if h is not None else "" for h in next(values)]
+        return [
+            {h: ("" if v is None else v) for h, v in zip(header, row, strict=False)}
+            for row in values
+        ]
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def digest(texts, labels):
+    """SHA-256 of the training data, recorded with the model."""
+    h = hashlib.sha256()
+    for text, label in zip(texts, labels, strict=True):
+        h.update(f"{label}\t{text}\n".encode())
+    return h.hexdigest()
+
+
+# -- the seed corpus --------------------------------------------------------------------------
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def category_tree(seed_dir=SEED_DIR):
+    """{code: (name, parent code)} of every category in ``categories.json``."""
+    tree = {}
+
+    def walk(nodes, parent):
+        for node in nodes:
+            tree[node["code"]] = (node["name"], parent)
+            walk(node.get("children", []), node["code"])
+
+    walk(_read_json(Path(seed_dir) / "categories.json"), None)
+    return tree
+
+
+def user_words(seed_dir=SEED_DIR):
+    """Place names, roads, landmarks and category terms for jieba's user dictionary."""
+    seed_dir = Path(seed_dir)
+    words = set()
+    for district in _read_json(seed_dir / "areas.json")["districts"]:
+        words.update([district["name"], *district.get("aliases", [])])
+        for street in district["streets"]:
+            words.update([street["name"], *street.get("aliases", [])])
+            for community in street["communities"]:
+                words.update([community["name"], *community.get("aliases", [])])
+    calls = _read_json(seed_dir / "calls.json")
+    for names in list(calls["roads"].values()) + list(calls["landmarks"].values()):
+        words.update(names)
+    words.update(name for name, _ in category_tree(seed_dir).values())
+    return sorted(words)
+
+
+def train_default(seed_dir=SEED_DIR, level=2):
+    """The out-of-the-box bundle: trained on the seed corpus only, predicting ``level``-level
+    category codes (2 = 0101 市政设施 …)."""
+    seed_dir = Path(seed_dir)
+    tree = category_tree(seed_dir)
+    messages = _read_jsonl(seed_dir / "corpus" / "messages.jsonl")
+    width = 2 * level
+    texts = [f"{m.get('title', '')}。{m['text']}" for m in messages]
+    labels = [m["category"][:width] for m in messages]
+    descriptions = [(name, code[:width]) for code, (name, _) in tree.items() if len(code) >= width]
+    segmenter = Segmenter(user_words(seed_dir))
+    category = CategoryModel(segmenter).fit(texts, labels, descriptions=descriptions)
+    request_type = RequestTypeModel().fit(texts, [m["request_type"] for m in messages])
+    names = {code: name for code, (name, _) in tree.items() if len(code) == width}
+    meta = {
+        "source": "seed_data/corpus/messages.jsonl",
+        "label_level": level,
+        "training_rows": len(texts),
+        "training_sha256": digest(texts, labels),
+    }
+    return ModelBundle(category, request_type, names), meta
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+
+class TopLevelView:
+    """A code-predicting model seen through top-level names (0101 → 城乡建设), restricted to
+    ``allowed`` names: probabilities of all codes under one top-level class are added up, so
+    an evaluation set with a coarser label set is scored fairly."""
+
+    def __init__(self, model, tree, allowed):
+        self.model = model
+        top_names = {code: name for code, (name, parent) in tree.items() if parent is None}
+        self.groups = {}
+        for index, code in enumerate(model.classes_):
+            name = top_names.get(code[:2])
+            if name in allowed:
+                self.groups.setdefault(name, []).append(index)
+
+    def predict(self, texts, k=3):
+        names = list(self.groups)
+        results = []
+        for row in self.model.probabilities(texts):
+            sums = np.array([row[indices].sum() for indices in self.groups.values()])
+            order = np.argsort(-sums)[:k]
+            top = [(names[i], float(sums[i])) for i in order]
+            results.append(CategoryPrediction(top=top, abstain=False))
+        return results
+
+
+def evaluate(model, texts, labels):
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+    predicted = [p.top[0][0] for p in model.predict(texts)]
+    classes = sorted(set(labels) | set(predicted))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=classes, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "macro_f1": float(f1_score(labels, predicted, average="macro", zero_division=0)),
+        "per_class": {
+            c: {
+                "precision": float(p),
+                "recall": float(r),
+                "f1": float(f),
+                "support": int(s),
+            }
+            for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)
+        },
+        "labels": classes,
+        "confusion": confusion_matrix(labels, predicted, labels=classes).tolist(),
+    }
+
+
+def train_table(
+    texts, labels, *, unlabelled=(), descriptions=(), segmenter=None, holdout=0.2, seed=0
+):
+    """Train on a city's own history. With ``holdout`` a stratified share is kept back to
+    measure the model first; the returned model is then refitted on everything."""
+    segmenter = segmenter or Segmenter(user_words())
+    metrics = None
+    counts = np.unique(labels, return_counts=True)[1]
+    if holdout and len(texts) >= 20 and counts.min() >= 2:
+        fit_x, test_x, fit_y, test_y = train_test_split(
+            texts, labels, test_size=holdout, stratify=labels, random_state=seed
+        )
+        probe = CategoryModel(segmenter).fit(
+            fit_x, fit_y, unlabelled=unlabelled, descriptions=descriptions
+        )
+        metrics = evaluate(probe, test_x, test_y)
+    model = CategoryModel(segmenter).fit(
+        texts, labels, unlabelled=unlabelled, descriptions=descriptions
+    )
+    return model, metrics

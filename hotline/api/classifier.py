@@ -1,0 +1,182 @@
+"""Classifier endpoints: live suggestions, model versions, acceptance of suggestions."""
+
+import datetime as dt
+
+import sqlalchemy as sa
+from flask import current_app, g, request
+from sqlalchemy.orm import aliased
+
+from classifier import artefact
+from hotline import suggestions
+from hotline.api import bp, ok
+from hotline.api.parsing import Fields, json_body
+from hotline.audit import audit
+from hotline.db import get_session
+from hotline.enums import Role
+from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from hotline.models import Area, Category, Ticket, Unit
+
+#: Who may ask for suggestions while typing up a request.
+SUGGEST_ROLES = {Role.operator, Role.dispatcher, Role.grid_worker, Role.supervisor}
+#: Who may read how often suggestions are accepted.
+REPORT_ROLES = {Role.dispatcher, Role.supervisor, Role.leader, Role.admin}
+
+
+def _require_role(roles):
+    if g.user.role not in roles:
+        raise Forbidden(f"“{g.user.role.label}”角色无权使用此功能", code="ROLE_NOT_ALLOWED")
+
+
+@bp.post("/suggest")
+def suggest():
+    """What the classifier makes of a text being typed in: category, type, urgency, place, units."""
+    _require_role(SUGGEST_ROLES)
+    fields = Fields(json_body())
+    content = fields.text(
+        "content",
+        "诉求内容",
+        required=True,
+        multiline=True,
+        max_len=current_app.config["MAX_TICKET_CONTENT_CHARS"],
+    )
+    address = fields.text("address", "地址", max_len=200)
+    lng = fields.number("lng", "经度", minimum=73.0, maximum=136.0)
+    lat = fields.number("lat", "纬度", minimum=3.0, maximum=54.0)
+    fields.check()
+    result = suggestions.service().suggest(
+        get_session(), content, address=address, lng=lng, lat=lat
+    )
+    if result is None:
+        raise Conflict("尚未启用分类模型，请管理员先训练并启用", code="NO_ACTIVE_MODEL")
+    return ok(result)
+
+
+@bp.get("/classifier/models")
+def list_models():
+    _require_role(REPORT_ROLES)
+    models_dir = current_app.config["CLASSIFIER_MODELS_DIR"]
+    active = artefact.active_version(models_dir)
+    items = []
+    for version in artefact.versions(models_dir):
+        meta = artefact.read_meta(models_dir, version)
+        items.append(
+            {
+                "version": version,
+                "active": version == active,
+                "created_at": meta.get("created_at"),
+                "source": meta.get("source"),
+                "training_rows": meta.get("training_rows"),
+                "metrics": {k: meta.get("metrics", {}).get(k) for k in ("accuracy", "macro_f1")},
+            }
+        )
+    return ok({"active": active, "models": items})
+
+
+@bp.post("/classifier/models/<version>/activate")
+def activate_model(version):
+    """Switch every server process to ``version`` (each notices within seconds)."""
+    if g.user.role != Role.admin:
+        raise Forbidden("只有系统管理员可以切换分类模型", code="ROLE_NOT_ALLOWED")
+    models_dir = current_app.config["CLASSIFIER_MODELS_DIR"]
+    if version not in artefact.versions(models_dir):
+        raise NotFound(f"模型版本不存在：{version}", code="MODEL_NOT_FOUND")
+    previous = artefact.active_version(models_dir)
+    artefact.set_active(models_dir, version)
+    db = get_session()
+    audit(db, g.user, "classifier.activate", target=version, payload={"previous": previous})
+    db.commit()
+    return ok({"active": version, "previous": previous})
+
+
+@bp.get("/classifier/acceptance")
+def acceptance():
+    """How often the values finally chosen equal what the classifier suggested at intake,
+    over tickets received in [from, to) (local dates; default the last 30 days)."""
+    _require_role(REPORT_ROLES)
+    start, end = _period()
+    lead = aliased(Unit)
+    rows = (
+        get_session()
+        .execute(
+            sa.select(
+                Ticket.suggestion,
+                Category.code,
+                Area.code,
+                lead.code,
+                Ticket.request_type,
+                Ticket.urgency,
+            )
+            .outerjoin(Category, Ticket.category_id == Category.id)
+            .outerjoin(Area, Ticket.area_id == Area.id)
+            .outerjoin(lead, Ticket.lead_unit_id == lead.id)
+            .where(
+                Ticket.suggestion.is_not(None),
+                Ticket.received_at >= start,
+                Ticket.received_at < end,
+            )
+        )
+        .all()
+    )
+    return ok({"from": start.isoformat(), "to": end.isoformat(), **acceptance_rates(rows)})
+
+
+def acceptance_rates(rows):
+    """Per field: tickets where both a suggestion and a final value exist, and how many agree.
+
+    A category counts as accepted when the chosen code is the suggested one or below it in the
+    tree (the model suggests second-level codes, agents may pick a third-level one); an area
+    likewise; a unit when the lead unit is the first suggested."""
+    counts = {name: [0, 0, 0] for name in ("category", "area", "unit", "request_type", "urgency")}
+
+    def tally(name, final, suggested, in_top=None):
+        if final is None or not suggested:
+            return
+        counts[name][0] += 1
+        counts[name][1] += final.startswith(suggested[0])
+        counts[name][2] += any(final.startswith(s) for s in (in_top or suggested[:1]))
+
+    for suggestion, category, area, unit, request_type, urgency in rows:
+        top = [c["code"] for c in suggestion.get("category", {}).get("top", [])]
+        if suggestion.get("category", {}).get("abstain"):
+            top = top[:0]
+        tally("category", category, top, top[:3])
+        place = (suggestion.get("area") or {}).get("code")
+        tally("area", area, [place] if place else [])
+        units = [u["code"] for u in suggestion.get("units", [])]
+        tally("unit", unit, units, units[:3])
+        tally("request_type", request_type and request_type.value, [suggestion.get("request_type")])
+        tier = (suggestion.get("urgency") or {}).get("tier")
+        tally("urgency", urgency and urgency.value, [tier] if tier else [])
+    return {
+        name: {
+            "tickets": n,
+            "accepted": accepted,
+            "rate": round(accepted / n, 4) if n else None,
+            "in_top3": in_top,
+        }
+        for name, (n, accepted, in_top) in counts.items()
+    }
+
+
+def _period():
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    errors = {}
+
+    def day(name, default):
+        raw = request.args.get(name)
+        if not raw:
+            return default
+        try:
+            return dt.datetime.combine(dt.date.fromisoformat(raw), dt.time(), tzinfo=tz)
+        except ValueError:
+            errors[name] = "日期格式应为 YYYY-MM-DD"
+            return default
+
+    today = dt.datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = day("to", today + dt.timedelta(days=1))
+    start = day("from", end - dt.timedelta(days=30))
+    if errors:
+        raise ValidationFailed(f"查询条件有误：{next(iter(errors.values()))}", details=errors)
+    return start, end

@@ -1,0 +1,242 @@
+"""``hotline classifier …``: train, evaluate, list and activate model versions."""
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy.orm import aliased
+
+from classifier import artefact, training
+from classifier.router import LearnedRouter, record_from_codes
+from hotline.audit import audit
+from hotline.db import get_session
+from hotline.models import Area, Category, Ticket, Unit
+
+group = AppGroup("classifier", help="Complaint classifier: train, evaluate, switch versions.")
+
+
+def _models_dir():
+    return current_app.config["CLASSIFIER_MODELS_DIR"]
+
+
+def _columns(value):
+    return [c.strip() for c in value.split(",") if c.strip()]
+
+
+def _steps(label, steps):
+    """Run (name, callable) steps under a progress bar; returns their results by name."""
+    results = {}
+    with click.progressbar(steps, label=label, item_show_func=lambda s: s and s[0]) as bar:
+        for name, step in bar:
+            results[name] = step(results)
+    return results
+
+
+@group.command("train")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(exists=True),
+    help="Labelled history, CSV (UTF-8) or XLSX.",
+)
+@click.option("--text-columns", required=True, help="Comma-separated, e.g. 留言主题,留言详情")
+@click.option("--label-column", required=True)
+@click.option(
+    "--unlabelled",
+    "unlabelled_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Files of unlabelled messages (same text columns) shaping the vocabulary.",
+)
+@click.option(
+    "--descriptions",
+    type=click.Path(exists=True),
+    help="A category table (CSV/XLSX) whose rows name classes, e.g. 附件1.",
+)
+@click.option("--description-columns", default="", help="Name columns; the first is the label.")
+@click.option("--activate/--no-activate", default=False, show_default=True)
+def train(
+    input_path,
+    text_columns,
+    label_column,
+    unlabelled_paths,
+    descriptions,
+    description_columns,
+    activate,
+):
+    """Train a category model on a city's own history and save it as a new version."""
+    columns = _columns(text_columns)
+
+    def read(_):
+        return training.read_table(input_path, columns, label_column)
+
+    def read_unlabelled(_):
+        texts = []
+        for path in unlabelled_paths:
+            texts += training.read_table(path, columns)[0]
+        return texts
+
+    def read_descriptions(results):
+        if not descriptions:
+            return []
+        names = _columns(description_columns)
+        if len(names) < 2:
+            raise click.UsageError("--description-columns needs the label column and a name column")
+        rows = training._rows(click.format_filename(descriptions))
+        labels = set(results["data"][1])
+        return [
+            (row[c], row[names[0]])
+            for row in rows
+            for c in names[1:]
+            if row.get(names[0]) in labels and row.get(c) and row[c] != "其他"
+        ]
+
+    def fit(results):
+        texts, labels = results["data"]
+        return training.train_table(
+            texts, labels, unlabelled=results["unlabelled"], descriptions=results["descriptions"]
+        )
+
+    results = _steps(
+        "训练分类模型",
+        [
+            ("data", read),
+            ("unlabelled", read_unlabelled),
+            ("descriptions", read_descriptions),
+            ("model", fit),
+        ],
+    )
+    texts, labels = results["data"]
+    model, metrics = results["model"]
+    bundle = training.ModelBundle(model)
+    meta = {
+        "source": click.format_filename(input_path),
+        "text_columns": columns,
+        "label_column": label_column,
+        "training_rows": len(texts),
+        "unlabelled_rows": len(results["unlabelled"]),
+        "training_sha256": training.digest(texts, labels),
+        "metrics": metrics or {},
+    }
+    version = artefact.save(bundle, _models_dir(), meta, activate=activate)
+    _report(version, metrics, activate)
+
+
+@group.command("train-default")
+@click.option("--activate/--no-activate", default=True, show_default=True)
+def train_default(activate):
+    """Train the out-of-the-box model from the seed corpus and save it as a new version."""
+    results = _steps("训练默认模型", [("bundle", lambda _: training.train_default())])
+    bundle, meta = results["bundle"]
+    version = artefact.save(bundle, _models_dir(), meta, activate=activate)
+    _report(version, None, activate)
+
+
+@group.command("train-router")
+@click.option("--activate/--no-activate", default=True, show_default=True)
+def train_router(activate):
+    """Learn which unit handles what from dispatched tickets; saved with the active model."""
+    models_dir = _models_dir()
+    version = artefact.active_version(models_dir)
+    if version is None:
+        raise click.ClickException("没有启用的模型：请先运行 hotline classifier train-default")
+    bundle, meta = artefact.load(models_dir, version)
+    session = get_session()
+    lead = aliased(Unit)
+    rows = session.execute(
+        sa.select(Category.code, Area.code, Ticket.request_type, Ticket.channel, lead.code)
+        .join(Category, Ticket.category_id == Category.id)
+        .outerjoin(Area, Ticket.area_id == Area.id)
+        .join(lead, Ticket.lead_unit_id == lead.id)
+    ).all()
+    if not rows:
+        raise click.ClickException("还没有已派单的工单可供学习")
+    records = [
+        record_from_codes(category, area, {"request_type": rt.value, "channel": ch.value})
+        for category, area, rt, ch, _ in rows
+    ]
+    bundle.router = LearnedRouter().fit(records, [unit for *_, unit in rows])
+    meta = {**meta, "router_tickets": len(rows), "based_on": version}
+    new_version = artefact.save(bundle, models_dir, meta, activate=activate)
+    audit(
+        session, None, "classifier.train_router", target=new_version, payload={"tickets": len(rows)}
+    )
+    session.commit()
+    _report(new_version, None, activate)
+
+
+@group.command("eval")
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True))
+@click.option("--text-columns", required=True)
+@click.option("--label-column", required=True)
+@click.option("--version", help="Model version (default: the active one).")
+@click.option(
+    "--as",
+    "predicted_as",
+    type=click.Choice(["code", "top-name"]),
+    default="code",
+    show_default=True,
+    help="top-name: map predicted codes to top-level category names (01 → 城乡建设).",
+)
+def evaluate(input_path, text_columns, label_column, version, predicted_as):
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+    models_dir = _models_dir()
+    version = version or artefact.active_version(models_dir)
+    if version is None:
+        raise click.ClickException("没有启用的模型，请用 --version 指定")
+    bundle, _ = artefact.load(models_dir, version)
+    texts, labels = training.read_table(input_path, _columns(text_columns), label_column)
+    model = bundle.category
+    if predicted_as == "top-name":
+        model = training.TopLevelView(model, training.category_tree(), set(labels))
+    metrics = training.evaluate(model, texts, labels)
+    click.echo(f"模型 {version}，{len(texts)} 条")
+    click.echo(format_metrics(metrics))
+
+
+def format_metrics(metrics):
+    lines = [f"accuracy {metrics['accuracy']:.4f}   macro-F1 {metrics['macro_f1']:.4f}", ""]
+    width = max(len(c) for c in metrics["labels"]) + 2
+    lines.append(f"{'class':<{width}} precision  recall     f1  support")
+    for label, m in metrics["per_class"].items():
+        lines.append(
+            f"{label:<{width}} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} "
+            f"{m['support']:8d}"
+        )
+    lines += ["", "confusion (rows: truth, columns: prediction, same order as above)"]
+    lines += ["  " + " ".join(f"{n:4d}" for n in row) for row in metrics["confusion"]]
+    return "\n".join(lines)
+
+
+def _report(version, metrics, activated):
+    click.echo(f"已保存模型版本 {version}" + ("（已启用）" if activated else ""))
+    if metrics:
+        click.echo("留出集评估：")
+        click.echo(format_metrics(metrics))
+
+
+@group.command("list")
+def list_versions():
+    """Saved versions; the active one is marked."""
+    models_dir = _models_dir()
+    active = artefact.active_version(models_dir)
+    for version in artefact.versions(models_dir):
+        meta = artefact.read_meta(models_dir, version)
+        mark = "*" if version == active else " "
+        click.echo(f"{mark} {version}  {meta.get('source', '')}  {meta.get('training_rows')} 条")
+
+
+@group.command("activate")
+@click.argument("version")
+def activate(version):
+    """Make VERSION the active model; running servers switch within seconds."""
+    models_dir = _models_dir()
+    try:
+        artefact.set_active(models_dir, version)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    session = get_session()
+    audit(session, None, "classifier.activate", target=version)
+    session.commit()
+    click.echo(f"已启用模型版本 {version}")

@@ -1,0 +1,126 @@
+"""Intake suggestions: the classifier fed with this city's areas, categories and catalogue.
+
+One ``SuggestionService`` per process builds a ``classifier.pipeline.Suggester`` from the
+active model version and the reference tables, and rebuilds it when an administrator activates
+another version (noticed within seconds, no restart) or after ``REFERENCE_TTL`` seconds (so area
+and catalogue edits reach it).
+"""
+
+import logging
+import threading
+import time
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import aliased
+
+from classifier.artefact import ActiveModel
+from classifier.gazetteer import Gazetteer
+from classifier.geo import GridLocator
+from classifier.pipeline import CategoryInfo, Suggester
+from classifier.router import CatalogueRouter, Router
+from hotline.enums import AreaLevel
+from hotline.models import Area, Category, RoutingRule, Unit
+
+REFERENCE_TTL = 600
+
+log = logging.getLogger(__name__)
+
+
+class SuggestionService:
+    def __init__(self, models_dir):
+        self.active = ActiveModel(models_dir)
+        self._lock = threading.Lock()
+        self._built = (None, 0.0, None)  # model version, built at, suggester
+
+    def suggest(self, session, text, *, address=None, lng=None, lat=None):
+        """The suggestion for one complaint with the model version, or None if no model is
+        active."""
+        suggester, version = self._suggester(session)
+        if suggester is None:
+            return None
+        result = suggester.suggest(text, address=address, lng=lng, lat=lat)
+        result["model_version"] = version
+        return result
+
+    def _suggester(self, session):
+        version, bundle, _ = self.active.get()
+        if bundle is None:
+            return None, None
+        built_version, built_at, suggester = self._built
+        if built_version != version or time.monotonic() - built_at > REFERENCE_TTL:
+            with self._lock:
+                built_version, built_at, suggester = self._built
+                if built_version != version or time.monotonic() - built_at > REFERENCE_TTL:
+                    suggester = build_suggester(session, bundle)
+                    self._built = (version, time.monotonic(), suggester)
+        return suggester, version
+
+
+def build_suggester(session, bundle):
+    parent = aliased(Area)
+    rows = session.execute(
+        sa.select(Area.code, Area.name, Area.level, Area.aliases, Area.polygon, parent.code)
+        .outerjoin(parent, Area.parent_id == parent.id)
+        .order_by(Area.code)
+    ).all()
+    gazetteer = Gazetteer(
+        {
+            "code": code,
+            "name": name,
+            "level": level.value,
+            "parent": parent_code,
+            "aliases": aliases or [],
+        }
+        for code, name, level, aliases, _, parent_code in rows
+    )
+    grids = GridLocator(
+        (code, polygon)
+        for code, _, level, _, polygon, _ in rows
+        if level == AreaLevel.grid and polygon
+    )
+    rule_area = aliased(Area)
+    rules = session.execute(
+        sa.select(Category.code, rule_area.code, Unit.code)
+        .select_from(RoutingRule)
+        .join(Category, RoutingRule.category_id == Category.id)
+        .outerjoin(rule_area, RoutingRule.area_id == rule_area.id)
+        .join(Unit, RoutingRule.unit_id == Unit.id)
+        .where(Unit.active)
+    ).all()
+    catalogue = CatalogueRouter(
+        {"category": category, "area": area, "unit": unit} for category, area, unit in rules
+    )
+    categories = {
+        code: CategoryInfo(name, utility)
+        for code, name, utility in session.execute(
+            sa.select(Category.code, Category.name, Category.utility)
+        )
+    }
+    return Suggester(
+        bundle,
+        gazetteer=gazetteer,
+        grids=grids,
+        router=Router(catalogue, getattr(bundle, "router", None)),
+        categories=categories,
+    )
+
+
+def for_intake(session, text, *, address=None, lng=None, lat=None):
+    """The suggestion stored with a new ticket. A failing classifier must never lose a call:
+    the ticket is then received without one and the error is logged."""
+    if not current_app.config["CLASSIFIER_ENABLED"]:
+        return None
+    try:
+        return service().suggest(session, text, address=address, lng=lng, lat=lat)
+    except Exception:
+        log.exception("classifier failed at intake; ticket received without suggestion")
+        return None
+
+
+def init_app(app):
+    app.extensions["hotline.suggestions"] = SuggestionService(app.config["CLASSIFIER_MODELS_DIR"])
+
+
+def service():
+    return current_app.extensions["hotline.suggestions"]
