@@ -63,9 +63,10 @@ MODEL = dict(
     crosses=(("category", "street"),),
     locality=("street", "area"),
     locality_conditions=((), ("category_1",), ("category_2",), ("category",)),
-    smoothing=2.0,
-    C=1.0,
-    blend=0.15,
+    smoothing=5.0,
+    C=0.5,
+    blend=0.3,
+    max_iter=150,
 )
 #: Recency half-life of the sample weights in days, or None for equal weights.
 HALF_LIFE_DAYS = None

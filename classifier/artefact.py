@@ -13,15 +13,15 @@ import time
 from pathlib import Path
 
 import joblib
-import numpy
-import scipy
-import sklearn
 
 ACTIVE = "ACTIVE"
 
 
 def library_versions():
     import jieba
+    import numpy
+    import scipy
+    import sklearn
 
     return {
         "python": platform.python_version(),
@@ -39,7 +39,8 @@ def save(bundle, models_dir, meta, *, activate=False):
     version = now.strftime("%Y%m%dT%H%M%S") + "-" + meta.get("training_sha256", "x" * 8)[:8]
     target = models_dir / version
     target.mkdir(parents=True, exist_ok=False)
-    joblib.dump(bundle, target / "model.joblib", compress=3)
+    # Uncompressed: loads faster and without a decompression copy of every array in memory.
+    joblib.dump(bundle, target / "model.joblib")
     meta = {
         **meta,
         "version": version,

@@ -15,11 +15,8 @@ as the fallback and as an override for explicit words (“我要举报”, “�
 import re
 from dataclasses import dataclass
 
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.svm import LinearSVC
-
 from classifier.normalize import normalize
-from classifier.text_model import tfidf
+from classifier.text_model import LinearScores, TfidfFeatures
 
 # -- urgency ----------------------------------------------------------------------------------
 
@@ -158,23 +155,27 @@ class RequestTypeModel:
 
     def __init__(self, C=0.5):
         self.C = C
-        self.vectorizer = TfidfVectorizer(
-            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2
-        )
-        self.svm = None
+        self.features = None
+        self.linear = None
 
     def fit(self, texts, labels):
-        matrix = self.vectorizer.fit_transform([normalize(t) for t in texts])
-        self.svm = LinearSVC(C=self.C, class_weight="balanced").fit(matrix, labels)
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.svm import LinearSVC
+
+        vectorizer = TfidfVectorizer(
+            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2
+        )
+        matrix = vectorizer.fit_transform([normalize(t) for t in texts])
+        self.features = TfidfFeatures.from_vectorizer(vectorizer)
+        svm = LinearSVC(C=self.C, class_weight="balanced").fit(matrix, labels)
+        self.linear = LinearScores(svm)
         return self
 
     def predict(self, texts):
         normalised = [normalize(t) for t in texts]
-        scores = tfidf(self.vectorizer, normalised) @ self.svm.coef_.T + self.svm.intercept_
-        learned = self.svm.classes_[scores.argmax(axis=1)]
-        return [
-            _explicit(text) or str(label) for text, label in zip(normalised, learned, strict=True)
-        ]
+        scores = self.linear.scores(self.features.transform(normalised))
+        learned = [self.linear.classes[i] for i in scores.argmax(axis=1)]
+        return [_explicit(text) or label for text, label in zip(normalised, learned, strict=True)]
 
 
 def _explicit(normalised_text):

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from classifier import intent
 from classifier.normalize import normalize
 
+#: Texts per model call in a batch (see ``Suggester.suggest_many``).
+CHUNK = 32
+
 
 @dataclass
 class CategoryInfo:
@@ -29,26 +32,45 @@ class Suggester:
         self.categories = categories or {}
 
     def suggest(self, text, *, address=None, lng=None, lat=None, k=3):
-        clean = normalize(text)
-        prediction = self.bundle.category.predict([clean], k=k)[0]
+        return self.suggest_many([text], addresses=[address], points=[(lng, lat)], k=k)[0]
+
+    def suggest_many(self, texts, *, addresses=None, points=None, k=3):
+        """Suggestions for a batch: the models run once over all texts (matrix products),
+        the place and unit look-ups per text."""
+        clean = [normalize(t) for t in texts]
+        addresses = addresses or [None] * len(texts)
+        points = points or [(None, None)] * len(texts)
+        predictions, request_types = [], []
+        # Small chunks: both models read the same character n-grams, which stay cached for the
+        # length of a chunk only (memory stays flat whatever the batch size).
+        for start in range(0, len(clean), CHUNK):
+            chunk = clean[start : start + CHUNK]
+            predictions += self.bundle.category.predict(chunk, k=k)
+            if self.bundle.request_type is not None:
+                request_types += self.bundle.request_type.predict(chunk)
+            else:
+                request_types += [intent.request_type_by_rules(t) for t in chunk]
+        results = []
+        for text, prediction, request_type, address, (lng, lat) in zip(
+            clean, predictions, request_types, addresses, points, strict=True
+        ):
+            results.append(self._one(text, prediction, request_type, address, lng, lat, k))
+        return results
+
+    def _one(self, clean, prediction, request_type, address, lng, lat, k):
         top = [
             {"code": code, "name": self._name(code), "probability": round(p, 4)}
             for code, p in prediction.top
         ]
         best = None if prediction.abstain else prediction.top[0][0]
-        utility = bool(best and self._utility(best))
-        urgency = intent.urgency(clean, utility_category=utility)
-        if self.bundle.request_type is not None:
-            request_type = self.bundle.request_type.predict([clean])[0]
-        else:
-            request_type = intent.request_type_by_rules(clean)
+        urgency = intent.urgency(clean, utility_category=bool(best and self._utility(best)))
         place = self._place(clean, address, lng, lat)
         area_code = place.get("code") if place else None
         units = []
         if self.router is not None and best:
             units = [
                 {"code": s.unit, "confidence": round(s.confidence, 4), "reason": s.reason}
-                for s in self.router.suggest(best, area_code, k=k)
+                for s in self.router.suggest(best, area_code, {"request_type": request_type}, k=k)
             ]
         return {
             "category": {"top": top, "abstain": prediction.abstain},

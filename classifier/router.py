@@ -33,6 +33,7 @@ Three pieces, all plain data in and plain results out (no database, no Flask):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -42,22 +43,19 @@ import numpy as np
 AREA_CODE_LENGTHS = (6, 9, 12, 15)
 
 #: Back-off chain of the learned router, most specific first. A level whose features are not all
-#: present in a record is skipped, and so is a combination never seen in training.
+#: present in a record is skipped, and so is a combination never seen in training. (Longer
+#: chains, with community and channel levels, did worse on validation: their contexts are too
+#: thin and the regression covers those features better.)
 DEFAULT_BACKOFF: tuple[tuple[str, ...], ...] = (
-    ("category", "area", "channel"),
-    ("category", "area"),
-    ("category", "street", "channel"),
     ("category", "street"),
     ("category", "district"),
     ("category",),
-    ("category_2", "street"),
     ("category_2",),
-    ("category_1", "street"),
     ("category_1",),
     (),
 )
 
-#: Single features of the discriminative model.
+#: Single features of the regression.
 DEFAULT_FEATURES: tuple[str, ...] = (
     "category",
     "category_2",
@@ -69,19 +67,22 @@ DEFAULT_FEATURES: tuple[str, ...] = (
     "channel",
 )
 
-#: Feature crosses of the discriminative model.
+#: Feature crosses of the regression. (More crosses — category × community, × channel, level-2
+#: category × street — overfitted on validation.)
 DEFAULT_CROSSES: tuple[tuple[str, ...], ...] = (
     ("category", "street"),
-    ("category", "area"),
-    ("category", "channel"),
-    ("category", "request_type"),
-    ("category_2", "street"),
-    ("category_2", "area"),
-    ("category_2", "channel"),
-    ("category_1", "street"),
-    ("category_1", "area"),
-    ("category_1", "channel"),
-    ("street", "channel"),
+    ("category", "district"),
+)
+
+#: Area features whose local units the regression learns to prefer (see ``LearnedRouter``).
+DEFAULT_LOCALITY: tuple[str, ...] = ("street", "area")
+
+#: Per value of which features the "goes to the local unit" weights are learned.
+DEFAULT_LOCALITY_CONDITIONS: tuple[tuple[str, ...], ...] = (
+    (),
+    ("category_1",),
+    ("category_2",),
+    ("category",),
 )
 
 CATALOGUE_REASON = "派单目录规则"
@@ -206,6 +207,8 @@ class LearnedRouter:
             "this kind of ticket goes to the local unit of its street", per value of each
             ``locality_conditions`` feature combination (``()`` = for any ticket), which carries
             over to streets where the combination was never seen.
+        scales: optional value of the one-hot entries per feature (name), cross (tuple) or
+            ``"locality"``; a scale s divides that group's L2 penalty by s² (default 1).
         smoothing: Dirichlet prior strength β of the back-off (in weighted tickets).
         C: inverse L2 strength of the logistic regression.
         blend: weight of the back-off in the blend (1 = back-off only, 0 = regression only).
@@ -217,12 +220,13 @@ class LearnedRouter:
         backoff: Sequence[Sequence[str]] = DEFAULT_BACKOFF,
         features: Sequence[str] = DEFAULT_FEATURES,
         crosses: Sequence[Sequence[str]] = DEFAULT_CROSSES,
-        locality: Sequence[str] = (),
-        locality_conditions: Sequence[Sequence[str]] = ((), ("category_1",), ("category",)),
+        locality: Sequence[str] = DEFAULT_LOCALITY,
+        locality_conditions: Sequence[Sequence[str]] = DEFAULT_LOCALITY_CONDITIONS,
         home_share: float = 0.8,
         home_min: int = 3,
-        smoothing: float = 2.0,
-        C: float = 1.0,
+        scales: Mapping[Any, float] | None = None,
+        smoothing: float = 5.0,
+        C: float = 0.5,
         blend: float = 0.3,
         max_iter: int = 150,
     ):
@@ -237,6 +241,10 @@ class LearnedRouter:
         self.locality_conditions = tuple(tuple(c) for c in locality_conditions)
         self.home_share = float(home_share)
         self.home_min = int(home_min)
+        self.scales = {
+            (key if isinstance(key, str) else tuple(key)): float(value)
+            for key, value in (scales or {}).items()
+        }
         self.smoothing = float(smoothing)
         self.C = float(C)
         self.blend = float(blend)
@@ -315,7 +323,8 @@ class LearnedRouter:
             for j in self._feature_ids(record, grow=True):
                 rows.append(i)
                 cols.append(j)
-        X = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, len(self._vocab)))
+        scale = self._token_scales()
+        X = sparse.csr_matrix((scale[cols], (rows, cols)), shape=(n, len(self._vocab)))
 
         local_blocks = []
         self._homes = {loc: self._infer_homes(records, y, loc) for loc in self.locality}
@@ -332,13 +341,24 @@ class LearnedRouter:
                     cols.append(j)
             local_blocks.append((rows, cols, mask))
         n_local = len(self._local_vocab)
+        local_scale = self.scales.get("locality", 1.0)
         blocks = [
-            (sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n_local)), m)
+            (sparse.csr_matrix((np.full(len(r), local_scale), (r, c)), shape=(n, n_local)), m)
             for r, c, m in local_blocks
         ]
-        self._coef, self._intercept, self._local_coef = _softmax_regression(
-            X, blocks, y, n_classes, weights * (n / weights.sum()), self.C, self.max_iter
-        )
+        with _single_threaded_blas():
+            coef, self._intercept, local_coef = _softmax_regression(
+                X, blocks, y, n_classes, weights * (n / weights.sum()), self.C, self.max_iter
+            )
+        # Fold the scales into the weights: prediction then just adds rows.
+        self._coef = np.ascontiguousarray(coef * scale[:, None])
+        self._local_coef = local_coef * local_scale
+
+    def _token_scales(self):
+        scale = np.ones(len(self._vocab))
+        for (combo, _), j in self._vocab.items():
+            scale[j] = self.scales.get(combo[0] if len(combo) == 1 else combo, 1.0)
+        return scale
 
     def _infer_homes(self, records, y, loc):
         """For area feature ``loc``: value → indices of the units whose home it is."""
@@ -449,6 +469,16 @@ class LearnedRouter:
         return suggestions, p, support
 
 
+def _single_threaded_blas():
+    """BLAS limited to one thread: the many small products of the fit run several times faster
+    that way, far more so when other processes compete for the cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _key(record, combo):
     """The values of ``combo``'s features in ``record`` as a tuple, or None if one is absent."""
     values = []
@@ -475,9 +505,8 @@ def _softmax_regression(X, local_blocks, y, n_classes, weights, C, max_iter):
     g = local_blocks[0][0].shape[1] if local_blocks else 0
     Xt = X.T.tocsr()
     blocks = [(A, A.T.tocsr(), M) for A, M in local_blocks]
-    onehot = np.zeros((n, n_classes))
-    onehot[np.arange(n), y] = 1.0
-    w = weights[:, None]
+    rows = np.arange(n)
+    cw = C * weights
     sizes = (d * n_classes, n_classes, g)
 
     def unpack(theta):
@@ -488,17 +517,21 @@ def _softmax_regression(X, local_blocks, y, n_classes, weights, C, max_iter):
 
     def loss_grad(theta):
         W, b, v = unpack(theta)
-        z = X @ W + b
+        z = X @ W
+        z += b
         for A, _, M in blocks:
             z += (A @ v)[:, None] * M
         z -= z.max(axis=1, keepdims=True)
-        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        loss = -C * float((w * onehot * log_p).sum()) + 0.5 * (float(W.ravel() @ W.ravel()) + v @ v)
-        residual = C * w * (np.exp(log_p) - onehot)
+        z_true = z[rows, y]
+        np.exp(z, out=z)
+        norm = z.sum(axis=1)
+        loss = float(cw @ (np.log(norm) - z_true)) + 0.5 * (float(W.ravel() @ W.ravel()) + v @ v)
+        z *= (cw / norm)[:, None]  # residual = C·w·(p − onehot)
+        z[rows, y] -= cw
         grad_v = v.copy()
         for _, At, M in blocks:
-            grad_v += At @ (residual * M).sum(axis=1)
-        grad = np.concatenate([(Xt @ residual + W).ravel(), residual.sum(axis=0), grad_v])
+            grad_v += At @ (z * M).sum(axis=1)
+        grad = np.concatenate([(Xt @ z + W).ravel(), z.sum(axis=0), grad_v])
         return loss, grad
 
     theta = _lbfgs(loss_grad, np.zeros(sum(sizes)), max_iter)
@@ -559,7 +592,8 @@ def _reason(support, handled, level):
         return f"根据 {support} 件历史工单的总体分布（无相似工单）"
     if handled:
         return f"根据 {support} 件相似历史工单，其中 {handled} 件由该单位办理"
-    return f"根据 {support} 件相似历史工单"
+    # None of them went to this unit: it comes from related categories or its locality.
+    return f"根据 {support} 件相似历史工单及相近类别、属地推断"
 
 
 # --------------------------------------------------------------------------------------------

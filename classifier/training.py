@@ -1,15 +1,12 @@
 """Training: read labelled tables, train a model bundle, measure it.
 
-A bundle is what the server loads: the category model, the request-type model and the names of
-the categories it predicts. ``train_default`` builds the out-of-the-box bundle from the seed
-corpus written for this project (``seed_data/corpus``); ``train_table`` learns from a city's own
-history (CSV or XLSX).
+A bundle (``classifier.bundle``) is what the server loads. ``train_default`` builds the
+out-of-the-box bundle from the seed corpus written for this project (``seed_data/corpus``);
+``train_table`` learns from a city's own history (CSV or XLSX).
 """
 
 import csv
 import hashlib
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,22 +18,11 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 
+from classifier.bundle import ModelBundle
 from classifier.intent import RequestTypeModel
+from classifier.seeds import SEED_DIR, category_tree, read_jsonl, user_words
 from classifier.segment import Segmenter
 from classifier.text_model import CategoryModel, CategoryPrediction
-
-SEED_DIR = Path(__file__).resolve().parent.parent / "seed_data"
-
-
-@dataclass
-class ModelBundle:
-    category: CategoryModel
-    request_type: RequestTypeModel | None = None
-    #: Display names of the labels the category model predicts (code → name), if known.
-    label_names: dict = field(default_factory=dict)
-    #: Learned from this city's dispatched tickets (``hotline classifier train-router``).
-    router: object = None
-
 
 # -- reading ----------------------------------------------------------------------------------
 
@@ -82,47 +68,7 @@ def digest(texts, labels):
     return h.hexdigest()
 
 
-# -- the seed corpus --------------------------------------------------------------------------
-
-
-def _read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _read_jsonl(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def category_tree(seed_dir=SEED_DIR):
-    """{code: (name, parent code)} of every category in ``categories.json``."""
-    tree = {}
-
-    def walk(nodes, parent):
-        for node in nodes:
-            tree[node["code"]] = (node["name"], parent)
-            walk(node.get("children", []), node["code"])
-
-    walk(_read_json(Path(seed_dir) / "categories.json"), None)
-    return tree
-
-
-def user_words(seed_dir=SEED_DIR):
-    """Place names, roads, landmarks and category terms for jieba's user dictionary."""
-    seed_dir = Path(seed_dir)
-    words = set()
-    for district in _read_json(seed_dir / "areas.json")["districts"]:
-        words.update([district["name"], *district.get("aliases", [])])
-        for street in district["streets"]:
-            words.update([street["name"], *street.get("aliases", [])])
-            for community in street["communities"]:
-                words.update([community["name"], *community.get("aliases", [])])
-    calls = _read_json(seed_dir / "calls.json")
-    for names in list(calls["roads"].values()) + list(calls["landmarks"].values()):
-        words.update(names)
-    words.update(name for name, _ in category_tree(seed_dir).values())
-    return sorted(words)
+# -- the seed corpus ---------------------------------------------------------------------------
 
 
 def train_default(seed_dir=SEED_DIR, level=2):
@@ -130,7 +76,7 @@ def train_default(seed_dir=SEED_DIR, level=2):
     category codes (2 = 0101 市政设施 …)."""
     seed_dir = Path(seed_dir)
     tree = category_tree(seed_dir)
-    messages = _read_jsonl(seed_dir / "corpus" / "messages.jsonl")
+    messages = read_jsonl(seed_dir / "corpus" / "messages.jsonl")
     width = 2 * level
     texts = [f"{m.get('title', '')}。{m['text']}" for m in messages]
     labels = [m["category"][:width] for m in messages]

@@ -1,5 +1,7 @@
 """``hotline classifier …``: train, evaluate, list and activate model versions."""
 
+from pathlib import Path
+
 import click
 import sqlalchemy as sa
 from flask import current_app
@@ -7,6 +9,7 @@ from flask.cli import AppGroup
 from sqlalchemy.orm import aliased
 
 from classifier import artefact, training
+from classifier.bundle import ModelBundle
 from classifier.router import LearnedRouter, record_from_codes
 from hotline.audit import audit
 from hotline.db import get_session
@@ -21,6 +24,14 @@ def _models_dir():
 
 def _columns(value):
     return [c.strip() for c in value.split(",") if c.strip()]
+
+
+def _read_table(path, text_columns, label_column=None):
+    """``training.read_table`` with a missing column reported as a usage error, not a traceback."""
+    try:
+        return training.read_table(path, text_columns, label_column)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _steps(label, steps):
@@ -69,12 +80,12 @@ def train(
     columns = _columns(text_columns)
 
     def read(_):
-        return training.read_table(input_path, columns, label_column)
+        return _read_table(input_path, columns, label_column)
 
     def read_unlabelled(_):
         texts = []
         for path in unlabelled_paths:
-            texts += training.read_table(path, columns)[0]
+            texts += _read_table(path, columns)[0]
         return texts
 
     def read_descriptions(results):
@@ -83,7 +94,7 @@ def train(
         names = _columns(description_columns)
         if len(names) < 2:
             raise click.UsageError("--description-columns needs the label column and a name column")
-        rows = training._rows(click.format_filename(descriptions))
+        rows = training._rows(Path(descriptions))
         labels = set(results["data"][1])
         return [
             (row[c], row[names[0]])
@@ -109,7 +120,7 @@ def train(
     )
     texts, labels = results["data"]
     model, metrics = results["model"]
-    bundle = training.ModelBundle(model)
+    bundle = ModelBundle(model)
     meta = {
         "source": click.format_filename(input_path),
         "text_columns": columns,
@@ -186,7 +197,7 @@ def evaluate(input_path, text_columns, label_column, version, predicted_as):
     if version is None:
         raise click.ClickException("没有启用的模型，请用 --version 指定")
     bundle, _ = artefact.load(models_dir, version)
-    texts, labels = training.read_table(input_path, _columns(text_columns), label_column)
+    texts, labels = _read_table(input_path, _columns(text_columns), label_column)
     model = bundle.category
     if predicted_as == "top-name":
         model = training.TopLevelView(model, training.category_tree(), set(labels))

@@ -136,6 +136,8 @@ def acceptance_rates(rows):
         counts[name][2] += any(final.startswith(s) for s in (in_top or suggested[:1]))
 
     for suggestion, category, area, unit, request_type, urgency in rows:
+        if not suggestion:  # a JSON null passes the SQL "IS NOT NULL" filter
+            continue
         top = [c["code"] for c in suggestion.get("category", {}).get("top", [])]
         if suggestion.get("category", {}).get("abstain"):
             top = top[:0]
