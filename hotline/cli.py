@@ -8,6 +8,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from werkzeug.serving import run_simple
 
+from classifier import artefact
 from hotline import cli_classifier, migrate, seed
 from hotline.app import create_app
 from hotline.audit import audit
@@ -124,6 +125,13 @@ def demo(host, port):
     session = get_session()
     seed.load_all(session)
     session.commit()
+    models_dir = current_app.config["CLASSIFIER_MODELS_DIR"]
+    if artefact.active_version(models_dir) is None:
+        click.echo("训练默认分类模型（首次启动，约需十秒）…")
+        from classifier import training
+
+        bundle, meta = training.train_default()
+        artefact.save(bundle, models_dir, meta, activate=True)
     url = f"http://{host}:{port}"
     click.echo(f"\n12345 热线工单系统已启动：{url}  (API: {url}/api/v1)")
     click.echo(f"数据库：{current_app.config['DATABASE_URL']}\n")
