@@ -11,6 +11,7 @@ import platform
 import threading
 import time
 from pathlib import Path
+from secrets import token_hex
 
 import joblib
 
@@ -36,7 +37,9 @@ def save(bundle, models_dir, meta, *, activate=False):
     """Write ``bundle`` as a new version; returns the version name."""
     models_dir = Path(models_dir)
     now = dt.datetime.now(dt.UTC)
-    version = now.strftime("%Y%m%dT%H%M%S") + "-" + meta.get("training_sha256", "x" * 8)[:8]
+    version = "-".join(
+        [now.strftime("%Y%m%dT%H%M%S"), meta.get("training_sha256", "x" * 8)[:8], token_hex(2)]
+    )
     target = models_dir / version
     target.mkdir(parents=True, exist_ok=False)
     # Uncompressed: loads faster and without a decompression copy of every array in memory.

@@ -102,11 +102,19 @@ class Suggester:
         if self.grids is not None and lng is not None and lat is not None:
             hit = self.grids.lookup(lng, lat)
             if hit.code and not hit.near_boundary:
+                code = hit.code
                 return {
-                    "code": hit.code,
+                    "code": code,
                     "level": "grid",
+                    # Codes are hierarchical: the grid's ancestors are its prefixes.
+                    "district": code[:6],
+                    "street": code[:9],
+                    "community": code[:12],
+                    "grid": code,
                     "confidence": 1.0,
+                    "matched": None,
                     "source": "coordinates",
+                    "candidates": [],
                 }
         if self.gazetteer is None:
             return None

@@ -10,21 +10,28 @@ Three pieces, all plain data in and plain results out (no database, no Flask):
 
 ``LearnedRouter``
     Learns from handled tickets which unit takes a ticket with given categorical features
-    (category levels, area levels, request type, channel …). Two estimators are blended:
+    (category levels, area levels, request type, channel …). Two estimators are blended
+    (``blend`` = weight of the first):
 
-    * a hierarchical back-off of conditional unit frequencies: a chain of feature combinations
-      from the most specific (category × community) to the least (no feature at all); each
-      level's counts are smoothed towards the next, less specific level with a Dirichlet prior
-      (``P_k = (c_k + β·P_{k+1}) / (n_k + β)``), so a context seen 200 times speaks for itself
-      and one seen twice leans on its parents; unseen values simply drop out of the chain;
-    * a multinomial logistic regression over one-hot features and feature crosses (category ×
-      street, category × channel …), L2-regularised, which generalises across combinations the
-      back-off has never seen.
+    * a hierarchical back-off of conditional unit frequencies along a chain of feature
+      combinations, most specific first (category × street → category → level-2 category →
+      level-1 category → everything); each level's counts are smoothed towards the next, less
+      specific level with a Dirichlet prior, ``P_k = (c_k + β·P_{k+1}) / (n_k + β)``, so a
+      context seen 200 times speaks for itself and one seen twice leans on its parents; values
+      never seen simply drop out of the chain;
+    * a multinomial logistic regression over one-hot features (every category level, community,
+      street, district, request type, channel) and the category × street cross, L2-regularised,
+      plus *locality* weights: units whose history sits in one street (community) are that
+      street's (community's) units, and shared weights learn "this kind of ticket goes to the
+      local unit", which carries over to streets where a category was never seen. It is fitted
+      by a small L-BFGS written here (scikit-learn's solver took ten times longer).
 
-    The suggestion confidence is the blended probability, so the confidences of all units sum
-    to 1 (the top-k to at most 1). ``fit`` takes optional ``sample_weight`` (e.g. recency
-    weights from ``recency_weights``: dispatch practice drifts, units are merged and renamed).
-    ``suggest`` costs a few dict look-ups and one small matrix sum (tens of microseconds).
+    Confidences are the blended probabilities: all units' sum to 1, the top-k's to at most 1;
+    on held-out data the top-1 confidence is close to its accuracy (Pingshan: ECE ≈ 0.04).
+    ``fit`` takes optional ``sample_weight`` (e.g. ``recency_weights``). ``suggest`` costs a few
+    dict look-ups and one small matrix sum: ~50 µs with 120 units. Choices were made on
+    validation folds of real data (``bench/classify_routing.py``, which also explains why unit
+    *codes*, not names, must be the labels when units get renamed).
 
 ``Router``
     The catalogue first, then the learned suggestions; see ``Router`` for the rule when the
@@ -38,9 +45,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-
-#: Area code length per level: 6 district + 3 street + 3 community + 3 grid (DOMAIN.md §6).
-AREA_CODE_LENGTHS = (6, 9, 12, 15)
 
 #: Back-off chain of the learned router, most specific first. A level whose features are not all
 #: present in a record is skipped, and so is a combination never seen in training. (Longer
@@ -207,8 +211,6 @@ class LearnedRouter:
             "this kind of ticket goes to the local unit of its street", per value of each
             ``locality_conditions`` feature combination (``()`` = for any ticket), which carries
             over to streets where the combination was never seen.
-        scales: optional value of the one-hot entries per feature (name), cross (tuple) or
-            ``"locality"``; a scale s divides that group's L2 penalty by s² (default 1).
         smoothing: Dirichlet prior strength β of the back-off (in weighted tickets).
         C: inverse L2 strength of the logistic regression.
         blend: weight of the back-off in the blend (1 = back-off only, 0 = regression only).
@@ -224,7 +226,6 @@ class LearnedRouter:
         locality_conditions: Sequence[Sequence[str]] = DEFAULT_LOCALITY_CONDITIONS,
         home_share: float = 0.8,
         home_min: int = 3,
-        scales: Mapping[Any, float] | None = None,
         smoothing: float = 5.0,
         C: float = 0.5,
         blend: float = 0.3,
@@ -241,10 +242,6 @@ class LearnedRouter:
         self.locality_conditions = tuple(tuple(c) for c in locality_conditions)
         self.home_share = float(home_share)
         self.home_min = int(home_min)
-        self.scales = {
-            (key if isinstance(key, str) else tuple(key)): float(value)
-            for key, value in (scales or {}).items()
-        }
         self.smoothing = float(smoothing)
         self.C = float(C)
         self.blend = float(blend)
@@ -323,8 +320,7 @@ class LearnedRouter:
             for j in self._feature_ids(record, grow=True):
                 rows.append(i)
                 cols.append(j)
-        scale = self._token_scales()
-        X = sparse.csr_matrix((scale[cols], (rows, cols)), shape=(n, len(self._vocab)))
+        X = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, len(self._vocab)))
 
         local_blocks = []
         self._homes = {loc: self._infer_homes(records, y, loc) for loc in self.locality}
@@ -341,24 +337,14 @@ class LearnedRouter:
                     cols.append(j)
             local_blocks.append((rows, cols, mask))
         n_local = len(self._local_vocab)
-        local_scale = self.scales.get("locality", 1.0)
         blocks = [
-            (sparse.csr_matrix((np.full(len(r), local_scale), (r, c)), shape=(n, n_local)), m)
+            (sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n_local)), m)
             for r, c, m in local_blocks
         ]
         with _single_threaded_blas():
-            coef, self._intercept, local_coef = _softmax_regression(
+            self._coef, self._intercept, self._local_coef = _softmax_regression(
                 X, blocks, y, n_classes, weights * (n / weights.sum()), self.C, self.max_iter
             )
-        # Fold the scales into the weights: prediction then just adds rows.
-        self._coef = np.ascontiguousarray(coef * scale[:, None])
-        self._local_coef = local_coef * local_scale
-
-    def _token_scales(self):
-        scale = np.ones(len(self._vocab))
-        for (combo, _), j in self._vocab.items():
-            scale[j] = self.scales.get(combo[0] if len(combo) == 1 else combo, 1.0)
-        return scale
 
     def _infer_homes(self, records, y, loc):
         """For area feature ``loc``: value → indices of the units whose home it is."""

@@ -44,6 +44,8 @@ class UTCDateTime(sa.TypeDecorator):
 
 #: JSON that is JSONB on PostgreSQL.
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+#: The same, storing Python None as SQL NULL (not JSON null), for optional documents.
+NullableJSONType = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def enum_column_type(enum_cls):

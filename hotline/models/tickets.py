@@ -3,7 +3,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hotline.db import Base, JSONType, UTCDateTime, enum_column_type, utcnow
+from hotline.db import Base, JSONType, NullableJSONType, UTCDateTime, enum_column_type, utcnow
 from hotline.enums import (
     AssignmentRole,
     CallbackOutcome,
@@ -89,7 +89,7 @@ class Ticket(Base):
 
     #: What the classifier suggested at intake (category, type, urgency, place, units) and
     #: the model version, kept beside the values finally chosen to measure acceptance.
-    suggestion: Mapped[dict | None] = mapped_column(JSONType)
+    suggestion: Mapped[dict | None] = mapped_column(NullableJSONType)
 
     created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     #: Client-chosen key making create idempotent, with a digest of the request it came with.

@@ -1,0 +1,498 @@
+"""``hotline classifier …``: train on a city's table (CSV, XLSX), evaluate, list, activate."""
+
+import csv
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from openpyxl import Workbook
+
+from classifier import artefact, training
+from hotline.cli import main
+from hotline.cli_classifier import format_metrics
+from hotline.models import AuditLog
+
+PLACES = ["胜利东街", "东风街", "中学街社区", "工福街社区", "院校街社区", "北海路", "四平路"]
+ISSUES = {
+    "城乡建设": [
+        ("路灯不亮", "的路灯坏了好几天，晚上出门黑漆漆的"),
+        ("井盖丢失", "的井盖丢了，路过的人很容易掉进去"),
+        ("路面坑洼", "的路面坑坑洼洼，下雨天全是积水"),
+    ],
+    "环境保护": [
+        ("施工噪音", "附近工地夜间施工，噪音吵得睡不着觉"),
+        ("油烟污染", "的饭店油烟直排，熏得不敢开窗"),
+        ("污水直排", "有工厂往河里排污水，臭味很大"),
+    ],
+    "交通运输": [
+        ("公交晚点", "的公交车经常晚点，等车要四十分钟"),
+        ("出租车拒载", "的出租车司机拒载乘客，态度很差"),
+        ("公交站牌", "的公交站牌被撞坏了，线路信息看不清"),
+    ],
+}
+#: (主题, 详情, 分类) — 63 rows, 21 per class.
+ROWS = [
+    (place + subject, place + detail, label)
+    for label, issues in ISSUES.items()
+    for subject, detail in issues
+    for place in PLACES
+]
+HEADER = ["留言主题", "留言详情", "一级分类"]
+TRAIN_ARGS = ["--text-columns", "留言主题,留言详情", "--label-column", "一级分类"]
+
+
+@pytest.fixture(scope="module")
+def cli_database(tmp_path_factory):
+    """A fresh SQLite file migrated by ``hotline db upgrade`` (shared by this module)."""
+    url = "sqlite:///" + str(tmp_path_factory.mktemp("cli-db") / "cli.sqlite")
+    result = CliRunner().invoke(
+        main,
+        ["db", "upgrade"],
+        env={"HOTLINE_DATABASE_URL": url, "HOTLINE_SECRET_KEY": "cli-test"},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    return url
+
+
+@pytest.fixture
+def models(tmp_path):
+    return tmp_path / "models"
+
+
+@pytest.fixture
+def hotline(cli_database, models):
+    """``hotline("classifier", "list")`` → the click Result."""
+
+    def invoke(*args):
+        return CliRunner().invoke(
+            main,
+            list(args),
+            env={
+                "HOTLINE_DATABASE_URL": cli_database,
+                "HOTLINE_SECRET_KEY": "cli-test",
+                "HOTLINE_CLASSIFIER_MODELS_DIR": str(models),
+                "HOTLINE_REDIS_URL": "",
+            },
+        )
+
+    return invoke
+
+
+@pytest.fixture
+def table_csv(tmp_path):
+    path = tmp_path / "history.csv"
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADER)
+        writer.writerows(ROWS)
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    return path
+
+
+@pytest.fixture
+def table_xlsx(tmp_path):
+    path = tmp_path / "history.xlsx"
+    book = Workbook()
+    sheet = book.active
+    sheet.append(HEADER)
+    for row in ROWS:
+        sheet.append(list(row))
+    book.save(path)
+    return path
+
+
+def expected_sha256():
+    h = hashlib.sha256()
+    for subject, detail, label in ROWS:
+        h.update(f"{label}\t{subject}。{detail}\n".encode())
+    return h.hexdigest()
+
+
+def ok(result):
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def saved_version(output):
+    match = re.search(r"已保存模型版本 (\S+?)(（已启用）)?$", output, re.MULTILINE)
+    assert match, output
+    return match.group(1)
+
+
+def check_report(output, labels, supports=None):
+    """The printed metrics: headline, one line per class, the confusion matrix."""
+    headline = re.search(r"^accuracy (\d\.\d{4})   macro-F1 (\d\.\d{4})$", output, re.MULTILINE)
+    assert headline, output
+    accuracy, macro_f1 = float(headline.group(1)), float(headline.group(2))
+    assert 0.0 <= macro_f1 <= 1.0 and 0.0 <= accuracy <= 1.0
+    lines = output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("class "))
+    assert lines[header].split() == ["class", "precision", "recall", "f1", "support"]
+    per_class = lines[header + 1 : header + 1 + len(labels)]
+    assert [line.split()[0] for line in per_class] == sorted(labels)
+    counts = [int(line.split()[-1]) for line in per_class]
+    if supports is not None:
+        assert counts == supports
+    start = lines.index("confusion (rows: truth, columns: prediction, same order as above)")
+    matrix = [[int(n) for n in line.split()] for line in lines[start + 1 : start + 1 + len(labels)]]
+    assert all(len(row) == len(labels) for row in matrix)
+    assert [sum(row) for row in matrix] == counts
+    correct = sum(matrix[i][i] for i in range(len(labels)))
+    assert accuracy == pytest.approx(correct / sum(counts), abs=5e-5)
+    return accuracy, macro_f1
+
+
+# -- train ------------------------------------------------------------------------------------
+
+
+def test_train_on_csv(hotline, models, table_csv):
+    output = ok(hotline("classifier", "train", "--input", str(table_csv), *TRAIN_ARGS))
+    version = saved_version(output)
+    assert "（已启用）" not in output
+    assert artefact.versions(models) == [version]
+    assert artefact.active_version(models) is None  # --no-activate is the default
+    assert version.split("-")[1] == expected_sha256()[:8]
+
+    meta = artefact.read_meta(models, version)
+    assert meta["training_rows"] == 63
+    assert meta["training_sha256"] == expected_sha256()
+    assert meta["text_columns"] == ["留言主题", "留言详情"]
+    assert meta["label_column"] == "一级分类"
+    assert meta["unlabelled_rows"] == 0
+    assert meta["source"] == str(table_csv)
+    assert meta["classes"] == sorted(ISSUES)
+    metrics = meta["metrics"]
+    assert 0.0 <= metrics["macro_f1"] <= 1.0
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["labels"] == sorted(ISSUES)
+    # the stratified 20 % holdout: 13 of 63 rows
+    assert sum(c["support"] for c in metrics["per_class"].values()) == 13
+    assert metrics["accuracy"] >= 0.6, metrics
+
+    assert "留出集评估：" in output
+    accuracy, macro_f1 = check_report(output, list(ISSUES))
+    assert accuracy == pytest.approx(metrics["accuracy"], abs=5e-5)
+    assert macro_f1 == pytest.approx(metrics["macro_f1"], abs=5e-5)
+
+    bundle, _ = artefact.load(models, version)
+    assert bundle.category.predict(["四平路的公交车等了一个小时都不来"])[0].top[0][0] == "交通运输"
+
+
+def test_train_on_xlsx_with_activate(hotline, models, table_xlsx):
+    output = ok(
+        hotline("classifier", "train", "--input", str(table_xlsx), *TRAIN_ARGS, "--activate")
+    )
+    version = saved_version(output)
+    assert output.count("（已启用）") == 1
+    assert artefact.active_version(models) == version
+    meta = artefact.read_meta(models, version)
+    # the same rows as the CSV: the same digest
+    assert meta["training_sha256"] == expected_sha256()
+    assert meta["training_rows"] == 63
+    assert set(meta["metrics"]) >= {"accuracy", "macro_f1", "per_class", "confusion"}
+    check_report(output, list(ISSUES))
+
+
+def test_train_with_unlabelled_and_descriptions(hotline, models, table_csv, tmp_path):
+    unlabelled = tmp_path / "unlabelled.csv"
+    with open(unlabelled, "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["留言主题", "留言详情"])
+        writer.writerows([("路灯闪烁", "路灯一闪一闪"), ("噪声", "夜里有噪声")])
+    descriptions = tmp_path / "categories.csv"
+    with open(descriptions, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["一级分类", "二级分类"])
+        writer.writerows(
+            [
+                ("城乡建设", "市政设施"),
+                ("城乡建设", "市政设施维护"),
+                ("交通运输", "公交运营"),
+                ("其他类", "市政设施"),  # not a label of the data: ignored
+            ]
+        )
+    output = ok(
+        hotline(
+            "classifier",
+            "train",
+            "--input",
+            str(table_csv),
+            *TRAIN_ARGS,
+            "--unlabelled",
+            str(unlabelled),
+            "--descriptions",
+            str(descriptions),
+            "--description-columns",
+            "一级分类,二级分类",
+        )
+    )
+    version = saved_version(output)
+    meta = artefact.read_meta(models, version)
+    assert meta["unlabelled_rows"] == 2
+    assert meta["training_rows"] == 63
+    # the descriptions joined the training documents: their word is in the vocabulary
+    bundle, _ = artefact.load(models, version)
+    assert "市政设施" in bundle.category.features[0].vocabulary
+
+
+def test_train_without_descriptions_lacks_their_words(hotline, models, table_csv):
+    version = saved_version(
+        ok(hotline("classifier", "train", "--input", str(table_csv), *TRAIN_ARGS))
+    )
+    bundle, _ = artefact.load(models, version)
+    assert "市政设施" not in bundle.category.features[0].vocabulary
+
+
+def test_train_descriptions_need_two_columns(hotline, models, table_csv, tmp_path):
+    descriptions = tmp_path / "categories.csv"
+    descriptions.write_text("一级分类\n城乡建设\n", encoding="utf-8")
+    result = hotline(
+        "classifier",
+        "train",
+        "--input",
+        str(table_csv),
+        *TRAIN_ARGS,
+        "--descriptions",
+        str(descriptions),
+        "--description-columns",
+        "一级分类",
+    )
+    assert result.exit_code == 2
+    assert "--description-columns" in result.output
+    assert artefact.versions(models) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "missing"),
+    [
+        (["--text-columns", "留言主题,不存在的列", "--label-column", "一级分类"], "不存在的列"),
+        (["--text-columns", "留言主题", "--label-column", "分类标签"], "分类标签"),
+    ],
+)
+def test_train_unknown_column(hotline, models, table_csv, args, missing):
+    result = hotline("classifier", "train", "--input", str(table_csv), *args)
+    assert result.exit_code != 0
+    assert f"no column(s) {missing}" in result.output
+    assert "has 留言主题, 留言详情, 一级分类" in result.output
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)  # a clean error, not a crash
+    assert artefact.versions(models) == []
+
+
+def test_train_missing_input_file(hotline, tmp_path):
+    result = hotline("classifier", "train", "--input", str(tmp_path / "nope.csv"), *TRAIN_ARGS)
+    assert result.exit_code == 2
+    assert "nope.csv" in result.output
+
+
+# -- list and activate ------------------------------------------------------------------------
+
+
+def _train(hotline, path, *extra):
+    return saved_version(
+        ok(hotline("classifier", "train", "--input", str(path), *TRAIN_ARGS, *extra))
+    )
+
+
+def test_list_and_activate(hotline, models, table_csv, table_xlsx, cli_database):
+    assert ok(hotline("classifier", "list")) == ""
+    first = _train(hotline, table_csv)
+    second = _train(hotline, table_xlsx)
+    assert first != second
+
+    def listed():
+        lines = ok(hotline("classifier", "list")).splitlines()
+        return {line[2:].split()[0]: line[0] for line in lines}, lines
+
+    marks, lines = listed()
+    assert marks == {first: " ", second: " "}
+    assert f"  {first}  {table_csv}  63 条" in lines
+
+    assert ok(hotline("classifier", "activate", second)) == f"已启用模型版本 {second}\n"
+    assert artefact.active_version(models) == second
+    marks, lines = listed()
+    assert marks == {first: " ", second: "*"}
+    assert f"* {second}  {table_xlsx}  63 条" in lines
+
+    ok(hotline("classifier", "activate", first))
+    assert listed()[0] == {first: "*", second: " "}
+
+    engine = sa.create_engine(cli_database)
+    with engine.connect() as conn:
+        targets = conn.scalars(
+            sa.select(AuditLog.target)
+            .where(AuditLog.action == "classifier.activate")
+            .order_by(AuditLog.id)
+        ).all()
+    engine.dispose()
+    assert targets[-2:] == [second, first]
+
+
+def test_activate_unknown_version(hotline, models, table_csv):
+    version = _train(hotline, table_csv, "--activate")
+    result = hotline("classifier", "activate", "20990101T000000-deadbeef")
+    assert result.exit_code == 1
+    assert "no model version 20990101T000000-deadbeef" in result.output
+    assert "Traceback" not in result.output
+    assert artefact.active_version(models) == version
+
+
+# -- eval -------------------------------------------------------------------------------------
+
+
+def test_eval_trained_model(hotline, models, table_csv, table_xlsx):
+    version = _train(hotline, table_csv, "--activate")
+    output = ok(hotline("classifier", "eval", "--input", str(table_xlsx), *TRAIN_ARGS))
+    assert output.splitlines()[0] == f"模型 {version}，63 条"
+    accuracy, _ = check_report(output, list(ISSUES), supports=[21, 21, 21])
+    assert accuracy >= 0.9  # its own training data
+
+    # the same numbers as the library computes
+    bundle, _ = artefact.load(models, version)
+    texts, labels = training.read_table(table_xlsx, ["留言主题", "留言详情"], "一级分类")
+    assert format_metrics(training.evaluate(bundle.category, texts, labels)) in output
+
+
+def test_eval_named_version_and_unknown_column(hotline, models, table_csv):
+    version = _train(hotline, table_csv)  # not active
+    result = hotline("classifier", "eval", "--input", str(table_csv), *TRAIN_ARGS)
+    assert result.exit_code == 1
+    assert "没有启用的模型" in result.output
+    named = ok(
+        hotline("classifier", "eval", "--input", str(table_csv), *TRAIN_ARGS, "--version", version)
+    )
+    assert named.startswith(f"模型 {version}，63 条")
+
+    bad = hotline(
+        "classifier",
+        "eval",
+        "--input",
+        str(table_csv),
+        "--text-columns",
+        "正文",
+        "--label-column",
+        "一级分类",
+        "--version",
+        version,
+    )
+    assert bad.exit_code != 0
+    assert "no column(s) 正文" in bad.output
+    assert "Traceback" not in bad.output
+
+
+def _copy_default_model(models_dir, models):
+    """The session's default model, copied (not retrained) into this test's folder."""
+    version = artefact.active_version(models_dir)
+    shutil.copytree(Path(models_dir) / version, models / version)
+    artefact.set_active(models, version)
+    return version
+
+
+def test_eval_as_top_name_with_the_default_model(hotline, models, models_dir, tmp_path):
+    version = _copy_default_model(models_dir, models)
+    tiny = tmp_path / "tiny.csv"
+    rows = [
+        ("奎文区胜利东街的路灯坏了一个星期，晚上出门黑漆漆的", "城乡建设"),
+        ("小区里的自来水停了两天，一直没人来修", "城乡建设"),
+        ("附近工地半夜施工，噪音吵得睡不着觉", "环境保护"),
+        ("河边有工厂偷排污水，河水发黑发臭", "环境保护"),
+        ("3路公交车经常不按时发车，等车要一个小时", "交通运输"),
+        ("出租车司机绕路多收费，还拒绝打表", "交通运输"),
+    ]
+    with open(tiny, "w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["内容", "类别"])
+        writer.writerows(rows)
+
+    as_codes = hotline(
+        "classifier",
+        "eval",
+        "--input",
+        str(tiny),
+        "--text-columns",
+        "内容",
+        "--label-column",
+        "类别",
+    )
+    output = ok(
+        hotline(
+            "classifier",
+            "eval",
+            "--input",
+            str(tiny),
+            "--text-columns",
+            "内容",
+            "--label-column",
+            "类别",
+            "--as",
+            "top-name",
+        )
+    )
+    assert output.splitlines()[0] == f"模型 {version}，6 条"
+    accuracy, _ = check_report(output, ["城乡建设", "环境保护", "交通运输"], supports=[2, 2, 2])
+    assert accuracy >= 5 / 6, output
+    # compared as codes, no prediction (0101 …) can equal a name
+    codes = re.search(r"^accuracy (\d\.\d{4})", ok(as_codes), re.MULTILINE)
+    assert codes.group(1) == "0.0000"
+
+    bundle, _ = artefact.load(models, version)
+    view = training.TopLevelView(
+        bundle.category, training.category_tree(), {"城乡建设", "环境保护", "交通运输"}
+    )
+    assert format_metrics(training.evaluate(view, *map(list, zip(*rows, strict=True)))) in output
+
+
+def test_eval_bad_choice(hotline, table_csv):
+    result = hotline("classifier", "eval", "--input", str(table_csv), *TRAIN_ARGS, "--as", "x")
+    assert result.exit_code == 2
+
+
+# -- train-default and train-router -----------------------------------------------------------
+
+
+def test_train_default_saves_and_activates(hotline, models, models_dir, monkeypatch):
+    """The command's wiring, with the session's default model standing in for the training."""
+    version = artefact.active_version(models_dir)
+    bundle, meta = artefact.load(models_dir, version)
+    seed_meta = {k: meta[k] for k in ("source", "label_level", "training_rows", "training_sha256")}
+    calls = []
+
+    def fake_train_default():
+        calls.append(1)
+        # a second run gets other data: two saves of the same data within one second would
+        # get the same version name (see the report)
+        return bundle, {**seed_meta, "training_sha256": f"{len(calls)}" * 64}
+
+    monkeypatch.setattr(training, "train_default", fake_train_default)
+    output = ok(hotline("classifier", "train-default"))
+    assert calls == [1]
+    new = saved_version(output)
+    assert "（已启用）" in output
+    assert artefact.active_version(models) == new
+    assert new.split("-")[1] == "11111111"
+    written = artefact.read_meta(models, new)
+    assert {k: written[k] for k in seed_meta} == {**seed_meta, "training_sha256": "1" * 64}
+    assert written["classes"] == meta["classes"]
+    assert written["label_level"] == 2
+
+    again = ok(hotline("classifier", "train-default", "--no-activate"))
+    assert "（已启用）" not in again
+    assert saved_version(again).split("-")[1] == "22222222"
+    assert artefact.active_version(models) == new
+    assert len(artefact.versions(models)) == 2
+
+
+def test_train_router_needs_a_model_and_tickets(hotline, models, models_dir):
+    result = hotline("classifier", "train-router")
+    assert result.exit_code == 1
+    assert "没有启用的模型" in result.output
+    _copy_default_model(models_dir, models)
+    result = hotline("classifier", "train-router")
+    assert result.exit_code == 1
+    assert "还没有已派单的工单可供学习" in result.output
+    assert len(artefact.versions(models)) == 1
