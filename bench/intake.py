@@ -79,12 +79,13 @@ def default_model(models_dir):
     artefact.save(bundle, models_dir, meta, activate=True)
 
 
-def start_server(url, port, workers, threads, models_dir):
+def start_server(url, port, workers, threads, models_dir, classifier=True):
     env = dict(
         os.environ,
         HOTLINE_DATABASE_URL=url,
         HOTLINE_SECRET_KEY=uuid.uuid4().hex,
         HOTLINE_CLASSIFIER_MODELS_DIR=str(models_dir),
+        HOTLINE_CLASSIFIER_ENABLED="true" if classifier else "false",
     )
     env.pop("HOTLINE_REDIS_URL", None)
     command = [
@@ -176,7 +177,7 @@ def run(args):
     port = free_port()
     models_dir = tempfile.mkdtemp(prefix="hotline-bench-models-")
     default_model(models_dir)
-    server = start_server(url, port, args.workers, args.threads, models_dir)
+    server = start_server(url, port, args.workers, args.threads, models_dir, args.classifier)
     try:
         # Warm-up: connections, caches, the first requests of every worker.
         warm = multiprocessing.Queue()
@@ -226,6 +227,7 @@ def run(args):
         "seconds": args.seconds,
         "clients": per_process * args.client_processes,
         "gunicorn": f"{args.workers} workers × {args.threads} threads (gthread)",
+        "classifier": args.classifier,
     }
     return result
 
@@ -236,6 +238,7 @@ def print_table(r):
         ("duration (s)", r["seconds"]),
         ("concurrent clients", r["clients"]),
         ("server", r["gunicorn"]),
+        ("classifier suggestions at intake", "on" if r["classifier"] else "off"),
         ("tickets/s", r["tickets_per_s"]),
         ("latency p50 (ms)", r["p50_ms"]),
         ("latency p90 (ms)", r["p90_ms"]),
@@ -261,6 +264,12 @@ def main():
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: fresh one)")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
+    parser.add_argument(
+        "--no-classifier",
+        dest="classifier",
+        action="store_false",
+        help="receive without computing suggestions (HOTLINE_CLASSIFIER_ENABLED=false)",
+    )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     result = run(args)
