@@ -17,7 +17,12 @@ from hotline.enums import Role
 from hotline.models import Area, Unit, User
 
 
-@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
+def _cli_app():
+    # Commands are short-lived; the demo server loads the model on its first ticket.
+    return create_app({"CLASSIFIER_PRELOAD": False})
+
+
+@click.group(cls=FlaskGroup, create_app=_cli_app, add_version_option=False)
 def main():
     """12345 热线工单系统 — hotline ticket dispatch and grid response."""
 

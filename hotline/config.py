@@ -35,6 +35,8 @@ DEFAULTS = {
     "CLASSIFIER_MODELS_DIR": None,
     #: Compute suggestions at intake (off: tickets are received without them).
     "CLASSIFIER_ENABLED": True,
+    #: Load the active model when a worker starts rather than on its first request.
+    "CLASSIFIER_PRELOAD": True,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

@@ -120,6 +120,20 @@ def for_intake(session, text, *, address=None, lng=None, lat=None):
 
 def init_app(app):
     app.extensions["hotline.suggestions"] = SuggestionService(app.config["CLASSIFIER_MODELS_DIR"])
+    if app.config["CLASSIFIER_ENABLED"] and app.config["CLASSIFIER_PRELOAD"]:
+        # Load the active model and build the gazetteer while the worker starts, not on the
+        # first caller's request (about a second). A thread: the worker serves meanwhile.
+        threading.Thread(target=_preload, args=(app,), daemon=True, name="preload").start()
+
+
+def _preload(app):
+    with app.app_context():
+        from hotline.db import get_session
+
+        try:
+            app.extensions["hotline.suggestions"]._suggester(get_session())
+        except Exception:
+            log.exception("could not preload the classifier; it will load on first use")
 
 
 def service():

@@ -82,6 +82,8 @@ def _config(url, models_dir, **extra):
         "TESTING": True,
         "REDIS_URL": REDIS_URL,
         "CLASSIFIER_MODELS_DIR": models_dir,
+        # Tests build many apps; each loads the model when it first needs it.
+        "CLASSIFIER_PRELOAD": False,
     }
     config.update(extra)
     return config
