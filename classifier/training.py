@@ -31,7 +31,7 @@ def read_table(path, text_columns, label_column=None):
     """Rows of a CSV (UTF-8, with or without BOM) or XLSX file as (texts, labels).
 
     Several text columns are joined with "。" (subject line first, then details)."""
-    rows = _rows(Path(path))
+    rows = read_rows(Path(path))
     missing = [c for c in [*text_columns, label_column] if c and rows and c not in rows[0]]
     if missing:
         raise ValueError(f"{path}: no column(s) {', '.join(missing)}; has {', '.join(rows[0])}")
@@ -45,7 +45,7 @@ def read_table(path, text_columns, label_column=None):
     return texts, labels
 
 
-def _rows(path):
+def read_rows(path):
     if path.suffix.lower() in {".xlsx", ".xlsm"}:
         from openpyxl import load_workbook
 

@@ -94,7 +94,7 @@ def train(
         names = _columns(description_columns)
         if len(names) < 2:
             raise click.UsageError("--description-columns needs the label column and a name column")
-        rows = training._rows(Path(descriptions))
+        rows = training.read_rows(Path(descriptions))
         labels = set(results["data"][1])
         return [
             (row[c], row[names[0]])

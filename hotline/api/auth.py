@@ -67,7 +67,3 @@ def _user_for_token(token):
     if user is None or not user.active:
         raise AuthRequired("API 令牌无效或已吊销", code="AUTH_INVALID")
     return user
-
-
-def current_user():
-    return g.user
