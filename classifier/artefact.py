@@ -98,17 +98,20 @@ class ActiveModel:
         self.check_every = check_every
         self._lock = threading.Lock()
         self._loaded = (None, None, None)  # version, bundle, meta
-        self._checked_at = 0.0
+        self._checked_at = None  # never: the first get() always looks
 
     def get(self):
         """(version, bundle, meta) of the active model, or (None, None, None)."""
         now = time.monotonic()
-        if now - self._checked_at >= self.check_every:
+        if self._due(now):
             with self._lock:
-                if now - self._checked_at >= self.check_every:
+                if self._due(now):
                     version = active_version(self.models_dir)
                     if version and version != self._loaded[0]:
                         bundle, meta = load(self.models_dir, version)
                         self._loaded = (version, bundle, meta)
                     self._checked_at = now
         return self._loaded
+
+    def _due(self, now):
+        return self._checked_at is None or now - self._checked_at >= self.check_every

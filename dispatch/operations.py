@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from dispatch import routing, sla
+from dispatch import calendar, routing, sla
 from dispatch.states import FINAL, TRANSITIONS
 from hotline import events
 from hotline.db import utcnow
@@ -46,6 +46,10 @@ S = TicketStatus
 
 def _setting(name, default):
     return current_app.config.get(name, default) if current_app else default
+
+
+def work_calendar(session):
+    return calendar.load(session, _setting("TIMEZONE", "Asia/Shanghai"))
 
 
 # -- shared steps -----------------------------------------------------------------------------
@@ -164,7 +168,7 @@ def _start_clock(session, ticket, lead_unit, now):
         ticket,
         now,
         always_on=lead_unit.always_on,
-        timezone=_setting("TIMEZONE", "Asia/Shanghai"),
+        calendar=work_calendar(session),
     )
     ticket.clock_started_at = now
     ticket.sla_policy_id = deadlines.policy.id
@@ -679,7 +683,7 @@ def decide_extension(session, actor, ticket, *, approve, note, expected_version=
             extension.days,
             LimitUnit.working_days,
             always_on=ticket.lead_unit.always_on,
-            timezone=_setting("TIMEZONE", "Asia/Shanghai"),
+            calendar=work_calendar(session),
         )
         extension.new_finish_due = new_due
         payload.update(
@@ -721,7 +725,7 @@ def finish(session, actor, ticket, *, result, expected_version=None, now=None):
         policy.callback_amount,
         policy.callback_unit,
         always_on=False,
-        timezone=_setting("TIMEZONE", "Asia/Shanghai"),
+        calendar=work_calendar(session),
     )
     ticket.callback_due = due
     return _record(

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from dispatch.calendar import add_working_days
 from hotline.enums import LimitUnit
 from hotline.errors import Conflict
 from hotline.models import Category, SlaPolicy
@@ -63,18 +62,20 @@ def find_policy(session, ticket):
     return max(candidates, key=specificity)
 
 
-def add_limit(start, amount, unit, *, always_on, timezone):
-    """``start`` plus one limit; returns (moment, guessed years)."""
+def add_limit(start, amount, unit, *, always_on, calendar):
+    """``start`` plus one limit; returns (moment, guessed years). Minutes and hours are
+    clock time for every unit (signing is possible 24×7); working days are calendar days for
+    units that work 24×7."""
     if unit == LimitUnit.minutes:
         return start + dt.timedelta(minutes=amount), []
     if unit == LimitUnit.hours:
         return start + dt.timedelta(hours=amount), []
     if always_on:
         return start + dt.timedelta(days=amount), []
-    return add_working_days(start, amount, timezone)
+    return calendar.add_working_days(start, amount)
 
 
-def compute(session, ticket, start, *, always_on, timezone, clocks=CLOCKS[:3]):
+def compute(session, ticket, start, *, always_on, calendar, clocks=CLOCKS[:3]):
     """Deadlines of the given clocks, counted from ``start``."""
     policy = find_policy(session, ticket)
     result = Deadlines(policy=policy)
@@ -85,7 +86,7 @@ def compute(session, ticket, start, *, always_on, timezone, clocks=CLOCKS[:3]):
             getattr(policy, f"{clock}_amount"),
             getattr(policy, f"{clock}_unit"),
             always_on=always_on,
-            timezone=timezone,
+            calendar=calendar,
         )
         result.due[clock] = due
         guessed.update(years)

@@ -155,3 +155,26 @@ class Satisfaction(LabeledEnum):
     satisfied = "satisfied", "满意"
     basically = "basically", "基本满意"
     dissatisfied = "dissatisfied", "不满意"
+
+
+class TimerKind(LabeledEnum):
+    """SLA timers (DOMAIN.md §4): what fires when, and what it is called."""
+
+    sign_warning = "sign_warning", "签收预警"
+    sign_overdue = "sign_overdue", "签收超时"
+    contact_warning = "contact_warning", "响应预警"
+    contact_overdue = "contact_overdue", "响应超时"
+    finish_warning = "finish_warning", "办结预警"
+    finish_overdue = "finish_overdue", "办结超时"
+    reminder = "reminder", "催办"
+    escalation = "escalation", "督办"
+    callback_task = "callback_task", "回访任务"
+    callback_overdue = "callback_overdue", "回访超时"
+
+
+class AlertLevel(LabeledEnum):
+    """Colour of a notification on boards and inboxes."""
+
+    info = "info", "提示"
+    yellow = "yellow", "黄色预警"
+    red = "red", "红色超时"

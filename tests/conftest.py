@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
 from classifier import artefact, training
+from dispatch import calendar as work_calendar
 from hotline import create_app, migrate, seed
 from hotline.api.auth import hash_token
 from hotline.cache import reference_rows, token_users
@@ -127,6 +128,7 @@ def db(app):
         # Rows cached during the test may have been rolled back with it.
         reference_rows.clear()
         token_users.clear()
+        work_calendar.invalidate()
 
 
 @pytest.fixture

@@ -2,9 +2,18 @@
 
 from hotline.models.areas import Area
 from hotline.models.audit import AuditLog
+from hotline.models.calendar import CalendarDay, CalendarYear
 from hotline.models.categories import Category
+from hotline.models.notifications import Notification
 from hotline.models.rules import RoutingRule, SlaPolicy
-from hotline.models.tickets import Assignment, CallbackAttempt, Extension, Ticket, TicketEvent
+from hotline.models.tickets import (
+    Assignment,
+    CallbackAttempt,
+    Extension,
+    Ticket,
+    TicketEvent,
+    TimerFiring,
+)
 from hotline.models.units import Unit, unit_areas
 from hotline.models.users import ApiToken, User, user_grids
 
@@ -13,13 +22,17 @@ __all__ = [
     "Area",
     "Assignment",
     "AuditLog",
+    "CalendarDay",
+    "CalendarYear",
     "CallbackAttempt",
     "Category",
     "Extension",
+    "Notification",
     "RoutingRule",
     "SlaPolicy",
     "Ticket",
     "TicketEvent",
+    "TimerFiring",
     "Unit",
     "User",
     "unit_areas",

@@ -15,6 +15,7 @@ from hotline.enums import (
     Satisfaction,
     Solved,
     TicketStatus,
+    TimerKind,
     TransferTarget,
     Urgency,
 )
@@ -32,6 +33,13 @@ class Ticket(Base):
         sa.UniqueConstraint("created_by_id", "idempotency_key"),
         sa.Index("ix_tickets_status_received_at", "status", "received_at"),
         sa.Index("ix_tickets_lead_unit_status", "lead_unit_id", "status"),
+        # Only open tickets have a next due moment; the scheduler's scan reads this index.
+        sa.Index(
+            "ix_tickets_next_due_at",
+            "next_due_at",
+            postgresql_where=sa.text("next_due_at IS NOT NULL"),
+            sqlite_where=sa.text("next_due_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -62,6 +70,16 @@ class Ticket(Base):
     callback_due: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: The SLA policy row the deadlines were computed from.
     sla_policy_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sla_policies.id"))
+    #: Years whose holidays nobody had published when a deadline was computed in them
+    #: (comma-separated): those deadlines are Monday–Friday guesses and are flagged.
+    calendar_guessed_years: Mapped[str | None] = mapped_column(sa.String(40))
+    #: Earliest moment a timer of the current clock is due (None: nothing left to watch).
+    next_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Every timer of the current clock due up to this moment has fired.
+    timers_checked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: 督办 level reached in the current clock: 0 none, 1 hotline centre, 2 district or
+    #: department leader, 3 mayor's office.
+    escalation_level: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
 
     signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     contacted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -216,3 +234,22 @@ class CallbackAttempt(Base):
     solved: Mapped[Solved | None] = mapped_column(enum_column_type(Solved))
     satisfaction: Mapped[Satisfaction | None] = mapped_column(enum_column_type(Satisfaction))
     comment: Mapped[str | None] = mapped_column(sa.String(2000))
+
+
+class TimerFiring(Base):
+    """One SLA timer that fired (预警, 超时, 催办, 督办, 回访任务). The unique key makes firing
+    idempotent: a second scheduler, or a retried tick, cannot fire the same timer twice."""
+
+    __tablename__ = "timer_firings"
+    __table_args__ = (sa.UniqueConstraint("ticket_id", "kind", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("tickets.id"))
+    kind: Mapped[TimerKind] = mapped_column(enum_column_type(TimerKind))
+    #: When the timer was due.
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    fired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: fired_at − due_at in whole seconds: a tick's interval, or downtime caught up on.
+    lateness_seconds: Mapped[int]
+    #: 督办 level (escalations only).
+    level: Mapped[int | None]
