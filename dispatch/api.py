@@ -11,12 +11,13 @@ from flask import Blueprint, current_app, g, request
 from sqlalchemy.orm import selectinload
 
 from dispatch import access, operations, routing
+from dispatch.states import IN_HANDLING
 from hotline import suggestions
 from hotline.api import commit, ok
 from hotline.api.parsing import Fields, json_body
 from hotline.api.reference import by_code
 from hotline.cache import reference_rows
-from hotline.db import get_session
+from hotline.db import get_session, utcnow
 from hotline.enums import (
     CallbackOutcome,
     Channel,
@@ -38,6 +39,7 @@ from hotline.models import (
     Extension,
     Ticket,
     TicketEvent,
+    TimerFiring,
     Unit,
 )
 
@@ -104,7 +106,19 @@ def ticket_to_dict(ticket, actor):
         "scoring_exempt": ticket.scoring_exempt,
         "exempt_reason": ticket.exempt_reason,
         "suggestion": ticket.suggestion,
+        "escalation_level": ticket.escalation_level,
+        "deadline_warnings": deadline_warnings(ticket),
     }
+
+
+def deadline_warnings(ticket):
+    """Deadlines that rest on a Monday–Friday guess, in words (never silent)."""
+    years = [y for y in (ticket.calendar_guessed_years or "").split(",") if y]
+    return [
+        f"时限涉及 {year} 年，计算时该年节假日安排尚未发布或录入，已按周一至周五推算，"
+        "请以正式安排核对"
+        for year in years
+    ]
 
 
 def _assignment_to_dict(a):
@@ -172,6 +186,20 @@ def ticket_detail(db, ticket, actor):
         }
         for x in db.scalars(
             sa.select(Extension).where(Extension.ticket_id == ticket.id).order_by(Extension.id)
+        )
+    ]
+    data["timers"] = [
+        {
+            "kind": _labelled(f.kind),
+            "level": f.level,
+            "due_at": _iso(f.due_at),
+            "fired_at": _iso(f.fired_at),
+            "lateness_seconds": f.lateness_seconds,
+        }
+        for f in db.scalars(
+            sa.select(TimerFiring)
+            .where(TimerFiring.ticket_id == ticket.id)
+            .order_by(TimerFiring.due_at, TimerFiring.id)
         )
     ]
     data["callback_attempts"] = [
@@ -328,6 +356,17 @@ def list_tickets():
         )
     if args.get("phone"):
         query = query.where(Ticket.requester_phone == args["phone"])
+    if args.get("overdue") == "1":
+        # Past the finish deadline and not finished (the supervisors' overdue list).
+        query = query.where(Ticket.status.in_(IN_HANDLING), Ticket.finish_due < utcnow())
+    elif args.get("overdue") not in (None, "0"):
+        errors["overdue"] = "取值应为 1 或 0"
+    if args.get("escalation_level"):
+        level = args["escalation_level"]
+        if level not in ("1", "2", "3"):
+            errors["escalation_level"] = "督办级别应为 1、2 或 3"
+        else:
+            query = query.where(Ticket.escalation_level >= int(level))
     for name, op in (("received_from", "__ge__"), ("received_to", "__lt__")):
         if args.get(name):
             try:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from dispatch import calendar, routing, sla
+from dispatch import calendar, routing, sla, timers
 from dispatch.states import FINAL, TRANSITIONS
 from hotline import events
 from hotline.db import utcnow
@@ -46,6 +46,10 @@ S = TicketStatus
 
 def _setting(name, default):
     return current_app.config.get(name, default) if current_app else default
+
+
+def timer_settings():
+    return timers.Settings.from_config(current_app.config) if current_app else timers.Settings()
 
 
 def work_calendar(session):
@@ -125,6 +129,7 @@ def _record(
     """Append the event of one transition and mark the ticket changed (bumps its version)."""
     if ticket.updated_at != now:
         ticket.updated_at = now
+    timers.schedule(session, ticket, now, timer_settings())
     event = TicketEvent(
         ticket=ticket,
         action=name,
@@ -177,6 +182,9 @@ def _start_clock(session, ticket, lead_unit, now):
     ticket.finish_due = deadlines.due["finish"]
     ticket.callback_due = None
     ticket.signed_at = ticket.contacted_at = ticket.finished_at = None
+    ticket.escalation_level = 0
+    ticket.calendar_guessed_years = None
+    _flag_guessed(ticket, deadlines.guessed_years)
     return {
         "sign_due": ticket.sign_due.isoformat(),
         "contact_due": ticket.contact_due.isoformat(),
@@ -184,6 +192,13 @@ def _start_clock(session, ticket, lead_unit, now):
         "sla_policy": deadlines.policy.name,
         "calendar_guessed_years": deadlines.guessed_years,
     }
+
+
+def _flag_guessed(ticket, years):
+    """Remember years whose deadlines were Monday–Friday guesses (shown as a warning)."""
+    if years:
+        known = set(filter(None, (ticket.calendar_guessed_years or "").split(",")))
+        ticket.calendar_guessed_years = ",".join(sorted(known | {str(y) for y in years}))
 
 
 def _end_assignments(session, ticket, now):
@@ -692,6 +707,7 @@ def decide_extension(session, actor, ticket, *, approve, note, expected_version=
             calendar_guessed_years=guessed,
         )
         ticket.finish_due = new_due
+        _flag_guessed(ticket, guessed)
     else:
         extension.status = DecisionStatus.rejected
     return _record(
@@ -728,6 +744,7 @@ def finish(session, actor, ticket, *, result, expected_version=None, now=None):
         calendar=work_calendar(session),
     )
     ticket.callback_due = due
+    _flag_guessed(ticket, guessed)
     return _record(
         session,
         ticket,

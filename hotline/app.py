@@ -2,14 +2,23 @@ import os
 import secrets
 
 from flask import Flask, jsonify, request
+from werkzeug.routing import IntegerConverter
 
 from dispatch.api import bp as tickets_api
-from hotline import db, events, suggestions
+from hotline import db, events, notify, suggestions
 from hotline.api import bp as api
 from hotline.config import load_config
 
 #: The API's blueprints, nested once so that they share its auth and error envelope.
 api.register_blueprint(tickets_api)
+
+
+class RowIdConverter(IntegerConverter):
+    """``<id:name>``: a row id, at most the largest INTEGER, so a huge number in a URL is
+    a 404 rather than a database error."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, max=2**31 - 1)
 
 
 def create_app(config=None):
@@ -23,7 +32,9 @@ def create_app(config=None):
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret_key(app.instance_path)
 
+    app.url_map.converters["id"] = RowIdConverter
     events.init_app(app)
+    notify.init_app(app)
     db.init_app(app)
     suggestions.init_app(app)
     _register_blueprints(app)

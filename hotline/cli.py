@@ -123,8 +123,15 @@ def _by_code(session, model, code, label):
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
+@click.option(
+    "--scheduler/--no-scheduler",
+    "with_scheduler",
+    default=True,
+    show_default=True,
+    help="Run the SLA timers inside the demo server.",
+)
 @with_appcontext
-def demo(host, port):
+def demo(host, port, with_scheduler):
     """Migrate, seed, print the demo logins and serve on HOST:PORT."""
     migrate.upgrade(current_app.config["DATABASE_URL"])
     session = get_session()
@@ -147,7 +154,44 @@ def demo(host, port):
         f"\n模拟来电：在另一终端运行 .venv/bin/hotline simulate --url {url} --rate 2 --lifecycle\n"
     )
     sys.stdout.flush()
-    run_simple(host, port, current_app._get_current_object(), threaded=True)
+    app = current_app._get_current_object()
+    if with_scheduler:
+        # Demo mode: the SLA timers run in this process (production runs `hotline scheduler`).
+        from hotline import scheduler
+
+        scheduler.start_in_process(app)
+    run_simple(host, port, app, threaded=True)
+
+
+@main.command("scheduler")
+@click.option("--once", is_flag=True, help="Fire what is due now, print the totals and exit.")
+@click.option("--interval", type=click.IntRange(1, 3600), help="Seconds between ticks.")
+@click.option("--batch", type=click.IntRange(1, 100_000), help="Tickets per transaction.")
+@with_appcontext
+def scheduler_command(once, interval, batch):
+    """Run the SLA timer scheduler (预警, 超时, 催办, 督办, 回访任务) in the foreground."""
+    import logging
+
+    from hotline import scheduler
+
+    app = current_app._get_current_object()
+    if interval:
+        app.config["SCHEDULER_INTERVAL_SECONDS"] = interval
+    if batch:
+        app.config["SCHEDULER_BATCH"] = batch
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if once:
+        result = scheduler.make_job(app)()
+        click.echo(
+            f"fired={result.fired} tickets={result.tickets} "
+            f"max_lateness_s={result.max_lateness:.0f}"
+        )
+        return
+    click.echo(f"SLA 定时器每 {app.config['SCHEDULER_INTERVAL_SECONDS']} 秒检查一次（Ctrl-C 退出）")
+    try:
+        scheduler.build(app, blocking=True).start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
 
 
 @main.command()

@@ -37,6 +37,23 @@ DEFAULTS = {
     "CLASSIFIER_ENABLED": True,
     #: Load the active model when a worker starts rather than on its first request.
     "CLASSIFIER_PRELOAD": True,
+    #: SLA timers (DOMAIN.md §4): seconds between scheduler ticks, tickets per batch.
+    "SCHEDULER_INTERVAL_SECONDS": 10,
+    "SCHEDULER_BATCH": 1000,
+    #: Share of a clock's time after which the yellow warning (预警) fires, in percent.
+    "SLA_WARNING_PERCENT": 80,
+    #: Local hour of the 催办 reminder on the first working day after a missed deadline.
+    "REMINDER_HOUR": 9,
+    #: 督办 goes up one level (hotline centre → district/department leader → mayor's office)
+    #: every this many working days a ticket stays overdue.
+    "ESCALATE_EVERY_WORKING_DAYS": 5,
+    #: The unit that receives level-3 督办 (the mayor's office).
+    "MAYORS_OFFICE_UNIT": "U-SZFB",
+    #: Where notifications go besides the in-app inbox (``hotline.notify``).
+    "NOTIFY_SENDERS": "logging",
+    "NOTIFY_WECOM_URL": None,
+    "NOTIFY_SMS_URL": None,
+    "NOTIFY_SMS_RECIPIENTS": None,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

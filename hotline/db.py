@@ -94,7 +94,10 @@ def init_app(app):
     app.extensions["hotline.db"] = sessionmaker(
         bind=engine,
         expire_on_commit=False,
-        info={"publisher": app.extensions["hotline.events"]},
+        info={
+            "publisher": app.extensions["hotline.events"],
+            "notifier": app.extensions["hotline.notify"],
+        },
     )
     app.teardown_appcontext(_close_session)
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from classifier import artefact, training
 from dispatch import calendar as work_calendar
+from dispatch import timers
 from hotline import create_app, migrate, seed
 from hotline.api.auth import hash_token
 from hotline.cache import reference_rows, token_users
@@ -29,6 +30,10 @@ PASSWORD = "demo-12345"
 
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
+    "timer_firings",
+    "notifications",
+    "calendar_days",
+    "calendar_years",
     "ticket_events",
     "callback_attempts",
     "extensions",
@@ -129,6 +134,7 @@ def db(app):
         reference_rows.clear()
         token_users.clear()
         work_calendar.invalidate()
+        timers.reference.clear()
 
 
 @pytest.fixture

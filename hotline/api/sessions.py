@@ -76,7 +76,7 @@ def create_token():
     return ok({"id": row.id, "token": token, "label": label}, 201)
 
 
-@bp.delete("/auth/tokens/<int:token_id>")
+@bp.delete("/auth/tokens/<id:token_id>")
 def revoke_token(token_id):
     db = get_session()
     row = db.get(ApiToken, token_id)

@@ -1,0 +1,138 @@
+"""Unit inboxes (站内消息): SLA warnings, 催办, 督办 and callback tasks for a unit's staff.
+
+Everyone reads their own unit's inbox. The hotline centre's staff share its inbox (callback
+tasks, level-1 督办); a leader reads the mayor's office inbox, or their district government's
+when bound to a district. Supervisors and administrators may open any unit's inbox with
+``?unit=CODE``. Items name the ticket but carry no personal data.
+"""
+
+import sqlalchemy as sa
+from flask import current_app, g, request
+
+from hotline.api import bp, commit, ok
+from hotline.cache import reference_rows
+from hotline.db import get_session, utcnow
+from hotline.enums import AlertLevel, Role, UnitKind
+from hotline.errors import Forbidden, NotFound, ValidationFailed
+from hotline.models import Notification, Ticket, Unit, unit_areas
+
+#: Roles that may read another unit's inbox.
+OVERSEER_ROLES = {Role.supervisor, Role.admin}
+
+
+def _unit_by_code(db, code):
+    unit = reference_rows.get(
+        db, ("unit", code), lambda s: s.scalars(sa.select(Unit).where(Unit.code == code)).first()
+    )
+    if unit is None:
+        raise NotFound(f"单位“{code}”不存在", code="UNIT_NOT_FOUND")
+    return unit
+
+
+def _inbox_unit(db):
+    """The unit whose inbox the caller reads."""
+    code = request.args.get("unit")
+    if code:
+        unit = _unit_by_code(db, code)
+        if g.user.role in OVERSEER_ROLES or unit.id == getattr(_own_unit(db, g.user), "id", None):
+            return unit
+        raise Forbidden("只能查看本单位的消息", code="INBOX_NOT_YOURS")
+    unit = _own_unit(db, g.user)
+    if unit is None:
+        raise ValidationFailed("请用 unit 参数指定要查看的单位", details={"unit": "必填"})
+    return unit
+
+
+def _own_unit(db, user):
+    """The unit whose inbox is the user's own (None for an administrator)."""
+    if user.unit_id is not None:
+        return db.get(Unit, user.unit_id)
+    if user.role == Role.leader:
+        if user.district_id is not None:
+            government = db.scalars(
+                sa.select(Unit)
+                .join(unit_areas, unit_areas.c.unit_id == Unit.id)
+                .where(
+                    unit_areas.c.area_id == user.district_id,
+                    Unit.kind == UnitKind.district_government,
+                )
+            ).first()
+            if government is not None:
+                return government
+        return _unit_by_code(db, current_app.config["MAYORS_OFFICE_UNIT"])
+    return None
+
+
+def _item(n, number):
+    return {
+        "id": n.id,
+        "kind": n.kind,
+        "level": {"value": n.level.value, "label": n.level.label},
+        "title": n.title,
+        "body": n.body,
+        "ticket": number,
+        "created_at": n.created_at.isoformat(),
+        "read_at": n.read_at.isoformat() if n.read_at else None,
+    }
+
+
+@bp.get("/inbox")
+def list_inbox():
+    """Newest first; ``unread=1`` for unread only, ``level=red|yellow|info``, ``before=<id>``
+    to page back."""
+    db = get_session()
+    unit = _inbox_unit(db)
+    args = request.args
+    query = (
+        sa.select(Notification, Ticket.number)
+        .outerjoin(Ticket, Ticket.id == Notification.ticket_id)
+        .where(Notification.unit_id == unit.id)
+    )
+    errors = {}
+    if args.get("unread") == "1":
+        query = query.where(Notification.read_at.is_(None))
+    if args.get("level"):
+        level = AlertLevel.parse(args["level"])
+        if level is None:
+            errors["level"] = "级别应为 red、yellow 或 info"
+        query = query.where(Notification.level == level)
+    if args.get("before"):
+        if not (args["before"].isascii() and args["before"].isdigit() and len(args["before"]) < 10):
+            errors["before"] = "须为消息编号"
+        else:
+            query = query.where(Notification.id < int(args["before"]))
+    limit = current_app.config["DEFAULT_PAGE_SIZE"]
+    if errors:
+        raise ValidationFailed(f"查询条件有误：{next(iter(errors.values()))}", details=errors)
+    rows = db.execute(query.order_by(Notification.id.desc()).limit(limit)).all()
+    unread = db.scalar(
+        sa.select(sa.func.count()).where(
+            Notification.unit_id == unit.id, Notification.read_at.is_(None)
+        )
+    )
+    return ok(
+        {
+            "unit": {"code": unit.code, "name": unit.name},
+            "unread": unread,
+            "items": [_item(n, number) for n, number in rows],
+        }
+    )
+
+
+@bp.post("/inbox/<id:item_id>/read")
+def mark_read(item_id):
+    """Mark one item of the caller's own inbox read (again is fine: the first reader and
+    time are kept). Overseers looking into another unit's inbox do not mark it read."""
+    db = get_session()
+    item = db.get(Notification, item_id)
+    if item is None:
+        raise NotFound("消息不存在", code="NOTIFICATION_NOT_FOUND")
+    own = _own_unit(db, g.user)
+    if own is None or own.id != item.unit_id:
+        raise Forbidden("只能处理本单位的消息", code="INBOX_NOT_YOURS")
+    if item.read_at is None:
+        item.read_at = utcnow()
+        item.read_by_id = g.user.id
+        commit()
+    number = db.scalar(sa.select(Ticket.number).where(Ticket.id == item.ticket_id))
+    return ok(_item(item, number))

@@ -1,0 +1,198 @@
+"""Notifications to units: one interface, the in-app inbox always, other channels pluggable.
+
+``deliver(session, messages)`` writes each message to its unit's inbox (``notifications``
+table) in the caller's transaction and, once that commits, hands the messages to every
+configured sender. Senders are named in ``NOTIFY_SENDERS`` (comma-separated):
+
+- ``logging`` (default): one log line per message, for the operators' log pipeline;
+- ``wecom``: a WeChat Work (企业微信) group robot, ``NOTIFY_WECOM_URL`` its webhook;
+- ``sms``: an SMS gateway taking ``{"mobiles": [...], "content": "..."}`` at
+  ``NOTIFY_SMS_URL``, recipients per unit in ``NOTIFY_SMS_RECIPIENTS``
+  (``U-CGJ:13800000000,13900000000;U-WATER:...``);
+- ``package.module:Class``: any class built as ``Class(config)`` with a ``send(messages)``.
+
+A sender that fails is logged and skipped: the inbox already holds the message, so nothing is
+lost, and a slow gateway cannot hold up the scheduler for long (5 s timeout).
+"""
+
+import importlib
+import logging
+from dataclasses import dataclass
+
+import requests
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from hotline.models import Notification
+
+log = logging.getLogger(__name__)
+
+#: Longest text a WeChat Work robot accepts in one message (bytes, UTF-8).
+WECOM_MAX_BYTES = 2048
+TIMEOUT_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Message:
+    unit_id: int
+    unit_code: str
+    kind: str
+    level: str
+    title: str
+    body: str
+    ticket_id: int | None = None
+    ticket_number: str | None = None
+
+
+def deliver(session, messages, now):
+    """Put ``messages`` in their units' inboxes; senders get them after commit."""
+    if not messages:
+        return
+    session.execute(
+        sa.insert(Notification),
+        [
+            {
+                "unit_id": m.unit_id,
+                "ticket_id": m.ticket_id,
+                "kind": m.kind,
+                "level": m.level,
+                "title": m.title,
+                "body": m.body,
+                "created_at": now,
+            }
+            for m in messages
+        ],
+    )
+    session.info.setdefault("pending_notifications", []).extend(messages)
+
+
+class LoggingSender:
+    def __init__(self, config):
+        pass
+
+    def send(self, messages):
+        for m in messages:
+            log.info("notify %s %s %s: %s", m.unit_code, m.kind, m.ticket_number or "-", m.title)
+
+
+class WeComSender:
+    """Posts to a WeChat Work group robot, several notifications per message."""
+
+    def __init__(self, config):
+        self.url = config.get("NOTIFY_WECOM_URL")
+        if not self.url:
+            raise ValueError("NOTIFY_SENDERS names wecom but NOTIFY_WECOM_URL is not set")
+
+    def send(self, messages):
+        for content in _chunks([f"{m.title}\n{m.body}" for m in messages], WECOM_MAX_BYTES):
+            response = requests.post(
+                self.url,
+                json={"msgtype": "text", "text": {"content": content}},
+                timeout=TIMEOUT_SECONDS,
+            )
+            response.raise_for_status()
+            # The robot answers errors (bad key, rate limit) with HTTP 200 and an errcode.
+            answer = response.json()
+            if answer.get("errcode"):
+                raise RuntimeError(f"WeChat Work robot refused: {answer}")
+
+
+class SmsSender:
+    """Posts each notification to an SMS gateway for the phones registered for its unit."""
+
+    def __init__(self, config):
+        self.url = config.get("NOTIFY_SMS_URL")
+        if not self.url:
+            raise ValueError("NOTIFY_SENDERS names sms but NOTIFY_SMS_URL is not set")
+        self.recipients = parse_recipients(config.get("NOTIFY_SMS_RECIPIENTS") or "")
+
+    def send(self, messages):
+        for m in messages:
+            mobiles = self.recipients.get(m.unit_code)
+            if mobiles:
+                response = requests.post(
+                    self.url,
+                    json={"mobiles": mobiles, "content": f"{m.title} {m.body}"},
+                    timeout=TIMEOUT_SECONDS,
+                )
+                response.raise_for_status()
+
+
+def parse_recipients(text):
+    """``U-A:1380…,1390…;U-B:…`` → {unit code: [phones]}."""
+    recipients = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        code, _, phones = part.partition(":")
+        recipients[code.strip()] = [p.strip() for p in phones.split(",") if p.strip()]
+    return recipients
+
+
+def _truncate(text, max_bytes):
+    """``text`` cut at a character boundary to fit ``max_bytes`` of UTF-8 (marked with …)."""
+    if len(text.encode()) <= max_bytes:
+        return text
+    return text.encode()[: max_bytes - 3].decode(errors="ignore") + "…"
+
+
+def _chunks(texts, max_bytes):
+    chunk, size = [], 0
+    for text in (_truncate(t, max_bytes) for t in texts):
+        length = len(text.encode()) + 2
+        if chunk and size + length > max_bytes:
+            yield "\n\n".join(chunk)
+            chunk, size = [], 0
+        chunk.append(text)
+        size += length
+    if chunk:
+        yield "\n\n".join(chunk)
+
+
+SENDERS = {"logging": LoggingSender, "wecom": WeComSender, "sms": SmsSender}
+
+
+def build_senders(config):
+    senders = []
+    names = (config.get("NOTIFY_SENDERS") or "").split(",")
+    for name in filter(None, (n.strip() for n in names)):
+        if name in SENDERS:
+            cls = SENDERS[name]
+        elif ":" in name:
+            module, _, attr = name.partition(":")
+            cls = getattr(importlib.import_module(module), attr)
+        else:
+            raise ValueError(
+                f"NOTIFY_SENDERS: unknown sender {name!r} "
+                f"(one of {', '.join(SENDERS)} or package.module:Class)"
+            )
+        senders.append(cls(config))
+    return senders
+
+
+class Notifier:
+    def __init__(self, senders):
+        self.senders = senders
+
+    def send(self, messages):
+        for sender in self.senders:
+            try:
+                sender.send(messages)
+            except Exception:
+                log.exception("%s could not send %d notification(s)", type(sender), len(messages))
+
+
+def init_app(app):
+    app.extensions["hotline.notify"] = Notifier(build_senders(app.config))
+
+
+@event.listens_for(Session, "after_commit")
+def _send_pending(session):
+    messages = session.info.pop("pending_notifications", None)
+    notifier = session.info.get("notifier")
+    if messages and notifier is not None:
+        notifier.send(messages)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session, _previous_transaction):
+    session.info.pop("pending_notifications", None)

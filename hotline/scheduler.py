@@ -1,0 +1,82 @@
+"""The SLA scheduler: one APScheduler interval job that fires due timers (``dispatch.timers``).
+
+Production runs it as its own process, ``hotline scheduler``; ``hotline demo`` runs it in a
+thread beside the server. The application factory never starts one, so web workers (gunicorn,
+``hotline run``) cannot start a second scheduler by accident, and within a process
+``start_in_process`` starts at most one. Several scheduler processes are safe anyway: they
+share the due tickets through ``FOR UPDATE SKIP LOCKED`` and each timer fires once.
+
+On start the job runs at once, so timers missed while no scheduler ran fire immediately,
+each with its lateness recorded.
+"""
+
+import datetime as dt
+import logging
+import threading
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from dispatch import timers
+
+log = logging.getLogger(__name__)
+JOB_ID = "sla-timers"
+
+_lock = threading.Lock()
+_in_process = None
+
+
+def make_job(app, clock=None):
+    """The job: tick in batches until nothing is due. ``clock`` may be injected (tests)."""
+    settings = timers.Settings.from_config(app.config)
+    session_factory = app.extensions["hotline.db"]
+    batch = app.config["SCHEDULER_BATCH"]
+
+    def run():
+        result = timers.run_due(session_factory, settings, batch=batch, clock=clock)
+        if result.fired:
+            log.info(
+                "fired %d timer(s) on %d ticket(s), latest %.0f s late",
+                result.fired,
+                result.tickets,
+                result.max_lateness,
+            )
+        return result
+
+    return run
+
+
+def build(app, *, blocking, clock=None):
+    cls = BlockingScheduler if blocking else BackgroundScheduler
+    scheduler = cls(timezone=app.config["TIMEZONE"])
+    scheduler.add_job(
+        make_job(app, clock),
+        "interval",
+        seconds=app.config["SCHEDULER_INTERVAL_SECONDS"],
+        id=JOB_ID,
+        # Run at once on start (catch-up), never twice at a time, and after a stall run once
+        # rather than once per missed interval: one run drains everything due anyway.
+        next_run_time=dt.datetime.now(dt.UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    return scheduler
+
+
+def start_in_process(app):
+    """Start the scheduler in a background thread of this process (demo mode), once."""
+    global _in_process
+    with _lock:
+        if _in_process is None:
+            _in_process = build(app, blocking=False)
+            _in_process.start()
+        return _in_process
+
+
+def stop_in_process():
+    global _in_process
+    with _lock:
+        if _in_process is not None:
+            _in_process.shutdown(wait=True)
+            _in_process = None

@@ -1,0 +1,207 @@
+"""The SLA scheduler for real: committed ticks, two processes racing, the CLI, and the rule
+that only ``hotline scheduler`` and the demo start one.
+
+These tests commit (``committed_app``): on PostgreSQL the racing processes share the due
+tickets through ``FOR UPDATE SKIP LOCKED``; on SQLite they queue on the write lock. Either way
+every timer must fire exactly once.
+"""
+
+import datetime as dt
+import multiprocessing
+import threading
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from dispatch import operations as ops
+from dispatch import timers
+from hotline import create_app, scheduler
+from hotline.cli import main
+from hotline.db import get_session
+from hotline.models import Notification, Ticket, TicketEvent, TimerFiring, Unit, User
+from tests.conftest import is_postgres, make_ticket
+
+TICKETS = 60
+#: Dispatched 30 hours ago and never touched: sign warning and overdue, contact warning and
+#: overdue are all due (2 h and 24 h clocks); the finish warning (5 working days) is not.
+TIMERS_PER_TICKET = 4
+
+
+def _seed_overdue(app, count=TICKETS):
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=30)
+    with app.app_context():
+        session = get_session()
+        users = {
+            u.username: u
+            for u in session.scalars(
+                sa.select(User).where(User.username.in_(["operator", "dispatcher"]))
+            )
+        }
+        lead = session.scalars(sa.select(Unit).where(Unit.code == "U-S-370705001")).one()
+        for _ in range(count):
+            ticket = make_ticket(session, users["operator"], category="010103", now=start)
+            ops.dispatch(session, users["dispatcher"], ticket, lead=lead, now=start)
+        session.commit()
+
+
+def _counts(app):
+    with app.app_context():
+        session = get_session()
+        return {
+            "firings": session.scalar(sa.select(sa.func.count()).select_from(TimerFiring)),
+            "distinct": session.scalar(
+                sa.select(sa.func.count()).select_from(
+                    sa.select(TimerFiring.ticket_id, TimerFiring.kind, TimerFiring.due_at)
+                    .distinct()
+                    .subquery()
+                )
+            ),
+            "events": session.scalar(
+                sa.select(sa.func.count()).where(TicketEvent.actor_id.is_(None))
+            ),
+            "inbox": session.scalar(sa.select(sa.func.count()).select_from(Notification)),
+            "pending": session.scalar(
+                sa.select(sa.func.count()).where(Ticket.next_due_at <= dt.datetime.now(dt.UTC))
+            ),
+        }
+
+
+def _race_worker(config, barrier, results):
+    app = create_app(config)
+    job_settings = timers.Settings.from_config(app.config)
+    barrier.wait()
+    total = timers.run_due(app.extensions["hotline.db"], job_settings, batch=3)
+    results.put((total.tickets, total.fired))
+
+
+def test_two_scheduler_processes_fire_every_timer_once(committed_app):
+    _seed_overdue(committed_app)
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    config = {
+        key: committed_app.config[key]
+        for key in ("DATABASE_URL", "SECRET_KEY", "CLASSIFIER_MODELS_DIR", "REDIS_URL")
+    }
+    config["CLASSIFIER_PRELOAD"] = False
+    workers = [
+        context.Process(target=_race_worker, args=(config, barrier, results)) for _ in range(2)
+    ]
+    for w in workers:
+        w.start()
+    totals = [results.get(timeout=120) for _ in workers]
+    for w in workers:
+        w.join(timeout=30)
+        assert w.exitcode == 0
+    counts = _counts(committed_app)
+    expected = TICKETS * TIMERS_PER_TICKET
+    assert counts["firings"] == counts["distinct"] == expected
+    assert counts["events"] == expected
+    assert counts["inbox"] == expected
+    assert counts["pending"] == 0
+    # Every firing was reported by exactly one process.
+    assert sum(fired for _, fired in totals) == expected
+    if is_postgres(config["DATABASE_URL"]):
+        # SKIP LOCKED lets both work at once (SQLite's single writer may starve one).
+        assert all(fired > 0 for _, fired in totals), totals
+
+
+def test_a_committed_tick_publishes_and_notifies_after_commit(committed_app):
+    _seed_overdue(committed_app, count=3)
+    heard, sent = [], []
+    publisher = committed_app.extensions["hotline.events"]
+    notifier = committed_app.extensions["hotline.notify"]
+
+    class Recorder:
+        def send(self, messages):
+            sent.extend(messages)
+
+    publisher.listeners.append(heard.append)
+    notifier.senders.append(Recorder())
+    try:
+        result = scheduler.make_job(committed_app)()
+    finally:
+        publisher.listeners.remove(heard.append)
+        notifier.senders.pop()
+    assert result.fired == 3 * TIMERS_PER_TICKET
+    # The sign warning was due 1 h 36 min after a dispatch 30 h ago: 28 h 24 min late.
+    assert result.max_lateness == pytest.approx(28.4 * 3600, abs=60)
+    sla = [m for m in heard if m["type"].startswith("sla.")]
+    assert sorted({m["type"] for m in sla}) == [
+        "sla.contact_overdue",
+        "sla.contact_warning",
+        "sla.sign_overdue",
+        "sla.sign_warning",
+    ]
+    assert {m["level"] for m in sla} == {"yellow", "red"}
+    assert all(m["unit"] == "U-S-370705001" and "requester" not in str(m) for m in sla)
+    assert len(sent) == 3 * TIMERS_PER_TICKET
+    assert all(m.unit_code == "U-S-370705001" for m in sent)
+    # Nothing is due any more: the next run is idle.
+    assert scheduler.make_job(committed_app)().tickets == 0
+
+
+def test_scheduler_command_runs_once(committed_app):
+    _seed_overdue(committed_app, count=2)
+    result = CliRunner().invoke(
+        main,
+        ["scheduler", "--once", "--batch", "1"],
+        env={
+            "HOTLINE_DATABASE_URL": committed_app.config["DATABASE_URL"],
+            "HOTLINE_SECRET_KEY": "cli-test",
+            "HOTLINE_REDIS_URL": committed_app.config["REDIS_URL"] or "",
+        },
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert f"fired={2 * TIMERS_PER_TICKET} tickets=2" in result.output
+    assert _counts(committed_app)["firings"] == 2 * TIMERS_PER_TICKET
+
+
+def _scheduler_threads():
+    return [t for t in threading.enumerate() if "APScheduler" in t.name or "apscheduler" in t.name]
+
+
+def test_web_app_never_starts_a_scheduler(app, client):
+    before = len(_scheduler_threads())
+    create_app(
+        {
+            "DATABASE_URL": app.config["DATABASE_URL"],
+            "SECRET_KEY": "x",
+            "CLASSIFIER_PRELOAD": False,
+        }
+    )
+    client.get("/api/v1/units")
+    assert len(_scheduler_threads()) == before
+    assert scheduler._in_process is None
+
+
+def test_demo_mode_starts_one_scheduler_per_process(committed_app):
+    first = scheduler.start_in_process(committed_app)
+    try:
+        assert scheduler.start_in_process(committed_app) is first
+        jobs = first.get_jobs()
+        assert [j.id for j in jobs] == [scheduler.JOB_ID]
+        job = jobs[0]
+        assert job.trigger.interval == dt.timedelta(
+            seconds=committed_app.config["SCHEDULER_INTERVAL_SECONDS"]
+        )
+        assert job.max_instances == 1 and job.coalesce
+    finally:
+        scheduler.stop_in_process()
+    assert scheduler._in_process is None
+
+
+def test_the_interval_job_fires_timers_on_its_own(committed_app):
+    _seed_overdue(committed_app, count=1)
+    committed_app.config["SCHEDULER_INTERVAL_SECONDS"] = 1
+    running = scheduler.build(committed_app, blocking=False)
+    running.start()
+    try:
+        deadline = dt.datetime.now() + dt.timedelta(seconds=20)
+        while _counts(committed_app)["firings"] < TIMERS_PER_TICKET:
+            assert dt.datetime.now() < deadline, "the scheduler fired nothing in 20 s"
+            threading.Event().wait(0.2)
+    finally:
+        running.shutdown(wait=True)
+        committed_app.config["SCHEDULER_INTERVAL_SECONDS"] = 10
