@@ -99,24 +99,39 @@ class WorkCalendar:
         if due <= start:
             return due
         start_local, due_local = start.astimezone(self.tz), due.astimezone(self.tz)
-        spans = []
-        day = start_local.date()
-        while day <= due_local.date():
-            if self.is_workday(day)[0]:
-                begin = max(start_local, dt.datetime.combine(day, dt.time(), tzinfo=self.tz))
-                end = min(due_local, dt.datetime.combine(day + DAY, dt.time(), tzinfo=self.tz))
-                if end > begin:
-                    spans.append((begin, end))
+        first, last = start_local.date(), due_local.date()
+        # Seconds of working time on each day from the first to the last (partial at ends).
+        head = 86400 - _seconds_of_day(start_local)
+        seconds = []
+        day = first
+        while day <= last:
+            if not self.is_workday(day)[0]:
+                seconds.append(0)
+            elif first == last:
+                seconds.append((due_local - start_local).total_seconds())
+            elif day == first:
+                seconds.append(head)
+            elif day == last:
+                seconds.append(_seconds_of_day(due_local))
+            else:
+                seconds.append(86400)
             day += DAY
-        total = sum((end - begin for begin, end in spans), dt.timedelta())
+        total = sum(seconds)
         if not total:
             return start + (due - start) * fraction
         remaining = total * fraction
-        for begin, end in spans:
-            if end - begin >= remaining:
-                return (begin + remaining).astimezone(dt.UTC)
-            remaining -= end - begin
+        for index, available in enumerate(seconds):
+            if available and remaining <= available:
+                if index == 0:
+                    return start + dt.timedelta(seconds=remaining)
+                midnight = dt.datetime.combine(first + index * DAY, dt.time(), tzinfo=self.tz)
+                return (midnight + dt.timedelta(seconds=remaining)).astimezone(dt.UTC)
+            remaining -= available
         return due
+
+
+def _seconds_of_day(local):
+    return local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
 
 
 _lock = threading.Lock()

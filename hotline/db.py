@@ -1,10 +1,13 @@
 """Database plumbing: declarative base, portable column types, engine and per-request session."""
 
 import datetime as dt
+import enum
+import json
 
 import sqlalchemy as sa
 from flask import current_app, g
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -87,6 +90,50 @@ def make_engine(url, pool_size=5):
 
         return engine
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def bulk_insert(session, table, rows, *, returning=(), skip_conflicts=False):
+    """Insert ``rows`` (dicts with the same keys) into ``table`` in one statement.
+
+    On PostgreSQL the rows go as one array per column into ``INSERT … SELECT FROM unnest``: one
+    round trip and no per-row work in SQLAlchemy, which is what a scheduler tick firing
+    thousands of timers needs. Elsewhere a multi-row executemany. ``skip_conflicts`` ignores
+    rows violating a unique constraint; ``returning`` names columns to return for the rows
+    actually inserted (as plain values).
+    """
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect
+    names = list(rows[0])
+    if dialect.name != "postgresql":
+        statement = sqlite_insert(table) if skip_conflicts else sa.insert(table)
+        if skip_conflicts:
+            statement = statement.on_conflict_do_nothing()
+        if returning:
+            statement = statement.returning(*(table.c[n] for n in returning))
+            return [tuple(_plain(v) for v in r) for r in session.execute(statement, rows)]
+        session.execute(statement, rows)
+        return []
+    arrays, casts = [], []
+    for name in names:
+        typename = table.c[name].type.compile(dialect=dialect)
+        values = [row[name] for row in rows]
+        if typename == "JSONB":
+            values = [json.dumps(v, ensure_ascii=False) for v in values]
+        arrays.append([_plain(v) for v in values])
+        casts.append(f"%b::{typename}[]")  # %b: binary, no text quoting
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({', '.join(casts)})"
+    if skip_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    if returning:
+        sql += f" RETURNING {', '.join(returning)}"
+        return [tuple(r) for r in session.connection().exec_driver_sql(sql, tuple(arrays))]
+    session.connection().exec_driver_sql(sql, tuple(arrays))
+    return []
+
+
+def _plain(value):
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def init_app(app):

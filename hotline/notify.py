@@ -20,10 +20,10 @@ import logging
 from dataclasses import dataclass
 
 import requests
-import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from hotline.db import bulk_insert
 from hotline.models import Notification
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,9 @@ def deliver(session, messages, now):
     """Put ``messages`` in their units' inboxes; senders get them after commit."""
     if not messages:
         return
-    session.execute(
-        sa.insert(Notification),
+    bulk_insert(
+        session,
+        Notification.__table__,
         [
             {
                 "unit_id": m.unit_id,
