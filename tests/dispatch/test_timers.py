@@ -413,3 +413,22 @@ def test_an_unpublished_year_is_guessed_and_flagged(db, u, client, api):
     second = dispatched(db, u, local(12, 28, 10))
     assert show(second.finish_due) == "2027-01-05 10:00"
     assert second.calendar_guessed_years is None
+
+
+def test_supervisors_list_overdue_and_escalated_tickets(db, u, api):
+    late = dispatched(db, u, local(11, 2, 9))  # finish due 11-09 09:00: overdue now
+    tick(db, local(11, 17, 9))  # 督办 1 at 11-16 09:00
+    on_time = dispatched(db, u, dt.datetime.now(dt.UTC))
+    supervisor = api("supervisor")
+    overdue = supervisor.get("/tickets?overdue=1&per_page=200").get_json()["data"]["items"]
+    numbers = {t["number"] for t in overdue}
+    assert late.number in numbers and on_time.number not in numbers
+    escalated = supervisor.get("/tickets?escalation_level=1&per_page=200").get_json()["data"]
+    assert [t["number"] for t in escalated["items"]] == [late.number]
+    assert escalated["items"][0]["escalation_level"] == 1
+    detail = supervisor.get(f"/tickets/{late.number}").get_json()["data"]
+    assert [t["kind"]["value"] for t in detail["timers"]][-1] == "escalation"
+    assert detail["timers"][-1]["lateness_seconds"] == 24 * 3600
+    for bad in ("overdue=yes", "escalation_level=4"):
+        response = supervisor.get(f"/tickets?{bad}")
+        assert response.status_code == 422
