@@ -14,6 +14,8 @@ from dispatch import access, operations, routing
 from dispatch.states import IN_HANDLING
 from hotline import suggestions
 from hotline.api import commit, ok
+from hotline.api import iso as _iso
+from hotline.api import labelled as _labelled
 from hotline.api.parsing import Fields, json_body
 from hotline.api.reference import by_code
 from hotline.cache import reference_rows
@@ -50,14 +52,6 @@ RESULT_MAX = 5000
 
 
 # -- serialisation ----------------------------------------------------------------------------
-
-
-def _iso(value):
-    return value.isoformat() if value else None
-
-
-def _labelled(member):
-    return {"value": member.value, "label": member.label} if member is not None else None
 
 
 def _coded(row):

@@ -41,6 +41,16 @@ _HTTP_CODES = {
 }
 
 
+def iso(value):
+    """A timestamp for JSON (None stays None)."""
+    return value.isoformat() if value else None
+
+
+def labelled(member):
+    """An enum member for JSON: its value and its Chinese label."""
+    return {"value": member.value, "label": member.label} if member is not None else None
+
+
 def ok(data, status=200, headers=None):
     return jsonify({"success": True, "data": data}), status, headers or {}
 

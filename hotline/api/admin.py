@@ -29,6 +29,8 @@ from sqlalchemy.orm import selectinload
 from dispatch import calendar as work_calendar
 from dispatch.states import FINAL
 from hotline.api import bp, commit, ok
+from hotline.api import iso as _iso
+from hotline.api import labelled as _labelled
 from hotline.api.parsing import Fields, json_body
 from hotline.api.reference import by_code
 from hotline.audit import audit
@@ -76,14 +78,6 @@ def _require_reader(what):
 
 def _require_admin(what):
     _require_role({Role.admin}, f"只有系统管理员可以修改{what}")
-
-
-def _iso(value):
-    return value.isoformat() if value else None
-
-
-def _labelled(member):
-    return {"value": member.value, "label": member.label} if member is not None else None
 
 
 def _tz():
