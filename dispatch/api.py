@@ -23,6 +23,7 @@ from hotline.db import get_session, utcnow
 from hotline.enums import (
     CallbackOutcome,
     Channel,
+    ExemptionKind,
     IntakeOutcome,
     RequestType,
     ReturnReason,
@@ -98,6 +99,7 @@ def ticket_to_dict(ticket, actor):
         },
         "reopen_count": ticket.reopen_count,
         "scoring_exempt": ticket.scoring_exempt,
+        "exempt_kind": _labelled(ticket.exempt_kind),
         "exempt_reason": ticket.exempt_reason,
         "suggestion": ticket.suggestion,
         "escalation_level": ticket.escalation_level,
@@ -563,6 +565,7 @@ def _p_reason(label, required=True):
 def _p_exempt(db, f):
     return {
         "exempt": f.boolean("exempt", "是否豁免", default=True),
+        "kind": f.choice("kind", "豁免类型", ExemptionKind),
         "reason": f.text("reason", "豁免理由", required=True, multiline=True, max_len=NOTE_MAX),
     }
 

@@ -944,15 +944,24 @@ def close(session, actor, ticket, *, reason=None, expected_version=None, now=Non
     return _record(session, ticket, actor, "close", before, reason=reason, payload=payload, now=now)
 
 
-def exempt(session, actor, ticket, *, exempt=True, reason, expected_version=None, now=None):
-    """考核豁免: a reviewer takes the ticket out of (or back into) scoring, with a reason."""
+def exempt(
+    session, actor, ticket, *, exempt=True, kind=None, reason, expected_version=None, now=None
+):
+    """考核豁免: a reviewer takes the ticket out of (or back into) scoring, with a kind
+    (不合理诉求 …) and a reason. The monthly report lists every exemption."""
     now = now or utcnow()
     check_allowed("exempt", ticket, actor, expected_version)
     reason = _require_reason(reason, "豁免理由")
+    if exempt:
+        _require(kind is not None, "kind", "请选择豁免类型")
     if ticket.scoring_exempt == exempt:
         raise Conflict("工单已是该考核状态", code="EXEMPTION_UNCHANGED")
     ticket.scoring_exempt = exempt
+    ticket.exempt_kind = kind if exempt else None
     ticket.exempt_reason = reason if exempt else None
+    payload = {"exempt": exempt}
+    if exempt:
+        payload["kind"] = kind.value
     return _record(
         session,
         ticket,
@@ -961,5 +970,5 @@ def exempt(session, actor, ticket, *, exempt=True, reason, expected_version=None
         ticket.status,
         reason=reason,
         now=now,
-        payload={"exempt": exempt},
+        payload=payload,
     )

@@ -157,6 +157,31 @@ class Satisfaction(LabeledEnum):
     dissatisfied = "dissatisfied", "不满意"
 
 
+class ExemptionKind(LabeledEnum):
+    """Why a reviewer took a ticket out of scoring (考核豁免, DOMAIN.md §5)."""
+
+    unreasonable = "unreasonable", "不合理诉求"
+    duplicate = "duplicate", "重复诉求"
+    beyond_policy = "beyond_policy", "超出法律政策范围"
+    force_majeure = "force_majeure", "不可抗力"
+    requester_unreachable = "requester_unreachable", "诉求人原因无法办理"
+    other = "other", "其他"
+
+
+class RankingClass(LabeledEnum):
+    """The four classes the mayor's office ranks every month (DOMAIN.md §5)."""
+
+    district = "district", "区县"
+    street = "street", "街道乡镇"
+    department = "department", "市直部门"
+    utility = "utility", "公共服务企业"
+
+
+class ListMark(LabeledEnum):
+    red = "red", "红榜"
+    black = "black", "黑榜"
+
+
 class TimerKind(LabeledEnum):
     """SLA timers (DOMAIN.md §4): what fires when, and what it is called."""
 

@@ -30,6 +30,8 @@ PASSWORD = "demo-12345"
 
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
+    "ranking_rows",
+    "ranking_snapshots",
     "timer_firings",
     "notifications",
     "calendar_days",

@@ -5,6 +5,7 @@ from hotline.models.audit import AuditLog
 from hotline.models.calendar import CalendarDay, CalendarYear
 from hotline.models.categories import Category
 from hotline.models.notifications import Notification
+from hotline.models.rankings import RankingRow, RankingSnapshot
 from hotline.models.rules import RoutingRule, SlaPolicy
 from hotline.models.tickets import (
     Assignment,
@@ -28,6 +29,8 @@ __all__ = [
     "Category",
     "Extension",
     "Notification",
+    "RankingRow",
+    "RankingSnapshot",
     "RoutingRule",
     "SlaPolicy",
     "Ticket",

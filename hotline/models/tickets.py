@@ -9,6 +9,7 @@ from hotline.enums import (
     CallbackOutcome,
     Channel,
     DecisionStatus,
+    ExemptionKind,
     IntakeOutcome,
     RequestType,
     ReturnReason,
@@ -33,12 +34,21 @@ class Ticket(Base):
         sa.UniqueConstraint("created_by_id", "idempotency_key"),
         sa.Index("ix_tickets_status_received_at", "status", "received_at"),
         sa.Index("ix_tickets_lead_unit_status", "lead_unit_id", "status"),
+        # Reports and rankings select a period of intake.
+        sa.Index("ix_tickets_received_at", "received_at"),
         # Only open tickets have a next due moment; the scheduler's scan reads this index.
         sa.Index(
             "ix_tickets_next_due_at",
             "next_due_at",
             postgresql_where=sa.text("next_due_at IS NOT NULL"),
             sqlite_where=sa.text("next_due_at IS NOT NULL"),
+        ),
+        # The callback queue reads tickets waiting for a call in due order.
+        sa.Index(
+            "ix_tickets_callback_next_at",
+            "callback_next_at",
+            postgresql_where=sa.text("callback_next_at IS NOT NULL"),
+            sqlite_where=sa.text("callback_next_at IS NOT NULL"),
         ),
     )
 
@@ -98,11 +108,16 @@ class Ticket(Base):
     )
     callback_comment: Mapped[str | None] = mapped_column(sa.Text)
     callback_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: When the callback workbench should (next) call the requester: the callback clock's
+    #: start at finishing, then the retry moment after each unanswered attempt; None when
+    #: no callback is waiting.
+    callback_next_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: Times the ticket went back to its unit after callback (重办).
     reopen_count: Mapped[int] = mapped_column(default=0)
 
     #: Reviewer's decision to leave the ticket out of scoring (考核豁免).
     scoring_exempt: Mapped[bool] = mapped_column(default=False)
+    exempt_kind: Mapped[ExemptionKind | None] = mapped_column(enum_column_type(ExemptionKind))
     exempt_reason: Mapped[str | None] = mapped_column(sa.String(500))
 
     #: What the classifier suggested at intake (category, type, urgency, place, units) and

@@ -151,7 +151,7 @@ def arguments(db, u, name):
         "close": lambda: {"reason": "归档"},
         "request_termination": lambda: {"reason": "诉求人撤回"},
         "review_termination": lambda: {"approve": True, "note": "同意"},
-        "exempt": lambda: {"exempt": True, "reason": "不合理诉求"},
+        "exempt": lambda: {"exempt": True, "kind": "unreasonable", "reason": "无理索要"},
     }[name]()
 
 

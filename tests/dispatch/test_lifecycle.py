@@ -22,6 +22,7 @@ from hotline.enums import (
     CallbackOutcome,
     Channel,
     DecisionStatus,
+    ExemptionKind,
     IntakeOutcome,
     RequestType,
     ReturnReason,
@@ -1522,25 +1523,45 @@ def test_exempt_and_back(db, u, status):
     else:
         ticket = called_back(db, u, Solved.solved, Satisfaction.satisfied)
         ops.close(db, u.callback, ticket)
-    event = step(db, ops.exempt, u.supervisor, ticket, to=status, reason="不合理诉求：重复无理索要")
+    event = step(
+        db,
+        ops.exempt,
+        u.supervisor,
+        ticket,
+        to=status,
+        kind=ExemptionKind.unreasonable,
+        reason="重复无理索要",
+    )
     assert ticket.scoring_exempt is True
-    assert ticket.exempt_reason == "不合理诉求：重复无理索要"
-    assert event.payload == {"exempt": True}
+    assert ticket.exempt_kind == ExemptionKind.unreasonable
+    assert ticket.exempt_reason == "重复无理索要"
+    assert event.payload == {"exempt": True, "kind": "unreasonable"}
     error = refused(
-        db, ticket, Conflict, "EXEMPTION_UNCHANGED", ops.exempt, u.supervisor, reason="再次"
+        db,
+        ticket,
+        Conflict,
+        "EXEMPTION_UNCHANGED",
+        ops.exempt,
+        u.supervisor,
+        kind=ExemptionKind.other,
+        reason="再次",
     )
     assert error.message == "工单已是该考核状态"
     event = step(
         db, ops.exempt, u.supervisor, ticket, to=status, exempt=False, reason="复核后恢复考核"
     )
     assert ticket.scoring_exempt is False
-    assert ticket.exempt_reason is None
+    assert ticket.exempt_kind is None and ticket.exempt_reason is None
     assert event.payload == {"exempt": False}
 
 
 def test_exempt_needs_a_reason_and_a_change(db, u):
     ticket = new_ticket(db, u)
     refused(db, ticket, ValidationFailed, "VALIDATION_FAILED", ops.exempt, u.supervisor, reason="")
+    error = refused(
+        db, ticket, ValidationFailed, "VALIDATION_FAILED", ops.exempt, u.supervisor, reason="重复"
+    )
+    assert error.details == {"kind": "请选择豁免类型"}
     refused(
         db,
         ticket,

@@ -24,6 +24,8 @@ EXPECTED_TABLES = {
     "categories",
     "extensions",
     "notifications",
+    "ranking_rows",
+    "ranking_snapshots",
     "routing_rules",
     "sla_policies",
     "ticket_events",

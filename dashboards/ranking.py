@@ -1,0 +1,598 @@
+"""The mayor's monthly ranking (DOMAIN.md §5): counts, rates, composite score and places.
+
+Everything is computed from counts, and every count is kept, so any weighting can be
+replayed and every rate explained down to the ticket. This module is the one place the
+definitions live; the report page prints ``DEFINITIONS`` and ``bench/rank.py`` checks the
+SQL against an independent pandas implementation of the same text.
+
+**Which tickets.** A month is a local calendar month (``TIMEZONE``). A ticket belongs to the
+month it was received in (``received_at``), and counts for the unit that leads it now
+(``lead_unit_id``): a ticket returned and re-dispatched counts for the unit that finally
+handled it, and for the returning unit only in its return rate. Tickets never dispatched
+(answered at intake, transferred, merged into another) are in no unit's counts. A reviewer's
+exemption (``scoring_exempt``) takes a ticket out of every count but ``exempt``.
+
+**Counts per unit** (over its non-exempt tickets of the month, ``as_of`` = the moment of
+computation):
+
+- ``dispatched`` — tickets it leads.
+- ``responded`` — signed by the sign deadline, and the requester contacted by the contact
+  deadline (no phone: nothing to contact).
+- ``response_pending`` — still being handled, not responded, and neither deadline missed
+  yet: too early to judge, so left out of the response denominator.
+- ``rated`` — the requester answered the callback; ``solved`` / ``partly`` / ``unsolved`` and
+  ``satisfied`` / ``basically`` / ``dissatisfied`` split it. Unreachable requesters are not
+  rated. After a reopen the new callback replaces the old one.
+- ``overdue`` — finished after the finish deadline (extensions included), or not finished
+  and not closed when the deadline passed.
+- ``reopened`` — sent back at least once after callback (重办).
+- ``repeat`` — at least one later report of the same matter was merged into it (并单).
+- ``return_base`` / ``returned`` — tickets it led at some point / of those, the ones it
+  asked to return (退单), whether or not the return was upheld.
+
+The deadlines are those of the ticket's current clock (a reopen starts a new one).
+
+**Rates** (None when the denominator is 0):
+
+- 响应率 = responded ÷ (dispatched − response_pending)
+- 解决率 = (solved + partly × 部分解决折算) ÷ rated
+- 满意率 = (satisfied + basically × 基本满意折算) ÷ rated
+- 综合得分 = 100 × weighted mean of the three, rounded to 2 decimals (half up)
+- 退单率 = returned ÷ return_base; 重办率, 超期率, 重复来电率 = reopened, overdue,
+  repeat ÷ dispatched
+
+**Classes.** Streets/towns, city departments and utilities are ranked on their own tickets.
+A district is ranked on its government's tickets plus those of its streets and towns. The
+mayor's office (``MAYORS_OFFICE_UNIT``) is not ranked.
+
+**Places.** A unit is ranked when it has at least ``RANKING_MIN_SAMPLE`` dispatched tickets,
+one rated ticket and one judged response. Places follow the rounded score, highest first;
+equal scores share a place and the next place is skipped (1, 2, 2, 4). The red list is the
+top k, the black list the bottom k of the others, k = min(``RANKING_LIST_SIZE``, ranked ÷ 2
+rounded down); a tie at the edge of a list joins it whole.
+"""
+
+import calendar
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from dispatch.states import IN_HANDLING
+from hotline.enums import (
+    AssignmentRole,
+    ListMark,
+    RankingClass,
+    Satisfaction,
+    Solved,
+    UnitKind,
+)
+from hotline.errors import ValidationFailed
+from hotline.models import Area, Assignment, Ticket, Unit, unit_areas
+
+#: The counts, in report order. Each is stored with every ranking.
+COUNTS = (
+    "dispatched",
+    "exempt",
+    "response_pending",
+    "responded",
+    "rated",
+    "solved",
+    "partly",
+    "unsolved",
+    "satisfied",
+    "basically",
+    "dissatisfied",
+    "overdue",
+    "reopened",
+    "repeat",
+    "return_base",
+    "returned",
+)
+#: The rates and the score, in report order.
+RATES = (
+    "response_rate",
+    "resolution_rate",
+    "satisfaction_rate",
+    "composite",
+    "return_rate",
+    "reopen_rate",
+    "overdue_rate",
+    "repeat_rate",
+)
+LABELS = {
+    "dispatched": "派单量",
+    "exempt": "豁免量",
+    "response_pending": "响应未到期",
+    "responded": "按时响应",
+    "rated": "有效回访",
+    "solved": "解决",
+    "partly": "部分解决",
+    "unsolved": "未解决",
+    "satisfied": "满意",
+    "basically": "基本满意",
+    "dissatisfied": "不满意",
+    "overdue": "超期",
+    "reopened": "重办",
+    "repeat": "重复来电",
+    "return_base": "曾承办",
+    "returned": "退单",
+    "response_rate": "响应率",
+    "resolution_rate": "解决率",
+    "satisfaction_rate": "满意率",
+    "composite": "综合得分",
+    "return_rate": "退单率",
+    "reopen_rate": "重办率",
+    "overdue_rate": "超期率",
+    "repeat_rate": "重复来电率",
+}
+
+#: The definitions as the report page prints them (Chinese, for the people who read it).
+DEFINITIONS = [
+    ("统计范围", "当月受理、已派单的工单，计入当前主办单位；考核豁免工单不计入任何比率。"),
+    ("响应率", "签收与联系诉求人均在时限内的工单 ÷ （派单量 − 响应未到期工单）。"),
+    ("解决率", "（解决 + 部分解决 × 折算系数）÷ 有效回访量；未接通、拒访不计入。"),
+    ("满意率", "（满意 + 基本满意 × 折算系数）÷ 有效回访量。"),
+    ("综合得分", "三率按权重加权平均 × 100，保留两位小数（四舍五入）。"),
+    ("退单率", "本单位申请退单的工单 ÷ 本单位曾主办的工单（不论退单是否获准）。"),
+    ("重办率", "回访后被退回重办过的工单 ÷ 派单量。"),
+    ("超期率", "超过办结时限（含批准延期）才办结或至今未办结的工单 ÷ 派单量。"),
+    ("重复来电率", "有后续来电被并入的工单 ÷ 派单量。"),
+    ("区县", "区政府及其所辖街道乡镇的工单合计。"),
+    (
+        "排名",
+        "样本量达标者按综合得分排名，同分同名次；红榜为前 k 名，黑榜为其余单位中的后 k 名，"
+        "k = min(榜单人数, 参与排名单位数 ÷ 2)，榜单边界同分者一并列入。",
+    ),
+]
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Weights and thresholds of a ranking (stored with every frozen snapshot)."""
+
+    weight_response: int = 10
+    weight_resolution: int = 45
+    weight_satisfaction: int = 45
+    partly_solved_percent: int = 50
+    basically_satisfied_percent: int = 80
+    min_sample: int = 10
+    list_size: int = 5
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(
+            weight_response=config["RANKING_WEIGHT_RESPONSE"],
+            weight_resolution=config["RANKING_WEIGHT_RESOLUTION"],
+            weight_satisfaction=config["RANKING_WEIGHT_SATISFACTION"],
+            partly_solved_percent=config["RANKING_PARTLY_SOLVED_PERCENT"],
+            basically_satisfied_percent=config["RANKING_BASICALLY_SATISFIED_PERCENT"],
+            min_sample=config["RANKING_MIN_SAMPLE"],
+            list_size=config["RANKING_LIST_SIZE"],
+        )
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+
+@dataclass
+class Row:
+    """One unit's line: its counts, the rates computed from them and its place."""
+
+    ranking_class: RankingClass
+    unit_id: int
+    unit_code: str
+    unit_name: str
+    counts: dict
+    rates: dict = field(default_factory=dict)
+    rank: int | None = None
+    unranked_reason: str | None = None
+    list_mark: ListMark | None = None
+    prev_rank: int | None = None
+    prev_composite: float | None = None
+
+    @property
+    def rank_change(self):
+        """Places gained since last month (negative: lost)."""
+        if self.rank is None or self.prev_rank is None:
+            return None
+        return self.prev_rank - self.rank
+
+    @property
+    def composite_change(self):
+        composite = self.rates.get("composite")
+        if composite is None or self.prev_composite is None:
+            return None
+        return round(composite - self.prev_composite, 2)
+
+
+@dataclass
+class Ranking:
+    month: str
+    period_start: dt.datetime
+    period_end: dt.datetime
+    as_of: dt.datetime
+    settings: Settings
+    rows: dict  # RankingClass → [Row], in place order
+    totals: dict
+    exemptions: list
+    #: When the ranking was frozen (None: computed live from today's data).
+    frozen_at: dt.datetime | None = None
+
+    def ranked(self, ranking_class):
+        return [r for r in self.rows[ranking_class] if r.rank is not None]
+
+
+# -- periods ----------------------------------------------------------------------------------
+
+
+def parse_month(text):
+    """``YYYY-MM`` → (year, month), or a ValidationFailed naming the parameter."""
+    match = _MONTH.match(str(text or "").strip())
+    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
+        raise ValidationFailed(
+            "月份格式应为 YYYY-MM，例如 2026-10", details={"month": "格式应为 YYYY-MM"}
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def month_bounds(month, timezone="Asia/Shanghai"):
+    """The local month as a UTC interval [start, end)."""
+    year, number = parse_month(month)
+    zone = ZoneInfo(timezone)
+    start = dt.datetime(year, number, 1, tzinfo=zone)
+    days = calendar.monthrange(year, number)[1]
+    end = start + dt.timedelta(days=days)
+    end = dt.datetime(end.year, end.month, 1, tzinfo=zone)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def previous_month(month):
+    year, number = parse_month(month)
+    return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
+
+
+# -- counting ---------------------------------------------------------------------------------
+
+
+def _conditions(as_of):
+    """The per-ticket facts behind the counts, as SQL boolean expressions (never NULL)."""
+    t = Ticket
+    sign_ok = sa.and_(t.signed_at.is_not(None), t.signed_at <= t.sign_due)
+    contact_needed = t.requester_phone.is_not(None)
+    contact_ok = sa.or_(
+        ~contact_needed, sa.and_(t.contacted_at.is_not(None), t.contacted_at <= t.contact_due)
+    )
+    sign_missed = sa.or_(
+        sa.and_(t.signed_at.is_not(None), t.signed_at > t.sign_due),
+        sa.and_(t.signed_at.is_(None), t.sign_due <= as_of),
+    )
+    contact_missed = sa.and_(
+        contact_needed,
+        sa.or_(
+            sa.and_(t.contacted_at.is_not(None), t.contacted_at > t.contact_due),
+            sa.and_(t.contacted_at.is_(None), t.contact_due <= as_of),
+        ),
+    )
+    responded = sa.and_(sign_ok, contact_ok)
+    return {
+        "responded": responded,
+        "response_pending": sa.and_(
+            t.status.in_(IN_HANDLING), ~responded, ~sign_missed, ~contact_missed
+        ),
+        "rated": t.callback_solved.is_not(None),
+        "solved": t.callback_solved == Solved.solved,
+        "partly": t.callback_solved == Solved.partly,
+        "unsolved": t.callback_solved == Solved.unsolved,
+        "satisfied": t.callback_satisfaction == Satisfaction.satisfied,
+        "basically": t.callback_satisfaction == Satisfaction.basically,
+        "dissatisfied": t.callback_satisfaction == Satisfaction.dissatisfied,
+        "overdue": sa.or_(
+            sa.and_(t.finished_at.is_not(None), t.finished_at > t.finish_due),
+            sa.and_(t.finished_at.is_(None), t.closed_at.is_(None), t.finish_due <= as_of),
+        ),
+        "reopened": t.reopen_count > 0,
+    }
+
+
+def _in_period(start, end):
+    return sa.and_(Ticket.received_at >= start, Ticket.received_at < end)
+
+
+def count_tickets(session, start, end, as_of, by):
+    """Counts per group for tickets received in [start, end): ``by`` is ``"unit"`` (the
+    lead unit's id) or ``"area"`` (the ticket's own area id). Groups with no ticket are
+    absent. Two aggregate queries: tickets, and lead assignments for the return rate."""
+    key = {"unit": Ticket.lead_unit_id, "area": Ticket.area_id}[by]
+    counted = sa.and_(_in_period(start, end), Ticket.lead_unit_id.is_not(None))
+    scored = ~Ticket.scoring_exempt
+    repeats = (
+        sa.select(Ticket.merged_into_id.label("id"))
+        .where(Ticket.merged_into_id.is_not(None))
+        .distinct()
+        .subquery("repeats")
+    )
+    facts = _conditions(as_of)
+    facts["repeat"] = repeats.c.id.is_not(None)
+    columns = [
+        sa.func.count().filter(scored).label("dispatched"),
+        sa.func.count().filter(Ticket.scoring_exempt).label("exempt"),
+        *(sa.func.count().filter(sa.and_(scored, f)).label(name) for name, f in facts.items()),
+    ]
+    query = (
+        sa.select(key.label("key"), *columns)
+        .select_from(Ticket)
+        .outerjoin(repeats, repeats.c.id == Ticket.id)
+        .where(counted)
+        .group_by(key)
+    )
+    result = {}
+    for row in session.execute(query).mappings():
+        counts = dict.fromkeys(COUNTS, 0)
+        counts.update({k: v for k, v in row.items() if k != "key"})
+        result[row["key"]] = counts
+
+    # Return rate: tickets each unit led at some point, and of those the ones it returned.
+    # A ticket can come back to the same unit (reopen, re-dispatch), hence DISTINCT.
+    a = Assignment
+    return_key = {"unit": a.unit_id, "area": Ticket.area_id}[by]
+    returns = (
+        sa.select(
+            return_key.label("key"),
+            sa.func.count(sa.distinct(a.ticket_id)).label("return_base"),
+            sa.func.count(sa.distinct(a.ticket_id))
+            .filter(a.return_requested_at.is_not(None))
+            .label("returned"),
+        )
+        .select_from(a)
+        .join(Ticket, Ticket.id == a.ticket_id)
+        .where(a.role == AssignmentRole.lead, _in_period(start, end), scored)
+        .group_by(return_key)
+    )
+    for row in session.execute(returns).mappings():
+        counts = result.setdefault(row["key"], dict.fromkeys(COUNTS, 0))
+        counts["return_base"] = row["return_base"]
+        counts["returned"] = row["returned"]
+    return result
+
+
+def add_counts(rows):
+    total = dict.fromkeys(COUNTS, 0)
+    for counts in rows:
+        for name in COUNTS:
+            total[name] += counts[name]
+    return total
+
+
+# -- rates and places ---------------------------------------------------------------------------
+
+
+def _ratio(numerator, denominator):
+    return Fraction(numerator, denominator) if denominator else None
+
+
+def _as_float(value):
+    return float(value) if value is not None else None
+
+
+def compute_rates(counts, settings):
+    """The rates (floats in [0, 1]) and the composite (0–100, 2 decimals) from the counts.
+    Exact fractions until the end, so equal counts always give equal scores."""
+    c = counts
+    partly = Fraction(settings.partly_solved_percent, 100)
+    basically = Fraction(settings.basically_satisfied_percent, 100)
+    response = _ratio(c["responded"], c["dispatched"] - c["response_pending"])
+    resolution = _ratio(c["solved"] + c["partly"] * partly, c["rated"]) if c["rated"] else None
+    satisfaction = (
+        _ratio(c["satisfied"] + c["basically"] * basically, c["rated"]) if c["rated"] else None
+    )
+    composite = None
+    weights = (settings.weight_response, settings.weight_resolution, settings.weight_satisfaction)
+    if None not in (response, resolution, satisfaction) and sum(weights):
+        exact = (
+            100
+            * (weights[0] * response + weights[1] * resolution + weights[2] * satisfaction)
+            / sum(weights)
+        )
+        composite = float(
+            (Decimal(exact.numerator) / Decimal(exact.denominator)).quantize(
+                Decimal("0.01"), rounding=ROUND_HALF_UP
+            )
+        )
+    return {
+        "response_rate": _as_float(response),
+        "resolution_rate": _as_float(resolution),
+        "satisfaction_rate": _as_float(satisfaction),
+        "composite": composite,
+        "return_rate": _as_float(_ratio(c["returned"], c["return_base"])),
+        "reopen_rate": _as_float(_ratio(c["reopened"], c["dispatched"])),
+        "overdue_rate": _as_float(_ratio(c["overdue"], c["dispatched"])),
+        "repeat_rate": _as_float(_ratio(c["repeat"], c["dispatched"])),
+    }
+
+
+def _unranked_reason(row, settings):
+    c = row.counts
+    if c["dispatched"] < settings.min_sample:
+        return f"样本量不足（派单 {c['dispatched']} 件，少于 {settings.min_sample} 件）"
+    if not c["rated"]:
+        return "无有效回访"
+    if row.rates["response_rate"] is None:
+        return "响应均未到期"
+    return None
+
+
+def place(rows, settings):
+    """Rank one class in place and return it ordered: ranked units by score (ties share a
+    place), then the unranked by code. Marks the red and black lists."""
+    for row in rows:
+        row.unranked_reason = _unranked_reason(row, settings)
+        row.rank = row.list_mark = None
+    ranked = sorted(
+        (r for r in rows if r.unranked_reason is None),
+        key=lambda r: (-r.rates["composite"], r.unit_code),
+    )
+    for i, row in enumerate(ranked):
+        if i and row.rates["composite"] == ranked[i - 1].rates["composite"]:
+            row.rank = ranked[i - 1].rank
+        else:
+            row.rank = i + 1
+    k = min(settings.list_size, len(ranked) // 2)
+    if k:
+        for row in ranked:
+            if row.rank <= k:
+                row.list_mark = ListMark.red
+        # Places counted from the bottom, ties sharing one, as above.
+        bottom_rank = {}
+        for i, row in enumerate(reversed(ranked)):
+            previous = ranked[len(ranked) - i] if i else None
+            if previous is not None and previous.rates["composite"] == row.rates["composite"]:
+                bottom_rank[row.unit_id] = bottom_rank[previous.unit_id]
+            else:
+                bottom_rank[row.unit_id] = i + 1
+        for row in ranked:
+            if row.list_mark is None and bottom_rank[row.unit_id] <= k:
+                row.list_mark = ListMark.black
+    unranked = sorted((r for r in rows if r.unranked_reason is not None), key=lambda r: r.unit_code)
+    return ranked + unranked
+
+
+# -- the ranking --------------------------------------------------------------------------------
+
+
+def ranked_units(session, mayors_office_code):
+    """Each class's units, and for a district the units whose tickets it answers for."""
+    units = session.scalars(sa.select(Unit).order_by(Unit.code)).all()
+    district_of_area = {}
+    street_district = {}
+    rows = session.execute(
+        sa.select(unit_areas.c.unit_id, Area.code).join(Area, Area.id == unit_areas.c.area_id)
+    ).all()
+    for unit_id, code in rows:
+        district_of_area.setdefault(unit_id, code[:6])
+    governments = {}
+    for unit in units:
+        if unit.kind == UnitKind.district_government and unit.id in district_of_area:
+            governments[district_of_area[unit.id]] = unit
+    for unit in units:
+        if unit.kind == UnitKind.street_office and unit.id in district_of_area:
+            government = governments.get(district_of_area[unit.id])
+            if government is not None:
+                street_district[unit.id] = government.id
+    members = {}  # (class, unit id) → ids whose counts it sums
+    kinds = {
+        UnitKind.street_office: RankingClass.street,
+        UnitKind.city_department: RankingClass.department,
+        UnitKind.utility: RankingClass.utility,
+        UnitKind.district_government: RankingClass.district,
+    }
+    classes = {c: [] for c in RankingClass}
+    for unit in units:
+        ranking_class = kinds.get(unit.kind)
+        if ranking_class is None or unit.code == mayors_office_code:
+            continue
+        classes[ranking_class].append(unit)
+        members[(ranking_class, unit.id)] = [unit.id]
+    for street_id, government_id in street_district.items():
+        members[(RankingClass.district, government_id)].append(street_id)
+    return classes, members
+
+
+def compute(session, month, *, as_of, settings, timezone, mayors_office_code, previous=None):
+    """The live ranking of ``month`` as of ``as_of``. ``previous`` is last month's ranking
+    (frozen or live) for the month-over-month change; None leaves the change empty."""
+    start, end = month_bounds(month, timezone)
+    counts = count_tickets(session, start, end, as_of, by="unit")
+    classes, members = ranked_units(session, mayors_office_code)
+    empty = dict.fromkeys(COUNTS, 0)
+    rows = {}
+    for ranking_class, units in classes.items():
+        class_rows = []
+        for unit in units:
+            if not unit.active and not any(
+                counts.get(i) for i in members[(ranking_class, unit.id)]
+            ):
+                continue
+            total = add_counts(counts.get(i, empty) for i in members[(ranking_class, unit.id)])
+            row = Row(ranking_class, unit.id, unit.code, unit.name, total)
+            row.rates = compute_rates(total, settings)
+            class_rows.append(row)
+        rows[ranking_class] = place(class_rows, settings)
+    if previous is not None:
+        attach_previous(rows, previous)
+    return Ranking(
+        month=month,
+        period_start=start,
+        period_end=end,
+        as_of=as_of,
+        settings=settings,
+        rows=rows,
+        totals=city_totals(session, start, end, counts),
+        exemptions=exemptions(session, start, end),
+    )
+
+
+def attach_previous(rows, previous):
+    for ranking_class, class_rows in rows.items():
+        before = {r.unit_id: r for r in previous.rows.get(ranking_class, [])}
+        for row in class_rows:
+            old = before.get(row.unit_id)
+            if old is not None:
+                row.prev_rank = old.rank
+                row.prev_composite = old.rates.get("composite")
+
+
+def city_totals(session, start, end, counts):
+    """The month's counts over every unit, with intake outcomes that reach no unit."""
+    totals = add_counts(counts.values())
+    by_status = dict(
+        session.execute(
+            sa.select(Ticket.status, sa.func.count())
+            .where(_in_period(start, end))
+            .group_by(Ticket.status)
+        ).all()
+    )
+    totals["received"] = sum(by_status.values())
+    for status in ("resolved_at_intake", "transferred", "merged"):
+        totals[status] = sum(n for s, n in by_status.items() if s == status)
+    return totals
+
+
+def exemptions(session, start, end):
+    """Exempted tickets of the period: who exempted them, when, and why."""
+    from hotline.models import TicketEvent, User
+
+    latest = (
+        sa.select(sa.func.max(TicketEvent.id))
+        .where(TicketEvent.ticket_id == Ticket.id, TicketEvent.action == "exempt")
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(Ticket, TicketEvent, User.name, Unit.code, Unit.name)
+        .outerjoin(TicketEvent, TicketEvent.id == latest)
+        .outerjoin(User, User.id == TicketEvent.actor_id)
+        .outerjoin(Unit, Unit.id == Ticket.lead_unit_id)
+        .where(_in_period(start, end), Ticket.scoring_exempt)
+        .order_by(Ticket.number)
+    )
+    result = []
+    for ticket, event, actor_name, unit_code, unit_name in session.execute(query):
+        result.append(
+            {
+                "ticket": ticket.number,
+                "unit_code": unit_code,
+                "unit_name": unit_name,
+                "kind": ticket.exempt_kind.value if ticket.exempt_kind else None,
+                "kind_label": ticket.exempt_kind.label if ticket.exempt_kind else None,
+                "reason": ticket.exempt_reason,
+                "by": actor_name,
+                "at": event.created_at.isoformat() if event is not None else None,
+            }
+        )
+    return result
