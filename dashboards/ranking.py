@@ -61,8 +61,10 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 
 from dispatch.states import IN_HANDLING
+from hotline.audit import audit
 from hotline.enums import (
     AssignmentRole,
     ListMark,
@@ -71,8 +73,18 @@ from hotline.enums import (
     Solved,
     UnitKind,
 )
-from hotline.errors import ValidationFailed
-from hotline.models import Area, Assignment, Ticket, Unit, unit_areas
+from hotline.errors import Conflict, ValidationFailed
+from hotline.models import (
+    Area,
+    Assignment,
+    RankingRow,
+    RankingSnapshot,
+    Ticket,
+    TicketEvent,
+    Unit,
+    User,
+    unit_areas,
+)
 
 #: The counts, in report order. Each is stored with every ranking.
 COUNTS = (
@@ -312,9 +324,10 @@ def count_tickets(session, start, end, as_of, by):
     key = {"unit": Ticket.lead_unit_id, "area": Ticket.area_id}[by]
     counted = sa.and_(_in_period(start, end), Ticket.lead_unit_id.is_not(None))
     scored = ~Ticket.scoring_exempt
+    merged = sa.orm.aliased(Ticket)
     repeats = (
-        sa.select(Ticket.merged_into_id.label("id"))
-        .where(Ticket.merged_into_id.is_not(None))
+        sa.select(merged.merged_into_id.label("id"))
+        .where(merged.merged_into_id.is_not(None))
         .distinct()
         .subquery("repeats")
     )
@@ -566,15 +579,16 @@ def city_totals(session, start, end, counts):
 
 def exemptions(session, start, end):
     """Exempted tickets of the period: who exempted them, when, and why."""
-    from hotline.models import TicketEvent, User
-
+    event = sa.orm.aliased(TicketEvent)
     latest = (
-        sa.select(sa.func.max(TicketEvent.id))
-        .where(TicketEvent.ticket_id == Ticket.id, TicketEvent.action == "exempt")
+        sa.select(sa.func.max(event.id))
+        .where(event.ticket_id == Ticket.id, event.action == "exempt")
+        .correlate(Ticket)
         .scalar_subquery()
     )
     query = (
         sa.select(Ticket, TicketEvent, User.name, Unit.code, Unit.name)
+        .select_from(Ticket)
         .outerjoin(TicketEvent, TicketEvent.id == latest)
         .outerjoin(User, User.id == TicketEvent.actor_id)
         .outerjoin(Unit, Unit.id == Ticket.lead_unit_id)
@@ -596,3 +610,110 @@ def exemptions(session, start, end):
             }
         )
     return result
+
+
+# -- live or frozen -----------------------------------------------------------------------------
+
+
+def _snapshot(session, month):
+    return session.scalars(sa.select(RankingSnapshot).where(RankingSnapshot.month == month)).first()
+
+
+def load(session, month, *, now, config, with_previous=True):
+    """The month's published ranking if it was frozen, else computed live as of ``now``
+    (with last month's places, frozen or live, for the change)."""
+    parse_month(month)
+    snapshot = _snapshot(session, month)
+    if snapshot is not None:
+        return from_snapshot(snapshot)
+    previous = None
+    if with_previous:
+        previous = load(session, previous_month(month), now=now, config=config, with_previous=False)
+    return compute(
+        session,
+        month,
+        as_of=now,
+        settings=Settings.from_config(config),
+        timezone=config["TIMEZONE"],
+        mayors_office_code=config["MAYORS_OFFICE_UNIT"],
+        previous=previous,
+    )
+
+
+def freeze(session, actor, month, *, now, config):
+    """Publish the month: compute it now and store every row, so late callbacks and
+    exemptions no longer move it. Once per month; only after the month has ended."""
+    parse_month(month)
+    if _snapshot(session, month) is not None:
+        raise Conflict(f"{month} 的排名已冻结发布，不能重复冻结", code="RANKING_ALREADY_FROZEN")
+    start, end = month_bounds(month, config["TIMEZONE"])
+    if now < end:
+        raise Conflict(f"{month} 尚未结束，不能冻结排名", code="RANKING_MONTH_NOT_OVER")
+    ranking = load(session, month, now=now, config=config)
+    snapshot = RankingSnapshot(
+        month=month,
+        period_start=start,
+        period_end=end,
+        frozen_at=now,
+        frozen_by_id=actor.id if actor else None,
+        settings=ranking.settings.as_dict(),
+        totals=ranking.totals,
+        exemptions=ranking.exemptions,
+    )
+    for class_rows in ranking.rows.values():
+        for row in class_rows:
+            snapshot.rows.append(
+                RankingRow(
+                    ranking_class=row.ranking_class,
+                    unit_id=row.unit_id,
+                    **row.counts,
+                    **row.rates,
+                    rank=row.rank,
+                    unranked_reason=row.unranked_reason,
+                    list_mark=row.list_mark,
+                    prev_rank=row.prev_rank,
+                    prev_composite=row.prev_composite,
+                )
+            )
+    session.add(snapshot)
+    session.flush()
+    audit(
+        session,
+        actor,
+        "ranking.freeze",
+        target=month,
+        payload={"snapshot": snapshot.id, "rows": len(snapshot.rows), **snapshot.settings},
+    )
+    ranking.frozen_at = now
+    return ranking
+
+
+def from_snapshot(snapshot):
+    """The Ranking a frozen snapshot holds (no recomputation)."""
+    rows = {c: [] for c in RankingClass}
+    for stored in snapshot.rows:
+        row = Row(
+            ranking_class=stored.ranking_class,
+            unit_id=stored.unit_id,
+            unit_code=stored.unit.code,
+            unit_name=stored.unit.name,
+            counts={name: getattr(stored, name) for name in COUNTS},
+            rates={name: getattr(stored, name) for name in RATES},
+            rank=stored.rank,
+            unranked_reason=stored.unranked_reason,
+            list_mark=stored.list_mark,
+            prev_rank=stored.prev_rank,
+            prev_composite=stored.prev_composite,
+        )
+        rows[stored.ranking_class].append(row)
+    return Ranking(
+        month=snapshot.month,
+        period_start=snapshot.period_start,
+        period_end=snapshot.period_end,
+        as_of=snapshot.frozen_at,
+        settings=Settings(**snapshot.settings),
+        rows=rows,
+        totals=snapshot.totals,
+        exemptions=snapshot.exemptions,
+        frozen_at=snapshot.frozen_at,
+    )

@@ -1,0 +1,640 @@
+"""The monthly ranking on a fixture month worked out by hand.
+
+October 2026: 34 tickets received, driven through the real operations with an injected
+clock. Every count, rate, score, place and list below was computed by hand from the plan in
+the comments (DOMAIN.md §5, definitions in dashboards/ranking.py), with the weights 10/45/45,
+部分解决 = 0.5, 基本满意 = 0.8, and a minimum sample of 3 tickets.
+"""
+
+import datetime as dt
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from dashboards import ranking
+from dispatch import operations as ops
+from hotline.config import DEFAULTS
+from hotline.enums import (
+    CallbackOutcome,
+    ExemptionKind,
+    IntakeOutcome,
+    ListMark,
+    RankingClass,
+    ReturnReason,
+    Role,
+    Satisfaction,
+    Solved,
+    TransferTarget,
+)
+from hotline.errors import Conflict, ValidationFailed
+from hotline.models import AuditLog, RankingSnapshot, Unit, User
+from tests.conftest import make_ticket
+
+TZ = ZoneInfo("Asia/Shanghai")
+STREETLIGHT = "010103"
+
+
+def local(month, day, hour=9, minute=0):
+    return dt.datetime(2026, month, day, hour, minute, tzinfo=TZ).astimezone(dt.UTC)
+
+
+MIN = dt.timedelta(minutes=1)
+HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+#: Monday 12 October, 09:00: most tickets are dispatched then (sign ≤ 2 h, contact ≤ 24 h,
+#: finish ≤ 5 working days → Monday 19 October 09:00).
+OCT12 = local(10, 12)
+#: The moment the ranking is computed: Monday 2 November, 10:00.
+AS_OF = local(11, 2, 10)
+CONFIG = {**DEFAULTS, "RANKING_MIN_SAMPLE": 3}
+SETTINGS = ranking.Settings.from_config(CONFIG)
+
+SOLVED_SATISFIED = (Solved.solved, Satisfaction.satisfied)
+UNHAPPY = (Solved.unsolved, Satisfaction.dissatisfied)
+
+SEEDED_HANDLERS = {
+    "U-S-370705001": "dongguan",
+    "U-CGJ": "cgj",
+    "U-WATER": "water",
+    "U-STHJ": "sthj",
+    "U-D-370705": "kuiwen",
+}
+
+
+class City:
+    """Drives tickets through the real operations for the fixture month."""
+
+    def __init__(self, db, user):
+        self.db = db
+        self.staff = SimpleNamespace(
+            **{n: user(n) for n in ["operator", "dispatcher", "callback", "supervisor"]}
+        )
+        self.user = user
+        self.tickets = {}
+
+    def unit(self, code):
+        return self.db.scalars(sa.select(Unit).where(Unit.code == code)).one()
+
+    def handler(self, code):
+        if code in SEEDED_HANDLERS:
+            return self.user(SEEDED_HANDLERS[code])
+        name = f"handler-{code.lower()}"
+        found = self.db.scalars(sa.select(User).where(User.username == name)).first()
+        if found is None:
+            found = User(
+                username=name,
+                name=name,
+                role=Role.unit_handler,
+                unit_id=self.unit(code).id,
+                password_hash="-",
+            )
+            self.db.add(found)
+            self.db.flush()
+        return found
+
+    def receive(self, no, *, at, phone=True):
+        ticket = make_ticket(
+            self.db,
+            self.staff.operator,
+            category=STREETLIGHT,
+            area="370705001",
+            requester_phone="13805360001" if phone else None,
+            now=at,
+        )
+        self.tickets[no] = ticket
+        return ticket
+
+    def ticket(self, no, lead, *, at=OCT12, received=None, phone=True, assists=(), **handling):
+        ticket = self.receive(no, at=received or at - HOUR, phone=phone)
+        ops.dispatch(
+            self.db,
+            self.staff.dispatcher,
+            ticket,
+            lead=self.unit(lead),
+            assists=[self.unit(a) for a in assists],
+            now=at,
+        )
+        self.handle(ticket, lead, start=at, **handling)
+        return ticket
+
+    def handle(
+        self, ticket, lead, *, start, sign=30 * MIN, contact=HOUR, finish=DAY, callback=None
+    ):
+        """Sign, contact, finish and call back at the given offsets from ``start``; None
+        stops there."""
+        handler = self.handler(lead)
+        if sign is None:
+            return
+        ops.sign(self.db, handler, ticket, now=start + sign)
+        if contact is not None:
+            ops.contact(self.db, handler, ticket, note="已电话联系诉求人", now=start + contact)
+        if finish is None:
+            return
+        ops.finish(self.db, handler, ticket, result="已现场处理完毕", now=start + finish)
+        if callback is not None:
+            self.call(ticket, callback, at=start + finish + DAY)
+
+    def call(self, ticket, callback, *, at):
+        if isinstance(callback, CallbackOutcome):
+            ops.record_callback(self.db, self.staff.callback, ticket, outcome=callback, now=at)
+        else:
+            solved, satisfaction = callback
+            ops.record_callback(
+                self.db,
+                self.staff.callback,
+                ticket,
+                outcome=CallbackOutcome.answered,
+                solved=solved,
+                satisfaction=satisfaction,
+                comment="回访记录",
+                now=at,
+            )
+
+    def accept(self, ticket, at):
+        """A supervisor accepts an unhappy callback result (no reopen)."""
+        ops.close(self.db, self.staff.supervisor, ticket, reason="诉求超出政策范围，已解释", now=at)
+
+
+@pytest.fixture
+def october(db, user):
+    """The fixture month. Numbers are the tickets' names in the comments and assertions."""
+    c = City(db, user)
+    s = c.staff
+
+    # 东关街道 U-S-370705001 (S1): 5 scored tickets + 1 exempt.
+    c.ticket(1, "U-S-370705001", callback=SOLVED_SATISFIED)
+    c.ticket(
+        2,
+        "U-S-370705001",
+        sign=3 * HOUR,
+        contact=4 * HOUR,
+        callback=(Solved.partly, Satisfaction.basically),
+    )
+    three = c.ticket(3, "U-S-370705001", phone=False, contact=None)  # nothing to contact
+    ops.close(db, s.callback, three, now=OCT12 + 2 * DAY)  # no phone: no callback
+    four = c.ticket(4, "U-S-370705001")
+    # 32: the same matter reported again, merged into 4 while it waits for its callback.
+    merged = c.receive(32, at=local(10, 13, 10))
+    ops.merge(
+        db, s.operator, merged, into=four, reason="同一路灯重复反映", now=local(10, 13, 10, 5)
+    )
+    c.call(four, UNHAPPY, at=local(10, 14))
+    ops.reopen(db, s.supervisor, four, reason="路灯仍不亮", now=local(10, 14, 10))
+    c.handle(
+        four,
+        "U-S-370705001",
+        start=local(10, 14, 10),
+        callback=(Solved.solved, Satisfaction.basically),
+    )
+    c.ticket(5, "U-S-370705001", finish=None)  # not finished by 19 October: overdue
+    six = c.ticket(6, "U-S-370705001", sign=3 * HOUR, contact=4 * HOUR, callback=UNHAPPY)
+    ops.exempt(
+        db,
+        s.supervisor,
+        six,
+        kind=ExemptionKind.unreasonable,
+        reason="要求拆除邻居合法建筑，属不合理诉求",
+        now=local(10, 20),
+    )
+
+    # 大虞街道 U-S-370705002 (S2).
+    c.ticket(7, "U-S-370705002", callback=SOLVED_SATISFIED)
+    c.ticket(8, "U-S-370705002", callback=SOLVED_SATISFIED)
+    nine = c.ticket(9, "U-S-370705002", sign=None)
+    ops.request_return(
+        db,
+        c.handler("U-S-370705002"),
+        nine,
+        return_reason=ReturnReason.not_our_duty,
+        note="应由物业处理",
+        now=OCT12 + 20 * MIN,
+    )
+    ops.decide_return(
+        db, s.dispatcher, nine, approve=False, note="属街道管辖", now=OCT12 + 40 * MIN
+    )
+    c.handle(
+        nine,
+        "U-S-370705002",
+        start=OCT12,
+        sign=50 * MIN,
+        contact=90 * MIN,
+        callback=SOLVED_SATISFIED,
+    )
+    # 10: received on Saturday night, dispatched Monday 2 November 09:30: sign due 11:30.
+    c.ticket(10, "U-S-370705002", received=local(10, 31, 22), at=local(11, 2, 9, 30), sign=None)
+
+    # 城关街道 U-S-370702001 (S3, 潍城区).
+    c.ticket(11, "U-S-370702001", callback=SOLVED_SATISFIED)
+    c.ticket(12, "U-S-370702001", contact=30 * HOUR, finish=2 * DAY, callback=SOLVED_SATISFIED)
+    c.ticket(13, "U-S-370702001", at=local(10, 30), sign=None)  # never signed
+
+    # 梨园街道 U-S-370705003 (S4): below the minimum sample.
+    c.ticket(14, "U-S-370705003", callback=SOLVED_SATISFIED)
+    # 15: 交通运输局 returns it; upheld, re-dispatched to 梨园.
+    fifteen = c.ticket(15, "U-JTJ", sign=None)
+    ops.request_return(
+        db,
+        c.handler("U-JTJ"),
+        fifteen,
+        return_reason=ReturnReason.wrong_territory,
+        note="属街道管辖",
+        now=OCT12 + 20 * MIN,
+    )
+    ops.decide_return(
+        db,
+        s.dispatcher,
+        fifteen,
+        approve=True,
+        note="改派梨园街道",
+        lead=c.unit("U-S-370705003"),
+        now=OCT12 + 40 * MIN,
+    )
+    c.handle(fifteen, "U-S-370705003", start=OCT12 + 40 * MIN, callback=SOLVED_SATISFIED)
+
+    # 奎文区人民政府 U-D-370705: one ticket, the requester refuses the callback.
+    c.ticket(16, "U-D-370705", callback=CallbackOutcome.refused)
+
+    # 城市管理局 U-CGJ.
+    c.ticket(17, "U-CGJ", callback=SOLVED_SATISFIED)
+    c.ticket(18, "U-CGJ", finish=15 * DAY, callback=SOLVED_SATISFIED)  # finished 27 Oct: late
+    nineteen = c.ticket(19, "U-CGJ", callback=UNHAPPY)
+    c.accept(nineteen, local(10, 15))
+
+    # 住建局 U-ZJJ: like 城管局, but the late finish had an approved extension.
+    c.ticket(20, "U-ZJJ", callback=SOLVED_SATISFIED)
+    twenty_one = c.ticket(21, "U-ZJJ", finish=None)
+    ops.request_extension(
+        db, c.handler("U-ZJJ"), twenty_one, days=10, reason="需协调产权单位", now=local(10, 15)
+    )
+    ops.decide_extension(
+        db, s.dispatcher, twenty_one, approve=True, note="同意", now=local(10, 15, 10)
+    )
+    ops.finish(db, c.handler("U-ZJJ"), twenty_one, result="已修复", now=local(10, 27))
+    c.call(twenty_one, SOLVED_SATISFIED, at=local(10, 28))
+    twenty_two = c.ticket(22, "U-ZJJ", callback=UNHAPPY)
+    c.accept(twenty_two, local(10, 15))
+
+    # 生态环境局 U-STHJ; 25 has 城管局 assisting (assisting units are not scored).
+    twenty_three = c.ticket(23, "U-STHJ", callback=(Solved.partly, Satisfaction.dissatisfied))
+    c.accept(twenty_three, local(10, 15))
+    c.ticket(24, "U-STHJ", callback=(Solved.solved, Satisfaction.basically))
+    c.ticket(25, "U-STHJ", assists=["U-CGJ"], callback=SOLVED_SATISFIED)
+
+    # Utilities (24×7).
+    c.ticket(26, "U-WATER", callback=SOLVED_SATISFIED)
+    c.ticket(27, "U-WATER", callback=SOLVED_SATISFIED)
+    c.ticket(28, "U-WATER", sign=3 * HOUR, contact=4 * HOUR, callback=SOLVED_SATISFIED)
+    c.ticket(29, "U-POWER", callback=SOLVED_SATISFIED)
+    thirty = c.ticket(30, "U-POWER", finish=None)
+    power = c.handler("U-POWER")
+    ops.request_termination(db, power, thirty, reason="诉求人撤回", now=OCT12 + 2 * HOUR)
+    ops.review_termination(
+        db, s.supervisor, thirty, approve=True, note="同意", now=OCT12 + 3 * HOUR
+    )
+    c.ticket(31, "U-POWER", callback=CallbackOutcome.no_answer)  # one unanswered call so far
+
+    # Closed at intake: never reach a unit.
+    transferred = c.receive(33, at=local(10, 14))
+    ops.transfer(
+        db,
+        s.operator,
+        transferred,
+        target=TransferTarget.police_110,
+        reason="正在发生的盗窃",
+        now=local(10, 14, 0, 5),
+    )
+    answered = c.receive(34, at=local(10, 14))
+    ops.resolve_at_intake(
+        db,
+        s.operator,
+        answered,
+        outcome=IntakeOutcome.answered,
+        answer="已告知办理流程",
+        now=local(10, 14, 0, 5),
+    )
+    # Outside the month: received 1 November, so no October count may include it.
+    c.ticket(35, "U-WATER", at=local(11, 1, 9), callback=UNHAPPY)
+    db.flush()
+    return c
+
+
+def counts(**given):
+    result = dict.fromkeys(ranking.COUNTS, 0)
+    result.update(given)
+    return result
+
+
+#: Hand-computed counts per unit (tickets in brackets).
+S1 = counts(
+    dispatched=5,  # 1–5
+    exempt=1,  # 6
+    responded=4,  # 1, 3 (no phone), 4 (its new clock), 5; 2 signed late
+    rated=3,  # 1, 2, 4
+    solved=2,  # 1, 4
+    partly=1,  # 2
+    satisfied=1,  # 1
+    basically=2,  # 2, 4
+    overdue=1,  # 5
+    reopened=1,  # 4
+    repeat=1,  # 4 (32 merged into it)
+    return_base=5,
+)
+S2 = counts(
+    dispatched=4,  # 7–10
+    response_pending=1,  # 10: sign due 11:30, ranking at 10:00
+    responded=3,  # 7, 8, 9 (signed 10 min after its rejected return)
+    rated=3,
+    solved=3,
+    satisfied=3,
+    return_base=4,
+    returned=1,  # 9 (rejected returns count too)
+)
+S3 = counts(
+    dispatched=3,  # 11–13
+    responded=1,  # 11; 12 contacted late, 13 never signed
+    rated=2,
+    solved=2,
+    satisfied=2,
+    return_base=3,
+)
+S4 = counts(dispatched=2, responded=2, rated=2, solved=2, satisfied=2, return_base=2)  # 14, 15
+KUIWEN_GOV = counts(dispatched=1, responded=1, return_base=1)  # 16: refused the callback
+JTJ = counts(return_base=1, returned=1)  # 15, returned before 梨园 got it
+CGJ = counts(
+    dispatched=3,
+    responded=3,
+    rated=3,
+    solved=2,
+    unsolved=1,
+    satisfied=2,
+    dissatisfied=1,
+    overdue=1,  # 18
+    return_base=3,  # 25 is only assisted
+)
+ZJJ = counts(
+    dispatched=3,
+    responded=3,
+    rated=3,
+    solved=2,
+    unsolved=1,
+    satisfied=2,
+    dissatisfied=1,
+    return_base=3,  # 21 finished within its extension
+)
+STHJ = counts(
+    dispatched=3,
+    responded=3,
+    rated=3,
+    solved=2,
+    partly=1,
+    satisfied=1,
+    basically=1,
+    dissatisfied=1,
+    return_base=3,
+)
+WATER = counts(dispatched=3, responded=2, rated=3, solved=3, satisfied=3, return_base=3)
+POWER = counts(dispatched=3, responded=3, rated=1, solved=1, satisfied=1, return_base=3)
+#: 奎文区 = its government + 东关 + 大虞 + 梨园; 潍城区 = 城关.
+KUIWEN = {k: KUIWEN_GOV[k] + S1[k] + S2[k] + S4[k] for k in ranking.COUNTS}
+
+
+def rows_of(result, ranking_class):
+    return {row.unit_code: row for row in result.rows[ranking_class]}
+
+
+def compute(db, as_of=AS_OF, month="2026-10"):
+    return ranking.compute(
+        db,
+        month,
+        as_of=as_of,
+        settings=SETTINGS,
+        timezone="Asia/Shanghai",
+        mayors_office_code="U-SZFB",
+    )
+
+
+def test_counts_per_unit(db, october):
+    result = compute(db)
+    streets = rows_of(result, RankingClass.street)
+    assert streets["U-S-370705001"].counts == S1
+    assert streets["U-S-370705002"].counts == S2
+    assert streets["U-S-370702001"].counts == S3
+    assert streets["U-S-370705003"].counts == S4
+    assert streets["U-S-370705004"].counts == counts()
+    departments = rows_of(result, RankingClass.department)
+    assert departments["U-CGJ"].counts == CGJ
+    assert departments["U-ZJJ"].counts == ZJJ
+    assert departments["U-STHJ"].counts == STHJ
+    assert departments["U-JTJ"].counts == JTJ
+    assert "U-SZFB" not in departments  # the mayor's office ranks, it is not ranked
+    utilities = rows_of(result, RankingClass.utility)
+    assert utilities["U-WATER"].counts == WATER  # 35 (November) is not counted
+    assert utilities["U-POWER"].counts == POWER
+    districts = rows_of(result, RankingClass.district)
+    assert districts["U-D-370705"].counts == KUIWEN
+    assert districts["U-D-370702"].counts == S3
+    assert districts["U-D-370703"].counts == counts()
+
+
+def test_rates_and_scores(db, october):
+    result = compute(db)
+    streets = rows_of(result, RankingClass.street)
+    s1 = streets["U-S-370705001"].rates
+    assert s1["response_rate"] == pytest.approx(4 / 5)
+    assert s1["resolution_rate"] == pytest.approx((2 + 0.5) / 3)
+    assert s1["satisfaction_rate"] == pytest.approx((1 + 2 * 0.8) / 3)
+    # 10 × 0.8 + 45 × 2.5/3 + 45 × 2.6/3 = 8 + 37.5 + 39
+    assert s1["composite"] == 84.50
+    assert s1["reopen_rate"] == s1["overdue_rate"] == s1["repeat_rate"] == pytest.approx(0.2)
+    assert s1["return_rate"] == 0
+    s2 = streets["U-S-370705002"].rates
+    assert s2["response_rate"] == 1  # 3 ÷ (4 − 1 pending)
+    assert s2["composite"] == 100.00
+    assert s2["return_rate"] == pytest.approx(0.25)
+    s3 = streets["U-S-370702001"].rates
+    assert s3["response_rate"] == pytest.approx(1 / 3)
+    assert s3["composite"] == 93.33  # 10/3 + 45 + 45 = 93.333…
+    districts = rows_of(result, RankingClass.district)
+    kuiwen = districts["U-D-370705"].rates
+    assert kuiwen["response_rate"] == pytest.approx(10 / 11)
+    assert kuiwen["resolution_rate"] == pytest.approx(7.5 / 8)
+    assert kuiwen["satisfaction_rate"] == pytest.approx(7.6 / 8)
+    # 100/11 + 45 × 0.9375 + 45 × 0.95 = 9.0909… + 42.1875 + 42.75 = 94.0284…
+    assert kuiwen["composite"] == 94.03
+    assert kuiwen["return_rate"] == pytest.approx(1 / 12)
+    departments = rows_of(result, RankingClass.department)
+    assert departments["U-CGJ"].rates["composite"] == 70.00  # 10 + 30 + 30
+    assert departments["U-CGJ"].rates["overdue_rate"] == pytest.approx(1 / 3)
+    assert departments["U-ZJJ"].rates["composite"] == 70.00
+    assert departments["U-ZJJ"].rates["overdue_rate"] == 0
+    assert departments["U-STHJ"].rates["composite"] == 74.50  # 10 + 37.5 + 27
+    assert departments["U-JTJ"].rates["return_rate"] == 1
+    assert departments["U-JTJ"].rates["response_rate"] is None
+    utilities = rows_of(result, RankingClass.utility)
+    assert utilities["U-WATER"].rates["composite"] == 96.67  # 20/3 + 90
+    assert utilities["U-POWER"].rates["composite"] == 100.00
+
+
+def _places(result, ranking_class):
+    return [(r.unit_code, r.rank, r.list_mark) for r in result.ranked(ranking_class)]
+
+
+def test_places_ties_and_lists(db, october):
+    result = compute(db)
+    # Three ranked streets: k = min(5, 3 // 2) = 1.
+    assert _places(result, RankingClass.street) == [
+        ("U-S-370705002", 1, ListMark.red),
+        ("U-S-370702001", 2, None),
+        ("U-S-370705001", 3, ListMark.black),
+    ]
+    # 城管局 and 住建局 tie at 70.00: one place, and the tie joins the black list whole.
+    assert _places(result, RankingClass.department) == [
+        ("U-STHJ", 1, ListMark.red),
+        ("U-CGJ", 2, ListMark.black),
+        ("U-ZJJ", 2, ListMark.black),
+    ]
+    assert _places(result, RankingClass.utility) == [
+        ("U-POWER", 1, ListMark.red),
+        ("U-WATER", 2, ListMark.black),
+    ]
+    assert _places(result, RankingClass.district) == [
+        ("U-D-370705", 1, ListMark.red),
+        ("U-D-370702", 2, ListMark.black),
+    ]
+    streets = rows_of(result, RankingClass.street)
+    assert streets["U-S-370705003"].rank is None
+    assert streets["U-S-370705003"].unranked_reason == "样本量不足（派单 2 件，少于 3 件）"
+    assert streets["U-S-370705004"].unranked_reason == "样本量不足（派单 0 件，少于 3 件）"
+    # The ranked come first in place order, then the unranked by code.
+    codes = [r.unit_code for r in result.rows[RankingClass.street]]
+    assert codes[:3] == ["U-S-370705002", "U-S-370702001", "U-S-370705001"]
+    assert codes[3:] == sorted(codes[3:])
+
+
+def test_totals_and_exemptions(db, october):
+    result = compute(db)
+    totals = result.totals
+    assert totals["received"] == 34  # 1–34; 35 is November's
+    assert (totals["resolved_at_intake"], totals["transferred"], totals["merged"]) == (1, 1, 1)
+    assert totals["dispatched"] == 30 and totals["exempt"] == 1
+    assert totals["returned"] == 2  # 9 and 15
+    (exemption,) = result.exemptions
+    assert exemption["ticket"] == october.tickets[6].number
+    assert exemption["unit_code"] == "U-S-370705001"
+    assert exemption["kind_label"] == "不合理诉求"
+    assert exemption["reason"] == "要求拆除邻居合法建筑，属不合理诉求"
+    assert exemption["by"] == october.staff.supervisor.name
+    assert exemption["at"] == local(10, 20).isoformat()
+
+
+def test_weights_are_configuration(db, october):
+    settings = ranking.Settings(
+        weight_response=30,
+        weight_resolution=35,
+        weight_satisfaction=35,
+        partly_solved_percent=100,
+        basically_satisfied_percent=100,
+        min_sample=3,
+    )
+    result = ranking.compute(
+        db,
+        "2026-10",
+        as_of=AS_OF,
+        settings=settings,
+        timezone="Asia/Shanghai",
+        mayors_office_code="U-SZFB",
+    )
+    s1 = rows_of(result, RankingClass.street)["U-S-370705001"].rates
+    # 30 × 0.8 + 35 × 1 + 35 × 1
+    assert s1["composite"] == 94.00
+
+
+def test_response_pending_turns_into_a_miss_when_the_deadline_passes(db, october):
+    later = compute(db, as_of=local(11, 2, 12))  # after 10's sign deadline (11:30)
+    s2 = rows_of(later, RankingClass.street)["U-S-370705002"]
+    assert s2.counts["response_pending"] == 0
+    assert s2.rates["response_rate"] == pytest.approx(3 / 4)
+
+
+def test_area_counts_add_up_to_the_units(db, october):
+    start, end = ranking.month_bounds("2026-10")
+    by_area = ranking.count_tickets(db, start, end, AS_OF, by="area")
+    by_unit = ranking.count_tickets(db, start, end, AS_OF, by="unit")
+    areas, units = ranking.add_counts(by_area.values()), ranking.add_counts(by_unit.values())
+    # 15 was led by two units (交通运输局, then 梨园) but lies in one area.
+    assert areas == {**units, "return_base": units["return_base"] - 1}
+
+
+def test_frozen_ranking_does_not_move(db, october):
+    power = october.tickets[31]
+    frozen = ranking.freeze(db, october.staff.supervisor, "2026-10", now=AS_OF, config=CONFIG)
+    assert frozen.frozen_at == AS_OF
+    snapshot = db.scalars(sa.select(RankingSnapshot)).one()
+    assert snapshot.settings["min_sample"] == 3
+    assert snapshot.frozen_by_id == october.staff.supervisor.id
+    audit = db.scalars(sa.select(AuditLog).where(AuditLog.action == "ranking.freeze")).one()
+    assert audit.target == "2026-10"
+
+    # A late callback arrives after publication.
+    october.call(power, UNHAPPY, at=local(11, 3))
+    live = compute(db, as_of=local(11, 3, 12))
+    assert rows_of(live, RankingClass.utility)["U-POWER"].counts["rated"] == 2
+
+    published = ranking.load(db, "2026-10", now=local(11, 3, 12), config=CONFIG)
+    assert published.frozen_at == AS_OF
+    power_row = rows_of(published, RankingClass.utility)["U-POWER"]
+    assert power_row.counts == POWER
+    assert (power_row.rank, power_row.list_mark) == (1, ListMark.red)
+    assert _places(published, RankingClass.department) == _places(frozen, RankingClass.department)
+    assert published.exemptions == frozen.exemptions
+    assert published.totals == frozen.totals
+
+    with pytest.raises(Conflict) as caught:
+        ranking.freeze(db, None, "2026-10", now=local(11, 4), config=CONFIG)
+    assert caught.value.code == "RANKING_ALREADY_FROZEN"
+
+
+def test_next_month_shows_the_change_against_the_published_one(db, october):
+    ranking.freeze(db, None, "2026-10", now=AS_OF, config=CONFIG)
+    november = ranking.load(db, "2026-11", now=local(11, 20), config=CONFIG)
+    water = rows_of(november, RankingClass.utility)["U-WATER"]
+    assert (water.prev_rank, water.prev_composite) == (2, 96.67)
+    assert water.rank is None and water.rank_change is None  # one November ticket: unranked
+
+
+def test_freezing_needs_the_month_over(db):
+    with pytest.raises(Conflict) as caught:
+        ranking.freeze(db, None, "2026-11", now=local(11, 30, 23), config=CONFIG)
+    assert caught.value.code == "RANKING_MONTH_NOT_OVER"
+    assert db.scalar(sa.select(sa.func.count()).select_from(RankingSnapshot)) == 0
+
+
+@pytest.mark.parametrize("month", ["2026-13", "2026-1", "abc", "", None, "1999-12", "2026-10x"])
+def test_bad_months_are_refused(month):
+    with pytest.raises(ValidationFailed) as caught:
+        ranking.parse_month(month)
+    assert caught.value.details == {"month": "格式应为 YYYY-MM"}
+
+
+def test_month_bounds_are_local():
+    start, end = ranking.month_bounds("2026-10")
+    assert start == dt.datetime(2026, 9, 30, 16, tzinfo=dt.UTC)
+    assert end == dt.datetime(2026, 10, 31, 16, tzinfo=dt.UTC)
+    assert ranking.month_bounds("2026-12")[1] == dt.datetime(2026, 12, 31, 16, tzinfo=dt.UTC)
+    assert ranking.previous_month("2026-01") == "2025-12"
+
+
+def test_rounding_is_half_up():
+    # 84.125 exactly: a float round() would give 84.12.
+    c = counts(dispatched=8, responded=8, rated=8, solved=8, satisfied=8)
+    settings = ranking.Settings(weight_response=0, weight_resolution=1, weight_satisfaction=0)
+    c.update(solved=6, partly=1)  # (6 + 0.5) ÷ 8 = 0.8125 → 81.25
+    assert ranking.compute_rates(c, settings)["composite"] == 81.25
+    c.update(solved=5, partly=3)  # (5 + 1.5) ÷ 8 = 0.8125 again
+    settings = ranking.Settings(
+        weight_response=0, weight_resolution=1, weight_satisfaction=0, partly_solved_percent=45
+    )
+    # (5 + 3 × 0.45) ÷ 8 = 0.79375 → 79.375 → 79.38 (half up)
+    assert ranking.compute_rates(c, settings)["composite"] == 79.38
