@@ -83,6 +83,7 @@ def ticket_to_dict(ticket, actor):
         "contact_due": _iso(ticket.contact_due),
         "finish_due": _iso(ticket.finish_due),
         "callback_due": _iso(ticket.callback_due),
+        "callback_next_at": _iso(ticket.callback_next_at),
         "signed_at": _iso(ticket.signed_at),
         "contacted_at": _iso(ticket.contacted_at),
         "finished_at": _iso(ticket.finished_at),

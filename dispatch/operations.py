@@ -7,6 +7,7 @@ to one ticket are caught by the ticket's version counter: the loser's flush rais
 ``StaleDataError``, which callers report as a conflict.
 """
 
+import datetime as dt
 import hashlib
 import json
 from zoneinfo import ZoneInfo
@@ -129,6 +130,9 @@ def _record(
     """Append the event of one transition and mark the ticket changed (bumps its version)."""
     if ticket.updated_at != now:
         ticket.updated_at = now
+    if ticket.status != S.finished and ticket.callback_next_at is not None:
+        # Only a finished ticket waits for a callback: whatever moved it on ends the wait.
+        ticket.callback_next_at = None
     timers.schedule(session, ticket, now, timer_settings())
     event = TicketEvent(
         ticket=ticket,
@@ -744,6 +748,7 @@ def finish(session, actor, ticket, *, result, expected_version=None, now=None):
         calendar=work_calendar(session),
     )
     ticket.callback_due = due
+    ticket.callback_next_at = now  # the callback workbench may call at once
     _flag_guessed(ticket, guessed)
     return _record(
         session,
@@ -828,7 +833,19 @@ def record_callback(
     expected_version=None,
     now=None,
 ):
-    """回访: one call to the requester. Answered calls record solved? and satisfied?."""
+    """回访: one call to the requester (DOMAIN.md §5). What the call settles:
+
+    - answered: solved? and satisfied? are recorded. A result that is not unhappy closes the
+      ticket at once (rated); an unhappy one waits in 已回访 for a supervisor to reopen it or
+      accept it (``reopen`` / ``close``).
+    - no_answer: the ticket stays 已办结 and the workbench calls again ``CALLBACK_RETRY_HOURS``
+      later (an earlier retry is refused); when the last allowed attempt
+      (``CALLBACK_MAX_ATTEMPTS``) goes unanswered the ticket closes as unreachable.
+    - wrong_number: no retry can help, so the ticket closes as unreachable.
+    - refused: the requester declines the callback; the ticket closes.
+
+    Tickets closed without an answer are not rated.
+    """
     now = now or utcnow()
     check_allowed("record_callback", ticket, actor, expected_version)
     _require(ticket.requester_phone, "outcome", "诉求人未留电话，无法回访，请直接归档")
@@ -841,6 +858,17 @@ def record_callback(
             "outcome",
             "未接通的回访不能记录解决情况或满意度",
         )
+    hours = _setting("CALLBACK_RETRY_HOURS", 24)
+    retry = dt.timedelta(hours=hours)
+    if outcome == CallbackOutcome.no_answer:
+        last = _last_unanswered(session, ticket)
+        if last is not None and now < last + retry:
+            earliest = last + retry
+            raise Conflict(
+                f"距上次未接通的回访不足 {hours} 小时，最早可于 {_local_minute(earliest)} 再次回访",
+                code="CALLBACK_RETRY_TOO_SOON",
+                details={"next_attempt_at": earliest.isoformat()},
+            )
     session.add(
         CallbackAttempt(
             ticket_id=ticket.id,
@@ -853,28 +881,65 @@ def record_callback(
         )
     )
     before = ticket.status
+    payload = {"outcome": outcome.value, "attempt": _attempts(session, ticket)}
     if outcome == CallbackOutcome.answered:
-        ticket.status = S.called_back
         ticket.callback_solved = solved
         ticket.callback_satisfaction = satisfaction
         ticket.callback_comment = comment
         ticket.callback_at = now
-    payload = {"outcome": outcome.value, "attempt": _attempts(session, ticket)}
-    if solved is not None:
         payload.update(solved=solved.value, satisfaction=satisfaction.value)
+        if _unhappy(ticket):
+            ticket.status = S.called_back
+        else:
+            payload["closed"] = "rated"
+    elif outcome == CallbackOutcome.no_answer:
+        max_attempts = _setting("CALLBACK_MAX_ATTEMPTS", 3)
+        if _attempts(session, ticket, CallbackOutcome.no_answer) >= max_attempts:
+            payload["closed"] = "unreachable"
+        else:
+            ticket.callback_next_at = now + retry
+            payload["next_attempt_at"] = ticket.callback_next_at.isoformat()
+    elif outcome == CallbackOutcome.wrong_number:
+        payload["closed"] = "unreachable"
+    else:
+        payload["closed"] = "refused"
+    if "closed" in payload:
+        _close(session, ticket, now)
     return _record(
         session, ticket, actor, "record_callback", before, reason=comment, payload=payload, now=now
     )
 
 
-def _attempts(session, ticket, outcome=None):
-    """Callback attempts on the current result: a reopened ticket's earlier calls don't count."""
-    query = sa.select(sa.func.count()).where(CallbackAttempt.ticket_id == ticket.id)
+def _current_attempts(query, ticket):
+    """Limit ``query`` to the attempts on the current result: a reopened ticket's earlier
+    calls don't count."""
+    query = query.where(CallbackAttempt.ticket_id == ticket.id)
     if ticket.finished_at is not None:
         query = query.where(CallbackAttempt.attempted_at >= ticket.finished_at)
+    return query
+
+
+def _attempts(session, ticket, outcome=None):
+    """How many callback attempts (of ``outcome``) were made on the current result."""
+    query = _current_attempts(sa.select(sa.func.count()), ticket)
     if outcome is not None:
         query = query.where(CallbackAttempt.outcome == outcome)
     return session.scalar(query)
+
+
+def _last_unanswered(session, ticket):
+    """When the latest unanswered attempt on the current result was made (None: none)."""
+    query = _current_attempts(sa.select(CallbackAttempt.attempted_at), ticket)
+    query = query.where(CallbackAttempt.outcome == CallbackOutcome.no_answer)
+    return session.scalars(query.order_by(CallbackAttempt.attempted_at.desc()).limit(1)).first()
+
+
+def _local_minute(moment):
+    """``moment`` as local wall-clock time to the minute, rounded up (never too early)."""
+    local = moment.astimezone(ZoneInfo(_setting("TIMEZONE", "Asia/Shanghai")))
+    if local.second or local.microsecond:
+        local = local.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    return local.strftime("%Y-%m-%d %H:%M")
 
 
 def _unhappy(ticket):
@@ -882,6 +947,14 @@ def _unhappy(ticket):
         ticket.callback_solved == Solved.unsolved
         or ticket.callback_satisfaction == Satisfaction.dissatisfied
     )
+
+
+def _close(session, ticket, now):
+    """Archive the ticket: the one place closing after handling happens (``close`` and the
+    callbacks that settle a ticket both come here)."""
+    ticket.status = S.closed
+    ticket.closed_at = now
+    _end_assignments(session, ticket, now)
 
 
 def reopen(session, actor, ticket, *, reason, expected_version=None, now=None):
@@ -909,12 +982,12 @@ def reopen(session, actor, ticket, *, reason, expected_version=None, now=None):
 
 
 def close(session, actor, ticket, *, reason=None, expected_version=None, now=None):
-    """归档. From 已回访: a callback agent closes a satisfied ticket; an unhappy one needs a
-    supervisor's reasoned acceptance. From 已办结: only when no callback is possible
-    (no phone, refused, or unreachable after the allowed attempts)."""
+    """归档 by hand, for what no callback can settle. From 已回访: a supervisor accepts an
+    unhappy result instead of reopening it, with a reason. From 已办结: only when the
+    requester left no phone. Every other callback outcome closes the ticket itself
+    (``record_callback``)."""
     now = now or utcnow()
     check_allowed("close", ticket, actor, expected_version)
-    payload = {}
     if ticket.status == S.called_back:
         if _unhappy(ticket):
             if actor.role != Role.supervisor:
@@ -923,24 +996,25 @@ def close(session, actor, ticket, *, reason=None, expected_version=None, now=Non
                     code="SUPERVISOR_DECISION_REQUIRED",
                 )
             reason = _require_reason(reason, "不重办的理由")
-            payload["accepted_unhappy"] = True
+            payload = {"closed": "accepted_unhappy"}
+        else:
+            # Only a ticket called back before answered calls closed at once gets here.
+            payload = {"closed": "rated"}
     else:
-        max_attempts = _setting("CALLBACK_MAX_ATTEMPTS", 3)
-        unreached = _attempts(session, ticket, CallbackOutcome.no_answer) + _attempts(
-            session, ticket, CallbackOutcome.wrong_number
-        )
-        refused = _attempts(session, ticket, CallbackOutcome.refused)
-        if ticket.requester_phone and not refused and unreached < max_attempts:
+        if ticket.requester_phone:
+            max_attempts = _setting("CALLBACK_MAX_ATTEMPTS", 3)
             raise Conflict(
-                f"尚未回访：须回访接通，或连续 {max_attempts} 次未接通后方可归档",
+                "诉求人留有电话，须先回访：接通后按回访结果办理，拒绝回访、号码错误或连续 "
+                f"{max_attempts} 次未接通时自动归档",
                 code="CALLBACK_REQUIRED",
-                details={"unreached_attempts": unreached, "required": max_attempts},
+                details={
+                    "unreached_attempts": _attempts(session, ticket, CallbackOutcome.no_answer),
+                    "required": max_attempts,
+                },
             )
-        payload["unreachable"] = True
+        payload = {"closed": "no_phone"}
     before = ticket.status
-    ticket.status = S.closed
-    ticket.closed_at = now
-    _end_assignments(session, ticket, now)
+    _close(session, ticket, now)
     return _record(session, ticket, actor, "close", before, reason=reason, payload=payload, now=now)
 
 

@@ -5,12 +5,14 @@ from flask import Flask, jsonify, request
 from werkzeug.routing import IntegerConverter
 
 from dispatch.api import bp as tickets_api
+from dispatch.callbacks import bp as callbacks_api
 from hotline import db, events, notify, suggestions
 from hotline.api import bp as api
 from hotline.config import load_config
 
 #: The API's blueprints, nested once so that they share its auth and error envelope.
 api.register_blueprint(tickets_api)
+api.register_blueprint(callbacks_api)
 
 
 class RowIdConverter(IntegerConverter):

@@ -179,6 +179,7 @@ class Lifecycle:
         if not ticket["requester_phone"]:
             self.callback.post(f"/tickets/{number}/close", {"reason": "诉求人未留电话"})
             return
+        # A happy answer archives the ticket; an unhappy one waits for a supervisor's review.
         happy = self.rng.random() < 0.85
         self.callback.post(
             f"/tickets/{number}/callback",
@@ -188,8 +189,6 @@ class Lifecycle:
                 "satisfaction": "satisfied" if happy else "dissatisfied",
             },
         )
-        if happy:
-            self.callback.post(f"/tickets/{number}/close", {})
 
 
 def run(base_url, username, password, *, rate, count, lifecycle, random_seed, echo=print):

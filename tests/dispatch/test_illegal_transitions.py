@@ -61,7 +61,8 @@ PATH = {
     S.finished: ["dispatch", "sign", "contact", "finish"],
     S.called_back: ["dispatch", "sign", "contact", "finish", "callback_unhappy"],
     S.reopened: ["dispatch", "sign", "contact", "finish", "callback_unhappy", "reopen"],
-    S.closed: ["dispatch", "sign", "contact", "finish", "callback_happy", "close"],
+    # A solved and satisfied callback archives the ticket itself.
+    S.closed: ["dispatch", "sign", "contact", "finish", "callback_happy"],
 }
 
 
@@ -115,7 +116,6 @@ def ticket_in(db, u, status):
             satisfaction=Satisfaction.satisfied,
         ),
         "reopen": lambda: ops.reopen(db, u.supervisor, ticket, reason="未解决"),
-        "close": lambda: ops.close(db, u.callback, ticket),
     }
     for name in PATH[status]:
         steps[name]()
@@ -414,6 +414,16 @@ HTTP_CASES = [
         "TICKET_STATE_CONFLICT",
         {"operation": "close", "status": "signed"},
         id="close-signed",
+    ),
+    pytest.param(
+        S.finished,
+        "callback",
+        "close",
+        {},
+        409,
+        "CALLBACK_REQUIRED",
+        {"unreached_attempts": 0, "required": 3},
+        id="close-finished-before-any-callback",
     ),
     pytest.param(
         S.closed,

@@ -1145,6 +1145,8 @@ def test_finish_sets_callback_due(db, u):
     assert ticket.lead_assignment.finished_at == now
     # 1 working day after Friday 15:00 → Monday 15:00.
     assert ticket.callback_due == local(2026, 11, 23, 15)
+    # The callback workbench may call at once.
+    assert ticket.callback_next_at == now
     assert event.payload == {
         "late": False,
         "callback_due": "2026-11-23T07:00:00+00:00",
@@ -1178,15 +1180,16 @@ def test_only_lead_finishes(db, u):
     refused(db, ticket, ValidationFailed, "VALIDATION_FAILED", ops.finish, u.dongguan, result="")
 
 
-def test_callback_answered(db, u):
+def test_callback_answered_and_satisfied_closes_at_once(db, u):
     ticket = finished(db, u)
+    assert ticket.callback_next_at is not None
     now = local(2026, 11, 18, 10)
     event = step(
         db,
         ops.record_callback,
         u.callback,
         ticket,
-        to=S.called_back,
+        to=S.closed,
         outcome=CallbackOutcome.answered,
         solved=Solved.solved,
         satisfaction=Satisfaction.satisfied,
@@ -1197,13 +1200,42 @@ def test_callback_answered(db, u):
     assert ticket.callback_satisfaction == Satisfaction.satisfied
     assert ticket.callback_comment == "市民表示满意"
     assert ticket.callback_at == now
+    assert ticket.closed_at == now
+    assert ticket.callback_next_at is None
+    assert all(not active for _, _, active, _ in assignments_of(db, ticket))
     assert event.payload == {
         "outcome": "answered",
         "attempt": 1,
         "solved": "solved",
         "satisfaction": "satisfied",
+        "closed": "rated",
     }
     assert count(db, CallbackAttempt, ticket) == 1
+
+
+def test_callback_answered_unhappy_waits_for_a_supervisor(db, u):
+    ticket = finished(db, u)
+    now = local(2026, 11, 18, 10)
+    event = step(
+        db,
+        ops.record_callback,
+        u.callback,
+        ticket,
+        to=S.called_back,
+        outcome=CallbackOutcome.answered,
+        solved=Solved.partly,
+        satisfaction=Satisfaction.dissatisfied,
+        comment="路灯时亮时不亮",
+        now=now,
+    )
+    assert ticket.closed_at is None
+    assert ticket.callback_next_at is None  # no longer in the calling queue
+    assert event.payload == {
+        "outcome": "answered",
+        "attempt": 1,
+        "solved": "partly",
+        "satisfaction": "dissatisfied",
+    }
 
 
 def test_callback_answered_needs_solved_and_satisfaction(db, u):
@@ -1241,6 +1273,7 @@ def test_callback_answered_needs_solved_and_satisfaction(db, u):
 def test_callback_no_answer_keeps_finished(db, u):
     ticket = finished(db, u)
     for attempt in (1, 2):
+        now = local(2026, 11, 17 + attempt, 10)  # a day apart (CALLBACK_RETRY_HOURS)
         event = step(
             db,
             ops.record_callback,
@@ -1248,9 +1281,15 @@ def test_callback_no_answer_keeps_finished(db, u):
             ticket,
             to=S.finished,
             outcome=CallbackOutcome.no_answer,
-            now=local(2026, 11, 18, 9 + attempt),
+            now=now,
         )
-        assert event.payload == {"outcome": "no_answer", "attempt": attempt}
+        retry_at = now + dt.timedelta(hours=24)
+        assert event.payload == {
+            "outcome": "no_answer",
+            "attempt": attempt,
+            "next_attempt_at": retry_at.isoformat(),
+        }
+        assert ticket.callback_next_at == retry_at
     assert ticket.callback_solved is None
     assert count(db, CallbackAttempt, ticket) == 2
 
@@ -1270,12 +1309,29 @@ def test_callback_needs_a_phone(db, u):
     )
 
 
-def test_close_satisfied_by_callback_agent(db, u):
+def legacy_happy_called_back(db, u):
+    """A ticket left in 已回访 with a happy result, as answered calls left them before they
+    closed the ticket themselves."""
+    ticket = called_back(db, u, Solved.unsolved, Satisfaction.dissatisfied)
+    ticket.callback_solved = Solved.solved
+    ticket.callback_satisfaction = Satisfaction.basically
+    db.flush()
+    return ticket
+
+
+def test_basically_satisfied_callback_closes_at_once(db, u):
     ticket = called_back(db, u, Solved.solved, Satisfaction.basically)
+    assert ticket.status == S.closed
+    assert ticket.closed_at == MON_0900 + dt.timedelta(days=2)
+    assert events_of(db, ticket)[-1].payload["closed"] == "rated"
+
+
+def test_close_legacy_satisfied_by_callback_agent(db, u):
+    ticket = legacy_happy_called_back(db, u)
     now = local(2026, 11, 18, 16)
     event = step(db, ops.close, u.callback, ticket, to=S.closed, now=now)
     assert ticket.closed_at == now
-    assert event.payload == {}
+    assert event.payload == {"closed": "rated"}
     assert all(not active for _, _, active, _ in assignments_of(db, ticket))
 
 
@@ -1298,27 +1354,52 @@ def test_close_unhappy_needs_supervisor_with_reason(db, u, solved, satisfaction)
         to=S.closed,
         reason="诉求超出政策范围，已解释",
     )
-    assert event.payload == {"accepted_unhappy": True}
+    assert event.payload == {"closed": "accepted_unhappy"}
     assert event.reason == "诉求超出政策范围，已解释"
+    assert ticket.closed_at is not None
+    assert all(not active for _, _, active, _ in assignments_of(db, ticket))
 
 
-def test_close_from_finished_after_three_unanswered_attempts(db, u):
-    ticket = finished(db, u)
+def test_three_unanswered_attempts_over_two_days_close_as_unreachable(db, u):
+    ticket = finished(db, u)  # Tuesday 09:00
     error = refused(db, ticket, Conflict, "CALLBACK_REQUIRED", ops.close, u.callback)
     assert error.details == {"unreached_attempts": 0, "required": 3}
-    ops.record_callback(db, u.callback, ticket, outcome=CallbackOutcome.no_answer)
-    ops.record_callback(db, u.callback, ticket, outcome=CallbackOutcome.wrong_number)
-    error = refused(db, ticket, Conflict, "CALLBACK_REQUIRED", ops.close, u.callback)
-    assert error.details == {"unreached_attempts": 2, "required": 3}
-    ops.record_callback(db, u.callback, ticket, outcome=CallbackOutcome.no_answer)
-    event = step(db, ops.close, u.callback, ticket, to=S.closed)
-    assert event.payload == {"unreachable": True}
+    for day in (17, 18):
+        ops.record_callback(
+            db, u.callback, ticket, outcome=CallbackOutcome.no_answer, now=local(2026, 11, day, 10)
+        )
+        error = refused(db, ticket, Conflict, "CALLBACK_REQUIRED", ops.close, u.callback)
+        assert error.details == {"unreached_attempts": day - 16, "required": 3}
+    now = local(2026, 11, 19, 10)
+    event = step(
+        db,
+        ops.record_callback,
+        u.callback,
+        ticket,
+        to=S.closed,
+        outcome=CallbackOutcome.no_answer,
+        now=now,
+    )
+    assert event.payload == {"outcome": "no_answer", "attempt": 3, "closed": "unreachable"}
+    assert ticket.closed_at == now
+    assert (ticket.callback_solved, ticket.callback_satisfaction) == (None, None)  # not rated
+    assert ticket.callback_next_at is None
+    assert all(not active for _, _, active, _ in assignments_of(db, ticket))
 
 
-def test_close_from_finished_after_refusal(db, u):
+def test_refusal_closes_at_once(db, u):
     ticket = finished(db, u)
-    ops.record_callback(db, u.callback, ticket, outcome=CallbackOutcome.refused)
-    step(db, ops.close, u.supervisor, ticket, to=S.closed)
+    event = step(
+        db,
+        ops.record_callback,
+        u.callback,
+        ticket,
+        to=S.closed,
+        outcome=CallbackOutcome.refused,
+        now=local(2026, 11, 17, 10),
+    )
+    assert event.payload == {"outcome": "refused", "attempt": 1, "closed": "refused"}
+    assert ticket.callback_solved is None
 
 
 def test_close_from_finished_without_phone(db, u):
@@ -1326,8 +1407,18 @@ def test_close_from_finished_without_phone(db, u):
     ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN))
     ops.sign(db, u.dongguan, ticket)
     ops.finish(db, u.dongguan, ticket, result="已修复")
+    refused(
+        db,
+        ticket,
+        ValidationFailed,
+        "VALIDATION_FAILED",
+        ops.record_callback,
+        u.callback,
+        outcome=CallbackOutcome.no_answer,
+    )
     event = step(db, ops.close, u.callback, ticket, to=S.closed)
-    assert event.payload == {"unreachable": True}
+    assert event.payload == {"closed": "no_phone"}
+    assert ticket.callback_next_at is None
 
 
 # -- reopen -----------------------------------------------------------------------------------
@@ -1397,6 +1488,8 @@ def test_reopen_goes_back_to_the_same_units_with_a_new_clock(db, u):
 
 def test_reopen_refused_when_solved_and_satisfied(db, u):
     ticket = called_back(db, u, Solved.solved, Satisfaction.satisfied)
+    refused(db, ticket, Conflict, "TICKET_STATE_CONFLICT", ops.reopen, u.supervisor, reason="再办")
+    ticket = legacy_happy_called_back(db, u)
     refused(db, ticket, Conflict, "REOPEN_NOT_NEEDED", ops.reopen, u.supervisor, reason="再办")
     assert ticket.reopen_count == 0
 
@@ -1408,9 +1501,9 @@ def test_reopen_when_partly_solved_but_dissatisfied(db, u):
 
 
 def test_callback_attempts_of_an_earlier_round_do_not_count_after_reopen(db, u):
-    ticket = finished(db, u)
-    ops.record_callback(db, u.callback, ticket, outcome=CallbackOutcome.no_answer)
-    ops.record_callback(db, u.callback, ticket, outcome=CallbackOutcome.no_answer)
+    ticket = finished(db, u)  # Tuesday 09:00
+    for moment in (local(2026, 11, 17, 10), local(2026, 11, 18, 10)):
+        ops.record_callback(db, u.callback, ticket, outcome=CallbackOutcome.no_answer, now=moment)
     ops.record_callback(
         db,
         u.callback,
@@ -1418,12 +1511,15 @@ def test_callback_attempts_of_an_earlier_round_do_not_count_after_reopen(db, u):
         outcome=CallbackOutcome.answered,
         solved=Solved.unsolved,
         satisfaction=Satisfaction.dissatisfied,
+        now=local(2026, 11, 18, 15),
     )
-    ops.reopen(db, u.supervisor, ticket, reason="未解决")
-    ops.sign(db, u.dongguan, ticket)
-    ops.contact(db, u.dongguan, ticket, note="再次联系")
-    ops.finish(db, u.dongguan, ticket, result="已更换灯具")
-    # One unanswered call on the new result is not three.
+    ops.reopen(db, u.supervisor, ticket, reason="未解决", now=local(2026, 11, 18, 16))
+    ops.sign(db, u.dongguan, ticket, now=local(2026, 11, 18, 16, 30))
+    ops.contact(db, u.dongguan, ticket, note="再次联系", now=local(2026, 11, 18, 17))
+    ops.finish(db, u.dongguan, ticket, result="已更换灯具", now=local(2026, 11, 18, 18))
+    # One unanswered call on the new result is not three, and the earlier round's unanswered
+    # call (Wednesday 10:00) does not hold back the first call on the new result.
+    now = local(2026, 11, 19, 9)
     event = step(
         db,
         ops.record_callback,
@@ -1431,8 +1527,13 @@ def test_callback_attempts_of_an_earlier_round_do_not_count_after_reopen(db, u):
         ticket,
         to=S.finished,
         outcome=CallbackOutcome.no_answer,
+        now=now,
     )
-    assert event.payload == {"outcome": "no_answer", "attempt": 1}
+    assert event.payload == {
+        "outcome": "no_answer",
+        "attempt": 1,
+        "next_attempt_at": (now + dt.timedelta(hours=24)).isoformat(),
+    }
     error = refused(db, ticket, Conflict, "CALLBACK_REQUIRED", ops.close, u.callback)
     assert error.details == {"unreached_attempts": 1, "required": 3}
 
@@ -1522,7 +1623,6 @@ def test_exempt_and_back(db, u, status):
         ticket = contacted(db, u)
     else:
         ticket = called_back(db, u, Solved.solved, Satisfaction.satisfied)
-        ops.close(db, u.callback, ticket)
     event = step(
         db,
         ops.exempt,
@@ -1627,15 +1727,19 @@ def test_api_happy_path_from_create_to_closed(db, api):
     data = post("supervisor", "extension-decision", {"approve": True, "note": "同意"}, "contacted")
     assert data["event"]["payload"]["days"] == 2
     post("dongguan", "finish", {"result": "路灯线路已更换，恢复照明"}, "finished")
+    queue = _ok(api("callback").get("/callbacks"))
+    assert [item["number"] for item in queue["items"]] == [number]
     post("callback", "callback", {"outcome": "no_answer"}, "finished")
-    post(
+    # A solved and satisfied answer archives the ticket at once.
+    data = post(
         "callback",
         "callback",
         {"outcome": "answered", "solved": "solved", "satisfaction": "satisfied"},
-        "called_back",
+        "closed",
     )
-    data = post("callback", "close", {}, "closed")
     assert data["closed_at"] is not None
+    assert data["event"]["payload"]["closed"] == "rated"
+    assert _ok(api("callback").get("/callbacks"))["total"] == 0
 
     detail = _ok(api("dispatcher").get(f"/tickets/{number}"))
     assert detail["status"]["value"] == "closed"
@@ -1654,8 +1758,7 @@ def test_api_happy_path_from_create_to_closed(db, api):
         ("decide_extension", "supervisor", "supervisor", "contacted", "contacted"),
         ("finish", "dongguan", "unit_handler", "contacted", "finished"),
         ("record_callback", "callback", "callback_agent", "finished", "finished"),
-        ("record_callback", "callback", "callback_agent", "finished", "called_back"),
-        ("close", "callback", "callback_agent", "called_back", "closed"),
+        ("record_callback", "callback", "callback_agent", "finished", "closed"),
     ]
     ids = [e["id"] for e in detail["events"]]
     assert ids == sorted(ids)
@@ -1750,6 +1853,6 @@ def test_reopened_designated_ticket_still_cannot_be_returned(db, u):
 
 def test_merge_into_a_closed_ticket_refused(db, u):
     done = called_back(db, u, Solved.solved, Satisfaction.satisfied)
-    ops.close(db, u.callback, done, now=MON_0900 + dt.timedelta(days=3))
+    assert done.status == S.closed
     repeat = new_ticket(db, u)
     refused(db, repeat, ValidationFailed, "VALIDATION_FAILED", ops.merge, u.operator, into=done)

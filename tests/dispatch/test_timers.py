@@ -165,6 +165,7 @@ def test_every_timer_of_an_ordinary_clock(db, u):
     ops.finish(db, u["dongguan"], ticket, result="路灯已修复", now=local(12, 15, 10))
     db.flush()
     assert show(ticket.next_due_at) == "2026-12-15 10:00"
+    assert show(ticket.callback_next_at) == "2026-12-15 10:00"  # the workbench may call now
     tick(db, local(12, 15, 10, 0))
     tick(db, local(12, 16, 10, 5))
     assert fired(db, ticket)[-2:] == [
@@ -181,7 +182,10 @@ def test_every_timer_of_an_ordinary_clock(db, u):
         now=local(12, 16, 11),
     )
     db.flush()
+    # A solved and satisfied answer archives the ticket: no timer, no call left.
+    assert ticket.status == TicketStatus.closed
     assert ticket.next_due_at is None
+    assert ticket.callback_next_at is None
 
 
 def test_timers_that_no_longer_apply_do_not_fire(db, u):
