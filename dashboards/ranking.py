@@ -18,13 +18,14 @@ computation):
 - ``dispatched`` — tickets it leads.
 - ``responded`` — signed by the sign deadline, and the requester contacted by the contact
   deadline (no phone: nothing to contact).
-- ``response_pending`` — still being handled, not responded, and neither deadline missed
-  yet: too early to judge, so left out of the response denominator.
+- ``response_pending`` — still being handled, not responded, and neither deadline passed
+  yet (a deadline passes the moment after it; acting at the deadline is on time): too early
+  to judge, so left out of the response denominator.
 - ``rated`` — the requester answered the callback; ``solved`` / ``partly`` / ``unsolved`` and
   ``satisfied`` / ``basically`` / ``dissatisfied`` split it. Unreachable requesters are not
   rated. After a reopen the new callback replaces the old one.
 - ``overdue`` — finished after the finish deadline (extensions included), or not finished
-  and not closed when the deadline passed.
+  when the deadline passed (still open, or terminated only after it).
 - ``reopened`` — sent back at least once after callback (重办).
 - ``repeat`` — at least one later report of the same matter was merged into it (并单).
 - ``return_base`` / ``returned`` — tickets it led at some point / of those, the ones it
@@ -42,8 +43,10 @@ The deadlines are those of the ticket's current clock (a reopen starts a new one
   repeat ÷ dispatched
 
 **Classes.** Streets/towns, city departments and utilities are ranked on their own tickets.
-A district is ranked on its government's tickets plus those of its streets and towns. The
-mayor's office (``MAYORS_OFFICE_UNIT``) is not ranked.
+A district is ranked on its government's tickets plus those of its streets and towns: its
+counts are the sums of theirs, so a ticket passed from one of its streets to another is in
+the district's return base twice, once per unit that was given it. The mayor's office
+(``MAYORS_OFFICE_UNIT``) is not ranked.
 
 **Places.** A unit is ranked when it has at least ``RANKING_MIN_SAMPLE`` dispatched tickets,
 one rated ticket and one judged response. Places follow the rounded score, highest first;
@@ -152,9 +155,15 @@ DEFINITIONS = [
     ("综合得分", "三率按权重加权平均 × 100，保留两位小数（四舍五入）。"),
     ("退单率", "本单位申请退单的工单 ÷ 本单位曾主办的工单（不论退单是否获准）。"),
     ("重办率", "回访后被退回重办过的工单 ÷ 派单量。"),
-    ("超期率", "超过办结时限（含批准延期）才办结或至今未办结的工单 ÷ 派单量。"),
+    (
+        "超期率",
+        "超过办结时限（含批准延期）才办结、或办结时限已过仍未办结（含过期后终止）的工单 ÷ 派单量。",
+    ),
     ("重复来电率", "有后续来电被并入的工单 ÷ 派单量。"),
-    ("区县", "区政府及其所辖街道乡镇的工单合计。"),
+    (
+        "区县",
+        "区政府及其所辖街道乡镇各项计数之和（在区内单位间转派的工单，在退单率分母中按单位各计一次）。",
+    ),
     (
         "排名",
         "样本量达标者按综合得分排名，同分同名次；红榜为前 k 名，黑榜为其余单位中的后 k 名，"
@@ -283,13 +292,13 @@ def _conditions(as_of):
     )
     sign_missed = sa.or_(
         sa.and_(t.signed_at.is_not(None), t.signed_at > t.sign_due),
-        sa.and_(t.signed_at.is_(None), t.sign_due <= as_of),
+        sa.and_(t.signed_at.is_(None), t.sign_due < as_of),
     )
     contact_missed = sa.and_(
         contact_needed,
         sa.or_(
             sa.and_(t.contacted_at.is_not(None), t.contacted_at > t.contact_due),
-            sa.and_(t.contacted_at.is_(None), t.contact_due <= as_of),
+            sa.and_(t.contacted_at.is_(None), t.contact_due < as_of),
         ),
     )
     responded = sa.and_(sign_ok, contact_ok)
@@ -307,7 +316,7 @@ def _conditions(as_of):
         "dissatisfied": t.callback_satisfaction == Satisfaction.dissatisfied,
         "overdue": sa.or_(
             sa.and_(t.finished_at.is_not(None), t.finished_at > t.finish_due),
-            sa.and_(t.finished_at.is_(None), t.closed_at.is_(None), t.finish_due <= as_of),
+            sa.and_(t.finished_at.is_(None), t.finish_due < sa.func.coalesce(t.closed_at, as_of)),
         ),
         "reopened": t.reopen_count > 0,
     }
@@ -616,7 +625,11 @@ def exemptions(session, start, end):
 
 
 def _snapshot(session, month):
-    return session.scalars(sa.select(RankingSnapshot).where(RankingSnapshot.month == month)).first()
+    return session.scalars(
+        sa.select(RankingSnapshot)
+        .where(RankingSnapshot.month == month)
+        .options(sa.orm.selectinload(RankingSnapshot.rows))
+    ).first()
 
 
 def load(session, month, *, now, config, with_previous=True):
@@ -666,6 +679,8 @@ def freeze(session, actor, month, *, now, config):
                 RankingRow(
                     ranking_class=row.ranking_class,
                     unit_id=row.unit_id,
+                    unit_code=row.unit_code,
+                    unit_name=row.unit_name,
                     **row.counts,
                     **row.rates,
                     rank=row.rank,
@@ -695,8 +710,8 @@ def from_snapshot(snapshot):
         row = Row(
             ranking_class=stored.ranking_class,
             unit_id=stored.unit_id,
-            unit_code=stored.unit.code,
-            unit_name=stored.unit.name,
+            unit_code=stored.unit_code,
+            unit_name=stored.unit_name,
             counts={name: getattr(stored, name) for name in COUNTS},
             rates={name: getattr(stored, name) for name in RATES},
             rank=stored.rank,
@@ -717,3 +732,96 @@ def from_snapshot(snapshot):
         exemptions=snapshot.exemptions,
         frozen_at=snapshot.frozen_at,
     )
+
+
+# -- explanation: the tickets behind a count, and rates for any period ---------------------------
+
+#: Facts a drill-down can filter on (each is one of the counts).
+FACTS = ("responded", "response_pending", "rated", "overdue", "reopened", "repeat", "returned")
+
+
+def ticket_facts(session, start, end, as_of, unit_ids, *, fact=None, limit=200, offset=0):
+    """The tickets behind one unit's (or district's) counts: every ticket of the period it
+    leads or once led, with each fact the counts are made of. ``fact`` keeps only the
+    tickets with that fact; returns (total, rows)."""
+    unit_ids = list(unit_ids)
+    facts = _conditions(as_of)
+    merged = sa.orm.aliased(Ticket)
+    facts["repeat"] = sa.exists().where(merged.merged_into_id == Ticket.id)
+    led = sa.exists().where(
+        Assignment.ticket_id == Ticket.id,
+        Assignment.unit_id.in_(unit_ids),
+        Assignment.role == AssignmentRole.lead,
+    )
+    facts["returned"] = sa.exists().where(
+        Assignment.ticket_id == Ticket.id,
+        Assignment.unit_id.in_(unit_ids),
+        Assignment.role == AssignmentRole.lead,
+        Assignment.return_requested_at.is_not(None),
+    )
+    condition = sa.and_(_in_period(start, end), sa.or_(Ticket.lead_unit_id.in_(unit_ids), led))
+    if fact is not None:
+        condition = sa.and_(
+            condition, facts[fact], ~Ticket.scoring_exempt, *_counted_for(fact, unit_ids)
+        )
+    total = session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(condition))
+    columns = [sa.case((f, True), else_=False).label(name) for name, f in facts.items()]
+    query = (
+        sa.select(Ticket, Unit.code, *columns)
+        .select_from(Ticket)
+        .join(Unit, Unit.id == Ticket.lead_unit_id)
+        .where(condition)
+        .order_by(Ticket.received_at, Ticket.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = []
+    for ticket, lead_code, *values in session.execute(query):
+        row = dict(zip(facts, (bool(v) for v in values), strict=True))
+        row.update(
+            ticket=ticket,
+            lead_unit_code=lead_code,
+            counted=ticket.lead_unit_id in unit_ids and not ticket.scoring_exempt,
+        )
+        rows.append(row)
+    return total, rows
+
+
+def _counted_for(fact, unit_ids):
+    """A fact counts for the unit only on tickets it leads now, except returns."""
+    return [] if fact == "returned" else [Ticket.lead_unit_id.in_(unit_ids)]
+
+
+def period_rates(session, start, end, as_of, settings, by):
+    """Counts and rates for any period, per ``by``: ``"unit"``, ``"district"`` or
+    ``"street"`` (the area the ticket is in). Returns [(code, name, counts, rates)]."""
+    if by == "unit":
+        counts = count_tickets(session, start, end, as_of, by="unit")
+        units = session.execute(
+            sa.select(Unit.id, Unit.code, Unit.name).where(Unit.id.in_(counts))
+        ).all()
+        groups = [(code, name, counts[uid]) for uid, code, name in units]
+    else:
+        length = {"district": 6, "street": 9}[by]
+        counts = count_tickets(session, start, end, as_of, by="area")
+        codes = dict(
+            session.execute(
+                sa.select(Area.id, Area.code).where(Area.id.in_([k for k in counts if k]))
+            ).all()
+        )
+        summed = {}
+        for area_id, area_counts in counts.items():
+            code = codes.get(area_id, "")
+            key = code[:length] if len(code) >= length else None
+            summed.setdefault(key, []).append(area_counts)
+        names = dict(
+            session.execute(
+                sa.select(Area.code, Area.name).where(Area.code.in_([k for k in summed if k]))
+            ).all()
+        )
+        groups = [
+            (key, names.get(key, "未定位到该级区域") if key else "未定位到该级区域", add_counts(c))
+            for key, c in summed.items()
+        ]
+    groups.sort(key=lambda g: g[0] or "~")
+    return [(code, name, c, compute_rates(c, settings)) for code, name, c in groups]

@@ -4,15 +4,18 @@ import secrets
 from flask import Flask, jsonify, request
 from werkzeug.routing import IntegerConverter
 
+from dashboards import report
+from dashboards.api import bp as rankings_api
 from dispatch.api import bp as tickets_api
 from dispatch.callbacks import bp as callbacks_api
-from hotline import db, events, notify, suggestions
+from hotline import db, events, notify, suggestions, web
 from hotline.api import bp as api
 from hotline.config import load_config
 
 #: The API's blueprints, nested once so that they share its auth and error envelope.
 api.register_blueprint(tickets_api)
 api.register_blueprint(callbacks_api)
+api.register_blueprint(rankings_api)
 
 
 class RowIdConverter(IntegerConverter):
@@ -76,6 +79,8 @@ def _register_index(app):
 
 def _register_blueprints(app):
     app.register_blueprint(api)
+    app.register_blueprint(web.bp)
+    app.register_blueprint(report.bp)
 
 
 def _instance_secret_key(instance_path):

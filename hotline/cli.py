@@ -1,6 +1,10 @@
-"""The ``hotline`` command: database, seed data, users, server, simulator."""
+"""The ``hotline`` command: database, seed data, users, server, simulator, ranking export."""
 
+import io
+import json
 import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 import sqlalchemy as sa
@@ -221,3 +225,90 @@ def simulate(url, username, password, rate, count, lifecycle, random_seed):
         random_seed=random_seed,
         echo=click.echo,
     )
+
+
+RANK_FORMATS = ("xlsx", "csv", "json")
+
+
+@main.command("rank")
+@click.option("--month", required=True, help="The month ranked, YYYY-MM (e.g. 2026-10).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(RANK_FORMATS),
+    help="Output format (default: from the --output suffix, else json).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="File to write (xlsx needs one; json and csv go to stdout without it, or with '-').",
+)
+@click.option(
+    "--freeze",
+    is_flag=True,
+    help="Freeze (publish) the month first; refused if already frozen or not over yet.",
+)
+@with_appcontext
+def rank_command(month, output_format, output, freeze):
+    """Export the mayor's monthly ranking (frozen snapshot if published, else live data)."""
+    from dashboards import exports, ranking
+    from hotline.db import utcnow
+    from hotline.errors import HotlineError
+
+    try:
+        year, number = ranking.parse_month(month)
+    except HotlineError as error:
+        raise click.ClickException(error.message) from None
+    month = f"{year}-{number:02d}"
+    to_stdout = output in (None, "-")
+    if output_format is None:
+        suffix = "" if to_stdout else Path(output).suffix.lstrip(".").lower()
+        output_format = suffix if suffix in RANK_FORMATS else "json"
+    if output_format == "xlsx" and to_stdout:
+        raise click.UsageError("xlsx 格式须用 --output 指定输出文件，例如 --output 排名.xlsx")
+    if not to_stdout and not Path(output).absolute().parent.is_dir():
+        raise click.UsageError(f"输出目录不存在：{Path(output).parent}")
+    config = current_app.config
+    session = get_session()
+    now = utcnow()
+    try:
+        if freeze:
+            ranking.freeze(session, None, month, now=now, config=config)
+            session.commit()
+        result = ranking.load(session, month, now=now, config=config)
+    except HotlineError as error:
+        session.rollback()
+        raise click.ClickException(error.message) from None
+    timezone = config["TIMEZONE"]
+
+    try:
+        if output_format == "xlsx":
+            exports.write_xlsx(result, output, timezone=timezone)
+        else:
+            if output_format == "json":
+                text = json.dumps(exports.ranking_to_dict(result), ensure_ascii=False, indent=2)
+                data = (text + "\n").encode("utf-8")
+            else:
+                buffer = io.BytesIO()
+                exports.write_csv(result, buffer)
+                data = buffer.getvalue()
+            if to_stdout:
+                click.echo(data, nl=False)  # bytes go to the binary stdout as they are
+            else:
+                Path(output).write_bytes(data)
+    except OSError as error:
+        done = f"（{month} 排名已冻结）" if freeze else ""
+        raise click.ClickException(f"无法写入 {output}：{error.strerror or error}{done}") from None
+
+    zone = ZoneInfo(timezone)
+    if result.frozen_at is not None:
+        when = result.frozen_at.astimezone(zone)
+        status = f"{month} 排名：已冻结发布的快照（冻结于 {when:%Y-%m-%d %H:%M}）"
+        if freeze:
+            status = f"已冻结 {month} 排名（冻结于 {when:%Y-%m-%d %H:%M}），输出为冻结快照"
+    else:
+        when = result.as_of.astimezone(zone)
+        status = f"{month} 排名：实时数据，未冻结（截至 {when:%Y-%m-%d %H:%M}，数据仍可能变化）"
+    click.echo(status, err=True)
+    if not to_stdout:
+        click.echo(f"已写入 {output}（{output_format}）", err=True)

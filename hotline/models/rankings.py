@@ -50,6 +50,9 @@ class RankingRow(Base):
     )
     ranking_class: Mapped[RankingClass] = mapped_column(enum_column_type(RankingClass))
     unit_id: Mapped[int] = mapped_column(sa.ForeignKey("units.id"))
+    #: The unit's code and name as published (a later rename does not rewrite history).
+    unit_code: Mapped[str] = mapped_column(sa.String(32))
+    unit_name: Mapped[str] = mapped_column(sa.String(100))
 
     # Counts (see dashboards.ranking for the definitions).
     dispatched: Mapped[int]

@@ -65,6 +65,8 @@ def upgrade():
             nullable=False,
         ),
         sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("unit_code", sa.String(length=32), nullable=False),
+        sa.Column("unit_name", sa.String(length=100), nullable=False),
         sa.Column("dispatched", sa.Integer(), nullable=False),
         sa.Column("exempt", sa.Integer(), nullable=False),
         sa.Column("response_pending", sa.Integer(), nullable=False),
@@ -144,6 +146,8 @@ def upgrade():
             postgresql_where=sa.text("callback_next_at IS NOT NULL"),
             sqlite_where=sa.text("callback_next_at IS NOT NULL"),
         )
+    # Tickets already waiting for their callback join the workbench queue at once.
+    op.execute("UPDATE tickets SET callback_next_at = finished_at WHERE status = 'finished'")
 
 
 def downgrade():

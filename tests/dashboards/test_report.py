@@ -1,0 +1,245 @@
+"""The monthly report pages: login, roles, the ranking page, freezing, drill-down, downloads
+and rates for any period. The data is the fixture month (tests/dashboards/conftest.py);
+pages compute as of the real clock, which is after October 2026."""
+
+import csv
+import io
+import json
+import re
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+
+from dispatch import operations as ops
+from hotline.enums import ExemptionKind, Role
+from hotline.models import Area, AuditLog, RankingSnapshot, User
+from tests.conftest import PASSWORD, assert_error
+
+TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def form_token(client, path):
+    page = client.get(path)
+    match = TOKEN.search(page.get_data(as_text=True))
+    assert match, "no CSRF token on " + path
+    return match.group(1)
+
+
+def login(client, username, password=PASSWORD, next_path=None):
+    token = form_token(client, "/login")
+    path = "/login" + (f"?next={next_path}" if next_path else "")
+    return client.post(path, data={"csrf_token": token, "username": username, "password": password})
+
+
+@pytest.fixture
+def district_leader(db):
+    """A leader bound to 潍城区 (370702)."""
+    district = db.scalars(sa.select(Area).where(Area.code == "370702")).one()
+    leader = User(
+        username="weicheng-leader", name="潍城区领导", role=Role.leader, district_id=district.id
+    )
+    leader.set_password(PASSWORD)
+    db.add(leader)
+    db.flush()
+    return leader
+
+
+def test_login_page_opens_the_session(client, db):
+    response = login(client, "leader", next_path="/reports/ranking?month=2026-10")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/reports/ranking?month=2026-10"
+    page = client.get("/reports/ranking?month=2026-10")
+    assert page.status_code == 200
+    audit = db.scalars(sa.select(AuditLog).where(AuditLog.action == "auth.login")).all()
+    assert audit[-1].target == "leader" and audit[-1].payload == {"via": "web"}
+
+
+def test_wrong_password_is_refused_and_audited(client, db):
+    response = login(client, "leader", password="wrong")
+    assert response.status_code == 400
+    assert "用户名或密码错误" in response.get_data(as_text=True)
+    assert client.get("/reports/ranking").status_code == 302
+    failed = db.scalars(sa.select(AuditLog).where(AuditLog.action == "auth.login_failed")).all()
+    assert failed[-1].target == "leader"
+
+
+def test_login_without_csrf_token_is_refused(client):
+    response = client.post("/login", data={"username": "leader", "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/reports/ranking").status_code == 302
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:x"])
+def test_login_never_redirects_off_site(client, target):
+    response = login(client, "leader", next_path=target)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/reports/ranking"
+
+
+def test_pages_need_login_and_a_role(client):
+    response = client.get("/reports/ranking?month=2026-10")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+    login(client, "operator")
+    assert client.get("/reports/ranking?month=2026-10").status_code == 403
+    assert client.get("/reports/ranking/2026-10.csv").status_code == 403
+
+
+def test_ranking_page(client, db, october):
+    ops.exempt(
+        db,
+        october.staff.supervisor,
+        october.tickets[24],
+        kind=ExemptionKind.other,
+        reason='<script>alert("x")</script>重复',
+    )
+    login(client, "supervisor")
+    page = client.get("/reports/ranking?month=2026-10").get_data(as_text=True)
+    assert "2026-10 12345 热线考核排名" in page
+    assert "实时数据" in page and "冻结发布本月排名" not in page  # a supervisor cannot freeze
+    assert "84.50" in page  # 东关街道
+    assert "<svg" in page and "综合得分" in page
+    assert "东关街道办事处" in page and "样本量不足（派单 2 件，少于 10 件）" in page
+    # User text is escaped everywhere.
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;重复" in page
+    assert "要求拆除邻居合法建筑，属不合理诉求" in page
+    assert "响应率" in page and "签收与联系诉求人均在时限内的工单" in page  # definitions
+
+
+def test_bad_month_gives_a_clear_page(client):
+    login(client, "leader")
+    response = client.get("/reports/ranking?month=2026-13")
+    assert response.status_code == 422
+    assert "月份格式应为 YYYY-MM" in response.get_data(as_text=True)
+
+
+def test_mayors_office_freezes_the_month(client, db, october):
+    login(client, "leader")
+    page = client.get("/reports/ranking?month=2026-10").get_data(as_text=True)
+    assert "冻结发布本月排名" in page
+    token = TOKEN.search(page).group(1)
+    response = client.post("/reports/ranking/2026-10/freeze", data={"csrf_token": token})
+    assert response.status_code == 302
+    snapshot = db.scalars(sa.select(RankingSnapshot)).one()
+    assert snapshot.month == "2026-10"
+    page = client.get("/reports/ranking?month=2026-10").get_data(as_text=True)
+    assert "已冻结发布" in page
+    again = client.post("/reports/ranking/2026-10/freeze", data={"csrf_token": token})
+    assert again.status_code == 409
+    assert "已冻结发布，不能重复冻结" in again.get_data(as_text=True)
+
+
+def test_freezing_needs_the_csrf_token_and_the_right_role(client, db, district_leader):
+    login(client, "leader")
+    response = client.post("/reports/ranking/2026-10/freeze", data={})
+    assert response.status_code == 422
+    client.post("/logout", data={"csrf_token": form_token(client, "/reports/ranking")})
+    login(client, "weicheng-leader")
+    token = form_token(client, "/reports/ranking?month=2026-10")
+    response = client.post("/reports/ranking/2026-10/freeze", data={"csrf_token": token})
+    assert response.status_code == 403
+    assert db.scalar(sa.select(sa.func.count()).select_from(RankingSnapshot)) == 0
+
+
+def test_drill_down_lists_the_tickets_behind_a_count(client, october):
+    login(client, "supervisor")
+    path = "/reports/ranking/2026-10/units/U-S-370705001?class=street"
+    page = client.get(path).get_data(as_text=True)
+    assert "东关街道办事处（街道乡镇）2026-10 工单明细" in page
+    for no in (1, 2, 3, 4, 5, 6):
+        assert october.tickets[no].number in page
+    assert "13805360001" not in page  # no personal data
+    overdue = client.get(path + "&fact=overdue").get_data(as_text=True)
+    assert "“超期”的工单（1 件）" in overdue
+    assert october.tickets[5].number in overdue and october.tickets[1].number not in overdue
+    # A unit's returns include tickets it no longer leads.
+    returned = client.get(
+        "/reports/ranking/2026-10/units/U-JTJ?class=department&fact=returned"
+    ).get_data(as_text=True)
+    assert october.tickets[15].number in returned
+    district = client.get("/reports/ranking/2026-10/units/U-D-370705?class=district")
+    assert october.tickets[16].number in district.get_data(as_text=True)
+    assert october.tickets[11].number not in district.get_data(as_text=True)  # 潍城区's
+
+
+def test_drill_down_refusals(client, october, district_leader):
+    login(client, "weicheng-leader")
+    own = client.get("/reports/ranking/2026-10/units/U-S-370702001?class=street")
+    assert own.status_code == 200
+    assert october.tickets[11].number in own.get_data(as_text=True)
+    assert client.get("/reports/ranking/2026-10/units/U-S-370705001").status_code == 403
+    assert client.get("/reports/ranking/2026-10/units/U-CGJ?class=department").status_code == 403
+    assert client.get("/reports/ranking/2026-10/units/U-NOPE").status_code == 404
+    bad = client.get("/reports/ranking/2026-10/units/U-S-370702001?fact=nonsense")
+    assert bad.status_code == 422
+
+
+def test_downloads(client, october):
+    login(client, "leader")
+    response = client.get("/reports/ranking/2026-10.xlsx")
+    assert response.status_code == 200
+    assert response.mimetype.endswith("spreadsheetml.sheet")
+    assert 'filename="ranking-2026-10-live.xlsx"' in response.headers["Content-Disposition"]
+    book = openpyxl.load_workbook(io.BytesIO(response.data))
+    assert "区县" in book.sheetnames
+    response = client.get("/reports/ranking/2026-10.csv")
+    assert response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+    assert any("东关街道办事处" in row for row in rows)
+    data = json.loads(client.get("/reports/ranking/2026-10.json").data)
+    assert data["month"] == "2026-10"
+    assert client.get("/reports/ranking/2026-10.pdf").status_code == 404
+
+
+def test_rates_for_any_period(client, october):
+    login(client, "supervisor")
+    page = client.get("/reports/rates?from=2026-10-12&to=2026-10-12&by=unit")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "三率统计 2026-10-12 至 2026-10-12" in text
+    assert "U-S-370705001" in text and "东关街道办事处" in text
+    empty = client.get("/reports/rates?from=2026-09-01&to=2026-09-30")
+    assert "该时段没有派单工单" in empty.get_data(as_text=True)
+    districts = client.get("/reports/rates?from=2026-10-01&to=2026-10-31&by=district")
+    assert "奎文区" in districts.get_data(as_text=True)
+    refused = client.get("/reports/rates?from=2026-10-31&to=2026-10-01")
+    assert refused.status_code == 422
+    assert "结束日期不能早于开始日期" in refused.get_data(as_text=True)
+    assert client.get("/reports/rates?from=yesterday").status_code == 422
+    assert client.get("/reports/rates?by=planet").status_code == 422
+
+
+# -- the same for programs (/api/v1) -----------------------------------------------------------
+
+
+def test_ranking_api(api, db, october):
+    response = api("leader").get("/rankings/2026-10")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    data = response.get_json()["data"]
+    assert data["month"] == "2026-10" and data["frozen"] is False
+    assert_error(api("operator").get("/rankings/2026-10"), 403, "RANKING_FORBIDDEN")
+    assert_error(api("leader").get("/rankings/2026-1"), 422, "VALIDATION_FAILED")
+
+
+def test_freeze_api(api, db, october):
+    refused = api("supervisor").post("/rankings/2026-10/freeze")
+    assert_error(refused, 403, "RANKING_FREEZE_FORBIDDEN")
+    response = api("leader").post("/rankings/2026-10/freeze")
+    assert response.status_code == 201
+    assert response.get_json()["data"]["frozen"] is True
+    assert db.scalar(sa.select(sa.func.count()).select_from(RankingSnapshot)) == 1
+    assert_error(api("leader").post("/rankings/2026-10/freeze"), 409, "RANKING_ALREADY_FROZEN")
+    assert_error(api("admin").post("/rankings/2099-01/freeze"), 409, "RANKING_MONTH_NOT_OVER")
+
+
+def test_rates_api(api, october):
+    response = api("supervisor").get("/rates?from=2026-10-01&to=2026-10-31&by=street")
+    assert response.status_code == 200
+    rows = {row["code"]: row for row in response.get_json()["data"]["rows"]}
+    # Every fixture ticket lies in 东关街道's area (370705001), whoever handled it.
+    assert rows["370705001"]["counts"]["dispatched"] == 30
+    assert rows["370705001"]["name"] == "东关街道"
+    assert_error(api("supervisor").get("/rates?by=planet"), 422, "VALIDATION_FAILED")
+    assert_error(api("dispatcher").get("/rates"), 403, "RANKING_FORBIDDEN")
