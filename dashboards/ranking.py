@@ -46,7 +46,8 @@ The deadlines are those of the ticket's current clock (a reopen starts a new one
 A district is ranked on its government's tickets plus those of its streets and towns: its
 counts are the sums of theirs, so a ticket passed from one of its streets to another is in
 the district's return base twice, once per unit that was given it. The mayor's office
-(``MAYORS_OFFICE_UNIT``) is not ranked.
+(``MAYORS_OFFICE_UNIT``) is not ranked; a unit no longer active is listed only when it has
+counts in the month.
 
 **Places.** A unit is ranked when it has at least ``RANKING_MIN_SAMPLE`` dispatched tickets,
 one rated ticket and one judged response. Places follow the rounded score, highest first;
@@ -83,7 +84,6 @@ from hotline.models import (
     RankingRow,
     RankingSnapshot,
     Ticket,
-    TicketEvent,
     Unit,
     User,
     unit_areas,
@@ -326,13 +326,27 @@ def _in_period(start, end):
     return sa.and_(Ticket.received_at >= start, Ticket.received_at < end)
 
 
+#: Intake outcomes that reach no unit, counted for the month's totals.
+INTAKE_TOTALS = ("resolved_at_intake", "transferred", "merged")
+
+
 def count_tickets(session, start, end, as_of, by):
     """Counts per group for tickets received in [start, end): ``by`` is ``"unit"`` (the
-    lead unit's id) or ``"area"`` (the ticket's own area id). Groups with no ticket are
-    absent. Two aggregate queries: tickets, and lead assignments for the return rate."""
+    lead unit's id) or ``"area"`` (the ticket's own area id). Groups with no dispatched
+    ticket are absent."""
+    return _count(session, start, end, as_of, by)[0]
+
+
+def _count(session, start, end, as_of, by):
+    """``count_tickets``, plus the period's intake totals (received, and the outcomes that
+    reach no unit) from the same pass. Two aggregate queries: tickets, and the lead
+    assignments of the tickets that changed hands, for the return rate."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Compiling these plans costs more than it saves (measured in bench/rank.py).
+        session.execute(sa.text("SET LOCAL jit = off"))
     key = {"unit": Ticket.lead_unit_id, "area": Ticket.area_id}[by]
-    counted = sa.and_(_in_period(start, end), Ticket.lead_unit_id.is_not(None))
-    scored = ~Ticket.scoring_exempt
+    dispatched = Ticket.lead_unit_id.is_not(None)
+    scored = sa.and_(dispatched, ~Ticket.scoring_exempt)
     merged = sa.orm.aliased(Ticket)
     repeats = (
         sa.select(merged.merged_into_id.label("id"))
@@ -344,44 +358,60 @@ def count_tickets(session, start, end, as_of, by):
     facts["repeat"] = repeats.c.id.is_not(None)
     columns = [
         sa.func.count().filter(scored).label("dispatched"),
-        sa.func.count().filter(Ticket.scoring_exempt).label("exempt"),
+        sa.func.count().filter(sa.and_(dispatched, Ticket.scoring_exempt)).label("exempt"),
         *(sa.func.count().filter(sa.and_(scored, f)).label(name) for name, f in facts.items()),
+        sa.func.count().label("received"),
+        *(
+            sa.func.count().filter(Ticket.status == status).label(status)
+            for status in INTAKE_TOTALS
+        ),
     ]
     query = (
         sa.select(key.label("key"), *columns)
         .select_from(Ticket)
         .outerjoin(repeats, repeats.c.id == Ticket.id)
-        .where(counted)
+        .where(_in_period(start, end))
         .group_by(key)
     )
     result = {}
+    intake = dict.fromkeys(("received", *INTAKE_TOTALS), 0)
     for row in session.execute(query).mappings():
-        counts = dict.fromkeys(COUNTS, 0)
-        counts.update({k: v for k, v in row.items() if k != "key"})
-        result[row["key"]] = counts
+        for name in intake:
+            intake[name] += row[name]
+        if row["dispatched"] or row["exempt"]:
+            result[row["key"]] = {name: row.get(name, 0) for name in COUNTS}
 
-    # Return rate: tickets each unit led at some point, and of those the ones it returned.
-    # A ticket can come back to the same unit (reopen, re-dispatch), hence DISTINCT.
+    # Return rate. Every dispatched ticket has a lead assignment of its current lead, so a
+    # unit's return base is its dispatched tickets plus those it led earlier. Those, and
+    # every return request, are on the few tickets flagged ``lead_history``: only their
+    # assignments are read. A ticket can come back to a unit (reopen, re-dispatch), hence
+    # DISTINCT. By area a ticket is in one area whoever led it: nothing to add.
+    for counts in result.values():
+        counts["return_base"] = counts["dispatched"]
     a = Assignment
+    changed = sa.and_(
+        _in_period(start, end), scored, Ticket.lead_history, a.role == AssignmentRole.lead
+    )
     return_key = {"unit": a.unit_id, "area": Ticket.area_id}[by]
+    earlier = sa.func.count(sa.distinct(a.ticket_id)).filter(a.unit_id != Ticket.lead_unit_id)
     returns = (
         sa.select(
             return_key.label("key"),
-            sa.func.count(sa.distinct(a.ticket_id)).label("return_base"),
+            (earlier if by == "unit" else sa.literal(0)).label("earlier"),
             sa.func.count(sa.distinct(a.ticket_id))
             .filter(a.return_requested_at.is_not(None))
             .label("returned"),
         )
-        .select_from(a)
-        .join(Ticket, Ticket.id == a.ticket_id)
-        .where(a.role == AssignmentRole.lead, _in_period(start, end), scored)
+        .select_from(Ticket)
+        .join(a, a.ticket_id == Ticket.id)
+        .where(changed)
         .group_by(return_key)
     )
     for row in session.execute(returns).mappings():
         counts = result.setdefault(row["key"], dict.fromkeys(COUNTS, 0))
-        counts["return_base"] = row["return_base"]
+        counts["return_base"] += row["earlier"]
         counts["returned"] = row["returned"]
-    return result
+    return result, intake
 
 
 def add_counts(rows):
@@ -530,7 +560,7 @@ def compute(session, month, *, as_of, settings, timezone, mayors_office_code, pr
     """The live ranking of ``month`` as of ``as_of``. ``previous`` is last month's ranking
     (frozen or live) for the month-over-month change; None leaves the change empty."""
     start, end = month_bounds(month, timezone)
-    counts = count_tickets(session, start, end, as_of, by="unit")
+    counts, intake = _count(session, start, end, as_of, by="unit")
     classes, members = ranked_units(session, mayors_office_code)
     empty = dict.fromkeys(COUNTS, 0)
     rows = {}
@@ -555,7 +585,7 @@ def compute(session, month, *, as_of, settings, timezone, mayors_office_code, pr
         as_of=as_of,
         settings=settings,
         rows=rows,
-        totals=city_totals(session, start, end, counts),
+        totals=city_totals(counts, intake),
         exemptions=exemptions(session, start, end),
     )
 
@@ -570,52 +600,41 @@ def attach_previous(rows, previous):
                 row.prev_composite = old.rates.get("composite")
 
 
-def city_totals(session, start, end, counts):
-    """The month's counts over every unit, with intake outcomes that reach no unit."""
-    totals = add_counts(counts.values())
-    by_status = dict(
-        session.execute(
-            sa.select(Ticket.status, sa.func.count())
-            .where(_in_period(start, end))
-            .group_by(Ticket.status)
-        ).all()
-    )
-    totals["received"] = sum(by_status.values())
-    for status in ("resolved_at_intake", "transferred", "merged"):
-        totals[status] = sum(n for s, n in by_status.items() if s == status)
-    return totals
+def city_totals(counts, intake):
+    """The month's counts over every unit, with the intake outcomes that reach no unit."""
+    return {**add_counts(counts.values()), **intake}
 
 
 def exemptions(session, start, end):
     """Exempted tickets of the period: who exempted them, when, and why."""
-    event = sa.orm.aliased(TicketEvent)
-    latest = (
-        sa.select(sa.func.max(event.id))
-        .where(event.ticket_id == Ticket.id, event.action == "exempt")
-        .correlate(Ticket)
-        .scalar_subquery()
-    )
     query = (
-        sa.select(Ticket, TicketEvent, User.name, Unit.code, Unit.name)
+        sa.select(
+            Ticket.number,
+            Ticket.exempt_kind,
+            Ticket.exempt_reason,
+            Ticket.exempted_at,
+            Unit.code,
+            Unit.name,
+            User.name,
+        )
         .select_from(Ticket)
-        .outerjoin(TicketEvent, TicketEvent.id == latest)
-        .outerjoin(User, User.id == TicketEvent.actor_id)
+        .outerjoin(User, User.id == Ticket.exempted_by_id)
         .outerjoin(Unit, Unit.id == Ticket.lead_unit_id)
         .where(_in_period(start, end), Ticket.scoring_exempt)
         .order_by(Ticket.number)
     )
     result = []
-    for ticket, event, actor_name, unit_code, unit_name in session.execute(query):
+    for number, kind, reason, at, unit_code, unit_name, actor_name in session.execute(query):
         result.append(
             {
-                "ticket": ticket.number,
+                "ticket": number,
                 "unit_code": unit_code,
                 "unit_name": unit_name,
-                "kind": ticket.exempt_kind.value if ticket.exempt_kind else None,
-                "kind_label": ticket.exempt_kind.label if ticket.exempt_kind else None,
-                "reason": ticket.exempt_reason,
+                "kind": kind.value if kind else None,
+                "kind_label": kind.label if kind else None,
+                "reason": reason,
                 "by": actor_name,
-                "at": event.created_at.isoformat() if event is not None else None,
+                "at": at.isoformat() if at is not None else None,
             }
         )
     return result

@@ -239,6 +239,8 @@ def _assign(session, ticket, actor, lead, assists, now, *, designated=False):
         _require(unit.active, "assist_units", f"协办单位“{unit.name}”已停用")
         _require(unit.id not in seen, "assist_units", f"单位“{unit.name}”重复或与主办单位相同")
         seen.add(unit.id)
+    if ticket.lead_unit_id is not None and ticket.lead_unit_id != lead.id:
+        ticket.lead_history = True
     _end_assignments(session, ticket, now)
     parts = [(lead, AssignmentRole.lead)] + [(u, AssignmentRole.assist) for u in assists]
     if lead.kind == UnitKind.street_office and lead.areas:
@@ -577,6 +579,7 @@ def request_return(session, actor, ticket, *, return_reason, note, expected_vers
     assignment.return_requested_at = now
     assignment.return_status = DecisionStatus.pending
     ticket.status = S.return_requested
+    ticket.lead_history = True
     return _record(
         session,
         ticket,
@@ -1033,6 +1036,8 @@ def exempt(
     ticket.scoring_exempt = exempt
     ticket.exempt_kind = kind if exempt else None
     ticket.exempt_reason = reason if exempt else None
+    ticket.exempted_by_id = actor.id if exempt else None
+    ticket.exempted_at = now if exempt else None
     payload = {"exempt": exempt}
     if exempt:
         payload["kind"] = kind.value

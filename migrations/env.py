@@ -27,14 +27,27 @@ def run_migrations_online():
 
 
 def _run(connection):
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch migrations rebuild a SQLite table by copying it and dropping the old one,
+        # which enforced foreign keys forbid while other tables reference it. The pragma only
+        # works outside a transaction, hence the driver's own connection, before any BEGIN.
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
+    if sqlite:
+        broken = connection.connection.driver_connection.execute(
+            "PRAGMA foreign_key_check"
+        ).fetchall()
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+        if broken:
+            raise RuntimeError(f"migration left rows with dangling foreign keys: {broken[:5]}")
 
 
 if context.is_offline_mode():

@@ -34,8 +34,21 @@ class Ticket(Base):
         sa.UniqueConstraint("created_by_id", "idempotency_key"),
         sa.Index("ix_tickets_status_received_at", "status", "received_at"),
         sa.Index("ix_tickets_lead_unit_status", "lead_unit_id", "status"),
-        # Reports and rankings select a period of intake.
+        # Reports and rankings select a period of intake; the ranking's return rate reads
+        # the few tickets that changed hands.
         sa.Index("ix_tickets_received_at", "received_at"),
+        sa.Index(
+            "ix_tickets_exempt_received_at",
+            "received_at",
+            postgresql_where=sa.text("scoring_exempt"),
+            sqlite_where=sa.text("scoring_exempt"),
+        ),
+        sa.Index(
+            "ix_tickets_lead_history_received_at",
+            "received_at",
+            postgresql_where=sa.text("lead_history"),
+            sqlite_where=sa.text("lead_history"),
+        ),
         # Only open tickets have a next due moment; the scheduler's scan reads this index.
         sa.Index(
             "ix_tickets_next_due_at",
@@ -70,6 +83,10 @@ class Ticket(Base):
     lat: Mapped[float | None]
     status: Mapped[TicketStatus] = mapped_column(enum_column_type(TicketStatus))
     lead_unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("units.id"))
+    #: True once another unit led the ticket before its lead, or a lead asked to return it:
+    #: only these tickets' lead assignments can change a unit's return rate, so the monthly
+    #: ranking reads assignments for them alone.
+    lead_history: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: When the current clock started (dispatch, redispatch or reopen).
@@ -119,6 +136,9 @@ class Ticket(Base):
     scoring_exempt: Mapped[bool] = mapped_column(default=False)
     exempt_kind: Mapped[ExemptionKind | None] = mapped_column(enum_column_type(ExemptionKind))
     exempt_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    #: Who exempted it and when (the monthly report lists every exemption).
+    exempted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    exempted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     #: What the classifier suggested at intake (category, type, urgency, place, units) and
     #: the model version, kept beside the values finally chosen to measure acceptance.
@@ -137,7 +157,7 @@ class Ticket(Base):
     category: Mapped[Category | None] = relationship()
     area: Mapped[Area | None] = relationship()
     lead_unit: Mapped[Unit | None] = relationship()
-    created_by: Mapped[User] = relationship()
+    created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
     merged_into: Mapped["Ticket | None"] = relationship(remote_side=[id])
     assignments: Mapped[list["Assignment"]] = relationship(
         back_populates="ticket", order_by="Assignment.id"

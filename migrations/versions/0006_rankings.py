@@ -138,7 +138,31 @@ def upgrade():
                 nullable=True,
             )
         )
+        batch_op.add_column(
+            sa.Column("lead_history", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+        batch_op.add_column(sa.Column("exempted_by_id", sa.Integer(), nullable=True))
+        batch_op.add_column(
+            sa.Column("exempted_at", hotline.db.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.create_foreign_key(
+            batch_op.f("fk_tickets_exempted_by_id_users"), "users", ["exempted_by_id"], ["id"]
+        )
+        batch_op.create_index(
+            "ix_tickets_exempt_received_at",
+            ["received_at"],
+            unique=False,
+            postgresql_where=sa.text("scoring_exempt"),
+            sqlite_where=sa.text("scoring_exempt"),
+        )
         batch_op.create_index("ix_tickets_received_at", ["received_at"], unique=False)
+        batch_op.create_index(
+            "ix_tickets_lead_history_received_at",
+            ["received_at"],
+            unique=False,
+            postgresql_where=sa.text("lead_history"),
+            sqlite_where=sa.text("lead_history"),
+        )
         batch_op.create_index(
             "ix_tickets_callback_next_at",
             ["callback_next_at"],
@@ -146,6 +170,21 @@ def upgrade():
             postgresql_where=sa.text("callback_next_at IS NOT NULL"),
             sqlite_where=sa.text("callback_next_at IS NOT NULL"),
         )
+    # Tickets that changed hands or saw a return request before this column existed.
+    op.execute(
+        "UPDATE tickets SET lead_history = TRUE WHERE id IN ("
+        " SELECT ticket_id FROM assignments WHERE role = 'lead' GROUP BY ticket_id"
+        " HAVING COUNT(DISTINCT unit_id) > 1 OR COUNT(return_requested_at) > 0)"
+    )
+    # Who exempted the tickets already exempt, and when: their latest exempt event.
+    latest = (
+        "(SELECT {column} FROM ticket_events e WHERE e.ticket_id = tickets.id"
+        " AND e.action = 'exempt' ORDER BY e.id DESC LIMIT 1)"
+    )
+    op.execute(
+        f"UPDATE tickets SET exempted_by_id = {latest.format(column='actor_id')},"
+        f" exempted_at = {latest.format(column='created_at')} WHERE scoring_exempt"
+    )
     # Tickets already waiting for their callback join the workbench queue at once.
     op.execute("UPDATE tickets SET callback_next_at = finished_at WHERE status = 'finished'")
 
@@ -157,7 +196,21 @@ def downgrade():
             postgresql_where=sa.text("callback_next_at IS NOT NULL"),
             sqlite_where=sa.text("callback_next_at IS NOT NULL"),
         )
+        batch_op.drop_index(
+            "ix_tickets_lead_history_received_at",
+            postgresql_where=sa.text("lead_history"),
+            sqlite_where=sa.text("lead_history"),
+        )
         batch_op.drop_index("ix_tickets_received_at")
+        batch_op.drop_index(
+            "ix_tickets_exempt_received_at",
+            postgresql_where=sa.text("scoring_exempt"),
+            sqlite_where=sa.text("scoring_exempt"),
+        )
+        batch_op.drop_constraint(batch_op.f("fk_tickets_exempted_by_id_users"), type_="foreignkey")
+        batch_op.drop_column("exempted_at")
+        batch_op.drop_column("exempted_by_id")
+        batch_op.drop_column("lead_history")
         batch_op.drop_column("exempt_kind")
         batch_op.drop_column("callback_next_at")
 

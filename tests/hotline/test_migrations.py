@@ -127,3 +127,68 @@ def test_events_are_append_only(scratch_url):
             "receive"
         ]
     engine.dispose()
+
+
+def test_0006_fills_the_new_ticket_columns(scratch_url):
+    """Upgrading a database with tickets: the ones that changed hands are flagged, finished
+    ones join the callback queue, exempt ones get their reviewer and time."""
+    migrate.upgrade(scratch_url, "0005")
+    engine = sa.create_engine(scratch_url)
+    ticket = (
+        "INSERT INTO tickets (id, channel, request_type, urgency, title, content, status, "
+        "received_at, finished_at, reopen_count, scoring_exempt, created_by_id, version, "
+        "updated_at) VALUES ({id}, 'phone', 'help', 'normal', 't', 'c', '{status}', "
+        "'2026-10-12 01:00:00', {finished}, 0, {exempt}, 1, 1, '2026-10-12 01:00:00')"
+    )
+    assignment = (
+        "INSERT INTO assignments (ticket_id, unit_id, role, active, designated, dispatched_at, "
+        "dispatched_by_id, return_requested_at) VALUES ({ticket}, {unit}, 'lead', false, "
+        "false, '2026-10-12 01:00:00', 1, {returned})"
+    )
+    with engine.begin() as conn:
+        for code in ("U-A", "U-B"):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO units (code, name, kind, always_on, active) "
+                    f"VALUES ('{code}', '{code}', 'street_office', false, true)"
+                )
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (username, name, password_hash, role, active, created_at) "
+                "VALUES ('s', 's', 'x', 'supervisor', true, CURRENT_TIMESTAMP)"
+            )
+        )
+        rows = [
+            # 1: led by A, then B; 2: A asked to return it; 3: only A, finished; 4: exempt.
+            ticket.format(id=1, status="signed", finished="NULL", exempt="false"),
+            assignment.format(ticket=1, unit=1, returned="NULL"),
+            assignment.format(ticket=1, unit=2, returned="NULL"),
+            ticket.format(id=2, status="return_requested", finished="NULL", exempt="false"),
+            assignment.format(ticket=2, unit=1, returned="'2026-10-12 02:00:00'"),
+            ticket.format(
+                id=3, status="finished", finished="'2026-10-13 01:00:00'", exempt="false"
+            ),
+            assignment.format(ticket=3, unit=1, returned="NULL"),
+            assignment.format(ticket=3, unit=1, returned="NULL"),
+            ticket.format(id=4, status="closed", finished="NULL", exempt="true"),
+            "INSERT INTO ticket_events (ticket_id, action, actor_id, to_status, payload, "
+            "created_at) VALUES (4, 'exempt', 1, 'closed', '{}', '2026-10-20 02:00:00')",
+        ]
+        for statement in rows:
+            conn.execute(sa.text(statement))
+    migrate.upgrade(scratch_url)
+    with engine.connect() as conn:
+        got = conn.execute(
+            sa.text(
+                "SELECT id, lead_history, callback_next_at IS NOT NULL, exempted_by_id, "
+                "exempted_at IS NOT NULL FROM tickets ORDER BY id"
+            )
+        ).all()
+    engine.dispose()
+    assert [tuple(bool(v) if i in (1, 2, 4) else v for i, v in enumerate(row)) for row in got] == [
+        (1, True, False, None, False),
+        (2, True, False, None, False),
+        (3, False, True, None, False),
+        (4, False, False, 1, True),
+    ]
