@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, g
 
 from dashboards import exports, ranking, report
 from hotline.api import commit, iso, ok
+from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
 from hotline.errors import Forbidden
 
@@ -12,8 +13,9 @@ bp = Blueprint("rankings", __name__)
 
 
 def _require_viewer():
-    if g.user.role not in report.VIEW_ROLES:
-        raise Forbidden("只有领导、督办审核员和管理员可以查看考核排名", code="RANKING_FORBIDDEN")
+    require_role(
+        report.VIEW_ROLES, "只有领导、督办审核员和管理员可以查看考核排名", code="RANKING_FORBIDDEN"
+    )
 
 
 @bp.get("/rankings/<month>")

@@ -55,7 +55,7 @@ RESULT_MAX = 5000
 # -- serialisation ----------------------------------------------------------------------------
 
 
-def _coded(row):
+def coded(row):
     return {"code": row.code, "name": row.name} if row is not None else None
 
 
@@ -67,16 +67,16 @@ def ticket_to_dict(ticket, actor):
         "channel": _labelled(ticket.channel),
         "request_type": _labelled(ticket.request_type),
         "urgency": _labelled(ticket.urgency),
-        "category": _coded(ticket.category),
+        "category": coded(ticket.category),
         "title": ticket.title,
         "content": ticket.content,
         "requester_name": ticket.requester_name,
         "requester_phone": access.visible_phone(actor, ticket.requester_phone),
         "address": ticket.address,
-        "area": _coded(ticket.area),
+        "area": coded(ticket.area),
         "lng": ticket.lng,
         "lat": ticket.lat,
-        "lead_unit": _coded(ticket.lead_unit),
+        "lead_unit": coded(ticket.lead_unit),
         "received_at": _iso(ticket.received_at),
         "clock_started_at": _iso(ticket.clock_started_at),
         "sign_due": _iso(ticket.sign_due),
@@ -120,7 +120,7 @@ def deadline_warnings(ticket):
 
 def _assignment_to_dict(a):
     return {
-        "unit": _coded(a.unit),
+        "unit": coded(a.unit),
         "role": _labelled(a.role),
         "active": a.active,
         "designated": a.designated,
@@ -388,8 +388,8 @@ def list_tickets():
                 Ticket.title.like(pattern, escape="\\"), Ticket.content.like(pattern, escape="\\")
             )
         )
-    page = _positive_int(args, "page", 1, errors)
-    per_page = _positive_int(args, "per_page", config["DEFAULT_PAGE_SIZE"], errors)
+    page = positive_int(args, "page", 1, errors)
+    per_page = positive_int(args, "per_page", config["DEFAULT_PAGE_SIZE"], errors)
     if per_page and per_page > config["MAX_PAGE_SIZE"]:
         errors["per_page"] = f"每页最多 {config['MAX_PAGE_SIZE']} 条"
     if errors:
@@ -416,7 +416,7 @@ def list_tickets():
     )
 
 
-def _positive_int(args, name, default, errors):
+def positive_int(args, name, default, errors):
     raw = args.get(name)
     if raw is None:
         return default
@@ -447,7 +447,7 @@ def suggest_unit():
     area_code = request.args.get("area")
     area = by_code(db, Area, area_code, "区域") if area_code else None
     unit = routing.catalogue_unit(db, category, area)
-    return ok({"unit": _coded(unit)})
+    return ok({"unit": coded(unit)})
 
 
 # -- transitions ------------------------------------------------------------------------------

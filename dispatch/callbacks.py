@@ -17,11 +17,12 @@ from flask import Blueprint, current_app, g, request
 from sqlalchemy.orm import selectinload
 
 from dispatch import access
-from dispatch.api import _coded, _positive_int
+from dispatch.api import coded, positive_int
 from hotline.api import iso, labelled, ok
+from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
 from hotline.enums import Role, TicketStatus
-from hotline.errors import Forbidden, ValidationFailed
+from hotline.errors import ValidationFailed
 from hotline.models import CallbackAttempt, Ticket
 
 bp = Blueprint("callbacks", __name__)
@@ -32,19 +33,10 @@ QUEUE_ROLES = frozenset({Role.callback_agent, Role.supervisor, Role.admin})
 REVIEW_ROLES = frozenset({Role.supervisor, Role.admin, Role.callback_agent})
 
 
-def _require_role(roles, what):
-    if g.user.role not in roles:
-        raise Forbidden(
-            f"“{g.user.role.label}”角色无权查看{what}",
-            code="ROLE_NOT_ALLOWED",
-            details={"role": g.user.role.value},
-        )
-
-
 def _paging(args, errors):
     config = current_app.config
-    page = _positive_int(args, "page", 1, errors)
-    per_page = _positive_int(args, "per_page", config["DEFAULT_PAGE_SIZE"], errors)
+    page = positive_int(args, "page", 1, errors)
+    per_page = positive_int(args, "per_page", config["DEFAULT_PAGE_SIZE"], errors)
     if per_page and per_page > config["MAX_PAGE_SIZE"]:
         errors["per_page"] = f"每页最多 {config['MAX_PAGE_SIZE']} 条"
     return page, per_page
@@ -109,8 +101,8 @@ def _common(ticket, attempts):
         "version": ticket.version,
         "status": labelled(ticket.status),
         "title": ticket.title,
-        "category": _coded(ticket.category),
-        "lead_unit": _coded(ticket.lead_unit),
+        "category": coded(ticket.category),
+        "lead_unit": coded(ticket.lead_unit),
         "result": ticket.result,
         "finished_at": iso(ticket.finished_at),
         "requester_name": ticket.requester_name,
@@ -151,7 +143,7 @@ def review_item(ticket, attempts):
 @bp.get("/callbacks")
 def callback_queue():
     """回访工作台: finished tickets waiting for a call, the next to call first."""
-    _require_role(QUEUE_ROLES, "回访工作台")
+    require_role(QUEUE_ROLES, "“{role}”角色无权查看回访工作台")
     db = get_session()
     args = request.args
     errors = {}
@@ -180,7 +172,7 @@ def callback_queue():
 @bp.get("/callbacks/reviews")
 def review_queue():
     """回访审核: unhappy callbacks (已回访) waiting for a supervisor, oldest callback first."""
-    _require_role(REVIEW_ROLES, "回访审核队列")
+    require_role(REVIEW_ROLES, "“{role}”角色无权查看回访审核队列")
     db = get_session()
     errors = {}
     page, per_page = _paging(request.args, errors)

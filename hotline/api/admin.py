@@ -31,12 +31,13 @@ from dispatch.states import FINAL
 from hotline.api import bp, commit, ok
 from hotline.api import iso as _iso
 from hotline.api import labelled as _labelled
+from hotline.api.auth import require_role
 from hotline.api.parsing import Fields, json_body
 from hotline.api.reference import by_code
 from hotline.audit import audit
 from hotline.db import get_session, utcnow
 from hotline.enums import LimitUnit, RequestType, Role, Urgency
-from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from hotline.errors import Conflict, NotFound, ValidationFailed
 from hotline.models import CalendarDay, CalendarYear, Category, SlaPolicy, Ticket, User
 
 #: Who may read the calendar and the SLA table.
@@ -67,17 +68,12 @@ _YEAR = re.compile(r"^\d{4}$", re.ASCII)
 _NUMBER = re.compile(r"\d+", re.ASCII)
 
 
-def _require_role(roles, message):
-    if g.user.role not in roles:
-        raise Forbidden(message, code="ROLE_NOT_ALLOWED")
-
-
 def _require_reader(what):
-    _require_role(READ_ROLES, f"“{g.user.role.label}”角色无权查看{what}")
+    require_role(READ_ROLES, "“{role}”角色无权查看" + what)
 
 
 def _require_admin(what):
-    _require_role({Role.admin}, f"只有系统管理员可以修改{what}")
+    require_role({Role.admin}, f"只有系统管理员可以修改{what}")
 
 
 def _tz():

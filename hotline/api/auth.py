@@ -53,6 +53,15 @@ def authenticate():
         raise AuthRequired("请先登录或提供 API 令牌")
 
 
+def require_role(roles, message="“{role}”角色无权使用此功能", *, code="ROLE_NOT_ALLOWED"):
+    """Refuse the request (403) unless the caller has one of ``roles``. ``message`` may name
+    the caller's role as ``{role}``."""
+    if g.user.role not in roles:
+        raise Forbidden(
+            message.format(role=g.user.role.label), code=code, details={"role": g.user.role.value}
+        )
+
+
 def _user_for_token(token):
     token_hash = hash_token(token)
 

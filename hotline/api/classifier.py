@@ -9,6 +9,7 @@ from sqlalchemy.orm import aliased
 from classifier import artefact
 from hotline import suggestions
 from hotline.api import bp, ok
+from hotline.api.auth import require_role
 from hotline.api.parsing import Fields, json_body
 from hotline.audit import audit
 from hotline.db import get_session
@@ -22,15 +23,10 @@ SUGGEST_ROLES = {Role.operator, Role.dispatcher, Role.grid_worker, Role.supervis
 REPORT_ROLES = {Role.dispatcher, Role.supervisor, Role.leader, Role.admin}
 
 
-def _require_role(roles):
-    if g.user.role not in roles:
-        raise Forbidden(f"“{g.user.role.label}”角色无权使用此功能", code="ROLE_NOT_ALLOWED")
-
-
 @bp.post("/suggest")
 def suggest():
     """What the classifier makes of a text being typed in: category, type, urgency, place, units."""
-    _require_role(SUGGEST_ROLES)
+    require_role(SUGGEST_ROLES)
     fields = Fields(json_body())
     content = fields.text(
         "content",
@@ -53,7 +49,7 @@ def suggest():
 
 @bp.get("/classifier/models")
 def list_models():
-    _require_role(REPORT_ROLES)
+    require_role(REPORT_ROLES)
     models_dir = current_app.config["CLASSIFIER_MODELS_DIR"]
     active = artefact.active_version(models_dir)
     items = []
@@ -92,7 +88,7 @@ def activate_model(version):
 def acceptance():
     """How often the values finally chosen equal what the classifier suggested at intake,
     over tickets received in [from, to) (local dates; default the last 30 days)."""
-    _require_role(REPORT_ROLES)
+    require_role(REPORT_ROLES)
     start, end = _period()
     lead = aliased(Unit)
     rows = (
