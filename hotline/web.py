@@ -64,7 +64,10 @@ def _safe_next(target):
     if not target:
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if parts.scheme or parts.netloc or not target.startswith("/"):
+        return None
+    # "//host" and "/\\host" (browsers read both as another host) are not our paths.
+    if target.startswith("//") or "\\" in target:
         return None
     return target
 

@@ -70,7 +70,9 @@ def test_login_without_csrf_token_is_refused(client):
     assert client.get("/reports/ranking").status_code == 302
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:x"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example/x", "javascript:x"]
+)
 def test_login_never_redirects_off_site(client, target):
     response = login(client, "leader", next_path=target)
     assert response.status_code == 302
