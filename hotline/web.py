@@ -66,7 +66,7 @@ def _safe_next(target):
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/"):
         return None
-    # "//host" and "/\\host" (browsers read both as another host) are not our paths.
+    # "//host" and "/\host" (browsers read both as another host) are not our paths.
     if target.startswith("//") or "\\" in target:
         return None
     return target
