@@ -207,8 +207,13 @@ def _csv_value(value, kind):
     if kind in (_INT, _CHANGE):
         return str(int(value))
     if kind == _RATE:
-        return f"{_decimal(value, 100)}%"
+        return percent_text(value)
     return str(_decimal(value))
+
+
+def percent_text(value):
+    """A rate in [0, 1] as a percentage with two decimals, half up ("83.33%")."""
+    return f"{_decimal(value, 100)}%"
 
 
 def csv_headers():

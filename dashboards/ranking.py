@@ -330,14 +330,14 @@ def _in_period(start, end):
 INTAKE_TOTALS = ("resolved_at_intake", "transferred", "merged")
 
 
-def count_tickets(session, start, end, as_of, by):
+def count_tickets(session, start, end, as_of, by, unit_ids=None):
     """Counts per group for tickets received in [start, end): ``by`` is ``"unit"`` (the
     lead unit's id) or ``"area"`` (the ticket's own area id). Groups with no dispatched
-    ticket are absent."""
-    return _count(session, start, end, as_of, by)[0]
+    ticket are absent. ``unit_ids`` (with ``by="unit"``) counts only those units."""
+    return _count(session, start, end, as_of, by, unit_ids)[0]
 
 
-def _count(session, start, end, as_of, by):
+def _count(session, start, end, as_of, by, unit_ids=None):
     """``count_tickets``, plus the period's intake totals (received, and the outcomes that
     reach no unit) from the same pass. Two aggregate queries: tickets, and the lead
     assignments of the tickets that changed hands, for the return rate."""
@@ -370,7 +370,7 @@ def _count(session, start, end, as_of, by):
         sa.select(key.label("key"), *columns)
         .select_from(Ticket)
         .outerjoin(repeats, repeats.c.id == Ticket.id)
-        .where(_in_period(start, end))
+        .where(_in_period(start, end), *_only(Ticket.lead_unit_id, unit_ids))
         .group_by(key)
     )
     result = {}
@@ -390,7 +390,11 @@ def _count(session, start, end, as_of, by):
         counts["return_base"] = counts["dispatched"]
     a = Assignment
     changed = sa.and_(
-        _in_period(start, end), scored, Ticket.lead_history, a.role == AssignmentRole.lead
+        _in_period(start, end),
+        scored,
+        Ticket.lead_history,
+        a.role == AssignmentRole.lead,
+        *_only(a.unit_id, unit_ids),
     )
     return_key = {"unit": a.unit_id, "area": Ticket.area_id}[by]
     earlier = sa.func.count(sa.distinct(a.ticket_id)).filter(a.unit_id != Ticket.lead_unit_id)
@@ -412,6 +416,10 @@ def _count(session, start, end, as_of, by):
         counts["return_base"] += row["earlier"]
         counts["returned"] = row["returned"]
     return result, intake
+
+
+def _only(column, ids):
+    return [] if ids is None else [column.in_(list(ids))]
 
 
 def add_counts(rows):
@@ -518,16 +526,24 @@ def place(rows, settings):
 # -- the ranking --------------------------------------------------------------------------------
 
 
+def unit_districts(session):
+    """Unit id → the code of the district its area lies in (units with an area only)."""
+    rows = session.execute(
+        sa.select(unit_areas.c.unit_id, Area.code)
+        .join(Area, Area.id == unit_areas.c.area_id)
+        .order_by(unit_areas.c.unit_id, Area.code)
+    ).all()
+    districts = {}
+    for unit_id, code in rows:
+        districts.setdefault(unit_id, code[:6])
+    return districts
+
+
 def ranked_units(session, mayors_office_code):
     """Each class's units, and for a district the units whose tickets it answers for."""
     units = session.scalars(sa.select(Unit).order_by(Unit.code)).all()
-    district_of_area = {}
+    district_of_area = unit_districts(session)
     street_district = {}
-    rows = session.execute(
-        sa.select(unit_areas.c.unit_id, Area.code).join(Area, Area.id == unit_areas.c.area_id)
-    ).all()
-    for unit_id, code in rows:
-        district_of_area.setdefault(unit_id, code[:6])
     governments = {}
     for unit in units:
         if unit.kind == UnitKind.district_government and unit.id in district_of_area:

@@ -27,7 +27,6 @@ from dashboards import exports, ranking
 from hotline.db import get_session, utcnow
 from hotline.enums import RankingClass, Role
 from hotline.errors import HotlineError, ValidationFailed
-from hotline.models import Unit
 from hotline.web import page_for
 
 bp = Blueprint("reports", __name__, url_prefix="/reports", template_folder="templates")
@@ -53,8 +52,10 @@ def default_month():
     return f"{last.year}-{last.month:02d}"
 
 
-def load(month):
-    return ranking.load(get_session(), month, now=utcnow(), config=current_app.config)
+def load(month, with_previous=True):
+    return ranking.load(
+        get_session(), month, now=utcnow(), config=current_app.config, with_previous=with_previous
+    )
 
 
 @bp.errorhandler(HotlineError)
@@ -156,15 +157,13 @@ def drill_down(month, code):
     member_ids = members[(ranking_class, unit.id)]
     if not _may_see(db, g.user, member_ids):
         abort(403)
-    result = load(month)
+    result = load(month, with_previous=False)  # the page shows no month-over-month change
     row = next((r for r in result.rows[ranking_class] if r.unit_id == unit.id), None)
     live_counts = None
     if result.frozen_at is not None:
         start, end = result.period_start, result.period_end
-        live = ranking.count_tickets(db, start, end, utcnow(), by="unit")
-        live_counts = ranking.add_counts(
-            live.get(i, dict.fromkeys(ranking.COUNTS, 0)) for i in member_ids
-        )
+        live = ranking.count_tickets(db, start, end, utcnow(), by="unit", unit_ids=member_ids)
+        live_counts = ranking.add_counts(live.values())
     total, tickets = ranking.ticket_facts(
         db,
         result.period_start,
@@ -197,12 +196,8 @@ def _may_see(db, user, unit_ids):
     """A district leader sees only units inside their district; others see every unit."""
     if user.role != Role.leader or user.district_id is None:
         return True
-    district = user.district.code
-    for unit_id in unit_ids:
-        unit = db.get(Unit, unit_id)
-        if not unit.areas or any(not a.code.startswith(district) for a in unit.areas):
-            return False
-    return True
+    districts = ranking.unit_districts(db)
+    return all(districts.get(i) == user.district.code for i in unit_ids)
 
 
 @bp.get("/rates")
@@ -263,8 +258,8 @@ def _date_arg(name, default):
 
 @bp.app_template_filter("pct")
 def percent(value):
-    """A rate as a percentage with two decimals; a missing rate as a dash."""
-    return "—" if value is None else f"{value * 100:.2f}%"
+    """A rate as a percentage with two decimals (as the exports print it); missing: a dash."""
+    return "—" if value is None else exports.percent_text(value)
 
 
 @bp.app_template_filter("score")

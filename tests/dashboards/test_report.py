@@ -11,10 +11,12 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
+from dashboards import ranking
 from dispatch import operations as ops
 from hotline.enums import ExemptionKind, Role
 from hotline.models import Area, AuditLog, RankingSnapshot, User
 from tests.conftest import PASSWORD, assert_error
+from tests.dashboards.conftest import AS_OF, CONFIG, UNHAPPY, local
 
 TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
@@ -164,6 +166,17 @@ def test_drill_down_lists_the_tickets_behind_a_count(client, october):
     district = client.get("/reports/ranking/2026-10/units/U-D-370705?class=district")
     assert october.tickets[16].number in district.get_data(as_text=True)
     assert october.tickets[11].number not in district.get_data(as_text=True)  # 潍城区's
+
+
+def test_drill_down_of_a_frozen_month_shows_published_and_live_counts(client, db, october):
+    ranking.freeze(db, None, "2026-10", now=AS_OF, config=CONFIG)
+    october.call(october.tickets[31], UNHAPPY, at=local(11, 3))  # a late callback for 供电
+    login(client, "supervisor")
+    page = client.get("/reports/ranking/2026-10/units/U-POWER?class=utility")
+    text = page.get_data(as_text=True)
+    assert "<th>发布时</th>" in text and "<th>当前实时</th>" in text
+    # 有效回访: 1 when published, 2 now.
+    assert re.search(r"<td class=\"text\">有效回访</td><td>1</td><td>2</td>", text)
 
 
 def test_drill_down_refusals(client, october, district_leader):
