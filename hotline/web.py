@@ -6,17 +6,15 @@ The session holds ``user_id`` and ``csrf_token``: the API expects that token ech
 """
 
 import functools
-import secrets
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from hotline.audit import audit
+from hotline.api.auth import log_in, new_session
 from hotline.db import get_session
 from hotline.models import User
 
@@ -72,29 +70,15 @@ def _safe_next(target):
     return target
 
 
-def _new_session():
-    """A fresh session with a fresh CSRF secret (forget the token signed from the old one)."""
-    session.clear()
-    session["csrf_token"] = secrets.token_urlsafe(32)
-    g.pop("csrf_token", None)
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
     error = None
     if form.validate_on_submit():
-        db = get_session()
-        user = db.scalars(sa.select(User).where(User.username == form.username.data)).first()
-        if user is None or not user.active or not user.check_password(form.password.data):
-            audit(db, None, "auth.login_failed", target=form.username.data)
-            db.commit()
+        user = log_in(get_session(), form.username.data, form.password.data, via="web")
+        if user is None:
             error = "用户名或密码错误"
         else:
-            _new_session()
-            session["user_id"] = user.id
-            audit(db, user, "auth.login", target=user.username, payload={"via": "web"})
-            db.commit()
             return redirect(_safe_next(request.args.get("next")) or url_for("reports.ranking_page"))
     elif request.method == "POST":
         error = "；".join(e for errors in form.errors.values() for e in errors)
@@ -107,5 +91,5 @@ def logout():
     form = FlaskForm()
     if not form.validate_on_submit():
         abort(400)
-    _new_session()
+    new_session()
     return redirect(url_for("web.login"))

@@ -11,6 +11,7 @@ import secrets
 import sqlalchemy as sa
 from flask import g, request, session
 
+from hotline.audit import audit
 from hotline.cache import token_users
 from hotline.db import get_session
 from hotline.errors import AuthRequired, Forbidden
@@ -51,6 +52,30 @@ def authenticate():
         session.clear()
     if request.endpoint not in PUBLIC_ENDPOINTS:
         raise AuthRequired("请先登录或提供 API 令牌")
+
+
+def log_in(db, username, password, *, via):
+    """Check a username and password; on success open a fresh session for the user. Audited
+    either way (``via``: "api" or "web"). Returns the user, or None when refused: an unknown
+    user and a wrong password are refused alike."""
+    user = db.scalars(sa.select(User).where(User.username == username)).first()
+    if user is None or not user.active or not user.check_password(password):
+        audit(db, None, "auth.login_failed", target=username, payload={"via": via})
+        db.commit()
+        return None
+    new_session()
+    session["user_id"] = user.id
+    audit(db, user, "auth.login", target=user.username, payload={"via": via})
+    db.commit()
+    return user
+
+
+def new_session():
+    """A fresh session with a fresh CSRF secret, forgetting any token signed from the old
+    one (Flask-WTF keeps it in ``g`` for the request)."""
+    session.clear()
+    session["csrf_token"] = secrets.token_urlsafe(32)
+    g.pop("csrf_token", None)
 
 
 def require_role(roles, message="“{role}”角色无权使用此功能", *, code="ROLE_NOT_ALLOWED"):

@@ -1,18 +1,15 @@
 """Login, logout, who am I, and API tokens."""
 
-import secrets
-
-import sqlalchemy as sa
 from flask import g, session
 
 from hotline.api import bp, commit, ok
-from hotline.api.auth import hash_token, new_token
+from hotline.api.auth import hash_token, log_in, new_token
 from hotline.api.parsing import Fields, json_body
 from hotline.audit import audit
 from hotline.cache import token_users
 from hotline.db import get_session, utcnow
 from hotline.errors import AuthRequired, NotFound
-from hotline.models import ApiToken, User
+from hotline.models import ApiToken
 
 
 def user_to_dict(user):
@@ -35,17 +32,9 @@ def login():
     if not isinstance(password, str) or not password:
         fields.errors["password"] = "请填写密码"
     fields.check()
-    db = get_session()
-    user = db.scalars(sa.select(User).where(User.username == username)).first()
-    if user is None or not user.active or not user.check_password(password):
-        audit(db, None, "auth.login_failed", target=username)
-        commit()
+    user = log_in(get_session(), username, password, via="api")
+    if user is None:
         raise AuthRequired("用户名或密码错误", code="LOGIN_FAILED")
-    session.clear()
-    session["user_id"] = user.id
-    session["csrf_token"] = secrets.token_urlsafe(32)
-    audit(db, user, "auth.login", target=user.username)
-    commit()
     return ok({"user": user_to_dict(user), "csrf_token": session["csrf_token"]})
 
 
