@@ -65,10 +65,6 @@ _FORMATS = {
 }
 
 
-def _mark(row):
-    return ListMark(row.list_mark) if row.list_mark is not None else None
-
-
 def _row_columns():
     """(header, value of a Row, kind) of one unit's line, in report order."""
     columns = [
@@ -79,7 +75,7 @@ def _row_columns():
         ("名次变化", lambda r: r.rank_change, _CHANGE),
         ("综合得分", lambda r: r.rates.get("composite"), _SCORE),
         ("得分变化", lambda r: r.composite_change, _SCORE_CHANGE),
-        ("红黑榜", lambda r: _mark(r).label if _mark(r) else None, _TEXT),
+        ("红黑榜", lambda r: r.list_mark.label if r.list_mark else None, _TEXT),
         ("未排名原因", lambda r: r.unranked_reason, _TEXT),
     ]
     columns += [
@@ -95,7 +91,7 @@ def _iso(value):
     return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
-def _local(value, timezone):
+def local_datetime(value, timezone):
     """A UTC datetime (or ISO text) as a naive local datetime, for a spreadsheet cell."""
     if value is None:
         return None
@@ -114,13 +110,13 @@ def _month_title(ranking):
 def _status(ranking, timezone):
     """The publication's freeze time, or that the data is live (and as of when)."""
     if ranking.frozen_at is not None:
-        return f"已冻结于 {_local(ranking.frozen_at, timezone):%Y-%m-%d %H:%M}"
-    return f"实时数据，未冻结（截至 {_local(ranking.as_of, timezone):%Y-%m-%d %H:%M}）"
+        return f"已冻结于 {local_datetime(ranking.frozen_at, timezone):%Y-%m-%d %H:%M}"
+    return f"实时数据，未冻结（截至 {local_datetime(ranking.as_of, timezone):%Y-%m-%d %H:%M}）"
 
 
 def _period_text(ranking, timezone):
-    start = _local(ranking.period_start, timezone).date()
-    last = (_local(ranking.period_end, timezone) - dt.timedelta(days=1)).date()
+    start = local_datetime(ranking.period_start, timezone).date()
+    last = (local_datetime(ranking.period_end, timezone) - dt.timedelta(days=1)).date()
     return f"{start:%Y-%m-%d} 至 {last:%Y-%m-%d}（按受理时间）"
 
 
@@ -139,7 +135,7 @@ def _rows(ranking, ranking_class):
 
 
 def _row_dict(row):
-    mark = _mark(row)
+    mark = row.list_mark
     return {
         "unit_code": row.unit_code,
         "unit_name": row.unit_name,
@@ -164,8 +160,8 @@ def ranking_to_dict(ranking):
         classes[ranking_class.value] = {
             "label": ranking_class.label,
             "rows": [_row_dict(r) for r in rows],
-            "red_list": [r.unit_code for r in rows if _mark(r) == ListMark.red],
-            "black_list": [r.unit_code for r in rows if _mark(r) == ListMark.black],
+            "red_list": [r.unit_code for r in rows if r.list_mark == ListMark.red],
+            "black_list": [r.unit_code for r in rows if r.list_mark == ListMark.black],
         }
     return {
         "month": ranking.month,
@@ -343,7 +339,7 @@ def _class_sheet(ws, ranking, ranking_class, timezone):
     rows = _rows(ranking, ranking_class)
     for offset, row in enumerate(rows):
         line = _HEADER_ROWS + 1 + offset
-        mark = _mark(row)
+        mark = row.list_mark
         fill = {ListMark.red: _RED_FILL, ListMark.black: _BLACK_FILL}.get(mark)
         for index, (_, get, kind) in enumerate(columns, start=1):
             value = get(row)
@@ -377,7 +373,7 @@ def _exemption_sheet(ws, ranking, timezone):
             item.get("kind_label") or item.get("kind"),
             item.get("reason"),
             item.get("by"),
-            _local(item.get("at"), timezone),
+            local_datetime(item.get("at"), timezone),
         ]
         for index, value in enumerate(values, start=1):
             cell = _put(ws, line, index, value)
@@ -436,7 +432,7 @@ def _definitions_sheet(ws, ranking, timezone):
     section(["数据", "说明"])
     entry("状态", _status(ranking, timezone))
     entry("统计期间", period)
-    entry("数据时点", _local(ranking.as_of, timezone), number_format="yyyy-mm-dd hh:mm")
+    entry("数据时点", local_datetime(ranking.as_of, timezone), number_format="yyyy-mm-dd hh:mm")
     ws.column_dimensions["A"].width = 24
     ws.column_dimensions["B"].width = 100
     _print_setup(ws, title, None)

@@ -272,6 +272,4 @@ def local_time(value):
     """A moment in the city's local time, to the minute."""
     if value is None:
         return "—"
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).strftime("%Y-%m-%d %H:%M")
+    return f"{exports.local_datetime(value, current_app.config['TIMEZONE']):%Y-%m-%d %H:%M}"
