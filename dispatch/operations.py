@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dispatch import calendar, routing, sla, timers
 from dispatch.states import FINAL, TRANSITIONS
-from hotline import events
+from hotline import events, suggestions
 from hotline.db import utcnow
 from hotline.enums import (
     AssignmentRole,
@@ -366,6 +366,7 @@ def receive(
         "idempotency_key": idempotency_key,
         "request_digest": digest,
         "suggestion": suggestion,
+        "dispatch_confidence": suggestions.dispatch_confidence(suggestion),
     }
     statement = _INSERT_TICKET
     if session.get_bind().dialect.name == "postgresql":

@@ -1,14 +1,15 @@
 import os
 import secrets
 
-from flask import Flask, jsonify, request
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.routing import IntegerConverter
 
 from dashboards import report
 from dashboards.api import bp as rankings_api
 from dispatch.api import bp as tickets_api
 from dispatch.callbacks import bp as callbacks_api
-from hotline import db, events, notify, suggestions, web
+from hotline import auth, db, events, notify, suggestions, web
 from hotline.api import bp as api
 from hotline.config import load_config
 
@@ -16,6 +17,14 @@ from hotline.config import load_config
 api.register_blueprint(tickets_api)
 api.register_blueprint(callbacks_api)
 api.register_blueprint(rankings_api)
+
+
+#: What a person sees on a page that cannot be shown (the API answers in its envelope).
+PAGE_ERRORS = {
+    403: "您无权访问此页面或工单",
+    404: "页面或工单不存在",
+    405: "不支持该操作方式",
+}
 
 
 class RowIdConverter(IntegerConverter):
@@ -41,31 +50,21 @@ def create_app(config=None):
     events.init_app(app)
     notify.init_app(app)
     db.init_app(app)
+    auth.init_app(app)
     suggestions.init_app(app)
     _register_blueprints(app)
-    _register_index(app)
+    _register_handlers(app)
     return app
 
 
-def _register_index(app):
-    @app.get("/")
-    def index():
-        return jsonify(
-            {
-                "service": "12345 热线工单系统",
-                "api": "/api/v1",
-                "endpoints": sorted(
-                    {str(rule) for rule in app.url_map.iter_rules() if str(rule).startswith("/api")}
-                ),
-            }
-        )
-
+def _register_handlers(app):
     @app.after_request
     def no_sniffing(response):
         # JSON is data: a browser must never sniff it into HTML and run what a citizen typed.
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
+    @app.errorhandler(403)
     @app.errorhandler(404)
     @app.errorhandler(405)
     def not_found(exc):
@@ -74,7 +73,14 @@ def _register_index(app):
 
         if request.path.startswith("/api/"):
             return http_error(exc)
-        return exc
+        return render_template(
+            "error.html", status=exc.code, message=PAGE_ERRORS[exc.code]
+        ), exc.code
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc):
+        message = "页面已过期或缺少安全校验，请刷新页面后重新提交"
+        return render_template("error.html", status=400, message=message), 400
 
 
 def _register_blueprints(app):

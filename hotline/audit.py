@@ -1,5 +1,7 @@
 """Audit rows for state changes outside tickets (ticket changes are their own events)."""
 
+from flask import has_request_context, request
+
 from hotline.db import utcnow
 from hotline.models import AuditLog
 
@@ -12,5 +14,6 @@ def audit(session, actor, action, *, target=None, payload=None):
             target=target,
             payload=payload or {},
             created_at=utcnow(),
+            remote_addr=request.remote_addr if has_request_context() else None,
         )
     )

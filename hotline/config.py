@@ -39,6 +39,14 @@ DEFAULTS = {
     "RANKING_BASICALLY_SATISFIED_PERCENT": 80,
     "RANKING_MIN_SAMPLE": 10,
     "RANKING_LIST_SIZE": 5,
+    #: Login throttling: failed logins allowed per user name (since its last success) and
+    #: per client address within the window, in minutes, before logins are refused.
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+    "LOGIN_THROTTLE_MINUTES": 15,
+    #: A form's CSRF token lasts as long as the login (None): an operator's console stays
+    #: open for a whole shift.
+    "WTF_CSRF_TIME_LIMIT": None,
     #: Redis channel ticket events are published on.
     "EVENT_CHANNEL": "hotline:events",
     #: SQLAlchemy engine pool size per process (PostgreSQL).

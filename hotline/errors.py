@@ -58,3 +58,8 @@ class UnsupportedMediaType(HotlineError):
 class PayloadTooLarge(HotlineError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"
+
+
+class TooManyRequests(HotlineError):
+    status = 429
+    code = "TOO_MANY_REQUESTS"

@@ -118,6 +118,23 @@ def for_intake(session, text, *, address=None, lng=None, lat=None):
         return None
 
 
+def dispatch_confidence(suggestion):
+    """How sure ``suggestion`` is of where the ticket goes: the weakest of the category's top
+    probability, the place's confidence and the first unit's (0 for a missing part; None
+    without a suggestion). The dispatcher's queue puts the least sure first."""
+    if not suggestion:
+        return None
+    category = suggestion.get("category") or {}
+    top = category.get("top") or []
+    area = suggestion.get("area") or {}
+    units = suggestion.get("units") or []
+    return min(
+        0.0 if category.get("abstain") or not top else top[0]["probability"],
+        area.get("confidence", 0.0) if area.get("code") else 0.0,
+        units[0]["confidence"] if units else 0.0,
+    )
+
+
 def init_app(app):
     app.extensions["hotline.suggestions"] = SuggestionService(app.config["CLASSIFIER_MODELS_DIR"])
     if app.config["CLASSIFIER_ENABLED"] and app.config["CLASSIFIER_PRELOAD"]:

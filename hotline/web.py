@@ -1,26 +1,86 @@
-"""Server-rendered pages' login: a Flask-WTF form (CSRF-checked) that opens the same
-session the JSON API reads, and the guard pages use to admit a role.
+"""Server-rendered pages' login and the guard every page uses to admit a role.
 
-The session holds ``user_id`` and ``csrf_token``: the API expects that token echoed in
-``X-CSRF-Token``; forms carry Flask-WTF's signed form of it.
+Login is a Flask-WTF form (CSRF-checked) over ``hotline.auth``, the same session the JSON API
+reads. After login each role lands on its own workbench (``HOME``).
 """
 
 import functools
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from hotline.api.auth import log_in, new_session
+from hotline.auth import log_in, log_out
 from hotline.db import get_session
-from hotline.models import User
+from hotline.enums import Role
+from hotline.errors import TooManyRequests
 
 bp = Blueprint("web", __name__, template_folder="templates")
 # Forms written by hand in templates carry ``{{ csrf_token() }}``.
 bp.add_app_template_global(generate_csrf, "csrf_token")
+
+
+@bp.app_template_global()
+def api_csrf_token():
+    """The session's raw CSRF secret, which page scripts echo in ``X-CSRF-Token`` when they
+    call the JSON API (forms carry Flask-WTF's signed form of the same secret)."""
+    generate_csrf()  # makes sure the session has one
+    return session["csrf_token"]
+
+
+#: Where each role starts (endpoint names); the header's menu lists the pages of ``MENU``.
+HOME = {
+    Role.operator: "console.console_page",
+    Role.dispatcher: "desk.dispatch_queue",
+    Role.unit_handler: "desk.inbox",
+    Role.grid_worker: "grid.grid_page",
+    Role.callback_agent: "desk.callbacks",
+    Role.supervisor: "desk.supervision",
+    Role.leader: "boards.board_page",
+    Role.admin: "boards.board_page",
+}
+
+
+#: The header's menu: (endpoint, label, roles). Pages not registered are left out.
+MENU = [
+    ("console.console_page", "受理台", {Role.operator}),
+    ("desk.dispatch_queue", "派单台", {Role.dispatcher}),
+    ("desk.inbox", "待办工单", {Role.unit_handler}),
+    ("grid.grid_page", "网格工作台", {Role.grid_worker}),
+    ("desk.callbacks", "回访台", {Role.callback_agent}),
+    ("desk.supervision", "督办审核", {Role.supervisor}),
+    ("boards.board_page", "实时大屏", {Role.dispatcher, Role.supervisor, Role.leader, Role.admin}),
+    ("reports.ranking_page", "月度排名", {Role.supervisor, Role.leader, Role.admin}),
+    ("reports.rates_page", "三率查询", {Role.supervisor, Role.leader, Role.admin}),
+]
+
+
+@bp.app_context_processor
+def _menu():
+    def menu():
+        if not current_user.is_authenticated:
+            return []
+        return [
+            (url_for(endpoint), label, request.endpoint == endpoint)
+            for endpoint, label, roles in MENU
+            if current_user.role in roles and endpoint in current_app.view_functions
+        ]
+
+    return {"menu": menu}
 
 
 class LoginForm(FlaskForm):
@@ -28,33 +88,30 @@ class LoginForm(FlaskForm):
     password = PasswordField("密码", validators=[DataRequired("请填写密码"), Length(max=200)])
 
 
-def current_user():
-    """The logged-in, active user of this browser session, or None (also kept in
-    ``g.web_user`` for the page header)."""
-    user_id = session.get("user_id")
-    user = get_session().get(User, user_id) if user_id is not None else None
-    g.web_user = user if user is not None and user.active else None
-    return g.web_user
-
-
 def page_for(*roles):
     """Admit only logged-in users with one of ``roles``; others go to the login page (not
-    logged in) or get 403 (logged in, wrong role)."""
+    logged in) or get 403 (logged in, wrong role). The view finds its user in ``g.user``."""
 
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            user = current_user()
-            if user is None:
+            if not current_user.is_authenticated:
                 return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
-            if user.role not in roles:
+            if current_user.role not in roles:
                 abort(403)
-            g.user = user
+            g.user = current_user._get_current_object()
             return view(*args, **kwargs)
 
         return wrapper
 
     return decorate
+
+
+def home_url(user):
+    endpoint = HOME.get(user.role)
+    if endpoint is None or endpoint not in current_app.view_functions:
+        return url_for("reports.ranking_page")
+    return url_for(endpoint)
 
 
 def _safe_next(target):
@@ -70,26 +127,33 @@ def _safe_next(target):
     return target
 
 
+@bp.get("/")
+def index():
+    if not current_user.is_authenticated:
+        return redirect(url_for("web.login"))
+    return redirect(home_url(current_user))
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
-    error = None
+    error, status = None, 200
     if form.validate_on_submit():
-        user = log_in(get_session(), form.username.data, form.password.data, via="web")
-        if user is None:
-            error = "用户名或密码错误"
+        try:
+            user = log_in(get_session(), form.username.data, form.password.data, via="web")
+        except TooManyRequests as exc:
+            error, status = exc.message, exc.status
         else:
-            return redirect(_safe_next(request.args.get("next")) or url_for("reports.ranking_page"))
+            if user is not None:
+                return redirect(_safe_next(request.args.get("next")) or home_url(user))
+            error, status = "用户名或密码错误", 400
     elif request.method == "POST":
-        error = "；".join(e for errors in form.errors.values() for e in errors)
-    status = 200 if error is None else 400
+        error, status = "；".join(e for errors in form.errors.values() for e in errors), 400
     return render_template("login.html", form=form, error=error), status
 
 
 @bp.post("/logout")
 def logout():
-    form = FlaskForm()
-    if not form.validate_on_submit():
-        abort(400)
-    new_session()
+    # CSRF-checked like every page POST (``hotline.auth``): no one logs a user out by link.
+    log_out()
     return redirect(url_for("web.login"))

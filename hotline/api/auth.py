@@ -1,4 +1,5 @@
-"""Who is calling: a bearer token (programs) or the login session (browsers).
+"""Who is calling the API: a bearer token (programs) or the login session (browsers, through
+Flask-Login; see ``hotline.auth``).
 
 Browser sessions must echo their CSRF token in ``X-CSRF-Token`` on every unsafe request;
 token calls carry no ambient credential and need none.
@@ -10,8 +11,8 @@ import secrets
 
 import sqlalchemy as sa
 from flask import g, request, session
+from flask_login import current_user
 
-from hotline.audit import audit
 from hotline.cache import token_users
 from hotline.db import get_session
 from hotline.errors import AuthRequired, Forbidden
@@ -38,44 +39,17 @@ def authenticate():
             raise AuthRequired("Authorization 头格式应为：Bearer <令牌>", code="AUTH_INVALID")
         g.user = _user_for_token(token.strip())
         return
-    user_id = session.get("user_id")
-    if user_id is not None and request.endpoint not in PUBLIC_ENDPOINTS:
-        user = get_session().get(User, user_id)
-        if user is not None and user.active:
-            g.user = user
-            if request.method not in {"GET", "HEAD", "OPTIONS"}:
-                expected = session.get("csrf_token", "")
-                given = request.headers.get("X-CSRF-Token", "")
-                if not expected or not hmac.compare_digest(expected, given):
-                    raise Forbidden("缺少或错误的 X-CSRF-Token", code="CSRF_FAILED")
-            return
-        session.clear()
-    if request.endpoint not in PUBLIC_ENDPOINTS:
-        raise AuthRequired("请先登录或提供 API 令牌")
-
-
-def log_in(db, username, password, *, via):
-    """Check a username and password; on success open a fresh session for the user. Audited
-    either way (``via``: "api" or "web"). Returns the user, or None when refused: an unknown
-    user and a wrong password are refused alike."""
-    user = db.scalars(sa.select(User).where(User.username == username)).first()
-    if user is None or not user.active or not user.check_password(password):
-        audit(db, None, "auth.login_failed", target=username, payload={"via": via})
-        db.commit()
-        return None
-    new_session()
-    session["user_id"] = user.id
-    audit(db, user, "auth.login", target=user.username, payload={"via": via})
-    db.commit()
-    return user
-
-
-def new_session():
-    """A fresh session with a fresh CSRF secret, forgetting any token signed from the old
-    one (Flask-WTF keeps it in ``g`` for the request)."""
-    session.clear()
-    session["csrf_token"] = secrets.token_urlsafe(32)
-    g.pop("csrf_token", None)
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    if current_user.is_authenticated:
+        g.user = current_user._get_current_object()
+        if request.method not in {"GET", "HEAD", "OPTIONS"}:
+            expected = session.get("csrf_token", "")
+            given = request.headers.get("X-CSRF-Token", "")
+            if not expected or not hmac.compare_digest(expected, given):
+                raise Forbidden("缺少或错误的 X-CSRF-Token", code="CSRF_FAILED")
+        return
+    raise AuthRequired("请先登录或提供 API 令牌")
 
 
 def require_role(roles, message="“{role}”角色无权使用此功能", *, code="ROLE_NOT_ALLOWED"):

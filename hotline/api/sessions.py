@@ -3,9 +3,10 @@
 from flask import g, session
 
 from hotline.api import bp, commit, ok
-from hotline.api.auth import hash_token, log_in, new_token
+from hotline.api.auth import hash_token, new_token
 from hotline.api.parsing import Fields, json_body
 from hotline.audit import audit
+from hotline.auth import log_in, log_out
 from hotline.cache import token_users
 from hotline.db import get_session, utcnow
 from hotline.errors import AuthRequired, NotFound
@@ -40,7 +41,7 @@ def login():
 
 @bp.post("/auth/logout")
 def logout():
-    session.clear()
+    log_out()
     return ok({})
 
 

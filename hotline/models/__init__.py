@@ -1,9 +1,11 @@
 """All tables; importing this module registers them on ``Base.metadata``."""
 
 from hotline.models.areas import Area
+from hotline.models.attachments import Attachment
 from hotline.models.audit import AuditLog
 from hotline.models.calendar import CalendarDay, CalendarYear
 from hotline.models.categories import Category
+from hotline.models.knowledge import KnowledgeArticle
 from hotline.models.notifications import Notification
 from hotline.models.rankings import RankingRow, RankingSnapshot
 from hotline.models.rules import RoutingRule, SlaPolicy
@@ -22,12 +24,14 @@ __all__ = [
     "ApiToken",
     "Area",
     "Assignment",
+    "Attachment",
     "AuditLog",
     "CalendarDay",
     "CalendarYear",
     "CallbackAttempt",
     "Category",
     "Extension",
+    "KnowledgeArticle",
     "Notification",
     "RankingRow",
     "RankingSnapshot",

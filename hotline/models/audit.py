@@ -10,6 +10,13 @@ class AuditLog(Base):
     """Append-only log of state changes outside tickets (users, tokens, rules, logins)."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (
+        # Login throttling counts recent failures per user name and per address.
+        sa.Index("ix_audit_log_action_target_created_at", "action", "target", "created_at"),
+        sa.Index(
+            "ix_audit_log_action_remote_addr_created_at", "action", "remote_addr", "created_at"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
@@ -17,4 +24,6 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(sa.String(64))
     target: Mapped[str | None] = mapped_column(sa.String(100))
     payload: Mapped[dict] = mapped_column(JSONType, default=dict)
+    #: The client's address for actions taken over HTTP (logins are throttled by it).
+    remote_addr: Mapped[str | None] = mapped_column(sa.String(45))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

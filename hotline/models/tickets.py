@@ -56,6 +56,14 @@ class Ticket(Base):
             postgresql_where=sa.text("next_due_at IS NOT NULL"),
             sqlite_where=sa.text("next_due_at IS NOT NULL"),
         ),
+        # The dispatcher's queue: tickets waiting for dispatch, least sure suggestion first.
+        sa.Index(
+            "ix_tickets_dispatch_queue",
+            "dispatch_confidence",
+            "received_at",
+            postgresql_where=sa.text("status = 'received'"),
+            sqlite_where=sa.text("status = 'received'"),
+        ),
         # The callback queue reads tickets waiting for a call in due order.
         sa.Index(
             "ix_tickets_callback_next_at",
@@ -143,6 +151,12 @@ class Ticket(Base):
     #: What the classifier suggested at intake (category, type, urgency, place, units) and
     #: the model version, kept beside the values finally chosen to measure acceptance.
     suggestion: Mapped[dict | None] = mapped_column(NullableJSONType)
+    #: How sure that suggestion was of where the ticket goes: the lowest of its category,
+    #: place and unit confidences (None: no suggestion). The dispatcher's queue shows the
+    #: least sure first.
+    dispatch_confidence: Mapped[float | None]
+    #: The grid worker who accepted the ticket (接单) in their grid and works it on site.
+    grid_worker_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
 
     created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     #: Client-chosen key making create idempotent, with a digest of the request it came with.
@@ -158,6 +172,7 @@ class Ticket(Base):
     area: Mapped[Area | None] = relationship()
     lead_unit: Mapped[Unit | None] = relationship()
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
+    grid_worker: Mapped[User | None] = relationship(foreign_keys=[grid_worker_id])
     merged_into: Mapped["Ticket | None"] = relationship(remote_side=[id])
     assignments: Mapped[list["Assignment"]] = relationship(
         back_populates="ticket", order_by="Assignment.id"

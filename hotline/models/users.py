@@ -1,6 +1,7 @@
 import datetime as dt
 
 import sqlalchemy as sa
+from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -17,7 +18,7 @@ user_grids = sa.Table(
 )
 
 
-class User(Base):
+class User(UserMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
         sa.CheckConstraint(
@@ -41,6 +42,11 @@ class User(Base):
     district: Mapped[Area | None] = relationship()
     #: Grids a grid worker is responsible for.
     grids: Mapped[list[Area]] = relationship(secondary=user_grids)
+
+    @property
+    def is_active(self):
+        # Flask-Login: a deactivated account's session no longer logs anyone in.
+        return self.active
 
     def set_password(self, password):
         self.password_hash = generate_password_hash(password)

@@ -138,7 +138,8 @@ def test_mayors_office_freezes_the_month(client, db, october):
 def test_freezing_needs_the_csrf_token_and_the_right_role(client, db, district_leader):
     login(client, "leader")
     response = client.post("/reports/ranking/2026-10/freeze", data={})
-    assert response.status_code == 422
+    assert response.status_code == 400
+    assert "缺少安全校验" in response.get_data(as_text=True)
     client.post("/logout", data={"csrf_token": form_token(client, "/reports/ranking")})
     login(client, "weicheng-leader")
     token = form_token(client, "/reports/ranking?month=2026-10")
