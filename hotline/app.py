@@ -9,7 +9,7 @@ from dashboards import report
 from dashboards.api import bp as rankings_api
 from dispatch.api import bp as tickets_api
 from dispatch.callbacks import bp as callbacks_api
-from hotline import auth, db, events, notify, suggestions, web
+from hotline import attachments, auth, db, events, notify, suggestions, web
 from hotline.api import bp as api
 from hotline.config import load_config
 
@@ -86,6 +86,7 @@ def _register_handlers(app):
 def _register_blueprints(app):
     app.register_blueprint(api)
     app.register_blueprint(web.bp)
+    app.register_blueprint(attachments.bp)
     app.register_blueprint(report.bp)
 
 

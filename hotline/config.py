@@ -47,6 +47,11 @@ DEFAULTS = {
     #: A form's CSRF token lasts as long as the login (None): an operator's console stays
     #: open for a whole shift.
     "WTF_CSRF_TIME_LIMIT": None,
+    #: Photo attachments: largest photo in bytes, most photos per action, and where they are
+    #: kept (default ``instance/attachments``).
+    "ATTACHMENT_MAX_BYTES": 5 * 1024 * 1024,
+    "ATTACHMENT_MAX_FILES": 5,
+    "ATTACHMENT_DIR": None,
     #: Redis channel ticket events are published on.
     "EVENT_CHANNEL": "hotline:events",
     #: SQLAlchemy engine pool size per process (PostgreSQL).
@@ -107,6 +112,8 @@ def load_config(instance_path, overrides=None):
             config[key] = _parse(key, raw)
     if overrides:
         config.update(overrides)
+    if not config["ATTACHMENT_DIR"]:
+        config["ATTACHMENT_DIR"] = os.path.join(instance_path, "attachments")
     if not config["CLASSIFIER_MODELS_DIR"]:
         config["CLASSIFIER_MODELS_DIR"] = os.path.join(instance_path, "models")
     if not config["DATABASE_URL"]:

@@ -29,4 +29,5 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    ticket: Mapped["Ticket"] = relationship()  # noqa: F821 (tickets.py imports this module's users)
     uploaded_by: Mapped[User] = relationship()
