@@ -87,6 +87,7 @@ def _register_blueprints(app):
     app.register_blueprint(api)
     app.register_blueprint(web.bp)
     app.register_blueprint(attachments.bp)
+    # Pages of each role (one line per blueprint).
     app.register_blueprint(report.bp)
 
 
