@@ -8,6 +8,7 @@ from several connections (races) use ``committed_app`` instead.
 """
 
 import os
+import re
 import sqlite3
 import uuid
 
@@ -36,6 +37,7 @@ MUTABLE_TABLES = [
     "notifications",
     "calendar_days",
     "calendar_years",
+    "attachments",
     "ticket_events",
     "callback_attempts",
     "extensions",
@@ -98,8 +100,13 @@ def _config(url, models_dir, **extra):
 
 
 @pytest.fixture(scope="session")
-def app(database_url, models_dir):
-    return create_app(_config(database_url, models_dir))
+def attachment_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("attachments"))
+
+
+@pytest.fixture(scope="session")
+def app(database_url, models_dir, attachment_dir):
+    return create_app(_config(database_url, models_dir, ATTACHMENT_DIR=attachment_dir))
 
 
 @pytest.fixture
@@ -258,3 +265,22 @@ def assert_error(response, status, code):
     assert body["error"]["code"] == code
     assert has_chinese(body["error"]["message"]), body["error"]["message"]
     return body["error"]
+
+
+#: The CSRF token of a server-rendered form.
+FORM_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def form_token(client, path):
+    """The CSRF token of the form on the page at ``path``."""
+    page = client.get(path)
+    match = FORM_TOKEN.search(page.get_data(as_text=True))
+    assert match, "no CSRF token on " + path
+    return match.group(1)
+
+
+def web_login(client, username, password=PASSWORD, next_path=None):
+    """Log in through the login page, as a browser does; returns the response."""
+    token = form_token(client, "/login")
+    path = "/login" + (f"?next={next_path}" if next_path else "")
+    return client.post(path, data={"csrf_token": token, "username": username, "password": password})

@@ -15,23 +15,9 @@ from dashboards import ranking
 from dispatch import operations as ops
 from hotline.enums import ExemptionKind, Role
 from hotline.models import Area, AuditLog, RankingSnapshot, User
-from tests.conftest import PASSWORD, assert_error
+from tests.conftest import FORM_TOKEN, PASSWORD, assert_error, form_token
+from tests.conftest import web_login as login
 from tests.dashboards.conftest import AS_OF, CONFIG, UNHAPPY, local
-
-TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-
-
-def form_token(client, path):
-    page = client.get(path)
-    match = TOKEN.search(page.get_data(as_text=True))
-    assert match, "no CSRF token on " + path
-    return match.group(1)
-
-
-def login(client, username, password=PASSWORD, next_path=None):
-    token = form_token(client, "/login")
-    path = "/login" + (f"?next={next_path}" if next_path else "")
-    return client.post(path, data={"csrf_token": token, "username": username, "password": password})
 
 
 @pytest.fixture
@@ -123,7 +109,7 @@ def test_mayors_office_freezes_the_month(client, db, october):
     login(client, "leader")
     page = client.get("/reports/ranking?month=2026-10").get_data(as_text=True)
     assert "冻结发布本月排名" in page
-    token = TOKEN.search(page).group(1)
+    token = FORM_TOKEN.search(page).group(1)
     response = client.post("/reports/ranking/2026-10/freeze", data={"csrf_token": token})
     assert response.status_code == 302
     snapshot = db.scalars(sa.select(RankingSnapshot)).one()
