@@ -1,6 +1,7 @@
 """The same migrations upgrade and downgrade cleanly on SQLite and PostgreSQL, and match the
 models exactly."""
 
+import json
 import uuid
 
 import pytest
@@ -194,3 +195,42 @@ def test_0006_fills_the_new_ticket_columns(scratch_url):
         (3, False, True, None, False),
         (4, False, False, 1, True),
     ]
+
+
+def test_0007_gives_waiting_tickets_their_dispatch_confidence(scratch_url):
+    """Tickets waiting for dispatch get the weakest of their suggestion's confidences; others
+    and tickets without a suggestion stay empty."""
+    migrate.upgrade(scratch_url, "0006")
+    engine = sa.create_engine(scratch_url)
+    suggestion = {
+        "category": {"top": [{"code": "0106", "probability": 0.82}], "abstain": False},
+        "area": {"code": "370705001", "confidence": 0.9},
+        "units": [{"code": "U-S-370705001", "confidence": 0.64}],
+    }
+    abstained = {**suggestion, "category": {"top": [], "abstain": True}}
+    ticket = (
+        "INSERT INTO tickets (id, channel, request_type, urgency, title, content, status, "
+        "received_at, reopen_count, scoring_exempt, created_by_id, version, updated_at, "
+        "suggestion) VALUES ({id}, 'phone', 'help', 'normal', 't', 'c', '{status}', "
+        "'2026-10-12 01:00:00', 0, false, 1, 1, '2026-10-12 01:00:00', {suggestion})"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (username, name, password_hash, role, active, created_at) "
+                "VALUES ('o', 'o', 'x', 'operator', true, CURRENT_TIMESTAMP)"
+            )
+        )
+        for id_, status, value in [
+            (1, "received", suggestion),
+            (2, "received", abstained),
+            (3, "dispatched", suggestion),
+            (4, "received", None),
+        ]:
+            literal = "NULL" if value is None else "'" + json.dumps(value) + "'"
+            conn.execute(sa.text(ticket.format(id=id_, status=status, suggestion=literal)))
+    migrate.upgrade(scratch_url)
+    with engine.connect() as conn:
+        got = conn.execute(sa.text("SELECT id, dispatch_confidence FROM tickets ORDER BY id")).all()
+    engine.dispose()
+    assert got == [(1, 0.64), (2, 0.0), (3, None), (4, None)]

@@ -1,0 +1,163 @@
+"""Flask-Login sessions shared by pages and the API, login throttling, each role's landing
+page and menu, CSRF on page forms."""
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from hotline.auth import log_in
+from hotline.db import utcnow
+from hotline.models import AuditLog
+from tests.conftest import PASSWORD, assert_error, form_token, web_login
+
+ROLE_HOMES = {
+    "operator": "/console",
+    "dispatcher": "/dispatch",
+    "dongguan": "/inbox",
+    "grid": "/grid",
+    "callback": "/callbacks",
+    "supervisor": "/supervision",
+    "leader": "/boards",
+    "admin": "/boards",
+}
+
+
+def failures(db, username):
+    db.expire_all()
+    return db.scalars(
+        sa.select(AuditLog).where(
+            AuditLog.action == "auth.login_failed", AuditLog.target == username
+        )
+    ).all()
+
+
+def test_page_login_is_a_flask_login_session_the_api_accepts(client, db):
+    response = web_login(client, "operator")
+    assert response.status_code == 302
+    with client.session_transaction() as session:
+        assert session["_user_id"] == str(
+            db.scalar(sa.text("SELECT id FROM users WHERE username = 'operator'"))
+        )
+    me = client.get("/api/v1/me")
+    assert me.status_code == 200
+    assert me.get_json()["data"]["username"] == "operator"
+
+
+@pytest.mark.parametrize("username, home", ROLE_HOMES.items())
+def test_each_role_lands_on_its_own_page(app, client, db, username, home):
+    response = web_login(client, username)
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    # Every landing page is a registered page of the application (not the fallback).
+    if any(rule.rule == home for rule in app.url_map.iter_rules()):
+        assert location == home
+    assert client.get("/").headers["Location"] == location
+
+
+def test_root_sends_strangers_to_the_login_page(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login"
+
+
+def test_menu_lists_only_the_pages_of_the_role(client, db):
+    web_login(client, "leader")
+    page = client.get("/reports/ranking").get_data(as_text=True)
+    assert "月度排名" in page and "三率查询" in page
+    assert "受理台" not in page and "派单台" not in page
+
+
+def test_page_for_refuses_a_logged_in_user_of_another_role_with_403(client, db):
+    web_login(client, "operator")
+    response = client.get("/reports/ranking")
+    assert response.status_code == 403
+    assert "您无权访问此页面或工单" in response.get_data(as_text=True)
+
+
+def test_logout_needs_the_form_token(client, db):
+    web_login(client, "leader")
+    assert client.post("/logout").status_code == 400
+    assert client.get("/reports/ranking").status_code == 200
+    token = form_token(client, "/reports/ranking")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/reports/ranking").status_code == 302
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_api_logout_ends_the_page_session_too(client, db):
+    web_login(client, "leader")
+    with client.session_transaction() as session:
+        token = session["csrf_token"]
+    assert client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": token}).status_code == 200
+    assert client.get("/reports/ranking").status_code == 302
+
+
+def test_deactivated_user_is_logged_out_of_pages(client, db, user):
+    web_login(client, "leader")
+    user("leader").active = False
+    db.flush()
+    assert client.get("/reports/ranking").status_code == 302
+
+
+def test_five_failures_lock_the_name_and_are_audited(client, db):
+    for _ in range(5):
+        response = web_login(client, "dispatcher", password="wrong")
+        assert response.status_code == 400
+    assert len(failures(db, "dispatcher")) == 5
+    # Even the right password is refused now, without being checked.
+    response = web_login(client, "dispatcher")
+    assert response.status_code == 429
+    page = response.get_data(as_text=True)
+    assert "登录失败次数过多，请 15 分钟后再试" in page
+    assert client.get("/api/v1/me").status_code == 401
+    db.expire_all()
+    throttled = db.scalars(
+        sa.select(AuditLog).where(AuditLog.action == "auth.login_throttled")
+    ).all()
+    assert [row.target for row in throttled] == ["dispatcher"]
+    assert throttled[0].remote_addr == "127.0.0.1"
+    # The API gives the same refusal with its stable code.
+    error = assert_error(
+        client.post("/api/v1/auth/login", json={"username": "dispatcher", "password": PASSWORD}),
+        429,
+        "LOGIN_RATE_LIMITED",
+    )
+    assert 0 < error["details"]["retry_after_seconds"] <= 15 * 60
+    # Other names are not locked by these failures.
+    assert web_login(client, "operator").status_code == 302
+
+
+def test_failures_older_than_the_window_or_before_a_success_do_not_count(client, db):
+    old = utcnow() - dt.timedelta(minutes=16)
+    for _ in range(10):
+        db.add(AuditLog(action="auth.login_failed", target="callback", created_at=old))
+    db.flush()
+    assert web_login(client, "callback").status_code == 302
+    for _ in range(4):
+        web_login(client, "callback", password="wrong")
+    assert web_login(client, "callback").status_code == 302
+    # A success resets the count: four more failures still leave the name open.
+    for _ in range(4):
+        web_login(client, "callback", password="wrong")
+    assert web_login(client, "callback").status_code == 302
+
+
+def test_many_names_from_one_address_lock_the_address(app, client, db):
+    for n in range(20):
+        web_login(client, f"guess{n}", password="wrong")
+    response = web_login(client, "operator")
+    assert response.status_code == 429
+    # Another address is not affected.
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "10.0.0.7"}):
+        assert log_in(db, "operator", PASSWORD, via="web") is not None
+
+
+def test_every_audit_row_of_a_request_records_the_address(client, db):
+    web_login(client, "operator")
+    db.expire_all()
+    row = db.scalars(
+        sa.select(AuditLog).where(AuditLog.action == "auth.login").order_by(AuditLog.id.desc())
+    ).first()
+    assert row.remote_addr == "127.0.0.1"
+    assert row.payload == {"via": "web"}
