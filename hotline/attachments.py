@@ -67,9 +67,7 @@ def check(files, *, field="photos", required=False):
         name = os.path.basename(storage.filename.replace("\\", "/"))[:200] or "照片"
         data = storage.stream.read(max_bytes + 1)
         if len(data) > max_bytes:
-            _refuse(
-                field, f"照片“{name}”超过 {max_bytes // (1024 * 1024)} MB", "ATTACHMENT_TOO_LARGE"
-            )
+            _refuse(field, f"照片“{name}”超过 {_size_text(max_bytes)}", "ATTACHMENT_TOO_LARGE")
         if not data:
             _refuse(field, f"照片“{name}”是空文件", "ATTACHMENT_EMPTY")
         content_type = detect_type(data)
@@ -81,6 +79,12 @@ def check(files, *, field="photos", required=False):
     if required and not photos:
         _refuse(field, "请至少上传一张照片", "ATTACHMENT_REQUIRED")
     return photos
+
+
+def _size_text(size):
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):g} MB"
+    return f"{size / 1024:g} KB"
 
 
 def _refuse(field, message, code):

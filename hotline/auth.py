@@ -14,6 +14,7 @@ from flask import current_app, g, request, session
 from flask_login import LoginManager, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 
+from hotline import attachments
 from hotline.audit import audit
 from hotline.db import get_session, utcnow
 from hotline.errors import TooManyRequests
@@ -43,8 +44,13 @@ def init_app(app):
 
     @app.before_request
     def _check_page_csrf():
-        if not request.path.startswith("/api/"):
-            csrf.protect()
+        if request.path.startswith("/api/"):
+            return
+        if request.mimetype == "multipart/form-data":
+            # Page forms with photos: reading the token reads the form, so the photo limit
+            # must apply before the check (JSON keeps the small ``MAX_CONTENT_LENGTH``).
+            attachments.allow_upload()
+        csrf.protect()
 
     @app.before_request
     def _forget_cached_user():
