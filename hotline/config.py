@@ -59,6 +59,9 @@ DEFAULTS = {
     #: Where versioned classifier models live (``ACTIVE`` names the one in use); default
     #: ``instance/models``.
     "CLASSIFIER_MODELS_DIR": None,
+    #: 并单: the intake console offers tickets received within this many days as possible
+    #: duplicates of a new call (same phone, or same place with similar text).
+    "DUPLICATE_WINDOW_DAYS": 30,
     #: Compute suggestions at intake (off: tickets are received without them).
     "CLASSIFIER_ENABLED": True,
     #: Load the active model when a worker starts rather than on its first request.

@@ -1,5 +1,5 @@
 """Load ``seed_data/`` into the database: areas (with generated grids), units, categories, the
-routing catalogue, SLA defaults and demo users.
+routing catalogue, SLA defaults, knowledge-base articles and demo users.
 
 Loading is idempotent: rows are matched by code (users by username) and inserted when
 missing, so ``hotline seed`` can run at every demo start. Existing users keep their passwords.
@@ -13,7 +13,15 @@ import sqlalchemy as sa
 
 from hotline.audit import audit
 from hotline.enums import AreaLevel, LimitUnit, RequestType, Role, UnitKind, Urgency
-from hotline.models import Area, Category, RoutingRule, SlaPolicy, Unit, User
+from hotline.models import (
+    Area,
+    Category,
+    KnowledgeArticle,
+    RoutingRule,
+    SlaPolicy,
+    Unit,
+    User,
+)
 
 SEED_DIR = Path(__file__).resolve().parent.parent / "seed_data"
 
@@ -36,6 +44,7 @@ def load_all(session, directory=SEED_DIR):
     }
     counts["routing_rules"] = load_routing(session, _read(directory, "routing.json"))
     counts["sla_policies"] = load_sla(session, _read(directory, "sla_policies.json"))
+    counts["knowledge_articles"] = load_knowledge(session, _read(directory, "knowledge.json"))
     counts["users"] = load_users(session, _read(directory, "users.json"))
     audit(session, None, "seed.load", payload=counts)
     return counts
@@ -216,6 +225,27 @@ def load_sla(session, data):
         inserted += 1
     session.flush()
     return inserted
+
+
+def load_knowledge(session, data):
+    """知识库: articles missing by code are inserted; existing ones are left as they are."""
+    categories = _codes(session, Category)
+    articles = _Upserter(session, KnowledgeArticle)
+    for item in data:
+        category = item.get("category")
+        if category and category not in categories:
+            raise ValueError(f"knowledge article {item['code']}: unknown category {category}")
+        articles.get_or_add(
+            item["code"],
+            title=item["title"],
+            category=categories[category] if category else None,
+            keywords=item.get("keywords", ""),
+            answer=item["answer"],
+            source=item.get("source"),
+            active=item.get("active", True),
+        )
+    session.flush()
+    return articles.inserted
 
 
 def load_users(session, data):

@@ -1,0 +1,282 @@
+"""The operator console (坐席受理台): one keyboard-first form per call, with live suggestions,
+the knowledge base (首问即答), possible duplicates (并单) and the emergency warning (转 110…).
+
+Every button posts the same form with an ``action``: ``receive`` (受理, to the dispatcher's
+queue), ``resolve:<article>`` (受理 + 直接办结 with the article's answer), ``merge:<number>``
+(受理 + 并单), ``transfer:<110|119|120|122>`` (受理 + 转办), or ``lookup`` (no change: the
+server computes the panels, for browsers without JavaScript). A two-step action is one
+transaction: both operations' events, or nothing.
+
+A hidden idempotency key, new on every blank form, makes a repeated submit return the
+ticket made the first time instead of a second one.
+"""
+
+import datetime as dt
+import uuid
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from dispatch import access, operations
+from dispatch.api import _reference, _title_from
+from hotline import duplicates, knowledge, suggestions
+from hotline.api.intake import place_names, unit_names
+from hotline.api.parsing import Fields
+from hotline.db import get_session, utcnow
+from hotline.enums import Channel, IntakeOutcome, RequestType, Role, TransferTarget, Urgency
+from hotline.errors import HotlineError, NotFound, ValidationFailed
+from hotline.models import Area, Category, KnowledgeArticle, Ticket
+from hotline.web import page_for
+
+bp = Blueprint(
+    "console",
+    __name__,
+    static_folder="static",
+    static_url_path="/console/static",
+)
+
+#: Only operators take calls (``receive`` is theirs; dispatchers sort what was received).
+CONSOLE_ROLES = (Role.operator,)
+#: The form's fields, in the order the operator tabs through them.
+FORM_FIELDS = (
+    "requester_phone",
+    "requester_name",
+    "content",
+    "address",
+    "category",
+    "request_type",
+    "urgency",
+    "channel",
+    "area",
+)
+#: The emergency lines a call may be handed to from the console.
+EMERGENCY_TARGETS = (
+    TransferTarget.police_110,
+    TransferTarget.fire_119,
+    TransferTarget.ambulance_120,
+    TransferTarget.traffic_122,
+)
+#: Today's own tickets listed under the form.
+TODAY_LIMIT = 50
+
+
+def new_key():
+    return f"console-{uuid.uuid4().hex}"
+
+
+def _typed():
+    """What the operator typed, as strings (absent fields empty)."""
+    return {name: request.form.get(name, "") for name in FORM_FIELDS}
+
+
+def parse_intake(db, typed):
+    """The ``operations.receive`` values of a console form (the fields of ``POST
+    /api/v1/tickets``, parsed by the same ``Fields`` rules), or ValidationFailed per field."""
+    # A form sends every field; an empty one means "not given", as an absent JSON key does.
+    fields = Fields({name: value for name, value in typed.items() if value.strip()})
+    values = {
+        "channel": fields.choice("channel", "受理渠道", Channel, required=True),
+        "request_type": fields.choice("request_type", "诉求类型", RequestType, required=True),
+        "urgency": fields.choice("urgency", "紧急程度", Urgency, default=Urgency.normal),
+        "content": fields.text(
+            "content",
+            "诉求内容",
+            required=True,
+            multiline=True,
+            max_len=current_app.config["MAX_TICKET_CONTENT_CHARS"],
+        ),
+        "requester_name": fields.text("requester_name", "诉求人姓名", max_len=50),
+        "requester_phone": fields.phone("requester_phone", "联系电话"),
+        "address": fields.text("address", "地址", max_len=200),
+    }
+    values["category"] = _reference(
+        db, fields, "category", Category, "事项分类", fields.code("category", "事项分类")
+    )
+    values["area"] = _reference(db, fields, "area", Area, "区域", fields.code("area", "区域"))
+    fields.check()
+    values["title"] = _title_from(values["content"])
+    values["suggestion"] = suggestions.for_intake(db, values["content"], address=values["address"])
+    return values
+
+
+def _idempotency_key():
+    key = request.form.get("idempotency_key", "")
+    if not (1 <= len(key) <= 100 and key.isascii() and key.isprintable()):
+        raise ValidationFailed(
+            "表单缺少有效的防重复提交标识，请刷新页面后重新填写",
+            code="IDEMPOTENCY_KEY_INVALID",
+        )
+    return key
+
+
+@bp.get("/console")
+@page_for(*CONSOLE_ROLES)
+def console_page():
+    return _render({name: "" for name in FORM_FIELDS} | {"channel": Channel.phone.value}, new_key())
+
+
+@bp.post("/console")
+@page_for(*CONSOLE_ROLES)
+def console_submit():
+    typed = _typed()
+    key = request.form.get("idempotency_key") or new_key()
+    action, _, target = (request.form.get("action") or "receive").partition(":")
+    if action == "lookup":
+        return _render(typed, key, panels=True)
+    db = get_session()
+    try:
+        key = _idempotency_key()
+        if action not in {"receive", "resolve", "merge", "transfer"}:
+            raise ValidationFailed(f"未知的操作：{action}", code="UNKNOWN_ACTION")
+        values = parse_intake(db, typed)
+        ticket, created = operations.receive(
+            db,
+            g.user,
+            idempotency_key=key,
+            # The action is part of the request: one key cannot both receive and merge.
+            digest=operations.request_digest({**typed, "action": f"{action}:{target}"}),
+            **values,
+        )
+        if not created:
+            message = f"工单 {ticket.number} 已于此前提交成功（重复提交未重复创建）"
+        else:
+            message = _follow_up(db, ticket, action, target, values)
+        db.commit()
+    except HotlineError as exc:
+        db.rollback()
+        return _render(typed, key, error=exc, panels=True), exc.status
+    flash(message, "notice")
+    return redirect(url_for("console.console_page"))
+
+
+def _follow_up(db, ticket, action, target, values):
+    """The second operation of a two-step action; returns the success message."""
+    if action == "resolve":
+        article = db.scalars(
+            sa.select(KnowledgeArticle).where(
+                KnowledgeArticle.code == target, KnowledgeArticle.active
+            )
+        ).first()
+        if article is None:
+            raise NotFound(f"知识库条目不存在或已停用：{target}", code="ARTICLE_NOT_FOUND")
+        # The answer read to the caller, noting the article it came from.
+        answer = f"{article.answer}\n（知识库条目 {article.code}：{article.title}）"
+        operations.resolve_at_intake(
+            db, g.user, ticket, outcome=IntakeOutcome.answered, answer=answer
+        )
+        return f"工单 {ticket.number} 已直接办结（首问即答：{article.title}）"
+    if action == "merge":
+        into = db.scalars(sa.select(Ticket).where(Ticket.number == target)).first()
+        if into is None or not access.can_view(db, g.user, into):
+            raise NotFound(f"要并入的工单不存在：{target}", code="TICKET_NOT_FOUND")
+        operations.merge(db, g.user, ticket, into=into, reason="受理时发现重复诉求，并单")
+        return f"工单 {ticket.number} 已受理并并入工单 {into.number}"
+    if action == "transfer":
+        goal = TransferTarget.parse(target)
+        if goal not in EMERGENCY_TARGETS:
+            raise ValidationFailed(
+                "转办去向应为 110、119、120 或 122", details={"action": "转办去向无效"}
+            )
+        evidence = ((values.get("suggestion") or {}).get("urgency") or {}).get("evidence")
+        reason = f"话务员判断为紧急情况，转{goal.label}"
+        if evidence:
+            reason += f"（来电提及：{evidence}）"
+        operations.transfer(db, g.user, ticket, target=goal, reason=reason)
+        return f"工单 {ticket.number} 已受理并转{goal.label}"
+    return f"工单 {ticket.number} 已受理，已进入派单队列"
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def _render(typed, key, *, error=None, panels=False):
+    db = get_session()
+    context = {
+        "form": typed,
+        "idempotency_key": key,
+        "error": error,
+        "field_errors": (error.details or {}) if isinstance(error, ValidationFailed) else {},
+        "channels": [c for c in Channel if c != Channel.grid],
+        "request_types": list(RequestType),
+        "urgencies": list(Urgency),
+        "emergency_targets": EMERGENCY_TARGETS,
+        "categories": db.execute(
+            sa.select(Category.code, Category.name)
+            .where(Category.active, Category.level > 1)
+            .order_by(Category.code)
+        ).all(),
+        "today": _today_tickets(db),
+        "suggestion": None,
+        "places": [],
+        "units": {},
+        "articles": [],
+        "candidates": [],
+    }
+    if panels:
+        context.update(_panels(db, typed))
+    return render_template("console.html", **context)
+
+
+def _panels(db, typed):
+    """The side panels computed on the server (what the page's script fetches while typing)."""
+    content = typed["content"].strip()
+    result = {}
+    if content:
+        try:
+            suggestion = suggestions.service().suggest(db, content, address=typed["address"])
+        except Exception:  # the panels are help; a failing classifier must not hide the form
+            current_app.logger.exception("console: suggestion failed")
+            suggestion = None
+        if suggestion:
+            result["suggestion"] = suggestion
+            result["places"] = place_names(db, suggestion.get("area"))
+            result["units"] = unit_names(db, [u["code"] for u in suggestion.get("units", [])])
+        result["articles"] = knowledge.search(db, content)
+    phone = (
+        Fields({"p": typed["requester_phone"]}).phone("p", "") if typed["requester_phone"] else None
+    )
+    area_code = typed["area"].strip() or (
+        ((result.get("suggestion") or {}).get("area") or {}).get("code")
+    )
+    area = db.scalars(sa.select(Area).where(Area.code == area_code)).first() if area_code else None
+    if phone or area is not None or typed["address"].strip():
+        result["candidates"] = duplicates.find(
+            db,
+            g.user,
+            phone=phone,
+            address=typed["address"].strip() or None,
+            area=area,
+            content=content or None,
+        )
+    return result
+
+
+def _today_tickets(db):
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    midnight = dt.datetime.combine(utcnow().astimezone(tz).date(), dt.time(), tzinfo=tz)
+    rows = db.scalars(
+        sa.select(Ticket)
+        .where(Ticket.created_by_id == g.user.id, Ticket.received_at >= midnight)
+        .order_by(Ticket.received_at.desc(), Ticket.id.desc())
+        .limit(TODAY_LIMIT)
+    ).all()
+    return [
+        {
+            "number": t.number,
+            "time": t.received_at.astimezone(tz).strftime("%H:%M"),
+            "status": t.status.label,
+            "title": t.title,
+            "phone": access.visible_phone(g.user, t.requester_phone),
+        }
+        for t in rows
+    ]
