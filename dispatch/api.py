@@ -591,6 +591,9 @@ TRANSITION_ENDPOINTS = {
     "termination-request": (operations.request_termination, _p_reason("终止理由")),
     "termination-review": (operations.review_termination, _p_decision),
     "exempt": (operations.exempt, _p_exempt),
+    # Grid workers (check-in carries photos, so it is a multipart page form: /grid).
+    "accept": (operations.accept, _p_empty),
+    "escalate": (operations.escalate, _p_reason("上报原因")),
 }
 
 

@@ -10,17 +10,20 @@ to one ticket are caught by the ticket's version counter: the loser's flush rais
 import datetime as dt
 import hashlib
 import json
+import math
 from zoneinfo import ZoneInfo
 
+import shapely
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from dispatch import calendar, routing, sla, timers
 from dispatch.states import FINAL, TRANSITIONS
-from hotline import events, suggestions
+from hotline import events, notify, suggestions
 from hotline.db import utcnow
 from hotline.enums import (
+    AlertLevel,
     AssignmentRole,
     CallbackOutcome,
     Channel,
@@ -242,6 +245,8 @@ def _assign(session, ticket, actor, lead, assists, now, *, designated=False):
     if ticket.lead_unit_id is not None and ticket.lead_unit_id != lead.id:
         ticket.lead_history = True
     _end_assignments(session, ticket, now)
+    # A new round of handling: a grid worker who took the ticket on site must accept it anew.
+    ticket.grid_worker_id = None
     parts = [(lead, AssignmentRole.lead)] + [(u, AssignmentRole.assist) for u in assists]
     if lead.kind == UnitKind.street_office and lead.areas:
         government = routing.district_government_for(session, lead.areas[0])
@@ -522,11 +527,7 @@ def sign(session, actor, ticket, *, expected_version=None, now=None):
     if assignment.role == AssignmentRole.lead:
         _check_state(ticket, {S.dispatched, S.reopened}, "sign")
     before = ticket.status
-    assignment.signed_at = now
-    assignment.signed_by_id = actor.id
-    if assignment.role == AssignmentRole.lead:
-        ticket.status = S.signed
-        ticket.signed_at = now
+    _sign_assignment(ticket, assignment, actor, now)
     return _record(
         session,
         ticket,
@@ -539,6 +540,16 @@ def sign(session, actor, ticket, *, expected_version=None, now=None):
     )
 
 
+def _sign_assignment(ticket, assignment, actor, now):
+    """The unit's signature (``sign``, or a grid worker's ``accept``): the lead's moves the
+    ticket to 已签收."""
+    assignment.signed_at = now
+    assignment.signed_by_id = actor.id
+    if assignment.role == AssignmentRole.lead:
+        ticket.status = S.signed
+        ticket.signed_at = now
+
+
 def _late(now, due):
     return due is not None and now > due
 
@@ -547,6 +558,8 @@ def contact(session, actor, ticket, *, note, expected_version=None, now=None):
     """联系诉求人 (响应): the lead unit has reached the requester."""
     now = now or utcnow()
     check_allowed("contact", ticket, actor, expected_version)
+    if actor.role == Role.grid_worker:
+        _require_accepted_by(ticket, actor)
     assignment = _own_assignment(ticket, actor, AssignmentRole.lead)
     note = _require_reason(note, "联系情况")
     before = ticket.status
@@ -563,6 +576,171 @@ def contact(session, actor, ticket, *, note, expected_version=None, now=None):
         now=now,
         payload={"late": _late(now, ticket.contact_due)},
     )
+
+
+# -- grid workers (DOMAIN.md §6) ---------------------------------------------------------------
+# A grid worker belongs to a street office and takes tickets located in their grids on site
+# for it: accept (接单), check in on site (现场核查), contact, finish or hand back (上报).
+
+#: China's bounding box (lng, lat), as the API checks intake coordinates.
+CHINA_LNG = (73.0, 136.0)
+CHINA_LAT = (3.0, 54.0)
+#: Metres per degree of latitude; a degree of longitude is this × cos(latitude).
+METRES_PER_DEGREE = 111_320.0
+
+
+def _require_accepted_by(ticket, actor):
+    if ticket.grid_worker_id != actor.id:
+        raise Forbidden("只有接单的网格员可以处理该工单，请先接单", code="NOT_ACCEPTED_BY_YOU")
+
+
+def last_check_in(session, ticket, actor):
+    """The actor's latest 现场核查 on the ticket's current clock (None: none yet)."""
+    query = sa.select(TicketEvent).where(
+        TicketEvent.ticket_id == ticket.id,
+        TicketEvent.action == "check_in",
+        TicketEvent.actor_id == actor.id,
+    )
+    if ticket.clock_started_at is not None:
+        query = query.where(TicketEvent.created_at >= ticket.clock_started_at)
+    return session.scalars(query.order_by(TicketEvent.id.desc()).limit(1)).first()
+
+
+def distance_to_area_m(area, lng, lat):
+    """Metres from (lng, lat) to ``area``'s polygon, 0 inside (None: no polygon known).
+
+    Both are GCJ-02 lng/lat. The degrees are scaled to metres on a plane tangent at the point
+    (equirectangular): a few metres off over the distances that matter here (is the worker at
+    the place or kilometres away?), with no projection library needed.
+    """
+    if area is None or not area.polygon:
+        return None
+    geometry = shapely.geometry.shape(area.polygon)
+    if geometry.is_empty:
+        return None
+    x_scale = METRES_PER_DEGREE * math.cos(math.radians(lat))
+
+    def to_metres(coords):
+        return (coords - (lng, lat)) * (x_scale, METRES_PER_DEGREE)
+
+    local = shapely.transform(geometry, to_metres)
+    return round(float(local.distance(shapely.Point(0.0, 0.0))), 1)
+
+
+def check_position(lng, lat):
+    _require(lng is not None and lat is not None, "position", "请提供现场定位（经度和纬度）")
+    _require(
+        CHINA_LNG[0] <= lng <= CHINA_LNG[1] and CHINA_LAT[0] <= lat <= CHINA_LAT[1],
+        "position",
+        f"定位不在中国境内（经度须在 {CHINA_LNG[0]:g}–{CHINA_LNG[1]:g}，"
+        f"纬度须在 {CHINA_LAT[0]:g}–{CHINA_LAT[1]:g} 之间）",
+    )
+
+
+def accept(session, actor, ticket, *, expected_version=None, now=None):
+    """接单: a grid worker takes a ticket located in one of their grids and led by their
+    street office. If the office has not signed for it yet, accepting is its signature."""
+    now = now or utcnow()
+    check_allowed("accept", ticket, actor, expected_version)
+    if ticket.area_id is None or ticket.area_id not in {g.id for g in actor.grids}:
+        raise Forbidden("该工单不在您负责的网格内", code="TICKET_NOT_IN_YOUR_GRIDS")
+    assignment = _own_assignment(ticket, actor, AssignmentRole.lead)
+    if ticket.grid_worker_id == actor.id:
+        raise Conflict("您已接过该工单", code="ALREADY_ACCEPTED")
+    if ticket.grid_worker_id is not None:
+        raise Conflict(
+            f"该工单已由网格员“{ticket.grid_worker.name}”接单",
+            code="ACCEPTED_BY_ANOTHER",
+            details={"grid_worker": ticket.grid_worker.username},
+        )
+    before = ticket.status
+    signs = assignment.signed_at is None
+    if signs:
+        _sign_assignment(ticket, assignment, actor, now)
+    ticket.grid_worker_id = actor.id
+    return _record(
+        session,
+        ticket,
+        actor,
+        "accept",
+        before,
+        unit_id=actor.unit_id,
+        now=now,
+        payload={"signed": signs, "late": signs and _late(now, ticket.sign_due)},
+    )
+
+
+def check_in(
+    session, actor, ticket, *, lng, lat, photos, note=None, expected_version=None, now=None
+):
+    """现场核查: the accepting worker records that they are on site, with their position
+    (GCJ-02) and photos. The view checks the photos before and stores them with the event
+    after (``hotline.attachments``); here they are only counted. The payload keeps the
+    distance from the ticket's grid, so supervisors see a check-in made far from the place."""
+    now = now or utcnow()
+    check_allowed("check_in", ticket, actor, expected_version)
+    _require_accepted_by(ticket, actor)
+    check_position(lng, lat)
+    _require(photos, "photos", "请至少上传一张现场照片")
+    note = note.strip() if note else None
+    distance = distance_to_area_m(ticket.area, lng, lat)
+    return _record(
+        session,
+        ticket,
+        actor,
+        "check_in",
+        ticket.status,
+        reason=note or None,
+        unit_id=actor.unit_id,
+        now=now,
+        payload={
+            "lng": lng,
+            "lat": lat,
+            "distance_m": distance,
+            "grid": ticket.area.code if ticket.area else None,
+            "photos": len(photos),
+        },
+    )
+
+
+def escalate(session, actor, ticket, *, reason, expected_version=None, now=None):
+    """上报: the accepting worker hands the ticket back to their street office's handlers
+    (it needs a department, or more than a grid worker can do). The office keeps the ticket
+    and its clock; its inbox gets a message."""
+    now = now or utcnow()
+    check_allowed("escalate", ticket, actor, expected_version)
+    _require_accepted_by(ticket, actor)
+    reason = _require_reason(reason, "上报原因")
+    ticket.grid_worker_id = None
+    event = _record(
+        session,
+        ticket,
+        actor,
+        "escalate",
+        ticket.status,
+        reason=reason,
+        unit_id=actor.unit_id,
+        now=now,
+        payload={"grid_worker": actor.username},
+    )
+    unit = actor.unit
+    notify.deliver(
+        session,
+        [
+            notify.Message(
+                unit_id=unit.id,
+                unit_code=unit.code,
+                kind="grid_escalation",
+                level=AlertLevel.yellow.value,
+                title=f"网格员上报工单 {ticket.number}",
+                body=f"网格员{actor.name}将工单交回本单位办理，原因：{reason[:300]}",
+                ticket_id=ticket.id,
+                ticket_number=ticket.number,
+            )
+        ],
+        now,
+    )
+    return event
 
 
 def request_return(session, actor, ticket, *, return_reason, note, expected_version=None, now=None):
@@ -734,6 +912,10 @@ def finish(session, actor, ticket, *, result, expected_version=None, now=None):
     """办结: the lead unit reports the result; the callback clock starts."""
     now = now or utcnow()
     check_allowed("finish", ticket, actor, expected_version)
+    if actor.role == Role.grid_worker:
+        _require_accepted_by(ticket, actor)
+        if last_check_in(session, ticket, actor) is None:
+            raise Conflict("请先到现场核查（上传现场照片和定位）后再办结", code="CHECK_IN_REQUIRED")
     assignment = _own_assignment(ticket, actor, AssignmentRole.lead)
     result = _require_reason(result, "办理结果")
     if ticket.status == S.signed and ticket.requester_phone:

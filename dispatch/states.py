@@ -43,7 +43,12 @@ TRANSITIONS = {
         _t("dispatch", "派单", [S.received], [R.dispatcher]),
         # Assisting units may sign while the lead works on; the operation checks which.
         _t("sign", "签收", [S.dispatched, S.reopened, S.signed, S.contacted], [R.unit_handler]),
-        _t("contact", "联系诉求人", [S.signed], [R.unit_handler]),
+        # A grid worker acts for their street office only on a ticket they accepted (接单);
+        # the operations check that.
+        _t("accept", "接单", [S.dispatched, S.signed, S.contacted, S.reopened], [R.grid_worker]),
+        _t("check_in", "现场核查", [S.signed, S.contacted], [R.grid_worker]),
+        _t("escalate", "上报", [S.signed, S.contacted], [R.grid_worker]),
+        _t("contact", "联系诉求人", [S.signed], [R.unit_handler, R.grid_worker]),
         _t("request_return", "退单申请", [S.dispatched, S.signed], [R.unit_handler]),
         _t("decide_return", "退单审核", [S.return_requested], [R.dispatcher]),
         _t(
@@ -54,7 +59,7 @@ TRANSITIONS = {
         ),
         _t("request_extension", "延期申请", [S.signed, S.contacted], [R.unit_handler]),
         _t("decide_extension", "延期审核", [S.signed, S.contacted], [R.dispatcher, R.supervisor]),
-        _t("finish", "办结", [S.signed, S.contacted], [R.unit_handler]),
+        _t("finish", "办结", [S.signed, S.contacted], [R.unit_handler, R.grid_worker]),
         _t("record_callback", "回访", [S.finished], [R.callback_agent]),
         _t("reopen", "重办", [S.called_back], [R.supervisor]),
         _t("close", "归档", [S.finished, S.called_back], [R.callback_agent, R.supervisor]),
