@@ -15,7 +15,6 @@ import datetime as dt
 import io
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -23,6 +22,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from dashboards.ranking import COUNTS, DEFINITIONS, LABELS, RATES, parse_month
+from hotline.db import local_datetime
 from hotline.enums import ListMark, RankingClass, TicketStatus
 
 #: Chinese names of the settings (``Settings`` fields), in report order.
@@ -89,17 +89,6 @@ def _row_columns():
 
 def _iso(value):
     return value.isoformat() if isinstance(value, dt.datetime) else value
-
-
-def local_datetime(value, timezone):
-    """A UTC datetime (or ISO text) as a naive local datetime, for a spreadsheet cell."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
 
 
 def _month_title(ranking):

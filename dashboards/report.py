@@ -261,11 +261,3 @@ def percent(value):
 @bp.app_template_filter("score")
 def score(value):
     return "—" if value is None else f"{value:.2f}"
-
-
-@bp.app_template_filter("local")
-def local_time(value):
-    """A moment in the city's local time, to the minute."""
-    if value is None:
-        return "—"
-    return f"{exports.local_datetime(value, current_app.config['TIMEZONE']):%Y-%m-%d %H:%M}"

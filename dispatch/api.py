@@ -219,7 +219,7 @@ def ticket_detail(db, ticket, actor):
 # -- lookups ----------------------------------------------------------------------------------
 
 
-def _reference(db, fields, name, model, label, code):
+def lookup_code(db, fields, name, model, label, code):
     """Resolve ``code`` to a row, recording a field error when there is none."""
     if code is None:
         return None
@@ -233,7 +233,7 @@ def _reference(db, fields, name, model, label, code):
     return row
 
 
-def _load_ticket(db, number):
+def load_ticket(db, number):
     ticket = db.scalars(sa.select(Ticket).where(Ticket.number == number)).first()
     if ticket is None:
         raise NotFound(f"工单不存在：{number}", code="TICKET_NOT_FOUND")
@@ -276,13 +276,13 @@ def create_ticket():
     }
     if (values["lng"] is None) != (values["lat"] is None):
         fields.errors.setdefault("lat", "经度和纬度须同时提供")
-    values["category"] = _reference(
+    values["category"] = lookup_code(
         db, fields, "category", Category, "事项分类", fields.code("category", "事项分类")
     )
-    values["area"] = _reference(db, fields, "area", Area, "区域", fields.code("area", "区域"))
+    values["area"] = lookup_code(db, fields, "area", Area, "区域", fields.code("area", "区域"))
     fields.check()
     if values["title"] is None:
-        values["title"] = _title_from(values["content"])
+        values["title"] = title_from(values["content"])
     values["suggestion"] = suggestions.for_intake(
         db, values["content"], address=values["address"], lng=values["lng"], lat=values["lat"]
     )
@@ -300,7 +300,7 @@ def create_ticket():
     return ok(ticket_to_dict(ticket, g.user), 201 if created else 200, headers)
 
 
-def _title_from(content):
+def title_from(content):
     first_line = content.splitlines()[0]
     return first_line[:30] + ("…" if len(first_line) > 30 else "")
 
@@ -433,7 +433,7 @@ def positive_int(args, name, default, errors):
 @bp.get("/tickets/<number>")
 def get_ticket(number):
     db = get_session()
-    ticket = _load_ticket(db, number)
+    ticket = load_ticket(db, number)
     return ok(ticket_detail(db, ticket, g.user))
 
 
@@ -455,7 +455,7 @@ def suggest_unit():
 
 
 def _units(db, fields, name, codes):
-    return [u for u in (_reference(db, fields, name, Unit, "承办单位", c) for c in codes) if u]
+    return [u for u in (lookup_code(db, fields, name, Unit, "承办单位", c) for c in codes) if u]
 
 
 def _p_resolve_at_intake(db, f):
@@ -482,11 +482,11 @@ def _p_merge(db, f):
 
 def _p_dispatch(db, f):
     return {
-        "lead": _reference(
+        "lead": lookup_code(
             db, f, "lead_unit", Unit, "承办单位", f.code("lead_unit", "主办单位", required=True)
         ),
         "assists": _units(db, f, "assist_units", f.codes("assist_units", "协办单位")),
-        "category": _reference(
+        "category": lookup_code(
             db, f, "category", Category, "事项分类", f.code("category", "事项分类")
         ),
         "note": f.text("note", "派单说明", multiline=True, max_len=NOTE_MAX),
@@ -520,7 +520,7 @@ def _p_decide_return(db, f):
     return {
         "approve": approve,
         "note": f.text("note", "审核意见", required=True, multiline=True, max_len=NOTE_MAX),
-        "lead": _reference(db, f, "lead_unit", Unit, "承办单位", lead_code),
+        "lead": lookup_code(db, f, "lead_unit", Unit, "承办单位", lead_code),
         "assists": _units(db, f, "assist_units", f.codes("assist_units", "协办单位")),
     }
 
@@ -601,7 +601,7 @@ def _transition_view(operation, parse):
     def view(number):
         db = get_session()
         data = json_body()
-        ticket = _load_ticket(db, number)
+        ticket = load_ticket(db, number)
         fields = Fields(data)
         expected = fields.integer("version", "版本号", minimum=1)
         values = parse(db, fields)

@@ -47,7 +47,7 @@ def _check(errors):
         raise ValidationFailed(f"查询条件有误：{next(iter(errors.values()))}", details=errors)
 
 
-def _page(db, query, order, page, per_page):
+def page_of(db, query, order, page, per_page):
     """(total, tickets of the page) of a ticket query, in ``order``."""
     condition = access.scope_condition(g.user)
     if condition is not None:
@@ -62,7 +62,7 @@ def _page(db, query, order, page, per_page):
     return total, rows
 
 
-def _attempts(db, tickets):
+def attempts_of(db, tickets):
     """Ticket id → its callback attempts on the current result, oldest first."""
     attempts = {t.id: [] for t in tickets}
     if not attempts:
@@ -157,8 +157,8 @@ def callback_queue():
         errors["due"] = "取值应为 1 或 0"
     page, per_page = _paging(args, errors)
     _check(errors)
-    total, rows = _page(db, query, (Ticket.callback_next_at, Ticket.id), page, per_page)
-    attempts = _attempts(db, rows)
+    total, rows = page_of(db, query, (Ticket.callback_next_at, Ticket.id), page, per_page)
+    attempts = attempts_of(db, rows)
     return ok(
         {
             "items": [queue_item(t, attempts[t.id], now) for t in rows],
@@ -178,8 +178,8 @@ def review_queue():
     page, per_page = _paging(request.args, errors)
     _check(errors)
     query = sa.select(Ticket).where(Ticket.status == TicketStatus.called_back)
-    total, rows = _page(db, query, (Ticket.callback_at, Ticket.id), page, per_page)
-    attempts = _attempts(db, rows)
+    total, rows = page_of(db, query, (Ticket.callback_at, Ticket.id), page, per_page)
+    attempts = attempts_of(db, rows)
     return ok(
         {
             "items": [review_item(t, attempts[t.id]) for t in rows],

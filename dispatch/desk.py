@@ -50,7 +50,7 @@ from hotline.models import (
     TicketEvent,
     Unit,
 )
-from hotline.web import _safe_next, page_for
+from hotline.web import page_for, safe_next
 
 bp = Blueprint("desk", __name__, template_folder="templates")
 
@@ -708,5 +708,5 @@ def ticket_action(number, slug):
             abort(404)
         return _render_ticket(db, ticket, error=exc, form=form, failed_action=name)
     flash(f"工单 {ticket.number}：“{TRANSITIONS[name].label}”已完成")
-    back = _safe_next(form.get("back"))
+    back = safe_next(form.get("back"))
     return redirect(back or url_for("desk.ticket_page", number=ticket.number))

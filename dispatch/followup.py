@@ -31,7 +31,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from dispatch import access
 from dispatch import callbacks as queues
-from dispatch.api import TRANSITION_ENDPOINTS, _load_ticket, positive_int
+from dispatch.api import TRANSITION_ENDPOINTS, load_ticket, positive_int
 from dispatch.states import IN_HANDLING, TRANSITIONS
 from hotline.api.parsing import Fields
 from hotline.db import get_session, utcnow
@@ -138,7 +138,7 @@ def _perform(number, slug):
     Returns the ticket and the parsed values; raises HotlineError / StaleDataError."""
     operation, parse = TRANSITION_ENDPOINTS[slug]
     db = get_session()
-    ticket = _load_ticket(db, number)
+    ticket = load_ticket(db, number)
     fields = Fields(_form_data())
     values = parse(db, fields)
     version = _version()
@@ -190,10 +190,10 @@ def _callbacks_page(failure=None):
     )
     if due_only:
         query = query.where(Ticket.callback_next_at <= now)
-    total, tickets = queues._page(
+    total, tickets = queues.page_of(
         db, query, (Ticket.callback_next_at, Ticket.id), page, _page_size()
     )
-    attempts = queues._attempts(db, tickets)
+    attempts = queues.attempts_of(db, tickets)
     rows = [
         {
             "ticket": t,
@@ -265,7 +265,7 @@ def callback_action(number, slug):
 def _reviews(db, page):
     """已回访: unhappy callbacks waiting for 重办 or 归档 (``dispatch.callbacks`` order)."""
     query = sa.select(Ticket).where(Ticket.status == TicketStatus.called_back)
-    return queues._page(db, query, (Ticket.callback_at, Ticket.id), page, _page_size())
+    return queues.page_of(db, query, (Ticket.callback_at, Ticket.id), page, _page_size())
 
 
 def _extensions(db, page):
@@ -288,7 +288,7 @@ def _extensions(db, page):
 def _terminations(db, page):
     """终止待审 tickets, longest waiting first, each with the unit's latest reason."""
     query = sa.select(Ticket).where(Ticket.status == TicketStatus.termination_requested)
-    total, tickets = queues._page(db, query, (Ticket.updated_at, Ticket.id), page, _page_size())
+    total, tickets = queues.page_of(db, query, (Ticket.updated_at, Ticket.id), page, _page_size())
     reasons = {}
     if tickets:
         events = db.execute(
@@ -306,7 +306,7 @@ def _terminations(db, page):
 def _overdue(db, page, now):
     """In handling past the finish deadline, the most overdue first."""
     query = sa.select(Ticket).where(Ticket.status.in_(IN_HANDLING), Ticket.finish_due < now)
-    total, tickets = queues._page(db, query, (Ticket.finish_due, Ticket.id), page, _page_size())
+    total, tickets = queues.page_of(db, query, (Ticket.finish_due, Ticket.id), page, _page_size())
     return total, [(t, _duration(now - t.finish_due)) for t in tickets]
 
 
@@ -318,7 +318,7 @@ def _exempt_target(db, failure):
     if not number:
         return None, None
     try:
-        return _load_ticket(db, number), None
+        return load_ticket(db, number), None
     except NotFound as exc:
         return None, exc.message
 

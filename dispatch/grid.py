@@ -34,7 +34,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from classifier.geo import GridLocator
 from dispatch import access, operations
-from dispatch.api import RESULT_MAX, _title_from
+from dispatch.api import RESULT_MAX, title_from
 from dispatch.states import IN_HANDLING, TRANSITIONS
 from hotline import attachments, suggestions
 from hotline.api.parsing import Fields
@@ -549,7 +549,7 @@ def report():
             {**typed, "photos": [p.sha256 for p in photos], "csrf_token": None}
         )
         if values["title"] is None:
-            values["title"] = _title_from(values["content"])
+            values["title"] = title_from(values["content"])
         values["suggestion"] = suggestions.for_intake(
             db, values["content"], address=values["address"], lng=values["lng"], lat=values["lat"]
         )

@@ -3,6 +3,7 @@
 import datetime as dt
 import enum
 import json
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app, g
@@ -160,3 +161,14 @@ def _close_session(_exc):
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+def local_datetime(value, timezone):
+    """A UTC datetime (or ISO text) as a naive local datetime, for a page or a spreadsheet cell."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)

@@ -25,7 +25,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from hotline.auth import log_in, log_out
-from hotline.db import get_session
+from hotline.db import get_session, local_datetime
 from hotline.enums import Role
 from hotline.errors import TooManyRequests
 
@@ -83,6 +83,14 @@ def _menu():
     return {"menu": menu}
 
 
+@bp.app_template_filter("local")
+def local_time(value):
+    """A moment in the city's local time, to the minute (every page shows times so)."""
+    if value is None:
+        return "—"
+    return f"{local_datetime(value, current_app.config['TIMEZONE']):%Y-%m-%d %H:%M}"
+
+
 class LoginForm(FlaskForm):
     username = StringField("用户名", validators=[DataRequired("请填写用户名"), Length(max=64)])
     password = PasswordField("密码", validators=[DataRequired("请填写密码"), Length(max=200)])
@@ -114,7 +122,7 @@ def home_url(user):
     return url_for(endpoint)
 
 
-def _safe_next(target):
+def safe_next(target):
     """Only a path on this site (no scheme, no host) may be a redirect target."""
     if not target:
         return None
@@ -145,7 +153,7 @@ def login():
             error, status = exc.message, exc.status
         else:
             if user is not None:
-                return redirect(_safe_next(request.args.get("next")) or home_url(user))
+                return redirect(safe_next(request.args.get("next")) or home_url(user))
             error, status = "用户名或密码错误", 400
     elif request.method == "POST":
         error, status = "；".join(e for errors in form.errors.values() for e in errors), 400

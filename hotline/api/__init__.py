@@ -90,4 +90,4 @@ def commit():
     get_session().commit()
 
 
-from hotline.api import admin, classifier, inbox, intake, reference, sessions  # noqa: E402,F401  (routes)
+from hotline.api import admin, classifier, inbox, reference, sessions  # noqa: E402,F401  (routes)

@@ -64,7 +64,7 @@ def test_login_without_csrf_token_is_refused(client):
 def test_login_never_redirects_off_site(client, target):
     response = login(client, "leader", next_path=target)
     assert response.status_code == 302
-    assert response.headers["Location"] == "/reports/ranking"
+    assert response.headers["Location"] == "/boards"  # the leader's own start page
 
 
 def test_pages_need_login_and_a_role(client):

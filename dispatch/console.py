@@ -27,10 +27,10 @@ from flask import (
     url_for,
 )
 
-from dispatch import access, operations
-from dispatch.api import _reference, _title_from
-from hotline import duplicates, knowledge, suggestions
-from hotline.api.intake import place_names, unit_names
+from dispatch import access, duplicates, operations
+from dispatch.api import lookup_code, title_from
+from dispatch.intake import place_names, unit_names
+from hotline import knowledge, suggestions
 from hotline.api.parsing import Fields
 from hotline.db import get_session, utcnow
 from hotline.enums import Channel, IntakeOutcome, RequestType, Role, TransferTarget, Urgency
@@ -99,12 +99,12 @@ def parse_intake(db, typed):
         "requester_phone": fields.phone("requester_phone", "联系电话"),
         "address": fields.text("address", "地址", max_len=200),
     }
-    values["category"] = _reference(
+    values["category"] = lookup_code(
         db, fields, "category", Category, "事项分类", fields.code("category", "事项分类")
     )
-    values["area"] = _reference(db, fields, "area", Area, "区域", fields.code("area", "区域"))
+    values["area"] = lookup_code(db, fields, "area", Area, "区域", fields.code("area", "区域"))
     fields.check()
-    values["title"] = _title_from(values["content"])
+    values["title"] = title_from(values["content"])
     values["suggestion"] = suggestions.for_intake(db, values["content"], address=values["address"])
     return values
 

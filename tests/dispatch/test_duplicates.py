@@ -6,8 +6,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from dispatch import operations
-from hotline import duplicates
+from dispatch import duplicates, operations
 from hotline.db import utcnow
 from hotline.enums import IntakeOutcome
 from hotline.models import Area

@@ -5,16 +5,19 @@ The classifier's suggestion itself comes from ``POST /api/v1/suggest`` (``classi
 """
 
 import sqlalchemy as sa
-from flask import current_app, g, request
+from flask import Blueprint, current_app, g, request
 
-from hotline import duplicates, knowledge
-from hotline.api import bp, ok
+from dispatch import duplicates
+from hotline import knowledge
+from hotline.api import ok
 from hotline.api.auth import require_role
 from hotline.api.parsing import Fields, json_body
 from hotline.db import get_session
 from hotline.enums import Role
 from hotline.errors import ValidationFailed
 from hotline.models import Area, Unit
+
+bp = Blueprint("intake", __name__)
 
 #: Who takes calls or sorts them: the console's helpers are theirs.
 INTAKE_ROLES = {Role.operator, Role.dispatcher}
