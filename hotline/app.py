@@ -5,10 +5,12 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.routing import IntegerConverter
 
-from dashboards import report
+from dashboards import board, live, report
 from dashboards.api import bp as rankings_api
+from dispatch import console, desk, followup, grid
 from dispatch.api import bp as tickets_api
 from dispatch.callbacks import bp as callbacks_api
+from dispatch.intake import bp as intake_api
 from hotline import attachments, auth, db, events, notify, suggestions, web
 from hotline.api import bp as api
 from hotline.config import load_config
@@ -16,6 +18,7 @@ from hotline.config import load_config
 #: The API's blueprints, nested once so that they share its auth and error envelope.
 api.register_blueprint(tickets_api)
 api.register_blueprint(callbacks_api)
+api.register_blueprint(intake_api)
 api.register_blueprint(rankings_api)
 
 
@@ -24,6 +27,7 @@ PAGE_ERRORS = {
     403: "您无权访问此页面或工单",
     404: "页面或工单不存在",
     405: "不支持该操作方式",
+    413: "上传内容过大：请减少照片数量或压缩照片后重试",
 }
 
 
@@ -53,6 +57,7 @@ def create_app(config=None):
     auth.init_app(app)
     suggestions.init_app(app)
     _register_blueprints(app)
+    live.init_app(app)
     _register_handlers(app)
     return app
 
@@ -67,6 +72,7 @@ def _register_handlers(app):
     @app.errorhandler(403)
     @app.errorhandler(404)
     @app.errorhandler(405)
+    @app.errorhandler(413)
     def not_found(exc):
         # Routing errors happen before any blueprint is chosen; answer API paths in the envelope.
         from hotline.api import http_error
@@ -87,8 +93,13 @@ def _register_blueprints(app):
     app.register_blueprint(api)
     app.register_blueprint(web.bp)
     app.register_blueprint(attachments.bp)
-    # Pages of each role (one line per blueprint).
+    # Pages of each role.
+    app.register_blueprint(console.bp)
+    app.register_blueprint(desk.bp)
+    app.register_blueprint(grid.bp)
+    app.register_blueprint(followup.bp)
     app.register_blueprint(report.bp)
+    app.register_blueprint(board.bp)
 
 
 def _instance_secret_key(instance_path):

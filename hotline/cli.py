@@ -165,7 +165,72 @@ def demo(host, port, with_scheduler):
         from hotline import scheduler
 
         scheduler.start_in_process(app)
+    from dashboards import live
+
+    # Demo mode: the live boards' publisher runs here too (production: `hotline board-publisher`).
+    live.start_publisher(app)
+    click.echo(f"实时大屏：{url}/boards（leader、dispatcher 或 supervisor 登录）")
+    _serve(app, host, port)
+
+
+def _serve(app, host, port, access_log=True):
+    """Serve HTTP and the boards' Socket.IO endpoint: Werkzeug with a thread per connection,
+    which is what Flask-SocketIO's threading mode (simple-websocket) runs on. (``run_simple``
+    rather than ``socketio.run``: Flask ignores ``app.run`` inside a CLI command.)"""
+    import logging
+
+    if not access_log:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     run_simple(host, port, app, threaded=True)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--access-log/--no-access-log", default=True, show_default=True)
+@with_appcontext
+def serve(host, port, access_log):
+    """Serve the web pages, the API and the live boards (no migration, no seed, no timers).
+
+    Several `hotline serve` processes share board updates through Redis (set
+    HOTLINE_REDIS_URL); run exactly one `hotline board-publisher` beside them."""
+    app = current_app._get_current_object()
+    click.echo(f"12345 热线工单系统：http://{host}:{port}")
+    sys.stdout.flush()
+    _serve(app, host, port, access_log)
+
+
+@main.command("board-publisher")
+@with_appcontext
+def board_publisher():
+    """Push live board updates (one process per deployment, beside `hotline serve`).
+
+    Listens to the ticket events on Redis (HOTLINE_REDIS_URL), recomputes the affected
+    boards from the database and emits them through Socket.IO's Redis message queue."""
+    import logging
+    import signal
+    import threading
+
+    from dashboards import live
+
+    app = current_app._get_current_object()
+    if not app.config["REDIS_URL"]:
+        raise click.ClickException(
+            "需要设置 HOTLINE_REDIS_URL：实时大屏推送进程通过 Redis 接收工单事件并推送到各 Web 进程"
+            "（单进程演示请用 hotline demo，它自带推送）"
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    publisher = live.start_publisher(app, standalone=True)
+    click.echo("实时大屏推送已启动（Ctrl-C 退出）")
+    sys.stdout.flush()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    publisher.stop()
 
 
 @main.command("scheduler")

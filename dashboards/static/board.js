@@ -1,0 +1,215 @@
+// Live board: keeps the server-rendered board current over Socket.IO (dashboards/live.py).
+// Every value from the server is written with textContent, never as HTML.
+(function () {
+  "use strict";
+
+  var FEED_MAX = 50;
+  var board = document.getElementById("board");
+  if (!board) return;
+  var room = board.dataset.room;
+  var namespace = board.dataset.namespace;
+  var statusEl = board.querySelector('[data-testid="status"]');
+  var initial = JSON.parse(document.getElementById("snapshot-data").textContent);
+  var chart = null;
+
+  function $(testid) {
+    return board.querySelector('[data-testid="' + testid + '"]');
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function pad(n) {
+    return n < 10 ? "0" + n : String(n);
+  }
+
+  function clock(iso) {
+    var d = new Date(iso);
+    if (isNaN(d)) return iso;
+    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+
+  function when(iso) {
+    var d = new Date(iso);
+    if (isNaN(d)) return iso;
+    return (d.getMonth() + 1) + "月" + d.getDate() + "日 " + pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+
+  function pct(value) {
+    return value === null || value === undefined ? "—" : (value * 100).toFixed(1) + "%";
+  }
+
+  function setStatus(state, text) {
+    statusEl.dataset.state = state;
+    statusEl.textContent = text;
+  }
+
+  function counters(today, asOf) {
+    $("intake-today").textContent = today.received;
+    $("dispatched-today").textContent = today.dispatched;
+    $("signed-today").textContent = today.signed;
+    $("overdue-count").textContent = today.overdue;
+    $("as-of").textContent = clock(asOf);
+    [["by-channel", today.by_channel], ["by-type", today.by_type]].forEach(function (pair) {
+      var body = $(pair[0]).tBodies[0];
+      body.replaceChildren();
+      pair[1].forEach(function (item) {
+        var tr = el("tr");
+        tr.dataset.code = item.code;
+        tr.append(el("td", "text", item.label), el("td", null, item.count));
+        body.append(tr);
+      });
+    });
+  }
+
+  function rateRow(row, name) {
+    var tr = el("tr");
+    tr.append(
+      el("td", "text", name),
+      el("td", null, row.dispatched),
+      el("td", null, pct(row.response_rate)),
+      el("td", null, pct(row.resolution_rate)),
+      el("td", null, pct(row.satisfaction_rate))
+    );
+    return tr;
+  }
+
+  function rates(testid, period) {
+    var body = $(testid).tBodies[0];
+    body.replaceChildren();
+    period.rows.forEach(function (row) {
+      var tr = rateRow(row, row.name);
+      tr.dataset.code = row.code || "";
+      body.append(tr);
+    });
+    if (!period.rows.length) {
+      var empty = el("tr");
+      var cell = el("td", "text", "暂无派单工单");
+      cell.colSpan = 5;
+      empty.append(cell);
+      body.append(empty);
+    }
+    if (period.total) {
+      var total = rateRow(period.total, period.total.name + "合计");
+      total.className = "total";
+      body.append(total);
+    }
+  }
+
+  function overdue(items) {
+    var body = $("overdue").tBodies[0];
+    body.replaceChildren();
+    items.forEach(function (item) {
+      var tr = el("tr");
+      tr.dataset.ticket = item.number;
+      tr.append(
+        el("td", "text", item.number),
+        el("td", "text", item.title),
+        el("td", "text", item.unit),
+        el("td", null, when(item.due)),
+        el("td", null, item.hours)
+      );
+      body.append(tr);
+    });
+    if (!items.length) {
+      var tr = el("tr");
+      var cell = el("td", "text", "暂无超期工单");
+      cell.colSpan = 5;
+      tr.append(cell);
+      body.append(tr);
+    }
+  }
+
+  function feedItem(item) {
+    var li = el("li");
+    li.dataset.ticket = item.number;
+    li.append(
+      el("span", "time", clock(item.received_at)),
+      el("span", "tag", item.channel),
+      el("span", "tag", item.type),
+      el("span", "place", item.place),
+      document.createTextNode(" "),
+      el("span", "category", item.category),
+      el("span", "title", item.title)
+    );
+    return li;
+  }
+
+  // New tickets go on top, newest first; the list keeps FEED_MAX items.
+  function feed(items, replace) {
+    var list = $("feed");
+    if (replace) list.replaceChildren();
+    var empty = list.querySelector(".empty");
+    if (empty && items.length) empty.remove();
+    for (var i = items.length - 1; i >= 0; i--) {
+      if (list.querySelector('[data-ticket="' + CSS.escape(items[i].number) + '"]')) continue;
+      list.prepend(feedItem(items[i]));
+    }
+    while (list.children.length > FEED_MAX) list.lastElementChild.remove();
+    if (!list.children.length) list.append(el("li", "empty", "今日暂无新工单"));
+  }
+
+  function trend(data) {
+    if (!window.echarts) return;
+    if (!chart) chart = window.echarts.init(document.getElementById("trend-chart"), "dark");
+    chart.setOption({
+      backgroundColor: "transparent",
+      tooltip: { trigger: "axis" },
+      legend: { data: ["今日", "昨日"] },
+      grid: { left: 40, right: 20, top: 40, bottom: 30 },
+      xAxis: { type: "category", data: data.hours },
+      yAxis: { type: "value", minInterval: 1 },
+      series: [
+        { name: "今日", type: "line", smooth: true, data: data.today },
+        { name: "昨日", type: "line", smooth: true, data: data.yesterday, lineStyle: { type: "dashed" } },
+      ],
+    });
+  }
+
+  function render(snapshot, replaceFeed) {
+    counters(snapshot.today, snapshot.as_of);
+    rates("rates-today", snapshot.rates.today);
+    rates("rates-month", snapshot.rates.month);
+    overdue(snapshot.overdue);
+    trend(snapshot.trend);
+    feed(snapshot.feed, replaceFeed);
+  }
+
+  // Server-rendered times are ISO; show them as local clock times.
+  board.querySelectorAll(".feed .time").forEach(function (node) {
+    node.textContent = clock(node.dataset.at);
+  });
+  $("as-of").textContent = clock(initial.as_of);
+  trend(initial.trend);
+  window.addEventListener("resize", function () {
+    if (chart) chart.resize();
+  });
+
+  if (!window.io) {
+    setStatus("offline", "实时组件未安装，显示的是打开页面时的数据");
+    return;
+  }
+  var socket = window.io(namespace, { auth: { room: room }, transports: ["websocket", "polling"] });
+  socket.on("connect", function () {
+    setStatus("online", "实时连接中");
+  });
+  socket.on("disconnect", function () {
+    setStatus("offline", "已断开，正在重连…");
+  });
+  socket.on("connect_error", function () {
+    // Refused by the server (not logged in any more, or not this board's viewer): the
+    // client does not retry on its own.
+    if (!socket.active) setStatus("denied", "无权查看该看板或登录已过期，请刷新页面重新登录");
+    else setStatus("offline", "已断开，正在重连…");
+  });
+  socket.on("snapshot", function (snapshot) {
+    render(snapshot, true);
+  });
+  socket.on("update", function (snapshot) {
+    render(snapshot, false);
+  });
+})();
