@@ -32,6 +32,7 @@ demo: $(STAMP) $(ASSETS_STAMP)
 ## Set everything up and run lint plus the whole test suite (SQLite unless
 ## HOTLINE_TEST_DATABASE_URL points at PostgreSQL).
 test: $(STAMP) $(ASSETS_STAMP) lint
+	scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

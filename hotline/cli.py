@@ -188,13 +188,23 @@ def _serve(app, host, port, access_log=True):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
+@click.option(
+    "--with-publisher",
+    is_flag=True,
+    help="Also push the live boards from this process (a single-process deployment).",
+)
 @with_appcontext
-def serve(host, port, access_log):
+def serve(host, port, access_log, with_publisher):
     """Serve the web pages, the API and the live boards (no migration, no seed, no timers).
 
     Several `hotline serve` processes share board updates through Redis (set
-    HOTLINE_REDIS_URL); run exactly one `hotline board-publisher` beside them."""
+    HOTLINE_REDIS_URL); run exactly one `hotline board-publisher` beside them, or give one
+    single process --with-publisher."""
     app = current_app._get_current_object()
+    if with_publisher:
+        from dashboards import live
+
+        live.start_publisher(app)
     click.echo(f"12345 热线工单系统：http://{host}:{port}")
     sys.stdout.flush()
     _serve(app, host, port, access_log)

@@ -1,0 +1,135 @@
+"""Every role's pages in a real browser (Debian's Chromium through Playwright), against a real
+server process: logging in, the operator's ticket reaching a live board in another browser,
+scope (403), and a script typed by a citizen staying text on every page it reaches.
+Screenshots of each main page are saved (see conftest)."""
+
+import re
+import time
+
+import pytest
+
+from tests.browser.conftest import screenshot
+
+#: username → (landing path, screenshot name, phone-sized viewport)
+ROLES = {
+    "operator": ("/console", "console", False),
+    "dispatcher": ("/dispatch", "dispatch-queue", False),
+    "dongguan": ("/inbox", "inbox", False),
+    "grid": ("/grid", "grid-phone", True),
+    "callback": ("/callbacks", "callbacks", False),
+    "supervisor": ("/supervision", "supervision", False),
+    "leader": ("/boards", "board-city", False),
+    "kuiwen-leader": ("/boards/district/370705", "board-district", False),
+    "admin": ("/boards", "board-city-admin", False),
+}
+
+PAYLOAD = '<script>alert("xss")</script><img src=x onerror=alert(1)>'
+#: What of it shows where only the title (its first 30 characters) is shown.
+SCRIPT = '<script>alert("xss")</script>'
+CONTENT = f"{PAYLOAD}东关街道胜利东街100号门口路灯连续一周不亮，晚上出行不便，希望尽快维修"
+
+
+@pytest.mark.parametrize("username", ROLES)
+def test_each_role_logs_in_to_its_page(new_page, username):
+    path, name, phone = ROLES[username]
+    page = new_page(username, phone=phone)
+    assert page.url.endswith(path), page.url
+    assert page.locator("header.top").inner_text().count("退出") == 1
+    if phone:
+        # The grid page fits a phone: nothing wider than the screen.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, name)
+
+
+def test_wrong_password_shows_a_chinese_refusal(new_page):
+    page = new_page()
+    page.goto("/login")
+    page.fill("input[name=username]", "operator")
+    page.fill("input[name=password]", "wrong-password")
+    page.click("button[type=submit]")
+    assert "用户名或密码错误" in page.locator("[role=alert]").inner_text()
+    screenshot(page, "login-refused")
+
+
+def test_a_new_ticket_reaches_the_board_and_stays_text_everywhere(new_page):
+    board = new_page("leader")
+    board.wait_for_selector("[data-testid=status][data-state=online]", timeout=10_000)
+    feed = board.locator("[data-testid=feed]")
+
+    console = new_page("operator")
+    console.fill("#requester_phone", "13805369999")
+    console.fill("#address", "奎文区东关街道胜利东街100号")
+    console.fill("#content", CONTENT)
+    # Live suggestions arrive while typing (top categories, place, unit).
+    console.wait_for_selector("#suggestion-panel li", timeout=10_000)
+    screenshot(console, "console-suggestions")
+    console.click("#submit-receive")
+    console.wait_for_load_state()
+    notice = console.locator("[role=status]").first.inner_text()
+    number = re.search(r"WF\d+", notice).group(0)
+    created = time.monotonic()
+
+    item = feed.locator(f"[data-ticket='{number}']")
+    item.wait_for(timeout=2_000)
+    latency = time.monotonic() - created
+    assert latency < 2, latency
+    assert SCRIPT in item.inner_text()
+    screenshot(board, "board-city-live")
+
+    # The console's list of today's calls shows the payload as text.
+    assert SCRIPT in console.locator("body").inner_text()
+    screenshot(console, "console-after-receive")
+
+    # The dispatcher sends it to 东关街道.
+    dispatcher = new_page("dispatcher")
+    dispatcher.goto("/dispatch")
+    assert number in dispatcher.locator("body").inner_text()
+    dispatcher.goto(f"/tickets/{number}")
+    form = dispatcher.locator("form[action$='/dispatch']")
+    form.locator("select[name=lead_unit]").select_option("U-S-370705001")
+    if form.locator("[name=category]").input_value() == "":
+        form.locator("[name=category]").select_option("010103")  # 路灯故障
+    form.locator("button[type=submit]").click()
+    dispatcher.wait_for_load_state()
+    assert f"工单 {number}：“派单”已完成" in dispatcher.locator("body").inner_text()
+    screenshot(dispatcher, "dispatch-after")
+
+    # 东关街道's handler finds it in the inbox, as text, and signs it.
+    handler = new_page("dongguan")
+    handler.goto("/inbox")
+    row = handler.locator(f"tr:has-text('{number}')")
+    assert SCRIPT in handler.locator("body").inner_text()
+    screenshot(handler, "inbox-with-ticket")
+    row.locator("a").first.click()
+    handler.wait_for_load_state()
+    handler.locator("form[action$='/sign'] button[type=submit]").click()
+    handler.wait_for_load_state()
+    assert "已签收" in handler.locator("body").inner_text()
+    assert PAYLOAD in handler.locator("body").inner_text()
+    screenshot(handler, "ticket-signed")
+
+    # Another unit's handler may not open it.
+    other = new_page("cgj")
+    response = other.goto(f"/tickets/{number}")
+    assert response.status == 403
+    assert "您无权访问此页面或工单" in other.locator("body").inner_text()
+    screenshot(other, "ticket-forbidden")
+
+
+def test_a_district_board_shows_only_its_district(new_page):
+    page = new_page("kuiwen-leader")
+    assert page.url.endswith("/boards/district/370705")
+    response = page.goto("/boards/district/370702")
+    assert response.status == 403
+    response = page.goto("/boards")
+    assert page.url.endswith("/boards/district/370705")
+
+
+def test_reports_open_for_the_mayors_office(new_page):
+    page = new_page("leader")
+    page.goto("/reports/ranking")
+    assert "热线考核排名" in page.locator("h1").first.inner_text()
+    screenshot(page, "report-ranking")
+    page.goto("/reports/rates")
+    assert "三率" in page.locator("body").inner_text()
+    screenshot(page, "report-rates")
