@@ -45,7 +45,8 @@ BOARD_ROLES = frozenset({Role.dispatcher, Role.supervisor, Role.leader, Role.adm
 #: Newest tickets in a snapshot's feed, and overdue tickets listed per board.
 FEED_SIZE = 20
 OVERDUE_SIZE = 20
-#: The publisher gathers events this long before recomputing (seconds).
+#: The publisher recomputes at once when an event comes, but rooms get at most one update
+#: per this many seconds: events arriving meanwhile share the next one.
 COALESCE_SECONDS = 0.1
 #: Month rates are heavy (every ticket of the month): recomputed this often at the latest,
 #: sooner (but not more often than ``MONTH_MIN_SECONDS``) after an event that moves them.
@@ -585,7 +586,7 @@ class BoardPublisher:
     ``feed(message)`` queues an event (from ``hotline.events``' in-process listeners or the
     Redis channel); ``flush()`` takes everything queued, recomputes the affected rooms from
     the database and emits one ``update`` per room. ``start()`` runs that in a thread:
-    wait for an event, gather for ``COALESCE_SECONDS``, flush; refresh every
+    wait for an event, flush (at most one per ``COALESCE_SECONDS``); refresh every
     ``IDLE_REFRESH_SECONDS`` even without events (tickets fall overdue as time passes).
     """
 
@@ -601,6 +602,7 @@ class BoardPublisher:
         self.floor = None
         self.announced = set()
         self._stop = threading.Event()
+        self._last_flush = 0.0
         self._thread = None
         self._pubsub = None
 
@@ -631,6 +633,7 @@ class BoardPublisher:
                 self.month_wanted = True
         if not affected:
             return {}
+        started = time.perf_counter()
         with self.app.app_context():
             session = self.app.extensions["hotline.db"]()
             try:
@@ -653,8 +656,16 @@ class BoardPublisher:
             finally:
                 session.rollback()
                 session.close()
+        computed = time.perf_counter()
         for room, payload in payloads.items():
             self.emit_update(room, payload)
+        log.debug(
+            "board flush: %d event(s), %d room(s), computed in %.0f ms, emitted in %.0f ms",
+            len(messages),
+            len(payloads),
+            (computed - started) * 1000,
+            (time.perf_counter() - computed) * 1000,
+        )
         return payloads
 
     def _new_tickets(self, session, numbers):
@@ -722,7 +733,12 @@ class BoardPublisher:
             except queue.Empty:
                 self._safe_flush([], rooms=self.known_rooms)
                 continue
-            time.sleep(COALESCE_SECONDS)
+            # Flush at once, but not sooner than COALESCE_SECONDS after the last flush
+            # began: when events come fast, those arriving meanwhile share one update.
+            wait = self._last_flush + COALESCE_SECONDS - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._last_flush = time.monotonic()
             self._safe_flush([first, *self.drain()])
 
     def _safe_flush(self, messages, rooms=None):
