@@ -255,7 +255,25 @@ def create_ticket():
         raise ValidationFailed(
             "Idempotency-Key 须为 1–100 个可打印 ASCII 字符", code="IDEMPOTENCY_KEY_INVALID"
         )
-    fields = Fields(data)
+    values = intake_values(db, Fields(data))
+    ticket, created = operations.receive(
+        db,
+        g.user,
+        idempotency_key=key,
+        digest=operations.request_digest(data) if key else None,
+        **values,
+    )
+    commit()
+    headers = {"Location": f"/api/v1/tickets/{ticket.number}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return ok(ticket_to_dict(ticket, g.user), 201 if created else 200, headers)
+
+
+def intake_values(db, fields):
+    """The ``operations.receive`` values of a new request's fields (the API's body or the
+    console's form): checked, with the title and the classifier's suggestion filled in.
+    Raises ValidationFailed naming every bad field."""
     values = {
         "channel": fields.choice("channel", "受理渠道", Channel, required=True),
         "request_type": fields.choice("request_type", "诉求类型", RequestType, required=True),
@@ -286,18 +304,7 @@ def create_ticket():
     values["suggestion"] = suggestions.for_intake(
         db, values["content"], address=values["address"], lng=values["lng"], lat=values["lat"]
     )
-    ticket, created = operations.receive(
-        db,
-        g.user,
-        idempotency_key=key,
-        digest=operations.request_digest(data) if key else None,
-        **values,
-    )
-    commit()
-    headers = {"Location": f"/api/v1/tickets/{ticket.number}"}
-    if not created:
-        headers["Idempotent-Replayed"] = "true"
-    return ok(ticket_to_dict(ticket, g.user), 201 if created else 200, headers)
+    return values
 
 
 def title_from(content):

@@ -28,7 +28,7 @@ from flask import (
 )
 
 from dispatch import access, duplicates, operations
-from dispatch.api import lookup_code, title_from
+from dispatch.api import intake_values
 from dispatch.intake import place_names, unit_names
 from hotline import knowledge, suggestions
 from hotline.api.parsing import Fields
@@ -83,30 +83,9 @@ def parse_intake(db, typed):
     """The ``operations.receive`` values of a console form (the fields of ``POST
     /api/v1/tickets``, parsed by the same ``Fields`` rules), or ValidationFailed per field."""
     # A form sends every field; an empty one means "not given", as an absent JSON key does.
-    fields = Fields({name: value for name, value in typed.items() if value.strip()})
-    values = {
-        "channel": fields.choice("channel", "受理渠道", Channel, required=True),
-        "request_type": fields.choice("request_type", "诉求类型", RequestType, required=True),
-        "urgency": fields.choice("urgency", "紧急程度", Urgency, default=Urgency.normal),
-        "content": fields.text(
-            "content",
-            "诉求内容",
-            required=True,
-            multiline=True,
-            max_len=current_app.config["MAX_TICKET_CONTENT_CHARS"],
-        ),
-        "requester_name": fields.text("requester_name", "诉求人姓名", max_len=50),
-        "requester_phone": fields.phone("requester_phone", "联系电话"),
-        "address": fields.text("address", "地址", max_len=200),
-    }
-    values["category"] = lookup_code(
-        db, fields, "category", Category, "事项分类", fields.code("category", "事项分类")
+    return intake_values(
+        db, Fields({name: value for name, value in typed.items() if value.strip()})
     )
-    values["area"] = lookup_code(db, fields, "area", Area, "区域", fields.code("area", "区域"))
-    fields.check()
-    values["title"] = title_from(values["content"])
-    values["suggestion"] = suggestions.for_intake(db, values["content"], address=values["address"])
-    return values
 
 
 def _idempotency_key():
