@@ -105,7 +105,7 @@ def find(
     if address_key:
         # A cheap prefilter in SQL (the address's tail: house number and road); the exact
         # rule, equal normalised addresses, is applied below.
-        matches.append(Ticket.address.like(f"%{address_key[-6:]}%"))
+        matches.append(Ticket.address.contains(address_key[-6:], autoescape=True))
     if not matches:
         return []
     query = (
