@@ -33,7 +33,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from classifier.geo import GridLocator
-from dispatch import access, operations
+from dispatch import access, desk, operations
 from dispatch.api import RESULT_MAX, title_from
 from dispatch.states import IN_HANDLING, TRANSITIONS
 from hotline import attachments, suggestions
@@ -89,31 +89,23 @@ def local_minute(value):
 class Deadline:
     label: str
     due: dt.datetime
-    state: str  # ok / soon / overdue
+    state: str  # ok / warn / overdue (desk.deadline_state)
     words: str
 
 
 def deadline(ticket, now):
-    """The deadline the worker is held to next, in words: 签收 until signed, then 办结.
-
-    "Soon" is wall-clock time past ``SLA_WARNING_PERCENT`` of the clock, an approximation of
-    the warning timer (which counts working time for working-day limits) good enough for a
-    card's colour."""
+    """The deadline the worker is held to next (签收 until signed, then 办结), coloured by the
+    desk's one rule (``desk.ticket_deadlines``: amber when the 预警 timer fires)."""
     if ticket.status in (S.dispatched, S.reopened):
-        label, due = "签收", ticket.sign_due
+        wanted = "签收"
     elif ticket.status in IN_HANDLING:
-        label, due = "办结", ticket.finish_due
+        wanted = "办结"
     else:
         return None
-    if due is None:
-        return None
-    start = ticket.clock_started_at
-    if now > due:
-        return Deadline(label, due, "overdue", "已超时")
-    percent = current_app.config["SLA_WARNING_PERCENT"]
-    if start is not None and (now - start) >= (due - start) * percent / 100:
-        return Deadline(label, due, "soon", "即将到期")
-    return Deadline(label, due, "ok", "按时")
+    for label, due, state in desk.ticket_deadlines(get_session(), ticket, now):
+        if label == wanted and due is not None:
+            return Deadline(label, due, state.state, state.words)
+    return None
 
 
 def event_label(action):

@@ -135,7 +135,7 @@ def test_lists_show_only_my_grids_tickets(worker, db, u):
     assert mine.number in mine_part and mine.number not in waiting_part
     for ticket in (elsewhere, other_unit, taken):
         assert ticket.number not in page
-    assert "按时" in waiting_part  # the deadline in words
+    assert "签收时限" in waiting_part and "剩余" in waiting_part  # the deadline in words
 
     assert worker.get(ticket_path(elsewhere)).status_code == 403
     assert worker.get(ticket_path(waiting)).status_code == 200
