@@ -107,7 +107,7 @@ def start_server(url, port, workers, threads, models_dir, classifier=True):
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/")
+            conn.request("GET", "/login")
             if conn.getresponse().status == 200:
                 return server
         except OSError:
