@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from tests.browser.conftest import screenshot
 
@@ -133,3 +134,63 @@ def test_reports_open_for_the_mayors_office(new_page):
     page.goto("/reports/rates")
     assert "三率" in page.locator("body").inner_text()
     screenshot(page, "report-rates")
+
+
+def test_a_grid_worker_takes_a_ticket_on_site_from_a_phone(new_page, browser_database):
+    from hotline.db import make_engine
+    from tests.dispatch.test_grid_page import png
+
+    grid_code = "370705001001001"
+    engine = make_engine(browser_database)
+    with engine.connect() as conn:
+        lng, lat = conn.execute(
+            sa.text("SELECT center_lng, center_lat FROM areas WHERE code = :code"),
+            {"code": grid_code},
+        ).one()
+    engine.dispose()
+
+    # A call located in the worker's grid (no phone: nobody to contact), dispatched to 东关.
+    console = new_page("operator")
+    console.fill("#content", "中学街社区第1网格内人行道井盖缺失，夜间行人容易踩空，请尽快处理")
+    console.fill("#area", grid_code)
+    console.select_option("#request_type", "help")
+    console.click("#submit-receive")
+    console.wait_for_load_state()
+    number = re.search(r"WF\d+", console.locator("[role=status]").first.inner_text()).group(0)
+    dispatcher = new_page("dispatcher")
+    dispatcher.goto(f"/tickets/{number}")
+    form = dispatcher.locator("form[action$='/dispatch']")
+    form.locator("select[name=lead_unit]").select_option("U-S-370705001")
+    form.locator("select[name=category]").select_option("010102")  # 井盖缺失破损
+    form.locator("button[type=submit]").click()
+    dispatcher.wait_for_load_state()
+
+    phone = new_page("grid", phone=True)
+    phone.goto("/grid")
+    phone.locator(f"a:has-text('{number}')").first.click()
+    phone.wait_for_load_state()
+    phone.locator("form[action$='/accept'] button[type=submit]").click()
+    phone.wait_for_load_state()
+    assert "接单" in phone.locator("[role=status]").first.inner_text()
+
+    check_in = phone.locator("form[action$='/check-in']")
+    check_in.locator("input[name=photos]").set_input_files(
+        {"name": "site.png", "mimeType": "image/png", "buffer": png()}
+    )
+    check_in.locator("input[name=lng]").fill(str(lng))
+    check_in.locator("input[name=lat]").fill(str(lat))
+    check_in.locator("textarea[name=note]").fill("已到现场，井盖确实缺失，已设置警示")
+    screenshot(phone, "grid-check-in-form")
+    check_in.locator("button[type=submit]").click()
+    phone.wait_for_load_state()
+    body = phone.locator("body").inner_text()
+    assert "距网格 0 米" in body
+    assert phone.locator("img[src*='/attachments/']").count() == 1
+
+    finish = phone.locator("form[action$='/finish']")
+    finish.locator("textarea[name=result]").fill("已协调市政补装井盖，现场恢复通行")
+    finish.locator("button[type=submit]").click()
+    phone.wait_for_load_state()
+    assert "已办结" in phone.locator("body").inner_text()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(phone, "grid-ticket-finished")
