@@ -278,3 +278,16 @@ def test_request_type_model_keeps_learned_consult_and_complaint(type_model):
 def test_request_type_model_predicts_a_batch_in_order(type_model):
     texts = ["居住证办理需要什么材料", "我要举报", "物业乱收费"]
     assert type_model.predict(texts) == ["consult", "report", "complaint"]
+
+
+@pytest.mark.parametrize(
+    "text, tier",
+    [
+        ("我的社保卡丢了怎么补办", "normal"),
+        ("快递丢了，急死我了", "normal"),
+        ("孩子丢了！在火车站候车室", "emergency"),
+        ("我妈丢了，出门买菜一直没回来", "emergency"),
+    ],
+)
+def test_a_lost_thing_is_not_a_missing_person(text, tier):
+    assert urgency(text).tier == tier
