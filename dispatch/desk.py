@@ -24,7 +24,7 @@ from flask import (
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from dispatch import access, calendar, operations, timers
+from dispatch import access, calendar, forms, operations, timers
 from dispatch.states import IN_HANDLING, TRANSITIONS
 from hotline import attachments
 from hotline.db import get_session, utcnow
@@ -39,7 +39,7 @@ from hotline.enums import (
     TransferTarget,
     UnitKind,
 )
-from hotline.errors import Conflict, HotlineError, ValidationFailed
+from hotline.errors import Conflict, HotlineError
 from hotline.models import (
     Assignment,
     Attachment,
@@ -493,182 +493,22 @@ def _role_label(value):
 # -- actions ----------------------------------------------------------------------------------
 
 
-class _Form:
-    """Reads one submitted form into operation arguments, collecting every field's error."""
-
-    def __init__(self, db, data):
-        self.db = db
-        self.data = data
-        self.errors = {}
-
-    def text(self, name, label, *, required=False, max_len=NOTE_MAX):
-        value = (self.data.get(name) or "").strip()
-        if "\x00" in value:
-            self.errors.setdefault(name, f"“{label}”包含不可见控制字符")
-            return None
-        if len(value) > max_len:
-            self.errors.setdefault(name, f"“{label}”不能超过 {max_len} 字")
-            return None
-        if required and not value:
-            self.errors.setdefault(name, f"请填写“{label}”")
-        return value or None
-
-    def choice(self, name, label, enum, *, required=True):
-        raw = self.data.get(name) or ""
-        member = enum.parse(raw) if raw else None
-        if raw and member is None:
-            self.errors.setdefault(name, f"“{label}”取值无效")
-        elif required and member is None:
-            self.errors.setdefault(name, f"请选择“{label}”")
-        return member
-
-    def decision(self, name="approve"):
-        raw = self.data.get(name)
-        if raw not in ("yes", "no"):
-            self.errors.setdefault(name, "请选择同意或驳回")
-            return None
-        return raw == "yes"
-
-    def integer(self, name, label, low, high):
-        raw = (self.data.get(name) or "").strip()
-        if not raw.isdigit() or not low <= int(raw) <= high:
-            self.errors.setdefault(name, f"“{label}”须为 {low}–{high} 的整数")
-            return None
-        return int(raw)
-
-    def unit(self, name, label, *, required=True):
-        code = (self.data.get(name) or "").strip()
-        if not code:
-            if required:
-                self.errors.setdefault(name, f"请选择“{label}”")
-            return None
-        return self._unit(name, label, code)
-
-    def units(self, name, label):
-        codes = [c.strip() for c in self.data.getlist(name) if c.strip()]
-        return [u for u in (self._unit(name, label, c) for c in codes) if u is not None]
-
-    def _unit(self, name, label, code):
-        unit = self.db.scalars(sa.select(Unit).where(Unit.code == code)).first()
-        if unit is None:
-            self.errors.setdefault(name, f"{label}不存在：{code}")
-        return unit
-
-    def category(self, name="category"):
-        code = (self.data.get(name) or "").strip()
-        if not code:
-            return None
-        category = self.db.scalars(sa.select(Category).where(Category.code == code)).first()
-        if category is None:
-            self.errors.setdefault(name, f"事项分类不存在：{code}")
-        return category
-
-    def ticket(self, name, label):
-        number = (self.data.get(name) or "").strip()
-        if not number:
-            self.errors.setdefault(name, f"请填写“{label}”")
-            return None
-        ticket = self.db.scalars(sa.select(Ticket).where(Ticket.number == number)).first()
-        if ticket is None:
-            self.errors.setdefault(name, f"目标工单不存在：{number}")
-        return ticket
-
-    def version(self):
-        raw = (self.data.get("version") or "").strip()
-        if not raw.isdigit():
-            # Without the version a stale form could act twice; the page always sends it.
-            self.errors.setdefault("version", "缺少工单版本号，请刷新页面后重试")
-            return None
-        return int(raw)
-
-    def check(self):
-        if self.errors:
-            raise ValidationFailed("；".join(self.errors.values()), details=self.errors)
-
-
-def _p_dispatch(f):
-    return {
-        "lead": f.unit("lead_unit", "主办单位"),
-        "assists": f.units("assist_units", "协办单位"),
-        "category": f.category(),
-        "note": f.text("note", "派单说明"),
-    }
-
-
-def _p_resolve_at_intake(f):
-    return {
-        "outcome": f.choice("outcome", "办结类型", IntakeOutcome),
-        "answer": f.text("answer", "答复内容", required=True, max_len=RESULT_MAX),
-    }
-
-
-def _p_transfer(f):
-    return {
-        "target": f.choice("target", "转办去向", TransferTarget),
-        "reason": f.text("reason", "转办说明", required=True),
-    }
-
-
-def _p_merge(f):
-    return {"into": f.ticket("into", "目标工单编号"), "reason": f.text("reason", "并单说明")}
-
-
-def _p_decide_return(f):
-    approve = f.decision()
-    return {
-        "approve": approve,
-        "note": f.text("note", "审核意见", required=True),
-        "lead": f.unit("lead_unit", "新的主办单位", required=bool(approve)),
-        "assists": f.units("assist_units", "协办单位") if approve else [],
-    }
-
-
-def _p_decide_extension(f):
-    return {"approve": f.decision(), "note": f.text("note", "审核意见", required=True)}
-
-
-def _p_sign(f):
-    return {}
-
-
-def _p_contact(f):
-    return {"note": f.text("note", "联系情况", required=True)}
-
-
-def _p_request_extension(f):
-    return {
-        "days": f.integer("days", "延期天数（工作日）", 1, 30),
-        "reason": f.text("reason", "延期理由", required=True),
-    }
-
-
-def _p_request_return(f):
-    return {
-        "return_reason": f.choice("return_reason", "退单原因", ReturnReason),
-        "note": f.text("note", "退单说明", required=True),
-    }
-
-
-def _p_finish(f):
-    return {"result": f.text("result", "办理结果", required=True, max_len=RESULT_MAX)}
-
-
-#: Operation name → (URL segment, form parser). The order is the order shown on the page.
-ACTIONS = {
-    "dispatch": ("dispatch", _p_dispatch),
-    "decide_return": ("return-decision", _p_decide_return),
-    "decide_extension": ("extension-decision", _p_decide_extension),
-    "resolve_at_intake": ("resolve-at-intake", _p_resolve_at_intake),
-    "transfer": ("transfer", _p_transfer),
-    "merge": ("merge", _p_merge),
-    "sign": ("sign", _p_sign),
-    "contact": ("contact", _p_contact),
-    "finish": ("finish", _p_finish),
-    "request_extension": ("extension-request", _p_request_extension),
-    "request_return": ("return-request", _p_request_return),
+#: Operation name → URL segment (of ``dispatch.api.TRANSITION_ENDPOINTS``, whose parsers read
+#: the forms). The order is the order shown on the page.
+ACTION_SLUGS = {
+    "dispatch": "dispatch",
+    "decide_return": "return-decision",
+    "decide_extension": "extension-decision",
+    "resolve_at_intake": "resolve-at-intake",
+    "transfer": "transfer",
+    "merge": "merge",
+    "sign": "sign",
+    "contact": "contact",
+    "finish": "finish",
+    "request_extension": "extension-request",
+    "request_return": "return-request",
 }
-ACTION_SLUGS = {name: slug for name, (slug, _) in ACTIONS.items()}
-_BY_SLUG = {slug: (name, parse) for name, (slug, parse) in ACTIONS.items()}
+_BY_SLUG = {slug: name for name, slug in ACTION_SLUGS.items()}
 
 
 @bp.post("/tickets/<number>/<slug>")
@@ -676,33 +516,24 @@ _BY_SLUG = {slug: (name, parse) for name, (slug, parse) in ACTIONS.items()}
 def ticket_action(number, slug):
     if slug not in _BY_SLUG:
         abort(404)
-    name, parse = _BY_SLUG[slug]
-    if name == "finish":
-        attachments.allow_upload()
+    name = _BY_SLUG[slug]
     db = get_session()
     ticket = _visible_ticket(db, number)
     form = request.form
     try:
-        fields = _Form(db, form)
-        values = parse(fields)
-        expected = fields.version()
-        fields.check()
+        operation, values = forms.parse_transition(db, slug, form)
         photos = []
         if name == "finish":
             # Checked before the operation: a bad photo refuses the whole finish.
             photos = attachments.check(request.files.getlist("photos"))
-        operation = getattr(operations, name)
-        event = operation(db, g.user, ticket, expected_version=expected, **values)
+        event = operation(db, g.user, ticket, **values)
         if photos:
             attachments.store(db, g.user, ticket, photos, purpose="result", event=event)
         db.commit()
     except (HotlineError, StaleDataError) as exc:
         db.rollback()
         if isinstance(exc, StaleDataError):
-            exc = Conflict(
-                "工单已被他人同时处理，本次操作未生效，请刷新后重试",
-                code="TICKET_VERSION_CONFLICT",
-            )
+            exc = Conflict(forms.STALE_MESSAGE, code="TICKET_VERSION_CONFLICT")
         ticket = db.scalars(sa.select(Ticket).where(Ticket.number == number)).first()
         if ticket is None:
             abort(404)

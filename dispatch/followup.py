@@ -29,11 +29,11 @@ from flask import (
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from dispatch import access
+from dispatch import access, forms
 from dispatch import callbacks as queues
-from dispatch.api import TRANSITION_ENDPOINTS, load_ticket, positive_int
+from dispatch.api import load_ticket, positive_int
+from dispatch.desk import duration_words
 from dispatch.states import IN_HANDLING, TRANSITIONS
-from hotline.api.parsing import Fields
 from hotline.db import get_session, utcnow
 from hotline.enums import (
     CallbackOutcome,
@@ -53,8 +53,6 @@ bp = Blueprint("followup", __name__, template_folder="templates")
 #: Transitions each page may post (URL segment of ``TRANSITION_ENDPOINTS``).
 CALLBACK_ACTIONS = {"callback", "close"}
 SUPERVISION_ACTIONS = {"reopen", "close", "extension-decision", "termination-review", "exempt"}
-#: Form fields that are booleans in the API's JSON (a form sends "true" / "false").
-BOOLEAN_FIELDS = {"approve", "exempt"}
 #: 督办 levels (``Ticket.escalation_level``), as the scheduler escalates them.
 ESCALATION_LABELS = {
     0: "未督办",
@@ -111,39 +109,13 @@ def _pages(total):
     return max(1, -(-total // _page_size()))
 
 
-def _form_data():
-    """The posted form as the API's parsers expect it: blank inputs are absent, booleans are
-    booleans; the CSRF token and the version are read apart."""
-    data = {}
-    for name, value in request.form.items():
-        if name in ("csrf_token", "version") or not value.strip():
-            continue
-        if name in BOOLEAN_FIELDS:
-            value = {"true": True, "false": False}.get(value, value)
-        data[name] = value
-    return data
-
-
-def _version():
-    raw = request.form.get("version", "")
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
-        raise ValidationFailed(
-            "页面缺少工单版本号，请刷新页面后重试", details={"version": "缺少或格式不正确"}
-        )
-    return int(raw)
-
-
 def _perform(number, slug):
     """Run the transition ``slug`` on ticket ``number`` from the posted form and commit.
     Returns the ticket and the parsed values; raises HotlineError / StaleDataError."""
-    operation, parse = TRANSITION_ENDPOINTS[slug]
     db = get_session()
     ticket = load_ticket(db, number)
-    fields = Fields(_form_data())
-    values = parse(db, fields)
-    version = _version()
-    fields.check()
-    operation(db, g.user, ticket, expected_version=version, **values)
+    operation, values = forms.parse_transition(db, slug, request.form)
+    operation(db, g.user, ticket, **values)
     db.commit()
     return ticket, values
 
@@ -151,23 +123,11 @@ def _perform(number, slug):
 def _failure(number, slug, exc):
     get_session().rollback()  # nothing of a refused action may stay
     if isinstance(exc, StaleDataError):
-        message, status = "工单已被他人同时处理，本次操作未生效，请刷新后重试", 409
+        message, status = forms.STALE_MESSAGE, 409
     else:
         message, status = exc.message, exc.status
     typed = {k: v for k, v in request.form.items() if k not in ("csrf_token", "version")}
     return Failure(number, slug, message, status, typed)
-
-
-def _duration(delta):
-    """A span in words, to the minute: 2 天 3 小时 / 5 小时 12 分钟 / 8 分钟."""
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days} 天 {hours} 小时"
-    if hours:
-        return f"{hours} 小时 {minutes} 分钟"
-    return f"{minutes} 分钟"
 
 
 # -- 回访台 ------------------------------------------------------------------------------------
@@ -201,8 +161,8 @@ def _callbacks_page(failure=None):
             "attempts": attempts[t.id],
             "last": attempts[t.id][-1] if attempts[t.id] else None,
             "due_now": t.callback_next_at <= now,
-            "waits": _duration(t.callback_next_at - now) if t.callback_next_at > now else None,
-            "overdue": _duration(now - t.callback_due)
+            "waits": duration_words(t.callback_next_at - now) if t.callback_next_at > now else None,
+            "overdue": duration_words(now - t.callback_due)
             if t.callback_due is not None and t.callback_due < now
             else None,
         }
@@ -307,7 +267,7 @@ def _overdue(db, page, now):
     """In handling past the finish deadline, the most overdue first."""
     query = sa.select(Ticket).where(Ticket.status.in_(IN_HANDLING), Ticket.finish_due < now)
     total, tickets = queues.page_of(db, query, (Ticket.finish_due, Ticket.id), page, _page_size())
-    return total, [(t, _duration(now - t.finish_due)) for t in tickets]
+    return total, [(t, duration_words(now - t.finish_due)) for t in tickets]
 
 
 def _exempt_target(db, failure):

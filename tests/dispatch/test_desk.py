@@ -257,7 +257,7 @@ def test_return_requests_listed_and_upheld(client, db, user):
         data={
             "csrf_token": token,
             "version": ticket.version,
-            "approve": "yes",
+            "approve": "true",
             "lead_unit": CGJ,
             "note": "同意，改派城管局",
             "back": "/dispatch",
@@ -283,7 +283,7 @@ def test_return_request_rejected(client, db, user):
         data={
             "csrf_token": token,
             "version": ticket.version,
-            "approve": "no",
+            "approve": "false",
             "note": "属于街道职责",
         },
     )
@@ -299,7 +299,7 @@ def test_uphold_without_new_lead_is_refused(client, db, user):
     token = form_token(client, "/dispatch")
     response = client.post(
         f"/tickets/{ticket.number}/return-decision",
-        data={"csrf_token": token, "version": ticket.version, "approve": "yes", "note": "同意"},
+        data={"csrf_token": token, "version": ticket.version, "approve": "true", "note": "同意"},
     )
     assert response.status_code == 422
     assert "新的主办单位" in response.get_data(as_text=True)
@@ -320,7 +320,7 @@ def test_extension_requests_decided_from_the_queue(client, db, user):
     token = form_token(client, "/dispatch")
     response = client.post(
         f"/tickets/{ticket.number}/extension-decision",
-        data={"csrf_token": token, "version": ticket.version, "approve": "yes", "note": "同意"},
+        data={"csrf_token": token, "version": ticket.version, "approve": "true", "note": "同意"},
     )
     assert response.status_code == 302
     db.expire_all()

@@ -150,7 +150,7 @@ def test_contact_without_note_keeps_form_and_changes_nothing(client, db, user, s
     web_login(client, "dongguan")
     response = post(client, signed, "contact", {"note": "   "})
     assert response.status_code == 422
-    assert "请填写“联系情况”" in response.get_data(as_text=True)
+    assert "请填写联系情况" in response.get_data(as_text=True)
     db.expire_all()
     assert signed.status == TicketStatus.signed
 
