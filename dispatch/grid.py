@@ -34,7 +34,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from classifier.geo import GridLocator
 from dispatch import access, desk, operations
-from dispatch.api import RESULT_MAX, title_from
+from dispatch.api import TRANSITION_ENDPOINTS, title_from
 from dispatch.states import IN_HANDLING, TRANSITIONS
 from hotline import attachments, suggestions
 from hotline.api.parsing import Fields
@@ -350,7 +350,7 @@ class Action:
     done: str = "操作成功"
 
 
-def _p_check_in(f):
+def _p_check_in(db, f):
     lng, lat = _position(f)
     return {
         "lng": lng,
@@ -359,8 +359,13 @@ def _p_check_in(f):
     }
 
 
+def _api_parser(slug):
+    """The JSON API's parser of a transition: its field rules are the page's too."""
+    return TRANSITION_ENDPOINTS[slug][1]
+
+
 ACTIONS = {
-    "accept": Action(operations.accept, lambda f: {}, done="已接单"),
+    "accept": Action(operations.accept, _api_parser("accept"), done="已接单"),
     "check-in": Action(
         operations.check_in,
         _p_check_in,
@@ -368,29 +373,10 @@ ACTIONS = {
         photos_required=True,
         done="现场核查已记录",
     ),
-    "contact": Action(
-        operations.contact,
-        lambda f: {
-            "note": f.text("note", "联系情况", required=True, multiline=True, max_len=NOTE_MAX)
-        },
-        done="已记录联系诉求人情况",
-    ),
-    "finish": Action(
-        operations.finish,
-        lambda f: {
-            "result": f.text(
-                "result", "办理结果", required=True, multiline=True, max_len=RESULT_MAX
-            )
-        },
-        purpose="result",
-        done="工单已办结",
-    ),
+    "contact": Action(operations.contact, _api_parser("contact"), done="已记录联系诉求人情况"),
+    "finish": Action(operations.finish, _api_parser("finish"), purpose="result", done="工单已办结"),
     "escalate": Action(
-        operations.escalate,
-        lambda f: {
-            "reason": f.text("reason", "上报原因", required=True, multiline=True, max_len=NOTE_MAX)
-        },
-        done="已上报，工单已交回单位承办人办理",
+        operations.escalate, _api_parser("escalate"), done="已上报，工单已交回单位承办人办理"
     ),
 }
 
@@ -407,7 +393,7 @@ def act(number, action):
     values = {}
     try:
         values = request.form.to_dict()
-        arguments = _parse(lambda f: {"expected_version": _version(f), **spec.parse(f)})
+        arguments = _parse(lambda f: {"expected_version": _version(f), **spec.parse(db, f)})
         photos = []
         if spec.purpose:
             photos = attachments.check(
