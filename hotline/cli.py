@@ -151,7 +151,8 @@ def demo(host, port, with_scheduler):
         artefact.save(bundle, models_dir, meta, activate=True)
     url = f"http://{host}:{port}"
     click.echo(f"\n12345 热线工单系统已启动：{url}  (API: {url}/api/v1)")
-    click.echo(f"月度考核排名：{url}/login（leader 或 supervisor 登录）→ {url}/reports/ranking")
+    click.echo(f"登录：{url}/login（各角色登录后进入自己的工作台：受理台、派单台、待办工单 …）")
+    click.echo(f"月度考核排名：{url}/reports/ranking（leader 或 supervisor 登录）")
     click.echo(f"数据库：{current_app.config['DATABASE_URL']}\n")
     click.echo("演示账号（密码均见下表）：")
     for role_label, username, password, name, unit in seed.demo_logins():
