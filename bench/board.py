@@ -41,7 +41,7 @@ from sqlalchemy.orm import sessionmaker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.intake import free_port, fresh_database, percentile  # noqa: E402
+from bench.intake import free_port, fresh_database, percentile, print_rows  # noqa: E402
 from hotline import migrate, seed  # noqa: E402
 from hotline.db import make_engine  # noqa: E402
 
@@ -399,11 +399,7 @@ def print_table(r):
         ("lost (missing items + wrong counts)", r["lost"]),
         ("today's tickets in database", r["database_today"]),
     ]
-    width = max(len(name) for name, _ in rows)
-    print(f"| {'metric'.ljust(width)} | value |")
-    print(f"|{'-' * (width + 2)}|-------|")
-    for name, value in rows:
-        print(f"| {name.ljust(width)} | {value} |")
+    print_rows(rows)
 
 
 def main():

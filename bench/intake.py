@@ -247,6 +247,11 @@ def print_table(r):
         ("errors", r["errors"]),
         ("tickets in database (incl. warm-up)", r["stored_in_database"]),
     ]
+    print_rows(rows)
+
+
+def print_rows(rows):
+    """A two-column Markdown table of (metric, value) rows (pasted into closing notes)."""
     width = max(len(name) for name, _ in rows)
     print(f"| {'metric'.ljust(width)} | value |")
     print(f"|{'-' * (width + 2)}|-------|")
