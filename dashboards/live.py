@@ -29,9 +29,9 @@ from flask_login import current_user
 from flask_socketio import SocketIO, emit, join_room, leave_room, rooms
 
 from dashboards import ranking
+from dispatch import sla
 from dispatch.access import mask_phone
-from dispatch.states import IN_HANDLING
-from hotline.db import get_session, utcnow
+from hotline.db import day_bounds, get_session, utcnow
 from hotline.enums import AreaLevel, Channel, RequestType, Role
 from hotline.models import Area, Category, Ticket, TicketEvent, Unit
 
@@ -199,17 +199,6 @@ def mask_text(text):
 
 
 # -- the numbers ------------------------------------------------------------------------------
-
-
-def day_bounds(now, timezone):
-    """(start of yesterday, start of today, start of tomorrow) in UTC, local days."""
-    zone = ZoneInfo(timezone)
-    local = now.astimezone(zone)
-    today = dt.datetime(local.year, local.month, local.day, tzinfo=zone)
-    # Arithmetic on an aware datetime is wall-clock arithmetic: local midnights.
-    yesterday = today - dt.timedelta(days=1)
-    tomorrow = today + dt.timedelta(days=1)
-    return yesterday.astimezone(dt.UTC), today.astimezone(dt.UTC), tomorrow.astimezone(dt.UTC)
 
 
 def _district_key():
@@ -380,10 +369,6 @@ class Board:
         )
         return self.session.execute(query).all()
 
-    def _overdue_condition(self):
-        # Still with a unit after its finish deadline (extensions included).
-        return sa.and_(Ticket.status.in_(IN_HANDLING), Ticket.finish_due < self.now)
-
     def _overdue(self, rooms):
         """Counts of overdue tickets per district, and each room's most overdue tickets."""
         session = self.session
@@ -392,7 +377,7 @@ class Board:
                 sa.select(_district_key(), sa.func.count())
                 .select_from(Ticket)
                 .outerjoin(Area, Area.id == Ticket.area_id)
-                .where(self._overdue_condition())
+                .where(sla.overdue(self.now))
                 .group_by(_district_key())
             ).all()
         )
@@ -415,7 +400,7 @@ class Board:
             .select_from(Ticket)
             .outerjoin(Area, Area.id == Ticket.area_id)
             .outerjoin(Unit, Unit.id == Ticket.lead_unit_id)
-            .where(self._overdue_condition())
+            .where(sla.overdue(self.now))
             .subquery()
         )
         rows = session.execute(

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, g, request
 from sqlalchemy.orm import selectinload
 
-from dispatch import access, operations, routing
-from dispatch.states import IN_HANDLING
+from dispatch import access, operations, routing, sla
 from hotline import suggestions
 from hotline.api import commit, ok
 from hotline.api import iso as _iso
@@ -362,7 +361,7 @@ def list_tickets():
         query = query.where(Ticket.requester_phone == args["phone"])
     if args.get("overdue") == "1":
         # Past the finish deadline and not finished (the supervisors' overdue list).
-        query = query.where(Ticket.status.in_(IN_HANDLING), Ticket.finish_due < utcnow())
+        query = query.where(sla.overdue(utcnow()))
     elif args.get("overdue") not in (None, "0"):
         errors["overdue"] = "取值应为 1 或 0"
     if args.get("escalation_level"):

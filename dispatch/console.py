@@ -11,7 +11,6 @@ A hidden idempotency key, new on every blank form, makes a repeated submit retur
 ticket made the first time instead of a second one.
 """
 
-import datetime as dt
 import uuid
 from zoneinfo import ZoneInfo
 
@@ -32,7 +31,7 @@ from dispatch.api import intake_values
 from dispatch.intake import place_names, unit_names
 from hotline import knowledge, suggestions
 from hotline.api.parsing import Fields
-from hotline.db import get_session, utcnow
+from hotline.db import day_bounds, get_session, utcnow
 from hotline.enums import Channel, IntakeOutcome, RequestType, Role, TransferTarget, Urgency
 from hotline.errors import HotlineError, NotFound, ValidationFailed
 from hotline.models import Area, Category, KnowledgeArticle, Ticket
@@ -242,7 +241,7 @@ def _panels(db, typed):
 
 def _today_tickets(db):
     tz = ZoneInfo(current_app.config["TIMEZONE"])
-    midnight = dt.datetime.combine(utcnow().astimezone(tz).date(), dt.time(), tzinfo=tz)
+    _, midnight, _ = day_bounds(utcnow(), current_app.config["TIMEZONE"])
     rows = db.scalars(
         sa.select(Ticket)
         .where(Ticket.created_by_id == g.user.id, Ticket.received_at >= midnight)

@@ -29,11 +29,11 @@ from flask import (
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from dispatch import access, forms
+from dispatch import access, forms, sla
 from dispatch import callbacks as queues
 from dispatch.api import load_ticket, positive_int
 from dispatch.desk import duration_words
-from dispatch.states import IN_HANDLING, TRANSITIONS
+from dispatch.states import TRANSITIONS
 from hotline.db import get_session, utcnow
 from hotline.enums import (
     CallbackOutcome,
@@ -265,7 +265,7 @@ def _terminations(db, page):
 
 def _overdue(db, page, now):
     """In handling past the finish deadline, the most overdue first."""
-    query = sa.select(Ticket).where(Ticket.status.in_(IN_HANDLING), Ticket.finish_due < now)
+    query = sa.select(Ticket).where(sla.overdue(now))
     total, tickets = queues.page_of(db, query, (Ticket.finish_due, Ticket.id), page, _page_size())
     return total, [(t, duration_words(now - t.finish_due)) for t in tickets]
 

@@ -15,7 +15,6 @@ import datetime as dt
 import math
 import uuid
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import (
@@ -78,13 +77,6 @@ def _sent_photos():
 # -- display helpers ---------------------------------------------------------------------------
 
 
-def local_minute(value):
-    """A moment in the city's local time, to the minute ("—" when missing)."""
-    if value is None:
-        return "—"
-    return f"{value.astimezone(ZoneInfo(current_app.config['TIMEZONE'])):%Y-%m-%d %H:%M}"
-
-
 @dataclass(frozen=True)
 class Deadline:
     label: str
@@ -119,7 +111,7 @@ def event_label(action):
 
 @bp.context_processor
 def _helpers():
-    return {"local_minute": local_minute, "event_label": event_label}
+    return {"event_label": event_label}
 
 
 # -- position -----------------------------------------------------------------------------------
@@ -207,7 +199,9 @@ def _version(fields):
 
 def _cards(db, query, limit):
     return db.scalars(
-        query.options(selectinload(Ticket.area), selectinload(Ticket.category)).limit(limit)
+        query.options(
+            selectinload(Ticket.area), selectinload(Ticket.category), selectinload(Ticket.lead_unit)
+        ).limit(limit)
     ).all()
 
 

@@ -9,11 +9,18 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from dispatch.states import IN_HANDLING
 from hotline.enums import LimitUnit
 from hotline.errors import Conflict
-from hotline.models import Category, SlaPolicy
+from hotline.models import Category, SlaPolicy, Ticket
 
 CLOCKS = ("sign", "contact", "finish", "callback")
+
+
+def overdue(now):
+    """超期: a WHERE condition for tickets still with a unit after their finish deadline
+    (extensions included) at ``now`` — the supervisors' list, the API filter and the boards."""
+    return sa.and_(Ticket.status.in_(IN_HANDLING), Ticket.finish_due < now)
 
 
 @dataclass

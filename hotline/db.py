@@ -172,3 +172,14 @@ def local_datetime(value, timezone):
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+
+
+def day_bounds(now, timezone):
+    """(start of yesterday, start of today, start of tomorrow) in UTC, local days."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    today = dt.datetime(local.year, local.month, local.day, tzinfo=zone)
+    # Arithmetic on an aware datetime is wall-clock arithmetic: local midnights.
+    yesterday = today - dt.timedelta(days=1)
+    tomorrow = today + dt.timedelta(days=1)
+    return yesterday.astimezone(dt.UTC), today.astimezone(dt.UTC), tomorrow.astimezone(dt.UTC)
