@@ -213,10 +213,10 @@ def loader_process(env, rate, seconds, start_at, results):
     """Receive ``rate`` tickets per second for ``seconds`` (one transaction each)."""
     os.environ.update(env)
     from dispatch import operations
-    from hotline import create_app
     from hotline.enums import Channel, RequestType, Urgency
     from hotline.models import Area, Category, User
-    from hotline.simulate import CallGenerator
+    from server.app import create_app
+    from server.simulate import CallGenerator
 
     app = create_app({"CLASSIFIER_PRELOAD": False})
     generator = CallGenerator(random.Random(7))

@@ -108,7 +108,7 @@ def speed(bundle, models_dir):
     import random
     import subprocess
 
-    from hotline.simulate import CallGenerator
+    from server.simulate import CallGenerator
 
     version = artefact.save(bundle, models_dir, {"training_sha256": "bench"})
     generator = CallGenerator(random.Random(7))

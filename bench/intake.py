@@ -1,7 +1,7 @@
 """Intake benchmark: tickets created through the real HTTP API, gunicorn on PostgreSQL.
 
 Sets up a fresh PostgreSQL database (migrate + seed), starts gunicorn with several workers,
-then several client processes post realistic calls (``hotline.simulate.CallGenerator``) over
+then several client processes post realistic calls (``server.simulate.CallGenerator``) over
 keep-alive connections for a fixed time. Prints a table; ``--json PATH`` writes
 ``{"tickets_per_s", "p50_ms", "p99_ms", "errors", "tickets"}`` (plus details).
 
@@ -36,7 +36,7 @@ from hotline.api.auth import hash_token  # noqa: E402
 from hotline.db import make_engine  # noqa: E402
 from hotline.enums import Role  # noqa: E402
 from hotline.models import ApiToken, Ticket, User  # noqa: E402
-from hotline.simulate import CallGenerator  # noqa: E402
+from server.simulate import CallGenerator  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -100,7 +100,7 @@ def start_server(url, port, workers, threads, models_dir, classifier=True):
         f"127.0.0.1:{port}",
         "--log-level",
         "warning",
-        "hotline:create_app()",
+        "server.app:create_app()",
     ]
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 30

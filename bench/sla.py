@@ -41,7 +41,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def app_for(url, redis_url=None):
-    from hotline import create_app
+    from server.app import create_app
 
     return create_app(
         {
@@ -185,7 +185,7 @@ def child(mode, url, limit):
 
         from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 
-        from hotline import scheduler as ours
+        from server import scheduler as ours
 
         ran = threading.Event()
         scheduler = ours.build(app, blocking=False)

@@ -1,4 +1,5 @@
-"""Coordinates → grid code (point in polygon over an STRtree).
+"""Coordinates: China's bounding box, WGS-84 → GCJ-02, distances, and coordinates → grid code
+(point in polygon over an STRtree).
 
 Plain data in (``(code, GeoJSON geometry)`` pairs), plain results out. A point that lies
 within ``tolerance`` of a boundary it shares with another grid, inside two overlapping grids,
@@ -10,6 +11,7 @@ Coordinates are ``(lng, lat)`` in whatever system the polygons use (GCJ-02 for D
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +21,73 @@ from shapely.strtree import STRtree
 
 #: Default boundary tolerance in degrees (about 3 m of latitude, 2.7 m of longitude at 36° N).
 DEFAULT_TOLERANCE = 3e-5
+
+#: China's bounding box (lng, lat): every position the system accepts lies inside it.
+CHINA_LNG = (73.0, 136.0)
+CHINA_LAT = (3.0, 54.0)
+OUTSIDE_CHINA = (
+    f"定位不在中国境内（经度须在 {CHINA_LNG[0]:g}–{CHINA_LNG[1]:g}，"
+    f"纬度须在 {CHINA_LAT[0]:g}–{CHINA_LAT[1]:g} 之间）"
+)
+#: Metres per degree of latitude; a degree of longitude is this × cos(latitude).
+METRES_PER_DEGREE = 111_320.0
+
+
+def in_china(lng: float, lat: float) -> bool:
+    return CHINA_LNG[0] <= lng <= CHINA_LNG[1] and CHINA_LAT[0] <= lat <= CHINA_LAT[1]
+
+
+# Browsers report WGS-84; the grids' polygons (and Chinese map apps) use GCJ-02.
+_A = 6378245.0
+_EE = 0.00669342162296594323
+
+
+def _shift_lat(x, y):
+    ret = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * math.sqrt(abs(x))
+    ret += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+    ret += (20.0 * math.sin(y * math.pi) + 40.0 * math.sin(y / 3.0 * math.pi)) * 2.0 / 3.0
+    ret += (160.0 * math.sin(y / 12.0 * math.pi) + 320 * math.sin(y * math.pi / 30.0)) * 2.0 / 3.0
+    return ret
+
+
+def _shift_lng(x, y):
+    ret = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * math.sqrt(abs(x))
+    ret += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+    ret += (20.0 * math.sin(x * math.pi) + 40.0 * math.sin(x / 3.0 * math.pi)) * 2.0 / 3.0
+    ret += (150.0 * math.sin(x / 12.0 * math.pi) + 300.0 * math.sin(x / 30.0 * math.pi)) * 2.0 / 3.0
+    return ret
+
+
+def wgs84_to_gcj02(lng: float, lat: float) -> tuple[float, float]:
+    """The published GCJ-02 offset formula (a few hundred metres in Weifang)."""
+    d_lat = _shift_lat(lng - 105.0, lat - 35.0)
+    d_lng = _shift_lng(lng - 105.0, lat - 35.0)
+    rad = lat / 180.0 * math.pi
+    magic = 1 - _EE * math.sin(rad) ** 2
+    d_lat = (d_lat * 180.0) / ((_A * (1 - _EE)) / (magic * math.sqrt(magic)) * math.pi)
+    d_lng = (d_lng * 180.0) / (_A / math.sqrt(magic) * math.cos(rad) * math.pi)
+    return round(lng + d_lng, 6), round(lat + d_lat, 6)
+
+
+def distance_m(geometry: dict | None, lng: float, lat: float) -> float | None:
+    """Metres from (lng, lat) to a GeoJSON ``geometry``, 0 inside (None: no geometry).
+
+    Both in the same lng/lat system. The degrees are scaled to metres on a plane tangent at
+    the point (equirectangular): a few metres off over the distances that matter here (is the
+    worker at the place or kilometres away?), with no projection library needed.
+    """
+    if not geometry:
+        return None
+    geom = shape(geometry)
+    if geom.is_empty:
+        return None
+    x_scale = METRES_PER_DEGREE * math.cos(math.radians(lat))
+
+    def to_metres(coords):
+        return (coords - (lng, lat)) * (x_scale, METRES_PER_DEGREE)
+
+    local = shapely.transform(geom, to_metres)
+    return round(float(local.distance(shapely.Point(0.0, 0.0))), 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,33 +1,41 @@
 """The ranking for programs, under /api/v1 (bearer token or session): the month's ranking
 as JSON, freezing it, and rates for any period. Same roles as the report pages."""
 
-from flask import Blueprint, current_app, g
+from flask import Blueprint, current_app, g, request
 
-from dashboards import exports, ranking, report
-from hotline.api import commit, iso, ok
+from dashboards import access, exports, ranking, schemas
+from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
 from hotline.errors import Forbidden
+from hotline.schemas import iso
 
-bp = Blueprint("rankings", __name__)
+
+def create_blueprint():
+    bp = Blueprint("rankings", __name__)
+    bp.add_url_rule("/rankings/<month>", view_func=get_ranking)
+    bp.add_url_rule("/rankings/<month>/freeze", view_func=freeze_ranking, methods=["POST"])
+    bp.add_url_rule("/rates", view_func=get_rates)
+    return bp
 
 
 def _require_viewer():
     require_role(
-        report.VIEW_ROLES, "只有领导、督办审核员和管理员可以查看考核排名", code="RANKING_FORBIDDEN"
+        access.RANKING_ROLES,
+        "只有领导、督办审核员和管理员可以查看考核排名",
+        code="RANKING_FORBIDDEN",
     )
 
 
-@bp.get("/rankings/<month>")
 def get_ranking(month):
     _require_viewer()
-    return ok(exports.ranking_to_dict(report.load(month)))
+    result = ranking.load(get_session(), month, now=utcnow(), config=current_app.config)
+    return ok(exports.ranking_to_dict(result))
 
 
-@bp.post("/rankings/<month>/freeze")
 def freeze_ranking(month):
     _require_viewer()
-    if not report.may_freeze(g.user):
+    if not access.may_freeze(g.user):
         raise Forbidden(
             "只有市政府办公室领导和管理员可以冻结发布排名", code="RANKING_FREEZE_FORBIDDEN"
         )
@@ -37,13 +45,16 @@ def freeze_ranking(month):
     return ok(exports.ranking_to_dict(result), 201)
 
 
-@bp.get("/rates")
 def get_rates():
     _require_viewer()
-    period = report.rates_period()
+    now = utcnow()
+    timezone = current_app.config["TIMEZONE"]
+    period = schemas.rates_period(
+        request.args, today=schemas.local_today(now, timezone), timezone=timezone
+    )
     settings = ranking.Settings.from_config(current_app.config)
     rows = ranking.period_rates(
-        get_session(), period["start"], period["end"], utcnow(), settings, period["by"]
+        get_session(), period["start"], period["end"], now, settings, period["by"]
     )
     return ok(
         {

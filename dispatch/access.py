@@ -7,6 +7,7 @@ reported by them; a leader bound to a district that district's tickets; hotline 
 import sqlalchemy as sa
 
 from hotline.enums import Role
+from hotline.errors import Forbidden, NotFound
 from hotline.models import Area, Assignment, Ticket, user_grids
 
 #: Roles that must call the requester and therefore see the full number.
@@ -62,3 +63,20 @@ def mask_phone(phone):
 
 def visible_phone(actor, phone):
     return phone if actor.role in FULL_PHONE_ROLES else mask_phone(phone)
+
+
+def visible_ticket(session, actor, number):
+    """The ticket numbered ``number`` if ``actor`` may see it: NotFound if there is none,
+    Forbidden if it lies outside their scope."""
+    ticket = session.scalars(sa.select(Ticket).where(Ticket.number == number)).first()
+    if ticket is None:
+        raise NotFound(f"工单不存在：{number}", code="TICKET_NOT_FOUND")
+    if not can_view(session, actor, ticket):
+        raise Forbidden("您无权查看该工单", code="TICKET_FORBIDDEN")
+    return ticket
+
+
+def scoped(query, actor):
+    """``query`` (over tickets) limited to what ``actor`` may see."""
+    condition = scope_condition(actor)
+    return query if condition is None else query.where(condition)

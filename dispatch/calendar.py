@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from hotline.models import CalendarDay, CalendarYear
 
@@ -155,3 +157,20 @@ def invalidate():
     """Forget loaded calendars (after an edit, so this process uses it at once)."""
     with _lock:
         _loaded.clear()
+
+
+def changed(session):
+    """Note that ``session`` changed the calendar: this process forgets its loaded calendars
+    once the change commits (other processes within ``CACHE_SECONDS``)."""
+    session.info["calendar_changed"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_after_commit(session):
+    if session.info.pop("calendar_changed", False):
+        invalidate()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _keep_after_rollback(session, _previous_transaction):
+    session.info.pop("calendar_changed", None)

@@ -10,17 +10,17 @@ to one ticket are caught by the ticket's version counter: the loser's flush rais
 import datetime as dt
 import hashlib
 import json
-import math
 from zoneinfo import ZoneInfo
 
-import shapely
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from classifier import geo
 from dispatch import calendar, routing, sla, timers
 from dispatch.states import FINAL, TRANSITIONS
-from hotline import events, notify, suggestions
+from hotline import attachments, events, notify, suggestions
+from hotline.config import DEFAULTS
 from hotline.db import utcnow
 from hotline.enums import (
     AlertLevel,
@@ -48,16 +48,22 @@ from hotline.models import (
 S = TicketStatus
 
 
-def _setting(name, default):
-    return current_app.config.get(name, default) if current_app else default
+def _config():
+    """The application's configuration (the defaults outside an application, e.g. in a
+    script that drives the operations directly)."""
+    return current_app.config if current_app else DEFAULTS
+
+
+def _setting(name):
+    return _config()[name]
 
 
 def timer_settings():
-    return timers.Settings.from_config(current_app.config) if current_app else timers.Settings()
+    return timers.Settings.from_config(_config())
 
 
 def work_calendar(session):
-    return calendar.load(session, _setting("TIMEZONE", "Asia/Shanghai"))
+    return calendar.load(session, _setting("TIMEZONE"))
 
 
 # -- shared steps -----------------------------------------------------------------------------
@@ -65,7 +71,7 @@ def work_calendar(session):
 
 def check_allowed(name, ticket, actor, expected_version=None):
     """Refuse ``name`` on ``ticket`` for ``actor`` unless the transition table allows it."""
-    transition = _check_role(name, actor)
+    transition = check_role(name, actor)
     if expected_version is not None and ticket.version != expected_version:
         raise Conflict(
             "工单已被他人更新，请刷新后重试",
@@ -76,7 +82,7 @@ def check_allowed(name, ticket, actor, expected_version=None):
     return transition
 
 
-def _check_role(name, actor):
+def check_role(name, actor):
     transition = TRANSITIONS[name]
     if actor.role not in transition.roles:
         raise Forbidden(
@@ -281,8 +287,8 @@ def _status_before_request(ticket):
 
 
 def _number_prefix(moment):
-    day = moment.astimezone(ZoneInfo(_setting("TIMEZONE", "Asia/Shanghai"))).strftime("%Y%m%d")
-    return f"{_setting('TICKET_NUMBER_PREFIX', 'WF')}{day}"
+    day = moment.astimezone(ZoneInfo(_setting("TIMEZONE"))).strftime("%Y%m%d")
+    return f"{_setting('TICKET_NUMBER_PREFIX')}{day}"
 
 
 def _number(ticket):
@@ -312,6 +318,18 @@ def request_digest(data):
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+#: ``receive(suggestion=SUGGEST)``: ask the classifier (the default).
+SUGGEST = object()
+#: Longest title made from the first line of the content.
+TITLE_CHARS = 30
+
+
+def title_from(content):
+    """A ticket's title when none is given: the first line of its content, shortened."""
+    first_line = content.strip().splitlines()[0]
+    return first_line[:TITLE_CHARS] + ("…" if len(first_line) > TITLE_CHARS else "")
+
+
 def receive(
     session,
     actor,
@@ -319,8 +337,8 @@ def receive(
     channel,
     request_type,
     urgency,
-    title,
     content,
+    title=None,
     category=None,
     requester_name=None,
     requester_phone=None,
@@ -328,18 +346,24 @@ def receive(
     area=None,
     lng=None,
     lat=None,
+    photos=(),
     idempotency_key=None,
     digest=None,
-    suggestion=None,
+    suggestion=SUGGEST,
     now=None,
 ):
     """受理: record a new request. Returns (ticket, created).
+
+    The title defaults to the content's first line; the classifier's suggestion (category,
+    type, urgency, place, units) is computed here and stored with the ticket, unless the
+    caller hands one over (or None: no suggestion). ``photos`` (``attachments.check``) are
+    stored with the receive event, in the same transaction (a grid worker's 主动发现).
 
     With an ``idempotency_key``, a retry of the same request returns the ticket made the
     first time (created False); the same key with a different request is refused.
     """
     now = now or utcnow()
-    _check_role("receive", actor)
+    check_role("receive", actor)
     if actor.role == Role.grid_worker:
         # 主动发现: a grid worker reports what they find in their own grids.
         _require(channel == Channel.grid, "channel", "网格员上报的渠道必须为“网格主动发现”")
@@ -351,6 +375,10 @@ def receive(
         )
     else:
         _require(channel != Channel.grid, "channel", "“网格主动发现”渠道只供网格员使用")
+    if title is None:
+        title = title_from(content)
+    if suggestion is SUGGEST:
+        suggestion = suggestions.for_intake(session, content, address=address, lng=lng, lat=lat)
     values = {
         "channel": channel,
         "request_type": request_type,
@@ -389,7 +417,7 @@ def receive(
         return existing, False
     if ticket.number is None:
         ticket.number = _number(ticket)
-    _record(
+    event = _record(
         session,
         ticket,
         actor,
@@ -398,6 +426,8 @@ def receive(
         now=now,
         payload={"channel": channel.value, "request_type": request_type.value},
     )
+    if photos:
+        attachments.store(session, actor, ticket, photos, purpose="report", event=event)
     return ticket, True
 
 
@@ -582,12 +612,6 @@ def contact(session, actor, ticket, *, note, expected_version=None, now=None):
 # A grid worker belongs to a street office and takes tickets located in their grids on site
 # for it: accept (接单), check in on site (现场核查), contact, finish or hand back (上报).
 
-#: China's bounding box (lng, lat), as the API checks intake coordinates.
-CHINA_LNG = (73.0, 136.0)
-CHINA_LAT = (3.0, 54.0)
-#: Metres per degree of latitude; a degree of longitude is this × cos(latitude).
-METRES_PER_DEGREE = 111_320.0
-
 
 def _require_accepted_by(ticket, actor):
     if ticket.grid_worker_id != actor.id:
@@ -606,35 +630,9 @@ def last_check_in(session, ticket, actor):
     return session.scalars(query.order_by(TicketEvent.id.desc()).limit(1)).first()
 
 
-def distance_to_area_m(area, lng, lat):
-    """Metres from (lng, lat) to ``area``'s polygon, 0 inside (None: no polygon known).
-
-    Both are GCJ-02 lng/lat. The degrees are scaled to metres on a plane tangent at the point
-    (equirectangular): a few metres off over the distances that matter here (is the worker at
-    the place or kilometres away?), with no projection library needed.
-    """
-    if area is None or not area.polygon:
-        return None
-    geometry = shapely.geometry.shape(area.polygon)
-    if geometry.is_empty:
-        return None
-    x_scale = METRES_PER_DEGREE * math.cos(math.radians(lat))
-
-    def to_metres(coords):
-        return (coords - (lng, lat)) * (x_scale, METRES_PER_DEGREE)
-
-    local = shapely.transform(geometry, to_metres)
-    return round(float(local.distance(shapely.Point(0.0, 0.0))), 1)
-
-
 def check_position(lng, lat):
     _require(lng is not None and lat is not None, "position", "请提供现场定位（经度和纬度）")
-    _require(
-        CHINA_LNG[0] <= lng <= CHINA_LNG[1] and CHINA_LAT[0] <= lat <= CHINA_LAT[1],
-        "position",
-        f"定位不在中国境内（经度须在 {CHINA_LNG[0]:g}–{CHINA_LNG[1]:g}，"
-        f"纬度须在 {CHINA_LAT[0]:g}–{CHINA_LAT[1]:g} 之间）",
-    )
+    _require(geo.in_china(lng, lat), "position", geo.OUTSIDE_CHINA)
 
 
 def accept(session, actor, ticket, *, expected_version=None, now=None):
@@ -674,17 +672,17 @@ def check_in(
     session, actor, ticket, *, lng, lat, photos, note=None, expected_version=None, now=None
 ):
     """现场核查: the accepting worker records that they are on site, with their position
-    (GCJ-02) and photos. The view checks the photos before and stores them with the event
-    after (``hotline.attachments``); here they are only counted. The payload keeps the
-    distance from the ticket's grid, so supervisors see a check-in made far from the place."""
+    (GCJ-02) and photos (checked by the view with ``attachments.check``, stored here with the
+    event). The payload keeps the distance from the ticket's grid, so supervisors see a
+    check-in made far from the place."""
     now = now or utcnow()
     check_allowed("check_in", ticket, actor, expected_version)
     _require_accepted_by(ticket, actor)
     check_position(lng, lat)
     _require(photos, "photos", "请至少上传一张现场照片")
     note = note.strip() if note else None
-    distance = distance_to_area_m(ticket.area, lng, lat)
-    return _record(
+    distance = geo.distance_m(ticket.area.polygon if ticket.area else None, lng, lat)
+    event = _record(
         session,
         ticket,
         actor,
@@ -701,6 +699,8 @@ def check_in(
             "photos": len(photos),
         },
     )
+    attachments.store(session, actor, ticket, photos, purpose="site", event=event)
+    return event
 
 
 def escalate(session, actor, ticket, *, reason, expected_version=None, now=None):
@@ -908,8 +908,9 @@ def decide_extension(session, actor, ticket, *, approve, note, expected_version=
     )
 
 
-def finish(session, actor, ticket, *, result, expected_version=None, now=None):
-    """办结: the lead unit reports the result; the callback clock starts."""
+def finish(session, actor, ticket, *, result, photos=(), expected_version=None, now=None):
+    """办结: the lead unit reports the result, with ``photos`` as evidence (stored with the
+    event); the callback clock starts."""
     now = now or utcnow()
     check_allowed("finish", ticket, actor, expected_version)
     if actor.role == Role.grid_worker:
@@ -936,7 +937,7 @@ def finish(session, actor, ticket, *, result, expected_version=None, now=None):
     ticket.callback_due = due
     ticket.callback_next_at = now  # the callback workbench may call at once
     _flag_guessed(ticket, guessed)
-    return _record(
+    event = _record(
         session,
         ticket,
         actor,
@@ -951,6 +952,9 @@ def finish(session, actor, ticket, *, result, expected_version=None, now=None):
             "calendar_guessed_years": guessed,
         },
     )
+    if photos:
+        attachments.store(session, actor, ticket, photos, purpose="result", event=event)
+    return event
 
 
 def ticket_policy(session, ticket):
@@ -1044,7 +1048,7 @@ def record_callback(
             "outcome",
             "未接通的回访不能记录解决情况或满意度",
         )
-    hours = _setting("CALLBACK_RETRY_HOURS", 24)
+    hours = _setting("CALLBACK_RETRY_HOURS")
     retry = dt.timedelta(hours=hours)
     if outcome == CallbackOutcome.no_answer:
         last = _last_unanswered(session, ticket)
@@ -1079,7 +1083,7 @@ def record_callback(
         else:
             payload["closed"] = "rated"
     elif outcome == CallbackOutcome.no_answer:
-        max_attempts = _setting("CALLBACK_MAX_ATTEMPTS", 3)
+        max_attempts = _setting("CALLBACK_MAX_ATTEMPTS")
         if _attempts(session, ticket, CallbackOutcome.no_answer) >= max_attempts:
             payload["closed"] = "unreachable"
         else:
@@ -1122,7 +1126,7 @@ def _last_unanswered(session, ticket):
 
 def _local_minute(moment):
     """``moment`` as local wall-clock time to the minute, rounded up (never too early)."""
-    local = moment.astimezone(ZoneInfo(_setting("TIMEZONE", "Asia/Shanghai")))
+    local = moment.astimezone(ZoneInfo(_setting("TIMEZONE")))
     if local.second or local.microsecond:
         local = local.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     return local.strftime("%Y-%m-%d %H:%M")
@@ -1188,7 +1192,7 @@ def close(session, actor, ticket, *, reason=None, expected_version=None, now=Non
             payload = {"closed": "rated"}
     else:
         if ticket.requester_phone:
-            max_attempts = _setting("CALLBACK_MAX_ATTEMPTS", 3)
+            max_attempts = _setting("CALLBACK_MAX_ATTEMPTS")
             raise Conflict(
                 "诉求人留有电话，须先回访：接通后按回访结果办理，拒绝回访、号码错误或连续 "
                 f"{max_attempts} 次未接通时自动归档",

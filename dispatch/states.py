@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from hotline.enums import Role as R
 from hotline.enums import TicketStatus as S
+from hotline.enums import TimerKind
 
 
 @dataclass(frozen=True)
@@ -68,3 +69,11 @@ TRANSITIONS = {
         _t("exempt", "考核豁免", list(S), [R.supervisor]),
     ]
 }
+
+
+def event_label(action):
+    """An event's name in Chinese: its transition's (派单 …) or its timer's (签收预警 …)."""
+    if action in TRANSITIONS:
+        return TRANSITIONS[action].label
+    kind = TimerKind.parse(action)
+    return kind.label if kind is not None else action

@@ -52,7 +52,14 @@ from dispatch import calendar
 from dispatch.states import IN_HANDLING
 from hotline import events, notify
 from hotline.db import bulk_insert
-from hotline.enums import AlertLevel, LimitUnit, TicketStatus, TimerKind, UnitKind
+from hotline.enums import (
+    AlertLevel,
+    EscalationLevel,
+    LimitUnit,
+    TicketStatus,
+    TimerKind,
+    UnitKind,
+)
 from hotline.models import Area, SlaPolicy, Ticket, TicketEvent, TimerFiring, Unit, unit_areas
 
 log = logging.getLogger(__name__)
@@ -60,10 +67,9 @@ log = logging.getLogger(__name__)
 K = TimerKind
 MICROSECOND = dt.timedelta(microseconds=1)
 #: Highest 督办 level: 1 hotline centre, 2 district or department leader, 3 mayor's office.
-TOP_LEVEL = 3
+TOP_LEVEL = max(EscalationLevel)
 #: States whose tickets have timers.
 WATCHED = frozenset(IN_HANDLING | {TicketStatus.finished})
-LEVEL_LABELS = {1: "热线中心督办", 2: "区（部门）领导督办", 3: "市长办公室督办"}
 
 _CLOCK_KINDS = {
     "sign": (K.sign_warning, K.sign_overdue, "签收"),
@@ -484,10 +490,9 @@ def _messages(ref, row, timer, settings):
         body = f"办结时限 {deadline} 已过，热线中心催办，请尽快办结并反馈。"
     elif kind == K.escalation:
         days = timer.level * settings.escalate_every
-        title = f"【督办·{LEVEL_LABELS[timer.level]}】工单 {row.number}"
-        body = (
-            f"超过办结时限（{deadline}）已满 {days} 个工作日，已提级至{LEVEL_LABELS[timer.level]}。"
-        )
+        level = EscalationLevel(timer.level)
+        title = f"【{level.label}】工单 {row.number}"
+        body = f"超过办结时限（{deadline}）已满 {days} 个工作日，已提级至{level.label}。"
     elif kind == K.callback_task and row.status == TicketStatus.finished:
         title = f"【回访任务】工单 {row.number}"
         body = "承办单位已办结，请在回访时限内回访诉求人。"

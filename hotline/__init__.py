@@ -1,14 +1,6 @@
-"""12345 hotline: intake, tickets, organisation and areas, users, API."""
+"""12345 hotline, the core every other domain stands on: configuration, database, models,
+enumerations, errors, authentication and sessions, audit, events and notifications, the
+classifier service at intake, attachments, reference data, the JSON API's base and the page
+infrastructure.
 
-__all__ = ["create_app"]
-
-
-def __getattr__(name):
-    # Imported on first use, so that ``import dispatch.operations`` (which needs
-    # ``hotline.models``) does not pull in the app and, through it, ``dispatch.api``
-    # while ``dispatch.operations`` is still half-initialised.
-    if name == "create_app":
-        from hotline.app import create_app
-
-        return create_app
-    raise AttributeError(f"module 'hotline' has no attribute {name!r}")
+It imports no other domain; the application is assembled in ``server``."""

@@ -1,30 +1,41 @@
-"""Photo attachments (办结佐证、现场核查、主动发现): checked, stored and served.
+"""Photo attachments (办结佐证、现场核查、主动发现): checked and stored with their operation.
 
 A photo is accepted only if its bytes are a JPEG, PNG or WebP image (the file name and the
 browser's claimed type are not trusted) and it is within ``ATTACHMENT_MAX_BYTES``; a request
-carries at most ``ATTACHMENT_MAX_FILES``. Files are kept under the instance folder by their
-SHA-256, so a retried upload stores nothing twice, and are served only to users who may see
-the ticket, as the image type detected, never as HTML.
+carries at most ``ATTACHMENT_MAX_FILES``. Files are kept under ``ATTACHMENT_DIR`` by their
+SHA-256, so a retried upload stores nothing twice.
 
-Views call ``check`` before the operation (a bad photo refuses the whole action, nothing
-written) and ``store`` after it, in the same transaction.
+Views ``check`` the uploads before the operation (a bad photo refuses the whole action,
+nothing written); the operation ``store``s them in its own transaction. A file and its row
+live or die together:
+
+- the file is written (to a temporary name, then linked into place) before the commit, so a
+  committed row always has its file; a write that fails (disk full, read-only) refuses the
+  operation with ``ServiceUnavailable`` and leaves no partial file behind;
+- a file this transaction created is removed again if the transaction rolls back, unless a
+  committed row refers to the same bytes; after a commit every stored file is checked to
+  still be there (a concurrent rollback of the same bytes cannot take it away).
 """
 
+import errno
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 
-from flask import Blueprint, abort, current_app, request, send_file
-from flask_login import current_user, login_required
+import sqlalchemy as sa
+from flask import current_app, request
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
-from dispatch import access
-from hotline.db import get_session
-from hotline.errors import ValidationFailed
+from hotline.errors import ServiceUnavailable, ValidationFailed
 from hotline.models import Attachment
 
-bp = Blueprint("attachments", __name__)
+log = logging.getLogger(__name__)
 
 PURPOSES = {"result": "办结佐证", "site": "现场核查", "report": "主动发现"}
+#: What a person is told when the store cannot take the photos.
+STORE_FAILED = "照片保存失败：附件存储空间已满或暂不可写，本次操作未生效，请稍后重试或联系管理员"
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,11 @@ def allow_upload():
     request.max_content_length = (
         config["ATTACHMENT_MAX_BYTES"] * config["ATTACHMENT_MAX_FILES"] + 1024 * 1024
     )
+
+
+def sent(files):
+    """Whether the request carried photos (a refused form must ask for them again)."""
+    return any(f is not None and f.filename for f in files)
 
 
 def check(files, *, field="photos", required=False):
@@ -92,17 +108,13 @@ def _refuse(field, message, code):
 
 
 def store(session, actor, ticket, photos, *, purpose, event=None):
-    """Write ``photos`` to disk (content-addressed) and add their rows; the caller commits."""
+    """Write ``photos`` (content-addressed) and add their rows to ``session``; the caller
+    commits. Raises ``ServiceUnavailable`` when the files cannot be written."""
     assert purpose in PURPOSES
+    directory = current_app.config["ATTACHMENT_DIR"]
     rows = []
     for photo in photos:
-        path = _path(photo.sha256)
-        if not os.path.exists(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(photo.data)
-            os.replace(tmp, path)
+        _write(session, directory, photo)
         row = Attachment(
             ticket_id=ticket.id,
             event_id=event.id if event is not None else None,
@@ -119,21 +131,71 @@ def store(session, actor, ticket, photos, *, purpose, event=None):
     return rows
 
 
-def _path(sha256):
-    return os.path.join(current_app.config["ATTACHMENT_DIR"], sha256[:2], sha256)
+def path_of(directory, sha256):
+    return os.path.join(directory, sha256[:2], sha256)
 
 
-@bp.get("/attachments/<id:attachment_id>")
-@login_required
-def download(attachment_id):
-    """A photo, for users who may see its ticket (403 otherwise, as for the ticket)."""
-    db = get_session()
-    row = db.get(Attachment, attachment_id)
-    if row is None:
-        abort(404)
-    if not access.can_view(db, current_user, row.ticket):
-        abort(403)
-    response = send_file(_path(row.sha256), mimetype=row.content_type, max_age=3600)
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
+def _write(session, directory, photo):
+    """Put ``photo`` in the store unless it is there; remember what this transaction made."""
+    path = path_of(directory, photo.sha256)
+    pending = session.info.setdefault("attachment_files", [])
+    pending.append((path, photo, False))
+    if os.path.exists(path):
+        return
+    tmp = f"{path}.{os.getpid()}.{id(photo):x}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(photo.data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            # A link, not a rename: if another request stored the same bytes meanwhile,
+            # theirs stays and ours goes.
+            os.link(tmp, path)
+            pending[-1] = (path, photo, True)
+        except FileExistsError:
+            pass
+    except OSError as exc:
+        log.error("attachment store %s: %s", directory, errno.errorcode.get(exc.errno, exc.errno))
+        raise ServiceUnavailable(STORE_FAILED, code="ATTACHMENT_STORE_UNAVAILABLE") from None
+    finally:
+        _remove(tmp)
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        log.warning("could not remove %s", path, exc_info=True)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session):
+    for path, photo, _ in session.info.pop("attachment_files", ()):
+        if not os.path.exists(path):
+            # Another transaction that wrote the same bytes rolled back and took the file.
+            try:
+                with open(path, "wb") as f:
+                    f.write(photo.data)
+            except OSError:
+                log.exception("photo %s of a committed row could not be restored", photo.sha256)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session, _previous_transaction):
+    pending = session.info.pop("attachment_files", ())
+    created = [(path, photo) for path, photo, made in pending if made and os.path.exists(path)]
+    if not created or not session.is_active:
+        return
+    shas = [photo.sha256 for _, photo in created]
+    try:
+        kept = set(session.scalars(sa.select(Attachment.sha256).where(Attachment.sha256.in_(shas))))
+    except Exception:  # noqa: BLE001 — without the database, keep the files rather than guess
+        log.warning("could not check %d photo(s) after a rollback; kept", len(created))
+        return
+    for path, photo in created:
+        if photo.sha256 not in kept:
+            _remove(path)

@@ -123,8 +123,10 @@ def _throttle(db, username, via):
             minutes = max(1, math.ceil(retry.total_seconds() / 60))
             audit(db, None, "auth.login_throttled", target=username, payload={"via": via})
             db.commit()
+            seconds = math.ceil(retry.total_seconds())
             raise TooManyRequests(
                 f"登录失败次数过多，请 {minutes} 分钟后再试",
                 code="LOGIN_RATE_LIMITED",
-                details={"retry_after_seconds": math.ceil(retry.total_seconds())},
+                details={"retry_after_seconds": seconds},
+                retry_after=seconds,
             )

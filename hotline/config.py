@@ -1,18 +1,23 @@
 """Configuration: one defaults mapping, overridden by an instance file and the environment.
 
 Order of precedence (last wins): ``DEFAULTS`` → ``instance/hotline.cfg`` (Python syntax, UPPER
-names) → ``HOTLINE_*`` environment variables → the mapping passed to ``create_app``.
+names; Flask's ``from_pyfile``) → ``HOTLINE_*`` environment variables (Flask's
+``from_prefixed_env``: a value that reads as JSON — a number, ``true``/``false`` — is taken
+as that; text settings are taken as written) → the mapping passed to ``create_app``.
+
+A value of the wrong type (text where a number or ``true``/``false`` is expected) stops the
+application at start with the setting's name, rather than misbehaving later.
 """
 
 import os
 
 DEFAULTS = {
     #: SQLAlchemy URL. SQLite under instance/ for the demo; PostgreSQL in production.
-    "DATABASE_URL": None,
+    "DATABASE_URL": "",
     #: Redis URL. When set, ticket events are published there for other processes.
-    "REDIS_URL": None,
+    "REDIS_URL": "",
     #: Signs session cookies. Must be set in production (the demo generates one per instance).
-    "SECRET_KEY": None,
+    "SECRET_KEY": "",
     #: Local time zone of the city: working days and ticket numbers follow it.
     "TIMEZONE": "Asia/Shanghai",
     #: Prefix of ticket numbers (the city's code letter).
@@ -51,14 +56,14 @@ DEFAULTS = {
     #: kept (default ``instance/attachments``).
     "ATTACHMENT_MAX_BYTES": 5 * 1024 * 1024,
     "ATTACHMENT_MAX_FILES": 5,
-    "ATTACHMENT_DIR": None,
+    "ATTACHMENT_DIR": "",
     #: Redis channel ticket events are published on.
     "EVENT_CHANNEL": "hotline:events",
     #: SQLAlchemy engine pool size per process (PostgreSQL).
     "DATABASE_POOL_SIZE": 5,
     #: Where versioned classifier models live (``ACTIVE`` names the one in use); default
     #: ``instance/models``.
-    "CLASSIFIER_MODELS_DIR": None,
+    "CLASSIFIER_MODELS_DIR": "",
     #: 并单: the intake console offers tickets received within this many days as possible
     #: duplicates of a new call (same phone, or same place with similar text).
     "DUPLICATE_WINDOW_DAYS": 30,
@@ -80,45 +85,53 @@ DEFAULTS = {
     "MAYORS_OFFICE_UNIT": "U-SZFB",
     #: Where notifications go besides the in-app inbox (``hotline.notify``).
     "NOTIFY_SENDERS": "logging",
-    "NOTIFY_WECOM_URL": None,
-    "NOTIFY_SMS_URL": None,
-    "NOTIFY_SMS_RECIPIENTS": None,
+    "NOTIFY_WECOM_URL": "",
+    "NOTIFY_SMS_URL": "",
+    "NOTIFY_SMS_RECIPIENTS": "",
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }
 
-#: Keys whose environment value is parsed as an integer.
-_INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int) and not isinstance(v, bool)}
-_BOOL_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, bool)}
+#: Text settings (empty: unset): their environment value is the text given.
+_TEXT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, str)}
+ENV_PREFIX = "HOTLINE"
 
 
-def _parse(key, raw):
-    if key in _INT_KEYS:
-        return int(raw)
-    if key in _BOOL_KEYS:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    return raw
-
-
-def load_config(instance_path, overrides=None):
-    """Return the effective configuration mapping."""
-    config = dict(DEFAULTS)
-    instance_file = os.path.join(instance_path, "hotline.cfg")
-    if os.path.exists(instance_file):
-        namespace = {}
-        with open(instance_file, encoding="utf-8") as f:
-            exec(compile(f.read(), instance_file, "exec"), namespace)
-        config.update({k: v for k, v in namespace.items() if k.isupper()})
-    for key in DEFAULTS:
-        raw = os.environ.get(f"HOTLINE_{key}")
+def load(app, overrides=None):
+    """Fill ``app.config`` from every source, in order of precedence."""
+    config = app.config
+    config.from_mapping(DEFAULTS)
+    config.from_pyfile("hotline.cfg", silent=True)
+    config.from_prefixed_env(ENV_PREFIX)
+    for key in _TEXT_KEYS:
+        raw = os.environ.get(f"{ENV_PREFIX}_{key}")
         if raw is not None:
-            config[key] = _parse(key, raw)
+            config[key] = raw
     if overrides:
-        config.update(overrides)
+        config.from_mapping(overrides)
+    instance = app.instance_path
     if not config["ATTACHMENT_DIR"]:
-        config["ATTACHMENT_DIR"] = os.path.join(instance_path, "attachments")
+        config["ATTACHMENT_DIR"] = os.path.join(instance, "attachments")
     if not config["CLASSIFIER_MODELS_DIR"]:
-        config["CLASSIFIER_MODELS_DIR"] = os.path.join(instance_path, "models")
+        config["CLASSIFIER_MODELS_DIR"] = os.path.join(instance, "models")
     if not config["DATABASE_URL"]:
-        config["DATABASE_URL"] = "sqlite:///" + os.path.join(instance_path, "hotline.sqlite")
+        config["DATABASE_URL"] = "sqlite:///" + os.path.join(instance, "hotline.sqlite")
+    check(config)
     return config
+
+
+def check(config):
+    """Refuse a setting whose type differs from its default's."""
+    for key, default in DEFAULTS.items():
+        value = config[key]
+        if isinstance(default, str):
+            if value is None:
+                config[key] = ""
+            elif not isinstance(value, str):
+                raise ValueError(f"配置项 {key} 须为文本（现为 {value!r}）")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"配置项 {key} 须为 true 或 false（现为 {value!r}）")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"配置项 {key} 须为整数（现为 {value!r}）")

@@ -197,6 +197,22 @@ class TimerKind(LabeledEnum):
     callback_overdue = "callback_overdue", "回访超时"
 
 
+class EscalationLevel(enum.IntEnum):
+    """督办 levels (``Ticket.escalation_level``): the scheduler raises a ticket one level per
+    ``ESCALATE_EVERY_WORKING_DAYS`` working days overdue (DOMAIN.md §4)."""
+
+    none = 0, "未督办"
+    centre = 1, "一级督办（热线中心）"
+    leadership = 2, "二级督办（区县或部门领导）"
+    mayor = 3, "三级督办（市长办公室）"
+
+    def __new__(cls, value, label):
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+
 class AlertLevel(LabeledEnum):
     """Colour of a notification on boards and inboxes."""
 

@@ -9,15 +9,24 @@ class HotlineError(Exception):
     status = 400
     code = "BAD_REQUEST"
 
-    def __init__(self, message, *, code=None, details=None):
+    #: Seconds after which a retry may succeed (sent as ``Retry-After``); None: not a wait.
+    retry_after = None
+
+    def __init__(self, message, *, code=None, details=None, retry_after=None):
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.details = details or {}
+        if retry_after is not None:
+            self.retry_after = max(1, int(retry_after))
 
     def to_dict(self):
         return {"code": self.code, "message": self.message, "details": self.details}
+
+    def headers(self):
+        """HTTP headers that go with the refusal (``Retry-After`` for a wait)."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
 
 
 class ValidationFailed(HotlineError):
@@ -63,3 +72,12 @@ class PayloadTooLarge(HotlineError):
 class TooManyRequests(HotlineError):
     status = 429
     code = "TOO_MANY_REQUESTS"
+
+
+class ServiceUnavailable(HotlineError):
+    """A part the request needs (the database, the attachment store) is away for now; the
+    same request may be sent again after ``retry_after`` seconds."""
+
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+    retry_after = 5

@@ -135,6 +135,36 @@ def dispatch_confidence(suggestion):
     )
 
 
+#: The levels of a resolved place, coarsest first, with the suggestion's key for each.
+PLACE_LEVELS = [
+    ("district", "区县"),
+    ("street", "街道乡镇"),
+    ("community", "社区村"),
+    ("grid", "网格"),
+]
+
+
+def place_names(db, place):
+    """The levels of a suggested place (``suggestion["area"]``) with their names:
+    [{"level", "label", "code", "name"}], coarsest first; [] for no place."""
+    if not place:
+        return []
+    codes = {place.get(level) for level, _ in PLACE_LEVELS} - {None}
+    names = dict(db.execute(sa.select(Area.code, Area.name).where(Area.code.in_(codes))).all())
+    return [
+        {"level": level, "label": label, "code": place[level], "name": names.get(place[level])}
+        for level, label in PLACE_LEVELS
+        if place.get(level)
+    ]
+
+
+def unit_names(db, codes):
+    """{code: name} of the units ``codes``."""
+    if not codes:
+        return {}
+    return dict(db.execute(sa.select(Unit.code, Unit.name).where(Unit.code.in_(codes))).all())
+
+
 def init_app(app):
     app.extensions["hotline.suggestions"] = SuggestionService(app.config["CLASSIFIER_MODELS_DIR"])
     if app.config["CLASSIFIER_ENABLED"] and app.config["CLASSIFIER_PRELOAD"]:

@@ -1,40 +1,98 @@
-"""Server-rendered pages' login and the guard every page uses to admit a role.
+"""What every server-rendered page stands on: the role guard, the header menu and each role's
+landing page, the template helpers, and the one way a page runs an operation.
 
-Login is a Flask-WTF form (CSRF-checked) over ``hotline.auth``, the same session the JSON API
-reads. After login each role lands on its own workbench (``HOME``).
+A domain registers its pages in the menu (``add_to_menu``) from its own blueprint builder, so
+this module names no page of any domain; ``create_app`` checks that every role got exactly one
+landing page.
 """
 
 import functools
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    g,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import abort, current_app, g, redirect, request, session, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from sqlalchemy.orm.exc import StaleDataError
 
-from hotline.auth import log_in, log_out
 from hotline.db import get_session, local_datetime
 from hotline.enums import Role
-from hotline.errors import TooManyRequests
+from hotline.errors import Conflict, HotlineError
 
-bp = Blueprint("web", __name__, template_folder="templates")
-# Forms written by hand in templates carry ``{{ csrf_token() }}``.
-bp.add_app_template_global(generate_csrf, "csrf_token")
+#: What a page says when another change to the ticket won the race (StaleDataError).
+STALE_MESSAGE = "工单已被他人同时处理，本次操作未生效，请刷新后重试"
 
 
-@bp.app_template_global()
+@dataclass(frozen=True)
+class MenuItem:
+    endpoint: str
+    label: str
+    roles: frozenset
+    #: Roles that land on this page after login.
+    home_of: frozenset
+
+
+@dataclass
+class Menu:
+    """The header menu of one application, in registration order, and each role's home."""
+
+    items: list = field(default_factory=list)
+    homes: dict = field(default_factory=dict)
+
+    def add(self, item):
+        for role in item.home_of:
+            if role in self.homes:
+                raise RuntimeError(f"{role.value} already lands on {self.homes[role]}")
+            self.homes[role] = item.endpoint
+        self.items.append(item)
+
+
+def add_to_menu(bp, view, label, roles, *, home_of=()):
+    """Show the page ``view`` of blueprint ``bp`` in the header menu for ``roles`` and make it
+    the landing page of ``home_of``. Called by the blueprint's builder; takes effect when the
+    application registers the blueprint."""
+
+    def record(state):
+        item = MenuItem(f"{state.name}.{view}", label, frozenset(roles), frozenset(home_of))
+        state.app.extensions["hotline.menu"].add(item)
+
+    bp.record_once(record)
+
+
+def check_homes(app):
+    """Refuse to build an application in which some role has nowhere to land."""
+    homes = app.extensions["hotline.menu"].homes
+    missing = [role.value for role in Role if role not in homes]
+    if missing:
+        raise RuntimeError(f"roles without a landing page: {', '.join(missing)}")
+
+
+def home_url(user):
+    return url_for(current_app.extensions["hotline.menu"].homes[user.role])
+
+
+def init_app(app):
+    """The menu and the helpers every template may use."""
+    app.extensions["hotline.menu"] = Menu()
+    # Forms written by hand in templates carry ``{{ csrf_token() }}``.
+    app.add_template_global(generate_csrf, "csrf_token")
+    app.add_template_global(api_csrf_token)
+    app.add_template_filter(local_time, "local")
+
+    @app.context_processor
+    def _menu():
+        def menu():
+            if not current_user.is_authenticated:
+                return []
+            return [
+                (url_for(item.endpoint), item.label, request.endpoint == item.endpoint)
+                for item in app.extensions["hotline.menu"].items
+                if current_user.role in item.roles
+            ]
+
+        return {"menu": menu}
+
+
 def api_csrf_token():
     """The session's raw CSRF secret, which page scripts echo in ``X-CSRF-Token`` when they
     call the JSON API (forms carry Flask-WTF's signed form of the same secret)."""
@@ -42,58 +100,11 @@ def api_csrf_token():
     return session["csrf_token"]
 
 
-#: Where each role starts (endpoint names); the header's menu lists the pages of ``MENU``.
-HOME = {
-    Role.operator: "console.console_page",
-    Role.dispatcher: "desk.dispatch_queue",
-    Role.unit_handler: "desk.inbox",
-    Role.grid_worker: "grid.grid_page",
-    Role.callback_agent: "followup.callbacks",
-    Role.supervisor: "followup.supervision",
-    Role.leader: "boards.board_page",
-    Role.admin: "boards.board_page",
-}
-
-
-#: The header's menu: (endpoint, label, roles).
-MENU = [
-    ("console.console_page", "受理台", {Role.operator}),
-    ("desk.dispatch_queue", "派单台", {Role.dispatcher}),
-    ("desk.inbox", "待办工单", {Role.unit_handler}),
-    ("grid.grid_page", "网格工作台", {Role.grid_worker}),
-    ("followup.callbacks", "回访台", {Role.callback_agent}),
-    ("followup.supervision", "督办审核", {Role.supervisor}),
-    ("boards.board_page", "实时大屏", {Role.dispatcher, Role.supervisor, Role.leader, Role.admin}),
-    ("reports.ranking_page", "月度排名", {Role.supervisor, Role.leader, Role.admin}),
-    ("reports.rates_page", "三率查询", {Role.supervisor, Role.leader, Role.admin}),
-]
-
-
-@bp.app_context_processor
-def _menu():
-    def menu():
-        if not current_user.is_authenticated:
-            return []
-        return [
-            (url_for(endpoint), label, request.endpoint == endpoint)
-            for endpoint, label, roles in MENU
-            if current_user.role in roles
-        ]
-
-    return {"menu": menu}
-
-
-@bp.app_template_filter("local")
 def local_time(value):
     """A moment in the city's local time, to the minute (every page shows times so)."""
     if value is None:
         return "—"
     return f"{local_datetime(value, current_app.config['TIMEZONE']):%Y-%m-%d %H:%M}"
-
-
-class LoginForm(FlaskForm):
-    username = StringField("用户名", validators=[DataRequired("请填写用户名"), Length(max=64)])
-    password = PasswordField("密码", validators=[DataRequired("请填写密码"), Length(max=200)])
 
 
 def page_for(*roles):
@@ -115,10 +126,6 @@ def page_for(*roles):
     return decorate
 
 
-def home_url(user):
-    return url_for(HOME[user.role])
-
-
 def safe_next(target):
     """Only a path on this site (no scheme, no host) may be a redirect target."""
     if not target:
@@ -132,33 +139,24 @@ def safe_next(target):
     return target
 
 
-@bp.get("/")
-def index():
-    if not current_user.is_authenticated:
-        return redirect(url_for("web.login"))
-    return redirect(home_url(current_user))
+def refusal(exc):
+    """The HotlineError a person is shown for a refused change (a lost race included)."""
+    if isinstance(exc, StaleDataError):
+        return Conflict(STALE_MESSAGE, code="TICKET_VERSION_CONFLICT")
+    return exc
 
 
-@bp.route("/login", methods=["GET", "POST"])
-def login():
-    form = LoginForm()
-    error, status = None, 200
-    if form.validate_on_submit():
-        try:
-            user = log_in(get_session(), form.username.data, form.password.data, via="web")
-        except TooManyRequests as exc:
-            error, status = exc.message, exc.status
-        else:
-            if user is not None:
-                return redirect(safe_next(request.args.get("next")) or home_url(user))
-            error, status = "用户名或密码错误", 400
-    elif request.method == "POST":
-        error, status = "；".join(e for errors in form.errors.values() for e in errors), 400
-    return render_template("login.html", form=form, error=error), status
+def perform(change, *, refused):
+    """Run ``change(session)`` (parse the form, call the operation) and commit; on a refusal
+    roll everything back and return ``refused(error)``, the page re-rendered with the Chinese
+    message and what was typed. Returns ``(True, result)`` or ``(False, response)``.
 
-
-@bp.post("/logout")
-def logout():
-    # CSRF-checked like every page POST (``hotline.auth``): no one logs a user out by link.
-    log_out()
-    return redirect(url_for("web.login"))
+    This is how every page makes a change: nothing of a refused change stays behind."""
+    db = get_session()
+    try:
+        result = change(db)
+        db.commit()
+    except (HotlineError, StaleDataError) as exc:
+        db.rollback()
+        return False, refused(refusal(exc))
+    return True, result

@@ -19,11 +19,12 @@ from sqlalchemy.orm import sessionmaker
 from classifier import artefact, training
 from dispatch import calendar as work_calendar
 from dispatch import timers
-from hotline import create_app, migrate, seed
+from hotline import migrate, seed
 from hotline.api.auth import hash_token
 from hotline.cache import reference_rows, token_users
 from hotline.db import make_engine
 from hotline.models import ApiToken, Ticket, User
+from server.app import create_app
 
 POSTGRES_URL = os.environ.get("HOTLINE_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("HOTLINE_REDIS_URL")
@@ -219,7 +220,8 @@ def committed_app(app, database_url, models_dir, tmp_path):
 
 
 def make_ticket(session, operator, **overrides):
-    """A received ticket created through the real operation."""
+    """A received ticket created through the real operation (without a classifier
+    suggestion unless one is given)."""
     from dispatch import operations
     from hotline.enums import Channel, RequestType, Urgency
     from hotline.models import Area, Category
@@ -233,6 +235,7 @@ def make_ticket(session, operator, **overrides):
         "requester_name": "王先生",
         "requester_phone": "13805360001",
         "address": "奎文区东关街道胜利东街100号",
+        "suggestion": None,
     }
     values.update(overrides)
     if isinstance(values.get("category"), str):

@@ -2,6 +2,10 @@
 
 Success: ``{"success": true, "data": …}``; failure: ``{"success": false, "error": {"code",
 "message", "details"}}`` with a stable code for programs and a Chinese message for people.
+
+``create_blueprint`` builds the ``/api/v1`` parent: who is calling (``hotline.api.auth``), the
+envelope and the error handlers. Each domain's API blueprints are nested in it by the
+application factory, so they all share them.
 """
 
 import logging
@@ -16,11 +20,26 @@ from hotline.errors import HotlineError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-bp.before_request(auth.authenticate)
+_HTTP_CODES = {
+    400: ("BAD_REQUEST", "请求格式有误"),
+    404: ("NOT_FOUND", "请求的地址不存在"),
+    405: ("METHOD_NOT_ALLOWED", "不支持该请求方法"),
+    413: ("PAYLOAD_TOO_LARGE", "请求内容过大"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "请求须为 JSON"),
+}
 
 
-@bp.before_request
+def create_blueprint():
+    bp = Blueprint("api", __name__, url_prefix="/api/v1")
+    bp.before_request(auth.authenticate)
+    bp.before_request(_refuse_nul_in_url)
+    bp.register_error_handler(HotlineError, hotline_error)
+    bp.register_error_handler(StaleDataError, _stale)
+    bp.register_error_handler(HTTPException, http_error)
+    bp.register_error_handler(Exception, _unexpected)
+    return bp
+
+
 def _refuse_nul_in_url():
     """PostgreSQL text cannot hold U+0000: refuse it in query parameters and path segments
     here instead of failing in the database with a 500."""
@@ -32,62 +51,39 @@ def _refuse_nul_in_url():
             )
 
 
-_HTTP_CODES = {
-    400: ("BAD_REQUEST", "请求格式有误"),
-    404: ("NOT_FOUND", "请求的地址不存在"),
-    405: ("METHOD_NOT_ALLOWED", "不支持该请求方法"),
-    413: ("PAYLOAD_TOO_LARGE", "请求内容过大"),
-    415: ("UNSUPPORTED_MEDIA_TYPE", "请求须为 JSON"),
-}
-
-
-def iso(value):
-    """A timestamp for JSON (None stays None)."""
-    return value.isoformat() if value else None
-
-
-def labelled(member):
-    """An enum member for JSON: its value and its Chinese label."""
-    return {"value": member.value, "label": member.label} if member is not None else None
-
-
 def ok(data, status=200, headers=None):
     return jsonify({"success": True, "data": data}), status, headers or {}
 
 
-def _error(status, code, message, details=None):
+def error_response(status, code, message, details=None, headers=None):
     if "db_session" in g:
-        g.db_session.rollback()
+        try:
+            g.db_session.rollback()
+        except Exception:  # noqa: BLE001 — a dead connection has nothing left to roll back
+            log.debug("rollback after an API error failed", exc_info=True)
     body = {"success": False, "error": {"code": code, "message": message, "details": details or {}}}
-    return jsonify(body), status
+    return jsonify(body), status, headers or {}
 
 
-@bp.errorhandler(HotlineError)
-def _hotline_error(exc):
-    return _error(exc.status, exc.code, exc.message, exc.details)
+def hotline_error(exc):
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers())
 
 
-@bp.errorhandler(StaleDataError)
 def _stale(_exc):
-    return _error(
+    return error_response(
         409, "TICKET_VERSION_CONFLICT", "工单已被他人同时处理，本次操作未生效，请刷新后重试"
     )
 
 
-@bp.errorhandler(HTTPException)
 def http_error(exc):
     code, message = _HTTP_CODES.get(exc.code, ("HTTP_ERROR", exc.name))
-    return _error(exc.code, code, message)
+    return error_response(exc.code, code, message)
 
 
-@bp.errorhandler(Exception)
 def _unexpected(exc):
     log.exception("unhandled error in API")
-    return _error(500, "INTERNAL_ERROR", "服务器内部错误，操作未生效，请稍后重试")
+    return error_response(500, "INTERNAL_ERROR", "服务器内部错误，操作未生效，请稍后重试")
 
 
 def commit():
     get_session().commit()
-
-
-from hotline.api import admin, classifier, inbox, reference, sessions  # noqa: E402,F401  (routes)

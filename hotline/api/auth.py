@@ -19,7 +19,7 @@ from hotline.errors import AuthRequired, Forbidden
 from hotline.models import ApiToken, User
 
 #: Endpoints that work without a user.
-PUBLIC_ENDPOINTS = {"api.login"}
+PUBLIC_ENDPOINTS = {"api.sessions.login"}
 
 
 def hash_token(token):

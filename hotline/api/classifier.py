@@ -3,19 +3,19 @@
 import datetime as dt
 
 import sqlalchemy as sa
-from flask import current_app, g, request
+from flask import Blueprint, current_app, g, request
 from sqlalchemy.orm import aliased
 
 from classifier import artefact
 from hotline import suggestions
-from hotline.api import bp, ok
+from hotline.api import ok
 from hotline.api.auth import require_role
-from hotline.api.parsing import Fields, json_body
 from hotline.audit import audit
 from hotline.db import get_session
 from hotline.enums import Role
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotline.models import Area, Category, Ticket, Unit
+from hotline.schemas import Fields, json_body
 
 #: Who may ask for suggestions while typing up a request.
 SUGGEST_ROLES = {Role.operator, Role.dispatcher, Role.grid_worker, Role.supervisor}
@@ -23,7 +23,17 @@ SUGGEST_ROLES = {Role.operator, Role.dispatcher, Role.grid_worker, Role.supervis
 REPORT_ROLES = {Role.dispatcher, Role.supervisor, Role.leader, Role.admin}
 
 
-@bp.post("/suggest")
+def create_blueprint():
+    bp = Blueprint("classifier", __name__)
+    bp.add_url_rule("/suggest", view_func=suggest, methods=["POST"])
+    bp.add_url_rule("/classifier/models", view_func=list_models)
+    bp.add_url_rule(
+        "/classifier/models/<version>/activate", view_func=activate_model, methods=["POST"]
+    )
+    bp.add_url_rule("/classifier/acceptance", view_func=acceptance)
+    return bp
+
+
 def suggest():
     """What the classifier makes of a text being typed in: category, type, urgency, place, units."""
     require_role(SUGGEST_ROLES)
@@ -47,7 +57,6 @@ def suggest():
     return ok(result)
 
 
-@bp.get("/classifier/models")
 def list_models():
     require_role(REPORT_ROLES)
     models_dir = current_app.config["CLASSIFIER_MODELS_DIR"]
@@ -68,7 +77,6 @@ def list_models():
     return ok({"active": active, "models": items})
 
 
-@bp.post("/classifier/models/<version>/activate")
 def activate_model(version):
     """Switch every server process to ``version`` (each notices within seconds)."""
     if g.user.role != Role.admin:
@@ -84,7 +92,6 @@ def activate_model(version):
     return ok({"active": version, "previous": previous})
 
 
-@bp.get("/classifier/acceptance")
 def acceptance():
     """How often the values finally chosen equal what the classifier suggested at intake,
     over tickets received in [from, to) (local dates; default the last 30 days)."""

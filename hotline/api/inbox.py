@@ -7,9 +7,9 @@ when bound to a district. Supervisors and administrators may open any unit's inb
 """
 
 import sqlalchemy as sa
-from flask import current_app, g, request
+from flask import Blueprint, current_app, g, request
 
-from hotline.api import bp, commit, ok
+from hotline.api import commit, ok
 from hotline.cache import reference_rows
 from hotline.db import get_session, utcnow
 from hotline.enums import AlertLevel, Role, UnitKind
@@ -18,6 +18,13 @@ from hotline.models import Notification, Ticket, Unit, unit_areas
 
 #: Roles that may read another unit's inbox.
 OVERSEER_ROLES = {Role.supervisor, Role.admin}
+
+
+def create_blueprint():
+    bp = Blueprint("inbox", __name__)
+    bp.add_url_rule("/inbox", view_func=list_inbox)
+    bp.add_url_rule("/inbox/<id:item_id>/read", view_func=mark_read, methods=["POST"])
+    return bp
 
 
 def _unit_by_code(db, code):
@@ -76,7 +83,6 @@ def _item(n, number):
     }
 
 
-@bp.get("/inbox")
 def list_inbox():
     """Newest first; ``unread=1`` for unread only, ``level=red|yellow|info``, ``before=<id>``
     to page back."""
@@ -119,7 +125,6 @@ def list_inbox():
     )
 
 
-@bp.post("/inbox/<id:item_id>/read")
 def mark_read(item_id):
     """Mark one item of the caller's own inbox read (again is fine: the first reader and
     time are kept). Overseers looking into another unit's inbox do not mark it read."""

@@ -1,19 +1,26 @@
 """Reference data for clients: areas, units, categories."""
 
 import sqlalchemy as sa
-from flask import request
+from flask import Blueprint, request
 
-from hotline.api import bp, ok
+from hotline.api import ok
 from hotline.db import get_session
-from hotline.errors import NotFound
 from hotline.models import Area, Category, Unit
+from hotline.schemas import by_code
+
+
+def create_blueprint():
+    bp = Blueprint("reference", __name__)
+    bp.add_url_rule("/areas", view_func=list_areas)
+    bp.add_url_rule("/units", view_func=list_units)
+    bp.add_url_rule("/categories", view_func=list_categories)
+    return bp
 
 
 def area_to_dict(area):
     return {"code": area.code, "name": area.name, "level": area.level.value}
 
 
-@bp.get("/areas")
 def list_areas():
     """Children of ``parent`` (a code), or the districts when no parent is given."""
     db = get_session()
@@ -27,7 +34,6 @@ def list_areas():
     return ok([area_to_dict(a) for a in db.scalars(query)])
 
 
-@bp.get("/units")
 def list_units():
     db = get_session()
     units = db.scalars(sa.select(Unit).where(Unit.active).order_by(Unit.kind, Unit.code))
@@ -39,18 +45,9 @@ def list_units():
     )
 
 
-@bp.get("/categories")
 def list_categories():
     db = get_session()
     rows = db.scalars(sa.select(Category).where(Category.active).order_by(Category.code))
     return ok(
         [{"code": c.code, "name": c.name, "level": c.level, "utility": c.utility} for c in rows]
     )
-
-
-def by_code(db, model, code, label):
-    """The row of ``model`` with ``code``, or a 404 naming what was not found."""
-    row = db.scalars(sa.select(model).where(model.code == code)).first()
-    if row is None:
-        raise NotFound(f"{label}不存在：{code}", code="REFERENCE_NOT_FOUND")
-    return row

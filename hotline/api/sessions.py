@@ -1,16 +1,26 @@
 """Login, logout, who am I, and API tokens."""
 
-from flask import g, session
+from flask import Blueprint, g, session
 
-from hotline.api import bp, commit, ok
+from hotline.api import commit, ok
 from hotline.api.auth import hash_token, new_token
-from hotline.api.parsing import Fields, json_body
 from hotline.audit import audit
 from hotline.auth import log_in, log_out
 from hotline.cache import token_users
 from hotline.db import get_session, utcnow
 from hotline.errors import AuthRequired, NotFound
 from hotline.models import ApiToken
+from hotline.schemas import Fields, json_body
+
+
+def create_blueprint():
+    bp = Blueprint("sessions", __name__)
+    bp.add_url_rule("/auth/login", view_func=login, methods=["POST"])
+    bp.add_url_rule("/auth/logout", view_func=logout, methods=["POST"])
+    bp.add_url_rule("/me", view_func=me)
+    bp.add_url_rule("/auth/tokens", view_func=create_token, methods=["POST"])
+    bp.add_url_rule("/auth/tokens/<id:token_id>", view_func=revoke_token, methods=["DELETE"])
+    return bp
 
 
 def user_to_dict(user):
@@ -25,7 +35,6 @@ def user_to_dict(user):
     }
 
 
-@bp.post("/auth/login", endpoint="login")
 def login():
     fields = Fields(json_body())
     username = fields.text("username", "用户名", required=True, max_len=64)
@@ -39,18 +48,15 @@ def login():
     return ok({"user": user_to_dict(user), "csrf_token": session["csrf_token"]})
 
 
-@bp.post("/auth/logout")
 def logout():
     log_out()
     return ok({})
 
 
-@bp.get("/me")
 def me():
     return ok(user_to_dict(g.user))
 
 
-@bp.post("/auth/tokens")
 def create_token():
     """Issue an API token for the calling user; the token itself is shown only this once."""
     fields = Fields(json_body())
@@ -66,7 +72,6 @@ def create_token():
     return ok({"id": row.id, "token": token, "label": label}, 201)
 
 
-@bp.delete("/auth/tokens/<id:token_id>")
 def revoke_token(token_id):
     db = get_session()
     row = db.get(ApiToken, token_id)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from dashboards.board import NODE_MODULES, VENDOR_FILES
+from dashboards.pages.board import NODE_MODULES, VENDOR_FILES
 from hotline.enums import Channel
 from tests.conftest import make_ticket
 from tests.conftest import web_login as login

@@ -20,7 +20,6 @@ from openpyxl import load_workbook
 
 from dashboards import exports, ranking
 from dispatch import operations as ops
-from hotline.cli import main
 from hotline.enums import (
     CallbackOutcome,
     ExemptionKind,
@@ -30,6 +29,7 @@ from hotline.enums import (
     Solved,
 )
 from hotline.models import AuditLog, RankingSnapshot, Unit
+from server.cli import main
 from tests.conftest import make_ticket
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -1,6 +1,6 @@
-"""Live boards (dashboards/live.py): the numbers against hand-computed values, who may watch
-which room, masking, pushes through the Socket.IO test client, and two real server
-processes sharing updates through Redis."""
+"""Live boards (dashboards/snapshots.py, socket.py, publisher.py): the numbers against
+hand-computed values, who may watch which room, masking, pushes through the Socket.IO test
+client, and two real server processes sharing updates through Redis."""
 
 import os
 import socket
@@ -15,17 +15,19 @@ import requests
 import socketio as socketio_client
 import sqlalchemy as sa
 
-from dashboards import live
+from dashboards import publisher as board_publisher
+from dashboards import snapshots
+from dashboards import socket as board_socket
 from dispatch import operations as ops
-from hotline import create_app
 from hotline.enums import Channel, RequestType
 from hotline.models import Unit
+from server.app import create_app
 from tests.conftest import PASSWORD, REDIS_URL, _config, make_ticket
 from tests.conftest import web_login as login
 from tests.dashboards.conftest import local
 
 ROOT = Path(__file__).resolve().parents[2]
-NS = live.NAMESPACE
+NS = board_socket.NAMESPACE
 #: Wednesday 14 October 2026, 15:00 local: "now" of the hand-computed board.
 NOW = local(10, 14, 15)
 LIGHT = "010103"
@@ -82,8 +84,8 @@ def city(db, user):
 
 
 def board(app, db, *rooms, now=NOW):
-    month = live.month_rates(db, app.config, force=True, now=now)
-    return live.Board(db, app.config, now=now).snapshots(list(rooms), month=month)
+    month = snapshots.month_rates(db, app.config, force=True, now=now)
+    return snapshots.Board(db, app.config, now=now).snapshots(list(rooms), month=month)
 
 
 def counts(items):
@@ -156,10 +158,13 @@ def test_feed_masks_personal_data(app, db, city):
 
 
 def test_mask_text():
-    assert live.mask_text("回电 13912345678 或 0536-8881234") == "回电 139****5678 或 0536-88***34"
-    assert live.mask_text("卡号6222020200112233445") == "卡号62***************45"
-    assert live.mask_text("身份证37070519900101123X") == "身份证37**************3X"
-    assert live.mask_text("3号楼202室") == "3号楼202室"  # short numbers stay
+    assert (
+        snapshots.mask_text("回电 13912345678 或 0536-8881234")
+        == "回电 139****5678 或 0536-88***34"
+    )
+    assert snapshots.mask_text("卡号6222020200112233445") == "卡号62***************45"
+    assert snapshots.mask_text("身份证37070519900101123X") == "身份证37**************3X"
+    assert snapshots.mask_text("3号楼202室") == "3号楼202室"  # short numbers stay
 
 
 # -- Socket.IO ------------------------------------------------------------------------------
@@ -180,13 +185,14 @@ def board_app(_queueless_app, app, db):
     """The app the Socket.IO tests talk to, on the test's rolled-back connection."""
     original = _queueless_app.extensions["hotline.db"]
     _queueless_app.extensions["hotline.db"] = app.extensions["hotline.db"]
-    live.init_app(_queueless_app)  # another test may have re-initialised the global server
     yield _queueless_app
     _queueless_app.extensions["hotline.db"] = original
 
 
 def connect(app, client, **kwargs):
-    return live.socketio.test_client(app, namespace=NS, flask_test_client=client, **kwargs)
+    return app.extensions["socketio"].test_client(
+        app, namespace=NS, flask_test_client=client, **kwargs
+    )
 
 
 def received(sio, name, *, wait=3.0):
@@ -237,7 +243,7 @@ def app_clients(board_app):
 @pytest.fixture
 def publisher(app, board_app):
     """A board publisher fed by the app's in-process events; tests flush it by hand."""
-    pub = live.BoardPublisher(board_app)
+    pub = board_publisher.BoardPublisher(board_app)
     listeners = app.extensions["hotline.events"].listeners
     listeners.append(pub.feed)
     yield pub

@@ -46,7 +46,7 @@ def clock(monkeypatch):
     """The moment HTTP requests run at: ``clock.now = …``."""
     state = SimpleNamespace(now=None)
     monkeypatch.setattr("dispatch.operations.utcnow", lambda: state.now)
-    monkeypatch.setattr("dispatch.callbacks.utcnow", lambda: state.now)
+    monkeypatch.setattr("dispatch.api.callbacks.utcnow", lambda: state.now)
     return state
 
 

@@ -7,8 +7,9 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from dispatch import desk
+from dispatch import deadlines
 from dispatch import operations as ops
+from dispatch.pages import desk
 from hotline.db import utcnow
 from hotline.enums import AssignmentRole, DecisionStatus, ReturnReason, TicketStatus
 from hotline.models import Assignment, Category, Extension, Ticket, TicketEvent, Unit
@@ -75,24 +76,28 @@ TICK = dt.timedelta(microseconds=1)
     ],
 )
 def test_deadline_state_edges(now, state, words):
-    result = desk.deadline_state(DUE, warn_at=WARN, done_at=None, now=now)
+    result = deadlines.deadline_state(DUE, warn_at=WARN, done_at=None, now=now)
     assert (result.state, result.words) == (state, words)
 
 
 def test_deadline_state_done_stopped_and_missing():
-    late = desk.deadline_state(DUE, warn_at=WARN, done_at=DUE + dt.timedelta(hours=2), now=DUE)
+    late = deadlines.deadline_state(DUE, warn_at=WARN, done_at=DUE + dt.timedelta(hours=2), now=DUE)
     assert (late.state, late.words) == ("done", "已完成（超时 2 小时）")
-    on_time = desk.deadline_state(DUE, warn_at=WARN, done_at=DUE, now=DUE + dt.timedelta(days=9))
+    on_time = deadlines.deadline_state(
+        DUE, warn_at=WARN, done_at=DUE, now=DUE + dt.timedelta(days=9)
+    )
     assert (on_time.state, on_time.words) == ("done", "已按时完成")
-    stopped = desk.deadline_state(DUE, warn_at=WARN, done_at=None, now=DUE + TICK, stopped=True)
+    stopped = deadlines.deadline_state(
+        DUE, warn_at=WARN, done_at=None, now=DUE + TICK, stopped=True
+    )
     assert (stopped.state, stopped.words) == ("done", "已停止计时")
-    assert desk.deadline_state(None, warn_at=None, done_at=None, now=DUE).state == "none"
+    assert deadlines.deadline_state(None, warn_at=None, done_at=None, now=DUE).state == "none"
 
 
 def test_duration_words():
-    assert desk.duration_words(dt.timedelta(days=2)) == "2 天"
-    assert desk.duration_words(dt.timedelta(hours=1, minutes=5, seconds=59)) == "1 小时 5 分钟"
-    assert desk.duration_words(dt.timedelta(seconds=59)) == "不足 1 分钟"
+    assert deadlines.duration_words(dt.timedelta(days=2)) == "2 天"
+    assert deadlines.duration_words(dt.timedelta(hours=1, minutes=5, seconds=59)) == "1 小时 5 分钟"
+    assert deadlines.duration_words(dt.timedelta(seconds=59)) == "不足 1 分钟"
 
 
 def test_ticket_deadlines_follow_the_warning_timer(db, user):
@@ -100,8 +105,8 @@ def test_ticket_deadlines_follow_the_warning_timer(db, user):
     now = utcnow()
     ticket = dispatched(db, user, now=now - dt.timedelta(hours=2))  # sign due: 2 h
     warn = ticket.clock_started_at + dt.timedelta(hours=2) * 0.8
-    before = desk.ticket_deadlines(db, ticket, warn - TICK)
-    at = desk.ticket_deadlines(db, ticket, warn)
+    before = deadlines.ticket_deadlines(db, ticket, warn - TICK)
+    at = deadlines.ticket_deadlines(db, ticket, warn)
     assert before[0][0] == "签收" and before[0][2].state == "ok"
     assert at[0][2].state == "warn"
 

@@ -40,7 +40,7 @@ def clock(monkeypatch):
     """The moment page requests run at: ``clock.now = …``."""
     state = SimpleNamespace(now=local(17, 10))
     monkeypatch.setattr("dispatch.operations.utcnow", lambda: state.now)
-    monkeypatch.setattr("dispatch.followup.utcnow", lambda: state.now)
+    monkeypatch.setattr("dispatch.pages.followup.utcnow", lambda: state.now)
     return state
 
 

@@ -1,12 +1,15 @@
 """Grid workers' operations (DOMAIN.md §6): accept (接单), on-site check-in (现场核查),
 contact and finish by the accepting worker, escalate (上报), and their API endpoints."""
 
+import hashlib
 from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
+from classifier import geo
 from dispatch import operations as ops
+from hotline.attachments import Photo
 from hotline.enums import (
     AssignmentRole,
     CallbackOutcome,
@@ -24,7 +27,15 @@ S = TicketStatus
 DONGGUAN = "U-S-370705001"
 MY_GRID = "370705001001001"  # one of the seeded worker "grid"'s two grids
 OTHER_GRID = "370705001001003"  # same community, not theirs
-PHOTOS = ["照片"]  # the operation only counts what the view checked
+
+
+def photo(name, fill=b""):
+    """A checked photo (``attachments.check``'s output): PNG bytes, stored by the operation."""
+    data = b"\x89PNG\r\n\x1a\n" + fill.ljust(16, b"\0")
+    return Photo(name, "image/png", data, hashlib.sha256(data).hexdigest())
+
+
+PHOTOS = [photo("现场.png")]
 
 
 def seeded_users(user):
@@ -209,7 +220,13 @@ def test_check_in_inside_the_grid_records_position_and_zero_distance(db, u):
     lng, lat = centre(db)
     version = ticket.version
     event = ops.check_in(
-        db, u.grid, ticket, lng=lng, lat=lat, photos=["a", "b"], note=" 路灯确实不亮 "
+        db,
+        u.grid,
+        ticket,
+        lng=lng,
+        lat=lat,
+        photos=[photo("a.png", b"a"), photo("b.png", b"b")],
+        note=" 路灯确实不亮 ",
     )
     db.flush()
     assert ticket.status == S.signed
@@ -277,8 +294,8 @@ def test_check_in_before_accepting_is_refused_by_state(db, u):
 def test_distance_without_polygon_is_unknown(db, u):
     street = area(db, "370705001")
     assert street.polygon is None
-    assert ops.distance_to_area_m(street, 119.1, 36.7) is None
-    assert ops.distance_to_area_m(None, 119.1, 36.7) is None
+    assert geo.distance_m(street.polygon, 119.1, 36.7) is None
+    assert geo.distance_m(None, 119.1, 36.7) is None
 
 
 # -- contact, finish ------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ import zlib
 import pytest
 import sqlalchemy as sa
 
+from classifier.geo import wgs84_to_gcj02
 from dispatch import operations as ops
-from dispatch.grid import wgs84_to_gcj02
 from hotline.enums import Channel
 from hotline.models import Attachment, Ticket, TicketEvent
 from tests.conftest import FORM_TOKEN, form_token, make_ticket, ticket_count

@@ -16,10 +16,11 @@ from click.testing import CliRunner
 
 from dispatch import operations as ops
 from dispatch import timers
-from hotline import create_app, scheduler
-from hotline.cli import main
 from hotline.db import get_session
 from hotline.models import Notification, Ticket, TicketEvent, TimerFiring, Unit, User
+from server import scheduler
+from server.app import create_app
+from server.cli import main
 from tests.conftest import is_postgres, make_ticket
 
 TICKETS = 60

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from openpyxl import Workbook
 
 from classifier import artefact, training
-from hotline.cli import main
-from hotline.cli_classifier import format_metrics
 from hotline.models import AuditLog
+from server.cli import main
+from server.cli_classifier import format_metrics
 
 PLACES = ["胜利东街", "东风街", "中学街社区", "工福街社区", "院校街社区", "北海路", "四平路"]
 ISSUES = {

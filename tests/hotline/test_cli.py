@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from hotline.cli import main
 from hotline.models import AuditLog, Ticket, User
+from server.cli import main
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_simulate_feeds_a_live_server(committed_app):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        from hotline import simulate
+        from server import simulate
 
         made = simulate.run(
             f"http://127.0.0.1:{server.server_port}",

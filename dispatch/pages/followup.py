@@ -7,9 +7,9 @@
   termination requests, overdue tickets by 督办 level, and scoring exemption of any ticket.
 
 Every POST parses the form with the JSON API's parser of the same transition
-(``dispatch.api.TRANSITION_ENDPOINTS``), calls the operation with the page's ticket version
-and commits. A refusal rolls back and re-renders the page with the Chinese message and what
-the user typed; success redirects with a flash message.
+(``dispatch.schemas.TRANSITION_FORMS``) and runs the operation with the page's ticket version
+(``hotline.web.perform``). A refusal rolls back and re-renders the page with the Chinese
+message and what the user typed; success redirects with a flash message.
 """
 
 from dataclasses import dataclass, field
@@ -27,39 +27,34 @@ from flask import (
     url_for,
 )
 from sqlalchemy.orm import selectinload
-from sqlalchemy.orm.exc import StaleDataError
 
-from dispatch import access, forms, sla
-from dispatch import callbacks as queues
-from dispatch.api import load_ticket, positive_int
-from dispatch.desk import duration_words
+from dispatch import access, queues, schemas, sla
+from dispatch.deadlines import duration_words
 from dispatch.states import TRANSITIONS
+from hotline import web
 from hotline.db import get_session, utcnow
 from hotline.enums import (
     CallbackOutcome,
     DecisionStatus,
+    EscalationLevel,
     ExemptionKind,
     Role,
     Satisfaction,
     Solved,
     TicketStatus,
 )
-from hotline.errors import HotlineError, NotFound, ValidationFailed
+from hotline.errors import NotFound, ValidationFailed
 from hotline.models import Extension, Ticket, TicketEvent
+from hotline.schemas import Page
 from hotline.web import page_for
 
-bp = Blueprint("followup", __name__, template_folder="templates")
-
-#: Transitions each page may post (URL segment of ``TRANSITION_ENDPOINTS``).
+#: Transitions each page may post (URL segment of ``TRANSITION_FORMS``).
 CALLBACK_ACTIONS = {"callback", "close"}
 SUPERVISION_ACTIONS = {"reopen", "close", "extension-decision", "termination-review", "exempt"}
-#: 督办 levels (``Ticket.escalation_level``), as the scheduler escalates them.
-ESCALATION_LABELS = {
-    0: "未督办",
-    1: "一级督办（热线中心）",
-    2: "二级督办（区县或部门领导）",
-    3: "三级督办（市长办公室）",
-}
+#: The page number argument of each section of the supervision page.
+_PAGE_ARGS = {"reviews": "rp", "extensions": "ep", "terminations": "tp", "overdue": "op"}
+#: What the lists show of each ticket's relations.
+_CARD_OPTIONS = (selectinload(Ticket.category), selectinload(Ticket.lead_unit))
 #: Where a supervisor's action lands back on the page (the section's anchor).
 SECTION_OF = {
     "reopen": "reviews",
@@ -68,6 +63,17 @@ SECTION_OF = {
     "termination-review": "terminations",
     "exempt": "exempt",
 }
+
+
+def create_blueprint():
+    bp = Blueprint("followup", __name__, template_folder="templates")
+    bp.add_url_rule("/callbacks", view_func=callbacks)
+    bp.add_url_rule("/callbacks/<number>/<slug>", view_func=callback_action, methods=["POST"])
+    bp.add_url_rule("/supervision", view_func=supervision)
+    bp.add_url_rule("/supervision/<number>/<slug>", view_func=supervision_action, methods=["POST"])
+    web.add_to_menu(bp, "callbacks", "回访台", {Role.callback_agent}, home_of={Role.callback_agent})
+    web.add_to_menu(bp, "supervision", "督办审核", {Role.supervisor}, home_of={Role.supervisor})
+    return bp
 
 
 @dataclass
@@ -84,50 +90,29 @@ class Failure:
         return self.typed if (number, slug) == (self.number, self.slug) else {}
 
 
-@bp.errorhandler(HotlineError)
-def _refused(exc):
-    # Bad query parameters (page numbers …): a page with the message, never a 500.
-    return render_template("error.html", status=exc.status, message=exc.message), exc.status
-
-
 # -- shared helpers ---------------------------------------------------------------------------
 
 
-def _page_size():
-    return current_app.config["DEFAULT_PAGE_SIZE"]
+def _page(name="page"):
+    return Page.from_args(request.args, size=current_app.config["DEFAULT_PAGE_SIZE"], name=name)
 
 
-def _page_arg(name):
-    errors = {}
-    page = positive_int(request.args, name, 1, errors)
-    if errors:
-        raise ValidationFailed(f"页码“{name}”须为正整数", details=errors)
-    return page
+def _perform(number, slug, failed):
+    """Run the transition ``slug`` on ticket ``number`` from the posted form. Returns (True,
+    parsed values), or (False, the page re-rendered by ``failed(Failure)``)."""
+    form = schemas.TRANSITION_FORMS[slug]
 
+    def change(db):
+        ticket = access.visible_ticket(db, g.user, number)
+        values = schemas.parse_transition(db, form, request.form, page=True)
+        form.operation(db, g.user, ticket, **values)
+        return values
 
-def _pages(total):
-    return max(1, -(-total // _page_size()))
+    def refused(error):
+        typed = {k: v for k, v in request.form.items() if k not in ("csrf_token", "version")}
+        return failed(Failure(number, slug, error.message, error.status, typed))
 
-
-def _perform(number, slug):
-    """Run the transition ``slug`` on ticket ``number`` from the posted form and commit.
-    Returns the ticket and the parsed values; raises HotlineError / StaleDataError."""
-    db = get_session()
-    ticket = load_ticket(db, number)
-    operation, values = forms.parse_transition(db, slug, request.form)
-    operation(db, g.user, ticket, **values)
-    db.commit()
-    return ticket, values
-
-
-def _failure(number, slug, exc):
-    get_session().rollback()  # nothing of a refused action may stay
-    if isinstance(exc, StaleDataError):
-        message, status = forms.STALE_MESSAGE, 409
-    else:
-        message, status = exc.message, exc.status
-    typed = {k: v for k, v in request.form.items() if k not in ("csrf_token", "version")}
-    return Failure(number, slug, message, status, typed)
+    return web.perform(change, refused=refused)
 
 
 # -- 回访台 ------------------------------------------------------------------------------------
@@ -137,22 +122,14 @@ def _queue_args():
     due = request.args.get("due")
     if due not in (None, "", "0", "1"):
         raise ValidationFailed("“仅显示到期”取值应为 1 或 0", details={"due": "取值应为 1 或 0"})
-    return due == "1", _page_arg("page")
+    return due == "1", _page()
 
 
 def _callbacks_page(failure=None):
     due_only, page = _queue_args()
     db = get_session()
     now = utcnow()
-    # The queue of ``dispatch.callbacks`` (its order, scope and attempt counting).
-    query = sa.select(Ticket).where(
-        Ticket.status == TicketStatus.finished, Ticket.callback_next_at.is_not(None)
-    )
-    if due_only:
-        query = query.where(Ticket.callback_next_at <= now)
-    total, tickets = queues.page_of(
-        db, query, (Ticket.callback_next_at, Ticket.id), page, _page_size()
-    )
+    total, tickets = queues.calls(db, g.user, page, now, due_only=due_only)
     attempts = queues.attempts_of(db, tickets)
     rows = [
         {
@@ -176,8 +153,8 @@ def _callbacks_page(failure=None):
         "followup_callbacks.html",
         rows=rows,
         total=total,
-        page=page,
-        pages=_pages(total),
+        page=page.number,
+        pages=page.count(total),
         due_only=due_only,
         failure=failure,
         failed_elsewhere=failure is not None and failure.number not in numbers,
@@ -192,21 +169,18 @@ def _callbacks_page(failure=None):
     return html, failure.status if failure else 200
 
 
-@bp.get("/callbacks")
 @page_for(*queues.QUEUE_ROLES)
 def callbacks():
     return _callbacks_page()
 
 
-@bp.post("/callbacks/<number>/<slug>")
 @page_for(*queues.QUEUE_ROLES)
 def callback_action(number, slug):
     if slug not in CALLBACK_ACTIONS:
         abort(404)
-    try:
-        _, values = _perform(number, slug)
-    except (HotlineError, StaleDataError) as exc:
-        return _callbacks_page(_failure(number, slug, exc))
+    done, values = _perform(number, slug, _callbacks_page)
+    if not done:
+        return values
     if slug == "callback":
         flash(f"工单 {number} 回访已记录：{values['outcome'].label}", "notice")
     else:
@@ -214,7 +188,9 @@ def callback_action(number, slug):
     due_only, page = _queue_args()
     return redirect(
         url_for(
-            "followup.callbacks", due="1" if due_only else None, page=page if page > 1 else None
+            "followup.callbacks",
+            due="1" if due_only else None,
+            page=page.number if page.number > 1 else None,
         )
     )
 
@@ -223,9 +199,8 @@ def callback_action(number, slug):
 
 
 def _reviews(db, page):
-    """已回访: unhappy callbacks waiting for 重办 or 归档 (``dispatch.callbacks`` order)."""
-    query = sa.select(Ticket).where(Ticket.status == TicketStatus.called_back)
-    return queues.page_of(db, query, (Ticket.callback_at, Ticket.id), page, _page_size())
+    """已回访: unhappy callbacks waiting for 重办 or 归档 (``dispatch.queues`` order)."""
+    return queues.reviews(db, g.user, page)
 
 
 def _extensions(db, page):
@@ -239,8 +214,8 @@ def _extensions(db, page):
     rows = db.execute(
         query.options(selectinload(Ticket.lead_unit))
         .order_by(Extension.requested_at, Extension.id)
-        .limit(_page_size())
-        .offset((page - 1) * _page_size())
+        .limit(page.size)
+        .offset(page.offset)
     ).all()
     return total, rows
 
@@ -248,7 +223,8 @@ def _extensions(db, page):
 def _terminations(db, page):
     """终止待审 tickets, longest waiting first, each with the unit's latest reason."""
     query = sa.select(Ticket).where(Ticket.status == TicketStatus.termination_requested)
-    total, tickets = queues.page_of(db, query, (Ticket.updated_at, Ticket.id), page, _page_size())
+    query = access.scoped(query, g.user)
+    total, tickets = page.of(db, query, Ticket.updated_at, Ticket.id, options=_CARD_OPTIONS)
     reasons = {}
     if tickets:
         events = db.execute(
@@ -265,8 +241,8 @@ def _terminations(db, page):
 
 def _overdue(db, page, now):
     """In handling past the finish deadline, the most overdue first."""
-    query = sa.select(Ticket).where(sla.overdue(now))
-    total, tickets = queues.page_of(db, query, (Ticket.finish_due, Ticket.id), page, _page_size())
+    query = access.scoped(sa.select(Ticket).where(sla.overdue(now)), g.user)
+    total, tickets = page.of(db, query, Ticket.finish_due, Ticket.id, options=_CARD_OPTIONS)
     return total, [(t, duration_words(now - t.finish_due)) for t in tickets]
 
 
@@ -278,7 +254,7 @@ def _exempt_target(db, failure):
     if not number:
         return None, None
     try:
-        return load_ticket(db, number), None
+        return access.visible_ticket(db, g.user, number), None
     except NotFound as exc:
         return None, exc.message
 
@@ -286,7 +262,7 @@ def _exempt_target(db, failure):
 def _supervision_page(failure=None):
     db = get_session()
     now = utcnow()
-    pages = {name: _page_arg(name) for name in ("rp", "ep", "tp", "op")}
+    pages = {key: _page(key) for key in _PAGE_ARGS.values()}
     sections = {
         "reviews": _reviews(db, pages["rp"]),
         "extensions": _extensions(db, pages["ep"]),
@@ -303,34 +279,31 @@ def _supervision_page(failure=None):
     html = render_template(
         "followup_supervision.html",
         sections=sections,
-        pages=pages,
-        page_count={name: _pages(total) for name, (total, _) in sections.items()},
+        pages={key: page.number for key, page in pages.items()},
+        page_count={name: pages[key].count(sections[name][0]) for name, key in _PAGE_ARGS.items()},
         failure=failure,
         failed_elsewhere=failed_elsewhere,
         exempt_ticket=exempt_ticket,
         exempt_number=request.args.get("ticket", ""),
         exempt_error=exempt_error,
         exemption_kinds=list(ExemptionKind),
-        escalation=ESCALATION_LABELS,
+        escalation={level.value: level.label for level in EscalationLevel},
     )
     return html, failure.status if failure else 200
 
 
-@bp.get("/supervision")
 @page_for(Role.supervisor)
 def supervision():
     return _supervision_page()
 
 
-@bp.post("/supervision/<number>/<slug>")
 @page_for(Role.supervisor)
 def supervision_action(number, slug):
     if slug not in SUPERVISION_ACTIONS:
         abort(404)
-    try:
-        ticket, values = _perform(number, slug)
-    except (HotlineError, StaleDataError) as exc:
-        return _supervision_page(_failure(number, slug, exc))
+    done, values = _perform(number, slug, _supervision_page)
+    if not done:
+        return values
     flash(_done_message(number, slug, values), "notice")
     section = SECTION_OF[slug]
     ticket_arg = number if slug == "exempt" else None

@@ -3,7 +3,7 @@ files they load from ``node_modules`` (installed by ``npm ci``, never copied int
 repository).
 
 The server renders the first snapshot into the page, so it is readable without JavaScript;
-``static/board.js`` then connects to the Socket.IO namespace of ``dashboards.live`` and
+``static/board.js`` then connects to the Socket.IO namespace of ``dashboards.socket`` and
 keeps it current.
 """
 
@@ -11,24 +11,46 @@ import re
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, g, redirect, render_template, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    send_file,
+    url_for,
+)
 
-from dashboards import live
+from dashboards import access
+from dashboards.snapshots import room_snapshot
+from dashboards.socket import NAMESPACE
+from hotline import web
 from hotline.db import get_session
 from hotline.enums import AreaLevel, Role
 from hotline.models import Area
 from hotline.web import page_for
 
-bp = Blueprint(
-    "boards",
-    __name__,
-    template_folder="templates",
-    static_folder="static",
-    static_url_path="/boards/static",
-)
+
+def create_blueprint():
+    bp = Blueprint(
+        "boards",
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/boards/static",
+    )
+    bp.add_url_rule("/boards", view_func=board_page)
+    bp.add_url_rule("/boards/district/<code>", view_func=district_page)
+    bp.add_url_rule("/vendor/<name>", view_func=vendor)
+    web.add_to_menu(
+        bp, "board_page", "实时大屏", access.BOARD_ROLES, home_of={Role.leader, Role.admin}
+    )
+    return bp
+
 
 #: The repository's node_modules (``npm ci`` of package.json / package-lock.json).
-NODE_MODULES = Path(__file__).resolve().parent.parent / "node_modules"
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
 #: The only files served from it: URL name → path inside node_modules.
 VENDOR_FILES = {
     "echarts.min.js": "echarts/dist/echarts.min.js",
@@ -50,7 +72,7 @@ def _districts():
 
 
 def _render(room, title):
-    snapshot = live.room_snapshot(room)
+    snapshot = room_snapshot(get_session(), current_app.config, room)
     user = g.user
     districts = [] if user.role == Role.leader and user.district_id else _districts()
     return render_template(
@@ -59,22 +81,20 @@ def _render(room, title):
         title=title,
         snapshot=snapshot,
         districts=districts,
-        namespace=live.NAMESPACE,
+        namespace=NAMESPACE,
     )
 
 
-@bp.get("/boards")
-@page_for(*live.BOARD_ROLES)
+@page_for(*access.BOARD_ROLES)
 def board_page():
     """The city board; a district leader is sent to their district's."""
-    room = live.default_room(g.user)
-    if room != live.CITY:
-        return redirect(url_for("boards.district_page", code=live.room_district(room)))
-    return _render(live.CITY, "全市")
+    room = access.default_room(g.user)
+    if room != access.CITY:
+        return redirect(url_for("boards.district_page", code=access.room_district(room)))
+    return _render(access.CITY, "全市")
 
 
-@bp.get("/boards/district/<code>")
-@page_for(*live.BOARD_ROLES)
+@page_for(*access.BOARD_ROLES)
 def district_page(code):
     if not _DISTRICT.match(code):
         abort(404)
@@ -83,13 +103,12 @@ def district_page(code):
     )
     if name is None:
         abort(404)
-    room = live.district_room(code)
-    if not live.may_watch(g.user, room):
+    room = access.district_room(code)
+    if not access.may_watch(g.user, room):
         abort(403)
     return _render(room, name)
 
 
-@bp.get("/vendor/<name>")
 def vendor(name):
     """ECharts and the Socket.IO client from node_modules, by an allow-list (no path from
     the URL ever reaches the file system)."""

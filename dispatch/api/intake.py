@@ -11,49 +11,28 @@ from dispatch import duplicates
 from hotline import knowledge
 from hotline.api import ok
 from hotline.api.auth import require_role
-from hotline.api.parsing import Fields, json_body
 from hotline.db import get_session
 from hotline.enums import Role
 from hotline.errors import ValidationFailed
-from hotline.models import Area, Unit
+from hotline.models import Area
+from hotline.schemas import Fields, json_body
+from hotline.suggestions import place_names, unit_names
 
-bp = Blueprint("intake", __name__)
+
+def create_blueprint():
+    bp = Blueprint("intake", __name__)
+    bp.add_url_rule("/knowledge", view_func=search_knowledge)
+    bp.add_url_rule("/duplicates", view_func=find_duplicates, methods=["POST"])
+    bp.add_url_rule("/intake/names", view_func=intake_names)
+    return bp
+
 
 #: Who takes calls or sorts them: the console's helpers are theirs.
 INTAKE_ROLES = {Role.operator, Role.dispatcher}
 #: Longest knowledge-base query (a whole complaint text may be sent while typing).
 QUERY_MAX = 2000
-#: The levels of a resolved place, coarsest first, with the suggestion's key for each.
-PLACE_LEVELS = [
-    ("district", "区县"),
-    ("street", "街道乡镇"),
-    ("community", "社区村"),
-    ("grid", "网格"),
-]
 
 
-def place_names(db, place):
-    """The levels of a suggested place (``suggestion["area"]``) with their names:
-    [{"level", "label", "code", "name"}], coarsest first; [] for no place."""
-    if not place:
-        return []
-    codes = {place.get(level) for level, _ in PLACE_LEVELS} - {None}
-    names = dict(db.execute(sa.select(Area.code, Area.name).where(Area.code.in_(codes))).all())
-    return [
-        {"level": level, "label": label, "code": place[level], "name": names.get(place[level])}
-        for level, label in PLACE_LEVELS
-        if place.get(level)
-    ]
-
-
-def unit_names(db, codes):
-    """{code: name} of the units ``codes``."""
-    if not codes:
-        return {}
-    return dict(db.execute(sa.select(Unit.code, Unit.name).where(Unit.code.in_(codes))).all())
-
-
-@bp.get("/knowledge")
 def search_knowledge():
     """知识库: the best articles for ``q`` (the call's words), best first."""
     require_role(INTAKE_ROLES)
@@ -67,7 +46,6 @@ def search_knowledge():
     return ok([knowledge.entry_to_dict(entry, score) for entry, score in found])
 
 
-@bp.post("/duplicates")
 def find_duplicates():
     """并单: tickets of the last days that may report the same matter as the call being taken."""
     require_role(INTAKE_ROLES)
@@ -94,7 +72,6 @@ def find_duplicates():
     return ok([duplicates.candidate_to_dict(c, g.user) for c in found])
 
 
-@bp.get("/intake/names")
 def intake_names():
     """Names for a suggestion's codes: ``area`` (any level) → its district, street, community
     and grid; ``units`` (comma-separated) → unit names."""

@@ -6,9 +6,7 @@ their own district's units. Freezing (publishing) is for the mayor's office (a l
 no district) and administrators.
 """
 
-import datetime as dt
 import io
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -22,33 +20,37 @@ from flask import (
     url_for,
 )
 
-from dashboards import exports, ranking
+from dashboards import access, exports, ranking, schemas
+from hotline import web
 from hotline.db import get_session, utcnow
-from hotline.enums import RankingClass, Role
+from hotline.enums import RankingClass
 from hotline.errors import HotlineError, ValidationFailed
+from hotline.schemas import Page
 from hotline.web import page_for
 
-bp = Blueprint("reports", __name__, url_prefix="/reports", template_folder="templates")
-
-VIEW_ROLES = (Role.leader, Role.supervisor, Role.admin)
+VIEW_ROLES = access.RANKING_ROLES
 PAGE_SIZE = 200
 #: Charts show every ranked unit of a class up to this many, else the top and bottom halves.
 CHART_UNITS = 30
 
 
-def may_freeze(user):
-    return user.role == Role.admin or (user.role == Role.leader and user.district_id is None)
+def create_blueprint():
+    bp = Blueprint("reports", __name__, url_prefix="/reports", template_folder="templates")
+    bp.add_url_rule("/ranking", view_func=ranking_page)
+    bp.add_url_rule("/ranking/<month>/freeze", view_func=freeze, methods=["POST"])
+    bp.add_url_rule("/ranking/<month>.<fmt>", view_func=download)
+    bp.add_url_rule("/ranking/<month>/units/<code>", view_func=drill_down)
+    bp.add_url_rule("/rates", view_func=rates_page)
+    bp.register_error_handler(HotlineError, _refused)
+    bp.add_app_template_filter(percent, "pct")
+    bp.add_app_template_filter(score, "score")
+    web.add_to_menu(bp, "ranking_page", "月度排名", VIEW_ROLES)
+    web.add_to_menu(bp, "rates_page", "三率查询", VIEW_ROLES)
+    return bp
 
 
-def _local_today():
-    return utcnow().astimezone(ZoneInfo(current_app.config["TIMEZONE"])).date()
-
-
-def default_month():
-    """Last month: the one a report is usually read for."""
-    first = _local_today().replace(day=1)
-    last = first - dt.timedelta(days=1)
-    return f"{last.year}-{last.month:02d}"
+def _today():
+    return schemas.local_today(utcnow(), current_app.config["TIMEZONE"])
 
 
 def load(month, with_previous=True):
@@ -57,15 +59,13 @@ def load(month, with_previous=True):
     )
 
 
-@bp.errorhandler(HotlineError)
 def _refused(exc):
     return render_template("report_error.html", error=exc), exc.status
 
 
-@bp.get("/ranking")
 @page_for(*VIEW_ROLES)
 def ranking_page():
-    month = request.args.get("month") or default_month()
+    month = request.args.get("month") or schemas.default_month(_today())
     result = load(month)
     return render_template(
         "ranking.html",
@@ -76,7 +76,7 @@ def ranking_page():
         charts={c: _chart(result.ranked(c)) for c in RankingClass},
         definitions=ranking.DEFINITIONS,
         labels=ranking.LABELS,
-        may_freeze=may_freeze(g.user),
+        may_freeze=access.may_freeze(g.user),
         month_over=utcnow() >= result.period_end,
     )
 
@@ -96,10 +96,9 @@ def _chart(rows):
     ]
 
 
-@bp.post("/ranking/<month>/freeze")
 @page_for(*VIEW_ROLES)
 def freeze(month):
-    if not may_freeze(g.user):
+    if not access.may_freeze(g.user):
         abort(403)
     db = get_session()
     ranking.freeze(db, g.user, month, now=utcnow(), config=current_app.config)
@@ -107,7 +106,6 @@ def freeze(month):
     return redirect(url_for("reports.ranking_page", month=month))
 
 
-@bp.get("/ranking/<month>.<fmt>")
 @page_for(*VIEW_ROLES)
 def download(month, fmt):
     result = load(month)
@@ -133,7 +131,6 @@ def download(month, fmt):
     return response
 
 
-@bp.get("/ranking/<month>/units/<code>")
 @page_for(*VIEW_ROLES)
 def drill_down(month, code):
     """The tickets behind a unit's line (a district: its government and streets)."""
@@ -141,17 +138,14 @@ def drill_down(month, code):
     fact = request.args.get("fact") or None
     if fact is not None and fact not in ranking.FACTS:
         raise ValidationFailed(f"未知的统计项“{fact}”", details={"fact": "未知的统计项"})
-    page = request.args.get("page", "1")
-    if not page.isdigit() or int(page) < 1:
-        raise ValidationFailed("页码须为正整数", details={"page": "须为正整数"})
-    page = int(page)
+    page = Page.from_args(request.args, size=PAGE_SIZE)
     db = get_session()
     classes, members = ranking.ranked_units(db, current_app.config["MAYORS_OFFICE_UNIT"])
     unit = next((u for u in classes[ranking_class] if u.code == code), None)
     if unit is None:
         abort(404)
     member_ids = members[(ranking_class, unit.id)]
-    if not _may_see(db, g.user, member_ids):
+    if not access.may_see_units(g.user, ranking.unit_districts(db), member_ids):
         abort(403)
     result = load(month, with_previous=False)  # the page shows no month-over-month change
     row = next((r for r in result.rows[ranking_class] if r.unit_id == unit.id), None)
@@ -167,8 +161,8 @@ def drill_down(month, code):
         utcnow(),
         member_ids,
         fact=fact,
-        limit=PAGE_SIZE,
-        offset=(page - 1) * PAGE_SIZE,
+        limit=page.size,
+        offset=page.offset,
     )
     return render_template(
         "drill_down.html",
@@ -182,25 +176,17 @@ def drill_down(month, code):
         labels=ranking.LABELS,
         tickets=tickets,
         total=total,
-        page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
+        page=page.number,
+        pages=page.count(total),
         live_counts=live_counts,
     )
 
 
-def _may_see(db, user, unit_ids):
-    """A district leader sees only units inside their district; others see every unit."""
-    if user.role != Role.leader or user.district_id is None:
-        return True
-    districts = ranking.unit_districts(db)
-    return all(districts.get(i) == user.district.code for i in unit_ids)
-
-
-@bp.get("/rates")
 @page_for(*VIEW_ROLES)
 def rates_page():
     """Rates per unit or per area for any period (default: this month so far)."""
-    period = rates_period()
+    timezone = current_app.config["TIMEZONE"]
+    period = schemas.rates_period(request.args, today=_today(), timezone=timezone)
     settings = ranking.Settings.from_config(current_app.config)
     rows = ranking.period_rates(
         get_session(), period["start"], period["end"], utcnow(), settings, period["by"]
@@ -216,48 +202,10 @@ def rates_page():
     )
 
 
-def rates_period():
-    """The period and grouping of a rates request (``from``, ``to``, ``by``), checked."""
-    today = _local_today()
-    start_day = _date_arg("from", today.replace(day=1))
-    end_day = _date_arg("to", today)
-    if end_day < start_day:
-        raise ValidationFailed("结束日期不能早于开始日期", details={"to": "不能早于开始日期"})
-    if (end_day - start_day).days > 366:
-        raise ValidationFailed("统计区间不能超过一年", details={"to": "区间不能超过一年"})
-    by = request.args.get("by", "unit")
-    if by not in ("unit", "district", "street"):
-        raise ValidationFailed("分组方式须为 unit、district 或 street", details={"by": "取值无效"})
-    zone = ZoneInfo(current_app.config["TIMEZONE"])
-    return {
-        "from": start_day,
-        "to": end_day,
-        "by": by,
-        "start": dt.datetime.combine(start_day, dt.time(), zone).astimezone(dt.UTC),
-        "end": dt.datetime.combine(end_day + dt.timedelta(days=1), dt.time(), zone).astimezone(
-            dt.UTC
-        ),
-    }
-
-
-def _date_arg(name, default):
-    raw = request.args.get(name)
-    if not raw:
-        return default
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise ValidationFailed(
-            f"日期“{name}”格式应为 YYYY-MM-DD", details={name: "格式应为 YYYY-MM-DD"}
-        ) from None
-
-
-@bp.app_template_filter("pct")
 def percent(value):
     """A rate as a percentage with two decimals (as the exports print it); missing: a dash."""
     return "—" if value is None else exports.percent_text(value)
 
 
-@bp.app_template_filter("score")
 def score(value):
     return "—" if value is None else f"{value:.2f}"

@@ -14,12 +14,14 @@ from flask.cli import FlaskGroup, with_appcontext
 from werkzeug.serving import run_simple
 
 from classifier import artefact
-from hotline import cli_classifier, migrate, seed
-from hotline.app import create_app
+from dashboards import publisher as board_publisher
+from hotline import migrate, seed
 from hotline.audit import audit
 from hotline.db import get_session
 from hotline.enums import Role
 from hotline.models import Area, Unit, User
+from server import cli_classifier, scheduler
+from server.app import create_app
 
 
 def _cli_app():
@@ -164,13 +166,9 @@ def demo(host, port, with_scheduler):
     app = current_app._get_current_object()
     if with_scheduler:
         # Demo mode: the SLA timers run in this process (production runs `hotline scheduler`).
-        from hotline import scheduler
-
         scheduler.start_in_process(app)
-    from dashboards import live
-
     # Demo mode: the live boards' publisher runs here too (production: `hotline board-publisher`).
-    live.start_publisher(app)
+    board_publisher.start_publisher(app)
     click.echo(f"实时大屏：{url}/boards（leader、dispatcher 或 supervisor 登录）")
     _serve(app, host, port)
 
@@ -204,9 +202,7 @@ def serve(host, port, access_log, with_publisher):
     single process --with-publisher."""
     app = current_app._get_current_object()
     if with_publisher:
-        from dashboards import live
-
-        live.start_publisher(app)
+        board_publisher.start_publisher(app)
     click.echo(f"12345 热线工单系统：http://{host}:{port}")
     sys.stdout.flush()
     _serve(app, host, port, access_log)
@@ -214,7 +210,7 @@ def serve(host, port, access_log, with_publisher):
 
 @main.command("board-publisher")
 @with_appcontext
-def board_publisher():
+def board_publisher_command():
     """Push live board updates (one process per deployment, beside `hotline serve`).
 
     Listens to the ticket events on Redis (HOTLINE_REDIS_URL), recomputes the affected
@@ -222,8 +218,6 @@ def board_publisher():
     import logging
     import signal
     import threading
-
-    from dashboards import live
 
     app = current_app._get_current_object()
     if not app.config["REDIS_URL"]:
@@ -233,7 +227,7 @@ def board_publisher():
         )
     level = os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
-    publisher = live.start_publisher(app, standalone=True)
+    publisher = board_publisher.start_publisher(app, standalone=True)
     click.echo("实时大屏推送已启动（Ctrl-C 退出）")
     sys.stdout.flush()
     stopped = threading.Event()
@@ -254,8 +248,6 @@ def board_publisher():
 def scheduler_command(once, interval, batch):
     """Run the SLA timer scheduler (预警, 超时, 催办, 督办, 回访任务) in the foreground."""
     import logging
-
-    from hotline import scheduler
 
     app = current_app._get_current_object()
     if interval:
@@ -293,7 +285,7 @@ def scheduler_command(once, interval, batch):
 @click.option("--seed", "random_seed", default=None, type=int, help="Random seed.")
 def simulate(url, username, password, rate, count, lifecycle, random_seed):
     """Feed realistic citizen calls to a running server through its API."""
-    from hotline import simulate as sim
+    from server import simulate as sim
 
     sim.run(
         url,

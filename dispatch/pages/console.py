@@ -27,22 +27,30 @@ from flask import (
 )
 
 from dispatch import access, duplicates, operations
-from dispatch.api import intake_values
-from dispatch.intake import place_names, unit_names
-from hotline import knowledge, suggestions
-from hotline.api.parsing import Fields
+from dispatch.schemas import intake_values
+from hotline import knowledge, suggestions, web
 from hotline.db import day_bounds, get_session, utcnow
 from hotline.enums import Channel, IntakeOutcome, RequestType, Role, TransferTarget, Urgency
-from hotline.errors import HotlineError, NotFound, ValidationFailed
+from hotline.errors import NotFound, ValidationFailed
 from hotline.models import Area, Category, KnowledgeArticle, Ticket
+from hotline.schemas import Fields, valid_idempotency_key
+from hotline.suggestions import place_names, unit_names
 from hotline.web import page_for
 
-bp = Blueprint(
-    "console",
-    __name__,
-    static_folder="static",
-    static_url_path="/console/static",
-)
+
+def create_blueprint():
+    bp = Blueprint(
+        "console",
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/console/static",
+    )
+    bp.add_url_rule("/console", view_func=console_page)
+    bp.add_url_rule("/console", view_func=console_submit, methods=["POST"])
+    web.add_to_menu(bp, "console_page", "受理台", CONSOLE_ROLES, home_of=CONSOLE_ROLES)
+    return bp
+
 
 #: Only operators take calls (``receive`` is theirs; dispatchers sort what was received).
 CONSOLE_ROLES = (Role.operator,)
@@ -89,7 +97,7 @@ def parse_intake(db, typed):
 
 def _idempotency_key():
     key = request.form.get("idempotency_key", "")
-    if not (1 <= len(key) <= 100 and key.isascii() and key.isprintable()):
+    if not valid_idempotency_key(key):
         raise ValidationFailed(
             "表单缺少有效的防重复提交标识，请刷新页面后重新填写",
             code="IDEMPOTENCY_KEY_INVALID",
@@ -97,13 +105,11 @@ def _idempotency_key():
     return key
 
 
-@bp.get("/console")
 @page_for(*CONSOLE_ROLES)
 def console_page():
     return _render({name: "" for name in FORM_FIELDS} | {"channel": Channel.phone.value}, new_key())
 
 
-@bp.post("/console")
 @page_for(*CONSOLE_ROLES)
 def console_submit():
     typed = _typed()
@@ -111,33 +117,34 @@ def console_submit():
     action, _, target = (request.form.get("action") or "receive").partition(":")
     if action == "lookup":
         return _render(typed, key, panels=True)
-    db = get_session()
-    try:
-        key = _idempotency_key()
+
+    def change(db):
+        valid_key = _idempotency_key()
         if action not in {"receive", "resolve", "merge", "transfer"}:
             raise ValidationFailed(f"未知的操作：{action}", code="UNKNOWN_ACTION")
         values = parse_intake(db, typed)
         ticket, created = operations.receive(
             db,
             g.user,
-            idempotency_key=key,
+            idempotency_key=valid_key,
             # The action is part of the request: one key cannot both receive and merge.
             digest=operations.request_digest({**typed, "action": f"{action}:{target}"}),
             **values,
         )
         if not created:
-            message = f"工单 {ticket.number} 已于此前提交成功（重复提交未重复创建）"
-        else:
-            message = _follow_up(db, ticket, action, target, values)
-        db.commit()
-    except HotlineError as exc:
-        db.rollback()
-        return _render(typed, key, error=exc, panels=True), exc.status
-    flash(message, "notice")
+            return f"工单 {ticket.number} 已于此前提交成功（重复提交未重复创建）"
+        return _follow_up(db, ticket, action, target)
+
+    done, result = web.perform(
+        change, refused=lambda exc: (_render(typed, key, error=exc, panels=True), exc.status)
+    )
+    if not done:
+        return result
+    flash(result, "notice")
     return redirect(url_for("console.console_page"))
 
 
-def _follow_up(db, ticket, action, target, values):
+def _follow_up(db, ticket, action, target):
     """The second operation of a two-step action; returns the success message."""
     if action == "resolve":
         article = db.scalars(
@@ -165,7 +172,7 @@ def _follow_up(db, ticket, action, target, values):
             raise ValidationFailed(
                 "转办去向应为 110、119、120 或 122", details={"action": "转办去向无效"}
             )
-        evidence = ((values.get("suggestion") or {}).get("urgency") or {}).get("evidence")
+        evidence = ((ticket.suggestion or {}).get("urgency") or {}).get("evidence")
         reason = f"话务员判断为紧急情况，转{goal.label}"
         if evidence:
             reason += f"（来电提及：{evidence}）"

@@ -1,3 +1,11 @@
+"""The application factory: every blueprint of every domain, in one explicit list.
+
+This package is the composition root: it sits above the domains (``dashboards`` →
+``dispatch`` → ``hotline``; ``classifier`` beside them), assembles them into one application
+and runs it (``server.cli``: the ``hotline`` command and the processes it starts). No domain
+imports it.
+"""
+
 import os
 import secrets
 
@@ -5,22 +13,52 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.routing import IntegerConverter
 
-from dashboards import board, live, report
-from dashboards.api import bp as rankings_api
-from dispatch import console, desk, followup, grid
-from dispatch.api import bp as tickets_api
-from dispatch.callbacks import bp as callbacks_api
-from dispatch.intake import bp as intake_api
-from hotline import attachments, auth, db, events, notify, suggestions, web
-from hotline.api import bp as api
-from hotline.config import load_config
+import dashboards.api
+import dashboards.pages.board
+import dashboards.pages.report
+import dispatch.api.callbacks
+import dispatch.api.intake
+import dispatch.api.tickets
+import dispatch.api.time_rules
+import dispatch.pages.console
+import dispatch.pages.desk
+import dispatch.pages.followup
+import dispatch.pages.grid
+import dispatch.pages.photos
+import hotline.api
+import hotline.api.classifier
+import hotline.api.inbox
+import hotline.api.reference
+import hotline.api.sessions
+import hotline.pages
+from dashboards import socket
+from hotline import auth, config, db, events, notify, suggestions, web
+from hotline.errors import HotlineError
 
-#: The API's blueprints, nested once so that they share its auth and error envelope.
-api.register_blueprint(tickets_api)
-api.register_blueprint(callbacks_api)
-api.register_blueprint(intake_api)
-api.register_blueprint(rankings_api)
-
+#: The JSON API's blueprints, nested under ``/api/v1`` (``hotline.api``: who is calling, the
+#: envelope, the error codes).
+API = [
+    hotline.api.sessions,
+    hotline.api.reference,
+    hotline.api.classifier,
+    hotline.api.inbox,
+    dispatch.api.tickets,
+    dispatch.api.callbacks,
+    dispatch.api.intake,
+    dispatch.api.time_rules,
+    dashboards.api,
+]
+#: The pages, in the order of the header menu each registers its pages in.
+PAGES = [
+    hotline.pages,
+    dispatch.pages.console,
+    dispatch.pages.desk,
+    dispatch.pages.grid,
+    dispatch.pages.followup,
+    dispatch.pages.photos,
+    dashboards.pages.board,
+    dashboards.pages.report,
+]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
 PAGE_ERRORS = {
@@ -39,11 +77,11 @@ class RowIdConverter(IntegerConverter):
         super().__init__(url_map, max=2**31 - 1)
 
 
-def create_app(config=None):
-    """Build the application. ``config`` overrides every other source (tests use it)."""
+def create_app(overrides=None):
+    """Build the application. ``overrides`` beat every other configuration source (tests)."""
     app = Flask("hotline", instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
-    app.config.update(load_config(app.instance_path, config))
+    config.load(app, overrides)
     # Chinese stays readable (and shorter) in JSON; keys keep their documented order.
     app.json.ensure_ascii = False
     app.json.sort_keys = False
@@ -55,9 +93,16 @@ def create_app(config=None):
     notify.init_app(app)
     db.init_app(app)
     auth.init_app(app)
+    web.init_app(app)
     suggestions.init_app(app)
-    _register_blueprints(app)
-    live.init_app(app)
+    api = hotline.api.create_blueprint()
+    for module in API:
+        api.register_blueprint(module.create_blueprint())
+    app.register_blueprint(api)
+    for module in PAGES:
+        app.register_blueprint(module.create_blueprint())
+    web.check_homes(app)
+    socket.init_app(app)
     _register_handlers(app)
     return app
 
@@ -73,33 +118,29 @@ def _register_handlers(app):
     @app.errorhandler(404)
     @app.errorhandler(405)
     @app.errorhandler(413)
-    def not_found(exc):
+    def not_shown(exc):
         # Routing errors happen before any blueprint is chosen; answer API paths in the envelope.
-        from hotline.api import http_error
-
         if request.path.startswith("/api/"):
-            return http_error(exc)
+            return hotline.api.http_error(exc)
         return render_template(
             "error.html", status=exc.code, message=PAGE_ERRORS[exc.code]
         ), exc.code
+
+    @app.errorhandler(HotlineError)
+    def refused(exc):
+        # A page's refusal that no page renders itself (bad query arguments …).
+        if request.path.startswith("/api/"):
+            return hotline.api.hotline_error(exc)
+        return (
+            render_template("error.html", status=exc.status, message=exc.message),
+            exc.status,
+            exc.headers(),
+        )
 
     @app.errorhandler(CSRFError)
     def csrf_failed(exc):
         message = "页面已过期或缺少安全校验，请刷新页面后重新提交"
         return render_template("error.html", status=400, message=message), 400
-
-
-def _register_blueprints(app):
-    app.register_blueprint(api)
-    app.register_blueprint(web.bp)
-    app.register_blueprint(attachments.bp)
-    # Pages of each role.
-    app.register_blueprint(console.bp)
-    app.register_blueprint(desk.bp)
-    app.register_blueprint(grid.bp)
-    app.register_blueprint(followup.bp)
-    app.register_blueprint(report.bp)
-    app.register_blueprint(board.bp)
 
 
 def _instance_secret_key(instance_path):

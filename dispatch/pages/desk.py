@@ -6,7 +6,6 @@ operations (which check role, state, unit and version again whatever the page sh
 refused action re-renders the ticket page with the Chinese message and what the user typed.
 """
 
-import dataclasses
 import itertools
 
 import sqlalchemy as sa
@@ -22,11 +21,12 @@ from flask import (
     url_for,
 )
 from sqlalchemy.orm import selectinload
-from sqlalchemy.orm.exc import StaleDataError
 
-from dispatch import access, calendar, forms, operations, timers
-from dispatch.states import IN_HANDLING, TRANSITIONS
-from hotline import attachments
+from dispatch import access, schemas
+from dispatch.deadlines import ticket_deadlines
+from dispatch.pages import visible_ticket_or_abort
+from dispatch.states import IN_HANDLING, TRANSITIONS, event_label
+from hotline import attachments, web
 from hotline.db import get_session, utcnow
 from hotline.enums import (
     AssignmentRole,
@@ -35,11 +35,9 @@ from hotline.enums import (
     ReturnReason,
     Role,
     TicketStatus,
-    TimerKind,
     TransferTarget,
     UnitKind,
 )
-from hotline.errors import Conflict, HotlineError
 from hotline.models import (
     Assignment,
     Attachment,
@@ -50,96 +48,25 @@ from hotline.models import (
     TicketEvent,
     Unit,
 )
+from hotline.schemas import Page
 from hotline.web import page_for, safe_next
-
-bp = Blueprint("desk", __name__, template_folder="templates")
 
 S = TicketStatus
 QUEUE_PAGE_SIZE = 50
 #: The inbox lists at most this many tickets (a unit holding more works from the API list).
 INBOX_LIMIT = 500
-NOTE_MAX = 1000
-RESULT_MAX = 5000
 
 
-# -- deadlines --------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class DeadlineState:
-    """How a deadline stands: ``state`` is the colour's name (ok green, warn amber, overdue
-    red, done grey, none: no deadline) and ``words`` says the same without colour."""
-
-    state: str
-    words: str
-
-
-def deadline_state(due, *, warn_at, done_at, now, stopped=False):
-    """The one rule for colouring a deadline. ``warn_at`` is when the clock's warning share
-    (``SLA_WARNING_PERCENT``) is used up; ``done_at`` when the step was done; ``stopped``:
-    the clock no longer runs (the ticket left handling without this step)."""
-    if due is None:
-        return DeadlineState("none", "无时限")
-    if done_at is not None:
-        if done_at > due:
-            return DeadlineState("done", f"已完成（超时 {duration_words(done_at - due)}）")
-        return DeadlineState("done", "已按时完成")
-    if stopped:
-        return DeadlineState("done", "已停止计时")
-    if now > due:
-        return DeadlineState("overdue", f"已超时 {duration_words(now - due)}")
-    words = f"剩余 {duration_words(due - now)}"
-    if warn_at is not None and now >= warn_at:
-        return DeadlineState("warn", f"即将到期，{words}")
-    return DeadlineState("ok", words)
-
-
-def duration_words(delta):
-    """A span in Chinese to the two largest units: 1 天 2 小时, 3 小时 5 分钟, 12 分钟."""
-    minutes = int(delta.total_seconds() // 60)
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days} 天 {hours} 小时" if hours else f"{days} 天"
-    if hours:
-        return f"{hours} 小时 {minutes} 分钟" if minutes else f"{hours} 小时"
-    return f"{minutes} 分钟" if minutes else "不足 1 分钟"
-
-
-_CLOCKS = (
-    ("sign", "签收", TimerKind.sign_warning),
-    ("contact", "响应", TimerKind.contact_warning),
-    ("finish", "办结", TimerKind.finish_warning),
-)
-
-
-def ticket_deadlines(session, ticket, now, assignment=None):
-    """The sign / contact / finish deadlines of ``ticket`` as (label, due, DeadlineState).
-
-    The warning moments come from the SLA timers' own plan (``timers.plan``), so a deadline
-    turns amber exactly when its 预警 fires (working time for working-day limits). An
-    assisting unit's signature is its own (``assignment``); the rest are the lead's.
-    """
-    warn_at = {}
-    if ticket.status in IN_HANDLING and ticket.clock_started_at is not None:
-        settings = operations.timer_settings()
-        policy = operations.ticket_policy(session, ticket) if ticket.sla_policy_id else None
-        always_on = ticket.lead_unit is not None and ticket.lead_unit.always_on
-        work_calendar = calendar.load(session, settings.timezone)
-        for timer in timers.plan(ticket, policy, always_on, work_calendar, settings, now):
-            warn_at[timer.kind] = timer.due
-    done = {"sign": ticket.signed_at, "contact": ticket.contacted_at, "finish": ticket.finished_at}
-    if assignment is not None and assignment.role != AssignmentRole.lead:
-        done["sign"] = assignment.signed_at
-    stopped = ticket.status not in IN_HANDLING
-    result = []
-    for clock, label, warning in _CLOCKS:
-        due = getattr(ticket, f"{clock}_due")
-        state = deadline_state(
-            due, warn_at=warn_at.get(warning), done_at=done[clock], now=now, stopped=stopped
-        )
-        result.append((label, due, state))
-    return result
+def create_blueprint():
+    bp = Blueprint("desk", __name__, template_folder="templates")
+    bp.add_url_rule("/dispatch", view_func=dispatch_queue)
+    bp.add_url_rule("/inbox", view_func=inbox)
+    bp.add_url_rule("/tickets/<number>", view_func=ticket_page)
+    bp.add_url_rule("/tickets/<number>/<slug>", view_func=ticket_action, methods=["POST"])
+    bp.add_app_template_global(confidence_class)
+    web.add_to_menu(bp, "dispatch_queue", "派单台", {Role.dispatcher}, home_of={Role.dispatcher})
+    web.add_to_menu(bp, "inbox", "待办工单", {Role.unit_handler}, home_of={Role.unit_handler})
+    return bp
 
 
 # -- shared look-ups --------------------------------------------------------------------------
@@ -171,16 +98,6 @@ def _categories(db):
     ]
 
 
-def _visible_ticket(db, number):
-    """The ticket of ``number`` for the current user: 404 unknown, 403 outside their scope."""
-    ticket = db.scalars(sa.select(Ticket).where(Ticket.number == number)).first()
-    if ticket is None:
-        abort(404)
-    if not access.can_view(db, g.user, ticket):
-        abort(403)
-    return ticket
-
-
 def suggested(ticket):
     """The suggestion's first unit and top category codes (None where there is none)."""
     suggestion = ticket.suggestion or {}
@@ -199,7 +116,6 @@ LOW_CONFIDENCE = 0.5
 MID_CONFIDENCE = 0.8
 
 
-@bp.app_template_global()
 def confidence_class(value):
     """The colour class of a suggestion's confidence (0–1; None: no suggestion)."""
     if value is None:
@@ -212,12 +128,10 @@ def confidence_class(value):
 # -- dispatcher queue -------------------------------------------------------------------------
 
 
-@bp.get("/dispatch")
 @page_for(Role.dispatcher)
 def dispatch_queue():
     db = get_session()
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and int(page) >= 1 else 1
+    page = Page.from_args(request.args, size=QUEUE_PAGE_SIZE)
     total, tickets = _received_page(db, page)
     returns = db.scalars(
         sa.select(Ticket)
@@ -238,8 +152,8 @@ def dispatch_queue():
         "desk_queue.html",
         tickets=tickets,
         total=total,
-        page=page,
-        pages=max(1, -(-total // QUEUE_PAGE_SIZE)),
+        page=page.number,
+        pages=page.count(total),
         returns=returns,
         extensions=extensions,
         units=units,
@@ -268,14 +182,12 @@ def _received_page(db, page):
     )
     n_unsure = counts.get(True, 0)
     total = n_unsure + counts.get(False, 0)
-    offset = (page - 1) * QUEUE_PAGE_SIZE
+    offset = page.offset
     options = (selectinload(Ticket.category),)
     rows = []
     if offset < n_unsure:
-        rows = list(
-            db.scalars(unsure.options(*options).offset(offset).limit(QUEUE_PAGE_SIZE)).all()
-        )
-    room = QUEUE_PAGE_SIZE - len(rows)
+        rows = list(db.scalars(unsure.options(*options).offset(offset).limit(page.size)).all())
+    room = page.size - len(rows)
     if room:
         query = scored.options(*options).offset(max(0, offset - n_unsure)).limit(room)
         rows += db.scalars(query).all()
@@ -296,7 +208,6 @@ _REVIEW = {S.return_requested, S.termination_requested}
 _DONE = {S.finished, S.called_back}
 
 
-@bp.get("/inbox")
 @page_for(Role.unit_handler)
 def inbox():
     db = get_session()
@@ -354,11 +265,10 @@ def inbox():
 # -- ticket page ------------------------------------------------------------------------------
 
 
-@bp.get("/tickets/<number>")
 @page_for(*Role)
 def ticket_page(number):
     db = get_session()
-    return _render_ticket(db, _visible_ticket(db, number))
+    return _render_ticket(db, visible_ticket_or_abort(db, number))
 
 
 def _pending_extension(db, ticket):
@@ -465,19 +375,12 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
         return_reasons=list(ReturnReason),
         intake_outcomes=list(IntakeOutcome),
         transfer_targets=list(TransferTarget),
-        event_label=_event_label,
+        event_label=event_label,
         status_label=_status_label,
         role_label=_role_label,
         max_photos=current_app.config["ATTACHMENT_MAX_FILES"],
         max_photo_mb=current_app.config["ATTACHMENT_MAX_BYTES"] / (1024 * 1024),
     ), status
-
-
-def _event_label(action):
-    if action in TRANSITIONS:
-        return TRANSITIONS[action].label
-    kind = TimerKind.parse(action)
-    return kind.label if kind is not None else action
 
 
 def _status_label(value):
@@ -493,7 +396,7 @@ def _role_label(value):
 # -- actions ----------------------------------------------------------------------------------
 
 
-#: Operation name → URL segment (of ``dispatch.api.TRANSITION_ENDPOINTS``, whose parsers read
+#: Operation name → URL segment (``dispatch.schemas.TRANSITION_FORMS``, whose parsers read
 #: the forms). The order is the order shown on the page.
 ACTION_SLUGS = {
     "dispatch": "dispatch",
@@ -511,33 +414,31 @@ ACTION_SLUGS = {
 _BY_SLUG = {slug: name for name, slug in ACTION_SLUGS.items()}
 
 
-@bp.post("/tickets/<number>/<slug>")
 @page_for(*Role)
 def ticket_action(number, slug):
     if slug not in _BY_SLUG:
         abort(404)
     name = _BY_SLUG[slug]
+    form = schemas.TRANSITION_FORMS[slug]
     db = get_session()
-    ticket = _visible_ticket(db, number)
-    form = request.form
-    try:
-        operation, values = forms.parse_transition(db, slug, form)
-        photos = []
-        if name == "finish":
+    ticket = visible_ticket_or_abort(db, number)
+
+    def change(db):
+        values = schemas.parse_transition(db, form, request.form, page=True)
+        if form.photos:
             # Checked before the operation: a bad photo refuses the whole finish.
-            photos = attachments.check(request.files.getlist("photos"))
-        event = operation(db, g.user, ticket, **values)
-        if photos:
-            attachments.store(db, g.user, ticket, photos, purpose="result", event=event)
-        db.commit()
-    except (HotlineError, StaleDataError) as exc:
-        db.rollback()
-        if isinstance(exc, StaleDataError):
-            exc = Conflict(forms.STALE_MESSAGE, code="TICKET_VERSION_CONFLICT")
-        ticket = db.scalars(sa.select(Ticket).where(Ticket.number == number)).first()
-        if ticket is None:
+            values["photos"] = attachments.check(request.files.getlist("photos"))
+        return form.operation(db, g.user, ticket, **values)
+
+    def refused(error):
+        refreshed = db.scalars(sa.select(Ticket).where(Ticket.number == number)).first()
+        if refreshed is None:
             abort(404)
-        return _render_ticket(db, ticket, error=exc, form=form, failed_action=name)
+        return _render_ticket(db, refreshed, error=error, form=request.form, failed_action=name)
+
+    done, result = web.perform(change, refused=refused)
+    if not done:
+        return result
     flash(f"工单 {ticket.number}：“{TRANSITIONS[name].label}”已完成")
-    back = safe_next(form.get("back"))
+    back = safe_next(request.form.get("back"))
     return redirect(back or url_for("desk.ticket_page", number=ticket.number))

@@ -1,13 +1,12 @@
-"""Live boards (实时大屏): the Socket.IO endpoint, the board's numbers, and the publisher.
+"""The live boards' numbers (实时大屏), always from the database.
 
-Two boards: the city board (room ``city``) and one per district (room ``district:<code>``).
-A board's numbers always come from the database: on connect the server sends the room's
-full snapshot, and the **publisher** (one per deployment) listens to the ticket events
-(``hotline.events``), gathers them for a short window, recomputes the affected rooms'
-snapshots from the database and emits one ``update`` per room. So a board never drifts from
-the database and a lost push is repaired by the next one. With ``REDIS_URL`` set Socket.IO
-uses Redis as its message queue, so an emit from the publisher process reaches the clients
-of every web process.
+A room's snapshot: today's intake by channel and type; dispatched, signed and overdue counts;
+response / resolution / satisfaction rates per district (city board) or per street (district
+board), today and this month, from the ranking's own functions; the overdue list; an hourly
+trend of today's vs yesterday's intake; and the live feed of new tickets, with phone
+numbers, ID numbers and long digit runs masked. ``Board`` computes the snapshots of any set
+of rooms with a fixed number of grouped queries, so a flush costs the same for one room or
+twenty.
 
 Which tickets belong to a district: those whose area (address) lies in it, the same rule as
 a district leader's scope (``dispatch.access.scope_condition``). Tickets without an area are
@@ -15,163 +14,37 @@ on the city board only.
 """
 
 import datetime as dt
-import json
-import logging
-import queue
 import re
 import threading
 import time
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app, request
-from flask_login import current_user
-from flask_socketio import SocketIO, emit, join_room, leave_room, rooms
 
 from dashboards import ranking
+from dashboards.access import CITY, district_room, room_district
 from dispatch import sla
 from dispatch.access import mask_phone
-from hotline.db import day_bounds, get_session, utcnow
-from hotline.enums import AreaLevel, Channel, RequestType, Role
+from hotline.db import day_bounds, utcnow
+from hotline.enums import AreaLevel, Channel, RequestType
 from hotline.models import Area, Category, Ticket, TicketEvent, Unit
 
-log = logging.getLogger(__name__)
-
-socketio = SocketIO()
-NAMESPACE = "/board"
-CITY = "city"
-#: Roles that may watch a board; a leader bound to a district watches only that district.
-BOARD_ROLES = frozenset({Role.dispatcher, Role.supervisor, Role.leader, Role.admin})
 #: Newest tickets in a snapshot's feed, and overdue tickets listed per board.
 FEED_SIZE = 20
 OVERDUE_SIZE = 20
-#: The publisher recomputes at once when an event comes, but rooms get at most one update
-#: per this many seconds: events arriving meanwhile share the next one.
-COALESCE_SECONDS = 0.1
+#: Most tickets a board that missed updates gets back at once (``Board.feed_after``).
+CATCH_UP_LIMIT = 5000
 #: Month rates are heavy (every ticket of the month): recomputed this often at the latest,
 #: sooner (but not more often than ``MONTH_MIN_SECONDS``) after an event that moves them.
 MONTH_MAX_SECONDS = 60
 MONTH_MIN_SECONDS = 10
-#: Events that move the three rates (sign, contact, callback, reopen, exemption …).
-RATE_EVENTS = frozenset(
-    {
-        "ticket.dispatch",
-        "ticket.sign",
-        "ticket.contact",
-        "ticket.finish",
-        "ticket.record_callback",
-        "ticket.reopen",
-        "ticket.exempt",
-        "ticket.decide_return",
-        "ticket.close",
-    }
-)
-#: Tickets committed out of id order that a flush still looks back for.
-ANNOUNCE_MARGIN = 200
-#: Without events, boards are refreshed this often anyway (tickets fall overdue with time).
-IDLE_REFRESH_SECONDS = 30
-
-_DISTRICT_CODE = re.compile(r"^\d{6}$")
 
 
-def init_app(app):
-    """Socket.IO on this app: in-process, or through Redis when ``REDIS_URL`` is set (the
-    Socket.IO channel is named after ``EVENT_CHANNEL``, so one setting keeps deployments and
-    test runs that share a Redis apart)."""
-    options = {"async_mode": "threading"}
-    if app.config["REDIS_URL"]:
-        options["message_queue"] = app.config["REDIS_URL"]
-        options["channel"] = socketio_channel(app.config)
-    else:
-        # Explicitly none: ``socketio`` is global and keeps the options of an earlier app.
-        options["message_queue"] = None
-        options["client_manager"] = None
-    socketio.init_app(app, **options)
-
-
-def socketio_channel(config):
-    return config["EVENT_CHANNEL"] + ":socketio"
-
-
-def redis_emitter(app):
-    """``emit_update`` for a publisher process that serves no clients: writes straight to
-    Socket.IO's Redis channel (write-only: it never reads back every update it sends)."""
-    import socketio as python_socketio
-
-    manager = python_socketio.RedisManager(
-        app.config["REDIS_URL"], channel=socketio_channel(app.config), write_only=True
-    )
-
-    def emit_update(room, payload):
-        manager.emit("update", payload, namespace=NAMESPACE, room=room)
-
-    return emit_update
-
-
-# -- who watches which room ---------------------------------------------------------------
-
-
-def district_room(code):
-    return f"district:{code}"
-
-
-def default_room(user):
-    """A district leader's board is their district's; everyone else starts on the city's."""
-    if user.role == Role.leader and user.district_id is not None:
-        return district_room(user.district.code)
-    return CITY
-
-
-def may_watch(user, room):
-    """Whether ``user`` may watch ``room`` (``city`` or ``district:<6 digits>``)."""
-    if user is None or not user.is_authenticated or user.role not in BOARD_ROLES:
-        return False
-    district = room.removeprefix("district:") if room.startswith("district:") else None
-    if room != CITY and (district is None or not _DISTRICT_CODE.match(district)):
-        return False
-    if user.role == Role.leader and user.district_id is not None:
-        return district == user.district.code
-    return True
-
-
-def room_district(room):
-    return None if room == CITY else room.removeprefix("district:")
-
-
-@socketio.on("connect", namespace=NAMESPACE)
-def _connect(auth=None):
-    """A board connects with its session cookie, asking for a room (``auth={"room": …}`` or
-    ``?room=…``); refused unless the user may watch it. Then the room's snapshot."""
-    if not current_user.is_authenticated or current_user.role not in BOARD_ROLES:
-        return False
-    wanted = (auth or {}).get("room") if isinstance(auth, dict) else None
-    room = wanted or request.args.get("room") or default_room(current_user)
-    if not isinstance(room, str) or not may_watch(current_user, room):
-        return False
-    join_room(room)
-    emit("snapshot", room_snapshot(room))
-
-
-@socketio.on("join", namespace=NAMESPACE)
-def _join(data):
-    """Switch the connection to another room (same check as on connect)."""
-    room = data.get("room") if isinstance(data, dict) else None
-    if not isinstance(room, str) or not may_watch(current_user, room):
-        return {"ok": False, "error": "无权查看该看板"}
-    for joined in rooms(namespace=NAMESPACE):
-        if joined != request.sid:
-            leave_room(joined)
-    join_room(room)
-    emit("snapshot", room_snapshot(room))
-    return {"ok": True}
-
-
-def room_snapshot(room):
+def room_snapshot(session, config, room):
     """The full snapshot of one room, for a page render or a connecting client."""
-    session = get_session()
     try:
-        board = Board(session, current_app.config)
-        return board.snapshots([room], month=month_rates(session, current_app.config))[room]
+        board = Board(session, config)
+        return board.snapshots([room], month=month_rates(session, config))[room]
     finally:
         session.rollback()  # read only; end the transaction (SET LOCAL, snapshots)
 
@@ -508,6 +381,7 @@ class Board:
     def _feed_query(self):
         return (
             sa.select(
+                Ticket.id,
                 Ticket.number,
                 Ticket.received_at,
                 Ticket.channel,
@@ -523,6 +397,9 @@ class Board:
 
     def _feed_item(self, row, names, at=None):
         return {
+            # The feed's cursor: a board that missed updates asks for what came after the
+            # largest id it holds (``feed_after``).
+            "id": row.id,
             "number": row.number,
             "received_at": row.received_at.isoformat(),
             # The event's own time: a client measures its latency against it.
@@ -561,193 +438,13 @@ class Board:
                     feeds[room].append(item)
         return feeds
 
-
-# -- the publisher --------------------------------------------------------------------------
-
-
-class BoardPublisher:
-    """Turns ticket events into board updates: one per deployment.
-
-    ``feed(message)`` queues an event (from ``hotline.events``' in-process listeners or the
-    Redis channel); ``flush()`` takes everything queued, recomputes the affected rooms from
-    the database and emits one ``update`` per room. ``start()`` runs that in a thread:
-    wait for an event, flush (at most one per ``COALESCE_SECONDS``); refresh every
-    ``IDLE_REFRESH_SECONDS`` even without events (tickets fall overdue as time passes).
-    """
-
-    def __init__(self, app, emit_update=None):
-        self.app = app
-        self.queue = queue.Queue()
-        self.emit_update = emit_update or _emit_update
-        #: Rooms someone watched at some point; an idle refresh reaches all of them.
-        self.known_rooms = {CITY}
-        self.month_wanted = False
-        #: New tickets are found in the database, not only in the events (an event lost on
-        #: the way must not lose a feed item): ids above ``floor`` not yet ``announced``.
-        self.floor = None
-        self.announced = set()
-        self._stop = threading.Event()
-        self._last_flush = 0.0
-        self._thread = None
-        self._pubsub = None
-
-    def feed(self, message):
-        self.queue.put(message)
-
-    def drain(self):
-        messages = []
-        while True:
-            try:
-                messages.append(self.queue.get_nowait())
-            except queue.Empty:
-                return messages
-
-    def flush(self, messages=None, *, rooms=None):
-        """Recompute and emit. Returns {room: payload} (what was emitted)."""
-        messages = self.drain() if messages is None else messages
-        affected = set(rooms or ())
-        received_at = {}
-        for message in messages:
-            affected.add(CITY)
-            area = message.get("area") or ""
-            if len(area) >= 6:
-                affected.add(district_room(area[:6]))
-            if message.get("type") == "ticket.receive" and message.get("ticket"):
-                received_at[message["ticket"]] = message.get("at")
-            if message.get("type") in RATE_EVENTS:
-                self.month_wanted = True
-        if not affected:
-            return {}
-        started = time.perf_counter()
-        with self.app.app_context():
-            session = self.app.extensions["hotline.db"]()
-            try:
-                new_tickets = []
-                for number, at, area in self._new_tickets(session, list(received_at)):
-                    new_tickets.append((number, received_at.get(number) or at))
-                    affected.add(CITY)
-                    if area and len(area) >= 6:
-                        affected.add(district_room(area[:6]))
-                self.known_rooms |= affected
-                config = self.app.config
-                age = month_rates_age()
-                force = self.month_wanted and (age is None or age >= MONTH_MIN_SECONDS)
-                month = month_rates(session, config, force=force)
-                if force:
-                    self.month_wanted = False
-                board = Board(session, config)
-                # An update's feed: only the new tickets (the board keeps the others).
-                payloads = board.snapshots(sorted(affected), month=month, new_tickets=new_tickets)
-            finally:
-                session.rollback()
-                session.close()
-        computed = time.perf_counter()
-        for room, payload in payloads.items():
-            self.emit_update(room, payload)
-        log.debug(
-            "board flush: %d event(s), %d room(s), computed in %.0f ms, emitted in %.0f ms",
-            len(messages),
-            len(payloads),
-            (computed - started) * 1000,
-            (time.perf_counter() - computed) * 1000,
-        )
-        return payloads
-
-    def _new_tickets(self, session, numbers):
-        """[(number, received_at, area code)] of tickets not announced yet: those named by
-        events, and any committed since the last flush whose event never arrived.
-        ``ANNOUNCE_MARGIN`` ids back covers transactions that commit out of id order."""
-        condition = Ticket.number.in_(numbers)
-        if self.floor is not None:
-            condition = sa.or_(condition, Ticket.id > self.floor)
-        rows = session.execute(
-            sa.select(Ticket.id, Ticket.number, Ticket.received_at, Area.code)
-            .outerjoin(Area, Area.id == Ticket.area_id)
-            .where(condition)
-        ).all()
-        top = session.scalar(sa.select(sa.func.max(Ticket.id))) or 0
-        fresh = [r for r in rows if r.id not in self.announced]
-        self.announced.update(r.id for r in fresh)
-        # Before the first flush nothing is new; later, keep a margin of ids.
-        self.floor = top if self.floor is None else max(self.floor, top - ANNOUNCE_MARGIN)
-        self.announced = {i for i in self.announced if i > self.floor}
-        return [(r.number, r.received_at.isoformat(), r.code) for r in fresh]
-
-    # Running in the background.
-
-    def start(self):
-        """Listen (Redis channel when configured, else in-process) and flush in a thread."""
-        redis_url = self.app.config["REDIS_URL"]
-        if redis_url:
-            import redis
-
-            client = redis.Redis.from_url(redis_url)
-            self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-            self._pubsub.subscribe(self.app.config["EVENT_CHANNEL"])
-            threading.Thread(target=self._listen_redis, name="board-events", daemon=True).start()
-        else:
-            self.app.extensions["hotline.events"].listeners.append(self.feed)
-        self._thread = threading.Thread(target=self.run, name="board-publisher", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        listeners = self.app.extensions["hotline.events"].listeners
-        if self.feed in listeners:
-            listeners.remove(self.feed)
-        if self._pubsub is not None:
-            self._pubsub.close()
-
-    def _listen_redis(self):
-        while not self._stop.is_set():
-            try:
-                for item in self._pubsub.listen():
-                    if item.get("type") == "message":
-                        self.feed(json.loads(item["data"]))
-            except Exception:  # noqa: BLE001 — a broken connection must not end the boards
-                if self._stop.is_set():
-                    return
-                log.exception("board event subscription failed; retrying")
-                time.sleep(1)
-
-    def run(self):
-        while not self._stop.is_set():
-            try:
-                first = self.queue.get(timeout=IDLE_REFRESH_SECONDS)
-            except queue.Empty:
-                self._safe_flush([], rooms=self.known_rooms)
-                continue
-            # Flush at once, but not sooner than COALESCE_SECONDS after the last flush
-            # began: when events come fast, those arriving meanwhile share one update.
-            wait = self._last_flush + COALESCE_SECONDS - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            self._last_flush = time.monotonic()
-            self._safe_flush([first, *self.drain()])
-
-    def _safe_flush(self, messages, rooms=None):
-        try:
-            self.flush(messages, rooms=rooms)
-        except Exception:  # noqa: BLE001 — the next flush recomputes everything anyway
-            log.exception("board update failed")
-
-
-def _emit_update(room, payload):
-    socketio.emit("update", payload, to=room, namespace=NAMESPACE)
-
-
-_running = None
-_running_lock = threading.Lock()
-
-
-def start_publisher(app, *, standalone=False):
-    """Start this process's board publisher once: inside ``hotline demo``, or
-    ``standalone`` (``hotline board-publisher``, a process serving no clients, which emits
-    through Redis only). Web workers never start one: one per deployment."""
-    global _running
-    with _running_lock:
-        if _running is None:
-            emitter = redis_emitter(app) if standalone and app.config["REDIS_URL"] else None
-            _running = BoardPublisher(app, emit_update=emitter).start()
-        return _running
+    def feed_after(self, room, after, limit=CATCH_UP_LIMIT):
+        """The room's tickets with an id above ``after``, newest first (at most ``limit``):
+        what a board that missed updates has not seen."""
+        names = AreaNames(self.session)
+        query = self._feed_query().where(Ticket.id > after)
+        district = room_district(room)
+        if district is not None:
+            query = query.where(_district_key() == district)
+        rows = self.session.execute(query.order_by(Ticket.id.desc()).limit(limit)).all()
+        return [self._feed_item(row, names) for row in rows]

@@ -1,0 +1,718 @@
+"""Tickets as the JSON API and the pages read and write them: one parser per transition and for
+a new request, the form bridge, and the serialisers.
+
+A rule on a field (required, length, allowed values) lives here once, whether the request
+comes from a page form or a program; every rule about the ticket itself lives in
+``dispatch.operations``.
+"""
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import selectinload
+
+from classifier.geo import GridLocator
+from dispatch import access, operations, time_rules
+from hotline.enums import (
+    CallbackOutcome,
+    Channel,
+    ExemptionKind,
+    IntakeOutcome,
+    LimitUnit,
+    RequestType,
+    ReturnReason,
+    Satisfaction,
+    Solved,
+    TransferTarget,
+    Urgency,
+)
+from hotline.errors import NotFound, ValidationFailed
+from hotline.models import (
+    Area,
+    Assignment,
+    CallbackAttempt,
+    Category,
+    Extension,
+    Ticket,
+    TicketEvent,
+    TimerFiring,
+    Unit,
+)
+from hotline.schemas import Fields, by_code, coded, form_values, iso, labelled, lookup_code
+
+NOTE_MAX = 1000
+RESULT_MAX = 5000
+
+
+# -- a new request ----------------------------------------------------------------------------
+
+
+def intake_values(db, fields):
+    """The ``operations.receive`` values of a new request's fields (the API's body or the
+    console's form), checked. Raises ValidationFailed naming every bad field."""
+    values = {
+        "channel": fields.choice("channel", "受理渠道", Channel, required=True),
+        "request_type": fields.choice("request_type", "诉求类型", RequestType, required=True),
+        "urgency": fields.choice("urgency", "紧急程度", Urgency, default=Urgency.normal),
+        "content": fields.text(
+            "content",
+            "诉求内容",
+            required=True,
+            multiline=True,
+            max_len=current_app.config["MAX_TICKET_CONTENT_CHARS"],
+        ),
+        "title": fields.text("title", "标题", max_len=100),
+        "requester_name": fields.text("requester_name", "诉求人姓名", max_len=50),
+        "requester_phone": fields.phone("requester_phone", "联系电话"),
+        "address": fields.text("address", "地址", max_len=200),
+    }
+    values["lng"], values["lat"] = fields.position()
+    values["category"] = lookup_code(
+        db, fields, "category", Category, "事项分类", fields.code("category", "事项分类")
+    )
+    values["area"] = lookup_code(db, fields, "area", Area, "区域", fields.code("area", "区域"))
+    fields.check()
+    return values
+
+
+# -- transitions ------------------------------------------------------------------------------
+# Each parser turns the fields of one transition (JSON body or posted form) into the keyword
+# arguments of its operation.
+
+
+def _units(db, fields, name, codes):
+    return [u for u in (lookup_code(db, fields, name, Unit, "承办单位", c) for c in codes) if u]
+
+
+def _p_resolve_at_intake(db, f):
+    return {
+        "outcome": f.choice("outcome", "办结类型", IntakeOutcome, default=IntakeOutcome.answered),
+        "answer": f.text("answer", "答复内容", required=True, multiline=True, max_len=RESULT_MAX),
+    }
+
+
+def _p_transfer(db, f):
+    return {
+        "target": f.choice("target", "转办去向", TransferTarget, required=True),
+        "reason": f.text("reason", "转办说明", required=True, multiline=True, max_len=NOTE_MAX),
+    }
+
+
+def _p_merge(db, f):
+    number = f.text("into", "目标工单编号", required=True, max_len=32)
+    into = db.scalars(sa.select(Ticket).where(Ticket.number == number)).first() if number else None
+    if number and into is None:
+        f.errors.setdefault("into", f"目标工单不存在：{number}")
+    return {"into": into, "reason": f.text("reason", "并单说明", multiline=True, max_len=NOTE_MAX)}
+
+
+def _p_dispatch(db, f):
+    return {
+        "lead": lookup_code(
+            db, f, "lead_unit", Unit, "承办单位", f.code("lead_unit", "主办单位", required=True)
+        ),
+        "assists": _units(db, f, "assist_units", f.codes("assist_units", "协办单位")),
+        "category": lookup_code(
+            db, f, "category", Category, "事项分类", f.code("category", "事项分类")
+        ),
+        "note": f.text("note", "派单说明", multiline=True, max_len=NOTE_MAX),
+    }
+
+
+def _p_designate(db, f):
+    values = _p_dispatch(db, f)
+    values["note"] = f.text("note", "指定理由", required=True, multiline=True, max_len=NOTE_MAX)
+    return values
+
+
+def _p_empty(db, f):
+    return {}
+
+
+def _p_contact(db, f):
+    return {"note": f.text("note", "联系情况", required=True, multiline=True, max_len=NOTE_MAX)}
+
+
+def _p_request_return(db, f):
+    return {
+        "return_reason": f.choice("return_reason", "退单原因", ReturnReason, required=True),
+        "note": f.text("note", "退单说明", required=True, multiline=True, max_len=NOTE_MAX),
+    }
+
+
+def _p_decide_return(db, f):
+    approve = f.boolean("approve", "是否同意", required=True)
+    lead_code = f.code("lead_unit", "新的主办单位")
+    return {
+        "approve": approve,
+        "note": f.text("note", "审核意见", required=True, multiline=True, max_len=NOTE_MAX),
+        "lead": lookup_code(db, f, "lead_unit", Unit, "承办单位", lead_code),
+        "assists": _units(db, f, "assist_units", f.codes("assist_units", "协办单位")),
+    }
+
+
+def _p_request_extension(db, f):
+    return {
+        "days": f.integer("days", "延期天数", required=True, minimum=1, maximum=30),
+        "reason": f.text("reason", "延期理由", required=True, multiline=True, max_len=NOTE_MAX),
+    }
+
+
+def _p_decision(db, f):
+    return {
+        "approve": f.boolean("approve", "是否同意", required=True),
+        "note": f.text("note", "审核意见", required=True, multiline=True, max_len=NOTE_MAX),
+    }
+
+
+def _p_finish(db, f):
+    return {
+        "result": f.text("result", "办理结果", required=True, multiline=True, max_len=RESULT_MAX)
+    }
+
+
+def _p_callback(db, f):
+    return {
+        "outcome": f.choice("outcome", "回访结果", CallbackOutcome, required=True),
+        "solved": f.choice("solved", "解决情况", Solved),
+        "satisfaction": f.choice("satisfaction", "满意度", Satisfaction),
+        "comment": f.text("comment", "回访记录", multiline=True, max_len=NOTE_MAX),
+    }
+
+
+def _p_reason(label, required=True):
+    def parse(db, f):
+        return {
+            "reason": f.text("reason", label, required=required, multiline=True, max_len=NOTE_MAX)
+        }
+
+    return parse
+
+
+def _p_exempt(db, f):
+    return {
+        "exempt": f.boolean("exempt", "是否豁免", default=True),
+        "kind": f.choice("kind", "豁免类型", ExemptionKind),
+        "reason": f.text("reason", "豁免理由", required=True, multiline=True, max_len=NOTE_MAX),
+    }
+
+
+def _p_check_in(db, f):
+    """现场核查 (a grid worker's phone form: the position is typed text, perhaps from GPS)."""
+    lng, lat = f.position(text=True)
+    return {
+        "lng": lng,
+        "lat": lat,
+        "note": f.text("note", "核查说明", multiline=True, max_len=NOTE_MAX),
+    }
+
+
+@dataclass(frozen=True)
+class TransitionForm:
+    """How one transition is posted: its URL segment, its operation (the name in
+    ``dispatch.states.TRANSITIONS`` and ``dispatch.operations``) and its fields' parser."""
+
+    slug: str
+    name: str
+    parse: object
+    #: The form carries photos (multipart), stored by the operation.
+    photos: bool = False
+
+    @property
+    def operation(self):
+        return getattr(operations, self.name)
+
+
+_FORMS = [
+    TransitionForm("resolve-at-intake", "resolve_at_intake", _p_resolve_at_intake),
+    TransitionForm("transfer", "transfer", _p_transfer),
+    TransitionForm("merge", "merge", _p_merge),
+    TransitionForm("dispatch", "dispatch", _p_dispatch),
+    TransitionForm("sign", "sign", _p_empty),
+    TransitionForm("contact", "contact", _p_contact),
+    TransitionForm("return-request", "request_return", _p_request_return),
+    TransitionForm("return-decision", "decide_return", _p_decide_return),
+    TransitionForm("designate", "designate", _p_designate),
+    TransitionForm("extension-request", "request_extension", _p_request_extension),
+    TransitionForm("extension-decision", "decide_extension", _p_decision),
+    TransitionForm("finish", "finish", _p_finish, photos=True),
+    TransitionForm("callback", "record_callback", _p_callback),
+    TransitionForm("reopen", "reopen", _p_reason("重办理由")),
+    TransitionForm("close", "close", _p_reason("归档说明", required=False)),
+    TransitionForm("termination-request", "request_termination", _p_reason("终止理由")),
+    TransitionForm("termination-review", "review_termination", _p_decision),
+    TransitionForm("exempt", "exempt", _p_exempt),
+    # Grid workers.
+    TransitionForm("accept", "accept", _p_empty),
+    TransitionForm("check-in", "check_in", _p_check_in, photos=True),
+    TransitionForm("escalate", "escalate", _p_reason("上报原因")),
+]
+#: URL segment → how the transition is posted. The JSON API has one POST endpoint per
+#: transition taking JSON; check-in carries photos, so it is a page form only.
+TRANSITION_FORMS = {form.slug: form for form in _FORMS}
+JSON_TRANSITIONS = [form for form in _FORMS if form.slug != "check-in"]
+
+#: Form inputs that are lists (multi-selects), radio booleans and whole numbers in the JSON.
+LIST_FIELDS = {"assist_units"}
+BOOLEAN_FIELDS = {"approve", "exempt"}
+INTEGER_FIELDS = {"days"}
+#: Inputs a page form carries besides the operation's fields.
+_PAGE_ONLY = ("csrf_token", "back", "position_source")
+
+
+def parse_transition(db, form, data, *, page=False):
+    """The keyword arguments of ``form``'s operation, with ``expected_version``, from ``data``
+    (a JSON body, or a posted form when ``page``: strings, and the version required).
+    Raises ValidationFailed naming every bad field."""
+    if page:
+        raw = data
+        data = form_values(
+            raw,
+            lists=LIST_FIELDS,
+            booleans=BOOLEAN_FIELDS,
+            integers=INTEGER_FIELDS,
+            skip=_PAGE_ONLY,
+        )
+        if raw.get("position_source"):
+            data["position_source"] = raw["position_source"]
+        data.setdefault("version", "")
+    fields = Fields(data)
+    version = fields.version() if page else fields.integer("version", "版本号", minimum=1)
+    values = form.parse(db, fields)
+    fields.check()
+    return {"expected_version": version, **values}
+
+
+# -- serialising ------------------------------------------------------------------------------
+
+
+def ticket_to_dict(ticket, actor):
+    return {
+        "number": ticket.number,
+        "version": ticket.version,
+        "status": labelled(ticket.status),
+        "channel": labelled(ticket.channel),
+        "request_type": labelled(ticket.request_type),
+        "urgency": labelled(ticket.urgency),
+        "category": coded(ticket.category),
+        "title": ticket.title,
+        "content": ticket.content,
+        "requester_name": ticket.requester_name,
+        "requester_phone": access.visible_phone(actor, ticket.requester_phone),
+        "address": ticket.address,
+        "area": coded(ticket.area),
+        "lng": ticket.lng,
+        "lat": ticket.lat,
+        "lead_unit": coded(ticket.lead_unit),
+        "received_at": iso(ticket.received_at),
+        "clock_started_at": iso(ticket.clock_started_at),
+        "sign_due": iso(ticket.sign_due),
+        "contact_due": iso(ticket.contact_due),
+        "finish_due": iso(ticket.finish_due),
+        "callback_due": iso(ticket.callback_due),
+        "callback_next_at": iso(ticket.callback_next_at),
+        "signed_at": iso(ticket.signed_at),
+        "contacted_at": iso(ticket.contacted_at),
+        "finished_at": iso(ticket.finished_at),
+        "closed_at": iso(ticket.closed_at),
+        "result": ticket.result,
+        "intake_outcome": labelled(ticket.intake_outcome),
+        "transfer_target": labelled(ticket.transfer_target),
+        "merged_into": ticket.merged_into.number if ticket.merged_into else None,
+        "callback": {
+            "solved": labelled(ticket.callback_solved),
+            "satisfaction": labelled(ticket.callback_satisfaction),
+            "comment": ticket.callback_comment,
+            "at": iso(ticket.callback_at),
+        },
+        "reopen_count": ticket.reopen_count,
+        "scoring_exempt": ticket.scoring_exempt,
+        "exempt_kind": labelled(ticket.exempt_kind),
+        "exempt_reason": ticket.exempt_reason,
+        "suggestion": ticket.suggestion,
+        "escalation_level": ticket.escalation_level,
+        "deadline_warnings": deadline_warnings(ticket),
+    }
+
+
+#: What ``ticket_to_dict`` reads of a ticket's relations, loaded with a list in one go each.
+TICKET_OPTIONS = (
+    selectinload(Ticket.category),
+    selectinload(Ticket.area),
+    selectinload(Ticket.lead_unit),
+    selectinload(Ticket.merged_into),
+)
+
+
+def deadline_warnings(ticket):
+    """Deadlines that rest on a Monday–Friday guess, in words (never silent)."""
+    years = [y for y in (ticket.calendar_guessed_years or "").split(",") if y]
+    return [
+        f"时限涉及 {year} 年，计算时该年节假日安排尚未发布或录入，已按周一至周五推算，"
+        "请以正式安排核对"
+        for year in years
+    ]
+
+
+def _assignment_to_dict(a):
+    return {
+        "unit": coded(a.unit),
+        "role": labelled(a.role),
+        "active": a.active,
+        "designated": a.designated,
+        "dispatched_at": iso(a.dispatched_at),
+        "signed_at": iso(a.signed_at),
+        "contacted_at": iso(a.contacted_at),
+        "finished_at": iso(a.finished_at),
+        "ended_at": iso(a.ended_at),
+        "return_reason": labelled(a.return_reason),
+        "return_note": a.return_note,
+        "return_status": labelled(a.return_status),
+    }
+
+
+def event_to_dict(e):
+    return {
+        "id": e.id,
+        "action": e.action,
+        "actor": e.actor.username if e.actor else None,
+        "actor_role": e.actor_role,
+        "unit": e.unit.code if e.unit else None,
+        "from_status": e.from_status,
+        "to_status": e.to_status,
+        "reason": e.reason,
+        "payload": e.payload,
+        "created_at": iso(e.created_at),
+    }
+
+
+def ticket_detail(db, ticket, actor):
+    data = ticket_to_dict(ticket, actor)
+    data["assignments"] = [
+        _assignment_to_dict(a)
+        for a in db.scalars(
+            sa.select(Assignment)
+            .where(Assignment.ticket_id == ticket.id)
+            .options(selectinload(Assignment.unit))
+            .order_by(Assignment.id)
+        )
+    ]
+    data["events"] = [
+        event_to_dict(e)
+        for e in db.scalars(
+            sa.select(TicketEvent)
+            .where(TicketEvent.ticket_id == ticket.id)
+            .options(selectinload(TicketEvent.actor), selectinload(TicketEvent.unit))
+            .order_by(TicketEvent.id)
+        )
+    ]
+    data["extensions"] = [
+        {
+            "days": x.days,
+            "reason": x.reason,
+            "status": labelled(x.status),
+            "requested_at": iso(x.requested_at),
+            "decided_at": iso(x.decided_at),
+            "decision_note": x.decision_note,
+            "old_finish_due": iso(x.old_finish_due),
+            "new_finish_due": iso(x.new_finish_due),
+        }
+        for x in db.scalars(
+            sa.select(Extension).where(Extension.ticket_id == ticket.id).order_by(Extension.id)
+        )
+    ]
+    data["timers"] = [
+        {
+            "kind": labelled(f.kind),
+            "level": f.level,
+            "due_at": iso(f.due_at),
+            "fired_at": iso(f.fired_at),
+            "lateness_seconds": f.lateness_seconds,
+        }
+        for f in db.scalars(
+            sa.select(TimerFiring)
+            .where(TimerFiring.ticket_id == ticket.id)
+            .order_by(TimerFiring.due_at, TimerFiring.id)
+        )
+    ]
+    data["callback_attempts"] = [
+        {
+            "outcome": labelled(c.outcome),
+            "solved": labelled(c.solved),
+            "satisfaction": labelled(c.satisfaction),
+            "comment": c.comment,
+            "attempted_at": iso(c.attempted_at),
+        }
+        for c in db.scalars(
+            sa.select(CallbackAttempt)
+            .where(CallbackAttempt.ticket_id == ticket.id)
+            .order_by(CallbackAttempt.id)
+        )
+    ]
+    return data
+
+
+# -- the callback queues ----------------------------------------------------------------------
+
+
+def _attempts_to_dict(rows):
+    last = rows[-1] if rows else None
+    return {
+        "count": len(rows),
+        "max": current_app.config["CALLBACK_MAX_ATTEMPTS"],
+        "last_outcome": labelled(last.outcome) if last else None,
+        "last_at": iso(last.attempted_at) if last else None,
+    }
+
+
+def _callback_common(ticket, attempts, actor):
+    return {
+        "number": ticket.number,
+        "version": ticket.version,
+        "status": labelled(ticket.status),
+        "title": ticket.title,
+        "category": coded(ticket.category),
+        "lead_unit": coded(ticket.lead_unit),
+        "result": ticket.result,
+        "finished_at": iso(ticket.finished_at),
+        "requester_name": ticket.requester_name,
+        "requester_phone": access.visible_phone(actor, ticket.requester_phone),
+        "attempts": _attempts_to_dict(attempts),
+    }
+
+
+def callback_queue_item(ticket, attempts, now, actor):
+    data = _callback_common(ticket, attempts, actor)
+    data.update(
+        {
+            "callback_due": iso(ticket.callback_due),
+            "callback_next_at": iso(ticket.callback_next_at),
+            "due_now": ticket.callback_next_at is not None and ticket.callback_next_at <= now,
+            "overdue": ticket.callback_due is not None and ticket.callback_due < now,
+        }
+    )
+    return data
+
+
+def callback_review_item(ticket, attempts, actor):
+    data = _callback_common(ticket, attempts, actor)
+    data.update(
+        {
+            "callback": {
+                "solved": labelled(ticket.callback_solved),
+                "satisfaction": labelled(ticket.callback_satisfaction),
+                "comment": ticket.callback_comment,
+                "at": iso(ticket.callback_at),
+            },
+            "reopen_count": ticket.reopen_count,
+        }
+    )
+    return data
+
+
+# -- time limits and the working-day calendar -------------------------------------------------
+
+#: Longest name of a calendar day, note on a year, and name of a policy.
+DAY_NAME_MAX = 50
+YEAR_NOTE_MAX = 200
+POLICY_NAME_MAX = 100
+#: Largest limit per unit: a week in minutes, a month in hours, three months in working days.
+LIMIT_MAX = {LimitUnit.minutes: 10080, LimitUnit.hours: 720, LimitUnit.working_days: 60}
+WEEKDAY_LABELS = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"]
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+_YEAR = re.compile(r"^\d{4}$", re.ASCII)
+
+
+def parse_year(raw, name="year"):
+    if not (_YEAR.match(raw) and time_rules.FIRST_YEAR <= int(raw) <= time_rules.LAST_YEAR):
+        first, last = time_rules.FIRST_YEAR, time_rules.LAST_YEAR
+        raise ValidationFailed(
+            f"年份须为 {first}–{last} 之间的四位数字：{raw}",
+            details={name: f"须为 {first}–{last} 之间的四位数字"},
+        )
+    return int(raw)
+
+
+def parse_day(raw):
+    try:
+        day = dt.date.fromisoformat(raw) if _DATE.match(raw) else None
+    except ValueError:
+        day = None
+    first, last = time_rules.FIRST_YEAR, time_rules.LAST_YEAR
+    if day is None or not first <= day.year <= last:
+        raise ValidationFailed(
+            f"日期须为 {first}–{last} 年间的有效日期，格式 YYYY-MM-DD：{raw}",
+            details={"day": "日期格式应为 YYYY-MM-DD"},
+        )
+    return day
+
+
+def calendar_day_values(fields):
+    values = {
+        "workday": fields.boolean("workday", "是否工作日", required=True),
+        "name": fields.text("name", "名称", max_len=DAY_NAME_MAX),
+    }
+    fields.check()
+    return values
+
+
+def calendar_year_values(fields):
+    values = {"note": fields.text("note", "依据说明", max_len=YEAR_NOTE_MAX)}
+    fields.check()
+    return values
+
+
+def _limit(fields, clock, *, required):
+    """One clock's limit ``{"amount": int, "unit": …}`` as (amount, LimitUnit)."""
+    label = time_rules.CLOCK_LABELS[clock]
+    value = fields.raw(clock)
+    if value is None:
+        if required:
+            fields.errors.setdefault(clock, f"请填写{label}")
+        return None
+    example = '{"amount": 2, "unit": "hours"}'
+    if not isinstance(value, dict):
+        fields.errors.setdefault(clock, f"{label}须为对象，如 {example}")
+        return None
+    unknown = [key for key in value if key not in ("amount", "unit")]
+    if unknown:
+        fields.errors.setdefault(clock, f"{label}含未知字段“{unknown[0]}”")
+        return None
+    amount = value.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+        fields.errors.setdefault(f"{clock}.amount", f"{label}的数值须为正整数")
+        amount = None
+    unit = LimitUnit.parse(value["unit"]) if isinstance(value.get("unit"), str) else None
+    if unit is None:
+        options = "、".join(f"{m.value}（{m.label}）" for m in LimitUnit)
+        fields.errors.setdefault(f"{clock}.unit", f"{label}的单位取值无效，可选：{options}")
+    if amount is None or unit is None:
+        return None
+    if amount > LIMIT_MAX[unit]:
+        fields.errors.setdefault(
+            f"{clock}.amount", f"{label}不能超过 {LIMIT_MAX[unit]} {unit.label}（现为 {amount}）"
+        )
+        return None
+    return amount, unit
+
+
+def policy_values(db, data, *, creating):
+    """The fields given in ``data`` as SlaPolicy attributes; on PATCH only those present."""
+    fields = Fields(data)
+    values = {}
+    if creating or "name" in data:
+        values["name"] = fields.text("name", "规则名称", required=True, max_len=POLICY_NAME_MAX)
+    if creating or "category" in data:
+        code = fields.code("category", "事项分类")
+        category = None
+        if code is not None:
+            try:
+                category = by_code(db, Category, code, "事项分类")
+            except NotFound as exc:
+                fields.errors.setdefault("category", exc.message)
+        values["category"] = category
+        values["category_id"] = category.id if category else None
+    if creating or "request_type" in data:
+        values["request_type"] = fields.choice("request_type", "诉求类型", RequestType)
+    if creating or "urgency" in data:
+        values["urgency"] = fields.choice("urgency", "紧急程度", Urgency)
+    for clock in time_rules.CLOCK_LABELS:
+        if creating or clock in data:
+            limit = _limit(fields, clock, required=True)
+            if limit:
+                values[f"{clock}_amount"], values[f"{clock}_unit"] = limit
+    if creating or "active" in data:
+        # On PATCH a null is refused, not read as "leave as it is" or "switch on".
+        values["active"] = fields.boolean(
+            "active", "是否启用", required=not creating, default=True if creating else None
+        )
+    fields.check()
+    return values
+
+
+def year_summary_to_dict(summary):
+    return {**summary, "defined_at": iso(summary["defined_at"])}
+
+
+def calendar_day_to_dict(day, workday, name, source, *, updated_by=None, updated_at=None):
+    return {
+        "date": day.isoformat(),
+        "weekday": day.isoweekday(),
+        "weekday_label": WEEKDAY_LABELS[day.weekday()],
+        "workday": workday,
+        "name": name,
+        "source": source,
+        "source_label": time_rules.SOURCE_LABELS[source],
+        "official": time_rules.official_answer(day) if source == "table" else None,
+        "updated_by": updated_by,
+        "updated_at": iso(updated_at),
+    }
+
+
+def calendar_entry_to_dict(entry, username):
+    return calendar_day_to_dict(
+        entry.day,
+        entry.workday,
+        entry.name,
+        "table",
+        updated_by=username,
+        updated_at=entry.updated_at,
+    )
+
+
+# -- a grid worker's 主动发现 ------------------------------------------------------------------
+
+
+def report_values(db, user, form):
+    """The ``operations.receive`` values of a grid worker's patrol report (a posted form),
+    with its idempotency ``key``: the grid is the one chosen (of the worker's own) or the one
+    of theirs the position falls in. Raises ValidationFailed naming every bad field."""
+    data = form_values(form, skip=_PAGE_ONLY)
+    if form.get("position_source"):
+        data["position_source"] = form["position_source"]
+    fields = Fields(data)
+    values = {
+        "content": fields.text(
+            "content",
+            "问题描述",
+            required=True,
+            multiline=True,
+            max_len=current_app.config["MAX_TICKET_CONTENT_CHARS"],
+        ),
+        "title": fields.text("title", "标题", max_len=100),
+        "request_type": fields.choice(
+            "request_type", "诉求类型", RequestType, default=RequestType.help
+        ),
+        "urgency": fields.choice("urgency", "紧急程度", Urgency, default=Urgency.normal),
+        "address": fields.text("address", "地址", max_len=200),
+        "key": fields.idempotency_key("key", "页面缺少防重复提交标识，请刷新页面后重新填写"),
+    }
+    code = fields.raw("category")
+    values["category"] = None
+    if code:
+        values["category"] = lookup_code(db, fields, "category", Category, "事项分类", code)
+    values["lng"], values["lat"] = fields.position(text=True)
+    values["area"] = _grid_for(user, fields, values["lng"], values["lat"])
+    fields.check()
+    return values
+
+
+def _grid_for(user, fields, lng, lat):
+    """The chosen grid (one of the worker's), or the one of theirs the position falls in."""
+    grids = {a.code: a for a in user.grids}
+    code = fields.raw("grid")
+    if code:
+        if code not in grids:
+            return fields.fail("grid", "只能上报本人负责网格内的问题")
+        return grids[code]
+    if lng is None:
+        return fields.fail("grid", "请选择网格，或点“获取定位”按位置确定网格")
+    # The same point-in-polygon rule as the intake suggestions: near a boundary is no answer.
+    located = GridLocator([(a.code, a.polygon) for a in grids.values() if a.polygon])
+    hit = located.lookup(lng, lat)
+    if hit.code is None:
+        return fields.fail("grid", "定位不在您负责的网格内或靠近网格边界，请手动选择网格")
+    return grids[hit.code]

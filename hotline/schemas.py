@@ -1,0 +1,404 @@
+"""The layer the JSON API and the pages share: strict parsing of what a client sends (a JSON
+body or a posted form, read by the same ``Fields`` rules) into typed values with a Chinese
+message per field, serialising rows for JSON, looking rows up by code, and pagination.
+
+Views parse and render; the rules about what a value may be live here once.
+"""
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import request
+
+from classifier import geo
+from hotline.cache import reference_rows
+from hotline.errors import HotlineError, NotFound, UnsupportedMediaType, ValidationFailed
+
+#: ASCII digits only: a str pattern's \d also matches full-width and other Unicode digits.
+_PHONE = re.compile(r"^(?:1[3-9]\d{9}|0\d{9,11}|\d{7,8}|9\d{4})$", re.ASCII)
+_CODE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
+#: Longest accepted idempotency key (API header, page forms' hidden key).
+IDEMPOTENCY_KEY_MAX = 100
+
+
+def json_body():
+    """The request's JSON object, or a 4xx saying exactly what is wrong with it."""
+    if not request.is_json:
+        raise UnsupportedMediaType("请求须为 JSON（Content-Type: application/json）")
+    raw = request.get_data(cache=True)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HotlineError(
+            f"请求体不是有效的 UTF-8 编码（第 {exc.start} 字节）", code="INVALID_ENCODING"
+        ) from None
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise HotlineError(
+            f"请求体不是有效的 JSON：第 {exc.lineno} 行第 {exc.colno} 列", code="INVALID_JSON"
+        ) from None
+    except (ValueError, RecursionError):
+        # Numbers of more than 4300 digits (ValueError) or nesting deeper than the recursion
+        # limit: still a malformed request, not a server error.
+        raise HotlineError(
+            "请求体不是有效的 JSON：数字过长或嵌套过深", code="INVALID_JSON"
+        ) from None
+    if not isinstance(data, dict):
+        raise HotlineError("请求体须为 JSON 对象", code="INVALID_JSON")
+    return data
+
+
+class Fields:
+    """Collects every field error of a request, then raises them together."""
+
+    def __init__(self, data):
+        self.data = data
+        self.errors = {}
+        #: Fields the parser asked for; anything else in the body is refused as unknown.
+        self.read = set()
+
+    def raw(self, name):
+        self.read.add(name)
+        return self.data.get(name)
+
+    def fail(self, name, message):
+        """Record ``message`` for field ``name`` (the first one stays); returns None."""
+        self.errors.setdefault(name, message)
+        return None
+
+    def _value(self, name, label, required):
+        value = self.raw(name)
+        if value is None and required:
+            return self.fail(name, f"请填写{label}")
+        return value
+
+    def text(self, name, label, *, required=False, max_len, multiline=False):
+        value = self._value(name, label, required)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            return self.fail(name, f"{label}须为文本")
+        value = value.strip()
+        if not value:
+            return self.fail(name, f"请填写{label}") if required else None
+        problem = _bad_character(value, multiline)
+        if problem:
+            return self.fail(name, f"{label}{problem}")
+        if len(value) > max_len:
+            return self.fail(name, f"{label}不能超过 {max_len} 字（现为 {len(value)} 字）")
+        return value
+
+    def code(self, name, label, *, required=False):
+        value = self._value(name, label, required)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not _CODE.match(value):
+            return self.fail(name, f"{label}编码格式不正确")
+        return value
+
+    def codes(self, name, label):
+        value = self.raw(name)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and _CODE.match(v) for v in value
+        ):
+            return self.fail(name, f"{label}须为编码列表") or []
+        if len(value) > 10:
+            return self.fail(name, f"{label}最多 10 个") or []
+        return value
+
+    def choice(self, name, label, enum_cls, *, required=False, default=None):
+        value = self._value(name, label, required and default is None)
+        if value is None:
+            return default
+        member = enum_cls.parse(value) if isinstance(value, str) else None
+        if member is None:
+            options = "、".join(f"{m.value}（{m.label}）" for m in enum_cls)
+            return self.fail(name, f"{label}取值无效，可选：{options}")
+        return member
+
+    def boolean(self, name, label, *, required=False, default=None):
+        value = self._value(name, label, required and default is None)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            return self.fail(name, f"{label}须为 true 或 false")
+        return value
+
+    def integer(self, name, label, *, required=False, minimum=None, maximum=None):
+        value = self._value(name, label, required)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            return self.fail(name, f"{label}须为整数")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            return self.fail(name, f"{label}须在 {minimum}–{maximum} 之间")
+        return value
+
+    def number(self, name, label, *, minimum, maximum):
+        value = self.raw(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return self.fail(name, f"{label}须为数字")
+        if not minimum <= value <= maximum:
+            return self.fail(name, f"{label}须在 {minimum}–{maximum} 之间")
+        return float(value)
+
+    def position(self, *, text=False):
+        """(lng, lat) from ``lng`` and ``lat`` inside China's bounding box, or (None, None).
+        Half a position is an error. ``text``: the values come typed into a form (strings);
+        one the device filled in (``position_source=device``) is WGS-84 and converted to the
+        map's GCJ-02, one typed by hand is taken as GCJ-02 (read off a Chinese map)."""
+        if text:
+            device = self.raw("position_source") == "device"
+            lng = self._coordinate_text("lng", "经度")
+            lat = self._coordinate_text("lat", "纬度")
+        else:
+            lng = self.number("lng", "经度", minimum=geo.CHINA_LNG[0], maximum=geo.CHINA_LNG[1])
+            lat = self.number("lat", "纬度", minimum=geo.CHINA_LAT[0], maximum=geo.CHINA_LAT[1])
+        if (lng is None) != (lat is None):
+            if text:
+                self.fail("position", "经度和纬度须同时填写")
+            else:
+                self.fail("lat", "经度和纬度须同时提供")
+            return None, None
+        if lng is None:
+            return None, None
+        if text:
+            if not geo.in_china(lng, lat):
+                self.fail("position", geo.OUTSIDE_CHINA)
+                return None, None
+            if device:
+                lng, lat = geo.wgs84_to_gcj02(lng, lat)
+        return lng, lat
+
+    def _coordinate_text(self, name, label):
+        raw = self.raw(name)
+        raw = raw.strip() if isinstance(raw, str) else raw
+        if raw is None or raw == "":
+            return None
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            return self.fail(name, f"{label}须为数字，如 119.1234")
+        if not math.isfinite(value):
+            return self.fail(name, f"{label}须为数字，如 119.1234")
+        return value
+
+    def version(self, name="version"):
+        """The ticket version a form or body was read at (a stale or repeated form is then
+        refused instead of acting twice)."""
+        raw = self.raw(name)
+        if isinstance(raw, str):
+            raw = raw.strip()
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not raw.strip("0"):
+                return self.fail(name, "页面缺少工单版本号，请刷新页面后重试")
+            return int(raw)
+        return self.integer(name, "版本号", minimum=1)
+
+    def idempotency_key(self, name, message):
+        """A page form's hidden key against double submits; ``message`` when it is missing."""
+        value = self.raw(name)
+        value = value.strip() if isinstance(value, str) else value
+        if not valid_idempotency_key(value):
+            return self.fail(name, message)
+        return value
+
+    def phone(self, name, label):
+        value = self.raw(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            return self.fail(name, f"{label}须为文本")
+        digits = re.sub(r"[\s-]", "", value)
+        if digits.startswith("+86"):
+            digits = digits[3:]
+        if not _PHONE.match(digits):
+            return self.fail(name, f"{label}格式不正确（手机号 11 位，或带区号的固定电话）")
+        return digits
+
+    def check(self):
+        for name in self.data:
+            if name not in self.read:
+                self.errors.setdefault(name, f"未知字段“{name}”")
+        if self.errors:
+            first = next(iter(self.errors.values()))
+            raise ValidationFailed(f"请求内容有误：{first}", details=self.errors)
+
+
+def valid_idempotency_key(key):
+    """1–100 printable ASCII characters (an ``Idempotency-Key`` header or a form's key)."""
+    return (
+        isinstance(key, str)
+        and 1 <= len(key) <= IDEMPOTENCY_KEY_MAX
+        and key.isascii()
+        and key.isprintable()
+    )
+
+
+def idempotency_key_header():
+    """The request's ``Idempotency-Key`` (None when absent), or a refusal of a bad one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not valid_idempotency_key(key):
+        raise ValidationFailed(
+            f"Idempotency-Key 须为 1–{IDEMPOTENCY_KEY_MAX} 个可打印 ASCII 字符",
+            code="IDEMPOTENCY_KEY_INVALID",
+        )
+    return key
+
+
+def form_values(form, *, lists=(), booleans=(), integers=(), skip=("csrf_token",)):
+    """A posted form (werkzeug MultiDict) as the JSON the ``Fields`` rules read: blank inputs
+    are absent, ``lists`` (multi-selects) are lists, ``booleans`` (radio "true"/"false") are
+    booleans, ``integers`` whole numbers. Other values stay strings."""
+    data = {}
+    for name in form:
+        if name in skip:
+            continue
+        if name in lists:
+            values = [v.strip() for v in form.getlist(name) if v.strip()]
+            if values:
+                data[name] = values
+            continue
+        value = form.get(name, "").strip()
+        if not value:
+            continue
+        if name in booleans:
+            value = {"true": True, "false": False}.get(value, value)
+        elif name in integers and value.isascii() and value.isdigit():
+            value = int(value[:9])
+        data[name] = value
+    return data
+
+
+# -- serialising ------------------------------------------------------------------------------
+
+
+def iso(value):
+    """A timestamp for JSON (None stays None)."""
+    return value.isoformat() if value else None
+
+
+def labelled(member):
+    """An enum member for JSON: its value and its Chinese label."""
+    return {"value": member.value, "label": member.label} if member is not None else None
+
+
+def coded(row):
+    """A reference row (area, unit, category) for JSON: its code and its name."""
+    return {"code": row.code, "name": row.name} if row is not None else None
+
+
+# -- looking up by code -----------------------------------------------------------------------
+
+
+def by_code(session, model, code, label):
+    """The row of ``model`` with ``code``, or a 404 naming what was not found."""
+    row = session.scalars(sa.select(model).where(model.code == code)).first()
+    if row is None:
+        raise NotFound(f"{label}不存在：{code}", code="REFERENCE_NOT_FOUND")
+    return row
+
+
+def lookup_code(session, fields, name, model, label, code):
+    """Resolve ``code`` to a row (from the reference cache), recording a field error in
+    ``fields`` when there is none."""
+    if code is None:
+        return None
+    row = reference_rows.get(
+        session,
+        (model.__name__, code),
+        lambda s: s.scalars(sa.select(model).where(model.code == code)).first(),
+    )
+    if row is None:
+        fields.errors.setdefault(name, f"{label}不存在：{code}")
+    return row
+
+
+# -- pagination -------------------------------------------------------------------------------
+
+
+def positive_int(args, name, default, errors):
+    """The query argument ``name`` as a whole number ≥ 1 (``default`` when absent); a bad one
+    is recorded in ``errors``."""
+    raw = args.get(name)
+    if raw is None:
+        return default
+    # ASCII only: "²".isdigit() is true but int("²") fails.
+    if not (raw.isascii() and raw.isdigit()) or not raw.strip("0"):
+        errors[name] = "须为正整数"
+        return None
+    if len(raw.lstrip("0")) > 9:  # keeps int() and the SQL OFFSET within range
+        errors[name] = "不能超过 999999999"
+        return None
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: its number (from 1) and its size. Every list, in the API and on
+    the pages, is cut by this one rule."""
+
+    number: int
+    size: int
+
+    @classmethod
+    def from_args(cls, args, *, size, name="page", size_arg=None, max_size=None, errors=None):
+        """The page asked for in the query ``args`` (``name``, and the size from ``size_arg``
+        up to ``max_size`` where clients may choose it). Bad values go to ``errors`` when
+        given (an API list reports them with its other filters); otherwise they raise."""
+        own = errors is None
+        errors = {} if own else errors
+        number = positive_int(args, name, 1, errors)
+        if size_arg is not None:
+            size = positive_int(args, size_arg, size, errors)
+            if size and max_size and size > max_size:
+                errors[size_arg] = f"每页最多 {max_size} 条"
+        if own and errors:
+            raise ValidationFailed(f"页码“{name}”须为正整数", details=errors)
+        return cls(number or 1, size or 1)
+
+    @property
+    def offset(self):
+        return (self.number - 1) * self.size
+
+    def count(self, total):
+        """How many pages ``total`` rows fill (at least one, if empty)."""
+        return max(1, -(-total // self.size))
+
+    def of(self, session, query, *order, options=()):
+        """(total, rows of this page) of ``query``, in ``order``."""
+        total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+        rows = session.scalars(
+            query.options(*options).order_by(*order).limit(self.size).offset(self.offset)
+        ).all()
+        return total, rows
+
+    def to_dict(self, total):
+        return {"page": self.number, "per_page": self.size, "total": total}
+
+
+def check_query(errors):
+    """Refuse a list request whose query arguments had errors, naming every one."""
+    if errors:
+        raise ValidationFailed(f"查询条件有误：{next(iter(errors.values()))}", details=errors)
+
+
+def _bad_character(value, multiline):
+    for ch in value:
+        if "\ud800" <= ch <= "\udfff":
+            return "包含无效字符（不成对的代理字符）"
+        if ch in "\n\r\t":
+            if not multiline and ch != "\t":
+                return "不能换行"
+            continue
+        if unicodedata.category(ch) in {"Cc", "Cs"}:
+            return f"包含不可见控制字符（U+{ord(ch):04X}）"
+    return None
