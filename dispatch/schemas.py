@@ -263,10 +263,13 @@ INTEGER_FIELDS = {"days"}
 _PAGE_ONLY = ("csrf_token", "back", "position_source")
 
 
-def parse_transition(db, form, data, *, page=False):
+def parse_transition(db, actor, form, data, *, page=False):
     """The keyword arguments of ``form``'s operation, with ``expected_version``, from ``data``
     (a JSON body, or a posted form when ``page``: strings, and the version required).
-    Raises ValidationFailed naming every bad field."""
+
+    Whether ``actor``'s role may do it at all is settled first (Forbidden), so a role without
+    the right gets 403 whatever it sent; then ValidationFailed names every bad field."""
+    operations.check_role(form.name, actor)
     if page:
         raw = data
         data = form_values(

@@ -1,11 +1,22 @@
 """Who is logged in (Flask-Login), how a login is checked and throttled, and how a session
 starts and ends. The JSON API and the web pages share one session and these rules.
 
-The session holds Flask-Login's user id and ``csrf_token``: the raw CSRF secret that the API
-expects echoed in ``X-CSRF-Token`` and that Flask-WTF signs into every form.
+The session cookie holds Flask-Login's user id, ``sid`` (a random key whose SHA-256 names a
+``user_sessions`` row) and ``csrf_token``: the raw CSRF secret that the API expects echoed in
+``X-CSRF-Token`` and that Flask-WTF signs into every form. A request belongs to a user only
+while that row is open: logging out, a password change and deactivation end every session
+of the user on the server, so an old cookie is worth nothing.
+
+A login is checked in the same time whether the name exists or not (an unknown name is
+checked against a dummy hash), and throttled per name and per client address
+(``LOGIN_*``); addresses in ``LOGIN_TRUSTED_NETWORKS`` (a call centre behind one NAT
+address) are throttled per name only.
 """
 
 import datetime as dt
+import functools
+import hashlib
+import ipaddress
 import math
 import secrets
 
@@ -13,12 +24,13 @@ import sqlalchemy as sa
 from flask import current_app, g, request, session
 from flask_login import LoginManager, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from hotline import attachments
 from hotline.audit import audit
 from hotline.db import get_session, utcnow
-from hotline.errors import TooManyRequests
-from hotline.models import AuditLog, User
+from hotline.errors import TooManyRequests, ValidationFailed
+from hotline.models import AuditLog, User, UserSession
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -26,13 +38,38 @@ login_manager.login_view = "web.login"
 login_manager.login_message = "请先登录"
 login_manager.login_message_category = "notice"
 
+#: Shortest password accepted.
+PASSWORD_MIN = 8
+#: Why a session ended.
+END_LOGOUT = "logout"
+END_PASSWORD = "password_changed"
+END_DEACTIVATED = "deactivated"
+
+
+def _key_hash(key):
+    return hashlib.sha256(key.encode()).hexdigest()
+
 
 @login_manager.user_loader
 def _load_user(user_id):
-    if not user_id.isdigit():
+    """The user of this request's session, if that session is still open on the server."""
+    key = session.get("sid")
+    if not user_id.isdigit() or not isinstance(key, str):
         return None
-    user = get_session().get(User, int(user_id))
-    return user if user is not None and user.active else None
+    return (
+        get_session()
+        .scalars(
+            sa.select(User)
+            .join(UserSession, UserSession.user_id == User.id)
+            .where(
+                User.id == int(user_id),
+                User.active,
+                UserSession.key_hash == _key_hash(key),
+                UserSession.ended_at.is_(None),
+            )
+        )
+        .first()
+    )
 
 
 def init_app(app):
@@ -41,6 +78,13 @@ def init_app(app):
     # its own ``X-CSRF-Token`` for session callers and needs none for token callers.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)
+    # Computed once per process: the hash method of new passwords, so that checking an
+    # unknown name costs what checking a known one does.
+    app.extensions["hotline.dummy_hash"] = generate_password_hash(secrets.token_hex(16))
+    try:
+        trusted_networks(app.config["LOGIN_TRUSTED_NETWORKS"])
+    except ValueError as exc:
+        raise ValueError(f"配置项 LOGIN_TRUSTED_NETWORKS 有误：{exc}") from None
 
     @app.before_request
     def _check_page_csrf():
@@ -62,24 +106,78 @@ def init_app(app):
 def log_in(db, username, password, *, via):
     """Check a username and password; on success open a fresh session for the user. Audited
     either way (``via``: "api" or "web"). Returns the user, or None when refused: an unknown
-    user and a wrong password are refused alike. Too many recent failures for the name or
-    from the address raise ``TooManyRequests`` before the password is even checked."""
+    user and a wrong password are refused alike, in the same time. Too many recent failures
+    for the name or from the address raise ``TooManyRequests`` before the password is even
+    checked."""
     _throttle(db, username, via)
     user = db.scalars(sa.select(User).where(User.username == username)).first()
-    if user is None or not user.active or not user.check_password(password):
+    if user is None:
+        check_password_hash(current_app.extensions["hotline.dummy_hash"], password)
+    if user is None or not user.check_password(password) or not user.active:
         audit(db, None, "auth.login_failed", target=username, payload={"via": via})
         db.commit()
         return None
     new_session()
+    key = secrets.token_urlsafe(32)
+    db.add(
+        UserSession(
+            user_id=user.id,
+            key_hash=_key_hash(key),
+            created_at=utcnow(),
+            remote_addr=request.remote_addr,
+            user_agent=(request.user_agent.string or "")[:200] or None,
+        )
+    )
+    session["sid"] = key
     login_user(user)
     audit(db, user, "auth.login", target=user.username, payload={"via": via})
     db.commit()
     return user
 
 
-def log_out():
+def log_out(db, user):
+    """End this session and every other session of ``user`` (on every device), then give
+    the browser a fresh, anonymous session."""
+    if user is not None and user.is_authenticated:
+        ended = end_sessions(db, user, END_LOGOUT)
+        audit(db, user, "auth.logout", target=user.username, payload={"sessions": ended})
+        db.commit()
     logout_user()
     new_session()
+
+
+def end_sessions(db, user, reason):
+    """End every open session of ``user`` at once (the caller commits). Returns how many."""
+    result = db.execute(
+        sa.update(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+        .values(ended_at=utcnow(), end_reason=reason)
+    )
+    return result.rowcount
+
+
+def check_password_rules(password):
+    """Refuse a password people could guess: the rules, in words."""
+    if not isinstance(password, str) or len(password) < PASSWORD_MIN:
+        message = f"密码至少 {PASSWORD_MIN} 位"
+        raise ValidationFailed(message, code="PASSWORD_TOO_WEAK", details={"password": message})
+
+
+def set_password(db, actor, user, password):
+    """Give ``user`` a new password; every session of theirs ends (they log in again with
+    it). Audited; the caller commits."""
+    check_password_rules(password)
+    user.set_password(password)
+    ended = end_sessions(db, user, END_PASSWORD)
+    audit(db, actor, "user.password", target=user.username, payload={"sessions_ended": ended})
+
+
+def deactivate(db, actor, user):
+    """Stop ``user`` from logging in; every session of theirs ends at once (API tokens stop
+    working too: they belong to an inactive user). Audited; the caller commits."""
+    user.active = False
+    ended = end_sessions(db, user, END_DEACTIVATED)
+    audit(db, actor, "user.deactivate", target=user.username, payload={"sessions_ended": ended})
 
 
 def new_session():
@@ -90,10 +188,30 @@ def new_session():
     g.pop("csrf_token", None)
 
 
+@functools.lru_cache(maxsize=8)
+def trusted_networks(text):
+    """The networks of ``LOGIN_TRUSTED_NETWORKS`` (comma-separated addresses or CIDR
+    ranges)."""
+    parts = (part.strip() for part in text.split(","))
+    return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
+
+
+def is_trusted(address, networks):
+    if not address or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
 def _throttle(db, username, via):
     """Refuse a login attempt after ``LOGIN_MAX_FAILURES`` failures for one user name (since
     its last success) or ``LOGIN_MAX_FAILURES_PER_ADDRESS`` from one address within
-    ``LOGIN_THROTTLE_MINUTES``. Counted from the audit log, so every process agrees."""
+    ``LOGIN_THROTTLE_MINUTES``. Counted from the audit log, so every process agrees. The
+    per-address rule is off for addresses in ``LOGIN_TRUSTED_NETWORKS`` and when its limit
+    is 0."""
     config = current_app.config
     now = utcnow()
     window = dt.timedelta(minutes=config["LOGIN_THROTTLE_MINUTES"])
@@ -108,10 +226,12 @@ def _throttle(db, username, via):
     checks = [
         (AuditLog.target == username, max(since, last_success or since), "LOGIN_MAX_FAILURES"),
     ]
-    if request.remote_addr:
-        checks.append(
-            (AuditLog.remote_addr == request.remote_addr, since, "LOGIN_MAX_FAILURES_PER_ADDRESS")
-        )
+    address = request.remote_addr
+    per_address = config["LOGIN_MAX_FAILURES_PER_ADDRESS"] > 0 and not is_trusted(
+        address, trusted_networks(config["LOGIN_TRUSTED_NETWORKS"])
+    )
+    if address and per_address:
+        checks.append((AuditLog.remote_addr == address, since, "LOGIN_MAX_FAILURES_PER_ADDRESS"))
     for condition, start, limit_name in checks:
         recent = sa.select(AuditLog.created_at).where(
             AuditLog.action == "auth.login_failed", condition, AuditLog.created_at > start

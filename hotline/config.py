@@ -49,6 +49,11 @@ DEFAULTS = {
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
     "LOGIN_THROTTLE_MINUTES": 15,
+    #: Addresses or ranges (comma-separated, e.g. ``10.8.0.0/16,192.168.1.20``) whose logins
+    #: are throttled per user name only: a call centre's seats share one NAT address, and one
+    #: seat's typos must not lock out the rest. 0 in ``LOGIN_MAX_FAILURES_PER_ADDRESS`` turns
+    #: the per-address rule off everywhere.
+    "LOGIN_TRUSTED_NETWORKS": "",
     #: A form's CSRF token lasts as long as the login (None): an operator's console stays
     #: open for a whole shift.
     "WTF_CSRF_TIME_LIMIT": None,

@@ -68,9 +68,13 @@ def utcnow():
 
 
 def make_engine(url, pool_size=5):
-    """Create an engine with the per-backend settings this application relies on."""
+    """Create an engine with the per-backend settings this application relies on.
+
+    Statement parameters never appear in error messages (``hide_parameters``): they hold
+    requesters' names, phones, addresses and complaint texts, and error messages go to logs.
+    """
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):
@@ -90,7 +94,13 @@ def make_engine(url, pool_size=5):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+    )
 
 
 def bulk_insert(session, table, rows, *, returning=(), skip_conflicts=False):

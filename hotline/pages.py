@@ -52,5 +52,5 @@ def login():
 
 def logout():
     # CSRF-checked like every page POST (``hotline.auth``): no one logs a user out by link.
-    log_out()
+    log_out(get_session(), current_user)
     return redirect(url_for("web.login"))

@@ -45,6 +45,7 @@ MUTABLE_TABLES = [
     "assignments",
     "tickets",
     "api_tokens",
+    "user_sessions",
     "audit_log",
 ]
 

@@ -109,7 +109,7 @@ def _transition_view(form):
         operations.check_role(form.name, g.user)
         data = json_body()
         ticket = access.visible_ticket(db, g.user, number)
-        values = schemas.parse_transition(db, form, data)
+        values = schemas.parse_transition(db, g.user, form, data)
         event = form.operation(db, g.user, ticket, **values)
         commit()
         body = schemas.ticket_to_dict(ticket, g.user)

@@ -424,7 +424,7 @@ def ticket_action(number, slug):
     ticket = visible_ticket_or_abort(db, number)
 
     def change(db):
-        values = schemas.parse_transition(db, form, request.form, page=True)
+        values = schemas.parse_transition(db, g.user, form, request.form, page=True)
         if form.photos:
             # Checked before the operation: a bad photo refuses the whole finish.
             values["photos"] = attachments.check(request.files.getlist("photos"))

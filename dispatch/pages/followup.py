@@ -104,7 +104,7 @@ def _perform(number, slug, failed):
 
     def change(db):
         ticket = access.visible_ticket(db, g.user, number)
-        values = schemas.parse_transition(db, form, request.form, page=True)
+        values = schemas.parse_transition(db, g.user, form, request.form, page=True)
         form.operation(db, g.user, ticket, **values)
         return values
 

@@ -240,7 +240,7 @@ def act(number, action):
     ticket = visible_ticket_or_abort(db, number)
 
     def change(db):
-        values = schemas.parse_transition(db, form, request.form, page=True)
+        values = schemas.parse_transition(db, g.user, form, request.form, page=True)
         if spec.photos:
             values["photos"] = attachments.check(
                 request.files.getlist("photos"), required=spec.photos == "required"

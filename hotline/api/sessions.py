@@ -1,6 +1,7 @@
 """Login, logout, who am I, and API tokens."""
 
 from flask import Blueprint, g, session
+from flask_login import current_user
 
 from hotline.api import commit, ok
 from hotline.api.auth import hash_token, new_token
@@ -49,7 +50,8 @@ def login():
 
 
 def logout():
-    log_out()
+    """End the session on the server (and every other session of the user)."""
+    log_out(get_session(), current_user)
     return ok({})
 
 

@@ -18,7 +18,7 @@ from hotline.models.tickets import (
     TimerFiring,
 )
 from hotline.models.units import Unit, unit_areas
-from hotline.models.users import ApiToken, User, user_grids
+from hotline.models.users import ApiToken, User, UserSession, user_grids
 
 __all__ = [
     "ApiToken",
@@ -42,6 +42,7 @@ __all__ = [
     "TimerFiring",
     "Unit",
     "User",
+    "UserSession",
     "unit_areas",
     "user_grids",
 ]

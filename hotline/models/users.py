@@ -71,3 +71,22 @@ class ApiToken(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
+
+
+class UserSession(Base):
+    """A login (web page or API session cookie), so that it can be ended on the server: the
+    cookie carries a random key, only its SHA-256 is stored, and a request is someone's only
+    while the row has not ended (logout, password change, deactivation)."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Where the login came from (client address, browser), for the user's list of sessions.
+    remote_addr: Mapped[str | None] = mapped_column(sa.String(64))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(200))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: logout / password_changed / deactivated
+    end_reason: Mapped[str | None] = mapped_column(sa.String(32))

@@ -37,6 +37,7 @@ EXPECTED_TABLES = {
     "unit_areas",
     "units",
     "user_grids",
+    "user_sessions",
     "users",
 }
 

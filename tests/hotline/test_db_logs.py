@@ -1,0 +1,59 @@
+"""Personal data stays out of logs: a database error never carries its statement's
+parameters (requesters' names, phones, addresses, complaint texts), on SQLite and PostgreSQL
+(the security probe, issue 12 §9)."""
+
+import logging
+
+import pytest
+import sqlalchemy as sa
+
+from hotline.db import make_engine
+from tests.conftest import assert_error
+
+PHONE = "13905361234"
+TEXT = "王秀英反映胜利东街100号楼道漏水"
+
+
+def test_a_failed_statement_hides_its_parameters(database_url):
+    engine = make_engine(database_url)
+    try:
+        with pytest.raises(sa.exc.DBAPIError) as caught, engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO no_such_table (phone, content) VALUES (:phone, :content)"),
+                {"phone": PHONE, "content": TEXT},
+            )
+    finally:
+        engine.dispose()
+    message = str(caught.value)
+    assert PHONE not in message and TEXT not in message
+    assert "hidden" in message
+
+
+def test_an_unexpected_database_error_in_the_api_logs_no_personal_data(
+    api, db, monkeypatch, caplog
+):
+    """An error while receiving a call is logged with its traceback, but without the call."""
+    from dispatch import operations
+
+    def broken(session, *args, **kwargs):
+        session.execute(
+            sa.text("SELECT * FROM no_such_table WHERE phone = :phone AND content = :content"),
+            {"phone": kwargs["requester_phone"], "content": kwargs["content"]},
+        )
+
+    monkeypatch.setattr(operations, "receive", broken)
+    body = {
+        "channel": "phone",
+        "request_type": "complaint",
+        "content": TEXT,
+        "requester_phone": PHONE,
+    }
+    with caplog.at_level(logging.ERROR):
+        response = api("operator").post("/tickets", json=body)
+    assert_error(response, 500, "INTERNAL_ERROR")
+    logged = "\n".join(
+        record.getMessage() + (str(record.exc_info[1]) if record.exc_info else "")
+        for record in caplog.records
+    )
+    assert "no_such_table" in logged  # the error is logged …
+    assert PHONE not in logged and TEXT not in logged  # … without the requester's data
