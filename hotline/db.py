@@ -11,6 +11,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from hotline.outage import Outage
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -147,8 +149,44 @@ def _plain(value):
     return value.value if isinstance(value, enum.Enum) else value
 
 
+#: The database going away and coming back, logged once each (``unavailable`` errors).
+outage = Outage("hotline.db", "database")
+#: What people and programs are told while it is away (with ``Retry-After``).
+BUSY_MESSAGE = "系统繁忙，请稍后重试（数据库暂时不可用，本次操作未生效）"
+
+#: SQLite errors that mean "the database cannot be used right now", not a bug.
+_SQLITE_AWAY = ("database is locked", "unable to open database", "disk i/o error", "is full")
+
+
+def unavailable(exc):
+    """Whether ``exc`` says the database is away for now (restarting, unreachable, out of
+    connections, locked) rather than that a statement was wrong: the request may be sent
+    again in a moment."""
+    if isinstance(exc, sa.exc.DisconnectionError | sa.exc.TimeoutError):
+        return True
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return False
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        message = str(exc.orig).lower()
+        return any(part in message for part in _SQLITE_AWAY)
+    # PostgreSQL: OperationalError is SQLSTATE classes 08 (connection) and 57 (the server
+    # shutting down or restarting) and the like; statement errors are other classes.
+    return True
+
+
 def init_app(app):
     engine = make_engine(app.config["DATABASE_URL"], app.config["DATABASE_POOL_SIZE"])
+
+    @sa.event.listens_for(engine, "checkout")
+    def _reachable(*_args):
+        # A connection handed out (PostgreSQL: pinged first) means the database is back.
+        if outage.down:
+            outage.succeeded()
+
     app.extensions["hotline.db"] = sessionmaker(
         bind=engine,
         expire_on_commit=False,

@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, redirect, request, session, url_for
+from flask import abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm.exc import StaleDataError
@@ -160,3 +160,50 @@ def perform(change, *, refused):
         db.rollback()
         return False, refused(refusal(exc))
     return True, result
+
+
+#: What people type, by input name: shown back to them on a page that could not save it.
+TYPED_LABELS = {
+    "requester_name": "诉求人姓名",
+    "requester_phone": "联系电话",
+    "content": "诉求内容",
+    "address": "地址",
+    "title": "标题",
+    "answer": "答复内容",
+    "note": "说明",
+    "reason": "理由",
+    "result": "办理结果",
+    "comment": "回访记录",
+    "days": "延期天数",
+    "username": "用户名",
+}
+
+
+def keep_typed_page(message, status, retry_after=None):
+    """A page that says a change could not be saved (the database away, an internal error)
+    and keeps what was typed: every posted input goes back into a form that posts it again
+    to the same address (a password never does), and what people wrote is shown. Renders
+    without the database (no current user, no menu)."""
+    resubmit, shown, had_files = [], [], False
+    if request.method == "POST":
+        for name, values in request.form.lists():
+            if "password" in name:
+                continue
+            for value in values:
+                resubmit.append((name, value))
+                if name in TYPED_LABELS and value.strip():
+                    shown.append((TYPED_LABELS[name], value))
+        had_files = any(f.filename for f in request.files.values())
+    # Flask-Login's template context loads the user from the database: not now.
+    g._login_user = current_app.login_manager.anonymous_user()
+    html = render_template(
+        "unavailable.html",
+        standalone=True,
+        status=status,
+        message=message,
+        resubmit=resubmit,
+        shown=shown,
+        had_files=had_files,
+        action=request.full_path.rstrip("?"),
+    )
+    return html, status, {"Retry-After": str(retry_after)} if retry_after else {}

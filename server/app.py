@@ -9,8 +9,10 @@ imports it.
 import os
 import secrets
 
+import sqlalchemy as sa
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import IntegerConverter
 
 import dashboards.api
@@ -33,7 +35,7 @@ import hotline.api.sessions
 import hotline.pages
 from dashboards import socket
 from hotline import auth, config, db, events, notify, suggestions, web
-from hotline.errors import HotlineError
+from hotline.errors import HotlineError, ServiceUnavailable
 
 #: The JSON API's blueprints, nested under ``/api/v1`` (``hotline.api``: who is calling, the
 #: envelope, the error codes).
@@ -60,6 +62,8 @@ PAGES = [
     dashboards.pages.report,
 ]
 
+#: What a person sees when the server failed.
+INTERNAL_ERROR = "服务器内部错误，操作未生效，请稍后重试"
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
 PAGE_ERRORS = {
     403: "您无权访问此页面或工单",
@@ -136,6 +140,27 @@ def _register_handlers(app):
             exc.status,
             exc.headers(),
         )
+
+    @app.errorhandler(sa.exc.SQLAlchemyError)
+    def database_error(exc):
+        # Pages (the API's blueprint answers its own): the database away is a 503 that keeps
+        # what was typed; any other database error is an internal error.
+        if request.path.startswith("/api/"):
+            return hotline.api.database_error(exc)
+        if not db.unavailable(exc):
+            app.logger.error("unhandled database error on %s", request.path, exc_info=exc)
+            return web.keep_typed_page(INTERNAL_ERROR, 500)
+        db.outage.failed(exc)
+        return web.keep_typed_page(
+            "系统繁忙，请稍后重试（本次操作未生效）", 503, ServiceUnavailable.retry_after
+        )
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(exc):
+        # Flask logs the unhandled exception itself; people get Chinese and keep their text.
+        if request.path.startswith("/api/"):
+            return hotline.api.error_response(500, "INTERNAL_ERROR", INTERNAL_ERROR)
+        return web.keep_typed_page(INTERNAL_ERROR, 500)
 
     @app.errorhandler(CSRFError)
     def csrf_failed(exc):

@@ -10,13 +10,15 @@ application factory, so they all share them.
 
 import logging
 
+import sqlalchemy as sa
 from flask import Blueprint, g, jsonify, request
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
+from hotline import db
 from hotline.api import auth
 from hotline.db import get_session
-from hotline.errors import HotlineError, ValidationFailed
+from hotline.errors import HotlineError, ServiceUnavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ def create_blueprint():
     bp.before_request(_refuse_nul_in_url)
     bp.register_error_handler(HotlineError, hotline_error)
     bp.register_error_handler(StaleDataError, _stale)
+    bp.register_error_handler(sa.exc.SQLAlchemyError, database_error)
     bp.register_error_handler(HTTPException, http_error)
     bp.register_error_handler(Exception, _unexpected)
     return bp
@@ -78,6 +81,16 @@ def _stale(_exc):
 def http_error(exc):
     code, message = _HTTP_CODES.get(exc.code, ("HTTP_ERROR", exc.name))
     return error_response(exc.code, code, message)
+
+
+def database_error(exc):
+    """The database away (restarting, unreachable): 503 with ``Retry-After`` and a stable
+    code, so a client retries (with the same ``Idempotency-Key``); any other database error
+    is a 500 like every unexpected one."""
+    if not db.unavailable(exc):
+        return _unexpected(exc)
+    db.outage.failed(exc)
+    return hotline_error(ServiceUnavailable(db.BUSY_MESSAGE, code="DATABASE_UNAVAILABLE"))
 
 
 def _unexpected(exc):
