@@ -1,0 +1,214 @@
+"""Photos and their rows live or die together (issue 12 §10: on a full disk the probe got
+Werkzeug's English 500, lost the typed form, and found an orphan photo and a partial .tmp).
+
+A unit handler finishes a ticket with a photo through the ticket page while the attachment
+store cannot take it: a disk that fills up mid-write, a read-only store, a store that is not
+a directory. Each time the page answers in Chinese with the result text kept, the ticket is
+not finished, no row and no file (nor a temporary one) stays behind; once the store works
+again the same form succeeds.
+"""
+
+import errno
+import io
+import os
+import struct
+import subprocess
+import zlib
+
+import pytest
+import sqlalchemy as sa
+
+from dispatch import operations as ops
+from hotline import attachments
+from hotline.enums import TicketStatus
+from hotline.errors import Conflict
+from hotline.models import Attachment, Category, Unit
+from tests.conftest import form_token, make_ticket, web_login
+
+RESULT = "已更换路灯灯头，现场恢复照明 <i>完毕</i>"
+
+
+def png(size=0):
+    """A valid PNG of about ``size`` bytes (padding after its end)."""
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    image = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
+    return image + os.urandom(max(0, size - len(image)))
+
+
+@pytest.fixture
+def signed(db, user):
+    """A streetlight ticket without a phone, dispatched to 东关街道 and signed (finishable)."""
+    ticket = make_ticket(db, user("operator"), requester_phone=None, area="370705001")
+    street = db.scalars(sa.select(Unit).where(Unit.code == "U-S-370705001")).one()
+    light = db.scalars(sa.select(Category).where(Category.code == "010103")).one()
+    ops.dispatch(db, user("dispatcher"), ticket, lead=street, category=light)
+    ops.sign(db, user("dongguan"), ticket)
+    db.flush()
+    return ticket
+
+
+@pytest.fixture
+def store(app, monkeypatch):
+    """Point the attachment store at ``path`` for the test: ``store(path)``."""
+
+    def use(path):
+        monkeypatch.setitem(app.config, "ATTACHMENT_DIR", str(path))
+        return path
+
+    return use
+
+
+def finish(client, ticket, photo):
+    token = form_token(client, f"/tickets/{ticket.number}")
+    return client.post(
+        f"/tickets/{ticket.number}/finish",
+        data={
+            "csrf_token": token,
+            "version": str(ticket.version),
+            "result": RESULT,
+            "photos": (io.BytesIO(photo), "现场.png"),
+        },
+        content_type="multipart/form-data",
+    )
+
+
+def assert_refused_and_nothing_left(response, db, ticket, directory):
+    assert response.status_code == 503, response.status_code
+    html = response.get_data(as_text=True)
+    assert "照片保存失败" in html and "本次操作未生效" in html
+    assert "已更换路灯灯头" in html and "&lt;i&gt;完毕&lt;/i&gt;" in html  # the text is kept
+    db.expire_all()
+    assert ticket.status == TicketStatus.signed
+    assert db.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 0
+    left = [os.path.join(d, f) for d, _, files in os.walk(directory) for f in files]
+    assert left == [], left
+
+
+def test_a_disk_that_fills_up_mid_write_leaves_nothing(
+    client, db, signed, store, tmp_path, monkeypatch
+):
+    directory = store(tmp_path / "attachments")
+    real_write = os.write
+
+    class FullDisk(io.FileIO):
+        """The first few KB are written, then the disk is full (a partial temporary file)."""
+
+        def write(self, data):
+            real_write(self.fileno(), bytes(data[:4096]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(attachments, "open", lambda path, mode: FullDisk(path, "w"), raising=False)
+    web_login(client, "dongguan")
+    response = finish(client, signed, png(50_000))
+    assert_refused_and_nothing_left(response, db, signed, directory)
+
+    monkeypatch.undo()
+    store(directory)
+    again = finish(client, signed, png(50_000))
+    assert again.status_code == 302, again.get_data(as_text=True)
+    db.expire_all()
+    assert signed.status == TicketStatus.finished
+    row = db.scalars(sa.select(Attachment)).one()
+    assert os.path.isfile(attachments.path_of(str(directory), row.sha256))
+
+
+def test_a_store_that_is_not_a_directory(client, db, signed, store, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    store(blocker / "attachments")
+    web_login(client, "dongguan")
+    response = finish(client, signed, png())
+    assert_refused_and_nothing_left(response, db, signed, tmp_path / "nothing-here")
+    assert sorted(os.listdir(tmp_path)) == ["not-a-directory"]
+
+
+def test_a_change_refused_after_its_photo_was_written_removes_the_photo(
+    client, db, signed, store, tmp_path, monkeypatch
+):
+    """The photo is written before the commit; when the change then fails (here: refused
+    right after storing, as a lost race at commit would be), the file it created goes with
+    the rolled-back row."""
+    directory = store(tmp_path / "attachments")
+    real_store = attachments.store
+    written = []
+
+    def store_then_fail(session, *args, **kwargs):
+        rows = real_store(session, *args, **kwargs)
+        written.extend(attachments.path_of(str(directory), row.sha256) for row in rows)
+        assert all(os.path.isfile(path) for path in written)
+        raise Conflict("工单已被他人同时处理，本次操作未生效，请刷新后重试", code="SIMULATED")
+
+    monkeypatch.setattr(ops.attachments, "store", store_then_fail)
+    web_login(client, "dongguan")
+    response = finish(client, signed, png())
+    assert response.status_code == 409
+    assert "已更换路灯灯头" in response.get_data(as_text=True)
+    assert written and not any(os.path.exists(path) for path in written)
+    assert db.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 0
+
+
+# -- a real small disk (tmpfs), when this machine lets the tests mount one -------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(directory, leave):
+    """Fill the file system of ``directory`` until about ``leave`` bytes are free."""
+    with open(directory / "filler", "wb") as f:
+        while True:
+            free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
+            if free <= leave:
+                return
+            try:
+                f.write(b"\0" * min(4096, free - leave))
+                f.flush()
+            except OSError:
+                return
+
+
+@pytest.mark.slow
+def test_a_real_full_disk(client, db, signed, store, small_disk):
+    directory = store(small_disk / "attachments")
+    directory.mkdir()
+    fill(small_disk, leave=8 * 1024)
+    web_login(client, "dongguan")
+    response = finish(client, signed, png(100_000))
+    os.remove(small_disk / "filler")
+    assert_refused_and_nothing_left(response, db, signed, directory)
+
+
+@pytest.mark.slow
+def test_a_real_read_only_disk(client, db, signed, store, small_disk):
+    directory = store(small_disk / "attachments")
+    directory.mkdir()
+    remount = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True)
+    if remount.returncode != 0:
+        pytest.skip("cannot remount read-only here")
+    web_login(client, "dongguan")
+    response = finish(client, signed, png())
+    assert_refused_and_nothing_left(response, db, signed, directory)
