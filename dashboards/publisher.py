@@ -25,6 +25,7 @@ from dashboards.access import CITY, district_room
 from dashboards.snapshots import MONTH_MIN_SECONDS, Board, month_rates, month_rates_age
 from dashboards.socket import app_emitter, redis_emitter
 from hotline.models import Area, Ticket
+from hotline.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,15 @@ RATE_EVENTS = frozenset(
 ANNOUNCE_MARGIN = 200
 #: Without events, boards are refreshed this often anyway (tickets fall overdue with time).
 IDLE_REFRESH_SECONDS = 30
+#: Without events, the database is looked at this often for tickets whose event was lost
+#: (Redis away when it was sent): a new ticket reaches the boards within about this time.
+POLL_SECONDS = 1.0
 #: Seconds between attempts to subscribe again after Redis went away.
 RESUBSCRIBE_SECONDS = 0.5
 #: A message that makes the next flush refresh every room (after an outage).
 RESYNC = {"type": "board.resync"}
+#: A message that makes the next flush announce tickets found in the database only.
+RESCAN = {"type": "board.rescan"}
 
 
 class BoardPublisher:
@@ -85,6 +91,7 @@ class BoardPublisher:
         # closes its connection pool, and the subscription with it.
         self._redis = None
         self._pubsub = None
+        self._failing = Outage(log, "board updates (database)")
 
     def feed(self, message):
         self.queue.put(message)
@@ -102,10 +109,14 @@ class BoardPublisher:
         messages = self.drain() if messages is None else messages
         affected = set(rooms or ())
         received_at = {}
+        rescan = False
         for message in messages:
             if message.get("type") == RESYNC["type"]:
                 affected |= self.known_rooms
                 self.month_wanted = True
+                continue
+            if message.get("type") == RESCAN["type"]:
+                rescan = True
                 continue
             affected.add(CITY)
             area = message.get("area") or ""
@@ -115,18 +126,21 @@ class BoardPublisher:
                 received_at[message["ticket"]] = message.get("at")
             if message.get("type") in RATE_EVENTS:
                 self.month_wanted = True
-        if not affected:
+        if not affected and not rescan:
             return {}
         started = time.perf_counter()
         with self.app.app_context():
             session = self.app.extensions["hotline.db"]()
             try:
                 new_tickets = []
-                for number, at, area in self._new_tickets(session, list(received_at)):
+                fresh, remembered = self._new_tickets(session, list(received_at))
+                for number, at, area in fresh:
                     new_tickets.append((number, received_at.get(number) or at))
                     affected.add(CITY)
                     if area and len(area) >= 6:
                         affected.add(district_room(area[:6]))
+                if not affected:
+                    return {}
                 self.known_rooms |= affected
                 config = self.app.config
                 age = month_rates_age()
@@ -145,6 +159,8 @@ class BoardPublisher:
             payload["previous"] = self.last_sent.get(room)
             self.emit_update(room, payload)
             self.last_sent[room] = payload["as_of"]
+        # Announced only once sent: a flush that failed before this announces them next time.
+        self.floor, self.announced = remembered
         log.debug(
             "board flush: %d event(s), %d room(s), computed in %.0f ms, emitted in %.0f ms",
             len(messages),
@@ -155,9 +171,10 @@ class BoardPublisher:
         return payloads
 
     def _new_tickets(self, session, numbers):
-        """[(number, received_at, area code)] of tickets not announced yet: those named by
-        events, and any committed since the last flush whose event never arrived.
-        ``ANNOUNCE_MARGIN`` ids back covers transactions that commit out of id order."""
+        """([(number, received_at, area code)] of tickets not announced yet, and what to
+        remember once they are): those named by events, and any committed since the last
+        flush whose event never arrived. ``ANNOUNCE_MARGIN`` ids back covers transactions
+        that commit out of id order."""
         condition = Ticket.number.in_(numbers)
         if self.floor is not None:
             condition = sa.or_(condition, Ticket.id > self.floor)
@@ -168,11 +185,10 @@ class BoardPublisher:
         ).all()
         top = session.scalar(sa.select(sa.func.max(Ticket.id))) or 0
         fresh = [r for r in rows if r.id not in self.announced]
-        self.announced.update(r.id for r in fresh)
         # Before the first flush nothing is new; later, keep a margin of ids.
-        self.floor = top if self.floor is None else max(self.floor, top - ANNOUNCE_MARGIN)
-        self.announced = {i for i in self.announced if i > self.floor}
-        return [(r.number, r.received_at.isoformat(), r.code) for r in fresh]
+        floor = top if self.floor is None else max(self.floor, top - ANNOUNCE_MARGIN)
+        announced = {i for i in self.announced | {r.id for r in fresh} if i > floor}
+        return [(r.number, r.received_at.isoformat(), r.code) for r in fresh], (floor, announced)
 
     # Running in the background.
 
@@ -231,9 +247,13 @@ class BoardPublisher:
     def run(self):
         while not self._stop.is_set():
             try:
-                first = self.queue.get(timeout=IDLE_REFRESH_SECONDS)
+                first = self.queue.get(timeout=POLL_SECONDS)
             except queue.Empty:
-                self._safe_flush([], rooms=self.known_rooms)
+                if time.monotonic() - self._last_flush >= IDLE_REFRESH_SECONDS:
+                    self._last_flush = time.monotonic()
+                    self._safe_flush([], rooms=self.known_rooms)
+                elif self._unannounced():
+                    self._safe_flush([RESCAN])
                 continue
             # Flush at once, but not sooner than COALESCE_SECONDS after the last flush
             # began: when events come fast, those arriving meanwhile share one update.
@@ -243,11 +263,33 @@ class BoardPublisher:
             self._last_flush = time.monotonic()
             self._safe_flush([first, *self.drain()])
 
+    def _unannounced(self):
+        """Whether a ticket above every one announced so far is in the database (its event
+        never came)."""
+        if self.floor is None:
+            return False
+        try:
+            with self.app.app_context():
+                session = self.app.extensions["hotline.db"]()
+                try:
+                    top = session.scalar(sa.select(sa.func.max(Ticket.id))) or 0
+                finally:
+                    session.close()
+        except Exception:  # noqa: BLE001 — the database away: the next flush reports it
+            return False
+        return top > max(self.announced, default=self.floor)
+
     def _safe_flush(self, messages, rooms=None):
         try:
             self.flush(messages, rooms=rooms)
-        except Exception:  # noqa: BLE001 — the next flush recomputes everything anyway
-            log.exception("board update failed")
+        except Exception as exc:  # noqa: BLE001 — the next flush recomputes everything anyway
+            if not self._failing.down:
+                log.exception("board update failed")
+            # Logged once per outage. What these events said is in the database: the next
+            # flush (the next event, or the idle refresh) recomputes the rooms.
+            self._failing.failed(exc)
+        else:
+            self._failing.succeeded()
 
 
 _running = None

@@ -1,5 +1,10 @@
-// Live board: keeps the server-rendered board current over Socket.IO (dashboards/live.py).
+// Live board: keeps the server-rendered board current over Socket.IO (dashboards/socket.py).
 // Every value from the server is written with textContent, never as HTML.
+//
+// Nothing is lost when updates are: every update names the one before it ("previous"). When
+// that is not the last one this board got (Redis was away, the connection dropped), or after
+// a reconnect, the board asks the server for the tickets after the newest one it holds
+// ("catch_up") and adds those it has not shown.
 (function () {
   "use strict";
 
@@ -177,6 +182,29 @@
     overdue(snapshot.overdue);
     trend(snapshot.trend);
     feed(snapshot.feed, replaceFeed);
+    noteFeed(snapshot.feed);
+  }
+
+  // The newest ticket the board holds (the catch-up cursor) and the last update it got.
+  var newestId = 0;
+  var lastAsOf = initial.as_of;
+  function noteFeed(items) {
+    for (var i = 0; i < items.length; i++) {
+      if (items[i].id > newestId) newestId = items[i].id;
+    }
+  }
+  noteFeed(initial.feed);
+
+  var catchingUp = false;
+  function catchUp() {
+    if (catchingUp) return;
+    catchingUp = true;
+    socket.timeout(10000).emit("catch_up", { after: newestId }, function (error, answer) {
+      catchingUp = false;
+      if (error || !answer || !answer.ok) return;
+      feed(answer.feed, false);
+      noteFeed(answer.feed);
+    });
   }
 
   // Server-rendered times are ISO; show them as local clock times.
@@ -206,10 +234,19 @@
     if (!socket.active) setStatus("denied", "无权查看该看板或登录已过期，请刷新页面重新登录");
     else setStatus("offline", "已断开，正在重连…");
   });
+  var connectedBefore = false;
   socket.on("snapshot", function (snapshot) {
-    render(snapshot, true);
+    // A first snapshot replaces the page's; after a reconnect, what came meanwhile is
+    // fetched and added instead (the snapshot has only the newest tickets).
+    render(snapshot, !connectedBefore);
+    lastAsOf = snapshot.as_of;
+    if (connectedBefore) catchUp();
+    connectedBefore = true;
   });
-  socket.on("update", function (snapshot) {
-    render(snapshot, false);
+  socket.on("update", function (update) {
+    var missed = update.previous !== lastAsOf;
+    render(update, false);
+    lastAsOf = update.as_of;
+    if (missed) catchUp();
   });
 })();
