@@ -35,9 +35,12 @@ test: $(STAMP) $(ASSETS_STAMP) lint
 	scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
+## ruff, and import-linter's contracts (setup.cfg [importlinter]): the layers server →
+## dashboards → dispatch → hotline, classifier apart, pages and the JSON API apart.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 bench-intake: $(STAMP)
 	$(BIN)/python bench/intake.py
