@@ -38,12 +38,11 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.intake import free_port, fresh_database, percentile, print_rows
+from hotline import migrate, seed
+from hotline.db import make_engine
 
-from bench.intake import free_port, fresh_database, percentile, print_rows  # noqa: E402
-from hotline import migrate, seed  # noqa: E402
-from hotline.db import make_engine  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DATABASE_NAME = "hl_bench_board"

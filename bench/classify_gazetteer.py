@@ -22,15 +22,13 @@ import csv
 import json
 import random
 import re
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from classifier.gazetteer import Gazetteer
 
-from classifier.gazetteer import Gazetteer  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 CITY_CODE = "3707"

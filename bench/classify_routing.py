@@ -44,7 +44,6 @@ import csv
 import json
 import math
 import statistics
-import sys
 import time
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -52,10 +51,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from classifier.router import LearnedRouter, recency_weights
 
-from classifier.router import LearnedRouter, recency_weights  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DATA_FILE = Path("shenzhen_pingshan_events") / "pingshan_minsheng_events.csv"
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"

@@ -27,16 +27,15 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from classifier import artefact, training
+from hotline import migrate, seed
+from hotline.api.auth import hash_token
+from hotline.db import make_engine
+from hotline.enums import Role
+from hotline.models import ApiToken, Ticket, User
+from server.simulate import CallGenerator
 
-from classifier import artefact, training  # noqa: E402
-from hotline import migrate, seed  # noqa: E402
-from hotline.api.auth import hash_token  # noqa: E402
-from hotline.db import make_engine  # noqa: E402
-from hotline.enums import Role  # noqa: E402
-from hotline.models import ApiToken, Ticket, User  # noqa: E402
-from server.simulate import CallGenerator  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -29,13 +29,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.intake import DEFAULT_ADMIN_URL, fresh_database  # noqa: E402
-from dispatch import timers  # noqa: E402
-from hotline import migrate, seed  # noqa: E402
-from hotline.enums import TimerKind  # noqa: E402
+from bench.intake import DEFAULT_ADMIN_URL, fresh_database
+from dispatch import timers
+from hotline import migrate, seed
+from hotline.enums import TimerKind
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
