@@ -444,13 +444,8 @@ def test_seed_calls_landmarks_do_not_produce_wrong_districts(seed):
 def test_real_weifang_data_meets_targets():
     if not (DATA_DIR / "admin_divisions").is_dir():
         pytest.skip(f"real division tables not found under {DATA_DIR} (shared data folder)")
-    import sys
+    from bench.classify_gazetteer import run
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from classify_gazetteer import run
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
     result = run(DATA_DIR)
     assert result["addresses"] >= 2000
     assert result["street_acc"] >= 0.97
