@@ -156,7 +156,17 @@ def client_process(specs, ready, stop_event, results):
     errors = []
 
     for index, url, room, cookie in specs:
-        record = {"room": room, "latencies": [], "seen": set(), "last": None, "updates": 0}
+        record = {
+            "room": room,
+            "latencies": [],
+            "seen": set(),
+            "last": None,
+            "updates": 0,
+            "catch_ups": 0,
+            "as_of": None,
+            "newest": 0,
+            "connected_before": False,
+        }
         records[index] = record
         # A browser checks UTF-8 in native code; websocket-client would do it in pure
         # Python, byte by byte, and the harness would measure itself.
@@ -164,19 +174,49 @@ def client_process(specs, ready, stop_event, results):
             reconnection=True, websocket_extra_options={"skip_utf8_validation": True}
         )
 
-        def on_snapshot(data, record=record):
-            record["last"] = data["today"]
-
-        def on_update(data, record=record):
-            now = time.time()
-            record["updates"] += 1
-            record["last"] = data["today"]
-            for item in data["feed"]:
+        # The board's protocol (dashboards/pages/static/board.js): an update names the one
+        # before it; when that is not the last one this client got, or after a reconnect,
+        # it asks for the tickets after the newest it holds.
+        def note(items, record, now):
+            for item in items:
+                record["newest"] = max(record["newest"], item.get("id") or 0)
                 if item["number"] in record["seen"]:
                     continue
                 record["seen"].add(item["number"])
                 at = dt.datetime.fromisoformat(item["at"]).timestamp()
                 record["latencies"].append(now - at)
+
+        def catch_up(sio=sio, record=record):
+            record["catch_ups"] += 1
+
+            def answered(answer):
+                if answer and answer.get("ok"):
+                    note(answer["feed"], record, time.time())
+
+            sio.emit("catch_up", {"after": record["newest"]}, namespace=NS, callback=answered)
+
+        def on_snapshot(data, record=record, catch_up=catch_up):
+            record["last"] = data["today"]
+            record["as_of"] = data["as_of"]
+            for item in data["feed"]:  # what the page showed already: not new
+                record["newest"] = max(record["newest"], item.get("id") or 0)
+                if record["connected_before"]:
+                    note([item], record, time.time())
+                else:
+                    record["seen"].add(item["number"])
+            if record["connected_before"]:
+                catch_up()
+            record["connected_before"] = True
+
+        def on_update(data, record=record, catch_up=catch_up):
+            now = time.time()
+            record["updates"] += 1
+            record["last"] = data["today"]
+            missed = data.get("previous") != record["as_of"]
+            record["as_of"] = data["as_of"]
+            note(data["feed"], record, now)
+            if missed:
+                catch_up()
 
         sio.on("snapshot", on_snapshot, namespace=NS)
         sio.on("update", on_update, namespace=NS)
@@ -376,6 +416,8 @@ def run(args):
         "updates_per_client": round(statistics.mean(r["updates"] for r in records.values()), 1)
         if records
         else 0,
+        # Catch-ups the clients asked for (one after each connect; more means gaps).
+        "catch_ups": sum(r["catch_ups"] for r in records.values()),
         "server_processes": args.processes,
         "loader_max_late_s": round(load["max_late_s"], 3),
     }
