@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from classifier.geo import GridLocator
 from dispatch import access, operations, time_rules
+from dispatch.history import history
 from hotline.enums import (
     CallbackOutcome,
     Channel,
@@ -32,16 +33,22 @@ from hotline.enums import (
 from hotline.errors import NotFound, ValidationFailed
 from hotline.models import (
     Area,
-    Assignment,
-    CallbackAttempt,
     Category,
-    Extension,
     Ticket,
-    TicketEvent,
     TimerFiring,
     Unit,
 )
-from hotline.schemas import Fields, by_code, coded, form_values, iso, labelled, lookup_code
+from hotline.schemas import (
+    ADDRESS_MAX,
+    TITLE_MAX,
+    Fields,
+    by_code,
+    coded,
+    form_values,
+    iso,
+    labelled,
+    lookup_code,
+)
 
 NOTE_MAX = 1000
 RESULT_MAX = 5000
@@ -57,17 +64,11 @@ def intake_values(db, fields):
         "channel": fields.choice("channel", "受理渠道", Channel, required=True),
         "request_type": fields.choice("request_type", "诉求类型", RequestType, required=True),
         "urgency": fields.choice("urgency", "紧急程度", Urgency, default=Urgency.normal),
-        "content": fields.text(
-            "content",
-            "诉求内容",
-            required=True,
-            multiline=True,
-            max_len=current_app.config["MAX_TICKET_CONTENT_CHARS"],
-        ),
-        "title": fields.text("title", "标题", max_len=100),
+        "content": fields.content(),
+        "title": fields.text("title", "标题", max_len=TITLE_MAX),
         "requester_name": fields.text("requester_name", "诉求人姓名", max_len=50),
         "requester_phone": fields.phone("requester_phone", "联系电话"),
-        "address": fields.text("address", "地址", max_len=200),
+        "address": fields.text("address", "地址", max_len=ADDRESS_MAX),
     }
     values["lng"], values["lat"] = fields.position()
     values["category"] = lookup_code(
@@ -394,24 +395,9 @@ def event_to_dict(e):
 
 def ticket_detail(db, ticket, actor):
     data = ticket_to_dict(ticket, actor)
-    data["assignments"] = [
-        _assignment_to_dict(a)
-        for a in db.scalars(
-            sa.select(Assignment)
-            .where(Assignment.ticket_id == ticket.id)
-            .options(selectinload(Assignment.unit))
-            .order_by(Assignment.id)
-        )
-    ]
-    data["events"] = [
-        event_to_dict(e)
-        for e in db.scalars(
-            sa.select(TicketEvent)
-            .where(TicketEvent.ticket_id == ticket.id)
-            .options(selectinload(TicketEvent.actor), selectinload(TicketEvent.unit))
-            .order_by(TicketEvent.id)
-        )
-    ]
+    record = history(db, ticket)
+    data["assignments"] = [_assignment_to_dict(a) for a in record.assignments]
+    data["events"] = [event_to_dict(e) for e in record.events]
     data["extensions"] = [
         {
             "days": x.days,
@@ -423,9 +409,7 @@ def ticket_detail(db, ticket, actor):
             "old_finish_due": iso(x.old_finish_due),
             "new_finish_due": iso(x.new_finish_due),
         }
-        for x in db.scalars(
-            sa.select(Extension).where(Extension.ticket_id == ticket.id).order_by(Extension.id)
-        )
+        for x in record.extensions
     ]
     data["timers"] = [
         {
@@ -449,11 +433,7 @@ def ticket_detail(db, ticket, actor):
             "comment": c.comment,
             "attempted_at": iso(c.attempted_at),
         }
-        for c in db.scalars(
-            sa.select(CallbackAttempt)
-            .where(CallbackAttempt.ticket_id == ticket.id)
-            .order_by(CallbackAttempt.id)
-        )
+        for c in record.attempts
     ]
     return data
 
@@ -678,19 +658,13 @@ def report_values(db, user, form):
         data["position_source"] = form["position_source"]
     fields = Fields(data)
     values = {
-        "content": fields.text(
-            "content",
-            "问题描述",
-            required=True,
-            multiline=True,
-            max_len=current_app.config["MAX_TICKET_CONTENT_CHARS"],
-        ),
-        "title": fields.text("title", "标题", max_len=100),
+        "content": fields.content(label="问题描述"),
+        "title": fields.text("title", "标题", max_len=TITLE_MAX),
         "request_type": fields.choice(
             "request_type", "诉求类型", RequestType, default=RequestType.help
         ),
         "urgency": fields.choice("urgency", "紧急程度", Urgency, default=Urgency.normal),
-        "address": fields.text("address", "地址", max_len=200),
+        "address": fields.text("address", "地址", max_len=ADDRESS_MAX),
         "key": fields.idempotency_key("key", "页面缺少防重复提交标识，请刷新页面后重新填写"),
     }
     code = fields.raw("category")

@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import request
+from flask import current_app, request
 
 from classifier import geo
 from hotline.cache import reference_rows
@@ -23,6 +23,9 @@ _PHONE = re.compile(r"^(?:1[3-9]\d{9}|0\d{9,11}|\d{7,8}|9\d{4})$", re.ASCII)
 _CODE = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 #: Longest accepted idempotency key (API header, page forms' hidden key).
 IDEMPOTENCY_KEY_MAX = 100
+#: Longest title and address of a request (its content: ``MAX_TICKET_CONTENT_CHARS``).
+TITLE_MAX = 100
+ADDRESS_MAX = 200
 
 
 def json_body():
@@ -150,6 +153,11 @@ class Fields:
         if not minimum <= value <= maximum:
             return self.fail(name, f"{label}须在 {minimum}–{maximum} 之间")
         return float(value)
+
+    def content(self, name="content", label="诉求内容", *, required=True):
+        """A request's text, up to ``MAX_TICKET_CONTENT_CHARS``."""
+        limit = current_app.config["MAX_TICKET_CONTENT_CHARS"]
+        return self.text(name, label, required=required, multiline=True, max_len=limit)
 
     def position(self, *, text=False):
         """(lng, lat) from ``lng`` and ``lat`` inside China's bounding box, or (None, None).

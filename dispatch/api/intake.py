@@ -5,7 +5,7 @@ The classifier's suggestion itself comes from ``POST /api/v1/suggest`` (``classi
 """
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 
 from dispatch import duplicates
 from hotline import knowledge
@@ -15,7 +15,7 @@ from hotline.db import get_session
 from hotline.enums import Role
 from hotline.errors import ValidationFailed
 from hotline.models import Area
-from hotline.schemas import Fields, json_body
+from hotline.schemas import ADDRESS_MAX, Fields, json_body
 from hotline.suggestions import place_names, unit_names
 
 
@@ -52,14 +52,9 @@ def find_duplicates():
     db = get_session()
     fields = Fields(json_body())
     phone = fields.phone("phone", "联系电话")
-    address = fields.text("address", "地址", max_len=200)
+    address = fields.text("address", "地址", max_len=ADDRESS_MAX)
     area_code = fields.code("area", "区域")
-    content = fields.text(
-        "content",
-        "诉求内容",
-        multiline=True,
-        max_len=current_app.config["MAX_TICKET_CONTENT_CHARS"],
-    )
+    content = fields.content(required=False)
     area = None
     if area_code:
         area = db.scalars(sa.select(Area).where(Area.code == area_code)).first()

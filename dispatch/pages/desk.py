@@ -24,6 +24,7 @@ from sqlalchemy.orm import selectinload
 
 from dispatch import access, schemas
 from dispatch.deadlines import ticket_deadlines
+from dispatch.history import history
 from dispatch.pages import visible_ticket_or_abort
 from dispatch.states import IN_HANDLING, TRANSITIONS, event_label
 from hotline import attachments, web
@@ -40,12 +41,9 @@ from hotline.enums import (
 )
 from hotline.models import (
     Assignment,
-    Attachment,
-    CallbackAttempt,
     Category,
     Extension,
     Ticket,
-    TicketEvent,
     Unit,
 )
 from hotline.schemas import Page
@@ -309,29 +307,7 @@ def available_actions(user, ticket, pending_extension):
 def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
     user = g.user
     now = utcnow()
-    assignments = db.scalars(
-        sa.select(Assignment)
-        .where(Assignment.ticket_id == ticket.id)
-        .options(selectinload(Assignment.unit))
-        .order_by(Assignment.id)
-    ).all()
-    events = db.scalars(
-        sa.select(TicketEvent)
-        .where(TicketEvent.ticket_id == ticket.id)
-        .options(selectinload(TicketEvent.actor), selectinload(TicketEvent.unit))
-        .order_by(TicketEvent.id)
-    ).all()
-    extensions = db.scalars(
-        sa.select(Extension).where(Extension.ticket_id == ticket.id).order_by(Extension.id)
-    ).all()
-    attempts = db.scalars(
-        sa.select(CallbackAttempt)
-        .where(CallbackAttempt.ticket_id == ticket.id)
-        .order_by(CallbackAttempt.id)
-    ).all()
-    photos = db.scalars(
-        sa.select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)
-    ).all()
+    record = history(db, ticket)
     pending = _pending_extension(db, ticket)
     actions = available_actions(user, ticket, pending)
     mine = ticket.active_assignment(user.unit_id) if user.role == Role.unit_handler else None
@@ -355,11 +331,11 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
         ticket=ticket,
         phone=access.visible_phone(user, ticket.requester_phone),
         deadlines=ticket_deadlines(db, ticket, now, mine),
-        assignments=assignments,
-        events=events,
-        extensions=extensions,
-        attempts=attempts,
-        photos=photos,
+        assignments=record.assignments,
+        events=record.events,
+        extensions=record.extensions,
+        attempts=record.attempts,
+        photos=record.photos,
         pending_extension=pending,
         actions=actions,
         slugs=ACTION_SLUGS,

@@ -22,12 +22,13 @@ from sqlalchemy.orm import selectinload
 
 from dispatch import access, operations, schemas
 from dispatch.deadlines import ticket_deadlines
+from dispatch.history import history
 from dispatch.pages import visible_ticket_or_abort
 from dispatch.states import IN_HANDLING, TRANSITIONS, event_label
 from hotline import attachments, web
 from hotline.db import get_session, utcnow
 from hotline.enums import AssignmentRole, Channel, RequestType, TicketStatus, Urgency
-from hotline.models import Assignment, Attachment, Category, Ticket, TicketEvent
+from hotline.models import Assignment, Category, Ticket
 from hotline.web import page_for
 
 S = TicketStatus
@@ -163,18 +164,7 @@ def grid_page():
 
 def _render_ticket(db, ticket, *, error=None, action=None, values=None, status=200):
     user = g.user
-    events = db.scalars(
-        sa.select(TicketEvent)
-        .where(TicketEvent.ticket_id == ticket.id)
-        .options(selectinload(TicketEvent.actor))
-        .order_by(TicketEvent.id)
-    ).all()
-    photos = db.scalars(
-        sa.select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)
-    ).all()
-    photos_by_event = {}
-    for photo in photos:
-        photos_by_event.setdefault(photo.event_id, []).append(photo)
+    record = history(db, ticket)
     lead = ticket.lead_assignment
     mine = ticket.grid_worker_id == user.id and ticket.status in TRANSITIONS["finish"].from_states
     checked_in = mine and operations.last_check_in(db, ticket, user) is not None
@@ -197,8 +187,8 @@ def _render_ticket(db, ticket, *, error=None, action=None, values=None, status=2
         forms=forms,
         t=ticket,
         phone=access.visible_phone(user, ticket.requester_phone),
-        events=events,
-        photos_by_event=photos_by_event,
+        events=record.events,
+        photos_by_event=record.photos_by_event(),
         deadline=deadline(ticket, utcnow()),
         checked_in=checked_in,
         error=error,

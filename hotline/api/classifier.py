@@ -15,7 +15,7 @@ from hotline.db import get_session
 from hotline.enums import Role
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotline.models import Area, Category, Ticket, Unit
-from hotline.schemas import Fields, json_body
+from hotline.schemas import ADDRESS_MAX, Fields, json_body
 
 #: Who may ask for suggestions while typing up a request.
 SUGGEST_ROLES = {Role.operator, Role.dispatcher, Role.grid_worker, Role.supervisor}
@@ -38,16 +38,9 @@ def suggest():
     """What the classifier makes of a text being typed in: category, type, urgency, place, units."""
     require_role(SUGGEST_ROLES)
     fields = Fields(json_body())
-    content = fields.text(
-        "content",
-        "诉求内容",
-        required=True,
-        multiline=True,
-        max_len=current_app.config["MAX_TICKET_CONTENT_CHARS"],
-    )
-    address = fields.text("address", "地址", max_len=200)
-    lng = fields.number("lng", "经度", minimum=73.0, maximum=136.0)
-    lat = fields.number("lat", "纬度", minimum=3.0, maximum=54.0)
+    content = fields.content()
+    address = fields.text("address", "地址", max_len=ADDRESS_MAX)
+    lng, lat = fields.position()
     fields.check()
     result = suggestions.service().suggest(
         get_session(), content, address=address, lng=lng, lat=lat
