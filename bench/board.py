@@ -40,6 +40,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bench.intake import free_port, fresh_database, percentile, print_rows
 from hotline import migrate, seed
+from hotline.config import DEFAULTS
 from hotline.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -305,7 +306,7 @@ def loader_process(env, rate, seconds, start_at, results):
 # -- the run ------------------------------------------------------------------------------------
 
 
-def database_counts(url, timezone="Asia/Shanghai"):
+def database_counts(url, timezone=DEFAULTS["TIMEZONE"]):
     """Today's tickets in the database, city-wide and in DISTRICT (independent SQL)."""
     from zoneinfo import ZoneInfo
 

@@ -30,6 +30,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from hotline import migrate
+from hotline.config import DEFAULTS
 from hotline.db import make_engine
 from hotline.enums import (
     AssignmentRole,
@@ -42,7 +43,7 @@ from hotline.enums import (
 )
 
 MONTH = "2026-10"
-TIMEZONE = "Asia/Shanghai"
+TIMEZONE = DEFAULTS["TIMEZONE"]
 MAYORS_OFFICE = "U-SZFB"
 #: The moment of computation: Wednesday 4 November 2026, 14:37 in Shanghai. Late-October
 #: tickets still have deadlines ahead; the odd microseconds keep every deadline off it.

@@ -22,6 +22,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from dashboards.ranking import COUNTS, DEFINITIONS, LABELS, RATES, parse_month
+from hotline.config import DEFAULTS
 from hotline.db import local_datetime
 from hotline.enums import ListMark, RankingClass, TicketStatus
 
@@ -428,7 +429,7 @@ def _definitions_sheet(ws, ranking, timezone):
     ws.page_setup.orientation = ws.ORIENTATION_PORTRAIT
 
 
-def build_workbook(ranking, *, timezone="Asia/Shanghai"):
+def build_workbook(ranking, *, timezone=DEFAULTS["TIMEZONE"]):
     """The workbook: a sheet per class, then 豁免清单 and 口径说明."""
     workbook = Workbook()
     workbook.remove(workbook.active)
@@ -441,6 +442,6 @@ def build_workbook(ranking, *, timezone="Asia/Shanghai"):
     return workbook
 
 
-def write_xlsx(ranking, target, *, timezone="Asia/Shanghai"):
+def write_xlsx(ranking, target, *, timezone=DEFAULTS["TIMEZONE"]):
     """Save the workbook to ``target`` (a path or a binary file object)."""
     build_workbook(ranking, timezone=timezone).save(target)

@@ -69,6 +69,7 @@ import sqlalchemy.orm
 
 from dispatch.states import IN_HANDLING
 from hotline.audit import audit
+from hotline.config import DEFAULTS
 from hotline.enums import (
     AssignmentRole,
     ListMark,
@@ -263,7 +264,7 @@ def parse_month(text):
     return int(match.group(1)), int(match.group(2))
 
 
-def month_bounds(month, timezone="Asia/Shanghai"):
+def month_bounds(month, timezone=DEFAULTS["TIMEZONE"]):
     """The local month as a UTC interval [start, end)."""
     year, number = parse_month(month)
     zone = ZoneInfo(timezone)

@@ -51,6 +51,7 @@ import sqlalchemy as sa
 from dispatch import calendar
 from dispatch.states import IN_HANDLING
 from hotline import events, notify
+from hotline.config import DEFAULTS
 from hotline.db import bulk_insert
 from hotline.enums import (
     AlertLevel,
@@ -92,7 +93,7 @@ _LEVELS = {
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULTS["TIMEZONE"]
     warning_percent: int = 80
     reminder_hour: int = 9
     escalate_every: int = 5
