@@ -362,3 +362,98 @@ def count_queries(db):
             sa.event.remove(connection, "before_cursor_execute", record)
 
     return counting
+
+
+@pytest.fixture
+def varied_tickets(db, user, make_ticket):
+    """``varied_tickets(n, state="dispatched", lead=None)`` → ``n`` new tickets, each with a
+    category, an area, a requester and (unless ``lead`` names one) a lead unit that no earlier
+    call used, so that loading a relation once per row would show in ``count_queries``;
+    brought to ``state``: "received", "dispatched", "signed", "return_requested" or
+    "extension_requested". With ``lead``, each ticket gets a new assisting unit instead."""
+    from dispatch import operations as ops
+    from hotline.enums import AreaLevel, ReturnReason, Role, UnitKind
+    from hotline.models import Area, Category, Unit
+
+    # Codes, not rows: the rows are looked up again for each ticket, so a test may expunge
+    # the session between batches.
+    categories = db.scalars(
+        sa.select(Category.code)
+        .where(Category.level == 3, Category.active, Category.utility.is_(False))
+        .order_by(Category.code)
+    ).all()
+    areas = db.scalars(
+        sa.select(Area.code).where(Area.level == AreaLevel.street).order_by(Area.code)
+    ).all()
+    units = db.scalars(
+        sa.select(Unit.code)
+        .where(
+            Unit.kind.in_([UnitKind.street_office, UnitKind.city_department]),
+            Unit.active,
+            Unit.always_on.is_(False),
+        )
+        .order_by(Unit.code)
+    ).all()
+    made = []
+
+    def unit(code):
+        return db.scalars(sa.select(Unit).where(Unit.code == code)).one()
+
+    def handler(unit):
+        found = db.scalars(
+            sa.select(User)
+            .where(User.unit_id == unit.id, User.role == Role.unit_handler, User.active)
+            .order_by(User.id)
+        ).first()
+        if found is None:
+            found = User(
+                username=f"handler-{unit.code.lower()}",
+                name=f"{unit.name}经办人",
+                role=Role.unit_handler,
+                unit_id=unit.id,
+                password_hash="-",
+            )
+            db.add(found)
+            db.flush()
+        return found
+
+    def make(n, state="dispatched", lead=None):
+        batch = []
+        for _ in range(n):
+            i = len(made)
+            ticket = make_ticket(
+                user("operator"),
+                category=categories[i % len(categories)],
+                area=areas[i % len(areas)],
+                title=f"第{i + 1}件工单",
+                requester_name=f"市民{i + 1}",
+                requester_phone=f"1380536{i:04d}",
+            )
+            made.append(ticket)
+            batch.append(ticket)
+            if state == "received":
+                continue
+            if lead is None:
+                lead_unit, assists = unit(units[i % len(units)]), []
+            else:
+                others = [code for code in units if code != lead]
+                lead_unit, assists = unit(lead), [unit(others[i % len(others)])]
+            ops.dispatch(db, user("dispatcher"), ticket, lead=lead_unit, assists=assists)
+            if state == "dispatched":
+                continue
+            handling = handler(lead_unit)
+            ops.sign(db, handling, ticket)
+            if state == "return_requested":
+                ops.request_return(
+                    db,
+                    handling,
+                    ticket,
+                    return_reason=ReturnReason.not_our_duty,
+                    note="非本单位职责",
+                )
+            elif state == "extension_requested":
+                ops.request_extension(db, handling, ticket, days=3, reason="需协调相关单位")
+        db.flush()
+        return batch
+
+    return make

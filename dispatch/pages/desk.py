@@ -44,6 +44,7 @@ from hotline.models import (
     CallbackAttempt,
     Category,
     Extension,
+    SlaPolicy,
     Ticket,
     TicketEvent,
     Unit,
@@ -225,6 +226,11 @@ def inbox():
     ).all()
     truncated = len(tickets) > INBOX_LIMIT
     tickets = tickets[:INBOX_LIMIT]
+    # The deadlines read each ticket's SLA policy (``session.get``): load them in one query,
+    # held here so that the identity map keeps them while the rows are built.
+    _policies = db.scalars(
+        sa.select(SlaPolicy).where(SlaPolicy.id.in_({t.sla_policy_id for t in tickets}))
+    ).all()
     pending = set(
         db.scalars(
             sa.select(Extension.ticket_id).where(

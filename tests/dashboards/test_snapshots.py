@@ -2,6 +2,7 @@
 (the ``city`` fixture's six tickets around NOW), district boards and masking."""
 
 from dashboards import snapshots
+from hotline.db import utcnow
 from tests.dashboards.month import NOW
 
 
@@ -87,3 +88,26 @@ def test_mask_text():
     assert snapshots.mask_text("卡号6222020200112233445") == "卡号62***************45"
     assert snapshots.mask_text("身份证37070519900101123X") == "身份证37**************3X"
     assert snapshots.mask_text("3号楼202室") == "3号楼202室"  # short numbers stay
+
+
+def test_board_snapshot_queries_do_not_grow_with_rows(app, db, varied_tickets, count_queries):
+    """A board's snapshot (counts, feed, trend, units) reads a fixed number of queries however
+    many tickets of how many categories, areas and units there are."""
+    rooms = ["city", "district:370705", "district:370702"]
+
+    def snapshot():
+        now = utcnow()
+        month = snapshots.month_rates(db, app.config, force=True, now=now)
+        db.expunge_all()
+        with count_queries() as counted:
+            snaps = snapshots.Board(db, app.config, now=now).snapshots(rooms, month=month)
+        return counted, snaps
+
+    first = [*varied_tickets(2, "received"), *varied_tickets(2, "signed")]
+    snapshot()  # caches warmed
+    few, snaps = snapshot()
+    assert {t.number for t in first} <= {i["number"] for i in snaps["city"]["feed"]}
+    more = [*varied_tickets(6, "received"), *varied_tickets(6, "signed")]
+    many, snaps = snapshot()
+    assert {t.number for t in more} <= {i["number"] for i in snaps["city"]["feed"]}
+    assert many.count == few.count, many

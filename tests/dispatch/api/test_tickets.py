@@ -935,3 +935,26 @@ def test_routing_suggestion_needs_a_category(api):
     response = api("dispatcher").get("/routing/suggest", query_string={"area": "370705001"})
     assert response.status_code == 422
     assert response.get_json()["error"]["details"] == {"category": "请提供事项分类"}
+
+
+# -- no query per row -----------------------------------------------------------------------------
+
+
+def test_ticket_list_queries_do_not_grow_with_rows(api, db, varied_tickets, count_queries):
+    """The list loads each relation of its rows in one query (``TICKET_OPTIONS``), whatever
+    the number of rows and of different categories, areas and units among them."""
+    dispatcher = api("dispatcher")
+    first = varied_tickets(3)
+    assert dispatcher.get("/tickets").status_code == 200  # caches warmed
+    db.expunge_all()
+    with count_queries() as few:
+        response = dispatcher.get("/tickets")
+    assert {t.number for t in first} <= {i["number"] for i in response.get_json()["data"]["items"]}
+    more = varied_tickets(9)
+    db.expunge_all()
+    with count_queries() as many:
+        response = dispatcher.get("/tickets")
+    items = response.get_json()["data"]["items"]
+    assert {t.number for t in first + more} <= {i["number"] for i in items}
+    assert len({i["lead_unit"]["code"] for i in items}) >= 12
+    assert many.count == few.count, many

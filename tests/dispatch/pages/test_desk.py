@@ -694,3 +694,64 @@ def test_wrong_role_action_is_refused_with_message(
     assert response.status_code == 403
     assert "无权执行“派单”" in response.get_data(as_text=True)
     assert db.get(Ticket, ticket.id).status == TicketStatus.received
+
+
+# -- no query per row -----------------------------------------------------------------------------
+
+
+def test_dispatch_queue_queries_do_not_grow_with_rows(
+    client, db, varied_tickets, count_queries, web_login
+):
+    """The queue, the return requests and the extension requests each load their rows and
+    relations in a fixed number of queries."""
+
+    def batch(n):
+        return [
+            *varied_tickets(n, "received"),
+            *varied_tickets(n, "return_requested"),
+            *varied_tickets(n, "extension_requested"),
+        ]
+
+    first = batch(1)
+    web_login(client, "dispatcher")
+    assert client.get("/dispatch").status_code == 200  # caches warmed
+    db.expunge_all()
+    with count_queries() as few:
+        html = client.get("/dispatch").get_data(as_text=True)
+    assert numbers_in(html, [t.number for t in first]) == [t.number for t in first]
+    more = batch(3)
+    db.expunge_all()
+    with count_queries() as many:
+        html = client.get("/dispatch").get_data(as_text=True)
+    assert set(numbers_in(html, [t.number for t in first + more])) == {
+        t.number for t in first + more
+    }
+    assert many.count == few.count, many
+
+
+def test_inbox_queries_do_not_grow_with_rows(client, db, varied_tickets, count_queries, web_login):
+    """The unit handler's inbox loads its tickets, their assignments, units and categories and
+    the pending extensions in a fixed number of queries."""
+
+    def batch(n):
+        return [
+            *varied_tickets(n, "dispatched", lead=DONGGUAN),
+            *varied_tickets(n, "signed", lead=DONGGUAN),
+            *varied_tickets(n, "extension_requested", lead=DONGGUAN),
+        ]
+
+    first = batch(1)
+    web_login(client, "dongguan")
+    assert client.get("/inbox").status_code == 200  # caches warmed
+    db.expunge_all()
+    with count_queries() as few:
+        html = client.get("/inbox").get_data(as_text=True)
+    assert set(numbers_in(html, [t.number for t in first])) == {t.number for t in first}
+    more = batch(3)
+    db.expunge_all()
+    with count_queries() as many:
+        html = client.get("/inbox").get_data(as_text=True)
+    assert set(numbers_in(html, [t.number for t in first + more])) == {
+        t.number for t in first + more
+    }
+    assert many.count == few.count, many
