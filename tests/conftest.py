@@ -7,10 +7,11 @@ savepoints), so tests see the seed data and never each other's. Tests that need 
 from several connections (races) use ``committed_app`` instead.
 """
 
-import os
-import re
+import contextlib
 import sqlite3
+import struct
 import uuid
+import zlib
 
 import pytest
 import sqlalchemy as sa
@@ -25,10 +26,7 @@ from hotline.cache import reference_rows, token_users
 from hotline.db import make_engine
 from hotline.models import ApiToken, Ticket, User
 from server.app import create_app
-
-POSTGRES_URL = os.environ.get("HOTLINE_TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("HOTLINE_REDIS_URL")
-PASSWORD = "demo-12345"
+from tests.helpers import FORM_TOKEN, PASSWORD, POSTGRES_URL, REDIS_URL, is_postgres
 
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
@@ -48,10 +46,6 @@ MUTABLE_TABLES = [
     "user_sessions",
     "audit_log",
 ]
-
-
-def is_postgres(url):
-    return url.startswith("postgresql")
 
 
 def reset_postgres(url):
@@ -220,9 +214,18 @@ def committed_app(app, database_url, models_dir, tmp_path):
     fresh.extensions["hotline.db"].kw["bind"].dispose()
 
 
-def make_ticket(session, operator, **overrides):
-    """A received ticket created through the real operation (without a classifier
-    suggestion unless one is given)."""
+@pytest.fixture(scope="session")
+def make_app(database_url, models_dir):
+    """``make_app(**config)`` → a second app on the suite's database, with ``config`` on top of
+    the test configuration (e.g. ``REDIS_URL=None``)."""
+
+    def make(**extra):
+        return create_app(_config(database_url, models_dir, **extra))
+
+    return make
+
+
+def _receive(session, operator, **overrides):
     from dispatch import operations
     from hotline.enums import Channel, RequestType, Urgency
     from hotline.models import Area, Category
@@ -250,41 +253,208 @@ def make_ticket(session, operator, **overrides):
     return ticket
 
 
-def ticket_count(session):
-    return session.scalar(sa.select(sa.func.count()).select_from(Ticket))
+@pytest.fixture
+def make_ticket(request):
+    """``make_ticket(operator, **overrides)`` → a received ticket created through the real
+    operation (without a classifier suggestion unless one is given), in the test's ``db``
+    session, or in ``session=`` (tests on ``committed_app`` pass their own)."""
+
+    def make(operator, *, session=None, **overrides):
+        if session is None:
+            session = request.getfixturevalue("db")
+        return _receive(session, operator, **overrides)
+
+    return make
 
 
-def has_chinese(text):
-    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+@pytest.fixture
+def ticket_count(db):
+    """``ticket_count()`` → how many tickets the test's session sees."""
+
+    def count():
+        return db.scalar(sa.select(sa.func.count()).select_from(Ticket))
+
+    return count
 
 
-def assert_error(response, status, code):
-    """The API's error envelope with ``status`` and ``code``; returns its ``error`` object."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["success"] is False
-    assert set(body) == {"success", "error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert has_chinese(body["error"]["message"]), body["error"]["message"]
-    return body["error"]
+@pytest.fixture
+def form_token():
+    """``form_token(client, path)`` → the CSRF token of the form on the page at ``path``."""
+
+    def token(client, path):
+        page = client.get(path)
+        match = FORM_TOKEN.search(page.get_data(as_text=True))
+        assert match, "no CSRF token on " + path
+        return match.group(1)
+
+    return token
 
 
-#: The CSRF token of a server-rendered form.
-FORM_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+@pytest.fixture
+def web_login(form_token):
+    """``web_login(client, username, password=…, next_path=None)`` → the response of logging
+    in through the login page, as a browser does."""
+
+    def login(client, username, password=PASSWORD, next_path=None):
+        token = form_token(client, "/login")
+        path = "/login" + (f"?next={next_path}" if next_path else "")
+        return client.post(
+            path, data={"csrf_token": token, "username": username, "password": password}
+        )
+
+    return login
 
 
-def form_token(client, path):
-    """The CSRF token of the form on the page at ``path``."""
-    page = client.get(path)
-    match = FORM_TOKEN.search(page.get_data(as_text=True))
-    assert match, "no CSRF token on " + path
-    return match.group(1)
+@pytest.fixture
+def png():
+    """``png(extra=b"")`` → a valid 1×1 PNG (``extra`` bytes after its end make it bigger,
+    still a PNG)."""
+
+    def make(extra=b""):
+        def chunk(kind, data):
+            body = kind + data
+            return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+        header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+        pixels = zlib.compress(b"\x00\xff\x00\x00")
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", header)
+            + chunk(b"IDAT", pixels)
+            + chunk(b"IEND", b"")
+            + extra
+        )
+
+    return make
 
 
-def web_login(client, username, password=PASSWORD, next_path=None):
-    """Log in through the login page, as a browser does; returns the response."""
-    token = form_token(client, "/login")
-    path = "/login" + (f"?next={next_path}" if next_path else "")
-    return client.post(path, data={"csrf_token": token, "username": username, "password": password})
+class QueryCount:
+    """The SQL statements executed while a ``count_queries()`` block ran."""
+
+    def __init__(self):
+        self.statements = []
+
+    @property
+    def count(self):
+        return len(self.statements)
+
+    def __repr__(self):
+        return f"<{self.count} statements:\n" + "\n".join(self.statements) + ">"
+
+
+@pytest.fixture
+def count_queries(db):
+    """``with count_queries() as counted: …`` → ``counted.count`` is the number of SQL
+    statements executed on the test's connection (the one the app's sessions use) inside the
+    block; ``counted.statements`` holds them."""
+    connection = db.connection()
+
+    @contextlib.contextmanager
+    def counting():
+        counted = QueryCount()
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            counted.statements.append(statement)
+
+        sa.event.listen(connection, "before_cursor_execute", record)
+        try:
+            yield counted
+        finally:
+            sa.event.remove(connection, "before_cursor_execute", record)
+
+    return counting
+
+
+@pytest.fixture
+def varied_tickets(db, user, make_ticket):
+    """``varied_tickets(n, state="dispatched", lead=None)`` → ``n`` new tickets, each with a
+    category, an area, a requester and (unless ``lead`` names one) a lead unit that no earlier
+    call used, so that loading a relation once per row would show in ``count_queries``;
+    brought to ``state``: "received", "dispatched", "signed", "return_requested" or
+    "extension_requested". With ``lead``, each ticket gets a new assisting unit instead."""
+    from dispatch import operations as ops
+    from hotline.enums import AreaLevel, ReturnReason, Role, UnitKind
+    from hotline.models import Area, Category, Unit
+
+    # Codes, not rows: the rows are looked up again for each ticket, so a test may expunge
+    # the session between batches.
+    categories = db.scalars(
+        sa.select(Category.code)
+        .where(Category.level == 3, Category.active, Category.utility.is_(False))
+        .order_by(Category.code)
+    ).all()
+    areas = db.scalars(
+        sa.select(Area.code).where(Area.level == AreaLevel.street).order_by(Area.code)
+    ).all()
+    units = db.scalars(
+        sa.select(Unit.code)
+        .where(
+            Unit.kind.in_([UnitKind.street_office, UnitKind.city_department]),
+            Unit.active,
+            Unit.always_on.is_(False),
+        )
+        .order_by(Unit.code)
+    ).all()
+    made = []
+
+    def unit(code):
+        return db.scalars(sa.select(Unit).where(Unit.code == code)).one()
+
+    def handler(unit):
+        found = db.scalars(
+            sa.select(User)
+            .where(User.unit_id == unit.id, User.role == Role.unit_handler, User.active)
+            .order_by(User.id)
+        ).first()
+        if found is None:
+            found = User(
+                username=f"handler-{unit.code.lower()}",
+                name=f"{unit.name}经办人",
+                role=Role.unit_handler,
+                unit_id=unit.id,
+                password_hash="-",
+            )
+            db.add(found)
+            db.flush()
+        return found
+
+    def make(n, state="dispatched", lead=None):
+        batch = []
+        for _ in range(n):
+            i = len(made)
+            ticket = make_ticket(
+                user("operator"),
+                category=categories[i % len(categories)],
+                area=areas[i % len(areas)],
+                title=f"第{i + 1}件工单",
+                requester_name=f"市民{i + 1}",
+                requester_phone=f"1380536{i:04d}",
+            )
+            made.append(ticket)
+            batch.append(ticket)
+            if state == "received":
+                continue
+            if lead is None:
+                lead_unit, assists = unit(units[i % len(units)]), []
+            else:
+                others = [code for code in units if code != lead]
+                lead_unit, assists = unit(lead), [unit(others[i % len(others)])]
+            ops.dispatch(db, user("dispatcher"), ticket, lead=lead_unit, assists=assists)
+            if state == "dispatched":
+                continue
+            handling = handler(lead_unit)
+            ops.sign(db, handling, ticket)
+            if state == "return_requested":
+                ops.request_return(
+                    db,
+                    handling,
+                    ticket,
+                    return_reason=ReturnReason.not_our_duty,
+                    note="非本单位职责",
+                )
+            elif state == "extension_requested":
+                ops.request_extension(db, handling, ticket, days=3, reason="需协调相关单位")
+        db.flush()
+        return batch
+
+    return make

@@ -43,6 +43,7 @@ from hotline.models import (
     Assignment,
     Category,
     Extension,
+    SlaPolicy,
     Ticket,
     Unit,
 )
@@ -223,6 +224,11 @@ def inbox():
     ).all()
     truncated = len(tickets) > INBOX_LIMIT
     tickets = tickets[:INBOX_LIMIT]
+    # The deadlines read each ticket's SLA policy (``session.get``): load them in one query,
+    # held here so that the identity map keeps them while the rows are built.
+    _policies = db.scalars(
+        sa.select(SlaPolicy).where(SlaPolicy.id.in_({t.sla_policy_id for t in tickets}))
+    ).all()
     pending = set(
         db.scalars(
             sa.select(Extension.ticket_id).where(

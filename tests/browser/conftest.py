@@ -23,7 +23,7 @@ from sqlalchemy.orm import sessionmaker
 
 from hotline import migrate, seed
 from hotline.db import make_engine
-from tests.conftest import PASSWORD, POSTGRES_URL, REDIS_URL
+from tests.helpers import PASSWORD, POSTGRES_URL, REDIS_URL
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,6 +159,12 @@ def log_in(page, username, password=PASSWORD):
     page.wait_for_load_state()
 
 
-def screenshot(page, name):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+@pytest.fixture
+def screenshot():
+    """``screenshot(page, name)`` saves a full-page screenshot to SCREENSHOTS."""
+
+    def take(page, name):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+    return take

@@ -9,8 +9,6 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from tests.browser.conftest import screenshot
-
 #: username → (landing path, screenshot name, phone-sized viewport)
 ROLES = {
     "operator": ("/console", "console", False),
@@ -31,7 +29,7 @@ CONTENT = f"{PAYLOAD}东关街道胜利东街100号门口路灯连续一周不�
 
 
 @pytest.mark.parametrize("username", ROLES)
-def test_each_role_logs_in_to_its_page(new_page, username):
+def test_each_role_logs_in_to_its_page(new_page, username, screenshot):
     path, name, phone = ROLES[username]
     page = new_page(username, phone=phone)
     assert page.url.endswith(path), page.url
@@ -42,7 +40,7 @@ def test_each_role_logs_in_to_its_page(new_page, username):
     screenshot(page, name)
 
 
-def test_wrong_password_shows_a_chinese_refusal(new_page):
+def test_wrong_password_shows_a_chinese_refusal(new_page, screenshot):
     page = new_page()
     page.goto("/login")
     page.fill("input[name=username]", "operator")
@@ -52,7 +50,7 @@ def test_wrong_password_shows_a_chinese_refusal(new_page):
     screenshot(page, "login-refused")
 
 
-def test_a_new_ticket_reaches_the_board_and_stays_text_everywhere(new_page):
+def test_a_new_ticket_reaches_the_board_and_stays_text_everywhere(new_page, screenshot):
     board = new_page("leader")
     board.wait_for_selector("[data-testid=status][data-state=online]", timeout=10_000)
     feed = board.locator("[data-testid=feed]")
@@ -126,7 +124,7 @@ def test_a_district_board_shows_only_its_district(new_page):
     assert page.url.endswith("/boards/district/370705")
 
 
-def test_reports_open_for_the_mayors_office(new_page):
+def test_reports_open_for_the_mayors_office(new_page, screenshot):
     page = new_page("leader")
     page.goto("/reports/ranking")
     assert "热线考核排名" in page.locator("h1").first.inner_text()
@@ -136,9 +134,10 @@ def test_reports_open_for_the_mayors_office(new_page):
     screenshot(page, "report-rates")
 
 
-def test_a_grid_worker_takes_a_ticket_on_site_from_a_phone(new_page, browser_database):
+def test_a_grid_worker_takes_a_ticket_on_site_from_a_phone(
+    new_page, browser_database, png, screenshot
+):
     from hotline.db import make_engine
-    from tests.dispatch.test_grid_page import png
 
     grid_code = "370705001001001"
     engine = make_engine(browser_database)

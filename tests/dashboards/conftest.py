@@ -1,21 +1,23 @@
 """The fixture month of the ranking tests: October 2026, 35 tickets driven through the real
 operations with an injected clock (the plan is in the comments; the hand-computed numbers
-are in test_ranking.py)."""
+are in test_ranking.py; moments and settings in month.py). Also the live boards' six tickets
+and the Socket.IO fixtures shared by test_snapshots.py, test_socket.py and test_publisher.py."""
 
-import datetime as dt
+import time
 from types import SimpleNamespace
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
-from dashboards import ranking
+from dashboards import publisher as board_publisher
+from dashboards import socket as board_socket
 from dispatch import operations as ops
-from hotline.config import DEFAULTS
 from hotline.enums import (
     CallbackOutcome,
+    Channel,
     ExemptionKind,
     IntakeOutcome,
+    RequestType,
     ReturnReason,
     Role,
     Satisfaction,
@@ -23,44 +25,28 @@ from hotline.enums import (
     TransferTarget,
 )
 from hotline.models import Unit, User
-from tests.conftest import make_ticket
+from tests.dashboards.month import (
+    DAY,
+    HOUR,
+    MIN,
+    OCT12,
+    PHONE_TITLE,
+    SEEDED_HANDLERS,
+    SOLVED_SATISFIED,
+    STREETLIGHT,
+    UNHAPPY,
+    local,
+)
 
-TZ = ZoneInfo("Asia/Shanghai")
-STREETLIGHT = "010103"
-
-
-def local(month, day, hour=9, minute=0):
-    return dt.datetime(2026, month, day, hour, minute, tzinfo=TZ).astimezone(dt.UTC)
-
-
-MIN = dt.timedelta(minutes=1)
-HOUR = dt.timedelta(hours=1)
-DAY = dt.timedelta(days=1)
-#: Monday 12 October, 09:00: most tickets are dispatched then (sign ≤ 2 h, contact ≤ 24 h,
-#: finish ≤ 5 working days → Monday 19 October 09:00).
-OCT12 = local(10, 12)
-#: The moment the ranking is computed: Monday 2 November, 10:00.
-AS_OF = local(11, 2, 10)
-CONFIG = {**DEFAULTS, "RANKING_MIN_SAMPLE": 3}
-SETTINGS = ranking.Settings.from_config(CONFIG)
-
-SOLVED_SATISFIED = (Solved.solved, Satisfaction.satisfied)
-UNHAPPY = (Solved.unsolved, Satisfaction.dissatisfied)
-
-SEEDED_HANDLERS = {
-    "U-S-370705001": "dongguan",
-    "U-CGJ": "cgj",
-    "U-WATER": "water",
-    "U-STHJ": "sthj",
-    "U-D-370705": "kuiwen",
-}
+NS = board_socket.NAMESPACE
 
 
 class City:
     """Drives tickets through the real operations for the fixture month."""
 
-    def __init__(self, db, user):
+    def __init__(self, db, user, make_ticket):
         self.db = db
+        self.make_ticket = make_ticket
         self.staff = SimpleNamespace(
             **{n: user(n) for n in ["operator", "dispatcher", "callback", "supervisor"]}
         )
@@ -88,8 +74,7 @@ class City:
         return found
 
     def receive(self, no, *, at, phone=True):
-        ticket = make_ticket(
-            self.db,
+        ticket = self.make_ticket(
             self.staff.operator,
             category=STREETLIGHT,
             area="370705001",
@@ -151,9 +136,20 @@ class City:
 
 
 @pytest.fixture
-def october(db, user):
+def month_builder(db, user, make_ticket):
+    """``month_builder()`` → a new City builder (``ticket``, ``handle``, ``call``, …) on the
+    test's session."""
+
+    def make():
+        return City(db, user, make_ticket)
+
+    return make
+
+
+@pytest.fixture
+def october(db, month_builder):
     """The fixture month. Numbers are the tickets' names in the comments and assertions."""
-    c = City(db, user)
+    c = month_builder()
     s = c.staff
 
     # 东关街道 U-S-370705001 (S1): 5 scored tickets + 1 exempt.
@@ -311,3 +307,120 @@ def october(db, user):
     c.ticket(35, "U-WATER", at=local(11, 1, 9), callback=UNHAPPY)
     db.flush()
     return c
+
+
+# -- the live boards (test_snapshots.py, test_socket.py, test_publisher.py) ----------------------
+
+
+def unit(db, code):
+    return db.scalars(sa.select(Unit).where(Unit.code == code)).one()
+
+
+@pytest.fixture
+def city(db, user, make_ticket):
+    """Six tickets around NOW (the plan is in the comments; numbers in the tests)."""
+    operator, dispatcher, dongguan = user("operator"), user("dispatcher"), user("dongguan")
+    street = unit(db, "U-S-370705001")
+    t = {}
+    # A: today, 奎文区 东关街道, phone complaint; dispatched and signed today, not contacted
+    # yet (contact due tomorrow: response pending).
+    t["A"] = make_ticket(operator, area="370705001", category=STREETLIGHT, now=local(10, 14, 9))
+    ops.dispatch(db, dispatcher, t["A"], lead=street, now=local(10, 14, 9, 10))
+    ops.sign(db, dongguan, t["A"], now=local(10, 14, 9, 20))
+    # B: today, 潍城区 城关街道, web consultation, not dispatched.
+    t["B"] = make_ticket(
+        operator,
+        area="370702001",
+        channel=Channel.web,
+        request_type=RequestType.consult,
+        title="咨询公积金提取",
+        now=local(10, 14, 10),
+    )
+    # C: today, no area (city board only), WeChat help; personal data in the title.
+    t["C"] = make_ticket(
+        operator,
+        channel=Channel.wechat,
+        request_type=RequestType.help,
+        title=PHONE_TITLE,
+        now=local(10, 14, 11),
+    )
+    # E: yesterday 16:00, 东关街道 (the trend's yesterday line).
+    t["E"] = make_ticket(operator, area="370705001", now=local(10, 13, 16))
+    # F: Monday, 东关街道: dispatched, signed and contacted in time (responded).
+    t["F"] = make_ticket(operator, area="370705001", category=STREETLIGHT, now=local(10, 12, 9))
+    ops.dispatch(db, dispatcher, t["F"], lead=street, now=local(10, 12, 9, 5))
+    ops.sign(db, dongguan, t["F"], now=local(10, 12, 9, 20))
+    ops.contact(db, dongguan, t["F"], note="已电话联系", now=local(10, 12, 10))
+    # D: September, 东关街道, signed but never finished: overdue since 28 September.
+    t["D"] = make_ticket(operator, area="370705001", category=STREETLIGHT, now=local(9, 21, 9))
+    ops.dispatch(db, dispatcher, t["D"], lead=street, now=local(9, 21, 9, 5))
+    ops.sign(db, dongguan, t["D"], now=local(9, 21, 9, 30))
+    db.flush()
+    return t
+
+
+@pytest.fixture(scope="session")
+def _queueless_app(app, make_app):
+    """Flask-SocketIO's test client refuses a message queue: with Redis configured these
+    tests run Socket.IO on a second app without one (the Redis path is the two-process
+    test's)."""
+    if not app.config["REDIS_URL"]:
+        return app
+    return make_app(REDIS_URL=None)
+
+
+@pytest.fixture
+def board_app(_queueless_app, app, db):
+    """The app the Socket.IO tests talk to, on the test's rolled-back connection."""
+    original = _queueless_app.extensions["hotline.db"]
+    _queueless_app.extensions["hotline.db"] = app.extensions["hotline.db"]
+    yield _queueless_app
+    _queueless_app.extensions["hotline.db"] = original
+
+
+@pytest.fixture
+def connect():
+    def make(app, client, **kwargs):
+        return app.extensions["socketio"].test_client(
+            app, namespace=NS, flask_test_client=client, **kwargs
+        )
+
+    return make
+
+
+@pytest.fixture
+def received():
+    """Packets named ``name`` (with Redis as message queue they arrive from another thread)."""
+
+    def make(sio, name, *, wait=3.0):
+        deadline = time.monotonic() + wait
+        got = []
+        while True:
+            got += [p["args"][0] for p in sio.get_received(NS) if p["name"] == name]
+            if got or time.monotonic() > deadline:
+                return got
+            time.sleep(0.05)
+
+    return make
+
+
+@pytest.fixture
+def app_clients(board_app, web_login):
+    """``app_clients("leader")`` → a test client of ``board_app`` logged in as that user."""
+
+    def make(username):
+        client = board_app.test_client()
+        assert web_login(client, username).status_code == 302
+        return client
+
+    return make
+
+
+@pytest.fixture
+def publisher(app, board_app):
+    """A board publisher fed by the app's in-process events; tests flush it by hand."""
+    pub = board_publisher.BoardPublisher(board_app)
+    listeners = app.extensions["hotline.events"].listeners
+    listeners.append(pub.feed)
+    yield pub
+    listeners.remove(pub.feed)

@@ -30,7 +30,6 @@ from hotline.enums import (
 )
 from hotline.models import AuditLog, RankingSnapshot, Unit
 from server.cli import main
-from tests.conftest import make_ticket
 
 TZ = ZoneInfo("Asia/Shanghai")
 UTC = dt.UTC
@@ -430,11 +429,11 @@ MAR10 = local(2025, 3, 10)
 
 
 @pytest.fixture
-def march(db, user):
+def march(db, user, make_ticket):
     """Two tickets for 城管局 in March 2025: one handled and rated, one exempted."""
     cgj = db.scalars(sa.select(Unit).where(Unit.code == "U-CGJ")).one()
     handler = user("cgj")
-    rated = make_ticket(db, user("operator"), category="010103", now=MAR10)
+    rated = make_ticket(user("operator"), category="010103", now=MAR10)
     ops.dispatch(db, user("dispatcher"), rated, lead=cgj, now=MAR10)
     ops.sign(db, handler, rated, now=MAR10 + dt.timedelta(minutes=30))
     ops.contact(db, handler, rated, note="已联系", now=MAR10 + dt.timedelta(hours=1))
@@ -448,7 +447,7 @@ def march(db, user):
         satisfaction=Satisfaction.satisfied,
         now=MAR10 + dt.timedelta(days=2),
     )
-    exempted = make_ticket(db, user("operator"), category="010103", now=MAR10)
+    exempted = make_ticket(user("operator"), category="010103", now=MAR10)
     ops.dispatch(db, user("dispatcher"), exempted, lead=cgj, now=MAR10)
     ops.exempt(
         db,

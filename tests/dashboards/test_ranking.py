@@ -16,7 +16,7 @@ from dispatch import operations as ops
 from hotline.enums import ListMark, RankingClass
 from hotline.errors import Conflict, ValidationFailed
 from hotline.models import AuditLog, RankingSnapshot
-from tests.dashboards.conftest import AS_OF, CONFIG, SETTINGS, UNHAPPY, City, local
+from tests.dashboards.month import AS_OF, CONFIG, SETTINGS, UNHAPPY, local
 
 
 def counts(**given):
@@ -341,10 +341,10 @@ def test_rounding_is_half_up():
     assert ranking.compute_rates(c, settings)["composite"] == 79.38
 
 
-def test_deadline_edges(db, user):
+def test_deadline_edges(db, user, month_builder):
     """Acting at the deadline is on time and a deadline passes only after its moment; a
     ticket terminated after its finish deadline was overdue."""
-    city = City(db, user)
+    city = month_builder()
     late_end = city.ticket(1, "U-GAS", contact=None, finish=None)  # finish due 17 Oct (24×7)
     ops.request_termination(
         db, city.handler("U-GAS"), late_end, reason="诉求人撤回", now=local(10, 26)

@@ -10,7 +10,7 @@ from dispatch import duplicates, operations
 from hotline.db import utcnow
 from hotline.enums import IntakeOutcome
 from hotline.models import Area
-from tests.conftest import assert_error, make_ticket
+from tests.helpers import assert_error
 
 GRID_1 = "370705001001001"
 GRID_2 = "370705001001002"  # same community as GRID_1
@@ -33,17 +33,17 @@ def numbers(candidates):
     return [c.ticket.number for c in candidates]
 
 
-def test_same_phone(db, operator):
-    ticket = make_ticket(db, operator, requester_phone="13905360077", content=NOISE)
-    make_ticket(db, operator, requester_phone="13905360078", content=NOISE)
+def test_same_phone(db, operator, make_ticket):
+    ticket = make_ticket(operator, requester_phone="13905360077", content=NOISE)
+    make_ticket(operator, requester_phone="13905360078", content=NOISE)
     found = duplicates.find(db, operator, phone="13905360077", content="完全不同的事情")
     assert numbers(found) == [ticket.number]
     assert found[0].reasons == ["同一来电号码"]
     assert found[0].mergeable
 
 
-def test_same_place_and_similar_text(db, operator):
-    ticket = make_ticket(db, operator, requester_phone=None, content=LAMP, area=GRID_1)
+def test_same_place_and_similar_text(db, operator, make_ticket):
+    ticket = make_ticket(operator, requester_phone=None, content=LAMP, area=GRID_1)
     found = duplicates.find(db, operator, area=area(db, GRID_2), content=LAMP_AGAIN)
     assert numbers(found) == [ticket.number]
     (reason,) = found[0].reasons
@@ -51,9 +51,9 @@ def test_same_place_and_similar_text(db, operator):
     assert found[0].similarity >= duplicates.SIMILARITY_THRESHOLD
 
 
-def test_same_normalised_address_counts_as_same_place(db, operator):
+def test_same_normalised_address_counts_as_same_place(db, operator, make_ticket):
     ticket = make_ticket(
-        db, operator, requester_phone=None, content=LAMP, address="奎文区东关街道胜利东街100号"
+        operator, requester_phone=None, content=LAMP, address="奎文区东关街道胜利东街100号"
     )
     found = duplicates.find(
         db, operator, address="奎文区 东关街道 胜利东街１００号", content=LAMP_AGAIN
@@ -61,44 +61,42 @@ def test_same_normalised_address_counts_as_same_place(db, operator):
     assert numbers(found) == [ticket.number]
 
 
-def test_different_text_at_the_same_place_is_not_a_duplicate(db, operator):
-    make_ticket(db, operator, requester_phone=None, content=NOISE, area=GRID_1)
+def test_different_text_at_the_same_place_is_not_a_duplicate(db, operator, make_ticket):
+    make_ticket(operator, requester_phone=None, content=NOISE, area=GRID_1)
     assert duplicates.find(db, operator, area=area(db, GRID_1), content=LAMP) == []
 
 
-def test_similar_text_elsewhere_is_not_a_duplicate(db, operator):
-    make_ticket(db, operator, requester_phone=None, content=LAMP, area=OTHER_COMMUNITY_GRID)
+def test_similar_text_elsewhere_is_not_a_duplicate(db, operator, make_ticket):
+    make_ticket(operator, requester_phone=None, content=LAMP, area=OTHER_COMMUNITY_GRID)
     assert duplicates.find(db, operator, area=area(db, GRID_1), content=LAMP_AGAIN) == []
 
 
-def test_older_than_the_window_is_excluded(db, operator, app):
+def test_older_than_the_window_is_excluded(db, operator, app, make_ticket):
     assert app.config["DUPLICATE_WINDOW_DAYS"] == 30
     now = utcnow()
-    make_ticket(db, operator, requester_phone="13905360079", now=now - dt.timedelta(days=31))
-    recent = make_ticket(
-        db, operator, requester_phone="13905360079", now=now - dt.timedelta(days=29)
-    )
+    make_ticket(operator, requester_phone="13905360079", now=now - dt.timedelta(days=31))
+    recent = make_ticket(operator, requester_phone="13905360079", now=now - dt.timedelta(days=29))
     found = duplicates.find(db, operator, phone="13905360079", now=now)
     assert numbers(found) == [recent.number]
 
 
-def test_ranking_puts_phone_and_place_first(db, operator):
-    place_only = make_ticket(db, operator, requester_phone=None, content=LAMP, area=GRID_1)
-    phone_only = make_ticket(db, operator, requester_phone="13905360080", content=NOISE)
-    both = make_ticket(db, operator, requester_phone="13905360080", content=LAMP, area=GRID_2)
+def test_ranking_puts_phone_and_place_first(db, operator, make_ticket):
+    place_only = make_ticket(operator, requester_phone=None, content=LAMP, area=GRID_1)
+    phone_only = make_ticket(operator, requester_phone="13905360080", content=NOISE)
+    both = make_ticket(operator, requester_phone="13905360080", content=LAMP, area=GRID_2)
     found = duplicates.find(
         db, operator, phone="13905360080", area=area(db, GRID_1), content=LAMP_AGAIN
     )
     assert numbers(found) == [both.number, phone_only.number, place_only.number]
 
 
-def test_final_tickets_are_information_only_and_merged_ones_left_out(db, operator):
-    answered = make_ticket(db, operator, requester_phone="13905360081")
+def test_final_tickets_are_information_only_and_merged_ones_left_out(db, operator, make_ticket):
+    answered = make_ticket(operator, requester_phone="13905360081")
     operations.resolve_at_intake(
         db, operator, answered, outcome=IntakeOutcome.answered, answer="已答复"
     )
-    target = make_ticket(db, operator, requester_phone="13905360081")
-    merged = make_ticket(db, operator, requester_phone="13905360081")
+    target = make_ticket(operator, requester_phone="13905360081")
+    merged = make_ticket(operator, requester_phone="13905360081")
     operations.merge(db, operator, merged, into=target)
     found = {c.ticket.number: c for c in duplicates.find(db, operator, phone="13905360081")}
     assert set(found) == {answered.number, target.number}
@@ -106,23 +104,23 @@ def test_final_tickets_are_information_only_and_merged_ones_left_out(db, operato
     assert found[target.number].mergeable
 
 
-def test_scope_limits_what_is_offered(db, operator, user):
-    make_ticket(db, operator, requester_phone="13905360082")
+def test_scope_limits_what_is_offered(db, operator, user, make_ticket):
+    make_ticket(operator, requester_phone="13905360082")
     # A unit handler sees only tickets their unit holds: this one is not dispatched.
     assert duplicates.find(db, user("dongguan"), phone="13905360082") == []
     assert len(duplicates.find(db, user("dispatcher"), phone="13905360082")) == 1
 
 
-def test_nothing_to_compare_finds_nothing(db, operator):
-    make_ticket(db, operator)
+def test_nothing_to_compare_finds_nothing(db, operator, make_ticket):
+    make_ticket(operator)
     assert duplicates.find(db, operator, content=LAMP) == []
 
 
 # -- API --------------------------------------------------------------------------------------
 
 
-def test_api_finds_candidates(api, db, user):
-    ticket = make_ticket(db, user("operator"), requester_phone="13905360083", area=GRID_1)
+def test_api_finds_candidates(api, db, user, make_ticket):
+    ticket = make_ticket(user("operator"), requester_phone="13905360083", area=GRID_1)
     response = api("operator").post(
         "/duplicates", json={"phone": "139-0536-0083", "area": GRID_2, "content": LAMP_AGAIN}
     )

@@ -25,7 +25,6 @@ from hotline.models import (
     Unit,
     User,
 )
-from tests.conftest import make_ticket
 
 TZ = ZoneInfo("Asia/Shanghai")
 SETTINGS = timers.Settings()
@@ -53,11 +52,15 @@ def unit(db, code):
     return db.scalars(sa.select(Unit).where(Unit.code == code)).one()
 
 
-def dispatched(db, u, at, lead=DONGGUAN, category=STREETLIGHT):
-    ticket = make_ticket(db, u["operator"], category=category, now=at)
-    ops.dispatch(db, u["dispatcher"], ticket, lead=unit(db, lead), now=at)
-    db.flush()
-    return ticket
+@pytest.fixture
+def dispatched(db, u, make_ticket):
+    def make(at, lead=DONGGUAN, category=STREETLIGHT):
+        ticket = make_ticket(u["operator"], category=category, now=at)
+        ops.dispatch(db, u["dispatcher"], ticket, lead=unit(db, lead), now=at)
+        db.flush()
+        return ticket
+
+    return make
 
 
 def tick(db, now):
@@ -87,9 +90,9 @@ def inbox(db, ticket):
     return [(code, kind, level.value) for code, kind, level in rows]
 
 
-def test_every_timer_of_an_ordinary_clock(db, u):
+def test_every_timer_of_an_ordinary_clock(db, u, dispatched):
     # Monday 2026-11-16 09:00; no holiday before New Year.
-    ticket = dispatched(db, u, local(11, 16, 9))
+    ticket = dispatched(local(11, 16, 9))
     assert show(ticket.finish_due) == "2026-11-23 09:00"
     # sign 80 % of 2 h = 10:36
     assert show(ticket.next_due_at) == "2026-11-16 10:36"
@@ -188,8 +191,8 @@ def test_every_timer_of_an_ordinary_clock(db, u):
     assert ticket.callback_next_at is None
 
 
-def test_timers_that_no_longer_apply_do_not_fire(db, u):
-    ticket = dispatched(db, u, local(11, 16, 9))
+def test_timers_that_no_longer_apply_do_not_fire(db, u, dispatched):
+    ticket = dispatched(local(11, 16, 9))
     ops.sign(db, u["dongguan"], ticket, now=local(11, 16, 9, 30))
     ops.contact(db, u["dongguan"], ticket, note="已联系", now=local(11, 16, 10))
     db.flush()
@@ -203,10 +206,10 @@ def test_timers_that_no_longer_apply_do_not_fire(db, u):
     assert ticket.escalation_level == 0
 
 
-def test_national_day_2026(db, u):
+def test_national_day_2026(db, u, dispatched):
     # Wednesday 2026-09-30 10:00. chinese-calendar's official arrangement: 10-01..10-07 off,
     # Saturday 10-10 a swapped workday. Five working days: 10-08, 10-09, 10-10, 10-12, 10-13.
-    ticket = dispatched(db, u, local(9, 30, 10))
+    ticket = dispatched(local(9, 30, 10))
     assert show(ticket.sign_due) == "2026-09-30 12:00"
     assert show(ticket.finish_due) == "2026-10-13 10:00"
     assert ticket.calendar_guessed_years is None
@@ -227,10 +230,10 @@ def test_national_day_2026(db, u):
     ]
 
 
-def test_reminder_skips_the_holiday_and_a_weekend(db, u):
+def test_reminder_skips_the_holiday_and_a_weekend(db, u, dispatched):
     # Friday 2026-09-18 10:00 + 5 working days: 09-20 (Sunday, swapped workday), 21, 22, 23,
     # 24 → Thursday 09-24 10:00. Then Mid-autumn 25–27: the 催办 is Monday 09-28 09:00.
-    ticket = dispatched(db, u, local(9, 18, 10))
+    ticket = dispatched(local(9, 18, 10))
     assert show(ticket.finish_due) == "2026-09-24 10:00"
     tick(db, local(9, 28, 8, 59))
     assert "reminder" not in [k for k, _, _ in fired(db, ticket)]
@@ -238,11 +241,11 @@ def test_reminder_skips_the_holiday_and_a_weekend(db, u):
     assert ("reminder", "2026-09-28 09:00", None) in fired(db, ticket)
 
 
-def test_a_utility_works_around_the_clock(db, u):
+def test_a_utility_works_around_the_clock(db, u, dispatched):
     # Saturday 2026-11-21 20:00, water cut at the water company (24×7): sign 30 min, contact
     # 2 h, finish 24 h → Sunday 20:00; 催办 Monday 09:00 would be office thinking: a 24×7
     # unit is chased the next calendar day, Monday 11-23 09:00; 督办 1 five calendar days on.
-    ticket = dispatched(db, u, local(11, 21, 20), lead="U-WATER", category=WATER_CUT)
+    ticket = dispatched(local(11, 21, 20), lead="U-WATER", category=WATER_CUT)
     assert show(ticket.finish_due) == "2026-11-22 20:00"
     ops.sign(db, u["water"], ticket, now=local(11, 21, 20, 5))
     ops.contact(db, u["water"], ticket, note="已联系", now=local(11, 21, 20, 30))
@@ -257,8 +260,8 @@ def test_a_utility_works_around_the_clock(db, u):
     ]
 
 
-def test_an_approved_extension_moves_the_finish_timers(db, u):
-    ticket = dispatched(db, u, local(11, 16, 9))
+def test_an_approved_extension_moves_the_finish_timers(db, u, dispatched):
+    ticket = dispatched(local(11, 16, 9))
     ops.sign(db, u["dongguan"], ticket, now=local(11, 16, 9, 30))
     ops.contact(db, u["dongguan"], ticket, note="已联系", now=local(11, 16, 10))
     db.flush()
@@ -286,8 +289,8 @@ def test_an_approved_extension_moves_the_finish_timers(db, u):
     ]
 
 
-def test_a_reopen_starts_a_new_clock(db, u):
-    ticket = dispatched(db, u, local(11, 16, 9))
+def test_a_reopen_starts_a_new_clock(db, u, dispatched):
+    ticket = dispatched(local(11, 16, 9))
     ops.sign(db, u["dongguan"], ticket, now=local(11, 16, 9, 30))
     ops.contact(db, u["dongguan"], ticket, note="已联系", now=local(11, 16, 10))
     db.flush()
@@ -317,8 +320,8 @@ def test_a_reopen_starts_a_new_clock(db, u):
     ]
 
 
-def test_catch_up_after_a_three_day_outage(db, u):
-    tickets = [dispatched(db, u, local(11, 16, 9, minute)) for minute in range(5)]
+def test_catch_up_after_a_three_day_outage(db, u, dispatched):
+    tickets = [dispatched(local(11, 16, 9, minute)) for minute in range(5)]
     # No scheduler from Monday 09:00 to Thursday 09:00: every missed timer fires at once,
     # in batches, each with its lateness.
     now = local(11, 19, 9)
@@ -347,8 +350,8 @@ def test_catch_up_after_a_three_day_outage(db, u):
     assert all(show(t.next_due_at) == f"2026-11-20 09:0{i}" for i, t in enumerate(tickets))
 
 
-def test_a_timer_fires_once(db, u):
-    ticket = dispatched(db, u, local(11, 16, 9))
+def test_a_timer_fires_once(db, u, dispatched):
+    ticket = dispatched(local(11, 16, 9))
     tick(db, local(11, 16, 12))
     assert len(fired(db, ticket)) == 2
     notes = len(inbox(db, ticket))
@@ -368,8 +371,8 @@ def test_a_timer_fires_once(db, u):
     assert events == 2
 
 
-def test_a_scheduler_clock_ahead_does_not_swallow_the_callback_task(db, u):
-    ticket = dispatched(db, u, local(11, 16, 9))
+def test_a_scheduler_clock_ahead_does_not_swallow_the_callback_task(db, u, dispatched):
+    ticket = dispatched(local(11, 16, 9))
     ops.sign(db, u["dongguan"], ticket, now=local(11, 16, 9, 30))
     ops.contact(db, u["dongguan"], ticket, note="已联系", now=local(11, 16, 10))
     db.flush()
@@ -389,8 +392,8 @@ def test_a_scheduler_clock_ahead_does_not_swallow_the_callback_task(db, u):
     assert fired(db, ticket) == [("callback_task", "2026-11-18 09:59", None)]
 
 
-def test_a_ticket_does_not_bump_its_version_when_timers_fire(db, u):
-    ticket = dispatched(db, u, local(11, 16, 9))
+def test_a_ticket_does_not_bump_its_version_when_timers_fire(db, u, dispatched):
+    ticket = dispatched(local(11, 16, 9))
     version = ticket.version
     tick(db, local(11, 16, 12))
     assert ticket.version == version
@@ -399,10 +402,10 @@ def test_a_ticket_does_not_bump_its_version_when_timers_fire(db, u):
     db.flush()
 
 
-def test_an_unpublished_year_is_guessed_and_flagged(db, u, client, api):
+def test_an_unpublished_year_is_guessed_and_flagged(db, u, client, api, dispatched):
     # Monday 2026-12-28 10:00 + 5 working days runs into 2027, which chinese-calendar does not
     # know: 12-29, 12-30, 12-31, then 2027-01-01 (a Friday, guessed a workday) and 01-04.
-    ticket = dispatched(db, u, local(12, 28, 10))
+    ticket = dispatched(local(12, 28, 10))
     assert show(ticket.finish_due) == "2027-01-04 10:00"
     assert ticket.calendar_guessed_years == "2027"
     detail = api("dispatcher").get(f"/tickets/{ticket.number}").get_json()["data"]
@@ -414,15 +417,15 @@ def test_an_unpublished_year_is_guessed_and_flagged(db, u, client, api):
     db.add(CalendarYear(year=2027, note="测试"))
     db.flush()
     calendar.invalidate()
-    second = dispatched(db, u, local(12, 28, 10))
+    second = dispatched(local(12, 28, 10))
     assert show(second.finish_due) == "2027-01-05 10:00"
     assert second.calendar_guessed_years is None
 
 
-def test_supervisors_list_overdue_and_escalated_tickets(db, u, api):
-    late = dispatched(db, u, local(11, 2, 9))  # finish due 11-09 09:00: overdue now
+def test_supervisors_list_overdue_and_escalated_tickets(db, u, api, dispatched):
+    late = dispatched(local(11, 2, 9))  # finish due 11-09 09:00: overdue now
     tick(db, local(11, 17, 9))  # 督办 1 at 11-16 09:00
-    on_time = dispatched(db, u, dt.datetime.now(dt.UTC))
+    on_time = dispatched(dt.datetime.now(dt.UTC))
     supervisor = api("supervisor")
     overdue = supervisor.get("/tickets?overdue=1&per_page=200").get_json()["data"]["items"]
     numbers = {t["number"] for t in overdue}

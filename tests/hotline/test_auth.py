@@ -11,7 +11,7 @@ from dispatch import operations
 from dispatch.access import mask_phone
 from hotline.enums import Channel, Role
 from hotline.models import ApiToken, Area, AuditLog, Unit, User
-from tests.conftest import PASSWORD, assert_error, make_ticket, ticket_count
+from tests.helpers import PASSWORD, assert_error
 
 BODY = {"channel": "phone", "request_type": "complaint", "content": "胜利东街路灯连续一周不亮"}
 
@@ -59,10 +59,10 @@ def test_no_credentials_is_401(client, method, path):
     assert error["message"] == "请先登录或提供 API 令牌"
 
 
-def test_create_without_credentials_is_401_and_stores_nothing(client, db):
-    before = ticket_count(db)
+def test_create_without_credentials_is_401_and_stores_nothing(client, db, ticket_count):
+    before = ticket_count()
     assert_error(client.post("/api/v1/tickets", json=BODY), 401, "AUTH_REQUIRED")
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 @pytest.mark.parametrize(
@@ -73,12 +73,12 @@ def test_create_without_credentials_is_401_and_stores_nothing(client, db):
         "Bearer " + hashlib.sha256(b"x").hexdigest(),
     ],
 )
-def test_unknown_bearer_token_is_401_auth_invalid(client, db, header):
-    before = ticket_count(db)
+def test_unknown_bearer_token_is_401_auth_invalid(client, db, header, ticket_count):
+    before = ticket_count()
     response = client.post("/api/v1/tickets", json=BODY, headers={"Authorization": header})
     error = assert_error(response, 401, "AUTH_INVALID")
     assert error["message"] == "API 令牌无效或已吊销"
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 def test_stored_hash_is_not_a_token(api, client, db, user):
@@ -129,13 +129,13 @@ def test_token_of_deactivated_user_is_refused(api, client, db, user):
     assert_error(client.get("/api/v1/me", headers=headers), 401, "AUTH_INVALID")
 
 
-def test_role_without_receive_right_cannot_create(api, db):
-    before = ticket_count(db)
+def test_role_without_receive_right_cannot_create(api, db, ticket_count):
+    before = ticket_count()
     for name in ("dispatcher", "cgj", "leader", "admin", "callback"):
         response = api(name).post("/tickets", json=BODY)
         error = assert_error(response, 403, "ROLE_NOT_ALLOWED")
         assert "受理" in error["message"]
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 # -- login, session, CSRF, logout -------------------------------------------------------------
@@ -218,9 +218,9 @@ def test_session_cookie_is_httponly(client):
     assert "SameSite=Lax" in cookie
 
 
-def test_session_post_needs_the_csrf_header(client, db):
+def test_session_post_needs_the_csrf_header(client, db, ticket_count):
     csrf = login(client).get_json()["data"]["csrf_token"]
-    before = ticket_count(db)
+    before = ticket_count()
 
     missing = client.post("/api/v1/tickets", json=BODY)
     error = assert_error(missing, 403, "CSRF_FAILED")
@@ -229,28 +229,28 @@ def test_session_post_needs_the_csrf_header(client, db):
     assert_error(wrong, 403, "CSRF_FAILED")
     empty = client.post("/api/v1/tickets", json=BODY, headers={"X-CSRF-Token": ""})
     assert_error(empty, 403, "CSRF_FAILED")
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
     ok = client.post("/api/v1/tickets", json=BODY, headers={"X-CSRF-Token": csrf})
     assert ok.status_code == 201, ok.get_json()
-    assert ticket_count(db) == before + 1
+    assert ticket_count() == before + 1
 
     # Safe methods need no CSRF header.
     number = ok.get_json()["data"]["number"]
     assert client.get(f"/api/v1/tickets/{number}").status_code == 200
 
 
-def test_csrf_token_of_another_session_is_refused(app, client, db):
+def test_csrf_token_of_another_session_is_refused(app, client, db, ticket_count):
     login(client)
     other = app.test_client()
     other_csrf = login(other, "operator2").get_json()["data"]["csrf_token"]
-    before = ticket_count(db)
+    before = ticket_count()
     response = client.post("/api/v1/tickets", json=BODY, headers={"X-CSRF-Token": other_csrf})
     assert_error(response, 403, "CSRF_FAILED")
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
-def test_logout_ends_the_session(client, db):
+def test_logout_ends_the_session(client, db, ticket_count):
     csrf = login(client).get_json()["data"]["csrf_token"]
     assert_error(client.post("/api/v1/auth/logout"), 403, "CSRF_FAILED")
     assert client.get("/api/v1/me").status_code == 200  # still logged in
@@ -260,10 +260,10 @@ def test_logout_ends_the_session(client, db):
     assert response.get_json() == {"success": True, "data": {}}
 
     assert_error(client.get("/api/v1/me"), 401, "AUTH_REQUIRED")
-    before = ticket_count(db)
+    before = ticket_count()
     stale = client.post("/api/v1/tickets", json=BODY, headers={"X-CSRF-Token": csrf})
     assert_error(stale, 401, "AUTH_REQUIRED")
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 def test_session_of_deactivated_user_ends(client, db, user):
@@ -276,7 +276,7 @@ def test_session_of_deactivated_user_ends(client, db, user):
 # -- API tokens -------------------------------------------------------------------------------
 
 
-def test_token_is_shown_once_stored_hashed_and_revocable(api, client, db, user):
+def test_token_is_shown_once_stored_hashed_and_revocable(api, client, db, user, ticket_count):
     response = api("operator").post("/auth/tokens", json={"label": "报表脚本"})
     assert response.status_code == 201, response.get_json()
     data = response.get_json()["data"]
@@ -312,10 +312,10 @@ def test_token_is_shown_once_stored_hashed_and_revocable(api, client, db, user):
     assert len(audit_rows(db, "token.revoke", str(token_id))) == 1
 
     assert_error(client.get("/api/v1/me", headers=bearer(token)), 401, "AUTH_INVALID")
-    before = ticket_count(db)
+    before = ticket_count()
     refused = client.post("/api/v1/tickets", json=BODY, headers=bearer(token))
     assert_error(refused, 401, "AUTH_INVALID")
-    assert ticket_count(db) == before
+    assert ticket_count() == before
     again = client.delete(f"/api/v1/auth/tokens/{token_id}", headers=api("operator").headers)
     assert_error(again, 404, "TOKEN_NOT_FOUND")
 
@@ -378,12 +378,12 @@ def _area(db, code):
 
 
 @pytest.fixture
-def scoped(db, user):
+def scoped(db, user, make_ticket):
     """Five tickets in known places and hands (name → number)."""
     op, dispatcher = user("operator"), user("dispatcher")
 
     def make(category, area, phone, lead=None):
-        ticket = make_ticket(db, op, category=category, area=area, requester_phone=phone)
+        ticket = make_ticket(op, category=category, area=area, requester_phone=phone)
         if lead:
             operations.dispatch(db, dispatcher, ticket, lead=_unit(db, lead))
             db.flush()
@@ -485,8 +485,8 @@ def test_copied_district_government_holds_a_copy_assignment(api, scoped):
     assert data["lead_unit"] == {"code": "U-S-370705001", "name": "东关街道办事处"}
 
 
-def test_grid_worker_reports_in_own_grid_and_sees_the_report(api, db, user):
-    before = ticket_count(db)
+def test_grid_worker_reports_in_own_grid_and_sees_the_report(api, db, user, ticket_count):
+    before = ticket_count()
     body = {"channel": "grid", "request_type": "report", "content": "网格内发现井盖缺失"}
     outside = api("grid").post("/tickets", json={**body, "area": "370705001001003"})
     error = assert_error(outside, 422, "VALIDATION_FAILED")
@@ -495,7 +495,7 @@ def test_grid_worker_reports_in_own_grid_and_sees_the_report(api, db, user):
         "/tickets", json={**body, "channel": "phone", "area": "370705001001002"}
     )
     assert_error(by_phone, 422, "VALIDATION_FAILED")
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
     response = api("grid").post("/tickets", json={**body, "area": "370705001001002"})
     assert response.status_code == 201, response.get_json()

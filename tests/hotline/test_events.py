@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 
-from tests.conftest import REDIS_URL
+from tests.helpers import REDIS_URL
 
 BODY = {
     "channel": "phone",

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from hotline import knowledge, seed
 from hotline.models import KnowledgeArticle
-from tests.conftest import assert_error
+from tests.helpers import assert_error
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from hotline.models import Notification, Ticket, TicketEvent, TimerFiring, Unit,
 from server import scheduler
 from server.app import create_app
 from server.cli import main
-from tests.conftest import is_postgres, make_ticket
+from tests.helpers import is_postgres
 
 TICKETS = 60
 #: Dispatched 30 hours ago and never touched: sign warning and overdue, contact warning and
@@ -29,21 +29,27 @@ TICKETS = 60
 TIMERS_PER_TICKET = 4
 
 
-def _seed_overdue(app, count=TICKETS):
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=30)
-    with app.app_context():
-        session = get_session()
-        users = {
-            u.username: u
-            for u in session.scalars(
-                sa.select(User).where(User.username.in_(["operator", "dispatcher"]))
-            )
-        }
-        lead = session.scalars(sa.select(Unit).where(Unit.code == "U-S-370705001")).one()
-        for _ in range(count):
-            ticket = make_ticket(session, users["operator"], category="010103", now=start)
-            ops.dispatch(session, users["dispatcher"], ticket, lead=lead, now=start)
-        session.commit()
+@pytest.fixture
+def seed_overdue(make_ticket):
+    def make(app, count=TICKETS):
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=30)
+        with app.app_context():
+            session = get_session()
+            users = {
+                u.username: u
+                for u in session.scalars(
+                    sa.select(User).where(User.username.in_(["operator", "dispatcher"]))
+                )
+            }
+            lead = session.scalars(sa.select(Unit).where(Unit.code == "U-S-370705001")).one()
+            for _ in range(count):
+                ticket = make_ticket(
+                    users["operator"], session=session, category="010103", now=start
+                )
+                ops.dispatch(session, users["dispatcher"], ticket, lead=lead, now=start)
+            session.commit()
+
+    return make
 
 
 def _counts(app):
@@ -76,8 +82,8 @@ def _race_worker(config, barrier, results):
     results.put((total.tickets, total.fired))
 
 
-def test_two_scheduler_processes_fire_every_timer_once(committed_app):
-    _seed_overdue(committed_app)
+def test_two_scheduler_processes_fire_every_timer_once(committed_app, seed_overdue):
+    seed_overdue(committed_app)
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()
     config = {
@@ -107,8 +113,8 @@ def test_two_scheduler_processes_fire_every_timer_once(committed_app):
         assert all(fired > 0 for _, fired in totals), totals
 
 
-def test_a_committed_tick_publishes_and_notifies_after_commit(committed_app):
-    _seed_overdue(committed_app, count=3)
+def test_a_committed_tick_publishes_and_notifies_after_commit(committed_app, seed_overdue):
+    seed_overdue(committed_app, count=3)
     heard, sent = [], []
     publisher = committed_app.extensions["hotline.events"]
     notifier = committed_app.extensions["hotline.notify"]
@@ -142,8 +148,8 @@ def test_a_committed_tick_publishes_and_notifies_after_commit(committed_app):
     assert scheduler.make_job(committed_app)().tickets == 0
 
 
-def test_scheduler_command_runs_once(committed_app):
-    _seed_overdue(committed_app, count=2)
+def test_scheduler_command_runs_once(committed_app, seed_overdue):
+    seed_overdue(committed_app, count=2)
     result = CliRunner().invoke(
         main,
         ["scheduler", "--once", "--batch", "1"],
@@ -193,8 +199,8 @@ def test_demo_mode_starts_one_scheduler_per_process(committed_app):
     assert scheduler._in_process is None
 
 
-def test_the_interval_job_fires_timers_on_its_own(committed_app):
-    _seed_overdue(committed_app, count=1)
+def test_the_interval_job_fires_timers_on_its_own(committed_app, seed_overdue):
+    seed_overdue(committed_app, count=1)
     committed_app.config["SCHEDULER_INTERVAL_SECONDS"] = 1
     running = scheduler.build(committed_app, blocking=False)
     running.start()

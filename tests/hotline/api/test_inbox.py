@@ -16,7 +16,7 @@ from dispatch import operations as ops
 from dispatch import timers
 from hotline.models import Area, Notification, Unit, User
 from hotline.notify import Message, deliver
-from tests.conftest import assert_error, make_ticket
+from tests.helpers import assert_error
 
 TZ = ZoneInfo("Asia/Shanghai")
 DONGGUAN = "U-S-370705001"
@@ -40,12 +40,18 @@ def get_unit(db, code):
     return db.scalars(sa.select(Unit).where(Unit.code == code)).one()
 
 
-def dispatched(db, lead):
-    operator = get_user(db, "operator")
-    ticket = make_ticket(db, operator, category=STREETLIGHT, now=DISPATCHED_AT, **REQUESTER)
-    ops.dispatch(db, get_user(db, "dispatcher"), ticket, lead=get_unit(db, lead), now=DISPATCHED_AT)
-    db.flush()
-    return ticket
+@pytest.fixture
+def dispatched(db, make_ticket):
+    def make(lead):
+        operator = get_user(db, "operator")
+        ticket = make_ticket(operator, category=STREETLIGHT, now=DISPATCHED_AT, **REQUESTER)
+        ops.dispatch(
+            db, get_user(db, "dispatcher"), ticket, lead=get_unit(db, lead), now=DISPATCHED_AT
+        )
+        db.flush()
+        return ticket
+
+    return make
 
 
 def note(db, code, title, level="info", kind="escalation", ticket=None):
@@ -63,11 +69,11 @@ def note(db, code, title, level="info", kind="escalation", ticket=None):
 
 
 @pytest.fixture
-def inbox(db):
+def inbox(db, dispatched):
     """Two sign timers for 东关街道 and 城管局, and one item each for the hotline centre,
     奎文区政府 and the mayor's office."""
-    street = dispatched(db, DONGGUAN)
-    cgj = dispatched(db, "U-CGJ")
+    street = dispatched(DONGGUAN)
+    cgj = dispatched("U-CGJ")
     result = timers.tick(db, TICKED_AT, timers.Settings())
     assert result.fired == 4
     deliver(
@@ -203,8 +209,8 @@ def test_anonymous_is_refused(client, inbox):
     assert_error(bad_token, 401, "AUTH_INVALID")
 
 
-def test_items_carry_no_personal_data(api, db):
-    street = dispatched(db, DONGGUAN)
+def test_items_carry_no_personal_data(api, db, dispatched):
+    street = dispatched(DONGGUAN)
     assert (street.requester_name, street.requester_phone) == ("欧阳娜娜", "13912345678")
     timers.tick(db, TICKED_AT, timers.Settings())
     db.flush()

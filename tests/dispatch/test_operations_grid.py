@@ -1,7 +1,6 @@
 """Grid workers' operations (DOMAIN.md §6): accept (接单), on-site check-in (现场核查),
 contact and finish by the accepting worker, escalate (上报), and their API endpoints."""
 
-import hashlib
 from types import SimpleNamespace
 
 import pytest
@@ -9,43 +8,24 @@ import sqlalchemy as sa
 
 from classifier import geo
 from dispatch import operations as ops
-from hotline.attachments import Photo
 from hotline.enums import (
     AssignmentRole,
     CallbackOutcome,
-    Role,
     Satisfaction,
     Solved,
     TicketStatus,
 )
 from hotline.errors import Conflict, Forbidden, ValidationFailed
-from hotline.models import Area, Notification, TicketEvent, Unit, User
-from tests.conftest import PASSWORD, make_ticket
-from tests.dispatch.test_illegal_transitions import assert_unchanged, snapshot
+from hotline.models import Area, Notification, TicketEvent, Unit
+from tests.dispatch.common import DONGGUAN, MY_GRID, OTHER_GRID, PHOTOS, photo
 
 S = TicketStatus
-DONGGUAN = "U-S-370705001"
-MY_GRID = "370705001001001"  # one of the seeded worker "grid"'s two grids
-OTHER_GRID = "370705001001003"  # same community, not theirs
-
-
-def photo(name, fill=b""):
-    """A checked photo (``attachments.check``'s output): PNG bytes, stored by the operation."""
-    data = b"\x89PNG\r\n\x1a\n" + fill.ljust(16, b"\0")
-    return Photo(name, "image/png", data, hashlib.sha256(data).hexdigest())
-
-
-PHOTOS = [photo("现场.png")]
-
-
-def seeded_users(user):
-    names = ["operator", "dispatcher", "dongguan", "grid", "callback", "supervisor", "cgj"]
-    return SimpleNamespace(**{name: user(name) for name in names})
 
 
 @pytest.fixture
 def u(user):
-    return seeded_users(user)
+    names = ["operator", "dispatcher", "dongguan", "grid", "callback", "supervisor", "cgj"]
+    return SimpleNamespace(**{name: user(name) for name in names})
 
 
 def unit(db, code):
@@ -56,36 +36,6 @@ def area(db, code):
     return db.scalars(sa.select(Area).where(Area.code == code)).one()
 
 
-def second_worker(db, username="grid2", grids=(MY_GRID,)):
-    """Another grid worker of 东关街道 sharing the grid (workers cover for each other)."""
-    worker = User(
-        username=username,
-        name="孙网格",
-        role=Role.grid_worker,
-        unit_id=unit(db, DONGGUAN).id,
-        grids=[area(db, code) for code in grids],
-    )
-    worker.set_password(PASSWORD)
-    db.add(worker)
-    db.flush()
-    return worker
-
-
-def dispatched(db, u, grid=MY_GRID, lead=DONGGUAN, assists=(), **overrides):
-    """A ticket located in ``grid`` and dispatched to ``lead``."""
-    ticket = make_ticket(db, u.operator, category="010103", area=grid, **overrides)
-    ops.dispatch(
-        db, u.dispatcher, ticket, lead=unit(db, lead), assists=[unit(db, c) for c in assists]
-    )
-    db.flush()
-    return ticket
-
-
-def centre(db, code=MY_GRID):
-    a = area(db, code)
-    return a.center_lng, a.center_lat
-
-
 def events(db, ticket, action=None):
     query = sa.select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
     if action:
@@ -93,26 +43,11 @@ def events(db, ticket, action=None):
     return db.scalars(query.order_by(TicketEvent.id)).all()
 
 
-def accepted(db, u, **overrides):
-    ticket = dispatched(db, u, **overrides)
-    ops.accept(db, u.grid, ticket)
-    db.flush()
-    return ticket
-
-
-def checked_in(db, u, **overrides):
-    ticket = accepted(db, u, **overrides)
-    lng, lat = centre(db)
-    ops.check_in(db, u.grid, ticket, lng=lng, lat=lat, photos=PHOTOS)
-    db.flush()
-    return ticket
-
-
 # -- accept ---------------------------------------------------------------------------------------
 
 
-def test_accept_signs_for_the_unit_when_it_has_not_signed(db, u):
-    ticket = dispatched(db, u)
+def test_accept_signs_for_the_unit_when_it_has_not_signed(db, u, dispatched):
+    ticket = dispatched()
     before = len(events(db, ticket))
     event = ops.accept(db, u.grid, ticket)
     db.flush()
@@ -128,8 +63,8 @@ def test_accept_signs_for_the_unit_when_it_has_not_signed(db, u):
     assert event.payload == {"signed": True, "late": False}
 
 
-def test_accept_after_the_unit_signed_keeps_its_signature(db, u):
-    ticket = dispatched(db, u)
+def test_accept_after_the_unit_signed_keeps_its_signature(db, u, dispatched):
+    ticket = dispatched()
     ops.sign(db, u.dongguan, ticket)
     signed_at = ticket.signed_at
     event = ops.accept(db, u.grid, ticket)
@@ -141,70 +76,74 @@ def test_accept_after_the_unit_signed_keeps_its_signature(db, u):
     assert ticket.grid_worker_id == u.grid.id
 
 
-def test_accept_by_a_second_worker_is_refused_naming_the_first(db, u):
-    ticket = accepted(db, u)
-    other = second_worker(db)
-    before = snapshot(db, ticket)
+def test_accept_by_a_second_worker_is_refused_naming_the_first(
+    db, u, accepted, assert_unchanged, second_worker, snapshot
+):
+    ticket = accepted()
+    other = second_worker()
+    before = snapshot(ticket)
     with pytest.raises(Conflict) as caught:
         ops.accept(db, other, ticket)
     assert caught.value.code == "ACCEPTED_BY_ANOTHER"
     assert caught.value.message == f"该工单已由网格员“{u.grid.name}”接单"
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
-def test_accept_twice_is_refused(db, u):
-    ticket = accepted(db, u)
+def test_accept_twice_is_refused(db, u, accepted):
+    ticket = accepted()
     with pytest.raises(Conflict) as caught:
         ops.accept(db, u.grid, ticket)
     assert caught.value.code == "ALREADY_ACCEPTED"
 
 
 @pytest.mark.parametrize("code", [OTHER_GRID, "370705001001", "370705001"])
-def test_accept_outside_my_grids_is_refused(db, u, code):
-    ticket = dispatched(db, u, grid=code)
-    before = snapshot(db, ticket)
+def test_accept_outside_my_grids_is_refused(db, u, code, assert_unchanged, dispatched, snapshot):
+    ticket = dispatched(grid=code)
+    before = snapshot(ticket)
     with pytest.raises(Forbidden) as caught:
         ops.accept(db, u.grid, ticket)
     assert caught.value.code == "TICKET_NOT_IN_YOUR_GRIDS"
     assert caught.value.message == "该工单不在您负责的网格内"
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
-def test_accept_when_my_unit_only_assists_is_refused(db, u):
-    ticket = dispatched(db, u, lead="U-CGJ", assists=[DONGGUAN])
+def test_accept_when_my_unit_only_assists_is_refused(db, u, assert_unchanged, dispatched, snapshot):
+    ticket = dispatched(lead="U-CGJ", assists=[DONGGUAN])
     assert ticket.active_assignment(unit(db, DONGGUAN).id).role == AssignmentRole.assist
-    before = snapshot(db, ticket)
+    before = snapshot(ticket)
     with pytest.raises(Forbidden) as caught:
         ops.accept(db, u.grid, ticket)
     assert caught.value.code == "TICKET_NOT_ASSIGNED_TO_UNIT"
     assert caught.value.message == "只有主办单位可以执行此操作"
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
-def test_accept_of_a_ticket_dispatched_elsewhere_is_refused(db, u):
-    ticket = dispatched(db, u, lead="U-CGJ")
+def test_accept_of_a_ticket_dispatched_elsewhere_is_refused(db, u, dispatched):
+    ticket = dispatched(lead="U-CGJ")
     with pytest.raises(Forbidden) as caught:
         ops.accept(db, u.grid, ticket)
     assert caught.value.message == "该工单未派给您所在单位"
 
 
 @pytest.mark.parametrize("status", [S.received, S.finished])
-def test_accept_in_a_wrong_state_is_refused(db, u, status):
+def test_accept_in_a_wrong_state_is_refused(
+    db, u, status, assert_unchanged, checked_in, make_ticket, second_worker, snapshot
+):
     if status == S.received:
-        ticket = make_ticket(db, u.operator, category="010103", area=MY_GRID)
+        ticket = make_ticket(u.operator, category="010103", area=MY_GRID)
     else:
-        ticket = checked_in(db, u, requester_phone=None)
+        ticket = checked_in(requester_phone=None)
         ops.finish(db, u.grid, ticket, result="已修复")
         ticket.grid_worker_id = None  # even with nobody on it, a finished ticket is done
-    before = snapshot(db, ticket)
+    before = snapshot(ticket)
     with pytest.raises(Conflict) as caught:
-        ops.accept(db, second_worker(db), ticket)
+        ops.accept(db, second_worker(), ticket)
     assert caught.value.code == "TICKET_STATE_CONFLICT"
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
-def test_a_new_dispatch_round_clears_the_worker(db, u):
-    ticket = accepted(db, u)
+def test_a_new_dispatch_round_clears_the_worker(db, u, accepted):
+    ticket = accepted()
     ops.designate(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN), note="指定东关街道")
     assert ticket.status == S.dispatched
     assert ticket.grid_worker_id is None
@@ -215,9 +154,9 @@ def test_a_new_dispatch_round_clears_the_worker(db, u):
 # -- check-in -------------------------------------------------------------------------------------
 
 
-def test_check_in_inside_the_grid_records_position_and_zero_distance(db, u):
-    ticket = accepted(db, u)
-    lng, lat = centre(db)
+def test_check_in_inside_the_grid_records_position_and_zero_distance(db, u, accepted, centre):
+    ticket = accepted()
+    lng, lat = centre()
     version = ticket.version
     event = ops.check_in(
         db,
@@ -242,9 +181,9 @@ def test_check_in_inside_the_grid_records_position_and_zero_distance(db, u):
     assert ticket.version == version + 1
 
 
-def test_check_in_far_from_the_grid_records_the_distance(db, u):
-    ticket = accepted(db, u)
-    lng, lat = centre(db)
+def test_check_in_far_from_the_grid_records_the_distance(db, u, accepted, centre):
+    ticket = accepted()
+    lng, lat = centre()
     # The seeded grid is a square 0.0015° wide around its centre; 0.01° further north is
     # 0.01 - 0.00075 degrees of latitude from its edge: about 1 030 m.
     event = ops.check_in(db, u.grid, ticket, lng=lng, lat=lat + 0.01, photos=PHOTOS)
@@ -263,29 +202,33 @@ def test_check_in_far_from_the_grid_records_the_distance(db, u):
         ({"lng": 2.35, "lat": 48.85}, "position"),  # Paris
     ],
 )
-def test_check_in_without_photo_or_position_is_refused(db, u, kwargs, field):
-    ticket = accepted(db, u)
-    lng, lat = centre(db)
-    before = snapshot(db, ticket)
+def test_check_in_without_photo_or_position_is_refused(
+    db, u, kwargs, field, accepted, assert_unchanged, centre, snapshot
+):
+    ticket = accepted()
+    lng, lat = centre()
+    before = snapshot(ticket)
     with pytest.raises(ValidationFailed) as caught:
         ops.check_in(db, u.grid, ticket, **{"lng": lng, "lat": lat, "photos": PHOTOS, **kwargs})
     assert list(caught.value.details) == [field]
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
-def test_check_in_by_a_worker_who_did_not_accept_is_refused(db, u):
-    ticket = accepted(db, u)
-    lng, lat = centre(db)
-    before = snapshot(db, ticket)
+def test_check_in_by_a_worker_who_did_not_accept_is_refused(
+    db, u, accepted, assert_unchanged, centre, second_worker, snapshot
+):
+    ticket = accepted()
+    lng, lat = centre()
+    before = snapshot(ticket)
     with pytest.raises(Forbidden) as caught:
-        ops.check_in(db, second_worker(db), ticket, lng=lng, lat=lat, photos=PHOTOS)
+        ops.check_in(db, second_worker(), ticket, lng=lng, lat=lat, photos=PHOTOS)
     assert caught.value.code == "NOT_ACCEPTED_BY_YOU"
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
-def test_check_in_before_accepting_is_refused_by_state(db, u):
-    ticket = dispatched(db, u)
-    lng, lat = centre(db)
+def test_check_in_before_accepting_is_refused_by_state(db, u, centre, dispatched):
+    ticket = dispatched()
+    lng, lat = centre()
     with pytest.raises(Conflict) as caught:
         ops.check_in(db, u.grid, ticket, lng=lng, lat=lat, photos=PHOTOS)
     assert caught.value.code == "TICKET_STATE_CONFLICT"
@@ -301,18 +244,18 @@ def test_distance_without_polygon_is_unknown(db, u):
 # -- contact, finish ------------------------------------------------------------------------------
 
 
-def test_finish_before_check_in_is_refused(db, u):
-    ticket = accepted(db, u, requester_phone=None)
-    before = snapshot(db, ticket)
+def test_finish_before_check_in_is_refused(db, u, accepted, assert_unchanged, snapshot):
+    ticket = accepted(requester_phone=None)
+    before = snapshot(ticket)
     with pytest.raises(Conflict) as caught:
         ops.finish(db, u.grid, ticket, result="已修复")
     assert caught.value.code == "CHECK_IN_REQUIRED"
     assert caught.value.message == "请先到现场核查（上传现场照片和定位）后再办结"
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
-def test_contact_and_finish_after_check_in(db, u):
-    ticket = checked_in(db, u)
+def test_contact_and_finish_after_check_in(db, u, checked_in):
+    ticket = checked_in()
     with pytest.raises(Conflict) as caught:  # the requester left a phone: call first
         ops.finish(db, u.grid, ticket, result="已修复")
     assert caught.value.code == "CONTACT_REQUIRED"
@@ -333,24 +276,26 @@ def test_contact_and_finish_after_check_in(db, u):
 
 
 @pytest.mark.parametrize("name", ["contact", "finish"])
-def test_only_the_accepting_worker_may_contact_or_finish(db, u, name):
-    ticket = checked_in(db, u)
+def test_only_the_accepting_worker_may_contact_or_finish(
+    db, u, name, assert_unchanged, checked_in, second_worker, snapshot
+):
+    ticket = checked_in()
     kwargs = {"note": "已联系"} if name == "contact" else {"result": "已办结"}
-    before = snapshot(db, ticket)
+    before = snapshot(ticket)
     with pytest.raises(Forbidden) as caught:
-        getattr(ops, name)(db, second_worker(db), ticket, **kwargs)
+        getattr(ops, name)(db, second_worker(), ticket, **kwargs)
     assert caught.value.code == "NOT_ACCEPTED_BY_YOU"
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
-def test_unit_handler_may_still_finish_without_check_in(db, u):
-    ticket = accepted(db, u, requester_phone=None)
+def test_unit_handler_may_still_finish_without_check_in(db, u, accepted):
+    ticket = accepted(requester_phone=None)
     ops.finish(db, u.dongguan, ticket, result="单位直接办结")
     assert ticket.status == S.finished
 
 
-def test_a_check_in_of_an_earlier_round_does_not_count(db, u):
-    ticket = checked_in(db, u)
+def test_a_check_in_of_an_earlier_round_does_not_count(db, u, checked_in):
+    ticket = checked_in()
     ops.contact(db, u.grid, ticket, note="已联系")
     ops.finish(db, u.grid, ticket, result="已修复")
     ops.record_callback(
@@ -373,8 +318,8 @@ def test_a_check_in_of_an_earlier_round_does_not_count(db, u):
 # -- escalate -------------------------------------------------------------------------------------
 
 
-def test_escalate_hands_the_ticket_back_and_notifies_the_unit(db, u):
-    ticket = accepted(db, u)
+def test_escalate_hands_the_ticket_back_and_notifies_the_unit(db, u, accepted, second_worker):
+    ticket = accepted()
     status, lead = ticket.status, ticket.lead_unit_id
     event = ops.escalate(db, u.grid, ticket, reason=" 需供电公司处理 ")
     db.flush()
@@ -388,22 +333,24 @@ def test_escalate_hands_the_ticket_back_and_notifies_the_unit(db, u):
     assert note.kind == "grid_escalation"
     assert ticket.number in note.title and "需供电公司处理" in note.body
     # Handed back, so another worker may accept it now.
-    ops.accept(db, second_worker(db), ticket)
+    ops.accept(db, second_worker(), ticket)
 
 
-def test_escalate_needs_a_reason_and_the_accepting_worker(db, u):
-    ticket = accepted(db, u)
-    before = snapshot(db, ticket)
+def test_escalate_needs_a_reason_and_the_accepting_worker(
+    db, u, accepted, assert_unchanged, second_worker, snapshot
+):
+    ticket = accepted()
+    before = snapshot(ticket)
     with pytest.raises(ValidationFailed) as caught:
         ops.escalate(db, u.grid, ticket, reason="  ")
     assert caught.value.details == {"reason": "请填写上报原因"}
     with pytest.raises(Forbidden):
-        ops.escalate(db, second_worker(db), ticket, reason="交回")
-    assert_unchanged(db, ticket, before)
+        ops.escalate(db, second_worker(), ticket, reason="交回")
+    assert_unchanged(ticket, before)
 
 
-def test_escalate_before_accepting_is_refused(db, u):
-    ticket = dispatched(db, u)
+def test_escalate_before_accepting_is_refused(db, u, dispatched):
+    ticket = dispatched()
     with pytest.raises(Conflict) as caught:
         ops.escalate(db, u.grid, ticket, reason="交回")
     assert caught.value.code == "TICKET_STATE_CONFLICT"
@@ -412,8 +359,8 @@ def test_escalate_before_accepting_is_refused(db, u):
 # -- the JSON API -------------------------------------------------------------------------------
 
 
-def test_api_accept_and_escalate(db, u, api):
-    ticket = dispatched(db, u)
+def test_api_accept_and_escalate(db, u, api, dispatched):
+    ticket = dispatched()
     number = ticket.number
     response = api("grid").post(f"/tickets/{number}/accept", json={"version": ticket.version})
     assert response.status_code == 200, response.json
@@ -440,21 +387,23 @@ def test_api_accept_and_escalate(db, u, api):
     assert ticket.grid_worker_id is None
 
 
-def test_api_accept_by_second_worker_and_outside_grids(db, u, api):
-    second_worker(db)
-    ticket = accepted(db, u)
+def test_api_accept_by_second_worker_and_outside_grids(
+    db, u, api, accepted, dispatched, second_worker
+):
+    second_worker()
+    ticket = accepted()
     refused = api("grid2").post(f"/tickets/{ticket.number}/accept", json={})
     assert refused.status_code == 409
     assert refused.json["error"]["code"] == "ACCEPTED_BY_ANOTHER"
 
-    elsewhere = dispatched(db, u, grid=OTHER_GRID)
+    elsewhere = dispatched(grid=OTHER_GRID)
     hidden = api("grid").post(f"/tickets/{elsewhere.number}/accept", json={})
     assert hidden.status_code == 403
     assert hidden.json["error"]["code"] == "TICKET_FORBIDDEN"
 
 
-def test_api_unit_handler_may_not_accept(db, u, api):
-    ticket = dispatched(db, u)
+def test_api_unit_handler_may_not_accept(db, u, api, dispatched):
+    ticket = dispatched()
     refused = api("dongguan").post(f"/tickets/{ticket.number}/accept", json={})
     assert refused.status_code == 403
     assert refused.json["error"]["code"] == "ROLE_NOT_ALLOWED"

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from classifier import artefact
 from hotline import suggestions
 from hotline.models import AuditLog, Ticket, User
-from tests.conftest import assert_error
+from tests.helpers import assert_error
 
 STREETLIGHT = "奎文区东关街道中学街社区的路灯坏了一个星期，晚上出门黑漆漆的，希望尽快维修。"
 GARBAGE = "东关街道中学街社区门口的垃圾堆了好几天没人清运，臭气熏天"

@@ -2,8 +2,9 @@
 ``/supervision``): roles, the queue, recording calls, the supervisors' decisions, refusals
 re-rendered with what was typed, escaping and phone masking.
 
-Tickets are driven with the real operations (as in ``test_callbacks.py``); moments are written
-in Asia/Shanghai wall-clock time of November 2026 and the pages run at ``clock.now``.
+Tickets are driven with the real operations (as in ``test_operations_callback.py``); moments
+are written in Asia/Shanghai wall-clock time of November 2026 and the pages run at
+``clock.now``.
 """
 
 import datetime as dt
@@ -22,9 +23,9 @@ from hotline.enums import (
     Solved,
     TicketStatus,
 )
-from hotline.models import CallbackAttempt, Extension, TicketEvent
-from tests.conftest import FORM_TOKEN, make_ticket, web_login
-from tests.dispatch.test_callbacks import DONGGUAN, NAMES, PHONE, STREETLIGHT, local, unit
+from hotline.models import CallbackAttempt, Extension, TicketEvent, Unit
+from tests.dispatch.common import DONGGUAN, NAMES, PHONE, STREETLIGHT, local
+from tests.helpers import FORM_TOKEN
 
 S = TicketStatus
 XSS = '<script>alert("x")</script>'
@@ -44,43 +45,61 @@ def clock(monkeypatch):
     return state
 
 
-def handling(db, u, start=None, **overrides):
+@pytest.fixture
+def handling(db, u, make_ticket):
     """A streetlight ticket of 东关街道, signed and contacted from ``start``."""
-    start = start or local(16, 9)
-    values = {"category": STREETLIGHT, "area": "370705001", "now": start}
-    values.update(overrides)
-    ticket = make_ticket(db, u.operator, **values)
-    ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN), now=start)
-    ops.sign(db, u.dongguan, ticket, now=start + dt.timedelta(minutes=30))
-    if ticket.requester_phone:
-        ops.contact(db, u.dongguan, ticket, note="已联系", now=start + dt.timedelta(hours=1))
-    db.flush()
-    return ticket
+
+    def make(start=None, **overrides):
+        start = start or local(16, 9)
+        values = {"category": STREETLIGHT, "area": "370705001", "now": start}
+        values.update(overrides)
+        ticket = make_ticket(u.operator, **values)
+        ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN), now=start)
+        ops.sign(db, u.dongguan, ticket, now=start + dt.timedelta(minutes=30))
+        if ticket.requester_phone:
+            ops.contact(db, u.dongguan, ticket, note="已联系", now=start + dt.timedelta(hours=1))
+        db.flush()
+        return ticket
+
+    return make
 
 
-def finished(db, u, at=None, result="路灯已修复", **overrides):
-    at = at or local(17, 9)
-    ticket = handling(db, u, start=at - dt.timedelta(days=1), **overrides)
-    ops.finish(db, u.dongguan, ticket, result=result, now=at)
-    db.flush()
-    return ticket
+@pytest.fixture
+def finished(db, u, handling):
+    def make(at=None, result="路灯已修复", **overrides):
+        at = at or local(17, 9)
+        ticket = handling(start=at - dt.timedelta(days=1), **overrides)
+        ops.finish(db, u.dongguan, ticket, result=result, now=at)
+        db.flush()
+        return ticket
+
+    return make
 
 
-def called_back(db, u, at=None, comment="回访记录", **overrides):
+@pytest.fixture
+def called_back(db, u, finished):
     """Finished, then answered unsolved and dissatisfied: waits for a supervisor."""
-    ticket = finished(db, u, **overrides)
-    ops.record_callback(
-        db,
-        u.callback,
-        ticket,
-        outcome=CallbackOutcome.answered,
-        solved=Solved.unsolved,
-        satisfaction=Satisfaction.dissatisfied,
-        comment=comment,
-        now=at or local(17, 9, 30),
-    )
-    db.flush()
-    return ticket
+
+    def make(at=None, comment="回访记录", **overrides):
+        ticket = finished(**overrides)
+        ops.record_callback(
+            db,
+            u.callback,
+            ticket,
+            outcome=CallbackOutcome.answered,
+            solved=Solved.unsolved,
+            satisfaction=Satisfaction.dissatisfied,
+            comment=comment,
+            now=at or local(17, 9, 30),
+        )
+        db.flush()
+        return ticket
+
+    return make
+
+
+def unit(db, code):
+    return db.scalars(sa.select(Unit).where(Unit.code == code)).one()
 
 
 def token(client, path):
@@ -109,10 +128,15 @@ def event_actions(db, ticket):
     ).all()
 
 
-def switch(client, username):
+@pytest.fixture
+def switch(web_login):
     """Log out through the header's form, then log in as ``username``."""
-    assert post(client, "/logout", "/callbacks").status_code == 302
-    assert web_login(client, username).status_code == 302
+
+    def make(client, username):
+        assert post(client, "/logout", "/callbacks").status_code == 302
+        assert web_login(client, username).status_code == 302
+
+    return make
 
 
 def row_order(html):
@@ -140,7 +164,7 @@ def test_pages_need_a_login(client):
         ("leader", 403, 403),
     ],
 )
-def test_roles(client, clock, username, callbacks, supervision):
+def test_roles(client, clock, username, callbacks, supervision, web_login):
     web_login(client, username)
     assert client.get("/callbacks").status_code == callbacks
     assert client.get("/supervision").status_code == supervision
@@ -149,13 +173,13 @@ def test_roles(client, clock, username, callbacks, supervision):
         assert "您无权访问此页面或工单" in text(forbidden)
 
 
-def test_home_of_each_role(client, clock):
+def test_home_of_each_role(client, clock, web_login):
     assert web_login(client, "callback").headers["Location"] == "/callbacks"
     other = client.application.test_client()
     assert web_login(other, "supervisor").headers["Location"] == "/supervision"
 
 
-def test_bad_query_parameters_get_a_chinese_message(client, clock):
+def test_bad_query_parameters_get_a_chinese_message(client, clock, web_login):
     web_login(client, "callback")
     response = client.get("/callbacks?page=abc")
     assert response.status_code == 422
@@ -168,14 +192,14 @@ def test_bad_query_parameters_get_a_chinese_message(client, clock):
 # -- 回访台 ------------------------------------------------------------------------------------
 
 
-def test_queue_in_calling_order_with_the_due_filter(client, db, u, clock):
-    late = finished(db, u, at=local(17, 8))  # callback due Wed 08:00: overdue on Wednesday
-    retried = finished(db, u)
+def test_queue_in_calling_order_with_the_due_filter(client, db, u, clock, finished, web_login):
+    late = finished(at=local(17, 8))  # callback due Wed 08:00: overdue on Wednesday
+    retried = finished()
     ops.record_callback(
         db, u.callback, retried, outcome=CallbackOutcome.no_answer, now=local(17, 10)
     )
-    fresh = finished(db, u)
-    answered = finished(db, u)
+    fresh = finished()
+    answered = finished()
     ops.record_callback(
         db,
         u.callback,
@@ -202,8 +226,8 @@ def test_queue_in_calling_order_with_the_due_filter(client, db, u, clock):
     assert "仅显示到期" in due
 
 
-def test_a_happy_answer_closes_the_ticket(client, db, u, clock):
-    ticket = finished(db, u)
+def test_a_happy_answer_closes_the_ticket(client, db, u, clock, finished, web_login):
+    ticket = finished()
     web_login(client, "callback")
     response = post(
         client,
@@ -227,8 +251,10 @@ def test_a_happy_answer_closes_the_ticket(client, db, u, clock):
     assert ticket.number not in row_order(page)
 
 
-def test_a_retry_too_soon_is_refused_and_nothing_is_written(client, db, u, clock):
-    ticket = finished(db, u)
+def test_a_retry_too_soon_is_refused_and_nothing_is_written(
+    client, db, u, clock, finished, web_login
+):
+    ticket = finished()
     web_login(client, "callback")
     first = post(
         client,
@@ -260,8 +286,10 @@ def test_a_retry_too_soon_is_refused_and_nothing_is_written(client, db, u, clock
     assert (ticket.version, attempts(db, ticket), len(event_actions(db, ticket))) == before
 
 
-def test_an_answer_without_its_questions_keeps_what_was_typed(client, db, u, clock):
-    ticket = finished(db, u)
+def test_an_answer_without_its_questions_keeps_what_was_typed(
+    client, db, u, clock, finished, web_login
+):
+    ticket = finished()
     web_login(client, "callback")
     response = post(
         client,
@@ -283,8 +311,8 @@ def test_an_answer_without_its_questions_keeps_what_was_typed(client, db, u, clo
     assert ticket.status == S.finished
 
 
-def test_a_stale_version_is_a_conflict(client, db, u, clock):
-    ticket = finished(db, u)
+def test_a_stale_version_is_a_conflict(client, db, u, clock, finished, web_login):
+    ticket = finished()
     web_login(client, "callback")
     stale = ticket.version - 1
     response = post(
@@ -303,8 +331,8 @@ def test_a_stale_version_is_a_conflict(client, db, u, clock):
     assert "页面缺少工单版本号" in text(missing)
 
 
-def test_posting_needs_the_csrf_token(client, db, u, clock):
-    ticket = finished(db, u)
+def test_posting_needs_the_csrf_token(client, db, u, clock, finished, web_login):
+    ticket = finished()
     web_login(client, "callback")
     response = client.post(
         f"/callbacks/{ticket.number}/callback",
@@ -314,8 +342,10 @@ def test_posting_needs_the_csrf_token(client, db, u, clock):
     assert attempts(db, ticket) == 0
 
 
-def test_full_phone_for_callback_agents_masked_for_administrators(client, db, u, clock):
-    finished(db, u)
+def test_full_phone_for_callback_agents_masked_for_administrators(
+    client, db, u, clock, finished, switch, web_login
+):
+    finished()
     web_login(client, "callback")
     html = text(client.get("/callbacks"))
     assert PHONE in html
@@ -327,16 +357,16 @@ def test_full_phone_for_callback_agents_masked_for_administrators(client, db, u,
     assert 'type="radio" name="outcome"' not in html  # watching only
 
 
-def test_supervisors_watch_the_queue_without_call_forms(client, db, u, clock):
-    ticket = finished(db, u)
+def test_supervisors_watch_the_queue_without_call_forms(client, db, u, clock, finished, web_login):
+    ticket = finished()
     web_login(client, "supervisor")
     html = text(client.get("/callbacks"))
     assert ticket.number in row_order(html)
     assert 'type="radio" name="outcome"' not in html and "仅回访员可记录回访" in html
 
 
-def test_no_phone_tickets_are_archived_by_hand(client, db, u, clock):
-    ticket = finished(db, u, requester_phone=None)
+def test_no_phone_tickets_are_archived_by_hand(client, db, u, clock, finished, web_login):
+    ticket = finished(requester_phone=None)
     web_login(client, "callback")
     html = text(client.get("/callbacks"))
     assert "未留电话" in html and "直接归档" in html
@@ -352,9 +382,9 @@ def test_no_phone_tickets_are_archived_by_hand(client, db, u, clock):
     assert ticket.status == S.closed
 
 
-def test_user_text_is_escaped(client, db, u, clock):
-    ticket = called_back(db, u, result=XSS, comment=XSS, title=XSS, requester_name=XSS)
-    finished(db, u, result=XSS, requester_name=XSS)
+def test_user_text_is_escaped(client, db, u, clock, called_back, finished, switch, web_login):
+    ticket = called_back(result=XSS, comment=XSS, title=XSS, requester_name=XSS)
+    finished(result=XSS, requester_name=XSS)
     web_login(client, "callback")
     html = text(client.get("/callbacks"))
     assert XSS not in html
@@ -379,8 +409,8 @@ def test_user_text_is_escaped(client, db, u, clock):
 # -- 督办审核 ----------------------------------------------------------------------------------
 
 
-def test_supervisor_reopens_an_unhappy_callback(client, db, u, clock):
-    ticket = called_back(db, u)
+def test_supervisor_reopens_an_unhappy_callback(client, db, u, clock, called_back, web_login):
+    ticket = called_back()
     clock.now = local(18, 14)
     web_login(client, "supervisor")
     html = text(client.get("/supervision"))
@@ -412,8 +442,10 @@ def test_supervisor_reopens_an_unhappy_callback(client, db, u, clock):
     assert f'id="review-{ticket.number}"' not in page
 
 
-def test_supervisor_accepts_an_unhappy_callback_with_a_reason(client, db, u, clock):
-    ticket = called_back(db, u)
+def test_supervisor_accepts_an_unhappy_callback_with_a_reason(
+    client, db, u, clock, called_back, web_login
+):
+    ticket = called_back()
     web_login(client, "supervisor")
     response = post(
         client,
@@ -437,8 +469,10 @@ def test_supervisor_accepts_an_unhappy_callback_with_a_reason(client, db, u, clo
     )
 
 
-def test_a_second_submission_of_the_same_decision_changes_nothing(client, db, u, clock):
-    ticket = called_back(db, u)
+def test_a_second_submission_of_the_same_decision_changes_nothing(
+    client, db, u, clock, called_back, web_login
+):
+    ticket = called_back()
     web_login(client, "supervisor")
     form = {"version": str(ticket.version), "reason": "重办"}
     assert (
@@ -451,8 +485,8 @@ def test_a_second_submission_of_the_same_decision_changes_nothing(client, db, u,
     assert event_actions(db, ticket).count("reopen") == 1
 
 
-def test_extension_approved(client, db, u, clock):
-    ticket = handling(db, u)
+def test_extension_approved(client, db, u, clock, handling, web_login):
+    ticket = handling()
     ops.request_extension(
         db, u.dongguan, ticket, days=3, reason="需协调供电部门", now=local(16, 12)
     )
@@ -492,8 +526,8 @@ def test_extension_approved(client, db, u, clock):
 
 
 @pytest.mark.parametrize("approve, status", [("true", S.terminated), ("false", S.contacted)])
-def test_termination_review(client, db, u, clock, approve, status):
-    ticket = handling(db, u)
+def test_termination_review(client, db, u, clock, approve, status, handling, web_login):
+    ticket = handling()
     ops.request_termination(db, u.dongguan, ticket, reason="诉求人撤回", now=local(16, 12))
     db.flush()
     web_login(client, "supervisor")
@@ -514,8 +548,8 @@ def test_termination_review(client, db, u, clock, approve, status):
     assert f"工单 {ticket.number} 的终止申请已{verdict}" in text(client.get("/supervision"))
 
 
-def test_exemption(client, db, u, clock):
-    ticket = finished(db, u)
+def test_exemption(client, db, u, clock, finished, web_login):
+    ticket = finished()
     web_login(client, "supervisor")
     missing = text(client.get("/supervision?ticket=WF-NONE"))
     assert "工单不存在：WF-NONE" in missing
@@ -553,10 +587,12 @@ def test_exemption(client, db, u, clock):
     assert "取消豁免" in page
 
 
-def test_overdue_tickets_most_overdue_first_with_their_level(client, db, u, clock):
-    older = handling(db, u, start=local(2, 9))
-    newer = handling(db, u, start=local(5, 9))
-    on_time = handling(db, u, start=local(17, 9))
+def test_overdue_tickets_most_overdue_first_with_their_level(
+    client, db, u, clock, handling, web_login
+):
+    older = handling(start=local(2, 9))
+    newer = handling(start=local(5, 9))
+    on_time = handling(start=local(17, 9))
     older.escalation_level = 2
     db.flush()
     clock.now = local(20, 9)
@@ -570,10 +606,10 @@ def test_overdue_tickets_most_overdue_first_with_their_level(client, db, u, cloc
     assert "二级督办（区县或部门领导）" in row and "已超期" in row and "天" in row
 
 
-def test_sections_are_paged(client, db, u, clock, app, monkeypatch):
+def test_sections_are_paged(client, db, u, clock, app, monkeypatch, called_back, web_login):
     monkeypatch.setitem(app.config, "DEFAULT_PAGE_SIZE", 1)
-    first = called_back(db, u, at=local(17, 9, 30))
-    second = called_back(db, u, at=local(17, 9, 40))
+    first = called_back(at=local(17, 9, 30))
+    second = called_back(at=local(17, 9, 40))
     web_login(client, "supervisor")
     html = text(client.get("/supervision"))
     assert f'id="review-{first.number}"' in html and f'id="review-{second.number}"' not in html

@@ -11,7 +11,6 @@ from dispatch import operations
 from hotline import knowledge
 from hotline.enums import IntakeOutcome, TicketStatus, TransferTarget
 from hotline.models import KnowledgeArticle, Ticket, TicketEvent
-from tests.conftest import make_ticket, ticket_count, web_login
 
 KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -25,7 +24,7 @@ def fresh_index():
 
 
 @pytest.fixture
-def operator_page(client):
+def operator_page(client, web_login):
     web_login(client, "operator")
     return client
 
@@ -74,7 +73,7 @@ def test_anonymous_goes_to_login(client):
 
 
 @pytest.mark.parametrize("username", ["dispatcher", "dongguan", "grid", "leader", "admin"])
-def test_only_operators_open_the_console(client, username):
+def test_only_operators_open_the_console(client, username, web_login):
     web_login(client, username)
     assert client.get("/console").status_code == 403
     assert client.post("/console", data={}).status_code in (400, 403)
@@ -92,19 +91,19 @@ def test_console_page(operator_page):
     assert operator_page.get("/console/static/console.js").status_code == 200
 
 
-def test_operator_lands_on_the_console(client):
+def test_operator_lands_on_the_console(client, web_login):
     response = web_login(client, "operator")
     assert response.headers["Location"] == "/console"
 
 
-def test_receive_through_the_form(operator_page, db):
-    before = ticket_count(db)
+def test_receive_through_the_form(operator_page, db, ticket_count):
+    before = ticket_count()
     response = operator_page.post(
         "/console", data={**form_of(operator_page), **call(), "action": "receive"}
     )
     assert response.status_code == 302
     (ticket,) = new_tickets(db)
-    assert ticket_count(db) == before + 1
+    assert ticket_count() == before + 1
     assert ticket.status == TicketStatus.received
     assert ticket.created_by.username == "operator"
     assert ticket.requester_phone == "13905361234"
@@ -133,8 +132,8 @@ def test_each_blank_form_has_a_new_key(operator_page):
     assert form_of(operator_page)["idempotency_key"] != form_of(operator_page)["idempotency_key"]
 
 
-def test_missing_content_keeps_what_was_typed(operator_page, db):
-    before = ticket_count(db)
+def test_missing_content_keeps_what_was_typed(operator_page, db, ticket_count):
+    before = ticket_count()
     data = {**form_of(operator_page), **call(content="  "), "action": "receive"}
     response = operator_page.post("/console", data=data)
     assert response.status_code == 422
@@ -143,7 +142,7 @@ def test_missing_content_keeps_what_was_typed(operator_page, db):
     assert 'value="13905361234"' in page and 'value="李女士"' in page
     assert "奎文区东关街道胜利东街100号" in page
     assert f'value="{data["idempotency_key"]}"' in page  # the same call may be retried
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 def test_bad_phone_and_unknown_category_are_named(operator_page, db):
@@ -181,8 +180,8 @@ def test_resolve_with_an_unknown_article_creates_nothing(operator_page, db):
     assert new_tickets(db) == []
 
 
-def test_merge_into_a_candidate(operator_page, db, user):
-    existing = make_ticket(db, user("operator2"), requester_phone="13905361234")
+def test_merge_into_a_candidate(operator_page, db, user, make_ticket):
+    existing = make_ticket(user("operator2"), requester_phone="13905361234")
     data = {**form_of(operator_page), **call()}
     response = operator_page.post("/console", data={**data, "action": f"merge:{existing.number}"})
     assert response.status_code == 302
@@ -194,8 +193,8 @@ def test_merge_into_a_candidate(operator_page, db, user):
     assert f"已受理并并入工单 {existing.number}" in page
 
 
-def test_merge_into_a_closed_ticket_is_refused_whole(operator_page, db, user):
-    done = make_ticket(db, user("operator2"))
+def test_merge_into_a_closed_ticket_is_refused_whole(operator_page, db, user, make_ticket):
+    done = make_ticket(user("operator2"))
     operations.resolve_at_intake(
         db, user("operator2"), done, outcome=IntakeOutcome.answered, answer="已答复"
     )
@@ -232,8 +231,8 @@ def test_transfer_only_to_emergency_lines(operator_page, db):
     assert new_tickets(db) == []
 
 
-def test_lookup_renders_the_panels_without_javascript(operator_page, db, user):
-    existing = make_ticket(db, user("operator2"), requester_phone="13905361234")
+def test_lookup_renders_the_panels_without_javascript(operator_page, db, user, make_ticket):
+    existing = make_ticket(user("operator2"), requester_phone="13905361234")
     data = {**form_of(operator_page), **call(content="家里着火了，冒出很多浓烟，快来人")}
     response = operator_page.post("/console", data={**data, "action": "lookup"})
     assert response.status_code == 200

@@ -14,7 +14,7 @@ from dispatch import calendar as work_calendar
 from dispatch import sla
 from hotline.enums import RequestType, TicketStatus, Urgency
 from hotline.models import AuditLog, CalendarDay, CalendarYear, SlaPolicy, User
-from tests.conftest import assert_error, has_chinese, make_ticket
+from tests.helpers import assert_error, has_chinese
 
 TZ = "Asia/Shanghai"
 WRITERS_REFUSED = ["dispatcher", "supervisor", "operator", "cgj", "leader"]
@@ -99,13 +99,17 @@ def by_year(summaries):
     return {s["year"]: s for s in summaries}
 
 
-def guessed_ticket(db, user, years, status=None):
-    ticket = make_ticket(db, user("operator"))
-    ticket.calendar_guessed_years = years
-    if status is not None:
-        ticket.status = status
-    db.flush()
-    return ticket
+@pytest.fixture
+def guessed_ticket(db, user, make_ticket):
+    def make(years, status=None):
+        ticket = make_ticket(user("operator"))
+        ticket.calendar_guessed_years = years
+        if status is not None:
+            ticket.status = status
+        db.flush()
+        return ticket
+
+    return make
 
 
 # -- GET /calendar/years ----------------------------------------------------------------------
@@ -140,13 +144,13 @@ def test_years_window_and_sources(api, username):
             )
 
 
-def test_years_count_open_tickets_with_guessed_deadlines(api, db, user):
-    guessed_ticket(db, user, "2027")
-    guessed_ticket(db, user, "2027,2028")
-    guessed_ticket(db, user, "2027", status=TicketStatus.closed)  # final: not counted
-    guessed_ticket(db, user, "2027", status=TicketStatus.merged)
-    guessed_ticket(db, user, "2031")
-    guessed_ticket(db, user, "")
+def test_years_count_open_tickets_with_guessed_deadlines(api, db, user, guessed_ticket):
+    guessed_ticket("2027")
+    guessed_ticket("2027,2028")
+    guessed_ticket("2027", status=TicketStatus.closed)  # final: not counted
+    guessed_ticket("2027", status=TicketStatus.merged)
+    guessed_ticket("2031")
+    guessed_ticket("")
     summaries = by_year(data(api("admin").get("/calendar/years")))
     # The window reaches the latest year an open ticket's deadline was guessed in.
     assert max(summaries) == 2031
@@ -161,8 +165,8 @@ def test_years_count_open_tickets_with_guessed_deadlines(api, db, user):
     assert summaries[2030]["warning"].endswith("涉及 0 张在办工单的时限")
 
 
-def test_years_partly_entered_and_defined(api, db, user):
-    guessed_ticket(db, user, "2027")
+def test_years_partly_entered_and_defined(api, db, user, guessed_ticket):
+    guessed_ticket("2027")
     send(api, "admin", "put", "/calendar/days/2027-01-01", {"workday": False, "name": "元旦"})
     partly = by_year(data(api("admin").get("/calendar/years")))[2027]
     assert partly["source"] == "undefined"
@@ -529,7 +533,7 @@ def test_policies_read_refused(api, db, username):
 # -- POST /sla-policies -----------------------------------------------------------------------
 
 
-def test_create_policy(api, db, user):
+def test_create_policy(api, db, user, make_ticket):
     response = api("admin").post("/sla-policies", json=POLICY)
     created = data(response, 201)
     assert response.headers["Location"] == f"/api/v1/sla-policies/{created['id']}"
@@ -545,7 +549,6 @@ def test_create_policy(api, db, user):
     ]
     # Clocks started from now on use it.
     ticket = make_ticket(
-        db,
         user("operator"),
         category="010201",
         request_type=RequestType.complaint,

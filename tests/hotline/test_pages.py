@@ -1,5 +1,6 @@
-"""Flask-Login sessions shared by pages and the API, login throttling, each role's landing
-page and menu, CSRF on page forms."""
+"""The login page, the root and logout (hotline/pages.py): Flask-Login sessions shared by
+pages and the API, redirects after login (never off site), login throttling and its audit,
+CSRF on page forms."""
 
 import datetime as dt
 
@@ -9,18 +10,7 @@ import sqlalchemy as sa
 from hotline.auth import log_in
 from hotline.db import utcnow
 from hotline.models import AuditLog
-from tests.conftest import PASSWORD, assert_error, form_token, web_login
-
-ROLE_HOMES = {
-    "operator": "/console",
-    "dispatcher": "/dispatch",
-    "dongguan": "/inbox",
-    "grid": "/grid",
-    "callback": "/callbacks",
-    "supervisor": "/supervision",
-    "leader": "/boards",
-    "admin": "/boards",
-}
+from tests.helpers import PASSWORD, assert_error
 
 
 def failures(db, username):
@@ -32,7 +22,7 @@ def failures(db, username):
     ).all()
 
 
-def test_page_login_is_a_flask_login_session_the_api_accepts(client, db):
+def test_page_login_is_a_flask_login_session_the_api_accepts(client, db, web_login):
     response = web_login(client, "operator")
     assert response.status_code == 302
     with client.session_transaction() as session:
@@ -44,36 +34,13 @@ def test_page_login_is_a_flask_login_session_the_api_accepts(client, db):
     assert me.get_json()["data"]["username"] == "operator"
 
 
-@pytest.mark.parametrize("username, home", ROLE_HOMES.items())
-def test_each_role_lands_on_its_own_page(client, db, username, home):
-    response = web_login(client, username)
-    assert response.status_code == 302
-    assert response.headers["Location"] == home
-    assert client.get("/").headers["Location"] == home
-    assert client.get(home).status_code == 200
-
-
 def test_root_sends_strangers_to_the_login_page(client):
     response = client.get("/")
     assert response.status_code == 302
     assert response.headers["Location"] == "/login"
 
 
-def test_menu_lists_only_the_pages_of_the_role(client, db):
-    web_login(client, "leader")
-    page = client.get("/reports/ranking").get_data(as_text=True)
-    assert "月度排名" in page and "三率查询" in page
-    assert "受理台" not in page and "派单台" not in page
-
-
-def test_page_for_refuses_a_logged_in_user_of_another_role_with_403(client, db):
-    web_login(client, "operator")
-    response = client.get("/reports/ranking")
-    assert response.status_code == 403
-    assert "您无权访问此页面或工单" in response.get_data(as_text=True)
-
-
-def test_logout_needs_the_form_token(client, db):
+def test_logout_needs_the_form_token(client, db, form_token, web_login):
     web_login(client, "leader")
     assert client.post("/logout").status_code == 400
     assert client.get("/reports/ranking").status_code == 200
@@ -83,7 +50,7 @@ def test_logout_needs_the_form_token(client, db):
     assert client.get("/api/v1/me").status_code == 401
 
 
-def test_api_logout_ends_the_page_session_too(client, db):
+def test_api_logout_ends_the_page_session_too(client, db, web_login):
     web_login(client, "leader")
     with client.session_transaction() as session:
         token = session["csrf_token"]
@@ -91,14 +58,14 @@ def test_api_logout_ends_the_page_session_too(client, db):
     assert client.get("/reports/ranking").status_code == 302
 
 
-def test_deactivated_user_is_logged_out_of_pages(client, db, user):
+def test_deactivated_user_is_logged_out_of_pages(client, db, user, web_login):
     web_login(client, "leader")
     user("leader").active = False
     db.flush()
     assert client.get("/reports/ranking").status_code == 302
 
 
-def test_five_failures_lock_the_name_and_are_audited(client, db):
+def test_five_failures_lock_the_name_and_are_audited(client, db, web_login):
     for _ in range(5):
         response = web_login(client, "dispatcher", password="wrong")
         assert response.status_code == 400
@@ -126,7 +93,7 @@ def test_five_failures_lock_the_name_and_are_audited(client, db):
     assert web_login(client, "operator").status_code == 302
 
 
-def test_failures_older_than_the_window_or_before_a_success_do_not_count(client, db):
+def test_failures_older_than_the_window_or_before_a_success_do_not_count(client, db, web_login):
     old = utcnow() - dt.timedelta(minutes=16)
     for _ in range(10):
         db.add(AuditLog(action="auth.login_failed", target="callback", created_at=old))
@@ -141,7 +108,7 @@ def test_failures_older_than_the_window_or_before_a_success_do_not_count(client,
     assert web_login(client, "callback").status_code == 302
 
 
-def test_many_names_from_one_address_lock_the_address(app, client, db):
+def test_many_names_from_one_address_lock_the_address(app, client, db, web_login):
     for n in range(20):
         web_login(client, f"guess{n}", password="wrong")
     response = web_login(client, "operator")
@@ -151,7 +118,7 @@ def test_many_names_from_one_address_lock_the_address(app, client, db):
         assert log_in(db, "operator", PASSWORD, via="web") is not None
 
 
-def test_every_audit_row_of_a_request_records_the_address(client, db):
+def test_every_audit_row_of_a_request_records_the_address(client, db, web_login):
     web_login(client, "operator")
     db.expire_all()
     row = db.scalars(
@@ -159,3 +126,37 @@ def test_every_audit_row_of_a_request_records_the_address(client, db):
     ).first()
     assert row.remote_addr == "127.0.0.1"
     assert row.payload == {"via": "web"}
+
+
+def test_login_page_opens_the_session(client, db, web_login):
+    response = web_login(client, "leader", next_path="/reports/ranking?month=2026-10")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/reports/ranking?month=2026-10"
+    page = client.get("/reports/ranking?month=2026-10")
+    assert page.status_code == 200
+    audit = db.scalars(sa.select(AuditLog).where(AuditLog.action == "auth.login")).all()
+    assert audit[-1].target == "leader" and audit[-1].payload == {"via": "web"}
+
+
+def test_wrong_password_is_refused_and_audited(client, db, web_login):
+    response = web_login(client, "leader", password="wrong")
+    assert response.status_code == 400
+    assert "用户名或密码错误" in response.get_data(as_text=True)
+    assert client.get("/reports/ranking").status_code == 302
+    failed = db.scalars(sa.select(AuditLog).where(AuditLog.action == "auth.login_failed")).all()
+    assert failed[-1].target == "leader"
+
+
+def test_login_without_csrf_token_is_refused(client):
+    response = client.post("/login", data={"username": "leader", "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/reports/ranking").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example/x", "javascript:x"]
+)
+def test_login_never_redirects_off_site(client, target, web_login):
+    response = web_login(client, "leader", next_path=target)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/boards"  # the leader's own start page

@@ -27,8 +27,7 @@ from hotline.enums import (
     Urgency,
 )
 from hotline.errors import Conflict, Forbidden
-from hotline.models import Assignment, CallbackAttempt, Extension, Ticket, TicketEvent, Unit
-from tests.conftest import make_ticket, ticket_count
+from hotline.models import TicketEvent, Unit
 
 S = TicketStatus
 
@@ -75,115 +74,97 @@ def unit(db, code):
     return db.scalars(sa.select(Unit).where(Unit.code == code)).one()
 
 
-def ticket_in(db, u, status):
+@pytest.fixture
+def ticket_in(db, u, make_ticket):
     """A fresh ticket brought to ``status`` through the real operations."""
-    ticket = make_ticket(db, u.operator, category="010103", area="370705001")
-    steps = {
-        "resolve_at_intake": lambda: ops.resolve_at_intake(
-            db, u.operator, ticket, outcome=IntakeOutcome.answered, answer="已答复"
-        ),
-        "transfer": lambda: ops.transfer(
-            db, u.operator, ticket, target=TransferTarget.fire_119, reason="火情"
-        ),
-        "merge": lambda: ops.merge(db, u.operator, ticket, into=make_ticket(db, u.operator)),
-        "dispatch": lambda: ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN)),
-        "request_return": lambda: ops.request_return(
-            db, u.dongguan, ticket, return_reason=ReturnReason.not_our_duty, note="非本单位职责"
-        ),
-        "sign": lambda: ops.sign(db, u.dongguan, ticket),
-        "request_termination": lambda: ops.request_termination(
-            db, u.dongguan, ticket, reason="诉求人撤回"
-        ),
-        "approve_termination": lambda: ops.review_termination(
-            db, u.supervisor, ticket, approve=True, note="同意"
-        ),
-        "contact": lambda: ops.contact(db, u.dongguan, ticket, note="已联系"),
-        "finish": lambda: ops.finish(db, u.dongguan, ticket, result="已修复"),
-        "callback_unhappy": lambda: ops.record_callback(
-            db,
-            u.callback,
-            ticket,
-            outcome=CallbackOutcome.answered,
-            solved=Solved.unsolved,
-            satisfaction=Satisfaction.dissatisfied,
-        ),
-        "callback_happy": lambda: ops.record_callback(
-            db,
-            u.callback,
-            ticket,
-            outcome=CallbackOutcome.answered,
-            solved=Solved.solved,
-            satisfaction=Satisfaction.satisfied,
-        ),
-        "reopen": lambda: ops.reopen(db, u.supervisor, ticket, reason="未解决"),
-    }
-    for name in PATH[status]:
-        steps[name]()
-    db.flush()
-    assert ticket.status == status
-    return ticket
+
+    def make(status):
+        ticket = make_ticket(u.operator, category="010103", area="370705001")
+        steps = {
+            "resolve_at_intake": lambda: ops.resolve_at_intake(
+                db, u.operator, ticket, outcome=IntakeOutcome.answered, answer="已答复"
+            ),
+            "transfer": lambda: ops.transfer(
+                db, u.operator, ticket, target=TransferTarget.fire_119, reason="火情"
+            ),
+            "merge": lambda: ops.merge(db, u.operator, ticket, into=make_ticket(u.operator)),
+            "dispatch": lambda: ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN)),
+            "request_return": lambda: ops.request_return(
+                db, u.dongguan, ticket, return_reason=ReturnReason.not_our_duty, note="非本单位职责"
+            ),
+            "sign": lambda: ops.sign(db, u.dongguan, ticket),
+            "request_termination": lambda: ops.request_termination(
+                db, u.dongguan, ticket, reason="诉求人撤回"
+            ),
+            "approve_termination": lambda: ops.review_termination(
+                db, u.supervisor, ticket, approve=True, note="同意"
+            ),
+            "contact": lambda: ops.contact(db, u.dongguan, ticket, note="已联系"),
+            "finish": lambda: ops.finish(db, u.dongguan, ticket, result="已修复"),
+            "callback_unhappy": lambda: ops.record_callback(
+                db,
+                u.callback,
+                ticket,
+                outcome=CallbackOutcome.answered,
+                solved=Solved.unsolved,
+                satisfaction=Satisfaction.dissatisfied,
+            ),
+            "callback_happy": lambda: ops.record_callback(
+                db,
+                u.callback,
+                ticket,
+                outcome=CallbackOutcome.answered,
+                solved=Solved.solved,
+                satisfaction=Satisfaction.satisfied,
+            ),
+            "reopen": lambda: ops.reopen(db, u.supervisor, ticket, reason="未解决"),
+        }
+        for name in PATH[status]:
+            steps[name]()
+        db.flush()
+        assert ticket.status == status
+        return ticket
+
+    return make
 
 
-def arguments(db, u, name):
+@pytest.fixture
+def arguments(db, u, make_ticket):
     """Keyword arguments that would make a valid call of ``name`` if state and role allowed."""
-    return {
-        "resolve_at_intake": lambda: {"outcome": IntakeOutcome.answered, "answer": "已答复"},
-        "transfer": lambda: {"target": TransferTarget.police_110, "reason": "治安案件"},
-        "merge": lambda: {"into": make_ticket(db, u.operator), "reason": "重复反映"},
-        "dispatch": lambda: {"lead": unit(db, "U-CGJ")},
-        "sign": lambda: {},
-        "accept": lambda: {},
-        "check_in": lambda: {"lng": 119.1, "lat": 36.7, "photos": ["照片"], "note": "现场"},
-        "escalate": lambda: {"reason": "需职能部门处理"},
-        "contact": lambda: {"note": "已联系"},
-        "request_return": lambda: {
-            "return_reason": ReturnReason.wrong_territory,
-            "note": "属地不符",
-        },
-        "decide_return": lambda: {"approve": True, "note": "同意", "lead": unit(db, "U-CGJ")},
-        "designate": lambda: {"lead": unit(db, "U-CGJ"), "note": "指定城管局"},
-        "request_extension": lambda: {"days": 2, "reason": "情况复杂"},
-        "decide_extension": lambda: {"approve": True, "note": "同意"},
-        "finish": lambda: {"result": "已办结"},
-        "record_callback": lambda: {
-            "outcome": CallbackOutcome.answered,
-            "solved": Solved.solved,
-            "satisfaction": Satisfaction.satisfied,
-        },
-        "reopen": lambda: {"reason": "未解决"},
-        "close": lambda: {"reason": "归档"},
-        "request_termination": lambda: {"reason": "诉求人撤回"},
-        "review_termination": lambda: {"approve": True, "note": "同意"},
-        "exempt": lambda: {"exempt": True, "kind": "unreasonable", "reason": "无理索要"},
-    }[name]()
 
+    def make(name):
+        return {
+            "resolve_at_intake": lambda: {"outcome": IntakeOutcome.answered, "answer": "已答复"},
+            "transfer": lambda: {"target": TransferTarget.police_110, "reason": "治安案件"},
+            "merge": lambda: {"into": make_ticket(u.operator), "reason": "重复反映"},
+            "dispatch": lambda: {"lead": unit(db, "U-CGJ")},
+            "sign": lambda: {},
+            "accept": lambda: {},
+            "check_in": lambda: {"lng": 119.1, "lat": 36.7, "photos": ["照片"], "note": "现场"},
+            "escalate": lambda: {"reason": "需职能部门处理"},
+            "contact": lambda: {"note": "已联系"},
+            "request_return": lambda: {
+                "return_reason": ReturnReason.wrong_territory,
+                "note": "属地不符",
+            },
+            "decide_return": lambda: {"approve": True, "note": "同意", "lead": unit(db, "U-CGJ")},
+            "designate": lambda: {"lead": unit(db, "U-CGJ"), "note": "指定城管局"},
+            "request_extension": lambda: {"days": 2, "reason": "情况复杂"},
+            "decide_extension": lambda: {"approve": True, "note": "同意"},
+            "finish": lambda: {"result": "已办结"},
+            "record_callback": lambda: {
+                "outcome": CallbackOutcome.answered,
+                "solved": Solved.solved,
+                "satisfaction": Satisfaction.satisfied,
+            },
+            "reopen": lambda: {"reason": "未解决"},
+            "close": lambda: {"reason": "归档"},
+            "request_termination": lambda: {"reason": "诉求人撤回"},
+            "review_termination": lambda: {"approve": True, "note": "同意"},
+            "exempt": lambda: {"exempt": True, "kind": "unreasonable", "reason": "无理索要"},
+        }[name]()
 
-def _rows(db, model, ticket):
-    table = model.__table__
-    return db.execute(
-        sa.select(table).where(table.c.ticket_id == ticket.id).order_by(table.c.id)
-    ).all()
-
-
-def snapshot(db, ticket):
-    """Everything a transition could change: the ticket row and its child rows."""
-    db.flush()
-    row = db.execute(sa.select(Ticket.__table__).where(Ticket.id == ticket.id)).one()
-    return {
-        "ticket": row._asdict(),
-        "events": _rows(db, TicketEvent, ticket),
-        "assignments": _rows(db, Assignment, ticket),
-        "extensions": _rows(db, Extension, ticket),
-        "callback_attempts": _rows(db, CallbackAttempt, ticket),
-        "tickets": ticket_count(db),
-    }
-
-
-def assert_unchanged(db, ticket, before):
-    after = snapshot(db, ticket)
-    assert after == before
-    assert ticket.status.value == before["ticket"]["status"]
-    assert ticket.version == before["ticket"]["version"]
+    return make
 
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -271,8 +252,8 @@ def test_tables_cover_every_operation():
 
 
 @pytest.mark.parametrize("status", list(S), ids=lambda s: s.value)
-def test_ticket_in_reaches_every_state_through_events(db, u, status):
-    ticket = ticket_in(db, u, status)
+def test_ticket_in_reaches_every_state_through_events(db, u, status, ticket_in):
+    ticket = ticket_in(status)
     events = db.scalars(
         sa.select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
     ).all()
@@ -284,11 +265,13 @@ def test_ticket_in_reaches_every_state_through_events(db, u, status):
 
 
 @pytest.mark.parametrize("name,status,role", STATE_CASES)
-def test_wrong_state_refused(db, u, user, name, status, role):
-    ticket = ticket_in(db, u, status)
+def test_wrong_state_refused(
+    db, u, user, name, status, role, arguments, assert_unchanged, snapshot, ticket_in
+):
+    ticket = ticket_in(status)
     actor = user(USER_FOR_ROLE[role])
-    kwargs = arguments(db, u, name)
-    before = snapshot(db, ticket)
+    kwargs = arguments(name)
+    before = snapshot(ticket)
     with pytest.raises(Conflict) as caught:
         getattr(ops, name)(db, actor, ticket, **kwargs)
     error = caught.value
@@ -296,16 +279,18 @@ def test_wrong_state_refused(db, u, user, name, status, role):
     assert error.status == 409
     assert error.details == {"operation": name, "status": status.value}
     assert error.message == (f"工单当前状态为“{status.label}”，不能执行“{TRANSITIONS[name].label}”")
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
 @pytest.mark.parametrize("name,role", ROLE_CASES)
-def test_wrong_role_refused(db, u, user, name, role):
+def test_wrong_role_refused(
+    db, u, user, name, role, arguments, assert_unchanged, snapshot, ticket_in
+):
     status = ALLOWED_STATE[name]
-    ticket = ticket_in(db, u, status)
+    ticket = ticket_in(status)
     actor = user(USER_FOR_ROLE[role])
-    kwargs = arguments(db, u, name)
-    before = snapshot(db, ticket)
+    kwargs = arguments(name)
+    before = snapshot(ticket)
     with pytest.raises(Forbidden) as caught:
         getattr(ops, name)(db, actor, ticket, **kwargs)
     error = caught.value
@@ -313,7 +298,7 @@ def test_wrong_role_refused(db, u, user, name, role):
     assert error.status == 403
     assert error.details == {"operation": name, "role": role.value}
     assert error.message == f"“{role.label}”角色无权执行“{TRANSITIONS[name].label}”操作"
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
 @pytest.mark.parametrize(
@@ -321,8 +306,8 @@ def test_wrong_role_refused(db, u, user, name, role):
     [r for r in Role if r not in TRANSITIONS["receive"].roles],
     ids=lambda r: r.value,
 )
-def test_receive_by_wrong_role_refused(db, user, role):
-    before = ticket_count(db)
+def test_receive_by_wrong_role_refused(db, user, role, ticket_count):
+    before = ticket_count()
     with pytest.raises(Forbidden) as caught:
         ops.receive(
             db,
@@ -334,12 +319,14 @@ def test_receive_by_wrong_role_refused(db, user, role):
             content="求助内容",
         )
     assert caught.value.code == "ROLE_NOT_ALLOWED"
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
-def test_stale_version_refused_before_anything_changes(db, u):
-    ticket = ticket_in(db, u, S.dispatched)
-    before = snapshot(db, ticket)
+def test_stale_version_refused_before_anything_changes(
+    db, u, assert_unchanged, snapshot, ticket_in
+):
+    ticket = ticket_in(S.dispatched)
+    before = snapshot(ticket)
     with pytest.raises(Conflict) as caught:
         ops.sign(db, u.dongguan, ticket, expected_version=ticket.version - 1)
     assert caught.value.code == "TICKET_VERSION_CONFLICT"
@@ -347,21 +334,23 @@ def test_stale_version_refused_before_anything_changes(db, u):
         "expected_version": ticket.version - 1,
         "current_version": ticket.version,
     }
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
 # -- units that do not hold the ticket --------------------------------------------------------
 
 
 @pytest.mark.parametrize("username", ["cgj", "water", "sthj"])
-def test_other_units_handler_cannot_sign(db, u, user, username):
-    ticket = ticket_in(db, u, S.dispatched)
-    before = snapshot(db, ticket)
+def test_other_units_handler_cannot_sign(
+    db, u, user, username, assert_unchanged, snapshot, ticket_in
+):
+    ticket = ticket_in(S.dispatched)
+    before = snapshot(ticket)
     with pytest.raises(Forbidden) as caught:
         ops.sign(db, user(username), ticket)
     assert caught.value.code == "TICKET_NOT_ASSIGNED_TO_UNIT"
     assert caught.value.message == "该工单未派给您所在单位"
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
 @pytest.mark.parametrize(
@@ -374,15 +363,17 @@ def test_other_units_handler_cannot_sign(db, u, user, username):
         ("request_termination", S.signed),
     ],
 )
-def test_other_units_handler_cannot_act_for_the_lead(db, u, user, name, status):
-    ticket = ticket_in(db, u, status)
-    kwargs = arguments(db, u, name)
-    before = snapshot(db, ticket)
+def test_other_units_handler_cannot_act_for_the_lead(
+    db, u, user, name, status, arguments, assert_unchanged, snapshot, ticket_in
+):
+    ticket = ticket_in(status)
+    kwargs = arguments(name)
+    before = snapshot(ticket)
     for username in ("cgj", "kuiwen"):  # an unrelated unit; the copied district government
         with pytest.raises(Forbidden) as caught:
             getattr(ops, name)(db, user(username), ticket, **kwargs)
         assert caught.value.code == "TICKET_NOT_ASSIGNED_TO_UNIT"
-    assert_unchanged(db, ticket, before)
+    assert_unchanged(ticket, before)
 
 
 # -- the same refusals through HTTP -----------------------------------------------------------
@@ -495,9 +486,11 @@ HTTP_CASES = [
 
 
 @pytest.mark.parametrize("state,username,slug,body,status,code,details", HTTP_CASES)
-def test_http_refusal_envelope(db, u, api, state, username, slug, body, status, code, details):
-    ticket = ticket_in(db, u, state)
-    before = snapshot(db, ticket)
+def test_http_refusal_envelope(
+    db, u, api, state, username, slug, body, status, code, details, snapshot, ticket_in
+):
+    ticket = ticket_in(state)
+    before = snapshot(ticket)
     number = ticket.number
     seen = api("dispatcher").get(f"/tickets/{number}").json["data"]
 
@@ -511,24 +504,24 @@ def test_http_refusal_envelope(db, u, api, state, username, slug, body, status, 
     assert len(after["assignments"]) == len(seen["assignments"])
     assert after == seen
     db.expire_all()
-    assert snapshot(db, ticket) == before
+    assert snapshot(ticket) == before
 
 
-def test_http_other_units_handler_cannot_even_see_the_ticket(db, u, api):
-    ticket = ticket_in(db, u, S.dispatched)
-    before = snapshot(db, ticket)
+def test_http_other_units_handler_cannot_even_see_the_ticket(db, u, api, snapshot, ticket_in):
+    ticket = ticket_in(S.dispatched)
+    before = snapshot(ticket)
     error = _error(
         api("cgj").post(f"/tickets/{ticket.number}/sign", json={}), 403, "TICKET_FORBIDDEN"
     )
     assert error["message"] == "您无权查看该工单"
     _error(api("cgj").get(f"/tickets/{ticket.number}"), 403, "TICKET_FORBIDDEN")
     db.expire_all()
-    assert snapshot(db, ticket) == before
+    assert snapshot(ticket) == before
 
 
-def test_http_copy_unit_sees_but_cannot_sign(db, u, api):
-    ticket = ticket_in(db, u, S.dispatched)
-    before = snapshot(db, ticket)
+def test_http_copy_unit_sees_but_cannot_sign(db, u, api, snapshot, ticket_in):
+    ticket = ticket_in(S.dispatched)
+    before = snapshot(ticket)
     assert api("kuiwen").get(f"/tickets/{ticket.number}").status_code == 200
     error = _error(
         api("kuiwen").post(f"/tickets/{ticket.number}/sign", json={}),
@@ -537,12 +530,12 @@ def test_http_copy_unit_sees_but_cannot_sign(db, u, api):
     )
     assert error["details"] == {}
     db.expire_all()
-    assert snapshot(db, ticket) == before
+    assert snapshot(ticket) == before
 
 
-def test_http_stale_version_is_a_conflict(db, u, api):
-    ticket = ticket_in(db, u, S.dispatched)
-    before = snapshot(db, ticket)
+def test_http_stale_version_is_a_conflict(db, u, api, snapshot, ticket_in):
+    ticket = ticket_in(S.dispatched)
+    before = snapshot(ticket)
     error = _error(
         api("dongguan").post(
             f"/tickets/{ticket.number}/sign", json={"version": ticket.version - 1}
@@ -555,4 +548,4 @@ def test_http_stale_version_is_a_conflict(db, u, api):
         "current_version": ticket.version,
     }
     db.expire_all()
-    assert snapshot(db, ticket) == before
+    assert snapshot(ticket) == before

@@ -1,4 +1,4 @@
-"""The monthly report pages: login, roles, the ranking page, freezing, drill-down, downloads
+"""The monthly report pages: roles, the ranking page, freezing, drill-down, downloads
 and rates for any period. The data is the fixture month (tests/dashboards/conftest.py);
 pages compute as of the real clock, which is after October 2026."""
 
@@ -14,10 +14,9 @@ import sqlalchemy as sa
 from dashboards import ranking
 from dispatch import operations as ops
 from hotline.enums import ExemptionKind, Role
-from hotline.models import Area, AuditLog, RankingSnapshot, User
-from tests.conftest import FORM_TOKEN, PASSWORD, assert_error, form_token
-from tests.conftest import web_login as login
-from tests.dashboards.conftest import AS_OF, CONFIG, UNHAPPY, local
+from hotline.models import Area, RankingSnapshot, User
+from tests.dashboards.month import AS_OF, CONFIG, UNHAPPY, local
+from tests.helpers import FORM_TOKEN, PASSWORD
 
 
 @pytest.fixture
@@ -33,50 +32,16 @@ def district_leader(db):
     return leader
 
 
-def test_login_page_opens_the_session(client, db):
-    response = login(client, "leader", next_path="/reports/ranking?month=2026-10")
-    assert response.status_code == 302
-    assert response.headers["Location"] == "/reports/ranking?month=2026-10"
-    page = client.get("/reports/ranking?month=2026-10")
-    assert page.status_code == 200
-    audit = db.scalars(sa.select(AuditLog).where(AuditLog.action == "auth.login")).all()
-    assert audit[-1].target == "leader" and audit[-1].payload == {"via": "web"}
-
-
-def test_wrong_password_is_refused_and_audited(client, db):
-    response = login(client, "leader", password="wrong")
-    assert response.status_code == 400
-    assert "用户名或密码错误" in response.get_data(as_text=True)
-    assert client.get("/reports/ranking").status_code == 302
-    failed = db.scalars(sa.select(AuditLog).where(AuditLog.action == "auth.login_failed")).all()
-    assert failed[-1].target == "leader"
-
-
-def test_login_without_csrf_token_is_refused(client):
-    response = client.post("/login", data={"username": "leader", "password": PASSWORD})
-    assert response.status_code == 400
-    assert client.get("/reports/ranking").status_code == 302
-
-
-@pytest.mark.parametrize(
-    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example/x", "javascript:x"]
-)
-def test_login_never_redirects_off_site(client, target):
-    response = login(client, "leader", next_path=target)
-    assert response.status_code == 302
-    assert response.headers["Location"] == "/boards"  # the leader's own start page
-
-
-def test_pages_need_login_and_a_role(client):
+def test_pages_need_login_and_a_role(client, web_login):
     response = client.get("/reports/ranking?month=2026-10")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login?next=")
-    login(client, "operator")
+    web_login(client, "operator")
     assert client.get("/reports/ranking?month=2026-10").status_code == 403
     assert client.get("/reports/ranking/2026-10.csv").status_code == 403
 
 
-def test_ranking_page(client, db, october):
+def test_ranking_page(client, db, october, web_login):
     ops.exempt(
         db,
         october.staff.supervisor,
@@ -84,7 +49,7 @@ def test_ranking_page(client, db, october):
         kind=ExemptionKind.other,
         reason='<script>alert("x")</script>重复',
     )
-    login(client, "supervisor")
+    web_login(client, "supervisor")
     page = client.get("/reports/ranking?month=2026-10").get_data(as_text=True)
     assert "2026-10 12345 热线考核排名" in page
     assert "实时数据" in page and "冻结发布本月排名" not in page  # a supervisor cannot freeze
@@ -98,15 +63,15 @@ def test_ranking_page(client, db, october):
     assert "响应率" in page and "签收与联系诉求人均在时限内的工单" in page  # definitions
 
 
-def test_bad_month_gives_a_clear_page(client):
-    login(client, "leader")
+def test_bad_month_gives_a_clear_page(client, web_login):
+    web_login(client, "leader")
     response = client.get("/reports/ranking?month=2026-13")
     assert response.status_code == 422
     assert "月份格式应为 YYYY-MM" in response.get_data(as_text=True)
 
 
-def test_mayors_office_freezes_the_month(client, db, october):
-    login(client, "leader")
+def test_mayors_office_freezes_the_month(client, db, october, web_login):
+    web_login(client, "leader")
     page = client.get("/reports/ranking?month=2026-10").get_data(as_text=True)
     assert "冻结发布本月排名" in page
     token = FORM_TOKEN.search(page).group(1)
@@ -121,21 +86,23 @@ def test_mayors_office_freezes_the_month(client, db, october):
     assert "已冻结发布，不能重复冻结" in again.get_data(as_text=True)
 
 
-def test_freezing_needs_the_csrf_token_and_the_right_role(client, db, district_leader):
-    login(client, "leader")
+def test_freezing_needs_the_csrf_token_and_the_right_role(
+    client, db, district_leader, form_token, web_login
+):
+    web_login(client, "leader")
     response = client.post("/reports/ranking/2026-10/freeze", data={})
     assert response.status_code == 400
     assert "缺少安全校验" in response.get_data(as_text=True)
     client.post("/logout", data={"csrf_token": form_token(client, "/reports/ranking")})
-    login(client, "weicheng-leader")
+    web_login(client, "weicheng-leader")
     token = form_token(client, "/reports/ranking?month=2026-10")
     response = client.post("/reports/ranking/2026-10/freeze", data={"csrf_token": token})
     assert response.status_code == 403
     assert db.scalar(sa.select(sa.func.count()).select_from(RankingSnapshot)) == 0
 
 
-def test_drill_down_lists_the_tickets_behind_a_count(client, october):
-    login(client, "supervisor")
+def test_drill_down_lists_the_tickets_behind_a_count(client, october, web_login):
+    web_login(client, "supervisor")
     path = "/reports/ranking/2026-10/units/U-S-370705001?class=street"
     page = client.get(path).get_data(as_text=True)
     assert "东关街道办事处（街道乡镇）2026-10 工单明细" in page
@@ -155,10 +122,12 @@ def test_drill_down_lists_the_tickets_behind_a_count(client, october):
     assert october.tickets[11].number not in district.get_data(as_text=True)  # 潍城区's
 
 
-def test_drill_down_of_a_frozen_month_shows_published_and_live_counts(client, db, october):
+def test_drill_down_of_a_frozen_month_shows_published_and_live_counts(
+    client, db, october, web_login
+):
     ranking.freeze(db, None, "2026-10", now=AS_OF, config=CONFIG)
     october.call(october.tickets[31], UNHAPPY, at=local(11, 3))  # a late callback for 供电
-    login(client, "supervisor")
+    web_login(client, "supervisor")
     page = client.get("/reports/ranking/2026-10/units/U-POWER?class=utility")
     text = page.get_data(as_text=True)
     assert "<th>发布时</th>" in text and "<th>当前实时</th>" in text
@@ -166,8 +135,8 @@ def test_drill_down_of_a_frozen_month_shows_published_and_live_counts(client, db
     assert re.search(r"<td class=\"text\">有效回访</td><td>1</td><td>2</td>", text)
 
 
-def test_drill_down_refusals(client, october, district_leader):
-    login(client, "weicheng-leader")
+def test_drill_down_refusals(client, october, district_leader, web_login):
+    web_login(client, "weicheng-leader")
     own = client.get("/reports/ranking/2026-10/units/U-S-370702001?class=street")
     assert own.status_code == 200
     assert october.tickets[11].number in own.get_data(as_text=True)
@@ -178,8 +147,8 @@ def test_drill_down_refusals(client, october, district_leader):
     assert bad.status_code == 422
 
 
-def test_downloads(client, october):
-    login(client, "leader")
+def test_downloads(client, october, web_login):
+    web_login(client, "leader")
     response = client.get("/reports/ranking/2026-10.xlsx")
     assert response.status_code == 200
     assert response.mimetype.endswith("spreadsheetml.sheet")
@@ -195,8 +164,8 @@ def test_downloads(client, october):
     assert client.get("/reports/ranking/2026-10.pdf").status_code == 404
 
 
-def test_rates_for_any_period(client, october):
-    login(client, "supervisor")
+def test_rates_for_any_period(client, october, web_login):
+    web_login(client, "supervisor")
     page = client.get("/reports/rates?from=2026-10-12&to=2026-10-12&by=unit")
     text = page.get_data(as_text=True)
     assert page.status_code == 200
@@ -214,34 +183,3 @@ def test_rates_for_any_period(client, october):
 
 
 # -- the same for programs (/api/v1) -----------------------------------------------------------
-
-
-def test_ranking_api(api, db, october):
-    response = api("leader").get("/rankings/2026-10")
-    assert response.status_code == 200, response.get_data(as_text=True)
-    data = response.get_json()["data"]
-    assert data["month"] == "2026-10" and data["frozen"] is False
-    assert_error(api("operator").get("/rankings/2026-10"), 403, "RANKING_FORBIDDEN")
-    assert_error(api("leader").get("/rankings/2026-1"), 422, "VALIDATION_FAILED")
-
-
-def test_freeze_api(api, db, october):
-    refused = api("supervisor").post("/rankings/2026-10/freeze")
-    assert_error(refused, 403, "RANKING_FREEZE_FORBIDDEN")
-    response = api("leader").post("/rankings/2026-10/freeze")
-    assert response.status_code == 201
-    assert response.get_json()["data"]["frozen"] is True
-    assert db.scalar(sa.select(sa.func.count()).select_from(RankingSnapshot)) == 1
-    assert_error(api("leader").post("/rankings/2026-10/freeze"), 409, "RANKING_ALREADY_FROZEN")
-    assert_error(api("admin").post("/rankings/2099-01/freeze"), 409, "RANKING_MONTH_NOT_OVER")
-
-
-def test_rates_api(api, october):
-    response = api("supervisor").get("/rates?from=2026-10-01&to=2026-10-31&by=street")
-    assert response.status_code == 200
-    rows = {row["code"]: row for row in response.get_json()["data"]["rows"]}
-    # Every fixture ticket lies in 东关街道's area (370705001), whoever handled it.
-    assert rows["370705001"]["counts"]["dispatched"] == 30
-    assert rows["370705001"]["name"] == "东关街道"
-    assert_error(api("supervisor").get("/rates?by=planet"), 422, "VALIDATION_FAILED")
-    assert_error(api("dispatcher").get("/rates"), 403, "RANKING_FORBIDDEN")

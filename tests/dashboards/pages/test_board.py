@@ -8,8 +8,6 @@ import pytest
 
 from dashboards.pages.board import NODE_MODULES, VENDOR_FILES
 from hotline.enums import Channel
-from tests.conftest import make_ticket
-from tests.conftest import web_login as login
 
 
 def shown(html, name):
@@ -19,11 +17,10 @@ def shown(html, name):
 
 
 @pytest.fixture
-def tickets(db, user):
+def tickets(db, user, make_ticket):
     operator = user("operator")
-    kuiwen = make_ticket(db, operator, area="370705001")
+    kuiwen = make_ticket(operator, area="370705001")
     weicheng = make_ticket(
-        db,
         operator,
         area="370702001",
         channel=Channel.web,
@@ -33,17 +30,17 @@ def tickets(db, user):
     return kuiwen, weicheng
 
 
-def test_board_needs_login_and_a_board_role(client):
+def test_board_needs_login_and_a_board_role(client, web_login):
     response = client.get("/boards")
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
-    login(client, "operator")
+    web_login(client, "operator")
     assert client.get("/boards").status_code == 403
     assert client.get("/boards/district/370705").status_code == 403
 
 
 @pytest.mark.parametrize("username", ["leader", "dispatcher", "supervisor", "admin"])
-def test_city_board_for_city_roles(client, tickets, username):
-    login(client, username)
+def test_city_board_for_city_roles(client, tickets, username, web_login):
+    web_login(client, username)
     response = client.get("/boards")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -56,9 +53,9 @@ def test_city_board_for_city_roles(client, tickets, username):
     assert 'href="/boards/district/370705"' in html
 
 
-def test_district_leader_lands_on_their_district(client, tickets):
+def test_district_leader_lands_on_their_district(client, tickets, web_login):
     kuiwen, weicheng = tickets
-    login(client, "kuiwen-leader")
+    web_login(client, "kuiwen-leader")
     response = client.get("/boards")
     assert response.status_code == 302
     assert response.headers["Location"] == "/boards/district/370705"
@@ -71,22 +68,22 @@ def test_district_leader_lands_on_their_district(client, tickets):
     assert 'href="/boards/district/370702"' not in html
 
 
-def test_district_leader_refused_other_district(client):
-    login(client, "kuiwen-leader")
+def test_district_leader_refused_other_district(client, web_login):
+    web_login(client, "kuiwen-leader")
     response = client.get("/boards/district/370702")
     assert response.status_code == 403
     assert "无权访问" in response.get_data(as_text=True)
 
 
-def test_unknown_district_is_404(client):
-    login(client, "leader")
+def test_unknown_district_is_404(client, web_login):
+    web_login(client, "leader")
     assert client.get("/boards/district/999999").status_code == 404
     assert client.get("/boards/district/37070").status_code == 404
     assert client.get("/boards/district/370705001").status_code == 404  # a street
 
 
-def test_user_text_is_escaped_and_phones_masked(client, tickets):
-    login(client, "leader")
+def test_user_text_is_escaped_and_phones_masked(client, tickets, web_login):
+    web_login(client, "leader")
     html = client.get("/boards/district/370702").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;请回电138****7788" in html
@@ -101,8 +98,8 @@ def test_user_text_is_escaped_and_phones_masked(client, tickets):
     assert snapshot["today"]["received"] == 1
 
 
-def test_page_loads_scripts_from_this_site_only(client):
-    login(client, "leader")
+def test_page_loads_scripts_from_this_site_only(client, web_login):
+    web_login(client, "leader")
     html = client.get("/boards").get_data(as_text=True)
     sources = re.findall(r'<script src="([^"]+)"', html)
     assert sources == [

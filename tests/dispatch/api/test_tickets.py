@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from dispatch import operations
 from hotline.enums import Channel, RequestType, Urgency
 from hotline.models import Ticket, TicketEvent, Unit
-from tests.conftest import assert_error, make_ticket, ticket_count
+from tests.helpers import assert_error
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BODY = {"channel": "phone", "request_type": "complaint", "content": "胜利东街路灯连续一周不亮"}
@@ -71,8 +71,8 @@ def test_ticket_numbers_are_serial(api):
     assert serials[2] - serials[0] == 2
 
 
-def test_create_returns_201_number_location_and_round_trips_fields(api, db):
-    before = ticket_count(db)
+def test_create_returns_201_number_location_and_round_trips_fields(api, db, ticket_count):
+    before = ticket_count()
     body = {
         "channel": "wechat",
         "request_type": "help",
@@ -99,7 +99,7 @@ def test_create_returns_201_number_location_and_round_trips_fields(api, db):
     assert int(match.group(2)) > 0  # the serial: id on SQLite, a sequence on PostgreSQL
     assert response.headers["Location"] == f"/api/v1/tickets/{data['number']}"
     assert "Idempotent-Replayed" not in response.headers
-    assert ticket_count(db) == before + 1
+    assert ticket_count() == before + 1
 
     assert data["status"] == {"value": "received", "label": "已受理"}
     assert data["channel"] == {"value": "wechat", "label": "微信"}
@@ -166,19 +166,19 @@ def test_get_returns_detail_with_one_receive_event(api, db):
     assert db.scalar(sa.select(sa.func.count()).where(TicketEvent.ticket_id == ticket.id)) == 1
 
 
-def test_create_without_key_twice_makes_two_tickets(api, db):
-    before = ticket_count(db)
+def test_create_without_key_twice_makes_two_tickets(api, db, ticket_count):
+    before = ticket_count()
     first = created(api("operator").post("/tickets", json=BODY))["number"]
     second = created(api("operator").post("/tickets", json=BODY))["number"]
     assert first != second
-    assert ticket_count(db) == before + 2
+    assert ticket_count() == before + 2
 
 
 # -- Idempotency-Key --------------------------------------------------------------------------
 
 
-def test_retry_with_same_key_and_body_replays_the_first_ticket(api, db):
-    before = ticket_count(db)
+def test_retry_with_same_key_and_body_replays_the_first_ticket(api, db, ticket_count):
+    before = ticket_count()
     key = {"Idempotency-Key": "call-20261121-0001"}
     first = api("operator").post("/tickets", json=BODY, headers=key)
     number = created(first)["number"]
@@ -192,28 +192,28 @@ def test_retry_with_same_key_and_body_replays_the_first_ticket(api, db):
     assert retry.headers["Location"] == f"/api/v1/tickets/{number}"
     assert retry.get_json()["data"]["number"] == number
     assert retry.get_json()["data"] == first.get_json()["data"]
-    assert ticket_count(db) == before + 1
+    assert ticket_count() == before + 1
     ticket = stored(db, number)
     assert ticket.idempotency_key == "call-20261121-0001"
     events = db.scalar(sa.select(sa.func.count()).where(TicketEvent.ticket_id == ticket.id))
     assert events == 1
 
 
-def test_same_key_with_different_body_is_refused_and_stores_nothing(api, db):
+def test_same_key_with_different_body_is_refused_and_stores_nothing(api, db, ticket_count):
     key = {"Idempotency-Key": "call-20261121-0002"}
     number = created(api("operator").post("/tickets", json=BODY, headers=key))["number"]
-    before = ticket_count(db)
+    before = ticket_count()
     other = {**BODY, "content": "另一件事：小区门口井盖缺失"}
     response = api("operator").post("/tickets", json=other, headers=key)
     error = assert_error(response, 422, "IDEMPOTENCY_KEY_REUSED")
     assert error["details"] == {"idempotency_key": "call-20261121-0002"}
     assert "Idempotent-Replayed" not in response.headers
-    assert ticket_count(db) == before
+    assert ticket_count() == before
     assert stored(db, number).content == BODY["content"]
 
 
-def test_two_users_may_use_the_same_key_independently(api, db):
-    before = ticket_count(db)
+def test_two_users_may_use_the_same_key_independently(api, db, ticket_count):
+    before = ticket_count()
     key = {"Idempotency-Key": "shared-key-1"}
     first = created(api("operator").post("/tickets", json=BODY, headers=key))
     second = created(api("operator2").post("/tickets", json=BODY, headers=key))
@@ -223,7 +223,7 @@ def test_two_users_may_use_the_same_key_independently(api, db):
     other = {**BODY, "content": "不同的诉求"}
     third = api("operator").post("/tickets", json=other, headers=key)
     assert_error(third, 422, "IDEMPOTENCY_KEY_REUSED")
-    assert ticket_count(db) == before + 2
+    assert ticket_count() == before + 2
 
 
 def test_a_refused_request_does_not_use_up_its_key(api, db):
@@ -238,12 +238,12 @@ def test_a_refused_request_does_not_use_up_its_key(api, db):
     ["k" * 101, "键-0001", "clé", "with\ttab", ""],
     ids=["too-long", "chinese", "latin1", "control", "empty"],
 )
-def test_invalid_idempotency_key_is_refused(api, db, key):
-    before = ticket_count(db)
+def test_invalid_idempotency_key_is_refused(api, db, key, ticket_count):
+    before = ticket_count()
     response = api("operator").post("/tickets", json=BODY, headers={"Idempotency-Key": key})
     error = assert_error(response, 422, "IDEMPOTENCY_KEY_INVALID")
     assert "Idempotency-Key" in error["message"]
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 def test_idempotency_key_of_100_characters_is_accepted(api, db):
@@ -361,8 +361,8 @@ CHANNEL_CHOICES = "受理渠道取值无效，可选：phone（电话）、web�
         "grid-channel-by-operator",
     ],
 )
-def test_invalid_fields_are_refused_with_details(api, db, body, details):
-    before = ticket_count(db)
+def test_invalid_fields_are_refused_with_details(api, db, body, details, ticket_count):
+    before = ticket_count()
     response = api("operator").post("/tickets", json=body)
     error = assert_error(response, 422, "VALIDATION_FAILED")
     assert set(error["details"]) == set(details)
@@ -370,7 +370,7 @@ def test_invalid_fields_are_refused_with_details(api, db, body, details):
         assert error["details"][name].startswith(message), (name, error["details"][name])
     # The message names one of the problems (JSON objects have no order to call "first").
     assert any(message in error["message"] for message in error["details"].values())
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 @pytest.mark.parametrize(
@@ -404,20 +404,20 @@ def test_invalid_fields_are_refused_with_details(api, db, body, details):
         "nul",
     ],
 )
-def test_invalid_phone_is_refused(api, db, phone):
-    before = ticket_count(db)
+def test_invalid_phone_is_refused(api, db, phone, ticket_count):
+    before = ticket_count()
     response = api("operator").post("/tickets", json={**BODY, "requester_phone": phone})
     error = assert_error(response, 422, "VALIDATION_FAILED")
     assert error["details"] == {"requester_phone": PHONE_FORMAT}
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
-def test_phone_as_number_is_refused(api, db):
-    before = ticket_count(db)
+def test_phone_as_number_is_refused(api, db, ticket_count):
+    before = ticket_count()
     response = api("operator").post("/tickets", json={**BODY, "requester_phone": 13805360001})
     error = assert_error(response, 422, "VALIDATION_FAILED")
     assert error["details"] == {"requester_phone": "联系电话须为文本"}
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 @pytest.mark.parametrize(
@@ -441,28 +441,28 @@ def test_valid_phone_is_normalised(api, db, phone, kept):
 @pytest.mark.parametrize(
     "char", ["\u0000", "\u0007", "\u001b", "\u007f", "\u0085", "\u000b"], ids=repr
 )
-def test_control_characters_in_content_are_refused(api, db, char):
-    before = ticket_count(db)
+def test_control_characters_in_content_are_refused(api, db, char, ticket_count):
+    before = ticket_count()
     body = {**BODY, "content": f"路灯{char}不亮"}
     error = assert_error(api("operator").post("/tickets", json=body), 422, "VALIDATION_FAILED")
     assert error["details"] == {"content": f"诉求内容包含不可见控制字符（U+{ord(char):04X}）"}
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
-def test_nul_in_title_and_name_is_refused(api, db):
-    before = ticket_count(db)
+def test_nul_in_title_and_name_is_refused(api, db, ticket_count):
+    before = ticket_count()
     body = {**BODY, "title": "标题\u0000", "requester_name": "王\u0000先生"}
     error = assert_error(api("operator").post("/tickets", json=body), 422, "VALIDATION_FAILED")
     assert error["details"] == {
         "title": "标题包含不可见控制字符（U+0000）",
         "requester_name": "诉求人姓名包含不可见控制字符（U+0000）",
     }
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 @pytest.mark.parametrize("field", ["content", "title", "address"])
-def test_lone_surrogate_is_refused(api, db, field):
-    before = ticket_count(db)
+def test_lone_surrogate_is_refused(api, db, field, ticket_count):
+    before = ticket_count()
     body = dict(BODY)
     body[field] = "PLACEHOLDER"
     raw = json.dumps(body, ensure_ascii=False).replace("PLACEHOLDER", "路灯\\ud800不亮")
@@ -470,15 +470,15 @@ def test_lone_surrogate_is_refused(api, db, field):
     error = assert_error(response, 422, "VALIDATION_FAILED")
     assert set(error["details"]) == {field}
     assert error["details"][field].endswith("包含无效字符（不成对的代理字符）")
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
-def test_lone_low_surrogate_is_refused(api, db):
-    before = ticket_count(db)
+def test_lone_low_surrogate_is_refused(api, db, ticket_count):
+    before = ticket_count()
     raw = b'{"channel": "phone", "request_type": "complaint", "content": "\\udc00"}'
     error = assert_error(post_raw(api, raw), 422, "VALIDATION_FAILED")
     assert error["details"] == {"content": "诉求内容包含无效字符（不成对的代理字符）"}
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 def test_escaped_surrogate_pair_is_an_ordinary_emoji(api, db):
@@ -488,13 +488,13 @@ def test_escaped_surrogate_pair_is_an_ordinary_emoji(api, db):
     assert stored(db, data["number"]).content == "😡"
 
 
-def test_content_of_100000_characters_is_refused_with_its_length(api, db):
-    before = ticket_count(db)
+def test_content_of_100000_characters_is_refused_with_its_length(api, db, ticket_count):
+    before = ticket_count()
     body = {**BODY, "content": "a" * 100_000}  # ~100 KB: under the body limit
     error = assert_error(api("operator").post("/tickets", json=body), 422, "VALIDATION_FAILED")
     assert "100000" in error["message"]
     assert error["details"] == {"content": "诉求内容不能超过 10000 字（现为 100000 字）"}
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 def test_content_of_exactly_10000_characters_is_accepted(api, db):
@@ -503,13 +503,13 @@ def test_content_of_exactly_10000_characters_is_accepted(api, db):
     assert stored(db, data["number"]).content == content
 
 
-def test_body_over_256_kib_is_refused_with_413(api, db):
-    before = ticket_count(db)
+def test_body_over_256_kib_is_refused_with_413(api, db, ticket_count):
+    before = ticket_count()
     raw = json.dumps({**BODY, "content": "a" * (256 * 1024)}).encode()
     assert len(raw) > 256 * 1024
     error = assert_error(post_raw(api, raw), 413, "PAYLOAD_TOO_LARGE")
     assert error["message"] == "请求内容过大"
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 @pytest.mark.parametrize(
@@ -522,19 +522,19 @@ def test_body_over_256_kib_is_refused_with_413(api, db):
     ],
     ids=["no-content-type", "form", "text-plain", "multipart"],
 )
-def test_non_json_content_type_is_refused(api, db, raw, content_type):
-    before = ticket_count(db)
+def test_non_json_content_type_is_refused(api, db, raw, content_type, ticket_count):
+    before = ticket_count()
     response = post_raw(api, raw, content_type=content_type)
     error = assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
     assert "application/json" in error["message"]
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
-def test_empty_json_body_is_an_empty_object(api, db):
-    before = ticket_count(db)
+def test_empty_json_body_is_an_empty_object(api, db, ticket_count):
+    before = ticket_count()
     error = assert_error(post_raw(api, b""), 422, "VALIDATION_FAILED")
     assert set(error["details"]) == {"channel", "request_type", "content"}
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 @pytest.mark.parametrize(
@@ -566,11 +566,11 @@ def test_empty_json_body_is_an_empty_object(api, db):
         "deep-nesting",
     ],
 )
-def test_malformed_json_is_refused(api, db, raw, message):
-    before = ticket_count(db)
+def test_malformed_json_is_refused(api, db, raw, message, ticket_count):
+    before = ticket_count()
     error = assert_error(post_raw(api, raw), 400, "INVALID_JSON")
     assert error["message"].startswith(message), error["message"]
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 @pytest.mark.parametrize(
@@ -583,8 +583,8 @@ def test_malformed_json_is_refused(api, db, raw, message):
     ],
     ids=["ff-fe", "gbk", "encoded-surrogate", "truncated-sequence"],
 )
-def test_invalid_utf8_is_refused(api, db, raw):
-    before = ticket_count(db)
+def test_invalid_utf8_is_refused(api, db, raw, ticket_count):
+    before = ticket_count()
     error = assert_error(post_raw(api, raw), 400, "INVALID_ENCODING")
     position = None
     try:
@@ -592,7 +592,7 @@ def test_invalid_utf8_is_refused(api, db, raw):
     except UnicodeDecodeError as exc:
         position = exc.start
     assert error["message"] == f"请求体不是有效的 UTF-8 编码（第 {position} 字节）"
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 # -- valid but nasty: accepted and stored verbatim --------------------------------------------
@@ -644,13 +644,13 @@ def test_tab_and_newlines_in_content_are_kept(api, db):
 
 
 @pytest.fixture
-def corpus(db, user):
+def corpus(db, user, make_ticket):
     """Tickets of known kinds, received at known moments (UTC)."""
     op = user("operator")
     utc = dt.UTC
 
     def make(name, when, **values):
-        ticket = make_ticket(db, op, now=dt.datetime(*when, tzinfo=utc), **values)
+        ticket = make_ticket(op, now=dt.datetime(*when, tzinfo=utc), **values)
         return name, ticket
 
     tickets = dict(
@@ -756,11 +756,10 @@ def test_list_filters(api, corpus, params, expected):
     assert set(listed(api, mine, **params)) == {corpus[name] for name in expected}
 
 
-def test_list_pagination(api, db, user):
+def test_list_pagination(api, db, user, make_ticket):
     op = user("operator")
     numbers = [
         make_ticket(
-            db,
             op,
             content=f"分页测试工单 {i}",
             now=dt.datetime(2025, 5, 1, 8, i, tzinfo=dt.UTC),
@@ -875,12 +874,12 @@ def test_unknown_api_path_is_a_json_404(api, client, path):
         ("get", "/api/v1/auth/login"),
     ],
 )
-def test_wrong_method_is_a_json_405(api, client, db, method, path):
-    before = ticket_count(db)
+def test_wrong_method_is_a_json_405(api, client, db, method, path, ticket_count):
+    before = ticket_count()
     response = getattr(client, method)(path, headers=api("operator").headers, json=BODY)
     error = assert_error(response, 405, "METHOD_NOT_ALLOWED")
     assert error["message"] == "不支持该请求方法"
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
 # -- routing suggestion -----------------------------------------------------------------------
@@ -936,3 +935,27 @@ def test_routing_suggestion_needs_a_category(api):
     response = api("dispatcher").get("/routing/suggest", query_string={"area": "370705001"})
     assert response.status_code == 422
     assert response.get_json()["error"]["details"] == {"category": "请提供事项分类"}
+
+
+# -- no query per row -----------------------------------------------------------------------------
+
+
+def test_ticket_list_queries_do_not_grow_with_rows(api, db, varied_tickets, count_queries):
+    """The list loads each relation of its rows in one query (``TICKET_OPTIONS``), whatever
+    the number of rows and of different categories, areas and units among them."""
+    dispatcher = api("dispatcher")
+    first = varied_tickets(3)
+    assert dispatcher.get("/tickets").status_code == 200  # caches warmed
+    db.expunge_all()
+    with count_queries() as few:
+        response = dispatcher.get("/tickets")
+    assert {t.number for t in first} <= {i["number"] for i in response.get_json()["data"]["items"]}
+    more = varied_tickets(9)
+    db.expunge_all()
+    with count_queries() as many:
+        response = dispatcher.get("/tickets")
+    numbers = {t.number for t in first + more}
+    ours = [i for i in response.get_json()["data"]["items"] if i["number"] in numbers]
+    assert len(ours) == 12
+    assert len({i["lead_unit"]["code"] for i in ours}) == 12
+    assert many.count == few.count, many

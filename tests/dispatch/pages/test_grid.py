@@ -3,8 +3,7 @@ contact → finish, escalate and 主动发现 through the real forms (CSRF, vers
 
 import io
 import re
-import struct
-import zlib
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -13,41 +12,21 @@ from classifier.geo import wgs84_to_gcj02
 from dispatch import operations as ops
 from hotline.enums import Channel
 from hotline.models import Attachment, Ticket, TicketEvent
-from tests.conftest import FORM_TOKEN, form_token, make_ticket, ticket_count
-from tests.conftest import web_login as login
-from tests.dispatch.test_grid import (
-    MY_GRID,
-    OTHER_GRID,
-    accepted,
-    centre,
-    dispatched,
-    events,
-    second_worker,
-    seeded_users,
-)
+from tests.dispatch.common import MY_GRID, OTHER_GRID
+from tests.helpers import FORM_TOKEN
 
 
 @pytest.fixture
 def u(user):
-    return seeded_users(user)
+    names = ["operator", "dispatcher", "dongguan", "grid", "callback", "supervisor", "cgj"]
+    return SimpleNamespace(**{name: user(name) for name in names})
 
 
-def png(extra=b""):
-    """A valid 1×1 PNG (``extra`` bytes after its end make it bigger, still a PNG)."""
-
-    def chunk(kind, data):
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x00\x00")
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", pixels)
-        + chunk(b"IEND", b"")
-        + extra
-    )
+def events(db, ticket, action=None):
+    query = sa.select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+    if action:
+        query = query.where(TicketEvent.action == action)
+    return db.scalars(query.order_by(TicketEvent.id)).all()
 
 
 def text(response):
@@ -66,8 +45,8 @@ def post_form(client, path, data, photos=()):
 
 
 @pytest.fixture
-def worker(client):
-    assert login(client, "grid").status_code == 302
+def worker(client, web_login):
+    assert web_login(client, "grid").status_code == 302
     return client
 
 
@@ -98,17 +77,17 @@ def test_anonymous_goes_to_login(client, db):
 
 
 @pytest.mark.parametrize("username", ["dongguan", "operator", "dispatcher", "supervisor"])
-def test_other_roles_are_refused(client, db, u, username):
-    ticket = dispatched(db, u)
-    login(client, username)
+def test_other_roles_are_refused(client, db, u, username, dispatched, web_login):
+    ticket = dispatched()
+    web_login(client, username)
     for path in ("/grid", "/grid/report", ticket_path(ticket)):
         response = client.get(path)
         assert response.status_code == 403, path
         assert "您无权访问此页面或工单" in text(response)
 
 
-def test_grid_worker_lands_on_the_grid_page(client, db):
-    response = login(client, "grid")
+def test_grid_worker_lands_on_the_grid_page(client, db, web_login):
+    response = web_login(client, "grid")
     assert response.headers["Location"] == "/grid"
     page = client.get("/grid")
     assert page.status_code == 200
@@ -119,13 +98,13 @@ def test_grid_worker_lands_on_the_grid_page(client, db):
 # -- the lists ----------------------------------------------------------------------------------
 
 
-def test_lists_show_only_my_grids_tickets(worker, db, u):
-    waiting = dispatched(db, u, title="我的网格路灯不亮")
-    mine = accepted(db, u, title="我已接的井盖")
-    elsewhere = dispatched(db, u, grid=OTHER_GRID, title="别人网格的垃圾")
-    other_unit = dispatched(db, u, lead="U-CGJ", title="城管局主办的事")
-    taken = dispatched(db, u, title="同事已接的工单")
-    ops.accept(db, second_worker(db), taken)
+def test_lists_show_only_my_grids_tickets(worker, db, u, accepted, dispatched, second_worker):
+    waiting = dispatched(title="我的网格路灯不亮")
+    mine = accepted(title="我已接的井盖")
+    elsewhere = dispatched(grid=OTHER_GRID, title="别人网格的垃圾")
+    other_unit = dispatched(lead="U-CGJ", title="城管局主办的事")
+    taken = dispatched(title="同事已接的工单")
+    ops.accept(db, second_worker(), taken)
     db.flush()
 
     page = text(worker.get("/grid"))
@@ -142,16 +121,16 @@ def test_lists_show_only_my_grids_tickets(worker, db, u):
     assert worker.get("/grid/tickets/WF-NO-SUCH").status_code == 404
 
 
-def test_overdue_tickets_say_so(worker, db, u):
-    ticket = dispatched(db, u)
+def test_overdue_tickets_say_so(worker, db, u, dispatched):
+    ticket = dispatched()
     ticket.sign_due = ticket.clock_started_at  # already past
     db.flush()
     part = text(worker.get("/grid")).split('id="waiting"')[1].split('id="mine"')[0]
     assert "签收时限" in part and "已超时" in part
 
 
-def test_ticket_page_shows_the_full_phone_and_escapes_content(worker, db, u):
-    ticket = dispatched(db, u, title="<b>粗体</b>", content="<script>alert('x')</script>路灯坏了")
+def test_ticket_page_shows_the_full_phone_and_escapes_content(worker, db, u, dispatched):
+    ticket = dispatched(title="<b>粗体</b>", content="<script>alert('x')</script>路灯坏了")
     page = text(worker.get(ticket_path(ticket)))
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;路灯坏了" in page
@@ -164,8 +143,8 @@ def test_ticket_page_shows_the_full_phone_and_escapes_content(worker, db, u):
 # -- accept → check-in → contact → finish -------------------------------------------------------
 
 
-def test_accept_check_in_contact_finish_through_the_forms(worker, db, u):
-    ticket = dispatched(db, u)
+def test_accept_check_in_contact_finish_through_the_forms(worker, db, u, centre, dispatched, png):
+    ticket = dispatched()
     response = action(worker, ticket, "accept")
     assert response.status_code == 303
     assert response.headers["Location"] == ticket_path(ticket)
@@ -173,7 +152,7 @@ def test_accept_check_in_contact_finish_through_the_forms(worker, db, u):
     db.expire_all()
     assert (ticket.status.value, ticket.grid_worker_id) == ("signed", u.grid.id)
 
-    lng, lat = centre(db)
+    lng, lat = centre()
     response = action(
         worker,
         ticket,
@@ -211,8 +190,8 @@ def test_accept_check_in_contact_finish_through_the_forms(worker, db, u):
     assert ticket.number in done
 
 
-def test_finish_before_check_in_re_renders_with_the_result_kept(worker, db, u):
-    ticket = accepted(db, u, requester_phone=None)
+def test_finish_before_check_in_re_renders_with_the_result_kept(worker, db, u, accepted):
+    ticket = accepted(requester_phone=None)
     response = action(worker, ticket, "finish", {"result": "我写的办理结果"})
     assert response.status_code == 409
     page = text(response)
@@ -222,9 +201,9 @@ def test_finish_before_check_in_re_renders_with_the_result_kept(worker, db, u):
     assert ticket.status.value == "signed"
 
 
-def test_a_text_file_named_png_is_refused_and_nothing_written(worker, db, u):
-    ticket = accepted(db, u)
-    lng, lat = centre(db)
+def test_a_text_file_named_png_is_refused_and_nothing_written(worker, db, u, accepted, centre):
+    ticket = accepted()
+    lng, lat = centre()
     version = ticket.version
     response = action(
         worker,
@@ -253,26 +232,26 @@ def test_a_text_file_named_png_is_refused_and_nothing_written(worker, db, u):
         ({"lng": "2.35", "lat": "48.85"}, "定位不在中国境内"),
     ],
 )
-def test_check_in_position_errors(worker, db, u, data, message):
-    ticket = accepted(db, u)
+def test_check_in_position_errors(worker, db, u, data, message, accepted, png):
+    ticket = accepted()
     response = action(worker, ticket, "check-in", data, photos=[("site.png", png())])
     assert response.status_code == 422
     assert message in text(response)
     assert events(db, ticket, "check_in") == []
 
 
-def test_check_in_without_photo_is_refused(worker, db, u):
-    ticket = accepted(db, u)
-    lng, lat = centre(db)
+def test_check_in_without_photo_is_refused(worker, db, u, accepted, centre):
+    ticket = accepted()
+    lng, lat = centre()
     response = action(worker, ticket, "check-in", {"lng": f"{lng}", "lat": f"{lat}"})
     assert response.status_code == 422
     assert "请至少上传一张照片" in text(response)
     assert events(db, ticket, "check_in") == []
 
 
-def test_device_position_is_converted_to_gcj02(worker, db, u):
-    ticket = accepted(db, u)
-    lng, lat = centre(db)
+def test_device_position_is_converted_to_gcj02(worker, db, u, accepted, centre, png):
+    ticket = accepted()
+    lng, lat = centre()
     shifted = wgs84_to_gcj02(lng, lat)
     # The offset in Weifang is a few hundred metres…
     assert 0.001 < abs(shifted[0] - lng) + abs(shifted[1] - lat) < 0.02
@@ -291,9 +270,9 @@ def test_device_position_is_converted_to_gcj02(worker, db, u):
     assert abs(event.payload["lng"] - lng) < 0.0001 and abs(event.payload["lat"] - lat) < 0.0001
 
 
-def test_a_large_photo_passes_the_csrf_check(worker, db, u, app):
-    ticket = accepted(db, u)
-    lng, lat = centre(db)
+def test_a_large_photo_passes_the_csrf_check(worker, db, u, app, accepted, centre, png):
+    ticket = accepted()
+    lng, lat = centre()
     big = png(b"\x00" * (app.config["MAX_CONTENT_LENGTH"] + 100_000))
     response = action(
         worker, ticket, "check-in", {"lng": f"{lng}", "lat": f"{lat}"}, photos=[("big.png", big)]
@@ -301,8 +280,8 @@ def test_a_large_photo_passes_the_csrf_check(worker, db, u, app):
     assert response.status_code == 303, text(response)
 
 
-def test_a_double_tap_is_refused_by_the_version(worker, db, u):
-    ticket = dispatched(db, u)
+def test_a_double_tap_is_refused_by_the_version(worker, db, u, dispatched):
+    ticket = dispatched()
     version = ticket.version
     assert action(worker, ticket, "accept", version=version).status_code == 303
     again = action(worker, ticket, "accept", version=version)
@@ -311,8 +290,8 @@ def test_a_double_tap_is_refused_by_the_version(worker, db, u):
     assert len(events(db, ticket, "accept")) == 1
 
 
-def test_escalate_through_the_form(worker, db, u):
-    ticket = accepted(db, u)
+def test_escalate_through_the_form(worker, db, u, accepted):
+    ticket = accepted()
     missing = action(worker, ticket, "escalate", {"reason": ""})
     assert missing.status_code == 422 and "请填写上报原因" in text(missing)
     response = action(worker, ticket, "escalate", {"reason": "需供电公司处理"})
@@ -323,16 +302,16 @@ def test_escalate_through_the_form(worker, db, u):
     assert ticket.number in text(worker.get("/grid")).split('id="waiting"')[1]
 
 
-def test_a_form_without_csrf_token_is_refused(worker, db, u):
-    ticket = dispatched(db, u)
+def test_a_form_without_csrf_token_is_refused(worker, db, u, dispatched):
+    ticket = dispatched()
     response = worker.post(f"{ticket_path(ticket)}/accept", data={"version": ticket.version})
     assert response.status_code == 400
     db.expire_all()
     assert ticket.grid_worker_id is None
 
 
-def test_unknown_action_is_not_found(worker, db, u):
-    ticket = dispatched(db, u)
+def test_unknown_action_is_not_found(worker, db, u, dispatched, form_token):
+    ticket = dispatched()
     token = form_token(worker, ticket_path(ticket))
     response = worker.post(f"{ticket_path(ticket)}/sign", data={"csrf_token": token})
     assert response.status_code == 404
@@ -369,9 +348,11 @@ def my_reports(db, u):
     ).all()
 
 
-def test_report_creates_one_ticket_with_a_photo_even_when_sent_twice(worker, db, u):
+def test_report_creates_one_ticket_with_a_photo_even_when_sent_twice(
+    worker, db, u, png, ticket_count
+):
     data = report_form(worker)
-    before = ticket_count(db)
+    before = ticket_count()
     first = post_form(worker, "/grid/report", data, [("report.png", png())])
     assert first.status_code == 303, text(first)
     (ticket,) = my_reports(db, u)
@@ -387,13 +368,13 @@ def test_report_creates_one_ticket_with_a_photo_even_when_sent_twice(worker, db,
     second = post_form(worker, "/grid/report", data, [("report.png", png())])
     assert second.status_code == 303
     assert second.headers["Location"] == ticket_path(ticket)
-    assert ticket_count(db) == before + 1
+    assert ticket_count() == before + 1
     assert db.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 1
     assert "未重复创建" in text(worker.get(ticket_path(ticket)))
 
 
-def test_report_finds_the_grid_from_the_position(worker, db, u):
-    lng, lat = centre(db, "370705001001002")
+def test_report_finds_the_grid_from_the_position(worker, db, u, centre, png):
+    lng, lat = centre("370705001001002")
     data = report_form(worker, grid="", lng=f"{lng}", lat=f"{lat}")
     response = post_form(worker, "/grid/report", data, [("r.png", png())])
     assert response.status_code == 303, text(response)
@@ -402,8 +383,8 @@ def test_report_finds_the_grid_from_the_position(worker, db, u):
     assert (ticket.lng, ticket.lat) == (lng, lat)
 
 
-def test_report_outside_my_grids_keeps_what_was_typed(worker, db, u):
-    lng, lat = centre(db, OTHER_GRID)
+def test_report_outside_my_grids_keeps_what_was_typed(worker, db, u, centre, png):
+    lng, lat = centre(OTHER_GRID)
     data = report_form(worker, grid="", lng=f"{lng}", lat=f"{lat}", content="我写的问题描述")
     response = post_form(worker, "/grid/report", data, [("r.png", png())])
     assert response.status_code == 422
@@ -418,7 +399,7 @@ def test_report_outside_my_grids_keeps_what_was_typed(worker, db, u):
     assert "只能上报本人负责网格内的问题" in text(response)
 
 
-def test_report_needs_a_photo_and_content(worker, db, u):
+def test_report_needs_a_photo_and_content(worker, db, u, png):
     no_photo = post_form(worker, "/grid/report", report_form(worker))
     assert no_photo.status_code == 422
     assert "请至少上传一张照片" in text(no_photo)
@@ -430,15 +411,15 @@ def test_report_needs_a_photo_and_content(worker, db, u):
     assert my_reports(db, u) == []
 
 
-def test_reported_ticket_shows_in_my_list(worker, db, u):
+def test_reported_ticket_shows_in_my_list(worker, db, u, make_ticket):
     ticket = make_ticket(
-        db, u.grid, channel=Channel.grid, area=MY_GRID, title="<i>自己上报</i>", category=None
+        u.grid, channel=Channel.grid, area=MY_GRID, title="<i>自己上报</i>", category=None
     )
     page = text(worker.get("/grid")).split('id="reported"')[1]
     assert ticket.number in page and "&lt;i&gt;自己上报&lt;/i&gt;" in page
 
 
-def test_events_are_not_written_for_refused_reports(worker, db, u):
+def test_events_are_not_written_for_refused_reports(worker, db, u, png):
     before = db.scalar(sa.select(sa.func.count()).select_from(TicketEvent))
     post_form(worker, "/grid/report", report_form(worker, grid="999"), [("r.png", png())])
     assert db.scalar(sa.select(sa.func.count()).select_from(TicketEvent)) == before

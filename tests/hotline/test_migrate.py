@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 
 from hotline import migrate
 from hotline.db import Base
-from tests.conftest import POSTGRES_URL
+from tests.helpers import POSTGRES_URL
 
 EXPECTED_TABLES = {
     "alembic_version",

@@ -43,7 +43,6 @@ from hotline.models import (
     TicketEvent,
     Unit,
 )
-from tests.conftest import make_ticket, ticket_count
 
 S = TicketStatus
 TZ = ZoneInfo("Asia/Shanghai")
@@ -164,55 +163,81 @@ def refused(db, ticket, error, code, operation, actor, **kwargs):
     return caught.value
 
 
-def new_ticket(db, u, *, now=MON_0800, **overrides):
-    values = {"category": STREETLIGHT, "area": "370705001", "now": now}
-    values.update(overrides)
-    return make_ticket(db, u.operator, **values)
+@pytest.fixture
+def new_ticket(db, u, make_ticket):
+    def make(*, now=MON_0800, **overrides):
+        values = {"category": STREETLIGHT, "area": "370705001", "now": now}
+        values.update(overrides)
+        return make_ticket(u.operator, **values)
+
+    return make
 
 
-def dispatched(db, u, *, lead=DONGGUAN, now=MON_0900, **overrides):
-    ticket = new_ticket(db, u, now=now - dt.timedelta(hours=1), **overrides)
-    ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, lead), now=now)
-    return ticket
+@pytest.fixture
+def dispatched(db, u, new_ticket):
+    def make(*, lead=DONGGUAN, now=MON_0900, **overrides):
+        ticket = new_ticket(now=now - dt.timedelta(hours=1), **overrides)
+        ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, lead), now=now)
+        return ticket
+
+    return make
 
 
-def signed(db, u, *, now=MON_0900, **overrides):
-    ticket = dispatched(db, u, now=now, **overrides)
-    ops.sign(db, u.dongguan, ticket, now=now + dt.timedelta(minutes=30))
-    return ticket
+@pytest.fixture
+def signed(db, u, dispatched):
+    def make(*, now=MON_0900, **overrides):
+        ticket = dispatched(now=now, **overrides)
+        ops.sign(db, u.dongguan, ticket, now=now + dt.timedelta(minutes=30))
+        return ticket
+
+    return make
 
 
-def contacted(db, u, *, now=MON_0900, **overrides):
-    ticket = signed(db, u, now=now, **overrides)
-    ops.contact(db, u.dongguan, ticket, note="已电话联系王先生", now=now + dt.timedelta(hours=1))
-    return ticket
+@pytest.fixture
+def contacted(db, u, signed):
+    def make(*, now=MON_0900, **overrides):
+        ticket = signed(now=now, **overrides)
+        ops.contact(
+            db, u.dongguan, ticket, note="已电话联系王先生", now=now + dt.timedelta(hours=1)
+        )
+        return ticket
+
+    return make
 
 
-def finished(db, u, *, now=MON_0900, **overrides):
-    ticket = contacted(db, u, now=now, **overrides)
-    ops.finish(db, u.dongguan, ticket, result="路灯已修复", now=now + dt.timedelta(days=1))
-    return ticket
+@pytest.fixture
+def finished(db, u, contacted):
+    def make(*, now=MON_0900, **overrides):
+        ticket = contacted(now=now, **overrides)
+        ops.finish(db, u.dongguan, ticket, result="路灯已修复", now=now + dt.timedelta(days=1))
+        return ticket
+
+    return make
 
 
-def called_back(db, u, solved, satisfaction, *, now=MON_0900):
-    ticket = finished(db, u, now=now)
-    ops.record_callback(
-        db,
-        u.callback,
-        ticket,
-        outcome=CallbackOutcome.answered,
-        solved=solved,
-        satisfaction=satisfaction,
-        now=now + dt.timedelta(days=2),
-    )
-    return ticket
+@pytest.fixture
+def called_back(db, u, finished):
+    def make(solved, satisfaction, *, now=MON_0900):
+        ticket = finished(now=now)
+        ops.record_callback(
+            db,
+            u.callback,
+            ticket,
+            outcome=CallbackOutcome.answered,
+            solved=solved,
+            satisfaction=satisfaction,
+            now=now + dt.timedelta(days=2),
+        )
+        return ticket
+
+    return make
 
 
 # -- intake -----------------------------------------------------------------------------------
 
 
-def test_receive_by_operator(db, u):
-    before = ticket_count(db)
+def test_receive_by_operator(db, u, ticket_count):
+    before = ticket_count()
     ticket, created = ops.receive(
         db,
         u.operator,
@@ -225,7 +250,7 @@ def test_receive_by_operator(db, u):
         now=MON_0800,
     )
     assert created is True
-    assert ticket_count(db) == before + 1
+    assert ticket_count() == before + 1
     assert ticket.status == S.received
     # 工单编号: prefix + local date + an 8-digit serial.
     assert re.fullmatch(r"WF20261116\d{8}", ticket.number)
@@ -238,16 +263,16 @@ def test_receive_by_operator(db, u):
     assert_derivable(db, ticket)
 
 
-def test_ticket_number_uses_the_local_date(db, u):
+def test_ticket_number_uses_the_local_date(db, u, new_ticket):
     # 00:30 on 11-17 in Shanghai is 16:30 UTC on 11-16: the number carries the local date.
-    ticket = new_ticket(db, u, now=local(2026, 11, 17, 0, 30))
+    ticket = new_ticket(now=local(2026, 11, 17, 0, 30))
     assert ticket.received_at == dt.datetime(2026, 11, 16, 16, 30, tzinfo=dt.UTC)
     assert re.fullmatch(r"WF20261117\d{8}", ticket.number)
 
 
-def test_grid_worker_reports_in_own_grid(db, u):
+def test_grid_worker_reports_in_own_grid(db, u, make_ticket):
     ticket = make_ticket(
-        db, u.grid, channel=Channel.grid, area="370705001001002", now=MON_0800, category=None
+        u.grid, channel=Channel.grid, area="370705001001002", now=MON_0800, category=None
     )
     assert ticket.status == S.received
     assert ticket.created_by_id == u.grid.id
@@ -267,40 +292,40 @@ def test_grid_worker_reports_in_own_grid(db, u):
         "370705001",  # the worker's street
     ],
 )
-def test_grid_worker_refused_outside_own_grids(db, u, area_code):
-    before = ticket_count(db)
+def test_grid_worker_refused_outside_own_grids(db, u, area_code, make_ticket, ticket_count):
+    before = ticket_count()
     with pytest.raises(ValidationFailed) as caught:
-        make_ticket(db, u.grid, channel=Channel.grid, area=area_code)
+        make_ticket(u.grid, channel=Channel.grid, area=area_code)
     assert caught.value.code == "VALIDATION_FAILED"
     assert caught.value.details == {"area": "网格员只能上报本人负责网格内的问题"}
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
-def test_grid_worker_refused_without_area(db, u):
+def test_grid_worker_refused_without_area(db, u, make_ticket):
     with pytest.raises(ValidationFailed) as caught:
-        make_ticket(db, u.grid, channel=Channel.grid)
+        make_ticket(u.grid, channel=Channel.grid)
     assert list(caught.value.details) == ["area"]
 
 
 @pytest.mark.parametrize("channel", [c for c in Channel if c != Channel.grid])
-def test_grid_worker_must_use_grid_channel(db, u, channel):
-    before = ticket_count(db)
+def test_grid_worker_must_use_grid_channel(db, u, channel, make_ticket, ticket_count):
+    before = ticket_count()
     with pytest.raises(ValidationFailed) as caught:
-        make_ticket(db, u.grid, channel=channel, area="370705001001001")
+        make_ticket(u.grid, channel=channel, area="370705001001001")
     assert caught.value.details == {"channel": "网格员上报的渠道必须为“网格主动发现”"}
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
-def test_operator_may_not_use_grid_channel(db, u):
-    before = ticket_count(db)
+def test_operator_may_not_use_grid_channel(db, u, make_ticket, ticket_count):
+    before = ticket_count()
     with pytest.raises(ValidationFailed) as caught:
-        make_ticket(db, u.operator, channel=Channel.grid, area="370705001001001")
+        make_ticket(u.operator, channel=Channel.grid, area="370705001001001")
     assert caught.value.details == {"channel": "“网格主动发现”渠道只供网格员使用"}
-    assert ticket_count(db) == before
+    assert ticket_count() == before
 
 
-def test_resolve_at_intake(db, u):
-    ticket = new_ticket(db, u)
+def test_resolve_at_intake(db, u, new_ticket):
+    ticket = new_ticket()
     now = local(2026, 11, 16, 8, 5)
     event = step(
         db,
@@ -320,8 +345,8 @@ def test_resolve_at_intake(db, u):
     assert assignments_of(db, ticket) == []
 
 
-def test_resolve_at_intake_by_dispatcher_needs_an_answer(db, u):
-    ticket = new_ticket(db, u)
+def test_resolve_at_intake_by_dispatcher_needs_an_answer(db, u, new_ticket):
+    ticket = new_ticket()
     error = refused(
         db,
         ticket,
@@ -345,8 +370,8 @@ def test_resolve_at_intake_by_dispatcher_needs_an_answer(db, u):
     assert ticket.intake_outcome == IntakeOutcome.no_competent_unit
 
 
-def test_transfer_to_119(db, u):
-    ticket = new_ticket(db, u)
+def test_transfer_to_119(db, u, new_ticket):
+    ticket = new_ticket()
     now = local(2026, 11, 16, 8, 1)
     event = step(
         db,
@@ -364,8 +389,8 @@ def test_transfer_to_119(db, u):
     assert event.reason == "楼道冒烟，已三方转接119"
 
 
-def test_transfer_needs_a_reason(db, u):
-    ticket = new_ticket(db, u)
+def test_transfer_needs_a_reason(db, u, new_ticket):
+    ticket = new_ticket()
     refused(
         db,
         ticket,
@@ -378,9 +403,9 @@ def test_transfer_needs_a_reason(db, u):
     )
 
 
-def test_merge_into_an_open_ticket(db, u):
-    target = dispatched(db, u)
-    duplicate = new_ticket(db, u, now=local(2026, 11, 16, 10))
+def test_merge_into_an_open_ticket(db, u, dispatched, new_ticket):
+    target = dispatched()
+    duplicate = new_ticket(now=local(2026, 11, 16, 10))
     now = local(2026, 11, 16, 10, 5)
     event = step(
         db,
@@ -400,8 +425,8 @@ def test_merge_into_an_open_ticket(db, u):
     assert [e.action for e in events_of(db, target)] == ["receive", "dispatch"]
 
 
-def test_merge_into_itself_refused(db, u):
-    ticket = new_ticket(db, u)
+def test_merge_into_itself_refused(db, u, new_ticket):
+    ticket = new_ticket()
     error = refused(
         db, ticket, ValidationFailed, "VALIDATION_FAILED", ops.merge, u.dispatcher, into=ticket
     )
@@ -409,11 +434,11 @@ def test_merge_into_itself_refused(db, u):
     assert ticket.merged_into_id is None
 
 
-def test_merge_into_a_merged_ticket_refused(db, u):
-    first = new_ticket(db, u)
-    second = new_ticket(db, u)
+def test_merge_into_a_merged_ticket_refused(db, u, new_ticket):
+    first = new_ticket()
+    second = new_ticket()
     ops.merge(db, u.operator, second, into=first)
-    third = new_ticket(db, u)
+    third = new_ticket()
     error = refused(
         db, third, ValidationFailed, "VALIDATION_FAILED", ops.merge, u.operator, into=second
     )
@@ -422,23 +447,23 @@ def test_merge_into_a_merged_ticket_refused(db, u):
 
 
 @pytest.mark.parametrize("how", ["transfer", "resolve_at_intake"])
-def test_merge_into_a_ticket_closed_at_intake_refused(db, u, how):
-    target = new_ticket(db, u)
+def test_merge_into_a_ticket_closed_at_intake_refused(db, u, how, new_ticket):
+    target = new_ticket()
     if how == "transfer":
         ops.transfer(db, u.operator, target, target=TransferTarget.police_110, reason="治安")
     else:
         ops.resolve_at_intake(
             db, u.operator, target, outcome=IntakeOutcome.answered, answer="已答复"
         )
-    ticket = new_ticket(db, u)
+    ticket = new_ticket()
     refused(db, ticket, ValidationFailed, "VALIDATION_FAILED", ops.merge, u.operator, into=target)
 
 
 # -- dispatch and deadlines -------------------------------------------------------------------
 
 
-def test_dispatch_street_lead_with_assist_copies_district_government(db, u):
-    ticket = new_ticket(db, u)
+def test_dispatch_street_lead_with_assist_copies_district_government(db, u, new_ticket):
+    ticket = new_ticket()
     event = step(
         db,
         ops.dispatch,
@@ -478,15 +503,15 @@ def test_dispatch_street_lead_with_assist_copies_district_government(db, u):
     }
 
 
-def test_dispatch_to_city_department_is_not_copied(db, u):
-    ticket = new_ticket(db, u)
+def test_dispatch_to_city_department_is_not_copied(db, u, new_ticket):
+    ticket = new_ticket()
     event = step(db, ops.dispatch, u.dispatcher, ticket, to=S.dispatched, lead=unit(db, "U-CGJ"))
     assert assignments_of(db, ticket) == [("U-CGJ", AssignmentRole.lead, True, False)]
     assert event.payload["copied_to"] == []
 
 
-def test_dispatch_sets_category_and_needs_one(db, u):
-    ticket = new_ticket(db, u, category=None)
+def test_dispatch_sets_category_and_needs_one(db, u, new_ticket):
+    ticket = new_ticket(category=None)
     error = refused(
         db,
         ticket,
@@ -512,8 +537,8 @@ def test_dispatch_sets_category_and_needs_one(db, u):
     assert event.payload["category"] == "010101"
 
 
-def test_dispatch_refuses_the_hotline_itself_and_duplicate_units(db, u):
-    ticket = new_ticket(db, u)
+def test_dispatch_refuses_the_hotline_itself_and_duplicate_units(db, u, new_ticket):
+    ticket = new_ticket()
     refused(
         db,
         ticket,
@@ -536,9 +561,9 @@ def test_dispatch_refuses_the_hotline_itself_and_duplicate_units(db, u):
     assert count(db, Assignment, ticket) == 0
 
 
-def test_dispatch_utility_category_runs_on_24_hour_clocks(db, u):
+def test_dispatch_utility_category_runs_on_24_hour_clocks(db, u, new_ticket):
     # Friday 18:00 before a weekend: a utility's clocks ignore working days.
-    ticket = new_ticket(db, u, category=WATER_CUT, now=local(2026, 11, 20, 17))
+    ticket = new_ticket(category=WATER_CUT, now=local(2026, 11, 20, 17))
     event = step(
         db,
         ops.dispatch,
@@ -555,8 +580,8 @@ def test_dispatch_utility_category_runs_on_24_hour_clocks(db, u):
     assert event.payload["copied_to"] == []
 
 
-def test_dispatch_emergency_finishes_within_2_hours(db, u):
-    ticket = new_ticket(db, u, urgency=Urgency.emergency)
+def test_dispatch_emergency_finishes_within_2_hours(db, u, new_ticket):
+    ticket = new_ticket(urgency=Urgency.emergency)
     event = step(
         db,
         ops.dispatch,
@@ -572,8 +597,8 @@ def test_dispatch_emergency_finishes_within_2_hours(db, u):
     assert event.payload["sla_policy"] == "紧急诉求"
 
 
-def test_dispatch_consultation_gets_3_working_days_over_a_weekend(db, u):
-    ticket = new_ticket(db, u, request_type=RequestType.consult, now=local(2026, 11, 20, 15))
+def test_dispatch_consultation_gets_3_working_days_over_a_weekend(db, u, new_ticket):
+    ticket = new_ticket(request_type=RequestType.consult, now=local(2026, 11, 20, 15))
     step(
         db,
         ops.dispatch,
@@ -587,7 +612,7 @@ def test_dispatch_consultation_gets_3_working_days_over_a_weekend(db, u):
     assert ticket.finish_due == local(2026, 11, 25, 16)
 
 
-def test_finish_deadline_across_national_day_2026(db, u):
+def test_finish_deadline_across_national_day_2026(db, u, dispatched):
     # The official 2026 arrangement as chinese-calendar has it: 10-01..10-07 off, 10-08 and
     # 10-09 working days, Saturday 10-10 a swapped working day (调休), Sunday 10-11 off.
     for day in range(1, 8):
@@ -600,7 +625,7 @@ def test_finish_deadline_across_national_day_2026(db, u):
 
     # Dispatched Wednesday 09-30 09:00 → 10-08 (1), 10-09 (2), 10-10 (3), 10-12 (4), 10-13 (5).
     start = local(2026, 9, 30, 9)
-    ticket = dispatched(db, u, now=start)
+    ticket = dispatched(now=start)
     assert ticket.finish_due == local(2026, 10, 13, 9)
     # Hour-based clocks run through the holiday.
     assert ticket.sign_due == local(2026, 9, 30, 11)
@@ -610,8 +635,8 @@ def test_finish_deadline_across_national_day_2026(db, u):
 # -- handling ---------------------------------------------------------------------------------
 
 
-def test_lead_signs(db, u):
-    ticket = dispatched(db, u)
+def test_lead_signs(db, u, dispatched):
+    ticket = dispatched()
     now = local(2026, 11, 16, 9, 40)
     event = step(db, ops.sign, u.dongguan, ticket, to=S.signed, now=now)
     assert ticket.signed_at == now
@@ -621,14 +646,14 @@ def test_lead_signs(db, u):
     assert event.payload == {"role": "lead", "late": False}
 
 
-def test_late_signature_is_flagged(db, u):
-    ticket = dispatched(db, u)
+def test_late_signature_is_flagged(db, u, dispatched):
+    ticket = dispatched()
     event = step(db, ops.sign, u.dongguan, ticket, to=S.signed, now=local(2026, 11, 16, 11, 1))
     assert event.payload == {"role": "lead", "late": True}
 
 
-def test_assist_signs_without_moving_the_ticket(db, u):
-    ticket = new_ticket(db, u)
+def test_assist_signs_without_moving_the_ticket(db, u, new_ticket):
+    ticket = new_ticket()
     ops.dispatch(
         db,
         u.dispatcher,
@@ -648,40 +673,40 @@ def test_assist_signs_without_moving_the_ticket(db, u):
     # Then the lead signs and the ticket moves on.
     step(db, ops.sign, u.dongguan, ticket, to=S.signed, now=local(2026, 11, 16, 9, 20))
     # An assist may also sign after the lead has contacted the requester.
-    ticket2 = new_ticket(db, u)
+    ticket2 = new_ticket()
     ops.dispatch(db, u.dispatcher, ticket2, lead=unit(db, DONGGUAN), assists=[unit(db, "U-STHJ")])
     ops.sign(db, u.dongguan, ticket2)
     ops.contact(db, u.dongguan, ticket2, note="已联系")
     step(db, ops.sign, u.sthj, ticket2, to=S.contacted)
 
 
-def test_copy_unit_cannot_sign(db, u):
-    ticket = dispatched(db, u)
+def test_copy_unit_cannot_sign(db, u, dispatched):
+    ticket = dispatched()
     refused(db, ticket, Forbidden, "COPY_NEEDS_NO_SIGNATURE", ops.sign, u.kuiwen)
     copy = ticket.active_assignment(unit(db, KUIWEN_GOV).id)
     assert copy.role == AssignmentRole.copy
     assert copy.signed_at is None
 
 
-def test_signing_twice_refused(db, u):
-    ticket = dispatched(db, u)
+def test_signing_twice_refused(db, u, dispatched, new_ticket):
+    ticket = dispatched()
     ops.sign(db, u.dongguan, ticket)
     refused(db, ticket, Conflict, "ALREADY_SIGNED", ops.sign, u.dongguan)
 
-    ticket2 = new_ticket(db, u)
+    ticket2 = new_ticket()
     ops.dispatch(db, u.dispatcher, ticket2, lead=unit(db, DONGGUAN), assists=[unit(db, "U-CGJ")])
     ops.sign(db, u.cgj, ticket2)
     refused(db, ticket2, Conflict, "ALREADY_SIGNED", ops.sign, u.cgj)
 
 
-def test_other_unit_cannot_sign(db, u):
-    ticket = dispatched(db, u)
+def test_other_unit_cannot_sign(db, u, dispatched):
+    ticket = dispatched()
     error = refused(db, ticket, Forbidden, "TICKET_NOT_ASSIGNED_TO_UNIT", ops.sign, u.water)
     assert error.message == "该工单未派给您所在单位"
 
 
-def test_contact(db, u):
-    ticket = signed(db, u)
+def test_contact(db, u, signed):
+    ticket = signed()
     now = local(2026, 11, 16, 14)
     event = step(
         db, ops.contact, u.dongguan, ticket, to=S.contacted, note="已电话联系王先生", now=now
@@ -693,8 +718,8 @@ def test_contact(db, u):
     assert event.unit_id == unit(db, DONGGUAN).id
 
 
-def test_only_lead_contacts(db, u):
-    ticket = new_ticket(db, u)
+def test_only_lead_contacts(db, u, new_ticket):
+    ticket = new_ticket()
     ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN), assists=[unit(db, "U-CGJ")])
     ops.sign(db, u.dongguan, ticket)
     error = refused(
@@ -708,8 +733,8 @@ def test_only_lead_contacts(db, u):
 
 
 @pytest.mark.parametrize("sign_first", [False, True])
-def test_request_return(db, u, sign_first):
-    ticket = signed(db, u) if sign_first else dispatched(db, u)
+def test_request_return(db, u, sign_first, dispatched, signed):
+    ticket = signed() if sign_first else dispatched()
     before = ticket.status
     now = local(2026, 11, 16, 10)
     event = step(
@@ -732,8 +757,8 @@ def test_request_return(db, u, sign_first):
     assert event.unit_id == unit(db, DONGGUAN).id
 
 
-def test_request_return_needs_a_note(db, u):
-    ticket = dispatched(db, u)
+def test_request_return_needs_a_note(db, u, dispatched):
+    ticket = dispatched()
     error = refused(
         db,
         ticket,
@@ -748,8 +773,8 @@ def test_request_return_needs_a_note(db, u):
     assert ticket.lead_assignment.return_status is None
 
 
-def test_request_return_needs_a_reason_code(db, u):
-    ticket = dispatched(db, u)
+def test_request_return_needs_a_reason_code(db, u, dispatched):
+    ticket = dispatched()
     error = refused(
         db,
         ticket,
@@ -764,8 +789,8 @@ def test_request_return_needs_a_reason_code(db, u):
     assert ticket.lead_assignment.return_status is None
 
 
-def test_assist_cannot_request_return(db, u):
-    ticket = new_ticket(db, u)
+def test_assist_cannot_request_return(db, u, new_ticket):
+    ticket = new_ticket()
     ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN), assists=[unit(db, "U-CGJ")])
     refused(
         db,
@@ -779,8 +804,8 @@ def test_assist_cannot_request_return(db, u):
     )
 
 
-def test_approve_return_redispatches_with_a_new_clock(db, u):
-    ticket = dispatched(db, u)  # lead 东关街道 + copy 奎文区政府, clock from Monday 09:00
+def test_approve_return_redispatches_with_a_new_clock(db, u, dispatched):
+    ticket = dispatched()  # lead 东关街道 + copy 奎文区政府, clock from Monday 09:00
     ops.request_return(
         db,
         u.dongguan,
@@ -825,8 +850,8 @@ def test_approve_return_redispatches_with_a_new_clock(db, u):
     step(db, ops.sign, u.cgj, ticket, to=S.signed)
 
 
-def test_approve_return_needs_a_different_lead(db, u):
-    ticket = dispatched(db, u)
+def test_approve_return_needs_a_different_lead(db, u, dispatched):
+    ticket = dispatched()
     ops.request_return(
         db, u.dongguan, ticket, return_reason=ReturnReason.not_our_duty, note="不属本单位"
     )
@@ -856,8 +881,8 @@ def test_approve_return_needs_a_different_lead(db, u):
 
 
 @pytest.mark.parametrize("sign_first", [False, True])
-def test_reject_return_goes_back(db, u, sign_first):
-    ticket = signed(db, u) if sign_first else dispatched(db, u)
+def test_reject_return_goes_back(db, u, sign_first, dispatched, signed):
+    ticket = signed() if sign_first else dispatched()
     back_to = S.signed if sign_first else S.dispatched
     finish_due = ticket.finish_due
     ops.request_return(
@@ -879,8 +904,8 @@ def test_reject_return_goes_back(db, u, sign_first):
     assert event.payload == {"approved": False, "returning_unit": DONGGUAN}
 
 
-def test_designate_from_received(db, u):
-    ticket = new_ticket(db, u, category=None)
+def test_designate_from_received(db, u, new_ticket):
+    ticket = new_ticket(category=None)
     event = step(
         db,
         ops.designate,
@@ -923,8 +948,8 @@ def test_designate_from_received(db, u):
     )
 
 
-def test_designate_settles_a_pending_return(db, u):
-    ticket = dispatched(db, u)
+def test_designate_settles_a_pending_return(db, u, dispatched):
+    ticket = dispatched()
     ops.request_return(
         db, u.dongguan, ticket, return_reason=ReturnReason.not_our_duty, note="不属本单位"
     )
@@ -947,8 +972,8 @@ def test_designate_settles_a_pending_return(db, u):
     assert ticket.finish_due == local(2026, 11, 24, 9)
 
 
-def test_designate_back_to_the_returning_unit_rejects_its_return(db, u):
-    ticket = dispatched(db, u)
+def test_designate_back_to_the_returning_unit_rejects_its_return(db, u, dispatched):
+    ticket = dispatched()
     ops.request_return(
         db, u.dongguan, ticket, return_reason=ReturnReason.not_our_duty, note="不属本单位"
     )
@@ -967,8 +992,8 @@ def test_designate_back_to_the_returning_unit_rejects_its_return(db, u):
     assert ticket.lead_assignment.unit.code == DONGGUAN
 
 
-def test_designate_needs_a_note(db, u):
-    ticket = dispatched(db, u)
+def test_designate_needs_a_note(db, u, dispatched):
+    ticket = dispatched()
     refused(
         db,
         ticket,
@@ -985,8 +1010,8 @@ def test_designate_needs_a_note(db, u):
 # -- extensions -------------------------------------------------------------------------------
 
 
-def test_extension_approved_moves_finish_due_by_working_days(db, u):
-    ticket = contacted(db, u)
+def test_extension_approved_moves_finish_due_by_working_days(db, u, contacted):
+    ticket = contacted()
     assert ticket.finish_due == local(2026, 11, 23, 9)
     requested = local(2026, 11, 18, 10)
     event = step(
@@ -1056,8 +1081,8 @@ def test_extension_approved_moves_finish_due_by_working_days(db, u):
     assert len(extensions_of(db, ticket)) == 2
 
 
-def test_extension_rejected_keeps_finish_due(db, u):
-    ticket = signed(db, u)
+def test_extension_rejected_keeps_finish_due(db, u, signed):
+    ticket = signed()
     ops.request_extension(db, u.dongguan, ticket, days=3, reason="情况复杂")
     event = step(
         db,
@@ -1075,11 +1100,11 @@ def test_extension_rejected_keeps_finish_due(db, u):
     assert event.payload == {"approved": False, "days": 3}
 
 
-def test_extension_across_mid_autumn_and_national_day(db, u):
+def test_extension_across_mid_autumn_and_national_day(db, u, signed):
     # Dispatched Tuesday 2026-09-22 09:00: 09-23 (1), 09-24 (2), 09-25..27 Mid-autumn off,
     # 09-28 (3), 09-29 (4), 09-30 (5).
     assert not chinese_calendar.is_workday(dt.date(2026, 9, 25))
-    ticket = signed(db, u, now=local(2026, 9, 22, 9))
+    ticket = signed(now=local(2026, 9, 22, 9))
     assert ticket.finish_due == local(2026, 9, 30, 9)
     ops.request_extension(
         db, u.dongguan, ticket, days=3, reason="节前无法施工", now=local(2026, 9, 29, 9)
@@ -1091,8 +1116,8 @@ def test_extension_across_mid_autumn_and_national_day(db, u):
     assert ticket.finish_due == local(2026, 10, 10, 9)
 
 
-def test_extension_needs_days_in_range_and_a_pending_request(db, u):
-    ticket = signed(db, u)
+def test_extension_needs_days_in_range_and_a_pending_request(db, u, signed):
+    ticket = signed()
     for days in (0, 31):
         refused(
             db,
@@ -1120,8 +1145,8 @@ def test_extension_needs_days_in_range_and_a_pending_request(db, u):
 # -- finish, callback, close ------------------------------------------------------------------
 
 
-def test_finish_requires_contact_when_requester_left_a_phone(db, u):
-    ticket = signed(db, u)
+def test_finish_requires_contact_when_requester_left_a_phone(db, u, signed):
+    ticket = signed()
     error = refused(
         db, ticket, Conflict, "CONTACT_REQUIRED", ops.finish, u.dongguan, result="已修复"
     )
@@ -1129,13 +1154,13 @@ def test_finish_requires_contact_when_requester_left_a_phone(db, u):
     assert ticket.callback_due is None
 
 
-def test_finish_from_signed_without_phone(db, u):
-    ticket = signed(db, u, requester_phone=None)
+def test_finish_from_signed_without_phone(db, u, signed):
+    ticket = signed(requester_phone=None)
     step(db, ops.finish, u.dongguan, ticket, to=S.finished, result="已修复")
 
 
-def test_finish_sets_callback_due(db, u):
-    ticket = contacted(db, u)
+def test_finish_sets_callback_due(db, u, contacted):
+    ticket = contacted()
     now = local(2026, 11, 20, 15)  # Friday
     event = step(
         db, ops.finish, u.dongguan, ticket, to=S.finished, result="  路灯已修复  ", now=now
@@ -1156,8 +1181,8 @@ def test_finish_sets_callback_due(db, u):
     assert event.unit_id == unit(db, DONGGUAN).id
 
 
-def test_late_finish_is_flagged(db, u):
-    ticket = contacted(db, u)
+def test_late_finish_is_flagged(db, u, contacted):
+    ticket = contacted()
     event = step(
         db,
         ops.finish,
@@ -1170,8 +1195,8 @@ def test_late_finish_is_flagged(db, u):
     assert event.payload["late"] is True
 
 
-def test_only_lead_finishes(db, u):
-    ticket = new_ticket(db, u)
+def test_only_lead_finishes(db, u, new_ticket):
+    ticket = new_ticket()
     ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN), assists=[unit(db, "U-CGJ")])
     ops.sign(db, u.dongguan, ticket)
     ops.contact(db, u.dongguan, ticket, note="已联系")
@@ -1180,8 +1205,8 @@ def test_only_lead_finishes(db, u):
     refused(db, ticket, ValidationFailed, "VALIDATION_FAILED", ops.finish, u.dongguan, result="")
 
 
-def test_callback_answered_and_satisfied_closes_at_once(db, u):
-    ticket = finished(db, u)
+def test_callback_answered_and_satisfied_closes_at_once(db, u, finished):
+    ticket = finished()
     assert ticket.callback_next_at is not None
     now = local(2026, 11, 18, 10)
     event = step(
@@ -1213,8 +1238,8 @@ def test_callback_answered_and_satisfied_closes_at_once(db, u):
     assert count(db, CallbackAttempt, ticket) == 1
 
 
-def test_callback_answered_unhappy_waits_for_a_supervisor(db, u):
-    ticket = finished(db, u)
+def test_callback_answered_unhappy_waits_for_a_supervisor(db, u, finished):
+    ticket = finished()
     now = local(2026, 11, 18, 10)
     event = step(
         db,
@@ -1238,8 +1263,8 @@ def test_callback_answered_unhappy_waits_for_a_supervisor(db, u):
     }
 
 
-def test_callback_answered_needs_solved_and_satisfaction(db, u):
-    ticket = finished(db, u)
+def test_callback_answered_needs_solved_and_satisfaction(db, u, finished):
+    ticket = finished()
     for kwargs, field in (
         ({"satisfaction": Satisfaction.satisfied}, "solved"),
         ({"solved": Solved.solved}, "satisfaction"),
@@ -1270,8 +1295,8 @@ def test_callback_answered_needs_solved_and_satisfaction(db, u):
     assert count(db, CallbackAttempt, ticket) == 0
 
 
-def test_callback_no_answer_keeps_finished(db, u):
-    ticket = finished(db, u)
+def test_callback_no_answer_keeps_finished(db, u, finished):
+    ticket = finished()
     for attempt in (1, 2):
         now = local(2026, 11, 17 + attempt, 10)  # a day apart (CALLBACK_RETRY_HOURS)
         event = step(
@@ -1294,8 +1319,8 @@ def test_callback_no_answer_keeps_finished(db, u):
     assert count(db, CallbackAttempt, ticket) == 2
 
 
-def test_callback_needs_a_phone(db, u):
-    ticket = finished(db, u)
+def test_callback_needs_a_phone(db, u, finished):
+    ticket = finished()
     ticket.requester_phone = None
     db.flush()
     refused(
@@ -1309,25 +1334,30 @@ def test_callback_needs_a_phone(db, u):
     )
 
 
-def legacy_happy_called_back(db, u):
+@pytest.fixture
+def legacy_happy_called_back(db, u, called_back):
     """A ticket left in 已回访 with a happy result, as answered calls left them before they
     closed the ticket themselves."""
-    ticket = called_back(db, u, Solved.unsolved, Satisfaction.dissatisfied)
-    ticket.callback_solved = Solved.solved
-    ticket.callback_satisfaction = Satisfaction.basically
-    db.flush()
-    return ticket
+
+    def make():
+        ticket = called_back(Solved.unsolved, Satisfaction.dissatisfied)
+        ticket.callback_solved = Solved.solved
+        ticket.callback_satisfaction = Satisfaction.basically
+        db.flush()
+        return ticket
+
+    return make
 
 
-def test_basically_satisfied_callback_closes_at_once(db, u):
-    ticket = called_back(db, u, Solved.solved, Satisfaction.basically)
+def test_basically_satisfied_callback_closes_at_once(db, u, called_back):
+    ticket = called_back(Solved.solved, Satisfaction.basically)
     assert ticket.status == S.closed
     assert ticket.closed_at == MON_0900 + dt.timedelta(days=2)
     assert events_of(db, ticket)[-1].payload["closed"] == "rated"
 
 
-def test_close_legacy_satisfied_by_callback_agent(db, u):
-    ticket = legacy_happy_called_back(db, u)
+def test_close_legacy_satisfied_by_callback_agent(db, u, legacy_happy_called_back):
+    ticket = legacy_happy_called_back()
     now = local(2026, 11, 18, 16)
     event = step(db, ops.close, u.callback, ticket, to=S.closed, now=now)
     assert ticket.closed_at == now
@@ -1342,8 +1372,8 @@ def test_close_legacy_satisfied_by_callback_agent(db, u):
         (Solved.solved, Satisfaction.dissatisfied),
     ],
 )
-def test_close_unhappy_needs_supervisor_with_reason(db, u, solved, satisfaction):
-    ticket = called_back(db, u, solved, satisfaction)
+def test_close_unhappy_needs_supervisor_with_reason(db, u, solved, satisfaction, called_back):
+    ticket = called_back(solved, satisfaction)
     refused(db, ticket, Forbidden, "SUPERVISOR_DECISION_REQUIRED", ops.close, u.callback)
     refused(db, ticket, ValidationFailed, "VALIDATION_FAILED", ops.close, u.supervisor, reason=" ")
     event = step(
@@ -1360,8 +1390,8 @@ def test_close_unhappy_needs_supervisor_with_reason(db, u, solved, satisfaction)
     assert all(not active for _, _, active, _ in assignments_of(db, ticket))
 
 
-def test_three_unanswered_attempts_over_two_days_close_as_unreachable(db, u):
-    ticket = finished(db, u)  # Tuesday 09:00
+def test_three_unanswered_attempts_over_two_days_close_as_unreachable(db, u, finished):
+    ticket = finished()  # Tuesday 09:00
     error = refused(db, ticket, Conflict, "CALLBACK_REQUIRED", ops.close, u.callback)
     assert error.details == {"unreached_attempts": 0, "required": 3}
     for day in (17, 18):
@@ -1387,8 +1417,8 @@ def test_three_unanswered_attempts_over_two_days_close_as_unreachable(db, u):
     assert all(not active for _, _, active, _ in assignments_of(db, ticket))
 
 
-def test_refusal_closes_at_once(db, u):
-    ticket = finished(db, u)
+def test_refusal_closes_at_once(db, u, finished):
+    ticket = finished()
     event = step(
         db,
         ops.record_callback,
@@ -1402,8 +1432,8 @@ def test_refusal_closes_at_once(db, u):
     assert ticket.callback_solved is None
 
 
-def test_close_from_finished_without_phone(db, u):
-    ticket = new_ticket(db, u, requester_phone=None)
+def test_close_from_finished_without_phone(db, u, new_ticket):
+    ticket = new_ticket(requester_phone=None)
     ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN))
     ops.sign(db, u.dongguan, ticket)
     ops.finish(db, u.dongguan, ticket, result="已修复")
@@ -1424,8 +1454,8 @@ def test_close_from_finished_without_phone(db, u):
 # -- reopen -----------------------------------------------------------------------------------
 
 
-def test_reopen_goes_back_to_the_same_units_with_a_new_clock(db, u):
-    ticket = new_ticket(db, u)
+def test_reopen_goes_back_to_the_same_units_with_a_new_clock(db, u, new_ticket):
+    ticket = new_ticket()
     ops.dispatch(
         db,
         u.dispatcher,
@@ -1486,22 +1516,22 @@ def test_reopen_goes_back_to_the_same_units_with_a_new_clock(db, u):
     step(db, ops.finish, u.dongguan, ticket, to=S.finished, result="更换灯具")
 
 
-def test_reopen_refused_when_solved_and_satisfied(db, u):
-    ticket = called_back(db, u, Solved.solved, Satisfaction.satisfied)
+def test_reopen_refused_when_solved_and_satisfied(db, u, called_back, legacy_happy_called_back):
+    ticket = called_back(Solved.solved, Satisfaction.satisfied)
     refused(db, ticket, Conflict, "TICKET_STATE_CONFLICT", ops.reopen, u.supervisor, reason="再办")
-    ticket = legacy_happy_called_back(db, u)
+    ticket = legacy_happy_called_back()
     refused(db, ticket, Conflict, "REOPEN_NOT_NEEDED", ops.reopen, u.supervisor, reason="再办")
     assert ticket.reopen_count == 0
 
 
-def test_reopen_when_partly_solved_but_dissatisfied(db, u):
-    ticket = called_back(db, u, Solved.partly, Satisfaction.dissatisfied)
+def test_reopen_when_partly_solved_but_dissatisfied(db, u, called_back):
+    ticket = called_back(Solved.partly, Satisfaction.dissatisfied)
     step(db, ops.reopen, u.supervisor, ticket, to=S.reopened, reason="不满意")
     assert ticket.reopen_count == 1
 
 
-def test_callback_attempts_of_an_earlier_round_do_not_count_after_reopen(db, u):
-    ticket = finished(db, u)  # Tuesday 09:00
+def test_callback_attempts_of_an_earlier_round_do_not_count_after_reopen(db, u, finished):
+    ticket = finished()  # Tuesday 09:00
     for moment in (local(2026, 11, 17, 10), local(2026, 11, 18, 10)):
         ops.record_callback(db, u.callback, ticket, outcome=CallbackOutcome.no_answer, now=moment)
     ops.record_callback(
@@ -1542,8 +1572,8 @@ def test_callback_attempts_of_an_earlier_round_do_not_count_after_reopen(db, u):
 
 
 @pytest.mark.parametrize("contact_first", [False, True])
-def test_termination_approved(db, u, contact_first):
-    ticket = contacted(db, u) if contact_first else signed(db, u)
+def test_termination_approved(db, u, contact_first, contacted, signed):
+    ticket = contacted() if contact_first else signed()
     event = step(
         db,
         ops.request_termination,
@@ -1570,8 +1600,8 @@ def test_termination_approved(db, u, contact_first):
 
 
 @pytest.mark.parametrize("contact_first", [False, True])
-def test_termination_rejected_goes_back(db, u, contact_first):
-    ticket = contacted(db, u) if contact_first else signed(db, u)
+def test_termination_rejected_goes_back(db, u, contact_first, contacted, signed):
+    ticket = contacted() if contact_first else signed()
     back_to = S.contacted if contact_first else S.signed
     ops.request_termination(db, u.dongguan, ticket, reason="诉求人撤回诉求")
     event = step(
@@ -1588,8 +1618,8 @@ def test_termination_rejected_goes_back(db, u, contact_first):
     assert ticket.lead_assignment.active is True
 
 
-def test_termination_needs_reasons(db, u):
-    ticket = signed(db, u)
+def test_termination_needs_reasons(db, u, signed):
+    ticket = signed()
     refused(
         db,
         ticket,
@@ -1616,13 +1646,13 @@ def test_termination_needs_reasons(db, u):
 
 
 @pytest.mark.parametrize("status", [S.received, S.contacted, S.closed])
-def test_exempt_and_back(db, u, status):
+def test_exempt_and_back(db, u, status, called_back, contacted, new_ticket):
     if status == S.received:
-        ticket = new_ticket(db, u)
+        ticket = new_ticket()
     elif status == S.contacted:
-        ticket = contacted(db, u)
+        ticket = contacted()
     else:
-        ticket = called_back(db, u, Solved.solved, Satisfaction.satisfied)
+        ticket = called_back(Solved.solved, Satisfaction.satisfied)
     event = step(
         db,
         ops.exempt,
@@ -1655,8 +1685,8 @@ def test_exempt_and_back(db, u, status):
     assert event.payload == {"exempt": False}
 
 
-def test_exempt_needs_a_reason_and_a_change(db, u):
-    ticket = new_ticket(db, u)
+def test_exempt_needs_a_reason_and_a_change(db, u, new_ticket):
+    ticket = new_ticket()
     refused(db, ticket, ValidationFailed, "VALIDATION_FAILED", ops.exempt, u.supervisor, reason="")
     error = refused(
         db, ticket, ValidationFailed, "VALIDATION_FAILED", ops.exempt, u.supervisor, reason="重复"
@@ -1787,8 +1817,8 @@ def test_api_happy_path_from_create_to_closed(db, api):
 # -- hand-overs: what a unit leaves behind when the ticket moves on ----------------------------
 
 
-def test_pending_extension_lapses_when_the_ticket_changes_hands(db, u):
-    ticket = signed(db, u)
+def test_pending_extension_lapses_when_the_ticket_changes_hands(db, u, signed):
+    ticket = signed()
     ops.request_extension(db, u.dongguan, ticket, days=3, reason="需协调产权单位", now=MON_0900)
     ops.designate(db, u.dispatcher, ticket, lead=unit(db, "U-CGJ"), note="属城管职责", now=MON_0900)
     (extension,) = extensions_of(db, ticket)
@@ -1803,8 +1833,8 @@ def test_pending_extension_lapses_when_the_ticket_changes_hands(db, u):
     ]
 
 
-def test_pending_extension_lapses_when_the_unit_finishes(db, u):
-    ticket = contacted(db, u)
+def test_pending_extension_lapses_when_the_unit_finishes(db, u, contacted):
+    ticket = contacted()
     ops.request_extension(db, u.dongguan, ticket, days=3, reason="需协调", now=MON_0900)
     ops.finish(db, u.dongguan, ticket, result="已修复", now=MON_0900 + dt.timedelta(hours=3))
     (extension,) = extensions_of(db, ticket)
@@ -1821,8 +1851,8 @@ def test_pending_extension_lapses_when_the_unit_finishes(db, u):
     )
 
 
-def test_reopened_designated_ticket_still_cannot_be_returned(db, u):
-    ticket = new_ticket(db, u)
+def test_reopened_designated_ticket_still_cannot_be_returned(db, u, new_ticket):
+    ticket = new_ticket()
     ops.designate(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN), note="属地管理", now=MON_0900)
     ops.sign(db, u.dongguan, ticket, now=MON_0900)
     ops.contact(db, u.dongguan, ticket, note="已联系", now=MON_0900)
@@ -1851,8 +1881,8 @@ def test_reopened_designated_ticket_still_cannot_be_returned(db, u):
     )
 
 
-def test_merge_into_a_closed_ticket_refused(db, u):
-    done = called_back(db, u, Solved.solved, Satisfaction.satisfied)
+def test_merge_into_a_closed_ticket_refused(db, u, called_back, new_ticket):
+    done = called_back(Solved.solved, Satisfaction.satisfied)
     assert done.status == S.closed
-    repeat = new_ticket(db, u)
+    repeat = new_ticket()
     refused(db, repeat, ValidationFailed, "VALIDATION_FAILED", ops.merge, u.operator, into=done)
