@@ -7,8 +7,7 @@ import re
 import pytest
 import requests
 
-from tests.browser.conftest import screenshot
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.browser
 #: More than a snapshot carries (FEED_SIZE = 20): the rest can only come from the catch-up.
@@ -39,7 +38,7 @@ def receive(base, count):
     return numbers
 
 
-def test_a_board_that_was_offline_gets_every_ticket_it_missed(new_page, live_server):
+def test_a_board_that_was_offline_gets_every_ticket_it_missed(new_page, live_server, screenshot):
     board = new_page("leader")
     board.wait_for_selector("[data-testid=status][data-state=online]", timeout=10_000)
 

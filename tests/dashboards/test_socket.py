@@ -1,6 +1,8 @@
 """The boards' Socket.IO namespace (dashboards/socket.py): who may watch which room, through
 the Socket.IO test client."""
 
+import pytest
+
 from dashboards import socket as board_socket
 
 NS = board_socket.NAMESPACE
@@ -26,3 +28,34 @@ def test_district_leader_only_their_district(board_app, app_clients, connect, re
     assert received(own, "snapshot")[0]["room"] == "district:370705"
     refused = own.emit("join", {"room": "city"}, namespace=NS, callback=True)
     assert refused == {"ok": False, "error": "无权查看该看板"}
+
+
+# -- catching up after missed updates -----------------------------------------------------
+# A board whose update did not come (Redis away, a dropped connection) asks for the tickets
+# after the newest one it holds (issue 12 §10).
+
+
+def test_catch_up_returns_what_a_board_missed(
+    board_app, db, user, make_ticket, connect, app_clients
+):
+    operator = user("operator")
+    seen = make_ticket(operator, area="370705001")
+    missed_here = [make_ticket(operator, area="370705001") for _ in range(3)]
+    elsewhere = make_ticket(operator, area="370702001")
+    db.flush()
+    kuiwen = connect(board_app, app_clients("kuiwen-leader"))
+    answer = kuiwen.emit("catch_up", {"after": seen.id}, namespace="/board", callback=True)
+    assert answer["ok"] and answer["room"] == "district:370705"
+    numbers = [item["number"] for item in answer["feed"]]
+    # Newest first; the district's only; a margin of older ones is sent again (the board
+    # skips those it has).
+    assert numbers[:3] == [t.number for t in reversed(missed_here)]
+    assert elsewhere.number not in numbers and seen.number in numbers
+    assert all(item["id"] for item in answer["feed"])
+
+
+@pytest.mark.parametrize("after", [None, "7", -1, True, 1.5])
+def test_catch_up_refuses_a_bad_cursor(board_app, connect, app_clients, after):
+    leader = connect(board_app, app_clients("leader"))
+    answer = leader.emit("catch_up", {"after": after}, namespace="/board", callback=True)
+    assert answer == {"ok": False, "error": "缺少有效的 after（已收到的最大工单序号）"}

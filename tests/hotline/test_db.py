@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from hotline.db import make_engine
-from tests.conftest import assert_error
+from tests.helpers import assert_error
 
 PHONE = "13905361234"
 TEXT = "王秀英反映胜利东街100号楼道漏水"

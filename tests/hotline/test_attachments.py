@@ -23,12 +23,11 @@ from hotline import attachments
 from hotline.enums import TicketStatus
 from hotline.errors import Conflict
 from hotline.models import Attachment, Category, Unit
-from tests.conftest import form_token, make_ticket, web_login
 
 RESULT = "已更换路灯灯头，现场恢复照明 <i>完毕</i>"
 
 
-def png(size=0):
+def photo_bytes(size=0):
     """A valid PNG of about ``size`` bytes (padding after its end)."""
 
     def chunk(kind, data):
@@ -46,9 +45,9 @@ def png(size=0):
 
 
 @pytest.fixture
-def signed(db, user):
+def signed(db, user, make_ticket):
     """A streetlight ticket without a phone, dispatched to 东关街道 and signed (finishable)."""
-    ticket = make_ticket(db, user("operator"), requester_phone=None, area="370705001")
+    ticket = make_ticket(user("operator"), requester_phone=None, area="370705001")
     street = db.scalars(sa.select(Unit).where(Unit.code == "U-S-370705001")).one()
     light = db.scalars(sa.select(Category).where(Category.code == "010103")).one()
     ops.dispatch(db, user("dispatcher"), ticket, lead=street, category=light)
@@ -68,8 +67,17 @@ def store(app, monkeypatch):
     return use
 
 
-def finish(client, ticket, photo):
-    token = form_token(client, f"/tickets/{ticket.number}")
+@pytest.fixture
+def finish(form_token):
+    """``finish(client, ticket, photo)``: the ticket page's 办结 form, with one photo."""
+
+    def post(client, ticket, photo):
+        return _post_finish(client, ticket, photo, form_token(client, f"/tickets/{ticket.number}"))
+
+    return post
+
+
+def _post_finish(client, ticket, photo, token):
     return client.post(
         f"/tickets/{ticket.number}/finish",
         data={
@@ -95,7 +103,7 @@ def assert_refused_and_nothing_left(response, db, ticket, directory):
 
 
 def test_a_disk_that_fills_up_mid_write_leaves_nothing(
-    client, db, signed, store, tmp_path, monkeypatch
+    client, db, signed, store, finish, web_login, tmp_path, monkeypatch
 ):
     directory = store(tmp_path / "attachments")
     real_write = os.write
@@ -109,12 +117,12 @@ def test_a_disk_that_fills_up_mid_write_leaves_nothing(
 
     monkeypatch.setattr(attachments, "open", lambda path, mode: FullDisk(path, "w"), raising=False)
     web_login(client, "dongguan")
-    response = finish(client, signed, png(50_000))
+    response = finish(client, signed, photo_bytes(50_000))
     assert_refused_and_nothing_left(response, db, signed, directory)
 
     monkeypatch.undo()
     store(directory)
-    again = finish(client, signed, png(50_000))
+    again = finish(client, signed, photo_bytes(50_000))
     assert again.status_code == 302, again.get_data(as_text=True)
     db.expire_all()
     assert signed.status == TicketStatus.finished
@@ -122,18 +130,18 @@ def test_a_disk_that_fills_up_mid_write_leaves_nothing(
     assert os.path.isfile(attachments.path_of(str(directory), row.sha256))
 
 
-def test_a_store_that_is_not_a_directory(client, db, signed, store, tmp_path):
+def test_a_store_that_is_not_a_directory(client, db, signed, store, finish, web_login, tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("x")
     store(blocker / "attachments")
     web_login(client, "dongguan")
-    response = finish(client, signed, png())
+    response = finish(client, signed, photo_bytes())
     assert_refused_and_nothing_left(response, db, signed, tmp_path / "nothing-here")
     assert sorted(os.listdir(tmp_path)) == ["not-a-directory"]
 
 
 def test_a_change_refused_after_its_photo_was_written_removes_the_photo(
-    client, db, signed, store, tmp_path, monkeypatch
+    client, db, signed, store, finish, web_login, tmp_path, monkeypatch
 ):
     """The photo is written before the commit; when the change then fails (here: refused
     right after storing, as a lost race at commit would be), the file it created goes with
@@ -150,7 +158,7 @@ def test_a_change_refused_after_its_photo_was_written_removes_the_photo(
 
     monkeypatch.setattr(ops.attachments, "store", store_then_fail)
     web_login(client, "dongguan")
-    response = finish(client, signed, png())
+    response = finish(client, signed, photo_bytes())
     assert response.status_code == 409
     assert "已更换路灯灯头" in response.get_data(as_text=True)
     assert written and not any(os.path.exists(path) for path in written)
@@ -192,23 +200,23 @@ def fill(directory, leave):
 
 
 @pytest.mark.slow
-def test_a_real_full_disk(client, db, signed, store, small_disk):
+def test_a_real_full_disk(client, db, signed, store, finish, web_login, small_disk):
     directory = store(small_disk / "attachments")
     directory.mkdir()
     fill(small_disk, leave=8 * 1024)
     web_login(client, "dongguan")
-    response = finish(client, signed, png(100_000))
+    response = finish(client, signed, photo_bytes(100_000))
     os.remove(small_disk / "filler")
     assert_refused_and_nothing_left(response, db, signed, directory)
 
 
 @pytest.mark.slow
-def test_a_real_read_only_disk(client, db, signed, store, small_disk):
+def test_a_real_read_only_disk(client, db, signed, store, finish, web_login, small_disk):
     directory = store(small_disk / "attachments")
     directory.mkdir()
     remount = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True)
     if remount.returncode != 0:
         pytest.skip("cannot remount read-only here")
     web_login(client, "dongguan")
-    response = finish(client, signed, png())
+    response = finish(client, signed, photo_bytes())
     assert_refused_and_nothing_left(response, db, signed, directory)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from hotline import db as database
 from hotline.db import make_engine
-from tests.conftest import POSTGRES_URL, assert_error, form_token, web_login
+from tests.helpers import POSTGRES_URL, assert_error
 
 CONTENT = "小区门口路灯坏了三天，晚上看不见路 <b>请尽快</b>"
 BODY = {"channel": "phone", "request_type": "complaint", "content": CONTENT}
@@ -54,7 +54,9 @@ def test_the_api_answers_503_with_retry_after(api, database_away):
         assert "系统繁忙" in error["message"]
 
 
-def test_a_page_says_busy_and_keeps_what_was_typed(client, db, database_away):
+def test_a_page_says_busy_and_keeps_what_was_typed(
+    client, db, database_away, web_login, form_token
+):
     web_login(client, "operator")
     page = client.get("/console").get_data(as_text=True)
     key = re.search(r'name="idempotency_key" value="([^"]+)"', page).group(1)
@@ -81,7 +83,7 @@ def test_a_page_says_busy_and_keeps_what_was_typed(client, db, database_away):
     assert "重新提交" in html
 
 
-def test_a_password_is_never_echoed_back(client, db, database_away):
+def test_a_password_is_never_echoed_back(client, db, database_away, form_token):
     token = form_token(client, "/login")
     database_away()
     response = client.post(
@@ -92,7 +94,7 @@ def test_a_password_is_never_echoed_back(client, db, database_away):
     assert "demo-12345" not in html and 'value="operator"' in html
 
 
-def test_a_page_opened_meanwhile_says_busy(client, db, database_away):
+def test_a_page_opened_meanwhile_says_busy(client, db, database_away, web_login):
     web_login(client, "dispatcher")
     database_away()
     response = client.get("/dispatch?page=1")
