@@ -34,7 +34,7 @@ import hotline.api.reference
 import hotline.api.sessions
 import hotline.pages
 from dashboards import socket
-from hotline import auth, config, db, events, notify, suggestions, web
+from hotline import auth, config, db, events, headers, notify, suggestions, web
 from hotline.errors import HotlineError, ServiceUnavailable
 
 #: The JSON API's blueprints, nested under ``/api/v1`` (``hotline.api``: who is calling, the
@@ -93,6 +93,7 @@ def create_app(overrides=None):
         app.config["SECRET_KEY"] = _instance_secret_key(app.instance_path)
 
     app.url_map.converters["id"] = RowIdConverter
+    headers.init_app(app)
     events.init_app(app)
     notify.init_app(app)
     db.init_app(app)
@@ -112,12 +113,6 @@ def create_app(overrides=None):
 
 
 def _register_handlers(app):
-    @app.after_request
-    def no_sniffing(response):
-        # JSON is data: a browser must never sniff it into HTML and run what a citizen typed.
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
-
     @app.errorhandler(403)
     @app.errorhandler(404)
     @app.errorhandler(405)

@@ -125,13 +125,39 @@ def browser():
         browser.close()
 
 
+#: Runs in every document before its own scripts: reports each Content-Security-Policy
+#: violation to the test (through a binding, so none is lost when the page navigates on).
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__cspViolation([e.violatedDirective, e.blockedURI, e.sourceFile + ":" + e.lineNumber,
+                         e.sample].join(" "));
+});
+"""
+
+
+def _csp_message(message):
+    text = message.text
+    return "Content Security Policy" in text or "Content-Security-Policy" in text
+
+
 @pytest.fixture
 def new_page(browser, live_server):
     """``new_page(username, phone=False)`` → a logged-in page in a browser context of its own
-    (its own cookies), at a desktop or phone-sized viewport. Any JavaScript dialog fails the
-    test (an XSS payload that ran would open one)."""
+    (its own cookies), at a desktop or phone-sized viewport.
+
+    Any JavaScript dialog fails the test (an XSS payload that ran would open one), and so does
+    any Content-Security-Policy violation on any page the test opens (an inline script or
+    style, a blocked connection: hotline/headers.py), reported by the browser's console or a
+    ``securitypolicyviolation`` event, and any page of the server sent without the policy."""
     contexts = []
     dialogs = []
+    violations = []
+    unprotected = []
+
+    def document_loaded(response):
+        if response.request.resource_type == "document" and response.url.startswith(live_server):
+            if "frame-ancestors 'none'" not in response.headers.get("content-security-policy", ""):
+                unprotected.append(response.url)
 
     def make(username=None, phone=False):
         viewport = {"width": 390, "height": 844} if phone else {"width": 1440, "height": 900}
@@ -139,8 +165,20 @@ def new_page(browser, live_server):
             base_url=live_server, viewport=viewport, locale="zh-CN", timezone_id="Asia/Shanghai"
         )
         contexts.append(context)
+        context.expose_binding(
+            "__cspViolation",
+            lambda source, text: violations.append(f"{source['page'].url}: {text}"),
+        )
+        context.add_init_script(CSP_LISTENER)
         page = context.new_page()
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on(
+            "console",
+            lambda message: (
+                _csp_message(message) and violations.append(f"{page.url}: {message.text}")
+            ),
+        )
+        page.on("response", document_loaded)
         if username:
             log_in(page, username)
         return page
@@ -149,6 +187,14 @@ def new_page(browser, live_server):
     for context in contexts:
         context.close()
     assert dialogs == [], f"a script ran and opened a dialog: {dialogs}"
+    assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)
+    assert unprotected == [], f"pages sent without the Content-Security-Policy: {unprotected}"
+
+
+@pytest.fixture(name="log_in")
+def log_in_fixture():
+    """``log_in(page, username, password=…)``: through the login form, as a person does."""
+    return log_in
 
 
 def log_in(page, username, password=PASSWORD):

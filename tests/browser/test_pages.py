@@ -50,9 +50,18 @@ def test_wrong_password_shows_a_chinese_refusal(new_page, screenshot):
     screenshot(page, "login-refused")
 
 
-def test_a_new_ticket_reaches_the_board_and_stays_text_everywhere(new_page, screenshot):
-    board = new_page("leader")
+def test_a_new_ticket_reaches_the_board_and_stays_text_everywhere(new_page, log_in, screenshot):
+    sockets = []
+    board = new_page()
+    board.on("websocket", lambda ws: sockets.append(ws.url))
+    log_in(board, "leader")
     board.wait_for_selector("[data-testid=status][data-state=online]", timeout=10_000)
+    # Live over a WebSocket to this host, which the page's connect-src 'self' allows.
+    assert any(url.startswith("ws://127.0.0.1:") and "/socket.io/" in url for url in sockets)
+    # The chart's tooltip (drawn on hover) breaks no Content-Security-Policy either.
+    board.hover("[data-testid=trend] canvas", position={"x": 200, "y": 100})
+    board.wait_for_timeout(500)
+    screenshot(board, "board-city-tooltip")
     feed = board.locator("[data-testid=feed]")
 
     console = new_page("operator")
@@ -132,6 +141,45 @@ def test_reports_open_for_the_mayors_office(new_page, screenshot):
     page.goto("/reports/rates")
     assert "三率" in page.locator("body").inner_text()
     screenshot(page, "report-rates")
+    # A month that is over offers to freeze its ranking.
+    page.goto("/reports/ranking")
+    page.click("text=上月")
+    assert page.locator("form.inline[action*=freeze] button").is_visible()
+
+
+def test_the_callback_filter_applies_when_ticked(new_page):
+    page = new_page("callback")
+    page.check("input[name=due]")
+    page.wait_for_url("**/callbacks?due=1")
+    assert page.locator("input[name=due]").is_checked()
+
+
+def test_an_emergency_call_offers_the_emergency_lines(new_page, screenshot):
+    page = new_page("operator")
+    page.fill("#content", "楼道里着火了，现在火很大，赶紧来人")
+    # Without waiting for the live panels: the server renders the same warning.
+    page.click("button[value=lookup]")
+    page.wait_for_load_state()
+    warning = page.locator("#emergency-slot .emergency")
+    assert "紧急情况预警" in warning.inner_text()
+    assert warning.locator(".transfers button[value='transfer:119']").count() == 1
+    screenshot(page, "console-emergency")
+
+
+def test_no_page_can_be_framed(browser, live_server):
+    """Another site framing a page (clickjacking) gets nothing: frame-ancestors 'none'."""
+    context = browser.new_context()
+    page = context.new_page()
+
+    def refused(message):
+        return "frame-ancestors 'none'" in message.text
+
+    with page.expect_console_message(refused, timeout=10_000):
+        page.set_content(f'<iframe src="{live_server}/login" width="600" height="400"></iframe>')
+    frame = page.frames[1]
+    assert not frame.url.startswith(live_server)
+    assert frame.locator("input[name=password]").count() == 0
+    context.close()
 
 
 def test_a_grid_worker_takes_a_ticket_on_site_from_a_phone(

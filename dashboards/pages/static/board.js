@@ -163,7 +163,9 @@
     if (!chart) chart = window.echarts.init(document.getElementById("trend-chart"), "dark");
     chart.setOption({
       backgroundColor: "transparent",
-      tooltip: { trigger: "axis" },
+      // Drawn on the canvas: ECharts' HTML tooltip writes style="…" attributes, which the
+      // page's Content-Security-Policy (style-src 'self', hotline/headers.py) refuses.
+      tooltip: { trigger: "axis", renderMode: "richText" },
       legend: { data: ["今日", "昨日"] },
       grid: { left: 40, right: 20, top: 40, bottom: 30 },
       xAxis: { type: "category", data: data.hours },

@@ -105,11 +105,10 @@
     box.setAttribute("role", "alert");
     box.appendChild(el("strong", "紧急情况预警："));
     box.appendChild(document.createTextNode("来电可能涉及紧急情况" + (u.evidence ? "（“" + u.evidence + "”）" : "") + "，请核实后转接。"));
-    var row = el("div");
-    row.style.marginTop = ".4rem";
+    var row = el("div", null, "transfers");
     Object.keys(EMERGENCY).forEach(function (code) {
       var b = actionButton("转 " + EMERGENCY[code], "transfer:" + code);
-      if (code === u.transfer_to) b.style.outline = "3px solid #fff";
+      if (code === u.transfer_to) b.className = "suggested";
       row.appendChild(b);
     });
     box.appendChild(row);

@@ -605,6 +605,19 @@ def test_finish_with_photo_stores_it_and_scopes_download(
     assert client.get(f"/attachments/{photo.id}").status_code == 403
 
 
+def test_a_photo_keeps_its_own_stricter_policy(client, db, contacted, finish, web_login):
+    """The download sets its own Content-Security-Policy; the application's hook adds the
+    other headers but does not replace it (hotline/headers.py)."""
+    web_login(client, "dongguan")
+    assert finish(client, contacted, "路灯已更换", [("现场.png", PNG)]).status_code == 302
+    photo = db.scalars(sa.select(Attachment).where(Attachment.ticket_id == contacted.id)).one()
+    download = client.get(f"/attachments/{photo.id}")
+    assert download.status_code == 200 and download.mimetype == "image/png"
+    assert download.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert download.headers["X-Frame-Options"] == "DENY"
+    assert download.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_finish_with_a_large_real_photo_passes_the_form_limit(
     client, db, user, contacted, finish, web_login
 ):
