@@ -30,10 +30,11 @@ demo: $(STAMP) $(ASSETS_STAMP)
 	$(BIN)/hotline demo --host 127.0.0.1 --port 5000
 
 ## Set everything up and run lint plus the whole test suite (SQLite unless
-## HOTLINE_TEST_DATABASE_URL points at PostgreSQL).
+## HOTLINE_TEST_DATABASE_URL points at PostgreSQL), one pytest-xdist worker per core, each on
+## a database of its own (on PostgreSQL: <name>_gw0, <name>_gw1 …).
 test: $(STAMP) $(ASSETS_STAMP) lint
 	scripts/ensure-chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 ## ruff, and import-linter's contracts (setup.cfg [importlinter]): the layers server →
 ## dashboards → dispatch → hotline, classifier apart, pages and the JSON API apart.

@@ -15,6 +15,7 @@ import zlib
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 from classifier import artefact, training
@@ -26,7 +27,14 @@ from hotline.cache import reference_rows, token_users
 from hotline.db import make_engine
 from hotline.models import ApiToken, Ticket, User
 from server.app import create_app
-from tests.helpers import FORM_TOKEN, PASSWORD, POSTGRES_URL, REDIS_URL, is_postgres
+from tests.helpers import (
+    BASE_POSTGRES_URL,
+    FORM_TOKEN,
+    PASSWORD,
+    POSTGRES_URL,
+    REDIS_URL,
+    is_postgres,
+)
 
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
@@ -56,10 +64,24 @@ def reset_postgres(url):
     engine.dispose()
 
 
+def create_worker_database(url):
+    """The database of this pytest-xdist worker, created empty beside the given one."""
+    name = make_url(url).database
+    admin = sa.create_engine(
+        make_url(BASE_POSTGRES_URL).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     if POSTGRES_URL:
         url = POSTGRES_URL
+        if url != BASE_POSTGRES_URL:
+            create_worker_database(url)
         reset_postgres(url)
     else:
         url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "hotline.sqlite")

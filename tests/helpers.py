@@ -4,7 +4,22 @@ see the conftest.py files)."""
 import os
 import re
 
-POSTGRES_URL = os.environ.get("HOTLINE_TEST_DATABASE_URL")
+#: Each pytest-xdist worker (gw0, gw1 …) runs on a PostgreSQL database of its own, named after
+#: the one given: ``<name>_gw0`` … (``tests/conftest.py`` creates it).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+BASE_POSTGRES_URL = os.environ.get("HOTLINE_TEST_DATABASE_URL")
+
+
+def _worker_url(url):
+    if not url or not WORKER:
+        return url
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    return base.set(database=f"{base.database}_{WORKER}").render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _worker_url(BASE_POSTGRES_URL)
 REDIS_URL = os.environ.get("HOTLINE_REDIS_URL")
 PASSWORD = "demo-12345"
 

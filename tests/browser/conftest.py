@@ -29,7 +29,13 @@ CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("HOTLINE_SCREENSHOT_DIR", ROOT / "ci-artifacts" / "screenshots"))
 
-pytestmark = pytest.mark.browser
+
+def pytest_collection_modifyitems(items):
+    """Every test under tests/browser is a browser test (``-m "not browser"`` leaves them out;
+    a ``pytestmark`` in a conftest marks nothing)."""
+    for item in items:
+        if "tests/browser/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.browser)
 
 
 def _free_port():
