@@ -198,7 +198,8 @@ def client_process(specs, ready, stop_event, results):
 
         def on_snapshot(data, record=record, catch_up=catch_up):
             record["last"] = data["today"]
-            record["as_of"] = data["as_of"]
+            # The room was joined before the snapshot: the next update misses nothing.
+            record["as_of"] = None
             for item in data["feed"]:  # what the page showed already: not new
                 record["newest"] = max(record["newest"], item.get("id") or 0)
                 if record["connected_before"]:
@@ -213,7 +214,7 @@ def client_process(specs, ready, stop_event, results):
             now = time.time()
             record["updates"] += 1
             record["last"] = data["today"]
-            missed = data.get("previous") != record["as_of"]
+            missed = record["as_of"] is not None and data.get("previous") != record["as_of"]
             record["as_of"] = data["as_of"]
             note(data["feed"], record, now)
             if missed:
@@ -294,6 +295,7 @@ def loader_process(env, rate, seconds, start_at, results):
                 requester_phone=body.get("requester_phone"),
                 address=body.get("address"),
                 area=areas.get(body.get("area")),
+                suggestion=None,
             )
             number, area = ticket.number, body.get("area") or ""
             session.commit()

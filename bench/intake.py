@@ -29,7 +29,7 @@ from sqlalchemy.orm import sessionmaker
 
 from classifier import artefact, training
 from hotline import migrate, seed
-from hotline.api.auth import hash_token
+from hotline.auth import token_hash
 from hotline.db import make_engine
 from hotline.enums import Role
 from hotline.models import ApiToken, Ticket, User
@@ -60,7 +60,7 @@ def prepare(url):
         session.add(user)
         session.flush()
         token = "bench_" + uuid.uuid4().hex
-        session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), label="bench"))
+        session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), label="bench"))
         session.commit()
     engine.dispose()
     return token

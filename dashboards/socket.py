@@ -13,15 +13,17 @@ retries every ``RECONNECT_SECONDS`` and logs an outage once and the recovery onc
 """
 
 import logging
+import threading
 import time
 
 import socketio as python_socketio
-from flask import current_app, request
+from flask import current_app, request, session
 from flask_login import current_user
 from flask_socketio import Namespace, SocketIO, emit, join_room, leave_room, rooms
 
 from dashboards import access
 from dashboards.snapshots import Board, room_snapshot
+from hotline import auth as hotline_auth
 from hotline.db import get_session
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,9 @@ NAMESPACE = "/board"
 CATCH_UP_MARGIN = 200
 #: Seconds between attempts to reach Redis again after it went away.
 RECONNECT_SECONDS = 0.5
+#: Seconds between checks that every board connected here still belongs to an open login:
+#: logging out, a password change or deactivation closes the user's boards within this time.
+SESSION_CHECK_SECONDS = 10
 
 
 def init_app(app):
@@ -44,7 +49,9 @@ def init_app(app):
             app.config["REDIS_URL"], channel=channel_name(app.config)
         )
     socketio = SocketIO(app, **options)
-    socketio.on_namespace(BoardNamespace(NAMESPACE))
+    namespace = BoardNamespace(NAMESPACE)
+    socketio.on_namespace(namespace)
+    app.extensions["hotline.board_namespace"] = namespace
     return socketio
 
 
@@ -126,6 +133,13 @@ def app_emitter(app):
 
 
 class BoardNamespace(Namespace):
+    def __init__(self, namespace):
+        super().__init__(namespace)
+        #: Socket id → the hash of the login (``user_sessions.key_hash``) it belongs to.
+        self.logins = {}
+        self._lock = threading.Lock()
+        self._checking = False
+
     def on_connect(self, auth=None):
         """Admit a watcher of the room asked for, then send its snapshot."""
         if not current_user.is_authenticated or current_user.role not in access.BOARD_ROLES:
@@ -134,8 +148,50 @@ class BoardNamespace(Namespace):
         room = wanted or request.args.get("room") or access.default_room(current_user)
         if not isinstance(room, str) or not access.may_watch(current_user, room):
             return False
+        self._watch(request.sid, session.get("sid"))
         join_room(room)
         emit("snapshot", _snapshot(room))
+
+    def on_disconnect(self, *args):
+        with self._lock:
+            self.logins.pop(request.sid, None)
+
+    def _watch(self, sid, key):
+        with self._lock:
+            self.logins[sid] = hotline_auth.key_hash(key) if isinstance(key, str) else None
+            start = not self._checking
+            self._checking = True
+        if start:
+            app = current_app._get_current_object()
+            self.socketio.start_background_task(self._check_forever, app)
+
+    def _check_forever(self, app):
+        while True:
+            time.sleep(SESSION_CHECK_SECONDS)
+            try:
+                self.close_ended(app)
+            except Exception:  # noqa: BLE001 — the database away: checked again next time
+                log.debug("board login check failed", exc_info=True)
+
+    def close_ended(self, app):
+        """Disconnect the boards whose login has ended (logout, password change,
+        deactivation) since they connected. Returns their socket ids."""
+        with self._lock:
+            watched = dict(self.logins)
+        if not watched:
+            return []
+        with app.app_context():
+            db = app.extensions["hotline.db"]()
+            try:
+                still_open = hotline_auth.open_logins(db, {h for h in watched.values() if h})
+            finally:
+                db.close()
+        ended = [sid for sid, key_hash in watched.items() if key_hash not in still_open]
+        for sid in ended:
+            self.socketio.server.disconnect(sid, namespace=NAMESPACE)
+            with self._lock:
+                self.logins.pop(sid, None)
+        return ended
 
     def on_join(self, data):
         """Switch the connection to another room (same check as on connect)."""

@@ -21,6 +21,7 @@ import errno
 import hashlib
 import logging
 import os
+import unicodedata
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -80,7 +81,7 @@ def check(files, *, field="photos", required=False):
     for storage in files:
         if storage is None or not storage.filename:
             continue
-        name = os.path.basename(storage.filename.replace("\\", "/"))[:200] or "照片"
+        name = _display_name(storage.filename)
         data = storage.stream.read(max_bytes + 1)
         if len(data) > max_bytes:
             _refuse(field, f"照片“{name}”超过 {_size_text(max_bytes)}", "ATTACHMENT_TOO_LARGE")
@@ -95,6 +96,14 @@ def check(files, *, field="photos", required=False):
     if required and not photos:
         _refuse(field, "请至少上传一张照片", "ATTACHMENT_REQUIRED")
     return photos
+
+
+def _display_name(filename):
+    """A photo's file name as people see it: the last part of the path, without control
+    characters (a NUL byte cannot even be stored in PostgreSQL), at most 200 characters."""
+    name = os.path.basename(filename.replace("\\", "/"))
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cs"))
+    return name.strip()[:200] or "照片"
 
 
 def _size_text(size):
@@ -139,6 +148,9 @@ def _write(session, directory, photo):
     """Put ``photo`` in the store unless it is there; remember what this transaction made."""
     path = path_of(directory, photo.sha256)
     pending = session.info.setdefault("attachment_files", [])
+    # A request that ends with this transaction open rolls it back (``hotline.db``), so the
+    # files go with it.
+    session.info["rollback_on_close"] = True
     pending.append((path, photo, False))
     if os.path.exists(path):
         return
@@ -174,6 +186,9 @@ def _remove(path):
 
 @event.listens_for(Session, "after_commit")
 def _committed(session):
+    if session.in_nested_transaction():
+        return  # a savepoint released: the files wait for the transaction around it
+    session.info.pop("rollback_on_close", None)
     for path, photo, _ in session.info.pop("attachment_files", ()):
         if not os.path.exists(path):
             # Another transaction that wrote the same bytes rolled back and took the file.
@@ -185,14 +200,24 @@ def _committed(session):
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _rolled_back(session, _previous_transaction):
-    pending = session.info.pop("attachment_files", ())
+def _rolled_back(session, previous_transaction):
+    if previous_transaction.nested or not session.is_active:
+        # A savepoint rolled back (not used by the application), or a failed flush: the
+        # rollback of the whole transaction follows, and cleans up then.
+        return
+    session.info.pop("rollback_on_close", None)
+    _remove_created(session.info.pop("attachment_files", ()), session.scalars)
+
+
+def _remove_created(pending, scalars):
+    """Remove the files in ``pending`` this transaction created, unless a committed row refers
+    to the same bytes (``scalars`` runs the check)."""
     created = [(path, photo) for path, photo, made in pending if made and os.path.exists(path)]
-    if not created or not session.is_active:
+    if not created:
         return
     shas = [photo.sha256 for _, photo in created]
     try:
-        kept = set(session.scalars(sa.select(Attachment.sha256).where(Attachment.sha256.in_(shas))))
+        kept = set(scalars(sa.select(Attachment.sha256).where(Attachment.sha256.in_(shas))))
     except Exception:  # noqa: BLE001 — without the database, keep the files rather than guess
         log.warning("could not check %d photo(s) after a rollback; kept", len(created))
         return

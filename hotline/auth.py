@@ -28,9 +28,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from hotline import attachments
 from hotline.audit import audit
+from hotline.cache import token_users
 from hotline.db import get_session, utcnow
-from hotline.errors import TooManyRequests, ValidationFailed
-from hotline.models import AuditLog, User, UserSession
+from hotline.errors import NotFound, TooManyRequests, ValidationFailed
+from hotline.models import ApiToken, AuditLog, User, UserSession
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -46,8 +47,26 @@ END_PASSWORD = "password_changed"
 END_DEACTIVATED = "deactivated"
 
 
-def _key_hash(key):
+def key_hash(key):
+    """How a session key is stored (``user_sessions.key_hash``)."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def open_logins(db, key_hashes):
+    """Which of ``key_hashes`` name sessions still open, of users still active."""
+    if not key_hashes:
+        return set()
+    return set(
+        db.scalars(
+            sa.select(UserSession.key_hash)
+            .join(User, User.id == UserSession.user_id)
+            .where(
+                UserSession.key_hash.in_(list(key_hashes)),
+                UserSession.ended_at.is_(None),
+                User.active,
+            )
+        )
+    )
 
 
 @login_manager.user_loader
@@ -64,7 +83,7 @@ def _load_user(user_id):
             .where(
                 User.id == int(user_id),
                 User.active,
-                UserSession.key_hash == _key_hash(key),
+                UserSession.key_hash == key_hash(key),
                 UserSession.ended_at.is_(None),
             )
         )
@@ -122,7 +141,7 @@ def log_in(db, username, password, *, via):
     db.add(
         UserSession(
             user_id=user.id,
-            key_hash=_key_hash(key),
+            key_hash=key_hash(key),
             created_at=utcnow(),
             remote_addr=request.remote_addr,
             user_agent=(request.user_agent.string or "")[:200] or None,
@@ -180,6 +199,33 @@ def deactivate(db, actor, user):
     audit(db, actor, "user.deactivate", target=user.username, payload={"sessions_ended": ended})
 
 
+def create_token(db, user, label):
+    """Issue an API token for ``user``: returns (row, token); only the token's SHA-256 is
+    stored, so it is shown this once. Audited; the caller commits."""
+    token = "hl_" + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, token_hash=token_hash(token), label=label)
+    db.add(row)
+    db.flush()
+    audit(db, user, "token.create", target=str(row.id), payload={"label": label})
+    return row, token
+
+
+def revoke_token(db, user, token_id):
+    """Revoke one of ``user``'s own tokens (at once in this process; in the others within
+    the token cache's few seconds). Audited; the caller commits."""
+    row = db.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id or row.revoked_at is not None:
+        raise NotFound("令牌不存在或已吊销", code="TOKEN_NOT_FOUND")
+    row.revoked_at = utcnow()
+    token_users.clear()
+    audit(db, user, "token.revoke", target=str(row.id))
+    return row
+
+
+def token_hash(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def new_session():
     """A fresh session with a fresh CSRF secret, forgetting any token signed from the old
     one (Flask-WTF keeps it in ``g`` for the request)."""
@@ -203,6 +249,8 @@ def is_trusted(address, networks):
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    # A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d.
+    ip = getattr(ip, "ipv4_mapped", None) or ip
     return any(ip in network for network in networks)
 
 

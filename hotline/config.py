@@ -62,6 +62,8 @@ DEFAULTS = {
     "ATTACHMENT_MAX_BYTES": 5 * 1024 * 1024,
     "ATTACHMENT_MAX_FILES": 5,
     "ATTACHMENT_DIR": "",
+    #: Log level of the scheduler and board-publisher processes (DEBUG, INFO, WARNING …).
+    "LOG_LEVEL": "INFO",
     #: Redis channel ticket events are published on.
     "EVENT_CHANNEL": "hotline:events",
     #: SQLAlchemy engine pool size per process (PostgreSQL).

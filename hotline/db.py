@@ -3,6 +3,7 @@
 import datetime as dt
 import enum
 import json
+import traceback
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -154,6 +155,13 @@ outage = Outage("hotline.db", "database")
 #: What people and programs are told while it is away (with ``Retry-After``).
 BUSY_MESSAGE = "系统繁忙，请稍后重试（数据库暂时不可用，本次操作未生效）"
 
+#: PostgreSQL SQLSTATEs that mean "away for now, try again": connection exceptions (08),
+#: too many connections or out of memory or disk (53), the server shutting down, crashing or
+#: starting (57P0x), and the conflicts a retry settles: serialization failure, deadlock (40001,
+#: 40P01) and a lock not available in time (55P03). A statement the database refuses (a
+#: limit exceeded, a constraint) is not among them: retrying cannot help.
+_POSTGRES_AWAY = ("08", "53", "57P01", "57P02", "57P03", "40001", "40P01", "55P03")
+
 #: SQLite errors that mean "the database cannot be used right now", not a bug.
 _SQLITE_AWAY = ("database is locked", "unable to open database", "disk i/o error", "is full")
 
@@ -173,9 +181,26 @@ def unavailable(exc):
     if type(exc.orig).__module__.startswith("sqlite3"):
         message = str(exc.orig).lower()
         return any(part in message for part in _SQLITE_AWAY)
-    # PostgreSQL: OperationalError is SQLSTATE classes 08 (connection) and 57 (the server
-    # shutting down or restarting) and the like; statement errors are other classes.
-    return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    # No SQLSTATE: the server never answered (refused, unreachable, the connection dropped).
+    return sqlstate is None or sqlstate.startswith(_POSTGRES_AWAY)
+
+
+def log_error(logger, exc, where):
+    """Log an unexpected database error without the data it carried: the driver's first
+    line and SQLSTATE and where it was raised, never the rest of its message (PostgreSQL's
+    DETAIL repeats a refused row: names, phones, complaint texts)."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0][:300]
+    sqlstate = getattr(orig, "sqlstate", None)
+    logger.error(
+        "database error %s: %s%s: %s\n%s",
+        where,
+        type(orig).__name__,
+        f" (SQLSTATE {sqlstate})" if sqlstate else "",
+        first,
+        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+    )
 
 
 def init_app(app):
@@ -208,6 +233,12 @@ def get_session() -> Session:
 def _close_session(_exc):
     session = g.pop("db_session", None)
     if session is not None:
+        if session.info.pop("rollback_on_close", False):
+            # Something waits on a rollback (a photo written for a row never committed).
+            try:
+                session.rollback()
+            except Exception:  # noqa: BLE001 — the connection may be gone; closing is enough
+                pass
         session.close()
 
 

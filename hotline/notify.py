@@ -20,11 +20,14 @@ import logging
 from dataclasses import dataclass
 
 import requests
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from hotline.db import bulk_insert
-from hotline.models import Notification
+from hotline.db import bulk_insert, utcnow
+from hotline.enums import Role, UnitKind
+from hotline.errors import Forbidden
+from hotline.models import Notification, Unit, unit_areas
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,40 @@ def deliver(session, messages, now):
         ],
     )
     session.info.setdefault("pending_notifications", []).extend(messages)
+
+
+def inbox_unit_of(db, user, mayors_office_code):
+    """The unit whose inbox is ``user``'s own: their unit; for a leader their district's
+    government (or the mayor's office, ``mayors_office_code``); None for an administrator."""
+    if user.unit_id is not None:
+        return db.get(Unit, user.unit_id)
+    if user.role == Role.leader:
+        if user.district_id is not None:
+            government = db.scalars(
+                sa.select(Unit)
+                .join(unit_areas, unit_areas.c.unit_id == Unit.id)
+                .where(
+                    unit_areas.c.area_id == user.district_id,
+                    Unit.kind == UnitKind.district_government,
+                )
+            ).first()
+            if government is not None:
+                return government
+        return db.scalars(sa.select(Unit).where(Unit.code == mayors_office_code)).first()
+    return None
+
+
+def mark_read(db, user, item, own_unit):
+    """Mark ``item`` of ``user``'s own inbox (``own_unit``) read; again is fine (the first
+    reader and time are kept). Returns whether it changed; the caller commits. Overseers
+    looking into another unit's inbox cannot mark it read."""
+    if own_unit is None or own_unit.id != item.unit_id:
+        raise Forbidden("只能处理本单位的消息", code="INBOX_NOT_YOURS")
+    if item.read_at is not None:
+        return False
+    item.read_at = utcnow()
+    item.read_by_id = user.id
+    return True
 
 
 class LoggingSender:

@@ -14,12 +14,15 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import aliased
 
+from classifier import artefact
 from classifier.artefact import ActiveModel
 from classifier.gazetteer import Gazetteer
 from classifier.geo import GridLocator
 from classifier.pipeline import CategoryInfo, Suggester
 from classifier.router import CatalogueRouter, Router
-from hotline.enums import AreaLevel
+from hotline.audit import audit
+from hotline.enums import AreaLevel, Role
+from hotline.errors import Forbidden, NotFound
 from hotline.models import Area, Category, RoutingRule, Unit
 
 REFERENCE_TTL = 600
@@ -109,7 +112,8 @@ def build_suggester(session, bundle):
 def for_intake(session, text, *, address=None, lng=None, lat=None):
     """The suggestion stored with a new ticket. A failing classifier must never lose a call:
     the ticket is then received without one and the error is logged."""
-    if not current_app.config["CLASSIFIER_ENABLED"]:
+    if not current_app or not current_app.config["CLASSIFIER_ENABLED"]:
+        # Outside an application (a script driving the operations) there is no model.
         return None
     try:
         return service().suggest(session, text, address=address, lng=lng, lat=lat)
@@ -163,6 +167,20 @@ def unit_names(db, codes):
     if not codes:
         return {}
     return dict(db.execute(sa.select(Unit.code, Unit.name).where(Unit.code.in_(codes))).all())
+
+
+def activate_model(db, actor, models_dir, version):
+    """Make ``version`` the active model (every server process switches within seconds).
+    Administrators only (``actor`` None: the command line). Audited; the caller commits.
+    Returns the version active before."""
+    if actor is not None and actor.role != Role.admin:
+        raise Forbidden("只有系统管理员可以切换分类模型", code="ROLE_NOT_ALLOWED")
+    if version not in artefact.versions(models_dir):
+        raise NotFound(f"模型版本不存在：{version}", code="MODEL_NOT_FOUND")
+    previous = artefact.active_version(models_dir)
+    artefact.set_active(models_dir, version)
+    audit(db, actor, "classifier.activate", target=version, payload={"previous": previous})
+    return previous
 
 
 def init_app(app):

@@ -143,7 +143,7 @@ def _register_handlers(app):
         if request.path.startswith("/api/"):
             return hotline.api.database_error(exc)
         if not db.unavailable(exc):
-            app.logger.error("unhandled database error on %s", request.path, exc_info=exc)
+            db.log_error(app.logger, exc, f"on {request.method} {request.path}")
             return web.keep_typed_page(INTERNAL_ERROR, 500)
         db.outage.failed(exc)
         return web.keep_typed_page(

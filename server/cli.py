@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -275,7 +274,7 @@ def board_publisher_command():
             "需要设置 HOTLINE_REDIS_URL：实时大屏推送进程通过 Redis 接收工单事件并推送到各 Web 进程"
             "（单进程演示请用 hotline demo，它自带推送）"
         )
-    level = os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper()
+    level = app.config["LOG_LEVEL"].upper()
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
     publisher = board_publisher.start_publisher(app, standalone=True)
     click.echo("实时大屏推送已启动（Ctrl-C 退出）")
@@ -304,7 +303,7 @@ def scheduler_command(once, interval, batch):
         app.config["SCHEDULER_INTERVAL_SECONDS"] = interval
     if batch:
         app.config["SCHEDULER_BATCH"] = batch
-    level = os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper()
+    level = app.config["LOG_LEVEL"].upper()
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
     if once:
         result = scheduler.make_job(app)()

@@ -11,8 +11,10 @@ from sqlalchemy.orm import aliased
 from classifier import artefact, training
 from classifier.bundle import ModelBundle
 from classifier.router import LearnedRouter, record_from_codes
+from hotline import suggestions
 from hotline.audit import audit
 from hotline.db import get_session
+from hotline.errors import HotlineError
 from hotline.models import Area, Category, Ticket, Unit
 
 group = AppGroup("classifier", help="Complaint classifier: train, evaluate, switch versions.")
@@ -242,12 +244,13 @@ def list_versions():
 @click.argument("version")
 def activate(version):
     """Make VERSION the active model; running servers switch within seconds."""
+    session = get_session()
     models_dir = _models_dir()
     try:
-        artefact.set_active(models_dir, version)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
-    session = get_session()
-    audit(session, None, "classifier.activate", target=version)
+        suggestions.activate_model(session, None, models_dir, version)
+    except HotlineError as error:
+        raise click.ClickException(
+            f"{error.message}（no model version {version} in {models_dir}）"
+        ) from None
     session.commit()
     click.echo(f"已启用模型版本 {version}")

@@ -22,7 +22,7 @@ from classifier import artefact, training
 from dispatch import calendar as work_calendar
 from dispatch import timers
 from hotline import migrate, seed
-from hotline.api.auth import hash_token
+from hotline.auth import token_hash
 from hotline.cache import reference_rows, token_users
 from hotline.db import make_engine
 from hotline.models import ApiToken, Ticket, User
@@ -197,7 +197,7 @@ class Api:
 
 def _token_for(session, user):
     token = "test_" + uuid.uuid4().hex
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), label="test"))
+    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), label="test"))
     session.flush()
     return token
 

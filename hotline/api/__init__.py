@@ -88,7 +88,8 @@ def database_error(exc):
     code, so a client retries (with the same ``Idempotency-Key``); any other database error
     is a 500 like every unexpected one."""
     if not db.unavailable(exc):
-        return _unexpected(exc)
+        db.log_error(log, exc, f"in API {request.method} {request.path}")
+        return error_response(500, "INTERNAL_ERROR", "服务器内部错误，操作未生效，请稍后重试")
     db.outage.failed(exc)
     return hotline_error(ServiceUnavailable(db.BUSY_MESSAGE, code="DATABASE_UNAVAILABLE"))
 

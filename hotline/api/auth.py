@@ -5,14 +5,13 @@ Browser sessions must echo their CSRF token in ``X-CSRF-Token`` on every unsafe 
 token calls carry no ambient credential and need none.
 """
 
-import hashlib
 import hmac
-import secrets
 
 import sqlalchemy as sa
 from flask import g, request, session
 from flask_login import current_user
 
+from hotline import auth
 from hotline.cache import token_users
 from hotline.db import get_session
 from hotline.errors import AuthRequired, Forbidden
@@ -20,14 +19,6 @@ from hotline.models import ApiToken, User
 
 #: Endpoints that work without a user.
 PUBLIC_ENDPOINTS = {"api.sessions.login"}
-
-
-def hash_token(token):
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_token():
-    return "hl_" + secrets.token_urlsafe(32)
 
 
 def authenticate():
@@ -62,7 +53,7 @@ def require_role(roles, message="“{role}”角色无权使用此功能", *, co
 
 
 def _user_for_token(token):
-    token_hash = hash_token(token)
+    token_hash = auth.token_hash(token)
 
     def load(session):
         return session.scalars(

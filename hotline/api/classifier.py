@@ -10,10 +10,9 @@ from classifier import artefact
 from hotline import suggestions
 from hotline.api import ok
 from hotline.api.auth import require_role
-from hotline.audit import audit
 from hotline.db import get_session
 from hotline.enums import Role
-from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from hotline.errors import Conflict, ValidationFailed
 from hotline.models import Area, Category, Ticket, Unit
 from hotline.schemas import ADDRESS_MAX, Fields, json_body
 
@@ -72,15 +71,9 @@ def list_models():
 
 def activate_model(version):
     """Switch every server process to ``version`` (each notices within seconds)."""
-    if g.user.role != Role.admin:
-        raise Forbidden("只有系统管理员可以切换分类模型", code="ROLE_NOT_ALLOWED")
-    models_dir = current_app.config["CLASSIFIER_MODELS_DIR"]
-    if version not in artefact.versions(models_dir):
-        raise NotFound(f"模型版本不存在：{version}", code="MODEL_NOT_FOUND")
-    previous = artefact.active_version(models_dir)
-    artefact.set_active(models_dir, version)
     db = get_session()
-    audit(db, g.user, "classifier.activate", target=version, payload={"previous": previous})
+    models_dir = current_app.config["CLASSIFIER_MODELS_DIR"]
+    previous = suggestions.activate_model(db, g.user, models_dir, version)
     db.commit()
     return ok({"active": version, "previous": previous})
 

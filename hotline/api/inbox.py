@@ -9,12 +9,13 @@ when bound to a district. Supervisors and administrators may open any unit's inb
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, request
 
+from hotline import notify
 from hotline.api import commit, ok
 from hotline.cache import reference_rows
-from hotline.db import get_session, utcnow
-from hotline.enums import AlertLevel, Role, UnitKind
+from hotline.db import get_session
+from hotline.enums import AlertLevel, Role
 from hotline.errors import Forbidden, NotFound, ValidationFailed
-from hotline.models import Notification, Ticket, Unit, unit_areas
+from hotline.models import Notification, Ticket, Unit
 
 #: Roles that may read another unit's inbox.
 OVERSEER_ROLES = {Role.supervisor, Role.admin}
@@ -41,33 +42,17 @@ def _inbox_unit(db):
     code = request.args.get("unit")
     if code:
         unit = _unit_by_code(db, code)
-        if g.user.role in OVERSEER_ROLES or unit.id == getattr(_own_unit(db, g.user), "id", None):
+        if g.user.role in OVERSEER_ROLES or unit.id == getattr(_own_unit(db), "id", None):
             return unit
         raise Forbidden("只能查看本单位的消息", code="INBOX_NOT_YOURS")
-    unit = _own_unit(db, g.user)
+    unit = _own_unit(db)
     if unit is None:
         raise ValidationFailed("请用 unit 参数指定要查看的单位", details={"unit": "必填"})
     return unit
 
 
-def _own_unit(db, user):
-    """The unit whose inbox is the user's own (None for an administrator)."""
-    if user.unit_id is not None:
-        return db.get(Unit, user.unit_id)
-    if user.role == Role.leader:
-        if user.district_id is not None:
-            government = db.scalars(
-                sa.select(Unit)
-                .join(unit_areas, unit_areas.c.unit_id == Unit.id)
-                .where(
-                    unit_areas.c.area_id == user.district_id,
-                    Unit.kind == UnitKind.district_government,
-                )
-            ).first()
-            if government is not None:
-                return government
-        return _unit_by_code(db, current_app.config["MAYORS_OFFICE_UNIT"])
-    return None
+def _own_unit(db):
+    return notify.inbox_unit_of(db, g.user, current_app.config["MAYORS_OFFICE_UNIT"])
 
 
 def _item(n, number):
@@ -132,12 +117,7 @@ def mark_read(item_id):
     item = db.get(Notification, item_id)
     if item is None:
         raise NotFound("消息不存在", code="NOTIFICATION_NOT_FOUND")
-    own = _own_unit(db, g.user)
-    if own is None or own.id != item.unit_id:
-        raise Forbidden("只能处理本单位的消息", code="INBOX_NOT_YOURS")
-    if item.read_at is None:
-        item.read_at = utcnow()
-        item.read_by_id = g.user.id
+    if notify.mark_read(db, g.user, item, _own_unit(db)):
         commit()
     number = db.scalar(sa.select(Ticket.number).where(Ticket.id == item.ticket_id))
     return ok(_item(item, number))

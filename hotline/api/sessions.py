@@ -3,14 +3,11 @@
 from flask import Blueprint, g, session
 from flask_login import current_user
 
+from hotline import auth
 from hotline.api import commit, ok
-from hotline.api.auth import hash_token, new_token
-from hotline.audit import audit
 from hotline.auth import log_in, log_out
-from hotline.cache import token_users
-from hotline.db import get_session, utcnow
-from hotline.errors import AuthRequired, NotFound
-from hotline.models import ApiToken
+from hotline.db import get_session
+from hotline.errors import AuthRequired
 from hotline.schemas import Fields, json_body
 
 
@@ -64,23 +61,12 @@ def create_token():
     fields = Fields(json_body())
     label = fields.text("label", "用途说明", max_len=100) or ""
     fields.check()
-    token = new_token()
-    db = get_session()
-    row = ApiToken(user_id=g.user.id, token_hash=hash_token(token), label=label)
-    db.add(row)
-    db.flush()
-    audit(db, g.user, "token.create", target=str(row.id), payload={"label": label})
+    row, token = auth.create_token(get_session(), g.user, label)
     commit()
     return ok({"id": row.id, "token": token, "label": label}, 201)
 
 
 def revoke_token(token_id):
-    db = get_session()
-    row = db.get(ApiToken, token_id)
-    if row is None or row.user_id != g.user.id or row.revoked_at is not None:
-        raise NotFound("令牌不存在或已吊销", code="TOKEN_NOT_FOUND")
-    row.revoked_at = utcnow()
-    token_users.clear()  # at once here; other processes within the cache's few seconds
-    audit(db, g.user, "token.revoke", target=str(row.id))
+    row = auth.revoke_token(get_session(), g.user, token_id)
     commit()
     return ok({"id": row.id})

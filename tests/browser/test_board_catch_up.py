@@ -59,4 +59,9 @@ def test_a_board_that_was_offline_gets_every_ticket_it_missed(new_page, live_ser
     )
     assert set(missed) <= set(shown)
     assert len(shown) == len(set(shown)), "no ticket shown twice"
+    # Newest first: the catch-up also brings back older tickets (a margin before the newest
+    # one the board held), which go below, never above, the newest.
+    assert shown[0] == missed[-1]
+    assert shown[: len(missed)] == list(reversed(missed))
+    assert len(shown) <= 50
     screenshot(board, "board-after-catch-up")

@@ -4,6 +4,7 @@ the Socket.IO test client."""
 import pytest
 
 from dashboards import socket as board_socket
+from hotline import auth
 
 NS = board_socket.NAMESPACE
 
@@ -59,3 +60,24 @@ def test_catch_up_refuses_a_bad_cursor(board_app, connect, app_clients, after):
     leader = connect(board_app, app_clients("leader"))
     answer = leader.emit("catch_up", {"after": after}, namespace="/board", callback=True)
     assert answer == {"ok": False, "error": "缺少有效的 after（已收到的最大工单序号）"}
+
+
+# -- a board's login ending ------------------------------------------------------------------
+
+
+def test_a_board_closes_when_its_login_ends(board_app, db, user, connect, app_clients):
+    """Logout, a password change or deactivation end the user's sessions on the server; a
+    board already open on one of them is disconnected at the next check."""
+    leader = connect(board_app, app_clients("leader"))
+    other = connect(board_app, app_clients("supervisor"))
+    assert leader.is_connected(NS) and other.is_connected(NS)
+    namespace = board_app.extensions["hotline.board_namespace"]
+    namespace.close_ended(board_app)  # boards of earlier tests, whose logins rolled back
+    assert leader.is_connected(NS) and other.is_connected(NS)
+
+    auth.end_sessions(db, user("leader"), auth.END_LOGOUT)
+    db.flush()
+    closed = namespace.close_ended(board_app)
+    assert len(closed) == 1
+    assert not leader.is_connected(NS)
+    assert other.is_connected(NS)

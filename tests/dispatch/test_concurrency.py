@@ -10,7 +10,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from hotline.api.auth import hash_token
+from hotline.auth import token_hash
 from hotline.db import get_session
 from hotline.enums import Role
 from hotline.models import ApiToken, Ticket, TicketEvent, Unit, User
@@ -29,7 +29,7 @@ def _add_user(app, username, role, unit_code=None):
         session.add(user)
         session.flush()
         token = "race_" + uuid.uuid4().hex
-        session.add(ApiToken(user_id=user.id, token_hash=hash_token(token)))
+        session.add(ApiToken(user_id=user.id, token_hash=token_hash(token)))
         session.commit()
     return token
 

@@ -9,6 +9,7 @@ again the same form succeeds.
 """
 
 import errno
+import hashlib
 import io
 import os
 import struct
@@ -20,9 +21,11 @@ import sqlalchemy as sa
 
 from dispatch import operations as ops
 from hotline import attachments
+from hotline import db as database
+from hotline.db import get_session
 from hotline.enums import TicketStatus
 from hotline.errors import Conflict
-from hotline.models import Attachment, Category, Unit
+from hotline.models import Attachment, Category, Unit, User
 
 RESULT = "已更换路灯灯头，现场恢复照明 <i>完毕</i>"
 
@@ -71,23 +74,20 @@ def store(app, monkeypatch):
 def finish(form_token):
     """``finish(client, ticket, photo)``: the ticket page's 办结 form, with one photo."""
 
-    def post(client, ticket, photo):
-        return _post_finish(client, ticket, photo, form_token(client, f"/tickets/{ticket.number}"))
+    def post(client, ticket, photo, filename="现场.png"):
+        token = form_token(client, f"/tickets/{ticket.number}")
+        return client.post(
+            f"/tickets/{ticket.number}/finish",
+            data={
+                "csrf_token": token,
+                "version": str(ticket.version),
+                "result": RESULT,
+                "photos": (io.BytesIO(photo), filename),
+            },
+            content_type="multipart/form-data",
+        )
 
     return post
-
-
-def _post_finish(client, ticket, photo, token):
-    return client.post(
-        f"/tickets/{ticket.number}/finish",
-        data={
-            "csrf_token": token,
-            "version": str(ticket.version),
-            "result": RESULT,
-            "photos": (io.BytesIO(photo), "现场.png"),
-        },
-        content_type="multipart/form-data",
-    )
 
 
 def assert_refused_and_nothing_left(response, db, ticket, directory):
@@ -220,3 +220,56 @@ def test_a_real_read_only_disk(client, db, signed, store, finish, web_login, sma
     web_login(client, "dongguan")
     response = finish(client, signed, photo_bytes())
     assert_refused_and_nothing_left(response, db, signed, directory)
+
+
+# -- the bookkeeping itself ---------------------------------------------------------------
+
+
+def photo(data):
+    return attachments.Photo("现场.png", "image/png", data, hashlib.sha256(data).hexdigest())
+
+
+def test_a_failed_flush_then_the_rollback_removes_the_photo(app, db, signed, store, tmp_path):
+    """A flush that fails (here a row the database refuses) rolls the session back twice:
+    first inactive, then by the caller; the file goes at the second."""
+    directory = store(tmp_path / "attachments")
+    session = get_session()
+    ticket = session.get(type(signed), signed.id)
+    (row,) = attachments.store(
+        session, _worker(session), ticket, [photo(photo_bytes())], purpose="result"
+    )
+    path = attachments.path_of(str(directory), row.sha256)
+    assert os.path.isfile(path)
+    session.add(Attachment(ticket_id=ticket.id, purpose="result"))  # missing columns
+    with pytest.raises(sa.exc.IntegrityError):
+        session.flush()
+    assert os.path.isfile(path)  # the transaction is not over yet
+    session.rollback()
+    assert not os.path.exists(path)
+
+
+def test_a_request_that_ends_without_a_rollback_removes_the_photo(app, db, signed, store, tmp_path):
+    """An error the page does not catch: the request's session is closed at teardown, which
+    rolls it back first, so the photo of its uncommitted row goes too."""
+    directory = store(tmp_path / "attachments")
+    session = get_session()
+    ticket = session.get(type(signed), signed.id)
+    (row,) = attachments.store(
+        session, _worker(session), ticket, [photo(photo_bytes())], purpose="result"
+    )
+    path = attachments.path_of(str(directory), row.sha256)
+    assert os.path.isfile(path)
+    database._close_session(None)
+    assert not os.path.exists(path)
+
+
+def test_a_file_name_keeps_no_control_characters(client, db, signed, finish, web_login):
+    web_login(client, "dongguan")
+    response = finish(client, signed, photo_bytes(), filename="现\x00场\x1b.png")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    row = db.scalars(sa.select(Attachment)).one()
+    assert row.filename == "现场.png"
+
+
+def _worker(session):
+    return session.scalars(sa.select(User).where(User.username == "dongguan")).one()

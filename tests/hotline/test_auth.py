@@ -809,3 +809,20 @@ def test_a_bad_trusted_network_stops_the_start(app):
     }
     with pytest.raises(ValueError, match="LOGIN_TRUSTED_NETWORKS"):
         create_app({**config, "LOGIN_TRUSTED_NETWORKS": "10.8.0.0/33", "CLASSIFIER_PRELOAD": False})
+
+
+@pytest.mark.parametrize(
+    ("address", "trusted"),
+    [
+        ("10.8.3.4", True),
+        ("::ffff:10.8.3.4", True),  # an IPv4 client as a dual-stack listener sees it
+        ("192.168.1.20", True),
+        ("192.168.1.21", False),
+        ("203.0.113.9", False),
+        ("not-an-address", False),
+        (None, False),
+    ],
+)
+def test_trusted_networks(address, trusted):
+    networks = auth.trusted_networks("10.8.0.0/16, 192.168.1.20")
+    assert auth.is_trusted(address, networks) is trusted

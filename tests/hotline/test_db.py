@@ -3,10 +3,13 @@ parameters (requesters' names, phones, addresses, complaint texts), on SQLite an
 (the security probe, issue 12 §9)."""
 
 import logging
+import sqlite3
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
+from hotline import db as database
 from hotline.db import make_engine
 from tests.helpers import assert_error
 
@@ -57,3 +60,43 @@ def test_an_unexpected_database_error_in_the_api_logs_no_personal_data(
     )
     assert "no_such_table" in logged  # the error is logged …
     assert PHONE not in logged and TEXT not in logged  # … without the requester's data
+
+
+def test_a_refused_row_never_reaches_the_log(api, db, monkeypatch, caplog):
+    """PostgreSQL repeats a refused row in its DETAIL line ("Failing row contains (…)"); the
+    log keeps the first line and the SQLSTATE only."""
+    from dispatch import operations
+
+    def broken(session, *args, **kwargs):
+        session.execute(
+            sa.text("INSERT INTO areas (code, name, level) VALUES (:code, :name, NULL)"),
+            {"code": "X-LOG", "name": TEXT + PHONE},
+        )
+
+    monkeypatch.setattr(operations, "receive", broken)
+    body = {"channel": "phone", "request_type": "complaint", "content": "路灯不亮"}
+    with caplog.at_level(logging.ERROR):
+        response = api("operator").post("/tickets", json=body)
+    assert_error(response, 500, "INTERNAL_ERROR")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "IntegrityError" in logged or "NotNullViolation" in logged
+    assert PHONE not in logged and TEXT not in logged
+
+
+@pytest.mark.parametrize(
+    ("error", "away"),
+    [
+        (psycopg.errors.AdminShutdown("terminating connection"), True),
+        (psycopg.errors.CannotConnectNow("the database system is starting up"), True),
+        (psycopg.errors.TooManyConnections("too many clients"), True),
+        (psycopg.errors.DeadlockDetected("deadlock detected"), True),
+        (psycopg.OperationalError("connection refused"), True),
+        (psycopg.errors.ProgramLimitExceeded("index row size exceeds maximum"), False),
+        (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), False),
+        (sqlite3.OperationalError("database is locked"), True),
+        (sqlite3.OperationalError("unable to open database file"), True),
+        (sqlite3.OperationalError("no such table: tickets"), False),
+    ],
+)
+def test_which_errors_mean_the_database_is_away(error, away):
+    assert database.unavailable(sa.exc.OperationalError("SELECT 1", {}, error)) is away

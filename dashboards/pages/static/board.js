@@ -132,6 +132,7 @@
   function feedItem(item) {
     var li = el("li");
     li.dataset.ticket = item.number;
+    li.dataset.id = item.id;
     li.append(
       el("span", "time", clock(item.received_at)),
       el("span", "tag", item.channel),
@@ -144,17 +145,26 @@
     return li;
   }
 
-  // New tickets go on top, newest first; the list keeps FEED_MAX items.
+  // The feed: newest ticket first (by its id, the order tickets were received in), each
+  // ticket once, at most FEED_MAX; tickets a catch-up brings back go where they belong.
   function feed(items, replace) {
     var list = $("feed");
     if (replace) list.replaceChildren();
     var empty = list.querySelector(".empty");
-    if (empty && items.length) empty.remove();
-    for (var i = items.length - 1; i >= 0; i--) {
+    if (empty) empty.remove();
+    var added = false;
+    for (var i = 0; i < items.length; i++) {
       if (list.querySelector('[data-ticket="' + CSS.escape(items[i].number) + '"]')) continue;
-      list.prepend(feedItem(items[i]));
+      list.append(feedItem(items[i]));
+      added = true;
     }
-    while (list.children.length > FEED_MAX) list.lastElementChild.remove();
+    if (added) {
+      var rows = Array.prototype.slice.call(list.children);
+      rows.sort(function (a, b) {
+        return Number(b.dataset.id) - Number(a.dataset.id);
+      });
+      list.replaceChildren.apply(list, rows.slice(0, FEED_MAX));
+    }
     if (!list.children.length) list.append(el("li", "empty", "今日暂无新工单"));
   }
 
@@ -187,9 +197,11 @@
     noteFeed(snapshot.feed);
   }
 
-  // The newest ticket the board holds (the catch-up cursor) and the last update it got.
+  // The newest ticket the board holds (the catch-up cursor) and the last update it got
+  // (null right after a snapshot: the room was joined before it was computed, so the next
+  // update, whatever it follows, misses nothing).
   var newestId = 0;
-  var lastAsOf = initial.as_of;
+  var lastAsOf = null;
   function noteFeed(items) {
     for (var i = 0; i < items.length; i++) {
       if (items[i].id > newestId) newestId = items[i].id;
@@ -197,15 +209,25 @@
   }
   noteFeed(initial.feed);
 
+  // One catch-up at a time; a gap noticed meanwhile asks again when it is answered.
   var catchingUp = false;
+  var askAgain = false;
   function catchUp() {
-    if (catchingUp) return;
+    if (catchingUp) {
+      askAgain = true;
+      return;
+    }
     catchingUp = true;
     socket.timeout(10000).emit("catch_up", { after: newestId }, function (error, answer) {
       catchingUp = false;
-      if (error || !answer || !answer.ok) return;
-      feed(answer.feed, false);
-      noteFeed(answer.feed);
+      if (!error && answer && answer.ok) {
+        feed(answer.feed, false);
+        noteFeed(answer.feed);
+      }
+      if (askAgain) {
+        askAgain = false;
+        catchUp();
+      }
     });
   }
 
@@ -241,12 +263,12 @@
     // A first snapshot replaces the page's; after a reconnect, what came meanwhile is
     // fetched and added instead (the snapshot has only the newest tickets).
     render(snapshot, !connectedBefore);
-    lastAsOf = snapshot.as_of;
+    lastAsOf = null;
     if (connectedBefore) catchUp();
     connectedBefore = true;
   });
   socket.on("update", function (update) {
-    var missed = update.previous !== lastAsOf;
+    var missed = lastAsOf !== null && update.previous !== lastAsOf;
     render(update, false);
     lastAsOf = update.as_of;
     if (missed) catchUp();
