@@ -326,12 +326,7 @@ def ticket_to_dict(ticket, actor):
         "intake_outcome": labelled(ticket.intake_outcome),
         "transfer_target": labelled(ticket.transfer_target),
         "merged_into": ticket.merged_into.number if ticket.merged_into else None,
-        "callback": {
-            "solved": labelled(ticket.callback_solved),
-            "satisfaction": labelled(ticket.callback_satisfaction),
-            "comment": ticket.callback_comment,
-            "at": iso(ticket.callback_at),
-        },
+        "callback": callback_to_dict(ticket),
         "reopen_count": ticket.reopen_count,
         "scoring_exempt": ticket.scoring_exempt,
         "exempt_kind": labelled(ticket.exempt_kind),
@@ -339,6 +334,16 @@ def ticket_to_dict(ticket, actor):
         "suggestion": ticket.suggestion,
         "escalation_level": ticket.escalation_level,
         "deadline_warnings": deadline_warnings(ticket),
+    }
+
+
+def callback_to_dict(ticket):
+    """The answered callback on the current result (all None before one)."""
+    return {
+        "solved": labelled(ticket.callback_solved),
+        "satisfaction": labelled(ticket.callback_satisfaction),
+        "comment": ticket.callback_comment,
+        "at": iso(ticket.callback_at),
     }
 
 
@@ -484,12 +489,7 @@ def callback_review_item(ticket, attempts, actor):
     data = _callback_common(ticket, attempts, actor)
     data.update(
         {
-            "callback": {
-                "solved": labelled(ticket.callback_solved),
-                "satisfaction": labelled(ticket.callback_satisfaction),
-                "comment": ticket.callback_comment,
-                "at": iso(ticket.callback_at),
-            },
+            "callback": callback_to_dict(ticket),
             "reopen_count": ticket.reopen_count,
         }
     )
