@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from classifier.geo import GridLocator
 from dispatch import access, operations, time_rules
 from dispatch.history import history
+from hotline import attachments
 from hotline.enums import (
     CallbackOutcome,
     Channel,
@@ -219,12 +220,18 @@ class TransitionForm:
     slug: str
     name: str
     parse: object
-    #: The form carries photos (multipart), stored by the operation.
-    photos: bool = False
+    #: The form carries photos (multipart, stored by the operation): None, "optional" or
+    #: "required".
+    photos: str | None = None
 
     @property
     def operation(self):
         return getattr(operations, self.name)
+
+    def read_photos(self, files):
+        """The form's uploaded ``files`` checked (``attachments.check``); a bad photo refuses
+        the whole action before anything is written."""
+        return attachments.check(files, required=self.photos == "required")
 
 
 _FORMS = [
@@ -239,7 +246,7 @@ _FORMS = [
     TransitionForm("designate", "designate", _p_designate),
     TransitionForm("extension-request", "request_extension", _p_request_extension),
     TransitionForm("extension-decision", "decide_extension", _p_decision),
-    TransitionForm("finish", "finish", _p_finish, photos=True),
+    TransitionForm("finish", "finish", _p_finish, photos="optional"),
     TransitionForm("callback", "record_callback", _p_callback),
     TransitionForm("reopen", "reopen", _p_reason("重办理由")),
     TransitionForm("close", "close", _p_reason("归档说明", required=False)),
@@ -248,7 +255,7 @@ _FORMS = [
     TransitionForm("exempt", "exempt", _p_exempt),
     # Grid workers.
     TransitionForm("accept", "accept", _p_empty),
-    TransitionForm("check-in", "check_in", _p_check_in, photos=True),
+    TransitionForm("check-in", "check_in", _p_check_in, photos="required"),
     TransitionForm("escalate", "escalate", _p_reason("上报原因")),
 ]
 #: URL segment → how the transition is posted. The JSON API has one POST endpoint per
@@ -261,7 +268,7 @@ LIST_FIELDS = {"assist_units"}
 BOOLEAN_FIELDS = {"approve", "exempt"}
 INTEGER_FIELDS = {"days"}
 #: Inputs a page form carries besides the operation's fields.
-_PAGE_ONLY = ("csrf_token", "back", "position_source")
+_PAGE_ONLY = ("csrf_token", "back")
 
 
 def parse_transition(db, actor, form, data, *, page=False):
@@ -280,8 +287,6 @@ def parse_transition(db, actor, form, data, *, page=False):
             integers=INTEGER_FIELDS,
             skip=_PAGE_ONLY,
         )
-        if raw.get("position_source"):
-            data["position_source"] = raw["position_source"]
         data.setdefault("version", "")
     fields = Fields(data)
     version = fields.version() if page else fields.integer("version", "版本号", minimum=1)
@@ -654,8 +659,6 @@ def report_values(db, user, form):
     with its idempotency ``key``: the grid is the one chosen (of the worker's own) or the one
     of theirs the position falls in. Raises ValidationFailed naming every bad field."""
     data = form_values(form, skip=_PAGE_ONLY)
-    if form.get("position_source"):
-        data["position_source"] = form["position_source"]
     fields = Fields(data)
     values = {
         "content": fields.content(label="问题描述"),

@@ -4,6 +4,10 @@ Every refusal the application makes is one of these; the API turns them into its
 envelope ``{"success": false, "error": {"code", "message", "details"}}``.
 """
 
+#: What people are told when the server failed, and when another change to a ticket won.
+INTERNAL_ERROR = "服务器内部错误，操作未生效，请稍后重试"
+STALE_MESSAGE = "工单已被他人同时处理，本次操作未生效，请刷新后重试"
+
 
 class HotlineError(Exception):
     status = 400
@@ -27,6 +31,11 @@ class HotlineError(Exception):
     def headers(self):
         """HTTP headers that go with the refusal (``Retry-After`` for a wait)."""
         return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+
+
+def stale_conflict():
+    """The refusal of a change that lost the race for a ticket (its version moved on)."""
+    return Conflict(STALE_MESSAGE, code="TICKET_VERSION_CONFLICT")
 
 
 class ValidationFailed(HotlineError):

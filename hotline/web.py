@@ -17,10 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from hotline.db import get_session, local_datetime
 from hotline.enums import Role
-from hotline.errors import Conflict, HotlineError
-
-#: What a page says when another change to the ticket won the race (StaleDataError).
-STALE_MESSAGE = "工单已被他人同时处理，本次操作未生效，请刷新后重试"
+from hotline.errors import HotlineError, stale_conflict
 
 
 @dataclass(frozen=True)
@@ -141,9 +138,7 @@ def safe_next(target):
 
 def refusal(exc):
     """The HotlineError a person is shown for a refused change (a lost race included)."""
-    if isinstance(exc, StaleDataError):
-        return Conflict(STALE_MESSAGE, code="TICKET_VERSION_CONFLICT")
-    return exc
+    return stale_conflict() if isinstance(exc, StaleDataError) else exc
 
 
 def perform(change, *, refused):

@@ -35,7 +35,7 @@ import hotline.api.sessions
 import hotline.pages
 from dashboards import socket
 from hotline import auth, config, db, events, headers, notify, suggestions, web
-from hotline.errors import HotlineError, ServiceUnavailable
+from hotline.errors import INTERNAL_ERROR, HotlineError, ServiceUnavailable
 
 #: The JSON API's blueprints, nested under ``/api/v1`` (``hotline.api``: who is calling, the
 #: envelope, the error codes).
@@ -62,8 +62,6 @@ PAGES = [
     dashboards.pages.report,
 ]
 
-#: What a person sees when the server failed.
-INTERNAL_ERROR = "服务器内部错误，操作未生效，请稍后重试"
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
 PAGE_ERRORS = {
     403: "您无权访问此页面或工单",

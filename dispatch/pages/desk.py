@@ -23,11 +23,11 @@ from flask import (
 from sqlalchemy.orm import selectinload
 
 from dispatch import access, schemas
-from dispatch.deadlines import ticket_deadlines
+from dispatch.deadlines import load_policies, ticket_deadlines
 from dispatch.history import history
 from dispatch.pages import visible_ticket_or_abort
 from dispatch.states import IN_HANDLING, TRANSITIONS, event_label
-from hotline import attachments, web
+from hotline import web
 from hotline.db import get_session, utcnow
 from hotline.enums import (
     AssignmentRole,
@@ -43,7 +43,6 @@ from hotline.models import (
     Assignment,
     Category,
     Extension,
-    SlaPolicy,
     Ticket,
     Unit,
 )
@@ -224,11 +223,7 @@ def inbox():
     ).all()
     truncated = len(tickets) > INBOX_LIMIT
     tickets = tickets[:INBOX_LIMIT]
-    # The deadlines read each ticket's SLA policy (``session.get``): load them in one query,
-    # held here so that the identity map keeps them while the rows are built.
-    _policies = db.scalars(
-        sa.select(SlaPolicy).where(SlaPolicy.id.in_({t.sla_policy_id for t in tickets}))
-    ).all()
+    _policies = load_policies(db, tickets)  # one query, not one per ticket's deadlines
     pending = set(
         db.scalars(
             sa.select(Extension.ticket_id).where(
@@ -408,8 +403,7 @@ def ticket_action(number, slug):
     def change(db):
         values = schemas.parse_transition(db, g.user, form, request.form, page=True)
         if form.photos:
-            # Checked before the operation: a bad photo refuses the whole finish.
-            values["photos"] = attachments.check(request.files.getlist("photos"))
+            values["photos"] = form.read_photos(request.files.getlist("photos"))
         return form.operation(db, g.user, ticket, **values)
 
     def refused(error):

@@ -21,7 +21,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from sqlalchemy.orm import selectinload
 
 from dispatch import access, operations, schemas
-from dispatch.deadlines import ticket_deadlines
+from dispatch.deadlines import load_policies, ticket_deadlines
 from dispatch.history import history
 from dispatch.pages import visible_ticket_or_abort
 from dispatch.states import IN_HANDLING, TRANSITIONS, event_label
@@ -146,6 +146,7 @@ def grid_page():
         RECENT_LIMIT,
     )
     now = utcnow()
+    _policies = load_policies(db, [*waiting, *mine])  # one query, not one per card's deadline
     return render_template(
         "grid.html",
         sections=[
@@ -203,27 +204,19 @@ def ticket_page(number):
     return _render_ticket(db, visible_ticket_or_abort(db, number))
 
 
-@dataclass(frozen=True)
-class Action:
-    """A grid form: its photos (None: it takes none) and what success says."""
-
-    photos: str | None = None
-    done: str = "操作成功"
-
-
-ACTIONS = {
-    "accept": Action(done="已接单"),
-    "check-in": Action(photos="required", done="现场核查已记录"),
-    "contact": Action(done="已记录联系诉求人情况"),
-    "finish": Action(photos="optional", done="工单已办结"),
-    "escalate": Action(done="已上报，工单已交回单位承办人办理"),
+#: The grid's forms (``dispatch.schemas.TRANSITION_FORMS``) and what success says.
+SAID = {
+    "accept": "已接单",
+    "check-in": "现场核查已记录",
+    "contact": "已记录联系诉求人情况",
+    "finish": "工单已办结",
+    "escalate": "已上报，工单已交回单位承办人办理",
 }
 
 
 @page_for(*GRID_ROLES)
 def act(number, action):
-    spec = ACTIONS.get(action)
-    if spec is None:
+    if action not in SAID:
         abort(404)
     form = schemas.TRANSITION_FORMS[action]
     db = get_session()
@@ -231,15 +224,13 @@ def act(number, action):
 
     def change(db):
         values = schemas.parse_transition(db, g.user, form, request.form, page=True)
-        if spec.photos:
-            values["photos"] = attachments.check(
-                request.files.getlist("photos"), required=spec.photos == "required"
-            )
+        if form.photos:
+            values["photos"] = form.read_photos(request.files.getlist("photos"))
         return form.operation(db, g.user, ticket, **values)
 
     def refused(error):
         message = error.message
-        if spec.photos and attachments.sent(request.files.getlist("photos")):
+        if form.photos and attachments.sent(request.files.getlist("photos")):
             message += PHOTOS_AGAIN
         typed = {k: v for k, v in request.form.items() if k != "csrf_token"}
         return _render_ticket(
@@ -249,7 +240,7 @@ def act(number, action):
     done, event = web.perform(change, refused=refused)
     if not done:
         return event
-    message = spec.done
+    message = SAID[action]
     if action == "accept" and event.payload.get("signed"):
         message += "，并已代表本单位签收"
     if action == "check-in" and event.payload.get("distance_m"):

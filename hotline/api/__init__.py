@@ -18,7 +18,13 @@ from werkzeug.exceptions import HTTPException
 from hotline import db
 from hotline.api import auth
 from hotline.db import get_session
-from hotline.errors import HotlineError, ServiceUnavailable, ValidationFailed
+from hotline.errors import (
+    INTERNAL_ERROR,
+    HotlineError,
+    ServiceUnavailable,
+    ValidationFailed,
+    stale_conflict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +79,7 @@ def hotline_error(exc):
 
 
 def _stale(_exc):
-    return error_response(
-        409, "TICKET_VERSION_CONFLICT", "工单已被他人同时处理，本次操作未生效，请刷新后重试"
-    )
+    return hotline_error(stale_conflict())
 
 
 def http_error(exc):
@@ -89,14 +93,14 @@ def database_error(exc):
     is a 500 like every unexpected one."""
     if not db.unavailable(exc):
         db.log_error(log, exc, f"in API {request.method} {request.path}")
-        return error_response(500, "INTERNAL_ERROR", "服务器内部错误，操作未生效，请稍后重试")
+        return error_response(500, "INTERNAL_ERROR", INTERNAL_ERROR)
     db.outage.failed(exc)
     return hotline_error(ServiceUnavailable(db.BUSY_MESSAGE, code="DATABASE_UNAVAILABLE"))
 
 
 def _unexpected(exc):
     log.exception("unhandled error in API")
-    return error_response(500, "INTERNAL_ERROR", "服务器内部错误，操作未生效，请稍后重试")
+    return error_response(500, "INTERNAL_ERROR", INTERNAL_ERROR)
 
 
 def commit():
