@@ -176,7 +176,8 @@
       // Drawn on the canvas: ECharts' HTML tooltip writes style="…" attributes, which the
       // page's Content-Security-Policy (style-src 'self', hotline/headers.py) refuses.
       tooltip: { trigger: "axis", renderMode: "richText" },
-      legend: { data: ["今日", "昨日"] },
+      // ECharts 6 puts the legend at the bottom by default, over the hour labels.
+      legend: { data: ["今日", "昨日"], top: 0 },
       grid: { left: 40, right: 20, top: 40, bottom: 30 },
       xAxis: { type: "category", data: data.hours },
       yAxis: { type: "value", minInterval: 1 },
