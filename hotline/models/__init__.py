@@ -4,6 +4,7 @@ from hotline.models.areas import Area
 from hotline.models.attachments import Attachment
 from hotline.models.audit import AuditLog
 from hotline.models.calendar import CalendarDay, CalendarYear
+from hotline.models.calls import IncomingCall
 from hotline.models.categories import Category
 from hotline.models.knowledge import KnowledgeArticle
 from hotline.models.notifications import Notification
@@ -31,6 +32,7 @@ __all__ = [
     "CallbackAttempt",
     "Category",
     "Extension",
+    "IncomingCall",
     "KnowledgeArticle",
     "Notification",
     "RankingRow",

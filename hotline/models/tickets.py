@@ -87,6 +87,9 @@ class Ticket(Base):
     address: Mapped[str | None] = mapped_column(sa.String(300))
     #: Most specific resolved area (grid, community, street or district).
     area_id: Mapped[int | None] = mapped_column(sa.ForeignKey("areas.id"), index=True)
+    #: Where ``area_id`` came from: ``typed`` (chosen by staff or the citizen) or
+    #: ``suggested`` (a confident place suggestion filled a blank area at intake).
+    area_source: Mapped[str | None] = mapped_column(sa.String(16))
     lng: Mapped[float | None]
     lat: Mapped[float | None]
     status: Mapped[TicketStatus] = mapped_column(enum_column_type(TicketStatus))
@@ -124,6 +127,13 @@ class Ticket(Base):
     result: Mapped[str | None] = mapped_column(sa.Text)
 
     intake_outcome: Mapped[IntakeOutcome | None] = mapped_column(enum_column_type(IntakeOutcome))
+    #: The knowledge article whose answer closed the ticket at intake (首问即答).
+    answer_article_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("knowledge_articles.id"), index=True
+    )
+    #: The phone system's id of the call the ticket came from, and its recording.
+    call_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    recording_ref: Mapped[str | None] = mapped_column(sa.String(300))
     transfer_target: Mapped[TransferTarget | None] = mapped_column(enum_column_type(TransferTarget))
     merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tickets.id"), index=True)
 

@@ -25,6 +25,7 @@ EXPECTED_TABLES = {
     "callback_attempts",
     "categories",
     "extensions",
+    "incoming_calls",
     "knowledge_articles",
     "notifications",
     "ranking_rows",
