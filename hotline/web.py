@@ -101,13 +101,15 @@ def init_app(app):
             or None (not logged in, or no inbox: an administrator)."""
             if not current_user.is_authenticated:
                 return None
-            if "message_centre" not in g:
+            # Asked twice per page (header, scripts): counted once per request.
+            cache = request.environ
+            if "hotline.message_centre" not in cache:
                 db = get_session()
                 unit = notify.inbox_unit_of(db, current_user, app.config["MAYORS_OFFICE_UNIT"])
-                g.message_centre = (
+                cache["hotline.message_centre"] = (
                     {"unit": unit, "unread": notify.unread_count(db, unit.id)} if unit else None
                 )
-            return g.message_centre
+            return cache["hotline.message_centre"]
 
         def page_scripts():
             return [
