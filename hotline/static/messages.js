@@ -167,6 +167,7 @@
   });
   document.addEventListener("hotline:inbox-live", function (event) {
     live = !!(event.detail && event.detail.connected);
+    root.dataset.live = live ? "1" : "0";
     schedule();
     // (Re)connected: whatever changed while away is fetched now (the catch-up).
     if (live) refresh();
