@@ -39,8 +39,8 @@ def init_app(app, socketio):
             socketio.emit("changed", {}, to=room_of(unit_id), namespace=NAMESPACE)
 
     notify.add_inbox_watcher(app, changed)
-    # The Socket.IO client (served by the boards' pages), then the page side of this namespace.
-    web.add_page_script(app, "boards.vendor", name="socket.io.min.js")
+    # The page side of this namespace; it loads the Socket.IO client (served by the boards'
+    # pages) unless the page has it already (a board: one connection carries both).
     web.add_page_script(app, "boards.static", filename="inbox_live.js")
 
 

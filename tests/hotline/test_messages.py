@@ -84,7 +84,7 @@ def test_every_page_shows_the_own_inboxs_unread_count(client, db, web_login, use
     assert bell(html) == "3"
     # The centre names its unit, never by code alone.
     assert f"消息中心：{unit(db, code).name}" in html
-    assert "/static/messages.js" in html and "inbox_live.js" in html
+    assert "/static/messages.js" in html and "/boards/static/inbox_live.js" in html
 
 
 def test_the_count_says_99_plus_beyond_99(client, db, web_login):
