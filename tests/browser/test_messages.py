@@ -7,6 +7,7 @@ handler's page."""
 import datetime as dt
 
 import sqlalchemy as sa
+from playwright.sync_api import expect
 from sqlalchemy.orm import sessionmaker
 
 from hotline.db import make_engine
@@ -131,13 +132,11 @@ def test_handler_opens_the_message_centre_and_marks_read(
     screenshot(page, "message-centre-open")
 
     first.locator(".mc-mark").click()
-    page.wait_for_function(
-        "n => document.getElementById('message-centre').dataset.unread === String(n)",
-        arg=before - 1,
-    )
+    centre = page.locator("#message-centre")
+    expect(centre).to_have_attribute("data-unread", str(before - 1))
     assert unread_in(browser_database) == before - 1
     page.locator(".mc-read-all").click()
-    page.wait_for_function("document.getElementById('message-centre').dataset.unread === '0'")
+    expect(centre).to_have_attribute("data-unread", "0")
     assert page.locator(".mc-count").is_hidden()
     assert unread_in(browser_database) == 0
 
@@ -150,9 +149,8 @@ def test_handler_opens_the_message_centre_and_marks_read(
 
 def test_a_new_notification_appears_without_reload(new_page, browser, live_server):
     handler = new_page("dongguan")
-    handler.wait_for_function(
-        "document.getElementById('message-centre').dataset.live === '1'", timeout=10_000
-    )
+    # (Waits use locators: wait_for_function polls by eval, which the pages' CSP forbids.)
+    expect(handler.locator("#message-centre")).to_have_attribute("data-live", "1", timeout=10_000)
     handler.locator(".mc-bell").click()
     before = shown_count(handler)
     handler.evaluate("window.__notReloaded = true")
@@ -173,10 +171,8 @@ def test_a_new_notification_appears_without_reload(new_page, browser, live_serve
         {"reason": "护栏需市政专业队伍更换", "version": ticket["version"]},
     )
 
-    handler.wait_for_function(
-        "n => Number(document.getElementById('message-centre').dataset.unread) > n",
-        arg=before,
-        timeout=10_000,
+    expect(handler.locator("#message-centre")).to_have_attribute(
+        "data-unread", str(before + 1), timeout=10_000
     )
     newest = handler.locator("#mc-panel .mc-item").first
     newest.wait_for()
