@@ -4,6 +4,9 @@ Everyone reads their own unit's inbox. The hotline centre's staff share its inbo
 tasks, level-1 督办); a leader reads the mayor's office inbox, or their district government's
 when bound to a district. Supervisors and administrators may open any unit's inbox with
 ``?unit=CODE``. Items name the ticket but carry no personal data.
+
+The header's message centre on every page reads ``/inbox/summary`` (always the caller's own
+inbox) and marks items read here (``/inbox/<id>/read``, ``/inbox/read-all``).
 """
 
 import sqlalchemy as sa

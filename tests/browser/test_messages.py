@@ -145,6 +145,7 @@ def test_handler_opens_the_message_centre_and_marks_read(
     page.wait_for_load_state()
     assert page.url.endswith("/messages")
     assert "井盖缺失工单已超时" in page.locator("table.messages").inner_text()
+    screenshot(page, "messages-page")
 
 
 def test_a_new_notification_appears_without_reload(new_page, browser, live_server):
