@@ -65,7 +65,7 @@
       pair[1].forEach(function (item) {
         var tr = el("tr");
         tr.dataset.code = item.code;
-        tr.append(el("td", "text", item.label), el("td", null, item.count));
+        tr.append(el("td", "text", item.label), el("td", "num", item.count));
         body.append(tr);
       });
     });
@@ -75,10 +75,10 @@
     var tr = el("tr");
     tr.append(
       el("td", "text", name),
-      el("td", null, row.dispatched),
-      el("td", null, pct(row.response_rate)),
-      el("td", null, pct(row.resolution_rate)),
-      el("td", null, pct(row.satisfaction_rate))
+      el("td", "num", row.dispatched),
+      el("td", "num", pct(row.response_rate)),
+      el("td", "num", pct(row.resolution_rate)),
+      el("td", "num", pct(row.satisfaction_rate))
     );
     return tr;
   }
@@ -116,7 +116,7 @@
         el("td", "text", item.title),
         el("td", "text", item.unit),
         el("td", null, when(item.due)),
-        el("td", null, item.hours)
+        el("td", "num", item.hours)
       );
       body.append(tr);
     });

@@ -106,6 +106,9 @@ def test_page_loads_scripts_from_this_site_only(client, web_login):
         "/vendor/socket.io.min.js",
         "/vendor/echarts.min.js",
         "/boards/static/board.js",
+        # The header's message centre (the leader reads the mayor's office's inbox).
+        "/boards/static/inbox_live.js",
+        "/static/messages.js",
     ]
     assert client.get("/boards/static/board.js").status_code == 200
     assert client.get("/boards/static/board.css").status_code == 200

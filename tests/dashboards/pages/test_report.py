@@ -130,9 +130,11 @@ def test_drill_down_of_a_frozen_month_shows_published_and_live_counts(
     web_login(client, "supervisor")
     page = client.get("/reports/ranking/2026-10/units/U-POWER?class=utility")
     text = page.get_data(as_text=True)
-    assert "<th>发布时</th>" in text and "<th>当前实时</th>" in text
+    assert '<th class="num">发布时</th>' in text and '<th class="num">当前实时</th>' in text
     # 有效回访: 1 when published, 2 now.
-    assert re.search(r"<td class=\"text\">有效回访</td><td>1</td><td>2</td>", text)
+    assert re.search(
+        r"<td class=\"text\">有效回访</td><td class=\"num\">1</td><td class=\"num\">2</td>", text
+    )
 
 
 def test_drill_down_refusals(client, october, district_leader, web_login):
