@@ -693,6 +693,7 @@ def corpus(db, user, make_ticket):
                 category="010101",
                 area="370705001",
                 content="路面破损 C:\\路径\\文件 axb",
+                address="奎文区东关街道鸢飞路88号",
             ),
         ]
     )
@@ -734,18 +735,32 @@ def test_list_without_filters_is_newest_first(api, corpus):
         ({"unit": "U-CGJ"}, set()),
         ({"phone": "13805360002"}, {"water"}),
         ({"q": "路灯"}, {"lamp", "water", "path"}),  # title 小区门口路灯不亮 counts too
-        ({"q": "胜利东街"}, {"lamp"}),
+        # Words are looked for in the address too (the other three keep the default one).
+        ({"q": "胜利东街"}, {"lamp", "water", "noise"}),
+        ({"q": "鸢飞路"}, {"path"}),
+        # Every word must appear, each in any of title, content or address.
+        ({"q": "鸢飞路 破损"}, {"path"}),
+        ({"q": "鸢飞路　路灯"}, {"path"}),  # a full-width space separates words too
+        ({"q": "鸢飞路 噪声"}, set()),
+        ({"q": "AXB"}, {"path"}),  # case ignored
         ({"q": "噪声"}, {"noise"}),
         ({"q": "100%"}, {"lamp"}),
-        ({"q": "100"}, {"lamp", "water"}),
+        ({"q": "100"}, {"lamp", "water", "noise"}),  # 胜利东街100号 too
         ({"q": "%"}, {"lamp"}),
         ({"q": "a_b"}, {"noise"}),
         ({"q": "_"}, {"noise"}),
         ({"q": "C:\\路径"}, {"path"}),
         ({"q": "\\"}, {"path"}),
         ({"received_from": "2025-03-02"}, {"water", "noise", "path"}),
-        ({"received_to": "2025-03-02"}, {"lamp"}),
-        ({"received_from": "2025-03-02", "received_to": "2025-03-04"}, {"water", "noise"}),
+        # A date is the whole local day, both ends included (water: 03-02 00:30 local).
+        ({"received_to": "2025-03-01"}, {"lamp"}),
+        ({"received_to": "2025-03-02"}, {"lamp", "water"}),
+        ({"received_from": "2025-03-02", "received_to": "2025-03-02"}, {"water"}),
+        ({"received_from": "2025-03-02", "received_to": "2025-03-04"}, {"water", "noise", "path"}),
+        ({"received_from": "2025-03-02", "received_to": "2025-03-03"}, {"water", "noise"}),
+        # A moment as upper bound stays excluded; one without a zone is local time.
+        ({"received_to": "2025-03-02T00:30:00"}, {"lamp"}),
+        ({"received_to": "2025-03-02T00:31:00"}, {"lamp", "water"}),
         ({"received_from": "2025-03-01T16:00:00+00:00"}, {"water", "noise", "path"}),
         ({"received_to": "2025-03-01T15:30:00Z"}, set()),
         ({"received_from": "2025-03-01T15:30:00Z"}, {"lamp", "water", "noise", "path"}),
