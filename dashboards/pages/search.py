@@ -8,30 +8,24 @@ here and the same query string on the API find the same tickets. People choose s
 category, area and unit by name; the form sends their codes.
 """
 
-import io
-
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, g, render_template, request, url_for
 
-from dashboards import exports
+from dashboards import ticket_export
 from dispatch import access, schemas
 from dispatch.deadlines import deadline_state
 from dispatch.filters import PHONE_SEARCH_ROLES, ticket_query
 from dispatch.states import IN_HANDLING
 from hotline import web
-from hotline.audit import audit
 from hotline.db import get_session, utcnow
 from hotline.enums import AreaLevel, Role, TicketStatus, UnitKind
-from hotline.models import Area, Category, Ticket, Unit
+from hotline.errors import HotlineError
+from hotline.models import Area, Category, Unit
 from hotline.schemas import Page
 from hotline.web import page_for
 
 PAGE_SIZE = 50
-#: Who may download a result: supervisors and leaders (a district leader: their district's).
-EXPORT_ROLES = (Role.supervisor, Role.leader)
-#: Most rows one download holds; a larger result is refused with a message to narrow it.
-EXPORT_MAX_ROWS = 10_000
-XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EXPORT_ROLES = ticket_export.EXPORT_ROLES
 #: The search form's fields (query arguments of ``ticket_query``) and their Chinese names.
 FIELDS = {
     "number": "工单编号",
@@ -48,7 +42,6 @@ FIELDS = {
 }
 #: Area levels offered in the area select (grids are found through their community).
 _AREA_LEVELS = (AreaLevel.district, AreaLevel.street, AreaLevel.community)
-_ORDER = (Ticket.received_at.desc(), Ticket.id.desc())
 
 
 def create_blueprint():
@@ -73,52 +66,25 @@ def search_page():
     page = Page.from_args(request.args, size=PAGE_SIZE, errors=errors)
     total, tickets = 0, []
     if not errors:
-        total, tickets = page.of(db, query, *_ORDER, options=schemas.TICKET_OPTIONS)
+        total, tickets = page.of(db, query, *ticket_export.ORDER, options=schemas.TICKET_OPTIONS)
     return _render(db, errors, total=total, tickets=tickets, page=page)
 
 
 @page_for(*EXPORT_ROLES)
 def export():
-    """The whole result (every page) as an XLSX workbook, audited; refused beyond
-    ``EXPORT_MAX_ROWS``."""
+    """The whole result (every page) as an XLSX workbook (``ticket_export``); a refusal
+    (too many rows, bad filters) is the search page with its message."""
     db = get_session()
-    errors = {}
-    query = _query(errors)
-    if errors:
-        return _render(db, errors)
-    total = db.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    if total > EXPORT_MAX_ROWS:
-        message = (
-            f"查询结果共 {total:,} 件，超过一次导出的上限 {EXPORT_MAX_ROWS:,} 件，"
-            "请缩小受理日期范围或增加查询条件后再导出"
+    try:
+        result = ticket_export.export_tickets(
+            db, g.user, request.args, now=utcnow(), timezone=current_app.config["TIMEZONE"]
         )
-        return _render(db, {"export": message})
-    tickets = db.scalars(
-        query.options(*schemas.TICKET_OPTIONS).order_by(*_ORDER).limit(EXPORT_MAX_ROWS)
-    ).all()
-    options = _options(db, g.user)
-    conditions = _conditions(request.args, options)
-    now = utcnow()
-    audit(
-        db,
-        g.user,
-        "tickets.export",
-        target="search",
-        payload={"filters": _filters(request.args), "rows": len(tickets)},
-    )
+    except HotlineError as exc:
+        db.rollback()
+        return _render(db, exc.details if exc.code == "VALIDATION_FAILED" else {"": exc.message})
     db.commit()
-    data = io.BytesIO()
-    exports.write_ticket_list(
-        tickets,
-        data,
-        phone=lambda t: access.visible_phone(g.user, t.requester_phone),
-        conditions=conditions,
-        now=now,
-        timezone=current_app.config["TIMEZONE"],
-    )
-    response = Response(data.getvalue(), mimetype=XLSX_MIMETYPE)
-    stamp = exports.local_stamp(now, current_app.config["TIMEZONE"])
-    response.headers["Content-Disposition"] = f'attachment; filename="tickets-{stamp}.xlsx"'
+    response = Response(result.data, mimetype=ticket_export.XLSX_MIMETYPE)
+    response.headers["Content-Disposition"] = f'attachment; filename="{result.filename}"'
     return response
 
 
@@ -132,16 +98,11 @@ def _query(errors):
     )
 
 
-def _filters(args):
-    """The filters asked for (blank fields and the page number left out)."""
-    return {name: args[name] for name in FIELDS if name != "page" and args.get(name)}
-
-
 def _render(db, errors, *, total=0, tickets=(), page=None):
     user = g.user
     now = utcnow()
     options = _options(db, user)
-    filters = _filters(request.args)
+    filters = ticket_export.filters_of(request.args)
     page = page or Page(1, PAGE_SIZE)
     rows = [
         {
@@ -156,12 +117,12 @@ def _render(db, errors, *, total=0, tickets=(), page=None):
         "search.html",
         args=request.args,
         filters=filters,
-        conditions=_conditions(request.args, options),
+        conditions=ticket_export.conditions(db, filters),
         options=options,
         statuses=list(TicketStatus),
         may_search_phone=user.role in PHONE_SEARCH_ROLES,
         may_export=user.role in EXPORT_ROLES,
-        export_max=EXPORT_MAX_ROWS,
+        export_max=ticket_export.EXPORT_MAX_ROWS,
         errors=errors,
         messages=messages,
         rows=rows,
@@ -210,7 +171,6 @@ def _options(db, user):
         "category": _paths(categories),
         "area": _paths(areas),
         "unit_groups": [(kind.label, rows) for kind, rows in by_kind.items()],
-        "unit": {code: name for rows in by_kind.values() for code, name in rows},
     }
 
 
@@ -222,26 +182,3 @@ def _paths(rows):
         parents = [names[code[:n]] for n in range(1, len(code)) if code[:n] in names]
         paths[code] = " › ".join([*parents, name])
     return paths
-
-
-def _conditions(args, options):
-    """The filters in words, for the page's summary and the workbook's subtitle."""
-    words = []
-    if args.get("number"):
-        words.append(("工单编号", args["number"].strip()))
-    if args.get("q"):
-        words.append(("关键词", args["q"].strip()))
-    if args.get("phone"):
-        words.append(("联系电话", args["phone"].strip()))
-    start, end = args.get("received_from"), args.get("received_to")
-    if start or end:
-        words.append(("受理日期", f"{start or '不限'} 至 {end or '不限'}"))
-    if args.get("status"):
-        labels = [TicketStatus.parse(s) for s in args["status"].split(",")]
-        words.append(("状态", "、".join(s.label for s in labels if s is not None)))
-    for name, label in (("category", "事项分类"), ("area", "区域"), ("unit", "主办单位")):
-        if args.get(name):
-            words.append((label, options[name].get(args[name], args[name])))
-    if args.get("overdue") == "1":
-        words.append(("超期", "仅超期未办结"))
-    return words

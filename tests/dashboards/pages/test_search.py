@@ -10,6 +10,7 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
+from dashboards import ticket_export
 from dashboards.pages import search
 from dispatch import operations
 from hotline.enums import Role
@@ -256,7 +257,7 @@ def test_pages_keep_the_filters(client, web_login, db, user, make_ticket, monkey
 
 def _sheet(response):
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
-    assert response.mimetype == search.XLSX_MIMETYPE
+    assert response.mimetype == ticket_export.XLSX_MIMETYPE
     assert re.match(
         r'attachment; filename="tickets-\d{8}-\d{4}\.xlsx"', response.headers["Content-Disposition"]
     )
@@ -306,7 +307,7 @@ def test_other_roles_may_not_export(client, web_login, city, username):
 
 
 def test_export_beyond_the_cap_is_refused(client, web_login, db, city, monkeypatch):
-    monkeypatch.setattr(search, "EXPORT_MAX_ROWS", 3)
+    monkeypatch.setattr(ticket_export, "EXPORT_MAX_ROWS", 3)
     web_login(client, "leader")
     page = client.get("/search", query_string={"q": "搜索测试"}).get_data(as_text=True)
     assert "不能一次导出" in page and "导出 Excel" not in page
