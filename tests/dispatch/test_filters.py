@@ -126,3 +126,14 @@ def test_the_phone_search_roles_are_those_named_in_the_issue():
     wanted = {Role.operator, Role.dispatcher, Role.callback_agent, Role.supervisor}
     assert wanted <= filters.PHONE_SEARCH_ROLES
     assert not {Role.leader, Role.admin} & filters.PHONE_SEARCH_ROLES
+
+
+@pytest.mark.parametrize(
+    "word, operator", [("路灯", "LIKE"), ("100%", "LIKE"), ("WiFi", "ILIKE"), ("ａ栋", "ILIKE")]
+)
+def test_case_is_ignored_only_for_words_with_cased_letters(word, operator):
+    from sqlalchemy.dialects import postgresql
+
+    sql = str(filters.word_condition(word).compile(dialect=postgresql.dialect()))
+    assert sql.count(f" {operator} ") == 3  # title, content, address
+    assert operator == "ILIKE" or " ILIKE " not in sql
