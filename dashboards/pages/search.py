@@ -130,6 +130,8 @@ def _render(db, errors, *, total=0, tickets=(), page=None):
         page=page.number,
         pages=page.count(total),
         page_url=lambda n: url_for("search.search_page", **filters, page=n),
+        # A grid worker works a ticket on their phone page; everyone else on the ticket page.
+        ticket_endpoint="grid.ticket_page" if user.role == Role.grid_worker else "desk.ticket_page",
     ), (400 if errors else 200)
 
 

@@ -317,3 +317,13 @@ def test_export_beyond_the_cap_is_refused(client, web_login, db, city, monkeypat
     assert db.scalar(sa.select(sa.func.count()).where(AuditLog.action == "tickets.export")) == 0
     ws = _sheet(client.get("/search/export.xlsx", query_string={"q": "搜索测试", "area": "370705"}))
     assert ws.max_row == 3 + 2
+
+
+def test_grid_worker_finds_their_grids_tickets_and_opens_the_phone_page(
+    client, web_login, user, make_ticket, city
+):
+    mine = make_ticket(user("operator"), area="370705001001001", content="搜索测试：网格内井盖缺失")
+    web_login(client, "grid")
+    page = client.get("/search", query_string={"q": "搜索测试"}).get_data(as_text=True)
+    assert f'<a href="/grid/tickets/{mine.number}">{mine.number}</a>' in page
+    assert "共 1 件" in page  # nothing of the city outside their grids
