@@ -68,7 +68,7 @@ def load(url, n):
             sa.text(
                 """
                 UPDATE tickets SET
-                  received_at = received_at - make_interval(days => CAST((CAST(id AS bigint) * 7919) % 335 AS integer)),
+                  received_at = received_at - make_interval(days => ((id % 335) * 7919) % 335),
                   title = (CAST(:titles AS text[]))[1 + id % :n],
                   content = (CAST(:texts AS text[]))[1 + (id * 31) % :n] || '（' || id || '）',
                   address = (CAST(:streets AS text[]))[1 + id % :s] || (id % 500) || '号'
