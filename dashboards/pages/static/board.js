@@ -28,6 +28,20 @@
     return node;
   }
 
+  // Every ticket on the board opens its ticket page (board viewers may open them all: a
+  // district's board shows only tickets located in it, as its leader's scope).
+  function ticketLink(number, className, text) {
+    var a = el("a", className, text);
+    a.href = "/tickets/" + encodeURIComponent(number);
+    return a;
+  }
+
+  function numberCell(number) {
+    var td = el("td", "text");
+    td.append(ticketLink(number, null, number));
+    return td;
+  }
+
   function pad(n) {
     return n < 10 ? "0" + n : String(n);
   }
@@ -112,7 +126,7 @@
       var tr = el("tr");
       tr.dataset.ticket = item.number;
       tr.append(
-        el("td", "text", item.number),
+        numberCell(item.number),
         el("td", "text", item.title),
         el("td", "text", item.unit),
         el("td", null, when(item.due)),
@@ -140,7 +154,7 @@
       el("span", "place", item.place),
       document.createTextNode(" "),
       el("span", "category", item.category),
-      el("span", "title", item.title)
+      ticketLink(item.number, "title", item.title)
     );
     return li;
   }

@@ -241,7 +241,12 @@
     var list = el("ul");
     candidates.forEach(function (c) {
       var li = el("li");
-      li.appendChild(el("strong", c.number));
+      // The ticket opens in a new tab: the call being typed stays in this one.
+      var link = el("a", c.number);
+      link.href = "/tickets/" + encodeURIComponent(c.number);
+      link.target = "_blank";
+      link.rel = "noopener";
+      li.appendChild(el("strong")).appendChild(link);
       li.appendChild(document.createTextNode(" " + c.status.label + " · " + c.title));
       li.appendChild(el("div", c.reasons.join("；") + (c.address ? " · " + c.address : ""), "muted"));
       if (c.mergeable) li.appendChild(actionButton("并单", "merge:" + c.number));

@@ -48,6 +48,7 @@ def test_city_board_for_city_roles(client, tickets, username, web_login):
     assert shown(html, "intake-today") == "2"
     for ticket in tickets:
         assert f'data-ticket="{ticket.number}"' in html
+        assert f'<a class="title" href="/tickets/{ticket.number}">' in html  # opens the ticket
     assert shown(html, "status").startswith("未连接")  # board.js says 实时连接中 once live
     # Every district is one click away.
     assert 'href="/boards/district/370705"' in html

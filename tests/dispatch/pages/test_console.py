@@ -114,8 +114,10 @@ def test_receive_through_the_form(operator_page, db, ticket_count):
     assert actions(db, ticket) == ["receive"]
     page = operator_page.get("/console").get_data(as_text=True)
     assert f"工单 {ticket.number} 已受理，已进入派单队列" in page
-    # Today's list shows it with the full number (operators call back).
-    assert page.count(ticket.number) == 2 and "13905361234" in page
+    # Today's list shows it with the full number (operators call back), the ticket's number
+    # opening its page in a new tab (the next call is typed in this one).
+    link = f'<a href="/tickets/{ticket.number}" target="_blank" rel="noopener">{ticket.number}</a>'
+    assert link in page and "13905361234" in page
     # The form is blank again, with a new key.
     assert "李女士" not in page.split("今日本人受理")[0]
 
