@@ -202,6 +202,18 @@ def _p_exempt(db, f):
     }
 
 
+def _p_reclassify(db, f):
+    """调整分类和紧急程度: each of the three may be left out (kept as it is)."""
+    return {
+        "category": lookup_code(
+            db, f, "category", Category, "事项分类", f.code("category", "事项分类")
+        ),
+        "urgency": f.choice("urgency", "紧急程度", Urgency),
+        "request_type": f.choice("request_type", "诉求类型", RequestType),
+        "reason": f.text("reason", "调整理由", required=True, multiline=True, max_len=NOTE_MAX),
+    }
+
+
 def _p_check_in(db, f):
     """现场核查 (a grid worker's phone form: the position is typed text, perhaps from GPS)."""
     lng, lat = f.position(text=True)
@@ -253,6 +265,7 @@ _FORMS = [
     TransitionForm("termination-request", "request_termination", _p_reason("终止理由")),
     TransitionForm("termination-review", "review_termination", _p_decision),
     TransitionForm("exempt", "exempt", _p_exempt),
+    TransitionForm("reclassify", "reclassify", _p_reclassify),
     # Grid workers.
     TransitionForm("accept", "accept", _p_empty),
     TransitionForm("check-in", "check_in", _p_check_in, photos="required"),
