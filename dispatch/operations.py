@@ -351,6 +351,7 @@ def receive(
     idempotency_key=None,
     digest=None,
     suggestion=SUGGEST,
+    emergency_decision=None,
     now=None,
 ):
     """受理: record a new request. Returns (ticket, created).
@@ -362,6 +363,11 @@ def receive(
 
     With an ``idempotency_key``, a retry of the same request returns the ticket made the
     first time (created False); the same key with a different request is refused.
+
+    The urgency is the caller's, never the suggestion's: a suggested emergency is a warning
+    the operator answers (``emergency_decision``: kept, dismissed, transferred). The receive
+    event records whether the warning was shown and the answer (``unanswered`` if none), so
+    false alarms and overridden warnings can be counted.
     """
     now = now or utcnow()
     check_role("receive", actor)
@@ -418,18 +424,32 @@ def receive(
         return existing, False
     if ticket.number is None:
         ticket.number = _number(ticket)
-    event = _record(
-        session,
-        ticket,
-        actor,
-        "receive",
-        None,
-        now=now,
-        payload={"channel": channel.value, "request_type": request_type.value},
-    )
+    payload = {"channel": channel.value, "request_type": request_type.value}
+    warning = emergency_warning(suggestion)
+    if warning is not None or emergency_decision is not None:
+        payload["urgency_warning"] = {
+            "shown": warning is not None,
+            **(warning or {}),
+            "decision": emergency_decision.value if emergency_decision else "unanswered",
+            "urgency": urgency.value,
+        }
+    event = _record(session, ticket, actor, "receive", None, now=now, payload=payload)
     if photos:
         attachments.store(session, actor, ticket, photos, purpose="report", event=event)
     return ticket, True
+
+
+#: The emergency lines the console offers when the classifier names one (the warning).
+EMERGENCY_LINES = ("110", "119", "120", "122")
+
+
+def emergency_warning(suggestion):
+    """The emergency warning a suggestion raises at intake — {"transfer_to", "evidence"} —
+    or None. The console shows it by the same rule."""
+    urgency = (suggestion or {}).get("urgency") or {}
+    if urgency.get("tier") != "emergency" or urgency.get("transfer_to") not in EMERGENCY_LINES:
+        return None
+    return {"transfer_to": urgency["transfer_to"], "evidence": urgency.get("evidence")}
 
 
 def _ticket_for_key(session, actor, key, digest):

@@ -21,6 +21,7 @@ from hotline import attachments
 from hotline.enums import (
     CallbackOutcome,
     Channel,
+    EmergencyDecision,
     ExemptionKind,
     IntakeOutcome,
     LimitUnit,
@@ -70,7 +71,15 @@ def intake_values(db, fields):
         "requester_name": fields.text("requester_name", "诉求人姓名", max_len=50),
         "requester_phone": fields.phone("requester_phone", "联系电话"),
         "address": fields.text("address", "地址", max_len=ADDRESS_MAX),
+        "emergency_decision": fields.choice(
+            "emergency_decision", "紧急预警处理", EmergencyDecision
+        ),
     }
+    if (
+        values["emergency_decision"] == EmergencyDecision.kept
+        and values["urgency"] != Urgency.emergency
+    ):
+        fields.errors.setdefault("urgency", "已确认紧急情况，紧急程度须为“紧急”")
     values["lng"], values["lat"] = fields.position()
     values["category"] = lookup_code(
         db, fields, "category", Category, "事项分类", fields.code("category", "事项分类")
