@@ -260,7 +260,7 @@ def assignment_state(assignment):
         if a.return_status == DecisionStatus.approved:
             return "已退单"
         if a.role != AssignmentRole.copy and a.signed_at is None:
-            return "已结束（未签收）"
+            return "未签收，已结束"
         return "已结束"
     if a.role == AssignmentRole.copy:
         return "抄送（无需签收）"

@@ -17,7 +17,9 @@ from sqlalchemy.orm import selectinload
 from classifier.geo import GridLocator
 from dispatch import access, operations, time_rules
 from dispatch.history import history
+from dispatch.narrative import Teller, assignment_state, rounds
 from hotline import attachments
+from hotline.db import utcnow
 from hotline.enums import (
     CallbackOutcome,
     Channel,
@@ -425,11 +427,50 @@ def event_to_dict(e):
     }
 
 
+def _round_to_dict(r):
+    """One round of handling (``dispatch.narrative.rounds``); the current round's deadlines
+    are the ticket's own."""
+    return {
+        "number": r.number,
+        "current": r.current,
+        "started_at": iso(r.started_at),
+        "reopen_reason": r.reopen_reason,
+        "lead_unit": coded(r.lead),
+        "units": [
+            {"unit": coded(a.unit), "role": labelled(a.role), "state": assignment_state(a)}
+            for a in r.assignments
+        ],
+        "deadlines": {
+            clock: iso(due)
+            for clock, (_, due, _) in zip(("sign", "contact", "finish"), r.deadlines, strict=True)
+        },
+        "result": r.result,
+        "finished_at": iso(r.finished_at),
+        "callback_attempts": [
+            {
+                "outcome": labelled(c.outcome),
+                "solved": labelled(c.solved),
+                "satisfaction": labelled(c.satisfaction),
+                "comment": c.comment,
+                "attempted_at": iso(c.attempted_at),
+            }
+            for c in r.attempts
+        ],
+    }
+
+
 def ticket_detail(db, ticket, actor):
     data = ticket_to_dict(ticket, actor)
     record = history(db, ticket)
-    data["assignments"] = [_assignment_to_dict(a) for a in record.assignments]
-    data["events"] = [event_to_dict(e) for e in record.events]
+    data["assignments"] = [
+        {**_assignment_to_dict(a), "state": assignment_state(a)} for a in record.assignments
+    ]
+    teller = Teller(db, record.events, current_app.config["TIMEZONE"])
+    data["events"] = [
+        {**event_to_dict(e), "description": teller.sentence(e)} for e in record.events
+    ]
+    current = [(c, getattr(ticket, f"{c}_due"), None) for c in ("sign", "contact", "finish")]
+    data["rounds"] = [_round_to_dict(r) for r in rounds(record, ticket, utcnow(), current)]
     data["extensions"] = [
         {
             "days": x.days,

@@ -107,3 +107,18 @@ def test_operator_and_unit_handler_are_refused(api, db, user, make_ticket):
         assert_error(response, 403, "ROLE_NOT_ALLOWED")
     db.expire_all()
     assert db.get(Ticket, ticket.id).urgency == Urgency.emergency
+
+
+def test_detail_tells_events_and_rounds(api, db, user, make_ticket):
+    ticket = dispatched(db, user, make_ticket)
+    api("dispatcher").post(
+        f"/tickets/{ticket.number}/reclassify", json={"urgency": "normal", "reason": "误判"}
+    )
+    detail = api("supervisor").get(f"/tickets/{ticket.number}").get_json()["data"]
+    assert detail["events"][-1]["description"].startswith("紧急程度由“紧急”改为“一般”；")
+    assert detail["events"][1]["description"].startswith("派单，主办：东关街道办事处")
+    (only,) = detail["rounds"]
+    assert only["current"] is True and only["lead_unit"]["code"] == DONGGUAN
+    assert only["deadlines"]["finish"] == detail["finish_due"]
+    assert {u["state"] for u in only["units"]} == {"待签收", "抄送（无需签收）"}
+    assert detail["assignments"][0]["state"] == "待签收"
