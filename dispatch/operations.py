@@ -425,7 +425,8 @@ def receive(
     if ticket.number is None:
         ticket.number = _number(ticket)
     payload = {"channel": channel.value, "request_type": request_type.value}
-    warning = emergency_warning(suggestion)
+    # A grid worker's report shows no warning (they are on site and choose the urgency).
+    warning = emergency_warning(suggestion) if channel != Channel.grid else None
     if warning is not None or emergency_decision is not None:
         payload["urgency_warning"] = {
             "shown": warning is not None,
