@@ -17,11 +17,14 @@ from sqlalchemy.orm import selectinload
 from classifier.geo import GridLocator
 from dispatch import access, operations, time_rules
 from dispatch.history import history
+from dispatch.narrative import Teller, assignment_state, rounds
 from hotline import attachments
+from hotline.db import utcnow
 from hotline.enums import (
     AssignmentRole,
     CallbackOutcome,
     Channel,
+    EmergencyDecision,
     ExemptionKind,
     IntakeOutcome,
     LimitUnit,
@@ -73,7 +76,15 @@ def intake_values(db, fields):
         "requester_name": fields.text("requester_name", "诉求人姓名", max_len=50),
         "requester_phone": fields.phone("requester_phone", "联系电话"),
         "address": fields.text("address", "地址", max_len=ADDRESS_MAX),
+        "emergency_decision": fields.choice(
+            "emergency_decision", "紧急预警处理", EmergencyDecision
+        ),
     }
+    if (
+        values["emergency_decision"] == EmergencyDecision.kept
+        and values["urgency"] != Urgency.emergency
+    ):
+        fields.errors.setdefault("urgency", "已确认紧急情况，紧急程度须为“紧急”")
     values["lng"], values["lat"] = fields.position()
     values["category"] = lookup_code(
         db, fields, "category", Category, "事项分类", fields.code("category", "事项分类")
@@ -222,6 +233,18 @@ def _p_exempt(db, f):
     }
 
 
+def _p_reclassify(db, f):
+    """调整分类和紧急程度: each of the three may be left out (kept as it is)."""
+    return {
+        "category": lookup_code(
+            db, f, "category", Category, "事项分类", f.code("category", "事项分类")
+        ),
+        "urgency": f.choice("urgency", "紧急程度", Urgency),
+        "request_type": f.choice("request_type", "诉求类型", RequestType),
+        "reason": f.text("reason", "调整理由", required=True, multiline=True, max_len=NOTE_MAX),
+    }
+
+
 def _p_check_in(db, f):
     """现场核查 (a grid worker's phone form: the position is typed text, perhaps from GPS)."""
     lng, lat = f.position(text=True)
@@ -273,6 +296,7 @@ _FORMS = [
     TransitionForm("termination-request", "request_termination", _p_reason("终止理由")),
     TransitionForm("termination-review", "review_termination", _p_decision),
     TransitionForm("exempt", "exempt", _p_exempt),
+    TransitionForm("reclassify", "reclassify", _p_reclassify),
     # Grid workers.
     TransitionForm("accept", "accept", _p_empty),
     TransitionForm("check-in", "check_in", _p_check_in, photos="required"),
@@ -474,11 +498,50 @@ def event_to_dict(e):
     }
 
 
+def _round_to_dict(r):
+    """One round of handling (``dispatch.narrative.rounds``); the current round's deadlines
+    are the ticket's own."""
+    return {
+        "number": r.number,
+        "current": r.current,
+        "started_at": iso(r.started_at),
+        "reopen_reason": r.reopen_reason,
+        "lead_unit": coded(r.lead),
+        "units": [
+            {"unit": coded(a.unit), "role": labelled(a.role), "state": assignment_state(a)}
+            for a in r.assignments
+        ],
+        "deadlines": {
+            clock: iso(due)
+            for clock, (_, due, _) in zip(("sign", "contact", "finish"), r.deadlines, strict=True)
+        },
+        "result": r.result,
+        "finished_at": iso(r.finished_at),
+        "callback_attempts": [
+            {
+                "outcome": labelled(c.outcome),
+                "solved": labelled(c.solved),
+                "satisfaction": labelled(c.satisfaction),
+                "comment": c.comment,
+                "attempted_at": iso(c.attempted_at),
+            }
+            for c in r.attempts
+        ],
+    }
+
+
 def ticket_detail(db, ticket, actor):
     data = ticket_to_dict(ticket, actor)
     record = history(db, ticket)
-    data["assignments"] = [_assignment_to_dict(a) for a in record.assignments]
-    data["events"] = [event_to_dict(e) for e in record.events]
+    data["assignments"] = [
+        {**_assignment_to_dict(a), "state": assignment_state(a)} for a in record.assignments
+    ]
+    teller = Teller(db, record.events, current_app.config["TIMEZONE"])
+    data["events"] = [
+        {**event_to_dict(e), "description": teller.sentence(e)} for e in record.events
+    ]
+    current = [(c, getattr(ticket, f"{c}_due"), None) for c in ("sign", "contact", "finish")]
+    data["rounds"] = [_round_to_dict(r) for r in rounds(record, ticket, utcnow(), current)]
     data["extensions"] = [
         {
             "days": x.days,

@@ -7,6 +7,11 @@ queue), ``resolve:<article>`` (受理 + 直接办结 with the article's answer),
 server computes the panels, for browsers without JavaScript). A two-step action is one
 transaction: both operations' events, or nothing.
 
+The classifier's emergency is a warning, never the ticket's urgency: the operator transfers,
+keeps it as 紧急 or dismisses it (``emergency:keep`` / ``emergency:dismiss`` re-render the form
+so for browsers without JavaScript; the script does the same in the page). The answer travels
+in the hidden ``emergency_decision`` field and is recorded with the receive event.
+
 A hidden idempotency key, new on every blank form, makes a repeated submit return the
 ticket made the first time instead of a second one.
 """
@@ -30,7 +35,15 @@ from dispatch import access, calls, duplicates, operations
 from dispatch.schemas import caller_ticket_to_dict, intake_values
 from hotline import knowledge, suggestions, web
 from hotline.db import day_bounds, get_session, utcnow
-from hotline.enums import Channel, IntakeOutcome, RequestType, Role, TransferTarget, Urgency
+from hotline.enums import (
+    Channel,
+    EmergencyDecision,
+    IntakeOutcome,
+    RequestType,
+    Role,
+    TransferTarget,
+    Urgency,
+)
 from hotline.errors import NotFound, ValidationFailed
 from hotline.models import Area, Category, IncomingCall, KnowledgeArticle, Ticket
 from hotline.schemas import Fields, valid_idempotency_key
@@ -65,6 +78,7 @@ FORM_FIELDS = (
     "urgency",
     "channel",
     "area",
+    "emergency_decision",
     "call_id",
 )
 #: The emergency lines a call may be handed to from the console.
@@ -123,6 +137,8 @@ def console_submit():
     action, _, target = (request.form.get("action") or "receive").partition(":")
     if action == "lookup":
         return _render(typed, key, panels=True)
+    if action == "emergency":
+        return _render(_answer_warning(typed, target), key, panels=True)
 
     def change(db):
         valid_key = _idempotency_key()
@@ -136,6 +152,8 @@ def console_submit():
                 details={"confirm_article": "请勾选“已向来电人完整读出答复”"},
             )
         values = parse_intake(db, typed)
+        if action == "transfer":
+            values["emergency_decision"] = EmergencyDecision.transferred
         ticket, created = operations.receive(
             db,
             g.user,
@@ -155,6 +173,22 @@ def console_submit():
         return result
     flash(result, "notice")
     return redirect(url_for("console.console_page"))
+
+
+def _answer_warning(typed, answer):
+    """The form after the operator answered the emergency warning: ``keep`` sets 紧急 (their
+    choice now), ``dismiss`` leaves the urgency as they chose it, ``show`` undoes either."""
+    typed = dict(typed)
+    if answer == "keep":
+        typed["urgency"] = Urgency.emergency.value
+        typed["emergency_decision"] = EmergencyDecision.kept.value
+    elif answer == "dismiss":
+        if typed.get("emergency_decision") == EmergencyDecision.kept.value:
+            typed["urgency"] = Urgency.normal.value  # undo what "keep" set
+        typed["emergency_decision"] = EmergencyDecision.dismissed.value
+    else:
+        typed["emergency_decision"] = ""
+    return typed
 
 
 def _follow_up(db, ticket, action, target):

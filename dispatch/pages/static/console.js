@@ -76,7 +76,13 @@
     panel.appendChild(cats);
     panel.appendChild(el("div", "诉求类型：" + (TYPES[s.request_type] || "—")));
     var u = s.urgency || {};
-    panel.appendChild(el("div", "紧急程度：" + (TIERS[u.tier] || "—") + (u.evidence ? "（" + u.evidence + "）" : "")));
+    var tier = el("div", "紧急程度：" + (TIERS[u.tier] || "—") + (u.evidence ? "（" + u.evidence + "）" : ""));
+    if (u.tier === "urgent") {
+      // Only a suggestion: the operator decides (an emergency gets the warning instead).
+      tier.appendChild(document.createTextNode(" "));
+      tier.appendChild(answerButton("采用", null, function () { urgency.value = "urgent"; touched.urgency = true; }));
+    }
+    panel.appendChild(tier);
     var place = (names && names.place) || [];
     var line = el("div", "定位：");
     if (place.length) {
@@ -93,27 +99,95 @@
     var units = (names && names.units) || [];
     panel.appendChild(el("div", "建议承办单位：" + (units.length ? units.map(function (x) { return x.name || x.code; }).join("、") : "—")));
     // Fill what the operator has not chosen yet; they can still change it.
+    // The urgency is never filled in: it stays what the operator chose (default 一般).
     if (!touched.request_type && s.request_type) requestType.value = s.request_type;
-    if (!touched.urgency && u.tier) urgency.value = u.tier;
   }
 
-  function drawEmergency(s) {
+  // The emergency warning: the classifier's emergency is never the ticket's urgency by
+  // itself. The operator transfers, keeps it as 紧急 (Alt+9) or dismisses it (Esc / Alt+0);
+  // the answer travels in the hidden "emergency_decision" field and is recorded at receive.
+  var decision = $("emergency_decision");
+  var warning = null;  // {key, transfer_to, evidence} of the warning on screen
+  // A form the server sent back (a refused submit) keeps the answer already given.
+  var restored = !!decision.value;
+  function warningPending() {
+    return warning !== null && !decision.value;
+  }
+  function keepEmergency() {
+    if (!warning) return;
+    decision.value = "kept";
+    urgency.value = "emergency";
+    touched.urgency = true;
+    drawWarning();
+  }
+  function dismissEmergency() {
+    if (!warning) return;
+    if (decision.value === "kept" && urgency.value === "emergency") urgency.value = "normal";
+    decision.value = "dismissed";
+    drawWarning();
+    content.focus();
+  }
+  function answerButton(label, cls, onClick) {
+    var b = el("button", label, cls);
+    b.type = "button";
+    b.addEventListener("click", onClick);
+    return b;
+  }
+  function drawWarning(reminder) {
     var slot = clear($("emergency-slot"));
-    var u = (s && s.urgency) || {};
-    if (u.tier !== "emergency" || !EMERGENCY[u.transfer_to]) return;
+    if (!warning) return;
+    var said = warning.evidence ? "（来电提及“" + warning.evidence + "”）" : "";
+    if (decision.value === "dismissed") {
+      var note = el("div", "已忽略紧急情况预警" + said + "，紧急程度按所选办理。", "emergency-dismissed");
+      note.setAttribute("role", "status");
+      note.appendChild(answerButton("重新显示预警", null, function () { decision.value = ""; drawWarning(); }));
+      slot.appendChild(note);
+      return;
+    }
     var box = el("div", null, "emergency");
     box.setAttribute("role", "alert");
     box.appendChild(el("strong", "紧急情况预警："));
-    box.appendChild(document.createTextNode("来电可能涉及紧急情况" + (u.evidence ? "（“" + u.evidence + "”）" : "") + "，请核实后转接。"));
+    box.appendChild(document.createTextNode("来电可能涉及紧急情况" + (warning.evidence ? "（“" + warning.evidence + "”）" : "") + "，请核实后选择处理方式。"));
+    if (decision.value === "kept") box.appendChild(el("p", "已确认为紧急：将按紧急时限受理派单，也可直接转接。", "decided"));
+    if (reminder) box.appendChild(el("p", "请先处理紧急预警：转接、保持紧急（Alt+9）或忽略（Esc / Alt+0），再受理。", "decided"));
     var row = el("div", null, "transfers");
     Object.keys(EMERGENCY).forEach(function (code) {
       var b = actionButton("转 " + EMERGENCY[code], "transfer:" + code);
-      if (code === u.transfer_to) b.className = "suggested";
+      if (code === warning.transfer_to) b.className = "suggested";
       row.appendChild(b);
     });
     box.appendChild(row);
+    var answers = el("div", null, "answers");
+    if (decision.value !== "kept") answers.appendChild(answerButton("保持紧急（Alt+9）", "keep", keepEmergency));
+    answers.appendChild(answerButton("不紧急，忽略预警（Esc / Alt+0）", "dismiss", dismissEmergency));
+    box.appendChild(answers);
     slot.appendChild(box);
+    if (reminder) (box.querySelector("button.suggested") || box.querySelector("button")).focus();
   }
+  function drawEmergency(s) {
+    var u = (s && s.urgency) || {};
+    var shown = u.tier === "emergency" && EMERGENCY[u.transfer_to];
+    var key = shown ? u.transfer_to + "|" + (u.evidence || "") : null;
+    if (restored) {
+      restored = false;
+      warning = key ? { key: key, transfer_to: u.transfer_to, evidence: u.evidence } : null;
+    } else if (!warning || key !== warning.key) {
+      // A new warning (other words, other line) needs a new answer; "kept" stays kept.
+      if (decision.value !== "kept" || !key) {
+        if (decision.value === "kept" && urgency.value === "emergency" && !key) urgency.value = "normal";
+        decision.value = "";
+      }
+      warning = key ? { key: key, transfer_to: u.transfer_to, evidence: u.evidence } : null;
+    }
+    drawWarning();
+  }
+  urgency.addEventListener("change", function () {
+    // Choosing 紧急 by hand answers the warning; choosing anything else after "keep" undoes it.
+    if (!warning) return;
+    if (urgency.value === "emergency") decision.value = "kept";
+    else if (decision.value === "kept") decision.value = "dismissed";
+    drawWarning();
+  });
 
   // An article closes the call only once opened, read out and confirmed (the server checks
   // the confirmation too).
@@ -304,6 +378,16 @@
     } else if (e.altKey && !e.ctrlKey && /^Digit[123]$/.test(e.code)) {
       e.preventDefault();
       takeCategory(Number(e.code.slice(5)) - 1);
+    } else if (warning && e.altKey && !e.ctrlKey && e.code === "Digit9") {
+      e.preventDefault();
+      keepEmergency();
+    } else if (warning && e.altKey && !e.ctrlKey && e.code === "Digit0") {
+      e.preventDefault();
+      dismissEmergency();
+    } else if (warningPending() && e.key === "Escape" && !e.defaultPrevented) {
+      // A picker that closes its list on Escape prevents the default first.
+      e.preventDefault();
+      dismissEmergency();
     }
   });
   // One click, one request: a second click while the page is submitting is ignored (the
@@ -311,6 +395,13 @@
   var sent = false;
   form.addEventListener("submit", function (e) {
     if (sent) { e.preventDefault(); return; }
+    var submitter = e.submitter;
+    if (warningPending() && submitter && submitter.value === "receive") {
+      // 受理 waits for the operator's answer to the emergency warning.
+      e.preventDefault();
+      drawWarning(true);
+      return;
+    }
     sent = true;
   });
   if (content.value.trim()) refresh();
