@@ -1,13 +1,14 @@
 """The ranking for programs, under /api/v1 (bearer token or session): the month's ranking
-as JSON, freezing it, and rates for any period. Same roles as the report pages."""
+as JSON, freezing it, and rates for any period (same roles as the report pages); and the
+outlines the live boards draw their maps with (same viewers as the boards)."""
 
 from flask import Blueprint, current_app, g, request
 
-from dashboards import access, exports, ranking, schemas
+from dashboards import access, exports, maps, ranking, schemas
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
-from hotline.errors import Forbidden
+from hotline.errors import Forbidden, NotFound
 from hotline.schemas import iso
 
 
@@ -16,6 +17,8 @@ def create_blueprint():
     bp.add_url_rule("/rankings/<month>", view_func=get_ranking)
     bp.add_url_rule("/rankings/<month>/freeze", view_func=freeze_ranking, methods=["POST"])
     bp.add_url_rule("/rates", view_func=get_rates)
+    bp.add_url_rule("/boards/city/map", view_func=city_map)
+    bp.add_url_rule("/boards/district/<code>/map", view_func=district_map)
     return bp
 
 
@@ -69,3 +72,23 @@ def get_rates():
             ],
         }
     )
+
+
+def _board_map(room, district):
+    require_role(access.BOARD_ROLES, "“{role}”角色无权查看实时大屏", code="BOARD_FORBIDDEN")
+    if not access.may_watch(g.user, room):
+        raise Forbidden("无权查看该看板的地图", code="BOARD_FORBIDDEN", details={"room": room})
+    outline = maps.outlines(get_session(), district)
+    if outline is None:
+        raise NotFound(f"没有编码为 {district} 的区县", code="DISTRICT_NOT_FOUND")
+    return ok(outline, headers={"Cache-Control": "private, max-age=300"})
+
+
+def city_map():
+    """The city's districts (GeoJSON), for the city board's map."""
+    return _board_map(access.CITY, None)
+
+
+def district_map(code):
+    """One district's streets (GeoJSON), for its board's map."""
+    return _board_map(access.district_room(code), code)
