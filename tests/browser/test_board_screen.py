@@ -116,7 +116,7 @@ def test_the_city_board_fits_a_big_screen_with_its_map(new_page, tickets, screen
     assert "按问题发生地" in basis and "承办单位" in basis
     assert "（发生地）" in page.locator("[data-testid=rates-today] th").first.inner_text()
     assert (
-        "考核排名只计该区县政府及其街道乡镇承办"
+        "考核排名里的区县只计该区县政府及其街道乡镇承办"
         in page.locator("[data-testid=rates-note]").inner_text()
     )
     # The legend sits above the plot, not over its axis.
