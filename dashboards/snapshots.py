@@ -5,10 +5,9 @@ response / resolution / satisfaction rates per district (city board) or per stre
 board), today and this month, from the ranking's own functions; the overdue list; an hourly
 trend of today's vs yesterday's intake; the map's figures (today's intake and the current
 overdue count per district, or per street on a district's board); and the live feed of new
-tickets, with phone
-numbers, ID numbers and long digit runs masked. ``Board`` computes the snapshots of any set
-of rooms with a fixed number of grouped queries, so a flush costs the same for one room or
-twenty.
+tickets, with phone numbers, ID numbers and long digit runs masked. ``Board`` computes the
+snapshots of any set of rooms with a fixed number of grouped queries, so a flush costs the
+same for one room or twenty.
 
 Which tickets belong to a district: those whose area (address) lies in it, the same rule as
 a district leader's scope (``dispatch.access.scope_condition``). Tickets without an area are
