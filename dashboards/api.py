@@ -1,14 +1,15 @@
 """The ranking for programs, under /api/v1 (bearer token or session): the month's ranking
-as JSON, freezing it, and rates for any period (same roles as the report pages); and a
-ticket search's whole result as XLSX (``dashboards.ticket_export``, as the search page)."""
+as JSON, freezing it, and rates for any period (same roles as the report pages); a ticket
+search's whole result as XLSX (``dashboards.ticket_export``, as the search page); and the
+outlines the live boards draw their maps with (same viewers as the boards)."""
 
 from flask import Blueprint, Response, current_app, g, request
 
-from dashboards import access, exports, ranking, schemas, ticket_export
+from dashboards import access, exports, maps, ranking, schemas, ticket_export
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
-from hotline.errors import Forbidden
+from hotline.errors import Forbidden, NotFound
 from hotline.schemas import iso
 
 
@@ -18,6 +19,8 @@ def create_blueprint():
     bp.add_url_rule("/rankings/<month>/freeze", view_func=freeze_ranking, methods=["POST"])
     bp.add_url_rule("/rates", view_func=get_rates)
     bp.add_url_rule("/tickets/export.xlsx", view_func=export_tickets)
+    bp.add_url_rule("/boards/city/map", view_func=city_map)
+    bp.add_url_rule("/boards/district/<code>/map", view_func=district_map)
     return bp
 
 
@@ -84,3 +87,23 @@ def export_tickets():
     response = Response(result.data, mimetype=ticket_export.XLSX_MIMETYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{result.filename}"'
     return response
+
+
+def _board_map(room, district):
+    require_role(access.BOARD_ROLES, "“{role}”角色无权查看实时大屏", code="BOARD_FORBIDDEN")
+    if not access.may_watch(g.user, room):
+        raise Forbidden("无权查看该看板的地图", code="BOARD_FORBIDDEN", details={"room": room})
+    outline = maps.outlines(get_session(), district)
+    if outline is None:
+        raise NotFound(f"没有编码为 {district} 的区县", code="DISTRICT_NOT_FOUND")
+    return ok(outline, headers={"Cache-Control": "private, max-age=300"})
+
+
+def city_map():
+    """The city's districts (GeoJSON), for the city board's map."""
+    return _board_map(access.CITY, None)
+
+
+def district_map(code):
+    """One district's streets (GeoJSON), for its board's map."""
+    return _board_map(access.district_room(code), code)

@@ -280,6 +280,49 @@ def previous_month(month):
     return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
 
 
+def month_of(moment, timezone=DEFAULTS["TIMEZONE"]):
+    """The local month (``YYYY-MM``) a UTC moment falls in."""
+    local = moment.astimezone(ZoneInfo(timezone))
+    return f"{local.year}-{local.month:02d}"
+
+
+def month_label(month):
+    """``2026-11`` → ``2026年11月``."""
+    year, number = parse_month(month)
+    return f"{year}年{number}月"
+
+
+def has_data(session, month, timezone=DEFAULTS["TIMEZONE"]):
+    """Whether the month has anything to rank: a frozen ranking, or a ticket received."""
+    if _snapshot(session, month) is not None:
+        return True
+    start, end = month_bounds(month, timezone)
+    return session.scalar(sa.select(sa.exists().where(_in_period(start, end)))) or False
+
+
+def default_month(session, now, timezone=DEFAULTS["TIMEZONE"]):
+    """The month a ranking opens on: last month, the one a report is usually read for, when
+    it has data; else this month, live so far (a new deployment, a quiet month).
+    Returns (month, last month, whether last month had data)."""
+    current = month_of(now, timezone)
+    last = previous_month(current)
+    if has_data(session, last, timezone):
+        return last, last, True
+    return current, last, False
+
+
+def months_until(session, now, timezone=DEFAULTS["TIMEZONE"], limit=36):
+    """The months a picker offers, newest first: this month back to the first month with a
+    ticket (at least the last twelve, at most ``limit``)."""
+    current = month_of(now, timezone)
+    first = session.scalar(sa.select(sa.func.min(Ticket.received_at)))
+    oldest = month_of(first, timezone) if first is not None else current
+    months = [current]
+    while len(months) < limit and (months[-1] > oldest or len(months) < 12):
+        months.append(previous_month(months[-1]))
+    return months
+
+
 # -- counting ---------------------------------------------------------------------------------
 
 
@@ -803,7 +846,7 @@ def ticket_facts(session, start, end, as_of, unit_ids, *, fact=None, limit=200, 
     total = session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(condition))
     columns = [sa.case((f, True), else_=False).label(name) for name, f in facts.items()]
     query = (
-        sa.select(Ticket, Unit.code, *columns)
+        sa.select(Ticket, Unit.code, Unit.name, *columns)
         .select_from(Ticket)
         .join(Unit, Unit.id == Ticket.lead_unit_id)
         .where(condition)
@@ -812,11 +855,12 @@ def ticket_facts(session, start, end, as_of, unit_ids, *, fact=None, limit=200, 
         .offset(offset)
     )
     rows = []
-    for ticket, lead_code, *values in session.execute(query):
+    for ticket, lead_code, lead_name, *values in session.execute(query):
         row = dict(zip(facts, (bool(v) for v in values), strict=True))
         row.update(
             ticket=ticket,
             lead_unit_code=lead_code,
+            lead_unit_name=lead_name,
             counted=ticket.lead_unit_id in unit_ids and not ticket.scoring_exempt,
         )
         rows.append(row)

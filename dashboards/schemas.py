@@ -15,12 +15,6 @@ def local_today(now, timezone):
     return now.astimezone(ZoneInfo(timezone)).date()
 
 
-def default_month(today):
-    """Last month: the one a report is usually read for."""
-    last = today.replace(day=1) - dt.timedelta(days=1)
-    return f"{last.year}-{last.month:02d}"
-
-
 def rates_period(args, *, today, timezone):
     """The period and grouping of a rates request (``from``, ``to``, ``by``), checked:
     {"from", "to" (local dates), "by", "start", "end" (UTC moments, end excluded)}. The

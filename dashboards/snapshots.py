@@ -3,14 +3,16 @@
 A room's snapshot: today's intake by channel and type; dispatched, signed and overdue counts;
 response / resolution / satisfaction rates per district (city board) or per street (district
 board), today and this month, from the ranking's own functions; the overdue list; an hourly
-trend of today's vs yesterday's intake; and the live feed of new tickets, with phone
-numbers, ID numbers and long digit runs masked. ``Board`` computes the snapshots of any set
-of rooms with a fixed number of grouped queries, so a flush costs the same for one room or
-twenty.
+trend of today's vs yesterday's intake; the map's figures (today's intake and the current
+overdue count per district, or per street on a district's board); and the live feed of new
+tickets, with phone numbers, ID numbers and long digit runs masked. ``Board`` computes the
+snapshots of any set of rooms with a fixed number of grouped queries, so a flush costs the
+same for one room or twenty.
 
 Which tickets belong to a district: those whose area (address) lies in it, the same rule as
 a district leader's scope (``dispatch.access.scope_condition``). Tickets without an area are
-on the city board only.
+on the city board only. Every figure here is by location (where the problem is), not by
+responsible unit as the monthly ranking counts: the board says so.
 """
 
 import datetime as dt
@@ -78,6 +80,18 @@ def _district_key():
     # Literal positions: PostgreSQL must see the same expression in SELECT and GROUP BY,
     # which bound parameters (one per use) are not.
     return sa.func.substr(Area.code, sa.literal_column("1"), sa.literal_column("6"))
+
+
+def _street_key():
+    """The street's code (9 digits) of a ticket's area; a district's own code (6) for a
+    ticket placed only in a district; None without an area."""
+    return sa.func.substr(Area.code, sa.literal_column("1"), sa.literal_column("9"))
+
+
+def _in(district, key):
+    """Whether a grouped row's key (district or street code, or None) belongs to the room of
+    ``district`` (None: the city, every row)."""
+    return district is None or (key is not None and key[:6] == district)
 
 
 def _group_counts(area_counts, codes, length, prefix=None):
@@ -211,18 +225,19 @@ class Board:
                 },
                 "overdue": overdue_rows.get(room, []),
                 "trend": self._trend_of(trend, district),
+                "map": self._map(district, intake, overdue_counts, names),
                 "feed": feeds.get(room, []),
             }
         return result
 
-    # Today's intake per district × channel × type.
+    # Today's intake per street × channel × type (by where the problem is).
     def _intake(self):
         query = (
-            sa.select(_district_key(), Ticket.channel, Ticket.request_type, sa.func.count())
+            sa.select(_street_key(), Ticket.channel, Ticket.request_type, sa.func.count())
             .select_from(Ticket)
             .outerjoin(Area, Area.id == Ticket.area_id)
             .where(Ticket.received_at >= self.today, Ticket.received_at < self.tomorrow)
-            .group_by(_district_key(), Ticket.channel, Ticket.request_type)
+            .group_by(_street_key(), Ticket.channel, Ticket.request_type)
         )
         return self.session.execute(query).all()
 
@@ -243,15 +258,15 @@ class Board:
         return self.session.execute(query).all()
 
     def _overdue(self, rooms):
-        """Counts of overdue tickets per district, and each room's most overdue tickets."""
+        """Counts of overdue tickets per street, and each room's most overdue tickets."""
         session = self.session
         counts = dict(
             session.execute(
-                sa.select(_district_key(), sa.func.count())
+                sa.select(_street_key(), sa.func.count())
                 .select_from(Ticket)
                 .outerjoin(Area, Area.id == Ticket.area_id)
                 .where(sla.overdue(self.now))
-                .group_by(_district_key())
+                .group_by(_street_key())
             ).all()
         )
         rank = (
@@ -332,7 +347,7 @@ class Board:
         types = {t.value: 0 for t in RequestType}
         received = 0
         for key, channel, request_type, count in intake:
-            if district is None or key == district:
+            if _in(district, key):
                 received += count
                 channels[channel.value] += count
                 types[request_type.value] += count
@@ -340,7 +355,7 @@ class Board:
         for key, action, count in handled:
             if district is None or key == district:
                 actions[action] += count
-        overdue = sum(n for key, n in overdue_counts.items() if district is None or key == district)
+        overdue = sum(n for key, n in overdue_counts.items() if _in(district, key))
         return {
             "received": received,
             "dispatched": actions["dispatch"],
@@ -352,6 +367,34 @@ class Board:
             "by_type": [
                 {"code": t.value, "label": t.label, "count": types[t.value]} for t in RequestType
             ],
+        }
+
+    def _map(self, district, intake, overdue_counts, names):
+        """Today's intake and the current overdue count per district (the city) or per
+        street (a district), by where the problem is (the ticket's area), for the map;
+        tickets placed at no area of that level are ``unplaced``."""
+        length = 6 if district is None else 9
+        areas = {
+            code: {"code": code, "name": name, "received": 0, "overdue": 0}
+            for code, name in sorted(names.names.items())
+            if len(code) == length and (district is None or code[:6] == district)
+        }
+        unplaced = {"received": 0, "overdue": 0}
+
+        def add(key, field, count):
+            if not _in(district, key):
+                return
+            entry = areas.get(key[:length]) if key and len(key) >= length else None
+            (entry or unplaced)[field] += count
+
+        for key, _, _, count in intake:
+            add(key, "received", count)
+        for key, count in overdue_counts.items():
+            add(key, "overdue", count)
+        return {
+            "level": "district" if district is None else "street",
+            "areas": list(areas.values()),
+            "unplaced": unplaced,
         }
 
     def _rates(self, period, district, names):

@@ -4,7 +4,9 @@ repository).
 
 The server renders the first snapshot into the page, so it is readable without JavaScript;
 ``static/board.js`` then connects to the Socket.IO namespace of ``dashboards.socket`` and
-keeps it current.
+keeps it current, and draws the map of the room's areas from the outlines the dashboards
+API serves (``/api/v1/boards/…/map``) coloured by the snapshot's ``map`` figures. The page
+is laid out for a 1920×1080 screen without scrolling.
 """
 
 import re
@@ -75,6 +77,12 @@ def _render(room, title):
     snapshot = room_snapshot(get_session(), current_app.config, room)
     user = g.user
     districts = [] if user.role == Role.leader and user.district_id else _districts()
+    district = access.room_district(room)
+    # The map's outlines (GeoJSON) come from the dashboards API, by the endpoint's name.
+    if district is None:
+        map_url = url_for("api.rankings.city_map")
+    else:
+        map_url = url_for("api.rankings.district_map", code=district)
     return render_template(
         "board.html",
         room=room,
@@ -82,6 +90,7 @@ def _render(room, title):
         snapshot=snapshot,
         districts=districts,
         namespace=NAMESPACE,
+        map_url=map_url,
     )
 
 

@@ -45,6 +45,7 @@ def create_blueprint():
     bp.register_error_handler(HotlineError, _refused)
     bp.add_app_template_filter(percent, "pct")
     bp.add_app_template_filter(score, "score")
+    bp.add_app_template_filter(ranking.month_label, "month_label")
     web.add_to_menu(bp, "ranking_page", "月度排名", VIEW_ROLES)
     web.add_to_menu(bp, "rates_page", "三率查询", VIEW_ROLES)
     return bp
@@ -66,14 +67,31 @@ def _refused(exc):
 
 @page_for(*VIEW_ROLES)
 def ranking_page():
-    month = request.args.get("month") or schemas.default_month(_today())
+    """A month's ranking; without one asked for, last month if it has data, else this
+    month so far (and the page says which, and why)."""
+    db = get_session()
+    now = utcnow()
+    timezone = current_app.config["TIMEZONE"]
+    month = request.args.get("month")
+    opened = None
+    if not month:
+        month, last, last_has_data = ranking.default_month(db, now, timezone)
+        opened = {"last": last, "last_has_data": last_has_data}
     result = load(month)
     exempted = result.exemptions
+    months = ranking.months_until(db, now, timezone)
+    if month not in months:
+        months = sorted([*months, month], reverse=True)
+    current = ranking.month_of(now, timezone)
     return render_template(
         "ranking.html",
         r=result,
         month=month,
+        opened=opened,
+        months=months,
+        current=current,
         previous=ranking.previous_month(month),
+        following=_following(month) if month < current else None,
         classes=list(RankingClass),
         charts={c: _chart(result.ranked(c)) for c in RankingClass},
         definitions=ranking.DEFINITIONS,
@@ -82,6 +100,11 @@ def ranking_page():
         openable=visible_numbers(get_session(), g.user, [e.get("ticket") for e in exempted]),
         month_over=utcnow() >= result.period_end,
     )
+
+
+def _following(month):
+    year, number = ranking.parse_month(month)
+    return f"{year + 1}-01" if number == 12 else f"{year}-{number + 1:02d}"
 
 
 def _chart(rows):

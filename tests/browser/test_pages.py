@@ -143,7 +143,7 @@ def test_reports_open_for_the_mayors_office(new_page, screenshot):
     screenshot(page, "report-rates")
     # A month that is over offers to freeze its ranking.
     page.goto("/reports/ranking")
-    page.click("text=上月")
+    page.click("form.month-picker >> text=上一月")
     assert page.locator("form.inline[action*=freeze] button").is_visible()
 
 

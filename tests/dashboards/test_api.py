@@ -75,3 +75,32 @@ def test_ticket_export_api_refusals(api, db, october, monkeypatch):
     assert db.scalar(sa.select(sa.func.count()).where(AuditLog.action == "tickets.export")) == 0
     # The export's path is not taken for a ticket number.
     assert_error(api("supervisor").get("/tickets/export.xls"), 404, "TICKET_NOT_FOUND")
+
+
+def test_board_map_api_serves_the_city_its_districts(api):
+    response = api("leader").get("/boards/city/map")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    data = response.get_json()["data"]
+    assert data["type"] == "FeatureCollection" and data["level"] == "district"
+    names = {f["id"]: f["properties"]["name"] for f in data["features"]}
+    assert names["370705"] == "奎文区" and names["370702"] == "潍城区"
+    assert all(len(code) == 6 for code in names)
+    assert {f["geometry"]["type"] for f in data["features"]} <= {"Polygon", "MultiPolygon"}
+    # The seeded grids are 150 m squares sampling the city: the outlines are inferred.
+    assert data["approximate"] is True
+    for username in ("dispatcher", "supervisor", "admin"):
+        assert api(username).get("/boards/city/map").status_code == 200
+
+
+def test_board_map_api_gives_a_district_leader_only_their_streets(api):
+    response = api("kuiwen-leader").get("/boards/district/370705/map")
+    assert response.status_code == 200
+    data = response.get_json()["data"]
+    assert data["level"] == "street"
+    codes = [f["id"] for f in data["features"]]
+    assert len(codes) == 10 and all(c.startswith("370705") and len(c) == 9 for c in codes)
+    assert "东关街道" in [f["properties"]["name"] for f in data["features"]]
+    assert_error(api("kuiwen-leader").get("/boards/city/map"), 403, "BOARD_FORBIDDEN")
+    assert_error(api("kuiwen-leader").get("/boards/district/370702/map"), 403, "BOARD_FORBIDDEN")
+    assert_error(api("operator").get("/boards/city/map"), 403, "BOARD_FORBIDDEN")
+    assert_error(api("leader").get("/boards/district/379999/map"), 404, "DISTRICT_NOT_FOUND")

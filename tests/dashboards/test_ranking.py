@@ -361,3 +361,30 @@ def test_deadline_edges(db, user, month_builder):
     assert gas["overdue"] == 1
     after = compute(db, as_of=waiting.sign_due + dt.timedelta(seconds=1))
     assert rows_of(after, RankingClass.utility)["U-GAS"].counts["response_pending"] == 0
+
+
+def test_the_ranking_opens_on_last_month_when_it_has_data(db, october):
+    # Mid-November: October has the fixture's tickets.
+    assert ranking.default_month(db, local(11, 15)) == ("2026-10", "2026-10", True)
+    # January 2027: December 2026 has no ticket, so January so far, live.
+    january = dt.datetime(2027, 1, 10, 1, tzinfo=dt.UTC)
+    assert ranking.default_month(db, january) == ("2027-01", "2026-12", False)
+    # A published (frozen) month counts as data even without tickets.
+    ranking.freeze(db, None, "2026-12", now=january, config=CONFIG)
+    assert ranking.default_month(db, january) == ("2026-12", "2026-12", True)
+
+
+def test_a_new_deployment_opens_on_this_month(db):
+    # No ticket at all; the local month starts 8 hours before UTC's.
+    first_of_june = dt.datetime(2026, 5, 31, 17, tzinfo=dt.UTC)
+    assert ranking.default_month(db, first_of_june) == ("2026-06", "2026-05", False)
+    months = ranking.months_until(db, first_of_june)
+    assert months[:2] == ["2026-06", "2026-05"] and len(months) == 12
+
+
+def test_the_month_picker_reaches_back_to_the_first_ticket(db, october):
+    months = ranking.months_until(db, dt.datetime(2029, 3, 1, tzinfo=dt.UTC))
+    assert months[0] == "2029-03" and len(months) == 30 and months[-1] == "2026-10"
+    capped = ranking.months_until(db, dt.datetime(2030, 3, 1, tzinfo=dt.UTC), limit=36)
+    assert len(capped) == 36 and capped[-1] == "2027-04"
+    assert [ranking.month_label(m) for m in ("2026-11", "2027-01")] == ["2026年11月", "2027年1月"]

@@ -111,3 +111,29 @@ def test_board_snapshot_queries_do_not_grow_with_rows(app, db, varied_tickets, c
     many, snaps = snapshot()
     assert {t.number for t in more} <= {i["number"] for i in snaps["city"]["feed"]}
     assert many.count == few.count, many
+
+
+def test_map_figures_count_by_location(app, db, city):
+    """The map's figures: today's intake and the current overdue tickets per district (city)
+    or per street (a district), by the ticket's area; C has no area."""
+    snaps = board(app, db, "city", "district:370705")
+    city_map = snaps["city"]["map"]
+    assert city_map["level"] == "district"
+    areas = {a["code"]: (a["name"], a["received"], a["overdue"]) for a in city_map["areas"]}
+    assert len(areas) == 5  # every district, with or without tickets
+    assert areas["370705"] == ("奎文区", 1, 1)
+    assert areas["370702"] == ("潍城区", 1, 0)
+    assert areas["370703"][1:] == (0, 0)
+    assert city_map["unplaced"] == {"received": 1, "overdue": 0}
+    # The sums are the counters'.
+    today = snaps["city"]["today"]
+    assert sum(a[1] for a in areas.values()) + 1 == today["received"]
+    assert sum(a[2] for a in areas.values()) == today["overdue"]
+
+    kuiwen = snaps["district:370705"]["map"]
+    assert kuiwen["level"] == "street"
+    streets = {a["code"]: (a["received"], a["overdue"]) for a in kuiwen["areas"]}
+    assert len(streets) == 10 and all(code.startswith("370705") for code in streets)
+    assert streets["370705001"] == (1, 1)
+    assert sum(r for r, _ in streets.values()) == 1
+    assert kuiwen["unplaced"] == {"received": 0, "overdue": 0}

@@ -52,10 +52,11 @@
     return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   }
 
-  function when(iso) {
+  // "12/4 08:00": a deadline in a narrow column.
+  function shortWhen(iso) {
     var d = new Date(iso);
     if (isNaN(d)) return iso;
-    return (d.getMonth() + 1) + "月" + d.getDate() + "日 " + pad(d.getHours()) + ":" + pad(d.getMinutes());
+    return (d.getMonth() + 1) + "/" + d.getDate() + " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
   }
 
   function pct(value) {
@@ -129,7 +130,7 @@
         numberCell(item.number),
         el("td", "text", item.title),
         el("td", "text", item.unit),
-        el("td", null, when(item.due)),
+        el("td", null, shortWhen(item.due)),
         el("td", "num", item.hours)
       );
       body.append(tr);
@@ -190,11 +191,13 @@
       // Drawn on the canvas: ECharts' HTML tooltip writes style="…" attributes, which the
       // page's Content-Security-Policy (style-src 'self', hotline/headers.py) refuses.
       tooltip: { trigger: "axis", renderMode: "richText" },
-      // ECharts 6 puts the legend at the bottom by default, over the hour labels.
-      legend: { data: ["今日", "昨日"], top: 0 },
-      grid: { left: 40, right: 20, top: 40, bottom: 30 },
-      xAxis: { type: "category", data: data.hours },
-      yAxis: { type: "value", minInterval: 1 },
+      // ECharts 6 puts the legend at the bottom by default, over the hour labels: it goes
+      // above the plot, right of the axis' top, with the plot starting below it.
+      legend: { data: ["今日", "昨日"], top: 0, right: 8, textStyle: { fontSize: 14 } },
+      // (ECharts 6 keeps the axis labels inside the grid's bounds by itself.)
+      grid: { left: 8, right: 16, top: 34, bottom: 4 },
+      xAxis: { type: "category", data: data.hours, axisLabel: { fontSize: 13 } },
+      yAxis: { type: "value", minInterval: 1, axisLabel: { fontSize: 13 } },
       series: [
         { name: "今日", type: "line", smooth: true, data: data.today },
         { name: "昨日", type: "line", smooth: true, data: data.yesterday, lineStyle: { type: "dashed" } },
@@ -202,8 +205,147 @@
     });
   }
 
+  // The map of the room's areas (districts on the city board, streets on a district's),
+  // coloured by today's intake or the current overdue count of each, by where the problem
+  // is. The outlines come once from the dashboards API; the figures with every snapshot and
+  // update.
+  var MAP_NAME = "board-" + room;
+  var METRICS = {
+    received: { label: "今日受理", colors: ["#17324f", "#2f7fc1", "#4fc3f7"] },
+    overdue: { label: "当前超期", colors: ["#17324f", "#b85c38", "#ff7043"] },
+  };
+  var mapPanel = board.querySelector(".map-panel");
+  var mapChart = null;
+  var mapReady = false;
+  var mapMetric = "received";
+  var mapData = initial.map;
+
+  function mapNames() {
+    var names = {};
+    mapData.areas.forEach(function (area) {
+      names[area.code] = area;
+    });
+    return names;
+  }
+
+  function drawMap() {
+    if (!mapReady) return;
+    var byCode = mapNames();
+    var metric = METRICS[mapMetric];
+    var max = 0;
+    var data = mapData.areas.map(function (area) {
+      max = Math.max(max, area[mapMetric]);
+      return { name: area.code, value: area[mapMetric] };
+    });
+    mapChart.setOption({
+      backgroundColor: "transparent",
+      tooltip: {
+        trigger: "item",
+        renderMode: "richText",
+        formatter: function (p) {
+          var area = byCode[p.name];
+          if (!area) return "";
+          return area.name + "\n今日受理 " + area.received + " 件\n当前超期 " + area.overdue + " 件";
+        },
+      },
+      visualMap: {
+        type: "continuous",
+        min: 0,
+        max: Math.max(max, 1),
+        left: 8,
+        bottom: 8,
+        itemHeight: 110,
+        text: ["多", "少"],
+        calculable: false,
+        inRange: { color: metric.colors },
+        textStyle: { color: "#cfe3ff", fontSize: 14 },
+      },
+      series: [
+        {
+          type: "map",
+          map: MAP_NAME,
+          nameProperty: "code",
+          roam: false,
+          left: 70,
+          right: 8,
+          top: 8,
+          bottom: 8,
+          selectedMode: false,
+          // Small neighbouring areas: their labels move apart rather than overlap.
+          labelLayout: { moveOverlap: "shiftY" },
+          itemStyle: { borderColor: "#0b1726", borderWidth: 1.5, areaColor: "#17324f" },
+          emphasis: { label: { color: "#fff" }, itemStyle: { areaColor: "#3d6f9e" } },
+          label: {
+            show: true,
+            color: "#fff",
+            fontSize: 15,
+            textBorderColor: "#0b1726",
+            textBorderWidth: 3,
+            formatter: function (p) {
+              var area = byCode[p.name];
+              return area ? area.name + "\n" + area[mapMetric] : "";
+            },
+          },
+          data: data,
+        },
+      ],
+    }, { replaceMerge: ["series"] });
+  }
+
+  function mapFigures(map) {
+    mapData = map;
+    var place = map.level === "district" ? "区县" : "街道乡镇";
+    var u = map.unplaced;
+    $("map-unplaced").textContent = u.received || u.overdue
+      ? "未定位到" + place + "：今日受理 " + u.received + " 件，当前超期 " + u.overdue + " 件"
+      : "";
+    var body = $("map-data").tBodies[0];
+    body.replaceChildren();
+    map.areas.forEach(function (area) {
+      var tr = el("tr");
+      tr.dataset.code = area.code;
+      tr.append(el("td", "text", area.name), el("td", null, area.received), el("td", null, area.overdue));
+      body.append(tr);
+    });
+    drawMap();
+  }
+
+  function loadMap() {
+    var url = board.dataset.mapUrl;
+    if (!window.echarts || !url || !window.fetch) return;
+    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) {
+        return r.json();
+      })
+      .then(function (body) {
+        if (!body || !body.success || !body.data.features.length) return;
+        window.echarts.registerMap(MAP_NAME, body.data);
+        $("map-approximate").hidden = !body.data.approximate;
+        mapPanel.classList.add("drawn");
+        mapChart = window.echarts.init(document.getElementById("area-map"), "dark");
+        mapReady = true;
+        drawMap();
+      })
+      .catch(function () {
+        // No outlines: the page keeps the figures as a table.
+      });
+  }
+
+  mapPanel.querySelectorAll(".toggle button").forEach(function (button) {
+    button.addEventListener("click", function () {
+      mapMetric = button.dataset.metric;
+      mapPanel.querySelectorAll(".toggle button").forEach(function (other) {
+        other.setAttribute("aria-pressed", String(other === button));
+      });
+      $("map-metric").textContent = METRICS[mapMetric].label;
+      $("map").setAttribute("aria-label", "各区域" + METRICS[mapMetric].label + "地图");
+      drawMap();
+    });
+  });
+
   function render(snapshot, replaceFeed) {
     counters(snapshot.today, snapshot.as_of);
+    if (snapshot.map) mapFigures(snapshot.map);
     rates("rates-today", snapshot.rates.today);
     rates("rates-month", snapshot.rates.month);
     overdue(snapshot.overdue);
@@ -250,10 +392,15 @@
   board.querySelectorAll(".feed .time").forEach(function (node) {
     node.textContent = clock(node.dataset.at);
   });
+  board.querySelectorAll("[data-testid=overdue] time").forEach(function (node) {
+    node.textContent = shortWhen(node.dataset.at);
+  });
   $("as-of").textContent = clock(initial.as_of);
   trend(initial.trend);
+  loadMap();
   window.addEventListener("resize", function () {
     if (chart) chart.resize();
+    if (mapChart) mapChart.resize();
   });
 
   if (!window.io) {

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from dashboards import ranking
 from dispatch import operations as ops
+from hotline.db import utcnow
 from hotline.enums import ExemptionKind, Role
 from hotline.models import Area, RankingSnapshot, User
 from tests.dashboards.month import AS_OF, CONFIG, UNHAPPY, local
@@ -51,7 +52,11 @@ def test_ranking_page(client, db, october, web_login):
     )
     web_login(client, "supervisor")
     page = client.get("/reports/ranking?month=2026-10").get_data(as_text=True)
-    assert "2026-10 12345 热线考核排名" in page
+    assert "2026年10月 12345 热线考核排名" in page
+    # The month picker speaks Chinese.
+    assert '<option value="2026-10" selected>2026年10月</option>' in page
+    # What the counts are by: the responsible unit, not the place.
+    assert "本排名按<strong>承办单位</strong>统计" in page
     assert "实时数据" in page and "冻结发布本月排名" not in page  # a supervisor cannot freeze
     assert "84.50" in page  # 东关街道
     assert "<svg" in page and "综合得分" in page
@@ -61,6 +66,32 @@ def test_ranking_page(client, db, october, web_login):
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;重复" in page
     assert "要求拆除邻居合法建筑，属不合理诉求" in page
     assert "响应率" in page and "签收与联系诉求人均在时限内的工单" in page  # definitions
+
+
+def test_the_ranking_opens_on_this_month_when_last_month_is_empty(client, web_login):
+    web_login(client, "leader")
+    page = client.get("/reports/ranking").get_data(as_text=True)
+    now = utcnow()
+    current = ranking.month_of(now)
+    last = ranking.previous_month(current)
+    label, last_label = ranking.month_label(current), ranking.month_label(last)
+    assert f"{label} 12345 热线考核排名" in page
+    assert f"上月（{last_label}）没有工单，默认显示本月（{label}）截至目前的实时排名" in page
+    assert f'<option value="{current}" selected>{label}（本月）</option>' in page
+    assert f'<option value="{last}">{last_label}</option>' in page
+
+
+def test_the_ranking_opens_on_last_month_when_it_has_data(client, db, october, web_login):
+    last = ranking.previous_month(ranking.month_of(utcnow()))
+    start, end = ranking.month_bounds(last)
+    october.tickets[1].received_at = start + (end - start) / 2
+    db.flush()
+    web_login(client, "leader")
+    page = client.get("/reports/ranking").get_data(as_text=True)
+    label = ranking.month_label(last)
+    assert f"{label} 12345 热线考核排名" in page
+    assert f"默认显示上月（{label}）的排名" in page
+    assert f'<option value="{last}" selected>{label}</option>' in page
 
 
 def test_bad_month_gives_a_clear_page(client, web_login):
@@ -105,7 +136,10 @@ def test_drill_down_lists_the_tickets_behind_a_count(client, october, web_login)
     web_login(client, "supervisor")
     path = "/reports/ranking/2026-10/units/U-S-370705001?class=street"
     page = client.get(path).get_data(as_text=True)
-    assert "东关街道办事处（街道乡镇）2026-10 工单明细" in page
+    code = '<small class="code">U-S-370705001</small>'
+    assert f"东关街道办事处 {code}（街道乡镇）2026年10月 工单明细" in page
+    # Each ticket's lead unit by name, its code small beside it.
+    assert page.count(f"东关街道办事处 {code}</td>") >= 6
     for no in (1, 2, 3, 4, 5, 6):
         number = october.tickets[no].number
         assert f'<a href="/tickets/{number}">{number}</a>' in page
@@ -185,12 +219,14 @@ def test_rates_for_any_period(client, october, web_login):
     page = client.get("/reports/rates?from=2026-10-12&to=2026-10-12&by=unit")
     text = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert "三率统计 2026-10-12 至 2026-10-12" in text
-    assert "U-S-370705001" in text and "东关街道办事处" in text
+    assert "三率统计 2026年10月12日至2026年10月12日" in text
+    assert '东关街道办事处 <small class="code">U-S-370705001</small>' in text
+    assert "按承办单位统计" in text
     empty = client.get("/reports/rates?from=2026-09-01&to=2026-09-30")
     assert "该时段没有派单工单" in empty.get_data(as_text=True)
     districts = client.get("/reports/rates?from=2026-10-01&to=2026-10-31&by=district")
-    assert "奎文区" in districts.get_data(as_text=True)
+    assert '奎文区 <small class="code">370705</small>' in districts.get_data(as_text=True)
+    assert "按工单所在地统计" in districts.get_data(as_text=True)
     refused = client.get("/reports/rates?from=2026-10-31&to=2026-10-01")
     assert refused.status_code == 422
     assert "结束日期不能早于开始日期" in refused.get_data(as_text=True)
