@@ -1,0 +1,206 @@
+"""What the searchable pickers offer (选择器): categories and areas by name, for every form.
+
+People choose a category or an area by its name, never by typing its code. Each form renders a
+plain ``<select>`` (``templates/_pickers.html``) whose option values are the codes (what the
+server parses, as the JSON API does) and whose labels are the names; ``static/picker.js`` turns
+every ``<select data-picker>`` into a search box that matches Chinese, pinyin initials
+(``ldgz`` → 路灯故障), full pinyin or part of a name, so the same page works without script.
+
+- ``category_groups``: the selectable categories (leaves of the three-level tree: an active
+  category without active children), grouped under their parent's path.
+- ``area_levels``: the area tree 区县 → 街道乡镇 → 社区村 → 网格, one list per level, grouped
+  under the parent's path; ``picker.js`` narrows each level to the children of the level above.
+- ``chosen_area``: a posted area cascade (one value per level) → the most specific code.
+
+Pinyin comes from the names (``pypinyin``), computed once per distinct name in the process;
+the lists themselves are read once per request (a few hundred rows), so an administrator's
+edit shows on the next page without any cache to invalidate.
+"""
+
+import functools
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import has_request_context, request
+from pypinyin import Style, lazy_pinyin
+
+from hotline.db import get_session
+from hotline.enums import AreaLevel
+from hotline.errors import ValidationFailed
+from hotline.models import Area, Category
+
+#: Between the names of a path: 城乡建设 › 市政设施 › 路灯故障.
+PATH_SEPARATOR = " › "
+#: Area levels coarsest first, as the cascade shows them.
+AREA_LEVELS = (AreaLevel.district, AreaLevel.street, AreaLevel.community, AreaLevel.grid)
+
+_NOT_SEARCHABLE = re.compile(r"[^0-9a-z]")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of a picker."""
+
+    code: str
+    name: str
+    #: 1 (一级 / 区县) to 3 (三级) or 4 (网格).
+    level: int
+    #: The names from the top of the tree down to this one.
+    path: tuple[str, ...]
+    #: The parent's code (None at the top).
+    parent: str | None
+
+    @property
+    def label(self):
+        """The full path, 城乡建设 › 市政设施 › 路灯故障."""
+        return PATH_SEPARATOR.join(self.path)
+
+    @property
+    def initials(self):
+        """Pinyin initials of the name: 路灯故障 → ``ldgz``."""
+        return pinyin(self.name)[0]
+
+    @property
+    def spelling(self):
+        """Full pinyin of the name without tones: 路灯故障 → ``ludengguzhang``."""
+        return pinyin(self.name)[1]
+
+
+@dataclass(frozen=True)
+class Group:
+    """Options under one parent (an ``<optgroup>``); ``label`` is the parent's path, empty at
+    the top of the tree."""
+
+    label: str
+    options: tuple[Choice, ...]
+
+    @property
+    def initials(self):
+        """Pinyin initials of each name of the parent path, space-separated: ``cxjs szss``
+        (so ``szss`` finds every option under 市政设施)."""
+        return " ".join(pinyin(name)[0] for name in self.label.split(PATH_SEPARATOR) if name)
+
+
+@functools.lru_cache(maxsize=50_000)
+def pinyin(name):
+    """(initials, full spelling) of ``name`` in lower-case letters and digits: 曹家巷社区第1网格
+    → (``cjxsqd1wg``, ``caojiaxiangshequdi1wangge``). Letters and digits in the name are kept;
+    punctuation and spaces are dropped. Polyphonic characters read as in common words (重庆 is
+    chongqing)."""
+    initials = "".join(lazy_pinyin(name, style=Style.FIRST_LETTER))
+    spelling = "".join(lazy_pinyin(name))
+    return (
+        _NOT_SEARCHABLE.sub("", initials.lower()),
+        _NOT_SEARCHABLE.sub("", spelling.lower()),
+    )
+
+
+def _per_request(key, build):
+    """``build()`` once per request (a page may hold several pickers of one kind); every
+    call outside a request builds afresh."""
+    if not has_request_context():
+        return build()
+    # The request's own environ, not ``g``: an application context may outlive a request.
+    cache = request.environ.setdefault("hotline.pickers", {})
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+def _grouped(choices):
+    groups = {}
+    for choice in choices:
+        groups.setdefault(PATH_SEPARATOR.join(choice.path[:-1]), []).append(choice)
+    return [Group(label, tuple(options)) for label, options in groups.items()]
+
+
+def category_groups(db=None):
+    """The selectable categories (leaves of the active tree), ordered by code, grouped under
+    their parent's path (城乡建设 › 市政设施)."""
+    return _per_request("categories", lambda: _category_groups(db or get_session()))
+
+
+def _category_groups(db):
+    rows = db.execute(
+        sa.select(Category.code, Category.name, Category.level)
+        .where(Category.active)
+        .order_by(Category.code)
+    ).all()
+    names = {code: name for code, name, _ in rows}
+    # Codes are hierarchical (01 → 0101 → 010101): a parent is the code less two digits.
+    parents = {code[:-2] for code, _, _ in rows if len(code) > 2}
+    leaves = []
+    for code, name, level in rows:
+        if code in parents:
+            continue
+        ancestors = [code[:n] for n in range(2, len(code), 2)]
+        if any(a not in names for a in ancestors):
+            continue  # under a deactivated branch: not offered
+        leaves.append(
+            Choice(
+                code=code,
+                name=name,
+                level=level,
+                path=tuple(names[a] for a in ancestors) + (name,),
+                parent=ancestors[-1] if ancestors else None,
+            )
+        )
+    return _grouped(leaves)
+
+
+def area_levels(db=None):
+    """{AreaLevel: [Group]}: every area of each level, ordered by code, grouped under the
+    parent's path (奎文区 › 东关街道)."""
+    return _per_request("areas", lambda: _area_levels(db or get_session()))
+
+
+def _area_levels(db):
+    rows = db.execute(
+        sa.select(Area.id, Area.code, Area.name, Area.level, Area.parent_id).order_by(Area.code)
+    ).all()
+    by_id = {row.id: row for row in rows}
+    depth = {level: index + 1 for index, level in enumerate(AREA_LEVELS)}
+    paths = {}
+    levels = {level: [] for level in AREA_LEVELS}
+    for row in rows:  # ordered by code, so a parent comes before its children
+        parent = by_id.get(row.parent_id)
+        path = (paths.get(parent.id, (parent.name,)) if parent else ()) + (row.name,)
+        paths[row.id] = path
+        levels[row.level].append(
+            Choice(
+                code=row.code,
+                name=row.name,
+                level=depth[row.level],
+                path=path,
+                parent=parent.code if parent else None,
+            )
+        )
+    return {level: _grouped(choices) for level, choices in levels.items()}
+
+
+def chosen_area(values):
+    """The code of the most specific area of a posted cascade (one value per level, blanks
+    for levels not chosen): ``["370705", "370705001", ""]`` → ``"370705001"``; ``""`` when
+    nothing was chosen. A single value (the JSON API, a script) is returned as it is.
+
+    Codes are hierarchical, so the levels chosen must lie on one path; a street of another
+    district raises ValidationFailed (field ``area``) instead of silently taking either."""
+    codes = sorted({v.strip() for v in values if v and v.strip()}, key=len)
+    if not codes:
+        return ""
+    most = codes[-1]
+    if any(not most.startswith(code) for code in codes[:-1]):
+        raise ValidationFailed(
+            "所选的区县、街道、社区和网格不在同一路径上，请重新选择区域",
+            code="AREA_PATH_INCONSISTENT",
+            details={"area": "所选区域的上下级不一致，请重新选择"},
+        )
+    return most
+
+
+def init_app(app):
+    """Let every template list the choices (``templates/_pickers.html``)."""
+    app.add_template_global(category_groups, "picker_categories")
+    app.add_template_global(area_levels, "picker_areas")
+    app.add_template_global(AREA_LEVELS, "picker_area_levels")
