@@ -6,8 +6,10 @@ server parses, as the JSON API does) and whose labels are the names; ``static/pi
 every ``<select data-picker>`` into a search box that matches Chinese, pinyin initials
 (``ldgz`` → 路灯故障), full pinyin or part of a name, so the same page works without script.
 
-- ``category_groups``: the selectable categories (leaves of the three-level tree: an active
-  category without active children), grouped under their parent's path.
+- ``category_groups``: the selectable categories, grouped under their parent's path: every
+  active leaf of the three-level tree, and every second-level class (the classifier's model
+  predicts at that level, so its suggestions must be choosable; only a 一级 class with
+  children is too coarse to be offered).
 - ``area_levels``: the area tree 区县 → 街道乡镇 → 社区村 → 网格, one list per level, grouped
   under the parent's path; ``picker.js`` narrows each level to the children of the level above.
 - ``chosen_area``: a posted area cascade (one value per level) → the most specific code.
@@ -116,8 +118,9 @@ def _grouped(choices):
 
 
 def category_groups(db=None):
-    """The selectable categories (leaves of the active tree), ordered by code, grouped under
-    their parent's path (城乡建设 › 市政设施)."""
+    """The selectable categories (active leaves and second-level classes), ordered by code,
+    grouped under their parent's path: 城乡建设 [市政设施, 供水 …], 城乡建设 › 市政设施 [道路破损,
+    路灯故障 …]."""
     return _per_request("categories", lambda: _category_groups(db or get_session()))
 
 
@@ -130,14 +133,14 @@ def _category_groups(db):
     names = {code: name for code, name, _ in rows}
     # Codes are hierarchical (01 → 0101 → 010101): a parent is the code less two digits.
     parents = {code[:-2] for code, _, _ in rows if len(code) > 2}
-    leaves = []
+    offered = []
     for code, name, level in rows:
-        if code in parents:
+        if code in parents and level < 2:
             continue
         ancestors = [code[:n] for n in range(2, len(code), 2)]
         if any(a not in names for a in ancestors):
             continue  # under a deactivated branch: not offered
-        leaves.append(
+        offered.append(
             Choice(
                 code=code,
                 name=name,
@@ -146,7 +149,7 @@ def _category_groups(db):
                 parent=ancestors[-1] if ancestors else None,
             )
         )
-    return _grouped(leaves)
+    return _grouped(offered)
 
 
 def area_levels(db=None):

@@ -112,6 +112,8 @@
     list.id = id + "-list";
     list.setAttribute("role", "listbox");
     list.hidden = true;
+    // Pressing on the list (an item, its scroll bar) must not take the focus from the box.
+    list.addEventListener("mousedown", function (e) { e.preventDefault(); });
     error.hidden = true;
     error.setAttribute("role", "alert");
     select.parentNode.insertBefore(wrap, select);
@@ -179,7 +181,6 @@
         if (entry.parents) item.appendChild(el("span", entry.parents + SEP, "picker-path"));
         item.appendChild(el("span", entry.name, "picker-name"));
         if (entry.value) item.appendChild(el("small", entry.value, "picker-code"));
-        item.addEventListener("mousedown", function (e) { e.preventDefault(); });
         item.addEventListener("click", function () { choose(entry.option); });
         list.appendChild(item);
       });
@@ -189,7 +190,8 @@
       list.hidden = false;
       input.setAttribute("aria-expanded", "true");
       var current = shown.findIndex(function (entry) { return entry.option.selected && entry.value; });
-      mark(query || current < 0 ? 0 : current);
+      // A search starts at its best match; an emptied box at the blank choice (if any).
+      mark(query || typed || current < 0 ? 0 : current);
     }
     function choose(option) {
       close();
@@ -197,6 +199,7 @@
       var changed = select.value !== option.value;
       select.value = option.value;
       show();
+      if (document.activeElement === input) input.select();  // typing again starts a new search
       if (changed) {
         select.dispatchEvent(new Event("input", { bubbles: true }));
         select.dispatchEvent(new Event("change", { bubbles: true }));

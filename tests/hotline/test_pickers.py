@@ -31,7 +31,7 @@ def test_pinyin_of_a_name(name, initials, spelling):
     assert pickers.pinyin(name) == (initials, spelling)
 
 
-def test_categories_are_the_leaves_by_name_with_their_path(db):
+def test_categories_by_name_with_their_path(db):
     groups = pickers.category_groups(db)
     offered = options(groups)
     light = offered["010103"]
@@ -42,21 +42,26 @@ def test_categories_are_the_leaves_by_name_with_their_path(db):
     group = next(g for g in groups if light in g.options)
     assert group.label == "城乡建设 › 市政设施"
     assert group.initials == "cxjs szss"
-    # Every active leaf, and nothing that has children (一级 and 二级 are the groups).
+    # Every active leaf and second-level class; no 一级 class with children.
     rows = db.execute(sa.select(Category.code).where(Category.active)).scalars().all()
     leaves = {c for c in rows if not any(o != c and o.startswith(c) for o in rows)}
-    assert set(offered) == leaves
-    assert "01" not in offered and "0101" not in offered
-    assert list(offered) == sorted(offered)
+    classes = {c for c in rows if len(c) == 4}
+    assert set(offered) == leaves | classes
+    assert "01" not in offered
+    # The class the classifier suggests (level 2) under its 一级 name.
+    assert offered["0101"].path == ("城乡建设", "市政设施")
+    assert groups[0].label == "城乡建设" and groups[0].options[0].name == "市政设施"
+    for group in groups:
+        codes = [choice.code for choice in group.options]
+        assert codes == sorted(codes)
 
 
-def test_a_deactivated_branch_is_not_offered_and_its_parent_becomes_a_leaf(db):
+def test_a_deactivated_branch_is_not_offered(db):
     for category in db.scalars(sa.select(Category).where(Category.code.like("0101__"))):
         category.active = False
     db.flush()
     offered = options(pickers.category_groups(db))
     assert not any(code.startswith("0101") and len(code) == 6 for code in offered)
-    # 市政设施 without active children is now chosen itself, under 城乡建设.
     assert offered["0101"].path == ("城乡建设", "市政设施")
     db.scalars(sa.select(Category).where(Category.code == "02")).one().active = False
     db.flush()
@@ -142,8 +147,8 @@ def test_the_category_macro_renders_names_and_pinyin(app, db):
 
 def test_a_category_no_longer_offered_stays_selected(app, db):
     with app.test_request_context("/"):
-        html = render_template_string(MACROS + '{{ category_select(selected="0101") }}')
-    assert '<option value="0101" selected>0101（已停用或非末级分类）</option>' in html
+        html = render_template_string(MACROS + '{{ category_select(selected="01") }}')
+    assert '<option value="01" selected>01（已停用或未开放选择的分类）</option>' in html
 
 
 def test_the_area_macro_renders_a_cascade_with_the_path_selected(app, db):

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from dispatch import operations
+from dispatch.pages.console import confident_place
 from hotline import knowledge
 from hotline.enums import IntakeOutcome, TicketStatus, TransferTarget
 from hotline.models import KnowledgeArticle, Ticket, TicketEvent
@@ -380,6 +381,4 @@ def test_lookup_leaves_the_area_blank_when_the_place_is_unsure(operator_page, db
     ],
 )
 def test_only_a_sure_unambiguous_place_prefills_the_area(place, prefill):
-    from dispatch.pages.console import confident_place
-
     assert confident_place(place) is prefill
