@@ -14,9 +14,10 @@ every ``<select data-picker>`` into a search box that matches Chinese, pinyin in
   under the parent's path; ``picker.js`` narrows each level to the children of the level above.
 - ``chosen_area``: a posted area cascade (one value per level) → the most specific code.
 
-Pinyin comes from the names (``pypinyin``), computed once per distinct name in the process;
-the lists themselves are read once per request (a few hundred rows), so an administrator's
-edit shows on the next page without any cache to invalidate.
+The rows are read on every request that shows a picker (a few hundred short rows, one query
+per kind), so an administrator's edit shows on the next page. What is built from them — the
+tree, the pinyin (``pypinyin``) and the options' HTML — is kept per process keyed by the rows
+themselves, so there is nothing to invalidate: other rows, another key.
 """
 
 import functools
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import has_request_context, request
+from markupsafe import Markup, escape
 from pypinyin import Style, lazy_pinyin
 
 from hotline.db import get_session
@@ -68,6 +70,17 @@ class Choice:
         """Full pinyin of the name without tones: 路灯故障 → ``ludengguzhang``."""
         return pinyin(self.name)[1]
 
+    @functools.cached_property
+    def _html(self):
+        # Pinyin is letters and digits only: nothing to escape.
+        start = f'<option value="{escape(self.code)}" data-py="{self.initials}"'
+        return start, f' data-pinyin="{self.spelling}"', f">{escape(self.name)}</option>"
+
+    def option(self, selected=False):
+        """Its ``<option>``: the code as value, the name as label, pinyin for the script."""
+        start, search, end = self._html
+        return start + search + (" selected" if selected else "") + end
+
 
 @dataclass(frozen=True)
 class Group:
@@ -82,6 +95,34 @@ class Group:
         """Pinyin initials of each name of the parent path, space-separated: ``cxjs szss``
         (so ``szss`` finds every option under 市政设施)."""
         return " ".join(pinyin(name)[0] for name in self.label.split(PATH_SEPARATOR) if name)
+
+    @functools.cached_property
+    def opening(self):
+        if not self.label:
+            return ""
+        return f'<optgroup label="{escape(self.label)}" data-py="{self.initials}">'
+
+
+def options_html(groups, selected="", *, path=False):
+    """The ``<option>``s of ``groups``, in ``<optgroup>``s under a parent, with ``selected``
+    marked (``path``: every option whose code begins it, i.e. the chosen area's ancestors on
+    their own levels)."""
+    selected = selected or ""
+
+    def chosen(code):
+        return bool(selected) and (selected.startswith(code) if path else selected == code)
+
+    parts = []
+    for group in groups:
+        parts.append(group.opening)
+        parts.extend(choice.option(chosen(choice.code)) for choice in group.options)
+        parts.append("</optgroup>" if group.label else "")
+    return Markup("\n".join(part for part in parts if part))
+
+
+def offered(groups, code):
+    """Whether ``code`` is one of the options of ``groups``."""
+    return any(choice.code == code for group in groups for choice in group.options)
 
 
 @functools.lru_cache(maxsize=50_000)
@@ -114,7 +155,7 @@ def _grouped(choices):
     groups = {}
     for choice in choices:
         groups.setdefault(PATH_SEPARATOR.join(choice.path[:-1]), []).append(choice)
-    return [Group(label, tuple(options)) for label, options in groups.items()]
+    return tuple(Group(label, tuple(options)) for label, options in groups.items())
 
 
 def category_groups(db=None):
@@ -130,6 +171,11 @@ def _category_groups(db):
         .where(Category.active)
         .order_by(Category.code)
     ).all()
+    return _category_tree(tuple(tuple(row) for row in rows))
+
+
+@functools.lru_cache(maxsize=4)
+def _category_tree(rows):
     names = {code: name for code, name, _ in rows}
     # Codes are hierarchical (01 → 0101 → 010101): a parent is the code less two digits.
     parents = {code[:-2] for code, _, _ in rows if len(code) > 2}
@@ -153,7 +199,7 @@ def _category_groups(db):
 
 
 def area_levels(db=None):
-    """{AreaLevel: [Group]}: every area of each level, ordered by code, grouped under the
+    """{AreaLevel: (Group, …)}: every area of each level, ordered by code, grouped under the
     parent's path (奎文区 › 东关街道)."""
     return _per_request("areas", lambda: _area_levels(db or get_session()))
 
@@ -162,21 +208,26 @@ def _area_levels(db):
     rows = db.execute(
         sa.select(Area.id, Area.code, Area.name, Area.level, Area.parent_id).order_by(Area.code)
     ).all()
-    by_id = {row.id: row for row in rows}
+    return _area_tree(tuple(tuple(row) for row in rows))
+
+
+@functools.lru_cache(maxsize=4)
+def _area_tree(rows):
+    by_id = {row[0]: row for row in rows}
     depth = {level: index + 1 for index, level in enumerate(AREA_LEVELS)}
     paths = {}
     levels = {level: [] for level in AREA_LEVELS}
-    for row in rows:  # ordered by code, so a parent comes before its children
-        parent = by_id.get(row.parent_id)
-        path = (paths.get(parent.id, (parent.name,)) if parent else ()) + (row.name,)
-        paths[row.id] = path
-        levels[row.level].append(
+    for area_id, code, name, level, parent_id in rows:  # by code: parents come first
+        parent = by_id.get(parent_id)
+        path = (paths.get(parent_id, (parent[2],)) if parent else ()) + (name,)
+        paths[area_id] = path
+        levels[level].append(
             Choice(
-                code=row.code,
-                name=row.name,
-                level=depth[row.level],
+                code=code,
+                name=name,
+                level=depth[level],
                 path=path,
-                parent=parent.code if parent else None,
+                parent=parent[1] if parent else None,
             )
         )
     return {level: _grouped(choices) for level, choices in levels.items()}
@@ -207,3 +258,5 @@ def init_app(app):
     app.add_template_global(category_groups, "picker_categories")
     app.add_template_global(area_levels, "picker_areas")
     app.add_template_global(AREA_LEVELS, "picker_area_levels")
+    app.add_template_global(options_html, "picker_options")
+    app.add_template_global(offered, "picker_offered")

@@ -161,11 +161,25 @@ def test_the_area_macro_renders_a_cascade_with_the_path_selected(app, db):
         assert f'<label for="area-{level}">{label}</label>' in html
     assert html.count('<select name="area"') == 4
     assert '<option value="">由系统定位</option>' in html
-    assert 'value="370705" data-parent="" data-py="kwq"' in html
-    assert 'value="370705001" data-parent="370705" data-py="dgjd"' in html
+    assert 'value="370705" data-py="kwq"' in html
+    assert 'value="370705001" data-py="dgjd"' in html
     assert re.findall(r'<option value="(\d+)"[^>]* selected>', html) == [
         "370705",
         "370705001",
         "370705001004",
     ]
     assert '<optgroup label="奎文区 › 东关街道"' in html
+
+
+def test_options_escape_names_and_mark_the_chosen_path():
+    evil = pickers.Choice("370705", '<b>"奎文"&</b>', 1, ('<b>"奎文"&</b>',), None)
+    below = pickers.Choice("370705001", "东关街道", 2, ('<b>"奎文"&</b>', "东关街道"), "370705")
+    groups = (pickers.Group("", (evil,)), pickers.Group('<b>"奎文"&</b>', (below,)))
+    html = str(pickers.options_html(groups, "370705001", path=True))
+    assert "<b>" not in html
+    assert "&lt;b&gt;&#34;奎文&#34;&amp;&lt;/b&gt;</option>" in html
+    assert '<optgroup label="&lt;b&gt;&#34;奎文&#34;&amp;&lt;/b&gt;" data-py="bkwb">' in html
+    assert html.count(" selected>") == 2
+    assert str(pickers.options_html(groups, "370705001")).count(" selected>") == 1
+    assert " selected>" not in str(pickers.options_html(groups, ""))
+    assert pickers.offered(groups, "370705001") and not pickers.offered(groups, "3707")
