@@ -95,6 +95,7 @@ def test_area_cascade_prefilled_from_the_suggestion(new_page, browser_database, 
     assert page.locator("#area-street-search").input_value() == "东关街道"
     assert page.locator("#area-community").input_value() == ""
     assert "已按智能建议预填区域" in page.locator("#area-note").inner_text()
+    screenshot(page, "console-area-prefilled")
     # Only 东关街道's communities are offered below it; choose one by its initials.
     communities = page.locator("#area-community option:not([value=''])")
     values = communities.evaluate_all("options => options.map(o => o.value)")
