@@ -16,7 +16,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm.exc import StaleDataError
 
-from hotline import notify
+from hotline import notify, pickers
 from hotline.db import get_session, local_datetime
 from hotline.enums import Role
 from hotline.errors import HotlineError, stale_conflict
@@ -85,6 +85,7 @@ def init_app(app):
     app.add_template_global(generate_csrf, "csrf_token")
     app.add_template_global(api_csrf_token)
     app.add_template_filter(local_time, "local")
+    pickers.init_app(app)
 
     @app.context_processor
     def _menu():

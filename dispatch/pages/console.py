@@ -33,7 +33,7 @@ from flask import (
 
 from dispatch import access, calls, duplicates, operations
 from dispatch.schemas import caller_ticket_to_dict, intake_values
-from hotline import knowledge, suggestions, web
+from hotline import knowledge, pickers, suggestions, web
 from hotline.db import day_bounds, get_session, utcnow
 from hotline.enums import (
     Channel,
@@ -45,7 +45,7 @@ from hotline.enums import (
     Urgency,
 )
 from hotline.errors import NotFound, ValidationFailed
-from hotline.models import Area, Category, IncomingCall, KnowledgeArticle, Ticket
+from hotline.models import Area, IncomingCall, KnowledgeArticle, Ticket
 from hotline.schemas import Fields, valid_idempotency_key
 from hotline.suggestions import place_names, unit_names
 from hotline.web import page_for
@@ -90,6 +90,9 @@ EMERGENCY_TARGETS = (
 )
 #: Today's own tickets listed under the form.
 TODAY_LIMIT = 50
+#: A suggested place at least this sure (and not ambiguous) pre-fills the area pickers; a less
+#: sure one is only shown beside them (the same line as the dispatcher's green, desk.py).
+AREA_PREFILL_CONFIDENCE = 0.8
 
 
 def new_key():
@@ -97,17 +100,35 @@ def new_key():
 
 
 def _typed():
-    """What the operator typed, as strings (absent fields empty)."""
-    return {name: request.form.get(name, "") for name in FORM_FIELDS}
+    """What the operator typed, as strings (absent fields empty). The area pickers post one
+    code per level (district … grid; with script only the most specific): kept space-joined."""
+    typed = {name: request.form.get(name, "") for name in FORM_FIELDS}
+    typed["area"] = " ".join(code.strip() for code in request.form.getlist("area") if code.strip())
+    return typed
+
+
+def _area_code(typed):
+    """The most specific area chosen ("" for none, or for levels that do not fit together)."""
+    try:
+        return pickers.chosen_area(typed["area"].split())
+    except ValidationFailed:
+        return ""
 
 
 def parse_intake(db, typed):
     """The ``operations.receive`` values of a console form (the fields of ``POST
     /api/v1/tickets``, parsed by the same ``Fields`` rules), or ValidationFailed per field."""
     # A form sends every field; an empty one means "not given", as an absent JSON key does.
-    return intake_values(
-        db, Fields({name: value for name, value in typed.items() if value.strip()})
-    )
+    data = {name: value for name, value in typed.items() if value.strip() and name != "area"}
+    fields = Fields(data)
+    try:
+        area = pickers.chosen_area(typed["area"].split())
+    except ValidationFailed as exc:
+        area = ""
+        fields.errors.update(exc.details)
+    if area:
+        data["area"] = area
+    return intake_values(db, fields)
 
 
 def _idempotency_key():
@@ -136,7 +157,7 @@ def console_submit():
     key = request.form.get("idempotency_key") or new_key()
     action, _, target = (request.form.get("action") or "receive").partition(":")
     if action == "lookup":
-        return _render(typed, key, panels=True)
+        return _render(typed, key, panels=True, prefill=True)
     if action == "emergency":
         return _render(_answer_warning(typed, target), key, panels=True)
 
@@ -229,7 +250,9 @@ def _follow_up(db, ticket, action, target):
 # -- rendering --------------------------------------------------------------------------------
 
 
-def _render(typed, key, *, error=None, panels=False, call=None):
+def _render(typed, key, *, error=None, panels=False, call=None, prefill=False):
+    """The console page. ``prefill``: a confident suggested place fills the area pickers the
+    operator left blank (the "查询建议" button, as the page's script does while typing)."""
     db = get_session()
     if call is None and typed.get("call_id"):
         call = db.scalars(
@@ -244,11 +267,9 @@ def _render(typed, key, *, error=None, panels=False, call=None):
         "request_types": list(RequestType),
         "urgencies": list(Urgency),
         "emergency_targets": EMERGENCY_TARGETS,
-        "categories": db.execute(
-            sa.select(Category.code, Category.name)
-            .where(Category.active, Category.level > 1)
-            .order_by(Category.code)
-        ).all(),
+        "area_selected": _area_code(typed),
+        "area_prefilled": False,
+        "area_prefill_confidence": AREA_PREFILL_CONFIDENCE,
         "today": _today_tickets(db),
         "suggestion": None,
         "places": [],
@@ -260,6 +281,10 @@ def _render(typed, key, *, error=None, panels=False, call=None):
     }
     if panels:
         context.update(_panels(db, typed))
+    place = (context["suggestion"] or {}).get("area") or {}
+    if prefill and not context["area_selected"] and confident_place(place):
+        context["area_selected"] = place["code"]
+        context["area_prefilled"] = True
     return render_template("console.html", **context)
 
 
@@ -281,7 +306,7 @@ def _panels(db, typed):
     phone = (
         Fields({"p": typed["requester_phone"]}).phone("p", "") if typed["requester_phone"] else None
     )
-    area_code = typed["area"].strip() or (
+    area_code = _area_code(typed) or (
         ((result.get("suggestion") or {}).get("area") or {}).get("code")
     )
     area = db.scalars(sa.select(Area).where(Area.code == area_code)).first() if area_code else None
@@ -295,6 +320,16 @@ def _panels(db, typed):
             content=content or None,
         )
     return result
+
+
+def confident_place(place):
+    """Whether a suggested place (``suggestion["area"]``) is sure enough to pre-fill."""
+    return bool(
+        place
+        and place.get("code")
+        and not place.get("candidates")
+        and (place.get("confidence") or 0) >= AREA_PREFILL_CONFIDENCE
+    )
 
 
 def _caller(db, typed):

@@ -28,7 +28,7 @@ from dispatch.states import IN_HANDLING, TRANSITIONS, event_label
 from hotline import attachments, web
 from hotline.db import get_session, utcnow
 from hotline.enums import AssignmentRole, Channel, RequestType, TicketStatus, Urgency
-from hotline.models import Assignment, Category, Ticket
+from hotline.models import Assignment, Ticket
 from hotline.web import page_for
 
 S = TicketStatus
@@ -254,25 +254,12 @@ def act(number, action):
 # -- 主动发现 -----------------------------------------------------------------------------------
 
 
-def _categories(db):
-    """Leaf categories grouped under their second level, for the form's select."""
-    rows = db.scalars(sa.select(Category).where(Category.active).order_by(Category.code)).all()
-    names = {c.code: c.name for c in rows}
-    groups = {}
-    for c in rows:
-        if c.level == 3:
-            parent = names.get(c.code[:4], "")
-            groups.setdefault(f"{names.get(c.code[:2], '')} · {parent}", []).append(c)
-    return groups
-
-
 def _render_report(db, *, values=None, error=None, status=200):
     values = dict(values or {})
     values.setdefault("key", uuid.uuid4().hex)
     return render_template(
         "grid_report.html",
         grids=g.user.grids,
-        categories=_categories(db),
         request_types=list(RequestType),
         urgencies=list(Urgency),
         values=values,

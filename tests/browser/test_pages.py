@@ -199,7 +199,9 @@ def test_a_grid_worker_takes_a_ticket_on_site_from_a_phone(
     # A call located in the worker's grid (no phone: nobody to contact), dispatched to 东关.
     console = new_page("operator")
     console.fill("#content", "中学街社区第1网格内人行道井盖缺失，夜间行人容易踩空，请尽快处理")
-    console.fill("#area", grid_code)
+    console.fill("#area-grid-search", "中学街社区第1网格")
+    console.keyboard.press("Enter")
+    assert console.locator("#area-grid").input_value() == grid_code
     console.select_option("#request_type", "help")
     console.click("#submit-receive")
     console.wait_for_load_state()

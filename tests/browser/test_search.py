@@ -16,7 +16,9 @@ CONTENT = f"{WORDS}：鸢飞路与北海路路口井盖缺失，夜间行人容�
 def test_search_by_words_and_dates_then_open_and_export(new_page, screenshot):
     console = new_page("operator")
     console.fill("#content", CONTENT)
-    console.fill("#area", "370705001")
+    console.fill("#area-street-search", "东关街道")  # the area picker, by name
+    console.keyboard.press("Enter")
+    assert console.locator("#area-street").input_value() == "370705001"
     console.select_option("#request_type", "help")
     console.click("#submit-receive")
     console.wait_for_load_state()

@@ -10,7 +10,11 @@
   var $ = function (id) { return document.getElementById(id); };
   var content = $("content"), address = $("address"), phone = $("requester_phone");
   var category = $("category"), requestType = $("request_type"), urgency = $("urgency");
-  var area = $("area");
+  var area = $("area");  // the area cascade (区县 → 街道 → 社区 → 网格), picker.js
+  var areaBox = $("area-picker"), areaNote = $("area-note"), categoryTop = $("category-top");
+  var PREFILL = Number(areaBox.getAttribute("data-prefill-confidence")) || 1;
+  var prefilled = areaBox.getAttribute("data-prefilled") || "";  // the code we filled in
+  var picker = window.HotlinePicker;
   var EMERGENCY = { "110": "110 报警", "119": "119 火警", "120": "120 急救", "122": "122 交通事故" };
   var TYPES = {}, TIERS = {};
   Array.prototype.forEach.call(requestType.options, function (o) { TYPES[o.value] = o.text; });
@@ -48,12 +52,61 @@
     }).catch(function () { return null; });
   }
 
+  // -- category: the searchable picker, with the suggestion's top 3 beside it -------------------
   function takeCategory(index) {
     var c = topCategories[index];
     if (!c) return;
+    var known = Array.prototype.some.call(category.options, function (o) { return o.value === c.code; });
+    if (!known) return;  // not offered (deactivated, or a 一级 class)
     category.value = c.code;
-    touched.category = true;
+    // As if chosen by hand: marks it touched and updates the picker's text.
+    category.dispatchEvent(new Event("change", { bubbles: true }));
   }
+  function drawCategoryTop() {
+    clear(categoryTop);
+    topCategories.forEach(function (c, i) {
+      var b = el("button", null, "category-choice" + (category.value === c.code ? " chosen" : ""));
+      b.type = "button";
+      b.title = "采用建议分类：" + c.name + "（Alt+" + (i + 1) + "）";
+      b.appendChild(el("kbd", "Alt+" + (i + 1)));
+      b.appendChild(document.createTextNode(" " + c.name + " "));
+      b.appendChild(el("small", Math.round(c.probability * 100) + "%", "muted"));
+      b.addEventListener("click", function () { takeCategory(i); });
+      categoryTop.appendChild(b);
+    });
+  }
+  category.addEventListener("change", drawCategoryTop);
+
+  // -- area: pre-filled from a confident suggested place until the operator chooses -----------
+  function areaCode() { return picker ? picker.areaCode(area) : ""; }
+  function confidentPlace(place) {
+    return !!(place && place.code && !(place.candidates || []).length && (place.confidence || 0) >= PREFILL);
+  }
+  function prefillArea(s) {
+    if (touched.area || !picker) return;
+    var place = s && s.area;
+    var code = confidentPlace(place) ? place.code : "";
+    if (code !== prefilled && (code || prefilled)) {
+      picker.setArea(area, code);
+      prefilled = code;
+    }
+    if (code) {
+      areaNote.textContent = "已按智能建议预填区域（把握 " + Math.round(place.confidence * 100) + "%），请核对；可修改，清空则由系统定位。";
+    } else if (place && place.code) {
+      areaNote.textContent = "智能定位把握不大（" + Math.round((place.confidence || 0) * 100) + "%），未预填；核实后可点“采用此区域”或手动选择。";
+    } else {
+      areaNote.textContent = "";
+    }
+  }
+  function takeSuggestedArea() {
+    if (!suggestedArea || !picker) return;
+    picker.setArea(area, suggestedArea);
+    touched.area = true;
+    areaNote.textContent = "已采用建议区域。";
+    later();
+  }
+  area.addEventListener("change", function () { areaNote.textContent = ""; });
+  if (areaCode() && areaCode() !== prefilled) touched.area = true;  // chosen before a reload
 
   function drawSuggestion(s, names) {
     var panel = clear($("suggestion-panel"));
@@ -90,7 +143,7 @@
       line.appendChild(el("span", place[place.length - 1].code + " ", "muted"));
       var use = el("button", "采用此区域");
       use.type = "button";
-      use.addEventListener("click", function () { area.value = suggestedArea; touched.area = true; });
+      use.addEventListener("click", takeSuggestedArea);
       line.appendChild(use);
     } else {
       line.appendChild(document.createTextNode("未能定位"));
@@ -345,13 +398,16 @@
       var named = s ? api("GET", "/api/v1/intake/names" + query) : Promise.resolve(null);
       named.then(function (names) {
         if (!current()) return;
+        if (!s) topCategories = [];
         drawSuggestion(s, names);
+        drawCategoryTop();
+        prefillArea(s);
         drawEmergency(s);
       });
       var body = {
         phone: phone.value.trim() || null,
         address: address.value.trim() || null,
-        area: area.value.trim() || suggestedArea || null,
+        area: areaCode() || suggestedArea || null,
         content: text || null
       };
       if (body.phone || body.address || body.area) {

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from dispatch import operations
+from dispatch.pages.console import confident_place
 from hotline import knowledge
 from hotline.db import utcnow
 from hotline.enums import IntakeOutcome, TicketStatus, TransferTarget
@@ -319,3 +320,117 @@ def test_user_text_is_escaped(operator_page, db):
     operator_page.post("/console", data={**data, "action": "receive"})
     page = operator_page.get("/console").get_data(as_text=True)
     assert "&lt;script&gt;alert(1)" in page and "<script>alert(1)" not in page
+
+
+# -- pickers: categories and areas chosen by name (hotline/pickers.py, _pickers.html) ----------
+
+AREA_SELECTS = re.compile(r'<select name="area" id="area-(\w+)" data-picker="area"')
+
+
+def selected_codes(page, name):
+    """The codes selected in the selects named ``name``, in page order."""
+    found = []
+    for select in re.findall(rf'<select name="{name}".*?</select>', page, re.S):
+        found += re.findall(r'<option value="(\w+)"[^>]* selected>', select)
+    return found
+
+
+def test_category_and_area_are_chosen_by_name_not_typed(operator_page):
+    page = operator_page.get("/console").get_data(as_text=True)
+    # No text box for a code, no datalist of codes.
+    assert 'type="text" id="category"' not in page and "<datalist" not in page
+    assert 'type="text" id="area"' not in page
+    assert '<select name="category" id="category" data-picker="category">' in page
+    assert '<option value="">未选择（由派单员判断）</option>' in page
+    assert '<optgroup label="城乡建设 › 市政设施" data-py="cxjs szss">' in page
+    assert 'value="010103" data-py="ldgz" data-pinyin="ludengguzhang">路灯故障</option>' in page
+    assert AREA_SELECTS.findall(page) == ["district", "street", "community", "grid"]
+    assert '<option value="">由系统定位</option>' in page
+    assert '<option value="370705" data-py="kwq"' in page and ">奎文区<" in page
+    assert 'id="category-top"' in page  # the suggestion's top 3 go beside the picker
+    assert '<script src="/static/picker.js" defer>' in page
+    assert operator_page.get("/static/picker.js").status_code == 200
+    assert operator_page.get("/static/picker.css").status_code == 200
+    assert selected_codes(page, "area") == [] and selected_codes(page, "category") == []
+
+
+def test_receive_with_a_chosen_category_and_area_cascade(operator_page, db):
+    """Without script the form posts one code per level (blank below the chosen one)."""
+    data = {**form_of(operator_page), **call(category="010103"), "action": "receive"}
+    data["area"] = ["370705", "370705001", "370705001004", ""]
+    assert operator_page.post("/console", data=data).status_code == 302
+    (ticket,) = new_tickets(db)
+    assert ticket.category.name == "路灯故障"
+    assert ticket.area.code == "370705001004"
+
+
+def test_receive_with_the_most_specific_area_only(operator_page, db):
+    """With script (picker.js) only the most specific level is posted."""
+    data = {**form_of(operator_page), **call(area="370705001001001"), "action": "receive"}
+    assert operator_page.post("/console", data=data).status_code == 302
+    (ticket,) = new_tickets(db)
+    assert ticket.area.code == "370705001001001"
+
+
+def test_area_left_blank_for_the_system_to_locate(operator_page, db):
+    data = {**form_of(operator_page), **call(), "action": "receive"}
+    data["area"] = ["", "", "", ""]
+    assert operator_page.post("/console", data=data).status_code == 302
+    (ticket,) = new_tickets(db)
+    assert ticket.status == TicketStatus.received
+
+
+def test_area_levels_that_do_not_fit_together_are_refused(operator_page, db):
+    data = {**form_of(operator_page), **call(requester_phone="12"), "action": "receive"}
+    data["area"] = ["370702", "370705001", "", ""]  # 潍城区 with a street of 奎文区
+    response = operator_page.post("/console", data=data)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    # Named together with the other bad field, the form kept, nothing stored.
+    assert "所选区域的上下级不一致，请重新选择" in page and "联系电话格式不正确" in page
+    assert 'value="李女士"' in page
+    assert new_tickets(db) == []
+
+
+def test_a_refused_form_keeps_the_chosen_category_and_area(operator_page, db):
+    data = {**form_of(operator_page), **call(content=" ", category="010103"), "action": "receive"}
+    data["area"] = ["370705", "370705001", "", ""]
+    page = operator_page.post("/console", data=data).get_data(as_text=True)
+    assert selected_codes(page, "category") == ["010103"]
+    assert selected_codes(page, "area") == ["370705", "370705001"]
+
+
+def test_lookup_prefills_a_confident_place_without_javascript(operator_page, db):
+    data = {**form_of(operator_page), **call(address="奎文区东关街道"), "action": "lookup"}
+    page = operator_page.post("/console", data=data).get_data(as_text=True)
+    assert selected_codes(page, "area") == ["370705", "370705001"]
+    assert "已按智能建议预填区域，请核对。" in page
+    assert 'data-prefilled="370705001"' in page
+    # What the operator chose is never replaced by the suggestion.
+    data["area"] = ["370702", "", "", ""]
+    page = operator_page.post("/console", data=data).get_data(as_text=True)
+    assert selected_codes(page, "area") == ["370702"]
+    assert "已按智能建议预填区域" not in page
+
+
+def test_lookup_leaves_the_area_blank_when_the_place_is_unsure(operator_page, db):
+    data = {**form_of(operator_page), **call(address="门口"), "action": "lookup"}
+    data["content"] = "家门口的路灯坏了一个星期，晚上很黑"
+    page = operator_page.post("/console", data=data).get_data(as_text=True)
+    assert selected_codes(page, "area") == []
+    assert 'data-prefilled=""' in page
+
+
+@pytest.mark.parametrize(
+    ("place", "prefill"),
+    [
+        (None, False),
+        ({"code": None, "confidence": 0.0, "candidates": ["370702", "370705"]}, False),
+        ({"code": "370705001", "confidence": 0.79, "candidates": []}, False),
+        ({"code": "370705001", "confidence": 0.8, "candidates": []}, True),
+        ({"code": "370705", "confidence": 0.95, "candidates": ["370702"]}, False),
+        ({"code": "370705001001001", "confidence": 1.0, "source": "coordinates"}, True),
+    ],
+)
+def test_only_a_sure_unambiguous_place_prefills_the_area(place, prefill):
+    assert confident_place(place) is prefill

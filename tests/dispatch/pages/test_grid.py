@@ -348,6 +348,15 @@ def my_reports(db, u):
     ).all()
 
 
+def test_report_form_offers_categories_by_name_in_a_searchable_picker(worker):
+    page = text(worker.get("/grid/report"))
+    assert '<select name="category" id="rp-category" data-picker="category">' in page
+    assert '<option value="">不确定，由派单员判断</option>' in page
+    assert '<optgroup label="城乡建设 › 市政设施" data-py="cxjs szss">' in page
+    assert re.search(r'<option value="010102" data-py="jgqsps"[^>]*>井盖缺失破损</option>', page)
+    assert "/static/picker.js" in page
+
+
 def test_report_creates_one_ticket_with_a_photo_even_when_sent_twice(
     worker, db, u, png, ticket_count
 ):
@@ -391,6 +400,7 @@ def test_report_outside_my_grids_keeps_what_was_typed(worker, db, u, centre, png
     page = text(response)
     assert "定位不在您负责的网格内" in page
     assert "我写的问题描述" in page and data["key"] in page
+    assert re.search(r'<option value="010102"[^>]* selected>井盖缺失破损</option>', page)
     assert my_reports(db, u) == []
 
     chosen = report_form(worker, grid=OTHER_GRID)
