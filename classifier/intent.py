@@ -144,12 +144,14 @@ def _rules_and_model(text, model):
     """(line, evidence) of an emergency by the rules and the model together, or None.
 
     Without the not-now signs (they are the model's features): a rule hit stands unless the
-    model, trained on calls the rules fire on, reads a look-alike; where no rule fires, the
-    model alone decides."""
+    model, trained on calls the rules fire on, reads a look-alike (a cry for help always
+    stands); where no rule fires, the model alone decides."""
     signals = np.array([rule_signals(text)], dtype=np.float32)
     on_hit, alone = model.probabilities([text], signals=signals)
     if signals[0, : len(_EMERGENCY_RULES)].any():
-        return _rule_emergency(text, guarded=False) if on_hit[0] >= model.veto else None
+        if on_hit[0] >= model.veto or cry_for_help(text):
+            return _rule_emergency(text, guarded=False)
+        return None
     if alone[0] >= model.alone:
         return model.line(text, signals=signals), model.evidence(text)
     return None
@@ -176,10 +178,18 @@ def rule_signals(normalised_text):
     ]
 
 
+def cry_for_help(normalised_text):
+    """A caller crying for help: no model holds a rule hit back."""
+    return _UNMISTAKABLE.search(normalised_text) is not None
+
+
 def rules_fire(normalised_text):
     """Whether an emergency rule fires, before the not-now check."""
     return _rule_emergency(normalised_text, guarded=False) is not None
 
+
+#: Words no look-alike says (``cry_for_help``).
+_UNMISTAKABLE = re.compile(r"(救命|快叫救护车)")
 
 #: Where an emergency is transferred.
 LINES = ("110", "119", "120", "122", "utility")

@@ -19,7 +19,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 
 from classifier.bundle import ModelBundle
-from classifier.intent import RequestTypeModel, UrgencyModel, rules_fire
+from classifier.intent import RequestTypeModel, UrgencyModel, cry_for_help, rules_fire
 from classifier.normalize import normalize
 from classifier.seeds import SEED_DIR, category_tree, read_jsonl, urgency_cases, user_words
 from classifier.segment import Segmenter
@@ -124,6 +124,7 @@ def train_urgency(seed_dir=SEED_DIR, *, folds=3, target_recall=0.99, alone_recal
         )
         on_hit[test_rows], alone[test_rows] = probe.probabilities([texts[i] for i in test_rows])
     hits = np.array([rules_fire(t) for t in texts])
+    on_hit[[cry_for_help(t) for t in texts]] = 1.0  # these stand whatever the model says
     alone_at = max(
         (
             t

@@ -4,6 +4,7 @@ model; and the request type."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from classifier import training
@@ -311,6 +312,23 @@ def test_rules_alone_without_a_model():
     old = ModelBundle.__new__(ModelBundle)  # as unpickled from an older version
     old.__dict__.update({"category": None, "request_type": None, "label_names": {}})
     assert getattr(old, "urgency", "missing") is None
+
+
+class _Doubting(UrgencyModel):
+    """A model that reads every call as a look-alike."""
+
+    def __init__(self):
+        super().__init__(veto=0.5, alone=0.5)
+
+    def probabilities(self, texts, *, signals=None):
+        return np.zeros(len(texts)), np.zeros(len(texts))
+
+
+def test_a_cry_for_help_stands_whatever_the_model_says():
+    doubting = _Doubting()
+    assert urgency("楼下饭店着火了，火很大", model=doubting).tier == "normal"
+    assert urgency("救命，楼下饭店着火了", model=doubting) == Urgency("emergency", "119", "着火")
+    assert urgency("快叫救护车，我爸昏迷了", model=doubting).transfer_to == "120"
 
 
 def test_urgency_model_is_plain_arrays_after_fitting(urgency_model):
