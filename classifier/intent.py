@@ -150,7 +150,10 @@ def _rules_and_model(text, model):
     on_hit, alone = model.probabilities([text], signals=signals)
     if signals[0, : len(_EMERGENCY_RULES)].any():
         if on_hit[0] >= model.veto or cry_for_help(text):
-            return _rule_emergency(text, guarded=False)
+            # The rule's words are the evidence; the line is the model's, which reads the whole
+            # call (out-of-fold on the development half: 0.88 right against the rules' 0.86).
+            _, evidence = _rule_emergency(text, guarded=False)
+            return model.line(text, signals=signals), evidence
         return None
     if alone[0] >= model.alone:
         return model.line(text, signals=signals), model.evidence(text)
@@ -205,7 +208,7 @@ class UrgencyModel:
     Three linear models: ``on_hit``, logistic, trained only on calls some rule fires on (the
     rules' true and false alarms: it learns what makes a look-alike); ``alone``, logistic,
     trained on all calls (for wordings no rule knows); ``line``, a linear SVM over the
-    emergencies, for the transfer line when the model alone decides. ``veto`` and ``alone`` are
+    emergencies, for the transfer line. ``veto`` and ``alone`` are
     the thresholds (see ``classifier.training.train_urgency``, which tunes them)."""
 
     def __init__(self, C=10.0, veto=0.5, alone=0.7):

@@ -1,6 +1,7 @@
 """Urgency (emergency / urgent / normal, where to transfer): the rules alone and with the learned
 model; and the request type."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -315,17 +316,15 @@ def test_rules_alone_without_a_model():
 
 
 class _Doubting(UrgencyModel):
-    """A model that reads every call as a look-alike."""
-
-    def __init__(self):
-        super().__init__(veto=0.5, alone=0.5)
+    """The fitted model, reading every call as a look-alike."""
 
     def probabilities(self, texts, *, signals=None):
         return np.zeros(len(texts)), np.zeros(len(texts))
 
 
-def test_a_cry_for_help_stands_whatever_the_model_says():
-    doubting = _Doubting()
+def test_a_cry_for_help_stands_whatever_the_model_says(urgency_model):
+    doubting = copy.copy(urgency_model)
+    doubting.__class__ = _Doubting
     assert urgency("楼下饭店着火了，火很大", model=doubting).tier == "normal"
     assert urgency("救命，楼下饭店着火了", model=doubting) == Urgency("emergency", "119", "着火")
     assert urgency("快叫救护车，我爸昏迷了", model=doubting).transfer_to == "120"
