@@ -1,9 +1,10 @@
 """The ranking for programs, under /api/v1 (bearer token or session): the month's ranking
-as JSON, freezing it, and rates for any period. Same roles as the report pages."""
+as JSON, freezing it, and rates for any period (same roles as the report pages); and a
+ticket search's whole result as XLSX (``dashboards.ticket_export``, as the search page)."""
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request
 
-from dashboards import access, exports, ranking, schemas
+from dashboards import access, exports, ranking, schemas, ticket_export
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
@@ -16,6 +17,7 @@ def create_blueprint():
     bp.add_url_rule("/rankings/<month>", view_func=get_ranking)
     bp.add_url_rule("/rankings/<month>/freeze", view_func=freeze_ranking, methods=["POST"])
     bp.add_url_rule("/rates", view_func=get_rates)
+    bp.add_url_rule("/tickets/export.xlsx", view_func=export_tickets)
     return bp
 
 
@@ -69,3 +71,16 @@ def get_rates():
             ],
         }
     )
+
+
+def export_tickets():
+    """The tickets matching the ticket list's filters (``GET /api/v1/tickets``), all of them
+    up to ``EXPORT_MAX_ROWS``, as an XLSX file; supervisors and leaders only, audited."""
+    db = get_session()
+    result = ticket_export.export_tickets(
+        db, g.user, request.args, now=utcnow(), timezone=current_app.config["TIMEZONE"]
+    )
+    commit()
+    response = Response(result.data, mimetype=ticket_export.XLSX_MIMETYPE)
+    response.headers["Content-Disposition"] = f'attachment; filename="{result.filename}"'
+    return response

@@ -1,4 +1,5 @@
-"""The monthly ranking as files: JSON for programs, CSV for any spreadsheet, XLSX to print.
+"""The monthly ranking as files: JSON for programs, CSV for any spreadsheet, XLSX to print;
+and a ticket list (the search page's result) as XLSX.
 
 Every output holds the same facts as the report page (``dashboards.ranking``): each unit's
 counts, rates, score, place and red/black-list mark, the month-over-month change, the
@@ -22,6 +23,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from dashboards.ranking import COUNTS, DEFINITIONS, LABELS, RATES, parse_month
+from dispatch.states import IN_HANDLING
 from hotline.config import DEFAULTS
 from hotline.db import local_datetime
 from hotline.enums import ListMark, RankingClass, TicketStatus
@@ -445,3 +447,93 @@ def build_workbook(ranking, *, timezone=DEFAULTS["TIMEZONE"]):
 def write_xlsx(ranking, target, *, timezone=DEFAULTS["TIMEZONE"]):
     """Save the workbook to ``target`` (a path or a binary file object)."""
     build_workbook(ranking, timezone=timezone).save(target)
+
+
+# -- a ticket list (工单查询) -------------------------------------------------------------------
+
+#: The title of a ticket list's sheet.
+TICKET_LIST_TITLE = "12345 热线工单查询结果"
+
+
+def _ticket_columns(phone, now, timezone):
+    def local(value):
+        return local_datetime(value, timezone).replace(tzinfo=None) if value else None
+
+    def overdue(ticket):
+        if ticket.finish_due is None:
+            return None
+        if ticket.finished_at is not None:
+            return "超期办结" if ticket.finished_at > ticket.finish_due else "按时办结"
+        if ticket.status in IN_HANDLING and now > ticket.finish_due:
+            return "已超期"
+        return None
+
+    def name(row):
+        return row.name if row is not None else None
+
+    return [
+        ("工单编号", lambda t: t.number, 20),
+        ("受理时间", lambda t: local(t.received_at), 17),
+        ("渠道", lambda t: t.channel.label, 8),
+        ("诉求类型", lambda t: t.request_type.label, 8),
+        ("紧急程度", lambda t: t.urgency.label, 8),
+        ("标题", lambda t: t.title, 30),
+        ("诉求内容", lambda t: t.content, 60),
+        ("事项分类", lambda t: name(t.category), 16),
+        ("区域", lambda t: name(t.area), 14),
+        ("地址", lambda t: t.address, 30),
+        ("联系电话", phone, 14),
+        ("主办单位", lambda t: name(t.lead_unit), 22),
+        ("状态", lambda t: t.status.label, 10),
+        ("办结时限", lambda t: local(t.finish_due), 17),
+        ("办结时间", lambda t: local(t.finished_at), 17),
+        ("超期", overdue, 10),
+        ("办理结果", lambda t: t.result, 40),
+    ]
+
+
+def local_stamp(now, timezone):
+    """A moment as a file name's stamp in local time: 20261130-0815."""
+    return f"{local_datetime(now, timezone):%Y%m%d-%H%M}"
+
+
+def build_ticket_list(tickets, *, phone, conditions, now, timezone=DEFAULTS["TIMEZONE"]):
+    """One sheet of ``tickets`` in the order given, Chinese headers, times in local time.
+    ``phone(ticket)`` is the number as the reader may see it (masked for some roles);
+    ``conditions`` the search in words, [(label, value)], printed under the title."""
+    columns = _ticket_columns(phone, now, timezone)
+    workbook = Workbook()
+    ws = workbook.active
+    ws.title = "工单"
+    workbook.properties.title = TICKET_LIST_TITLE
+    workbook.properties.creator = "12345 热线工单系统"
+    stamp = f"{local_datetime(now, timezone):%Y-%m-%d %H:%M}"
+    terms = "；".join(f"{label}：{value}" for label, value in conditions) or "全部工单"
+    subtitle = f"导出时间 {stamp}　共 {len(tickets)} 件　查询条件：{terms}"
+    _title(ws, TICKET_LIST_TITLE, subtitle, len(columns))
+    _header(ws, _HEADER_ROWS, [header for header, _, _ in columns])
+    for offset, ticket in enumerate(tickets):
+        line = _HEADER_ROWS + 1 + offset
+        for index, (_, get, _) in enumerate(columns, start=1):
+            value = get(ticket)
+            cell = _put(ws, line, index, value)
+            cell.border = _BORDER
+            if isinstance(value, dt.datetime):
+                cell.number_format = "yyyy-mm-dd hh:mm"
+            elif isinstance(value, str) and len(value) > 30:
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+    if not tickets:
+        _put(ws, _HEADER_ROWS + 1, 1, "没有符合条件的工单")
+    else:
+        last = get_column_letter(len(columns))
+        ws.auto_filter.ref = f"A{_HEADER_ROWS}:{last}{_HEADER_ROWS + len(tickets)}"
+    for index, (_, _, width) in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = width
+    ws.freeze_panes = ws.cell(row=_HEADER_ROWS + 1, column=2)  # titles, headers, number
+    _print_setup(ws, TICKET_LIST_TITLE, f"1:{_HEADER_ROWS}")
+    return workbook
+
+
+def write_ticket_list(tickets, target, **kwargs):
+    """Save ``build_ticket_list`` to ``target`` (a path or a binary file object)."""
+    build_ticket_list(tickets, **kwargs).save(target)

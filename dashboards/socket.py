@@ -21,7 +21,7 @@ from flask import current_app, request, session
 from flask_login import current_user
 from flask_socketio import Namespace, SocketIO, emit, join_room, leave_room, rooms
 
-from dashboards import access
+from dashboards import access, inbox_live
 from dashboards.snapshots import Board, room_snapshot
 from hotline import auth as hotline_auth
 from hotline.db import get_session
@@ -52,6 +52,7 @@ def init_app(app):
     namespace = BoardNamespace(NAMESPACE)
     socketio.on_namespace(namespace)
     app.extensions["hotline.board_namespace"] = namespace
+    inbox_live.init_app(app, socketio)
     return socketio
 
 

@@ -76,6 +76,16 @@ def visible_ticket(session, actor, number):
     return ticket
 
 
+def visible_numbers(session, actor, numbers):
+    """Of the ticket ``numbers``, those ``actor`` may open (one query): a page links only
+    these to their ticket page."""
+    wanted = {n for n in numbers if n}
+    if not wanted:
+        return set()
+    query = scoped(sa.select(Ticket.number).where(Ticket.number.in_(wanted)), actor)
+    return set(session.scalars(query))
+
+
 def scoped(query, actor):
     """``query`` (over tickets) limited to what ``actor`` may see."""
     condition = scope_condition(actor)

@@ -17,9 +17,10 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from classifier import geo
-from dispatch import calendar, routing, sla, timers
-from dispatch.states import FINAL, TRANSITIONS
+from dispatch import calendar, calls, routing, sla, timers
+from dispatch.states import FINAL, IN_HANDLING, TRANSITIONS
 from hotline import attachments, events, notify, suggestions
+from hotline.audit import audit
 from hotline.config import DEFAULTS
 from hotline.db import utcnow
 from hotline.enums import (
@@ -28,6 +29,7 @@ from hotline.enums import (
     CallbackOutcome,
     Channel,
     DecisionStatus,
+    IntakeOutcome,
     LimitUnit,
     Role,
     Satisfaction,
@@ -350,6 +352,8 @@ def receive(
     idempotency_key=None,
     digest=None,
     suggestion=SUGGEST,
+    emergency_decision=None,
+    call_id=None,
     now=None,
 ):
     """受理: record a new request. Returns (ticket, created).
@@ -361,9 +365,21 @@ def receive(
 
     With an ``idempotency_key``, a retry of the same request returns the ticket made the
     first time (created False); the same key with a different request is refused.
+
+    The urgency is the caller's, never the suggestion's: a suggested emergency is a warning
+    the operator answers (``emergency_decision``: kept, dismissed, transferred). The receive
+    event records whether the warning was shown and the answer (``unanswered`` if none), so
+    false alarms and overridden warnings can be counted.
+
+    ``call_id`` names the call the phone system put through to ``actor`` (``calls.announce``):
+    the ticket keeps it and its recording, and the call is marked taken.
     """
     now = now or utcnow()
     check_role("receive", actor)
+    call = None
+    if call_id is not None:
+        call = calls.for_ticket(session, actor, call_id)
+        _require(call is not None, "call_id", f"来电记录不存在：{call_id}")
     if actor.role == Role.grid_worker:
         # 主动发现: a grid worker reports what they find in their own grids.
         _require(channel == Channel.grid, "channel", "网格员上报的渠道必须为“网格主动发现”")
@@ -400,6 +416,8 @@ def receive(
         "request_digest": digest,
         "suggestion": suggestion,
         "dispatch_confidence": suggestions.dispatch_confidence(suggestion),
+        "call_id": call.call_id if call else None,
+        "recording_ref": call.recording_ref if call else None,
     }
     statement = _INSERT_TICKET
     if session.get_bind().dialect.name == "postgresql":
@@ -417,18 +435,35 @@ def receive(
         return existing, False
     if ticket.number is None:
         ticket.number = _number(ticket)
-    event = _record(
-        session,
-        ticket,
-        actor,
-        "receive",
-        None,
-        now=now,
-        payload={"channel": channel.value, "request_type": request_type.value},
-    )
+    payload = {"channel": channel.value, "request_type": request_type.value}
+    # A grid worker's report shows no warning (they are on site and choose the urgency).
+    warning = emergency_warning(suggestion) if channel != Channel.grid else None
+    if warning is not None or emergency_decision is not None:
+        payload["urgency_warning"] = {
+            "shown": warning is not None,
+            **(warning or {}),
+            "decision": emergency_decision.value if emergency_decision else "unanswered",
+            "urgency": urgency.value,
+        }
+    event = _record(session, ticket, actor, "receive", None, now=now, payload=payload)
     if photos:
         attachments.store(session, actor, ticket, photos, purpose="report", event=event)
+    if call is not None and call.ticket_id is None:
+        call.ticket_id = ticket.id
     return ticket, True
+
+
+#: The emergency lines the console offers when the classifier names one (the warning).
+EMERGENCY_LINES = ("110", "119", "120", "122")
+
+
+def emergency_warning(suggestion):
+    """The emergency warning a suggestion raises at intake — {"transfer_to", "evidence"} —
+    or None. The console shows it by the same rule."""
+    urgency = (suggestion or {}).get("urgency") or {}
+    if urgency.get("tier") != "emergency" or urgency.get("transfer_to") not in EMERGENCY_LINES:
+        return None
+    return {"transfer_to": urgency["transfer_to"], "evidence": urgency.get("evidence")}
 
 
 def _ticket_for_key(session, actor, key, digest):
@@ -444,11 +479,28 @@ def _ticket_for_key(session, actor, key, digest):
     return ticket
 
 
-def resolve_at_intake(session, actor, ticket, *, outcome, answer, expected_version=None, now=None):
+def resolve_at_intake(
+    session, actor, ticket, *, outcome, answer=None, article=None, expected_version=None, now=None
+):
     """直接办结: closed at intake — answered from the knowledge base (首问即答) or one of the
-    outcomes that create no dispatched ticket."""
+    outcomes that create no dispatched ticket.
+
+    With a knowledge ``article`` (首问即答 only) the ticket records which article closed it,
+    and the answer defaults to the article's, naming it."""
     now = now or utcnow()
     check_allowed("resolve_at_intake", ticket, actor, expected_version)
+    payload = {"outcome": outcome.value}
+    if article is not None:
+        _require(
+            outcome == IntakeOutcome.answered,
+            "article",
+            "只有“首问即答”办结才能引用知识库条目",
+        )
+        _require(article.active, "article", f"知识库条目已停用：{article.code}")
+        if not (answer or "").strip():
+            answer = f"{article.answer}\n（知识库条目 {article.code}：{article.title}）"
+        ticket.answer_article_id = article.id
+        payload["article"] = article.code
     answer = _require_reason(answer, "答复内容")
     before = ticket.status
     ticket.status = S.resolved_at_intake
@@ -463,7 +515,7 @@ def resolve_at_intake(session, actor, ticket, *, outcome, answer, expected_versi
         before,
         reason=answer,
         now=now,
-        payload={"outcome": outcome.value},
+        payload=payload,
     )
 
 
@@ -1237,4 +1289,184 @@ def exempt(
         reason=reason,
         now=now,
         payload=payload,
+    )
+
+
+# -- correcting category and urgency ----------------------------------------------------------
+
+#: What ``reclassify`` may change, with each field's name in Chinese.
+RECLASSIFY_FIELDS = {"category": "事项分类", "urgency": "紧急程度", "request_type": "诉求类型"}
+
+
+def reclassify(
+    session,
+    actor,
+    ticket,
+    *,
+    reason,
+    category=None,
+    urgency=None,
+    request_type=None,
+    expected_version=None,
+    now=None,
+):
+    """调整分类和紧急程度: a dispatcher or supervisor corrects the category, urgency or request
+    type of a ticket not yet finished (None: keep). A running clock keeps its start and gets
+    the deadlines of the SLA policy for the new values (approved extensions of this clock
+    added again); the timers follow the new deadlines (``timers.schedule`` in ``_record``),
+    so a 紧急 ticket lowered to 一般 no longer fires at the old 30 minutes. The lead and
+    assisting units are told of their new deadlines.
+
+    A retry of the same correction (nothing left to change, the last event being this
+    actor's identical correction) returns that event instead of failing on its version.
+    """
+    now = now or utcnow()
+    check_role("reclassify", actor)
+    wanted = {
+        "category": category if category is not None else ticket.category,
+        "urgency": urgency or ticket.urgency,
+        "request_type": request_type or ticket.request_type,
+    }
+    changes = {
+        name: (getattr(ticket, name), value)
+        for name, value in wanted.items()
+        if getattr(ticket, name) != value
+    }
+    if not changes:
+        replayed = _same_reclassify(session, ticket, actor, wanted)
+        if replayed is not None:
+            return replayed
+        raise Conflict(
+            "事项分类、紧急程度和诉求类型均与当前相同，无需调整", code="RECLASSIFY_UNCHANGED"
+        )
+    check_allowed("reclassify", ticket, actor, expected_version)
+    reason = _require_reason(reason, "调整理由")
+    if "category" in changes:
+        name = wanted["category"].name
+        _require(wanted["category"].active, "category", f"事项分类“{name}”已停用")
+    payload = {
+        "changes": {
+            name: {"from": _reclassify_value(old), "to": _reclassify_value(new)}
+            for name, (old, new) in changes.items()
+        }
+    }
+    for name, (_, new) in changes.items():
+        setattr(ticket, name, new)
+    if ticket.clock_started_at is not None and ticket.status in IN_HANDLING:
+        payload.update(_recompute_deadlines(session, ticket, now))
+    event = _record(
+        session,
+        ticket,
+        actor,
+        "reclassify",
+        ticket.status,
+        reason=reason,
+        payload=payload,
+        now=now,
+    )
+    audit(session, actor, "ticket.reclassify", target=ticket.number, payload=payload)
+    if "sign_due" in payload:
+        _tell_units_of_new_deadlines(session, ticket, payload, now)
+    return event
+
+
+def _reclassify_value(value):
+    """A changed value as the event keeps it: an enum's value, a category's code and name
+    (the name as it was, for the history to read later)."""
+    if value is None:
+        return None
+    if hasattr(value, "code"):
+        return {"code": value.code, "name": value.name}
+    return value.value
+
+
+def _same_reclassify(session, ticket, actor, wanted):
+    """The ticket's last event if it is ``actor``'s correction to exactly ``wanted``."""
+    last = session.scalars(
+        sa.select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket.id)
+        .order_by(TicketEvent.id.desc())
+        .limit(1)
+    ).first()
+    if last is None or last.action != "reclassify" or last.actor_id != actor.id:
+        return None
+    changed = (last.payload or {}).get("changes", {})
+    for name, change in changed.items():
+        if change["to"] != _reclassify_value(wanted[name]):
+            return None
+    return last
+
+
+def _recompute_deadlines(session, ticket, now):
+    """The running clock's deadlines for the ticket's new category / urgency / type, from
+    the clock's original start; extensions approved on this clock are added again."""
+    old = {clock: getattr(ticket, f"{clock}_due") for clock in ("sign", "contact", "finish")}
+    always_on = ticket.lead_unit is not None and ticket.lead_unit.always_on
+    work = work_calendar(session)
+    deadlines = sla.compute(
+        session, ticket, ticket.clock_started_at, always_on=always_on, calendar=work
+    )
+    finish = deadlines.due["finish"]
+    guessed = set(deadlines.guessed_years)
+    extensions = session.scalars(
+        sa.select(Extension)
+        .where(
+            Extension.ticket_id == ticket.id,
+            Extension.status == DecisionStatus.approved,
+            Extension.decided_at >= ticket.clock_started_at,
+        )
+        .order_by(Extension.decided_at, Extension.id)
+    ).all()
+    for extension in extensions:
+        finish, years = sla.add_limit(
+            finish, extension.days, LimitUnit.working_days, always_on=always_on, calendar=work
+        )
+        guessed.update(years)
+    ticket.sla_policy_id = deadlines.policy.id
+    ticket.sign_due = deadlines.due["sign"]
+    ticket.contact_due = deadlines.due["contact"]
+    ticket.finish_due = finish
+    _flag_guessed(ticket, sorted(guessed))
+    if finish > now:
+        # 督办 levels count working days past the finish deadline: none have passed now.
+        ticket.escalation_level = 0
+    return {
+        "sign_due": ticket.sign_due.isoformat(),
+        "contact_due": ticket.contact_due.isoformat(),
+        "finish_due": ticket.finish_due.isoformat(),
+        "sla_policy": deadlines.policy.name,
+        "extended_days": sum(x.days for x in extensions),
+        "old_deadlines": {f"{k}_due": v.isoformat() if v else None for k, v in old.items()},
+        "calendar_guessed_years": sorted(guessed),
+    }
+
+
+def _tell_units_of_new_deadlines(session, ticket, payload, now):
+    """An inbox message to each unit still to act on the ticket (lead and assisting)."""
+    tz = ZoneInfo(_setting("TIMEZONE"))
+    moments = {
+        label: dt.datetime.fromisoformat(payload[key]).astimezone(tz).strftime("%m-%d %H:%M")
+        for key, label in (("sign_due", "签收"), ("contact_due", "响应"), ("finish_due", "办结"))
+    }
+    what = "、".join(RECLASSIFY_FIELDS[name] for name in payload["changes"])
+    body = f"热线中心调整了工单的{what}，时限已按新规则重新计算：" + "，".join(
+        f"{label} {moment}" for label, moment in moments.items()
+    )
+    notify.deliver(
+        session,
+        [
+            notify.Message(
+                unit_id=a.unit_id,
+                unit_code=a.unit.code,
+                kind="reclassify",
+                level=AlertLevel.info.value,
+                title=f"【时限调整】工单 {ticket.number}",
+                body=body + "。",
+                ticket_id=ticket.id,
+                ticket_number=ticket.number,
+            )
+            for a in ticket.assignments
+            if a.active and a.role != AssignmentRole.copy
+        ],
+        now,
     )

@@ -17,10 +17,14 @@ from sqlalchemy.orm import selectinload
 from classifier.geo import GridLocator
 from dispatch import access, operations, time_rules
 from dispatch.history import history
+from dispatch.narrative import Teller, assignment_state, rounds
 from hotline import attachments
+from hotline.db import utcnow
 from hotline.enums import (
+    AssignmentRole,
     CallbackOutcome,
     Channel,
+    EmergencyDecision,
     ExemptionKind,
     IntakeOutcome,
     LimitUnit,
@@ -35,6 +39,7 @@ from hotline.errors import NotFound, ValidationFailed
 from hotline.models import (
     Area,
     Category,
+    KnowledgeArticle,
     Ticket,
     TimerFiring,
     Unit,
@@ -53,6 +58,7 @@ from hotline.schemas import (
 
 NOTE_MAX = 1000
 RESULT_MAX = 5000
+CALL_ID_MAX = 64
 
 
 # -- a new request ----------------------------------------------------------------------------
@@ -70,12 +76,22 @@ def intake_values(db, fields):
         "requester_name": fields.text("requester_name", "诉求人姓名", max_len=50),
         "requester_phone": fields.phone("requester_phone", "联系电话"),
         "address": fields.text("address", "地址", max_len=ADDRESS_MAX),
+        "emergency_decision": fields.choice(
+            "emergency_decision", "紧急预警处理", EmergencyDecision
+        ),
     }
+    if (
+        values["emergency_decision"] == EmergencyDecision.kept
+        and values["urgency"] != Urgency.emergency
+    ):
+        fields.errors.setdefault("urgency", "已确认紧急情况，紧急程度须为“紧急”")
     values["lng"], values["lat"] = fields.position()
     values["category"] = lookup_code(
         db, fields, "category", Category, "事项分类", fields.code("category", "事项分类")
     )
     values["area"] = lookup_code(db, fields, "area", Area, "区域", fields.code("area", "区域"))
+    # The phone system's id of the call the request came in on (来电弹屏), if any.
+    values["call_id"] = fields.text("call_id", "来电编号", max_len=CALL_ID_MAX)
     fields.check()
     return values
 
@@ -90,9 +106,24 @@ def _units(db, fields, name, codes):
 
 
 def _p_resolve_at_intake(db, f):
+    article = None
+    code = f.text("article", "知识库条目", max_len=32)
+    if code is not None:
+        # Not from the reference cache: an article just deactivated must be refused.
+        article = db.scalars(
+            sa.select(KnowledgeArticle).where(
+                KnowledgeArticle.code == code, KnowledgeArticle.active
+            )
+        ).first()
+        if article is None:
+            f.errors.setdefault("article", f"知识库条目不存在或已停用：{code}")
     return {
         "outcome": f.choice("outcome", "办结类型", IntakeOutcome, default=IntakeOutcome.answered),
-        "answer": f.text("answer", "答复内容", required=True, multiline=True, max_len=RESULT_MAX),
+        # Answering from an article, its answer is read out: no other text is needed.
+        "answer": f.text(
+            "answer", "答复内容", required=article is None, multiline=True, max_len=RESULT_MAX
+        ),
+        "article": article,
     }
 
 
@@ -202,6 +233,18 @@ def _p_exempt(db, f):
     }
 
 
+def _p_reclassify(db, f):
+    """调整分类和紧急程度: each of the three may be left out (kept as it is)."""
+    return {
+        "category": lookup_code(
+            db, f, "category", Category, "事项分类", f.code("category", "事项分类")
+        ),
+        "urgency": f.choice("urgency", "紧急程度", Urgency),
+        "request_type": f.choice("request_type", "诉求类型", RequestType),
+        "reason": f.text("reason", "调整理由", required=True, multiline=True, max_len=NOTE_MAX),
+    }
+
+
 def _p_check_in(db, f):
     """现场核查 (a grid worker's phone form: the position is typed text, perhaps from GPS)."""
     lng, lat = f.position(text=True)
@@ -253,6 +296,7 @@ _FORMS = [
     TransitionForm("termination-request", "request_termination", _p_reason("终止理由")),
     TransitionForm("termination-review", "review_termination", _p_decision),
     TransitionForm("exempt", "exempt", _p_exempt),
+    TransitionForm("reclassify", "reclassify", _p_reclassify),
     # Grid workers.
     TransitionForm("accept", "accept", _p_empty),
     TransitionForm("check-in", "check_in", _p_check_in, photos="required"),
@@ -342,6 +386,57 @@ def ticket_to_dict(ticket, actor):
     }
 
 
+#: Characters of a ticket's result shown in a caller's history.
+HISTORY_RESULT_MAX = 120
+
+
+def caller_ticket_to_dict(ticket):
+    """One earlier ticket of a caller, as the operator sees it while taking a call."""
+    result = ticket.result or ""
+    lead = ticket.lead_unit or next(
+        (a.unit for a in reversed(ticket.assignments) if a.role == AssignmentRole.lead), None
+    )
+    return {
+        "number": ticket.number,
+        "received_at": iso(ticket.received_at),
+        "status": labelled(ticket.status),
+        "title": ticket.title,
+        "category": coded(ticket.category),
+        "lead_unit": coded(lead),
+        "result": (
+            result[:HISTORY_RESULT_MAX] + "…" if len(result) > HISTORY_RESULT_MAX else result
+        )
+        or None,
+        "satisfaction": labelled(ticket.callback_satisfaction),
+        "reopen_count": ticket.reopen_count,
+    }
+
+
+def call_to_dict(call, actor):
+    return {
+        "id": call.id,
+        "call_id": call.call_id,
+        "caller_phone": call.caller_phone,
+        "agent": call.agent,
+        "agent_found": call.agent_id is not None,
+        "recording_ref": call.recording_ref,
+        "received_at": iso(call.received_at),
+        "ticket": call.ticket.number if call.ticket else None,
+    }
+
+
+def call_values(fields):
+    """The ``calls.announce`` values of the phone system's announcement, checked."""
+    values = {
+        "call_id": fields.text("call_id", "呼叫编号", required=True, max_len=CALL_ID_MAX),
+        "caller_phone": fields.phone("caller", "来电号码"),
+        "agent": fields.text("agent", "坐席工号", required=True, max_len=64),
+        "recording_ref": fields.text("recording", "录音编号", max_len=300),
+    }
+    fields.check()
+    return values
+
+
 def callback_to_dict(ticket):
     """The answered callback on the current result (all None before one)."""
     return {
@@ -403,11 +498,50 @@ def event_to_dict(e):
     }
 
 
+def _round_to_dict(r):
+    """One round of handling (``dispatch.narrative.rounds``); the current round's deadlines
+    are the ticket's own."""
+    return {
+        "number": r.number,
+        "current": r.current,
+        "started_at": iso(r.started_at),
+        "reopen_reason": r.reopen_reason,
+        "lead_unit": coded(r.lead),
+        "units": [
+            {"unit": coded(a.unit), "role": labelled(a.role), "state": assignment_state(a)}
+            for a in r.assignments
+        ],
+        "deadlines": {
+            clock: iso(due)
+            for clock, (_, due, _) in zip(("sign", "contact", "finish"), r.deadlines, strict=True)
+        },
+        "result": r.result,
+        "finished_at": iso(r.finished_at),
+        "callback_attempts": [
+            {
+                "outcome": labelled(c.outcome),
+                "solved": labelled(c.solved),
+                "satisfaction": labelled(c.satisfaction),
+                "comment": c.comment,
+                "attempted_at": iso(c.attempted_at),
+            }
+            for c in r.attempts
+        ],
+    }
+
+
 def ticket_detail(db, ticket, actor):
     data = ticket_to_dict(ticket, actor)
     record = history(db, ticket)
-    data["assignments"] = [_assignment_to_dict(a) for a in record.assignments]
-    data["events"] = [event_to_dict(e) for e in record.events]
+    data["assignments"] = [
+        {**_assignment_to_dict(a), "state": assignment_state(a)} for a in record.assignments
+    ]
+    teller = Teller(db, record.events, current_app.config["TIMEZONE"])
+    data["events"] = [
+        {**event_to_dict(e), "description": teller.sentence(e)} for e in record.events
+    ]
+    current = [(c, getattr(ticket, f"{c}_due"), None) for c in ("sign", "contact", "finish")]
+    data["rounds"] = [_round_to_dict(r) for r in rounds(record, ticket, utcnow(), current)]
     data["extensions"] = [
         {
             "days": x.days,

@@ -33,6 +33,9 @@ IN_HANDLING = {
 }
 #: States no operation leaves (scoring exemption aside).
 FINAL = {S.resolved_at_intake, S.transferred, S.merged, S.terminated, S.closed}
+#: States in which category, urgency and request type may still be corrected: not yet
+#: finished (once a unit has reported its result, the ticket is judged as it was handled).
+RECLASSIFIABLE = {S.received} | IN_HANDLING
 
 TRANSITIONS = {
     t.name: t
@@ -67,6 +70,9 @@ TRANSITIONS = {
         _t("request_termination", "终止申请", [S.signed, S.contacted], [R.unit_handler]),
         _t("review_termination", "终止审核", [S.termination_requested], [R.supervisor]),
         _t("exempt", "考核豁免", list(S), [R.supervisor]),
+        # Correcting a wrong category or urgency (e.g. a classifier's false 紧急) recomputes
+        # the deadlines of the running clock.
+        _t("reclassify", "调整分类和紧急程度", RECLASSIFIABLE, [R.dispatcher, R.supervisor]),
     ]
 }
 

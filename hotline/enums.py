@@ -219,3 +219,12 @@ class AlertLevel(LabeledEnum):
     info = "info", "提示"
     yellow = "yellow", "黄色预警"
     red = "red", "红色超时"
+
+
+class EmergencyDecision(LabeledEnum):
+    """What the operator did with the classifier's emergency warning at intake (recorded in
+    the receive event; the ticket's urgency is only ever what a person chose)."""
+
+    kept = "kept", "确认紧急"
+    dismissed = "dismissed", "忽略预警"
+    transferred = "transferred", "转接"

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from hotline.db import bulk_insert, utcnow
 from hotline.enums import Role, UnitKind
 from hotline.errors import Forbidden
-from hotline.models import Notification, Unit, unit_areas
+from hotline.models import Notification, Ticket, Unit, unit_areas
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,32 @@ def inbox_unit_of(db, user, mayors_office_code):
     return None
 
 
+def unread_count(db, unit_id):
+    """How many items of ``unit_id``'s inbox nobody has read (the message centre's bell)."""
+    return db.scalar(
+        sa.select(sa.func.count())
+        .select_from(Notification)
+        .where(Notification.unit_id == unit_id, Notification.read_at.is_(None))
+    )
+
+
+def inbox_query(unit_id, *, unread_only=False, level=None, before=None):
+    """(item, ticket number) of ``unit_id``'s inbox, unordered: the one list the API and the
+    message centre page cut (newest first, by id)."""
+    query = (
+        sa.select(Notification, Ticket.number)
+        .outerjoin(Ticket, Ticket.id == Notification.ticket_id)
+        .where(Notification.unit_id == unit_id)
+    )
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    if level is not None:
+        query = query.where(Notification.level == level)
+    if before is not None:
+        query = query.where(Notification.id < before)
+    return query
+
+
 def mark_read(db, user, item, own_unit):
     """Mark ``item`` of ``user``'s own inbox (``own_unit``) read; again is fine (the first
     reader and time are kept). Returns whether it changed; the caller commits. Overseers
@@ -102,7 +128,36 @@ def mark_read(db, user, item, own_unit):
         return False
     item.read_at = utcnow()
     item.read_by_id = user.id
+    _changed(db, own_unit.id)
     return True
+
+
+def mark_all_read(db, user, own_unit, *, up_to=None):
+    """全部已读: mark every unread item of ``user``'s own inbox read, up to the item ``up_to``
+    (the newest one the reader was shown; one that arrived since stays unread). Items read
+    before keep their first reader and time. Returns how many changed; the caller commits."""
+    if own_unit is None:
+        raise Forbidden("您没有本单位的消息", code="INBOX_NOT_YOURS")
+    condition = [Notification.unit_id == own_unit.id, Notification.read_at.is_(None)]
+    if up_to is not None:
+        condition.append(Notification.id <= up_to)
+    changed = db.execute(
+        sa.update(Notification)
+        .where(*condition)
+        .values(read_at=utcnow(), read_by_id=user.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed:
+        # Items already loaded in this session must not show their old state.
+        db.expire_all()
+        _changed(db, own_unit.id)
+    return changed
+
+
+def _changed(db, unit_id):
+    """Tell the inbox watchers (the pages' live message centre) after commit that
+    ``unit_id``'s inbox changed."""
+    db.info.setdefault("changed_inboxes", set()).add(unit_id)
 
 
 class LoggingSender:
@@ -210,6 +265,9 @@ def build_senders(config):
 class Notifier:
     def __init__(self, senders):
         self.senders = senders
+        #: Called after commit with the ids of the units whose inbox changed (new items, items
+        #: read): the live message centre registers one (``add_inbox_watcher``).
+        self.inbox_watchers = []
 
     def send(self, messages):
         for sender in self.senders:
@@ -217,6 +275,19 @@ class Notifier:
                 sender.send(messages)
             except Exception:
                 log.exception("%s could not send %d notification(s)", type(sender), len(messages))
+
+    def inbox_changed(self, unit_ids):
+        for watcher in self.inbox_watchers:
+            try:
+                watcher(unit_ids)
+            except Exception:
+                log.exception("inbox watcher %r failed", watcher)
+
+
+def add_inbox_watcher(app, watcher):
+    """Call ``watcher(unit_ids)`` after every commit that changed those units' inboxes.
+    (A layer above registers it: hotline knows nothing of how pages are kept live.)"""
+    app.extensions["hotline.notify"].inbox_watchers.append(watcher)
 
 
 def init_app(app):
@@ -226,11 +297,18 @@ def init_app(app):
 @event.listens_for(Session, "after_commit")
 def _send_pending(session):
     messages = session.info.pop("pending_notifications", None)
+    changed = session.info.pop("changed_inboxes", set())
     notifier = session.info.get("notifier")
-    if messages and notifier is not None:
+    if notifier is None:
+        return
+    if messages:
         notifier.send(messages)
+        changed |= {m.unit_id for m in messages}
+    if changed:
+        notifier.inbox_changed(sorted(changed))
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_pending(session, _previous_transaction):
     session.info.pop("pending_notifications", None)
+    session.info.pop("changed_inboxes", None)

@@ -1,16 +1,28 @@
 """The login page: a Flask-WTF form (CSRF-checked) over ``hotline.auth``, the same session the
-JSON API reads. After login each role lands on its own workbench (``web.home_url``)."""
+JSON API reads. After login each role lands on its own workbench (``web.home_url``).
 
-from flask import Blueprint, redirect, render_template, request, url_for
+And the message centre's full page (消息中心): the user's own inbox (``notify.inbox_unit_of``),
+newest first and paged, with mark read and mark all read (``notify.mark_read``,
+``notify.mark_all_read``). The header's bell (``base.html``, ``static/messages.js``) opens
+the newest items of the same inbox on every page."""
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from hotline import notify, schemas
 from hotline.auth import log_in, log_out
 from hotline.db import get_session
-from hotline.errors import TooManyRequests
-from hotline.web import home_url, safe_next
+from hotline.enums import AlertLevel, Role
+from hotline.errors import NotFound, TooManyRequests
+from hotline.models import Notification
+from hotline.web import home_url, page_for, perform, safe_next
+
+#: Items per page of the message centre.
+MESSAGES_PAGE_SIZE = 20
 
 
 def create_blueprint():
@@ -18,6 +30,9 @@ def create_blueprint():
     bp.add_url_rule("/", view_func=index)
     bp.add_url_rule("/login", view_func=login, methods=["GET", "POST"])
     bp.add_url_rule("/logout", view_func=logout, methods=["POST"])
+    bp.add_url_rule("/messages", view_func=messages)
+    bp.add_url_rule("/messages/<id:item_id>/read", view_func=read_message, methods=["POST"])
+    bp.add_url_rule("/messages/read-all", view_func=read_all_messages, methods=["POST"])
     return bp
 
 
@@ -54,3 +69,86 @@ def logout():
     # CSRF-checked like every page POST (``hotline.auth``): no one logs a user out by link.
     log_out(get_session(), current_user)
     return redirect(url_for("web.login"))
+
+
+def _own_inbox(db):
+    return notify.inbox_unit_of(db, g.user, current_app.config["MAYORS_OFFICE_UNIT"])
+
+
+@page_for(*Role)
+def messages():
+    """消息中心: the user's own inbox, newest first, ``page`` by page; ``unread=1`` for
+    unread only, ``level=red|yellow|info``."""
+    db = get_session()
+    unit = _own_inbox(db)
+    errors = {}
+    filters = schemas.inbox_filters(request.args, errors)
+    filters["before"] = None
+    page = schemas.Page.from_args(request.args, size=MESSAGES_PAGE_SIZE, errors=errors)
+    schemas.check_query(errors)
+    total, rows, unread, newest = 0, [], 0, None
+    if unit is not None:
+        query = notify.inbox_query(unit.id, **filters)
+        total = db.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+        rows = db.execute(
+            query.order_by(Notification.id.desc()).limit(page.size).offset(page.offset)
+        ).all()
+        unread = notify.unread_count(db, unit.id)
+        # 全部已读 stops at the newest item there was when the page was drawn.
+        newest = db.scalar(
+            sa.select(sa.func.max(Notification.id)).where(Notification.unit_id == unit.id)
+        )
+    return render_template(
+        "messages.html",
+        unit=unit,
+        rows=rows,
+        total=total,
+        unread=unread,
+        newest=newest,
+        page=page,
+        pages=page.count(total),
+        unread_only=filters["unread_only"],
+        level=filters["level"],
+        levels=list(AlertLevel),
+    )
+
+
+def _back():
+    return redirect(safe_next(request.form.get("next")) or url_for("web.messages"))
+
+
+@page_for(*Role)
+def read_message(item_id):
+    """标为已读: one item of the user's own inbox."""
+
+    def change(db):
+        item = db.get(Notification, item_id)
+        if item is None:
+            raise NotFound("消息不存在", code="NOTIFICATION_NOT_FOUND")
+        return notify.mark_read(db, g.user, item, _own_inbox(db))
+
+    done, result = perform(change, refused=_refused)
+    return _back() if done else result
+
+
+@page_for(*Role)
+def read_all_messages():
+    """全部已读: every unread item of the user's own inbox up to the newest one shown."""
+
+    def change(db):
+        fields = schemas.Fields(
+            schemas.form_values(request.form, integers=("up_to",), skip=("csrf_token", "next"))
+        )
+        up_to = fields.integer("up_to", "消息编号", minimum=1, maximum=2**31 - 1)
+        fields.check()
+        return notify.mark_all_read(db, g.user, _own_inbox(db), up_to=up_to)
+
+    done, result = perform(change, refused=_refused)
+    if not done:
+        return result
+    flash(f"已将 {result} 条消息标为已读" if result else "没有未读消息")
+    return _back()
+
+
+def _refused(exc):
+    return render_template("error.html", status=exc.status, message=exc.message), exc.status

@@ -16,6 +16,8 @@ from flask import current_app, request
 
 from classifier import geo
 from hotline.cache import reference_rows
+from hotline.db import local_datetime
+from hotline.enums import AlertLevel
 from hotline.errors import HotlineError, NotFound, UnsupportedMediaType, ValidationFailed
 
 #: ASCII digits only: a str pattern's \d also matches full-width and other Unicode digits.
@@ -410,3 +412,40 @@ def _bad_character(value, multiline):
         if unicodedata.category(ch) in {"Cc", "Cs"}:
             return f"包含不可见控制字符（U+{ord(ch):04X}）"
     return None
+
+
+# -- inbox items (站内消息) --------------------------------------------------------------------
+
+
+def inbox_filters(args, errors):
+    """The message list's filters from query ``args``: unread only, level, before (an item
+    id, to page back). Bad values go to ``errors``."""
+    level = None
+    if args.get("level"):
+        level = AlertLevel.parse(args["level"])
+        if level is None:
+            errors["level"] = "级别应为 red、yellow 或 info"
+    before = None
+    if args.get("before"):
+        raw = args["before"]
+        if not (raw.isascii() and raw.isdigit() and len(raw) < 10):
+            errors["before"] = "须为消息编号"
+        else:
+            before = int(raw)
+    return {"unread_only": args.get("unread") == "1", "level": level, "before": before}
+
+
+def inbox_item(item, number, timezone):
+    """One inbox item for JSON (the API and the header's message centre): its level with
+    colour and label, the ticket number, the time in UTC and as the city reads it."""
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "level": labelled(item.level),
+        "title": item.title,
+        "body": item.body,
+        "ticket": number,
+        "created_at": iso(item.created_at),
+        "created_local": f"{local_datetime(item.created_at, timezone):%Y-%m-%d %H:%M}",
+        "read_at": iso(item.read_at),
+    }

@@ -6,6 +6,7 @@ this module names no page of any domain; ``create_app`` checks that every role g
 landing page.
 """
 
+import datetime as dt
 import functools
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm.exc import StaleDataError
 
+from hotline import notify
 from hotline.db import get_session, local_datetime
 from hotline.enums import Role
 from hotline.errors import HotlineError, stale_conflict
@@ -68,9 +70,17 @@ def home_url(user):
     return url_for(current_app.extensions["hotline.menu"].homes[user.role])
 
 
+def add_page_script(app, endpoint, **values):
+    """Load the script at ``url_for(endpoint, **values)`` on every page of a logged-in user
+    with a message centre, before the centre's own (``static/messages.js``): how a layer above
+    makes the centre live (``dashboards.inbox_live``) without this one knowing of it."""
+    app.extensions["hotline.page_scripts"].append((endpoint, values))
+
+
 def init_app(app):
     """The menu and the helpers every template may use."""
     app.extensions["hotline.menu"] = Menu()
+    app.extensions["hotline.page_scripts"] = []
     # Forms written by hand in templates carry ``{{ csrf_token() }}``.
     app.add_template_global(generate_csrf, "csrf_token")
     app.add_template_global(api_csrf_token)
@@ -87,7 +97,28 @@ def init_app(app):
                 if current_user.role in item.roles
             ]
 
-        return {"menu": menu}
+        def message_centre():
+            """The header's message centre: the user's own inbox unit and its unread count,
+            or None (not logged in, or no inbox: an administrator)."""
+            if not current_user.is_authenticated:
+                return None
+            # Asked twice per page (header, scripts): counted once per request.
+            cache = request.environ
+            if "hotline.message_centre" not in cache:
+                db = get_session()
+                unit = notify.inbox_unit_of(db, current_user, app.config["MAYORS_OFFICE_UNIT"])
+                cache["hotline.message_centre"] = (
+                    {"unit": unit, "unread": notify.unread_count(db, unit.id)} if unit else None
+                )
+            return cache["hotline.message_centre"]
+
+        def page_scripts():
+            return [
+                url_for(endpoint, **values)
+                for endpoint, values in app.extensions["hotline.page_scripts"]
+            ]
+
+        return {"menu": menu, "message_centre": message_centre, "page_scripts": page_scripts}
 
 
 def api_csrf_token():
@@ -101,6 +132,8 @@ def local_time(value):
     """A moment in the city's local time, to the minute (every page shows times so)."""
     if value is None:
         return "—"
+    if isinstance(value, str):  # a serialised moment (``schemas.iso``)
+        value = dt.datetime.fromisoformat(value)
     return f"{local_datetime(value, current_app.config['TIMEZONE']):%Y-%m-%d %H:%M}"
 
 

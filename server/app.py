@@ -18,6 +18,7 @@ from werkzeug.routing import IntegerConverter
 import dashboards.api
 import dashboards.pages.board
 import dashboards.pages.report
+import dashboards.pages.search
 import dispatch.api.callbacks
 import dispatch.api.intake
 import dispatch.api.tickets
@@ -60,6 +61,7 @@ PAGES = [
     dispatch.pages.photos,
     dashboards.pages.board,
     dashboards.pages.report,
+    dashboards.pages.search,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).

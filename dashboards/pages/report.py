@@ -21,6 +21,7 @@ from flask import (
 )
 
 from dashboards import access, exports, ranking, schemas
+from dispatch.access import visible_numbers
 from hotline import web
 from hotline.db import get_session, utcnow
 from hotline.enums import RankingClass
@@ -67,6 +68,7 @@ def _refused(exc):
 def ranking_page():
     month = request.args.get("month") or schemas.default_month(_today())
     result = load(month)
+    exempted = result.exemptions
     return render_template(
         "ranking.html",
         r=result,
@@ -77,6 +79,7 @@ def ranking_page():
         definitions=ranking.DEFINITIONS,
         labels=ranking.LABELS,
         may_freeze=access.may_freeze(g.user),
+        openable=visible_numbers(get_session(), g.user, [e.get("ticket") for e in exempted]),
         month_over=utcnow() >= result.period_end,
     )
 
@@ -179,6 +182,7 @@ def drill_down(month, code):
         page=page.number,
         pages=page.count(total),
         live_counts=live_counts,
+        openable=visible_numbers(db, g.user, [t["ticket"].number for t in tickets]),
     )
 
 

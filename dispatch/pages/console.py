@@ -7,6 +7,11 @@ queue), ``resolve:<article>`` (受理 + 直接办结 with the article's answer),
 server computes the panels, for browsers without JavaScript). A two-step action is one
 transaction: both operations' events, or nothing.
 
+The classifier's emergency is a warning, never the ticket's urgency: the operator transfers,
+keeps it as 紧急 or dismisses it (``emergency:keep`` / ``emergency:dismiss`` re-render the form
+so for browsers without JavaScript; the script does the same in the page). The answer travels
+in the hidden ``emergency_decision`` field and is recorded with the receive event.
+
 A hidden idempotency key, new on every blank form, makes a repeated submit return the
 ticket made the first time instead of a second one.
 """
@@ -26,13 +31,21 @@ from flask import (
     url_for,
 )
 
-from dispatch import access, duplicates, operations
-from dispatch.schemas import intake_values
+from dispatch import access, calls, duplicates, operations
+from dispatch.schemas import caller_ticket_to_dict, intake_values
 from hotline import knowledge, suggestions, web
 from hotline.db import day_bounds, get_session, utcnow
-from hotline.enums import Channel, IntakeOutcome, RequestType, Role, TransferTarget, Urgency
+from hotline.enums import (
+    Channel,
+    EmergencyDecision,
+    IntakeOutcome,
+    RequestType,
+    Role,
+    TransferTarget,
+    Urgency,
+)
 from hotline.errors import NotFound, ValidationFailed
-from hotline.models import Area, Category, KnowledgeArticle, Ticket
+from hotline.models import Area, Category, IncomingCall, KnowledgeArticle, Ticket
 from hotline.schemas import Fields, valid_idempotency_key
 from hotline.suggestions import place_names, unit_names
 from hotline.web import page_for
@@ -65,6 +78,8 @@ FORM_FIELDS = (
     "urgency",
     "channel",
     "area",
+    "emergency_decision",
+    "call_id",
 )
 #: The emergency lines a call may be handed to from the console.
 EMERGENCY_TARGETS = (
@@ -107,7 +122,12 @@ def _idempotency_key():
 
 @page_for(*CONSOLE_ROLES)
 def console_page():
-    return _render({name: "" for name in FORM_FIELDS} | {"channel": Channel.phone.value}, new_key())
+    typed = {name: "" for name in FORM_FIELDS} | {"channel": Channel.phone.value}
+    # A call the phone system put through to this seat fills in the caller (来电弹屏).
+    call = calls.pending_for(get_session(), g.user)
+    if call is not None:
+        typed |= {"call_id": call.call_id, "requester_phone": call.caller_phone or ""}
+    return _render(typed, new_key(), call=call)
 
 
 @page_for(*CONSOLE_ROLES)
@@ -117,12 +137,23 @@ def console_submit():
     action, _, target = (request.form.get("action") or "receive").partition(":")
     if action == "lookup":
         return _render(typed, key, panels=True)
+    if action == "emergency":
+        return _render(_answer_warning(typed, target), key, panels=True)
 
     def change(db):
         valid_key = _idempotency_key()
         if action not in {"receive", "resolve", "merge", "transfer"}:
             raise ValidationFailed(f"未知的操作：{action}", code="UNKNOWN_ACTION")
+        if action == "resolve" and target not in request.form.getlist("confirm_article"):
+            # Closing a call from an article is only for an answer actually read out.
+            raise ValidationFailed(
+                "请先展开知识库条目，向来电人读出答复并勾选确认后再办结",
+                code="ARTICLE_NOT_CONFIRMED",
+                details={"confirm_article": "请勾选“已向来电人完整读出答复”"},
+            )
         values = parse_intake(db, typed)
+        if action == "transfer":
+            values["emergency_decision"] = EmergencyDecision.transferred
         ticket, created = operations.receive(
             db,
             g.user,
@@ -144,6 +175,22 @@ def console_submit():
     return redirect(url_for("console.console_page"))
 
 
+def _answer_warning(typed, answer):
+    """The form after the operator answered the emergency warning: ``keep`` sets 紧急 (their
+    choice now), ``dismiss`` leaves the urgency as they chose it, ``show`` undoes either."""
+    typed = dict(typed)
+    if answer == "keep":
+        typed["urgency"] = Urgency.emergency.value
+        typed["emergency_decision"] = EmergencyDecision.kept.value
+    elif answer == "dismiss":
+        if typed.get("emergency_decision") == EmergencyDecision.kept.value:
+            typed["urgency"] = Urgency.normal.value  # undo what "keep" set
+        typed["emergency_decision"] = EmergencyDecision.dismissed.value
+    else:
+        typed["emergency_decision"] = ""
+    return typed
+
+
 def _follow_up(db, ticket, action, target):
     """The second operation of a two-step action; returns the success message."""
     if action == "resolve":
@@ -154,10 +201,8 @@ def _follow_up(db, ticket, action, target):
         ).first()
         if article is None:
             raise NotFound(f"知识库条目不存在或已停用：{target}", code="ARTICLE_NOT_FOUND")
-        # The answer read to the caller, noting the article it came from.
-        answer = f"{article.answer}\n（知识库条目 {article.code}：{article.title}）"
         operations.resolve_at_intake(
-            db, g.user, ticket, outcome=IntakeOutcome.answered, answer=answer
+            db, g.user, ticket, outcome=IntakeOutcome.answered, article=article
         )
         return f"工单 {ticket.number} 已直接办结（首问即答：{article.title}）"
     if action == "merge":
@@ -184,8 +229,12 @@ def _follow_up(db, ticket, action, target):
 # -- rendering --------------------------------------------------------------------------------
 
 
-def _render(typed, key, *, error=None, panels=False):
+def _render(typed, key, *, error=None, panels=False, call=None):
     db = get_session()
+    if call is None and typed.get("call_id"):
+        call = db.scalars(
+            sa.select(IncomingCall).where(IncomingCall.call_id == typed["call_id"])
+        ).first()
     context = {
         "form": typed,
         "idempotency_key": key,
@@ -206,6 +255,8 @@ def _render(typed, key, *, error=None, panels=False):
         "units": {},
         "articles": [],
         "candidates": [],
+        "call": call,
+        "caller": _caller(db, typed),
     }
     if panels:
         context.update(_panels(db, typed))
@@ -244,6 +295,20 @@ def _panels(db, typed):
             content=content or None,
         )
     return result
+
+
+def _caller(db, typed):
+    """The typed phone's earlier tickets (来电历史), or None while no valid number is typed."""
+    fields = Fields({"p": typed["requester_phone"]})
+    phone = fields.phone("p", "") if typed["requester_phone"].strip() else None
+    if phone is None:
+        return None
+    tickets, total = calls.history(db, g.user, phone)
+    return {
+        "phone": phone,
+        "total": total,
+        "tickets": [caller_ticket_to_dict(t) for t in tickets],
+    }
 
 
 def _today_tickets(db):

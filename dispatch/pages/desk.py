@@ -25,6 +25,7 @@ from sqlalchemy.orm import selectinload
 from dispatch import access, schemas
 from dispatch.deadlines import load_policies, ticket_deadlines
 from dispatch.history import history
+from dispatch.narrative import Teller, assignment_state, rounds
 from dispatch.pages import visible_ticket_or_abort
 from dispatch.states import IN_HANDLING, TRANSITIONS, event_label
 from hotline import web
@@ -33,11 +34,13 @@ from hotline.enums import (
     AssignmentRole,
     DecisionStatus,
     IntakeOutcome,
+    RequestType,
     ReturnReason,
     Role,
     TicketStatus,
     TransferTarget,
     UnitKind,
+    Urgency,
 )
 from hotline.models import (
     Assignment,
@@ -94,6 +97,27 @@ def _categories(db):
         for r in rows
         if r.level == deepest
     ]
+
+
+def category_groups(db):
+    """Active leaf categories grouped under their parents, for a ``select[data-picker]``:
+    [("一级 › 二级", [(code, name), …]), …] in code order. Without the picker's script the
+    optgroups keep the plain select usable."""
+    rows = db.execute(
+        sa.select(Category.code, Category.name, Category.level)
+        .where(Category.active)
+        .order_by(Category.code)
+    ).all()
+    names = {r.code: r.name for r in rows}
+    parents = {r.code[:-2] for r in rows if r.level > 1}
+    groups = {}
+    for r in rows:
+        if r.code in parents:
+            continue  # a branch: its leaves are the choices
+        parent = r.code[:-2]
+        label = " › ".join(names.get(parent[:n], parent[:n]) for n in range(2, len(parent) + 1, 2))
+        groups.setdefault(label or "其他", []).append((r.code, r.name))
+    return list(groups.items())
 
 
 def suggested(ticket):
@@ -315,6 +339,8 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
     dispatcher_forms = bool({"dispatch", "decide_return"} & set(actions))
     hint = suggested(ticket)
     status = error.status if error is not None else 200
+    deadlines = ticket_deadlines(db, ticket, now, mine)
+    teller = Teller(db, record.events, current_app.config["TIMEZONE"])
 
     def typed(action, name, default=""):
         """What the user typed into ``action``'s form when it was refused, else ``default``."""
@@ -331,9 +357,11 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
         "ticket.html",
         ticket=ticket,
         phone=access.visible_phone(user, ticket.requester_phone),
-        deadlines=ticket_deadlines(db, ticket, now, mine),
+        deadlines=deadlines,
         assignments=record.assignments,
-        events=record.events,
+        assignment_state=assignment_state,
+        rounds=rounds(record, ticket, now, deadlines),
+        events=[(e, teller.sentence(e)) for e in record.events],
         extensions=record.extensions,
         attempts=record.attempts,
         photos=record.photos,
@@ -343,6 +371,9 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
         my_assignment=mine,
         units=_units_by_kind(db) if dispatcher_forms else [],
         categories=_categories(db) if "dispatch" in actions else [],
+        category_groups=category_groups(db) if "reclassify" in actions else [],
+        urgencies=list(Urgency),
+        request_types=list(RequestType),
         hint=hint,
         error=error,
         typed=typed,
@@ -382,6 +413,7 @@ ACTION_SLUGS = {
     "resolve_at_intake": "resolve-at-intake",
     "transfer": "transfer",
     "merge": "merge",
+    "reclassify": "reclassify",
     "sign": "sign",
     "contact": "contact",
     "finish": "finish",

@@ -4,27 +4,35 @@ Everyone reads their own unit's inbox. The hotline centre's staff share its inbo
 tasks, level-1 督办); a leader reads the mayor's office inbox, or their district government's
 when bound to a district. Supervisors and administrators may open any unit's inbox with
 ``?unit=CODE``. Items name the ticket but carry no personal data.
+
+The header's message centre on every page reads ``/inbox/summary`` (always the caller's own
+inbox) and marks items read here (``/inbox/<id>/read``, ``/inbox/read-all``).
 """
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, g, request
 
-from hotline import notify
+from hotline import notify, schemas
 from hotline.api import commit, ok
 from hotline.cache import reference_rows
 from hotline.db import get_session
-from hotline.enums import AlertLevel, Role
+from hotline.enums import Role
 from hotline.errors import Forbidden, NotFound, ValidationFailed
 from hotline.models import Notification, Ticket, Unit
+from hotline.schemas import json_body
 
 #: Roles that may read another unit's inbox.
 OVERSEER_ROLES = {Role.supervisor, Role.admin}
+#: Items the header's message centre lists.
+SUMMARY_ITEMS = 8
 
 
 def create_blueprint():
     bp = Blueprint("inbox", __name__)
     bp.add_url_rule("/inbox", view_func=list_inbox)
+    bp.add_url_rule("/inbox/summary", view_func=summary)
     bp.add_url_rule("/inbox/<id:item_id>/read", view_func=mark_read, methods=["POST"])
+    bp.add_url_rule("/inbox/read-all", view_func=mark_all_read, methods=["POST"])
     return bp
 
 
@@ -56,16 +64,7 @@ def _own_unit(db):
 
 
 def _item(n, number):
-    return {
-        "id": n.id,
-        "kind": n.kind,
-        "level": {"value": n.level.value, "label": n.level.label},
-        "title": n.title,
-        "body": n.body,
-        "ticket": number,
-        "created_at": n.created_at.isoformat(),
-        "read_at": n.read_at.isoformat() if n.read_at else None,
-    }
+    return schemas.inbox_item(n, number, current_app.config["TIMEZONE"])
 
 
 def list_inbox():
@@ -73,38 +72,37 @@ def list_inbox():
     to page back."""
     db = get_session()
     unit = _inbox_unit(db)
-    args = request.args
-    query = (
-        sa.select(Notification, Ticket.number)
-        .outerjoin(Ticket, Ticket.id == Notification.ticket_id)
-        .where(Notification.unit_id == unit.id)
-    )
     errors = {}
-    if args.get("unread") == "1":
-        query = query.where(Notification.read_at.is_(None))
-    if args.get("level"):
-        level = AlertLevel.parse(args["level"])
-        if level is None:
-            errors["level"] = "级别应为 red、yellow 或 info"
-        query = query.where(Notification.level == level)
-    if args.get("before"):
-        if not (args["before"].isascii() and args["before"].isdigit() and len(args["before"]) < 10):
-            errors["before"] = "须为消息编号"
-        else:
-            query = query.where(Notification.id < int(args["before"]))
+    filters = schemas.inbox_filters(request.args, errors)
+    schemas.check_query(errors)
     limit = current_app.config["DEFAULT_PAGE_SIZE"]
-    if errors:
-        raise ValidationFailed(f"查询条件有误：{next(iter(errors.values()))}", details=errors)
-    rows = db.execute(query.order_by(Notification.id.desc()).limit(limit)).all()
-    unread = db.scalar(
-        sa.select(sa.func.count()).where(
-            Notification.unit_id == unit.id, Notification.read_at.is_(None)
-        )
-    )
+    rows = db.execute(
+        notify.inbox_query(unit.id, **filters).order_by(Notification.id.desc()).limit(limit)
+    ).all()
     return ok(
         {
             "unit": {"code": unit.code, "name": unit.name},
-            "unread": unread,
+            "unread": notify.unread_count(db, unit.id),
+            "items": [_item(n, number) for n, number in rows],
+        }
+    )
+
+
+def summary():
+    """What the header's message centre shows: the caller's own inbox's unread count and its
+    newest ``SUMMARY_ITEMS`` items (read or not). Two indexed queries: pages ask on every
+    change of the inbox and, without a live connection, every 15 seconds."""
+    db = get_session()
+    unit = _own_unit(db)
+    if unit is None:
+        raise Forbidden("您没有本单位的消息", code="INBOX_NOT_YOURS")
+    rows = db.execute(
+        notify.inbox_query(unit.id).order_by(Notification.id.desc()).limit(SUMMARY_ITEMS)
+    ).all()
+    return ok(
+        {
+            "unit": {"code": unit.code, "name": unit.name},
+            "unread": notify.unread_count(db, unit.id),
             "items": [_item(n, number) for n, number in rows],
         }
     )
@@ -121,3 +119,18 @@ def mark_read(item_id):
         commit()
     number = db.scalar(sa.select(Ticket.number).where(Ticket.id == item.ticket_id))
     return ok(_item(item, number))
+
+
+def mark_all_read():
+    """全部已读: every unread item of the caller's own inbox, up to ``up_to`` (JSON body,
+    optional: the newest item id the reader was shown). Answers how many changed and the
+    unread count left."""
+    db = get_session()
+    fields = schemas.Fields(json_body() if request.get_data(cache=True) else {})
+    up_to = fields.integer("up_to", "消息编号", minimum=1, maximum=2**31 - 1)
+    fields.check()
+    unit = _own_unit(db)
+    changed = notify.mark_all_read(db, g.user, unit, up_to=up_to)
+    if changed:
+        commit()
+    return ok({"marked": changed, "unread": notify.unread_count(db, unit.id)})

@@ -17,7 +17,16 @@ class Notification(Base):
     """
 
     __tablename__ = "notifications"
-    __table_args__ = (sa.Index("ix_notifications_unit_id_id", "unit_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_notifications_unit_id_id", "unit_id", "id"),
+        # The header's bell counts a unit's unread items on every page.
+        sa.Index(
+            "ix_notifications_unread_unit_id",
+            "unit_id",
+            postgresql_where=sa.text("read_at IS NULL"),
+            sqlite_where=sa.text("read_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     unit_id: Mapped[int] = mapped_column(sa.ForeignKey("units.id"))

@@ -1,9 +1,14 @@
 """The ranking and rates for programs (dashboards/api.py, ``/api/v1/rankings``, ``/api/v1/rates``)
-on the fixture month (tests/dashboards/conftest.py)."""
+and a ticket search as XLSX (``/api/v1/tickets/export.xlsx``) on the fixture month
+(tests/dashboards/conftest.py)."""
 
+import io
+
+import openpyxl
 import sqlalchemy as sa
 
-from hotline.models import RankingSnapshot
+from dashboards import ticket_export
+from hotline.models import AuditLog, RankingSnapshot
 from tests.helpers import assert_error
 
 
@@ -36,3 +41,37 @@ def test_rates_api(api, october):
     assert rows["370705001"]["name"] == "东关街道"
     assert_error(api("supervisor").get("/rates?by=planet"), 422, "VALIDATION_FAILED")
     assert_error(api("dispatcher").get("/rates"), 403, "RANKING_FORBIDDEN")
+
+
+def _sheet_rows(response):
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.mimetype == ticket_export.XLSX_MIMETYPE
+    ws = openpyxl.load_workbook(io.BytesIO(response.data)).active
+    headers = [c.value for c in ws[3]]
+    return [dict(zip(headers, (c.value for c in row), strict=True)) for row in ws.iter_rows(4)]
+
+
+def test_ticket_export_api_holds_what_the_list_finds(api, db, october):
+    query = {"received_from": "2026-10-01", "received_to": "2026-10-31", "area": "370705"}
+    listed = api("leader").get("/tickets", query_string={**query, "per_page": 200})
+    numbers = [item["number"] for item in listed.get_json()["data"]["items"]]
+    assert numbers  # the fixture month lies in 奎文区
+    rows = _sheet_rows(api("leader").get("/tickets/export.xlsx", query_string=query))
+    assert [r["工单编号"] for r in rows] == numbers  # every page, newest first
+    assert all("****" in (r["联系电话"] or "****") for r in rows)  # a leader's are masked
+    entry = db.scalars(sa.select(AuditLog).where(AuditLog.action == "tickets.export")).one()
+    assert entry.payload == {"filters": query, "rows": len(numbers)}
+
+
+def test_ticket_export_api_refusals(api, db, october, monkeypatch):
+    for username in ("operator", "dispatcher", "callback", "admin"):
+        response = api(username).get("/tickets/export.xlsx")
+        assert_error(response, 403, "EXPORT_FORBIDDEN")
+    bad = api("supervisor").get("/tickets/export.xlsx", query_string={"received_to": "soon"})
+    assert set(assert_error(bad, 422, "VALIDATION_FAILED")["details"]) == {"received_to"}
+    monkeypatch.setattr(ticket_export, "EXPORT_MAX_ROWS", 5)
+    error = assert_error(api("supervisor").get("/tickets/export.xlsx"), 422, "EXPORT_TOO_LARGE")
+    assert "超过一次导出的上限 5 件" in error["message"] and error["details"]["max_rows"] == 5
+    assert db.scalar(sa.select(sa.func.count()).where(AuditLog.action == "tickets.export")) == 0
+    # The export's path is not taken for a ticket number.
+    assert_error(api("supervisor").get("/tickets/export.xls"), 404, "TICKET_NOT_FOUND")

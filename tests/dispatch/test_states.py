@@ -162,6 +162,7 @@ def arguments(db, u, make_ticket):
             "request_termination": lambda: {"reason": "诉求人撤回"},
             "review_termination": lambda: {"approve": True, "note": "同意"},
             "exempt": lambda: {"exempt": True, "kind": "unreasonable", "reason": "无理索要"},
+            "reclassify": lambda: {"urgency": Urgency.emergency, "reason": "核实有人受伤"},
         }[name]()
 
     return make
@@ -223,6 +224,18 @@ EXPECTED_TABLE = {
     "request_termination": ({"signed", "contacted"}, {"unit_handler"}),
     "review_termination": ({"termination_requested"}, {"supervisor"}),
     "exempt": ({s.value for s in S}, {"supervisor"}),
+    "reclassify": (
+        {
+            "received",
+            "dispatched",
+            "signed",
+            "contacted",
+            "return_requested",
+            "reopened",
+            "termination_requested",
+        },
+        {"dispatcher", "supervisor"},
+    ),
 }
 
 

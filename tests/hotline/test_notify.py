@@ -15,8 +15,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from hotline import notify
 from hotline.db import get_session
-from hotline.models import Notification, Unit
+from hotline.errors import Forbidden
+from hotline.models import Notification, Unit, User
 from hotline.notify import (
     WECOM_MAX_BYTES,
     LoggingSender,
@@ -468,3 +470,114 @@ def test_deliver_nothing_is_a_no_op(committed_app, recorder):
         assert "pending_notifications" not in session.info
         session.commit()
     assert recorder.batches == []
+
+
+# -- the message centre: mark all read, inbox watchers -------------------------------------
+
+
+@pytest.fixture
+def watched(committed_app):
+    """The unit ids each inbox watcher call got, as the live message centre would."""
+    calls = []
+    notifier = committed_app.extensions["hotline.notify"]
+    notifier.inbox_watchers.append(calls.append)
+    try:
+        yield calls
+    finally:
+        notifier.inbox_watchers.remove(calls.append)
+
+
+def unit_id(session, code):
+    return session.scalar(sa.select(Unit.id).where(Unit.code == code))
+
+
+def user_named(session, username):
+    return session.scalars(sa.select(User).where(User.username == username)).one()
+
+
+def test_watchers_hear_of_delivered_items_after_commit_only(committed_app, watched):
+    with committed_app.app_context():
+        session = get_session()
+        deliver(session, [unit_message(session, "U-CGJ", 1)], NOW)
+        session.flush()
+        session.rollback()
+        assert watched == []
+        deliver(
+            session,
+            [unit_message(session, DONGGUAN, 2), unit_message(session, "U-CGJ", 3)],
+            NOW,
+        )
+        session.flush()
+        assert watched == []
+        session.commit()
+        assert watched == [sorted([unit_id(session, DONGGUAN), unit_id(session, "U-CGJ")])]
+
+
+def test_mark_all_read_reads_the_own_inbox_up_to_an_item(committed_app, watched):
+    with committed_app.app_context():
+        session = get_session()
+        deliver(session, [unit_message(session, DONGGUAN, n) for n in (1, 2, 3)], NOW)
+        deliver(session, [unit_message(session, "U-CGJ", 4)], NOW)
+        session.commit()
+        watched.clear()
+        handler = user_named(session, "dongguan")
+        street = session.get(Unit, handler.unit_id)
+        ids = session.scalars(
+            sa.select(Notification.id)
+            .where(Notification.unit_id == street.id)
+            .order_by(Notification.id)
+        ).all()
+
+        assert notify.unread_count(session, street.id) == 3
+        assert notify.mark_all_read(session, handler, street, up_to=ids[1]) == 2
+        assert watched == []
+        session.commit()
+        assert watched == [[street.id]]
+        assert notify.unread_count(session, street.id) == 1
+        rows = session.scalars(
+            sa.select(Notification).where(Notification.id.in_(ids)).order_by(Notification.id)
+        ).all()
+        assert [(n.read_at is not None, n.read_by_id) for n in rows] == [
+            (True, handler.id),
+            (True, handler.id),
+            (False, None),
+        ]
+        first_read = rows[0].read_at
+
+        # Nothing left up to there: no change, nobody told; then the rest.
+        watched.clear()
+        assert notify.mark_all_read(session, handler, street, up_to=ids[1]) == 0
+        session.commit()
+        assert watched == []
+        assert notify.mark_all_read(session, handler, street) == 1
+        session.commit()
+        assert session.get(Notification, ids[0]).read_at == first_read
+        # Another unit's inbox was not touched.
+        assert notify.unread_count(session, unit_id(session, "U-CGJ")) == 1
+
+
+def test_mark_all_read_needs_an_own_inbox(committed_app):
+    with committed_app.app_context():
+        session = get_session()
+        with pytest.raises(Forbidden) as refused:
+            notify.mark_all_read(session, user_named(session, "admin"), None)
+        assert refused.value.code == "INBOX_NOT_YOURS"
+
+
+def test_a_failing_watcher_is_logged_and_the_next_still_runs(committed_app, watched, caplog):
+    notifier = committed_app.extensions["hotline.notify"]
+
+    def broken(_unit_ids):
+        raise RuntimeError("socket away")
+
+    notifier.inbox_watchers.insert(0, broken)
+    try:
+        with committed_app.app_context(), caplog.at_level(logging.ERROR, "hotline.notify"):
+            session = get_session()
+            deliver(session, [unit_message(session, "U-CGJ", 1)], NOW)
+            session.commit()
+    finally:
+        notifier.inbox_watchers.remove(broken)
+    assert "inbox watcher" in caplog.text
+    assert len(watched) == 1
+    assert inbox_titles(committed_app) == ["测试消息 1"]

@@ -28,6 +28,20 @@
     return node;
   }
 
+  // Every ticket on the board opens its ticket page (board viewers may open them all: a
+  // district's board shows only tickets located in it, as its leader's scope).
+  function ticketLink(number, className, text) {
+    var a = el("a", className, text);
+    a.href = "/tickets/" + encodeURIComponent(number);
+    return a;
+  }
+
+  function numberCell(number) {
+    var td = el("td", "text");
+    td.append(ticketLink(number, null, number));
+    return td;
+  }
+
   function pad(n) {
     return n < 10 ? "0" + n : String(n);
   }
@@ -65,7 +79,7 @@
       pair[1].forEach(function (item) {
         var tr = el("tr");
         tr.dataset.code = item.code;
-        tr.append(el("td", "text", item.label), el("td", null, item.count));
+        tr.append(el("td", "text", item.label), el("td", "num", item.count));
         body.append(tr);
       });
     });
@@ -75,10 +89,10 @@
     var tr = el("tr");
     tr.append(
       el("td", "text", name),
-      el("td", null, row.dispatched),
-      el("td", null, pct(row.response_rate)),
-      el("td", null, pct(row.resolution_rate)),
-      el("td", null, pct(row.satisfaction_rate))
+      el("td", "num", row.dispatched),
+      el("td", "num", pct(row.response_rate)),
+      el("td", "num", pct(row.resolution_rate)),
+      el("td", "num", pct(row.satisfaction_rate))
     );
     return tr;
   }
@@ -112,11 +126,11 @@
       var tr = el("tr");
       tr.dataset.ticket = item.number;
       tr.append(
-        el("td", "text", item.number),
+        numberCell(item.number),
         el("td", "text", item.title),
         el("td", "text", item.unit),
         el("td", null, when(item.due)),
-        el("td", null, item.hours)
+        el("td", "num", item.hours)
       );
       body.append(tr);
     });
@@ -140,7 +154,7 @@
       el("span", "place", item.place),
       document.createTextNode(" "),
       el("span", "category", item.category),
-      el("span", "title", item.title)
+      ticketLink(item.number, "title", item.title)
     );
     return li;
   }

@@ -76,7 +76,13 @@
     panel.appendChild(cats);
     panel.appendChild(el("div", "诉求类型：" + (TYPES[s.request_type] || "—")));
     var u = s.urgency || {};
-    panel.appendChild(el("div", "紧急程度：" + (TIERS[u.tier] || "—") + (u.evidence ? "（" + u.evidence + "）" : "")));
+    var tier = el("div", "紧急程度：" + (TIERS[u.tier] || "—") + (u.evidence ? "（" + u.evidence + "）" : ""));
+    if (u.tier === "urgent") {
+      // Only a suggestion: the operator decides (an emergency gets the warning instead).
+      tier.appendChild(document.createTextNode(" "));
+      tier.appendChild(answerButton("采用", null, function () { urgency.value = "urgent"; touched.urgency = true; }));
+    }
+    panel.appendChild(tier);
     var place = (names && names.place) || [];
     var line = el("div", "定位：");
     if (place.length) {
@@ -93,44 +99,214 @@
     var units = (names && names.units) || [];
     panel.appendChild(el("div", "建议承办单位：" + (units.length ? units.map(function (x) { return x.name || x.code; }).join("、") : "—")));
     // Fill what the operator has not chosen yet; they can still change it.
+    // The urgency is never filled in: it stays what the operator chose (default 一般).
     if (!touched.request_type && s.request_type) requestType.value = s.request_type;
-    if (!touched.urgency && u.tier) urgency.value = u.tier;
   }
 
-  function drawEmergency(s) {
+  // The emergency warning: the classifier's emergency is never the ticket's urgency by
+  // itself. The operator transfers, keeps it as 紧急 (Alt+9) or dismisses it (Esc / Alt+0);
+  // the answer travels in the hidden "emergency_decision" field and is recorded at receive.
+  var decision = $("emergency_decision");
+  var warning = null;  // {key, transfer_to, evidence} of the warning on screen
+  // A form the server sent back (a refused submit) keeps the answer already given.
+  var restored = !!decision.value;
+  function warningPending() {
+    return warning !== null && !decision.value;
+  }
+  function keepEmergency() {
+    if (!warning) return;
+    decision.value = "kept";
+    urgency.value = "emergency";
+    touched.urgency = true;
+    drawWarning();
+  }
+  function dismissEmergency() {
+    if (!warning) return;
+    if (decision.value === "kept" && urgency.value === "emergency") urgency.value = "normal";
+    decision.value = "dismissed";
+    drawWarning();
+    content.focus();
+  }
+  function answerButton(label, cls, onClick) {
+    var b = el("button", label, cls);
+    b.type = "button";
+    b.addEventListener("click", onClick);
+    return b;
+  }
+  function drawWarning(reminder) {
     var slot = clear($("emergency-slot"));
-    var u = (s && s.urgency) || {};
-    if (u.tier !== "emergency" || !EMERGENCY[u.transfer_to]) return;
+    if (!warning) return;
+    var said = warning.evidence ? "（来电提及“" + warning.evidence + "”）" : "";
+    if (decision.value === "dismissed") {
+      var note = el("div", "已忽略紧急情况预警" + said + "，紧急程度按所选办理。", "emergency-dismissed");
+      note.setAttribute("role", "status");
+      note.appendChild(answerButton("重新显示预警", null, function () { decision.value = ""; drawWarning(); }));
+      slot.appendChild(note);
+      return;
+    }
     var box = el("div", null, "emergency");
     box.setAttribute("role", "alert");
     box.appendChild(el("strong", "紧急情况预警："));
-    box.appendChild(document.createTextNode("来电可能涉及紧急情况" + (u.evidence ? "（“" + u.evidence + "”）" : "") + "，请核实后转接。"));
+    box.appendChild(document.createTextNode("来电可能涉及紧急情况" + (warning.evidence ? "（“" + warning.evidence + "”）" : "") + "，请核实后选择处理方式。"));
+    if (decision.value === "kept") box.appendChild(el("p", "已确认为紧急：将按紧急时限受理派单，也可直接转接。", "decided"));
+    if (reminder) box.appendChild(el("p", "请先处理紧急预警：转接、保持紧急（Alt+9）或忽略（Esc / Alt+0），再受理。", "decided"));
     var row = el("div", null, "transfers");
     Object.keys(EMERGENCY).forEach(function (code) {
       var b = actionButton("转 " + EMERGENCY[code], "transfer:" + code);
-      if (code === u.transfer_to) b.className = "suggested";
+      if (code === warning.transfer_to) b.className = "suggested";
       row.appendChild(b);
     });
     box.appendChild(row);
+    var answers = el("div", null, "answers");
+    if (decision.value !== "kept") answers.appendChild(answerButton("保持紧急（Alt+9）", "keep", keepEmergency));
+    answers.appendChild(answerButton("不紧急，忽略预警（Esc / Alt+0）", "dismiss", dismissEmergency));
+    box.appendChild(answers);
     slot.appendChild(box);
+    if (reminder) (box.querySelector("button.suggested") || box.querySelector("button")).focus();
   }
+  function drawEmergency(s) {
+    var u = (s && s.urgency) || {};
+    var shown = u.tier === "emergency" && EMERGENCY[u.transfer_to];
+    var key = shown ? u.transfer_to + "|" + (u.evidence || "") : null;
+    if (restored) {
+      restored = false;
+      warning = key ? { key: key, transfer_to: u.transfer_to, evidence: u.evidence } : null;
+    } else if (!warning || key !== warning.key) {
+      // A new warning (other words, other line) needs a new answer; "kept" stays kept.
+      if (decision.value !== "kept" || !key) {
+        if (decision.value === "kept" && urgency.value === "emergency" && !key) urgency.value = "normal";
+        decision.value = "";
+      }
+      warning = key ? { key: key, transfer_to: u.transfer_to, evidence: u.evidence } : null;
+    }
+    drawWarning();
+  }
+  urgency.addEventListener("change", function () {
+    // Choosing 紧急 by hand answers the warning; choosing anything else after "keep" undoes it.
+    if (!warning) return;
+    if (urgency.value === "emergency") decision.value = "kept";
+    else if (decision.value === "kept") decision.value = "dismissed";
+    drawWarning();
+  });
 
+  // An article closes the call only once opened, read out and confirmed (the server checks
+  // the confirmation too).
   function drawKnowledge(articles) {
     var panel = clear($("knowledge-panel"));
     panel.appendChild(el("h2", "知识库（首问即答）"));
-    if (!articles || !articles.length) { panel.appendChild(el("p", "暂无匹配的知识库条目。", "muted")); return; }
+    if (!articles || !articles.length) { panel.appendChild(el("p", "暂无与来电相关的知识库条目。", "muted")); return; }
+    panel.appendChild(el("p", "仅列出与来电相关的条目。展开条目、向来电人读出答复并勾选确认后，才能以此办结。", "muted"));
     var list = el("ol");
     articles.forEach(function (a) {
       var li = el("li");
-      li.appendChild(el("strong", a.title));
-      if (a.category) li.appendChild(el("span", " " + a.category.name, "muted"));
-      li.appendChild(el("div", a.answer, "answer"));
-      li.appendChild(actionButton("一键办结", "resolve:" + a.code));
-      if (a.source) li.appendChild(el("span", " 依据：" + a.source, "muted"));
+      var details = el("details", null, "article");
+      var summary = el("summary");
+      summary.appendChild(el("strong", a.title));
+      if (a.category) summary.appendChild(el("span", " " + a.category.name, "muted"));
+      summary.appendChild(el("span", " 相关度 " + Math.round(a.relevance * 100) + "%", "muted"));
+      details.appendChild(summary);
+      details.appendChild(el("div", a.answer, "answer"));
+      if (a.source) details.appendChild(el("div", "依据：" + a.source, "muted"));
+      var label = el("label", null, "confirm");
+      var box = el("input");
+      box.type = "checkbox"; box.name = "confirm_article"; box.value = a.code;
+      box.setAttribute("form", "intake-form");
+      label.appendChild(box);
+      label.appendChild(document.createTextNode(" 已向来电人完整读出上述答复，来电人无其他诉求"));
+      details.appendChild(label);
+      var button = actionButton("以此答复办结", "resolve:" + a.code);
+      button.className = "resolve";
+      button.disabled = true;
+      box.addEventListener("change", function () { button.disabled = !box.checked; });
+      details.appendChild(button);
+      li.appendChild(details);
       list.appendChild(li);
     });
     panel.appendChild(list);
   }
+
+  // 来电历史: every earlier ticket of the number, newest first; one click opens it.
+  function drawCaller(history, call) {
+    var panel = clear($("caller-panel"));
+    panel.appendChild(el("h2", "来电历史"));
+    if (call) {
+      var ring = el("div", null, "ringing");
+      ring.setAttribute("role", "status");
+      ring.appendChild(document.createTextNode("来电接入："));
+      ring.appendChild(el("strong", call.caller_phone || "号码未显示"));
+      ring.appendChild(el("span", " 呼叫编号 " + call.call_id, "muted"));
+      panel.appendChild(ring);
+    }
+    if (!history) {
+      panel.appendChild(el("p", "输入联系电话（或来电接入）后，显示该号码此前的全部工单。", "muted"));
+      return;
+    }
+    if (!history.tickets.length) { panel.appendChild(el("p", history.phone + " 此前没有工单。")); return; }
+    var more = history.total > history.tickets.length ? "，显示最近 " + history.tickets.length + " 件" : "";
+    panel.appendChild(el("p", history.phone + " 此前共 " + history.total + " 件工单" + more + "（新的在前）", "muted"));
+    var list = el("ul", null, "caller-history");
+    history.tickets.forEach(function (t) {
+      var li = el("li");
+      var link = el("a", t.number);
+      link.href = "/tickets/" + encodeURIComponent(t.number);
+      link.target = "_blank"; link.rel = "noopener";
+      li.appendChild(link);
+      li.appendChild(el("span", " " + localTime(t.received_at) + " ", "muted"));
+      li.appendChild(el("span", t.status.label, "status"));
+      li.appendChild(el("div", t.title + (t.category ? " · " + t.category.name : "")));
+      var facts = [];
+      if (t.lead_unit) facts.push("承办：" + t.lead_unit.name);
+      if (t.satisfaction) facts.push("回访：" + t.satisfaction.label);
+      if (t.reopen_count) facts.push("重办 " + t.reopen_count + " 次");
+      if (facts.length) li.appendChild(el("div", facts.join(" · "), "muted"));
+      if (t.result) li.appendChild(el("div", "结果：" + t.result, "result"));
+      list.appendChild(li);
+    });
+    panel.appendChild(list);
+  }
+  function localTime(isoText) {
+    var d = new Date(isoText);
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+
+  var ringing = null;  // the call the phone system put through to this seat, if any
+  var shownPhone = null;
+  function refreshCaller() {
+    var number = phone.value.replace(/[\s-]/g, "");
+    if (number === shownPhone) return;
+    shownPhone = number;
+    if (!/^(\+86)?\d{5,12}$/.test(number)) { drawCaller(null, ringing); return; }
+    api("GET", "/api/v1/intake/caller?phone=" + encodeURIComponent(number)).then(function (h) {
+      if (number === shownPhone) drawCaller(h, ringing);
+    });
+  }
+  phone.addEventListener("input", function () { clearTimeout(phone.timer); phone.timer = setTimeout(refreshCaller, 300); });
+
+  // 来电弹屏: ask every few seconds whether the switch put a call through to this seat; a
+  // new call fills in the caller's number (unless one is typed) and shows their history.
+  var lastCall = 0;
+  var callField = $("call_id");
+  function pollCall() {
+    api("GET", "/api/v1/calls/pending?after=" + lastCall).then(function (call) {
+      if (call) {
+        lastCall = call.id;
+        ringing = call;
+        callField.value = call.call_id;
+        if (!phone.value.trim() && call.caller_phone) phone.value = call.caller_phone;
+        shownPhone = phone.value.replace(/[\s-]/g, "");
+        drawCaller(call.history, call);
+        if (!call.history && shownPhone) { shownPhone = null; refreshCaller(); }
+      }
+      setTimeout(pollCall, CALL_POLL_MS);
+    });
+  }
+  var CALL_POLL_MS = 3000;
+  if (form.getAttribute("data-call")) {  // the page was drawn with a call already ringing
+    lastCall = Number(form.getAttribute("data-call"));
+    ringing = { call_id: callField.value, caller_phone: form.getAttribute("data-call-phone") };
+  }
+  setTimeout(pollCall, CALL_POLL_MS);
 
   function drawDuplicates(candidates) {
     var panel = clear($("duplicates-panel"));
@@ -139,7 +315,12 @@
     var list = el("ul");
     candidates.forEach(function (c) {
       var li = el("li");
-      li.appendChild(el("strong", c.number));
+      // The ticket opens in a new tab: the call being typed stays in this one.
+      var link = el("a", c.number);
+      link.href = "/tickets/" + encodeURIComponent(c.number);
+      link.target = "_blank";
+      link.rel = "noopener";
+      li.appendChild(el("strong")).appendChild(link);
       li.appendChild(document.createTextNode(" " + c.status.label + " · " + c.title));
       li.appendChild(el("div", c.reasons.join("；") + (c.address ? " · " + c.address : ""), "muted"));
       if (c.mergeable) li.appendChild(actionButton("并单", "merge:" + c.number));
@@ -197,6 +378,16 @@
     } else if (e.altKey && !e.ctrlKey && /^Digit[123]$/.test(e.code)) {
       e.preventDefault();
       takeCategory(Number(e.code.slice(5)) - 1);
+    } else if (warning && e.altKey && !e.ctrlKey && e.code === "Digit9") {
+      e.preventDefault();
+      keepEmergency();
+    } else if (warning && e.altKey && !e.ctrlKey && e.code === "Digit0") {
+      e.preventDefault();
+      dismissEmergency();
+    } else if (warningPending() && e.key === "Escape" && !e.defaultPrevented) {
+      // A picker that closes its list on Escape prevents the default first.
+      e.preventDefault();
+      dismissEmergency();
     }
   });
   // One click, one request: a second click while the page is submitting is ignored (the
@@ -204,6 +395,13 @@
   var sent = false;
   form.addEventListener("submit", function (e) {
     if (sent) { e.preventDefault(); return; }
+    var submitter = e.submitter;
+    if (warningPending() && submitter && submitter.value === "receive") {
+      // 受理 waits for the operator's answer to the emergency warning.
+      e.preventDefault();
+      drawWarning(true);
+      return;
+    }
     sent = true;
   });
   if (content.value.trim()) refresh();

@@ -48,6 +48,7 @@ def test_city_board_for_city_roles(client, tickets, username, web_login):
     assert shown(html, "intake-today") == "2"
     for ticket in tickets:
         assert f'data-ticket="{ticket.number}"' in html
+        assert f'<a class="title" href="/tickets/{ticket.number}">' in html  # opens the ticket
     assert shown(html, "status").startswith("未连接")  # board.js says 实时连接中 once live
     # Every district is one click away.
     assert 'href="/boards/district/370705"' in html
@@ -106,6 +107,9 @@ def test_page_loads_scripts_from_this_site_only(client, web_login):
         "/vendor/socket.io.min.js",
         "/vendor/echarts.min.js",
         "/boards/static/board.js",
+        # The header's message centre (the leader reads the mayor's office's inbox).
+        "/boards/static/inbox_live.js",
+        "/static/messages.js",
     ]
     assert client.get("/boards/static/board.js").status_code == 200
     assert client.get("/boards/static/board.css").status_code == 200

@@ -107,7 +107,8 @@ def test_drill_down_lists_the_tickets_behind_a_count(client, october, web_login)
     page = client.get(path).get_data(as_text=True)
     assert "东关街道办事处（街道乡镇）2026-10 工单明细" in page
     for no in (1, 2, 3, 4, 5, 6):
-        assert october.tickets[no].number in page
+        number = october.tickets[no].number
+        assert f'<a href="/tickets/{number}">{number}</a>' in page
     assert "13805360001" not in page  # no personal data
     overdue = client.get(path + "&fact=overdue").get_data(as_text=True)
     assert "“超期”的工单（1 件）" in overdue
@@ -130,9 +131,24 @@ def test_drill_down_of_a_frozen_month_shows_published_and_live_counts(
     web_login(client, "supervisor")
     page = client.get("/reports/ranking/2026-10/units/U-POWER?class=utility")
     text = page.get_data(as_text=True)
-    assert "<th>发布时</th>" in text and "<th>当前实时</th>" in text
+    assert '<th class="num">发布时</th>' in text and '<th class="num">当前实时</th>' in text
     # 有效回访: 1 when published, 2 now.
-    assert re.search(r"<td class=\"text\">有效回访</td><td>1</td><td>2</td>", text)
+    assert re.search(
+        r"<td class=\"text\">有效回访</td><td class=\"num\">1</td><td class=\"num\">2</td>", text
+    )
+
+
+def test_exempted_tickets_link_where_the_reader_may_open_them(
+    client, db, october, district_leader, web_login
+):
+    kuiwen = october.tickets[1]  # 东关街道, 奎文区
+    ops.exempt(db, october.staff.supervisor, kuiwen, kind=ExemptionKind.other, reason="测试豁免")
+    link = f'<a href="/tickets/{kuiwen.number}">{kuiwen.number}</a>'
+    web_login(client, "supervisor")
+    assert link in client.get("/reports/ranking?month=2026-10").get_data(as_text=True)
+    web_login(client, "weicheng-leader")  # 潍城区's leader may not open a 奎文区 ticket
+    page = client.get("/reports/ranking?month=2026-10").get_data(as_text=True)
+    assert f'<td class="text">{kuiwen.number}</td>' in page and link not in page
 
 
 def test_drill_down_refusals(client, october, district_leader, web_login):

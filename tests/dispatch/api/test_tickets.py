@@ -693,6 +693,7 @@ def corpus(db, user, make_ticket):
                 category="010101",
                 area="370705001",
                 content="路面破损 C:\\路径\\文件 axb",
+                address="奎文区东关街道鸢飞路88号",
             ),
         ]
     )
@@ -734,18 +735,32 @@ def test_list_without_filters_is_newest_first(api, corpus):
         ({"unit": "U-CGJ"}, set()),
         ({"phone": "13805360002"}, {"water"}),
         ({"q": "路灯"}, {"lamp", "water", "path"}),  # title 小区门口路灯不亮 counts too
-        ({"q": "胜利东街"}, {"lamp"}),
+        # Words are looked for in the address too (the other three keep the default one).
+        ({"q": "胜利东街"}, {"lamp", "water", "noise"}),
+        ({"q": "鸢飞路"}, {"path"}),
+        # Every word must appear, each in any of title, content or address.
+        ({"q": "鸢飞路 破损"}, {"path"}),
+        ({"q": "鸢飞路　路灯"}, {"path"}),  # a full-width space separates words too
+        ({"q": "鸢飞路 噪声"}, set()),
+        ({"q": "AXB"}, {"path"}),  # case ignored
         ({"q": "噪声"}, {"noise"}),
         ({"q": "100%"}, {"lamp"}),
-        ({"q": "100"}, {"lamp", "water"}),
+        ({"q": "100"}, {"lamp", "water", "noise"}),  # 胜利东街100号 too
         ({"q": "%"}, {"lamp"}),
         ({"q": "a_b"}, {"noise"}),
         ({"q": "_"}, {"noise"}),
         ({"q": "C:\\路径"}, {"path"}),
         ({"q": "\\"}, {"path"}),
         ({"received_from": "2025-03-02"}, {"water", "noise", "path"}),
-        ({"received_to": "2025-03-02"}, {"lamp"}),
-        ({"received_from": "2025-03-02", "received_to": "2025-03-04"}, {"water", "noise"}),
+        # A date is the whole local day, both ends included (water: 03-02 00:30 local).
+        ({"received_to": "2025-03-01"}, {"lamp"}),
+        ({"received_to": "2025-03-02"}, {"lamp", "water"}),
+        ({"received_from": "2025-03-02", "received_to": "2025-03-02"}, {"water"}),
+        ({"received_from": "2025-03-02", "received_to": "2025-03-04"}, {"water", "noise", "path"}),
+        ({"received_from": "2025-03-02", "received_to": "2025-03-03"}, {"water", "noise"}),
+        # A moment as upper bound stays excluded; one without a zone is local time.
+        ({"received_to": "2025-03-02T00:30:00"}, {"lamp"}),
+        ({"received_to": "2025-03-02T00:31:00"}, {"lamp", "water"}),
         ({"received_from": "2025-03-01T16:00:00+00:00"}, {"water", "noise", "path"}),
         ({"received_to": "2025-03-01T15:30:00Z"}, set()),
         ({"received_from": "2025-03-01T15:30:00Z"}, {"lamp", "water", "noise", "path"}),
@@ -1010,3 +1025,69 @@ def test_a_refused_role_gets_403_even_without_json(api, db):
 def test_an_allowed_role_still_gets_its_field_errors(api, db):
     response = api("dispatcher").post("/tickets/WF-NONE/dispatch", json=BAD_BODY)
     assert_error(response, 404, "TICKET_NOT_FOUND")
+
+
+def test_list_by_number_whole_or_part(api, corpus):
+    mine = set(corpus.values())
+    lamp = corpus["lamp"]
+    assert listed(api, mine, number=lamp) == [lamp]
+    assert listed(api, mine, number=lamp.lower()) == [lamp]
+    assert listed(api, mine, number=f" {lamp[-8:]} ") == [lamp]
+    assert set(listed(api, mine, number=lamp[:10])) == {corpus["lamp"]}  # WF20250301
+    assert listed(api, mine, number="%") == []
+
+
+def test_list_by_phone_as_people_write_it(api, corpus):
+    mine = set(corpus.values())
+    for written in ("13805360002", "138 0536 0002", "138-0536-0002", "+86 13805360002"):
+        assert listed(api, mine, phone=written) == [corpus["water"]], written
+
+
+@pytest.mark.parametrize("username", ["leader", "admin"])
+def test_roles_seeing_masked_phones_may_not_search_by_phone(api, username):
+    response = api(username).get("/tickets", query_string={"phone": "13805360002"})
+    error = assert_error(response, 422, "VALIDATION_FAILED")
+    assert error["details"] == {"phone": f"{Role(username).label}不能按联系电话查询"}
+
+
+@pytest.mark.parametrize(
+    "params, details",
+    [
+        ({"phone": "12345"}, {"phone": PHONE_FORMAT}),
+        ({"number": "W" * 33}, {"number": "工单编号不能超过 32 个字符"}),
+        ({"q": "路" * 101}, {"q": "关键词不能超过 100 字"}),
+        ({"q": "一 二 三 四 五 六"}, {"q": "关键词最多 5 个（以空格分隔）"}),
+        (
+            {"received_from": "2025-03-04", "received_to": "2025-03-03"},
+            {"received_to": "结束日期不能早于开始日期"},
+        ),
+        ({"received_to": "9999-12-31"}, {"received_to": "日期超出范围"}),
+    ],
+    ids=lambda v: json.dumps(v, ensure_ascii=True)[:60] if isinstance(v, dict) else None,
+)
+def test_list_refuses_bad_search_terms(api, params, details):
+    response = api("operator").get("/tickets", query_string=params)
+    assert assert_error(response, 422, "VALIDATION_FAILED")["details"] == details
+
+
+@pytest.mark.parametrize(
+    "username, expected",
+    [
+        ("operator", {"lamp", "water", "noise", "path"}),
+        ("supervisor", {"lamp", "water", "noise", "path"}),
+        ("leader", {"lamp", "water", "noise", "path"}),
+        ("kuiwen-leader", {"lamp", "water", "path"}),  # 奎文区 (370705) only
+        ("dongguan", {"lamp"}),  # 东关街道办事处's tickets only
+        ("water", {"water"}),
+        ("cgj", set()),
+    ],
+)
+def test_list_is_scoped_by_role(api, corpus, username, expected):
+    response = api(username).get("/tickets", query_string={"per_page": 200})
+    assert response.status_code == 200
+    numbers = {item["number"] for item in response.get_json()["data"]["items"]}
+    assert numbers & set(corpus.values()) == {corpus[name] for name in expected}
+    # The filters narrow within the scope, never beyond it.
+    response = api(username).get("/tickets", query_string={"area": "370702", "per_page": 200})
+    numbers = {item["number"] for item in response.get_json()["data"]["items"]}
+    assert numbers & set(corpus.values()) == ({corpus["noise"]} & {corpus[n] for n in expected})

@@ -768,3 +768,66 @@ def test_inbox_queries_do_not_grow_with_rows(client, db, varied_tickets, count_q
         t.number for t in first + more
     }
     assert many.count == few.count, many
+
+
+# -- 调整分类和紧急程度 --------------------------------------------------------------------------
+
+
+def test_reclassify_form_for_dispatcher_and_supervisor_only(
+    client, db, user, dispatched, web_login
+):
+    ticket = dispatched(urgency=desk.Urgency.emergency)
+    for username in ("dispatcher", "supervisor"):
+        web_login(client, username)
+        html = page(client, ticket).get_data(as_text=True)
+        assert 'id="reclassify"' in html, username
+        assert 'data-picker="category"' in html
+        # Names grouped by their parents, the current values preselected.
+        assert '<optgroup label="城乡建设 › 市政设施">' in html
+        assert '<option value="010103" selected>路灯故障</option>' in html
+        assert '<option value="emergency" selected>紧急</option>' in html
+    web_login(client, "dongguan")
+    assert 'id="reclassify"' not in page(client, ticket).get_data(as_text=True)
+
+
+def test_reclassify_through_the_form(client, db, user, dispatched, post, web_login):
+    ticket = dispatched(urgency=desk.Urgency.emergency)
+    web_login(client, "supervisor")
+    response = post(
+        client,
+        ticket,
+        "reclassify",
+        {
+            "category": STREETLIGHT,
+            "urgency": "normal",
+            "request_type": ticket.request_type.value,
+            "reason": "核实无人受伤",
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    db.expire_all()
+    assert ticket.urgency.value == "normal"
+    assert events(db, ticket)[-1] == "reclassify"
+    html = page(client, ticket).get_data(as_text=True)
+    assert "紧急程度由“紧急”改为“一般”" in html
+
+
+def test_reclassify_form_refusal_keeps_what_was_typed(
+    client, db, user, dispatched, post, web_login
+):
+    ticket = dispatched(urgency=desk.Urgency.emergency)
+    web_login(client, "dispatcher")
+    response = post(client, ticket, "reclassify", {"urgency": "normal", "reason": " "})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "请填写调整理由" in html
+    assert '<option value="normal" selected>一般</option>' in html
+    db.expire_all()
+    assert ticket.urgency.value == "emergency"
+
+
+def test_reclassify_not_offered_once_finished(client, db, user, contacted, web_login):
+    ops.finish(db, user("dongguan"), contacted, result="已修复")
+    db.flush()
+    web_login(client, "dispatcher")
+    assert 'id="reclassify"' not in page(client, contacted).get_data(as_text=True)

@@ -29,7 +29,17 @@ REQUESTER = {
 #: 2026-11-16 09:00 Asia/Shanghai, a Monday.
 DISPATCHED_AT = dt.datetime(2026, 11, 16, 9, tzinfo=TZ).astimezone(dt.UTC)
 TICKED_AT = DISPATCHED_AT + dt.timedelta(hours=3)
-ITEM_KEYS = {"id", "kind", "level", "title", "body", "ticket", "created_at", "read_at"}
+ITEM_KEYS = {
+    "id",
+    "kind",
+    "level",
+    "title",
+    "body",
+    "ticket",
+    "created_at",
+    "created_local",
+    "read_at",
+}
 
 
 def get_user(db, username):
@@ -383,3 +393,83 @@ def test_leader_and_hotline_staff_mark_their_own_inbox(api, db, inbox):
     # The administrator has no inbox of their own to mark.
     street = items_of(db, DONGGUAN)[0]
     assert_error(api("admin").post(f"/inbox/{street.id}/read"), 403, "INBOX_NOT_YOURS")
+
+
+# --- the header's message centre: summary and mark all read --------------------------------
+
+
+def test_summary_is_the_callers_own_inbox_newest_first(api, db, inbox):
+    payload = data(api("dongguan").get("/inbox/summary"))
+    assert payload["unit"] == {"code": DONGGUAN, "name": get_unit(db, DONGGUAN).name}
+    assert payload["unread"] == 2
+    assert kinds(payload) == [("sign_overdue", "red"), ("sign_warning", "yellow")]
+    assert payload["items"][0]["created_local"] == "2026-11-16 12:00"
+    # The leader's centre is the mayor's office's inbox, with its name.
+    leader = data(api("leader").get("/inbox/summary"))
+    assert leader["unit"] == {"code": "U-SZFB", "name": "潍坊市人民政府办公室"}
+    assert [i["title"] for i in leader["items"]] == ["【督办·市级】市政府办公室"]
+    # Overseers' ``unit`` argument is not read here: the centre is always one's own.
+    assert data(api("supervisor").get("/inbox/summary?unit=U-CGJ"))["unit"]["code"] == "U-HOTLINE"
+
+
+def test_summary_lists_at_most_eight_items_and_counts_them_all(api, db, inbox):
+    deliver(db, [note(db, DONGGUAN, f"【提示】第 {i} 条") for i in range(10)], TICKED_AT)
+    db.flush()
+    payload = data(api("dongguan").get("/inbox/summary"))
+    assert payload["unread"] == 12
+    assert [i["title"] for i in payload["items"]] == [f"【提示】第 {i} 条" for i in range(9, 1, -1)]
+
+
+def test_summary_refuses_those_without_an_inbox(api, client, inbox):
+    assert_error(api("admin").get("/inbox/summary"), 403, "INBOX_NOT_YOURS")
+    assert_error(client.get("/api/v1/inbox/summary"), 401, "AUTH_REQUIRED")
+
+
+def test_mark_all_read_marks_only_the_callers_unit_up_to_the_newest_shown(api, db, inbox):
+    dongguan = api("dongguan")
+    shown = data(dongguan.get("/inbox/summary"))
+    newest = shown["items"][0]["id"]
+    # One arrives after the reader looked: it stays unread.
+    deliver(db, [note(db, DONGGUAN, "【催办】新到")], TICKED_AT)
+    db.flush()
+
+    answer = data(dongguan.post("/inbox/read-all", json={"up_to": newest}))
+    assert answer == {"marked": 2, "unread": 1}
+    db.expire_all()
+    street = items_of(db, DONGGUAN)
+    assert [n.read_at is None for n in street] == [True, False, False]
+    reader = get_user(db, "dongguan")
+    assert {n.read_by_id for n in street[1:]} == {reader.id}
+    # Other units' inboxes are untouched.
+    assert all(n.read_at is None for n in items_of(db, "U-CGJ"))
+    assert all(n.read_at is None for n in items_of(db, "U-HOTLINE"))
+
+    # Again, without a limit: the rest; then nothing left (the first reader is kept).
+    first_read = street[1].read_at
+    assert data(dongguan.post("/inbox/read-all")) == {"marked": 1, "unread": 0}
+    assert data(dongguan.post("/inbox/read-all", json={})) == {"marked": 0, "unread": 0}
+    db.expire_all()
+    assert items_of(db, DONGGUAN)[1].read_at == first_read
+
+
+def test_mark_all_read_checks_its_body_and_who_asks(api, inbox):
+    error = assert_error(
+        api("dongguan").post("/inbox/read-all", json={"up_to": "x"}), 422, "VALIDATION_FAILED"
+    )
+    assert "up_to" in error["details"]
+    error = assert_error(
+        api("dongguan").post("/inbox/read-all", json={"everything": True}), 422, "VALIDATION_FAILED"
+    )
+    assert "everything" in error["details"]
+    assert_error(api("admin").post("/inbox/read-all"), 403, "INBOX_NOT_YOURS")
+
+
+def test_mark_all_read_with_a_session_needs_the_csrf_header(client, db, inbox, web_login):
+    web_login(client, "dongguan")
+    missing = client.post("/api/v1/inbox/read-all", json={})
+    assert_error(missing, 403, "CSRF_FAILED")
+    assert all(n.read_at is None for n in items_of(db, DONGGUAN))
+    with client.session_transaction() as session:
+        token = session["csrf_token"]
+    answer = client.post("/api/v1/inbox/read-all", json={}, headers={"X-CSRF-Token": token})
+    assert data(answer) == {"marked": 2, "unread": 0}
