@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from classifier.intent import RequestTypeModel
+from classifier.intent import RequestTypeModel, UrgencyModel
 from classifier.text_model import CategoryModel
 
 
@@ -14,3 +14,6 @@ class ModelBundle:
     label_names: dict = field(default_factory=dict)
     #: Learned from this city's dispatched tickets (``hotline classifier train-router``).
     router: object = None
+    #: Emergency or not, and where to transfer (``classifier.intent.urgency``); None (and in
+    #: versions saved before it existed): the rules alone.
+    urgency: UrgencyModel | None = None

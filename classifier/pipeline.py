@@ -63,7 +63,11 @@ class Suggester:
             for code, p in prediction.top
         ]
         best = None if prediction.abstain else prediction.top[0][0]
-        urgency = intent.urgency(clean, utility_category=bool(best and self._utility(best)))
+        urgency = intent.urgency(
+            clean,
+            utility_category=bool(best and self._utility(best)),
+            model=getattr(self.bundle, "urgency", None),
+        )
         place = self._place(clean, address, lng, lat)
         area_code = place.get("code") if place else None
         units = []

@@ -44,3 +44,66 @@ def user_words(seed_dir=SEED_DIR):
         words.update(names)
     words.update(name for name, _ in category_tree(seed_dir).values())
     return sorted(words)
+
+
+# -- the emergency test list ------------------------------------------------------------------
+
+#: Halves of the urgency data: models learn and thresholds are tuned on "dev" only; "eval" is
+#: for measuring (``bench/urgency.py``). See ``seed_data/corpus/README.md``.
+SPLITS = ("dev", "eval")
+
+
+def urgency_cases(split, seed_dir=SEED_DIR):
+    """Labelled urgency cases of one half, as dicts ``{text, emergency, transfer_to, source}``.
+
+    ``source`` says which set a case belongs to: ``"cases"`` (the written emergency test list:
+    emergencies and their look-alikes) or ``"ordinary"`` (everyday calls, none an emergency).
+
+    - ``corpus/urgency_cases.jsonl``: the ``split`` field of each line;
+    - ``corpus/emergency_cases.jsonl``: even lines (0, 2, 4 …) dev, odd lines eval;
+    - ordinary calls: ``corpus/messages.jsonl`` and the call templates of ``calls.json`` (with a
+      road for ``{place}``), even lines dev, odd lines eval, leaving out the few marked as an
+      emergency (they have no transfer line and are no "ordinary" call).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    seed_dir = Path(seed_dir)
+    want = SPLITS.index(split)
+    rows = []
+    for row in read_jsonl(seed_dir / "corpus" / "urgency_cases.jsonl"):
+        if row["split"] == split:
+            rows.append(_case(row["text"], row["emergency"], row.get("transfer_to"), "cases"))
+    for i, row in enumerate(read_jsonl(seed_dir / "corpus" / "emergency_cases.jsonl")):
+        if i % 2 == want:
+            rows.append(_case(row["text"], row["emergency"], row.get("transfer_to"), "cases"))
+    for i, text in enumerate(ordinary_calls(seed_dir)):
+        if i % 2 == want:
+            rows.append(_case(text, False, None, "ordinary"))
+    return rows
+
+
+def ordinary_calls(seed_dir=SEED_DIR):
+    """Everyday calls of the seed corpus, in a fixed order: the messages, then the templates."""
+    seed_dir = Path(seed_dir)
+    texts = [
+        m["text"]
+        for m in read_jsonl(seed_dir / "corpus" / "messages.jsonl")
+        if m["urgency"] != "emergency"
+    ]
+    calls = read_json(seed_dir / "calls.json")
+    roads = sorted({road for names in calls["roads"].values() for road in names})
+    texts += [
+        t["content"].replace("{place}", roads[i % len(roads)])
+        for i, t in enumerate(calls["templates"])
+        if t["urgency"] != "emergency"
+    ]
+    return texts
+
+
+def _case(text, emergency, transfer_to, source):
+    return {
+        "text": text,
+        "emergency": bool(emergency),
+        "transfer_to": transfer_to if emergency else None,
+        "source": source,
+    }

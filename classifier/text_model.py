@@ -69,23 +69,26 @@ class TfidfFeatures:
             return _char_gram_counts(text, self.ngram_range, self.lowercase)
         return Counter(self.tokenizer(text.lower() if self.lowercase else text))
 
-    def transform(self, texts):
+    def row(self, text):
+        """(columns, weights) of one text's TF-IDF vector, without building a matrix."""
         vocabulary, idf = self.vocabulary, self.idf
+        counts = {}
+        for term, n in self._counts(text).items():
+            index = vocabulary.get(term)
+            if index is not None:
+                counts[index] = n
+        columns = np.fromiter(counts, dtype=np.int32, count=len(counts))
+        weights = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
+        weights *= idf[columns]
+        norm = np.sqrt(weights @ weights)
+        if norm > 0:
+            weights /= norm
+        return columns, weights
+
+    def transform(self, texts):
         indptr, indices, values = [0], [], []
         for text in texts:
-            counts = {}
-            for term, n in self._counts(text).items():
-                index = vocabulary.get(term)
-                if index is not None:
-                    counts[index] = n
-            columns = np.fromiter(counts, dtype=np.int32, count=len(counts))
-            weights = 1.0 + np.log(
-                np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-            )
-            weights *= idf[columns]
-            norm = np.sqrt(weights @ weights)
-            if norm > 0:
-                weights /= norm
+            columns, weights = self.row(text)
             indices.append(columns)
             values.append(weights)
             indptr.append(indptr[-1] + len(columns))
@@ -95,7 +98,7 @@ class TfidfFeatures:
                 np.concatenate(indices) if indices else np.array([], dtype=np.int32),
                 indptr,
             ),
-            shape=(len(texts), len(idf)),
+            shape=(len(texts), len(self.idf)),
         )
 
 

@@ -122,7 +122,8 @@ def train(
     )
     texts, labels = results["data"]
     model, metrics = results["model"]
-    bundle = ModelBundle(model)
+    urgency, urgency_meta = _urgency_model()
+    bundle = ModelBundle(model, urgency=urgency)
     meta = {
         "source": click.format_filename(input_path),
         "text_columns": columns,
@@ -131,9 +132,22 @@ def train(
         "unlabelled_rows": len(results["unlabelled"]),
         "training_sha256": training.digest(texts, labels),
         "metrics": metrics or {},
+        "urgency": urgency_meta,
     }
     version = artefact.save(bundle, _models_dir(), meta, activate=activate)
     _report(version, metrics, activate)
+
+
+def _urgency_model():
+    """A city's history has no emergency labels: its model keeps the active version's emergency
+    model, or one learned from the seed corpus (seconds), never the rules alone."""
+    models_dir = _models_dir()
+    version = artefact.active_version(models_dir)
+    if version is not None:
+        bundle, meta = artefact.load(models_dir, version)
+        if getattr(bundle, "urgency", None) is not None:
+            return bundle.urgency, {**meta.get("urgency", {}), "from_version": version}
+    return training.train_urgency()
 
 
 @group.command("train-default")

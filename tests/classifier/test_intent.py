@@ -1,20 +1,29 @@
-"""Urgency rules (emergency / urgent / normal, where to transfer) and the request type."""
+"""Urgency (emergency / urgent / normal, where to transfer): the rules alone and with the learned
+model; and the request type."""
 
+import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from classifier import training
+from classifier.bundle import ModelBundle
 from classifier.intent import (
+    LINES,
     REQUEST_TYPES,
     RequestTypeModel,
     Urgency,
+    UrgencyModel,
     request_type_by_rules,
     urgency,
 )
 from classifier.normalize import normalize
+from classifier.seeds import ordinary_calls, read_jsonl, urgency_cases
 
-CASES_FILE = Path(__file__).resolve().parents[2] / "seed_data" / "corpus" / "emergency_cases.jsonl"
+CORPUS = Path(__file__).resolve().parents[2] / "seed_data" / "corpus"
+CASES_FILE = CORPUS / "emergency_cases.jsonl"
 
 
 def _cases():
@@ -167,6 +176,168 @@ def test_right_now_overrides_the_not_now_signs():
     # "隐患" alone holds the rule back; "现在正在冒烟" says it is happening
     assert urgency("楼道电线有安全隐患").tier == "normal"
     assert urgency("楼道电线有安全隐患，现在正在冒烟").transfer_to == "119"
+
+
+# -- the wider test list and the learned model -------------------------------------------------
+
+URGENCY_CASES = read_jsonl(CORPUS / "urgency_cases.jsonl")
+
+
+def test_the_urgency_list_is_what_the_readme_describes():
+    assert len(URGENCY_CASES) == 689
+    positives = [r for r in URGENCY_CASES if r["emergency"]]
+    assert len(positives) == 333
+    assert {r["transfer_to"] for r in positives} == set(LINES)
+    assert all("transfer_to" not in r for r in URGENCY_CASES if not r["emergency"])
+    assert {r["split"] for r in URGENCY_CASES} == {"dev", "eval"}
+    # each kind is cut in two halves that differ by at most one call
+    for kind in {r["kind"] for r in URGENCY_CASES}:
+        halves = [
+            sum(r["kind"] == kind and r["split"] == split for r in URGENCY_CASES)
+            for split in ("dev", "eval")
+        ]
+        assert abs(halves[0] - halves[1]) <= 1, kind
+    texts = [r["text"] for r in URGENCY_CASES]
+    assert len(set(texts)) == len(texts)
+    others = {r["text"] for r in CASES} | {m["text"] for m in read_jsonl(CORPUS / "messages.jsonl")}
+    assert not set(texts) & others
+
+
+def test_the_halves_are_disjoint_and_cover_every_source():
+    dev, held_out = urgency_cases("dev"), urgency_cases("eval")
+    assert not {r["text"] for r in dev} & {r["text"] for r in held_out}
+    everything = len(URGENCY_CASES) + len(CASES) + len(ordinary_calls())
+    assert len(dev) + len(held_out) == everything
+    for half in (dev, held_out):
+        assert {r["source"] for r in half} == {"cases", "ordinary"}
+        assert not any(r["emergency"] for r in half if r["source"] == "ordinary")
+        assert all(r["transfer_to"] in LINES for r in half if r["emergency"])
+    with pytest.raises(ValueError):
+        urgency_cases("test")
+
+
+@pytest.fixture(scope="module")
+def urgency_model():
+    model, meta = training.train_urgency()
+    assert meta["training_rows"] == len(urgency_cases("dev"))  # never the held-out half
+    return model
+
+
+def _learned_rates(model, rows):
+    said = [urgency(r["text"], model=model).tier == "emergency" for r in rows]
+    positives = [s for r, s in zip(rows, said, strict=True) if r["emergency"]]
+    negatives = [s for r, s in zip(rows, said, strict=True) if not r["emergency"]]
+    return sum(positives) / len(positives), sum(negatives) / len(negatives)
+
+
+def test_learned_model_on_the_held_out_half(urgency_model):
+    """The issue's targets are recall 0.99 and false alarms 5 %; bench/urgency.py reports the
+    figures (measured 0.979 / 0.044). Here: they do not slip, and the model beats the rules
+    alone on false alarms by far without losing recall."""
+    rows = urgency_cases("eval")
+    recall, false_alarms = _learned_rates(urgency_model, rows)
+    rules_recall, rules_false_alarms = _learned_rates(None, rows)
+    assert recall >= 0.97, recall
+    assert false_alarms <= 0.05, false_alarms
+    assert recall >= rules_recall
+    assert false_alarms <= rules_false_alarms / 2
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        # missed by the rules before the model (issue 13)
+        ("有人站在楼顶上，看样子要往下跳", "110"),
+        ("一个工人的手被机器卷进去了，一直在流血", "120"),
+        # the clear cases still go where the rules send them
+        ("我家厨房燃气泄漏了，满屋子都是味", "utility"),
+        ("楼下饭店着火了，火很大", "119"),
+        ("胜利东街路口发生车祸，两辆车堵在路中间", "122"),
+    ],
+)
+def test_learned_model_finds_emergencies(urgency_model, text, line):
+    result = urgency(text, model=urgency_model)
+    assert (result.tier, result.transfer_to) == ("emergency", line)
+    assert result.evidence and result.evidence in normalize(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # false alarms named in issue 13
+        "村边那条河的河水变黑了，还发臭",
+        "工地晚上打桩，咚咚响到半夜，吵得睡不着",
+        "路口的井盖丢了，一直没人补",
+        "孩子报的培训学校关门了，老板卷着学费跑了",
+        "小区门口的路灯坏了，昨晚有个老人差点摔倒",
+        # the rules fire on these; the model reads them as look-alikes
+        "去年我在工地上从架子上摔下来，腿断了，到现在老板不给工伤赔偿",
+        "请问120急救车的费用能用医保报销吗",
+    ],
+)
+def test_learned_model_holds_back_look_alikes(urgency_model, text):
+    assert urgency(text, model=urgency_model).tier != "emergency"
+
+
+def test_learned_model_keeps_outages_urgent(urgency_model):
+    assert urgency("我们小区从早上开始停水，到现在还没来水", model=urgency_model) == Urgency(
+        "urgent", None, "停水"
+    )
+    text = "燃气公司的营业厅工作人员态度不好"
+    assert urgency(text, model=urgency_model) == Urgency("normal")
+    assert urgency(text, utility_category=True, model=urgency_model).tier == "urgent"
+
+
+def test_learned_emergencies_always_name_a_line_and_a_clause(urgency_model):
+    for row in urgency_cases("eval"):
+        result = urgency(row["text"], model=urgency_model)
+        if result.tier == "emergency":
+            assert result.transfer_to in LINES, row
+            assert result.evidence and result.evidence in normalize(row["text"]), row
+        else:
+            assert result.transfer_to is None, row
+
+
+def test_the_model_alone_raises_what_no_rule_knows(urgency_model):
+    text = "有个男的骑在十八楼的阳台栏杆上，一条腿悬在外面"
+    assert urgency(text).tier == "normal"  # no rule word
+    result = urgency(text, model=urgency_model)
+    assert result.tier == "emergency"
+    assert result.evidence in normalize(text)
+
+
+def test_rules_alone_without_a_model():
+    """No saved model, or a version saved before the urgency model existed: the rules decide."""
+    assert urgency("楼下饭店着火了，火很大", model=None) == Urgency("emergency", "119", "着火")
+    assert ModelBundle(category=None).urgency is None
+    old = ModelBundle.__new__(ModelBundle)  # as unpickled from an older version
+    old.__dict__.update({"category": None, "request_type": None, "label_names": {}})
+    assert getattr(old, "urgency", "missing") is None
+
+
+class _Doubting(UrgencyModel):
+    """The fitted model, reading every call as a look-alike."""
+
+    def probabilities(self, texts, *, signals=None):
+        return np.zeros(len(texts)), np.zeros(len(texts))
+
+
+def test_a_cry_for_help_stands_whatever_the_model_says(urgency_model):
+    doubting = copy.copy(urgency_model)
+    doubting.__class__ = _Doubting
+    assert urgency("楼下饭店着火了，火很大", model=doubting).tier == "normal"
+    assert urgency("救命，楼下饭店着火了", model=doubting) == Urgency("emergency", "119", "着火")
+    assert urgency("快叫救护车，我爸昏迷了", model=doubting).transfer_to == "120"
+
+
+def test_urgency_model_is_plain_arrays_after_fitting(urgency_model):
+    assert isinstance(urgency_model, UrgencyModel)
+    assert urgency_model.weights.shape[1] == 2
+    assert urgency_model.line_weights.shape[1] == len(LINES)
+    assert 0 < urgency_model.veto < 1 and 0 < urgency_model.alone <= 1
+    on_hit, alone = urgency_model.probabilities(["楼下着火了", "路灯坏了"])
+    assert on_hit.shape == alone.shape == (2,)
+    assert alone[0] > alone[1]
 
 
 # -- request type -----------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The intake pipeline on the seeded city: the default model, the gazetteer and grids built from
 the Area table, and the dispatch catalogue, put together by ``hotline.suggestions``."""
 
+import copy
+
 import pytest
 import sqlalchemy as sa
 from shapely.geometry import shape
@@ -105,6 +107,26 @@ def test_emergency_text(suggester):
     fire = suggester.suggest("楼下饭店着火了，冒黑烟")
     assert fire["urgency"]["tier"] == "emergency"
     assert fire["urgency"]["transfer_to"] == "119"
+
+
+def test_the_default_model_confirms_emergencies_with_its_urgency_model(suggester, bundle):
+    assert bundle.urgency is not None
+    # one word ("摔倒") no longer makes a street-light complaint an emergency (issue 13)
+    light = suggester.suggest("小区门口的路灯坏了，昨晚有个老人差点摔倒，赶紧修修吧")
+    assert light["urgency"]["tier"] != "emergency"
+    # …and a wording no rule knows is one
+    roof = suggester.suggest("有个男的骑在十八楼的阳台栏杆上，一条腿悬在外面")
+    assert roof["urgency"]["tier"] == "emergency"
+    assert roof["urgency"]["transfer_to"] in {"110", "119", "120", "122", "utility"}
+
+
+def test_a_bundle_without_an_urgency_model_uses_the_rules(db, bundle):
+    rules_only = copy.copy(bundle)
+    rules_only.urgency = None
+    suggester = build_suggester(db, rules_only)
+    fire = suggester.suggest("楼下饭店着火了，冒黑烟")
+    assert fire["urgency"] == {"tier": "emergency", "transfer_to": "119", "evidence": "着火"}
+    assert suggester.suggest(STREETLIGHT)["urgency"]["tier"] == "normal"
 
 
 def test_utility_category_makes_a_complaint_urgent(suggester):

@@ -181,6 +181,25 @@ def test_train_on_csv(hotline, models, table_csv):
 
     bundle, _ = artefact.load(models, version)
     assert bundle.category.predict(["四平路的公交车等了一个小时都不来"])[0].top[0][0] == "交通运输"
+    # the history has no emergency labels: with no active version, the emergency model is
+    # learned from the seed corpus, never the rules alone
+    assert bundle.urgency is not None
+    assert meta["urgency"]["training_rows"] > 1000
+    assert "from_version" not in meta["urgency"]
+
+
+def test_train_keeps_the_active_versions_emergency_model(hotline, models, table_csv):
+    first = saved_version(
+        ok(hotline("classifier", "train", "--input", str(table_csv), *TRAIN_ARGS, "--activate"))
+    )
+    second = saved_version(
+        ok(hotline("classifier", "train", "--input", str(table_csv), *TRAIN_ARGS))
+    )
+    assert artefact.read_meta(models, second)["urgency"]["from_version"] == first
+    old, _ = artefact.load(models, first)
+    new, _ = artefact.load(models, second)
+    assert (new.urgency.weights == old.urgency.weights).all()
+    assert (new.urgency.veto, new.urgency.alone) == (old.urgency.veto, old.urgency.alone)
 
 
 def test_train_on_xlsx_with_activate(hotline, models, table_xlsx):
