@@ -107,7 +107,7 @@ def test_dismiss_without_javascript(operator_page, db):
     page = operator_page.post("/console", data={**data, "action": "emergency:dismiss"}).get_data(
         as_text=True
     )
-    assert "已忽略紧急情况预警" in page and 'role="alert"' not in page
+    assert "已忽略紧急情况预警" in page and 'class="emergency" role="alert"' not in page
     assert 'value="emergency:show"' in page
     assert '<option value="normal" selected>一般</option>' in page
     data.update(emergency_decision="dismissed")
