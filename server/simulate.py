@@ -55,8 +55,9 @@ class CallGenerator:
     def phone(self):
         return "1" + self.rng.choice("3456789") + "".join(self.rng.choices("0123456789", k=9))
 
-    def call(self):
-        template = self.rng.choice(self.templates)
+    def call(self, template=None):
+        """A request body from ``template`` (default: a random one of ``calls.json``)."""
+        template = template or self.rng.choice(self.templates)
         address, area = self.place()
         body = {
             "channel": template.get("channel", "phone"),
