@@ -476,14 +476,15 @@ class _History:
         """The classifier's suggestions for every call at once (its batch path), as intake
         would have stored them; corpus messages without an address get the place the
         suggestion located, when it is sure of it."""
-        if not current_app or not current_app.config["CLASSIFIER_ENABLED"]:
-            return
         texts = [c for c in cases if c.body.get("content")]
-        results = suggestions.service().suggest_many(
-            self.session,
-            [c.body["content"] for c in texts],
-            addresses=[c.body.get("address") for c in texts],
-        )
+        if current_app and current_app.config["CLASSIFIER_ENABLED"]:
+            results = suggestions.service().suggest_many(
+                self.session,
+                [c.body["content"] for c in texts],
+                addresses=[c.body.get("address") for c in texts],
+            )
+        else:
+            results = [None] * len(texts)
         for case, result in zip(texts, results, strict=True):
             case.suggestion = result
             body = case.body
@@ -730,7 +731,8 @@ class _History:
         if case.wrong is not None and ticket.lead_unit_id == case.wrong.id:
             self.at(moment + dt.timedelta(minutes=case.rng.uniform(20, 240)), self._return, case)
             return
-        if case.rng.random() < 0.012 and case.rounds == 0:
+        designated = ticket.lead_assignment is not None and ticket.lead_assignment.designated
+        if case.rng.random() < 0.012 and case.rounds == 0 and not designated:
             self.at(moment + dt.timedelta(minutes=case.rng.uniform(20, 180)), self._return, case)
             return
         self._after_sign(case, moment)
