@@ -46,6 +46,18 @@ class SuggestionService:
         result["model_version"] = version
         return result
 
+    def suggest_many(self, session, texts, *, addresses=None):
+        """Suggestions for many complaints at once, through the classifier's batch path (the
+        models run once over all texts), each with the model version; None for each when no
+        model is active. For programs that receive many tickets (the demo's history)."""
+        suggester, version = self._suggester(session)
+        if suggester is None:
+            return [None] * len(texts)
+        results = suggester.suggest_many(texts, addresses=addresses)
+        for result in results:
+            result["model_version"] = version
+        return results
+
     def _suggester(self, session):
         version, bundle, _ = self.active.get()
         if bundle is None:

@@ -3,6 +3,7 @@
 import io
 import json
 import sys
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from hotline.db import get_session
 from hotline.enums import Role
 from hotline.errors import HotlineError
 from hotline.models import Area, Unit, User
-from server import cli_classifier, scheduler
+from server import cli_classifier, history, scheduler
 from server.app import create_app
 
 
@@ -73,16 +74,56 @@ def revision(message):
     migrate.revision(current_app.config["DATABASE_URL"], message)
 
 
+def _history_options(default_days):
+    def decorate(command):
+        command = click.option(
+            "--seed",
+            "history_seed",
+            default=history.DEFAULT_SEED,
+            show_default=True,
+            help="Random seed of the generated history (same seed, same history).",
+        )(command)
+        return click.option(
+            "--history-days",
+            default=default_days,
+            show_default=True,
+            type=click.IntRange(0, 3660),
+            help="Days of past tickets to generate through the real operations (0: none); "
+            "nothing is added if a history is already there.",
+        )(command)
+
+    return decorate
+
+
+def _make_history(days, history_seed):
+    """Generate the history in one transaction of its own and print what it holds."""
+    click.echo(f"生成近 {days} 天的演示历史（种子 {history_seed}）…")
+    sys.stdout.flush()
+    started = time.monotonic()
+    # A session that publishes nothing: the past is not news for the boards or the senders.
+    factory = current_app.extensions["hotline.db"]
+    with factory(info={"publisher": None, "notifier": None}) as session:
+        summary = history.generate(session, days=days, seed=history_seed)
+        session.commit()
+    for line in history.report(summary):
+        click.echo(line)
+    click.echo(f"  用时 {time.monotonic() - started:.1f} 秒")
+
+
 @main.command("seed")
 @click.option("--directory", default=str(seed.SEED_DIR), show_default=True)
+@_history_options(default_days=0)
 @with_appcontext
-def seed_command(directory):
-    """Load areas, units, categories, catalogue, time limits and demo users (idempotent)."""
+def seed_command(directory, history_days, history_seed):
+    """Load areas, units, categories, catalogue, time limits and demo users (idempotent);
+    with --history-days, also a realistic past of tickets (see server/history.py)."""
     session = get_session()
     counts = seed.load_all(session, directory)
     session.commit()
     for kind, count in counts.items():
         click.echo(f"{kind}: {count} new")
+    if history_days:
+        _make_history(history_days, history_seed)
 
 
 @main.command("create-user")
@@ -173,9 +214,11 @@ def _by_code(session, model, code, label):
     show_default=True,
     help="Run the SLA timers inside the demo server.",
 )
+@_history_options(default_days=history.DEFAULT_DAYS)
 @with_appcontext
-def demo(host, port, with_scheduler):
-    """Migrate, seed, print the demo logins and serve on HOST:PORT."""
+def demo(host, port, with_scheduler, history_days, history_seed):
+    """Migrate, seed, make the city's recent past, print the demo logins and serve on
+    HOST:PORT."""
     migrate.upgrade(current_app.config["DATABASE_URL"])
     session = get_session()
     seed.load_all(session)
@@ -187,6 +230,8 @@ def demo(host, port, with_scheduler):
 
         bundle, meta = training.train_default()
         artefact.save(bundle, models_dir, meta, activate=True)
+    if history_days:
+        _make_history(history_days, history_seed)
     url = f"http://{host}:{port}"
     click.echo(f"\n12345 热线工单系统已启动：{url}  (API: {url}/api/v1)")
     click.echo(f"登录：{url}/login（各角色登录后进入自己的工作台：受理台、派单台、待办工单 …）")

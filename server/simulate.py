@@ -9,7 +9,7 @@ import json
 import random
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 
 import requests
@@ -55,8 +55,9 @@ class CallGenerator:
     def phone(self):
         return "1" + self.rng.choice("3456789") + "".join(self.rng.choices("0123456789", k=9))
 
-    def call(self):
-        template = self.rng.choice(self.templates)
+    def call(self, template=None):
+        """A request body from ``template`` (default: a random one of ``calls.json``)."""
+        template = template or self.rng.choice(self.templates)
         address, area = self.place()
         body = {
             "channel": template.get("channel", "phone"),
@@ -137,6 +138,8 @@ class Lifecycle:
             for u in by_role.get("unit_handler", [])
         }
         self.open = deque(maxlen=500)
+        #: Operations the server refused, by name (a correct simulator has none).
+        self.refused = Counter()
 
     def add(self, ticket):
         self.open.append(ticket["number"])
@@ -152,21 +155,31 @@ class Lifecycle:
         lead = (ticket["lead_unit"] or {}).get("code")
         handler = self.handlers.get(lead)
         if status == "received":
-            unit = self._suggest(ticket) or self.rng.choice(list(self.handlers))
-            self.dispatcher.post(f"/tickets/{number}/dispatch", {"lead_unit": unit})
+            unit = self._suggest(ticket)
+            if unit is None:
+                return  # nowhere to send it: left to a human dispatcher
+            self._check("dispatch", self.dispatcher, number, {"lead_unit": unit})
         elif status in {"dispatched", "reopened"} and handler:
-            handler.post(f"/tickets/{number}/sign", {})
+            self._check("sign", handler, number, {})
         elif status == "signed" and handler:
-            handler.post(f"/tickets/{number}/contact", {"note": "已电话联系诉求人，约定上门查看。"})
+            self._check("contact", handler, number, {"note": "已电话联系诉求人，约定上门查看。"})
         elif status == "contacted" and handler:
-            handler.post(f"/tickets/{number}/finish", {"result": "经现场核实，问题已处理完毕。"})
+            self._check("finish", handler, number, {"result": "经现场核实，问题已处理完毕。"})
         elif status == "finished":
             self._call_back(number, ticket)
         else:
             return
         self.open.append(number)
 
+    def _check(self, operation, client, number, body):
+        response = client.post(f"/tickets/{number}/{operation}", body)
+        if response.status_code >= 400:
+            self.refused[operation] += 1
+        return response
+
     def _suggest(self, ticket):
+        """The unit the server's dispatch rule names (``routing.dispatch_unit``: never the
+        hotline centre), or None."""
         if not ticket["category"]:
             return None
         params = {"category": ticket["category"]["code"]}
@@ -177,12 +190,14 @@ class Lifecycle:
 
     def _call_back(self, number, ticket):
         if not ticket["requester_phone"]:
-            self.callback.post(f"/tickets/{number}/close", {"reason": "诉求人未留电话"})
+            self._check("close", self.callback, number, {"reason": "诉求人未留电话"})
             return
         # A happy answer archives the ticket; an unhappy one waits for a supervisor's review.
         happy = self.rng.random() < 0.85
-        self.callback.post(
-            f"/tickets/{number}/callback",
+        self._check(
+            "callback",
+            self.callback,
+            number,
             {
                 "outcome": "answered",
                 "solved": "solved" if happy else "unsolved",
@@ -216,4 +231,7 @@ def run(base_url, username, password, *, rate, count, lifecycle, random_seed, ec
         delay = next_at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+    if mover and mover.refused:
+        refused = "，".join(f"{name} {n} 次" for name, n in sorted(mover.refused.items()))
+        echo(f"服务器拒绝的操作：{refused}")
     return made

@@ -90,14 +90,15 @@ def get_ticket(number):
 
 
 def suggest_unit():
-    """The unit the dispatch catalogue names for ``category`` at ``area``."""
+    """The unit to dispatch ``category`` at ``area`` to (``routing.dispatch_unit``: the
+    catalogue's, else the place's own; never the hotline centre)."""
     db = get_session()
     if not request.args.get("category"):
         raise ValidationFailed("请提供事项分类 category", details={"category": "请提供事项分类"})
     category = by_code(db, Category, request.args["category"], "事项分类")
     area_code = request.args.get("area")
     area = by_code(db, Area, area_code, "区域") if area_code else None
-    unit = routing.catalogue_unit(db, category, area)
+    unit = routing.dispatch_unit(db, category, area)
     return ok({"unit": coded(unit)})
 
 

@@ -923,6 +923,11 @@ DONGGUAN = {"code": "U-S-370705001", "name": "东关街道办事处"}
         ({"category": "020101", "area": "370705001"}, {"code": "U-STHJ"}),
         # A first-level category has no rule of its own.
         ({"category": "01"}, None),
+        # 1103 热线服务: the catalogue names the hotline centre, which takes calls but handles
+        # none; the place's street office (else district government) gets it, never the centre.
+        ({"category": "110302", "area": "370705001001002"}, DONGGUAN),
+        ({"category": "110302", "area": "370705"}, {"code": "U-D-370705"}),
+        ({"category": "110302"}, None),
     ],
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else None,
 )

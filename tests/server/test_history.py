@@ -1,0 +1,171 @@
+"""The demo's history (server/history.py): a city's recent past made by the real operations."""
+
+import datetime as dt
+
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from dashboards import ranking, snapshots
+from dashboards.access import CITY
+from dispatch.states import IN_HANDLING
+from hotline.enums import (
+    AreaLevel,
+    Channel,
+    RankingClass,
+    Satisfaction,
+    TicketStatus,
+    TimerKind,
+    UnitKind,
+)
+from hotline.models import (
+    Area,
+    Assignment,
+    CallbackAttempt,
+    Notification,
+    Ticket,
+    TimerFiring,
+    Unit,
+)
+from server import history
+from server.cli import main
+from tests.helpers import is_postgres
+
+#: A Wednesday afternoon, local time 15:30: calls are still coming in.
+NOW = dt.datetime(2026, 11, 25, 7, 30, tzinfo=dt.UTC)
+MINE = Ticket.idempotency_key.like(history.KEY_PREFIX + "%")
+
+
+def _fingerprint(db, serial_numbers):
+    """Every history ticket as (key, number, status, lead unit, category, area, received)."""
+    rows = db.execute(
+        sa.select(
+            Ticket.idempotency_key,
+            Ticket.number,
+            Ticket.status,
+            Ticket.lead_unit_id,
+            Ticket.category_id,
+            Ticket.area_id,
+            Ticket.received_at,
+            Ticket.finished_at,
+            Ticket.callback_satisfaction,
+        )
+        .where(MINE)
+        .order_by(Ticket.received_at, Ticket.idempotency_key)
+    ).all()
+    # PostgreSQL's number serial comes from a sequence a rollback does not rewind.
+    return [(row[0], row[1] if serial_numbers else row[1][:10], *row[2:]) for row in rows]
+
+
+def test_same_seed_same_history_and_a_second_run_adds_nothing(db, database_url):
+    serial_numbers = not is_postgres(database_url)
+    first = history.generate(db, days=3, seed=5, now=NOW, per_day=20)
+    assert not first.already and first.tickets > 30
+    made = _fingerprint(db, serial_numbers)
+    assert len(made) == first.tickets
+
+    again = history.generate(db, days=3, seed=5, now=NOW, per_day=20)
+    assert again.already and again.tickets == first.tickets
+    other_seed = history.generate(db, days=3, seed=6, now=NOW, per_day=20)
+    assert other_seed.already and other_seed.seed == 5
+    assert _fingerprint(db, serial_numbers) == made
+    assert history.report(again)[0].startswith("演示历史已存在（种子 5")
+
+    db.rollback()
+    assert db.scalar(sa.select(sa.func.count()).select_from(Ticket).where(MINE)) == 0
+    second = history.generate(db, days=3, seed=5, now=NOW, per_day=20)
+    assert _fingerprint(db, serial_numbers) == made
+    assert second.by_status == first.by_status
+
+    db.rollback()
+    different = history.generate(db, days=3, seed=6, now=NOW, per_day=20)
+    assert _fingerprint(db, serial_numbers) != made
+    assert different.tickets > 30
+
+
+def test_a_week_of_history_looks_like_a_working_city(db, app):
+    summary = history.generate(db, days=7, seed=1, now=NOW, per_day=60)
+    assert 300 < summary.tickets < 500
+    assert set(summary.by_status) == set(TicketStatus), "every status is reached"
+    assert set(summary.by_channel) == set(Channel)
+    districts = db.scalars(sa.select(Area.name).where(Area.level == AreaLevel.district)).all()
+    assert set(districts) <= set(summary.by_district)
+
+    tickets = db.scalars(sa.select(Ticket).where(MINE)).all()
+    # Received over the week, Monday busier than Sunday, and nothing after the end.
+    assert all(NOW - dt.timedelta(days=7) < t.received_at <= NOW for t in tickets)
+    local = [t.received_at.astimezone(history.ZoneInfo("Asia/Shanghai")) for t in tickets]
+    monday = sum(1 for t in local if t.date() == dt.date(2026, 11, 23))
+    sunday = sum(1 for t in local if t.date() == dt.date(2026, 11, 22))
+    assert monday > 1.5 * sunday
+    assert sum(1 for t in local if 9 <= t.hour < 12) > 5 * sum(1 for t in local if t.hour < 6)
+
+    # Never the hotline centre; most tickets end with the unit they were first given.
+    centre_parts = db.scalar(
+        sa.select(sa.func.count())
+        .select_from(Assignment)
+        .join(Unit, Unit.id == Assignment.unit_id)
+        .join(Ticket, Ticket.id == Assignment.ticket_id)
+        .where(MINE, Unit.kind == UnitKind.hotline_centre)
+    )
+    assert centre_parts == 0
+    dispatched = [t for t in tickets if t.lead_unit_id is not None]
+    returned = [t for t in dispatched if t.lead_history]
+    assert 0 < len(returned) < 0.15 * len(dispatched)
+
+    # Overdue tickets are really overdue, and the timers fired as if the scheduler had run.
+    overdue = [t for t in tickets if t.status in IN_HANDLING and t.finish_due < NOW]
+    assert overdue
+    fired = set(
+        db.scalars(
+            sa.select(TimerFiring.ticket_id).where(TimerFiring.kind == TimerKind.finish_overdue)
+        )
+    )
+    assert {t.id for t in overdue} <= fired
+    assert all(t.next_due_at is None or t.next_due_at > NOW for t in tickets)
+    assert db.scalar(sa.select(sa.func.count()).select_from(Notification)) > 0
+
+    # Called back, mostly satisfied; some reopened, some exempted.
+    rated = [t.callback_satisfaction for t in tickets if t.callback_satisfaction]
+    assert rated.count(Satisfaction.satisfied) > 0.6 * len(rated)
+    assert db.scalar(sa.select(sa.func.count()).select_from(CallbackAttempt)) >= len(rated)
+    assert any(t.reopen_count for t in tickets)
+    assert any(t.scoring_exempt for t in tickets)
+    assert summary.facts["超期未办结（现在）"] == len(overdue)
+
+    # The month's ranking and the city board have content.
+    month = ranking.load(db, "2026-11", now=NOW, config=app.config)
+    assert month.totals["dispatched"] > 200
+    assert month.ranked(RankingClass.department)
+    board = snapshots.Board(db, app.config, now=NOW)
+    rates = snapshots.month_rates(db, app.config, force=True, now=NOW)
+    city = board.snapshots([CITY], month=rates)[CITY]
+    today = city["today"]
+    assert today["received"] > 20 and today["dispatched"] > 10 and today["signed"] > 5
+    assert today["overdue"] == len(overdue)
+    assert city["overdue"] and city["feed"]
+    assert len(city["rates"]["month"]["rows"]) >= 5 and city["rates"]["month"]["total"]
+
+
+def test_seed_command_makes_and_then_keeps_the_history(tmp_path, models_dir):
+    url = f"sqlite:///{tmp_path / 'history.sqlite'}"
+    env = {
+        "HOTLINE_DATABASE_URL": url,
+        "HOTLINE_SECRET_KEY": "cli-test",
+        "HOTLINE_CLASSIFIER_MODELS_DIR": models_dir,
+    }
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    first = runner.invoke(main, ["seed", "--history-days", "2", "--seed", "9"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "已生成近 2 天的演示历史（种子 9）" in first.output
+    assert "按状态" in first.output and "已归档" in first.output
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        count = conn.scalar(sa.select(sa.func.count()).select_from(Ticket).where(MINE))
+    assert count > 20
+    again = runner.invoke(main, ["seed", "--history-days", "2", "--seed", "9"], env=env)
+    assert again.exit_code == 0, again.output
+    assert f"演示历史已存在（种子 9，{count} 件工单），本次未重复生成" in again.output
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(Ticket).where(MINE)) == count
+    engine.dispose()
