@@ -99,27 +99,6 @@ def _categories(db):
     ]
 
 
-def category_groups(db):
-    """Active leaf categories grouped under their parents, for a ``select[data-picker]``:
-    [("一级 › 二级", [(code, name), …]), …] in code order. Without the picker's script the
-    optgroups keep the plain select usable."""
-    rows = db.execute(
-        sa.select(Category.code, Category.name, Category.level)
-        .where(Category.active)
-        .order_by(Category.code)
-    ).all()
-    names = {r.code: r.name for r in rows}
-    parents = {r.code[:-2] for r in rows if r.level > 1}
-    groups = {}
-    for r in rows:
-        if r.code in parents:
-            continue  # a branch: its leaves are the choices
-        parent = r.code[:-2]
-        label = " › ".join(names.get(parent[:n], parent[:n]) for n in range(2, len(parent) + 1, 2))
-        groups.setdefault(label or "其他", []).append((r.code, r.name))
-    return list(groups.items())
-
-
 def suggested(ticket):
     """The suggestion's first unit and top category codes (None where there is none)."""
     suggestion = ticket.suggestion or {}
@@ -371,7 +350,6 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
         my_assignment=mine,
         units=_units_by_kind(db) if dispatcher_forms else [],
         categories=_categories(db) if "dispatch" in actions else [],
-        category_groups=category_groups(db) if "reclassify" in actions else [],
         urgencies=list(Urgency),
         request_types=list(RequestType),
         hint=hint,
