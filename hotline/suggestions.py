@@ -6,6 +6,9 @@ another version (noticed within seconds, no restart) or after ``REFERENCE_TTL`` 
 and catalogue edits reach it).
 """
 
+import hashlib
+import hmac
+import json
 import logging
 import threading
 import time
@@ -109,17 +112,88 @@ def build_suggester(session, bundle):
     )
 
 
-def for_intake(session, text, *, address=None, lng=None, lat=None):
-    """The suggestion stored with a new ticket. A failing classifier must never lose a call:
-    the ticket is then received without one and the error is logged."""
+def for_intake(session, text, *, address=None, lng=None, lat=None, offered=None):
+    """The suggestion stored with a new ticket: ``offered`` (what ``POST /api/v1/suggest``
+    answered the console for this very text, see ``reusable``) when it proves to be that,
+    else computed now. A failing classifier must never lose a call: the ticket is then
+    received without one and the error is logged."""
     if not current_app or not current_app.config["CLASSIFIER_ENABLED"]:
         # Outside an application (a script driving the operations) there is no model.
         return None
     try:
+        if offered is not None:
+            reused = reusable(offered, text, address=address, lng=lng, lat=lat)
+            if reused is not None:
+                return reused
         return service().suggest(session, text, address=address, lng=lng, lat=lat)
     except Exception:
         log.exception("classifier failed at intake; ticket received without suggestion")
         return None
+
+
+# -- handing a suggestion back ------------------------------------------------------------
+# The console asks for the suggestion while the operator types; receiving the call then sends
+# it back instead of making the server classify the same text again. The server signs what it
+# answered (HMAC-SHA256 with the application's SECRET_KEY over the text, address, position
+# and the suggestion with its model version and time), so a suggestion handed back is used only
+# when it was made by this server, for exactly this text, by the model still active, within
+# ``SUGGESTION_REUSE_SECONDS``. Anything else is ignored and the suggestion computed again.
+
+#: The member of a suggestion carrying its signature.
+SEAL = "seal"
+
+
+def _seal_key():
+    return hmac.new(
+        current_app.config["SECRET_KEY"].encode(), b"hotline.suggestion.v1", hashlib.sha256
+    ).digest()
+
+
+def _plain(value):
+    """``value`` with whole floats as integers: JavaScript hands 1.0 back as 1."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _signature(suggestion, text, address, lng, lat):
+    body = {k: v for k, v in suggestion.items() if k != SEAL}
+    message = json.dumps(
+        _plain([text, address, lng, lat, body]), sort_keys=True, ensure_ascii=False, default=str
+    )
+    return hmac.new(_seal_key(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def sealed(suggestion, text, *, address=None, lng=None, lat=None, now=None):
+    """``suggestion`` with the time it was made and its signature (``seal``) for this text."""
+    result = {k: v for k, v in suggestion.items() if k != SEAL}
+    result["sealed_at"] = int(now if now is not None else time.time())
+    result[SEAL] = _signature(result, text, address, lng, lat)
+    return result
+
+
+def reusable(offered, text, *, address=None, lng=None, lat=None, now=None):
+    """The suggestion ``offered`` back by a client (without its seal) when its signature
+    matches this text, address and position, its model version is the active one and it is
+    recent; else None (the caller computes it again)."""
+    if not isinstance(offered, dict) or not isinstance(offered.get(SEAL), str):
+        return None
+    expected = _signature(offered, text, address, lng, lat)
+    if not hmac.compare_digest(expected, offered[SEAL]):
+        return None
+    made = offered.get("sealed_at")
+    now = now if now is not None else time.time()
+    max_age = current_app.config["SUGGESTION_REUSE_SECONDS"]
+    if not isinstance(made, int) or not (now - max_age <= made <= now + 60):
+        return None
+    version, _, _ = service().active.get()
+    if version is None or offered.get("model_version") != version:
+        return None
+    return {k: v for k, v in offered.items() if k not in (SEAL, "sealed_at")}
 
 
 def dispatch_confidence(suggestion):

@@ -65,6 +65,9 @@ FORM_FIELDS = (
     "urgency",
     "channel",
     "area",
+    # Hidden: the signed suggestion the page's script received while the operator typed,
+    # handed back so that receiving does not classify the text again.
+    "suggestion",
 )
 #: The emergency lines a call may be handed to from the console.
 EMERGENCY_TARGETS = (

@@ -34,7 +34,9 @@ def create_blueprint():
 
 
 def suggest():
-    """What the classifier makes of a text being typed in: category, type, urgency, place, units."""
+    """What the classifier makes of a text being typed in: category, type, urgency, place,
+    units; with ``sealed_at`` and ``seal``, so that ``POST /api/v1/tickets`` may be sent the
+    whole object back as ``suggestion`` for the same text (then not classified again)."""
     require_role(SUGGEST_ROLES)
     fields = Fields(json_body())
     content = fields.content()
@@ -46,7 +48,8 @@ def suggest():
     )
     if result is None:
         raise Conflict("尚未启用分类模型，请管理员先训练并启用", code="NO_ACTIVE_MODEL")
-    return ok(result)
+    # Signed, so that creating the ticket can hand it back instead of computing it again.
+    return ok(suggestions.sealed(result, content, address=address, lng=lng, lat=lat))
 
 
 def list_models():

@@ -10,7 +10,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var content = $("content"), address = $("address"), phone = $("requester_phone");
   var category = $("category"), requestType = $("request_type"), urgency = $("urgency");
-  var area = $("area");
+  var area = $("area"), sealed = $("suggestion");
   var EMERGENCY = { "110": "110 报警", "119": "119 火警", "120": "120 急救", "122": "122 交通事故" };
   var TYPES = {}, TIERS = {};
   Array.prototype.forEach.call(requestType.options, function (o) { TYPES[o.value] = o.text; });
@@ -158,6 +158,8 @@
       : Promise.resolve(null);
     suggested.then(function (s) {
       if (!current()) return;
+      // Handed back on submit: the server reuses it if it still matches the text.
+      sealed.value = s && s.seal ? JSON.stringify(s) : "";
       suggestedArea = s && s.area ? s.area.code : null;
       var units = s && s.units ? s.units.map(function (u) { return u.code; }) : [];
       var query = "?area=" + encodeURIComponent(suggestedArea || "") + "&units=" + encodeURIComponent(units.join(","));
