@@ -5,8 +5,17 @@ then several client processes post realistic calls (``server.simulate.CallGenera
 keep-alive connections for a fixed time. Prints a table; ``--json PATH`` writes
 ``{"tickets_per_s", "p50_ms", "p99_ms", "errors", "tickets"}`` (plus details).
 
+Suggestions (``--suggestions``): by default every ticket carries one, as at a real console:
+the client asks ``POST /api/v1/suggest`` for each call while it is "typed" (before the timed
+run, as the operator's typing precedes the submit) and hands the signed answer back in the
+ticket's ``suggestion`` member, so the server checks it instead of classifying again
+(``reuse``). ``server`` sends no suggestion and the server computes it at receive; ``off``
+disables the classifier. A share of the calls (``--blank-area``) leaves the area empty, as
+operators do, so that receive fills it from the suggested place.
+
     python bench/intake.py                      # 30 s, 3 workers × 2 threads, 8 clients
     python bench/intake.py --seconds 60 --json bench/results/intake.json
+    python bench/intake.py --database-url sqlite:////tmp/intake.sqlite   # SQLite
 """
 
 import argparse
@@ -14,6 +23,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import random
 import signal
 import socket
 import statistics
@@ -38,6 +48,11 @@ from server.simulate import CallGenerator
 ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SUGGESTION_MODES = {
+    "reuse": "on, handed back by the client (signed)",
+    "server": "on, computed by the server at receive",
+    "off": "off",
+}
 
 
 def fresh_database(admin_url, name):
@@ -168,16 +183,67 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def run(args):
-    url = args.database_url or fresh_database(args.admin_url, "hotline_bench_intake")
-    token = prepare(url)
+def calls(count, blank_area, seed=20261204):
+    """``count`` call bodies; a ``blank_area`` share without an area."""
     generator = CallGenerator()
-    bodies = [json.dumps(generator.call(), ensure_ascii=False).encode() for _ in range(2000)]
+    rng = random.Random(seed)
+    bodies = []
+    for _ in range(count):
+        body = generator.call()
+        if rng.random() < blank_area:
+            del body["area"]
+        bodies.append(body)
+    return bodies
+
+
+def with_suggestions(port, token, bodies, threads=4):
+    """Each body with the signed suggestion ``POST /api/v1/suggest`` answers for its text
+    (what the console receives while the operator types)."""
+    import threading
+
+    out = [None] * len(bodies)
+
+    def work(index):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        for i in range(index, len(bodies), threads):
+            body = bodies[i]
+            ask = {"content": body["content"], "address": body.get("address")}
+            conn.request("POST", "/api/v1/suggest", body=json.dumps(ask), headers=headers)
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            if response.status != 200:
+                raise RuntimeError(f"suggest failed: {response.status} {answer}")
+            out[i] = {**body, "suggestion": answer["data"]}
+        conn.close()
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if any(body is None for body in out):
+        raise RuntimeError("could not fetch every suggestion")
+    return out
+
+
+def run(args):
+    if args.database_url and args.database_url.startswith("sqlite"):
+        url = args.database_url
+        Path(sa.make_url(url).database).unlink(missing_ok=True)
+    else:
+        url = args.database_url or fresh_database(args.admin_url, "hotline_bench_intake")
+    token = prepare(url)
+    calls_made = calls(args.calls, args.blank_area)
     port = free_port()
     models_dir = tempfile.mkdtemp(prefix="hotline-bench-models-")
     default_model(models_dir)
-    server = start_server(url, port, args.workers, args.threads, models_dir, args.classifier)
+    classifier = args.suggestions != "off"
+    server = start_server(url, port, args.workers, args.threads, models_dir, classifier)
     try:
+        if args.suggestions == "reuse":
+            calls_made = with_suggestions(port, token, calls_made)
+        bodies = [json.dumps(body, ensure_ascii=False).encode() for body in calls_made]
         # Warm-up: connections, caches, the first requests of every worker.
         warm = multiprocessing.Queue()
         now = time.time()
@@ -211,6 +277,9 @@ def run(args):
     engine = make_engine(url)
     with engine.connect() as conn:
         stored = conn.execute(sa.select(sa.func.count()).select_from(Ticket)).scalar()
+        filled = conn.execute(
+            sa.select(sa.func.count()).select_from(Ticket).where(Ticket.area_source == "suggested")
+        ).scalar()
     engine.dispose()
     ok = len(latencies)
     result = {
@@ -226,7 +295,10 @@ def run(args):
         "seconds": args.seconds,
         "clients": per_process * args.client_processes,
         "gunicorn": f"{args.workers} workers × {args.threads} threads (gthread)",
-        "classifier": args.classifier,
+        "suggestions": args.suggestions,
+        "blank_area": args.blank_area,
+        "area_filled_from_suggestion": filled,
+        "database": sa.make_url(url).get_backend_name(),
     }
     return result
 
@@ -237,7 +309,9 @@ def print_table(r):
         ("duration (s)", r["seconds"]),
         ("concurrent clients", r["clients"]),
         ("server", r["gunicorn"]),
-        ("classifier suggestions at intake", "on" if r["classifier"] else "off"),
+        ("database", r["database"]),
+        ("suggestions", SUGGESTION_MODES[r["suggestions"]]),
+        ("calls with a blank area", f"{r['blank_area']:.0%}"),
         ("tickets/s", r["tickets_per_s"]),
         ("latency p50 (ms)", r["p50_ms"]),
         ("latency p90 (ms)", r["p90_ms"]),
@@ -245,6 +319,7 @@ def print_table(r):
         ("latency max (ms)", r["max_ms"]),
         ("errors", r["errors"]),
         ("tickets in database (incl. warm-up)", r["stored_in_database"]),
+        ("of which area filled from the suggestion", r["area_filled_from_suggestion"]),
     ]
     print_rows(rows)
 
@@ -266,13 +341,29 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--client-processes", type=int, default=2)
-    parser.add_argument("--database-url", help="an empty PostgreSQL database (default: fresh one)")
+    parser.add_argument(
+        "--database-url",
+        help="an empty PostgreSQL database, or a SQLite file (replaced) "
+        "(default: a fresh PostgreSQL database)",
+    )
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     parser.add_argument(
+        "--suggestions",
+        choices=sorted(SUGGESTION_MODES),
+        default="reuse",
+        help="reuse: the client hands back the suggestion it got while typing (default); "
+        "server: the server computes it at receive; off: classifier disabled",
+    )
+    parser.add_argument(
         "--no-classifier",
-        dest="classifier",
-        action="store_false",
-        help="receive without computing suggestions (HOTLINE_CLASSIFIER_ENABLED=false)",
+        dest="suggestions",
+        action="store_const",
+        const="off",
+        help="the same as --suggestions off",
+    )
+    parser.add_argument("--calls", type=int, default=1000, help="distinct call bodies")
+    parser.add_argument(
+        "--blank-area", type=float, default=0.5, help="share of calls without an area"
     )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()

@@ -8,11 +8,15 @@ point inside one grid of the place, not near a boundary: the rule of
 ``classifier.geo.GridLocator``) or from a community that has exactly one grid. Anything less
 sure leaves the area empty: the ticket waits in the dispatcher's queue as 待定位 and the
 dispatcher sets it; nothing is guessed.
+
+Areas and a community's grids come from the per-process reference cache (``hotline.cache``),
+so filling an area costs no query once the place has been seen.
 """
 
 import sqlalchemy as sa
 
 from classifier.geo import GridLocator
+from hotline.cache import reference_rows
 from hotline.enums import AreaLevel
 from hotline.models import Area
 
@@ -30,6 +34,29 @@ def confident_place(place, min_confidence):
     return place["code"]
 
 
+def _area(session, code):
+    # The key and loader of ``hotline.schemas.lookup_code``: one cached row per area.
+    return reference_rows.get(
+        session,
+        ("Area", code),
+        lambda s: s.scalars(sa.select(Area).where(Area.code == code)).first(),
+    )
+
+
+def _grids(session, community):
+    """(grid codes, a GridLocator over those with a polygon) of a community."""
+
+    def load():
+        rows = session.execute(
+            sa.select(Area.code, Area.polygon)
+            .where(Area.parent_id == community.id, Area.level == AreaLevel.grid)
+            .order_by(Area.code)
+        ).all()
+        return [code for code, _ in rows], GridLocator((c, p) for c, p in rows if p)
+
+    return reference_rows.value(("Area.grids", community.code), load)
+
+
 def suggested_area(session, place, *, lng=None, lat=None, min_confidence):
     """The Area a blank area becomes (None: 待定位): the confident place, narrowed to its grid
     when the coordinates fall inside one of the place's grids or the place is a community
@@ -37,18 +64,15 @@ def suggested_area(session, place, *, lng=None, lat=None, min_confidence):
     code = confident_place(place, min_confidence)
     if code is None:
         return None
-    area = session.scalars(sa.select(Area).where(Area.code == code)).first()
+    area = _area(session, code)
     if area is None or area.level != AreaLevel.community:
         # A grid is as precise as it gets; a street or district has too many grids to pick.
         return area
-    grids = session.scalars(
-        sa.select(Area).where(Area.parent_id == area.id, Area.level == AreaLevel.grid)
-    ).all()
-    if len(grids) == 1:
-        return grids[0]
-    if lng is not None and lat is not None:
-        located = GridLocator((g.code, g.polygon) for g in grids if g.polygon)
+    codes, located = _grids(session, area)
+    if len(codes) == 1:
+        return _area(session, codes[0])
+    if lng is not None and lat is not None and len(located):
         hit = located.lookup(lng, lat)
         if hit.code is not None and not hit.near_boundary:
-            return next(g for g in grids if g.code == hit.code)
+            return _area(session, hit.code)
     return area
