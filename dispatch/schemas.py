@@ -338,6 +338,9 @@ def ticket_to_dict(ticket, actor):
         "requester_phone": access.visible_phone(actor, ticket.requester_phone),
         "address": ticket.address,
         "area": coded(ticket.area),
+        # typed (by a person or the client) or suggested (filled from the suggested place);
+        # None: no area yet (待定位).
+        "area_source": ticket.area_source,
         "lng": ticket.lng,
         "lat": ticket.lat,
         "lead_unit": coded(ticket.lead_unit),
