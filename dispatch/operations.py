@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from classifier import geo
-from dispatch import calendar, placing, routing, sla, timers
+from dispatch import calendar, calls, placing, routing, sla, timers
 from dispatch.states import FINAL, TRANSITIONS
 from hotline import attachments, events, notify, suggestions
 from hotline.config import DEFAULTS
@@ -28,6 +28,7 @@ from hotline.enums import (
     CallbackOutcome,
     Channel,
     DecisionStatus,
+    IntakeOutcome,
     LimitUnit,
     Role,
     Satisfaction,
@@ -351,6 +352,7 @@ def receive(
     digest=None,
     suggestion=SUGGEST,
     offered_suggestion=None,
+    call_id=None,
     now=None,
 ):
     """受理: record a new request. Returns (ticket, created).
@@ -369,9 +371,16 @@ def receive(
 
     With an ``idempotency_key``, a retry of the same request returns the ticket made the
     first time (created False); the same key with a different request is refused.
+
+    ``call_id`` names the call the phone system put through to ``actor`` (``calls.announce``):
+    the ticket keeps it and its recording, and the call is marked taken.
     """
     now = now or utcnow()
     check_role("receive", actor)
+    call = None
+    if call_id is not None:
+        call = calls.for_ticket(session, actor, call_id)
+        _require(call is not None, "call_id", f"来电记录不存在：{call_id}")
     if actor.role == Role.grid_worker:
         # 主动发现: a grid worker reports what they find in their own grids.
         _require(channel == Channel.grid, "channel", "网格员上报的渠道必须为“网格主动发现”")
@@ -421,6 +430,8 @@ def receive(
         "request_digest": digest,
         "suggestion": suggestion,
         "dispatch_confidence": suggestions.dispatch_confidence(suggestion),
+        "call_id": call.call_id if call else None,
+        "recording_ref": call.recording_ref if call else None,
     }
     statement = _INSERT_TICKET
     if session.get_bind().dialect.name == "postgresql":
@@ -451,6 +462,8 @@ def receive(
     )
     if photos:
         attachments.store(session, actor, ticket, photos, purpose="report", event=event)
+    if call is not None and call.ticket_id is None:
+        call.ticket_id = ticket.id
     return ticket, True
 
 
@@ -467,11 +480,28 @@ def _ticket_for_key(session, actor, key, digest):
     return ticket
 
 
-def resolve_at_intake(session, actor, ticket, *, outcome, answer, expected_version=None, now=None):
+def resolve_at_intake(
+    session, actor, ticket, *, outcome, answer=None, article=None, expected_version=None, now=None
+):
     """直接办结: closed at intake — answered from the knowledge base (首问即答) or one of the
-    outcomes that create no dispatched ticket."""
+    outcomes that create no dispatched ticket.
+
+    With a knowledge ``article`` (首问即答 only) the ticket records which article closed it,
+    and the answer defaults to the article's, naming it."""
     now = now or utcnow()
     check_allowed("resolve_at_intake", ticket, actor, expected_version)
+    payload = {"outcome": outcome.value}
+    if article is not None:
+        _require(
+            outcome == IntakeOutcome.answered,
+            "article",
+            "只有“首问即答”办结才能引用知识库条目",
+        )
+        _require(article.active, "article", f"知识库条目已停用：{article.code}")
+        if not (answer or "").strip():
+            answer = f"{article.answer}\n（知识库条目 {article.code}：{article.title}）"
+        ticket.answer_article_id = article.id
+        payload["article"] = article.code
     answer = _require_reason(answer, "答复内容")
     before = ticket.status
     ticket.status = S.resolved_at_intake
@@ -486,7 +516,7 @@ def resolve_at_intake(session, actor, ticket, *, outcome, answer, expected_versi
         before,
         reason=answer,
         now=now,
-        payload={"outcome": outcome.value},
+        payload=payload,
     )
 
 

@@ -20,6 +20,7 @@ from dispatch import access, operations, time_rules
 from dispatch.history import history
 from hotline import attachments
 from hotline.enums import (
+    AssignmentRole,
     CallbackOutcome,
     Channel,
     ExemptionKind,
@@ -36,6 +37,7 @@ from hotline.errors import NotFound, ValidationFailed
 from hotline.models import (
     Area,
     Category,
+    KnowledgeArticle,
     Ticket,
     TimerFiring,
     Unit,
@@ -54,6 +56,7 @@ from hotline.schemas import (
 
 NOTE_MAX = 1000
 RESULT_MAX = 5000
+CALL_ID_MAX = 64
 
 
 # -- a new request ----------------------------------------------------------------------------
@@ -77,6 +80,8 @@ def intake_values(db, fields):
         db, fields, "category", Category, "事项分类", fields.code("category", "事项分类")
     )
     values["area"] = lookup_code(db, fields, "area", Area, "区域", fields.code("area", "区域"))
+    # The phone system's id of the call the request came in on (来电弹屏), if any.
+    values["call_id"] = fields.text("call_id", "来电编号", max_len=CALL_ID_MAX)
     values["offered_suggestion"] = _offered_suggestion(fields)
     fields.check()
     return values
@@ -113,9 +118,24 @@ def _units(db, fields, name, codes):
 
 
 def _p_resolve_at_intake(db, f):
+    article = None
+    code = f.text("article", "知识库条目", max_len=32)
+    if code is not None:
+        # Not from the reference cache: an article just deactivated must be refused.
+        article = db.scalars(
+            sa.select(KnowledgeArticle).where(
+                KnowledgeArticle.code == code, KnowledgeArticle.active
+            )
+        ).first()
+        if article is None:
+            f.errors.setdefault("article", f"知识库条目不存在或已停用：{code}")
     return {
         "outcome": f.choice("outcome", "办结类型", IntakeOutcome, default=IntakeOutcome.answered),
-        "answer": f.text("answer", "答复内容", required=True, multiline=True, max_len=RESULT_MAX),
+        # Answering from an article, its answer is read out: no other text is needed.
+        "answer": f.text(
+            "answer", "答复内容", required=article is None, multiline=True, max_len=RESULT_MAX
+        ),
+        "article": article,
     }
 
 
@@ -368,6 +388,57 @@ def ticket_to_dict(ticket, actor):
         "escalation_level": ticket.escalation_level,
         "deadline_warnings": deadline_warnings(ticket),
     }
+
+
+#: Characters of a ticket's result shown in a caller's history.
+HISTORY_RESULT_MAX = 120
+
+
+def caller_ticket_to_dict(ticket):
+    """One earlier ticket of a caller, as the operator sees it while taking a call."""
+    result = ticket.result or ""
+    lead = ticket.lead_unit or next(
+        (a.unit for a in reversed(ticket.assignments) if a.role == AssignmentRole.lead), None
+    )
+    return {
+        "number": ticket.number,
+        "received_at": iso(ticket.received_at),
+        "status": labelled(ticket.status),
+        "title": ticket.title,
+        "category": coded(ticket.category),
+        "lead_unit": coded(lead),
+        "result": (
+            result[:HISTORY_RESULT_MAX] + "…" if len(result) > HISTORY_RESULT_MAX else result
+        )
+        or None,
+        "satisfaction": labelled(ticket.callback_satisfaction),
+        "reopen_count": ticket.reopen_count,
+    }
+
+
+def call_to_dict(call, actor):
+    return {
+        "id": call.id,
+        "call_id": call.call_id,
+        "caller_phone": call.caller_phone,
+        "agent": call.agent,
+        "agent_found": call.agent_id is not None,
+        "recording_ref": call.recording_ref,
+        "received_at": iso(call.received_at),
+        "ticket": call.ticket.number if call.ticket else None,
+    }
+
+
+def call_values(fields):
+    """The ``calls.announce`` values of the phone system's announcement, checked."""
+    values = {
+        "call_id": fields.text("call_id", "呼叫编号", required=True, max_len=CALL_ID_MAX),
+        "caller_phone": fields.phone("caller", "来电号码"),
+        "agent": fields.text("agent", "坐席工号", required=True, max_len=64),
+        "recording_ref": fields.text("recording", "录音编号", max_len=300),
+    }
+    fields.check()
+    return values
 
 
 def callback_to_dict(ticket):

@@ -4,9 +4,20 @@ intake, found by the words of the call as it is being typed.
 Articles are few and change rarely, so each process keeps an index of their words in memory
 for ``INDEX_TTL`` seconds (an administrator's edit shows within that time; ``clear()`` makes
 it immediate) and every keystroke's search is pure Python over that index.
+
+An article is shown only when it is *relevant*: the best few by word score are candidates,
+and a small logistic model over how the call and the article meet (how much of the article's
+title and keywords the call names, how much of the call the article covers, whole keywords
+found, the call's length, whether it asks a question …) gives each candidate the
+probability that its answer is what the caller wants. ``RELEVANCE`` holds the model's
+weights and ``RELEVANCE_THRESHOLD`` the cut, both fitted by ``bench/knowledge.py --fit`` on
+the development half of ``seed_data/corpus/knowledge_queries.jsonl`` plus the ordinary calls
+of the seed corpus; the benchmark measures them on the other half. A long complaint about a
+street light shares a word or two with many answers; it gets no article.
 """
 
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -20,8 +31,8 @@ from hotline.models import KnowledgeArticle
 
 #: Seconds an article index lives in a process.
 INDEX_TTL = 60
-#: Articles returned per search.
-LIMIT = 5
+#: Articles returned per search (the candidates scored for relevance).
+LIMIT = 3
 #: A query word found in an article's title or keywords counts this many times one found only
 #: in its answer: callers name the matter, answers explain it in other words.
 TITLE_WEIGHT = 3.0
@@ -29,6 +40,32 @@ TITLE_WEIGHT = 3.0
 KEYWORD_BONUS = 2.0
 #: Scores below this are noise (a common word shared with a long answer), not a match.
 MIN_SCORE = 1.0
+
+#: The relevance model's features, in the order of its weights.
+FEATURES = (
+    "score",  # the word score below
+    "article_coverage",  # share of the article's title/keyword weight the call names
+    "call_coverage",  # share of the call's word weight found in the article
+    "keywords",  # the article's keywords found whole in the call
+    "longest_keyword",  # characters of the longest of them
+    "log_length",  # log(1 + characters of the call)
+    "question",  # the call asks something (怎么, 哪里, 吗 …)
+    "rank",  # 0 for the best candidate by word score, 1, 2
+    "margin",  # word score minus the next candidate's
+)
+#: Logistic weights of ``FEATURES`` and the intercept (``bench/knowledge.py --fit``).
+RELEVANCE = (
+    (0.0553, -0.2283, -0.4808, 1.364, 1.0696, -3.5833, 1.5544, -0.4559, 0.2087),
+    5.2724,
+)
+#: Articles below this probability of answering the call are not shown. Chosen on the
+#: development half as the lowest cut showing an article for at most 1 % of calls that no
+#: article answers (``bench/knowledge.py`` prints the held-out figures).
+RELEVANCE_THRESHOLD = 0.85
+_QUESTION = re.compile(
+    r"(怎么|怎样|如何|吗|么|能不能|可不可以|哪里|哪儿|哪个|什么|多少|几点|几路|是否|要不要|"
+    r"可以|咨询|请问|想问|想了解|需要|什么时候|多久|多长)"
+)
 
 _segmenter = None
 _segmenter_lock = threading.Lock()
@@ -71,8 +108,8 @@ class Index:
         #: Rare words weigh more: "办理" occurs in half the answers, "公积金" in one.
         self.idf = {term: math.log(1 + n / count) for term, count in df.items()}
 
-    def search(self, query, limit=LIMIT):
-        """The best ``limit`` articles for ``query``: [(entry, score)], best first."""
+    def candidates(self, query, limit=LIMIT):
+        """The best ``limit`` articles for ``query`` by word score: [(entry, score)]."""
         words = set(terms(query))
         text = normalize(query or "")
         if not words and not text:
@@ -94,6 +131,64 @@ class Index:
         scored.sort(key=lambda item: (-item[1], item[0].code))
         return scored[:limit]
 
+    def features(self, query, found):
+        """The relevance model's ``FEATURES`` of each candidate in ``found``."""
+        words = set(terms(query))
+        text = normalize(query or "")
+        idf = self.idf
+        call_weight = sum(idf.get(w, 0.0) for w in words) or 1.0
+        rows = []
+        for rank, (entry, score) in enumerate(found):
+            following = found[rank + 1][1] if rank + 1 < len(found) else 0.0
+            strong = sum(idf.get(w, 0.0) for w in words if w in entry.strong)
+            weak = sum(idf.get(w, 0.0) for w in words if w in entry.weak and w not in entry.strong)
+            article_weight = sum(idf.get(w, 0.0) for w in entry.strong) or 1.0
+            keywords = [kw for kw in entry.keywords if len(kw) > 1 and kw in text]
+            rows.append(
+                (
+                    score,
+                    strong / article_weight,
+                    (strong + weak) / call_weight,
+                    len(keywords),
+                    max((len(kw) for kw in keywords), default=0),
+                    math.log(1 + len(text)),
+                    1.0 if _QUESTION.search(text) else 0.0,
+                    rank,
+                    score - following,
+                )
+            )
+        return rows
+
+    def search(self, query, limit=LIMIT, threshold=None, weights=RELEVANCE):
+        """The articles relevant to ``query``: [(entry, relevance)], best first, relevance
+        the probability (0–1) that the article answers the call, at least ``threshold``."""
+        threshold = RELEVANCE_THRESHOLD if threshold is None else threshold
+        found = self.candidates(query, limit)
+        coefficients, intercept = weights
+        relevant = []
+        for (entry, _), row in zip(found, self.features(query, found), strict=True):
+            z = intercept + sum(c * x for c, x in zip(coefficients, row, strict=True))
+            relevance = 1.0 / (1.0 + math.exp(-z))
+            if relevance >= threshold:
+                relevant.append((entry, round(relevance, 3)))
+        relevant.sort(key=lambda item: (-item[1], item[0].code))
+        return relevant
+
+
+def entry(code, title, answer, keywords="", source=None, category=None):
+    """An index entry of one article (``keywords``: space-separated phrases)."""
+    phrases = tuple(k for k in (keywords or "").split() if k)
+    return Entry(
+        code=code,
+        title=title,
+        category=category,
+        answer=answer,
+        source=source,
+        keywords=phrases,
+        strong=frozenset(terms(title + " " + " ".join(phrases))),
+        weak=frozenset(terms(answer)),
+    )
+
 
 def build_index(session):
     articles = session.scalars(
@@ -102,25 +197,21 @@ def build_index(session):
         .options(selectinload(KnowledgeArticle.category))
         .order_by(KnowledgeArticle.code)
     )
-    entries = []
-    for article in articles:
-        keywords = tuple(k for k in (article.keywords or "").split() if k)
-        entries.append(
-            Entry(
-                code=article.code,
-                title=article.title,
-                category=(
-                    {"code": article.category.code, "name": article.category.name}
-                    if article.category
-                    else None
-                ),
-                answer=article.answer,
-                source=article.source,
-                keywords=keywords,
-                strong=frozenset(terms(article.title + " " + " ".join(keywords))),
-                weak=frozenset(terms(article.answer)),
-            )
+    entries = [
+        entry(
+            article.code,
+            article.title,
+            article.answer,
+            keywords=article.keywords,
+            source=article.source,
+            category=(
+                {"code": article.category.code, "name": article.category.name}
+                if article.category
+                else None
+            ),
         )
+        for article in articles
+    ]
     return Index(entries)
 
 
@@ -152,7 +243,7 @@ def search(session, query, limit=LIMIT):
     return index(session).search(query, limit)
 
 
-def entry_to_dict(entry, score=None):
+def entry_to_dict(entry, relevance=None):
     data = {
         "code": entry.code,
         "title": entry.title,
@@ -160,6 +251,6 @@ def entry_to_dict(entry, score=None):
         "answer": entry.answer,
         "source": entry.source,
     }
-    if score is not None:
-        data["score"] = score
+    if relevance is not None:
+        data["relevance"] = relevance
     return data

@@ -6,6 +6,7 @@ this module names no page of any domain; ``create_app`` checks that every role g
 landing page.
 """
 
+import datetime as dt
 import functools
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -101,6 +102,8 @@ def local_time(value):
     """A moment in the city's local time, to the minute (every page shows times so)."""
     if value is None:
         return "—"
+    if isinstance(value, str):  # a serialised moment (``schemas.iso``)
+        value = dt.datetime.fromisoformat(value)
     return f"{local_datetime(value, current_app.config['TIMEZONE']):%Y-%m-%d %H:%M}"
 
 

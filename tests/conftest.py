@@ -49,6 +49,7 @@ MUTABLE_TABLES = [
     "callback_attempts",
     "extensions",
     "assignments",
+    "incoming_calls",
     "tickets",
     "api_tokens",
     "user_sessions",

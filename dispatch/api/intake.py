@@ -1,5 +1,7 @@
 """JSON endpoints behind the operator console's live panels: knowledge-base search (首问即答),
-possible duplicates (并单) and the names of suggested places and units.
+possible duplicates (并单), the names of suggested places and units, a caller's earlier
+tickets (来电历史), and the phone system's hook (来电弹屏): the switch announces each call it
+puts through to an agent, and the agent's console asks for the call ringing at its seat.
 
 The classifier's suggestion itself comes from ``POST /api/v1/suggest`` (``classifier.py``).
 """
@@ -7,9 +9,10 @@ The classifier's suggestion itself comes from ``POST /api/v1/suggest`` (``classi
 import sqlalchemy as sa
 from flask import Blueprint, g, request
 
-from dispatch import duplicates
+from dispatch import calls, duplicates
+from dispatch.schemas import call_to_dict, call_values, caller_ticket_to_dict
 from hotline import knowledge
-from hotline.api import ok
+from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
 from hotline.enums import Role
@@ -24,6 +27,9 @@ def create_blueprint():
     bp.add_url_rule("/knowledge", view_func=search_knowledge)
     bp.add_url_rule("/duplicates", view_func=find_duplicates, methods=["POST"])
     bp.add_url_rule("/intake/names", view_func=intake_names)
+    bp.add_url_rule("/intake/caller", view_func=caller_history)
+    bp.add_url_rule("/calls", view_func=announce_call, methods=["POST"])
+    bp.add_url_rule("/calls/pending", view_func=pending_call)
     return bp
 
 
@@ -43,7 +49,7 @@ def search_knowledge():
         message = f"查询内容不能超过 {QUERY_MAX} 字（现为 {len(query)} 字）"
         raise ValidationFailed(message, details={"q": message})
     found = knowledge.search(get_session(), query)
-    return ok([knowledge.entry_to_dict(entry, score) for entry, score in found])
+    return ok([knowledge.entry_to_dict(entry, relevance) for entry, relevance in found])
 
 
 def find_duplicates():
@@ -87,3 +93,54 @@ def intake_names():
             "units": [{"code": c, "name": names.get(c)} for c in units],
         }
     )
+
+
+def _history(db, phone):
+    tickets, total = calls.history(db, g.user, phone)
+    return {
+        "phone": phone,
+        "total": total,
+        "tickets": [caller_ticket_to_dict(t) for t in tickets],
+    }
+
+
+def caller_history():
+    """来电历史: every earlier ticket of the number ``phone``, newest first (the first
+    ``calls.HISTORY_LIMIT``, and how many there are in all)."""
+    require_role(INTAKE_ROLES)
+    fields = Fields({"phone": request.args.get("phone", "")})
+    phone = fields.phone("phone", "联系电话")
+    if phone is None:
+        fields.errors.setdefault("phone", "请填写联系电话")
+    fields.check()
+    return ok(_history(get_session(), phone))
+
+
+def announce_call():
+    """来电弹屏: the phone system announces a call put through to an agent.
+
+    Body: ``call_id`` (the switch's id of the call), ``caller`` (the caller's number, when
+    shown), ``agent`` (the operator's login name), ``recording`` (where the recording will
+    be). The switch calls with the API token of an operator account kept for it. Announcing
+    the same call again returns the first record (200), so the switch may retry freely."""
+    require_role({Role.operator})
+    db = get_session()
+    call, created = calls.announce(db, g.user, **call_values(Fields(json_body())))
+    commit()
+    return ok(call_to_dict(call, g.user), 201 if created else 200)
+
+
+def pending_call():
+    """The call ringing at the caller's own seat (``after``: the id of the last call the
+    console already showed), with the caller's history; ``null`` when there is none."""
+    require_role({Role.operator})
+    after = request.args.get("after", "0")
+    if not (after.isascii() and after.isdigit() and len(after) < 10):
+        raise ValidationFailed("after 须为来电记录编号", details={"after": "须为来电记录编号"})
+    db = get_session()
+    call = calls.pending_for(db, g.user, after_id=int(after))
+    if call is None:
+        return ok(None)
+    data = call_to_dict(call, g.user)
+    data["history"] = _history(db, call.caller_phone) if call.caller_phone else None
+    return ok(data)

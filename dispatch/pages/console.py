@@ -26,13 +26,13 @@ from flask import (
     url_for,
 )
 
-from dispatch import access, duplicates, operations
-from dispatch.schemas import intake_values
+from dispatch import access, calls, duplicates, operations
+from dispatch.schemas import caller_ticket_to_dict, intake_values
 from hotline import knowledge, suggestions, web
 from hotline.db import day_bounds, get_session, utcnow
 from hotline.enums import Channel, IntakeOutcome, RequestType, Role, TransferTarget, Urgency
 from hotline.errors import NotFound, ValidationFailed
-from hotline.models import Area, Category, KnowledgeArticle, Ticket
+from hotline.models import Area, Category, IncomingCall, KnowledgeArticle, Ticket
 from hotline.schemas import Fields, valid_idempotency_key
 from hotline.suggestions import place_names, unit_names
 from hotline.web import page_for
@@ -65,6 +65,7 @@ FORM_FIELDS = (
     "urgency",
     "channel",
     "area",
+    "call_id",
     # Hidden: the signed suggestion the page's script received while the operator typed,
     # handed back so that receiving does not classify the text again.
     "suggestion",
@@ -110,7 +111,12 @@ def _idempotency_key():
 
 @page_for(*CONSOLE_ROLES)
 def console_page():
-    return _render({name: "" for name in FORM_FIELDS} | {"channel": Channel.phone.value}, new_key())
+    typed = {name: "" for name in FORM_FIELDS} | {"channel": Channel.phone.value}
+    # A call the phone system put through to this seat fills in the caller (来电弹屏).
+    call = calls.pending_for(get_session(), g.user)
+    if call is not None:
+        typed |= {"call_id": call.call_id, "requester_phone": call.caller_phone or ""}
+    return _render(typed, new_key(), call=call)
 
 
 @page_for(*CONSOLE_ROLES)
@@ -125,6 +131,13 @@ def console_submit():
         valid_key = _idempotency_key()
         if action not in {"receive", "resolve", "merge", "transfer"}:
             raise ValidationFailed(f"未知的操作：{action}", code="UNKNOWN_ACTION")
+        if action == "resolve" and target not in request.form.getlist("confirm_article"):
+            # Closing a call from an article is only for an answer actually read out.
+            raise ValidationFailed(
+                "请先展开知识库条目，向来电人读出答复并勾选确认后再办结",
+                code="ARTICLE_NOT_CONFIRMED",
+                details={"confirm_article": "请勾选“已向来电人完整读出答复”"},
+            )
         values = parse_intake(db, typed)
         ticket, created = operations.receive(
             db,
@@ -157,10 +170,8 @@ def _follow_up(db, ticket, action, target):
         ).first()
         if article is None:
             raise NotFound(f"知识库条目不存在或已停用：{target}", code="ARTICLE_NOT_FOUND")
-        # The answer read to the caller, noting the article it came from.
-        answer = f"{article.answer}\n（知识库条目 {article.code}：{article.title}）"
         operations.resolve_at_intake(
-            db, g.user, ticket, outcome=IntakeOutcome.answered, answer=answer
+            db, g.user, ticket, outcome=IntakeOutcome.answered, article=article
         )
         return f"工单 {ticket.number} 已直接办结（首问即答：{article.title}）"
     if action == "merge":
@@ -187,8 +198,12 @@ def _follow_up(db, ticket, action, target):
 # -- rendering --------------------------------------------------------------------------------
 
 
-def _render(typed, key, *, error=None, panels=False):
+def _render(typed, key, *, error=None, panels=False, call=None):
     db = get_session()
+    if call is None and typed.get("call_id"):
+        call = db.scalars(
+            sa.select(IncomingCall).where(IncomingCall.call_id == typed["call_id"])
+        ).first()
     context = {
         "form": typed,
         "idempotency_key": key,
@@ -209,6 +224,8 @@ def _render(typed, key, *, error=None, panels=False):
         "units": {},
         "articles": [],
         "candidates": [],
+        "call": call,
+        "caller": _caller(db, typed),
     }
     if panels:
         context.update(_panels(db, typed))
@@ -247,6 +264,20 @@ def _panels(db, typed):
             content=content or None,
         )
     return result
+
+
+def _caller(db, typed):
+    """The typed phone's earlier tickets (来电历史), or None while no valid number is typed."""
+    fields = Fields({"p": typed["requester_phone"]})
+    phone = fields.phone("p", "") if typed["requester_phone"].strip() else None
+    if phone is None:
+        return None
+    tickets, total = calls.history(db, g.user, phone)
+    return {
+        "phone": phone,
+        "total": total,
+        "tickets": [caller_ticket_to_dict(t) for t in tickets],
+    }
 
 
 def _today_tickets(db):

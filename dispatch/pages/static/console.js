@@ -115,22 +115,124 @@
     slot.appendChild(box);
   }
 
+  // An article closes the call only once opened, read out and confirmed (the server checks
+  // the confirmation too).
   function drawKnowledge(articles) {
     var panel = clear($("knowledge-panel"));
     panel.appendChild(el("h2", "知识库（首问即答）"));
-    if (!articles || !articles.length) { panel.appendChild(el("p", "暂无匹配的知识库条目。", "muted")); return; }
+    if (!articles || !articles.length) { panel.appendChild(el("p", "暂无与来电相关的知识库条目。", "muted")); return; }
+    panel.appendChild(el("p", "仅列出与来电相关的条目。展开条目、向来电人读出答复并勾选确认后，才能以此办结。", "muted"));
     var list = el("ol");
     articles.forEach(function (a) {
       var li = el("li");
-      li.appendChild(el("strong", a.title));
-      if (a.category) li.appendChild(el("span", " " + a.category.name, "muted"));
-      li.appendChild(el("div", a.answer, "answer"));
-      li.appendChild(actionButton("一键办结", "resolve:" + a.code));
-      if (a.source) li.appendChild(el("span", " 依据：" + a.source, "muted"));
+      var details = el("details", null, "article");
+      var summary = el("summary");
+      summary.appendChild(el("strong", a.title));
+      if (a.category) summary.appendChild(el("span", " " + a.category.name, "muted"));
+      summary.appendChild(el("span", " 相关度 " + Math.round(a.relevance * 100) + "%", "muted"));
+      details.appendChild(summary);
+      details.appendChild(el("div", a.answer, "answer"));
+      if (a.source) details.appendChild(el("div", "依据：" + a.source, "muted"));
+      var label = el("label", null, "confirm");
+      var box = el("input");
+      box.type = "checkbox"; box.name = "confirm_article"; box.value = a.code;
+      box.setAttribute("form", "intake-form");
+      label.appendChild(box);
+      label.appendChild(document.createTextNode(" 已向来电人完整读出上述答复，来电人无其他诉求"));
+      details.appendChild(label);
+      var button = actionButton("以此答复办结", "resolve:" + a.code);
+      button.className = "resolve";
+      button.disabled = true;
+      box.addEventListener("change", function () { button.disabled = !box.checked; });
+      details.appendChild(button);
+      li.appendChild(details);
       list.appendChild(li);
     });
     panel.appendChild(list);
   }
+
+  // 来电历史: every earlier ticket of the number, newest first; one click opens it.
+  function drawCaller(history, call) {
+    var panel = clear($("caller-panel"));
+    panel.appendChild(el("h2", "来电历史"));
+    if (call) {
+      var ring = el("div", null, "ringing");
+      ring.setAttribute("role", "status");
+      ring.appendChild(document.createTextNode("来电接入："));
+      ring.appendChild(el("strong", call.caller_phone || "号码未显示"));
+      ring.appendChild(el("span", " 呼叫编号 " + call.call_id, "muted"));
+      panel.appendChild(ring);
+    }
+    if (!history) {
+      panel.appendChild(el("p", "输入联系电话（或来电接入）后，显示该号码此前的全部工单。", "muted"));
+      return;
+    }
+    if (!history.tickets.length) { panel.appendChild(el("p", history.phone + " 此前没有工单。")); return; }
+    var more = history.total > history.tickets.length ? "，显示最近 " + history.tickets.length + " 件" : "";
+    panel.appendChild(el("p", history.phone + " 此前共 " + history.total + " 件工单" + more + "（新的在前）", "muted"));
+    var list = el("ul", null, "caller-history");
+    history.tickets.forEach(function (t) {
+      var li = el("li");
+      var link = el("a", t.number);
+      link.href = "/tickets/" + encodeURIComponent(t.number);
+      link.target = "_blank"; link.rel = "noopener";
+      li.appendChild(link);
+      li.appendChild(el("span", " " + localTime(t.received_at) + " ", "muted"));
+      li.appendChild(el("span", t.status.label, "status"));
+      li.appendChild(el("div", t.title + (t.category ? " · " + t.category.name : "")));
+      var facts = [];
+      if (t.lead_unit) facts.push("承办：" + t.lead_unit.name);
+      if (t.satisfaction) facts.push("回访：" + t.satisfaction.label);
+      if (t.reopen_count) facts.push("重办 " + t.reopen_count + " 次");
+      if (facts.length) li.appendChild(el("div", facts.join(" · "), "muted"));
+      if (t.result) li.appendChild(el("div", "结果：" + t.result, "result"));
+      list.appendChild(li);
+    });
+    panel.appendChild(list);
+  }
+  function localTime(isoText) {
+    var d = new Date(isoText);
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+
+  var ringing = null;  // the call the phone system put through to this seat, if any
+  var shownPhone = null;
+  function refreshCaller() {
+    var number = phone.value.replace(/[\s-]/g, "");
+    if (number === shownPhone) return;
+    shownPhone = number;
+    if (!/^(\+86)?\d{5,12}$/.test(number)) { drawCaller(null, ringing); return; }
+    api("GET", "/api/v1/intake/caller?phone=" + encodeURIComponent(number)).then(function (h) {
+      if (number === shownPhone) drawCaller(h, ringing);
+    });
+  }
+  phone.addEventListener("input", function () { clearTimeout(phone.timer); phone.timer = setTimeout(refreshCaller, 300); });
+
+  // 来电弹屏: ask every few seconds whether the switch put a call through to this seat; a
+  // new call fills in the caller's number (unless one is typed) and shows their history.
+  var lastCall = 0;
+  var callField = $("call_id");
+  function pollCall() {
+    api("GET", "/api/v1/calls/pending?after=" + lastCall).then(function (call) {
+      if (call) {
+        lastCall = call.id;
+        ringing = call;
+        callField.value = call.call_id;
+        if (!phone.value.trim() && call.caller_phone) phone.value = call.caller_phone;
+        shownPhone = phone.value.replace(/[\s-]/g, "");
+        drawCaller(call.history, call);
+        if (!call.history && shownPhone) { shownPhone = null; refreshCaller(); }
+      }
+      setTimeout(pollCall, CALL_POLL_MS);
+    });
+  }
+  var CALL_POLL_MS = 3000;
+  if (form.getAttribute("data-call")) {  // the page was drawn with a call already ringing
+    lastCall = Number(form.getAttribute("data-call"));
+    ringing = { call_id: callField.value, caller_phone: form.getAttribute("data-call-phone") };
+  }
+  setTimeout(pollCall, CALL_POLL_MS);
 
   function drawDuplicates(candidates) {
     var panel = clear($("duplicates-panel"));

@@ -2,6 +2,7 @@
 validation keeping what was typed, one-click resolve, merge, emergency transfer, CSRF and
 escaping."""
 
+import datetime as dt
 import re
 
 import pytest
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 
 from dispatch import operations
 from hotline import knowledge
+from hotline.db import utcnow
 from hotline.enums import IntakeOutcome, TicketStatus, TransferTarget
 from hotline.models import KnowledgeArticle, Ticket, TicketEvent
 
@@ -160,20 +162,44 @@ def test_one_click_resolve(operator_page, db):
         **form_of(operator_page),
         **call(content="我的社保卡丢了怎么补办", request_type="consult"),
     }
-    response = operator_page.post("/console", data={**data, "action": "resolve:KB-001"})
+    response = operator_page.post(
+        "/console", data={**data, "confirm_article": "KB-001", "action": "resolve:KB-001"}
+    )
     assert response.status_code == 302
     (ticket,) = new_tickets(db)
     assert ticket.status == TicketStatus.resolved_at_intake
     assert ticket.intake_outcome == IntakeOutcome.answered
     assert ticket.result.startswith(article.answer)
     assert "知识库条目 KB-001" in ticket.result
+    # Which article closed which ticket is kept, for the article's hit statistics.
+    assert ticket.answer_article_id == article.id
     assert actions(db, ticket) == ["receive", "resolve_at_intake"]
+    (event,) = db.scalars(
+        sa.select(TicketEvent).where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.action == "resolve_at_intake"
+        )
+    )
+    assert event.payload["article"] == "KB-001"
     page = operator_page.get("/console").get_data(as_text=True)
     assert f"工单 {ticket.number} 已直接办结（首问即答：社保卡丢失补办）" in page
 
 
+@pytest.mark.parametrize("confirmed", [None, "KB-002"])
+def test_resolve_needs_the_article_confirmed(operator_page, db, confirmed):
+    # Opened and read out, then ticked: a stray click on a closed article closes nothing.
+    data = {**form_of(operator_page), **call(content="我的社保卡丢了怎么补办")}
+    if confirmed:
+        data["confirm_article"] = confirmed
+    response = operator_page.post("/console", data={**data, "action": "resolve:KB-001"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "请先展开知识库条目，向来电人读出答复并勾选确认后再办结" in page
+    assert "我的社保卡丢了怎么补办" in page  # what was typed is kept
+    assert new_tickets(db) == []
+
+
 def test_resolve_with_an_unknown_article_creates_nothing(operator_page, db):
-    data = {**form_of(operator_page), **call()}
+    data = {**form_of(operator_page), **call(), "confirm_article": "NOPE"}
     response = operator_page.post("/console", data={**data, "action": "resolve:NOPE"})
     assert response.status_code == 404
     assert "知识库条目不存在或已停用：NOPE" in response.get_data(as_text=True)
@@ -245,7 +271,31 @@ def test_lookup_renders_the_panels_without_javascript(operator_page, db, user, m
     data["content"] = "想问一下住房公积金怎么提取"
     page = operator_page.post("/console", data={**data, "action": "lookup"}).get_data(as_text=True)
     assert "住房公积金提取" in page and 'value="resolve:KB-003"' in page
+    assert 'name="confirm_article" value="KB-003"' in page
     assert "紧急情况预警" not in page
+    # A street-light complaint shares words with answers, but no article is offered.
+    data["content"] = "我们小区门口的路灯坏了好几天了，晚上黑乎乎的，老人差点摔倒"
+    page = operator_page.post("/console", data={**data, "action": "lookup"}).get_data(as_text=True)
+    assert "暂无与来电相关的知识库条目" in page and "resolve:" not in page
+
+
+def test_typed_phone_shows_every_earlier_ticket_of_the_caller(operator_page, db, user, make_ticket):
+    # Long before the duplicate check's 30 days.
+    old = make_ticket(
+        user("operator2"),
+        requester_phone="13905361234",
+        title="去年的噪音投诉",
+        now=utcnow() - dt.timedelta(days=400),
+    )
+    recent = make_ticket(user("operator2"), requester_phone="13905361234", title="本周的路灯")
+    make_ticket(user("operator2"), requester_phone="13900000000", title="别人的工单")
+    data = {**form_of(operator_page), **call(content="")}
+    page = operator_page.post("/console", data={**data, "action": "lookup"}).get_data(as_text=True)
+    history = page[page.index("来电历史") :]
+    assert "13905361234 此前共 2 件工单" in history
+    assert history.index(recent.number) < history.index(old.number)  # newest first
+    assert f'href="/tickets/{old.number}"' in history
+    assert "别人的工单" not in history
 
 
 def test_post_without_csrf_token_is_refused(operator_page, db):
