@@ -117,7 +117,7 @@ def start_server(url, port, workers, threads, models_dir, classifier=True):
         "server.app:create_app()",
     ]
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a loaded machine may take a while to import the workers
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
