@@ -178,6 +178,25 @@ def client_process(port, token, bodies, start_at, stop_at, threads, queue):
     queue.put((latencies, errors))
 
 
+def group_cpu_seconds(pgid):
+    """CPU seconds (user + system) used so far by the live processes of a process group
+    (the server's master and workers), from /proc; None where there is no /proc."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, …
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
@@ -250,6 +269,7 @@ def run(args):
         client_process(port, token, bodies, now, now + args.warmup, 4, warm)
         warm.get()
 
+        cpu_before = group_cpu_seconds(server.pid)
         queue = multiprocessing.Queue()
         start_at = time.time() + 1.0
         stop_at = start_at + args.seconds
@@ -270,6 +290,7 @@ def run(args):
             errors.extend(bad)
         for p in processes:
             p.join()
+        cpu_after = group_cpu_seconds(server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -289,6 +310,10 @@ def run(args):
         "p90_ms": round(percentile(latencies, 0.90) * 1000, 2) if ok else None,
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if ok else None,
         "max_ms": round(max(latencies) * 1000, 2) if ok else None,
+        "server_cpu_ms_per_ticket": round((cpu_after - cpu_before) * 1000 / ok, 2)
+        if ok and cpu_before is not None
+        else None,
+        "load_average": round(os.getloadavg()[0], 1),
         "errors": len(errors),
         "error_kinds": sorted({str(e) for e in errors}),
         "stored_in_database": stored,
@@ -317,6 +342,8 @@ def print_table(r):
         ("latency p90 (ms)", r["p90_ms"]),
         ("latency p99 (ms)", r["p99_ms"]),
         ("latency max (ms)", r["max_ms"]),
+        ("server CPU per ticket (ms, all workers)", r["server_cpu_ms_per_ticket"]),
+        ("load average at the end (other work too)", r["load_average"]),
         ("errors", r["errors"]),
         ("tickets in database (incl. warm-up)", r["stored_in_database"]),
         ("of which area filled from the suggestion", r["area_filled_from_suggestion"]),
