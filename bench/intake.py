@@ -223,7 +223,8 @@ def with_suggestions(port, token, bodies, threads=4):
     out = [None] * len(bodies)
 
     def work(index):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        # Generous: the first request of each worker loads the model and the gazetteer.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         for i in range(index, len(bodies), threads):
             body = bodies[i]
