@@ -49,7 +49,11 @@ class SuggestionService:
         result["model_version"] = version
         return result
 
-    def _suggester(self, session):
+    def _suggester(self, session, *, release=False):
+        """The suggester of the active model, built when missing or stale. ``release``: end
+        ``session``'s transaction once the reference rows are read (the preload's own
+        session: on SQLite every transaction holds the write lock, which other workers must
+        not wait for while the gazetteer is built)."""
         version, bundle, _ = self.active.get()
         if bundle is None:
             return None, None
@@ -58,18 +62,41 @@ class SuggestionService:
             with self._lock:
                 built_version, built_at, suggester = self._built
                 if built_version != version or time.monotonic() - built_at > REFERENCE_TTL:
-                    suggester = build_suggester(session, bundle)
+                    data = reference_data(session)
+                    if release:
+                        session.rollback()
+                    suggester = _build(bundle, *data)
                     self._built = (version, time.monotonic(), suggester)
         return suggester, version
 
 
 def build_suggester(session, bundle):
+    """A Suggester of ``bundle`` over the reference tables read through ``session``."""
+    return _build(bundle, *reference_data(session))
+
+
+def reference_data(session):
+    """The rows a suggester is built from: areas, routing rules, categories."""
     parent = aliased(Area)
     rows = session.execute(
         sa.select(Area.code, Area.name, Area.level, Area.aliases, Area.polygon, parent.code)
         .outerjoin(parent, Area.parent_id == parent.id)
         .order_by(Area.code)
     ).all()
+    rule_area = aliased(Area)
+    rules = session.execute(
+        sa.select(Category.code, rule_area.code, Unit.code)
+        .select_from(RoutingRule)
+        .join(Category, RoutingRule.category_id == Category.id)
+        .outerjoin(rule_area, RoutingRule.area_id == rule_area.id)
+        .join(Unit, RoutingRule.unit_id == Unit.id)
+        .where(Unit.active)
+    ).all()
+    categories = session.execute(sa.select(Category.code, Category.name, Category.utility)).all()
+    return rows, rules, categories
+
+
+def _build(bundle, rows, rules, categories):
     gazetteer = Gazetteer(
         {
             "code": code,
@@ -85,30 +112,15 @@ def build_suggester(session, bundle):
         for code, _, level, _, polygon, _ in rows
         if level == AreaLevel.grid and polygon
     )
-    rule_area = aliased(Area)
-    rules = session.execute(
-        sa.select(Category.code, rule_area.code, Unit.code)
-        .select_from(RoutingRule)
-        .join(Category, RoutingRule.category_id == Category.id)
-        .outerjoin(rule_area, RoutingRule.area_id == rule_area.id)
-        .join(Unit, RoutingRule.unit_id == Unit.id)
-        .where(Unit.active)
-    ).all()
     catalogue = CatalogueRouter(
         {"category": category, "area": area, "unit": unit} for category, area, unit in rules
     )
-    categories = {
-        code: CategoryInfo(name, utility)
-        for code, name, utility in session.execute(
-            sa.select(Category.code, Category.name, Category.utility)
-        )
-    }
     return Suggester(
         bundle,
         gazetteer=gazetteer,
         grids=grids,
         router=Router(catalogue, getattr(bundle, "router", None)),
-        categories=categories,
+        categories={code: CategoryInfo(name, utility) for code, name, utility in categories},
     )
 
 
@@ -270,7 +282,7 @@ def _preload(app):
         from hotline.db import get_session
 
         try:
-            app.extensions["hotline.suggestions"]._suggester(get_session())
+            app.extensions["hotline.suggestions"]._suggester(get_session(), release=True)
         except Exception:
             log.exception("could not preload the classifier; it will load on first use")
 

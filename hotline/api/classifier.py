@@ -93,7 +93,8 @@ def acceptance():
             sa.select(
                 Ticket.suggestion,
                 Category.code,
-                Area.code,
+                # An area filled in from the suggestion is no one's choice: not counted.
+                sa.case((Ticket.area_source == "suggested", None), else_=Area.code),
                 lead.code,
                 Ticket.request_type,
                 Ticket.urgency,
