@@ -39,10 +39,11 @@ class SuggestionService:
         self._lock = threading.Lock()
         self._built = (None, 0.0, None)  # model version, built at, suggester
 
-    def suggest(self, session, text, *, address=None, lng=None, lat=None):
+    def suggest(self, session, text, *, address=None, lng=None, lat=None, release=False):
         """The suggestion for one complaint with the model version, or None if no model is
-        active."""
-        suggester, version = self._suggester(session)
+        active. ``release``: the caller only reads, so a (re)build may end ``session``'s
+        transaction before building (see ``_suggester``)."""
+        suggester, version = self._suggester(session, release=release)
         if suggester is None:
             return None
         result = suggester.suggest(text, address=address, lng=lng, lat=lat)

@@ -44,7 +44,7 @@ def suggest():
     lng, lat = fields.position()
     fields.check()
     result = suggestions.service().suggest(
-        get_session(), content, address=address, lng=lng, lat=lat
+        get_session(), content, address=address, lng=lng, lat=lat, release=True
     )
     if result is None:
         raise Conflict("尚未启用分类模型，请管理员先训练并启用", code="NO_ACTIVE_MODEL")
