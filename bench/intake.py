@@ -250,7 +250,9 @@ def with_suggestions(port, token, bodies, threads=4):
 def run(args):
     if args.database_url and args.database_url.startswith("sqlite"):
         url = args.database_url
-        Path(sa.make_url(url).database).unlink(missing_ok=True)
+        database = sa.make_url(url).database
+        for suffix in ("", "-wal", "-shm"):  # a stale write-ahead log would outlive the file
+            Path(database + suffix).unlink(missing_ok=True)
     else:
         url = args.database_url or fresh_database(args.admin_url, "hotline_bench_intake")
     token = prepare(url)
