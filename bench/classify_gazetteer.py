@@ -27,6 +27,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from classifier.gazetteer import Gazetteer
+from classifier.normalize import normalize
+from hotline.config import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -422,7 +424,9 @@ def run(data_dir=DEFAULT_DATA, seed=SEED) -> dict:
                 amb_wrong += 1
 
     foreign = _foreign_matches(gazetteer, data_dir)
+    fill = _fill_precision(addresses, results, foreign.pop("_resolutions", []))
     return {
+        "fill": fill,
         "street_acc": round(street_ok / street_n, 4),
         "community_acc": round(community_ok / community_n, 4),
         "ambiguous_flagged": round(amb_flagged / amb_n, 4),
@@ -455,6 +459,45 @@ def run(data_dir=DEFAULT_DATA, seed=SEED) -> dict:
     }
 
 
+#: Confidences at which a blank ticket area is filled from the place (AREA_FILL_MIN_CONFIDENCE
+#: in hotline/config.py is chosen from these rows).
+FILL_THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.9)
+
+
+def _fills(result, threshold):
+    """Whether intake would fill a blank area with ``result`` (dispatch/placing.py's rule)."""
+    return bool(result.code) and not result.candidates and result.confidence >= threshold
+
+
+def _fill_precision(addresses, results, foreign):
+    """Per threshold: of the 潍坊 addresses filled, the share whose area is right (the true
+    community or street, or one of its ancestors); how many were filled; and how many texts
+    about another city (all wrong) would be filled too."""
+    rows = []
+    for threshold in FILL_THRESHOLDS:
+        filled = right = 0
+        for item, result in zip(addresses, results, strict=True):
+            if not _fills(result, threshold):
+                continue
+            filled += 1
+            right += (item["community"] or item["street"]).startswith(result.code)
+        wrong_foreign = sum(_fills(r, threshold) for r in foreign)
+        rows.append(
+            {
+                "threshold": threshold,
+                "filled": filled,
+                "right": right,
+                "precision": round(right / filled, 4) if filled else None,
+                "coverage": round(filled / len(addresses), 4),
+                "foreign_filled": wrong_foreign,
+                "precision_with_foreign": round(right / (filled + wrong_foreign), 4)
+                if filled
+                else None,
+            }
+        )
+    return rows
+
+
 def _foreign_matches(gazetteer, data_dir):
     """Share of Teddy Cup messages (another, anonymised city) that resolve to a community or
     street with confidence ≥ 0.5: false positives, since none of them is about 潍坊."""
@@ -466,11 +509,17 @@ def _foreign_matches(gazetteer, data_dir):
             (row["留言主题"] + " " + row["留言详情"]).strip()[:400] for row in csv.DictReader(f)
         ]
     hits = 0
+    resolutions = []
     for text in texts:
-        result = gazetteer.resolve(text)
+        result = gazetteer.resolve(normalize(text))
+        resolutions.append(result)
         if (result.street or result.community) and result.confidence >= 0.5:
             hits += 1
-    return {"foreign_texts": len(texts), "foreign_match_rate": round(hits / len(texts), 4)}
+    return {
+        "foreign_texts": len(texts),
+        "foreign_match_rate": round(hits / len(texts), 4),
+        "_resolutions": resolutions,
+    }
 
 
 def main(argv=None):
@@ -511,10 +560,21 @@ def main(argv=None):
                 f"Teddy Cup 附件3, n={details['foreign_texts']}",
             )
         )
+    for fill in result["fill"]:
+        rows.append(
+            (
+                f"fill ≥ {fill['threshold']:.2f}: precision",
+                fill["precision"],
+                f"filled {fill['filled']} ({fill['coverage']:.0%}); other city filled "
+                f"{fill['foreign_filled']}, precision with them {fill['precision_with_foreign']}",
+            )
+        )
     width = max(len(label) for label, _, _ in rows)
     print(f"{'metric':<{width}}  {'value':>9}  note")
     for label, value, note in rows:
         print(f"{label:<{width}}  {value:>9}  {note}")
+    threshold = DEFAULTS["AREA_FILL_MIN_CONFIDENCE"]
+    print(f"(intake fills a blank area at ≥ {threshold}: hotline/config.py)")
     if args.errors:
         for error in details["errors"]:
             print(json.dumps(error, ensure_ascii=False))

@@ -5,8 +5,17 @@ then several client processes post realistic calls (``server.simulate.CallGenera
 keep-alive connections for a fixed time. Prints a table; ``--json PATH`` writes
 ``{"tickets_per_s", "p50_ms", "p99_ms", "errors", "tickets"}`` (plus details).
 
+Suggestions (``--suggestions``): by default every ticket carries one, as at a real console:
+the client asks ``POST /api/v1/suggest`` for each call while it is "typed" (before the timed
+run, as the operator's typing precedes the submit) and hands the signed answer back in the
+ticket's ``suggestion`` member, so the server checks it instead of classifying again
+(``reuse``). ``server`` sends no suggestion and the server computes it at receive; ``off``
+disables the classifier. A share of the calls (``--blank-area``) leaves the area empty, as
+operators do, so that receive fills it from the suggested place.
+
     python bench/intake.py                      # 30 s, 3 workers × 2 threads, 8 clients
     python bench/intake.py --seconds 60 --json bench/results/intake.json
+    python bench/intake.py --database-url sqlite:////tmp/intake.sqlite   # SQLite
 """
 
 import argparse
@@ -14,6 +23,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import random
 import signal
 import socket
 import statistics
@@ -38,6 +48,11 @@ from server.simulate import CallGenerator
 ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SUGGESTION_MODES = {
+    "reuse": "on, handed back by the client (signed)",
+    "server": "on, computed by the server at receive",
+    "off": "off",
+}
 
 
 def fresh_database(admin_url, name):
@@ -102,7 +117,7 @@ def start_server(url, port, workers, threads, models_dir, classifier=True):
         "server.app:create_app()",
     ]
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a loaded machine may take a while to import the workers
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -163,27 +178,101 @@ def client_process(port, token, bodies, start_at, stop_at, threads, queue):
     queue.put((latencies, errors))
 
 
+def group_cpu_seconds(pgid):
+    """CPU seconds (user + system) used so far by the live processes of a process group
+    (the server's master and workers), from /proc; None where there is no /proc."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, …
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def run(args):
-    url = args.database_url or fresh_database(args.admin_url, "hotline_bench_intake")
-    token = prepare(url)
+def calls(count, blank_area, seed=20261204):
+    """``count`` call bodies; a ``blank_area`` share without an area."""
     generator = CallGenerator()
-    bodies = [json.dumps(generator.call(), ensure_ascii=False).encode() for _ in range(2000)]
+    rng = random.Random(seed)
+    bodies = []
+    for _ in range(count):
+        body = generator.call()
+        if rng.random() < blank_area:
+            del body["area"]
+        bodies.append(body)
+    return bodies
+
+
+def with_suggestions(port, token, bodies, threads=4):
+    """Each body with the signed suggestion ``POST /api/v1/suggest`` answers for its text
+    (what the console receives while the operator types)."""
+    import threading
+
+    out = [None] * len(bodies)
+
+    def work(index):
+        # Generous: the first request of each worker loads the model and the gazetteer.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        for i in range(index, len(bodies), threads):
+            body = bodies[i]
+            ask = {"content": body["content"], "address": body.get("address")}
+            conn.request("POST", "/api/v1/suggest", body=json.dumps(ask), headers=headers)
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            if response.status != 200:
+                raise RuntimeError(f"suggest failed: {response.status} {answer}")
+            out[i] = {**body, "suggestion": answer["data"]}
+        conn.close()
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if any(body is None for body in out):
+        raise RuntimeError("could not fetch every suggestion")
+    return out
+
+
+def run(args):
+    if args.database_url and args.database_url.startswith("sqlite"):
+        url = args.database_url
+        database = sa.make_url(url).database
+        for suffix in ("", "-wal", "-shm"):  # a stale write-ahead log would outlive the file
+            Path(database + suffix).unlink(missing_ok=True)
+    else:
+        url = args.database_url or fresh_database(args.admin_url, "hotline_bench_intake")
+    token = prepare(url)
+    calls_made = calls(args.calls, args.blank_area)
     port = free_port()
     models_dir = tempfile.mkdtemp(prefix="hotline-bench-models-")
     default_model(models_dir)
-    server = start_server(url, port, args.workers, args.threads, models_dir, args.classifier)
+    classifier = args.suggestions != "off"
+    server = start_server(url, port, args.workers, args.threads, models_dir, classifier)
     try:
+        if args.suggestions == "reuse":
+            calls_made = with_suggestions(port, token, calls_made)
+        bodies = [json.dumps(body, ensure_ascii=False).encode() for body in calls_made]
         # Warm-up: connections, caches, the first requests of every worker.
         warm = multiprocessing.Queue()
         now = time.time()
         client_process(port, token, bodies, now, now + args.warmup, 4, warm)
         warm.get()
 
+        cpu_before = group_cpu_seconds(server.pid)
         queue = multiprocessing.Queue()
         start_at = time.time() + 1.0
         stop_at = start_at + args.seconds
@@ -204,6 +293,7 @@ def run(args):
             errors.extend(bad)
         for p in processes:
             p.join()
+        cpu_after = group_cpu_seconds(server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -211,6 +301,9 @@ def run(args):
     engine = make_engine(url)
     with engine.connect() as conn:
         stored = conn.execute(sa.select(sa.func.count()).select_from(Ticket)).scalar()
+        filled = conn.execute(
+            sa.select(sa.func.count()).select_from(Ticket).where(Ticket.area_source == "suggested")
+        ).scalar()
     engine.dispose()
     ok = len(latencies)
     result = {
@@ -220,13 +313,20 @@ def run(args):
         "p90_ms": round(percentile(latencies, 0.90) * 1000, 2) if ok else None,
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if ok else None,
         "max_ms": round(max(latencies) * 1000, 2) if ok else None,
+        "server_cpu_ms_per_ticket": round((cpu_after - cpu_before) * 1000 / ok, 2)
+        if ok and cpu_before is not None
+        else None,
+        "load_average": round(os.getloadavg()[0], 1),
         "errors": len(errors),
         "error_kinds": sorted({str(e) for e in errors}),
         "stored_in_database": stored,
         "seconds": args.seconds,
         "clients": per_process * args.client_processes,
         "gunicorn": f"{args.workers} workers × {args.threads} threads (gthread)",
-        "classifier": args.classifier,
+        "suggestions": args.suggestions,
+        "blank_area": args.blank_area,
+        "area_filled_from_suggestion": filled,
+        "database": sa.make_url(url).get_backend_name(),
     }
     return result
 
@@ -237,14 +337,19 @@ def print_table(r):
         ("duration (s)", r["seconds"]),
         ("concurrent clients", r["clients"]),
         ("server", r["gunicorn"]),
-        ("classifier suggestions at intake", "on" if r["classifier"] else "off"),
+        ("database", r["database"]),
+        ("suggestions", SUGGESTION_MODES[r["suggestions"]]),
+        ("calls with a blank area", f"{r['blank_area']:.0%}"),
         ("tickets/s", r["tickets_per_s"]),
         ("latency p50 (ms)", r["p50_ms"]),
         ("latency p90 (ms)", r["p90_ms"]),
         ("latency p99 (ms)", r["p99_ms"]),
         ("latency max (ms)", r["max_ms"]),
+        ("server CPU per ticket (ms, all workers)", r["server_cpu_ms_per_ticket"]),
+        ("load average at the end (other work too)", r["load_average"]),
         ("errors", r["errors"]),
         ("tickets in database (incl. warm-up)", r["stored_in_database"]),
+        ("of which area filled from the suggestion", r["area_filled_from_suggestion"]),
     ]
     print_rows(rows)
 
@@ -266,13 +371,29 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--client-processes", type=int, default=2)
-    parser.add_argument("--database-url", help="an empty PostgreSQL database (default: fresh one)")
+    parser.add_argument(
+        "--database-url",
+        help="an empty PostgreSQL database, or a SQLite file (replaced) "
+        "(default: a fresh PostgreSQL database)",
+    )
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     parser.add_argument(
+        "--suggestions",
+        choices=sorted(SUGGESTION_MODES),
+        default="reuse",
+        help="reuse: the client hands back the suggestion it got while typing (default); "
+        "server: the server computes it at receive; off: classifier disabled",
+    )
+    parser.add_argument(
         "--no-classifier",
-        dest="classifier",
-        action="store_false",
-        help="receive without computing suggestions (HOTLINE_CLASSIFIER_ENABLED=false)",
+        dest="suggestions",
+        action="store_const",
+        const="off",
+        help="the same as --suggestions off",
+    )
+    parser.add_argument("--calls", type=int, default=1000, help="distinct call bodies")
+    parser.add_argument(
+        "--blank-area", type=float, default=0.5, help="share of calls without an area"
     )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()

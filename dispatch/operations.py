@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from classifier import geo
-from dispatch import calendar, calls, routing, sla, timers
+from dispatch import calendar, calls, placing, routing, sla, timers
 from dispatch.states import FINAL, IN_HANDLING, TRANSITIONS
 from hotline import attachments, events, notify, suggestions
 from hotline.audit import audit
@@ -353,6 +353,7 @@ def receive(
     digest=None,
     suggestion=SUGGEST,
     emergency_decision=None,
+    offered_suggestion=None,
     call_id=None,
     now=None,
 ):
@@ -360,8 +361,15 @@ def receive(
 
     The title defaults to the content's first line; the classifier's suggestion (category,
     type, urgency, place, units) is computed here and stored with the ticket, unless the
-    caller hands one over (or None: no suggestion). ``photos`` (``attachments.check``) are
-    stored with the receive event, in the same transaction (a grid worker's 主动发现).
+    caller hands one over (or None: no suggestion). ``offered_suggestion`` is what the
+    suggestion API answered the client for this text: used if its signature proves it
+    (``suggestions.reusable``), else the suggestion is computed. ``photos``
+    (``attachments.check``) are stored with the receive event, in the same transaction (a
+    grid worker's 主动发现).
+
+    An area given is ``typed``; without one, a confident suggested place becomes the area
+    (``suggested``, narrowed to a grid where that is certain: ``placing.suggested_area``);
+    otherwise the ticket has no area and waits in the dispatcher's queue as 待定位.
 
     With an ``idempotency_key``, a retry of the same request returns the ticket made the
     first time (created False); the same key with a different request is refused.
@@ -394,7 +402,19 @@ def receive(
     if title is None:
         title = title_from(content)
     if suggestion is SUGGEST:
-        suggestion = suggestions.for_intake(session, content, address=address, lng=lng, lat=lat)
+        suggestion = suggestions.for_intake(
+            session, content, address=address, lng=lng, lat=lat, offered=offered_suggestion
+        )
+    area_source = placing.TYPED if area is not None else None
+    if area is None and suggestion:
+        area = placing.suggested_area(
+            session,
+            suggestion.get("area"),
+            lng=lng,
+            lat=lat,
+            min_confidence=_setting("AREA_FILL_MIN_CONFIDENCE"),
+        )
+        area_source = placing.SUGGESTED if area is not None else None
     values = {
         "channel": channel,
         "request_type": request_type,
@@ -406,6 +426,7 @@ def receive(
         "requester_phone": requester_phone,
         "address": address,
         "area_id": area.id if area else None,
+        "area_source": area_source,
         "lng": lng,
         "lat": lat,
         "status": S.received,
@@ -436,6 +457,9 @@ def receive(
     if ticket.number is None:
         ticket.number = _number(ticket)
     payload = {"channel": channel.value, "request_type": request_type.value}
+    if area_source == placing.SUGGESTED:
+        # Which area the suggestion filled in (a typed one is the ticket's own field).
+        payload["suggested_area"] = area.code
     # A grid worker's report shows no warning (they are on site and choose the urgency).
     warning = emergency_warning(suggestion) if channel != Channel.grid else None
     if warning is not None or emergency_decision is not None:
@@ -577,11 +601,15 @@ def dispatch(
     lead,
     assists=(),
     category=None,
+    area=None,
     note=None,
     expected_version=None,
     now=None,
 ):
-    """派单: give the ticket to a lead unit (+ assisting units) and start its clock."""
+    """派单: give the ticket to a lead unit (+ assisting units) and start its clock.
+
+    ``area``: where the matter lies, set by the dispatcher (a 待定位 ticket, or a suggested
+    place corrected); recorded in the event with the area it replaces."""
     now = now or utcnow()
     check_allowed("dispatch", ticket, actor, expected_version)
     _require(category or ticket.category, "category", "派单前请先确定事项分类")
@@ -589,6 +617,11 @@ def dispatch(
     payload = _assign(session, ticket, actor, lead, list(assists), now)
     if category is not None:
         ticket.category = category
+    if area is not None and area.id != ticket.area_id:
+        payload["area"] = area.code
+        payload["area_before"] = ticket.area.code if ticket.area else None
+        ticket.area = area
+        ticket.area_source = placing.TYPED
     ticket.status = S.dispatched
     payload.update(_start_clock(session, ticket, lead, now))
     payload["category"] = ticket.category.code

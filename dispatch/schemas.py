@@ -7,6 +7,7 @@ comes from a page form or a program; every rule about the ticket itself lives in
 """
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass
 
@@ -92,8 +93,30 @@ def intake_values(db, fields):
     values["area"] = lookup_code(db, fields, "area", Area, "区域", fields.code("area", "区域"))
     # The phone system's id of the call the request came in on (来电弹屏), if any.
     values["call_id"] = fields.text("call_id", "来电编号", max_len=CALL_ID_MAX)
+    values["offered_suggestion"] = _offered_suggestion(fields)
     fields.check()
     return values
+
+
+#: Longest suggestion handed back in a form field (a real one is a few kilobytes).
+SUGGESTION_MAX_CHARS = 64 * 1024
+
+
+def _offered_suggestion(fields):
+    """``suggestion``: the object ``POST /api/v1/suggest`` answered for this text, handed back
+    (a JSON object, or its text in a form field). Whether it may be used is decided at
+    receive (``suggestions.reusable``); text that is not JSON is ignored like a stale one."""
+    value = fields.raw("suggestion")
+    if isinstance(value, str):
+        if len(value) > SUGGESTION_MAX_CHARS:
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if value is None or isinstance(value, dict):
+        return value
+    return fields.fail("suggestion", "智能建议须为 /api/v1/suggest 返回的对象")
 
 
 # -- transitions ------------------------------------------------------------------------------
@@ -151,12 +174,14 @@ def _p_dispatch(db, f):
         "category": lookup_code(
             db, f, "category", Category, "事项分类", f.code("category", "事项分类")
         ),
+        "area": lookup_code(db, f, "area", Area, "区域", f.code("area", "区域")),
         "note": f.text("note", "派单说明", multiline=True, max_len=NOTE_MAX),
     }
 
 
 def _p_designate(db, f):
     values = _p_dispatch(db, f)
+    del values["area"]
     values["note"] = f.text("note", "指定理由", required=True, multiline=True, max_len=NOTE_MAX)
     return values
 
@@ -357,6 +382,9 @@ def ticket_to_dict(ticket, actor):
         "requester_phone": access.visible_phone(actor, ticket.requester_phone),
         "address": ticket.address,
         "area": coded(ticket.area),
+        # typed (by a person or the client) or suggested (filled from the suggested place);
+        # None: no area yet (待定位).
+        "area_source": ticket.area_source,
         "lng": ticket.lng,
         "lat": ticket.lat,
         "lead_unit": coded(ticket.lead_unit),

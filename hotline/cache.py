@@ -17,6 +17,7 @@ class RowCache:
     def __init__(self, ttl):
         self.ttl = ttl
         self._rows = {}
+        self._values = {}
         self._lock = threading.Lock()
 
     def get(self, session, key, load):
@@ -31,9 +32,21 @@ class RowCache:
                 self._rows[key] = (time.monotonic() + self.ttl, _detached_copy(row))
         return row
 
+    def value(self, key, load):
+        """Plain data derived from rows (e.g. a community's grids), kept like the rows for
+        ``ttl`` seconds; on a miss ``load()`` computes it."""
+        entry = self._values.get(key)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        value = load()
+        with self._lock:
+            self._values[key] = (time.monotonic() + self.ttl, value)
+        return value
+
     def clear(self):
         with self._lock:
             self._rows.clear()
+            self._values.clear()
 
 
 #: Areas, categories and units by code (admin edits show within a minute).

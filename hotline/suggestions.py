@@ -6,6 +6,9 @@ another version (noticed within seconds, no restart) or after ``REFERENCE_TTL`` 
 and catalogue edits reach it).
 """
 
+import hashlib
+import hmac
+import json
 import logging
 import threading
 import time
@@ -36,10 +39,11 @@ class SuggestionService:
         self._lock = threading.Lock()
         self._built = (None, 0.0, None)  # model version, built at, suggester
 
-    def suggest(self, session, text, *, address=None, lng=None, lat=None):
+    def suggest(self, session, text, *, address=None, lng=None, lat=None, release=False):
         """The suggestion for one complaint with the model version, or None if no model is
-        active."""
-        suggester, version = self._suggester(session)
+        active. ``release``: the caller only reads, so a (re)build may end ``session``'s
+        transaction before building (see ``_suggester``)."""
+        suggester, version = self._suggester(session, release=release)
         if suggester is None:
             return None
         result = suggester.suggest(text, address=address, lng=lng, lat=lat)
@@ -58,7 +62,11 @@ class SuggestionService:
             result["model_version"] = version
         return results
 
-    def _suggester(self, session):
+    def _suggester(self, session, *, release=False):
+        """The suggester of the active model, built when missing or stale. ``release``: end
+        ``session``'s transaction once the reference rows are read (the preload's own
+        session: on SQLite every transaction holds the write lock, which other workers must
+        not wait for while the gazetteer is built)."""
         version, bundle, _ = self.active.get()
         if bundle is None:
             return None, None
@@ -67,18 +75,41 @@ class SuggestionService:
             with self._lock:
                 built_version, built_at, suggester = self._built
                 if built_version != version or time.monotonic() - built_at > REFERENCE_TTL:
-                    suggester = build_suggester(session, bundle)
+                    data = reference_data(session)
+                    if release:
+                        session.rollback()
+                    suggester = _build(bundle, *data)
                     self._built = (version, time.monotonic(), suggester)
         return suggester, version
 
 
 def build_suggester(session, bundle):
+    """A Suggester of ``bundle`` over the reference tables read through ``session``."""
+    return _build(bundle, *reference_data(session))
+
+
+def reference_data(session):
+    """The rows a suggester is built from: areas, routing rules, categories."""
     parent = aliased(Area)
     rows = session.execute(
         sa.select(Area.code, Area.name, Area.level, Area.aliases, Area.polygon, parent.code)
         .outerjoin(parent, Area.parent_id == parent.id)
         .order_by(Area.code)
     ).all()
+    rule_area = aliased(Area)
+    rules = session.execute(
+        sa.select(Category.code, rule_area.code, Unit.code)
+        .select_from(RoutingRule)
+        .join(Category, RoutingRule.category_id == Category.id)
+        .outerjoin(rule_area, RoutingRule.area_id == rule_area.id)
+        .join(Unit, RoutingRule.unit_id == Unit.id)
+        .where(Unit.active)
+    ).all()
+    categories = session.execute(sa.select(Category.code, Category.name, Category.utility)).all()
+    return rows, rules, categories
+
+
+def _build(bundle, rows, rules, categories):
     gazetteer = Gazetteer(
         {
             "code": code,
@@ -94,44 +125,100 @@ def build_suggester(session, bundle):
         for code, _, level, _, polygon, _ in rows
         if level == AreaLevel.grid and polygon
     )
-    rule_area = aliased(Area)
-    rules = session.execute(
-        sa.select(Category.code, rule_area.code, Unit.code)
-        .select_from(RoutingRule)
-        .join(Category, RoutingRule.category_id == Category.id)
-        .outerjoin(rule_area, RoutingRule.area_id == rule_area.id)
-        .join(Unit, RoutingRule.unit_id == Unit.id)
-        .where(Unit.active)
-    ).all()
     catalogue = CatalogueRouter(
         {"category": category, "area": area, "unit": unit} for category, area, unit in rules
     )
-    categories = {
-        code: CategoryInfo(name, utility)
-        for code, name, utility in session.execute(
-            sa.select(Category.code, Category.name, Category.utility)
-        )
-    }
     return Suggester(
         bundle,
         gazetteer=gazetteer,
         grids=grids,
         router=Router(catalogue, getattr(bundle, "router", None)),
-        categories=categories,
+        categories={code: CategoryInfo(name, utility) for code, name, utility in categories},
     )
 
 
-def for_intake(session, text, *, address=None, lng=None, lat=None):
-    """The suggestion stored with a new ticket. A failing classifier must never lose a call:
-    the ticket is then received without one and the error is logged."""
+def for_intake(session, text, *, address=None, lng=None, lat=None, offered=None):
+    """The suggestion stored with a new ticket: ``offered`` (what ``POST /api/v1/suggest``
+    answered the console for this very text, see ``reusable``) when it proves to be that,
+    else computed now. A failing classifier must never lose a call: the ticket is then
+    received without one and the error is logged."""
     if not current_app or not current_app.config["CLASSIFIER_ENABLED"]:
         # Outside an application (a script driving the operations) there is no model.
         return None
     try:
+        if offered is not None:
+            reused = reusable(offered, text, address=address, lng=lng, lat=lat)
+            if reused is not None:
+                return reused
         return service().suggest(session, text, address=address, lng=lng, lat=lat)
     except Exception:
         log.exception("classifier failed at intake; ticket received without suggestion")
         return None
+
+
+# -- handing a suggestion back ------------------------------------------------------------
+# The console asks for the suggestion while the operator types; receiving the call then sends
+# it back instead of making the server classify the same text again. The server signs what it
+# answered (HMAC-SHA256 with the application's SECRET_KEY over the text, address, position
+# and the suggestion with its model version and time), so a suggestion handed back is used only
+# when it was made by this server, for exactly this text, by the model still active, within
+# ``SUGGESTION_REUSE_SECONDS``. Anything else is ignored and the suggestion computed again.
+
+#: The member of a suggestion carrying its signature.
+SEAL = "seal"
+
+
+def _seal_key():
+    return hmac.new(
+        current_app.config["SECRET_KEY"].encode(), b"hotline.suggestion.v1", hashlib.sha256
+    ).digest()
+
+
+def _plain(value):
+    """``value`` with whole floats as integers: JavaScript hands 1.0 back as 1."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _signature(suggestion, text, address, lng, lat):
+    body = {k: v for k, v in suggestion.items() if k != SEAL}
+    message = json.dumps(
+        _plain([text, address, lng, lat, body]), sort_keys=True, ensure_ascii=False, default=str
+    )
+    return hmac.new(_seal_key(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def sealed(suggestion, text, *, address=None, lng=None, lat=None, now=None):
+    """``suggestion`` with the time it was made and its signature (``seal``) for this text."""
+    result = {k: v for k, v in suggestion.items() if k != SEAL}
+    result["sealed_at"] = int(now if now is not None else time.time())
+    result[SEAL] = _signature(result, text, address, lng, lat)
+    return result
+
+
+def reusable(offered, text, *, address=None, lng=None, lat=None, now=None):
+    """The suggestion ``offered`` back by a client (without its seal) when its signature
+    matches this text, address and position, its model version is the active one and it is
+    recent; else None (the caller computes it again)."""
+    if not isinstance(offered, dict) or not isinstance(offered.get(SEAL), str):
+        return None
+    expected = _signature(offered, text, address, lng, lat)
+    if not hmac.compare_digest(expected, offered[SEAL]):
+        return None
+    made = offered.get("sealed_at")
+    now = now if now is not None else time.time()
+    max_age = current_app.config["SUGGESTION_REUSE_SECONDS"]
+    if not isinstance(made, int) or not (now - max_age <= made <= now + 60):
+        return None
+    version, _, _ = service().active.get()
+    if version is None or offered.get("model_version") != version:
+        return None
+    return {k: v for k, v in offered.items() if k not in (SEAL, "sealed_at")}
 
 
 def dispatch_confidence(suggestion):
@@ -208,7 +295,7 @@ def _preload(app):
         from hotline.db import get_session
 
         try:
-            app.extensions["hotline.suggestions"]._suggester(get_session())
+            app.extensions["hotline.suggestions"]._suggester(get_session(), release=True)
         except Exception:
             log.exception("could not preload the classifier; it will load on first use")
 

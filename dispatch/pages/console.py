@@ -31,7 +31,7 @@ from flask import (
     url_for,
 )
 
-from dispatch import access, calls, duplicates, operations
+from dispatch import access, calls, duplicates, operations, placing
 from dispatch.schemas import caller_ticket_to_dict, intake_values
 from hotline import knowledge, pickers, suggestions, web
 from hotline.db import day_bounds, get_session, utcnow
@@ -80,6 +80,9 @@ FORM_FIELDS = (
     "area",
     "emergency_decision",
     "call_id",
+    # Hidden: the signed suggestion the page's script received while the operator typed,
+    # handed back so that receiving does not classify the text again.
+    "suggestion",
 )
 #: The emergency lines a call may be handed to from the console.
 EMERGENCY_TARGETS = (
@@ -90,9 +93,6 @@ EMERGENCY_TARGETS = (
 )
 #: Today's own tickets listed under the form.
 TODAY_LIMIT = 50
-#: A suggested place at least this sure (and not ambiguous) pre-fills the area pickers; a less
-#: sure one is only shown beside them (the same line as the dispatcher's green, desk.py).
-AREA_PREFILL_CONFIDENCE = 0.8
 
 
 def new_key():
@@ -269,7 +269,7 @@ def _render(typed, key, *, error=None, panels=False, call=None, prefill=False):
         "emergency_targets": EMERGENCY_TARGETS,
         "area_selected": _area_code(typed),
         "area_prefilled": False,
-        "area_prefill_confidence": AREA_PREFILL_CONFIDENCE,
+        "area_prefill_confidence": current_app.config["AREA_FILL_MIN_CONFIDENCE"],
         "today": _today_tickets(db),
         "suggestion": None,
         "places": [],
@@ -323,13 +323,11 @@ def _panels(db, typed):
 
 
 def confident_place(place):
-    """Whether a suggested place (``suggestion["area"]``) is sure enough to pre-fill."""
-    return bool(
-        place
-        and place.get("code")
-        and not place.get("candidates")
-        and (place.get("confidence") or 0) >= AREA_PREFILL_CONFIDENCE
-    )
+    """Whether a suggested place (``suggestion["area"]``) is sure enough to pre-fill the area
+    pickers: the same rule by which receive fills a blank area (``placing``); a less sure one
+    is only shown beside them."""
+    threshold = current_app.config["AREA_FILL_MIN_CONFIDENCE"]
+    return placing.confident_place(place, threshold) is not None
 
 
 def _caller(db, typed):

@@ -43,6 +43,7 @@ from hotline.enums import (
     Urgency,
 )
 from hotline.models import (
+    Area,
     Assignment,
     Category,
     Extension,
@@ -99,17 +100,40 @@ def _categories(db):
     ]
 
 
+#: Suggested units offered one click away on the dispatch form.
+SUGGESTED_UNITS = 3
+
+
 def suggested(ticket):
-    """The suggestion's first unit and top category codes (None where there is none)."""
+    """The suggestion's units (first and top few), top category and place (None or empty
+    where there is none)."""
     suggestion = ticket.suggestion or {}
     units = suggestion.get("units") or []
     top = (suggestion.get("category") or {}).get("top") or []
+    place = suggestion.get("area") or {}
     return {
         "unit": units[0]["code"] if units else None,
         "unit_confidence": units[0].get("confidence") if units else None,
+        "units": [(u["code"], u.get("confidence")) for u in units[:SUGGESTED_UNITS]],
         "category": top[0]["code"] if top else None,
         "category_name": top[0].get("name") if top else None,
+        "place": place.get("code"),
+        "place_confidence": place.get("confidence"),
+        "place_candidates": [c for c in place.get("candidates") or [] if c],
     }
+
+
+def _areas(db):
+    """Every area as (district name, [(code, "街道 › 社区 › 网格")]) for the area picker."""
+    rows = db.execute(sa.select(Area.code, Area.name).order_by(Area.code)).all()
+    names = dict(rows)
+    groups = {}
+    for code, name in rows:
+        district = code[:6]
+        path = [names.get(code[:n]) for n in (9, 12, 15) if len(code) >= n]
+        label = " › ".join(p for p in path if p) or name
+        groups.setdefault(district, []).append((code, label))
+    return [(names.get(d, d), options) for d, options in groups.items()]
 
 
 #: Below this a suggestion is shown as unsure (red), below ``MID_CONFIDENCE`` as amber.
@@ -133,7 +157,13 @@ def confidence_class(value):
 def dispatch_queue():
     db = get_session()
     page = Page.from_args(request.args, size=QUEUE_PAGE_SIZE)
-    total, tickets = _received_page(db, page)
+    unlocated = request.args.get("show") == UNLOCATED
+    total, tickets = _received_page(db, page, unlocated=unlocated)
+    n_unlocated = db.scalar(
+        sa.select(sa.func.count())
+        .select_from(Ticket)
+        .where(Ticket.status == S.received, Ticket.area_id.is_(None))
+    )
     returns = db.scalars(
         sa.select(Ticket)
         .where(Ticket.status == S.return_requested)
@@ -153,6 +183,8 @@ def dispatch_queue():
         "desk_queue.html",
         tickets=tickets,
         total=total,
+        unlocated=unlocated,
+        n_unlocated=n_unlocated,
         page=page.number,
         pages=page.count(total),
         returns=returns,
@@ -163,11 +195,19 @@ def dispatch_queue():
     )
 
 
-def _received_page(db, page):
+#: ``/dispatch?show=unlocated``: only tickets without an area (待定位).
+UNLOCATED = "unlocated"
+
+
+def _received_page(db, page, *, unlocated=False):
     """One page of tickets awaiting dispatch: no suggestion first, then the least sure
     suggestion, each oldest first. Two queries, so each reads ``ix_tickets_dispatch_queue``
-    in its own order (PostgreSQL's index keeps NULLs last)."""
-    waiting = sa.select(Ticket).where(Ticket.status == S.received)
+    in its own order (PostgreSQL's index keeps NULLs last). ``unlocated``: only tickets
+    without an area (待定位), which the dispatcher must place."""
+    where = [Ticket.status == S.received]
+    if unlocated:
+        where.append(Ticket.area_id.is_(None))
+    waiting = sa.select(Ticket).where(*where)
     unsure = waiting.where(Ticket.dispatch_confidence.is_(None)).order_by(
         Ticket.received_at, Ticket.id
     )
@@ -177,14 +217,14 @@ def _received_page(db, page):
     counts = dict(
         db.execute(
             sa.select(Ticket.dispatch_confidence.is_(None), sa.func.count())
-            .where(Ticket.status == S.received)
+            .where(*where)
             .group_by(Ticket.dispatch_confidence.is_(None))
         ).all()
     )
     n_unsure = counts.get(True, 0)
     total = n_unsure + counts.get(False, 0)
     offset = page.offset
-    options = (selectinload(Ticket.category),)
+    options = (selectinload(Ticket.category), selectinload(Ticket.area))
     rows = []
     if offset < n_unsure:
         rows = list(db.scalars(unsure.options(*options).offset(offset).limit(page.size)).all())
@@ -220,6 +260,7 @@ def inbox():
             selectinload(Ticket.assignments),
             selectinload(Ticket.lead_unit),
             selectinload(Ticket.category),
+            selectinload(Ticket.area),
         )
         .order_by(Ticket.received_at, Ticket.id)
         .limit(INBOX_LIMIT + 1)
@@ -317,6 +358,7 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
     mine = ticket.active_assignment(user.unit_id) if user.role == Role.unit_handler else None
     dispatcher_forms = bool({"dispatch", "decide_return"} & set(actions))
     hint = suggested(ticket)
+    units = _units_by_kind(db) if dispatcher_forms else []
     status = error.status if error is not None else 200
     deadlines = ticket_deadlines(db, ticket, now, mine)
     teller = Teller(db, record.events, current_app.config["TIMEZONE"])
@@ -348,10 +390,13 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
         actions=actions,
         slugs=ACTION_SLUGS,
         my_assignment=mine,
-        units=_units_by_kind(db) if dispatcher_forms else [],
+        units=units,
+        unit_names={u.code: u.name for _, group in units for u in group},
         categories=_categories(db) if "dispatch" in actions else [],
         urgencies=list(Urgency),
         request_types=list(RequestType),
+        areas=_areas(db) if "dispatch" in actions else [],
+        area_names=_area_names(db, hint) if "dispatch" in actions else {},
         hint=hint,
         error=error,
         typed=typed,
@@ -367,6 +412,15 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
         max_photos=current_app.config["ATTACHMENT_MAX_FILES"],
         max_photo_mb=current_app.config["ATTACHMENT_MAX_BYTES"] / (1024 * 1024),
     ), status
+
+
+def _area_names(db, hint):
+    """{code: name} of the suggested place and its candidates (shown beside the picker)."""
+    codes = {hint["place"]} | {c.get("code") for c in hint["place_candidates"]}
+    codes.discard(None)
+    if not codes:
+        return {}
+    return dict(db.execute(sa.select(Area.code, Area.name).where(Area.code.in_(codes))).all())
 
 
 def _status_label(value):

@@ -34,7 +34,9 @@ def create_blueprint():
 
 
 def suggest():
-    """What the classifier makes of a text being typed in: category, type, urgency, place, units."""
+    """What the classifier makes of a text being typed in: category, type, urgency, place,
+    units; with ``sealed_at`` and ``seal``, so that ``POST /api/v1/tickets`` may be sent the
+    whole object back as ``suggestion`` for the same text (then not classified again)."""
     require_role(SUGGEST_ROLES)
     fields = Fields(json_body())
     content = fields.content()
@@ -42,11 +44,12 @@ def suggest():
     lng, lat = fields.position()
     fields.check()
     result = suggestions.service().suggest(
-        get_session(), content, address=address, lng=lng, lat=lat
+        get_session(), content, address=address, lng=lng, lat=lat, release=True
     )
     if result is None:
         raise Conflict("尚未启用分类模型，请管理员先训练并启用", code="NO_ACTIVE_MODEL")
-    return ok(result)
+    # Signed, so that creating the ticket can hand it back instead of computing it again.
+    return ok(suggestions.sealed(result, content, address=address, lng=lng, lat=lat))
 
 
 def list_models():
@@ -90,7 +93,8 @@ def acceptance():
             sa.select(
                 Ticket.suggestion,
                 Category.code,
-                Area.code,
+                # An area filled in from the suggestion is no one's choice: not counted.
+                sa.case((Ticket.area_source == "suggested", None), else_=Area.code),
                 lead.code,
                 Ticket.request_type,
                 Ticket.urgency,

@@ -453,3 +453,8 @@ def test_real_weifang_data_meets_targets():
     assert result["ambiguous_flagged"] >= 0.95
     assert result["ambiguous_wrong_guess"] <= 0.01
     assert result["ms_per_resolve"] < 1.0
+    # The threshold at which intake fills a blank area keeps filled areas right.
+    from hotline.config import DEFAULTS
+
+    (fill,) = [f for f in result["fill"] if f["threshold"] == DEFAULTS["AREA_FILL_MIN_CONFIDENCE"]]
+    assert fill["precision_with_foreign"] >= 0.98 and fill["coverage"] >= 0.6

@@ -15,6 +15,7 @@
   var PREFILL = Number(areaBox.getAttribute("data-prefill-confidence")) || 1;
   var prefilled = areaBox.getAttribute("data-prefilled") || "";  // the code we filled in
   var picker = window.HotlinePicker;
+  var sealed = $("suggestion");  // the signed suggestion handed back at receive
   var EMERGENCY = { "110": "110 报警", "119": "119 火警", "120": "120 急救", "122": "122 交通事故" };
   var TYPES = {}, TIERS = {};
   Array.prototype.forEach.call(requestType.options, function (o) { TYPES[o.value] = o.text; });
@@ -392,6 +393,8 @@
       : Promise.resolve(null);
     suggested.then(function (s) {
       if (!current()) return;
+      // Handed back on submit: the server reuses it if it still matches the text.
+      sealed.value = s && s.seal ? JSON.stringify(s) : "";
       suggestedArea = s && s.area ? s.area.code : null;
       var units = s && s.units ? s.units.map(function (u) { return u.code; }) : [];
       var query = "?area=" + encodeURIComponent(suggestedArea || "") + "&units=" + encodeURIComponent(units.join(","));

@@ -426,11 +426,13 @@ def test_lookup_leaves_the_area_blank_when_the_place_is_unsure(operator_page, db
     [
         (None, False),
         ({"code": None, "confidence": 0.0, "candidates": ["370702", "370705"]}, False),
-        ({"code": "370705001", "confidence": 0.79, "candidates": []}, False),
-        ({"code": "370705001", "confidence": 0.8, "candidates": []}, True),
+        # The same line as receive's fill of a blank area (AREA_FILL_MIN_CONFIDENCE, 0.75).
+        ({"code": "370705001", "confidence": 0.74, "candidates": []}, False),
+        ({"code": "370705001", "confidence": 0.75, "candidates": []}, True),
         ({"code": "370705", "confidence": 0.95, "candidates": ["370702"]}, False),
         ({"code": "370705001001001", "confidence": 1.0, "source": "coordinates"}, True),
     ],
 )
-def test_only_a_sure_unambiguous_place_prefills_the_area(place, prefill):
-    assert confident_place(place) is prefill
+def test_only_a_sure_unambiguous_place_prefills_the_area(app, place, prefill):
+    with app.app_context():
+        assert confident_place(place) is prefill

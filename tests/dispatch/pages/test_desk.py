@@ -111,7 +111,7 @@ def test_dispatch_through_the_form(client, db, user, form_token, make_ticket, we
     web_login(client, "dispatcher")
     page = client.get(f"/tickets/{ticket.number}").get_data(as_text=True)
     # The form is pre-filled with the suggestion's unit and category.
-    assert f'<option value="{DONGGUAN}" selected>' in page
+    assert f'<option value="{DONGGUAN}" data-code="{DONGGUAN}" selected>' in page
     assert f'<option value="{STREETLIGHT}" selected>' in page
     token = form_token(client, f"/tickets/{ticket.number}")
     response = client.post(

@@ -42,6 +42,9 @@ def test_suggest_for_operator(api, models_dir):
         "area",
         "units",
         "model_version",
+        # signed, to be handed back when the ticket is created
+        "sealed_at",
+        "seal",
     }
     assert result["model_version"] == artefact.active_version(models_dir)
 
@@ -157,9 +160,10 @@ def test_created_ticket_stores_the_suggestion(api, db, models_dir):
     shown = data(api("operator").get(f"/tickets/{ticket['number']}"))
     assert shown["suggestion"] == suggestion
     assert stored_suggestion(db, ticket["number"]) == suggestion
-    # the operator's own choices are not overwritten by the suggestion
+    # the operator's own choices are not overwritten by the suggestion; the blank area is
+    # filled from the confident place, marked as suggested
     assert shown["category"] is None
-    assert shown["area"] is None
+    assert shown["area"]["code"] == "370705001001" and shown["area_source"] == "suggested"
     assert shown["urgency"]["value"] == "normal"
 
 
