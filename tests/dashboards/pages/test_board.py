@@ -104,6 +104,7 @@ def test_page_loads_scripts_from_this_site_only(client, web_login):
     html = client.get("/boards").get_data(as_text=True)
     sources = re.findall(r'<script src="([^"]+)"', html)
     assert sources == [
+        "/static/picker.js",  # every page's searchable selects (base.html)
         "/vendor/socket.io.min.js",
         "/vendor/echarts.min.js",
         "/boards/static/board.js",
