@@ -1,6 +1,6 @@
 """The demo's past: a city's last N days of 12345 calls, made by the real operations.
 
-``generate`` receives a few thousand calls (default: 90 days, about 4,000) written from the
+``generate`` receives a few thousand calls (default: 90 days, about 3,300) written from the
 seed corpus (``seed_data/calls.json`` templates placed at real addresses, the labelled
 messages of ``seed_data/corpus/messages.jsonl``, and the emergency calls of
 ``emergency_cases.jsonl``) and moves each along the way a real ticket goes: answered or
