@@ -234,11 +234,20 @@ def _lapse_pending_extension(session, ticket, now, note):
 
 
 def _pending_extension(session, ticket):
-    return session.scalars(
-        sa.select(Extension).where(
-            Extension.ticket_id == ticket.id, Extension.status == DecisionStatus.pending
-        )
-    ).first()
+    """The ticket's extension request awaiting a decision, or None.
+
+    Read without autoflushing the operation's half-made changes (one flush per operation, in
+    ``_record``, is much cheaper than one per read): the rows' statuses in the session and
+    requests added but not yet flushed are checked here instead."""
+    pending = DecisionStatus.pending
+    with session.no_autoflush:
+        stored = session.scalars(
+            sa.select(Extension)
+            .where(Extension.ticket_id == ticket.id, Extension.status == pending)
+            .order_by(Extension.id)
+        ).all()
+    added = [o for o in session.new if isinstance(o, Extension) and o.ticket_id == ticket.id]
+    return next((e for e in [*stored, *added] if e.status == pending), None)
 
 
 def _assign(session, ticket, actor, lead, assists, now, *, designated=False):

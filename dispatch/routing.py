@@ -99,9 +99,12 @@ def territorial_unit(session, area):
 def district_government_for(session, area):
     """The district government over ``area`` (for copying street dispatches, 抄送)."""
     district_code = area.code[:6]
-    return session.scalars(
-        sa.select(Unit)
-        .join(unit_areas, unit_areas.c.unit_id == Unit.id)
-        .join(Area, unit_areas.c.area_id == Area.id)
-        .where(Unit.kind == UnitKind.district_government, Area.code == district_code, Unit.active)
-    ).first()
+    with session.no_autoflush:  # reference data: no pending change of an operation matters
+        return session.scalars(
+            sa.select(Unit)
+            .join(unit_areas, unit_areas.c.unit_id == Unit.id)
+            .join(Area, unit_areas.c.area_id == Area.id)
+            .where(
+                Unit.kind == UnitKind.district_government, Area.code == district_code, Unit.active
+            )
+        ).first()

@@ -33,6 +33,13 @@ class Deadlines:
 
 def find_policy(session, ticket):
     """The most specific active policy for the ticket, or a Conflict if none matches."""
+    # Categories and policies are reference data no operation changes: reading them need not
+    # flush the operation's half-made changes first.
+    with session.no_autoflush:
+        return _find_policy(session, ticket)
+
+
+def _find_policy(session, ticket):
     category_ids = []
     if ticket.category_id is not None:
         category = ticket.category or session.get(Category, ticket.category_id)

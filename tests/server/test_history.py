@@ -7,22 +7,27 @@ from click.testing import CliRunner
 
 from dashboards import ranking, snapshots
 from dashboards.access import CITY
+from dispatch.operations import EMERGENCY_LINES
 from dispatch.states import IN_HANDLING
 from hotline.enums import (
     AreaLevel,
     Channel,
+    IntakeOutcome,
     RankingClass,
     Satisfaction,
     TicketStatus,
     TimerKind,
     UnitKind,
+    Urgency,
 )
 from hotline.models import (
     Area,
     Assignment,
     CallbackAttempt,
+    KnowledgeArticle,
     Notification,
     Ticket,
+    TicketEvent,
     TimerFiring,
     Unit,
 )
@@ -123,6 +128,36 @@ def test_a_week_of_history_looks_like_a_working_city(db, app):
     assert {t.id for t in overdue} <= fired
     assert all(t.next_due_at is None or t.next_due_at > NOW for t in tickets)
     assert db.scalar(sa.select(sa.func.count()).select_from(Notification)) > 0
+
+    # At intake, as at the console: emergencies transferred with the warning answered
+    # 转接, a shown warning otherwise kept or dismissed as the urgency says, and knowledge-base
+    # answers naming their article.
+    receipts = dict(
+        db.execute(
+            sa.select(TicketEvent.ticket_id, TicketEvent.payload)
+            .join(Ticket, Ticket.id == TicketEvent.ticket_id)
+            .where(MINE, TicketEvent.action == "receive")
+        ).all()
+    )
+    emergencies = [
+        t for t in tickets if t.transfer_target and t.transfer_target.value in EMERGENCY_LINES
+    ]
+    assert emergencies
+    for ticket in emergencies:
+        assert receipts[ticket.id]["urgency_warning"]["decision"] == "transferred"
+    for ticket in tickets:
+        warning = receipts[ticket.id].get("urgency_warning")
+        if warning is None or ticket in emergencies:
+            continue
+        assert warning["shown"] and warning["urgency"] == ticket.urgency.value
+        kept = ticket.urgency == Urgency.emergency
+        assert warning["decision"] == ("kept" if kept else "dismissed")
+    answered = [t for t in tickets if t.intake_outcome == IntakeOutcome.answered]
+    from_articles = [t for t in answered if t.answer_article_id is not None]
+    assert from_articles and len(from_articles) < len(answered)
+    articles = dict(db.execute(sa.select(KnowledgeArticle.id, KnowledgeArticle.code)).all())
+    for ticket in from_articles:
+        assert f"知识库条目 {articles[ticket.answer_article_id]}" in ticket.result
 
     # Called back, mostly satisfied; some reopened, some exempted.
     rated = [t.callback_satisfaction for t in tickets if t.callback_satisfaction]
