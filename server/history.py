@@ -1,6 +1,6 @@
 """The demo's past: a city's last N days of 12345 calls, made by the real operations.
 
-``generate`` receives a few thousand calls (default: 90 days, about 3,300) written from the
+``generate`` receives a few thousand calls (default: 90 days, about 3,000) written from the
 seed corpus (``seed_data/calls.json`` templates placed at real addresses, the labelled
 messages of ``seed_data/corpus/messages.jsonl``, and the emergency calls of
 ``emergency_cases.jsonl``) and moves each along the way a real ticket goes: answered or
@@ -85,7 +85,7 @@ KEY_PREFIX = "history:"
 DEFAULT_DAYS = 90
 DEFAULT_SEED = 12345
 #: Calls on an ordinary Thursday; other days follow ``WEEKDAY_FACTOR`` (Monday busiest).
-CALLS_PER_DAY = 40
+CALLS_PER_DAY = 36
 WEEKDAY_FACTOR = (1.35, 1.12, 1.05, 1.0, 0.95, 0.62, 0.55)
 #: Public holidays (official calendar) are quieter than an ordinary weekday.
 HOLIDAY_FACTOR = 0.6
