@@ -127,7 +127,8 @@ def print_table(r):
     model = r["model"]
     print(
         f"model: {model['training_rows']} development rows, trained in {r['train_s']} s "
-        f"(incl. {3} folds for the thresholds: veto {model['veto']}, alone {model['alone']}); "
+        f"(incl. {model.get('folds', 3)} folds for the thresholds: veto {model['veto']}, "
+        f"alone {model['alone']}); "
         f"{r['per_call_ms']} ms a call"
     )
 

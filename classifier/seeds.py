@@ -60,6 +60,8 @@ def urgency_cases(split, seed_dir=SEED_DIR):
     emergencies and their look-alikes) or ``"ordinary"`` (everyday calls, none an emergency).
 
     - ``corpus/urgency_cases.jsonl``: the ``split`` field of each line;
+    - ``corpus/urgency_training.jsonl``: development half only (calls written later, to train
+      on; the evaluation half stays as it was);
     - ``corpus/emergency_cases.jsonl``: even lines (0, 2, 4 …) dev, odd lines eval;
     - ordinary calls: ``corpus/messages.jsonl`` and the call templates of ``calls.json`` (with a
       road for ``{place}``), even lines dev, odd lines eval, leaving out the few marked as an
@@ -72,6 +74,9 @@ def urgency_cases(split, seed_dir=SEED_DIR):
     rows = []
     for row in read_jsonl(seed_dir / "corpus" / "urgency_cases.jsonl"):
         if row["split"] == split:
+            rows.append(_case(row["text"], row["emergency"], row.get("transfer_to"), "cases"))
+    if split == "dev":
+        for row in read_jsonl(seed_dir / "corpus" / "urgency_training.jsonl"):
             rows.append(_case(row["text"], row["emergency"], row.get("transfer_to"), "cases"))
     for i, row in enumerate(read_jsonl(seed_dir / "corpus" / "emergency_cases.jsonl")):
         if i % 2 == want:

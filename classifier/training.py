@@ -100,16 +100,29 @@ def train_default(seed_dir=SEED_DIR, level=2):
 # -- urgency ----------------------------------------------------------------------------------
 
 
-def train_urgency(seed_dir=SEED_DIR, *, folds=3, target_recall=0.99, alone_recall=0.95):
+def train_urgency(
+    seed_dir=SEED_DIR,
+    *,
+    folds=5,
+    target_recall=1.0,
+    alone_recall=0.97,
+    false_alarm_budget=0.10,
+):
     """The emergency model, learned from the development half of the urgency data only
     (``classifier.seeds.urgency_cases``); its two thresholds are chosen on out-of-fold scores of
     that half.
 
     The rules were written from these same calls, so on them they look better than they are on
-    new wordings. Hence the model alone (words only) gets the threshold at which it finds
-    ``alone_recall`` of the emergencies by itself, whatever the rules say; the veto threshold
-    then gives the highest recall of rules and model together up to ``target_recall``, with the
-    fewest false alarms."""
+    new wordings. Hence the model alone (words only) never gets a threshold above the one at
+    which it finds ``alone_recall`` of the emergencies by itself, whatever the rules say. Within
+    that, the two thresholds give the highest recall of rules and model together up to
+    ``target_recall`` with the fewest false alarms, as long as out-of-fold false alarms stay
+    within ``false_alarm_budget``. Recall is aimed at with a margin (1.0 out-of-fold for the
+    issue's 0.99), and the budget is above the issue's 5 % because the folds' models, trained on
+    four fifths of the half, alarm more than the final one: nested on the development half
+    (thresholds tuned inside each outer fold), these settings gave recall 1.0 and false alarms
+    0.043 out-of-fold, and the development half has a larger share of hard negatives than the
+    evaluation half."""
     from sklearn.model_selection import StratifiedKFold
 
     rows = urgency_cases("dev", seed_dir)
@@ -125,15 +138,9 @@ def train_urgency(seed_dir=SEED_DIR, *, folds=3, target_recall=0.99, alone_recal
         on_hit[test_rows], alone[test_rows] = probe.probabilities([texts[i] for i in test_rows])
     hits = np.array([rules_fire(t) for t in texts])
     on_hit[[cry_for_help(t) for t in texts]] = 1.0  # these stand whatever the model says
-    alone_at = max(
-        (
-            t
-            for t in np.round(np.arange(0.1, 0.96, 0.05), 2)
-            if (alone[y] >= t).mean() >= alone_recall
-        ),
-        default=0.1,
+    alone_at, veto, recall, false_alarms = choose_thresholds(
+        y, hits, on_hit, alone, target_recall, alone_recall, false_alarm_budget
     )
-    veto, recall, false_alarms = choose_veto(y, hits, on_hit, alone >= alone_at, target_recall)
     model = UrgencyModel(veto=veto, alone=float(alone_at)).fit(texts, y, lines)
     meta = {
         "source": "seed_data/corpus (urgency development half)",
@@ -143,21 +150,28 @@ def train_urgency(seed_dir=SEED_DIR, *, folds=3, target_recall=0.99, alone_recal
         "alone": float(alone_at),
         "out_of_fold_recall": round(recall, 4),
         "out_of_fold_false_alarm_rate": round(false_alarms, 4),
+        "folds": folds,
         "training_sha256": digest(texts, [str(int(e)) for e in y]),
     }
     return model, meta
 
 
-def choose_veto(y, hits, on_hit, alone_says, target_recall):
-    """(veto, recall, false-alarm rate): the veto threshold reaching ``target_recall`` with the
-    fewest false alarms, or failing that the best recall."""
+def choose_thresholds(y, hits, on_hit, alone, target_recall, alone_recall, false_alarm_budget):
+    """(alone, veto, recall, false-alarm rate) on out-of-fold scores: within the false-alarm
+    budget, the highest recall up to ``target_recall``, then the fewest false alarms. The alone
+    threshold is never above the one at which the model alone finds ``alone_recall`` of the
+    emergencies."""
     best = None
-    for veto in np.round(np.arange(0.02, 0.92, 0.02), 2):
-        said = np.where(hits, on_hit >= veto, alone_says)
-        recall, false_alarms = said[y].mean(), said[~y].mean()
-        key = (min(recall, target_recall), -false_alarms, veto)
-        if best is None or key > best[0]:
-            best = (key, float(veto), float(recall), float(false_alarms))
+    for alone_at in np.round(np.arange(0.1, 0.96, 0.05), 2):
+        alone_says = alone >= alone_at
+        if alone_at > 0.1 and alone_says[y].mean() < alone_recall:
+            break
+        for veto in np.round(np.arange(0.02, 0.92, 0.02), 2):
+            said = np.where(hits, on_hit >= veto, alone_says)
+            recall, false_alarms = float(said[y].mean()), float(said[~y].mean())
+            key = (false_alarms <= false_alarm_budget, min(recall, target_recall), -false_alarms)
+            if best is None or key > best[0]:
+                best = (key, float(alone_at), float(veto), recall, false_alarms)
     return best[1:]
 
 

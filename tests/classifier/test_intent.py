@@ -16,6 +16,7 @@ from classifier.intent import (
     RequestTypeModel,
     Urgency,
     UrgencyModel,
+    cry_for_help,
     request_type_by_rules,
     urgency,
 )
@@ -203,10 +204,35 @@ def test_the_urgency_list_is_what_the_readme_describes():
     assert not set(texts) & others
 
 
+TRAINING_CASES = read_jsonl(CORPUS / "urgency_training.jsonl")
+
+
+def test_the_added_training_calls_are_what_the_readme_describes():
+    assert len(TRAINING_CASES) == 357
+    positives = [r for r in TRAINING_CASES if r["emergency"]]
+    assert len(positives) == 218
+    assert {r["transfer_to"] for r in positives} == set(LINES)
+    assert all("transfer_to" not in r for r in TRAINING_CASES if not r["emergency"])
+    assert all("split" not in r for r in TRAINING_CASES)  # development half only
+    assert {r["kind"] for r in TRAINING_CASES} <= {r["kind"] for r in URGENCY_CASES}
+    texts = [r["text"] for r in TRAINING_CASES]
+    assert len(set(texts)) == len(texts)
+    others = (
+        {r["text"] for r in URGENCY_CASES}
+        | {r["text"] for r in CASES}
+        | {m["text"] for m in read_jsonl(CORPUS / "messages.jsonl")}
+        | set(ordinary_calls())
+    )
+    assert not set(texts) & others
+    dev_texts = {r["text"] for r in urgency_cases("dev")}
+    assert set(texts) <= dev_texts
+    assert not set(texts) & {r["text"] for r in urgency_cases("eval")}
+
+
 def test_the_halves_are_disjoint_and_cover_every_source():
     dev, held_out = urgency_cases("dev"), urgency_cases("eval")
     assert not {r["text"] for r in dev} & {r["text"] for r in held_out}
-    everything = len(URGENCY_CASES) + len(CASES) + len(ordinary_calls())
+    everything = len(URGENCY_CASES) + len(TRAINING_CASES) + len(CASES) + len(ordinary_calls())
     assert len(dev) + len(held_out) == everything
     for half in (dev, held_out):
         assert {r["source"] for r in half} == {"cases", "ordinary"}
@@ -232,12 +258,12 @@ def _learned_rates(model, rows):
 
 def test_learned_model_on_the_held_out_half(urgency_model):
     """The issue's targets are recall 0.99 and false alarms 5 %; bench/urgency.py reports the
-    figures (measured 0.979 / 0.044). Here: they do not slip, and the model beats the rules
+    figures (measured 0.986 / 0.032). Here: they do not slip, and the model beats the rules
     alone on false alarms by far without losing recall."""
     rows = urgency_cases("eval")
     recall, false_alarms = _learned_rates(urgency_model, rows)
     rules_recall, rules_false_alarms = _learned_rates(None, rows)
-    assert recall >= 0.97, recall
+    assert recall >= 0.98, recall
     assert false_alarms <= 0.05, false_alarms
     assert recall >= rules_recall
     assert false_alarms <= rules_false_alarms / 2
@@ -277,6 +303,26 @@ def test_learned_model_finds_emergencies(urgency_model, text, line):
 )
 def test_learned_model_holds_back_look_alikes(urgency_model, text):
     assert urgency(text, model=urgency_model).tier != "emergency"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我姥爷突然喘不上气，嘴唇发紫，以前有心脏病",
+        "来电人称其父亲在浴室摔倒，现在叫不醒",
+        "我室友吞下了一整瓶安眠药，以前也闹过",
+    ],
+)
+def test_a_body_in_danger_stands_whatever_the_model_says(urgency_model, text):
+    assert cry_for_help(normalize(text))
+    assert urgency(text, model=urgency_model).tier == "emergency"
+
+
+def test_no_development_non_emergency_says_an_unmistakable_word():
+    said = [r["text"] for r in urgency_cases("dev") if cry_for_help(normalize(r["text"]))]
+    assert said, "the floor fires on some development emergencies"
+    dev = {r["text"]: r["emergency"] for r in urgency_cases("dev")}
+    assert all(dev[text] for text in said), [t for t in said if not dev[t]]
 
 
 def test_learned_model_keeps_outages_urgent(urgency_model):
