@@ -34,7 +34,11 @@ def _receive_event(browser_database, number):
 
 
 def _number(page):
-    return re.search(r"WF\d+", page.locator("[role=status]").first.inner_text()).group(0)
+    """The new ticket's number from the page's notice (waiting for it: after a keyboard submit
+    the old page, with its own role=status note, may still be showing)."""
+    notice = page.locator("div.notice[role=status]").first
+    notice.wait_for(timeout=30_000)
+    return re.search(r"WF\d+", notice.inner_text()).group(0)
 
 
 def _type_the_call(page):
