@@ -20,7 +20,9 @@ def test_an_unplaced_call_is_placed_at_dispatch(new_page, screenshot):
     )
     console.click("#submit-receive")
     console.wait_for_load_state()
-    number = re.search(r"WF\d+", console.locator("[role=status]").first.inner_text()).group(0)
+    number = re.search(
+        r"WF\d+", console.locator("div.notice[role=status]").first.inner_text()
+    ).group(0)
 
     dispatcher = new_page("dispatcher")
     dispatcher.goto("/dispatch")

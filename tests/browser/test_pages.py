@@ -73,7 +73,7 @@ def test_a_new_ticket_reaches_the_board_and_stays_text_everywhere(new_page, log_
     screenshot(console, "console-suggestions")
     console.click("#submit-receive")
     console.wait_for_load_state()
-    notice = console.locator("[role=status]").first.inner_text()
+    notice = console.locator("div.notice[role=status]").first.inner_text()
     number = re.search(r"WF\d+", notice).group(0)
     created = time.monotonic()
 
@@ -205,7 +205,9 @@ def test_a_grid_worker_takes_a_ticket_on_site_from_a_phone(
     console.select_option("#request_type", "help")
     console.click("#submit-receive")
     console.wait_for_load_state()
-    number = re.search(r"WF\d+", console.locator("[role=status]").first.inner_text()).group(0)
+    number = re.search(
+        r"WF\d+", console.locator("div.notice[role=status]").first.inner_text()
+    ).group(0)
     dispatcher = new_page("dispatcher")
     dispatcher.goto(f"/tickets/{number}")
     form = dispatcher.locator("form[action$='/dispatch']")
@@ -220,7 +222,7 @@ def test_a_grid_worker_takes_a_ticket_on_site_from_a_phone(
     phone.wait_for_load_state()
     phone.locator("form[action$='/accept'] button[type=submit]").click()
     phone.wait_for_load_state()
-    assert "接单" in phone.locator("[role=status]").first.inner_text()
+    assert "接单" in phone.locator("div.notice[role=status]").first.inner_text()
 
     check_in = phone.locator("form[action$='/check-in']")
     check_in.locator("input[name=photos]").set_input_files(

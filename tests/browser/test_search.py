@@ -22,7 +22,9 @@ def test_search_by_words_and_dates_then_open_and_export(new_page, screenshot):
     console.select_option("#request_type", "help")
     console.click("#submit-receive")
     console.wait_for_load_state()
-    number = re.search(r"WF\d+", console.locator("[role=status]").first.inner_text()).group(0)
+    number = re.search(
+        r"WF\d+", console.locator("div.notice[role=status]").first.inner_text()
+    ).group(0)
 
     today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
     page = new_page("supervisor")

@@ -104,7 +104,7 @@ def test_emergency_warning_transfer(new_page, browser_database, screenshot):
     _type_the_call(page)
     page.click("#emergency-slot button[value='transfer:119']")
     page.wait_for_load_state()
-    notice = page.locator("[role=status]").first.inner_text()
+    notice = page.locator("div.notice[role=status]").first.inner_text()
     assert "已受理并转119 火警" in notice
     number = _number(page)
     assert _receive_event(browser_database, number)["urgency_warning"]["decision"] == "transferred"
