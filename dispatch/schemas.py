@@ -440,6 +440,16 @@ def caller_ticket_to_dict(ticket):
     }
 
 
+def caller_history_to_dict(phone, tickets, total):
+    """A caller's earlier tickets (``calls.history``), as the console's panel and the API
+    show them."""
+    return {
+        "phone": phone,
+        "total": total,
+        "tickets": [caller_ticket_to_dict(t) for t in tickets],
+    }
+
+
 def call_to_dict(call, actor):
     return {
         "id": call.id,

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Blueprint, g, request
 
 from dispatch import calls, duplicates
-from dispatch.schemas import call_to_dict, call_values, caller_ticket_to_dict
+from dispatch.schemas import call_to_dict, call_values, caller_history_to_dict
 from hotline import knowledge
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
@@ -96,12 +96,7 @@ def intake_names():
 
 
 def _history(db, phone):
-    tickets, total = calls.history(db, g.user, phone)
-    return {
-        "phone": phone,
-        "total": total,
-        "tickets": [caller_ticket_to_dict(t) for t in tickets],
-    }
+    return caller_history_to_dict(phone, *calls.history(db, g.user, phone))
 
 
 def caller_history():

@@ -32,7 +32,7 @@ from flask import (
 )
 
 from dispatch import access, calls, duplicates, operations, placing
-from dispatch.schemas import caller_ticket_to_dict, intake_values
+from dispatch.schemas import caller_history_to_dict, intake_values
 from hotline import knowledge, pickers, suggestions, web
 from hotline.db import day_bounds, get_session, utcnow
 from hotline.enums import (
@@ -336,12 +336,7 @@ def _caller(db, typed):
     phone = fields.phone("p", "") if typed["requester_phone"].strip() else None
     if phone is None:
         return None
-    tickets, total = calls.history(db, g.user, phone)
-    return {
-        "phone": phone,
-        "total": total,
-        "tickets": [caller_ticket_to_dict(t) for t in tickets],
-    }
+    return caller_history_to_dict(phone, *calls.history(db, g.user, phone))
 
 
 def _today_tickets(db):
