@@ -529,7 +529,7 @@ def resolve_at_intake(
             "article",
             "只有“首问即答”办结才能引用知识库条目",
         )
-        _require(article.active, "article", f"知识库条目已停用：{article.code}")
+        _require(article.published, "article", f"知识库条目已停用：{article.code}")
         if not (answer or "").strip():
             answer = f"{article.answer}\n（知识库条目 {article.code}：{article.title}）"
         ticket.answer_article_id = article.id

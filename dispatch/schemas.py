@@ -135,7 +135,7 @@ def _p_resolve_at_intake(db, f):
         # Not from the reference cache: an article just deactivated must be refused.
         article = db.scalars(
             sa.select(KnowledgeArticle).where(
-                KnowledgeArticle.code == code, KnowledgeArticle.active
+                KnowledgeArticle.code == code, KnowledgeArticle.published
             )
         ).first()
         if article is None:

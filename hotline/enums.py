@@ -138,6 +138,16 @@ class LimitUnit(LabeledEnum):
     working_days = "working_days", "工作日"
 
 
+class ArticleState(LabeledEnum):
+    """Life of a knowledge-base article: written, checked by a reviewer, read to callers,
+    and retired when its valid-until date passes (or by hand)."""
+
+    draft = "draft", "草稿"
+    in_review = "in_review", "待审核"
+    published = "published", "已发布"
+    expired = "expired", "已失效"
+
+
 class CallbackOutcome(LabeledEnum):
     answered = "answered", "接通"
     no_answer = "no_answer", "无人接听"

@@ -193,7 +193,7 @@ def entry(code, title, answer, keywords="", source=None, category=None):
 def build_index(session):
     articles = session.scalars(
         sa.select(KnowledgeArticle)
-        .where(KnowledgeArticle.active)
+        .where(KnowledgeArticle.published)
         .options(selectinload(KnowledgeArticle.category))
         .order_by(KnowledgeArticle.code)
     )

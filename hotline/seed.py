@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hotline.audit import audit
-from hotline.enums import AreaLevel, LimitUnit, RequestType, Role, UnitKind, Urgency
+from hotline.enums import AreaLevel, ArticleState, LimitUnit, RequestType, Role, UnitKind, Urgency
 from hotline.models import (
     Area,
     Category,
@@ -242,7 +242,7 @@ def load_knowledge(session, data):
             keywords=item.get("keywords", ""),
             answer=item["answer"],
             source=item.get("source"),
-            active=item.get("active", True),
+            state=ArticleState(item.get("state", ArticleState.published)),
         )
     session.flush()
     return articles.inserted

@@ -2,8 +2,9 @@
 
 One ``SuggestionService`` per process builds a ``classifier.pipeline.Suggester`` from the
 active model version and the reference tables, and rebuilds it when an administrator activates
-another version (noticed within seconds, no restart) or after ``REFERENCE_TTL`` seconds (so area
-and catalogue edits reach it).
+another version or changes areas, categories, units or the catalogue (``hotline.reference``:
+noticed within seconds, no restart), and at least every ``REFERENCE_TTL`` seconds (a dated
+routing rule starts or ends with the day).
 """
 
 import hashlib
@@ -23,12 +24,15 @@ from classifier.gazetteer import Gazetteer
 from classifier.geo import GridLocator
 from classifier.pipeline import CategoryInfo, Suggester
 from classifier.router import CatalogueRouter, Router
+from hotline import reference
 from hotline.audit import audit
 from hotline.enums import AreaLevel, Role
 from hotline.errors import Forbidden, NotFound
 from hotline.models import Area, Category, RoutingRule, Unit
 
 REFERENCE_TTL = 600
+#: The reference data a suggester is built from.
+SUGGESTER_REFERENCES = (reference.AREAS, reference.CATEGORIES, reference.UNITS, reference.ROUTING)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ class SuggestionService:
     def __init__(self, models_dir):
         self.active = ActiveModel(models_dir)
         self._lock = threading.Lock()
-        self._built = (None, 0.0, None)  # model version, built at, suggester
+        self._built = (None, 0.0, None)  # (model version, reference stamp), built at, suggester
 
     def suggest(self, session, text, *, address=None, lng=None, lat=None, release=False):
         """The suggestion for one complaint with the model version, or None if no model is
@@ -70,16 +74,17 @@ class SuggestionService:
         version, bundle, _ = self.active.get()
         if bundle is None:
             return None, None
-        built_version, built_at, suggester = self._built
-        if built_version != version or time.monotonic() - built_at > REFERENCE_TTL:
+        key = (version, reference.stamp(session, *SUGGESTER_REFERENCES))
+        built_key, built_at, suggester = self._built
+        if built_key != key or time.monotonic() - built_at > REFERENCE_TTL:
             with self._lock:
-                built_version, built_at, suggester = self._built
-                if built_version != version or time.monotonic() - built_at > REFERENCE_TTL:
+                built_key, built_at, suggester = self._built
+                if built_key != key or time.monotonic() - built_at > REFERENCE_TTL:
                     data = reference_data(session)
                     if release:
                         session.rollback()
                     suggester = _build(bundle, *data)
-                    self._built = (version, time.monotonic(), suggester)
+                    self._built = (key, time.monotonic(), suggester)
         return suggester, version
 
 

@@ -58,6 +58,51 @@ def add_to_menu(bp, view, label, roles, *, home_of=()):
     bp.record_once(record)
 
 
+@dataclass(frozen=True)
+class AdminSection:
+    endpoint: str
+    label: str
+    description: str
+    #: Roles besides the administrator that may open the section (e.g. knowledge reviewers).
+    roles: frozenset
+
+
+def add_to_admin(bp, view, label, description, *, roles=()):
+    """List the page ``view`` of ``bp`` in the administration (系统管理): its side menu and
+    its home page, in registration order. Administrators see every section; ``roles`` adds
+    others that may open this one."""
+
+    def record(state):
+        section = AdminSection(
+            f"{state.name}.{view}", label, description, frozenset({Role.admin, *roles})
+        )
+        state.app.extensions["hotline.admin_sections"].append(section)
+
+    bp.record_once(record)
+
+
+def add_admin_warnings(bp, provider):
+    """``provider(session)`` returns what the administrator must attend to as ``(message,
+    url)`` pairs (e.g. a calendar year not yet defined), shown on the administration's home
+    page. How a domain above reports without this one knowing of it."""
+    bp.record_once(lambda state: state.app.extensions["hotline.admin_warnings"].append(provider))
+
+
+def admin_sections(user):
+    return [
+        section
+        for section in current_app.extensions["hotline.admin_sections"]
+        if user.role in section.roles
+    ]
+
+
+def admin_warnings(session):
+    found = []
+    for provider in current_app.extensions["hotline.admin_warnings"]:
+        found.extend(provider(session))
+    return found
+
+
 def check_homes(app):
     """Refuse to build an application in which some role has nowhere to land."""
     homes = app.extensions["hotline.menu"].homes
@@ -81,6 +126,8 @@ def init_app(app):
     """The menu and the helpers every template may use."""
     app.extensions["hotline.menu"] = Menu()
     app.extensions["hotline.page_scripts"] = []
+    app.extensions["hotline.admin_sections"] = []
+    app.extensions["hotline.admin_warnings"] = []
     # Forms written by hand in templates carry ``{{ csrf_token() }}``.
     app.add_template_global(generate_csrf, "csrf_token")
     app.add_template_global(api_csrf_token)
@@ -119,7 +166,20 @@ def init_app(app):
                 for endpoint, values in app.extensions["hotline.page_scripts"]
             ]
 
-        return {"menu": menu, "message_centre": message_centre, "page_scripts": page_scripts}
+        def admin_menu():
+            if not current_user.is_authenticated:
+                return []
+            return [
+                (url_for(s.endpoint), s.label, request.endpoint == s.endpoint)
+                for s in admin_sections(current_user)
+            ]
+
+        return {
+            "menu": menu,
+            "message_centre": message_centre,
+            "page_scripts": page_scripts,
+            "admin_menu": admin_menu,
+        }
 
 
 def api_csrf_token():

@@ -28,6 +28,7 @@ import dispatch.pages.desk
 import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.photos
+import hotline.admin.home
 import hotline.api
 import hotline.api.classifier
 import hotline.api.inbox
@@ -62,6 +63,7 @@ PAGES = [
     dashboards.pages.board,
     dashboards.pages.report,
     dashboards.pages.search,
+    hotline.admin.home,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).

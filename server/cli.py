@@ -15,7 +15,7 @@ from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from classifier import artefact
 from dashboards import publisher as board_publisher
-from hotline import auth, migrate, seed
+from hotline import auth, migrate, seed, tabular
 from hotline.audit import audit
 from hotline.db import get_session
 from hotline.enums import Role
@@ -124,6 +124,84 @@ def seed_command(directory, history_days, history_seed):
         click.echo(f"{kind}: {count} new")
     if history_days:
         _make_history(history_days, history_seed)
+
+
+@main.command("import")
+@click.argument("kind")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check and show what would change; save nothing.")
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An option of this kind of import (see `hotline import-kinds`).",
+)
+@with_appcontext
+def import_command(kind, files, dry_run, options):
+    """Load FILES of KIND (areas, boundaries, grids, units, users, categories, routing,
+    knowledge …): all or nothing, matched by code, with a row-by-row report of every error."""
+    importer = _importer(kind)
+    values = {}
+    for option in options:
+        name, sep, value = option.partition("=")
+        if not sep or name not in importer.options:
+            known = "、".join(importer.options) or "无"
+            raise click.ClickException(f"未知选项 {option!r}（{importer.label}的选项：{known}）")
+        values[name] = value
+    session = get_session()
+    try:
+        result = tabular.run(
+            session,
+            None,
+            importer,
+            tabular.sources_from_paths(files),
+            dry_run=dry_run,
+            options=values,
+        )
+    except tabular.ImportRefused as refused:
+        for error in refused.errors:
+            click.echo(str(error), err=True)
+        raise click.ClickException(f"未导入任何数据：共 {len(refused.errors)} 处错误") from None
+    except HotlineError as error:
+        raise click.ClickException(error.message) from None
+    for line in result.changes:
+        click.echo(line)
+    if result.more_changes:
+        click.echo(f"……另有 {result.more_changes} 处变化")
+    click.echo(f"{importer.label}：{result.summary()}")
+
+
+@main.command("export")
+@click.argument("kind")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False))
+@with_appcontext
+def export_command(kind, output):
+    """Write KIND as the file its import reads back (XLSX)."""
+    importer = _importer(kind)
+    if importer.export is None:
+        raise click.ClickException(f"{importer.label}没有导出")
+    Path(output).write_bytes(importer.export(get_session()))
+    click.echo(f"已导出{importer.label}到 {output}")
+
+
+@main.command("import-kinds")
+@with_appcontext
+def import_kinds_command():
+    """What can be imported, the files each takes and its options."""
+    for importer in tabular.importers(current_app).values():
+        options = "；".join(f"{k}={v}" for k, v in importer.options.items())
+        click.echo(
+            f"{importer.kind}\t{importer.label}\t{importer.accepts}"
+            + (f"\t选项：{options}" if options else "")
+        )
+
+
+def _importer(kind):
+    kinds = tabular.importers(current_app)
+    if kind not in kinds:
+        raise click.ClickException(f"未知的导入类别 {kind!r}（可用：{'、'.join(kinds) or '无'}）")
+    return kinds[kind]
 
 
 @main.command("create-user")

@@ -262,7 +262,7 @@ class _History:
             a.category.code: a
             for a in session.scalars(
                 sa.select(KnowledgeArticle)
-                .where(KnowledgeArticle.active)
+                .where(KnowledgeArticle.published)
                 .order_by(KnowledgeArticle.code)
             )
             if a.category is not None

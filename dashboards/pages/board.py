@@ -45,9 +45,7 @@ def create_blueprint():
     bp.add_url_rule("/boards", view_func=board_page)
     bp.add_url_rule("/boards/district/<code>", view_func=district_page)
     bp.add_url_rule("/vendor/<name>", view_func=vendor)
-    web.add_to_menu(
-        bp, "board_page", "实时大屏", access.BOARD_ROLES, home_of={Role.leader, Role.admin}
-    )
+    web.add_to_menu(bp, "board_page", "实时大屏", access.BOARD_ROLES, home_of={Role.leader})
     return bp
 
 

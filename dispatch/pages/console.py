@@ -217,7 +217,7 @@ def _follow_up(db, ticket, action, target):
     if action == "resolve":
         article = db.scalars(
             sa.select(KnowledgeArticle).where(
-                KnowledgeArticle.code == target, KnowledgeArticle.active
+                KnowledgeArticle.code == target, KnowledgeArticle.published
             )
         ).first()
         if article is None:

@@ -10,6 +10,7 @@ from hotline.models.knowledge import KnowledgeArticle
 from hotline.models.notifications import Notification
 from hotline.models.rankings import RankingRow, RankingSnapshot
 from hotline.models.rules import RoutingRule, SlaPolicy
+from hotline.models.settings import ReferenceVersion, Setting
 from hotline.models.tickets import (
     Assignment,
     CallbackAttempt,
@@ -37,7 +38,9 @@ __all__ = [
     "Notification",
     "RankingRow",
     "RankingSnapshot",
+    "ReferenceVersion",
     "RoutingRule",
+    "Setting",
     "SlaPolicy",
     "Ticket",
     "TicketEvent",

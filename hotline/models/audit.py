@@ -16,6 +16,8 @@ class AuditLog(Base):
         sa.Index(
             "ix_audit_log_action_remote_addr_created_at", "action", "remote_addr", "created_at"
         ),
+        # The audit page filters by who acted.
+        sa.Index("ix_audit_log_actor_id_created_at", "actor_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,9 +1,11 @@
 """Admin-tunable rules: the routing catalogue and the SLA policy table."""
 
+import datetime as dt
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hotline.db import Base, enum_column_type
+from hotline.db import Base, UTCDateTime, enum_column_type
 from hotline.enums import LimitUnit, RequestType, Urgency
 from hotline.models.areas import Area
 from hotline.models.categories import Category
@@ -11,19 +13,26 @@ from hotline.models.units import Unit
 
 
 class RoutingRule(Base):
-    """One line of the dispatch catalogue (派单目录): category × area → unit.
+    """One line of the dispatch catalogue (派单目录): category × area → unit, valid from one
+    local date to another (both inclusive; empty: open-ended).
 
     A rule on a category covers its descendants; a rule with no area covers the whole city.
-    The most specific category wins, then the most specific area.
+    The most specific category wins, then the most specific area. Two rules of the same
+    category and area whose periods overlap conflict (the catalogue flags them).
     """
 
     __tablename__ = "routing_rules"
-    __table_args__ = (sa.UniqueConstraint("category_id", "area_id"),)
+    __table_args__ = (sa.Index("ix_routing_rules_category_id_area_id", "category_id", "area_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     category_id: Mapped[int] = mapped_column(sa.ForeignKey("categories.id"))
     area_id: Mapped[int | None] = mapped_column(sa.ForeignKey("areas.id"))
     unit_id: Mapped[int] = mapped_column(sa.ForeignKey("units.id"))
+    valid_from: Mapped[dt.date | None]
+    valid_to: Mapped[dt.date | None]
+    #: Why the rule exists (the decision or document behind it).
+    note: Mapped[str | None] = mapped_column(sa.String(300))
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     category: Mapped[Category] = relationship()
     area: Mapped[Area | None] = relationship()

@@ -1,7 +1,7 @@
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hotline.db import Base, enum_column_type
+from hotline.db import Base, JSONType, enum_column_type
 from hotline.enums import UnitKind
 from hotline.models.areas import Area
 
@@ -26,6 +26,8 @@ class Unit(Base):
     #: Works 24×7 (utilities): its clocks run in calendar hours, not working days.
     always_on: Mapped[bool] = mapped_column(default=False)
     active: Mapped[bool] = mapped_column(default=True)
+    #: Duty phones that notifications (SMS) go to, most important first.
+    phones: Mapped[list] = mapped_column(JSONType, default=list, server_default="[]")
 
     #: Areas the unit is responsible for; empty for city-wide units.
     areas: Mapped[list[Area]] = relationship(secondary=unit_areas)

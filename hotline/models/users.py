@@ -36,6 +36,11 @@ class User(UserMixin, Base):
     #: Limits a leader to one district; None means the whole city.
     district_id: Mapped[int | None] = mapped_column(sa.ForeignKey("areas.id"))
     active: Mapped[bool] = mapped_column(default=True)
+    #: Set when an administrator resets the password: the user must choose a new one at
+    #: their next login before any other page opens.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: A phone number for notifications and colleagues (shown to administrators only).
+    phone: Mapped[str | None] = mapped_column(sa.String(20))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     unit: Mapped[Unit | None] = relationship()

@@ -19,7 +19,7 @@ ROLES = {
     "supervisor": ("/supervision", "supervision", False),
     "leader": ("/boards", "board-city", False),
     "kuiwen-leader": ("/boards/district/370705", "board-district", False),
-    "admin": ("/boards", "board-city-admin", False),
+    "admin": ("/admin/", "admin-home", False),
 }
 
 PAYLOAD = '<script>alert("xss")</script><img src=x onerror=alert(1)>'

@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from hotline import knowledge, seed
+from hotline.enums import ArticleState
 from hotline.models import KnowledgeArticle
 from tests.helpers import assert_error
 
@@ -105,7 +106,7 @@ def test_title_and_keywords_weigh_more_than_the_answer(db):
 def test_inactive_articles_are_not_offered_and_the_index_is_cached(db):
     article = db.scalars(sa.select(KnowledgeArticle).where(KnowledgeArticle.code == "KB-009")).one()
     assert "KB-009" in codes(knowledge.search(db, "燃气漏气"))
-    article.active = False
+    article.state = ArticleState.expired
     db.flush()
     # Within the cache's lifetime the process still answers from its index ...
     assert "KB-009" in codes(knowledge.search(db, "燃气漏气"))

@@ -11,7 +11,7 @@ ROLE_HOMES = {
     "callback": "/callbacks",
     "supervisor": "/supervision",
     "leader": "/boards",
-    "admin": "/boards",
+    "admin": "/admin/",
 }
 
 

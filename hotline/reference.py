@@ -1,0 +1,87 @@
+"""Versions of the reference data, so every process follows an administrator's change within
+seconds without a restart.
+
+Every change to areas, categories, units, the routing catalogue, the knowledge base or the
+settings raises its kind's counter (``bump``, in the same transaction as the change). A
+process that derived something from those rows (the gazetteer and grid locator of the
+suggester, cached rows, settings) asks ``changed(name)``: at most every ``CHECK_SECONDS`` it
+reads the counters (one small query) and compares them with what it last saw.
+"""
+
+import threading
+import time
+
+import sqlalchemy as sa
+
+from hotline.db import utcnow
+from hotline.models import ReferenceVersion
+
+AREAS = "areas"
+CATEGORIES = "categories"
+UNITS = "units"
+ROUTING = "routing"
+KNOWLEDGE = "knowledge"
+SETTINGS = "settings"
+KINDS = (AREAS, CATEGORIES, UNITS, ROUTING, KNOWLEDGE, SETTINGS)
+
+#: How often a process looks at the counters, in seconds.
+CHECK_SECONDS = 2.0
+
+
+def bump(session, *names):
+    """Raise the counters of ``names`` (the caller commits with its change)."""
+    now = utcnow()
+    for name in names:
+        if name not in KINDS:
+            raise ValueError(f"unknown reference kind {name!r}")
+        updated = session.execute(
+            sa.update(ReferenceVersion)
+            .where(ReferenceVersion.name == name)
+            .values(version=ReferenceVersion.version + 1, changed_at=now)
+        ).rowcount
+        if not updated:
+            session.add(ReferenceVersion(name=name, version=1, changed_at=now))
+            session.flush()
+    _watcher.forget()
+
+
+def versions(session):
+    """``{name: version}`` as the database has them now."""
+    rows = session.execute(sa.select(ReferenceVersion.name, ReferenceVersion.version)).all()
+    found = dict(rows)
+    return {name: found.get(name, 0) for name in KINDS}
+
+
+class Watcher:
+    """This process's view of the counters, read at most every ``CHECK_SECONDS``."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._seen = None
+        self._read_at = 0.0
+
+    def current(self, session):
+        """The counters, from the database when the last read is older than the check
+        interval (or was forgotten)."""
+        if self._seen is None or time.monotonic() - self._read_at > CHECK_SECONDS:
+            seen = versions(session)
+            with self._lock:
+                self._seen, self._read_at = seen, time.monotonic()
+        return self._seen
+
+    def stamp(self, session, *names):
+        """A value that changes whenever one of ``names`` changes: what a cache keeps beside
+        what it derived, to know when to derive it again."""
+        current = self.current(session)
+        return tuple(current[name] for name in names)
+
+    def forget(self):
+        """Read the counters afresh next time (this process just changed one)."""
+        self._read_at = 0.0
+
+
+_watcher = Watcher()
+
+
+def stamp(session, *names):
+    return _watcher.stamp(session, *names)

@@ -1,0 +1,256 @@
+"""Settings an administrator changes at run time (系统设置), kept in the ``settings`` table
+and audited: each key is defined here once, with its Chinese label, type, bounds and code
+default; a key without a row has its default.
+
+Reading is cheap (every process keeps the values until ``hotline.reference`` says they
+changed); ``update`` checks every value before it writes any and audits old → new.
+"""
+
+import threading
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from hotline import reference
+from hotline.audit import audit_change
+from hotline.db import utcnow
+from hotline.errors import ValidationFailed
+from hotline.models import Setting
+
+
+@dataclass(frozen=True)
+class Definition:
+    key: str
+    label: str
+    #: int, float, str, or "point" (a [lng, lat] pair)
+    kind: object
+    default: object
+    group: str
+    help: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    max_len: int = 100
+
+
+DEFINITIONS = {
+    d.key: d
+    for d in [
+        # The monthly ranking (DOMAIN.md §5); a frozen month keeps the values it was frozen with.
+        Definition(
+            "ranking.weight_response",
+            "响应率权重",
+            int,
+            10,
+            "考核排名",
+            "综合得分中响应率所占权重",
+            0,
+            100,
+        ),
+        Definition(
+            "ranking.weight_resolution",
+            "解决率权重",
+            int,
+            45,
+            "考核排名",
+            "综合得分中解决率所占权重",
+            0,
+            100,
+        ),
+        Definition(
+            "ranking.weight_satisfaction",
+            "满意率权重",
+            int,
+            45,
+            "考核排名",
+            "综合得分中满意率所占权重",
+            0,
+            100,
+        ),
+        Definition(
+            "ranking.partly_solved_percent",
+            "部分解决折算（%）",
+            int,
+            50,
+            "考核排名",
+            "“部分解决”按完全解决的百分之几计",
+            0,
+            100,
+        ),
+        Definition(
+            "ranking.basically_satisfied_percent",
+            "基本满意折算（%）",
+            int,
+            80,
+            "考核排名",
+            "“基本满意”按满意的百分之几计",
+            0,
+            100,
+        ),
+        Definition(
+            "ranking.min_sample",
+            "最少样本量",
+            int,
+            10,
+            "考核排名",
+            "派单量少于此数的单位不参与排名",
+            1,
+            10_000,
+        ),
+        Definition(
+            "ranking.list_size",
+            "红黑榜人数",
+            int,
+            5,
+            "考核排名",
+            "红榜、黑榜各列出的单位数上限",
+            0,
+            100,
+        ),
+    ]
+}
+
+
+class _Cache:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._values = None
+        self._stamp = None
+
+    def values(self, session):
+        stamp = reference.stamp(session, reference.SETTINGS)
+        if self._values is None or stamp != self._stamp:
+            stored = dict(session.execute(sa.select(Setting.key, Setting.value)).all())
+            values = {
+                key: _stored_value(definition, stored.get(key))
+                for key, definition in DEFINITIONS.items()
+            }
+            with self._lock:
+                self._values, self._stamp = values, stamp
+        return self._values
+
+    def clear(self):
+        with self._lock:
+            self._values = None
+
+
+_cache = _Cache()
+
+
+def _stored_value(definition, stored):
+    if stored is None or "value" not in stored:
+        return definition.default
+    return stored["value"]
+
+
+def get(session, key):
+    """The value of ``key`` in force now."""
+    return _cache.values(session)[key]
+
+
+def group(session, prefix):
+    """``{key without prefix: value}`` of every key starting with ``prefix``."""
+    values = _cache.values(session)
+    return {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+
+
+def current(session):
+    """Every definition with its value in force, in definition order."""
+    values = _cache.values(session)
+    return [(definition, values[key]) for key, definition in DEFINITIONS.items()]
+
+
+def parse(definition, raw):
+    """``raw`` (text from a form, or a JSON value) as the setting's type, or a Chinese reason
+    why not."""
+    kind = definition.kind
+    if kind in (int, float):
+        if isinstance(raw, bool):
+            raise ValueError("须为数字")
+        try:
+            value = kind(raw) if not isinstance(raw, str) else kind(raw.strip())
+        except (TypeError, ValueError):
+            raise ValueError("须为整数" if kind is int else "须为数字") from None
+        if isinstance(raw, float) and kind is int and not raw.is_integer():
+            raise ValueError("须为整数")
+        if definition.minimum is not None and value < definition.minimum:
+            raise ValueError(f"不能小于 {definition.minimum:g}")
+        if definition.maximum is not None and value > definition.maximum:
+            raise ValueError(f"不能大于 {definition.maximum:g}")
+        return value
+    if kind is str:
+        if not isinstance(raw, str) or not raw.strip():
+            raise ValueError("不能为空")
+        value = raw.strip()
+        if len(value) > definition.max_len:
+            raise ValueError(f"不能超过 {definition.max_len} 个字")
+        return value
+    if kind == "point":
+        if isinstance(raw, str):
+            raw = raw.replace("，", ",").split(",")
+        try:
+            lng, lat = (float(part) for part in raw)
+        except (TypeError, ValueError):
+            raise ValueError("须为“经度,纬度”") from None
+        if not (73 <= lng <= 136 and 3 <= lat <= 54):
+            raise ValueError("经纬度不在中国境内")
+        return [lng, lat]
+    raise TypeError(kind)
+
+
+def update(session, actor, raw_values, *, check=None):
+    """Set several settings at once: every value is checked before any is written (one
+    refusal names every bad field); unchanged values are left alone. ``check(values)`` may
+    refuse a combination (e.g. weights that add up to nothing). Audited old → new; the caller
+    commits. Returns the changes."""
+    errors, parsed = {}, {}
+    for key, raw in raw_values.items():
+        definition = DEFINITIONS.get(key)
+        if definition is None:
+            errors[key] = "没有这个设置项"
+            continue
+        try:
+            parsed[key] = parse(definition, raw)
+        except ValueError as exc:
+            errors[key] = f"{definition.label}{exc}"
+    if errors:
+        raise ValidationFailed(
+            "设置未保存：" + "；".join(errors.values()), code="SETTINGS_INVALID", details=errors
+        )
+    before = dict(_cache.values(session))
+    after = {**before, **parsed}
+    if check is not None:
+        check(after)
+    changed = {key: value for key, value in parsed.items() if before[key] != value}
+    now = utcnow()
+    for key, value in changed.items():
+        row = session.get(Setting, key)
+        if row is None:
+            session.add(
+                Setting(
+                    key=key,
+                    value={"value": value},
+                    updated_at=now,
+                    updated_by_id=actor.id if actor else None,
+                )
+            )
+        else:
+            row.value = {"value": value}
+            row.updated_at = now
+            row.updated_by_id = actor.id if actor else None
+    if changed:
+        session.flush()
+        reference.bump(session, reference.SETTINGS)
+        _cache.clear()
+        audit_change(
+            session,
+            actor,
+            "settings.update",
+            target=",".join(sorted(changed))[:100],
+            before={k: before[k] for k in changed},
+            after=changed,
+        )
+    return changed
+
+
+def clear():
+    _cache.clear()
