@@ -379,7 +379,7 @@ def ticket_to_dict(ticket, actor):
         "title": ticket.title,
         "content": ticket.content,
         "requester_name": ticket.requester_name,
-        "requester_phone": access.visible_phone(actor, ticket.requester_phone),
+        "requester_phone": access.visible_phone(actor, ticket.requester_phone, ticket.number),
         "address": ticket.address,
         "area": coded(ticket.area),
         # typed (by a person or the client) or suggested (filled from the suggested place);
@@ -644,7 +644,7 @@ def _callback_common(ticket, attempts, actor):
         "result": ticket.result,
         "finished_at": iso(ticket.finished_at),
         "requester_name": ticket.requester_name,
-        "requester_phone": access.visible_phone(actor, ticket.requester_phone),
+        "requester_phone": access.visible_phone(actor, ticket.requester_phone, ticket.number),
         "attempts": _attempts_to_dict(attempts),
     }
 

@@ -28,15 +28,17 @@ import dispatch.pages.desk
 import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.photos
+import hotline.admin.audit
 import hotline.admin.home
 import hotline.api
+import hotline.api.audit
 import hotline.api.classifier
 import hotline.api.inbox
 import hotline.api.reference
 import hotline.api.sessions
 import hotline.pages
 from dashboards import socket
-from hotline import auth, config, db, events, headers, notify, suggestions, web
+from hotline import auth, config, db, events, headers, notify, privacy, suggestions, web
 from hotline.errors import INTERNAL_ERROR, HotlineError, ServiceUnavailable
 
 #: The JSON API's blueprints, nested under ``/api/v1`` (``hotline.api``: who is calling, the
@@ -46,6 +48,7 @@ API = [
     hotline.api.reference,
     hotline.api.classifier,
     hotline.api.inbox,
+    hotline.api.audit,
     dispatch.api.tickets,
     dispatch.api.callbacks,
     dispatch.api.intake,
@@ -64,6 +67,7 @@ PAGES = [
     dashboards.pages.report,
     dashboards.pages.search,
     hotline.admin.home,
+    hotline.admin.audit,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
@@ -100,6 +104,7 @@ def create_app(overrides=None):
     notify.init_app(app)
     db.init_app(app)
     auth.init_app(app)
+    privacy.init_app(app)
     web.init_app(app)
     suggestions.init_app(app)
     api = hotline.api.create_blueprint()

@@ -354,7 +354,7 @@ def _today_tickets(db):
             "time": t.received_at.astimezone(tz).strftime("%H:%M"),
             "status": t.status.label,
             "title": t.title,
-            "phone": access.visible_phone(g.user, t.requester_phone),
+            "phone": access.visible_phone(g.user, t.requester_phone, t.number),
         }
         for t in rows
     ]

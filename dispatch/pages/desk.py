@@ -377,7 +377,7 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
     return render_template(
         "ticket.html",
         ticket=ticket,
-        phone=access.visible_phone(user, ticket.requester_phone),
+        phone=access.visible_phone(user, ticket.requester_phone, ticket.number),
         deadlines=deadlines,
         assignments=record.assignments,
         assignment_state=assignment_state,
