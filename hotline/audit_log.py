@@ -191,9 +191,42 @@ def changes_of(entry):
     return [(name, pair[0], pair[1]) for name, pair in changes.items() if len(pair) == 2]
 
 
+#: Names of the payload's other keys, as people read them.
+DETAIL_LABELS = {
+    "what": "内容",
+    "count": "数量",
+    "tickets": "工单",
+    "path": "页面",
+    "via": "方式",
+    "sessions": "结束会话数",
+    "sessions_ended": "结束会话数",
+    "filters": "筛选条件",
+    "rows": "行数",
+    "label": "名称",
+    "role": "角色",
+    "created": "新增",
+    "updated": "更新",
+    "unchanged": "未变",
+    "deactivated": "停用",
+}
+DETAIL_VALUES = {"phone": "完整电话", "api": "接口", "web": "网页"}
+
+
 def details_of(entry):
-    """The payload besides the changes, as (key, value) pairs."""
-    return [(k, v) for k, v in (entry.payload or {}).items() if k != "changes"]
+    """The payload besides the changes, as (label, text) pairs."""
+    return [
+        (DETAIL_LABELS.get(k, k), _detail_text(v))
+        for k, v in (entry.payload or {}).items()
+        if k != "changes"
+    ]
+
+
+def _detail_text(value):
+    if isinstance(value, dict):
+        return "，".join(f"{k}={_text(v)}" for k, v in value.items()) or "（无）"
+    if isinstance(value, str):
+        return DETAIL_VALUES.get(value, value)
+    return _text(value)
 
 
 def to_dict(entry, actor, timezone):
@@ -207,7 +240,7 @@ def to_dict(entry, actor, timezone):
         "target": entry.target,
         "remote_addr": entry.remote_addr,
         "changes": [{"field": f, "old": o, "new": n} for f, o, n in changes_of(entry)],
-        "payload": dict(details_of(entry)),
+        "payload": {k: v for k, v in (entry.payload or {}).items() if k != "changes"},
     }
 
 
