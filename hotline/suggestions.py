@@ -24,15 +24,21 @@ from classifier.gazetteer import Gazetteer
 from classifier.geo import GridLocator
 from classifier.pipeline import CategoryInfo, Suggester
 from classifier.router import CatalogueRouter, Router
-from hotline import reference
+from hotline import city, reference
 from hotline.audit import audit
 from hotline.enums import AreaLevel, Role
 from hotline.errors import Forbidden, NotFound
 from hotline.models import Area, Category, RoutingRule, Unit
 
 REFERENCE_TTL = 600
-#: The reference data a suggester is built from.
-SUGGESTER_REFERENCES = (reference.AREAS, reference.CATEGORIES, reference.UNITS, reference.ROUTING)
+#: The reference data a suggester is built from (settings: the city's name, 城市设置).
+SUGGESTER_REFERENCES = (
+    reference.AREAS,
+    reference.CATEGORIES,
+    reference.UNITS,
+    reference.ROUTING,
+    reference.SETTINGS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +100,8 @@ def build_suggester(session, bundle):
 
 
 def reference_data(session):
-    """The rows a suggester is built from: areas, routing rules, categories."""
+    """The rows a suggester is built from: areas, routing rules, categories, and the city's
+    names (北京市, 北京)."""
     parent = aliased(Area)
     rows = session.execute(
         sa.select(Area.code, Area.name, Area.level, Area.aliases, Area.polygon, parent.code)
@@ -111,25 +118,38 @@ def reference_data(session):
         .where(Unit.active)
     ).all()
     categories = session.execute(sa.select(Category.code, Category.name, Category.utility)).all()
-    return rows, rules, categories
+    return rows, rules, categories, city.names(session)
 
 
-def _build(bundle, rows, rules, categories):
-    gazetteer = Gazetteer(
-        {
-            "code": code,
-            "name": name,
-            "level": level.value,
-            "parent": parent_code,
-            "aliases": aliases or [],
-        }
-        for code, name, level, aliases, _, parent_code in rows
+def build_gazetteer(rows, city_names):
+    """The gazetteer over the area rows of ``reference_data``."""
+    return Gazetteer(
+        (
+            {
+                "code": code,
+                "name": name,
+                "level": level.value,
+                "parent": parent_code,
+                "aliases": aliases or [],
+            }
+            for code, name, level, aliases, _, parent_code in rows
+        ),
+        city_names=city_names,
     )
-    grids = GridLocator(
+
+
+def build_grid_locator(rows):
+    """The grid locator (point in polygon) over the area rows of ``reference_data``."""
+    return GridLocator(
         (code, polygon)
         for code, _, level, _, polygon, _ in rows
         if level == AreaLevel.grid and polygon
     )
+
+
+def _build(bundle, rows, rules, categories, city_names):
+    gazetteer = build_gazetteer(rows, city_names)
+    grids = build_grid_locator(rows)
     catalogue = CatalogueRouter(
         {"category": category, "area": area, "unit": unit} for category, area, unit in rules
     )

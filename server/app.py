@@ -29,6 +29,7 @@ import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.photos
 import hotline.admin.home
+import hotline.admin.onboarding
 import hotline.api
 import hotline.api.classifier
 import hotline.api.inbox
@@ -64,6 +65,7 @@ PAGES = [
     dashboards.pages.report,
     dashboards.pages.search,
     hotline.admin.home,
+    hotline.admin.onboarding,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
