@@ -394,7 +394,6 @@ def load_boundaries(session, actor, sources, options):
     features = []  # (file, row, code, name, geometry dict, centre)
     for filename, data in sources:
         features.extend(_features(problems, filename, data))
-    problems.check()
     codes = {code for _, _, code, *_ in features}
     areas = {a.code: a for a in session.scalars(sa.select(Area).where(Area.code.in_(codes)))}
     seen = {}
