@@ -99,7 +99,7 @@ def _render(db, *, error=None, form=None, status=200):
         form = {
             "name": values["name"],
             "ticket_prefix": values["ticket_prefix"],
-            "map_center": ",".join(f"{v:g}" for v in values["map_center"]),
+            "map_center": ",".join(str(v) for v in values["map_center"]),
         }
     return (
         render_template(
