@@ -285,8 +285,8 @@ def load_areas(session, actor, sources, options):
 
 def _check_row(problems, file, number, row, level, city_of, seen, wanted, existing):
     prefix, label = city_of
-    code, name = row["code"], row["name"]
     length = CODE_LENGTH[level]
+    code, name = _trimmed(row["code"], length), row["name"]
     word = LEVEL_WORD[level]
     ok = True
     if not (_DIGITS.match(code) and len(code) == length):
@@ -307,7 +307,7 @@ def _check_row(problems, file, number, row, level, city_of, seen, wanted, existi
     parent_code = None
     if level in PARENT:
         key, header, parent_level = PARENT[level]
-        stated = row.get(key, "")
+        stated = _trimmed(row.get(key, ""), CODE_LENGTH[parent_level])
         parent_code = code[: CODE_LENGTH[parent_level]]
         if stated and ok and stated != parent_code:
             problems.add(file, number, header, f"所属代码 {stated} 与代码 {code} 不符")
@@ -323,6 +323,14 @@ def _check_row(problems, file, number, row, level, city_of, seen, wanted, existi
     if ok:
         seen[code] = (file, number)
         wanted[code] = (level, name, parent_code)
+
+
+def _trimmed(code, length):
+    """A code in the 12-digit form of the statistics tables (110101001000 for the street
+    110101001) as the level's own code."""
+    if len(code) == 12 and length < 12 and code[length:] == "0" * (12 - length):
+        return code[:length]
+    return code
 
 
 def _street_units(session, result, prefix, areas):

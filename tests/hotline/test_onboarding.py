@@ -185,6 +185,16 @@ def test_every_bad_row_is_reported_and_nothing_is_imported(db, admin):
     assert ours(db) == []
 
 
+def test_twelve_digit_codes_of_the_statistics_tables_are_understood(db, admin):
+    streets = STREETS.replace("990101001,", "990101001000,").replace(",990101,", ",990101000000,")
+    villages = VILLAGES.replace(",990101001,", ",990101001000,")
+    result = run(db, admin, "areas", tables(DISTRICTS, streets, villages), city="9901")
+    assert result.created == 9
+    assert db.scalar(sa.select(Area.parent_id).where(Area.code == "990101001001")) == (
+        db.scalar(sa.select(Area.id).where(Area.code == "990101001"))
+    )
+
+
 def test_the_city_by_name_needs_the_cities_table(db, admin):
     cities = ("cities.csv", CITIES.encode())
     result = run(db, admin, "areas", tables(DISTRICTS, STREETS, VILLAGES, cities), city="样例市")
