@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import aliased, sessionmaker
 
 from bench import classify_gazetteer as gazetteer_bench
 from bench import ranking_data
@@ -108,7 +108,7 @@ def counts(session):
     by_level = dict(
         session.execute(sa.select(Area.level, sa.func.count(Area.id)).group_by(Area.level)).all()
     )
-    grid = sa.orm.aliased(Area)
+    grid = aliased(Area)
     without = session.scalar(
         sa.select(sa.func.count(Area.id)).where(
             Area.level == AreaLevel.community, ~sa.exists().where(grid.parent_id == Area.id)

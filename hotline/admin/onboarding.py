@@ -4,6 +4,7 @@ each through the shared import pages (``/admin/imports/<kind>``), and the city's
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from sqlalchemy.orm import aliased
 
 from hotline import city, onboarding, tabular, web
 from hotline.db import get_session
@@ -68,7 +69,7 @@ def _counts(db):
             .group_by(Area.level)
         ).all()
     )
-    grid = sa.orm.aliased(Area)
+    grid = aliased(Area)
     without_grids = db.scalar(
         sa.select(sa.func.count(Area.id)).where(
             Area.level == AreaLevel.community,

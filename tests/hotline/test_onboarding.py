@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from shapely.geometry import shape
+from sqlalchemy.orm import aliased
 
 from hotline import city, onboarding, reference, settings, suggestions, tabular
 from hotline.admin.onboarding import IMPORTERS
@@ -491,7 +492,7 @@ def test_real_beijing_tables_and_boundaries(db, admin):
         sa.select(sa.func.count(Area.id)).where(
             Area.code.startswith("11"),
             Area.level == AreaLevel.community,
-            ~sa.exists().where(sa.orm.aliased(Area).parent_id == Area.id),
+            ~sa.exists().where(aliased(Area).parent_id == Area.id),
         )
     )
     assert without == 0
