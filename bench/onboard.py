@@ -285,7 +285,7 @@ def print_table(r):
 
     a, m = r["addresses"], r["month"]
     rows = [
-        ("city", r["city"], "smoke (3 districts)" if r["smoke"] else ""),
+        ("city", r["city"], "smoke: streets and villages of 3 districts" if r["smoke"] else ""),
         ("districts", r["districts"], ""),
         ("streets/towns", r["streets"], ""),
         ("communities/villages", r["communities"], ""),
