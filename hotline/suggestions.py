@@ -31,14 +31,9 @@ from hotline.errors import Forbidden, NotFound
 from hotline.models import Area, Category, RoutingRule, Unit
 
 REFERENCE_TTL = 600
-#: The reference data a suggester is built from (settings: the city's name, 城市设置).
-SUGGESTER_REFERENCES = (
-    reference.AREAS,
-    reference.CATEGORIES,
-    reference.UNITS,
-    reference.ROUTING,
-    reference.SETTINGS,
-)
+#: The reference data a suggester is built from (and the city's names, 城市设置: a change of
+#: another setting does not rebuild it).
+SUGGESTER_REFERENCES = (reference.AREAS, reference.CATEGORIES, reference.UNITS, reference.ROUTING)
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +75,7 @@ class SuggestionService:
         version, bundle, _ = self.active.get()
         if bundle is None:
             return None, None
-        key = (version, reference.stamp(session, *SUGGESTER_REFERENCES))
+        key = (version, reference.stamp(session, *SUGGESTER_REFERENCES), city.names(session))
         built_key, built_at, suggester = self._built
         if built_key != key or time.monotonic() - built_at > REFERENCE_TTL:
             with self._lock:

@@ -379,7 +379,6 @@ def test_the_gazetteer_reads_the_city_name(db, admin):
     assert names == ("北京市", "北京")
     gazetteer = suggestions.build_gazetteer(rows, names)
     assert gazetteer.city_names == ("北京市", "北京")
-    assert reference.SETTINGS in suggestions.SUGGESTER_REFERENCES
     assert city.short_name("大兴安岭地区") == "大兴安岭"
 
 
@@ -496,3 +495,12 @@ def test_real_beijing_tables_and_boundaries(db, admin):
         )
     )
     assert without == 0
+
+
+def test_the_suggester_follows_the_city_name(db, admin):
+    service = suggestions.service()
+    before, _ = service._suggester(db)
+    assert before.gazetteer.city_names == ("潍坊市", "潍坊")
+    city.update(db, admin, {city.NAME: "北京市"})
+    after, _ = service._suggester(db)
+    assert after is not before and after.gazetteer.city_names == ("北京市", "北京")
