@@ -20,7 +20,8 @@ DEFAULTS = {
     "SECRET_KEY": "",
     #: Local time zone of the city: working days and ticket numbers follow it.
     "TIMEZONE": "Asia/Shanghai",
-    #: Prefix of ticket numbers (the city's code letter).
+    #: Prefix of ticket numbers (the city's code letter) until an administrator sets the
+    #: setting city.ticket_prefix (工单编号前缀, hotline/city.py), which then wins.
     "TICKET_NUMBER_PREFIX": "WF",
     #: Largest accepted request body in bytes (attachments come through another route).
     "MAX_CONTENT_LENGTH": 256 * 1024,

@@ -30,6 +30,7 @@ import dispatch.pages.grid
 import dispatch.pages.photos
 import hotline.admin.audit
 import hotline.admin.home
+import hotline.admin.onboarding
 import hotline.api
 import hotline.api.audit
 import hotline.api.classifier
@@ -68,6 +69,7 @@ PAGES = [
     dashboards.pages.search,
     hotline.admin.home,
     hotline.admin.audit,
+    hotline.admin.onboarding,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).

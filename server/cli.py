@@ -128,7 +128,7 @@ def seed_command(directory, history_days, history_seed):
 
 @main.command("import")
 @click.argument("kind")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Check and show what would change; save nothing.")
 @click.option(
     "--option",
@@ -142,6 +142,8 @@ def import_command(kind, files, dry_run, options):
     """Load FILES of KIND (areas, boundaries, grids, units, users, categories, routing,
     knowledge …): all or nothing, matched by code, with a row-by-row report of every error."""
     importer = _importer(kind)
+    if not files and importer.files_required:
+        raise click.ClickException(f"请指定要导入的文件（{importer.label}：{importer.accepts}）")
     values = {}
     for option in options:
         name, sep, value = option.partition("=")
