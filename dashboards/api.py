@@ -57,7 +57,7 @@ def get_rates():
     period = schemas.rates_period(
         request.args, today=schemas.local_today(now, timezone), timezone=timezone
     )
-    settings = ranking.Settings.from_config(current_app.config)
+    settings = ranking.Settings.from_settings(get_session())
     rows = ranking.period_rates(
         get_session(), period["start"], period["end"], now, settings, period["by"]
     )
