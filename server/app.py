@@ -16,6 +16,7 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import IntegerConverter
 
 import dashboards.api
+import dashboards.pages.admin_scoring
 import dashboards.pages.board
 import dashboards.pages.report
 import dashboards.pages.search
@@ -64,6 +65,7 @@ PAGES = [
     dashboards.pages.report,
     dashboards.pages.search,
     hotline.admin.home,
+    dashboards.pages.admin_scoring,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
