@@ -24,6 +24,7 @@ import dispatch.api.callbacks
 import dispatch.api.intake
 import dispatch.api.tickets
 import dispatch.api.time_rules
+import dispatch.pages.admin_time
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
@@ -65,6 +66,7 @@ PAGES = [
     dashboards.pages.report,
     dashboards.pages.search,
     hotline.admin.home,
+    dispatch.pages.admin_time,
     dashboards.pages.admin_scoring,
 ]
 
