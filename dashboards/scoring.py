@@ -102,6 +102,12 @@ def update(session, actor, raw_values):
     return {key.removeprefix(SETTINGS_PREFIX): value for key, value in changed.items()}
 
 
+def _order(key):
+    """Changes are listed in the page's order of the settings."""
+    keys = list(settings.DEFINITIONS)
+    return (keys.index(key), key) if key in keys else (len(keys), key)
+
+
 def history(session, limit=50):
     """The changes of the ranking's settings, newest first: [{at, by (name or None), by
     username, changes: [(label, old, new)]}] from the audit log."""
@@ -116,7 +122,9 @@ def history(session, limit=50):
     for row, name, username in rows:
         changes = [
             (settings.DEFINITIONS[key].label if key in settings.DEFINITIONS else key, old, new)
-            for key, (old, new) in sorted((row.payload or {}).get("changes", {}).items())
+            for key, (old, new) in sorted(
+                (row.payload or {}).get("changes", {}).items(), key=lambda kv: _order(kv[0])
+            )
             if key.startswith(SETTINGS_PREFIX)
         ]
         if changes:
