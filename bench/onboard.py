@@ -223,7 +223,7 @@ def rank_month(engine, url, tickets):
             session,
             ranking_data.MONTH,
             as_of=ranking_data.AS_OF,
-            settings=ranking.Settings(min_sample=settings.get(session, "ranking.min_sample")),
+            settings=ranking.Settings.from_settings(session),
             timezone=ranking_data.TIMEZONE,
             mayors_office_code=ranking_data.MAYORS_OFFICE,
         )

@@ -185,10 +185,39 @@ def rows(session, audit_filter, *, limit, offset=0):
     return total, found
 
 
+#: Older entries (the time-rule operations) keep old and new values side by side.
+_SIDE_BY_SIDE = (("old", "new"), ("before", "after"))
+
+
 def changes_of(entry):
-    """[(field, old, new)] of a change entry (``audit_change``), else []."""
-    changes = (entry.payload or {}).get("changes") or {}
-    return [(name, pair[0], pair[1]) for name, pair in changes.items() if len(pair) == 2]
+    """[(field, old, new)] of a change entry (``audit_change``'s ``changes``, or old and new
+    values side by side), else []."""
+    payload = entry.payload or {}
+    if "changes" in payload:
+        return [
+            (name, pair[0], pair[1])
+            for name, pair in (payload["changes"] or {}).items()
+            if isinstance(pair, list | tuple) and len(pair) == 2
+        ]
+    for old_key, new_key in _SIDE_BY_SIDE:
+        old, new = payload.get(old_key), payload.get(new_key)
+        if isinstance(old, dict | None) and isinstance(new, dict | None) and (old or new):
+            old, new = old or {}, new or {}
+            return [
+                (name, old.get(name), new.get(name))
+                for name in sorted(set(old) | set(new))
+                if old.get(name) != new.get(name)
+            ]
+        if old_key in payload and new_key in payload and not isinstance(old, dict):
+            return [("值", old, new)]
+    return []
+
+
+def _side_by_side_keys(payload):
+    for pair in _SIDE_BY_SIDE:
+        if all(k in payload for k in pair) or any(isinstance(payload.get(k), dict) for k in pair):
+            return set(pair)
+    return set()
 
 
 #: Names of the payload's other keys, as people read them.
@@ -214,10 +243,12 @@ DETAIL_VALUES = {"phone": "完整电话", "api": "接口", "web": "网页"}
 
 def details_of(entry):
     """The payload besides the changes, as (label, text) pairs."""
+    payload = entry.payload or {}
+    shown_as_changes = {"changes"} | _side_by_side_keys(payload)
     return [
         (DETAIL_LABELS.get(k, k), _detail_text(v))
-        for k, v in (entry.payload or {}).items()
-        if k != "changes"
+        for k, v in payload.items()
+        if k not in shown_as_changes
     ]
 
 

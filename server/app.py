@@ -16,6 +16,7 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import IntegerConverter
 
 import dashboards.api
+import dashboards.pages.admin_scoring
 import dashboards.pages.board
 import dashboards.pages.report
 import dashboards.pages.search
@@ -23,6 +24,7 @@ import dispatch.api.callbacks
 import dispatch.api.intake
 import dispatch.api.tickets
 import dispatch.api.time_rules
+import dispatch.pages.admin_time
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
@@ -70,6 +72,8 @@ PAGES = [
     hotline.admin.home,
     hotline.admin.audit,
     hotline.admin.onboarding,
+    dispatch.pages.admin_time,
+    dashboards.pages.admin_scoring,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).

@@ -105,3 +105,19 @@ def test_a_ticket_page_records_the_view(client, db, make_ticket, user, web_login
     (entry,) = _entries(db, "pii.view")
     assert entry.payload["tickets"] == [ticket.number]
     assert entry.remote_addr == "127.0.0.1"
+
+
+def test_old_and_new_values_side_by_side_read_as_changes():
+    from hotline import audit_log
+
+    def entry(payload):
+        return AuditLog(action="x", payload=payload)
+
+    side = entry({"old": {"kind": "holiday", "note": "a"}, "new": {"kind": "holiday", "note": "b"}})
+    assert audit_log.changes_of(side) == [("note", "a", "b")]
+    assert audit_log.details_of(side) == []
+    created = entry({"before": None, "after": {"name": "默认"}, "rows": 3})
+    assert audit_log.changes_of(created) == [("name", None, "默认")]
+    assert audit_log.details_of(created) == [("行数", "3")]
+    deleted = entry({"old": {"kind": "workday"}})
+    assert audit_log.changes_of(deleted) == [("kind", "workday", None)]
