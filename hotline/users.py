@@ -31,6 +31,7 @@ import secrets
 import string
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from hotline import auth, schemas, tabular
 from hotline.audit import audit, audit_change, changes, values_of
@@ -399,6 +400,14 @@ def last_logins(db, user_ids):
         .group_by(UserSession.user_id)
     )
     return dict(rows.all())
+
+
+#: Loads what a list of users shows in three queries, not three per user.
+LIST_OPTIONS = (
+    selectinload(User.unit),
+    selectinload(User.grids),
+    selectinload(User.district),
+)
 
 
 def search(*, text=None, role=None, unit=None, active=None):

@@ -99,7 +99,7 @@ def index():
     filters = users.list_filters(request.args, errors)
     page = schemas.Page.from_args(request.args, size=PAGE_SIZE, errors=errors)
     schemas.check_query(errors)
-    total, rows = page.of(db, users.search(**filters), User.username)
+    total, rows = page.of(db, users.search(**filters), User.username, options=users.LIST_OPTIONS)
     ids = [u.id for u in rows]
     active_arg = request.args.get("active", "1")
     return render_template(

@@ -54,7 +54,7 @@ def list_users():
         request.args, size=PAGE_SIZE, size_arg="per_page", max_size=PAGE_MAX, errors=errors
     )
     check_query(errors)
-    total, rows = page.of(db, users.search(**filters), User.username)
+    total, rows = page.of(db, users.search(**filters), User.username, options=users.LIST_OPTIONS)
     ids = [u.id for u in rows]
     sessions, logins = users.open_sessions(db, ids), users.last_logins(db, ids)
     items = [
