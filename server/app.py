@@ -33,12 +33,14 @@ import dispatch.pages.photos
 import hotline.admin.audit
 import hotline.admin.home
 import hotline.admin.onboarding
+import hotline.admin.users
 import hotline.api
 import hotline.api.audit
 import hotline.api.classifier
 import hotline.api.inbox
 import hotline.api.reference
 import hotline.api.sessions
+import hotline.api.users
 import hotline.pages
 from dashboards import socket
 from hotline import auth, config, db, events, headers, notify, privacy, suggestions, web
@@ -52,6 +54,7 @@ API = [
     hotline.api.classifier,
     hotline.api.inbox,
     hotline.api.audit,
+    hotline.api.users,
     dispatch.api.tickets,
     dispatch.api.callbacks,
     dispatch.api.intake,
@@ -74,6 +77,7 @@ PAGES = [
     hotline.admin.onboarding,
     dispatch.pages.admin_time,
     dashboards.pages.admin_scoring,
+    hotline.admin.users,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
