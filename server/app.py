@@ -29,9 +29,11 @@ import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.photos
 import hotline.admin.home
+import hotline.admin.knowledge
 import hotline.api
 import hotline.api.classifier
 import hotline.api.inbox
+import hotline.api.knowledge_admin
 import hotline.api.reference
 import hotline.api.sessions
 import hotline.pages
@@ -46,6 +48,7 @@ API = [
     hotline.api.reference,
     hotline.api.classifier,
     hotline.api.inbox,
+    hotline.api.knowledge_admin,
     dispatch.api.tickets,
     dispatch.api.callbacks,
     dispatch.api.intake,
@@ -64,6 +67,7 @@ PAGES = [
     dashboards.pages.report,
     dashboards.pages.search,
     hotline.admin.home,
+    hotline.admin.knowledge,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
