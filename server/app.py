@@ -28,6 +28,7 @@ import dispatch.pages.desk
 import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.photos
+import dispatch.pages.proposals
 import hotline.admin.home
 import hotline.admin.knowledge
 import hotline.api
@@ -63,6 +64,7 @@ PAGES = [
     dispatch.pages.grid,
     dispatch.pages.followup,
     dispatch.pages.photos,
+    dispatch.pages.proposals,
     dashboards.pages.board,
     dashboards.pages.report,
     dashboards.pages.search,
