@@ -800,9 +800,17 @@ def history(session, article):
     for row, name in rows:
         action = row.action.removeprefix("knowledge.")
         payload = row.payload or {}
+        changed = payload.get("changes") or {}
+        order = [f for f in FIELD_LABELS if f in changed] + [
+            f for f in changed if f not in FIELD_LABELS
+        ]
         changes = [
-            (FIELD_LABELS.get(field, field), _shown(field, old), _shown(field, new))
-            for field, (old, new) in (payload.get("changes") or {}).items()
+            (
+                FIELD_LABELS.get(field, field),
+                _shown(field, changed[field][0]),
+                _shown(field, changed[field][1]),
+            )
+            for field in order
         ]
         reason = payload.get("reason")
         if action == "remind":
