@@ -557,11 +557,11 @@ def hotline_centre(session):
     ).first()
 
 
-def expire_due(session, now=None):
+def expire_due(session, now=None, timezone=None):
     """Record as expired every published article whose valid-until day has passed (no
     actor: the system). Returns how many."""
     now = now or utcnow()
-    today = knowledge.local_today(now)
+    today = knowledge.local_today(now, timezone)
     due = session.scalars(
         sa.select(KnowledgeArticle)
         .where(KnowledgeArticle.state == A.published, KnowledgeArticle.valid_until < today)
@@ -595,12 +595,12 @@ def expire_due(session, now=None):
     return count
 
 
-def remind_due(session, now=None):
+def remind_due(session, now=None, timezone=None):
     """Put a review-due reminder in the hotline centre's inbox for every published article
     whose valid-until date is at most ``knowledge.review_days_before`` days away, once per
     article and date. Returns how many."""
     now = now or utcnow()
-    today = knowledge.local_today(now)
+    today = knowledge.local_today(now, timezone)
     days = settings.get(session, "knowledge.review_days_before")
     due = session.scalars(
         sa.select(KnowledgeArticle)
@@ -655,12 +655,16 @@ def remind_due(session, now=None):
     return len(messages)
 
 
-def run_due(session_factory, now=None):
+def run_due(session_factory, now=None, timezone=None):
     """The scheduler's knowledge job: expire what passed its date, then remind of what is
-    due for review; one transaction. Safe to run often and from several schedulers."""
+    due for review; one transaction. Safe to run often and from several schedulers. The
+    scheduler runs outside any request: it passes the city's ``timezone``."""
     with session_factory() as session:
         with session.begin():
-            result = JobResult(expired=expire_due(session, now), reminded=remind_due(session, now))
+            result = JobResult(
+                expired=expire_due(session, now, timezone),
+                reminded=remind_due(session, now, timezone),
+            )
     return result
 
 

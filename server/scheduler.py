@@ -55,7 +55,7 @@ def make_knowledge_job(app, clock=None):
 
     def run():
         now = clock() if clock else None
-        result = knowledge_admin.run_due(session_factory, now)
+        result = knowledge_admin.run_due(session_factory, now, app.config["TIMEZONE"])
         if result.expired or result.reminded:
             log.info(
                 "knowledge base: %d article(s) expired, %d review reminder(s) sent",
