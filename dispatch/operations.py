@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from classifier import geo
 from dispatch import calendar, calls, placing, routing, sla, timers
 from dispatch.states import FINAL, IN_HANDLING, TRANSITIONS
-from hotline import attachments, city, events, notify, suggestions
+from hotline import attachments, city, events, knowledge, notify, suggestions
 from hotline.audit import audit
 from hotline.config import DEFAULTS
 from hotline.db import utcnow
@@ -530,7 +530,11 @@ def resolve_at_intake(
             "article",
             "只有“首问即答”办结才能引用知识库条目",
         )
-        _require(article.published, "article", f"知识库条目已停用：{article.code}")
+        _require(
+            knowledge.is_in_force(article, knowledge.local_today(now, _setting("TIMEZONE"))),
+            "article",
+            f"知识库条目已停用或已过有效期：{article.code}",
+        )
         if not (answer or "").strip():
             answer = f"{article.answer}\n（知识库条目 {article.code}：{article.title}）"
         ticket.answer_article_id = article.id

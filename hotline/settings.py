@@ -134,6 +134,17 @@ DEFINITIONS = {
             "城市",
             "经度,纬度（GCJ-02），如 116.4074,39.9042",
         ),
+        # The knowledge base (首问即答): hotline.knowledge_admin's review-due reminders.
+        Definition(
+            "knowledge.review_days_before",
+            "知识库复核提前天数",
+            int,
+            14,
+            "知识库",
+            "已发布条目在有效期届满前多少天提醒热线中心复核（每个有效期提醒一次）",
+            1,
+            365,
+        ),
     ]
 }
 

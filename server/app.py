@@ -30,14 +30,17 @@ import dispatch.pages.desk
 import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.photos
+import dispatch.pages.proposals
 import hotline.admin.audit
 import hotline.admin.home
+import hotline.admin.knowledge
 import hotline.admin.onboarding
 import hotline.admin.users
 import hotline.api
 import hotline.api.audit
 import hotline.api.classifier
 import hotline.api.inbox
+import hotline.api.knowledge_admin
 import hotline.api.reference
 import hotline.api.sessions
 import hotline.api.users
@@ -55,6 +58,7 @@ API = [
     hotline.api.inbox,
     hotline.api.audit,
     hotline.api.users,
+    hotline.api.knowledge_admin,
     dispatch.api.tickets,
     dispatch.api.callbacks,
     dispatch.api.intake,
@@ -69,6 +73,7 @@ PAGES = [
     dispatch.pages.grid,
     dispatch.pages.followup,
     dispatch.pages.photos,
+    dispatch.pages.proposals,
     dashboards.pages.board,
     dashboards.pages.report,
     dashboards.pages.search,
@@ -78,6 +83,7 @@ PAGES = [
     dispatch.pages.admin_time,
     dashboards.pages.admin_scoring,
     hotline.admin.users,
+    hotline.admin.knowledge,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).

@@ -412,7 +412,8 @@ def board_publisher_command():
 @click.option("--batch", type=click.IntRange(1, 100_000), help="Tickets per transaction.")
 @with_appcontext
 def scheduler_command(once, interval, batch):
-    """Run the SLA timer scheduler (预警, 超时, 催办, 督办, 回访任务) in the foreground."""
+    """Run the scheduler in the foreground: the SLA timers (预警, 超时, 催办, 督办, 回访任务)
+    and the knowledge base's expiry and review-due reminders (知识库到期复核)."""
     import logging
 
     app = current_app._get_current_object()
@@ -428,6 +429,8 @@ def scheduler_command(once, interval, batch):
             f"fired={result.fired} tickets={result.tickets} "
             f"max_lateness_s={result.max_lateness:.0f}"
         )
+        knowledge = scheduler.make_knowledge_job(app)()
+        click.echo(f"knowledge_expired={knowledge.expired} knowledge_reminded={knowledge.reminded}")
         return
     click.echo(f"SLA 定时器每 {app.config['SCHEDULER_INTERVAL_SECONDS']} 秒检查一次（Ctrl-C 退出）")
     try:
