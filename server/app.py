@@ -20,9 +20,11 @@ import dashboards.pages.board
 import dashboards.pages.report
 import dashboards.pages.search
 import dispatch.api.callbacks
+import dispatch.api.catalogue
 import dispatch.api.intake
 import dispatch.api.tickets
 import dispatch.api.time_rules
+import dispatch.pages.admin_routing
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
@@ -50,6 +52,7 @@ API = [
     dispatch.api.callbacks,
     dispatch.api.intake,
     dispatch.api.time_rules,
+    dispatch.api.catalogue,
     dashboards.api,
 ]
 #: The pages, in the order of the header menu each registers its pages in.
@@ -64,6 +67,7 @@ PAGES = [
     dashboards.pages.report,
     dashboards.pages.search,
     hotline.admin.home,
+    dispatch.pages.admin_routing,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
