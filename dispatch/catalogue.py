@@ -74,7 +74,7 @@ FLAG_LABELS = {
 }
 #: The flags that mean "this rule needs an administrator's attention" (list filter 问题规则).
 ISSUES = tuple(FLAG_LABELS)
-STATES = {"today": "今日生效", "future": "尚未生效", "expired": "已过期"}
+STATES = {"today": "生效中", "future": "尚未生效", "expired": "已过期"}
 
 _DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$", re.ASCII)
 _AUDITED = {
@@ -272,6 +272,20 @@ def _overlap(a_from, a_to, b_from, b_to):
     return (start, end) if start <= end else None
 
 
+def _overlap_text(common):
+    """When two periods overlap, in words: ，在 2027-01-01 至 2027-06-30 期间 / ，自 … 起 /
+    ，至 … 为止 / 在任何时候."""
+    start = None if common[0] == dt.date.min else common[0]
+    end = None if common[1] == dt.date.max else common[1]
+    if start and end:
+        return f"在 {start} 至 {end} 期间"
+    if start:
+        return f"自 {start} 起"
+    if end:
+        return f"至 {end} 为止"
+    return "在任何时候"
+
+
 def _offered_categories(db):
     """The codes of categories a ticket can carry (as the intake pickers offer them)."""
     rows = db.execute(sa.select(Category.code, Category.level).where(Category.active)).all()
@@ -308,15 +322,12 @@ def analyse(rules, offered, today):
                 common = _overlap(one.valid_from, one.valid_to, other.valid_from, other.valid_to)
                 if common is None or common[1] < today:
                     continue
-                period = period_text(
-                    None if common[0] == dt.date.min else common[0],
-                    None if common[1] == dt.date.max else common[1],
-                )
+                period = _overlap_text(common)
                 for this, that in ((one, other), (other, one)):
                     if this.unit_id == that.unit_id:
                         flag = Flag(
                             "duplicate",
-                            f"与规则 #{that.id} 重复：同一分类、区域在 {period} 都派给"
+                            f"与规则 #{that.id} 重复：同一分类和区域{period}都派给"
                             f"“{this.unit.name}”",
                             (that.id,),
                         )
@@ -324,8 +335,9 @@ def analyse(rules, offered, today):
                         winner = max((this, that), key=lambda r: precedence(r.valid_from, r.id))
                         flag = Flag(
                             "conflict",
-                            f"与规则 #{that.id} 冲突：同一分类、区域在 {period} 分别派给"
-                            f"“{this.unit.name}”和“{that.unit.name}”（期间按 #{winner.id} 派单）",
+                            f"与规则 #{that.id} 冲突：同一分类和区域{period}分别派给"
+                            f"“{this.unit.name}”和“{that.unit.name}”"
+                            f"（重叠期间按 #{winner.id} 派单）",
                             (that.id,),
                         )
                     flags[this.id].append(flag)
@@ -406,6 +418,8 @@ class Preview:
     #: The learned router's top units: [(Unit or code, confidence, reason)], or None without
     #: a model.
     learned: list | None
+    #: Why there is no ``learned`` (in words).
+    learned_note: str | None = None
     #: The place read from an address text (None: none given).
     located: dict | None = None
 
@@ -439,11 +453,18 @@ def locate(db, address):
 
 
 def learned_units(db, category, area, k=3):
-    """The learned router's top ``k`` units (``[Suggestion]``), or None without a model."""
+    """(the learned router's top ``k`` units as ``[Suggestion]``, or None and why not)."""
     if not current_app or not current_app.config["CLASSIFIER_ENABLED"]:
-        return None
-    return suggestions.service().learned_units(
-        db, category.code, area.code if area is not None else None, k=k
+        return None, "未启用智能分类，没有按历史学习的单位建议"
+    service = suggestions.service()
+    learned = service.learned_units(db, category.code, area.code if area is not None else None, k=k)
+    if learned is not None:
+        return learned, None
+    if service.active.get()[0] is None:
+        return None, "没有启用的分类模型，没有按历史学习的单位建议"
+    return None, (
+        "当前分类模型尚未学习派单（可用 hotline classifier train-router 从已办结工单训练），"
+        "受理时只按派单目录建议单位"
     )
 
 
@@ -478,7 +499,7 @@ def preview(db, category, area, day, *, address=None):
     located = None
     if address and area is None:
         located, area = locate(db, address)
-    learned = learned_units(db, category, area)
+    learned, learned_note = learned_units(db, category, area)
     candidates = routing.candidate_rules(db, category, area, day)
     rule = candidates[0] if candidates else None
     beaten = [(r, _why_beaten(rule, r)) for r in candidates[1:]]
@@ -510,6 +531,7 @@ def preview(db, category, area, day, *, address=None):
         learned=None
         if learned is None
         else [(units.get(s.unit, s.unit), s.confidence, s.reason) for s in learned],
+        learned_note=learned_note,
         located=located,
     )
 
@@ -544,6 +566,7 @@ def preview_to_dict(result):
             {**unit(u), "confidence": round(c, 4), "reason": reason}
             for u, c, reason in result.learned
         ],
+        "learned_note": result.learned_note,
         "located": result.located,
     }
 
