@@ -420,3 +420,26 @@ def test_import_row_errors_change_nothing(db, admin):
     assert any(row == 4 and "第 3 行" in m for row, m in messages)
     assert _count(db) == before
     assert not _audits(db, "routing_rule.create")
+
+
+# -- seed -------------------------------------------------------------------------------------
+
+
+def test_seeding_again_leaves_a_pair_with_an_administrators_rule_alone(db, admin):
+    from hotline import seed
+
+    old = db.scalars(
+        sa.select(RoutingRule)
+        .join(Category)
+        .where(Category.code == "0101", RoutingRule.area_id.is_(None))
+    ).one()
+    catalogue.end_rule(db, admin, old, YESTERDAY, TODAY)
+    items = [
+        {"category": "0101", "area": None, "unit": "U-CGJ"},
+        {"category": "010103", "area": None, "unit": "U-GAJ", "valid_from": "2030-01-01"},
+    ]
+    assert seed.load_routing(db, items) == 1
+    added = db.scalars(sa.select(RoutingRule).join(Category).where(Category.code == "010103")).one()
+    assert added.valid_from == dt.date(2030, 1, 1)
+    assert routing.catalogue_unit(db, _get(db, Category, "010102"), None) is None
+    assert seed.load_routing(db, items) == 0
