@@ -226,8 +226,15 @@ def parse_filters(args):
 
 def listing(db, filters, today):
     """``[(rule, flags)]`` matching ``filters``, by category code, area, start."""
+    return flagged_rules(db, today, filters)[0]
+
+
+def flagged_rules(db, today, filters=None):
+    """(``[(rule, flags)]`` matching ``filters``, by category code, area and start; the
+    number of rules with any flag in the whole catalogue)."""
     rules = all_rules(db)
     flags = analyse(rules, _offered_categories(db), today)
+    filters = filters or Filters()
     chosen = [
         (r, flags.get(r.id, [])) for r in rules if filters.matches(r, flags.get(r.id, []), today)
     ]
@@ -239,7 +246,7 @@ def listing(db, filters, today):
             pair[0].id,
         )
     )
-    return chosen
+    return chosen, len(flags)
 
 
 # -- flags ------------------------------------------------------------------------------------
@@ -341,11 +348,21 @@ def analyse(rules, offered, today):
                             (that.id,),
                         )
                     flags[this.id].append(flag)
-    active_rules = [r for r in rules if r.unit.active]
+    # Active rules by every category strictly above theirs: the rules below a category.
+    below_category = defaultdict(list)
+    for r in rules:
+        if r.unit.active:
+            code = r.category.code
+            for n in range(2, len(code), 2):
+                below_category[code[:n]].append(r)
+    offered_under = defaultdict(list)  # category code → the offered ones at or below it
+    for code in offered:
+        for n in range(2, len(code) + 1, 2):
+            offered_under[code[:n]].append(code)
     for rule in rules:
         if rule.id in flags and any(f.kind in ("expired", "inactive") for f in flags[rule.id]):
             continue
-        covering = _covering(rule, active_rules, offered, today)
+        covering = _covering(rule, below_category[rule.category.code], offered_under, today)
         if covering:
             names = "、".join(sorted({r.category.name for r in covering}))
             flags[rule.id].append(
@@ -359,11 +376,13 @@ def analyse(rules, offered, today):
     return dict(flags)
 
 
-def _covering(rule, rules, offered, today):
-    """The rules that take every case of ``rule`` on every remaining day, or [] when some
-    case on some day is still ``rule``'s (see the module docstring)."""
+def _covering(rule, rules, offered_under, today):
+    """The rules (of ``rules``: the active ones on categories below ``rule``'s) that take
+    every case of ``rule`` on every remaining day, or [] when some case on some day is still
+    ``rule``'s (see the module docstring). ``offered_under``: category code → the codes a
+    ticket can carry at or below it."""
     code = rule.category.code
-    targets = [t for t in offered if t.startswith(code)]
+    targets = offered_under.get(code, [])
     if not targets or code in targets:
         # A ticket of the rule's own category is always decided by it (or by its pair).
         return []
@@ -371,9 +390,7 @@ def _covering(rule, rules, offered, today):
     below = [
         r
         for r in rules
-        if len(r.category.code) > len(code)
-        and r.category.code.startswith(code)
-        and (r.area is None or (area_code is not None and area_code.startswith(r.area.code)))
+        if (r.area is None or (area_code is not None and area_code.startswith(r.area.code)))
         and _overlap(r.valid_from, r.valid_to, rule.valid_from, rule.valid_to)
     ]
     if not below:

@@ -108,8 +108,7 @@ def rules():
         filters = catalogue.parse_filters(args)
     except HotlineError as exc:
         page, filters, error = Page(1, PAGE_SIZE), catalogue.Filters(), exc.message
-    found = catalogue.listing(db, filters, today)
-    flagged = catalogue.listing(db, catalogue.Filters(issue="any"), today)
+    found, issue_count = catalogue.flagged_rules(db, today, filters)
     shown = found[page.offset : page.offset + page.size]
     return render_template(
         "admin_routing_list.html",
@@ -121,7 +120,7 @@ def rules():
         today=today,
         error=error,
         units=_all_units(db),
-        issue_count=len(flagged),
+        issue_count=issue_count,
         states=catalogue.STATES,
         flag_labels=catalogue.FLAG_LABELS,
         path=catalogue.category_path,
