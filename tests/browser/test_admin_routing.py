@@ -73,6 +73,7 @@ def test_admin_adds_a_dated_rule_sees_a_conflict_and_uses_the_preview(
     row = page.locator("table.routing-rules tr", has_text="夜间照明试点")
     expect(row).to_contain_text("尚未生效")
     expect(row).to_contain_text("东关街道")
+    screenshot(page, "admin-routing-list")
 
     # The same category and street to another unit in an overlapping period: refused.
     page.get_by_role("link", name="新增规则").click()

@@ -95,3 +95,18 @@ def test_import_page_lists_routing(client, web_login):
     assert "事项分类编码" in page and "承办单位编码" in page
     exported = client.get("/admin/imports/routing/export")
     assert exported.status_code == 200 and exported.data[:2] == b"PK"
+
+
+def test_the_admin_home_warns_of_conflicts(client, web_login, db):
+    from hotline.models import Category, Unit
+
+    lamp = db.scalars(sa.select(Category).where(Category.code == "010103")).one()
+    for code in ("U-GAJ", "U-ZJJ"):
+        unit = db.scalars(sa.select(Unit).where(Unit.code == code)).one()
+        db.add(RoutingRule(category=lamp, unit=unit))
+    db.flush()
+    web_login(client, "admin")
+    home = client.get("/admin/").get_data(as_text=True)
+    assert "派单目录有 2 条规则互相冲突" in home
+    listed = client.get("/admin/routing/?issue=conflict").get_data(as_text=True)
+    assert listed.count("routing-flag flag-conflict") == 2
