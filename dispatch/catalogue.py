@@ -752,9 +752,12 @@ def update_rule(db, actor, rule, values, today):
     replace = values.pop("replace", False)
     before = values_of(rule, _AUDITED)
     with db.no_autoflush:
+        # Only what changes is checked: an old rule whose unit was deactivated since may
+        # still be ended or annotated.
+        changed = {name for name, value in values.items() if getattr(rule, name) != value}
         for name, value in values.items():
             setattr(rule, name, value)
-        _check(db, rule, set(values), today, replace, actor)
+        _check(db, rule, changed, today, replace, actor)
     after = values_of(rule, _AUDITED)
     if after != before:
         rule.updated_at = utcnow()

@@ -443,3 +443,15 @@ def test_seeding_again_leaves_a_pair_with_an_administrators_rule_alone(db, admin
     assert added.valid_from == dt.date(2030, 1, 1)
     assert routing.catalogue_unit(db, _get(db, Category, "010102"), None) is None
     assert seed.load_routing(db, items) == 0
+
+
+def test_a_rule_of_a_unit_deactivated_since_may_still_be_ended(db, admin):
+    rule = _rule(db, admin, "010103", "U-GAJ")
+    rule.unit.active = False
+    db.flush()
+    same = {"category": rule.category, "unit": rule.unit, "area": None, "note": "停用后结束"}
+    catalogue.update_rule(db, admin, rule, {**same, "valid_to": TODAY}, TODAY)
+    assert rule.valid_to == TODAY
+    # A new rule to the deactivated unit is refused.
+    with pytest.raises(ValidationFailed):
+        catalogue.create_rule(db, admin, {**same, "valid_from": TOMORROW, "valid_to": None}, TODAY)
