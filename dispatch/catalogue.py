@@ -233,7 +233,7 @@ def flagged_rules(db, today, filters=None):
     """(``[(rule, flags)]`` matching ``filters``, by category code, area and start; the
     number of rules with any flag in the whole catalogue)."""
     rules = all_rules(db)
-    flags = analyse(rules, _offered_categories(db), today)
+    flags = analyse(rules, offered_categories(db), today)
     filters = filters or Filters()
     chosen = [
         (r, flags.get(r.id, [])) for r in rules if filters.matches(r, flags.get(r.id, []), today)
@@ -293,7 +293,7 @@ def _overlap_text(common):
     return "在任何时候"
 
 
-def _offered_categories(db):
+def offered_categories(db):
     """The codes of categories a ticket can carry (as the intake pickers offer them)."""
     rows = db.execute(sa.select(Category.code, Category.level).where(Category.active)).all()
     codes = {code for code, _ in rows}

@@ -77,7 +77,7 @@ def list_issues():
 
 def _describe(db, rule):
     today = routing.today()
-    flags = catalogue.analyse(catalogue.all_rules(db), catalogue._offered_categories(db), today)
+    flags = catalogue.analyse(catalogue.all_rules(db), catalogue.offered_categories(db), today)
     return catalogue.describe(rule, today, flags.get(rule.id, []))
 
 

@@ -149,7 +149,7 @@ def _form(rule, typed=None, error=None, status=200):
     today = routing.today()
     flags = []
     if rule is not None:
-        found = catalogue.analyse(catalogue.all_rules(db), catalogue._offered_categories(db), today)
+        found = catalogue.analyse(catalogue.all_rules(db), catalogue.offered_categories(db), today)
         flags = found.get(rule.id, [])
     if typed is None:
         typed = (

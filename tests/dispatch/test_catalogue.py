@@ -37,7 +37,7 @@ def _rule(db, admin, category, unit, area=None, **dates):
 
 
 def _flags(db, rule):
-    found = catalogue.analyse(catalogue.all_rules(db), catalogue._offered_categories(db), TODAY)
+    found = catalogue.analyse(catalogue.all_rules(db), catalogue.offered_categories(db), TODAY)
     return found.get(rule.id, [])
 
 
