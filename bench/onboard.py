@@ -39,7 +39,7 @@ from bench import ranking_data
 from dashboards import ranking
 from hotline import city, migrate, settings, suggestions, tabular
 from hotline.admin.onboarding import IMPORTERS
-from hotline.db import make_engine
+from hotline.db import local_today, make_engine
 from hotline.enums import AreaLevel, RankingClass, Role, UnitKind
 from hotline.models import Area, Unit, User
 
@@ -125,7 +125,9 @@ def counts(session):
 
 def resolve_addresses(session, tables, seed=gazetteer_bench.SEED):
     """Street and community accuracy of the server's gazetteer on generated addresses."""
-    rows, _rules, _categories, names = suggestions.reference_data(session)
+    rows, _rules, _categories, names = suggestions.reference_data(
+        session, local_today(ranking_data.TIMEZONE)
+    )
     started = time.perf_counter()
     gazetteer = suggestions.build_gazetteer(rows, names)
     build_s = time.perf_counter() - started

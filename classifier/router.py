@@ -108,8 +108,10 @@ class CatalogueRouter:
     """The dispatch catalogue: ``lookup(category_code, area_code)`` → unit code or None.
 
     ``rules`` are mappings ``{"category": code, "area": code or None, "unit": unit_code}``; a rule
-    with ``"active": False`` is ignored (the database ignores rules of inactive units). Two
-    rules for the same category and area are refused, as the database's unique constraint does.
+    with ``"active": False`` is ignored (the database ignores rules of inactive units). The
+    rules are those in force on one day, one per category and area (the application passes
+    today's, ``hotline.suggestions.reference_data``); two naming different units for the same
+    category and area are refused.
     """
 
     def __init__(self, rules: Iterable[Mapping[str, Any]]):

@@ -1,7 +1,11 @@
 """The dispatch catalogue (派单目录): which unit handles a category in an area.
 
 Rules on a category cover its descendants; a rule without an area covers the whole city. The
-most specific category wins, then the most specific area.
+most specific category wins, then the most specific area. Only rules in force on the day asked
+(by default the city's local today) count, and only those of active units; between two rules of
+one category and area in force on the same day (a conflict the catalogue flags), the later
+start decides (``hotline.models.rules.precedence``). ``dispatch.catalogue`` administers the
+rules and explains a decision (``candidate_rules`` is the chain it shows).
 
 ``dispatch_unit`` is the one rule for *whom to dispatch to* when a program chooses (the
 simulator's dispatcher, the demo's history, the dispatch suggestion of the API): the
@@ -11,34 +15,61 @@ government (属地), and never the hotline centre, which takes calls but handles
 """
 
 import sqlalchemy as sa
+from flask import current_app
 
+from hotline.config import DEFAULTS
+from hotline.db import local_today
 from hotline.enums import UnitKind
 from hotline.models import Area, Category, RoutingRule, Unit, unit_areas
+from hotline.models.rules import precedence
 
 
-def catalogue_unit(session, category, area):
-    """The unit the catalogue names for ``category`` at ``area`` (either may be None), or None."""
+def today():
+    """The city's local date: the day the catalogue is read for."""
+    config = current_app.config if current_app else DEFAULTS
+    return local_today(config["TIMEZONE"])
+
+
+def candidate_rules(session, category, area, day=None):
+    """The rules that could decide ``category`` at ``area`` on ``day`` (default: today),
+    the deciding one first: rules on the category or an ancestor, on the area, an ancestor or
+    the whole city, in force that day, of active units; most specific category first, then
+    most specific area, then ``precedence``."""
     if category is None:
-        return None
+        return []
+    day = day or today()
     category_codes = category.ancestor_codes()
     area_codes = area.ancestor_codes() if area is not None else []
     area_filter = RoutingRule.area_id.is_(None)
     if area_codes:
         area_filter = sa.or_(area_filter, Area.code.in_(area_codes))
     rows = session.execute(
-        sa.select(RoutingRule.unit_id, Category.code, Area.code)
+        sa.select(RoutingRule, Category.code, Area.code)
         .join(Category, RoutingRule.category_id == Category.id)
         .outerjoin(Area, RoutingRule.area_id == Area.id)
         .join(Unit, RoutingRule.unit_id == Unit.id)
-        .where(Category.code.in_(category_codes), area_filter, Unit.active)
+        .where(
+            Category.code.in_(category_codes),
+            area_filter,
+            Unit.active,
+            RoutingRule.in_force_on(day),
+        )
     ).all()
-    if not rows:
-        return None
-    unit_id, _, _ = max(rows, key=lambda r: (len(r[1]), len(r[2] or "")))
-    return session.get(Unit, unit_id)
+    rows.sort(
+        key=lambda r: (len(r[1]), len(r[2] or ""), precedence(r[0].valid_from, r[0].id)),
+        reverse=True,
+    )
+    return [rule for rule, _, _ in rows]
 
 
-def dispatch_unit(session, category, area, suggestion=None):
+def catalogue_unit(session, category, area, day=None):
+    """The unit the catalogue names for ``category`` at ``area`` (either may be None) on
+    ``day`` (default: the city's local today), or None."""
+    rules = candidate_rules(session, category, area, day)
+    return rules[0].unit if rules else None
+
+
+def dispatch_unit(session, category, area, suggestion=None, day=None):
     """The unit a ticket of ``category`` at ``area`` is dispatched to, or None when nothing
     fits (no category, or no rule and no place).
 
@@ -47,6 +78,8 @@ def dispatch_unit(session, category, area, suggestion=None):
     the territorial unit of ``area`` (its street office, else its district government). A
     unit that is inactive or is the hotline centre is passed over at every step: the catalogue
     may name the centre for matters about the hotline itself, which still need a real unit.
+    ``day``: the local date whose catalogue counts (default today; the demo's history passes
+    the day it is dispatching on).
     """
     if category is None:
         return None
@@ -54,7 +87,7 @@ def dispatch_unit(session, category, area, suggestion=None):
         unit = session.scalars(sa.select(Unit).where(Unit.code == code)).first()
         if _dispatchable(unit):
             return unit
-    unit = catalogue_unit(session, category, area)
+    unit = catalogue_unit(session, category, area, day)
     if _dispatchable(unit):
         return unit
     if area is None:

@@ -253,6 +253,12 @@ def local_datetime(value, timezone):
     return value.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
 
 
+def local_today(timezone, now=None):
+    """The city's local date now (or at the moment ``now``)."""
+    moment = now if now is not None else dt.datetime.now(dt.UTC)
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
 def day_bounds(now, timezone):
     """(start of yesterday, start of today, start of tomorrow) in UTC, local days."""
     zone = ZoneInfo(timezone)

@@ -5,12 +5,14 @@ Loading is idempotent: rows are matched by code (users by username) and inserted
 missing, so ``hotline seed`` can run at every demo start. Existing users keep their passwords.
 """
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from hotline import reference
 from hotline.audit import audit
 from hotline.enums import AreaLevel, ArticleState, LimitUnit, RequestType, Role, UnitKind, Urgency
 from hotline.models import (
@@ -183,6 +185,12 @@ def _codes(session, model):
 
 
 def load_routing(session, data):
+    """The catalogue's code defaults: each item ``{"category", "area" (null: the whole city),
+    "unit"}``, optionally ``"valid_from"``/``"valid_to"`` (``YYYY-MM-DD``) and ``"note"``.
+    An item is added only when the catalogue has no rule at all for its category and area:
+    once administrators have a rule for a pair (dated, ended or replaced), the pair is
+    theirs, and seeding again never brings back a rule they ended or adds one beside theirs.
+    Raises the routing reference version when it adds anything."""
     categories, areas, units = (_codes(session, m) for m in (Category, Area, Unit))
     existing = {(r.category_id, r.area_id) for r in session.scalars(sa.select(RoutingRule))}
     inserted = 0
@@ -193,10 +201,25 @@ def load_routing(session, data):
         if key in existing:
             continue
         existing.add(key)
-        session.add(RoutingRule(category=category, area=area, unit=units[item["unit"]]))
+        session.add(
+            RoutingRule(
+                category=category,
+                area=area,
+                unit=units[item["unit"]],
+                valid_from=_date(item.get("valid_from")),
+                valid_to=_date(item.get("valid_to")),
+                note=item.get("note"),
+            )
+        )
         inserted += 1
     session.flush()
+    if inserted:
+        reference.bump(session, reference.ROUTING)
     return inserted
+
+
+def _date(text):
+    return dt.date.fromisoformat(text) if text else None
 
 
 def load_sla(session, data):

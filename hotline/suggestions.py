@@ -3,8 +3,9 @@
 One ``SuggestionService`` per process builds a ``classifier.pipeline.Suggester`` from the
 active model version and the reference tables, and rebuilds it when an administrator activates
 another version or changes areas, categories, units or the catalogue (``hotline.reference``:
-noticed within seconds, no restart), and at least every ``REFERENCE_TTL`` seconds (a dated
-routing rule starts or ends with the day).
+noticed within seconds, no restart), when the city's local date changes (the catalogue it
+holds is the rules in force today: a rule dated from tomorrow takes effect after midnight),
+and at least every ``REFERENCE_TTL`` seconds.
 """
 
 import hashlib
@@ -22,13 +23,17 @@ from classifier import artefact
 from classifier.artefact import ActiveModel
 from classifier.gazetteer import Gazetteer
 from classifier.geo import GridLocator
+from classifier.normalize import normalize
 from classifier.pipeline import CategoryInfo, Suggester
-from classifier.router import CatalogueRouter, Router
+from classifier.router import CatalogueRouter, Router, record_from_codes
 from hotline import city, reference
 from hotline.audit import audit
+from hotline.config import DEFAULTS
+from hotline.db import local_today
 from hotline.enums import AreaLevel, Role
 from hotline.errors import Forbidden, NotFound
 from hotline.models import Area, Category, RoutingRule, Unit
+from hotline.models.rules import precedence
 
 REFERENCE_TTL = 600
 #: The reference data a suggester is built from (and the city's names, 城市设置: a change of
@@ -75,28 +80,58 @@ class SuggestionService:
         version, bundle, _ = self.active.get()
         if bundle is None:
             return None, None
-        key = (version, reference.stamp(session, *SUGGESTER_REFERENCES), city.names(session))
+        today = local_today(_timezone())
+        key = (
+            version,
+            reference.stamp(session, *SUGGESTER_REFERENCES),
+            city.names(session),
+            today,
+        )
         built_key, built_at, suggester = self._built
         if built_key != key or time.monotonic() - built_at > REFERENCE_TTL:
             with self._lock:
                 built_key, built_at, suggester = self._built
                 if built_key != key or time.monotonic() - built_at > REFERENCE_TTL:
-                    data = reference_data(session)
+                    data = reference_data(session, today)
                     if release:
                         session.rollback()
                     suggester = _build(bundle, *data)
                     self._built = (key, time.monotonic(), suggester)
         return suggester, version
 
+    def learned_units(self, session, category_code, area_code, k=3):
+        """The learned router's top ``k`` units for ``category_code`` at ``area_code`` (what
+        history says, whatever the catalogue): ``[Suggestion(unit code, confidence,
+        reason)]``; None when no model is active or it has no learned router."""
+        suggester, _ = self._suggester(session)
+        learned = getattr(getattr(suggester, "router", None), "learned", None)
+        if learned is None or not learned.classes_:
+            return None
+        return learned.suggest(record_from_codes(category_code, area_code), k=k)
+
+    def locate(self, session, address):
+        """What the suggester's gazetteer reads in the address text: a
+        ``classifier.gazetteer.Resolution`` (its ``code`` None when nothing or several places
+        match: ``candidates``), or None when no model is active."""
+        suggester, _ = self._suggester(session)
+        if suggester is None or suggester.gazetteer is None:
+            return None
+        return suggester.gazetteer.resolve(normalize(address))
+
+
+def _timezone():
+    return current_app.config["TIMEZONE"] if current_app else DEFAULTS["TIMEZONE"]
+
 
 def build_suggester(session, bundle):
     """A Suggester of ``bundle`` over the reference tables read through ``session``."""
-    return _build(bundle, *reference_data(session))
+    return _build(bundle, *reference_data(session, local_today(_timezone())))
 
 
-def reference_data(session):
-    """The rows a suggester is built from: areas, routing rules, categories, and the city's
-    names (北京市, 北京)."""
+def reference_data(session, day):
+    """The rows a suggester is built from: areas, the routing rules in force on the local
+    date ``day`` (one per category and area: the one that decides, see
+    ``hotline.models.rules.precedence``), categories, and the city's names (北京市, 北京)."""
     parent = aliased(Area)
     rows = session.execute(
         sa.select(Area.code, Area.name, Area.level, Area.aliases, Area.polygon, parent.code)
@@ -104,14 +139,18 @@ def reference_data(session):
         .order_by(Area.code)
     ).all()
     rule_area = aliased(Area)
-    rules = session.execute(
-        sa.select(Category.code, rule_area.code, Unit.code)
+    in_force = session.execute(
+        sa.select(Category.code, rule_area.code, Unit.code, RoutingRule.valid_from, RoutingRule.id)
         .select_from(RoutingRule)
         .join(Category, RoutingRule.category_id == Category.id)
         .outerjoin(rule_area, RoutingRule.area_id == rule_area.id)
         .join(Unit, RoutingRule.unit_id == Unit.id)
-        .where(Unit.active)
+        .where(Unit.active, RoutingRule.in_force_on(day))
     ).all()
+    deciding = {}
+    for category, area, unit, _, _ in sorted(in_force, key=lambda r: precedence(r[3], r[4])):
+        deciding[(category, area)] = unit  # the later in precedence overwrites
+    rules = [(category, area, unit) for (category, area), unit in deciding.items()]
     categories = session.execute(sa.select(Category.code, Category.name, Category.utility)).all()
     return rows, rules, categories, city.names(session)
 

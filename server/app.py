@@ -21,9 +21,11 @@ import dashboards.pages.board
 import dashboards.pages.report
 import dashboards.pages.search
 import dispatch.api.callbacks
+import dispatch.api.catalogue
 import dispatch.api.intake
 import dispatch.api.tickets
 import dispatch.api.time_rules
+import dispatch.pages.admin_routing
 import dispatch.pages.admin_time
 import dispatch.pages.console
 import dispatch.pages.desk
@@ -63,6 +65,7 @@ API = [
     dispatch.api.callbacks,
     dispatch.api.intake,
     dispatch.api.time_rules,
+    dispatch.api.catalogue,
     dashboards.api,
 ]
 #: The pages, in the order of the header menu each registers its pages in.
@@ -84,6 +87,7 @@ PAGES = [
     dashboards.pages.admin_scoring,
     hotline.admin.users,
     hotline.admin.knowledge,
+    dispatch.pages.admin_routing,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).

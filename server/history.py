@@ -28,6 +28,7 @@ failure leaves nothing half made. The past is not news: its real-time events and
 notifications are dropped rather than published after commit (the inbox rows stay).
 """
 
+import bisect
 import contextlib
 import dataclasses
 import datetime as dt
@@ -72,6 +73,7 @@ from hotline.models import (
     Category,
     KnowledgeArticle,
     Notification,
+    RoutingRule,
     SlaPolicy,
     Ticket,
     TimerFiring,
@@ -231,6 +233,14 @@ def _few_collections():
         gc.set_threshold(*before)
 
 
+def _turns(rule):
+    """The days on which ``rule`` starts and stops applying."""
+    if rule.valid_from is not None:
+        yield rule.valid_from
+    if rule.valid_to is not None:
+        yield rule.valid_to + dt.timedelta(days=1)
+
+
 class _History:
     def __init__(self, session, *, days, seed, now, per_day):
         self.session = session
@@ -271,6 +281,11 @@ class _History:
         self.open_cases = []
         self.phones = []
         self.unit_choices = {}
+        # The days on which some dated rule starts or stops: between two of them the
+        # catalogue is the same, so a remembered choice holds for the whole stretch.
+        self.catalogue_turns = sorted(
+            {d for r in session.scalars(sa.select(RoutingRule)) for d in _turns(r)}
+        )
         self.local_templates = [
             t for t in self.generator.templates if t["category"][:4] in LOCAL_CATEGORIES
         ]
@@ -682,7 +697,9 @@ class _History:
         else:
             ticket_category = None
         category = ticket_category or ticket.category
-        right = self._dispatch_unit(category, ticket.area, case.suggestion)
+        right = self._dispatch_unit(
+            category, ticket.area, case.suggestion, moment.astimezone(self.tz).date()
+        )
         if right is None:
             self._outcome(case, moment)
             return
@@ -715,15 +732,19 @@ class _History:
                 self.at(moment + self._part(ticket.sign_due - moment, rng), self._sign_assist, case)
         self._start_round(case, moment)
 
-    def _dispatch_unit(self, category, area, suggestion):
-        """``routing.dispatch_unit``, remembered: thousands of tickets share a few hundred
-        (category, place, suggested units) combinations."""
+    def _dispatch_unit(self, category, area, suggestion, day):
+        """``routing.dispatch_unit`` with the catalogue of ``day`` (the local date dispatched
+        on: a dated rule applies to the days it is in force), remembered: thousands of tickets
+        share a few hundred (category, place, suggested units) combinations a day."""
         units = tuple(u.get("code") for u in (suggestion or {}).get("units") or [])
         top = ((suggestion or {}).get("category") or {}).get("top") or [{}]
         # The catalogue names areas down to streets, and the territorial unit is the street's.
-        key = (category.code, area.code[:9] if area else None, top[0].get("code"), units)
+        stretch = bisect.bisect_right(self.catalogue_turns, day)
+        key = (category.code, area.code[:9] if area else None, top[0].get("code"), units, stretch)
         if key not in self.unit_choices:
-            self.unit_choices[key] = routing.dispatch_unit(self.session, category, area, suggestion)
+            self.unit_choices[key] = routing.dispatch_unit(
+                self.session, category, area, suggestion, day
+            )
         return self.unit_choices[key]
 
     def _wrong_unit(self, ticket, right, rng):

@@ -18,7 +18,9 @@ class RoutingRule(Base):
 
     A rule on a category covers its descendants; a rule with no area covers the whole city.
     The most specific category wins, then the most specific area. Two rules of the same
-    category and area whose periods overlap conflict (the catalogue flags them).
+    category and area whose periods overlap conflict (``dispatch.catalogue`` refuses and flags
+    them); should two such rules both be in force on a day, the one that started later decides
+    (then the newer row), everywhere the catalogue is read (``precedence``).
     """
 
     __tablename__ = "routing_rules"
@@ -37,6 +39,26 @@ class RoutingRule(Base):
     category: Mapped[Category] = relationship()
     area: Mapped[Area | None] = relationship()
     unit: Mapped[Unit] = relationship()
+
+    @classmethod
+    def in_force_on(cls, day):
+        """SQL condition: the rule applies on the local date ``day``."""
+        return sa.and_(
+            sa.or_(cls.valid_from.is_(None), cls.valid_from <= day),
+            sa.or_(cls.valid_to.is_(None), cls.valid_to >= day),
+        )
+
+    def applies_on(self, day):
+        """Whether the rule applies on the local date ``day`` (both ends inclusive)."""
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_to is None or day <= self.valid_to
+        )
+
+
+def precedence(valid_from, rule_id):
+    """Sort key among rules of one category and area in force on the same day: the higher
+    decides (the later start, then the newer row)."""
+    return (valid_from or dt.date.min, rule_id or 0)
 
 
 class SlaPolicy(Base):

@@ -2,6 +2,7 @@
 city settings and who reads them, the 城市导入 page. Small synthetic tables of a made-up city
 (样例市, code 9901); the real tables of ../shared/data where present (never copied)."""
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -373,9 +374,9 @@ def test_bad_city_settings_are_refused_and_nothing_changes(db, admin):
 
 
 def test_the_gazetteer_reads_the_city_name(db, admin):
-    assert suggestions.reference_data(db)[3] == ("潍坊市", "潍坊")
+    assert suggestions.reference_data(db, dt.date.today())[3] == ("潍坊市", "潍坊")
     city.update(db, admin, {city.NAME: "北京市"})
-    rows, _, _, names = suggestions.reference_data(db)
+    rows, _, _, names = suggestions.reference_data(db, dt.date.today())
     assert names == ("北京市", "北京")
     gazetteer = suggestions.build_gazetteer(rows, names)
     assert gazetteer.city_names == ("北京市", "北京")
