@@ -119,9 +119,7 @@ def clear_all():
 
 #: Areas, categories and units by code: emptied when any of them changes, and kept at most a
 #: minute in any case.
-reference_rows = RowCache(
-    ttl=60, follows=(reference.AREAS, reference.CATEGORIES, reference.UNITS)
-)
+reference_rows = RowCache(ttl=60, follows=(reference.AREAS, reference.CATEGORIES, reference.UNITS))
 #: Users by API-token hash (a revoked token or deactivated user is refused within 10 s).
 token_users = RowCache(ttl=10)
 

@@ -215,9 +215,7 @@ _area_levels_cache = Stamped(reference.AREAS)
 def _area_levels(db):
     def build():
         rows = db.execute(
-            sa.select(Area.id, Area.code, Area.name, Area.level, Area.parent_id).order_by(
-                Area.code
-            )
+            sa.select(Area.id, Area.code, Area.name, Area.level, Area.parent_id).order_by(Area.code)
         ).all()
         return _area_tree(rows)
 
