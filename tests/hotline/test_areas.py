@@ -227,57 +227,70 @@ def test_a_crescent_keeps_its_centre_inside(db, user):
     )
 
 
+def polygon(*ring):
+    """A Polygon's JSON text with one ring of the given points."""
+    return json.dumps({"type": "Polygon", "coordinates": [list(ring)]})
+
+
 BAD_GEOJSON = [
     ("{", "GEOJSON_INVALID_JSON", "不是有效的 JSON"),
     ("", "GEOJSON_REQUIRED", "请上传"),
     ("[1, 2]", "GEOJSON_UNSUPPORTED", "须为一个对象"),
     ('{"type": "Point", "coordinates": [119.1, 36.7]}', "GEOJSON_UNSUPPORTED", "现为 Point"),
     (
-        '{"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[119.1, 36.7], [119.2, 36.7]]}}',
+        json.dumps(
+            {
+                "type": "Feature",
+                "geometry": {"type": "LineString", "coordinates": [[119.1, 36.7], [119.2, 36.7]]},
+            }
+        ),
         "GEOJSON_NOT_POLYGON",
         "现为 LineString",
     ),
     ('{"type": "FeatureCollection", "features": []}', "GEOJSON_EMPTY", "没有要素"),
     ('{"type": "Feature", "geometry": null}', "GEOJSON_NO_GEOMETRY", "没有几何"),
     (
-        '{"type": "Polygon", "coordinates": [[[119.1, 36.7], [119.2, 36.7], [119.1, 36.7]]]}',
+        polygon([119.1, 36.7], [119.2, 36.7], [119.1, 36.7]),
         "GEOJSON_RING_TOO_SHORT",
         "至少需要 4 个点",
     ),
     (
-        '{"type": "Polygon", "coordinates": [[[119.1, 36.7], [119.2, 36.7], [119.2, 36.8], [119.1, 36.8]]]}',
+        polygon([119.1, 36.7], [119.2, 36.7], [119.2, 36.8], [119.1, 36.8]),
         "GEOJSON_RING_NOT_CLOSED",
         "环未闭合",
     ),
     (
-        '{"type": "Polygon", "coordinates": [[[119.1, "36.7"], [119.2, 36.7], [119.2, 36.8], [119.1, 36.7]]]}',
+        polygon([119.1, "36.7"], [119.2, 36.7], [119.2, 36.8], [119.1, 36.7]),
         "GEOJSON_BAD_COORDINATES",
         "[经度, 纬度]",
     ),
     (
-        '{"type": "Polygon", "coordinates": [[119.1, 36.7], [119.2, 36.7], [119.2, 36.8], [119.1, 36.7]]}',
+        # One level of brackets too few.
+        json.dumps(
+            {"type": "Polygon", "coordinates": [[119.1, 36.7], [119.2, 36.7], [119.1, 36.7]]}
+        ),
         "GEOJSON_BAD_COORDINATES",
         "[经度, 纬度]",
     ),
     (
         # A bow tie: the edges cross.
-        '{"type": "Polygon", "coordinates": [[[119.1, 36.7], [119.2, 36.8], [119.2, 36.7], [119.1, 36.8], [119.1, 36.7]]]}',
+        polygon([119.1, 36.7], [119.2, 36.8], [119.2, 36.7], [119.1, 36.8], [119.1, 36.7]),
         "GEOJSON_INVALID_POLYGON",
         "自相交",
     ),
     (
-        '{"type": "Polygon", "coordinates": [[[36.7, 119.1], [36.7, 119.2], [36.8, 119.2], [36.8, 119.1], [36.7, 119.1]]]}',
+        polygon([36.7, 119.1], [36.7, 119.2], [36.8, 119.2], [36.8, 119.1], [36.7, 119.1]),
         "GEOJSON_LAT_LNG_SWAPPED",
         "[经度, 纬度]",
     ),
     (
-        '{"type": "Polygon", "coordinates": [[[-0.1, 51.5], [0.1, 51.5], [0.1, 51.6], [-0.1, 51.6], [-0.1, 51.5]]]}',
+        polygon([-0.1, 51.5], [0.1, 51.5], [0.1, 51.6], [-0.1, 51.6], [-0.1, 51.5]),
         "GEOJSON_OUTSIDE_CHINA",
         "不在中国境内",
     ),
     (
         # Projected metres (Web Mercator), not degrees.
-        '{"type": "Polygon", "coordinates": [[[13257000, 4398000], [13258000, 4398000], [13258000, 4399000], [13257000, 4398000]]]}',
+        polygon([13257000, 4398000], [13258000, 4398000], [13258000, 4399000], [13257000, 4398000]),
         "GEOJSON_OUTSIDE_CHINA",
         "GCJ-02",
     ),
