@@ -55,6 +55,8 @@ GEOJSON_MAX_BYTES = 20 * 1024 * 1024
 #: How far (metres) a boundary may lie outside its parent's and still be taken as touching it
 #: (two drawings of one border rarely coincide).
 PARENT_SLACK_M = 500
+#: Boundaries of one parent's areas sharing more than this share of the smaller one overlap.
+OVERLAP_SHARE = 0.01
 #: The level a child of each level has (what ``add`` may create under it).
 CHILD_LEVEL = {
     AreaLevel.district: AreaLevel.street,
@@ -609,10 +611,14 @@ def polygon_summary(polygon):
 
 @dataclass(frozen=True)
 class Replaced:
-    """One area whose boundary was replaced, with the audited changes."""
+    """One area whose boundary was replaced, with the audited changes and the areas of the
+    same parent its new boundary overlaps (``[(code, name)]``: a point in an overlap cannot
+    be given a grid, so the administrator is told; it is not refused, as an upload may fix
+    the neighbours next)."""
 
     area: Area
     changes: dict
+    overlaps: tuple = ()
 
 
 def replace_polygon(session, actor, area, document):
@@ -635,7 +641,39 @@ def replace_polygon(session, actor, area, document):
         ]
     reference.bump(session, reference.AREAS)
     session.flush()
-    return replaced
+    return _with_overlaps(session, replaced)
+
+
+def _with_overlaps(session, replaced):
+    parent_ids = {r.area.parent_id for r in replaced}
+    query = sa.select(Area.code, Area.name, Area.parent_id, Area.polygon).where(
+        Area.polygon.is_not(None)
+    )
+    if None in parent_ids:
+        query = query.where(Area.parent_id.is_(None))
+    else:
+        query = query.where(Area.parent_id.in_(parent_ids))
+    neighbours = []
+    for code, name, parent_id, polygon in session.execute(query):
+        try:
+            geometry = shape(polygon)
+        except (ValueError, TypeError, KeyError, AttributeError, shapely.errors.ShapelyError):
+            continue
+        if not geometry.is_empty and geometry.is_valid:
+            neighbours.append((code, name, parent_id, geometry))
+    result = []
+    for r in replaced:
+        mine = shape(r.area.polygon)
+        overlaps = tuple(
+            (code, name)
+            for code, name, parent_id, other in neighbours
+            if parent_id == r.area.parent_id
+            and code != r.area.code
+            and mine.intersects(other)
+            and mine.intersection(other).area > OVERLAP_SHARE * min(mine.area, other.area)
+        )
+        result.append(Replaced(r.area, r.changes, overlaps))
+    return result
 
 
 def _parent_of(session, area):

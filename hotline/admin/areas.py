@@ -219,6 +219,16 @@ def upload_polygon(code):
         )
     else:
         flash(f"已更新 {len(replaced)} 个区域的边界，中心点已随之更新")
+    overlapping = sorted(
+        {tuple(sorted((r.area.name, name))) for r in replaced for _, name in r.overlaps}
+    )
+    if overlapping:
+        pairs = "；".join(f"“{mine}”与“{other}”" for mine, other in overlapping[:5])
+        more = f"等 {len(overlapping)} 处" if len(overlapping) > 5 else ""
+        flash(
+            f"注意：{pairs}{more}的边界重叠，重叠处的位置无法确定属于哪个网格，请调整边界",
+            "error",
+        )
     return redirect(url_for(".area_page", code=code))
 
 

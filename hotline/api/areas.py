@@ -97,4 +97,15 @@ def replace_polygon(code):
     area = areas.by_code(db, code)
     replaced = areas.replace_polygon(db, g.user, area, request.get_data(cache=False))
     commit()
-    return ok({"replaced": [{**areas.describe(r.area), "changes": r.changes} for r in replaced]})
+    return ok(
+        {
+            "replaced": [
+                {
+                    **areas.describe(r.area),
+                    "changes": r.changes,
+                    "overlaps": [code for code, _ in r.overlaps],
+                }
+                for r in replaced
+            ]
+        }
+    )

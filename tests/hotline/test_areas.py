@@ -455,3 +455,14 @@ def test_the_grid_locator_of_a_community_follows_a_new_grid_boundary(db, user):
     codes, located = placing._grids(db, community)
     assert grid.code in codes
     assert located.locate(lng, lat) == grid.code
+
+
+def test_an_overlap_with_a_neighbour_is_reported_not_refused(db, user):
+    grid = area(db, GRID)
+    home = near(db, GRID, size=0.0001)
+    sibling = next(g for g in area(db, COMMUNITY).children if g.code != GRID)
+    bigger = mapping(shape(sibling.polygon).buffer(0.0003, join_style="mitre"))
+    (done,) = areas.replace_polygon(db, user("admin"), grid, bigger)
+    assert (sibling.code, sibling.name) in done.overlaps
+    (done,) = areas.replace_polygon(db, user("admin"), grid, home)
+    assert done.overlaps == ()
