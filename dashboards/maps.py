@@ -9,18 +9,16 @@ area's grids (a Voronoi partition around the grids' centres, inside the hull of 
 and the map says it is approximate (``approximate``).
 
 Computing outlines takes a few dozen milliseconds; they are cached per database and
-recomputed when the areas change (their count, largest id, number of polygons or reference
-version) or after ``CACHE_SECONDS``.
+recomputed when the areas change (``hotline.reference``: a renamed street, a redrawn grid, an
+import show within seconds in every process) or after ``CACHE_SECONDS``.
 """
-
-import threading
-import time
 
 import shapely
 import sqlalchemy as sa
 from shapely.geometry import MultiPoint, mapping, shape
 
 from hotline import reference
+from hotline.cache import Stamped
 from hotline.enums import AreaLevel
 from hotline.models import Area
 
@@ -52,40 +50,15 @@ def outlines(session, district=None):
     }
 
 
-_cache = {}
-_cache_lock = threading.Lock()
-
-
-def _fingerprint(session):
-    # The areas' reference version too: a boundary replaced by an import changes no count.
-    return (
-        *session.execute(
-            sa.select(
-                sa.func.count(Area.id),
-                sa.func.max(Area.id),
-                sa.func.count(Area.polygon),
-            )
-        ).one(),
-        *reference.stamp(session, reference.AREAS),
-    )
+_cache = Stamped(reference.AREAS, ttl=CACHE_SECONDS)
 
 
 def _cached(session):
-    key = str(session.get_bind().engine.url)
-    fingerprint = _fingerprint(session)
-    with _cache_lock:
-        entry = _cache.get(key)
-        if entry and entry[0] == fingerprint and time.monotonic() - entry[1] < CACHE_SECONDS:
-            return entry[2]
-    value = build(session)
-    with _cache_lock:
-        _cache[key] = (fingerprint, time.monotonic(), value)
-    return value
+    return _cache.get(session, lambda: build(session))
 
 
 def clear_cache():
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def build(session):

@@ -10,7 +10,8 @@ sure leaves the area empty: the ticket waits in the dispatcher's queue as 待定
 dispatcher sets it; nothing is guessed.
 
 Areas and a community's grids come from the per-process reference cache (``hotline.cache``),
-so filling an area costs no query once the place has been seen.
+so filling an area costs no query once the place has been seen; an administrator's change to
+the areas (a new grid, a redrawn polygon) empties it within seconds.
 """
 
 import sqlalchemy as sa
@@ -54,7 +55,7 @@ def _grids(session, community):
         ).all()
         return [code for code, _ in rows], GridLocator((c, p) for c, p in rows if p)
 
-    return reference_rows.value(("Area.grids", community.code), load)
+    return reference_rows.value(session, ("Area.grids", community.code), load)
 
 
 def suggested_area(session, place, *, lng=None, lat=None, min_confidence):

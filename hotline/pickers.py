@@ -14,10 +14,12 @@ every ``<select data-picker>`` into a search box that matches Chinese, pinyin in
   under the parent's path; ``picker.js`` narrows each level to the children of the level above.
 - ``chosen_area``: a posted area cascade (one value per level) → the most specific code.
 
-The rows are read on every request that shows a picker (a few hundred short rows, one query
-per kind), so an administrator's edit shows on the next page. What is built from them — the
-tree, the pinyin (``pypinyin``) and the options' HTML — is kept per process keyed by the rows
-themselves, so there is nothing to invalidate: other rows, another key.
+Categories are read on every request that shows a picker (a few hundred short rows), so an
+administrator's edit shows on the next page; what is built from them — the tree, the pinyin
+(``pypinyin``) and the options' HTML — is kept per process keyed by the rows themselves, so
+there is nothing to invalidate: other rows, another key. The area tree (tens of thousands of
+rows in a big city) is kept per process until the areas change (``hotline.reference``: an
+administrator's edit shows in every process within seconds).
 """
 
 import functools
@@ -29,6 +31,8 @@ from flask import has_request_context, request
 from markupsafe import Markup, escape
 from pypinyin import Style, lazy_pinyin
 
+from hotline import reference
+from hotline.cache import Stamped
 from hotline.db import get_session
 from hotline.enums import AreaLevel
 from hotline.errors import ValidationFailed
@@ -204,14 +208,20 @@ def area_levels(db=None):
     return _per_request("areas", lambda: _area_levels(db or get_session()))
 
 
+#: The area tree of each database, rebuilt when the areas change.
+_area_levels_cache = Stamped(reference.AREAS)
+
+
 def _area_levels(db):
-    rows = db.execute(
-        sa.select(Area.id, Area.code, Area.name, Area.level, Area.parent_id).order_by(Area.code)
-    ).all()
-    return _area_tree(tuple(tuple(row) for row in rows))
+    def build():
+        rows = db.execute(
+            sa.select(Area.id, Area.code, Area.name, Area.level, Area.parent_id).order_by(Area.code)
+        ).all()
+        return _area_tree(rows)
+
+    return _area_levels_cache.get(db, build)
 
 
-@functools.lru_cache(maxsize=4)
 def _area_tree(rows):
     by_id = {row[0]: row for row in rows}
     depth = {level: index + 1 for index, level in enumerate(AREA_LEVELS)}

@@ -6,6 +6,10 @@ settings raises its kind's counter (``bump``, in the same transaction as the cha
 process that derived something from those rows (the gazetteer and grid locator of the
 suggester, cached rows, settings) asks ``changed(name)``: at most every ``CHECK_SECONDS`` it
 reads the counters (one small query) and compares them with what it last saw.
+
+A stamp is each counter with the moment it was raised: a bump rolled back (a refused change,
+a test's transaction) and the next one committed reach the same number, but not the same
+moment, so nothing derived from the rolled-back rows is taken for the committed ones.
 """
 
 import threading
@@ -47,9 +51,16 @@ def bump(session, *names):
 
 def versions(session):
     """``{name: version}`` as the database has them now."""
-    rows = session.execute(sa.select(ReferenceVersion.name, ReferenceVersion.version)).all()
-    found = dict(rows)
-    return {name: found.get(name, 0) for name in KINDS}
+    return {name: mark[0] for name, mark in _marks(session).items()}
+
+
+def _marks(session):
+    """``{name: (version, changed_at)}`` as the database has them now."""
+    rows = session.execute(
+        sa.select(ReferenceVersion.name, ReferenceVersion.version, ReferenceVersion.changed_at)
+    ).all()
+    found = {name: (version, changed_at) for name, version, changed_at in rows}
+    return {name: found.get(name, (0, None)) for name in KINDS}
 
 
 class Watcher:
@@ -64,7 +75,7 @@ class Watcher:
         """The counters, from the database when the last read is older than the check
         interval (or was forgotten)."""
         if self._seen is None or time.monotonic() - self._read_at > CHECK_SECONDS:
-            seen = versions(session)
+            seen = _marks(session)
             with self._lock:
                 self._seen, self._read_at = seen, time.monotonic()
         return self._seen
@@ -85,3 +96,8 @@ _watcher = Watcher()
 
 def stamp(session, *names):
     return _watcher.stamp(session, *names)
+
+
+def forget():
+    """Read the counters afresh on the next ``stamp`` (tests, after rolling back a bump)."""
+    _watcher.forget()

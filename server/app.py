@@ -33,12 +33,14 @@ import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.photos
 import dispatch.pages.proposals
+import hotline.admin.areas
 import hotline.admin.audit
 import hotline.admin.home
 import hotline.admin.knowledge
 import hotline.admin.onboarding
 import hotline.admin.users
 import hotline.api
+import hotline.api.areas
 import hotline.api.audit
 import hotline.api.classifier
 import hotline.api.inbox
@@ -61,6 +63,7 @@ API = [
     hotline.api.audit,
     hotline.api.users,
     hotline.api.knowledge_admin,
+    hotline.api.areas,
     dispatch.api.tickets,
     dispatch.api.callbacks,
     dispatch.api.intake,
@@ -88,6 +91,7 @@ PAGES = [
     hotline.admin.users,
     hotline.admin.knowledge,
     dispatch.pages.admin_routing,
+    hotline.admin.areas,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).

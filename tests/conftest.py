@@ -21,9 +21,9 @@ from sqlalchemy.orm import sessionmaker
 from classifier import artefact, training
 from dispatch import calendar as work_calendar
 from dispatch import timers
+from hotline import cache as hotline_cache
 from hotline import migrate, seed, settings
 from hotline.auth import token_hash
-from hotline.cache import reference_rows, token_users
 from hotline.db import make_engine
 from hotline.models import ApiToken, Ticket, User
 from server.app import create_app
@@ -159,8 +159,7 @@ def db(app):
         transaction.rollback()
         connection.close()
         # Rows cached during the test may have been rolled back with it.
-        reference_rows.clear()
-        token_users.clear()
+        hotline_cache.clear_all()
         work_calendar.invalidate()
         timers.reference.clear()
         settings.clear()
