@@ -23,6 +23,8 @@ import dispatch.api.callbacks
 import dispatch.api.intake
 import dispatch.api.tickets
 import dispatch.api.time_rules
+import dispatch.api.units
+import dispatch.pages.admin_units
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
@@ -50,6 +52,7 @@ API = [
     dispatch.api.callbacks,
     dispatch.api.intake,
     dispatch.api.time_rules,
+    dispatch.api.units,
     dashboards.api,
 ]
 #: The pages, in the order of the header menu each registers its pages in.
@@ -64,6 +67,7 @@ PAGES = [
     dashboards.pages.report,
     dashboards.pages.search,
     hotline.admin.home,
+    dispatch.pages.admin_units,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
