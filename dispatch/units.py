@@ -41,12 +41,14 @@ from hotline import notify, reference, tabular
 from hotline.audit import audit_change, values_of
 from hotline.cache import reference_rows
 from hotline.db import utcnow
-from hotline.enums import AlertLevel, AreaLevel, AssignmentRole, Role, UnitKind
+from hotline.enums import AlertLevel, AreaLevel, AssignmentRole, Role, TicketStatus, UnitKind
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotline.models import Area, Assignment, RoutingRule, Ticket, Unit, User
 from hotline.schemas import Fields
 
 EDIT_ROLES = frozenset({Role.admin})
+#: A finished ticket waiting for (or settled by) its callback: the unit's finished work.
+AFTER_HANDLING = (TicketStatus.finished, TicketStatus.called_back)
 NAME_MAX = 100
 #: Duty phones per unit.
 PHONES_MAX = 10
@@ -199,6 +201,21 @@ def rule_to_dict(rule):
         "valid_from": rule.valid_from.isoformat() if rule.valid_from else None,
         "valid_to": rule.valid_to.isoformat() if rule.valid_to else None,
     }
+
+
+def awaiting_callback(session, unit):
+    """Tickets ``unit`` led to the end that wait for their callback (they stay its own)."""
+    return session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Ticket)
+        .where(Ticket.lead_unit_id == unit.id, Ticket.status.in_(AFTER_HANDLING))
+    )
+
+
+def without_phones(session):
+    """Active units with no duty phone (SMS cannot reach them), by code."""
+    rows = session.scalars(sa.select(Unit).where(Unit.active).order_by(Unit.code)).all()
+    return [u for u in rows if not u.phones]
 
 
 def active_users(session, unit):

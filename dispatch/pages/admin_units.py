@@ -8,7 +8,17 @@ Views parse and render; ``dispatch.units`` holds every rule.
 import itertools
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from dispatch import units
 from hotline import tabular, web
@@ -35,7 +45,25 @@ def create_blueprint():
         bp, "units_page", "承办单位", "新增、修改、停用承办单位，服务区域、全天候和值班电话"
     )
     tabular.register_on(bp, units.IMPORTER)
+    web.add_admin_warnings(bp, _phone_warnings)
     return bp
+
+
+def _phone_warnings(db):
+    """When notifications go out by SMS, the active units no text can reach."""
+    senders = {name.strip() for name in current_app.config["NOTIFY_SENDERS"].split(",")}
+    if "sms" not in senders:
+        return []
+    missing = units.without_phones(db)
+    if not missing:
+        return []
+    names = "、".join(u.name for u in missing[:3]) + ("等" if len(missing) > 3 else "")
+    return [
+        (
+            f"{len(missing)} 个启用的承办单位未登记值班电话（{names}），短信通知发不到它们",
+            url_for("admin_units.units_page", phones="missing"),
+        )
+    ]
 
 
 def _unit_or_404(db, code):
@@ -57,6 +85,9 @@ def units_page():
     if status not in STATUS_FILTERS:
         status = ""
     rows = units.search(db, text=text or None, kind=kind, active=STATUS_FILTERS[status])
+    no_phones = request.args.get("phones") == "missing"
+    if no_phones:
+        rows = [u for u in rows if not u.phones]
     counts = units.open_ticket_counts(db, [u.id for u in rows])
     return render_template(
         "admin_units/list.html",
@@ -65,6 +96,7 @@ def units_page():
         q=text,
         kind=kind,
         status=status,
+        no_phones=no_phones,
         kinds=list(UnitKind),
     )
 
@@ -190,6 +222,7 @@ def _deactivate_form(db, unit, error=None, status=200):
             targets=grouped,
             rules=units.routing_rules_naming(db, unit),
             users=units.active_users(db, unit),
+            awaiting=units.awaiting_callback(db, unit),
             error=error,
             form=request.form if request.method == "POST" else {},
         ),
