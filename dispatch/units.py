@@ -91,8 +91,13 @@ def audited(unit):
 
 
 def _changed(session):
-    """Reference data changed: other processes follow the counter; this one at once."""
+    """Reference data changed: other processes follow the counter; this one's cached unit
+    rows (and the timers' unit table) are dropped once the change is committed."""
     reference.bump(session, reference.UNITS)
+    sa.event.listen(session, "after_commit", _forget_cached_units, once=True)
+
+
+def _forget_cached_units(_session):
     reference_rows.clear()
     timers.reference.clear()
 
@@ -614,8 +619,10 @@ def load_units(session, actor, sources, options):
     """Upsert units by code from every table in ``sources``; units not listed stay as they
     are. Every row is checked first (nothing is saved while any row is wrong). A unit
     marked 停用 that still holds open tickets is a row error: moving its tickets is done on
-    the units page, where the receiving unit is chosen."""
-    require_admin(actor)
+    the units page, where the receiving unit is chosen. ``actor`` None: the command line
+    (``hotline import units``), run by whoever runs the server."""
+    if actor is not None:
+        require_admin(actor)
     problems = tabular.Problems()
     areas_by_code = {a.code: a for a in session.scalars(sa.select(Area)).all()}
     existing = {

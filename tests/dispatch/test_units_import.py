@@ -115,3 +115,43 @@ def test_only_administrators_import(db, user):
     with pytest.raises(Exception, match="只有系统管理员"):
         tabular.run(db, user("dispatcher"), units.IMPORTER, csv("U-X,某单位,市直部门,,否,,"))
     assert unit(db, "U-X") is None
+
+
+def test_the_command_line_exports_and_imports_units(tmp_path):
+    from click.testing import CliRunner
+
+    from server.cli import main
+
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+
+    def invoke(*args):
+        result = CliRunner().invoke(
+            main,
+            list(args),
+            env={"HOTLINE_DATABASE_URL": url, "HOTLINE_SECRET_KEY": "cli-test"},
+            catch_exceptions=False,
+        )
+        return result
+
+    assert invoke("db", "upgrade").exit_code == 0
+    assert invoke("seed").exit_code == 0
+    exported = tmp_path / "承办单位.xlsx"
+    assert invoke("export", "units", "-o", str(exported)).exit_code == 0
+    checked = invoke("import", "units", str(exported), "--dry-run")
+    assert checked.exit_code == 0, checked.output
+    assert "试运行（未保存）：新增 0 条，更新 0 条" in checked.output
+
+    changed = tmp_path / "phones.csv"
+    changed.write_bytes(csv("U-CGJ,潍坊市城市管理局,市直部门,,否,13805360000,启用")[0][1])
+    done = invoke("import", "units", str(changed))
+    assert done.exit_code == 0, done.output
+    assert "更新 承办单位 U-CGJ 潍坊市城市管理局：值班电话" in done.output
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        phones = conn.scalar(sa.select(Unit.phones).where(Unit.code == "U-CGJ"))
+        actors = conn.execute(
+            sa.select(AuditLog.action, AuditLog.actor_id).where(AuditLog.target == "U-CGJ")
+        ).all()
+    engine.dispose()
+    assert phones == ["13805360000"]
+    assert actors == [("unit.import", None)]

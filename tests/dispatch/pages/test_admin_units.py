@@ -145,14 +145,12 @@ def test_unknown_unit_is_404(admin_client):
     assert admin_client.get("/admin/units/U-NONE/deactivate").status_code == 404
 
 
-def test_units_sms_cannot_reach_are_flagged_when_sms_is_on(make_app, web_login, admin_client):
+def test_units_sms_cannot_reach_are_flagged_when_sms_is_on(app, admin_client, monkeypatch):
     # Without SMS the administration has nothing to say about phones.
     assert "未登记值班电话" not in admin_client.get("/admin/").get_data(as_text=True)
-    app = make_app(NOTIFY_SENDERS="sms", NOTIFY_SMS_URL="http://127.0.0.1:9/sms")
-    client = app.test_client()
-    web_login(client, "admin")
-    home = client.get("/admin/").get_data(as_text=True)
+    monkeypatch.setitem(app.config, "NOTIFY_SENDERS", "logging,sms")
+    home = admin_client.get("/admin/").get_data(as_text=True)
     assert "个启用的承办单位未登记值班电话" in home
     assert "/admin/units/?phones=missing" in home
-    listed = client.get("/admin/units/?phones=missing").get_data(as_text=True)
+    listed = admin_client.get("/admin/units/?phones=missing").get_data(as_text=True)
     assert "潍坊市城市管理局" in listed
