@@ -124,7 +124,7 @@ def search(session, *, text=None, kind=None, active=None):
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(
-            sa.or_(Unit.name.like(pattern, escape="\\"), Unit.code.like(pattern, escape="\\"))
+            sa.or_(Unit.name.ilike(pattern, escape="\\"), Unit.code.ilike(pattern, escape="\\"))
         )
     if kind is not None:
         query = query.where(Unit.kind == kind)

@@ -66,6 +66,9 @@ def test_list_filters_and_counts_open_tickets(api, open_ticket):
 
     found = data(api("admin").get("/admin/units?q=东关"))
     assert [r["code"] for r in found] == [DONGGUAN]
+    # Codes match whatever their case; % and _ are plain characters.
+    assert [r["code"] for r in data(api("admin").get("/admin/units?q=u-cgj"))] == ["U-CGJ"]
+    assert data(api("admin").get("/admin/units?q=%25")) == []
     utilities = data(api("admin").get("/admin/units?kind=utility&active=true"))
     assert utilities and {r["kind"]["value"] for r in utilities} == {"utility"}
     assert_error(api("admin").get("/admin/units?kind=ministry"), 422, "VALIDATION_FAILED")
