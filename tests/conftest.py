@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 from classifier import artefact, training
 from dispatch import calendar as work_calendar
 from dispatch import timers
-from hotline import migrate, seed
+from hotline import migrate, seed, settings
 from hotline.auth import token_hash
 from hotline.cache import reference_rows, token_users
 from hotline.db import make_engine
@@ -163,6 +163,7 @@ def db(app):
         token_users.clear()
         work_calendar.invalidate()
         timers.reference.clear()
+        settings.clear()
 
 
 @pytest.fixture
