@@ -63,7 +63,7 @@ class Teller:
         codes = set()
         for e in events:
             payload = e.payload or {}
-            for key in ("lead_unit", "returning_unit"):
+            for key in ("lead_unit", "returning_unit", "from_unit", "to_unit"):
                 if payload.get(key):
                     codes.add(payload[key])
             for key in ("assist_units", "copied_to"):
@@ -131,6 +131,16 @@ class Teller:
 
     def _reopen(self, p):
         return f"第 {p.get('reopen_count', '')} 次重办，" + self._assignment(p) + self._deadlines(p)
+
+    def _reassign(self, p):
+        moved = f"{self.unit(p.get('from_unit'))}停用，"
+        role = _label(AssignmentRole, p.get("role"))
+        if p.get("lead_unit"):
+            return moved + "改派，" + self._assignment(p) + self._deadlines(p)
+        text = moved + f"其{role}改由{self.unit(p.get('to_unit'))}承担"
+        if p.get("already_held_as"):
+            text += f"（该单位已是{_label(AssignmentRole, p['already_held_as'])}单位）"
+        return text
 
     def _request_return(self, p):
         return f"申请退单，原因：{_label(ReturnReason, p.get('return_reason'))}"
@@ -320,7 +330,8 @@ def rounds(record, ticket, now, current_deadlines):
         due, done = {}, {}
         for e in events:
             p = e.payload or {}
-            if e.action in CLOCK_STARTS or (e.action == "reclassify" and p.get("finish_due")):
+            restarts = e.action in CLOCK_STARTS or (e.action == "reassign" and p.get("finish_due"))
+            if restarts or (e.action == "reclassify" and p.get("finish_due")):
                 if e.action != "decide_return" or p.get("approved"):
                     for clock, _ in _CLOCKS:
                         due[clock] = p.get(f"{clock}_due")

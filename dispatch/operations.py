@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from classifier import geo
 from dispatch import calendar, calls, placing, routing, sla, timers
-from dispatch.states import FINAL, IN_HANDLING, TRANSITIONS
+from dispatch.states import ADMINISTRATIVE, FINAL, IN_HANDLING, TRANSITIONS
 from hotline import attachments, city, events, knowledge, notify, suggestions
 from hotline.audit import audit
 from hotline.config import DEFAULTS
@@ -927,6 +927,83 @@ def designate(
     payload.update(_start_clock(session, ticket, lead, now))
     return _record(
         session, ticket, actor, "designate", before, reason=note, payload=payload, now=now
+    )
+
+
+#: How strongly a unit holds a ticket: a unit taking over a part never ends up weaker.
+_ROLE_STRENGTH = {AssignmentRole.lead: 3, AssignmentRole.assist: 2, AssignmentRole.copy: 1}
+
+
+def reassign(session, actor, ticket, *, unit, to, reason, now=None):
+    """停用改派: an administrator deactivating ``unit`` hands its part in an open ticket to the
+    active unit ``to`` (``dispatch.units.deactivate``, which calls this once per ticket in
+    one transaction).
+
+    The lead's part moves as a re-dispatch does (an upheld return, 指定): ``to`` leads with
+    the same assisting units, the copy to a street's district government follows the new
+    lead, the ticket is 已派单 again (a 重办 ticket stays 重办) and a new clock starts, whose
+    timers follow; a pending return request is settled as upheld, a pending extension lapses
+    and a grid worker's acceptance ends. An assisting or copied part moves alone: ``to``
+    gets that role (unless it already holds the ticket as strongly) and the clock runs on.
+    One ``reassign`` event per ticket names both units and the reason."""
+    now = now or utcnow()
+    transition = ADMINISTRATIVE["reassign"]
+    if actor.role not in transition.roles:
+        raise Forbidden(
+            f"“{actor.role.label}”角色无权执行“{transition.label}”操作",
+            code="ROLE_NOT_ALLOWED",
+            details={"operation": "reassign", "role": actor.role.value},
+        )
+    if ticket.status not in transition.from_states:
+        raise Conflict(
+            f"工单 {ticket.number} 当前状态为“{ticket.status.label}”，不需要改派",
+            code="TICKET_STATE_CONFLICT",
+            details={"operation": "reassign", "status": ticket.status.value},
+        )
+    _require(to.id != unit.id, "move_to", "接收单位不能是被停用的单位本身")
+    _require(to.active, "move_to", f"接收单位“{to.name}”已停用")
+    _require(to.kind != UnitKind.hotline_centre, "move_to", "不能转给热线中心本身")
+    held = ticket.active_assignment(unit.id)
+    _require(held is not None, "unit", f"工单 {ticket.number} 不在“{unit.name}”名下")
+    reason = _require_reason(reason, "改派原因")
+    before = ticket.status
+    payload = {"from_unit": unit.code, "to_unit": to.code, "role": held.role.value}
+    if held.role == AssignmentRole.lead:
+        if held.return_status == DecisionStatus.pending:
+            held.return_status = DecisionStatus.approved
+            payload["return_request"] = "upheld"
+        assists = [
+            a.unit
+            for a in ticket.assignments
+            if a.active and a.role == AssignmentRole.assist and a.unit_id != to.id
+        ]
+        payload.update(
+            _assign(session, ticket, actor, to, assists, now, designated=held.designated)
+        )
+        if ticket.status != S.reopened:
+            ticket.status = S.dispatched
+        payload.update(_start_clock(session, ticket, to, now))
+    else:
+        held.active = False
+        held.ended_at = now
+        current = ticket.active_assignment(to.id)
+        if current is not None and _ROLE_STRENGTH[current.role] >= _ROLE_STRENGTH[held.role]:
+            payload["already_held_as"] = current.role.value
+        else:
+            if current is not None:
+                current.active = False
+                current.ended_at = now
+            ticket.assignments.append(
+                Assignment(
+                    unit=to,
+                    unit_id=to.id,
+                    role=held.role,
+                    dispatched_at=now,
+                    dispatched_by_id=actor.id,
+                )
+            )
+    return _record(
+        session, ticket, actor, "reassign", before, reason=reason, payload=payload, now=now
     )
 
 

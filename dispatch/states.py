@@ -77,9 +77,23 @@ TRANSITIONS = {
 }
 
 
+#: Changes to tickets that follow from administration, not from handling one ticket: nobody
+#: asks for them on a ticket, so they stay out of the table above (whose tests walk every
+#: state with every role); named here for the operations' checks and the ticket's history.
+ADMINISTRATIVE = {
+    t.name: t
+    for t in [
+        # A unit being deactivated hands its open tickets to another (dispatch.units).
+        _t("reassign", "停用改派", IN_HANDLING, [R.admin]),
+    ]
+}
+
+
 def event_label(action):
     """An event's name in Chinese: its transition's (派单 …) or its timer's (签收预警 …)."""
     if action in TRANSITIONS:
         return TRANSITIONS[action].label
+    if action in ADMINISTRATIVE:
+        return ADMINISTRATIVE[action].label
     kind = TimerKind.parse(action)
     return kind.label if kind is not None else action

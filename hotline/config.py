@@ -95,7 +95,6 @@ DEFAULTS = {
     "NOTIFY_SENDERS": "logging",
     "NOTIFY_WECOM_URL": "",
     "NOTIFY_SMS_URL": "",
-    "NOTIFY_SMS_RECIPIENTS": "",
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

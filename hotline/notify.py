@@ -7,14 +7,16 @@ configured sender. Senders are named in ``NOTIFY_SENDERS`` (comma-separated):
 - ``logging`` (default): one log line per message, for the operators' log pipeline;
 - ``wecom``: a WeChat Work (企业微信) group robot, ``NOTIFY_WECOM_URL`` its webhook;
 - ``sms``: an SMS gateway taking ``{"mobiles": [...], "content": "..."}`` at
-  ``NOTIFY_SMS_URL``, recipients per unit in ``NOTIFY_SMS_RECIPIENTS``
-  (``U-CGJ:13800000000,13900000000;U-WATER:...``);
+  ``NOTIFY_SMS_URL``, to the unit's duty phones (``Unit.phones``, 值班电话, kept by the
+  administration's units page or ``hotline import units``) as they were when the message
+  was made;
 - ``package.module:Class``: any class built as ``Class(config)`` with a ``send(messages)``.
 
 A sender that fails is logged and skipped: the inbox already holds the message, so nothing is
 lost, and a slow gateway cannot hold up the scheduler for long (5 s timeout).
 """
 
+import dataclasses
 import importlib
 import logging
 from dataclasses import dataclass
@@ -46,10 +48,14 @@ class Message:
     body: str
     ticket_id: int | None = None
     ticket_number: str | None = None
+    #: The unit's duty phones when the message was made (filled by ``deliver`` for senders
+    #: that text them).
+    phones: tuple = ()
 
 
 def deliver(session, messages, now):
-    """Put ``messages`` in their units' inboxes; senders get them after commit."""
+    """Put ``messages`` in their units' inboxes; senders get them after commit (with the
+    units' duty phones, read in this transaction, when a sender texts them)."""
     if not messages:
         return
     bulk_insert(
@@ -68,7 +74,25 @@ def deliver(session, messages, now):
             for m in messages
         ],
     )
+    if _texts_phones(session):
+        messages = _with_phones(session, messages)
     session.info.setdefault("pending_notifications", []).extend(messages)
+
+
+def _texts_phones(session):
+    notifier = session.info.get("notifier")
+    return notifier is not None and any(
+        getattr(sender, "texts_duty_phones", False) for sender in notifier.senders
+    )
+
+
+def _with_phones(session, messages):
+    unit_ids = {m.unit_id for m in messages}
+    with session.no_autoflush:
+        phones = dict(
+            session.execute(sa.select(Unit.id, Unit.phones).where(Unit.id.in_(unit_ids))).all()
+        )
+    return [dataclasses.replace(m, phones=tuple(phones.get(m.unit_id) or ())) for m in messages]
 
 
 def inbox_unit_of(db, user, mayors_office_code):
@@ -192,33 +216,32 @@ class WeComSender:
 
 
 class SmsSender:
-    """Posts each notification to an SMS gateway for the phones registered for its unit."""
+    """Posts each notification to an SMS gateway for its unit's duty phones (a unit without
+    any gets its inbox only)."""
+
+    texts_duty_phones = True
 
     def __init__(self, config):
         self.url = config.get("NOTIFY_SMS_URL")
         if not self.url:
             raise ValueError("NOTIFY_SENDERS names sms but NOTIFY_SMS_URL is not set")
-        self.recipients = parse_recipients(config.get("NOTIFY_SMS_RECIPIENTS") or "")
+        if config.get("NOTIFY_SMS_RECIPIENTS"):
+            # The phones moved to the units table (migration 0011): refuse to start rather
+            # than let a deployment silently stop texting the units it listed here.
+            raise ValueError(
+                "NOTIFY_SMS_RECIPIENTS 已不再使用：各单位的值班电话请在“系统管理 → 承办单位”"
+                "中填写（或用 hotline import units 导入“值班电话”列），然后删除此配置"
+            )
 
     def send(self, messages):
         for m in messages:
-            mobiles = self.recipients.get(m.unit_code)
-            if mobiles:
+            if m.phones:
                 response = requests.post(
                     self.url,
-                    json={"mobiles": mobiles, "content": f"{m.title} {m.body}"},
+                    json={"mobiles": list(m.phones), "content": f"{m.title} {m.body}"},
                     timeout=TIMEOUT_SECONDS,
                 )
                 response.raise_for_status()
-
-
-def parse_recipients(text):
-    """``U-A:1380…,1390…;U-B:…`` → {unit code: [phones]}."""
-    recipients = {}
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        code, _, phones = part.partition(":")
-        recipients[code.strip()] = [p.strip() for p in phones.split(",") if p.strip()]
-    return recipients
 
 
 def _truncate(text, max_bytes):

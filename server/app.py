@@ -25,8 +25,10 @@ import dispatch.api.catalogue
 import dispatch.api.intake
 import dispatch.api.tickets
 import dispatch.api.time_rules
+import dispatch.api.units
 import dispatch.pages.admin_routing
 import dispatch.pages.admin_time
+import dispatch.pages.admin_units
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
@@ -69,6 +71,7 @@ API = [
     dispatch.api.intake,
     dispatch.api.time_rules,
     dispatch.api.catalogue,
+    dispatch.api.units,
     dashboards.api,
 ]
 #: The pages, in the order of the header menu each registers its pages in.
@@ -92,6 +95,7 @@ PAGES = [
     hotline.admin.knowledge,
     dispatch.pages.admin_routing,
     hotline.admin.areas,
+    dispatch.pages.admin_units,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).

@@ -28,7 +28,6 @@ from hotline.notify import (
     WeComSender,
     build_senders,
     deliver,
-    parse_recipients,
 )
 
 NOW = dt.datetime(2026, 11, 16, 2, 0, tzinfo=dt.UTC)
@@ -121,10 +120,8 @@ def wecom(gateway):
     return WeComSender({"NOTIFY_WECOM_URL": gateway.url + "/cgi-bin/webhook/send?key=test-key"})
 
 
-def sms(gateway, recipients):
-    return SmsSender(
-        {"NOTIFY_SMS_URL": gateway.url + "/sms/send", "NOTIFY_SMS_RECIPIENTS": recipients}
-    )
+def sms(gateway):
+    return SmsSender({"NOTIFY_SMS_URL": gateway.url + "/sms/send"})
 
 
 # --- WeChat Work robot -------------------------------------------------------------------
@@ -190,9 +187,11 @@ def test_wecom_error_code_in_a_200_answer_is_an_error(gateway):
 # --- SMS gateway -------------------------------------------------------------------------
 
 
-def test_sms_goes_only_to_units_with_registered_phones(gateway):
-    sender = sms(gateway, "U-CGJ:13800000000,13900000000; U-WATER:13700000000")
-    cgj, street, water = message("U-CGJ", 1), message(DONGGUAN, 2), message("U-WATER", 3)
+def test_sms_goes_to_each_units_duty_phones(gateway):
+    sender = sms(gateway)
+    cgj = message("U-CGJ", 1, phones=("13800000000", "13900000000"))
+    street = message(DONGGUAN, 2)
+    water = message("U-WATER", 3, phones=("05368234567",))
 
     sender.send([cgj, street, water])
 
@@ -200,22 +199,28 @@ def test_sms_goes_only_to_units_with_registered_phones(gateway):
     assert all(r["content_type"] == "application/json" for r in gateway.requests)
     assert gateway.bodies == [
         {"mobiles": ["13800000000", "13900000000"], "content": f"{cgj.title} {cgj.body}"},
-        {"mobiles": ["13700000000"], "content": f"{water.title} {water.body}"},
+        {"mobiles": ["05368234567"], "content": f"{water.title} {water.body}"},
     ]
 
 
-def test_sms_with_no_recipients_configured_posts_nothing(gateway):
-    SmsSender({"NOTIFY_SMS_URL": gateway.url, "NOTIFY_SMS_RECIPIENTS": None}).send([message()])
-    # A unit listed without any phone is not registered either.
-    sms(gateway, "U-CGJ:").send([message("U-CGJ")])
+def test_sms_to_a_unit_without_duty_phones_posts_nothing(gateway):
+    sms(gateway).send([message(), message("U-CGJ", phones=())])
     assert gateway.requests == []
 
 
-@pytest.mark.parametrize("make", [wecom, lambda g: sms(g, "U-CGJ:13800000000")])
+def test_the_old_recipients_setting_stops_the_start():
+    # The phones moved to the units table: a deployment still listing them here must not
+    # silently stop texting those units.
+    with pytest.raises(ValueError, match="值班电话"):
+        SmsSender({"NOTIFY_SMS_URL": "http://127.0.0.1:9/sms", "NOTIFY_SMS_RECIPIENTS": "U-A:1"})
+    assert SmsSender({"NOTIFY_SMS_URL": "http://127.0.0.1:9/sms", "NOTIFY_SMS_RECIPIENTS": ""})
+
+
+@pytest.mark.parametrize("make", [wecom, sms])
 def test_gateway_error_is_raised_by_the_sender(gateway, make):
     gateway.status = 500
     with pytest.raises(requests.HTTPError) as raised:
-        make(gateway).send([message("U-CGJ")])
+        make(gateway).send([message("U-CGJ", phones=("13800000000",))])
     assert raised.value.response.status_code == 500
     assert len(gateway.requests) == 1
 
@@ -223,10 +228,11 @@ def test_gateway_error_is_raised_by_the_sender(gateway, make):
 def test_failing_sender_is_logged_and_the_next_still_runs(gateway, caplog):
     gateway.status = 500
     after = RecordingSender({})
-    messages = [message("U-CGJ", 1), message("U-CGJ", 2)]
+    phones = ("13800000000",)
+    messages = [message("U-CGJ", 1, phones=phones), message("U-CGJ", 2, phones=phones)]
 
     with caplog.at_level(logging.ERROR, logger="hotline.notify"):
-        Notifier([sms(gateway, "U-CGJ:13800000000"), after]).send(messages)
+        Notifier([sms(gateway), after]).send(messages)
 
     assert after.batches == [messages]
     errors = [r for r in caplog.records if r.name == "hotline.notify"]
@@ -256,37 +262,16 @@ def test_unreachable_gateway_is_isolated_too(caplog):
 # --- configuration -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("", {}),
-        ("   ", {}),
-        (";;", {}),
-        ("U-CGJ:13800000000", {"U-CGJ": ["13800000000"]}),
-        (
-            " U-CGJ : 13800000000 , 13900000000 ;U-WATER:13700000000;",
-            {"U-CGJ": ["13800000000", "13900000000"], "U-WATER": ["13700000000"]},
-        ),
-        ("U-CGJ:13800000000,,13900000000,", {"U-CGJ": ["13800000000", "13900000000"]}),
-        ("U-CGJ:", {"U-CGJ": []}),
-        ("U-CGJ", {"U-CGJ": []}),
-    ],
-)
-def test_parse_recipients(text, expected):
-    assert parse_recipients(text) == expected
-
-
 def test_build_senders_by_name_in_order():
     config = {
         "NOTIFY_SENDERS": " logging, wecom ,sms,",
         "NOTIFY_WECOM_URL": "http://127.0.0.1:9/wecom",
         "NOTIFY_SMS_URL": "http://127.0.0.1:9/sms",
-        "NOTIFY_SMS_RECIPIENTS": "U-CGJ:13800000000",
     }
     senders = build_senders(config)
     assert [type(s) for s in senders] == [LoggingSender, WeComSender, SmsSender]
     assert senders[1].url == "http://127.0.0.1:9/wecom"
-    assert senders[2].recipients == {"U-CGJ": ["13800000000"]}
+    assert senders[2].url == "http://127.0.0.1:9/sms"
 
 
 @pytest.mark.parametrize("value", ["", " , "])
@@ -442,10 +427,57 @@ def test_rolled_back_session_sends_nothing_on_close(committed_app, recorder):
     assert recorder.batches == []
 
 
-def test_failing_sender_after_commit_loses_nothing(committed_app, recorder, gateway, caplog):
+@pytest.fixture
+def duty_phones(committed_app):
+    """``duty_phones(code, phones)`` sets a unit's duty phones (committed; put back after)."""
+    saved = {}
+
+    def set_phones(code, phones):
+        with committed_app.app_context():
+            session = get_session()
+            unit = session.scalars(sa.select(Unit).where(Unit.code == code)).one()
+            saved.setdefault(code, list(unit.phones or []))
+            unit.phones = phones
+            session.commit()
+
+    yield set_phones
+    for code, phones in saved.items():
+        set_phones(code, phones)
+
+
+def test_sms_goes_to_the_duty_phones_the_unit_has_when_delivered(
+    committed_app, gateway, duty_phones
+):
+    notifier = committed_app.extensions["hotline.notify"]
+    notifier.senders.insert(0, sms(gateway))
+    duty_phones("U-CGJ", ["13800000000", "05368234567"])
+    duty_phones(DONGGUAN, [])
+    try:
+        with committed_app.app_context():
+            session = get_session()
+            deliver(
+                session,
+                [unit_message(session, "U-CGJ", 1), unit_message(session, DONGGUAN, 2)],
+                NOW,
+            )
+            # A change made after the message was made does not redirect it.
+            session.scalars(sa.select(Unit).where(Unit.code == "U-CGJ")).one().phones = []
+            session.commit()
+    finally:
+        notifier.senders.pop(0)
+
+    assert gateway.bodies == [
+        {"mobiles": ["13800000000", "05368234567"], "content": "测试消息 1 只在提交后发出。"}
+    ]
+
+
+def test_failing_sender_after_commit_loses_nothing(
+    committed_app, recorder, gateway, caplog, duty_phones
+):
     notifier = committed_app.extensions["hotline.notify"]
     gateway.status = 500
-    notifier.senders.insert(0, sms(gateway, "U-CGJ:13800000000"))
+    notifier.senders.insert(0, sms(gateway))
+    duty_phones("U-CGJ", ["13800000000"])
     try:
         with committed_app.app_context(), caplog.at_level(logging.ERROR, "hotline.notify"):
             session = get_session()
@@ -459,7 +491,8 @@ def test_failing_sender_after_commit_loses_nothing(committed_app, recorder, gate
         {"mobiles": ["13800000000"], "content": "测试消息 1 只在提交后发出。"}
     ]
     assert "could not send 1 notification(s)" in caplog.text
-    assert recorder.batches == [[sent]]
+    assert len(recorder.batches) == 1
+    assert [(m.title, m.phones) for m in recorder.batches[0]] == [(sent.title, ("13800000000",))]
     assert inbox_titles(committed_app) == ["测试消息 1"]
 
 
