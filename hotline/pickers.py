@@ -151,7 +151,8 @@ def _per_request(key, build):
     return cache[key]
 
 
-def _grouped(choices):
+def grouped(choices):
+    """``choices`` in ``Group``s under their parent's path, in the order given."""
     groups = {}
     for choice in choices:
         groups.setdefault(PATH_SEPARATOR.join(choice.path[:-1]), []).append(choice)
@@ -195,7 +196,7 @@ def _category_tree(rows):
                 parent=ancestors[-1] if ancestors else None,
             )
         )
-    return _grouped(offered)
+    return grouped(offered)
 
 
 def area_levels(db=None):
@@ -230,7 +231,7 @@ def _area_tree(rows):
                 parent=parent[1] if parent else None,
             )
         )
-    return {level: _grouped(choices) for level, choices in levels.items()}
+    return {level: grouped(choices) for level, choices in levels.items()}
 
 
 def chosen_area(values):

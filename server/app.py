@@ -28,8 +28,10 @@ import dispatch.pages.desk
 import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.photos
+import hotline.admin.categories
 import hotline.admin.home
 import hotline.api
+import hotline.api.categories
 import hotline.api.classifier
 import hotline.api.inbox
 import hotline.api.reference
@@ -46,6 +48,7 @@ API = [
     hotline.api.reference,
     hotline.api.classifier,
     hotline.api.inbox,
+    hotline.api.categories,
     dispatch.api.tickets,
     dispatch.api.callbacks,
     dispatch.api.intake,
@@ -64,6 +67,7 @@ PAGES = [
     dashboards.pages.report,
     dashboards.pages.search,
     hotline.admin.home,
+    hotline.admin.categories,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
