@@ -603,8 +603,9 @@ class _TreeImport:
                 rows.append(
                     (number, code, parent or (code[:-2] if code else ""), name, utility, active)
                 )
-        # Parents first: a row may name a parent that an earlier row of the file creates.
-        rows.sort(key=lambda r: (len(r[1]) or len(r[2]) + 2, r[1]))
+        # Parents first (a row may name a parent another row creates); rows with a code before
+        # those without, which take the next code left.
+        rows.sort(key=lambda r: (len(r[1]) or len(r[2]) + 2, not r[1], r[1]))
         for number, code, parent_code, name, utility, active in rows:
             self._take_code_row(
                 table.file, number, header, code, parent_code, name, utility, active

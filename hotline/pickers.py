@@ -199,6 +199,20 @@ def _category_tree(rows):
     return grouped(offered)
 
 
+def category_label(code, db=None):
+    """The path of names of the category ``code``, a deactivated one included (a ticket keeps
+    its category and every page shows it by name), or the code itself when there is none."""
+    codes = [code[:n] for n in range(2, len(code) + 1, 2)] if code else []
+    names = dict(
+        (db or get_session())
+        .execute(sa.select(Category.code, Category.name).where(Category.code.in_(codes)))
+        .all()
+    )
+    if code not in names:
+        return code
+    return PATH_SEPARATOR.join(names[c] for c in codes if c in names)
+
+
 def area_levels(db=None):
     """{AreaLevel: (Group, …)}: every area of each level, ordered by code, grouped under the
     parent's path (奎文区 › 东关街道)."""
@@ -257,6 +271,7 @@ def chosen_area(values):
 def init_app(app):
     """Let every template list the choices (``templates/_pickers.html``)."""
     app.add_template_global(category_groups, "picker_categories")
+    app.add_template_global(category_label, "picker_category_label")
     app.add_template_global(area_levels, "picker_areas")
     app.add_template_global(AREA_LEVELS, "picker_area_levels")
     app.add_template_global(options_html, "picker_options")
