@@ -105,14 +105,21 @@ def test_refusals_rerender_with_the_message_and_change_nothing(admin_client, db,
 
 
 @pytest.mark.parametrize("username", ["operator", "dispatcher", "supervisor"])
-def test_other_roles_get_403(client, web_login, username, db):
+def test_other_roles_get_403(client, web_login, form_token, username, db):
     web_login(client, username)
     assert client.get("/admin/categories/").status_code == 403
     assert client.get("/admin/categories/0102").status_code == 403
-    # Without the form token (CSRF, 400) or with it (role, 403): nothing changes.
-    response = client.post("/admin/categories/0102/active", data={"active": "false"})
-    assert response.status_code in (400, 403)
-    assert cat(db, "0102").active
+    home = client.get("/").headers["Location"]
+    token = form_token(client, home)  # the header's logout form carries one
+    for path, data in [
+        ("/admin/categories/0102/active", {"active": "false", "confirm": "yes"}),
+        ("/admin/categories/0102/rename", {"name": "越权"}),
+        ("/admin/categories/", {"name": "越权"}),
+    ]:
+        response = client.post(path, data={"csrf_token": token, **data})
+        assert response.status_code == 403
+    assert cat(db, "0102").active and cat(db, "0102").name == "供水"
+    assert db.scalars(sa.select(AuditLog).where(AuditLog.action.like("category.%"))).all() == []
 
 
 def test_forms_need_the_csrf_token(admin_client, db):
