@@ -59,6 +59,8 @@ def _tree_page(db, *, status=200, error=None, typed=None):
         levels=categories.LEVEL_LABELS,
         error=error,
         typed=typed or {},
+        # The branch to show open (the tree's link from a category's page).
+        opened=request.args.get("open", "")[:16],
     )
     return html, status
 
