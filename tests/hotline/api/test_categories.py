@@ -197,3 +197,17 @@ def test_reference_list_leaves_out_deactivated_categories(api):
     assert patch(api("admin"), "/admin/categories/0102", {"active": False}).status_code == 200
     codes = {c["code"] for c in api("operator").get("/categories").get_json()["data"]}
     assert "0101" in codes and "0102" not in codes and "010201" not in codes
+
+
+STREETLIGHT = "小区门口的路灯坏了一个星期，晚上很黑，希望尽快修好。"
+
+
+def test_the_suggester_stops_suggesting_a_deactivated_category(api):
+    first = api("operator").post("/suggest", json={"content": STREETLIGHT})
+    top = first.get_json()["data"]["category"]["top"]
+    assert top[0]["code"].startswith("0101")
+    assert patch(api("admin"), "/admin/categories/0101", {"active": False}).status_code == 200
+    again = api("operator").post("/suggest", json={"content": STREETLIGHT})
+    category = again.get_json()["data"]["category"]
+    assert category["top"] and not any(t["code"].startswith("0101") for t in category["top"])
+    assert category["abstain"] is True
