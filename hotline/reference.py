@@ -52,6 +52,17 @@ def versions(session):
     return {name: found.get(name, 0) for name in KINDS}
 
 
+def _marks(session):
+    """``{name: (version, changed_at)}``: the moment tells two bumps to the same number apart
+    when one of them was rolled back (an import's dry run, a test), so a cache built on the
+    rolled-back one is not taken for the other."""
+    rows = session.execute(
+        sa.select(ReferenceVersion.name, ReferenceVersion.version, ReferenceVersion.changed_at)
+    ).all()
+    found = {name: (version, changed_at) for name, version, changed_at in rows}
+    return {name: found.get(name, (0, None)) for name in KINDS}
+
+
 class Watcher:
     """This process's view of the counters, read at most every ``CHECK_SECONDS``."""
 
@@ -64,7 +75,7 @@ class Watcher:
         """The counters, from the database when the last read is older than the check
         interval (or was forgotten)."""
         if self._seen is None or time.monotonic() - self._read_at > CHECK_SECONDS:
-            seen = versions(session)
+            seen = _marks(session)
             with self._lock:
                 self._seen, self._read_at = seen, time.monotonic()
         return self._seen
@@ -85,3 +96,8 @@ _watcher = Watcher()
 
 def stamp(session, *names):
     return _watcher.stamp(session, *names)
+
+
+def forget():
+    """Read the counters afresh at the next ``stamp`` (a test rolled its changes back)."""
+    _watcher.forget()

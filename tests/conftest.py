@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 from classifier import artefact, training
 from dispatch import calendar as work_calendar
 from dispatch import timers
-from hotline import migrate, seed
+from hotline import migrate, reference, seed
 from hotline.auth import token_hash
 from hotline.cache import reference_rows, token_users
 from hotline.db import make_engine
@@ -161,6 +161,8 @@ def db(app):
         # Rows cached during the test may have been rolled back with it.
         reference_rows.clear()
         token_users.clear()
+        # Reference versions bumped in the test were rolled back with it.
+        reference.forget()
         work_calendar.invalidate()
         timers.reference.clear()
 
