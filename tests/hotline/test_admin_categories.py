@@ -2,6 +2,8 @@
 category's page and its forms; refusals re-render with the Chinese message and change
 nothing; other roles get 403; the pickers follow a deactivation at once."""
 
+import io
+
 import pytest
 import sqlalchemy as sa
 
@@ -136,3 +138,32 @@ def test_pickers_stop_offering_a_deactivated_category_at_once(admin_client, db, 
     with admin_client.application.test_request_context("/console"):
         offered = {c.code for g in pickers.category_groups() for c in g.options}
     assert "0101" in offered and "0102" not in offered and "010201" not in offered
+
+
+def test_import_page_checks_then_imports_a_names_only_table(admin_client, db, form_token):
+    page = "/admin/imports/categories"
+    html = admin_client.get(page).get_data(as_text=True)
+    assert "导入事项分类" in html and "附件1.csv" in html
+    table = "一级分类,二级分类,三级分类\n城乡建设,供水,二次供水\n".encode("gb18030")
+
+    def upload(mode):
+        return admin_client.post(
+            page,
+            data={
+                "csrf_token": form_token(admin_client, page),
+                "mode": mode,
+                "files": (io.BytesIO(table), "附件1.csv"),
+            },
+            content_type="multipart/form-data",
+        )
+
+    checked = upload("check")
+    assert checked.status_code == 200
+    assert "试运行（未保存）：新增 1 条，更新 0 条，未变 2 条" in checked.get_data(as_text=True)
+    assert cat(db, "010206") is None
+    imported = upload("apply")
+    assert "已导入：新增 1 条" in imported.get_data(as_text=True)
+    assert cat(db, "010206").name == "二次供水"
+    exported = admin_client.get(page + "/export")
+    assert exported.status_code == 200
+    assert exported.data[:4] == b"PK\x03\x04"
