@@ -1,16 +1,17 @@
 """The ranking for programs, under /api/v1 (bearer token or session): the month's ranking
 as JSON, freezing it, and rates for any period (same roles as the report pages); a ticket
 search's whole result as XLSX (``dashboards.ticket_export``, as the search page); and the
-outlines the live boards draw their maps with (same viewers as the boards)."""
+outlines the live boards draw their maps with (same viewers as the boards); the ranking's
+settings (考核设置: readers of the ranking read them, administrators change them)."""
 
 from flask import Blueprint, Response, current_app, g, request
 
-from dashboards import access, exports, maps, ranking, schemas, ticket_export
+from dashboards import access, exports, maps, ranking, schemas, scoring, ticket_export
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
 from hotline.errors import Forbidden, NotFound
-from hotline.schemas import iso
+from hotline.schemas import iso, json_body
 
 
 def create_blueprint():
@@ -18,6 +19,8 @@ def create_blueprint():
     bp.add_url_rule("/rankings/<month>", view_func=get_ranking)
     bp.add_url_rule("/rankings/<month>/freeze", view_func=freeze_ranking, methods=["POST"])
     bp.add_url_rule("/rates", view_func=get_rates)
+    bp.add_url_rule("/settings/ranking", view_func=get_ranking_settings)
+    bp.add_url_rule("/settings/ranking", view_func=update_ranking_settings, methods=["PATCH"])
     bp.add_url_rule("/tickets/export.xlsx", view_func=export_tickets)
     bp.add_url_rule("/boards/city/map", view_func=city_map)
     bp.add_url_rule("/boards/district/<code>/map", view_func=district_map)
@@ -57,7 +60,7 @@ def get_rates():
     period = schemas.rates_period(
         request.args, today=schemas.local_today(now, timezone), timezone=timezone
     )
-    settings = ranking.Settings.from_config(current_app.config)
+    settings = ranking.Settings.from_settings(get_session())
     rows = ranking.period_rates(
         get_session(), period["start"], period["end"], now, settings, period["by"]
     )
@@ -74,6 +77,42 @@ def get_rates():
             ],
         }
     )
+
+
+def _settings_answer(db):
+    return {"settings": scoring.describe(db), "history": _history(db)}
+
+
+def _history(db):
+    return [
+        {
+            "at": iso(entry["at"]),
+            "by": entry["by"],
+            "username": entry["username"],
+            "changes": [
+                {"label": label, "old": old, "new": new} for label, old, new in entry["changes"]
+            ],
+        }
+        for entry in scoring.history(db)
+    ]
+
+
+def get_ranking_settings():
+    """The ranking's settings in force (each with its label, help, default and bounds) and
+    the history of their changes."""
+    require_role(scoring.READ_ROLES, "“{role}”角色无权查看考核设置")
+    return ok(_settings_answer(get_session()))
+
+
+def update_ranking_settings():
+    """Change some settings, ``{"weight_response": 20, …}``; applied from the next
+    computation (a frozen month keeps its own)."""
+    scoring.require_editor(g.user)
+    data = json_body()
+    db = get_session()
+    changed = scoring.update(db, g.user, data)
+    commit()
+    return ok({"changed": changed, **_settings_answer(db)})
 
 
 def export_tickets():

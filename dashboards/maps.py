@@ -9,8 +9,8 @@ area's grids (a Voronoi partition around the grids' centres, inside the hull of 
 and the map says it is approximate (``approximate``).
 
 Computing outlines takes a few dozen milliseconds; they are cached per database and
-recomputed when the areas change (their count, largest id or number of polygons) or after
-``CACHE_SECONDS``.
+recomputed when the areas change (their count, largest id, number of polygons or reference
+version) or after ``CACHE_SECONDS``.
 """
 
 import threading
@@ -20,6 +20,7 @@ import shapely
 import sqlalchemy as sa
 from shapely.geometry import MultiPoint, mapping, shape
 
+from hotline import reference
 from hotline.enums import AreaLevel
 from hotline.models import Area
 
@@ -56,14 +57,16 @@ _cache_lock = threading.Lock()
 
 
 def _fingerprint(session):
-    return tuple(
-        session.execute(
+    # The areas' reference version too: a boundary replaced by an import changes no count.
+    return (
+        *session.execute(
             sa.select(
                 sa.func.count(Area.id),
                 sa.func.max(Area.id),
                 sa.func.count(Area.polygon),
             )
-        ).one()
+        ).one(),
+        *reference.stamp(session, reference.AREAS),
     )
 
 

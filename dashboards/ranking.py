@@ -49,17 +49,17 @@ the district's return base twice, once per unit that was given it. The mayor's o
 (``MAYORS_OFFICE_UNIT``) is not ranked; a unit no longer active is listed only when it has
 counts in the month.
 
-**Places.** A unit is ranked when it has at least ``RANKING_MIN_SAMPLE`` dispatched tickets,
+**Places.** A unit is ranked when it has at least ``min_sample`` dispatched tickets,
 one rated ticket and one judged response. Places follow the rounded score, highest first;
 equal scores share a place and the next place is skipped (1, 2, 2, 4). The red list is the
-top k, the black list the bottom k of the others, k = min(``RANKING_LIST_SIZE``, ranked ÷ 2
+top k, the black list the bottom k of the others, k = min(``list_size``, ranked ÷ 2
 rounded down); a tie at the edge of a list joins it whole.
 """
 
 import calendar
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
@@ -68,6 +68,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm
 
 from dispatch.states import IN_HANDLING
+from hotline import settings as hotline_settings
 from hotline.audit import audit
 from hotline.config import DEFAULTS
 from hotline.enums import (
@@ -173,31 +174,35 @@ DEFINITIONS = [
 ]
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+#: The keys of the ranking's settings in ``hotline.settings``.
+SETTINGS_PREFIX = "ranking."
+
+
+def _default(name):
+    return hotline_settings.DEFINITIONS[SETTINGS_PREFIX + name].default
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Weights and thresholds of a ranking (stored with every frozen snapshot)."""
+    """Weights and thresholds of a ranking (stored with every frozen snapshot). An
+    administrator sets them (``hotline.settings``, keys ``ranking.*``, the 考核设置 page); a
+    change applies from the next computation, and a frozen month keeps the values it was
+    frozen with."""
 
-    weight_response: int = 10
-    weight_resolution: int = 45
-    weight_satisfaction: int = 45
-    partly_solved_percent: int = 50
-    basically_satisfied_percent: int = 80
-    min_sample: int = 10
-    list_size: int = 5
+    weight_response: int = _default("weight_response")
+    weight_resolution: int = _default("weight_resolution")
+    weight_satisfaction: int = _default("weight_satisfaction")
+    partly_solved_percent: int = _default("partly_solved_percent")
+    basically_satisfied_percent: int = _default("basically_satisfied_percent")
+    min_sample: int = _default("min_sample")
+    list_size: int = _default("list_size")
 
     @classmethod
-    def from_config(cls, config):
-        return cls(
-            weight_response=config["RANKING_WEIGHT_RESPONSE"],
-            weight_resolution=config["RANKING_WEIGHT_RESOLUTION"],
-            weight_satisfaction=config["RANKING_WEIGHT_SATISFACTION"],
-            partly_solved_percent=config["RANKING_PARTLY_SOLVED_PERCENT"],
-            basically_satisfied_percent=config["RANKING_BASICALLY_SATISFIED_PERCENT"],
-            min_sample=config["RANKING_MIN_SAMPLE"],
-            list_size=config["RANKING_LIST_SIZE"],
-        )
+    def from_settings(cls, session):
+        """The values in force now (the administrators' settings table, else code
+        defaults)."""
+        values = hotline_settings.group(session, SETTINGS_PREFIX)
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -725,7 +730,7 @@ def load(session, month, *, now, config, with_previous=True):
         session,
         month,
         as_of=now,
-        settings=Settings.from_config(config),
+        settings=Settings.from_settings(session),
         timezone=config["TIMEZONE"],
         mayors_office_code=config["MAYORS_OFFICE_UNIT"],
         previous=previous,

@@ -154,22 +154,23 @@ def rates_by_area(session, start, end, as_of, settings):
 
 
 def month_rates(session, config, *, force=False, now=None):
-    """This month's counts per area, cached per process for ``MONTH_MAX_SECONDS``."""
+    """This month's counts per area, cached per process for ``MONTH_MAX_SECONDS`` (and
+    computed afresh at once when an administrator changed the ranking's settings)."""
     now = now or utcnow()
     zone = ZoneInfo(config["TIMEZONE"])
     local = now.astimezone(zone)
     month = f"{local.year}-{local.month:02d}"
+    settings = ranking.Settings.from_settings(session)
     with _month_lock:
-        cached = _month_cache.get(month)
+        cached = _month_cache.get((month, settings))
         fresh = cached and time.monotonic() - cached[0] < MONTH_MAX_SECONDS
         if fresh and not force:
             return cached[1]
     start, end = ranking.month_bounds(month, config["TIMEZONE"])
-    settings = ranking.Settings.from_config(config)
     value = rates_by_area(session, start, end, now, settings)
     with _month_lock:
         _month_cache.clear()
-        _month_cache[month] = (time.monotonic(), value)
+        _month_cache[(month, settings)] = (time.monotonic(), value)
     return value
 
 
@@ -191,7 +192,7 @@ class Board:
         self.session = session
         self.config = config
         self.now = now or utcnow()
-        self.settings = ranking.Settings.from_config(config)
+        self.settings = ranking.Settings.from_settings(session)
         self.yesterday, self.today, self.tomorrow = day_bounds(self.now, config["TIMEZONE"])
 
     def snapshots(self, rooms, *, month, new_tickets=None):

@@ -81,7 +81,7 @@ def export_tickets(session, actor, args, *, now, timezone):
     exports.write_ticket_list(
         tickets,
         data,
-        phone=lambda t: access.visible_phone(actor, t.requester_phone),
+        phone=lambda t: access.visible_phone(actor, t.requester_phone, t.number),
         conditions=conditions(session, filters),
         now=now,
         timezone=timezone,

@@ -6,6 +6,7 @@ reported by them; a leader bound to a district that district's tickets; hotline 
 
 import sqlalchemy as sa
 
+from hotline import privacy
 from hotline.enums import Role
 from hotline.errors import Forbidden, NotFound
 from hotline.models import Area, Assignment, Ticket, user_grids
@@ -61,8 +62,15 @@ def mask_phone(phone):
     return phone[:keep] + "*" * (len(phone) - keep - 4) + phone[-4:]
 
 
-def visible_phone(actor, phone):
-    return phone if actor.role in FULL_PHONE_ROLES else mask_phone(phone)
+def visible_phone(actor, phone, ticket_number):
+    """The phone of ticket ``ticket_number`` as ``actor`` may see it: in full for the roles
+    that must call the requester (the view is recorded: ``hotline.privacy``), masked for
+    the others."""
+    if actor.role not in FULL_PHONE_ROLES:
+        return mask_phone(phone)
+    if phone:
+        privacy.viewed(actor, ticket_number)
+    return phone
 
 
 def visible_ticket(session, actor, number):

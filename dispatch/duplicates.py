@@ -162,7 +162,7 @@ def candidate_to_dict(candidate, actor):
         "received_at": ticket.received_at.isoformat(),
         "address": ticket.address,
         "area": {"code": ticket.area.code, "name": ticket.area.name} if ticket.area else None,
-        "requester_phone": access.visible_phone(actor, ticket.requester_phone),
+        "requester_phone": access.visible_phone(actor, ticket.requester_phone, ticket.number),
         "similarity": candidate.similarity,
         "reasons": candidate.reasons,
         "mergeable": candidate.mergeable,

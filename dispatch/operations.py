@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from classifier import geo
 from dispatch import calendar, calls, placing, routing, sla, timers
 from dispatch.states import FINAL, IN_HANDLING, TRANSITIONS
-from hotline import attachments, events, notify, suggestions
+from hotline import attachments, city, events, knowledge, notify, suggestions
 from hotline.audit import audit
 from hotline.config import DEFAULTS
 from hotline.db import utcnow
@@ -306,14 +306,15 @@ def _status_before_request(ticket):
     return S.dispatched
 
 
-def _number_prefix(moment):
+def _number_prefix(session, moment):
+    """The city's prefix (城市设置) and the local date of ``moment``."""
     day = moment.astimezone(ZoneInfo(_setting("TIMEZONE"))).strftime("%Y%m%d")
-    return f"{_setting('TICKET_NUMBER_PREFIX')}{day}"
+    return f"{city.ticket_prefix(session, _config())}{day}"
 
 
-def _number(ticket):
+def _number(session, ticket):
     """工单编号: prefix + local date + serial (the id, where there is no number sequence)."""
-    return f"{_number_prefix(ticket.received_at)}{ticket.id:08d}"
+    return f"{_number_prefix(session, ticket.received_at)}{ticket.id:08d}"
 
 
 #: Ticket inserts, built once so SQLAlchemy compiles them once. On PostgreSQL the number's
@@ -462,7 +463,7 @@ def receive(
     statement = _INSERT_TICKET
     if session.get_bind().dialect.name == "postgresql":
         statement = _INSERT_TICKET_WITH_NUMBER
-        values["number_prefix"] = _number_prefix(now)
+        values["number_prefix"] = _number_prefix(session, now)
     try:
         # One INSERT … RETURNING, no look-up first: the unique (creator, key) constraint
         # settles retries and races, so a new request pays nothing for idempotency.
@@ -474,7 +475,7 @@ def receive(
             raise
         return existing, False
     if ticket.number is None:
-        ticket.number = _number(ticket)
+        ticket.number = _number(session, ticket)
     payload = {"channel": channel.value, "request_type": request_type.value}
     if area_source == placing.SUGGESTED:
         # Which area the suggestion filled in (a typed one is the ticket's own field).
@@ -539,7 +540,11 @@ def resolve_at_intake(
             "article",
             "只有“首问即答”办结才能引用知识库条目",
         )
-        _require(article.published, "article", f"知识库条目已停用：{article.code}")
+        _require(
+            knowledge.is_in_force(article, knowledge.local_today(now, _setting("TIMEZONE"))),
+            "article",
+            f"知识库条目已停用或已过有效期：{article.code}",
+        )
         if not (answer or "").strip():
             answer = f"{article.answer}\n（知识库条目 {article.code}：{article.title}）"
         ticket.answer_article_id = article.id

@@ -19,7 +19,7 @@ from classifier.geo import GridLocator
 from dispatch import access, operations, time_rules
 from dispatch.history import history
 from dispatch.narrative import Teller, assignment_state, rounds
-from hotline import attachments
+from hotline import attachments, knowledge
 from hotline.db import utcnow
 from hotline.enums import (
     AssignmentRole,
@@ -40,7 +40,6 @@ from hotline.errors import NotFound, ValidationFailed
 from hotline.models import (
     Area,
     Category,
-    KnowledgeArticle,
     Ticket,
     TimerFiring,
     Unit,
@@ -132,12 +131,8 @@ def _p_resolve_at_intake(db, f):
     article = None
     code = f.text("article", "知识库条目", max_len=32)
     if code is not None:
-        # Not from the reference cache: an article just deactivated must be refused.
-        article = db.scalars(
-            sa.select(KnowledgeArticle).where(
-                KnowledgeArticle.code == code, KnowledgeArticle.published
-            )
-        ).first()
+        # Not from the index: an article just withdrawn or past its date must be refused.
+        article = knowledge.article_in_force(db, code)
         if article is None:
             f.errors.setdefault("article", f"知识库条目不存在或已停用：{code}")
     return {
@@ -379,7 +374,7 @@ def ticket_to_dict(ticket, actor):
         "title": ticket.title,
         "content": ticket.content,
         "requester_name": ticket.requester_name,
-        "requester_phone": access.visible_phone(actor, ticket.requester_phone),
+        "requester_phone": access.visible_phone(actor, ticket.requester_phone, ticket.number),
         "address": ticket.address,
         "area": coded(ticket.area),
         # typed (by a person or the client) or suggested (filled from the suggested place);
@@ -644,7 +639,7 @@ def _callback_common(ticket, attempts, actor):
         "result": ticket.result,
         "finished_at": iso(ticket.finished_at),
         "requester_name": ticket.requester_name,
-        "requester_phone": access.visible_phone(actor, ticket.requester_phone),
+        "requester_phone": access.visible_phone(actor, ticket.requester_phone, ticket.number),
         "attempts": _attempts_to_dict(attempts),
     }
 

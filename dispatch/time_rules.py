@@ -19,6 +19,7 @@ apply to deadlines computed after them.
 import datetime as dt
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 import chinese_calendar
 import sqlalchemy as sa
@@ -146,6 +147,19 @@ def years_to_show(db, this_year):
     return min([this_year - 1, *guessed]), max([this_year + 1, *guessed]), guessed
 
 
+#: From this day of a year (month, day) on, the next year's arrangement is due too: the State
+#: Council publishes it in the autumn, and deadlines of late-year tickets reach into January.
+NEXT_YEAR_DUE = (10, 1)
+
+
+def years_due(db, today, timezone):
+    """The summaries of this year, and of next year from ``NEXT_YEAR_DUE`` on, whose
+    arrangement is neither official nor declared complete (what the administration's home
+    page warns of)."""
+    last = today.year + 1 if (today.month, today.day) >= NEXT_YEAR_DUE else today.year
+    return [s for s in year_summaries(db, today.year, last, timezone) if s["warning"]]
+
+
 def official_days(year):
     """Holidays and weekend working days of ``year`` as chinese-calendar has them:
     {date: (is a working day, name)}."""
@@ -166,6 +180,33 @@ def official_answer(day):
         return None
     _, name = chinese_calendar.get_holiday_detail(day)
     return {"workday": chinese_calendar.is_workday(day), "name": _HOLIDAY_NAMES.get(name, name)}
+
+
+@dataclass(frozen=True)
+class ArrangedDay:
+    """A day of a year's arrangement that is not an ordinary weekday or weekend."""
+
+    day: dt.date
+    workday: bool
+    name: str | None
+    #: ``official`` (chinese-calendar) or ``table`` (an administrator's entry)
+    source: str
+    updated_by: str | None = None
+    updated_at: dt.datetime | None = None
+
+
+def arranged_days(db, year):
+    """The whole arrangement of ``year`` by date: every holiday and weekend working day,
+    whether chinese-calendar or an administrator says so (an administrator's entry wins)."""
+    days = {
+        day: ArrangedDay(day, workday, name, "official")
+        for day, (workday, name) in official_days(year).items()
+    }
+    for entry, username in entries_of_year(db, year):
+        days[entry.day] = ArrangedDay(
+            entry.day, entry.workday, entry.name, "table", username, entry.updated_at
+        )
+    return dict(sorted(days.items()))
 
 
 def entries_of_year(db, year):

@@ -5,7 +5,9 @@ The session cookie holds Flask-Login's user id, ``sid`` (a random key whose SHA-
 ``user_sessions`` row) and ``csrf_token``: the raw CSRF secret that the API expects echoed in
 ``X-CSRF-Token`` and that Flask-WTF signs into every form. A request belongs to a user only
 while that row is open: logging out, a password change and deactivation end every session
-of the user on the server, so an old cookie is worth nothing.
+of the user on the server, so an old cookie is worth nothing. A user whose password an
+administrator reset is held at the password change until they choose their own
+(``_hold_for_password_change``). Passwords themselves are ruled in ``hotline.users``.
 
 A login is checked in the same time whether the name exists or not (an unknown name is
 checked against a dummy hash), and throttled per name and per client address
@@ -21,8 +23,8 @@ import math
 import secrets
 
 import sqlalchemy as sa
-from flask import current_app, g, request, session
-from flask_login import LoginManager, login_user, logout_user
+from flask import current_app, g, redirect, request, session, url_for
+from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -30,7 +32,7 @@ from hotline import attachments
 from hotline.audit import audit
 from hotline.cache import token_users
 from hotline.db import get_session, utcnow
-from hotline.errors import NotFound, TooManyRequests, ValidationFailed
+from hotline.errors import Forbidden, NotFound, TooManyRequests
 from hotline.models import ApiToken, AuditLog, User, UserSession
 
 login_manager = LoginManager()
@@ -39,8 +41,6 @@ login_manager.login_view = "web.login"
 login_manager.login_message = "请先登录"
 login_manager.login_message_category = "notice"
 
-#: Shortest password accepted.
-PASSWORD_MIN = 8
 #: Why a session ended.
 END_LOGOUT = "logout"
 END_PASSWORD = "password_changed"
@@ -121,6 +121,43 @@ def init_app(app):
         # context across requests, so every request loads its user afresh.
         g.pop("_login_user", None)
 
+    app.before_request(_hold_for_password_change)
+
+
+#: What a user who must change their password may still open: the password forms, logging
+#: out, who am I (a client learns why it is held) and the static files.
+PASSWORD_CHANGE_OPEN = {
+    "static",
+    "web.login",
+    "web.logout",
+    "web.account_password",
+    "api.sessions.login",
+    "api.sessions.logout",
+    "api.sessions.me",
+    "api.users.change_own_password",
+}
+
+
+def _hold_for_password_change():
+    """必须修改密码: a user whose password an administrator reset (``must_change_password``)
+    opens nothing but the password change until they have chosen their own — every page
+    redirects to it, and the API answers 403 ``PASSWORD_CHANGE_REQUIRED``. Held here, in one
+    place, for the login session; an API token is a credential of its own (revoked apart)."""
+    if request.endpoint in PASSWORD_CHANGE_OPEN:
+        return None
+    is_api = request.path.startswith("/api/")
+    if is_api and request.headers.get("Authorization"):
+        return None
+    if not current_user.is_authenticated or not current_user.must_change_password:
+        return None
+    if is_api:
+        raise Forbidden(
+            "管理员已重置您的密码，请先修改密码再继续使用",
+            code="PASSWORD_CHANGE_REQUIRED",
+        )
+    target = request.full_path.rstrip("?") if request.method == "GET" else None
+    return redirect(url_for("web.account_password", next=target))
+
 
 def log_in(db, username, password, *, via):
     """Check a username and password; on success open a fresh session for the user. Audited
@@ -165,38 +202,22 @@ def log_out(db, user):
     new_session()
 
 
-def end_sessions(db, user, reason):
-    """End every open session of ``user`` at once (the caller commits). Returns how many."""
-    result = db.execute(
-        sa.update(UserSession)
-        .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
-        .values(ended_at=utcnow(), end_reason=reason)
+def end_sessions(db, user, reason, *, keep=None):
+    """End every open session of ``user`` at once, but the one whose key hash is ``keep``
+    (the caller commits). Returns how many."""
+    query = sa.update(UserSession).where(
+        UserSession.user_id == user.id, UserSession.ended_at.is_(None)
     )
+    if keep is not None:
+        query = query.where(UserSession.key_hash != keep)
+    result = db.execute(query.values(ended_at=utcnow(), end_reason=reason))
     return result.rowcount
 
 
-def check_password_rules(password):
-    """Refuse a password people could guess: the rules, in words."""
-    if not isinstance(password, str) or len(password) < PASSWORD_MIN:
-        message = f"密码至少 {PASSWORD_MIN} 位"
-        raise ValidationFailed(message, code="PASSWORD_TOO_WEAK", details={"password": message})
-
-
-def set_password(db, actor, user, password):
-    """Give ``user`` a new password; every session of theirs ends (they log in again with
-    it). Audited; the caller commits."""
-    check_password_rules(password)
-    user.set_password(password)
-    ended = end_sessions(db, user, END_PASSWORD)
-    audit(db, actor, "user.password", target=user.username, payload={"sessions_ended": ended})
-
-
-def deactivate(db, actor, user):
-    """Stop ``user`` from logging in; every session of theirs ends at once (API tokens stop
-    working too: they belong to an inactive user). Audited; the caller commits."""
-    user.active = False
-    ended = end_sessions(db, user, END_DEACTIVATED)
-    audit(db, actor, "user.deactivate", target=user.username, payload={"sessions_ended": ended})
+def current_key_hash():
+    """The key hash of this request's login session (None: no session, e.g. a token call)."""
+    key = session.get("sid")
+    return key_hash(key) if isinstance(key, str) else None
 
 
 def create_token(db, user, label):

@@ -20,7 +20,8 @@ DEFAULTS = {
     "SECRET_KEY": "",
     #: Local time zone of the city: working days and ticket numbers follow it.
     "TIMEZONE": "Asia/Shanghai",
-    #: Prefix of ticket numbers (the city's code letter).
+    #: Prefix of ticket numbers (the city's code letter) until an administrator sets the
+    #: setting city.ticket_prefix (工单编号前缀, hotline/city.py), which then wins.
     "TICKET_NUMBER_PREFIX": "WF",
     #: Largest accepted request body in bytes (attachments come through another route).
     "MAX_CONTENT_LENGTH": 256 * 1024,
@@ -34,16 +35,6 @@ DEFAULTS = {
     #: Unanswered callback attempts must be at least this many hours apart, so the allowed
     #: attempts spread over days (default: 3 tries over 2 days).
     "CALLBACK_RETRY_HOURS": 24,
-    #: Monthly ranking (DOMAIN.md §5): weights of the composite score (response, resolution,
-    #: satisfaction), how much 部分解决 and 基本满意 count (percent of a full one), the
-    #: fewest scored tickets before a unit is ranked, and the size of the red and black lists.
-    "RANKING_WEIGHT_RESPONSE": 10,
-    "RANKING_WEIGHT_RESOLUTION": 45,
-    "RANKING_WEIGHT_SATISFACTION": 45,
-    "RANKING_PARTLY_SOLVED_PERCENT": 50,
-    "RANKING_BASICALLY_SATISFIED_PERCENT": 80,
-    "RANKING_MIN_SAMPLE": 10,
-    "RANKING_LIST_SIZE": 5,
     #: Login throttling: failed logins allowed per user name (since its last success) and
     #: per client address within the window, in minutes, before logins are refused.
     "LOGIN_MAX_FAILURES": 5,

@@ -2,8 +2,20 @@
 intake, found by the words of the call as it is being typed.
 
 Articles are few and change rarely, so each process keeps an index of their words in memory
-for ``INDEX_TTL`` seconds (an administrator's edit shows within that time; ``clear()`` makes
-it immediate) and every keystroke's search is pure Python over that index.
+and every keystroke's search is pure Python over that index. The index is rebuilt when the
+knowledge base changes (every change raises ``reference.KNOWLEDGE``, which every process
+notices within ``reference.CHECK_SECONDS``), when the local day changes (an article is
+offered up to and including its valid-until day), and at the latest after ``INDEX_TTL``
+seconds (rows changed behind the application's back); ``clear()`` drops it at once.
+
+Only articles *in force* are offered: published, and their valid-until day not passed
+(``in_force``). The scheduler's knowledge job (``hotline.knowledge_admin.run_due``) records
+such an article as expired soon after; until then it is already treated as expired here, at
+the console and in ``resolve_at_intake``.
+
+A *hit* (``record_hit``) is an operator opening an article's full answer at the console (the
+panel's entry unfolded), counted once per article per call form by the console's script;
+searching while typing counts nothing.
 
 An article is shown only when it is *relevant*: the best few by word score are candidates,
 and a small logistic model over how the call and the article meet (how much of the article's
@@ -16,21 +28,27 @@ of the seed corpus; the benchmark measures them on the other half. A long compla
 street light shares a word or two with many answers; it gets no article.
 """
 
+import datetime as dt
 import math
 import re
 import threading
 import time
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import selectinload
 
 from classifier.normalize import normalize
 from classifier.segment import Segmenter
+from hotline import reference
+from hotline.config import DEFAULTS
+from hotline.enums import ArticleState
 from hotline.models import KnowledgeArticle
 
-#: Seconds an article index lives in a process.
-INDEX_TTL = 60
+#: Longest an article index lives in a process, in seconds, if nothing says it changed.
+INDEX_TTL = 600
 #: Articles returned per search (the candidates scored for relevance).
 LIMIT = 3
 #: A query word found in an article's title or keywords counts this many times one found only
@@ -190,10 +208,57 @@ def entry(code, title, answer, keywords="", source=None, category=None):
     )
 
 
-def build_index(session):
+def local_today(now=None, timezone=None):
+    """The city's local date at ``now`` (default: now); the day an article's valid-until
+    date is compared with."""
+    if timezone is None:
+        timezone = (current_app.config if current_app else DEFAULTS)["TIMEZONE"]
+    now = now or dt.datetime.now(dt.UTC)
+    return now.astimezone(ZoneInfo(timezone)).date()
+
+
+def in_force(today):
+    """SQL condition: the article is offered at intake on the local day ``today``."""
+    return sa.and_(
+        KnowledgeArticle.state == ArticleState.published,
+        sa.or_(KnowledgeArticle.valid_until.is_(None), KnowledgeArticle.valid_until >= today),
+    )
+
+
+def is_in_force(article, today):
+    """The same for a loaded article."""
+    return article.state == ArticleState.published and (
+        article.valid_until is None or article.valid_until >= today
+    )
+
+
+def article_in_force(session, code, today=None):
+    """The article of ``code`` if it is offered today, else None (read from the database,
+    not the index: an article just withdrawn must be refused)."""
+    return session.scalars(
+        sa.select(KnowledgeArticle).where(
+            KnowledgeArticle.code == code, in_force(today or local_today())
+        )
+    ).first()
+
+
+def record_hit(session, code, today=None):
+    """Count one hit of the article ``code`` (an operator opened its answer at the console):
+    one UPDATE, no audit, no reference bump (a count is not content). Returns whether an
+    article in force was counted; the caller commits."""
+    updated = session.execute(
+        sa.update(KnowledgeArticle)
+        .where(KnowledgeArticle.code == code, in_force(today or local_today()))
+        .values(hit_count=KnowledgeArticle.hit_count + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return bool(updated)
+
+
+def build_index(session, today=None):
     articles = session.scalars(
         sa.select(KnowledgeArticle)
-        .where(KnowledgeArticle.published)
+        .where(in_force(today or local_today()))
         .options(selectinload(KnowledgeArticle.category))
         .order_by(KnowledgeArticle.code)
     )
@@ -215,20 +280,23 @@ def build_index(session):
     return Index(entries)
 
 
-_cached = (0.0, None)  # expires at (monotonic), index
+_cached = (None, 0.0, None)  # key (knowledge version, local day), expires at, index
 _cache_lock = threading.Lock()
 
 
 def index(session):
-    """This process's article index, rebuilt after ``INDEX_TTL`` seconds."""
+    """This process's article index: rebuilt when the knowledge base changed, on a new
+    local day, or after ``INDEX_TTL`` seconds."""
     global _cached
-    expires, built = _cached
-    if built is None or time.monotonic() > expires:
+    today = local_today()
+    key = (reference.stamp(session, reference.KNOWLEDGE), today)
+    built_key, expires, built = _cached
+    if built is None or built_key != key or time.monotonic() > expires:
         with _cache_lock:
-            expires, built = _cached
-            if built is None or time.monotonic() > expires:
-                built = build_index(session)
-                _cached = (time.monotonic() + INDEX_TTL, built)
+            built_key, expires, built = _cached
+            if built is None or built_key != key or time.monotonic() > expires:
+                built = build_index(session, today)
+                _cached = (key, time.monotonic() + INDEX_TTL, built)
     return built
 
 
@@ -236,7 +304,7 @@ def clear():
     """Forget the index (the next search reloads the articles)."""
     global _cached
     with _cache_lock:
-        _cached = (0.0, None)
+        _cached = (None, 0.0, None)
 
 
 def search(session, query, limit=LIMIT):

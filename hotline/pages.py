@@ -4,7 +4,10 @@ JSON API reads. After login each role lands on its own workbench (``web.home_url
 And the message centre's full page (消息中心): the user's own inbox (``notify.inbox_unit_of``),
 newest first and paged, with mark read and mark all read (``notify.mark_read``,
 ``notify.mark_all_read``). The header's bell (``base.html``, ``static/messages.js``) opens
-the newest items of the same inbox on every page."""
+the newest items of the same inbox on every page.
+
+And 修改密码 (``/account/password``), where every user changes their own password
+(``hotline.users.change_own_password``)."""
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
@@ -13,11 +16,11 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from hotline import notify, schemas
-from hotline.auth import log_in, log_out
+from hotline import notify, schemas, users
+from hotline.auth import current_key_hash, log_in, log_out
 from hotline.db import get_session
 from hotline.enums import AlertLevel, Role
-from hotline.errors import NotFound, TooManyRequests
+from hotline.errors import NotFound, TooManyRequests, ValidationFailed
 from hotline.models import Notification
 from hotline.web import home_url, page_for, perform, safe_next
 
@@ -30,6 +33,7 @@ def create_blueprint():
     bp.add_url_rule("/", view_func=index)
     bp.add_url_rule("/login", view_func=login, methods=["GET", "POST"])
     bp.add_url_rule("/logout", view_func=logout, methods=["POST"])
+    bp.add_url_rule("/account/password", view_func=account_password, methods=["GET", "POST"])
     bp.add_url_rule("/messages", view_func=messages)
     bp.add_url_rule("/messages/<id:item_id>/read", view_func=read_message, methods=["POST"])
     bp.add_url_rule("/messages/read-all", view_func=read_all_messages, methods=["POST"])
@@ -69,6 +73,60 @@ def logout():
     # CSRF-checked like every page POST (``hotline.auth``): no one logs a user out by link.
     log_out(get_session(), current_user)
     return redirect(url_for("web.login"))
+
+
+@page_for(*Role)
+def account_password():
+    """修改密码: every user changes their own password here (the old one required); their
+    other sessions end. After an administrator's reset every page leads here until done
+    (``hotline.auth``)."""
+    held = g.user.must_change_password
+    if request.method == "POST":
+
+        def change(db):
+            return users.change_own_password(
+                db,
+                g.user,
+                request.form.get("old_password", ""),
+                _new_password(),
+                keep_session=current_key_hash(),
+            )
+
+        def refused(exc):
+            page = render_template(
+                "account_password.html",
+                held=held,
+                rules=users.PASSWORD_RULES,
+                error=exc.message,
+                field_errors=exc.details,
+                next=request.form.get("next", ""),
+            )
+            return page, exc.status
+
+        done, result = perform(change, refused=refused)
+        if not done:
+            return result
+        flash("密码已修改" + (f"，您在其他设备上的 {result} 个登录已退出" if result else ""))
+        return redirect(safe_next(request.form.get("next")) or home_url(g.user))
+    return render_template(
+        "account_password.html",
+        held=held,
+        rules=users.PASSWORD_RULES,
+        error=None,
+        field_errors={},
+        next=safe_next(request.args.get("next")) or "",
+    )
+
+
+def _new_password():
+    new, again = request.form.get("password", ""), request.form.get("password_again", "")
+    if not new:
+        raise ValidationFailed("请填写新密码", details={"password": "请填写新密码"})
+    if new != again:
+        raise ValidationFailed(
+            "两次输入的新密码不一致", details={"password_again": "两次输入的新密码不一致"}
+        )
+    return new
 
 
 def _own_inbox(db):

@@ -106,6 +106,45 @@ DEFINITIONS = {
             0,
             100,
         ),
+        # The city (导入城市, hotline/city.py): read by address matching, ticket numbering and
+        # the pages; an onboarded city sets them instead of changing code.
+        Definition(
+            "city.name",
+            "城市名称",
+            str,
+            "潍坊市",
+            "城市",
+            "如“北京市”；地址识别据此认出市名（“北京市”“北京”）",
+            max_len=20,
+        ),
+        Definition(
+            "city.ticket_prefix",
+            "工单编号前缀",
+            str,
+            "WF",  # config TICKET_NUMBER_PREFIX stands in for it until set (hotline/city.py)
+            "城市",
+            "1–8 个大写英文字母，如 WF、BJ；新受理的工单起生效",
+            max_len=8,
+        ),
+        Definition(
+            "city.map_center",
+            "地图中心",
+            "point",
+            [119.1526, 36.7812],
+            "城市",
+            "经度,纬度（GCJ-02），如 116.4074,39.9042",
+        ),
+        # The knowledge base (首问即答): hotline.knowledge_admin's review-due reminders.
+        Definition(
+            "knowledge.review_days_before",
+            "知识库复核提前天数",
+            int,
+            14,
+            "知识库",
+            "已发布条目在有效期届满前多少天提醒热线中心复核（每个有效期提醒一次）",
+            1,
+            365,
+        ),
     ]
 }
 

@@ -24,14 +24,15 @@ from classifier.gazetteer import Gazetteer
 from classifier.geo import GridLocator
 from classifier.pipeline import CategoryInfo, Suggester
 from classifier.router import CatalogueRouter, Router
-from hotline import reference
+from hotline import city, reference
 from hotline.audit import audit
 from hotline.enums import AreaLevel, Role
 from hotline.errors import Forbidden, NotFound
 from hotline.models import Area, Category, RoutingRule, Unit
 
 REFERENCE_TTL = 600
-#: The reference data a suggester is built from.
+#: The reference data a suggester is built from (and the city's names, 城市设置: a change of
+#: another setting does not rebuild it).
 SUGGESTER_REFERENCES = (reference.AREAS, reference.CATEGORIES, reference.UNITS, reference.ROUTING)
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class SuggestionService:
         version, bundle, _ = self.active.get()
         if bundle is None:
             return None, None
-        key = (version, reference.stamp(session, *SUGGESTER_REFERENCES))
+        key = (version, reference.stamp(session, *SUGGESTER_REFERENCES), city.names(session))
         built_key, built_at, suggester = self._built
         if built_key != key or time.monotonic() - built_at > REFERENCE_TTL:
             with self._lock:
@@ -94,7 +95,8 @@ def build_suggester(session, bundle):
 
 
 def reference_data(session):
-    """The rows a suggester is built from: areas, routing rules, categories."""
+    """The rows a suggester is built from: areas, routing rules, categories, and the city's
+    names (北京市, 北京)."""
     parent = aliased(Area)
     rows = session.execute(
         sa.select(Area.code, Area.name, Area.level, Area.aliases, Area.polygon, parent.code)
@@ -113,25 +115,38 @@ def reference_data(session):
     categories = session.execute(
         sa.select(Category.code, Category.name, Category.utility, Category.active)
     ).all()
-    return rows, rules, categories
+    return rows, rules, categories, city.names(session)
 
 
-def _build(bundle, rows, rules, categories):
-    gazetteer = Gazetteer(
-        {
-            "code": code,
-            "name": name,
-            "level": level.value,
-            "parent": parent_code,
-            "aliases": aliases or [],
-        }
-        for code, name, level, aliases, _, parent_code in rows
+def build_gazetteer(rows, city_names):
+    """The gazetteer over the area rows of ``reference_data``."""
+    return Gazetteer(
+        (
+            {
+                "code": code,
+                "name": name,
+                "level": level.value,
+                "parent": parent_code,
+                "aliases": aliases or [],
+            }
+            for code, name, level, aliases, _, parent_code in rows
+        ),
+        city_names=city_names,
     )
-    grids = GridLocator(
+
+
+def build_grid_locator(rows):
+    """The grid locator (point in polygon) over the area rows of ``reference_data``."""
+    return GridLocator(
         (code, polygon)
         for code, _, level, _, polygon, _ in rows
         if level == AreaLevel.grid and polygon
     )
+
+
+def _build(bundle, rows, rules, categories, city_names):
+    gazetteer = build_gazetteer(rows, city_names)
+    grids = build_grid_locator(rows)
     catalogue = CatalogueRouter(
         {"category": category, "area": area, "unit": unit} for category, area, unit in rules
     )

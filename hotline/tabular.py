@@ -337,6 +337,8 @@ class Importer:
     options: dict = field(default_factory=dict)
     #: Text of a sample file (the first rows of a real one), or None.
     template: Callable | None = None
+    #: False: the kind may run without a file (grids generated from the areas).
+    files_required: bool = True
 
 
 def register(app, importer):

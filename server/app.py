@@ -16,6 +16,7 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import IntegerConverter
 
 import dashboards.api
+import dashboards.pages.admin_scoring
 import dashboards.pages.board
 import dashboards.pages.report
 import dashboards.pages.search
@@ -23,22 +24,31 @@ import dispatch.api.callbacks
 import dispatch.api.intake
 import dispatch.api.tickets
 import dispatch.api.time_rules
+import dispatch.pages.admin_time
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.photos
+import dispatch.pages.proposals
+import hotline.admin.audit
 import hotline.admin.categories
 import hotline.admin.home
+import hotline.admin.knowledge
+import hotline.admin.onboarding
+import hotline.admin.users
 import hotline.api
+import hotline.api.audit
 import hotline.api.categories
 import hotline.api.classifier
 import hotline.api.inbox
+import hotline.api.knowledge_admin
 import hotline.api.reference
 import hotline.api.sessions
+import hotline.api.users
 import hotline.pages
 from dashboards import socket
-from hotline import auth, config, db, events, headers, notify, suggestions, web
+from hotline import auth, config, db, events, headers, notify, privacy, suggestions, web
 from hotline.errors import INTERNAL_ERROR, HotlineError, ServiceUnavailable
 
 #: The JSON API's blueprints, nested under ``/api/v1`` (``hotline.api``: who is calling, the
@@ -48,6 +58,9 @@ API = [
     hotline.api.reference,
     hotline.api.classifier,
     hotline.api.inbox,
+    hotline.api.audit,
+    hotline.api.users,
+    hotline.api.knowledge_admin,
     hotline.api.categories,
     dispatch.api.tickets,
     dispatch.api.callbacks,
@@ -63,10 +76,17 @@ PAGES = [
     dispatch.pages.grid,
     dispatch.pages.followup,
     dispatch.pages.photos,
+    dispatch.pages.proposals,
     dashboards.pages.board,
     dashboards.pages.report,
     dashboards.pages.search,
     hotline.admin.home,
+    hotline.admin.audit,
+    hotline.admin.onboarding,
+    dispatch.pages.admin_time,
+    dashboards.pages.admin_scoring,
+    hotline.admin.users,
+    hotline.admin.knowledge,
     hotline.admin.categories,
 ]
 
@@ -104,6 +124,7 @@ def create_app(overrides=None):
     notify.init_app(app)
     db.init_app(app)
     auth.init_app(app)
+    privacy.init_app(app)
     web.init_app(app)
     suggestions.init_app(app)
     api = hotline.api.create_blueprint()

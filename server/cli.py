@@ -15,12 +15,11 @@ from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from classifier import artefact
 from dashboards import publisher as board_publisher
-from hotline import auth, migrate, seed, tabular
-from hotline.audit import audit
+from hotline import migrate, seed, tabular, users
 from hotline.db import get_session
 from hotline.enums import Role
 from hotline.errors import HotlineError
-from hotline.models import Area, Unit, User
+from hotline.models import User
 from server import cli_classifier, history, scheduler
 from server.app import create_app
 
@@ -128,7 +127,7 @@ def seed_command(directory, history_days, history_seed):
 
 @main.command("import")
 @click.argument("kind")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Check and show what would change; save nothing.")
 @click.option(
     "--option",
@@ -142,6 +141,8 @@ def import_command(kind, files, dry_run, options):
     """Load FILES of KIND (areas, boundaries, grids, units, users, categories, routing,
     knowledge …): all or nothing, matched by code, with a row-by-row report of every error."""
     importer = _importer(kind)
+    if not files and importer.files_required:
+        raise click.ClickException(f"请指定要导入的文件（{importer.label}：{importer.accepts}）")
     values = {}
     for option in options:
         name, sep, value = option.partition("=")
@@ -214,31 +215,31 @@ def _importer(kind):
 @click.password_option(help="Asked for when not given.")
 @with_appcontext
 def create_user(username, role, name, unit, grids, district, password):
-    """Create a user account."""
+    """Create a user account (the same operation as the administration's 用户管理)."""
     session = get_session()
     role = Role(role)
-    if session.scalar(sa.select(User.id).where(User.username == username)):
-        raise click.ClickException(f"用户名已存在：{username}")
     try:
-        auth.check_password_rules(password)
+        users.create_user(
+            session,
+            None,
+            username=username,
+            name=name,
+            role=role,
+            password=password,
+            unit=unit,
+            grids=grids,
+            district=district,
+        )
     except HotlineError as error:
-        raise click.ClickException(error.message) from None
-    user = User(username=username, name=name, role=role)
-    if role == Role.unit_handler and not unit:
-        raise click.ClickException("承办人须指定 --unit")
-    if unit:
-        user.unit = _by_code(session, Unit, unit, "单位")
-    if role == Role.grid_worker and not grids:
-        raise click.ClickException("网格员须指定至少一个 --grid")
-    user.grids = [_by_code(session, Area, code, "网格") for code in grids]
-    if district:
-        user.district = _by_code(session, Area, district, "区县")
-    user.set_password(password)
-    session.add(user)
-    session.flush()
-    audit(session, None, "user.create", target=username, payload={"role": role.value})
+        raise click.ClickException(_refusal(error)) from None
     session.commit()
     click.echo(f"已创建用户 {username}（{role.label}）")
+
+
+def _refusal(error):
+    """A refusal for the terminal: the message, and each field's own problem after it."""
+    extra = [m for m in error.details.values() if isinstance(m, str) and m not in error.message]
+    return "；".join([error.message, *extra])
 
 
 @main.command("set-password")
@@ -250,9 +251,9 @@ def set_password_command(username, password):
     session = get_session()
     user = _user(session, username)
     try:
-        auth.set_password(session, None, user, password)
+        users.set_password(session, None, user, password)
     except HotlineError as error:
-        raise click.ClickException(error.message) from None
+        raise click.ClickException(_refusal(error)) from None
     session.commit()
     click.echo(f"已为 {username} 设置新密码，其所有登录已结束")
 
@@ -263,7 +264,7 @@ def set_password_command(username, password):
 def deactivate_user_command(username):
     """Stop a user from logging in; every session of theirs ends at once."""
     session = get_session()
-    auth.deactivate(session, None, _user(session, username))
+    users.deactivate(session, None, _user(session, username))
     session.commit()
     click.echo(f"已停用用户 {username}，其所有登录已结束")
 
@@ -273,13 +274,6 @@ def _user(session, username):
     if user is None:
         raise click.ClickException(f"用户不存在：{username}")
     return user
-
-
-def _by_code(session, model, code, label):
-    row = session.scalars(sa.select(model).where(model.code == code)).first()
-    if row is None:
-        raise click.ClickException(f"{label}不存在：{code}")
-    return row
 
 
 @main.command()
@@ -418,7 +412,8 @@ def board_publisher_command():
 @click.option("--batch", type=click.IntRange(1, 100_000), help="Tickets per transaction.")
 @with_appcontext
 def scheduler_command(once, interval, batch):
-    """Run the SLA timer scheduler (预警, 超时, 催办, 督办, 回访任务) in the foreground."""
+    """Run the scheduler in the foreground: the SLA timers (预警, 超时, 催办, 督办, 回访任务)
+    and the knowledge base's expiry and review-due reminders (知识库到期复核)."""
     import logging
 
     app = current_app._get_current_object()
@@ -434,6 +429,8 @@ def scheduler_command(once, interval, batch):
             f"fired={result.fired} tickets={result.tickets} "
             f"max_lateness_s={result.max_lateness:.0f}"
         )
+        knowledge = scheduler.make_knowledge_job(app)()
+        click.echo(f"knowledge_expired={knowledge.expired} knowledge_reminded={knowledge.reminded}")
         return
     click.echo(f"SLA 定时器每 {app.config['SCHEDULER_INTERVAL_SECONDS']} 秒检查一次（Ctrl-C 退出）")
     try:

@@ -1,4 +1,5 @@
-"""The SLA scheduler: one APScheduler interval job that fires due timers (``dispatch.timers``).
+"""The scheduler: APScheduler interval jobs — the SLA timers (``dispatch.timers``), and the
+knowledge base's expiry and review-due reminders (``hotline.knowledge_admin.run_due``).
 
 Production runs it as its own process, ``hotline scheduler``; ``hotline demo`` runs it in a
 thread beside the server. The application factory never starts one, so web workers (gunicorn,
@@ -18,9 +19,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from dispatch import timers
+from hotline import knowledge_admin
 
 log = logging.getLogger(__name__)
 JOB_ID = "sla-timers"
+KNOWLEDGE_JOB_ID = "knowledge-review"
 
 _lock = threading.Lock()
 _in_process = None
@@ -46,6 +49,24 @@ def make_job(app, clock=None):
     return run
 
 
+def make_knowledge_job(app, clock=None):
+    """The knowledge job: expire articles past their date, remind of those due for review."""
+    session_factory = app.extensions["hotline.db"]
+
+    def run():
+        now = clock() if clock else None
+        result = knowledge_admin.run_due(session_factory, now, app.config["TIMEZONE"])
+        if result.expired or result.reminded:
+            log.info(
+                "knowledge base: %d article(s) expired, %d review reminder(s) sent",
+                result.expired,
+                result.reminded,
+            )
+        return result
+
+    return run
+
+
 def build(app, *, blocking, clock=None):
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(timezone=app.config["TIMEZONE"])
@@ -56,6 +77,16 @@ def build(app, *, blocking, clock=None):
         id=JOB_ID,
         # Run at once on start (catch-up), never twice at a time, and after a stall run once
         # rather than once per missed interval: one run drains everything due anyway.
+        next_run_time=dt.datetime.now(dt.UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.add_job(
+        make_knowledge_job(app, clock),
+        "interval",
+        seconds=knowledge_admin.JOB_INTERVAL_SECONDS,
+        id=KNOWLEDGE_JOB_ID,
         next_run_time=dt.datetime.now(dt.UTC),
         max_instances=1,
         coalesce=True,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 from classifier import artefact, training
 from dispatch import calendar as work_calendar
 from dispatch import timers
-from hotline import migrate, reference, seed
+from hotline import migrate, reference, seed, settings
 from hotline.auth import token_hash
 from hotline.cache import reference_rows, token_users
 from hotline.db import make_engine
@@ -165,6 +165,7 @@ def db(app):
         reference.forget()
         work_calendar.invalidate()
         timers.reference.clear()
+        settings.clear()
 
 
 @pytest.fixture

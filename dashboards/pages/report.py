@@ -214,7 +214,7 @@ def rates_page():
     """Rates per unit or per area for any period (default: this month so far)."""
     timezone = current_app.config["TIMEZONE"]
     period = schemas.rates_period(request.args, today=_today(), timezone=timezone)
-    settings = ranking.Settings.from_config(current_app.config)
+    settings = ranking.Settings.from_settings(get_session())
     rows = ranking.period_rates(
         get_session(), period["start"], period["end"], utcnow(), settings, period["by"]
     )

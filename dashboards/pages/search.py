@@ -107,7 +107,7 @@ def _render(db, errors, *, total=0, tickets=(), page=None):
     rows = [
         {
             "ticket": t,
-            "phone": access.visible_phone(user, t.requester_phone),
+            "phone": access.visible_phone(user, t.requester_phone, t.number),
             "deadline": finish_deadline(t, now),
         }
         for t in tickets

@@ -16,7 +16,7 @@ from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
 from hotline.enums import Role
-from hotline.errors import ValidationFailed
+from hotline.errors import NotFound, ValidationFailed
 from hotline.models import Area
 from hotline.schemas import ADDRESS_MAX, Fields, json_body
 from hotline.suggestions import place_names, unit_names
@@ -25,6 +25,7 @@ from hotline.suggestions import place_names, unit_names
 def create_blueprint():
     bp = Blueprint("intake", __name__)
     bp.add_url_rule("/knowledge", view_func=search_knowledge)
+    bp.add_url_rule("/knowledge/articles/<code>/hit", view_func=article_hit, methods=["POST"])
     bp.add_url_rule("/duplicates", view_func=find_duplicates, methods=["POST"])
     bp.add_url_rule("/intake/names", view_func=intake_names)
     bp.add_url_rule("/intake/caller", view_func=caller_history)
@@ -50,6 +51,17 @@ def search_knowledge():
         raise ValidationFailed(message, details={"q": message})
     found = knowledge.search(get_session(), query)
     return ok([knowledge.entry_to_dict(entry, relevance) for entry, relevance in found])
+
+
+def article_hit(code):
+    """命中: the operator opened the article ``code``'s answer at the console (the console's
+    script posts once per article per call). Counts only an article in force."""
+    require_role(INTAKE_ROLES)
+    db = get_session()
+    if not knowledge.record_hit(db, code):
+        raise NotFound(f"知识库条目不存在或已停用：{code}", code="ARTICLE_NOT_FOUND")
+    commit()
+    return ok({"code": code})
 
 
 def find_duplicates():

@@ -61,13 +61,13 @@ def list_calendar_days():
     db = get_session()
     raw = request.args.get("year")
     year = _this_year() if raw is None else schemas.parse_year(raw, "year")
-    days = {
-        day: schemas.calendar_day_to_dict(day, workday, name, "official")
-        for day, (workday, name) in time_rules.official_days(year).items()
-    }
-    for entry, username in time_rules.entries_of_year(db, year):
-        days[entry.day] = schemas.calendar_entry_to_dict(entry, username)
-    return ok({**_summary(db, year), "days": [days[day] for day in sorted(days)]})
+    days = [
+        schemas.calendar_day_to_dict(
+            d.day, d.workday, d.name, d.source, updated_by=d.updated_by, updated_at=d.updated_at
+        )
+        for d in time_rules.arranged_days(db, year).values()
+    ]
+    return ok({**_summary(db, year), "days": days})
 
 
 def set_calendar_day(day):

@@ -45,7 +45,7 @@ from hotline.enums import (
     Urgency,
 )
 from hotline.errors import NotFound, ValidationFailed
-from hotline.models import Area, IncomingCall, KnowledgeArticle, Ticket
+from hotline.models import Area, IncomingCall, Ticket
 from hotline.schemas import Fields, valid_idempotency_key
 from hotline.suggestions import place_names, unit_names
 from hotline.web import page_for
@@ -215,11 +215,7 @@ def _answer_warning(typed, answer):
 def _follow_up(db, ticket, action, target):
     """The second operation of a two-step action; returns the success message."""
     if action == "resolve":
-        article = db.scalars(
-            sa.select(KnowledgeArticle).where(
-                KnowledgeArticle.code == target, KnowledgeArticle.published
-            )
-        ).first()
+        article = knowledge.article_in_force(db, target)
         if article is None:
             raise NotFound(f"知识库条目不存在或已停用：{target}", code="ARTICLE_NOT_FOUND")
         operations.resolve_at_intake(
@@ -354,7 +350,7 @@ def _today_tickets(db):
             "time": t.received_at.astimezone(tz).strftime("%H:%M"),
             "status": t.status.label,
             "title": t.title,
-            "phone": access.visible_phone(g.user, t.requester_phone),
+            "phone": access.visible_phone(g.user, t.requester_phone, t.number),
         }
         for t in rows
     ]

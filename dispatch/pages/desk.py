@@ -28,7 +28,7 @@ from dispatch.history import history
 from dispatch.narrative import Teller, assignment_state, rounds
 from dispatch.pages import visible_ticket_or_abort
 from dispatch.states import IN_HANDLING, TRANSITIONS, event_label
-from hotline import web
+from hotline import knowledge_admin, web
 from hotline.db import get_session, utcnow
 from hotline.enums import (
     AssignmentRole,
@@ -377,7 +377,7 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
     return render_template(
         "ticket.html",
         ticket=ticket,
-        phone=access.visible_phone(user, ticket.requester_phone),
+        phone=access.visible_phone(user, ticket.requester_phone, ticket.number),
         deadlines=deadlines,
         assignments=record.assignments,
         assignment_state=assignment_state,
@@ -409,9 +409,18 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
         event_label=event_label,
         status_label=_status_label,
         role_label=_role_label,
+        proposal=_proposal(db, user, ticket),
         max_photos=current_app.config["ATTACHMENT_MAX_FILES"],
         max_photo_mb=current_app.config["ATTACHMENT_MAX_BYTES"] / (1024 * 1024),
     ), status
+
+
+def _proposal(db, user, ticket):
+    """For the handler of the unit that answered a finished consultation: the article
+    already proposed from it, or the offer to propose one (None: nothing to show)."""
+    if not knowledge_admin.can_propose(user, ticket):
+        return None
+    return {"existing": knowledge_admin.proposed_from(db, ticket)}
 
 
 def _area_names(db, hint):

@@ -134,7 +134,7 @@ def _callbacks_page(failure=None):
     rows = [
         {
             "ticket": t,
-            "phone": access.visible_phone(g.user, t.requester_phone),
+            "phone": access.visible_phone(g.user, t.requester_phone, t.number),
             "attempts": attempts[t.id],
             "last": attempts[t.id][-1] if attempts[t.id] else None,
             "due_now": t.callback_next_at <= now,

@@ -187,7 +187,7 @@ def _render_ticket(db, ticket, *, error=None, action=None, values=None, status=2
         "grid_ticket.html",
         forms=forms,
         t=ticket,
-        phone=access.visible_phone(user, ticket.requester_phone),
+        phone=access.visible_phone(user, ticket.requester_phone, ticket.number),
         events=record.events,
         photos_by_event=record.photos_by_event(),
         deadline=deadline(ticket, utcnow()),

@@ -69,7 +69,7 @@ def import_page(kind):
     dry_run = request.form.get("mode") != "apply"
     result, errors, message = None, [], None
     try:
-        sources = _uploaded_sources()
+        sources = _uploaded_sources(required=importer.files_required)
         result = tabular.run(
             get_session(), g.user, importer, sources, dry_run=dry_run, options=options
         )
@@ -91,9 +91,9 @@ def import_page(kind):
     )
 
 
-def _uploaded_sources():
+def _uploaded_sources(*, required=True):
     files = [f for f in request.files.getlist("files") if f.filename]
-    if not files:
+    if not files and required:
         raise ValidationFailed("请选择要导入的文件", code="IMPORT_NO_FILE")
     if len(files) > MAX_FILES:
         raise ValidationFailed(f"一次最多导入 {MAX_FILES} 个文件", code="IMPORT_TOO_MANY_FILES")

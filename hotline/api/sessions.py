@@ -30,6 +30,9 @@ def user_to_dict(user):
         "unit": {"code": user.unit.code, "name": user.unit.name} if user.unit else None,
         "grids": [grid.code for grid in user.grids],
         "district": user.district.code if user.district else None,
+        #: Set after an administrator's reset: nothing but the password change (``POST
+        #: /me/password``), /me and logout answers until then (403 PASSWORD_CHANGE_REQUIRED).
+        "must_change_password": user.must_change_password,
     }
 
 

@@ -5,6 +5,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from dashboards import ranking
+from hotline import settings
 from hotline.config import DEFAULTS
 from hotline.enums import Satisfaction, Solved
 
@@ -24,8 +25,16 @@ DAY = dt.timedelta(days=1)
 OCT12 = local(10, 12)
 #: The moment the ranking is computed: Monday 2 November, 10:00.
 AS_OF = local(11, 2, 10)
-CONFIG = {**DEFAULTS, "RANKING_MIN_SAMPLE": 3}
-SETTINGS = ranking.Settings.from_config(CONFIG)
+CONFIG = DEFAULTS
+#: The fixture month is small: units with 3 dispatched tickets are ranked.
+SETTINGS = ranking.Settings(min_sample=3)
+
+
+def use_settings(db, **values):
+    """Set the ranking's settings as an administrator does (``ranking.load`` and
+    ``ranking.freeze`` read them from the settings table)."""
+    settings.update(db, None, {f"ranking.{name}": value for name, value in values.items()})
+
 
 SOLVED_SATISFIED = (Solved.solved, Satisfaction.satisfied)
 UNHAPPY = (Solved.unsolved, Satisfaction.dissatisfied)

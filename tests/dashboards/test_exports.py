@@ -20,6 +20,7 @@ from openpyxl import load_workbook
 
 from dashboards import exports, ranking
 from dispatch import operations as ops
+from hotline import settings
 from hotline.enums import (
     CallbackOutcome,
     ExemptionKind,
@@ -503,6 +504,14 @@ def test_rank_json_to_stdout(hotline, march):
     assert cgj_row(data)["counts"]["dispatched"] == 1
     assert data["exemptions"][0]["reason"] == NASTY
     assert "实时数据，未冻结" in result.stderr
+
+
+def test_rank_uses_the_settings_in_force(hotline, db, march, user):
+    settings.update(db, user("admin"), {"ranking.weight_response": 0, "ranking.list_size": 3})
+    result = hotline("rank", "--month", MONTH, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["settings"]["weight_response"] == 0 and data["settings"]["list_size"] == 3
 
 
 def test_rank_csv_to_stdout(hotline, march):

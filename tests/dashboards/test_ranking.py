@@ -16,7 +16,7 @@ from dispatch import operations as ops
 from hotline.enums import ListMark, RankingClass
 from hotline.errors import Conflict, ValidationFailed
 from hotline.models import AuditLog, RankingSnapshot
-from tests.dashboards.month import AS_OF, CONFIG, SETTINGS, UNHAPPY, local
+from tests.dashboards.month import AS_OF, CONFIG, SETTINGS, UNHAPPY, local, use_settings
 
 
 def counts(**given):
@@ -267,6 +267,7 @@ def test_area_counts_add_up_to_the_units(db, october):
 
 
 def test_frozen_ranking_does_not_move(db, october):
+    use_settings(db, min_sample=3)
     power = october.tickets[31]
     frozen = ranking.freeze(db, october.staff.supervisor, "2026-10", now=AS_OF, config=CONFIG)
     assert frozen.frozen_at == AS_OF
@@ -298,6 +299,7 @@ def test_frozen_ranking_does_not_move(db, october):
 
 
 def test_next_month_shows_the_change_against_the_published_one(db, october):
+    use_settings(db, min_sample=3)
     ranking.freeze(db, None, "2026-10", now=AS_OF, config=CONFIG)
     november = ranking.load(db, "2026-11", now=local(11, 20), config=CONFIG)
     water = rows_of(november, RankingClass.utility)["U-WATER"]

@@ -10,7 +10,7 @@ from werkzeug import security
 
 from dispatch import operations
 from dispatch.access import mask_phone
-from hotline import auth
+from hotline import auth, users
 from hotline.db import get_session
 from hotline.enums import Channel, Role
 from hotline.models import ApiToken, Area, AuditLog, Unit, User, UserSession
@@ -206,8 +206,10 @@ def test_login_returns_user_and_csrf_token_and_is_audited(client, db):
         "unit": {"code": "U-S-370705001", "name": "东关街道办事处"},
         "grids": [],
         "district": "370705",
+        "must_change_password": False,
     }
-    assert "password" not in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert PASSWORD not in text and "password_hash" not in text and "scrypt:" not in text
     assert len(audit_rows(db, "auth.login", "dongguan")) == 1
     me = client.get("/api/v1/me")
     assert me.status_code == 200
@@ -661,19 +663,19 @@ def test_a_password_change_ends_every_session(app, client, db, user, web_login):
     login(client, "water")
     phone = app.test_client()
     web_login(phone, "water")
-    commit(lambda s: auth.set_password(s, named(s, "admin"), named(s, "water"), "new-pass-2026"))
+    commit(lambda s: users.set_password(s, named(s, "admin"), named(s, "water"), "new-pass-2026"))
     assert_error(client.get("/api/v1/me"), 401, "AUTH_REQUIRED")
     assert phone.get("/inbox").status_code == 302
     # The new password works, the old one no longer does.
     assert login(app.test_client(), "water").status_code == 401
     assert login(app.test_client(), "water", "new-pass-2026").status_code == 200
     audit = db.scalars(sa.select(AuditLog).where(AuditLog.action == "user.password")).one()
-    assert audit.payload == {"sessions_ended": 2} and audit.target == "water"
+    assert audit.payload == {"changes": {}, "sessions_ended": 2} and audit.target == "water"
 
 
 def test_a_weak_password_is_refused_in_words(db, user):
     with pytest.raises(Exception) as caught:
-        auth.set_password(db, None, user("water"), "short")
+        users.set_password(db, None, user("water"), "short")
     assert caught.value.code == "PASSWORD_TOO_WEAK" and "至少 8 位" in caught.value.message
 
 
@@ -682,7 +684,7 @@ def test_deactivation_ends_every_session_and_reactivating_does_not_revive_them(
 ):
     login(client, "water")
     water = user("water")
-    commit(lambda s: auth.deactivate(s, named(s, "admin"), named(s, "water")))
+    commit(lambda s: users.deactivate(s, named(s, "admin"), named(s, "water")))
     assert_error(client.get("/api/v1/me"), 401, "AUTH_REQUIRED")
 
     def reactivate(session):

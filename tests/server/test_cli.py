@@ -51,7 +51,7 @@ def test_upgrade_seed_and_create_user(fresh_sqlite):
         "--unit",
         "U-CGJ",
         "--password",
-        "a-long-password",
+        "a-long-password-1",
     )
     assert created.exit_code == 0, created.output
     engine = sa.create_engine(fresh_sqlite)
@@ -59,7 +59,7 @@ def test_upgrade_seed_and_create_user(fresh_sqlite):
         row = conn.execute(
             sa.select(User.password_hash, User.role).where(User.username == "zhangsan")
         ).one()
-        assert row.password_hash != "a-long-password"
+        assert row.password_hash != "a-long-password-1"
         assert row.password_hash.startswith(("scrypt:", "pbkdf2:"))
         actions = conn.execute(sa.select(AuditLog.action, AuditLog.target)).all()
         assert ("user.create", "zhangsan") in actions
@@ -70,15 +70,15 @@ def test_upgrade_seed_and_create_user(fresh_sqlite):
     ("args", "message"),
     [
         (["operator", "--role", "operator", "--name", "重名"], "用户名已存在"),
-        (["h1", "--role", "unit_handler", "--name", "甲"], "承办人须指定 --unit"),
-        (["g1", "--role", "grid_worker", "--name", "乙"], "网格员须指定至少一个 --grid"),
+        (["h1", "--role", "unit_handler", "--name", "甲"], "承办人须绑定一个承办单位"),
+        (["g1", "--role", "grid_worker", "--name", "乙"], "网格员须绑定至少一个网格"),
         (["h2", "--role", "unit_handler", "--name", "丙", "--unit", "U-NOPE"], "单位不存在"),
     ],
 )
 def test_create_user_refusals(fresh_sqlite, args, message):
     invoke(fresh_sqlite, "db", "upgrade")
     invoke(fresh_sqlite, "seed")
-    result = invoke(fresh_sqlite, "create-user", *args, "--password", "a-long-password")
+    result = invoke(fresh_sqlite, "create-user", *args, "--password", "a-long-password-1")
     assert result.exit_code != 0
     assert message in result.output
 

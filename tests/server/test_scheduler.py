@@ -162,6 +162,7 @@ def test_scheduler_command_runs_once(committed_app, seed_overdue):
     )
     assert result.exit_code == 0, result.output
     assert f"fired={2 * TIMERS_PER_TICKET} tickets=2" in result.output
+    assert "knowledge_expired=0 knowledge_reminded=0" in result.output
     assert _counts(committed_app)["firings"] == 2 * TIMERS_PER_TICKET
 
 
@@ -188,7 +189,7 @@ def test_demo_mode_starts_one_scheduler_per_process(committed_app):
     try:
         assert scheduler.start_in_process(committed_app) is first
         jobs = first.get_jobs()
-        assert [j.id for j in jobs] == [scheduler.JOB_ID]
+        assert [j.id for j in jobs] == [scheduler.JOB_ID, scheduler.KNOWLEDGE_JOB_ID]
         job = jobs[0]
         assert job.trigger.interval == dt.timedelta(
             seconds=committed_app.config["SCHEDULER_INTERVAL_SECONDS"]

@@ -254,6 +254,7 @@
     articles.forEach(function (a) {
       var li = el("li");
       var details = el("details", null, "article");
+      details.setAttribute("data-code", a.code);
       var summary = el("summary");
       summary.appendChild(el("strong", a.title));
       if (a.category) summary.appendChild(el("span", " " + a.category.name, "muted"));
@@ -278,6 +279,16 @@
     });
     panel.appendChild(list);
   }
+
+  // 命中: opening an article's answer counts once per article for this call (the page is
+  // new after every submit); the server counts only articles in force.
+  var opened = {};
+  $("knowledge-panel").addEventListener("toggle", function (e) {
+    var code = e.target.getAttribute && e.target.getAttribute("data-code");
+    if (!code || !e.target.open || opened[code]) return;
+    opened[code] = true;
+    api("POST", "/api/v1/knowledge/articles/" + encodeURIComponent(code) + "/hit", {});
+  }, true);
 
   // 来电历史: every earlier ticket of the number, newest first; one click opens it.
   function drawCaller(history, call) {
