@@ -109,6 +109,15 @@ def _require(condition, field, message):
         raise ValidationFailed(message, details={field: message})
 
 
+def _require_active_category(category, current=None):
+    """Refuse a deactivated category (事项分类停用) chosen for a ticket; the one the ticket
+    already has (``current``) may stay."""
+    if category is None or category.active or (current is not None and category.id == current.id):
+        return
+    message = f"事项分类“{category.name}”（{category.code}）已停用，请选择其他分类"
+    raise ValidationFailed(message, code="CATEGORY_INACTIVE", details={"category": message})
+
+
 def _require_reason(reason, label="原因"):
     _require(reason is not None and reason.strip(), "reason", f"请填写{label}")
     return reason.strip()
@@ -394,6 +403,7 @@ def receive(
     """
     now = now or utcnow()
     check_role("receive", actor)
+    _require_active_category(category)
     call = None
     if call_id is not None:
         call = calls.for_ticket(session, actor, call_id)
@@ -627,6 +637,7 @@ def dispatch(
     now = now or utcnow()
     check_allowed("dispatch", ticket, actor, expected_version)
     _require(category or ticket.category, "category", "派单前请先确定事项分类")
+    _require_active_category(category, ticket.category)
     before = ticket.status
     payload = _assign(session, ticket, actor, lead, list(assists), now)
     if category is not None:
@@ -914,6 +925,7 @@ def designate(
     check_allowed("designate", ticket, actor, expected_version)
     note = _require_reason(note, "指定理由")
     _require(category or ticket.category, "category", "指定前请先确定事项分类")
+    _require_active_category(category, ticket.category)
     before = ticket.status
     pending = ticket.lead_assignment
     payload = _assign(session, ticket, actor, lead, list(assists), now, designated=True)
@@ -1466,8 +1478,7 @@ def reclassify(
     check_allowed("reclassify", ticket, actor, expected_version)
     reason = _require_reason(reason, "调整理由")
     if "category" in changes:
-        name = wanted["category"].name
-        _require(wanted["category"].active, "category", f"事项分类“{name}”已停用")
+        _require_active_category(wanted["category"])
     payload = {
         "changes": {
             name: {"from": _reclassify_value(old), "to": _reclassify_value(new)}

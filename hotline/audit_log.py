@@ -73,6 +73,7 @@ VERBS = {
     "freeze": "冻结发布",
     "define": "设定年度",
     "undefine": "取消年度设定",
+    "utility": "水电气热标记",
 }
 #: The audit page shows this many rows per page; an export holds at most MAX_EXPORT rows.
 PAGE_SIZE = 50
@@ -237,6 +238,8 @@ DETAIL_LABELS = {
     "updated": "更新",
     "unchanged": "未变",
     "deactivated": "停用",
+    "recoded": "编码变化",
+    "subtree": "涉及分类",
 }
 DETAIL_VALUES = {"phone": "完整电话", "api": "接口", "web": "网页"}
 

@@ -155,7 +155,8 @@ def _per_request(key, build):
     return cache[key]
 
 
-def _grouped(choices):
+def grouped(choices):
+    """``choices`` in ``Group``s under their parent's path, in the order given."""
     groups = {}
     for choice in choices:
         groups.setdefault(PATH_SEPARATOR.join(choice.path[:-1]), []).append(choice)
@@ -199,7 +200,21 @@ def _category_tree(rows):
                 parent=ancestors[-1] if ancestors else None,
             )
         )
-    return _grouped(offered)
+    return grouped(offered)
+
+
+def category_label(code, db=None):
+    """The path of names of the category ``code``, a deactivated one included (a ticket keeps
+    its category and every page shows it by name), or the code itself when there is none."""
+    codes = [code[:n] for n in range(2, len(code) + 1, 2)] if code else []
+    names = dict(
+        (db or get_session())
+        .execute(sa.select(Category.code, Category.name).where(Category.code.in_(codes)))
+        .all()
+    )
+    if code not in names:
+        return code
+    return PATH_SEPARATOR.join(names[c] for c in codes if c in names)
 
 
 def area_levels(db=None):
@@ -240,7 +255,7 @@ def _area_tree(rows):
                 parent=parent[1] if parent else None,
             )
         )
-    return {level: _grouped(choices) for level, choices in levels.items()}
+    return {level: grouped(choices) for level, choices in levels.items()}
 
 
 def chosen_area(values):
@@ -266,6 +281,7 @@ def chosen_area(values):
 def init_app(app):
     """Let every template list the choices (``templates/_pickers.html``)."""
     app.add_template_global(category_groups, "picker_categories")
+    app.add_template_global(category_label, "picker_category_label")
     app.add_template_global(area_levels, "picker_areas")
     app.add_template_global(AREA_LEVELS, "picker_area_levels")
     app.add_template_global(options_html, "picker_options")

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import current_app, request
 
 from classifier import geo
+from hotline import reference
 from hotline.cache import reference_rows
 from hotline.db import local_datetime
 from hotline.enums import AlertLevel
@@ -322,10 +323,13 @@ def lookup_code(session, fields, name, model, label, code):
     ``fields`` when there is none."""
     if code is None:
         return None
+    key = (model.__name__, code)
+    if model.__name__ == "Category":
+        # A category deactivated or moved (its code changes) must be seen within seconds,
+        # not when the cached row expires: the key carries the categories' version.
+        key += reference.stamp(session, reference.CATEGORIES)
     row = reference_rows.get(
-        session,
-        (model.__name__, code),
-        lambda s: s.scalars(sa.select(model).where(model.code == code)).first(),
+        session, key, lambda s: s.scalars(sa.select(model).where(model.code == code)).first()
     )
     if row is None:
         fields.errors.setdefault(name, f"{label}不存在：{code}")

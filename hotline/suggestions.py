@@ -151,7 +151,9 @@ def reference_data(session, day):
     for category, area, unit, _, _ in sorted(in_force, key=lambda r: precedence(r[3], r[4])):
         deciding[(category, area)] = unit  # the later in precedence overwrites
     rules = [(category, area, unit) for (category, area), unit in deciding.items()]
-    categories = session.execute(sa.select(Category.code, Category.name, Category.utility)).all()
+    categories = session.execute(
+        sa.select(Category.code, Category.name, Category.utility, Category.active)
+    ).all()
     return rows, rules, categories, city.names(session)
 
 
@@ -187,13 +189,54 @@ def _build(bundle, rows, rules, categories, city_names):
     catalogue = CatalogueRouter(
         {"category": category, "area": area, "unit": unit} for category, area, unit in rules
     )
-    return Suggester(
+    return ActiveCategoriesOnly(
         bundle,
         gazetteer=gazetteer,
         grids=grids,
         router=Router(catalogue, getattr(bundle, "router", None)),
-        categories={code: CategoryInfo(name, utility) for code, name, utility in categories},
+        categories={code: CategoryInfo(name, utility) for code, name, utility, _ in categories},
+        active_codes={code for code, _, _, active in categories if active},
     )
+
+
+class ActiveCategoriesOnly(Suggester):
+    """The classifier's suggester, whose suggested categories are only those an operator may
+    choose: a deactivated category is left out, and so is a code the model learnt that no
+    category has any more (moved under another parent: its code changed; the model learns
+    the new one when it is trained again)."""
+
+    def __init__(self, bundle, *, active_codes, **kwargs):
+        super().__init__(bundle, **kwargs)
+        self.active_codes = frozenset(active_codes)
+
+    def suggest_many(self, *args, **kwargs):
+        # ``suggest`` is a batch of one: it comes through here too.
+        return [self._only_active(r) for r in super().suggest_many(*args, **kwargs)]
+
+    def _only_active(self, result):
+        category = result.get("category") if result else None
+        if not category or not category.get("top"):
+            return result
+        kept = [entry for entry in category["top"] if entry["code"] in self.active_codes]
+        if len(kept) != len(category["top"]):
+            # Without its first choice the model has no answer to stand by.
+            dropped_first = category["top"][0]["code"] not in self.active_codes
+            result["category"] = {
+                **category,
+                "top": kept,
+                "abstain": category.get("abstain", False) or dropped_first,
+            }
+        return result
+        kept = [entry for entry in category["top"] if entry["code"] in self.active_codes]
+        if len(kept) != len(category["top"]):
+            # Without its first choice the model has no answer to stand by.
+            dropped_first = category["top"][0]["code"] not in self.active_codes
+            result["category"] = {
+                **category,
+                "top": kept,
+                "abstain": category.get("abstain", False) or dropped_first,
+            }
+        return result
 
 
 def for_intake(session, text, *, address=None, lng=None, lat=None, offered=None):

@@ -37,6 +37,7 @@ import dispatch.pages.photos
 import dispatch.pages.proposals
 import hotline.admin.areas
 import hotline.admin.audit
+import hotline.admin.categories
 import hotline.admin.home
 import hotline.admin.knowledge
 import hotline.admin.onboarding
@@ -44,6 +45,7 @@ import hotline.admin.users
 import hotline.api
 import hotline.api.areas
 import hotline.api.audit
+import hotline.api.categories
 import hotline.api.classifier
 import hotline.api.inbox
 import hotline.api.knowledge_admin
@@ -66,6 +68,7 @@ API = [
     hotline.api.users,
     hotline.api.knowledge_admin,
     hotline.api.areas,
+    hotline.api.categories,
     dispatch.api.tickets,
     dispatch.api.callbacks,
     dispatch.api.intake,
@@ -96,6 +99,7 @@ PAGES = [
     dispatch.pages.admin_routing,
     hotline.admin.areas,
     dispatch.pages.admin_units,
+    hotline.admin.categories,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).

@@ -148,7 +148,7 @@ def test_the_category_macro_renders_names_and_pinyin(app, db):
 def test_a_category_no_longer_offered_stays_selected(app, db):
     with app.test_request_context("/"):
         html = render_template_string(MACROS + '{{ category_select(selected="01") }}')
-    assert '<option value="01" selected>01（已停用或未开放选择的分类）</option>' in html
+    assert '<option value="01" selected>城乡建设（已停用或未开放选择的分类）</option>' in html
 
 
 def test_the_area_macro_renders_a_cascade_with_the_path_selected(app, db):

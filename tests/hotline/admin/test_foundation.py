@@ -188,7 +188,9 @@ def test_reference_stamps_change_with_every_bump(db):
     first = reference.stamp(db, reference.AREAS, reference.UNITS)
     reference.bump(db, reference.AREAS)
     second = reference.stamp(db, reference.AREAS, reference.UNITS)
-    assert second[0] == first[0] + 1 and second[1] == first[1]
+    assert second[0] != first[0] and second[1] == first[1]
+    # Each kind's mark is (version, moment of the bump).
+    assert second[0][0] == first[0][0] + 1
     with pytest.raises(ValueError):
         reference.bump(db, "nonsense")
 
