@@ -36,6 +36,7 @@ COALESCE_SECONDS = 0.1
 RATE_EVENTS = frozenset(
     {
         "ticket.dispatch",
+        "ticket.reassign",
         "ticket.sign",
         "ticket.contact",
         "ticket.finish",

@@ -8,6 +8,7 @@ landing page.
 
 import datetime as dt
 import functools
+import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -67,6 +68,10 @@ class AdminSection:
     roles: frozenset
 
 
+#: The administration's home page: above every section, in none of them.
+ADMIN_HOME = "admin.home"
+
+
 def add_to_admin(bp, view, label, description, *, roles=()):
     """List the page ``view`` of ``bp`` in the administration (系统管理): its side menu and
     its home page, in registration order. Administrators see every section; ``roles`` adds
@@ -94,6 +99,26 @@ def admin_sections(user):
         for section in current_app.extensions["hotline.admin_sections"]
         if user.role in section.roles
     ]
+
+
+def current_section(sections, endpoint):
+    """The section a page belongs to: its own, or for a sub-page (an edit form, one area's
+    page) the section of the same blueprint whose view name shares the longest beginning
+    with the page's (``admin_time.policy_edit`` → 办理时限 ``admin_time.policies``)."""
+    if not endpoint or endpoint == ADMIN_HOME:
+        return None
+    blueprint, _, view = endpoint.partition(".")
+    best, best_length = None, -1
+    for section in sections:
+        if section.endpoint == endpoint:
+            return section
+        own_blueprint, _, own_view = section.endpoint.partition(".")
+        if own_blueprint != blueprint:
+            continue
+        length = len(os.path.commonprefix([own_view, view]))
+        if length > best_length:
+            best, best_length = section, length
+    return best
 
 
 def admin_warnings(session):
@@ -169,10 +194,9 @@ def init_app(app):
         def admin_menu():
             if not current_user.is_authenticated:
                 return []
-            return [
-                (url_for(s.endpoint), s.label, request.endpoint == s.endpoint)
-                for s in admin_sections(current_user)
-            ]
+            sections = admin_sections(current_user)
+            here = current_section(sections, request.endpoint)
+            return [(url_for(s.endpoint), s.label, s is here) for s in sections]
 
         return {
             "menu": menu,

@@ -89,17 +89,18 @@ PAGES = [
     dashboards.pages.board,
     dashboards.pages.report,
     dashboards.pages.search,
+    # The administration's sections, in the order of its side menu.
+    hotline.admin.users,
+    dispatch.pages.admin_units,
+    hotline.admin.areas,
+    hotline.admin.categories,
+    dispatch.pages.admin_routing,
+    dispatch.pages.admin_time,
+    hotline.admin.knowledge,
+    dashboards.pages.admin_scoring,
+    hotline.admin.onboarding,
     hotline.admin.home,
     hotline.admin.audit,
-    hotline.admin.onboarding,
-    dispatch.pages.admin_time,
-    dashboards.pages.admin_scoring,
-    hotline.admin.users,
-    hotline.admin.knowledge,
-    dispatch.pages.admin_routing,
-    hotline.admin.areas,
-    dispatch.pages.admin_units,
-    hotline.admin.categories,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).

@@ -263,3 +263,23 @@ def test_an_import_without_a_file_or_token_is_refused(client, web_login, form_to
     assert response.status_code == 422
     assert "请选择要导入的文件" in response.get_data(as_text=True)
     assert client.get("/admin/imports/nonsense").status_code == 404
+
+
+def test_the_side_menu_marks_the_section_of_a_sub_page():
+    from hotline.web import AdminSection, current_section
+
+    def section(endpoint):
+        return AdminSection(endpoint, endpoint, "", frozenset())
+
+    policies, calendar, users = (
+        section("admin_time.policies"),
+        section("admin_time.calendar"),
+        section("admin_users.index"),
+    )
+    sections = [users, policies, calendar]
+    assert current_section(sections, "admin_time.calendar") is calendar
+    assert current_section(sections, "admin_time.policy_edit") is policies
+    assert current_section(sections, "admin_time.calendar_day") is calendar
+    assert current_section(sections, "admin_users.edit") is users
+    assert current_section(sections, "admin.home") is None
+    assert current_section(sections, "board.board_page") is None
