@@ -49,6 +49,7 @@ SUBJECTS = {
     "calendar": "工作日历",
     "settings": "系统设置",
     "import": "数据导入",
+    "export": "数据导出",
     "ranking": "考核排名",
     "token": "接口令牌",
     "session": "登录会话",
@@ -86,8 +87,8 @@ def action_label(action):
     subject, _, rest = action.partition(".")
     verb = rest.rsplit(".", 1)[-1] if rest else ""
     if subject in SUBJECTS:
-        if subject == "import" and rest:
-            return f"数据导入 · {rest}"
+        if subject in ("import", "export") and rest:
+            return f"{SUBJECTS[subject]} · {rest}"
         return f"{SUBJECTS[subject]} · {VERBS.get(verb, verb or '变更')}"
     return action
 

@@ -47,6 +47,15 @@ def bump(session, *names):
             session.add(ReferenceVersion(name=name, version=1, changed_at=now))
             session.flush()
     _watcher.forget()
+    # Another thread of this process may read the counters before this change commits (a
+    # board refresh, another request): it would keep the old ones for CHECK_SECONDS and a
+    # cache rebuilt meanwhile from the old rows would look current. Read them afresh again
+    # once the change is committed.
+    sa.event.listen(session, "after_commit", _forget_after_commit, once=True)
+
+
+def _forget_after_commit(_session):
+    _watcher.forget()
 
 
 def versions(session):

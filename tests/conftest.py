@@ -54,6 +54,8 @@ MUTABLE_TABLES = [
     "api_tokens",
     "user_sessions",
     "audit_log",
+    "settings",
+    "reference_versions",
 ]
 
 

@@ -14,6 +14,7 @@ from flask import (
 )
 
 from hotline import tabular, web
+from hotline.audit import audit
 from hotline.db import get_session
 from hotline.enums import Role
 from hotline.errors import ValidationFailed
@@ -115,7 +116,11 @@ def export(kind):
     importer = _importer_or_404(kind)
     if importer.export is None:
         abort(404)
-    data = importer.export(get_session())
+    db = get_session()
+    data = importer.export(db)
+    # Exports hold personal data (staff names and phones): who downloaded what is recorded.
+    audit(db, g.user, f"export.{importer.kind}", target=importer.label)
+    db.commit()
     return send_file(
         io.BytesIO(data),
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

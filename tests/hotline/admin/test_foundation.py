@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from hotline import reference, settings, tabular
 from hotline.enums import UnitKind
 from hotline.errors import ValidationFailed
-from hotline.models import AuditLog, Setting, Unit
+from hotline.models import AuditLog, Setting, Unit, User
+from tests.helpers import is_postgres
 
 COLUMNS = (
     tabular.Column("code", "单位编码", required=True),
@@ -283,3 +284,47 @@ def test_the_side_menu_marks_the_section_of_a_sub_page():
     assert current_section(sections, "admin_users.edit") is users
     assert current_section(sections, "admin.home") is None
     assert current_section(sections, "board.board_page") is None
+
+
+def test_an_export_is_recorded(client, db, web_login, test_importer):
+    from hotline.models import AuditLog
+
+    exporting = tabular.Importer(
+        "test-export", "测试导出", _load_units, export=lambda session: b"PK", columns=COLUMNS
+    )
+    tabular.register(client.application, exporting)
+    try:
+        web_login(client, "admin")
+        assert client.get("/admin/imports/test-export/export").status_code == 200
+    finally:
+        client.application.extensions["hotline.importers"].pop("test-export")
+    db.expire_all()
+    entry = db.scalars(sa.select(AuditLog).where(AuditLog.action == "export.test-export")).one()
+    assert entry.target == "测试导出"
+
+
+def test_a_reader_between_a_change_and_its_commit_does_not_keep_the_old_values(
+    committed_app, database_url
+):
+    """A board refresh in another thread reads the settings while an administrator's change
+    is not yet committed: once it commits, the next read in this process has the new value
+    at once (not after the counters' check interval)."""
+    if not is_postgres(database_url):
+        pytest.skip("SQLite runs one transaction at a time: no read falls between them")
+    factory = committed_app.extensions["hotline.db"]
+    with committed_app.app_context():
+        writer, reader = factory(), factory()
+        try:
+            admin = writer.scalars(sa.select(User).where(User.username == "admin")).one()
+            settings.update(writer, admin, {"ranking.list_size": 7})
+            assert settings.get(reader, "ranking.list_size") == 5  # not committed yet
+            reader.rollback()
+            writer.commit()
+            assert settings.get(reader, "ranking.list_size") == 7
+            reader.rollback()
+            settings.update(writer, admin, {"ranking.list_size": 5})
+            writer.commit()
+        finally:
+            writer.close()
+            reader.close()
+            settings.clear()
