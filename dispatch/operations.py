@@ -26,6 +26,7 @@ from hotline.db import utcnow
 from hotline.enums import (
     AlertLevel,
     AssignmentRole,
+    CallbackChannel,
     CallbackOutcome,
     Channel,
     DecisionStatus,
@@ -1208,10 +1209,12 @@ def record_callback(
     solved=None,
     satisfaction=None,
     comment=None,
+    channel=CallbackChannel.phone,
     expected_version=None,
     now=None,
 ):
-    """回访: one call to the requester (DOMAIN.md §5). What the call settles:
+    """回访: one call to the requester (DOMAIN.md §5), or the requester's own rating online
+    (``channel`` online: 一事一评, answered, counted exactly as a call). What it settles:
 
     - answered: solved? and satisfied? are recorded. A result that is not unhappy closes the
       ticket at once (rated); an unhappy one waits in 已回访 for a supervisor to reopen it or
@@ -1227,6 +1230,11 @@ def record_callback(
     now = now or utcnow()
     check_allowed("record_callback", ticket, actor, expected_version)
     _require(ticket.requester_phone, "outcome", "诉求人未留电话，无法回访，请直接归档")
+    _require(
+        channel == CallbackChannel.phone or outcome == CallbackOutcome.answered,
+        "outcome",
+        "网上评价须回答是否解决和是否满意",
+    )
     if outcome == CallbackOutcome.answered:
         _require(solved is not None, "solved", "接通后须记录是否解决")
         _require(satisfaction is not None, "satisfaction", "接通后须记录满意度")
@@ -1256,10 +1264,13 @@ def record_callback(
             solved=solved,
             satisfaction=satisfaction,
             comment=comment,
+            channel=channel,
         )
     )
     before = ticket.status
     payload = {"outcome": outcome.value, "attempt": _attempts(session, ticket)}
+    if channel != CallbackChannel.phone:
+        payload["channel"] = channel.value
     if outcome == CallbackOutcome.answered:
         ticket.callback_solved = solved
         ticket.callback_satisfaction = satisfaction

@@ -40,7 +40,8 @@ RECLASSIFIABLE = {S.received} | IN_HANDLING
 TRANSITIONS = {
     t.name: t
     for t in [
-        _t("receive", "受理", [], [R.operator, R.grid_worker]),
+        # A citizen's own request (市民端, Open311) comes through a portal service account.
+        _t("receive", "受理", [], [R.operator, R.grid_worker, R.portal]),
         _t("resolve_at_intake", "直接办结", [S.received], [R.operator, R.dispatcher]),
         _t("transfer", "转办", [S.received], [R.operator, R.dispatcher]),
         _t("merge", "并单", [S.received], [R.operator, R.dispatcher]),
@@ -64,7 +65,9 @@ TRANSITIONS = {
         _t("request_extension", "延期申请", [S.signed, S.contacted], [R.unit_handler]),
         _t("decide_extension", "延期审核", [S.signed, S.contacted], [R.dispatcher, R.supervisor]),
         _t("finish", "办结", [S.signed, S.contacted], [R.unit_handler, R.grid_worker]),
-        _t("record_callback", "回访", [S.finished], [R.callback_agent]),
+        # The citizen's own rating online (一事一评) is a callback like a call; the portal
+        # checks the ticket is the citizen's.
+        _t("record_callback", "回访", [S.finished], [R.callback_agent, R.portal]),
         _t("reopen", "重办", [S.called_back], [R.supervisor]),
         _t("close", "归档", [S.finished, S.called_back], [R.callback_agent, R.supervisor]),
         _t("request_termination", "终止申请", [S.signed, S.contacted], [R.unit_handler]),

@@ -32,6 +32,7 @@ from hotline import attachments
 from hotline.audit import audit
 from hotline.cache import token_users
 from hotline.db import get_session, utcnow
+from hotline.enums import SERVICE_ROLES
 from hotline.errors import Forbidden, NotFound, TooManyRequests
 from hotline.models import ApiToken, AuditLog, User, UserSession
 
@@ -169,7 +170,12 @@ def log_in(db, username, password, *, via):
     user = db.scalars(sa.select(User).where(User.username == username)).first()
     if user is None:
         check_password_hash(current_app.extensions["hotline.dummy_hash"], password)
-    if user is None or not user.check_password(password) or not user.active:
+    if (
+        user is None
+        or user.role in SERVICE_ROLES  # a service account has no password anyone could know
+        or not user.check_password(password)
+        or not user.active
+    ):
         audit(db, None, "auth.login_failed", target=username, payload={"via": via})
         db.commit()
         return None

@@ -45,6 +45,15 @@ class Role(LabeledEnum):
     supervisor = "supervisor", "督办审核员"
     leader = "leader", "领导"
     admin = "admin", "系统管理员"
+    #: A service account through which citizens' own requests arrive (the 市民端 per channel,
+    #: each Open311 client): it cannot log in and has no landing page; the operations allow
+    #: it only what a citizen may do, and the portal checks whose ticket it is.
+    portal = "portal", "市民渠道账号"
+
+
+#: Roles of service accounts, never of a person: no login, no landing page, not offered when
+#: an administrator creates a user.
+SERVICE_ROLES = frozenset({Role.portal})
 
 
 class Channel(LabeledEnum):
@@ -54,6 +63,9 @@ class Channel(LabeledEnum):
     app = "app", "App"
     mailbox = "mailbox", "市长信箱"
     grid = "grid", "网格主动发现"
+    #: Another system's request through Open311 GeoReport v2 (``tickets.channel_client``
+    #: names the client, the API key's name).
+    open311 = "open311", "开放接口"
 
 
 class RequestType(LabeledEnum):
@@ -153,6 +165,22 @@ class CallbackOutcome(LabeledEnum):
     no_answer = "no_answer", "无人接听"
     refused = "refused", "拒绝回访"
     wrong_number = "wrong_number", "号码错误"
+
+
+class CallbackChannel(LabeledEnum):
+    """How a callback's answer came: a call by the callback staff, or the citizen's own
+    rating on the 市民端 (一事一评), which counts the same."""
+
+    phone = "phone", "电话回访"
+    online = "online", "网上评价"
+
+
+class OutboxState(LabeledEnum):
+    """A notification copy waiting in the outbox, delivered, or given up after the retries."""
+
+    pending = "pending", "待发送"
+    sent = "sent", "已发送"
+    failed = "failed", "发送失败"
 
 
 class Solved(LabeledEnum):

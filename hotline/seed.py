@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from hotline import reference
+from hotline import reference, users
 from hotline.audit import audit
 from hotline.enums import AreaLevel, ArticleState, LimitUnit, RequestType, Role, UnitKind, Urgency
 from hotline.models import (
@@ -48,6 +48,8 @@ def load_all(session, directory=SEED_DIR):
     counts["sla_policies"] = load_sla(session, _read(directory, "sla_policies.json"))
     counts["knowledge_articles"] = load_knowledge(session, _read(directory, "knowledge.json"))
     counts["users"] = load_users(session, _read(directory, "users.json"))
+    for channel in users.PORTAL_ACCOUNTS:
+        users.portal_account(session, channel)
     audit(session, None, "seed.load", payload=counts)
     return counts
 

@@ -31,11 +31,12 @@ import secrets
 import string
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from hotline import auth, schemas, tabular
 from hotline.audit import audit, audit_change, changes, values_of
-from hotline.enums import AreaLevel, Role
+from hotline.enums import SERVICE_ROLES, AreaLevel, Channel, Role
 from hotline.errors import Conflict, HotlineError, NotFound, ValidationFailed
 from hotline.models import Area, Unit, User, UserSession
 
@@ -199,6 +200,12 @@ def resolve_bindings(db, role, *, unit=None, grids=(), district=None, current=No
     docstring). Refuses with every problem at once (code ``USER_BINDING_INVALID``, details by
     field). ``current``: the user being edited (keeps a unit that has since been deactivated)."""
     errors = {}
+    if role in SERVICE_ROLES:
+        raise ValidationFailed(
+            f"“{role.label}”由系统维护，不能手工创建或改为此角色",
+            code="USER_BINDING_INVALID",
+            details={"role": "不能选择系统账号角色"},
+        )
     unit_row = _unit(db, unit, errors, current=current.unit if current else None) if unit else None
     grid_rows = []
     for code in dict.fromkeys(grids or ()):
@@ -413,7 +420,7 @@ LIST_OPTIONS = (
 def search(*, text=None, role=None, unit=None, active=None):
     """The query of users matching a list's filters: ``text`` in the name or username,
     ``role`` (Role), ``unit`` (a unit code), ``active`` (True/False/None for all)."""
-    query = sa.select(User)
+    query = sa.select(User).where(User.role.not_in(SERVICE_ROLES))
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(
@@ -530,12 +537,14 @@ COLUMNS = (
     tabular.Column("password", "初始密码"),
 )
 _HEADERS = {c.key: c.header for c in COLUMNS}
+#: The roles a person can have (what the administration offers; service accounts apart).
+PERSON_ROLES = [role for role in Role if role not in SERVICE_ROLES]
 #: A status cell: 启用 (or blank) / 停用.
 STATUS = {"": True, "启用": True, "正常": True, "停用": False, "已停用": False}
 
 
 def _role_of(text):
-    for role in Role:
+    for role in PERSON_ROLES:
         if text in (role.value, role.label):
             return role
     return None
@@ -559,7 +568,7 @@ def _parse_row(db, file, number, cells, units, problems):
         bad("name", f"姓名不能超过 {NAME_MAX} 字")
     role = _role_of(cells.get("role", ""))
     if role is None:
-        bad("role", "角色无效，可填：" + "、".join(r.label for r in Role))
+        bad("role", "角色无效，可填：" + "、".join(r.label for r in PERSON_ROLES))
     unit_text = cells.get("unit", "")
     unit = None
     if unit_text:
@@ -701,7 +710,9 @@ def _apply_row(db, actor, user, row, result):
 def export_table(db):
     """Every user, in the columns the import reads (never a password)."""
     rows = []
-    for user in db.scalars(sa.select(User).order_by(User.username)):
+    for user in db.scalars(
+        sa.select(User).where(User.role.not_in(SERVICE_ROLES)).order_by(User.username)
+    ):
         rows.append(
             {
                 "username": user.username,
@@ -725,3 +736,38 @@ IMPORTER = tabular.Importer(
     export=export_table,
     columns=COLUMNS,
 )
+
+
+# -- service accounts (Role.portal): the channels citizens' own requests arrive through ----------
+
+#: The 市民端's accounts, one per channel a citizen uses: channel → (username, name).
+PORTAL_ACCOUNTS = {
+    Channel.web: ("portal-web", "市民端（网站）"),
+    Channel.wechat: ("portal-wechat", "市民端（微信）"),
+    Channel.app: ("portal-app", "市民端（App）"),
+}
+#: A password hash no password matches (service accounts never log in; ``auth`` refuses them
+#: by role as well).
+NO_PASSWORD = "!"
+
+
+def service_account(db, username, name):
+    """The service account ``username`` (``Role.portal``), made on first use. Two processes
+    making it at once: the unique username keeps one, and the loser reads it."""
+    query = sa.select(User).where(User.username == username)
+    user = db.scalars(query).first()
+    if user is not None:
+        return user
+    try:
+        with db.begin_nested():
+            user = User(username=username, name=name, role=Role.portal, password_hash=NO_PASSWORD)
+            db.add(user)
+    except IntegrityError:
+        user = db.scalars(query).one()
+    return user
+
+
+def portal_account(db, channel):
+    """The account the 市民端 receives a citizen's request of ``channel`` with."""
+    username, name = PORTAL_ACCOUNTS[channel]
+    return service_account(db, username, name)

@@ -17,7 +17,7 @@ from classifier import artefact
 from dashboards import publisher as board_publisher
 from hotline import migrate, seed, tabular, users
 from hotline.db import get_session
-from hotline.enums import Role
+from hotline.enums import SERVICE_ROLES, Role
 from hotline.errors import HotlineError
 from hotline.models import User
 from server import cli_classifier, history, scheduler
@@ -207,7 +207,9 @@ def _importer(kind):
 
 @main.command("create-user")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option(
+    "--role", required=True, type=click.Choice([r.value for r in Role if r not in SERVICE_ROLES])
+)
 @click.option("--name", required=True, help="Real name shown to colleagues.")
 @click.option("--unit", help="Unit code (required for unit_handler).")
 @click.option("--grid", "grids", multiple=True, help="Grid code (grid_worker; repeatable).")

@@ -60,7 +60,7 @@ def _form_context(db, values):
     }
     return {
         "values": values,
-        "roles": list(Role),
+        "roles": users.PERSON_ROLES,
         "unit_options": pickers.options_html(
             unit_groups(db, values.get("unit")), values.get("unit")
         ),
@@ -110,7 +110,7 @@ def index():
         pages=page.count(total),
         sessions=users.open_sessions(db, ids),
         logins=users.last_logins(db, ids),
-        roles=list(Role),
+        roles=users.PERSON_ROLES,
         q=filters["text"] or "",
         role=filters["role"],
         unit=filters["unit"] or "",

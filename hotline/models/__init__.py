@@ -6,6 +6,7 @@ from hotline.models.audit import AuditLog
 from hotline.models.calendar import CalendarDay, CalendarYear
 from hotline.models.calls import IncomingCall
 from hotline.models.categories import Category
+from hotline.models.citizens import CitizenSession, Open311Key, OutboxMessage, VerificationCode
 from hotline.models.knowledge import KnowledgeArticle
 from hotline.models.notifications import Notification
 from hotline.models.rankings import RankingRow, RankingSnapshot
@@ -32,10 +33,13 @@ __all__ = [
     "CalendarYear",
     "CallbackAttempt",
     "Category",
+    "CitizenSession",
     "Extension",
     "IncomingCall",
     "KnowledgeArticle",
     "Notification",
+    "Open311Key",
+    "OutboxMessage",
     "RankingRow",
     "RankingSnapshot",
     "ReferenceVersion",
@@ -47,6 +51,7 @@ __all__ = [
     "TimerFiring",
     "Unit",
     "User",
+    "VerificationCode",
     "UserSession",
     "unit_areas",
     "user_grids",

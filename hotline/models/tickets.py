@@ -6,6 +6,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from hotline.db import Base, JSONType, NullableJSONType, UTCDateTime, enum_column_type, utcnow
 from hotline.enums import (
     AssignmentRole,
+    CallbackChannel,
     CallbackOutcome,
     Channel,
     DecisionStatus,
@@ -77,6 +78,8 @@ class Ticket(Base):
     #: Public ticket number (工单编号): prefix + local date + id.
     number: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
     channel: Mapped[Channel] = mapped_column(enum_column_type(Channel))
+    #: Which client of the channel filed it: an Open311 key's name (开放接口·城管通).
+    channel_client: Mapped[str | None] = mapped_column(sa.String(64))
     request_type: Mapped[RequestType] = mapped_column(enum_column_type(RequestType))
     category_id: Mapped[int | None] = mapped_column(sa.ForeignKey("categories.id"), index=True)
     urgency: Mapped[Urgency] = mapped_column(enum_column_type(Urgency))
@@ -291,6 +294,12 @@ class CallbackAttempt(Base):
     agent_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     outcome: Mapped[CallbackOutcome] = mapped_column(enum_column_type(CallbackOutcome))
+    #: A call by the callback staff, or the citizen's own rating online (一事一评).
+    channel: Mapped[CallbackChannel] = mapped_column(
+        enum_column_type(CallbackChannel),
+        default=CallbackChannel.phone,
+        server_default=CallbackChannel.phone.value,
+    )
     solved: Mapped[Solved | None] = mapped_column(enum_column_type(Solved))
     satisfaction: Mapped[Satisfaction | None] = mapped_column(enum_column_type(Satisfaction))
     comment: Mapped[str | None] = mapped_column(sa.String(2000))

@@ -43,6 +43,7 @@ USER_FOR_ROLE = {
     Role.supervisor: "supervisor",
     Role.leader: "leader",
     Role.admin: "admin",
+    Role.portal: "portal-web",
 }
 
 #: How a fresh ticket reaches each state: the operations to run after receive.
@@ -199,7 +200,7 @@ ROLE_CASES = [
 #: The transition table as DOMAIN.md §3 describes it, pinned here so that loosening
 #: ``dispatch.states`` (which the tables below are generated from) fails a test.
 EXPECTED_TABLE = {
-    "receive": (set(), {"operator", "grid_worker"}),
+    "receive": (set(), {"operator", "grid_worker", "portal"}),
     "resolve_at_intake": ({"received"}, {"operator", "dispatcher"}),
     "transfer": ({"received"}, {"operator", "dispatcher"}),
     "merge": ({"received"}, {"operator", "dispatcher"}),
@@ -218,7 +219,7 @@ EXPECTED_TABLE = {
     "request_extension": ({"signed", "contacted"}, {"unit_handler"}),
     "decide_extension": ({"signed", "contacted"}, {"dispatcher", "supervisor"}),
     "finish": ({"signed", "contacted"}, {"unit_handler", "grid_worker"}),
-    "record_callback": ({"finished"}, {"callback_agent"}),
+    "record_callback": ({"finished"}, {"callback_agent", "portal"}),
     "reopen": ({"called_back"}, {"supervisor"}),
     "close": ({"finished", "called_back"}, {"callback_agent", "supervisor"}),
     "request_termination": ({"signed", "contacted"}, {"unit_handler"}),

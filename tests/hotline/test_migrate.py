@@ -24,10 +24,13 @@ EXPECTED_TABLES = {
     "calendar_years",
     "callback_attempts",
     "categories",
+    "citizen_sessions",
     "extensions",
     "incoming_calls",
     "knowledge_articles",
     "notifications",
+    "open311_keys",
+    "outbox",
     "ranking_rows",
     "ranking_snapshots",
     "reference_versions",
@@ -42,6 +45,7 @@ EXPECTED_TABLES = {
     "user_grids",
     "user_sessions",
     "users",
+    "verification_codes",
 }
 
 
