@@ -175,6 +175,43 @@ DEFINITIONS = {
             1,
             10000,
         ),
+        # The texts citizens receive (hotline.outbox.TEMPLATES: the placeholders each may use).
+        Definition(
+            "notify.template.citizen_code",
+            "短信验证码",
+            str,
+            "【12345】您的验证码是{code}，{minutes}分钟内有效。请勿告诉他人。",
+            "通知模板",
+            "可用占位符：{code} 验证码，{minutes} 有效分钟数",
+            max_len=200,
+        ),
+        Definition(
+            "notify.template.citizen_received",
+            "受理通知",
+            str,
+            "【12345】您的诉求已受理，工单号{number}，我们将于{reply_by}前答复您。",
+            "通知模板",
+            "可用占位符：{number} 工单号，{reply_by} 承诺答复时间",
+            max_len=200,
+        ),
+        Definition(
+            "notify.template.citizen_finished",
+            "办结通知",
+            str,
+            "【12345】您反映的问题（工单号{number}）已办结：{reply} 请对办理结果评价：{rating_url}",
+            "通知模板",
+            "可用占位符：{number} 工单号，{reply} 答复内容，{rating_url} 评价链接",
+            max_len=300,
+        ),
+        Definition(
+            "notify.template.citizen_reopened",
+            "再次反映通知",
+            str,
+            "【12345】您对工单{number}办理结果的再次反映已收到，我们将督促承办单位重新办理。",
+            "通知模板",
+            "可用占位符：{number} 工单号",
+            max_len=200,
+        ),
         # The knowledge base (首问即答): hotline.knowledge_admin's review-due reminders.
         Definition(
             "knowledge.review_days_before",
