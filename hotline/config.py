@@ -95,6 +95,20 @@ DEFAULTS = {
     "NOTIFY_SENDERS": "logging",
     "NOTIFY_WECOM_URL": "",
     "NOTIFY_SMS_URL": "",
+    #: Rate limits on what the public calls (``hotline.limits``), per network address, in
+    #: Flask-Limiter's notation ("N per minute", several joined by ";"). Generous per address
+    #: because many phones share one carrier address (CGNAT); the per-phone rules of
+    #: ``hotline.citizens`` are the tight ones. The counters live in Redis when ``REDIS_URL``
+    #: is set (shared by every process), else in each process's memory (the demo).
+    "LIMIT_CITIZEN_CODES": "10 per minute;100 per hour",
+    "LIMIT_CITIZEN_SUBMIT": "20 per minute;300 per hour",
+    "LIMIT_CITIZEN_LOOKUP": "60 per minute;600 per hour",
+    "LIMIT_CITIZEN_SUGGEST": "60 per minute",
+    "LIMIT_OPEN311": "120 per minute",
+    #: Off: no rate limit is applied (tests of other things, a benchmark that says so).
+    "LIMITS_ENABLED": True,
+    #: Where the counters' keys start in Redis (runs sharing one Redis keep apart).
+    "RATELIMIT_KEY_PREFIX": "hotline-limits",
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

@@ -54,7 +54,18 @@ import hotline.api.sessions
 import hotline.api.users
 import hotline.pages
 from dashboards import socket
-from hotline import auth, config, db, events, headers, notify, privacy, suggestions, web
+from hotline import (
+    auth,
+    config,
+    db,
+    events,
+    headers,
+    limits,
+    notify,
+    privacy,
+    suggestions,
+    web,
+)
 from hotline.errors import INTERNAL_ERROR, HotlineError, ServiceUnavailable
 
 #: The JSON API's blueprints, nested under ``/api/v1`` (``hotline.api``: who is calling, the
@@ -138,6 +149,7 @@ def create_app(overrides=None):
     db.init_app(app)
     auth.init_app(app)
     privacy.init_app(app)
+    limits.init_app(app)
     web.init_app(app)
     suggestions.init_app(app)
     api = hotline.api.create_blueprint()

@@ -56,6 +56,10 @@ MUTABLE_TABLES = [
     "audit_log",
     "settings",
     "reference_versions",
+    "outbox",
+    "verification_codes",
+    "citizen_sessions",
+    "open311_keys",
 ]
 
 
@@ -115,6 +119,10 @@ def _config(url, models_dir, **extra):
         "CLASSIFIER_MODELS_DIR": models_dir,
         # Tests build many apps; each loads the model when it first needs it.
         "CLASSIFIER_PRELOAD": False,
+        # Rate limits are tested on apps of their own (``make_app(LIMITS_ENABLED=True)``);
+        # counters of a run of its own, should it share Redis with another.
+        "LIMITS_ENABLED": False,
+        "RATELIMIT_KEY_PREFIX": f"hotline-limits:test:{uuid.uuid4().hex}",
     }
     config.update(extra)
     return config

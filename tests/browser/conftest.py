@@ -84,6 +84,7 @@ def live_server(browser_database, models_dir, tmp_path_factory):
         "HOTLINE_ATTACHMENT_DIR": str(tmp_path_factory.mktemp("browser-attachments")),
         # A channel of this run's own: parallel runs on one Redis never cross.
         "HOTLINE_EVENT_CHANNEL": f"hotline:events:browser:{uuid.uuid4().hex}",
+        "HOTLINE_RATELIMIT_KEY_PREFIX": f"hotline-limits:browser:{uuid.uuid4().hex}",
     }
     env.pop("HOTLINE_REDIS_URL", None)
     if REDIS_URL:
