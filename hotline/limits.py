@@ -25,6 +25,10 @@ from hotline.errors import TooManyRequests
 
 log = logging.getLogger(__name__)
 
+#: Seconds to wait for Redis before counting in memory, and before asking it again.
+REDIS_TIMEOUT = 0.5
+REDIS_RETRY_SECONDS = 10
+
 
 def client_address():
     """Who a rule counts by default: the client's address (behind the city's proxy, as
@@ -40,10 +44,17 @@ class Limits:
         self.prefix = config.get("RATELIMIT_KEY_PREFIX") or "hotline-limits"
         self.fallback = MovingWindowRateLimiter(MemoryStorage())
         if config["REDIS_URL"]:
-            storage = storage_from_string(config["REDIS_URL"], key_prefix=self.prefix)
+            storage = storage_from_string(
+                config["REDIS_URL"],
+                key_prefix=self.prefix,
+                socket_connect_timeout=REDIS_TIMEOUT,
+                socket_timeout=REDIS_TIMEOUT,
+            )
             self.shared = MovingWindowRateLimiter(storage)
         else:
             self.shared = None
+        #: Until when (monotonic) Redis is taken for away after a failure.
+        self.shared_down_until = 0.0
 
     @functools.lru_cache(maxsize=32)  # noqa: B019 (one Limits per application)
     def _rules(self, text):
@@ -55,11 +66,14 @@ class Limits:
         if not self.enabled:
             return
         for item in self._rules(text):
-            limiter = self.shared or self.fallback
+            limiter = self.shared
+            if limiter is None or time.monotonic() < self.shared_down_until:
+                limiter = self.fallback
             try:
                 allowed = limiter.hit(item, name, identity)
-            except Exception:  # Redis away: count here meanwhile
+            except Exception:  # Redis away: count here meanwhile, try it again in a while
                 log.warning("rate-limit storage unavailable; counting in memory", exc_info=True)
+                self.shared_down_until = time.monotonic() + REDIS_RETRY_SECONDS
                 limiter = self.fallback
                 allowed = limiter.hit(item, name, identity)
             if not allowed:
