@@ -259,7 +259,7 @@ def _render(typed, key, *, error=None, panels=False, call=None, prefill=False):
         "idempotency_key": key,
         "error": error,
         "field_errors": (error.details or {}) if isinstance(error, ValidationFailed) else {},
-        "channels": [c for c in Channel if c != Channel.grid],
+        "channels": [c for c in Channel if c not in (Channel.grid, Channel.open311)],
         "request_types": list(RequestType),
         "urgencies": list(Urgency),
         "emergency_targets": EMERGENCY_TARGETS,
