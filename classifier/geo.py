@@ -60,13 +60,28 @@ def _shift_lng(x, y):
 
 def wgs84_to_gcj02(lng: float, lat: float) -> tuple[float, float]:
     """The published GCJ-02 offset formula (a few hundred metres in Weifang)."""
+    g_lng, g_lat = _unrounded_gcj02(lng, lat)
+    return round(g_lng, 6), round(g_lat, 6)
+
+
+def gcj02_to_wgs84(lng: float, lat: float) -> tuple[float, float]:
+    """The inverse of ``wgs84_to_gcj02`` (what Open311 clients expect back), by fixed-point
+    iteration: the offset changes slowly, so a few rounds land within a few centimetres."""
+    w_lng, w_lat = lng, lat
+    for _ in range(6):
+        g_lng, g_lat = _unrounded_gcj02(w_lng, w_lat)
+        w_lng, w_lat = w_lng - (g_lng - lng), w_lat - (g_lat - lat)
+    return round(w_lng, 6), round(w_lat, 6)
+
+
+def _unrounded_gcj02(lng, lat):
     d_lat = _shift_lat(lng - 105.0, lat - 35.0)
     d_lng = _shift_lng(lng - 105.0, lat - 35.0)
     rad = lat / 180.0 * math.pi
     magic = 1 - _EE * math.sin(rad) ** 2
     d_lat = (d_lat * 180.0) / ((_A * (1 - _EE)) / (magic * math.sqrt(magic)) * math.pi)
     d_lng = (d_lng * 180.0) / (_A / math.sqrt(magic) * math.cos(rad) * math.pi)
-    return round(lng + d_lng, 6), round(lat + d_lat, 6)
+    return lng + d_lng, lat + d_lat
 
 
 def distance_m(geometry: dict | None, lng: float, lat: float) -> float | None:

@@ -375,6 +375,8 @@ def receive(
     emergency_decision=None,
     offered_suggestion=None,
     call_id=None,
+    channel_client=None,
+    extra_payload=None,
     now=None,
 ):
     """受理: record a new request. Returns (ticket, created).
@@ -401,6 +403,9 @@ def receive(
 
     ``call_id`` names the call the phone system put through to ``actor`` (``calls.announce``):
     the ticket keeps it and its recording, and the call is marked taken.
+
+    ``channel_client`` names the other system a request came from (an Open311 key's name);
+    ``extra_payload`` is what that channel adds to the receive event (Open311's media_url).
     """
     now = now or utcnow()
     check_role("receive", actor)
@@ -460,6 +465,7 @@ def receive(
         "dispatch_confidence": suggestions.dispatch_confidence(suggestion),
         "call_id": call.call_id if call else None,
         "recording_ref": call.recording_ref if call else None,
+        "channel_client": channel_client,
     }
     statement = _INSERT_TICKET
     if session.get_bind().dialect.name == "postgresql":
@@ -477,7 +483,11 @@ def receive(
         return existing, False
     if ticket.number is None:
         ticket.number = _number(session, ticket)
-    payload = {"channel": channel.value, "request_type": request_type.value}
+    payload = {
+        **(extra_payload or {}),
+        "channel": channel.value,
+        "request_type": request_type.value,
+    }
     if area_source == placing.SUGGESTED:
         # Which area the suggestion filled in (a typed one is the ticket's own field).
         payload["suggested_area"] = area.code

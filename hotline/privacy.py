@@ -10,6 +10,7 @@ request that failed (4xx/5xx) or redirected showed nothing and records nothing.
 """
 
 import logging
+import re
 
 from flask import g, has_request_context, request
 
@@ -62,3 +63,41 @@ def init_app(app):
             db.rollback()
             log.exception("could not record a personal-data view (%s)", request.path)
         return response
+
+
+# -- scrubbing text shown to the public ---------------------------------------------------------
+
+#: A digit, ASCII or full-width (people type both).
+_D = "[0-9\uff10-\uff19]"
+_NOT_DIGIT_BEFORE = f"(?<!{_D})"
+_NOT_DIGIT_AFTER = f"(?!{_D})"
+#: 18-digit resident ID numbers (the last may be X).
+_ID_NUMBER = re.compile(f"{_NOT_DIGIT_BEFORE}{_D}{{17}}(?:{_D}|[Xx\uff38\uff58]){_NOT_DIGIT_AFTER}")
+#: Mobiles (+86 optional, groups split by spaces or hyphens), landlines with an area code
+#: (brackets optional), and bare 7–8 digit local numbers.
+_PHONE = re.compile(
+    _NOT_DIGIT_BEFORE
+    + "(?:"
+    + f"(?:[+\uff0b]?86[-\\s]?)?[1\uff11][3-9\uff13-\uff19]{_D}[-\\s]?{_D}{{4}}[-\\s]?{_D}{{4}}"
+    + f"|[(\uff08]?[0\uff10]{_D}{{2,3}}[)\uff09]?[-\\s]?{_D}{{7,8}}"
+    + f"|{_D}{{7,8}}"
+    + ")"
+    + _NOT_DIGIT_AFTER
+)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+ID_REMOVED = "〔身份证号已隐去〕"
+PHONE_REMOVED = "〔电话已隐去〕"
+EMAIL_REMOVED = "〔邮箱已隐去〕"
+
+
+def scrub_personal(text):
+    """``text`` with ID numbers, phone numbers and e-mail addresses replaced by a note, for
+    what the public reads (Open311's descriptions and replies). Bare 7–8 digit numbers go
+    too: a local number without its area code is still a phone, and losing a number written
+    without separators (20241201) costs less than showing someone's phone. Names cannot be
+    found reliably in free text; public reads never show the name fields instead."""
+    if not text:
+        return text
+    text = _ID_NUMBER.sub(ID_REMOVED, text)
+    text = _EMAIL.sub(EMAIL_REMOVED, text)
+    return _PHONE.sub(PHONE_REMOVED, text)

@@ -23,9 +23,11 @@ import dashboards.pages.search
 import dispatch.api.callbacks
 import dispatch.api.catalogue
 import dispatch.api.intake
+import dispatch.api.open311
 import dispatch.api.tickets
 import dispatch.api.time_rules
 import dispatch.api.units
+import dispatch.pages.admin_open311
 import dispatch.pages.admin_routing
 import dispatch.pages.admin_time
 import dispatch.pages.admin_units
@@ -107,6 +109,7 @@ PAGES = [
     hotline.admin.categories,
     dispatch.pages.admin_routing,
     dispatch.pages.admin_time,
+    dispatch.pages.admin_open311,
     hotline.admin.knowledge,
     dashboards.pages.admin_scoring,
     hotline.admin.onboarding,
@@ -156,6 +159,8 @@ def create_app(overrides=None):
     for module in API:
         api.register_blueprint(module.create_blueprint())
     app.register_blueprint(api)
+    # Other systems' interface: Open311 GeoReport v2 at /open311/v2, in its own formats.
+    app.register_blueprint(dispatch.api.open311.create_blueprint())
     for module in PAGES:
         app.register_blueprint(module.create_blueprint())
     web.check_homes(app)
@@ -173,6 +178,8 @@ def _register_handlers(app):
         # Routing errors happen before any blueprint is chosen; answer API paths in the envelope.
         if request.path.startswith("/api/"):
             return hotline.api.http_error(exc)
+        if request.path.startswith(dispatch.api.open311.PREFIX):
+            return dispatch.api.open311.http_error(exc)
         return render_template(
             "error.html", status=exc.code, message=PAGE_ERRORS[exc.code]
         ), exc.code
@@ -182,6 +189,8 @@ def _register_handlers(app):
         # A page's refusal that no page renders itself (bad query arguments …).
         if request.path.startswith("/api/"):
             return hotline.api.hotline_error(exc)
+        if request.path.startswith(dispatch.api.open311.PREFIX):
+            return dispatch.api.open311.hotline_error(exc)
         return (
             render_template("error.html", status=exc.status, message=exc.message),
             exc.status,
@@ -194,6 +203,8 @@ def _register_handlers(app):
         # what was typed; any other database error is an internal error.
         if request.path.startswith("/api/"):
             return hotline.api.database_error(exc)
+        if request.path.startswith(dispatch.api.open311.PREFIX):
+            return dispatch.api.open311.database_error(exc)
         if not db.unavailable(exc):
             db.log_error(app.logger, exc, f"on {request.method} {request.path}")
             return web.keep_typed_page(INTERNAL_ERROR, 500)
@@ -207,6 +218,8 @@ def _register_handlers(app):
         # Flask logs the unhandled exception itself; people get Chinese and keep their text.
         if request.path.startswith("/api/"):
             return hotline.api.error_response(500, "INTERNAL_ERROR", INTERNAL_ERROR)
+        if request.path.startswith(dispatch.api.open311.PREFIX):
+            return dispatch.api.open311.internal_error(exc)
         return web.keep_typed_page(INTERNAL_ERROR, 500)
 
     @app.errorhandler(CSRFError)

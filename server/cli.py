@@ -15,8 +15,9 @@ from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from classifier import artefact
 from dashboards import publisher as board_publisher
+from dispatch import open311
 from hotline import migrate, seed, tabular, users
-from hotline.db import get_session
+from hotline.db import get_session, local_datetime
 from hotline.enums import SERVICE_ROLES, Role
 from hotline.errors import HotlineError
 from hotline.models import User
@@ -236,6 +237,64 @@ def create_user(username, role, name, unit, grids, district, password):
         raise click.ClickException(_refusal(error)) from None
     session.commit()
     click.echo(f"已创建用户 {username}（{role.label}）")
+
+
+@main.group("open311-key")
+def open311_key():
+    """Open311 GeoReport v2 API keys of other systems (the page 开放接口密钥 does the same)."""
+
+
+@open311_key.command("create")
+@click.argument("name")
+@click.option("--note", help="Who the key is for (contact, purpose).")
+@with_appcontext
+def open311_key_create(name, note):
+    """Make a key for the client NAME; the key alone is printed on the last line (shown once)."""
+    session = get_session()
+    try:
+        row, key = open311.create_key(session, None, name, note)
+    except HotlineError as error:
+        raise click.ClickException(_refusal(error)) from None
+    session.commit()
+    click.echo(
+        f"已为“{row.name}”新建开放接口密钥（开头 {row.key_prefix}），请妥善保存，此后无法再次查看："
+    )
+    click.echo(key)
+
+
+@open311_key.command("list")
+@with_appcontext
+def open311_key_list():
+    """Every key: name, first characters, created, last used, revoked."""
+    timezone = current_app.config["TIMEZONE"]
+
+    def local(moment):
+        return f"{local_datetime(moment, timezone):%Y-%m-%d %H:%M}" if moment else "—"
+
+    rows = open311.list_keys(get_session())
+    if not rows:
+        click.echo("还没有开放接口密钥")
+    for row in rows:
+        state = f"已吊销 {local(row.revoked_at)}" if row.revoked_at else "有效"
+        click.echo(
+            f"{row.name}\t{row.key_prefix}…\t新建 {local(row.created_at)}"
+            f"\t最近使用 {local(row.last_used_at)}\t{state}"
+        )
+
+
+@open311_key.command("revoke")
+@click.argument("name")
+@with_appcontext
+def open311_key_revoke(name):
+    """Revoke the key of NAME: refused from now on (its tickets stay)."""
+    session = get_session()
+    try:
+        row = open311.get_key(session, name)
+        changed = open311.revoke_key(session, None, row)
+    except HotlineError as error:
+        raise click.ClickException(_refusal(error)) from None
+    session.commit()
+    click.echo(f"已吊销“{name}”的密钥" if changed else f"“{name}”的密钥此前已吊销")
 
 
 def _refusal(error):

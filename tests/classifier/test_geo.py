@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from classifier import geo
 from classifier.geo import GridLocator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,3 +156,18 @@ def test_lookup_is_fast_with_thousands_of_grids():
     per_call_ms = (time.perf_counter() - start) * 1000 / len(points)
     assert found > 4000
     assert per_call_ms < 0.3, per_call_ms  # ≈ 0.04 ms measured; slack for loaded CI machines
+
+
+def test_wgs84_to_gcj02_shifts_weifang_by_a_few_hundred_metres():
+    # 潍坊市人民政府 (WGS-84 from a phone's GPS); the GCJ-02 point lies ~ 500 m to the east.
+    lng, lat = geo.wgs84_to_gcj02(119.161755, 36.706774)
+    assert 0.004 < lng - 119.161755 < 0.007
+    assert 0.0 < lat - 36.706774 < 0.002
+
+
+def test_gcj02_to_wgs84_inverts_the_offset_within_a_metre():
+    for wgs in [(119.161755, 36.706774), (116.397128, 39.916527), (121.4737, 31.2304)]:
+        gcj = geo.wgs84_to_gcj02(*wgs)
+        back = geo.gcj02_to_wgs84(*gcj)
+        assert abs(back[0] - wgs[0]) < 1e-5 and abs(back[1] - wgs[1]) < 1e-5
+        assert gcj != back  # the offset is real: the inverse did something
