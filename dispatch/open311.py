@@ -623,8 +623,12 @@ def _iso(value, timezone):
     return value.astimezone(ZoneInfo(timezone)).isoformat(timespec="seconds")
 
 
-def _description(ticket):
+def _description(ticket, media_url):
+    """The request's text; the media link ``post_request`` added for the handler is the
+    request's ``media_url`` instead."""
     text = ticket.content or ""
+    if media_url:
+        text = text.removesuffix(f"\n图片链接：{media_url}")
     return scrub_personal(text)
 
 
@@ -639,7 +643,7 @@ def request_dict(ticket, timezone, media_url=None):
         "status_notes": status_notes(ticket),
         "service_name": ticket.category.name if ticket.category else None,
         "service_code": ticket.category.code if ticket.category else None,
-        "description": _description(ticket),
+        "description": _description(ticket, media_url),
         "agency_responsible": ticket.lead_unit.name if ticket.lead_unit else None,
         "service_notice": None,
         "requested_datetime": _iso(ticket.received_at, timezone),
@@ -704,7 +708,9 @@ def errors_of(status, exc):
     messages = []
     if isinstance(exc, ValidationFailed) and exc.code == ValidationFailed.code:
         messages = [
-            f"{field}：{text}" for field, text in exc.details.items() if isinstance(text, str)
+            text if text.startswith(field) else f"{field}：{text}"
+            for field, text in exc.details.items()
+            if isinstance(text, str)
         ]
     return [{"code": status, "description": m} for m in messages or [exc.message]]
 
