@@ -8,8 +8,7 @@ API keys
     characters are kept. Each key has its own service account (``Role.portal``,
     ``open311-<slug>``) that receives its requests, so its tickets, its idempotency keys and
     its audit trail are its own. A revoked key is refused from that moment; the account and
-    its tickets stay. Each key may make ``OPEN311_REQUESTS_PER_MINUTE`` calls a minute
-    (``RateLimit``).
+    its tickets stay. Each key's calls are limited by ``LIMIT_OPEN311`` (``hotline.limits``).
 
 Services (GET services)
     Every active category with no active category below it is a service: ``service_code``
@@ -43,21 +42,17 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
-import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections import deque
 from zoneinfo import ZoneInfo
 
-import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from classifier import geo
 from dispatch import operations
-from hotline import users
+from hotline import limits, users
 from hotline.audit import audit
 from hotline.db import utcnow
 from hotline.enums import Channel, IntakeOutcome, RequestType, TicketStatus, Urgency
@@ -65,7 +60,6 @@ from hotline.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    TooManyRequests,
     ValidationFailed,
 )
 from hotline.models import Category, Open311Key, Ticket, TicketEvent
@@ -240,60 +234,11 @@ def key_for(db, plaintext, now=None):
     return row
 
 
-class RateLimit:
-    """``per_minute`` calls per key in any 60 seconds. With Redis (production: several
-    processes) a counter per key and minute shared by all of them; without, a sliding window
-    in this process (the demo). ``hit`` raises TooManyRequests with the wait in seconds.
-
-    Small on purpose: when the project's general limiter (Flask-Limiter, ``hotline.limits``)
-    is in place, this class is the one thing to swap."""
-
-    def __init__(self, per_minute, redis_url=None):
-        self.per_minute = per_minute
-        self.redis = redis.Redis.from_url(redis_url, socket_timeout=1) if redis_url else None
-        self._windows = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key_id, now=None):
-        if self.per_minute <= 0:
-            return
-        now = time.time() if now is None else now
-        wait = self._redis_hit(key_id, now) if self.redis else self._memory_hit(key_id, now)
-        if wait:
-            raise TooManyRequests(
-                f"请求过于频繁：每个密钥每分钟最多 {self.per_minute} 次，请 {wait} 秒后重试",
-                code="OPEN311_RATE_LIMITED",
-                retry_after=wait,
-            )
-
-    def _memory_hit(self, key_id, now):
-        with self._lock:
-            window = self._windows.setdefault(key_id, deque())
-            while window and window[0] <= now - 60:
-                window.popleft()
-            if len(window) >= self.per_minute:
-                return max(1, int(window[0] + 60 - now) + 1)
-            window.append(now)
-            return 0
-
-    def _redis_hit(self, key_id, now):
-        minute = int(now // 60)
-        name = f"hotline:open311:rate:{key_id}:{minute}"
-        try:
-            pipe = self.redis.pipeline()
-            pipe.incr(name)
-            pipe.expire(name, 120)
-            count = pipe.execute()[0]
-        except redis.RedisError:
-            # The limiter away must not take the interface down with it.
-            return self._memory_hit(key_id, now)
-        return 0 if count <= self.per_minute else max(1, int((minute + 1) * 60 - now) + 1)
-
-
-def authorise(db, plaintext, limit):
-    """The key of a call (``key_for``), counted against its rate limit."""
+def authorise(db, plaintext):
+    """The key of a call (``key_for``), counted against its rate limit (``LIMIT_OPEN311``
+    per key, ``hotline.limits``: shared through Redis by every process)."""
     row = key_for(db, plaintext)
-    limit.hit(row.key_hash[:16])
+    limits.check("LIMIT_OPEN311", f"open311:{row.name}")
     return row
 
 

@@ -45,9 +45,8 @@ DEFAULTS = {
     #: seat's typos must not lock out the rest. 0 in ``LOGIN_MAX_FAILURES_PER_ADDRESS`` turns
     #: the per-address rule off everywhere.
     "LOGIN_TRUSTED_NETWORKS": "",
-    #: Open311 GeoReport v2 (``/open311/v2``): requests per minute one API key may make, and
-    #: the most service requests one ``GET requests`` answers (a page; ``page`` for more).
-    "OPEN311_REQUESTS_PER_MINUTE": 60,
+    #: Open311 GeoReport v2 (``/open311/v2``): the most service requests one
+    #: ``GET requests`` answers (a page; ``page`` for more).
     "OPEN311_PAGE_SIZE": 200,
     #: A form's CSRF token lasts as long as the login (None): an operator's console stays
     #: open for a whole shift.

@@ -24,7 +24,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from dispatch import open311
-from hotline import auth
+from hotline import auth, limits
 from hotline import db as hotline_db
 from hotline.db import get_session, utcnow
 from hotline.errors import (
@@ -39,7 +39,6 @@ from hotline.schemas import positive_int
 log = logging.getLogger(__name__)
 PREFIX = "/open311/v2"
 FMT = "<any(json,xml):fmt>"
-LIMIT = "hotline.open311_limit"
 #: HTTP statuses the standard knows; ours map onto them (422 → 400 …).
 _STATUS = {422: 400, 415: 400}
 _HTTP_MESSAGES = {
@@ -66,15 +65,7 @@ def create_blueprint():
     bp.register_error_handler(Exception, _unexpected)
     # Programs send an api_key, not a session cookie: there is no cross-site form to forge.
     auth.csrf.exempt(bp)
-    bp.record_once(_make_limit)
     return bp
-
-
-def _make_limit(state):
-    config = state.app.config
-    state.app.extensions[LIMIT] = open311.RateLimit(
-        config["OPEN311_REQUESTS_PER_MINUTE"], config["REDIS_URL"] or None
-    )
 
 
 # -- answers ------------------------------------------------------------------------------------
@@ -138,11 +129,15 @@ def _unexpected(exc):
 
 
 def _optional_key(db):
-    """A read may carry an api_key: then it is checked and counted like a POST."""
+    """A read may carry an api_key: then it is checked and counted like a POST; without one
+    it is counted by the caller's address under the same rule."""
     plaintext = request.args.get("api_key")
-    if plaintext is not None:
-        open311.authorise(db, plaintext, current_app.extensions[LIMIT])
-        db.commit()
+    if plaintext is None:
+        limits.check("LIMIT_OPEN311")
+        return None
+    key = open311.authorise(db, plaintext)
+    db.commit()
+    return key
 
 
 def discovery(fmt):
@@ -179,7 +174,7 @@ def post_request(fmt):
     db = get_session()
     data = _posted()
     plaintext = data.pop("api_key", None) or request.args.get("api_key")
-    key = open311.authorise(db, plaintext, current_app.extensions[LIMIT])
+    key = open311.authorise(db, plaintext)
     ticket, token, created = open311.post_request(
         db, key, data, idempotency_key=request.headers.get("Idempotency-Key")
     )
@@ -224,9 +219,5 @@ def get_request(number, fmt):
 
 def get_token(token, fmt):
     db = get_session()
-    plaintext = request.args.get("api_key")
-    key = None
-    if plaintext is not None:
-        key = open311.authorise(db, plaintext, current_app.extensions[LIMIT])
-        db.commit()
+    key = _optional_key(db)
     return answer("service_requests", open311.tokens(db, token, key))
