@@ -425,6 +425,9 @@ def receive(
         )
     else:
         _require(channel != Channel.grid, "channel", "“网格主动发现”渠道只供网格员使用")
+    if actor.role != Role.portal:
+        # Only another system's own account files through Open311 (dispatch.open311).
+        _require(channel != Channel.open311, "channel", "“开放接口”渠道只供外部系统通过接口提交")
     if title is None:
         title = title_from(content)
     if suggestion is SUGGEST:

@@ -324,6 +324,14 @@ def test_operator_may_not_use_grid_channel(db, u, make_ticket, ticket_count):
     assert ticket_count() == before
 
 
+def test_staff_may_not_use_the_open311_channel(db, u, make_ticket, ticket_count):
+    before = ticket_count()
+    with pytest.raises(ValidationFailed) as caught:
+        make_ticket(u.operator, channel=Channel.open311)
+    assert caught.value.details == {"channel": "“开放接口”渠道只供外部系统通过接口提交"}
+    assert ticket_count() == before
+
+
 def test_resolve_at_intake(db, u, new_ticket):
     ticket = new_ticket()
     now = local(2026, 11, 16, 8, 5)
