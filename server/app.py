@@ -29,6 +29,7 @@ import dispatch.api.units
 import dispatch.pages.admin_routing
 import dispatch.pages.admin_time
 import dispatch.pages.admin_units
+import dispatch.pages.citizen
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
@@ -100,6 +101,8 @@ PAGES = [
     dashboards.pages.board,
     dashboards.pages.report,
     dashboards.pages.search,
+    # The 市民端 (public, no login, no menu).
+    dispatch.pages.citizen,
     # The administration's sections, in the order of its side menu.
     hotline.admin.users,
     dispatch.pages.admin_units,
