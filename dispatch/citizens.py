@@ -36,7 +36,7 @@ from hotline import citizens, outbox
 from hotline.db import local_datetime, utcnow
 from hotline.enums import Channel, RequestType, Urgency
 from hotline.errors import Conflict, ValidationFailed
-from hotline.models import Category, Ticket, TicketEvent
+from hotline.models import Category, Ticket
 from hotline.schemas import ADDRESS_MAX
 from hotline.users import portal_account
 
@@ -168,11 +168,11 @@ def submit(
         photos=photos,
         idempotency_key=idempotency_key,
         digest=digest,
+        citizen_saw_warning=bool(emergency_seen),
         now=now,
     )
     if not created:
         return ticket, False
-    _record_warning_seen(session, ticket, emergency_seen)
     if phone:
         outbox.tell_citizen(
             session,
@@ -197,26 +197,6 @@ def _ticket_for_key(session, actor, key, digest):
             details={"idempotency_key": key},
         )
     return ticket
-
-
-def _record_warning_seen(session, ticket, seen):
-    """Add to the receive event whether the citizen was shown the emergency warning (and,
-    since they submitted, went on). Only when there was a warning to see."""
-    event = session.scalars(
-        sa.select(TicketEvent).where(
-            TicketEvent.ticket_id == ticket.id, TicketEvent.action == "receive"
-        )
-    ).one()
-    payload = dict(event.payload or {})
-    warning = payload.get("urgency_warning")
-    if warning is None and not seen:
-        return
-    payload["urgency_warning"] = {
-        **(warning or {"shown": False, "urgency": ticket.urgency.value}),
-        "citizen_saw_warning": bool(seen),
-    }
-    event.payload = payload
-    session.flush()
 
 
 # -- the promise ------------------------------------------------------------------------------

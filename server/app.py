@@ -22,6 +22,7 @@ import dashboards.pages.report
 import dashboards.pages.search
 import dispatch.api.callbacks
 import dispatch.api.catalogue
+import dispatch.api.citizen
 import dispatch.api.intake
 import dispatch.api.tickets
 import dispatch.api.time_rules
@@ -88,6 +89,11 @@ API = [
     dispatch.api.catalogue,
     dispatch.api.units,
     dashboards.api,
+]
+#: Public JSON APIs outside ``/api/v1`` with their own envelope handlers and no staff login
+#: (the 市民端's app API under ``/citizen/api/v1``).
+PUBLIC_API = [
+    dispatch.api.citizen,
 ]
 #: The pages, in the order of the header menu each registers its pages in.
 PAGES = [
@@ -159,6 +165,8 @@ def create_app(overrides=None):
     for module in API:
         api.register_blueprint(module.create_blueprint())
     app.register_blueprint(api)
+    for module in PUBLIC_API:
+        app.register_blueprint(module.create_blueprint())
     for module in PAGES:
         app.register_blueprint(module.create_blueprint())
     web.check_homes(app)
