@@ -37,7 +37,7 @@ from hotline.db import local_datetime, utcnow
 from hotline.enums import Channel, RequestType, Urgency
 from hotline.errors import Conflict, ValidationFailed
 from hotline.models import Category, Ticket
-from hotline.schemas import ADDRESS_MAX
+from hotline.schemas import ADDRESS_MAX, valid_idempotency_key
 from hotline.users import portal_account
 
 #: The channels a citizen's own client may be (the 市民端's three service accounts).
@@ -56,10 +56,11 @@ IDEMPOTENCY_MISSING = "页面缺少防重复提交标识，请刷新页面后重
 
 def submission_values(fields, *, text_position):
     """The ``submit`` values of a citizen's request read from ``fields`` (``Fields`` of the
-    page's form or the API's body), checked; raises ``ValidationFailed`` naming every bad
-    field. ``text_position``: the page sends ``lng``/``lat`` as text (the device's WGS-84 when
-    ``position_source=device``, converted here to the map's GCJ-02); the API sends numbers,
-    taken as WGS-84 from the phone's GPS and converted too."""
+    page's form or the API's body); the caller adds its own fields and calls
+    ``fields.check()``, which refuses naming every bad field. ``text_position``: the page
+    sends ``lng``/``lat`` as text (the device's WGS-84 when ``position_source=device``,
+    converted here to the map's GCJ-02); the API sends numbers, taken as WGS-84 from the
+    phone's GPS and converted too."""
     values = {
         "request_type": fields.choice("request_type", "反映类型", RequestType, required=True),
         "content": fields.content(label="反映内容"),
@@ -124,9 +125,11 @@ def submit(
         raise ValidationFailed(
             "受理渠道须为网站、微信或 App", details={"channel": "受理渠道须为网站、微信或 App"}
         )
-    if not idempotency_key:
+    if not valid_idempotency_key(idempotency_key):
         raise ValidationFailed(
-            IDEMPOTENCY_MISSING, code="IDEMPOTENCY_KEY_MISSING", details={"key": IDEMPOTENCY_MISSING}
+            IDEMPOTENCY_MISSING,
+            code="IDEMPOTENCY_KEY_MISSING",
+            details={"key": IDEMPOTENCY_MISSING},
         )
     limit = current_app.config["MAX_TICKET_CONTENT_CHARS"] if current_app else 10_000
     content = (content or "").strip()
@@ -178,7 +181,10 @@ def submit(
             session,
             kind="citizen_received",
             phone=phone,
-            fields={"number": ticket.number, "reply_by": reply_text(promised_reply(session, ticket))},
+            fields={
+                "number": ticket.number,
+                "reply_by": reply_text(promised_reply(session, ticket)),
+            },
             delivery_key=f"received:{ticket.id}",
             ticket_id=ticket.id,
             now=now,
@@ -254,4 +260,3 @@ def suggestion_for_citizen(suggestion):
     label = None if category.get("abstain") or not top else top[0].get("name")
     warning = operations.emergency_warning(suggestion)
     return {"category": label, "emergency": warning["transfer_to"] if warning else None}
-

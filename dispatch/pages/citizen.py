@@ -275,4 +275,3 @@ def receipt(number):
 
 def _masked(phone):
     return f"{phone[:3]}****{phone[-4:]}" if phone else None
-

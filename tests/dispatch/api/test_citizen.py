@@ -60,7 +60,9 @@ def test_a_code_then_a_request_from_an_app(client, db):
 
 def test_the_channel_may_be_wechat_but_not_the_phone(client, db):
     created = post(
-        client, "requests", {"request_type": "consult", "content": CONTENT, "channel": "wechat"},
+        client,
+        "requests",
+        {"request_type": "consult", "content": CONTENT, "channel": "wechat"},
         key="k-wechat",
     )
     assert created.status_code == 201
@@ -69,7 +71,9 @@ def test_the_channel_may_be_wechat_but_not_the_phone(client, db):
         "wechat"
     )
     refused = post(
-        client, "requests", {"request_type": "consult", "content": CONTENT, "channel": "phone"},
+        client,
+        "requests",
+        {"request_type": "consult", "content": CONTENT, "channel": "phone"},
         key="k-phone",
     )
     assert_error(refused, 422, "VALIDATION_FAILED")
@@ -92,7 +96,9 @@ def test_photos_come_as_multipart(client, db):
     number = response.get_json()["data"]["number"]
     ticket = db.scalars(sa.select(Ticket).where(Ticket.number == number)).one()
     assert ticket.lng == pytest.approx(geo.wgs84_to_gcj02(119.1, 36.7)[0])
-    assert len(db.scalars(sa.select(Attachment).where(Attachment.ticket_id == ticket.id)).all()) == 2
+    assert (
+        len(db.scalars(sa.select(Attachment).where(Attachment.ticket_id == ticket.id)).all()) == 2
+    )
 
 
 @pytest.mark.parametrize(
@@ -102,20 +108,41 @@ def test_photos_come_as_multipart(client, db):
         ({"request_type": "help"}, "k", 422, "VALIDATION_FAILED"),
         ({"request_type": "urgent", "content": CONTENT}, "k", 422, "VALIDATION_FAILED"),
         ({"request_type": "help", "content": "长" * 10_001}, "k", 422, "VALIDATION_FAILED"),
-        ({"request_type": "help", "content": CONTENT, "name": "名" * 51}, "k", 422,
-         "VALIDATION_FAILED"),
-        ({"request_type": "help", "content": CONTENT, "phone": PHONE}, "k", 422,
-         "VALIDATION_FAILED"),
-        ({"request_type": "help", "content": CONTENT, "phone": PHONE, "code": "000000"}, "k",
-         422, "CODE_INVALID"),
-        ({"request_type": "help", "content": CONTENT, "lng": 0, "lat": 0}, "k", 422,
-         "VALIDATION_FAILED"),
-        ({"request_type": "help", "content": CONTENT, "urgency": "emergency"}, "k", 422,
-         "VALIDATION_FAILED"),
+        (
+            {"request_type": "help", "content": CONTENT, "name": "名" * 51},
+            "k",
+            422,
+            "VALIDATION_FAILED",
+        ),
+        (
+            {"request_type": "help", "content": CONTENT, "phone": PHONE},
+            "k",
+            422,
+            "VALIDATION_FAILED",
+        ),
+        (
+            {"request_type": "help", "content": CONTENT, "phone": PHONE, "code": "000000"},
+            "k",
+            422,
+            "CODE_INVALID",
+        ),
+        (
+            {"request_type": "help", "content": CONTENT, "lng": 0, "lat": 0},
+            "k",
+            422,
+            "VALIDATION_FAILED",
+        ),
+        (
+            {"request_type": "help", "content": CONTENT, "urgency": "emergency"},
+            "k",
+            422,
+            "VALIDATION_FAILED",
+        ),
     ],
 )
-def test_bad_requests_are_refused_with_nothing_written(client, ticket_count, body, key, status,
-                                                        code):
+def test_bad_requests_are_refused_with_nothing_written(
+    client, ticket_count, body, key, status, code
+):
     before = ticket_count()
     assert_error(post(client, "requests", body, key=key), status, code)
     assert ticket_count() == before
@@ -123,7 +150,9 @@ def test_bad_requests_are_refused_with_nothing_written(client, ticket_count, bod
 
 def test_a_request_must_be_json(client):
     response = client.post(
-        "/citizen/api/v1/requests", data="x", headers={"Idempotency-Key": "k"},
+        "/citizen/api/v1/requests",
+        data="x",
+        headers={"Idempotency-Key": "k"},
         content_type="text/plain",
     )
     assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")

@@ -129,9 +129,18 @@ def test_phone_code_submit_receipt(client, db, ticket_count):
     client.get(response.headers["Location"])
     again = client.post(
         "/citizen/submit",
-        data=form(token, key, contact="phone", phone=PHONE, code="000000", name="李女士",
-                  lng="119.1", lat="36.7", position_source="device",
-                  photos=(io.BytesIO(PNG), "现场.png")),
+        data=form(
+            token,
+            key,
+            contact="phone",
+            phone=PHONE,
+            code="000000",
+            name="李女士",
+            lng="119.1",
+            lat="36.7",
+            position_source="device",
+            photos=(io.BytesIO(PNG), "现场.png"),
+        ),
         content_type="multipart/form-data",
     )
     assert again.status_code == 303 and again.headers["Location"] == response.headers["Location"]
@@ -256,9 +265,7 @@ def test_a_bad_phone_and_a_resend_too_soon_are_told_in_chinese(client):
 
 def test_the_suggestion_tells_only_the_category_name_and_the_line(client):
     token, _ = page_form(client)
-    answer = client.post(
-        "/citizen/suggest", json={"content": FIRE}, headers={"X-CSRFToken": token}
-    )
+    answer = client.post("/citizen/suggest", json={"content": FIRE}, headers={"X-CSRFToken": token})
     data = answer.get_json()["data"]
     assert set(data) == {"category", "emergency"}
     assert data["emergency"] == "119"
@@ -286,7 +293,9 @@ def test_suggestions_are_rate_limited(make_app):
     for _ in range(2):
         ok = client.post("/citizen/suggest", json={"content": "短"}, headers={"X-CSRFToken": token})
         assert ok.status_code == 200
-    refused = client.post("/citizen/suggest", json={"content": "短"}, headers={"X-CSRFToken": token})
+    refused = client.post(
+        "/citizen/suggest", json={"content": "短"}, headers={"X-CSRFToken": token}
+    )
     assert refused.status_code == 429
     assert refused.get_json()["error"]["message"].startswith("操作过于频繁")
 
