@@ -98,7 +98,13 @@ class Teller:
         channel = _label(Channel, p.get("channel"))
         text = f"通过“{channel}”受理，诉求类型“{_label(RequestType, p.get('request_type'))}”"
         warning = p.get("urgency_warning")
-        if warning and warning.get("shown"):
+        if warning and "citizen_saw_warning" in warning:
+            # 市民端: the citizen was (or was not) told to call the emergency line.
+            if warning["citizen_saw_warning"]:
+                text += "；市民已看到拨打紧急电话的提示，仍选择提交"
+            elif warning.get("shown"):
+                text += "；系统提示可能为紧急情况，市民页面未显示该提示"
+        elif warning and warning.get("shown"):
             evidence = f"（来电提及“{warning['evidence']}”）" if warning.get("evidence") else ""
             decision = WARNING_DECISIONS.get(warning.get("decision"), "")
             text += f"；系统提示可能为紧急情况{evidence}，{decision}"

@@ -373,6 +373,7 @@ def receive(
     digest=None,
     suggestion=SUGGEST,
     emergency_decision=None,
+    citizen_saw_warning=None,
     offered_suggestion=None,
     call_id=None,
     channel_client=None,
@@ -399,7 +400,9 @@ def receive(
     The urgency is the caller's, never the suggestion's: a suggested emergency is a warning
     the operator answers (``emergency_decision``: kept, dismissed, transferred). The receive
     event records whether the warning was shown and the answer (``unanswered`` if none), so
-    false alarms and overridden warnings can be counted.
+    false alarms and overridden warnings can be counted. A citizen's own request (市民端) has
+    no operator: ``citizen_saw_warning`` records whether the page showed the citizen the
+    line to call before they submitted anyway.
 
     ``call_id`` names the call the phone system put through to ``actor`` (``calls.announce``):
     the ticket keeps it and its recording, and the call is marked taken.
@@ -503,6 +506,9 @@ def receive(
             "decision": emergency_decision.value if emergency_decision else "unanswered",
             "urgency": urgency.value,
         }
+    if citizen_saw_warning or (citizen_saw_warning is not None and warning is not None):
+        shown = payload.setdefault("urgency_warning", {"shown": False, "urgency": urgency.value})
+        shown["citizen_saw_warning"] = citizen_saw_warning
     event = _record(session, ticket, actor, "receive", None, now=now, payload=payload)
     if photos:
         attachments.store(session, actor, ticket, photos, purpose="report", event=event)

@@ -22,6 +22,7 @@ import dashboards.pages.report
 import dashboards.pages.search
 import dispatch.api.callbacks
 import dispatch.api.catalogue
+import dispatch.api.citizen
 import dispatch.api.intake
 import dispatch.api.open311
 import dispatch.api.tickets
@@ -31,6 +32,7 @@ import dispatch.pages.admin_open311
 import dispatch.pages.admin_routing
 import dispatch.pages.admin_time
 import dispatch.pages.admin_units
+import dispatch.pages.citizen
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
@@ -90,6 +92,11 @@ API = [
     dispatch.api.units,
     dashboards.api,
 ]
+#: Public JSON APIs outside ``/api/v1`` with their own envelope handlers and no staff login
+#: (the 市民端's app API under ``/citizen/api/v1``).
+PUBLIC_API = [
+    dispatch.api.citizen,
+]
 #: The pages, in the order of the header menu each registers its pages in.
 PAGES = [
     hotline.pages,
@@ -102,6 +109,8 @@ PAGES = [
     dashboards.pages.board,
     dashboards.pages.report,
     dashboards.pages.search,
+    # The 市民端 (public, no login, no menu).
+    dispatch.pages.citizen,
     # The administration's sections, in the order of its side menu.
     hotline.admin.users,
     dispatch.pages.admin_units,
@@ -161,12 +170,22 @@ def create_app(overrides=None):
     app.register_blueprint(api)
     # Other systems' interface: Open311 GeoReport v2 at /open311/v2, in its own formats.
     app.register_blueprint(dispatch.api.open311.create_blueprint())
+    for module in PUBLIC_API:
+        app.register_blueprint(module.create_blueprint())
     for module in PAGES:
         app.register_blueprint(module.create_blueprint())
     web.check_homes(app)
     socket.init_app(app)
     _register_handlers(app)
     return app
+
+
+#: Paths whose errors are answered in the JSON envelope (the staff API, the citizens' app API).
+JSON_PATHS = ("/api/", "/citizen/api/")
+
+
+def _answers_json():
+    return request.path.startswith(JSON_PATHS)
 
 
 def _register_handlers(app):
@@ -176,7 +195,7 @@ def _register_handlers(app):
     @app.errorhandler(413)
     def not_shown(exc):
         # Routing errors happen before any blueprint is chosen; answer API paths in the envelope.
-        if request.path.startswith("/api/"):
+        if _answers_json():
             return hotline.api.http_error(exc)
         if request.path.startswith(dispatch.api.open311.PREFIX):
             return dispatch.api.open311.http_error(exc)
@@ -187,7 +206,7 @@ def _register_handlers(app):
     @app.errorhandler(HotlineError)
     def refused(exc):
         # A page's refusal that no page renders itself (bad query arguments …).
-        if request.path.startswith("/api/"):
+        if _answers_json():
             return hotline.api.hotline_error(exc)
         if request.path.startswith(dispatch.api.open311.PREFIX):
             return dispatch.api.open311.hotline_error(exc)
@@ -201,7 +220,7 @@ def _register_handlers(app):
     def database_error(exc):
         # Pages (the API's blueprint answers its own): the database away is a 503 that keeps
         # what was typed; any other database error is an internal error.
-        if request.path.startswith("/api/"):
+        if _answers_json():
             return hotline.api.database_error(exc)
         if request.path.startswith(dispatch.api.open311.PREFIX):
             return dispatch.api.open311.database_error(exc)
@@ -216,7 +235,7 @@ def _register_handlers(app):
     @app.errorhandler(InternalServerError)
     def internal_error(exc):
         # Flask logs the unhandled exception itself; people get Chinese and keep their text.
-        if request.path.startswith("/api/"):
+        if _answers_json():
             return hotline.api.error_response(500, "INTERNAL_ERROR", INTERNAL_ERROR)
         if request.path.startswith(dispatch.api.open311.PREFIX):
             return dispatch.api.open311.internal_error(exc)
