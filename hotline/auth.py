@@ -114,7 +114,8 @@ def init_app(app):
             # Page forms with photos: reading the token reads the form, so the photo limit
             # must apply before the check (JSON keeps the small ``MAX_CONTENT_LENGTH``).
             attachments.allow_upload()
-        csrf.protect()
+        # Blueprints marked ``csrf.exempt`` (Open311: programs with an api_key) are skipped.
+        csrf.protect(apply_exemptions=True)
 
     @app.before_request
     def _forget_cached_user():

@@ -22,6 +22,7 @@ import dashboards.pages.report
 import dashboards.pages.search
 import dispatch.api.callbacks
 import dispatch.api.catalogue
+import dispatch.api.citizen_track
 import dispatch.api.intake
 import dispatch.api.tickets
 import dispatch.api.time_rules
@@ -29,6 +30,7 @@ import dispatch.api.units
 import dispatch.pages.admin_routing
 import dispatch.pages.admin_time
 import dispatch.pages.admin_units
+import dispatch.pages.citizen_track
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
@@ -100,6 +102,8 @@ PAGES = [
     dashboards.pages.board,
     dashboards.pages.report,
     dashboards.pages.search,
+    # The 市民端 (public, no login): following one's requests after submitting.
+    dispatch.pages.citizen_track,
     # The administration's sections, in the order of its side menu.
     hotline.admin.users,
     dispatch.pages.admin_units,
@@ -113,6 +117,9 @@ PAGES = [
     hotline.admin.home,
     hotline.admin.audit,
 ]
+
+#: Paths answered in the JSON envelope (the staff API and the 市民端's app API).
+JSON_PATHS = ("/api/", dispatch.api.citizen_track.PREFIX + "/")
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
 PAGE_ERRORS = {
@@ -156,6 +163,8 @@ def create_app(overrides=None):
     for module in API:
         api.register_blueprint(module.create_blueprint())
     app.register_blueprint(api)
+    # The 市民端's app API at /citizen/api/v1 (citizen tokens, the same envelope).
+    app.register_blueprint(dispatch.api.citizen_track.create_blueprint())
     for module in PAGES:
         app.register_blueprint(module.create_blueprint())
     web.check_homes(app)
@@ -171,7 +180,7 @@ def _register_handlers(app):
     @app.errorhandler(413)
     def not_shown(exc):
         # Routing errors happen before any blueprint is chosen; answer API paths in the envelope.
-        if request.path.startswith("/api/"):
+        if request.path.startswith(JSON_PATHS):
             return hotline.api.http_error(exc)
         return render_template(
             "error.html", status=exc.code, message=PAGE_ERRORS[exc.code]
@@ -180,7 +189,7 @@ def _register_handlers(app):
     @app.errorhandler(HotlineError)
     def refused(exc):
         # A page's refusal that no page renders itself (bad query arguments …).
-        if request.path.startswith("/api/"):
+        if request.path.startswith(JSON_PATHS):
             return hotline.api.hotline_error(exc)
         return (
             render_template("error.html", status=exc.status, message=exc.message),
@@ -192,7 +201,7 @@ def _register_handlers(app):
     def database_error(exc):
         # Pages (the API's blueprint answers its own): the database away is a 503 that keeps
         # what was typed; any other database error is an internal error.
-        if request.path.startswith("/api/"):
+        if request.path.startswith(JSON_PATHS):
             return hotline.api.database_error(exc)
         if not db.unavailable(exc):
             db.log_error(app.logger, exc, f"on {request.method} {request.path}")
@@ -205,7 +214,7 @@ def _register_handlers(app):
     @app.errorhandler(InternalServerError)
     def internal_error(exc):
         # Flask logs the unhandled exception itself; people get Chinese and keep their text.
-        if request.path.startswith("/api/"):
+        if request.path.startswith(JSON_PATHS):
             return hotline.api.error_response(500, "INTERNAL_ERROR", INTERNAL_ERROR)
         return web.keep_typed_page(INTERNAL_ERROR, 500)
 
