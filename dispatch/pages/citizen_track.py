@@ -20,7 +20,6 @@ from flask import (
     Blueprint,
     current_app,
     flash,
-    g,
     make_response,
     redirect,
     render_template,
@@ -91,9 +90,7 @@ def _refused(exc):
 
 def _phone():
     """The phone of the citizen's live session, or None."""
-    if "citizen_phone" not in g:
-        g.citizen_phone = citizens.session_phone(get_session(), request.cookies.get(COOKIE))
-    return g.citizen_phone
+    return citizens.session_phone(get_session(), request.cookies.get(COOKIE))
 
 
 def _with_session(response, token):

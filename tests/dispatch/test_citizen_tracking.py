@@ -38,29 +38,6 @@ def unit(db, code):
     return db.scalars(sa.select(Unit).where(Unit.code == code)).one()
 
 
-@pytest.fixture
-def finished(db, user, make_ticket):
-    """``finished(phone=PHONE, channel=Channel.web, result=…)`` → a ticket filed with
-    ``phone``, dispatched to 东关街道, signed, contacted and finished."""
-
-    def make(phone=PHONE, channel=Channel.web, result="路灯已更换灯泡，恢复照明。"):
-        ticket = make_ticket(
-            user("operator"),
-            category=STREETLIGHT,
-            area="370705001",
-            requester_phone=phone,
-            channel=channel,
-        )
-        ops.dispatch(db, user("dispatcher"), ticket, lead=unit(db, DONGGUAN))
-        ops.sign(db, user("dongguan"), ticket)
-        ops.contact(db, user("dongguan"), ticket, note="已电话联系诉求人")
-        ops.finish(db, user("dongguan"), ticket, result=result)
-        db.flush()
-        return ticket
-
-    return make
-
-
 def _texts(db, ticket, kind):
     return db.scalars(
         sa.select(OutboxMessage)
@@ -154,8 +131,8 @@ def test_the_timeline_tells_only_what_a_citizen_may_see(db, user, make_ticket, a
         assert secret not in words, secret
 
 
-def test_timeline_of_rating_rerequest_and_reopen(db, user, finished):
-    ticket = finished()
+def test_timeline_of_rating_rerequest_and_reopen(db, user, citizen_ticket):
+    ticket = citizen_ticket()
     citizen_tracking.rate_online(
         db, ticket, PHONE, solved=Solved.solved, satisfaction=Satisfaction.satisfied
     )
@@ -193,9 +170,9 @@ def _delta(after, before):
     ],
 )
 def test_online_rating_settles_and_counts_exactly_as_a_phone_callback(
-    db, user, finished, solved, satisfaction, status
+    db, user, citizen_ticket, solved, satisfaction, status
 ):
-    online, called = finished(), finished()
+    online, called = citizen_ticket(), citizen_ticket()
     dongguan = unit(db, DONGGUAN).id
     before = _unit_counts(db, dongguan)
     event = citizen_tracking.rate_online(
@@ -230,21 +207,21 @@ def test_online_rating_settles_and_counts_exactly_as_a_phone_callback(
     assert (online.id in review_ids) == (called.id in review_ids) == (status == S.called_back)
 
 
-def test_the_portal_account_follows_the_tickets_channel(db, finished):
-    ticket = finished(channel=Channel.wechat)
+def test_the_portal_account_follows_the_tickets_channel(db, citizen_ticket):
+    ticket = citizen_ticket(channel=Channel.wechat)
     event = citizen_tracking.rate_online(
         db, ticket, PHONE, solved=Solved.solved, satisfaction=Satisfaction.satisfied
     )
     assert event.actor.username == "portal-wechat"
-    phone_ticket = finished(channel=Channel.phone)
+    phone_ticket = citizen_ticket(channel=Channel.phone)
     event = citizen_tracking.rate_online(
         db, phone_ticket, PHONE, solved=Solved.solved, satisfaction=Satisfaction.satisfied
     )
     assert event.actor.username == "portal-web"
 
 
-def test_a_ticket_rated_online_is_not_called_again(db, user, finished):
-    ticket = finished()
+def test_a_ticket_rated_online_is_not_called_again(db, user, citizen_ticket):
+    ticket = citizen_ticket()
     agent = user("callback")
 
     def queued():
@@ -260,9 +237,9 @@ def test_a_ticket_rated_online_is_not_called_again(db, user, finished):
 
 
 def test_rating_refused_for_another_phone_before_finishing_and_twice(
-    db, user, finished, make_ticket
+    db, user, citizen_ticket, make_ticket
 ):
-    ticket = finished()
+    ticket = citizen_ticket()
     with pytest.raises(NotFound):
         citizen_tracking.rate_online(
             db, ticket, OTHER_PHONE, solved=Solved.solved, satisfaction=Satisfaction.satisfied
@@ -286,8 +263,8 @@ def test_rating_refused_for_another_phone_before_finishing_and_twice(
 # -- 不满意再次反映 -------------------------------------------------------------------------
 
 
-def test_rerequest_from_finished_goes_to_review_as_an_unhappy_callback(db, user, finished):
-    ticket = finished()
+def test_rerequest_from_finished_goes_to_review_as_an_unhappy_callback(db, user, citizen_ticket):
+    ticket = citizen_ticket()
     event = citizen_tracking.rerequest(db, ticket, PHONE, reason="路灯晚上还是不亮")
     db.flush()
     assert ticket.status == S.called_back
@@ -309,8 +286,8 @@ def test_rerequest_from_finished_goes_to_review_as_an_unhappy_callback(db, user,
     assert ticket.status == S.reopened and ticket.reopen_count == 1
 
 
-def test_rerequest_from_closed_reopens_the_units_parts(db, user, finished):
-    ticket = finished()
+def test_rerequest_from_closed_reopens_the_units_parts(db, user, citizen_ticket):
+    ticket = citizen_ticket()
     citizen_tracking.rate_online(
         db, ticket, PHONE, solved=Solved.solved, satisfaction=Satisfaction.satisfied
     )
@@ -336,8 +313,8 @@ def test_rerequest_from_closed_reopens_the_units_parts(db, user, finished):
     assert caught.value.code == "NOT_FINISHED"
 
 
-def test_rerequest_window_and_once_per_result(db, user, finished):
-    ticket = finished()
+def test_rerequest_window_and_once_per_result(db, user, citizen_ticket):
+    ticket = citizen_ticket()
     late = ticket.finished_at + dt.timedelta(days=15, seconds=1)
     with pytest.raises(Conflict) as caught:
         citizen_tracking.rerequest(db, ticket, PHONE, reason="太晚了", now=late)
@@ -364,9 +341,9 @@ def test_rerequest_window_and_once_per_result(db, user, finished):
 # -- the finish text and its rating link ----------------------------------------------------
 
 
-def test_finishing_texts_the_reply_and_a_rating_link(db, user, finished, app):
+def test_finishing_texts_the_reply_and_a_rating_link(db, user, citizen_ticket, app):
     long_reply = "经现场核查，" + "路灯线路老化" * 20 + "，已全部更换。"
-    ticket = finished(result=long_reply)
+    ticket = citizen_ticket(result=long_reply)
     (text,) = _texts(db, ticket, "citizen_finished")
     finish_event = db.scalars(
         sa.select(TicketEvent)
@@ -387,22 +364,22 @@ def test_finishing_texts_the_reply_and_a_rating_link(db, user, finished, app):
     assert PHONE not in token
 
 
-def test_a_landline_or_no_phone_gets_no_text(db, user, finished):
-    assert _texts(db, finished(phone="05368888888"), "citizen_finished") == []
+def test_a_landline_or_no_phone_gets_no_text(db, user, citizen_ticket):
+    assert _texts(db, citizen_ticket(phone="05368888888"), "citizen_finished") == []
 
 
-def test_public_base_url_makes_the_link_absolute(db, finished, app):
+def test_public_base_url_makes_the_link_absolute(db, citizen_ticket, app):
     app.config["PUBLIC_BASE_URL"] = "https://12345.example.gov.cn/"
     try:
-        ticket = finished()
+        ticket = citizen_ticket()
     finally:
         app.config["PUBLIC_BASE_URL"] = ""
     (text,) = _texts(db, ticket, "citizen_finished")
     assert "评价：https://12345.example.gov.cn/citizen/rate/" in text.body
 
 
-def test_reopened_and_refinished_ticket_gets_a_new_text(db, user, finished):
-    ticket = finished()
+def test_reopened_and_refinished_ticket_gets_a_new_text(db, user, citizen_ticket):
+    ticket = citizen_ticket()
     citizen_tracking.rerequest(db, ticket, PHONE, reason="没修好")
     ops.reopen(db, user("supervisor"), ticket, reason="重办")
     ops.sign(db, user("dongguan"), ticket)
@@ -414,8 +391,8 @@ def test_reopened_and_refinished_ticket_gets_a_new_text(db, user, finished):
     assert "已彻底修好" in texts[1].body
 
 
-def test_expired_forged_and_foreign_tokens_are_refused(db, finished, monkeypatch):
-    ticket = finished()
+def test_expired_forged_and_foreign_tokens_are_refused(db, citizen_ticket, monkeypatch):
+    ticket = citizen_ticket()
 
     def load(i):
         return db.get(Ticket, i)
