@@ -136,7 +136,7 @@ def test_a_citizen_follows_rates_and_reopens_at_phone_width(
     page.locator("#rate-form label", has_text=re.compile("^解决$")).click()
     page.locator("#rate-form label", has_text=re.compile("^满意$")).click()
     page.fill("#comment", "修得很快，谢谢！")
-    page.locator("#rate-form").scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar stays on top of the shot
     screenshot(page, "citizen-rate")
     page.click("#rate")
     expect(page.locator(".c-notice")).to_contain_text("感谢您的评价")
@@ -145,7 +145,7 @@ def test_a_citizen_follows_rates_and_reopens_at_phone_width(
     assert _rated(app, unit_id) == (rated_before + 1, satisfied_before + 1)
 
     page.fill("#reason", "才过了三天，路灯晚上又不亮了。")
-    page.locator("#reopen-form").scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "citizen-reopen")
     page.click("#reopen")
     expect(page.locator(".c-notice")).to_contain_text("已收到您的再次反映")

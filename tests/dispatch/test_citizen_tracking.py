@@ -413,3 +413,17 @@ def test_expired_forged_and_foreign_tokens_are_refused(db, citizen_ticket, monke
         with pytest.raises(NotFound) as caught:
             citizen_notices.read_rating_token(db, token, load)
         assert caught.value.code == "RATING_LINK_INVALID"
+
+
+def test_a_ticket_finished_in_a_request_links_to_that_host(db, user, api, make_ticket):
+    ticket = make_ticket(
+        user("operator"), category=STREETLIGHT, area="370705001", requester_phone=PHONE
+    )
+    ops.dispatch(db, user("dispatcher"), ticket, lead=unit(db, DONGGUAN))
+    ops.sign(db, user("dongguan"), ticket)
+    ops.contact(db, user("dongguan"), ticket, note="已联系")
+    db.flush()
+    response = api("dongguan").post(f"/tickets/{ticket.number}/finish", json={"result": "已修复"})
+    assert response.status_code == 200, response.get_json()
+    (text,) = _texts(db, ticket, "citizen_finished")
+    assert "评价：http://localhost/citizen/rate/" in text.body
