@@ -47,7 +47,7 @@ from sqlalchemy.orm.util import identity_key
 
 from dispatch import calendar, citizen_tracking, operations, routing, timers
 from dispatch.states import FINAL, IN_HANDLING
-from hotline import suggestions
+from hotline import outbox, suggestions
 from hotline.audit import audit
 from hotline.config import DEFAULTS
 from hotline.enums import (
@@ -74,6 +74,7 @@ from hotline.models import (
     Category,
     KnowledgeArticle,
     Notification,
+    OutboxMessage,
     RoutingRule,
     SlaPolicy,
     Ticket,
@@ -221,6 +222,15 @@ def generate(session, *, days=DEFAULT_DAYS, seed=DEFAULT_SEED, now=None, per_day
     # The past is not news: nothing of it goes to the boards or the notification senders.
     session.info.pop("pending_events", None)
     session.info.pop("pending_notifications", None)
+    # Nor to citizens: the finish and 再次反映 texts the operations wrote to the outbox.
+    session.execute(
+        sa.delete(OutboxMessage).where(
+            OutboxMessage.audience == outbox.CITIZEN,
+            OutboxMessage.ticket_id.in_(
+                sa.select(Ticket.id).where(Ticket.idempotency_key.like(KEY_PREFIX + "%"))
+            ),
+        )
+    )
     audit(session, None, "history.generate", payload={"seed": seed, "days": days})
     return summarize(session, seed=seed, days=days, already=False, now=now)
 

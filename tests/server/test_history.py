@@ -27,6 +27,7 @@ from hotline.models import (
     CallbackAttempt,
     KnowledgeArticle,
     Notification,
+    OutboxMessage,
     Ticket,
     TicketEvent,
     TimerFiring,
@@ -178,6 +179,13 @@ def test_a_week_of_history_looks_like_a_working_city(db, app):
     assert online and summary.facts["其中网上评价"] == len(online)
     assert {channel for channel, _ in online} <= {Channel.web, Channel.wechat, Channel.app}
     assert all(username == f"portal-{channel.value}" for channel, username in online)
+    # The past is not news: no citizen is texted about it.
+    assert not db.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxMessage)
+        .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
+        .where(MINE, OutboxMessage.audience == "citizen")
+    )
     assert any(t.scoring_exempt for t in tickets)
     assert summary.facts["超期未办结（现在）"] == len(overdue)
 
