@@ -142,8 +142,8 @@ def start_server(url, port, workers, threads, models_dir, gateway_url, redis_url
         HOTLINE_LIMIT_CITIZEN_CODES="100000 per minute",
         HOTLINE_LIMIT_CITIZEN_SUBMIT="100000 per minute",
         # Citizens' texts go to this script's gateway through the real HTTP SMS sender.
-        HOTLINE_CITIZEN_SMS_SENDER="http",
-        HOTLINE_CITIZEN_SMS_URL=gateway_url,
+        HOTLINE_NOTIFY_SMS_SENDER="http",
+        HOTLINE_NOTIFY_SMS_URL=gateway_url,
     )
     command = [
         str(Path(sys.executable).parent / "gunicorn"),

@@ -185,6 +185,9 @@ class Teller:
             text += f"；{_CLOSED.get(p['closed'], '已归档')}"
         return text
 
+    def _rerequest(self, p):
+        return "诉求人网上不满意再次反映（未解决，不满意），待督办审核决定是否重办"
+
     def _close(self, p):
         return _CLOSED.get(p.get("closed"), "已归档")
 

@@ -17,9 +17,9 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from classifier import geo
-from dispatch import calendar, calls, placing, routing, sla, timers
+from dispatch import calendar, calls, citizen_notices, placing, routing, sla, timers
 from dispatch.states import ADMINISTRATIVE, FINAL, IN_HANDLING, TRANSITIONS
-from hotline import attachments, city, events, knowledge, notify, suggestions
+from hotline import attachments, city, events, knowledge, notify, settings, suggestions
 from hotline.audit import audit
 from hotline.config import DEFAULTS
 from hotline.db import utcnow
@@ -1162,6 +1162,8 @@ def finish(session, actor, ticket, *, result, photos=(), expected_version=None, 
     )
     if photos:
         attachments.store(session, actor, ticket, photos, purpose="result", event=event)
+    # 办结通知 with the reply and a rating link, in this transaction (the outbox delivers it).
+    citizen_notices.tell_finished(session, ticket, event, now)
     return event
 
 
@@ -1424,6 +1426,77 @@ def close(session, actor, ticket, *, reason=None, expected_version=None, now=Non
     before = ticket.status
     _close(session, ticket, now)
     return _record(session, ticket, actor, "close", before, reason=reason, payload=payload, now=now)
+
+
+def rerequest(session, actor, ticket, *, reason, expected_version=None, now=None):
+    """不满意再次反映: the citizen, unhappy with the result, asks again online within
+    ``citizen.reopen_days`` days after finishing, from 已办结 or 已归档. The ticket goes to
+    the supervisor's review queue exactly as after an unhappy callback (已回访, unsolved and
+    dissatisfied, the reason as the callback's comment), recorded as the citizen's own online
+    callback attempt: their latest word on the result replaces an earlier rating, so the
+    ranking counts the ticket rated 未解决 / 不满意 until a supervisor reopens it (重办: the
+    rating is cleared, 重办 counted) or accepts it (归档: the rating stays). Once per result.
+    The portal checks the ticket is the citizen's; the citizen is texted that it arrived."""
+    now = now or utcnow()
+    check_allowed("rerequest", ticket, actor, expected_version)
+    reason = _require_reason(reason, "再次反映的理由")
+    days = settings.get(session, "citizen.reopen_days")
+    if ticket.finished_at is None or now > ticket.finished_at + dt.timedelta(days=days):
+        raise Conflict(
+            f"工单办结已超过 {days} 天，不能在网上再次反映；"
+            "如问题仍未解决，请拨打 12345 热线重新反映",
+            code="REREQUEST_WINDOW_PASSED",
+            details={"reopen_days": days, "finished_at": _iso(ticket.finished_at)},
+        )
+    earlier = session.scalar(
+        sa.select(sa.func.count()).where(
+            TicketEvent.ticket_id == ticket.id,
+            TicketEvent.action == "rerequest",
+            TicketEvent.created_at >= ticket.finished_at,
+        )
+    )
+    if earlier:
+        raise Conflict("您已对本次办理结果再次反映过，请等待处理", code="ALREADY_REREQUESTED")
+    before = ticket.status
+    if before == S.closed:
+        # Give the units back the parts the closing ended, as they are after a callback.
+        for a in ticket.assignments:
+            if not a.active and a.ended_at == ticket.closed_at:
+                a.active = True
+                a.ended_at = None
+        ticket.closed_at = None
+    session.add(
+        CallbackAttempt(
+            ticket_id=ticket.id,
+            agent_id=actor.id,
+            attempted_at=now,
+            outcome=CallbackOutcome.answered,
+            solved=Solved.unsolved,
+            satisfaction=Satisfaction.dissatisfied,
+            comment=reason,
+            channel=CallbackChannel.online,
+        )
+    )
+    ticket.status = S.called_back
+    ticket.callback_solved = Solved.unsolved
+    ticket.callback_satisfaction = Satisfaction.dissatisfied
+    ticket.callback_comment = reason
+    ticket.callback_at = now
+    payload = {
+        "channel": CallbackChannel.online.value,
+        "solved": Solved.unsolved.value,
+        "satisfaction": Satisfaction.dissatisfied.value,
+        "attempt": _attempts(session, ticket),
+    }
+    event = _record(
+        session, ticket, actor, "rerequest", before, reason=reason, payload=payload, now=now
+    )
+    citizen_notices.tell_reopened(session, ticket, event, now)
+    return event
+
+
+def _iso(moment):
+    return moment.isoformat() if moment else None
 
 
 def exempt(

@@ -70,6 +70,10 @@ TRANSITIONS = {
         _t("record_callback", "回访", [S.finished], [R.callback_agent, R.portal]),
         _t("reopen", "重办", [S.called_back], [R.supervisor]),
         _t("close", "归档", [S.finished, S.called_back], [R.callback_agent, R.supervisor]),
+        # The citizen, unhappy with the result, asks again online within the window
+        # (citizen.reopen_days after finishing): back to 已回访 for a supervisor, as an unhappy
+        # callback. The one way out of 已归档 besides the scoring exemption.
+        _t("rerequest", "不满意再次反映", [S.finished, S.closed], [R.portal]),
         _t("request_termination", "终止申请", [S.signed, S.contacted], [R.unit_handler]),
         _t("review_termination", "终止审核", [S.termination_requested], [R.supervisor]),
         _t("exempt", "考核豁免", list(S), [R.supervisor]),

@@ -18,6 +18,11 @@ DEFAULTS = {
     "REDIS_URL": "",
     #: Signs session cookies. Must be set in production (the demo generates one per instance).
     "SECRET_KEY": "",
+    #: Where the public reaches this site (``https://12345.example.gov.cn``, no trailing
+    #: slash): the start of the links in citizens' texts (the rating link of 办结通知).
+    #: Empty: the host of the request that finishes the ticket, else a path without host
+    #: (a ticket finished by the scheduler or a script).
+    "PUBLIC_BASE_URL": "",
     #: Local time zone of the city: working days and ticket numbers follow it.
     "TIMEZONE": "Asia/Shanghai",
     #: Prefix of ticket numbers (the city's code letter) until an administrator sets the

@@ -23,6 +23,7 @@ import dashboards.pages.search
 import dispatch.api.callbacks
 import dispatch.api.catalogue
 import dispatch.api.citizen
+import dispatch.api.citizen_track
 import dispatch.api.intake
 import dispatch.api.open311
 import dispatch.api.tickets
@@ -33,6 +34,7 @@ import dispatch.pages.admin_routing
 import dispatch.pages.admin_time
 import dispatch.pages.admin_units
 import dispatch.pages.citizen
+import dispatch.pages.citizen_track
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
@@ -96,6 +98,7 @@ API = [
 #: (the 市民端's app API under ``/citizen/api/v1``).
 PUBLIC_API = [
     dispatch.api.citizen,
+    dispatch.api.citizen_track,
 ]
 #: The pages, in the order of the header menu each registers its pages in.
 PAGES = [
@@ -111,6 +114,8 @@ PAGES = [
     dashboards.pages.search,
     # The 市民端 (public, no login, no menu).
     dispatch.pages.citizen,
+    # The 市民端 (public, no login): following one's requests after submitting.
+    dispatch.pages.citizen_track,
     # The administration's sections, in the order of its side menu.
     hotline.admin.users,
     dispatch.pages.admin_units,

@@ -45,13 +45,14 @@ from flask import current_app
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from dispatch import calendar, operations, routing, timers
+from dispatch import calendar, citizen_tracking, operations, routing, timers
 from dispatch.states import FINAL, IN_HANDLING
-from hotline import suggestions
+from hotline import outbox, suggestions
 from hotline.audit import audit
 from hotline.config import DEFAULTS
 from hotline.enums import (
     AreaLevel,
+    CallbackChannel,
     CallbackOutcome,
     Channel,
     EmergencyDecision,
@@ -73,6 +74,7 @@ from hotline.models import (
     Category,
     KnowledgeArticle,
     Notification,
+    OutboxMessage,
     RoutingRule,
     SlaPolicy,
     Ticket,
@@ -103,6 +105,10 @@ TICK = dt.timedelta(hours=1)
 #: Handlers and callback agents work these local hours on working days.
 WORK_START, WORK_END = dt.time(8, 30), dt.time(17, 30)
 CALLBACK_START, CALLBACK_END = dt.time(8, 30), dt.time(20, 0)
+#: Citizens of these channels may rate online (一事一评) instead of being called: those whose
+#: callback draw (answered from 0.135 up) is at least ``ONLINE_RATING_FROM``.
+ONLINE_CHANNELS = frozenset({Channel.web, Channel.wechat, Channel.app})
+ONLINE_RATING_FROM = 0.5
 
 GIVEN_NAMES = (
     "建国", "丽华", "志强", "海燕", "文军", "晓敏", "国栋", "秀英", "立新", "红梅", "振华",
@@ -216,6 +222,15 @@ def generate(session, *, days=DEFAULT_DAYS, seed=DEFAULT_SEED, now=None, per_day
     # The past is not news: nothing of it goes to the boards or the notification senders.
     session.info.pop("pending_events", None)
     session.info.pop("pending_notifications", None)
+    # Nor to citizens: the finish and 再次反映 texts the operations wrote to the outbox.
+    session.execute(
+        sa.delete(OutboxMessage).where(
+            OutboxMessage.audience == outbox.CITIZEN,
+            OutboxMessage.ticket_id.in_(
+                sa.select(Ticket.id).where(Ticket.idempotency_key.like(KEY_PREFIX + "%"))
+            ),
+        )
+    )
     audit(session, None, "history.generate", payload={"seed": seed, "days": days})
     return summarize(session, seed=seed, days=days, already=False, now=now)
 
@@ -1054,16 +1069,30 @@ class _History:
             )
             return
         solved, satisfaction = self._rating(rng, second_round=case.rounds > 0)
-        operations.record_callback(
-            self.session,
-            self.callback_agent,
-            ticket,
-            outcome=CallbackOutcome.answered,
-            solved=solved,
-            satisfaction=satisfaction,
-            comment=None if satisfaction == Satisfaction.satisfied else "诉求人对办理结果有意见",
-            now=moment,
-        )
+        comment = None if satisfaction == Satisfaction.satisfied else "诉求人对办理结果有意见"
+        if ticket.channel in ONLINE_CHANNELS and draw >= ONLINE_RATING_FROM:
+            # The citizen rated it on the 市民端 (一事一评) before the call came: the same
+            # answers, through the same operation, by the channel's portal account.
+            citizen_tracking.rate_online(
+                self.session,
+                ticket,
+                ticket.requester_phone,
+                solved=solved,
+                satisfaction=satisfaction,
+                comment=comment,
+                now=moment,
+            )
+        else:
+            operations.record_callback(
+                self.session,
+                self.callback_agent,
+                ticket,
+                outcome=CallbackOutcome.answered,
+                solved=solved,
+                satisfaction=satisfaction,
+                comment=comment,
+                now=moment,
+            )
         if ticket.status == S.called_back:
             # The supervisor decides in office hours.
             review = self._office(moment + dt.timedelta(hours=rng.uniform(1, 30)), rng)
@@ -1161,6 +1190,11 @@ def summarize(session, *, seed, days, already, now=None):
             .group_by(CallbackAttempt.outcome)
         ).all()
     )
+    online = count(
+        CallbackAttempt.ticket_id.in_(ids),
+        CallbackAttempt.channel == CallbackChannel.online,
+        model=CallbackAttempt,
+    )
     satisfaction = dict(
         session.execute(
             sa.select(Ticket.callback_satisfaction, sa.func.count())
@@ -1172,6 +1206,7 @@ def summarize(session, *, seed, days, already, now=None):
         "派单": count(mine, Ticket.lead_unit_id.is_not(None)),
         "回访（次）": sum(attempts.values()),
         "回访接通": attempts.get(CallbackOutcome.answered, 0),
+        "其中网上评价": online,
         "回访未接通/拒绝/错号": sum(attempts.values()) - attempts.get(CallbackOutcome.answered, 0),
         "满意/基本满意/不满意": "/".join(str(satisfaction.get(s, 0)) for s in Satisfaction),
         "重办": count(mine, Ticket.reopen_count > 0),

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from dispatch import operations as ops
-from hotline.enums import CallbackOutcome, Role, Satisfaction, Solved
+from hotline.enums import CallbackOutcome, Channel, Role, Satisfaction, Solved
 from hotline.models import (
     Area,
     Assignment,
@@ -18,7 +18,7 @@ from hotline.models import (
     Unit,
     User,
 )
-from tests.dispatch.common import DONGGUAN, MY_GRID, PHOTOS, STREETLIGHT, TUE_0900
+from tests.dispatch.common import DONGGUAN, MY_GRID, PHONE, PHOTOS, STREETLIGHT, TUE_0900
 from tests.helpers import PASSWORD
 
 
@@ -203,5 +203,31 @@ def answer(call):
             satisfaction=satisfaction,
             comment="回访记录",
         )
+
+    return make
+
+
+# -- the 市民端 (tests of dispatch.citizen_tracking, its pages and API) ---------------------------
+
+
+@pytest.fixture
+def citizen_ticket(db, user, make_ticket):
+    """``citizen_ticket(phone=PHONE, channel=Channel.web, result=…)`` → a ticket filed with
+    ``phone``, dispatched to 东关街道, signed, contacted and finished."""
+
+    def make(phone=PHONE, channel=Channel.web, result="路灯已更换灯泡，恢复照明。"):
+        ticket = make_ticket(
+            user("operator"),
+            category=STREETLIGHT,
+            area="370705001",
+            requester_phone=phone,
+            channel=channel,
+        )
+        ops.dispatch(db, user("dispatcher"), ticket, lead=unit(db, DONGGUAN))
+        ops.sign(db, user("dongguan"), ticket)
+        ops.contact(db, user("dongguan"), ticket, note="已电话联系诉求人")
+        ops.finish(db, user("dongguan"), ticket, result=result)
+        db.flush()
+        return ticket
 
     return make

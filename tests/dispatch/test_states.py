@@ -160,6 +160,7 @@ def arguments(db, u, make_ticket):
             },
             "reopen": lambda: {"reason": "未解决"},
             "close": lambda: {"reason": "归档"},
+            "rerequest": lambda: {"reason": "路灯仍然不亮"},
             "request_termination": lambda: {"reason": "诉求人撤回"},
             "review_termination": lambda: {"approve": True, "note": "同意"},
             "exempt": lambda: {"exempt": True, "kind": "unreasonable", "reason": "无理索要"},
@@ -222,6 +223,7 @@ EXPECTED_TABLE = {
     "record_callback": ({"finished"}, {"callback_agent", "portal"}),
     "reopen": ({"called_back"}, {"supervisor"}),
     "close": ({"finished", "called_back"}, {"callback_agent", "supervisor"}),
+    "rerequest": ({"finished", "closed"}, {"portal"}),
     "request_termination": ({"signed", "contacted"}, {"unit_handler"}),
     "review_termination": ({"termination_requested"}, {"supervisor"}),
     "exempt": ({s.value for s in S}, {"supervisor"}),
@@ -246,10 +248,13 @@ def test_transition_table_is_as_documented():
         for name, t in TRANSITIONS.items()
     }
     assert actual == EXPECTED_TABLE
-    # Nothing leaves a final state except the scoring exemption.
+    # Nothing leaves a final state except the scoring exemption, and the citizen's renewed
+    # request (不满意再次反映) out of 已归档 within its window.
     final = {S.resolved_at_intake, S.transferred, S.merged, S.terminated, S.closed}
     for name, t in TRANSITIONS.items():
-        if name != "exempt":
+        if name == "rerequest":
+            assert t.from_states & final == {S.closed}
+        elif name != "exempt":
             assert not (t.from_states & final), name
 
 

@@ -11,6 +11,7 @@ from dispatch.operations import EMERGENCY_LINES
 from dispatch.states import IN_HANDLING
 from hotline.enums import (
     AreaLevel,
+    CallbackChannel,
     Channel,
     IntakeOutcome,
     RankingClass,
@@ -26,10 +27,12 @@ from hotline.models import (
     CallbackAttempt,
     KnowledgeArticle,
     Notification,
+    OutboxMessage,
     Ticket,
     TicketEvent,
     TimerFiring,
     Unit,
+    User,
 )
 from server import history
 from server.cli import main
@@ -165,6 +168,24 @@ def test_a_week_of_history_looks_like_a_working_city(db, app):
     assert rated.count(Satisfaction.satisfied) > 0.6 * len(rated)
     assert db.scalar(sa.select(sa.func.count()).select_from(CallbackAttempt)) >= len(rated)
     assert any(t.reopen_count for t in tickets)
+    # Some citizens of the web, WeChat and app channels rated online (一事一评), through the
+    # portal accounts, and nobody called them after.
+    online = db.execute(
+        sa.select(Ticket.channel, User.username)
+        .join(CallbackAttempt, CallbackAttempt.ticket_id == Ticket.id)
+        .join(User, User.id == CallbackAttempt.agent_id)
+        .where(MINE, CallbackAttempt.channel == CallbackChannel.online)
+    ).all()
+    assert online and summary.facts["其中网上评价"] == len(online)
+    assert {channel for channel, _ in online} <= {Channel.web, Channel.wechat, Channel.app}
+    assert all(username == f"portal-{channel.value}" for channel, username in online)
+    # The past is not news: no citizen is texted about it.
+    assert not db.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxMessage)
+        .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
+        .where(MINE, OutboxMessage.audience == "citizen")
+    )
     assert any(t.scoring_exempt for t in tickets)
     assert summary.facts["超期未办结（现在）"] == len(overdue)
 
