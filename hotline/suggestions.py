@@ -227,16 +227,6 @@ class ActiveCategoriesOnly(Suggester):
                 "abstain": category.get("abstain", False) or dropped_first,
             }
         return result
-        kept = [entry for entry in category["top"] if entry["code"] in self.active_codes]
-        if len(kept) != len(category["top"]):
-            # Without its first choice the model has no answer to stand by.
-            dropped_first = category["top"][0]["code"] not in self.active_codes
-            result["category"] = {
-                **category,
-                "top": kept,
-                "abstain": category.get("abstain", False) or dropped_first,
-            }
-        return result
 
 
 def for_intake(session, text, *, address=None, lng=None, lat=None, offered=None):
