@@ -296,9 +296,9 @@ def run(args):
     )
     try:
         # Warm-up: every worker's first requests (the model, the gazetteer, connections).
-        run_clients(port, gateway, Phones("1370"), 4, args.warmup)
+        run_clients(port, gateway, Phones("13700"), 4, args.warmup)
         cpu_before = group_cpu_seconds(server.pid)
-        threads, numbers = run_clients(port, gateway, Phones("1390"), args.clients, args.seconds)
+        threads, numbers = run_clients(port, gateway, Phones("13900"), args.clients, args.seconds)
         cpu_after = group_cpu_seconds(server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -32,7 +32,8 @@ from flask import current_app
 
 from classifier import geo
 from dispatch import operations, sla
-from hotline import citizens, outbox
+from hotline import citizens, outbox, reference
+from hotline.cache import RowCache, reference_rows
 from hotline.db import local_datetime, utcnow
 from hotline.enums import Channel, RequestType, Urgency
 from hotline.errors import Conflict, ValidationFailed
@@ -210,26 +211,47 @@ def _ticket_for_key(session, actor, key, digest):
 
 def promised_reply(session, ticket):
     """The moment (UTC) the citizen is promised a reply by, or None when no SLA policy
-    applies (see the module's docstring for the rule)."""
+    applies (see the module's docstring for the rule). Asked twice in one request (the SMS,
+    the receipt), it is worked out once."""
+    known = session.info.setdefault("promised_reply", {})
+    if ticket.id not in known:
+        known[ticket.id] = _promised_reply(session, ticket)
+    return known[ticket.id]
+
+
+#: Which policy's finish limit applies to (category id, request type, urgency): asked at
+#: every submission, so kept per process; an administrator's change to the time limits
+#: reaches the promise within ``POLICY_CACHE_SECONDS`` (deadlines themselves are computed
+#: afresh at dispatch). Categories changing empty it at once.
+POLICY_CACHE_SECONDS = 10
+_policy_limits = RowCache(POLICY_CACHE_SECONDS, follows=(reference.CATEGORIES,))
+
+
+def _promised_reply(session, ticket):
     category_id = ticket.category_id or _suggested_category_id(session, ticket.suggestion)
+    key = (category_id, ticket.request_type, ticket.urgency)
+    limit = _policy_limits.value(session, key, lambda: _finish_limit(session, *key))
+    if limit is None:
+        return None
+    due, _ = sla.add_limit(
+        ticket.received_at,
+        *limit,
+        always_on=False,
+        calendar=operations.work_calendar(session),
+    )
+    return due
+
+
+def _finish_limit(session, category_id, request_type, urgency):
+    """(amount, unit) of the finish limit of the policy for these values, or None."""
     stand_in = SimpleNamespace(
-        category_id=category_id,
-        category=None,
-        request_type=ticket.request_type,
-        urgency=ticket.urgency,
+        category_id=category_id, category=None, request_type=request_type, urgency=urgency
     )
     try:
         policy = sla.find_policy(session, stand_in)
     except Conflict:
         return None
-    due, _ = sla.add_limit(
-        ticket.received_at,
-        policy.finish_amount,
-        policy.finish_unit,
-        always_on=False,
-        calendar=operations.work_calendar(session),
-    )
-    return due
+    return policy.finish_amount, policy.finish_unit
 
 
 def _suggested_category_id(session, suggestion):
@@ -237,9 +259,13 @@ def _suggested_category_id(session, suggestion):
     top = category.get("top") or []
     if category.get("abstain") or not top:
         return None
-    return session.scalar(
-        sa.select(Category.id).where(Category.code == top[0]["code"], Category.active)
+    code = top[0]["code"]
+    row = reference_rows.get(
+        session,
+        ("Category", code, *reference.stamp(session, reference.CATEGORIES)),
+        lambda s: s.scalars(sa.select(Category).where(Category.code == code)).first(),
     )
+    return row.id if row is not None and row.active else None
 
 
 def reply_text(moment):
