@@ -38,6 +38,7 @@ from tests.helpers import (
 
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
+    "outbox",
     "ranking_rows",
     "ranking_snapshots",
     "timer_firings",
@@ -123,6 +124,9 @@ def _config(url, models_dir, **extra):
         # counters of a run of its own, should it share Redis with another.
         "LIMITS_ENABLED": False,
         "RATELIMIT_KEY_PREFIX": f"hotline-limits:test:{uuid.uuid4().hex}",
+        # No delivery thread: a test's rows live in its own connection's transaction; tests
+        # of the delivery call it (``hotline.outbox_delivery``) or build an app with it.
+        "OUTBOX_DELIVER_AFTER_COMMIT": False,
     }
     config.update(extra)
     return config
