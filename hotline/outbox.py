@@ -202,7 +202,7 @@ def check_template(kind, text):
         parts = list(string.Formatter().parse(text))
     except ValueError:
         raise ValueError(
-            "花括号不成对：占位符须写成 {工单号} 这样的 {名称}，文字中的花括号请写成 {{ 或 }}"
+            "花括号不成对：占位符须写成 {number} 这样，文字中要用花括号请写成 {{ 或 }}"
         ) from None
     for _, name, spec, conversion in parts:
         if name is None:

@@ -209,6 +209,9 @@ class Api:
             "/api/v1" + path, json=json, headers={**self.headers, **(headers or {})}, **kwargs
         )
 
+    def put(self, path, json=None, **kwargs):
+        return self.client.put("/api/v1" + path, json=json, headers=self.headers, **kwargs)
+
 
 def _token_for(session, user):
     token = "test_" + uuid.uuid4().hex
