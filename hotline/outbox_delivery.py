@@ -19,14 +19,14 @@ delivers one ``Copy`` or raises; it may also offer ``send_many(copies)`` returni
 else ``logging``.
 
 ``deliver_due`` claims the copies due (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so processes
-never claim the same copy; the claim is a lease of ``LEASE`` that a process dying mid-send
-lets run out), sends them outside any change's transaction, marks each sent only after its
-sender returned, and on failure retries after 30 s, 1, 2, 4 … minutes (at most an hour) until
-``OUTBOX_MAX_ATTEMPTS`` tries, then marks it failed (系统管理 › 通知发送 shows it and sends it
-again on request).
+never claim the same copy; a claim moves the copy's next try ``lease_seconds`` ahead, so the
+copies of a process that dies mid-send are taken up again after that), sends them outside any
+change's transaction, marks each sent only after its sender returned, and on failure retries
+after 30 s, 1, 2, 4 … minutes (at most an hour) until ``OUTBOX_MAX_ATTEMPTS`` tries, then
+marks it failed (系统管理 › 通知发送 shows it and sends it again on request).
 
-Delivery is at least once: a process killed after a gateway accepted a copy but before it was
-marked sends it again. The copy's ``delivery_key`` goes with it (HTTP header
+Delivery is at least once: a copy whose process was killed after the gateway accepted it but
+before it was marked is sent again. The copy's ``delivery_key`` goes with it (HTTP header
 ``X-Delivery-Key``, where a gateway takes headers) so a gateway can drop the double.
 
 Who delivers: right after a commit that wrote copies, a single daemon thread of the process
@@ -58,7 +58,8 @@ CHANNELS = ("sms", "wecom", "wechat")
 #: Longest text a WeChat Work robot accepts in one message (bytes, UTF-8).
 WECOM_MAX_BYTES = 2048
 TIMEOUT_SECONDS = 5
-#: How long a claimed copy is left to its process before another may claim it again.
+#: How long a claimed copy is left to its process before another may claim it again (at
+#: least twice what a batch of sends timing out one after another takes).
 LEASE_SECONDS = 600
 #: The wait before the n-th retry: 30 s × 2^(n-1), at most an hour.
 BACKOFF_SECONDS = 30
@@ -309,7 +310,15 @@ def deliver_due(session_factory, senders, *, now=None, limit=100, max_attempts=8
     return result
 
 
-def _claim(session_factory, now, limit):
+def lease_seconds(limit):
+    """How long a batch of ``limit`` claimed copies stays with its process."""
+    return max(LEASE_SECONDS, 2 * limit * TIMEOUT_SECONDS)
+
+
+def claim_statement(now, limit):
+    """Take up to ``limit`` copies due at ``now``: their next try moves a lease ahead, and
+    their ids come back. On PostgreSQL copies another process is claiming are skipped, not
+    waited for (SQLite has one writer at a time anyway)."""
     table = OutboxMessage.__table__
     due = (
         sa.select(table.c.id)
@@ -318,13 +327,18 @@ def _claim(session_factory, now, limit):
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    return (
+        sa.update(table)
+        .where(table.c.id.in_(due.scalar_subquery()))
+        .values(next_attempt_at=now + _seconds(lease_seconds(limit)))
+        .returning(table.c.id)
+    )
+
+
+def _claim(session_factory, now, limit):
+    table = OutboxMessage.__table__
     with session_factory(info={"publisher": None, "notifier": None, "courier": None}) as session:
-        ids = session.scalars(
-            sa.update(table)
-            .where(table.c.id.in_(due.scalar_subquery()))
-            .values(next_attempt_at=now + _seconds(LEASE_SECONDS))
-            .returning(table.c.id)
-        ).all()
+        ids = session.scalars(claim_statement(now, limit)).all()
         if not ids:
             session.rollback()
             return []

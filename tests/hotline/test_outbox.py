@@ -21,6 +21,7 @@ from hotline.outbox_delivery import (
     SmsSender,
     WeChatTemplateSender,
     backoff_seconds,
+    claim_statement,
     deliver_due,
     drain,
     sweep,
@@ -465,3 +466,10 @@ def test_recipients_are_masked():
     assert outbox.masked_recipient("wechat", OPENID) == "oWx3…Q1"
     assert outbox.masked_recipient("wecom", "U-CGJ") == "U-CGJ"
     assert outbox.masked_recipient("sms", None) == "—"
+
+
+def test_the_claim_skips_what_another_process_is_claiming_on_postgresql():
+    from sqlalchemy.dialects import postgresql
+
+    sql = str(claim_statement(NOW, 10).compile(dialect=postgresql.dialect()))
+    assert "FOR UPDATE SKIP LOCKED" in sql and "LIMIT" in sql and "RETURNING outbox.id" in sql
