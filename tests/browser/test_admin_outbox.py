@@ -6,6 +6,7 @@ refused by name, a good text is saved and its preview changes."""
 import datetime as dt
 import uuid
 
+import requests
 import sqlalchemy as sa
 from playwright.sync_api import expect
 from sqlalchemy.orm import sessionmaker
@@ -13,8 +14,32 @@ from sqlalchemy.orm import sessionmaker
 from hotline import outbox
 from hotline.db import make_engine
 from hotline.outbox_delivery import deliver_due
+from tests.helpers import PASSWORD
 
 FULL_HD = {"width": 1920, "height": 1080}
+
+
+def received_ticket(base):
+    """A ticket received through the API (the unit copies are about it)."""
+    http = requests.Session()
+    login = http.post(
+        f"{base}/api/v1/auth/login", json={"username": "operator", "password": PASSWORD}, timeout=10
+    )
+    assert login.status_code == 200, login.text
+    http.headers["X-CSRF-Token"] = login.json()["data"]["csrf_token"]
+    received = http.post(
+        f"{base}/api/v1/tickets",
+        json={
+            "channel": "phone",
+            "request_type": "complaint",
+            "content": "小区门口路灯连续一周不亮，晚上出行不便，希望尽快维修",
+            "area": "370705001001001",
+            "category": "010103",
+        },
+        timeout=10,
+    )
+    assert received.status_code == 201, received.text
+    return received.json()["data"]["number"]
 
 
 class _Down:
@@ -27,13 +52,15 @@ class _Fine:
         pass
 
 
-def _copies(browser_database, tag):
+def _copies(browser_database, tag, number):
     """Copies in the server's outbox: a failed code text and unit text, a sent robot post."""
     engine = make_engine(browser_database)
     factory = sessionmaker(bind=engine, expire_on_commit=False)
     now = dt.datetime.now(dt.UTC)
     with factory() as session:
-        ticket = session.execute(sa.text("SELECT id FROM tickets ORDER BY id LIMIT 1")).scalar()
+        ticket = session.execute(
+            sa.text("SELECT id FROM tickets WHERE number = :number"), {"number": number}
+        ).scalar_one()
         outbox.tell_citizen(
             session,
             kind="citizen_code",
@@ -65,9 +92,10 @@ def _copies(browser_database, tag):
 
 
 def test_admin_sees_failed_notifications_and_sends_one_again(
-    new_page, browser_database, screenshot
+    new_page, browser_database, live_server, screenshot
 ):
-    _copies(browser_database, uuid.uuid4().hex[:8])
+    number = received_ticket(live_server)
+    _copies(browser_database, uuid.uuid4().hex[:8], number)
     page = new_page("admin")
     page.set_viewport_size(FULL_HD)
     page.goto("/admin/")
@@ -81,6 +109,7 @@ def test_admin_sees_failed_notifications_and_sends_one_again(
     assert "139****5678" in text and "138****1111" in text
     assert "13912345678" not in text and "482913" not in text
     assert "连接被拒绝" in text and "短信验证码" in text and "签收超时" in text
+    assert number in text
     screenshot(page, "admin-outbox")
 
     code_row = failed.filter(has_text="短信验证码").first
