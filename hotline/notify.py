@@ -125,7 +125,8 @@ def _copies(session, messages, returned, channels, now):
                     "body": m.body,
                 }
             )
-    outbox.enqueue(session, copies, now=now)
+    # The keys name inbox items just made: they cannot be in the outbox yet.
+    outbox.enqueue(session, copies, now=now, new_keys=True)
 
 
 def inbox_unit_of(db, user, mayors_office_code):
