@@ -38,9 +38,6 @@ from tests.helpers import (
 
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
-    "outbox",
-    "verification_codes",
-    "citizen_sessions",
     "ranking_rows",
     "ranking_snapshots",
     "timer_firings",
