@@ -32,6 +32,7 @@ ACTION_LABELS = {
     "token.create": "创建接口令牌",
     "token.revoke": "吊销接口令牌",
     "user.password": "设置密码",
+    "outbox.retry": "重新发送通知",
 }
 #: Otherwise: what was changed + how (``unit.create`` → 承办单位 · 新增).
 SUBJECTS = {

@@ -99,8 +99,11 @@ DEFAULTS = {
     "ESCALATE_EVERY_WORKING_DAYS": 5,
     #: The unit that receives level-3 督办 (the mayor's office).
     "MAYORS_OFFICE_UNIT": "U-SZFB",
-    #: Where notifications go besides the in-app inbox (``hotline.notify``).
+    #: Which copies units get besides their in-app inbox (``hotline.notify``): logging,
+    #: wecom, sms (comma-separated).
     "NOTIFY_SENDERS": "logging",
+    #: The gateways of the outbox's channels (``hotline.outbox_delivery``) and what delivers
+    #: each: logging, http or package.module:Class (empty: http when the URL is set).
     "NOTIFY_WECOM_URL": "",
     "NOTIFY_SMS_URL": "",
     #: Rate limits on what the public calls (``hotline.limits``), per network address, in
@@ -117,6 +120,21 @@ DEFAULTS = {
     "LIMITS_ENABLED": True,
     #: Where the counters' keys start in Redis (runs sharing one Redis keep apart).
     "RATELIMIT_KEY_PREFIX": "hotline-limits",
+    "NOTIFY_WECHAT_URL": "",
+    "NOTIFY_SMS_SENDER": "",
+    "NOTIFY_WECOM_SENDER": "",
+    "NOTIFY_WECHAT_SENDER": "",
+    #: WeChat template ids by message kind: "citizen_received=ID,citizen_finished=ID,…".
+    "NOTIFY_WECHAT_TEMPLATES": "",
+    #: The secret the city's WeChat gateway sends (X-WeChat-Gateway-Token) with a citizen's
+    #: openid (X-WeChat-OpenID); empty: no openid is taken from a request.
+    "NOTIFY_WECHAT_GATEWAY_TOKEN": "",
+    #: The outbox: tries before a copy is marked failed, copies per delivery batch, seconds
+    #: between the scheduler's sweeps, and delivery by a thread right after a commit.
+    "OUTBOX_MAX_ATTEMPTS": 8,
+    "OUTBOX_BATCH": 100,
+    "OUTBOX_SWEEP_SECONDS": 15,
+    "OUTBOX_DELIVER_AFTER_COMMIT": True,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

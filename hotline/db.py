@@ -218,6 +218,7 @@ def init_app(app):
         info={
             "publisher": app.extensions["hotline.events"],
             "notifier": app.extensions["hotline.notify"],
+            "courier": app.extensions["hotline.outbox"].courier,
         },
     )
     app.teardown_appcontext(_close_session)

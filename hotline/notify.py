@@ -1,41 +1,42 @@
-"""Notifications to units: one interface, the in-app inbox always, other channels pluggable.
+"""Notifications to units: the in-app inbox always, copies by other channels through the outbox.
 
-``deliver(session, messages)`` writes each message to its unit's inbox (``notifications``
-table) in the caller's transaction and, once that commits, hands the messages to every
-configured sender. Senders are named in ``NOTIFY_SENDERS`` (comma-separated):
+``deliver(session, messages, now)`` writes each message to its unit's inbox
+(``notifications`` table) in the caller's transaction and, for each external channel
+configured, one copy per message to the outbox (``hotline.outbox``, delivery key
+``unit:<notification id>:<channel>``) in the same transaction: a process killed after the
+commit loses no copy, and none leaves before the commit. ``NOTIFY_SENDERS``
+(comma-separated) names the copies units get:
 
-- ``logging`` (default): one log line per message, for the operators' log pipeline;
-- ``wecom``: a WeChat Work (企业微信) group robot, ``NOTIFY_WECOM_URL`` its webhook;
-- ``sms``: an SMS gateway taking ``{"mobiles": [...], "content": "..."}`` at
-  ``NOTIFY_SMS_URL``, to the unit's duty phones (``Unit.phones``, 值班电话, kept by the
-  administration's units page or ``hotline import units``) as they were when the message
-  was made;
-- ``package.module:Class``: any class built as ``Class(config)`` with a ``send(messages)``.
+- ``logging`` (default): one log line per message after commit, for the operators' log
+  pipeline (no outbox copy: the inbox is the record);
+- ``wecom``: a WeChat Work (企业微信) group robot (``NOTIFY_WECOM_URL``);
+- ``sms``: text messages to the unit's duty phones (``Unit.phones``, 值班电话, kept by the
+  administration's units page or ``hotline import units``) as they were when the message was
+  made (``NOTIFY_SMS_URL``); a unit without any gets its inbox only.
 
-A sender that fails is logged and skipped: the inbox already holds the message, so nothing is
-lost, and a slow gateway cannot hold up the scheduler for long (5 s timeout).
+How a channel is delivered (a gateway, the log, or a class of one's own:
+``NOTIFY_SMS_SENDER=package.module:Class``) is ``hotline.outbox_delivery``'s business.
 """
 
-import dataclasses
-import importlib
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 
-import requests
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from hotline import outbox
 from hotline.db import bulk_insert, utcnow
 from hotline.enums import Role, UnitKind
 from hotline.errors import Forbidden
 from hotline.models import Notification, Ticket, Unit, unit_areas
+from hotline.outbox_delivery import sender_setting
 
 log = logging.getLogger(__name__)
 
-#: Longest text a WeChat Work robot accepts in one message (bytes, UTF-8).
-WECOM_MAX_BYTES = 2048
-TIMEOUT_SECONDS = 5
+#: The channels a unit's copies may go by (``NOTIFY_SENDERS``), and the URL each needs.
+STAFF_CHANNELS = {"wecom": "NOTIFY_WECOM_URL", "sms": "NOTIFY_SMS_URL"}
 
 
 @dataclass(frozen=True)
@@ -48,51 +49,84 @@ class Message:
     body: str
     ticket_id: int | None = None
     ticket_number: str | None = None
-    #: The unit's duty phones when the message was made (filled by ``deliver`` for senders
-    #: that text them).
-    phones: tuple = ()
 
 
 def deliver(session, messages, now):
-    """Put ``messages`` in their units' inboxes; senders get them after commit (with the
-    units' duty phones, read in this transaction, when a sender texts them)."""
+    """Put ``messages`` in their units' inboxes and their copies in the outbox, in the
+    caller's transaction (one statement each, however many messages a tick fires)."""
     if not messages:
         return
-    bulk_insert(
-        session,
-        Notification.__table__,
-        [
-            {
-                "unit_id": m.unit_id,
-                "ticket_id": m.ticket_id,
-                "kind": m.kind,
-                "level": m.level,
-                "title": m.title,
-                "body": m.body,
-                "created_at": now,
-            }
-            for m in messages
-        ],
-    )
-    if _texts_phones(session):
-        messages = _with_phones(session, messages)
-    session.info.setdefault("pending_notifications", []).extend(messages)
-
-
-def _texts_phones(session):
     notifier = session.info.get("notifier")
-    return notifier is not None and any(
-        getattr(sender, "texts_duty_phones", False) for sender in notifier.senders
-    )
-
-
-def _with_phones(session, messages):
-    unit_ids = {m.unit_id for m in messages}
-    with session.no_autoflush:
-        phones = dict(
-            session.execute(sa.select(Unit.id, Unit.phones).where(Unit.id.in_(unit_ids))).all()
+    channels = notifier.channels if notifier is not None else ()
+    rows = [
+        {
+            "unit_id": m.unit_id,
+            "ticket_id": m.ticket_id,
+            "kind": m.kind,
+            "level": m.level,
+            "title": m.title,
+            "body": m.body,
+            "created_at": now,
+        }
+        for m in messages
+    ]
+    if not channels:
+        bulk_insert(session, Notification.__table__, rows)
+    else:
+        returned = bulk_insert(
+            session,
+            Notification.__table__,
+            rows,
+            returning=("id", "unit_id", "ticket_id", "kind", "title", "body"),
         )
-    return [dataclasses.replace(m, phones=tuple(phones.get(m.unit_id) or ())) for m in messages]
+        _copies(session, messages, returned, channels, now)
+    if notifier is not None and notifier.log_lines:
+        session.info.setdefault("pending_notifications", []).extend(messages)
+    session.info.setdefault("changed_inboxes", set()).update(m.unit_id for m in messages)
+
+
+def _copies(session, messages, returned, channels, now):
+    """One outbox copy per inbox item and channel. The inserted ids are matched to the
+    messages by content (RETURNING promises no order; two messages alike in every column
+    make alike copies, so which id goes with which does not matter)."""
+    ids = defaultdict(list)
+    for notification_id, *content in returned:
+        ids[tuple(content)].append(notification_id)
+    phones = {}
+    if "sms" in channels:
+        with session.no_autoflush:
+            phones = dict(
+                session.execute(
+                    sa.select(Unit.id, Unit.phones).where(
+                        Unit.id.in_({m.unit_id for m in messages})
+                    )
+                ).all()
+            )
+    copies = []
+    for m in messages:
+        notification_id = ids[(m.unit_id, m.ticket_id, m.kind, m.title, m.body)].pop(0)
+        for channel in channels:
+            if channel == "sms":
+                recipient = ",".join(phones.get(m.unit_id) or ())
+                if not recipient:
+                    continue
+            else:
+                recipient = m.unit_code
+            copies.append(
+                {
+                    "delivery_key": f"unit:{notification_id}:{channel}",
+                    "channel": channel,
+                    "audience": outbox.UNIT,
+                    "recipient": recipient,
+                    "kind": m.kind,
+                    "ticket_id": m.ticket_id,
+                    "notification_id": notification_id,
+                    "title": m.title,
+                    "body": m.body,
+                }
+            )
+    # The keys name inbox items just made: they cannot be in the outbox yet.
+    outbox.enqueue(session, copies, now=now, new_keys=True)
 
 
 def inbox_unit_of(db, user, mayors_office_code):
@@ -184,120 +218,56 @@ def _changed(db, unit_id):
     db.info.setdefault("changed_inboxes", set()).add(unit_id)
 
 
-class LoggingSender:
-    def __init__(self, config):
-        pass
-
-    def send(self, messages):
-        for m in messages:
-            log.info("notify %s %s %s: %s", m.unit_code, m.kind, m.ticket_number or "-", m.title)
-
-
-class WeComSender:
-    """Posts to a WeChat Work group robot, several notifications per message."""
-
-    def __init__(self, config):
-        self.url = config.get("NOTIFY_WECOM_URL")
-        if not self.url:
-            raise ValueError("NOTIFY_SENDERS names wecom but NOTIFY_WECOM_URL is not set")
-
-    def send(self, messages):
-        for content in _chunks([f"{m.title}\n{m.body}" for m in messages], WECOM_MAX_BYTES):
-            response = requests.post(
-                self.url,
-                json={"msgtype": "text", "text": {"content": content}},
-                timeout=TIMEOUT_SECONDS,
-            )
-            response.raise_for_status()
-            # The robot answers errors (bad key, rate limit) with HTTP 200 and an errcode.
-            answer = response.json()
-            if answer.get("errcode"):
-                raise RuntimeError(f"WeChat Work robot refused: {answer}")
-
-
-class SmsSender:
-    """Posts each notification to an SMS gateway for its unit's duty phones (a unit without
-    any gets its inbox only)."""
-
-    texts_duty_phones = True
-
-    def __init__(self, config):
-        self.url = config.get("NOTIFY_SMS_URL")
-        if not self.url:
-            raise ValueError("NOTIFY_SENDERS names sms but NOTIFY_SMS_URL is not set")
-        if config.get("NOTIFY_SMS_RECIPIENTS"):
-            # The phones moved to the units table (migration 0011): refuse to start rather
-            # than let a deployment silently stop texting the units it listed here.
-            raise ValueError(
-                "NOTIFY_SMS_RECIPIENTS 已不再使用：各单位的值班电话请在“系统管理 → 承办单位”"
-                "中填写（或用 hotline import units 导入“值班电话”列），然后删除此配置"
-            )
-
-    def send(self, messages):
-        for m in messages:
-            if m.phones:
-                response = requests.post(
-                    self.url,
-                    json={"mobiles": list(m.phones), "content": f"{m.title} {m.body}"},
-                    timeout=TIMEOUT_SECONDS,
+def staff_channels(config):
+    """``(channels, log_lines)`` from ``NOTIFY_SENDERS``: the outbox channels units' copies
+    go by, and whether each message is logged. A bad setting stops the start."""
+    channels, log_lines = [], False
+    for name in filter(None, (n.strip() for n in (config.get("NOTIFY_SENDERS") or "").split(","))):
+        if name == "logging":
+            log_lines = True
+        elif name in STAFF_CHANNELS:
+            _, chosen = sender_setting(config, name)
+            url = STAFF_CHANNELS[name]
+            if not chosen and not config.get(url):
+                raise ValueError(
+                    f"NOTIFY_SENDERS names {name} but {url} is not set "
+                    f"(or set NOTIFY_{name.upper()}_SENDER=logging to log the copies)"
                 )
-                response.raise_for_status()
-
-
-def _truncate(text, max_bytes):
-    """``text`` cut at a character boundary to fit ``max_bytes`` of UTF-8 (marked with …)."""
-    if len(text.encode()) <= max_bytes:
-        return text
-    return text.encode()[: max_bytes - 3].decode(errors="ignore") + "…"
-
-
-def _chunks(texts, max_bytes):
-    chunk, size = [], 0
-    for text in (_truncate(t, max_bytes) for t in texts):
-        length = len(text.encode()) + 2
-        if chunk and size + length > max_bytes:
-            yield "\n\n".join(chunk)
-            chunk, size = [], 0
-        chunk.append(text)
-        size += length
-    if chunk:
-        yield "\n\n".join(chunk)
-
-
-SENDERS = {"logging": LoggingSender, "wecom": WeComSender, "sms": SmsSender}
-
-
-def build_senders(config):
-    senders = []
-    names = (config.get("NOTIFY_SENDERS") or "").split(",")
-    for name in filter(None, (n.strip() for n in names)):
-        if name in SENDERS:
-            cls = SENDERS[name]
+            if name not in channels:
+                channels.append(name)
         elif ":" in name:
-            module, _, attr = name.partition(":")
-            cls = getattr(importlib.import_module(module), attr)
+            raise ValueError(
+                f"NOTIFY_SENDERS: {name!r}: a sender class now delivers a channel of the outbox: "
+                "set NOTIFY_SMS_SENDER (or NOTIFY_WECOM_SENDER) to it and name sms (or wecom) here"
+            )
         else:
             raise ValueError(
-                f"NOTIFY_SENDERS: unknown sender {name!r} "
-                f"(one of {', '.join(SENDERS)} or package.module:Class)"
+                f"NOTIFY_SENDERS: unknown sender {name!r} (one of logging, "
+                f"{', '.join(STAFF_CHANNELS)})"
             )
-        senders.append(cls(config))
-    return senders
+    if config.get("NOTIFY_SMS_RECIPIENTS"):
+        # The phones moved to the units table (migration 0011): refuse to start rather than
+        # let a deployment silently stop texting the units it listed here.
+        raise ValueError(
+            "NOTIFY_SMS_RECIPIENTS 已不再使用：各单位的值班电话请在“系统管理 → 承办单位”"
+            "中填写（或用 hotline import units 导入“值班电话”列），然后删除此配置"
+        )
+    return channels, log_lines
 
 
 class Notifier:
-    def __init__(self, senders):
-        self.senders = senders
+    def __init__(self, channels=(), log_lines=False):
+        #: The outbox channels units' copies go by (``NOTIFY_SENDERS``).
+        self.channels = list(channels)
+        #: Whether each message is logged after commit.
+        self.log_lines = log_lines
         #: Called after commit with the ids of the units whose inbox changed (new items, items
         #: read): the live message centre registers one (``add_inbox_watcher``).
         self.inbox_watchers = []
 
-    def send(self, messages):
-        for sender in self.senders:
-            try:
-                sender.send(messages)
-            except Exception:
-                log.exception("%s could not send %d notification(s)", type(sender), len(messages))
+    def log(self, messages):
+        for m in messages:
+            log.info("notify %s %s %s: %s", m.unit_code, m.kind, m.ticket_number or "-", m.title)
 
     def inbox_changed(self, unit_ids):
         for watcher in self.inbox_watchers:
@@ -314,19 +284,21 @@ def add_inbox_watcher(app, watcher):
 
 
 def init_app(app):
-    app.extensions["hotline.notify"] = Notifier(build_senders(app.config))
+    channels, log_lines = staff_channels(app.config)
+    app.extensions["hotline.notify"] = Notifier(channels, log_lines)
 
 
 @event.listens_for(Session, "after_commit")
-def _send_pending(session):
+def _after_commit(session):
+    """Log the messages and tell the inbox watchers (the copies are the outbox's: sent by
+    ``hotline.outbox_delivery`` once this commit wrote them)."""
     messages = session.info.pop("pending_notifications", None)
     changed = session.info.pop("changed_inboxes", set())
     notifier = session.info.get("notifier")
     if notifier is None:
         return
     if messages:
-        notifier.send(messages)
-        changed |= {m.unit_id for m in messages}
+        notifier.log(messages)
     if changed:
         notifier.inbox_changed(sorted(changed))
 

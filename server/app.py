@@ -47,6 +47,7 @@ import hotline.admin.categories
 import hotline.admin.home
 import hotline.admin.knowledge
 import hotline.admin.onboarding
+import hotline.admin.outbox
 import hotline.admin.users
 import hotline.api
 import hotline.api.areas
@@ -55,6 +56,7 @@ import hotline.api.categories
 import hotline.api.classifier
 import hotline.api.inbox
 import hotline.api.knowledge_admin
+import hotline.api.outbox
 import hotline.api.reference
 import hotline.api.sessions
 import hotline.api.users
@@ -68,6 +70,7 @@ from hotline import (
     headers,
     limits,
     notify,
+    outbox_delivery,
     privacy,
     suggestions,
     web,
@@ -83,6 +86,7 @@ API = [
     hotline.api.inbox,
     hotline.api.audit,
     hotline.api.users,
+    hotline.api.outbox,
     hotline.api.knowledge_admin,
     hotline.api.areas,
     hotline.api.categories,
@@ -127,6 +131,7 @@ PAGES = [
     hotline.admin.knowledge,
     dashboards.pages.admin_scoring,
     hotline.admin.onboarding,
+    hotline.admin.outbox,
     hotline.admin.home,
     hotline.admin.audit,
 ]
@@ -163,6 +168,7 @@ def create_app(overrides=None):
     headers.init_app(app)
     events.init_app(app)
     notify.init_app(app)
+    outbox_delivery.init_app(app)
     db.init_app(app)
     auth.init_app(app)
     privacy.init_app(app)

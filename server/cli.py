@@ -365,6 +365,7 @@ def demo(host, port, with_scheduler, history_days, history_seed):
         artefact.save(bundle, models_dir, meta, activate=True)
     if history_days:
         _make_history(history_days, history_seed)
+    _show_sent_messages()
     url = f"http://{host}:{port}"
     click.echo(f"\n12345 热线工单系统已启动：{url}  (API: {url}/api/v1)")
     click.echo(f"登录：{url}/login（各角色登录后进入自己的工作台：受理台、派单台、待办工单 …）")
@@ -385,6 +386,22 @@ def demo(host, port, with_scheduler, history_days, history_seed):
     board_publisher.start_publisher(app)
     click.echo(f"实时大屏：{url}/boards（leader、dispatcher 或 supervisor 登录）")
     _serve(app, host, port)
+
+
+def _show_sent_messages():
+    """Demo mode: what the logging senders "send" (the citizens' codes included) shows in
+    this terminal (``hotline.outbox_delivery``)."""
+    import logging
+
+    sent = logging.getLogger("hotline.outbox")
+    if not sent.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s 通知发送（演示，未真正发出）%(message)s")
+        )
+        sent.addHandler(handler)
+        sent.setLevel(logging.INFO)
+        sent.propagate = False
 
 
 def _serve(app, host, port, access_log=True):
@@ -492,6 +509,10 @@ def scheduler_command(once, interval, batch):
         )
         knowledge = scheduler.make_knowledge_job(app)()
         click.echo(f"knowledge_expired={knowledge.expired} knowledge_reminded={knowledge.reminded}")
+        sent = scheduler.make_outbox_job(app)()
+        click.echo(
+            f"outbox_sent={sent.sent} outbox_retry={sent.retried} outbox_failed={sent.failed}"
+        )
         return
     click.echo(f"SLA 定时器每 {app.config['SCHEDULER_INTERVAL_SECONDS']} 秒检查一次（Ctrl-C 退出）")
     try:

@@ -1,5 +1,7 @@
-"""The scheduler: APScheduler interval jobs — the SLA timers (``dispatch.timers``), and the
-knowledge base's expiry and review-due reminders (``hotline.knowledge_admin.run_due``).
+"""The scheduler: APScheduler interval jobs — the SLA timers (``dispatch.timers``), the
+knowledge base's expiry and review-due reminders (``hotline.knowledge_admin.run_due``), and
+the outbox's sweep (``hotline.outbox_delivery``: retries, and copies a process that died
+after its commit never sent).
 
 Production runs it as its own process, ``hotline scheduler``; ``hotline demo`` runs it in a
 thread beside the server. The application factory never starts one, so web workers (gunicorn,
@@ -19,11 +21,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from dispatch import timers
-from hotline import knowledge_admin
+from hotline import knowledge_admin, outbox_delivery
 
 log = logging.getLogger(__name__)
 JOB_ID = "sla-timers"
 KNOWLEDGE_JOB_ID = "knowledge-review"
+OUTBOX_JOB_ID = "outbox-sweep"
 
 _lock = threading.Lock()
 _in_process = None
@@ -67,6 +70,24 @@ def make_knowledge_job(app, clock=None):
     return run
 
 
+def make_outbox_job(app, clock=None):
+    """The sweep: deliver every copy due (the delivery thread sends most right after their
+    commit; this catches retries and the copies of a process that died)."""
+
+    def run():
+        result = outbox_delivery.sweep(app, now=clock() if clock else None)
+        if result.claimed:
+            log.info(
+                "outbox: %d sent, %d to retry, %d failed",
+                result.sent,
+                result.retried,
+                result.failed,
+            )
+        return result
+
+    return run
+
+
 def build(app, *, blocking, clock=None):
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(timezone=app.config["TIMEZONE"])
@@ -87,6 +108,16 @@ def build(app, *, blocking, clock=None):
         "interval",
         seconds=knowledge_admin.JOB_INTERVAL_SECONDS,
         id=KNOWLEDGE_JOB_ID,
+        next_run_time=dt.datetime.now(dt.UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.add_job(
+        make_outbox_job(app, clock),
+        "interval",
+        seconds=app.config["OUTBOX_SWEEP_SECONDS"],
+        id=OUTBOX_JOB_ID,
         next_run_time=dt.datetime.now(dt.UTC),
         max_instances=1,
         coalesce=True,

@@ -123,6 +123,9 @@ def _config(url, models_dir, **extra):
         # counters of a run of its own, should it share Redis with another.
         "LIMITS_ENABLED": False,
         "RATELIMIT_KEY_PREFIX": f"hotline-limits:test:{uuid.uuid4().hex}",
+        # No delivery thread: a test's rows live in its own connection's transaction; tests
+        # of the delivery call it (``hotline.outbox_delivery``) or build an app with it.
+        "OUTBOX_DELIVER_AFTER_COMMIT": False,
     }
     config.update(extra)
     return config
@@ -204,6 +207,9 @@ class Api:
         return self.client.post(
             "/api/v1" + path, json=json, headers={**self.headers, **(headers or {})}, **kwargs
         )
+
+    def put(self, path, json=None, **kwargs):
+        return self.client.put("/api/v1" + path, json=json, headers=self.headers, **kwargs)
 
 
 def _token_for(session, user):

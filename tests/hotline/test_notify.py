@@ -1,15 +1,15 @@
-"""Notification senders (hotline/notify.py) against a real local HTTP gateway, the sender
-registry, and delivery after commit only.
+"""Notifications to units (hotline/notify.py): the inbox and the outbox copies written in the
+change's transaction, the staff channels' configuration, and the channel senders
+(hotline/outbox_delivery.py) against a real local HTTP gateway.
 
 The WeChat Work robot and the SMS gateway are stood in for by a ``ThreadingHTTPServer`` on
-127.0.0.1 that records every request; the assertions are on the exact JSON posted.
+127.0.0.1 that records every request (``tests/hotline/gateway.py``); the assertions are on the
+exact JSON posted.
 """
 
 import datetime as dt
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -18,102 +18,39 @@ import sqlalchemy as sa
 from hotline import notify
 from hotline.db import get_session
 from hotline.errors import Forbidden
-from hotline.models import Notification, Unit, User
-from hotline.notify import (
+from hotline.models import Notification, OutboxMessage, Unit, User
+from hotline.notify import Message, Notifier, deliver, staff_channels
+from hotline.outbox_delivery import (
     WECOM_MAX_BYTES,
+    Copy,
     LoggingSender,
-    Message,
-    Notifier,
     SmsSender,
     WeComSender,
     build_senders,
-    deliver,
 )
+from tests.helpers import is_postgres
+from tests.hotline.gateway import closed_port_url
 
 NOW = dt.datetime(2026, 11, 16, 2, 0, tzinfo=dt.UTC)
 DONGGUAN = "U-S-370705001"
 
 
-def message(unit_code="U-CGJ", n=1, **overrides):
+def copy(unit_code="U-CGJ", n=1, **overrides):
+    """A staff copy as a sender gets it (title and body of a sign warning)."""
     values = {
-        "unit_id": 1,
-        "unit_code": unit_code,
+        "id": n,
+        "delivery_key": f"unit:{n}:wecom",
+        "channel": "wecom",
+        "audience": "unit",
+        "recipient": unit_code,
         "kind": "sign_warning",
-        "level": "yellow",
         "title": f"【签收预警】工单 12345-20261116-{n:04d}",
         "body": "签收时限已用去 80%，请在 2026-11-16 11:00 前完成签收。",
-        "ticket_id": n,
+        "payload": {},
         "ticket_number": f"12345-20261116-{n:04d}",
     }
     values.update(overrides)
-    return Message(**values)
-
-
-class RecordingSender:
-    """A ``module:Class`` sender for ``build_senders``; records what it is given."""
-
-    def __init__(self, config):
-        self.config = config
-        self.batches = []
-
-    def send(self, messages):
-        self.batches.append(list(messages))
-
-
-class Gateway:
-    """What the local HTTP server received, and the status it answers with."""
-
-    def __init__(self):
-        self.requests = []
-        self.status = 200
-        self.reply = {"errcode": 0, "errmsg": "ok"}
-        self.url = None
-
-    @property
-    def bodies(self):
-        return [r["json"] for r in self.requests]
-
-
-@pytest.fixture
-def gateway(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("all_proxy", raising=False)
-    state = Gateway()
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            raw = self.rfile.read(int(self.headers["Content-Length"]))
-            with lock:
-                state.requests.append(
-                    {
-                        "path": self.path,
-                        "content_type": self.headers["Content-Type"],
-                        "raw": raw,
-                        "json": json.loads(raw),
-                    }
-                )
-            payload = json.dumps(state.reply).encode()
-            self.send_response(state.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_port}"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return Copy(**values)
 
 
 def wecom(gateway):
@@ -127,10 +64,11 @@ def sms(gateway):
 # --- WeChat Work robot -------------------------------------------------------------------
 
 
-def test_wecom_posts_one_text_message_with_every_notification(gateway):
-    first, second = message(n=1), message(n=2, title="【签收超时】工单 B", body="已超过签收时限。")
-    wecom(gateway).send([first, second])
+def test_wecom_posts_one_text_message_with_every_copy(gateway):
+    first, second = copy(n=1), copy(n=2, title="【签收超时】工单 B", body="已超过签收时限。")
+    outcome = wecom(gateway).send_many([first, second])
 
+    assert outcome == {1: None, 2: None}
     assert len(gateway.requests) == 1
     request = gateway.requests[0]
     assert request["path"] == "/cgi-bin/webhook/send?key=test-key"
@@ -143,20 +81,21 @@ def test_wecom_posts_one_text_message_with_every_notification(gateway):
     assert "签收" in json.loads(request["raw"].decode("utf-8"))["text"]["content"]
 
 
-def test_wecom_splits_many_notifications_under_the_byte_limit(gateway):
-    messages = [message(n=n) for n in range(1, 61)]
-    texts = [f"{m.title}\n{m.body}" for m in messages]
+def test_wecom_splits_many_copies_under_the_byte_limit(gateway):
+    copies = [copy(n=n) for n in range(1, 61)]
+    texts = [f"{c.title}\n{c.body}" for c in copies]
     assert sum(len(t.encode()) for t in texts) > 3 * WECOM_MAX_BYTES
 
-    wecom(gateway).send(messages)
+    outcome = wecom(gateway).send_many(copies)
 
+    assert outcome == {n: None for n in range(1, 61)}
     contents = [body["text"]["content"] for body in gateway.bodies]
     assert len(contents) > 3
     assert all(body["msgtype"] == "text" for body in gateway.bodies)
     assert all(len(c.encode("utf-8")) <= WECOM_MAX_BYTES for c in contents)
     # Nothing lost, duplicated, reordered or cut in half.
     assert [part for c in contents for part in c.split("\n\n")] == texts
-    # Chunks are filled greedily: the next notification would not have fitted.
+    # Chunks are filled greedily: the next copy would not have fitted.
     position = 0
     for content in contents[:-1]:
         position += len(content.split("\n\n"))
@@ -164,169 +103,174 @@ def test_wecom_splits_many_notifications_under_the_byte_limit(gateway):
         assert len(content.encode()) + 2 + len(following) > WECOM_MAX_BYTES
 
 
-def test_wecom_with_no_messages_posts_nothing(gateway):
-    wecom(gateway).send([])
-    assert gateway.requests == []
-
-
 def test_wecom_never_posts_more_than_the_byte_limit(gateway):
     # A title (≤ 200 characters) and body (≤ 1000) in Chinese can reach ~3.6 kB.
-    long = message(title="【督办】" + "超" * 196, body="请" * 1000)
-    wecom(gateway).send([long])
+    long = copy(title="【督办】" + "超" * 196, body="请" * 1000)
+    wecom(gateway).send(long)
     assert gateway.requests
     assert all(len(b["text"]["content"].encode()) <= WECOM_MAX_BYTES for b in gateway.bodies)
 
 
-def test_wecom_error_code_in_a_200_answer_is_an_error(gateway):
+def test_wecom_error_code_in_a_200_answer_fails_its_copies(gateway):
     gateway.reply = {"errcode": 93000, "errmsg": "invalid webhook url"}
-    with pytest.raises(Exception) as raised:
-        wecom(gateway).send([message()])
-    assert "93000" in str(raised.value)
+    outcome = wecom(gateway).send_many([copy(n=1), copy(n=2)])
+    assert set(outcome) == {1, 2}
+    assert all("93000" in error for error in outcome.values())
+    with pytest.raises(RuntimeError, match="93000"):
+        wecom(gateway).send(copy())
+
+
+def test_wecom_error_keeps_the_robot_key_out_of_the_copy(gateway):
+    gateway.status = 500
+    outcome = wecom(gateway).send_many([copy()])
+    assert "500" in outcome[1]
+    assert "test-key" not in outcome[1]
 
 
 # --- SMS gateway -------------------------------------------------------------------------
 
 
-def test_sms_goes_to_each_units_duty_phones(gateway):
+def test_sms_goes_to_every_phone_of_the_copy_with_its_delivery_key(gateway):
     sender = sms(gateway)
-    cgj = message("U-CGJ", 1, phones=("13800000000", "13900000000"))
-    street = message(DONGGUAN, 2)
-    water = message("U-WATER", 3, phones=("05368234567",))
+    cgj = copy(n=1, channel="sms", recipient="13800000000,13900000000", delivery_key="unit:1:sms")
+    water = copy(n=3, channel="sms", recipient="05368234567", delivery_key="unit:3:sms")
 
-    sender.send([cgj, street, water])
+    sender.send(cgj)
+    sender.send(water)
 
     assert [r["path"] for r in gateway.requests] == ["/sms/send", "/sms/send"]
     assert all(r["content_type"] == "application/json" for r in gateway.requests)
+    assert [r["delivery_key"] for r in gateway.requests] == ["unit:1:sms", "unit:3:sms"]
     assert gateway.bodies == [
         {"mobiles": ["13800000000", "13900000000"], "content": f"{cgj.title} {cgj.body}"},
         {"mobiles": ["05368234567"], "content": f"{water.title} {water.body}"},
     ]
 
 
-def test_sms_to_a_unit_without_duty_phones_posts_nothing(gateway):
-    sms(gateway).send([message(), message("U-CGJ", phones=())])
+def test_sms_without_a_phone_is_an_error_not_a_post(gateway):
+    with pytest.raises(ValueError):
+        sms(gateway).send(copy(channel="sms", recipient=""))
     assert gateway.requests == []
 
 
 def test_the_old_recipients_setting_stops_the_start():
     # The phones moved to the units table: a deployment still listing them here must not
     # silently stop texting those units.
+    config = {"NOTIFY_SENDERS": "sms", "NOTIFY_SMS_URL": "http://127.0.0.1:9/sms"}
     with pytest.raises(ValueError, match="值班电话"):
-        SmsSender({"NOTIFY_SMS_URL": "http://127.0.0.1:9/sms", "NOTIFY_SMS_RECIPIENTS": "U-A:1"})
-    assert SmsSender({"NOTIFY_SMS_URL": "http://127.0.0.1:9/sms", "NOTIFY_SMS_RECIPIENTS": ""})
+        staff_channels({**config, "NOTIFY_SMS_RECIPIENTS": "U-A:1"})
+    assert staff_channels({**config, "NOTIFY_SMS_RECIPIENTS": ""}) == (["sms"], False)
 
 
 @pytest.mark.parametrize("make", [wecom, sms])
 def test_gateway_error_is_raised_by_the_sender(gateway, make):
     gateway.status = 500
-    with pytest.raises(requests.HTTPError) as raised:
-        make(gateway).send([message("U-CGJ", phones=("13800000000",))])
-    assert raised.value.response.status_code == 500
+    with pytest.raises(Exception) as raised:
+        make(gateway).send(copy(channel="sms", recipient="13800000000"))
+    assert "500" in str(raised.value)
     assert len(gateway.requests) == 1
 
 
-def test_failing_sender_is_logged_and_the_next_still_runs(gateway, caplog):
-    gateway.status = 500
-    after = RecordingSender({})
-    phones = ("13800000000",)
-    messages = [message("U-CGJ", 1, phones=phones), message("U-CGJ", 2, phones=phones)]
-
-    with caplog.at_level(logging.ERROR, logger="hotline.notify"):
-        Notifier([sms(gateway), after]).send(messages)
-
-    assert after.batches == [messages]
-    errors = [r for r in caplog.records if r.name == "hotline.notify"]
-    assert len(errors) == 1
-    assert errors[0].levelno == logging.ERROR
-    assert "SmsSender" in errors[0].getMessage()
-    assert "2 notification(s)" in errors[0].getMessage()
-    assert isinstance(errors[0].exc_info[1], requests.HTTPError)
-    assert "500" in caplog.text
-
-
-def test_unreachable_gateway_is_isolated_too(caplog):
-    # Bind and close a port so nothing listens on it: the connection is refused at once.
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    url = f"http://127.0.0.1:{server.server_port}/send"
-    server.server_close()
-    after = RecordingSender({})
-
-    with caplog.at_level(logging.ERROR, logger="hotline.notify"):
-        Notifier([WeComSender({"NOTIFY_WECOM_URL": url}), after]).send([message()])
-
-    assert len(after.batches) == 1
-    assert "WeComSender" in caplog.text
-    assert isinstance(caplog.records[-1].exc_info[1], requests.ConnectionError)
+def test_unreachable_gateway_raises_at_once():
+    with pytest.raises(requests.ConnectionError):
+        SmsSender({"NOTIFY_SMS_URL": closed_port_url()}).send(copy(recipient="13800000000"))
 
 
 # --- configuration -----------------------------------------------------------------------
 
 
-def test_build_senders_by_name_in_order():
+def test_staff_channels_by_name_in_order():
     config = {
         "NOTIFY_SENDERS": " logging, wecom ,sms,",
         "NOTIFY_WECOM_URL": "http://127.0.0.1:9/wecom",
         "NOTIFY_SMS_URL": "http://127.0.0.1:9/sms",
     }
+    assert staff_channels(config) == (["wecom", "sms"], True)
     senders = build_senders(config)
-    assert [type(s) for s in senders] == [LoggingSender, WeComSender, SmsSender]
-    assert senders[1].url == "http://127.0.0.1:9/wecom"
-    assert senders[2].url == "http://127.0.0.1:9/sms"
+    assert type(senders["wecom"]) is WeComSender
+    assert type(senders["sms"]) is SmsSender
+    assert senders["wecom"].url == "http://127.0.0.1:9/wecom"
+    assert senders["sms"].url == "http://127.0.0.1:9/sms"
+    # WeChat has no URL: its copies are logged.
+    assert type(senders["wechat"]) is LoggingSender
 
 
 @pytest.mark.parametrize("value", ["", " , "])
-def test_build_senders_none_configured(value):
-    assert build_senders({"NOTIFY_SENDERS": value}) == []
-    assert build_senders({}) == []
+def test_staff_channels_none_configured(value):
+    assert staff_channels({"NOTIFY_SENDERS": value}) == ([], False)
+    assert staff_channels({}) == ([], False)
 
 
-def test_build_senders_by_class_path():
-    config = {"NOTIFY_SENDERS": f"logging,{__name__}:RecordingSender", "EXTRA": "x"}
-    logging_sender, custom = build_senders(config)
-    assert isinstance(logging_sender, LoggingSender)
+def test_a_channel_sender_by_class_path():
+    config = {"NOTIFY_SMS_SENDER": f"{__name__}:RecordingSender", "EXTRA": "x"}
+    custom = build_senders(config)["sms"]
     assert type(custom).__name__ == "RecordingSender"
     assert custom.config is config
-    custom.send([message()])
-    assert custom.batches == [[message()]]
+
+
+class RecordingSender:
+    """A ``module:Class`` sender for ``build_senders``; records what it is given."""
+
+    def __init__(self, config):
+        self.config = config
+        self.copies = []
+
+    def send(self, copy):
+        self.copies.append(copy)
+
+
+def test_a_class_in_notify_senders_says_where_it_goes_now():
+    with pytest.raises(ValueError, match="NOTIFY_SMS_SENDER"):
+        staff_channels({"NOTIFY_SENDERS": f"logging,{__name__}:RecordingSender"})
+    with pytest.raises(ValueError, match="unknown sender 'fax'"):
+        staff_channels({"NOTIFY_SENDERS": "fax"})
 
 
 @pytest.mark.parametrize(
     "name, setting",
     [("wecom", "NOTIFY_WECOM_URL"), ("sms", "NOTIFY_SMS_URL")],
 )
-def test_build_senders_without_url_fails_at_start(name, setting):
+def test_a_staff_channel_without_url_fails_at_start(name, setting):
     with pytest.raises(ValueError, match=setting):
-        build_senders({"NOTIFY_SENDERS": name})
+        staff_channels({"NOTIFY_SENDERS": name})
     with pytest.raises(ValueError, match=setting):
-        build_senders({"NOTIFY_SENDERS": name, setting: ""})
+        build_senders({f"NOTIFY_{name.upper()}_SENDER": "http", setting: ""})
+    # Logging them is a choice one can make (a trial run).
+    assert staff_channels({"NOTIFY_SENDERS": name, f"NOTIFY_{name.upper()}_SENDER": "logging"})
 
 
 def test_build_senders_unknown_class_fails_at_start():
     with pytest.raises(ModuleNotFoundError):
-        build_senders({"NOTIFY_SENDERS": "no_such_module_xyz:Sender"})
+        build_senders({"NOTIFY_SMS_SENDER": "no_such_module_xyz:Sender"})
     with pytest.raises(AttributeError):
-        build_senders({"NOTIFY_SENDERS": f"{__name__}:NoSuchSender"})
+        build_senders({"NOTIFY_SMS_SENDER": f"{__name__}:NoSuchSender"})
+    with pytest.raises(ValueError, match="NOTIFY_WECHAT_SENDER"):
+        build_senders({"NOTIFY_WECHAT_SENDER": "carrier-pigeon"})
 
 
-def test_logging_sender_writes_one_line_per_message(caplog):
-    with caplog.at_level(logging.INFO, logger="hotline.notify"):
-        LoggingSender({}).send(
-            [
-                message("U-CGJ", 7),
-                message(
-                    "U-HOTLINE", kind="test", level="info", title="系统消息", ticket_number=None
-                ),
-            ]
+def test_logging_sender_writes_the_whole_copy(caplog):
+    with caplog.at_level(logging.INFO, logger="hotline.outbox"):
+        LoggingSender({}, "wecom").send(copy("U-CGJ", 7))
+        LoggingSender({}, "sms").send(
+            copy(
+                channel="sms",
+                recipient="13912345678",
+                kind="citizen_code",
+                title="",
+                body="【12345】您的验证码是482913。",
+                ticket_number=None,
+            )
         )
-    lines = [r.getMessage() for r in caplog.records if r.name == "hotline.notify"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "hotline.outbox"]
     assert lines == [
-        "notify U-CGJ sign_warning 12345-20261116-0007: 【签收预警】工单 12345-20261116-0007",
-        "notify U-HOTLINE test -: 系统消息",
+        "wecom → U-CGJ [12345-20261116-0007] 【签收预警】工单 12345-20261116-0007 "
+        "签收时限已用去 80%，请在 2026-11-16 11:00 前完成签收。",
+        "sms → 13912345678 [citizen_code] 【12345】您的验证码是482913。",
     ]
     assert all(r.levelno == logging.INFO for r in caplog.records)
 
 
-# --- delivery after commit ---------------------------------------------------------------
+# --- the inbox and the outbox, in the change's transaction --------------------------------
 
 
 def unit_message(session, code, n):
@@ -352,19 +296,35 @@ def inbox_titles(app, prefix="测试消息"):
         ).all()
 
 
+def outbox_rows(app):
+    """(delivery key, channel, recipient, title) of the outbox as another connection sees it."""
+    engine = app.extensions["hotline.db"].kw["bind"]
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(
+                OutboxMessage.delivery_key,
+                OutboxMessage.channel,
+                OutboxMessage.recipient,
+                OutboxMessage.title,
+            ).order_by(OutboxMessage.id)
+        ).all()
+
+
 @pytest.fixture
-def recorder(committed_app):
-    """A sender added to the app's own notifier, as ``NOTIFY_SENDERS`` would add it."""
+def channels(committed_app):
+    """``channels("wecom", "sms")``: units' copies go by those channels for this test."""
     notifier = committed_app.extensions["hotline.notify"]
-    sender = RecordingSender({})
-    notifier.senders.append(sender)
-    try:
-        yield sender
-    finally:
-        notifier.senders.remove(sender)
+    saved = list(notifier.channels)
+
+    def use(*names):
+        notifier.channels[:] = names
+
+    yield use
+    notifier.channels[:] = saved
 
 
-def test_senders_get_messages_only_after_commit(committed_app, recorder):
+def test_copies_are_written_with_the_inbox_in_one_transaction(committed_app, channels):
+    channels("wecom")
     with committed_app.app_context():
         session = get_session()
         assert session.info["notifier"] is committed_app.extensions["hotline.notify"]
@@ -372,23 +332,23 @@ def test_senders_get_messages_only_after_commit(committed_app, recorder):
         deliver(session, [first], NOW)
         deliver(session, [second], NOW)
         session.flush()
-        # In the inbox of this transaction, not yet anywhere else.
-        assert (
-            session.scalar(
-                sa.select(sa.func.count()).where(Notification.title.startswith("测试消息"))
-            )
-            == 2
-        )
-        assert recorder.batches == []
-
+        # In the inbox and the outbox of this transaction, not yet anywhere else.
+        assert session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)) == 2
+        if is_postgres(committed_app.config["DATABASE_URL"]):
+            # (SQLite: another connection would wait for this one's write lock.)
+            assert outbox_rows(committed_app) == []
         session.commit()
-
-        assert recorder.batches == [[first, second]]
-        # A second commit does not send them again.
-        session.commit()
-        assert recorder.batches == [[first, second]]
+        ids = session.scalars(
+            sa.select(Notification.id)
+            .where(Notification.title.startswith("测试消息"))
+            .order_by(Notification.id)
+        ).all()
 
     assert inbox_titles(committed_app) == ["测试消息 1", "测试消息 2"]
+    assert outbox_rows(committed_app) == [
+        (f"unit:{ids[0]}:wecom", "wecom", "U-CGJ", "测试消息 1"),
+        (f"unit:{ids[1]}:wecom", "wecom", DONGGUAN, "测试消息 2"),
+    ]
     with committed_app.app_context():
         rows = get_session().scalars(
             sa.select(Notification).where(Notification.title.startswith("测试消息"))
@@ -396,35 +356,63 @@ def test_senders_get_messages_only_after_commit(committed_app, recorder):
         assert {(n.kind, n.level.value, n.created_at, n.read_at) for n in rows} == {
             ("test", "info", NOW, None)
         }
+        copies = get_session().scalars(sa.select(OutboxMessage)).all()
+        assert {(c.audience, c.kind, c.state.value, c.attempts, c.body) for c in copies} == {
+            ("unit", "test", "pending", 0, "只在提交后发出。")
+        }
+        assert [c.notification_id for c in copies] == ids
 
 
-def test_nothing_is_sent_after_a_rollback(committed_app, recorder):
+def test_a_rolled_back_change_leaves_no_copy(committed_app, channels):
+    channels("wecom")
     with committed_app.app_context():
         session = get_session()
         deliver(session, [unit_message(session, "U-CGJ", 1)], NOW)
         session.flush()
         session.rollback()
-        assert recorder.batches == []
-        # The dropped messages do not ride along with the next transaction's commit.
         kept = unit_message(session, "U-CGJ", 2)
         deliver(session, [kept], NOW)
         session.commit()
-        assert recorder.batches == [[kept]]
 
     assert inbox_titles(committed_app) == ["测试消息 2"]
+    assert [row.title for row in outbox_rows(committed_app)] == ["测试消息 2"]
 
 
-def test_rolled_back_session_sends_nothing_on_close(committed_app, recorder):
+def test_a_request_ending_without_commit_leaves_no_copy(committed_app, channels):
+    channels("wecom", "sms")
     with committed_app.app_context():
         session = get_session()
         deliver(session, [unit_message(session, "U-CGJ", 1)], NOW)
         session.flush()
     # The request ends without a commit (teardown closes the session).
-    assert recorder.batches == []
     assert inbox_titles(committed_app) == []
+    assert outbox_rows(committed_app) == []
+
+
+def test_alike_messages_get_a_copy_each(committed_app, channels):
+    channels("wecom")
     with committed_app.app_context():
-        get_session().commit()
-    assert recorder.batches == []
+        session = get_session()
+        same = unit_message(session, "U-CGJ", 1)
+        deliver(session, [same, same, unit_message(session, "U-CGJ", 2)], NOW)
+        session.commit()
+    keys = [row.delivery_key for row in outbox_rows(committed_app)]
+    assert len(keys) == len(set(keys)) == 3
+
+
+def test_only_logging_writes_no_copy_and_logs_after_commit(committed_app, channels, caplog):
+    channels()
+    notifier = committed_app.extensions["hotline.notify"]
+    assert notifier.log_lines
+    with committed_app.app_context(), caplog.at_level(logging.INFO, "hotline.notify"):
+        session = get_session()
+        deliver(session, [unit_message(session, "U-CGJ", 1)], NOW)
+        session.flush()
+        assert "测试消息 1" not in caplog.text
+        session.commit()
+    assert "notify U-CGJ test -: 测试消息 1" in caplog.text
+    assert outbox_rows(committed_app) == []
+    assert inbox_titles(committed_app) == ["测试消息 1"]
 
 
 @pytest.fixture
@@ -445,64 +433,54 @@ def duty_phones(committed_app):
         set_phones(code, phones)
 
 
-def test_sms_goes_to_the_duty_phones_the_unit_has_when_delivered(
-    committed_app, gateway, duty_phones
+def test_sms_copies_go_to_the_duty_phones_the_unit_has_when_made(
+    committed_app, channels, duty_phones
 ):
-    notifier = committed_app.extensions["hotline.notify"]
-    notifier.senders.insert(0, sms(gateway))
+    channels("sms")
     duty_phones("U-CGJ", ["13800000000", "05368234567"])
     duty_phones(DONGGUAN, [])
-    try:
-        with committed_app.app_context():
-            session = get_session()
-            deliver(
-                session,
-                [unit_message(session, "U-CGJ", 1), unit_message(session, DONGGUAN, 2)],
-                NOW,
-            )
-            # A change made after the message was made does not redirect it.
-            session.scalars(sa.select(Unit).where(Unit.code == "U-CGJ")).one().phones = []
-            session.commit()
-    finally:
-        notifier.senders.pop(0)
+    with committed_app.app_context():
+        session = get_session()
+        deliver(
+            session,
+            [unit_message(session, "U-CGJ", 1), unit_message(session, DONGGUAN, 2)],
+            NOW,
+        )
+        # A change made after the message was made does not redirect it.
+        session.scalars(sa.select(Unit).where(Unit.code == "U-CGJ")).one().phones = []
+        session.commit()
 
-    assert gateway.bodies == [
-        {"mobiles": ["13800000000", "05368234567"], "content": "测试消息 1 只在提交后发出。"}
+    # The street office has no duty phone: its inbox only.
+    assert [(row.channel, row.recipient) for row in outbox_rows(committed_app)] == [
+        ("sms", "13800000000,05368234567")
     ]
 
 
-def test_failing_sender_after_commit_loses_nothing(
-    committed_app, recorder, gateway, caplog, duty_phones
-):
-    notifier = committed_app.extensions["hotline.notify"]
-    gateway.status = 500
-    notifier.senders.insert(0, sms(gateway))
-    duty_phones("U-CGJ", ["13800000000"])
-    try:
-        with committed_app.app_context(), caplog.at_level(logging.ERROR, "hotline.notify"):
-            session = get_session()
-            sent = unit_message(session, "U-CGJ", 1)
-            deliver(session, [sent], NOW)
-            session.commit()
-    finally:
-        notifier.senders.pop(0)
-
-    assert gateway.bodies == [
-        {"mobiles": ["13800000000"], "content": "测试消息 1 只在提交后发出。"}
-    ]
-    assert "could not send 1 notification(s)" in caplog.text
-    assert len(recorder.batches) == 1
-    assert [(m.title, m.phones) for m in recorder.batches[0]] == [(sent.title, ("13800000000",))]
-    assert inbox_titles(committed_app) == ["测试消息 1"]
-
-
-def test_deliver_nothing_is_a_no_op(committed_app, recorder):
+def test_deliver_nothing_is_a_no_op(committed_app, channels):
+    channels("wecom")
     with committed_app.app_context():
         session = get_session()
         deliver(session, [], NOW)
         assert "pending_notifications" not in session.info
+        assert "outbox_written" not in session.info
         session.commit()
-    assert recorder.batches == []
+    assert outbox_rows(committed_app) == []
+
+
+def test_a_session_without_notifier_writes_the_inbox_only(committed_app, channels):
+    """The demo history's session (``notifier`` None): the past is not news."""
+    channels("wecom")
+    factory = committed_app.extensions["hotline.db"]
+    with factory(info={"notifier": None}) as session:
+        deliver(session, [unit_message(session, "U-CGJ", 1)], NOW)
+        session.commit()
+    assert inbox_titles(committed_app) == ["测试消息 1"]
+    assert outbox_rows(committed_app) == []
+
+
+def test_notifier_defaults():
+    notifier = Notifier()
+    assert notifier.channels == [] and not notifier.log_lines
 
 
 # -- the message centre: mark all read, inbox watchers -------------------------------------

@@ -118,18 +118,24 @@ def test_a_committed_tick_publishes_and_notifies_after_commit(committed_app, see
     heard, sent = [], []
     publisher = committed_app.extensions["hotline.events"]
     notifier = committed_app.extensions["hotline.notify"]
+    senders = committed_app.extensions["hotline.outbox"].senders
 
     class Recorder:
-        def send(self, messages):
-            sent.extend(messages)
+        def send(self, copy):
+            sent.append(copy)
 
     publisher.listeners.append(heard.append)
-    notifier.senders.append(Recorder())
+    notifier.channels.append("wecom")
+    saved, senders["wecom"] = senders["wecom"], Recorder()
     try:
         result = scheduler.make_job(committed_app)()
+        # The copies are in the outbox with the inbox items; the sweep sends them.
+        assert sent == []
+        swept = scheduler.make_outbox_job(committed_app)()
     finally:
         publisher.listeners.remove(heard.append)
-        notifier.senders.pop()
+        notifier.channels.remove("wecom")
+        senders["wecom"] = saved
     assert result.fired == 3 * TIMERS_PER_TICKET
     # The sign warning was due 1 h 36 min after a dispatch 30 h ago: 28 h 24 min late.
     assert result.max_lateness == pytest.approx(28.4 * 3600, abs=60)
@@ -142,8 +148,9 @@ def test_a_committed_tick_publishes_and_notifies_after_commit(committed_app, see
     ]
     assert {m["level"] for m in sla} == {"yellow", "red"}
     assert all(m["unit"] == "U-S-370705001" and "requester" not in str(m) for m in sla)
-    assert len(sent) == 3 * TIMERS_PER_TICKET
-    assert all(m.unit_code == "U-S-370705001" for m in sent)
+    assert swept.sent == len(sent) == 3 * TIMERS_PER_TICKET
+    assert all(c.recipient == "U-S-370705001" and c.channel == "wecom" for c in sent)
+    assert len({c.delivery_key for c in sent}) == len(sent)
     # Nothing is due any more: the next run is idle.
     assert scheduler.make_job(committed_app)().tickets == 0
 
@@ -163,6 +170,7 @@ def test_scheduler_command_runs_once(committed_app, seed_overdue):
     assert result.exit_code == 0, result.output
     assert f"fired={2 * TIMERS_PER_TICKET} tickets=2" in result.output
     assert "knowledge_expired=0 knowledge_reminded=0" in result.output
+    assert "outbox_sent=0 outbox_retry=0 outbox_failed=0" in result.output
     assert _counts(committed_app)["firings"] == 2 * TIMERS_PER_TICKET
 
 
@@ -189,8 +197,16 @@ def test_demo_mode_starts_one_scheduler_per_process(committed_app):
     try:
         assert scheduler.start_in_process(committed_app) is first
         jobs = first.get_jobs()
-        assert [j.id for j in jobs] == [scheduler.JOB_ID, scheduler.KNOWLEDGE_JOB_ID]
-        job = jobs[0]
+        assert {j.id for j in jobs} == {
+            scheduler.JOB_ID,
+            scheduler.KNOWLEDGE_JOB_ID,
+            scheduler.OUTBOX_JOB_ID,
+        }
+        sweep = first.get_job(scheduler.OUTBOX_JOB_ID)
+        assert sweep.trigger.interval == dt.timedelta(
+            seconds=committed_app.config["OUTBOX_SWEEP_SECONDS"]
+        )
+        job = first.get_job(scheduler.JOB_ID)
         assert job.trigger.interval == dt.timedelta(
             seconds=committed_app.config["SCHEDULER_INTERVAL_SECONDS"]
         )
