@@ -114,13 +114,16 @@ def submit(
     code=None,
     idempotency_key,
     emergency_seen=False,
+    openid=None,
     now=None,
 ):
     """我要反映: record a citizen's request. Returns (ticket, created).
 
     ``phone`` (normalised) needs the ``code`` texted to it for ``submit``; ``photos`` are
-    ``attachments.check``ed. Nothing is written when anything is refused, except a wrong
-    code's counted try (``citizens.check_code``)."""
+    ``attachments.check``ed; ``openid``: the citizen's WeChat id when the city's WeChat
+    gateway vouched for it (``outbox.openid_from_headers``), for WeChat copies of the texts.
+    Nothing is written when anything is refused, except a wrong code's counted try
+    (``citizens.check_code``)."""
     now = now or utcnow()
     if channel not in PORTAL_CHANNELS:
         raise ValidationFailed(
@@ -188,6 +191,7 @@ def submit(
             },
             delivery_key=f"received:{ticket.id}",
             ticket_id=ticket.id,
+            openid=openid,
             now=now,
         )
     return ticket, True

@@ -18,11 +18,11 @@ request recorded by the same operation (``dispatch.citizens.submit``). Rate limi
 """
 
 import sqlalchemy as sa
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from dispatch import citizens
-from hotline import api, attachments, limits
+from hotline import api, attachments, limits, outbox
 from hotline import citizens as codes
 from hotline.auth import csrf
 from hotline.db import get_session
@@ -86,7 +86,12 @@ def create_request():
         photos = attachments.check(request.files.getlist("photos"))
     db = get_session()
     ticket, created = citizens.submit(
-        db, channel=channel, photos=photos, idempotency_key=key, **values
+        db,
+        channel=channel,
+        photos=photos,
+        idempotency_key=key,
+        openid=outbox.openid_from_headers(request.headers, current_app.config),
+        **values,
     )
     api.commit()
     reply_by = citizens.promised_reply(db, ticket)

@@ -37,7 +37,7 @@ from flask import (
 from flask import redirect as flask_redirect
 
 from dispatch import citizens
-from hotline import attachments, limits, suggestions, web
+from hotline import attachments, limits, outbox, outbox_delivery, suggestions, web
 from hotline import citizens as codes
 from hotline.db import get_session
 from hotline.enums import Channel, RequestType
@@ -96,8 +96,8 @@ def demo_note():
     config = current_app.config
     if config.get("CITIZEN_DEMO_NOTE") is not None:
         return bool(config["CITIZEN_DEMO_NOTE"])
-    sender = config.get("NOTIFY_SMS_SENDER") or ("http" if config.get("NOTIFY_SMS_URL") else "")
-    return sender in ("", "logging")
+    sender, _ = outbox_delivery.sender_setting(config, "sms")
+    return sender == "logging"
 
 
 def _render_form(
@@ -152,7 +152,12 @@ def submit_post():
         photos = attachments.check(request.files.getlist("photos"))
         key = request.form.get("idempotency_key", "").strip()
         return citizens.submit(
-            db, channel=channel, photos=photos, idempotency_key=key or None, **values
+            db,
+            channel=channel,
+            photos=photos,
+            idempotency_key=key or None,
+            openid=outbox.openid_from_headers(request.headers, current_app.config),
+            **values,
         )
 
     def refused(error):

@@ -190,3 +190,32 @@ def test_an_unknown_path_or_method_is_answered_in_the_envelope(client):
     wrong = client.get("/citizen/api/v1/codes")
     assert wrong.status_code == 405
     assert wrong.get_json()["error"]["code"]
+
+
+def test_a_request_through_the_wechat_gateway_is_also_answered_on_wechat(client, app, db):
+    app.config["NOTIFY_WECHAT_GATEWAY_TOKEN"] = "gateway-secret"
+    try:
+        post(client, "codes", {"phone": PHONE, "purpose": "submit"})
+        body = {
+            "request_type": "help",
+            "content": CONTENT,
+            "address": "奎文区东关街道胜利东街100号",
+            "phone": PHONE,
+            "code": sent_code(db),
+            "channel": "wechat",
+        }
+        headers = {
+            "Idempotency-Key": "wx-1",
+            "X-WeChat-OpenID": "oAbc123",
+            "X-WeChat-Gateway-Token": "gateway-secret",
+        }
+        created = client.post("/citizen/api/v1/requests", json=body, headers=headers)
+        assert created.status_code == 201, created.get_json()
+    finally:
+        app.config["NOTIFY_WECHAT_GATEWAY_TOKEN"] = ""
+    copies = db.execute(
+        sa.select(OutboxMessage.channel, OutboxMessage.recipient).where(
+            OutboxMessage.kind == "citizen_received"
+        )
+    ).all()
+    assert sorted(copies) == [("sms", PHONE), ("wechat", "oAbc123")]
