@@ -75,9 +75,15 @@ def send_code(session, phone, *, purpose, client_ip=None, now=None):
     is reached. Returns the seconds until another may be asked for."""
     now = now or utcnow()
     _check_purpose(purpose)
-    last = session.scalar(
-        sa.select(sa.func.max(VerificationCode.created_at)).where(VerificationCode.phone == phone)
-    )
+    _, today, tomorrow = day_bounds(now, _timezone())
+    until_tomorrow = (tomorrow - now).total_seconds()
+    # The phone's last code and today's count in one look (the index on phone, created_at).
+    last, sent_to_phone = session.execute(
+        sa.select(
+            sa.func.max(VerificationCode.created_at),
+            sa.func.count().filter(VerificationCode.created_at >= today),
+        ).where(VerificationCode.phone == phone)
+    ).one()
     if last is not None:
         wait = RESEND_SECONDS - (now - last).total_seconds()
         if wait > 0:
@@ -87,12 +93,8 @@ def send_code(session, phone, *, purpose, client_ip=None, now=None):
                 code="CODE_RESEND_TOO_SOON",
                 retry_after=seconds,
             )
-    _, today, tomorrow = day_bounds(now, _timezone())
-    until_tomorrow = (tomorrow - now).total_seconds()
     sent_today = sa.select(sa.func.count()).where(VerificationCode.created_at >= today)
-    if session.scalar(sent_today.where(VerificationCode.phone == phone)) >= settings.get(
-        session, "citizen.codes_per_phone_daily"
-    ):
+    if sent_to_phone >= settings.get(session, "citizen.codes_per_phone_daily"):
         raise TooManyRequests(
             "该手机号今日获取验证码的次数已达上限，请明天再试，或拨打 12345 热线反映",
             code="CODE_DAILY_LIMIT",

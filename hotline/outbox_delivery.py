@@ -108,9 +108,16 @@ class LoggingSender:
         )
 
 
+#: One HTTP session per delivering thread: connections to a gateway are kept open between
+#: copies (a new TCP, and in production TLS, handshake per text costs more than the text).
+_local = threading.local()
+
+
 def _post(url, body, delivery_key=None):
     headers = {"X-Delivery-Key": delivery_key} if delivery_key else {}
-    response = requests.post(url, json=body, headers=headers, timeout=TIMEOUT_SECONDS)
+    if not hasattr(_local, "http"):
+        _local.http = requests.Session()
+    response = _local.http.post(url, json=body, headers=headers, timeout=TIMEOUT_SECONDS)
     response.raise_for_status()
     return response
 

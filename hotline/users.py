@@ -36,6 +36,7 @@ from sqlalchemy.orm import selectinload
 
 from hotline import auth, schemas, tabular
 from hotline.audit import audit, audit_change, changes, values_of
+from hotline.cache import RowCache
 from hotline.enums import SERVICE_ROLES, AreaLevel, Channel, Role
 from hotline.errors import Conflict, HotlineError, NotFound, ValidationFailed
 from hotline.models import Area, Unit, User, UserSession
@@ -751,11 +752,15 @@ PORTAL_ACCOUNTS = {
 NO_PASSWORD = "!"
 
 
+#: Service accounts by username: asked at every citizen's submission, never edited.
+_service_accounts = RowCache(ttl=300)
+
+
 def service_account(db, username, name):
     """The service account ``username`` (``Role.portal``), made on first use. Two processes
     making it at once: the unique username keeps one, and the loser reads it."""
     query = sa.select(User).where(User.username == username)
-    user = db.scalars(query).first()
+    user = _service_accounts.get(db, username, lambda s: s.scalars(query).first())
     if user is not None:
         return user
     try:
