@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 
 import sqlalchemy as sa
 from flask import current_app
@@ -43,14 +44,16 @@ SESSION_DAYS = 7
 PURPOSES = ("submit", "track")
 
 #: A mainland mobile number (what an SMS can reach), after spaces, dashes and +86 are removed.
-_MOBILE = re.compile(r"1[3-9]\d{9}")
+_MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
 PHONE_INVALID = "请填写正确的 11 位手机号码"
 CODE_INVALID = "验证码错误或已失效，请重新输入或重新获取"
 
 
 def normalise_phone(text, field="phone"):
-    """``text`` as an 11-digit mobile number, or a refusal (``PHONE_INVALID``)."""
-    digits = re.sub(r"[\s\-()（）]", "", text or "")
+    """``text`` as an 11-digit mobile number, or a refusal (``PHONE_INVALID``). Full-width
+    digits (a Chinese keyboard) become ASCII; any other digit is refused, so one phone has
+    one spelling and one set of limits."""
+    digits = re.sub(r"[\s\-()（）]", "", unicodedata.normalize("NFKC", text or ""))
     if digits.startswith("+86"):
         digits = digits[3:]
     elif digits.startswith("0086"):
@@ -75,6 +78,7 @@ def send_code(session, phone, *, purpose, client_ip=None, now=None):
     is reached. Returns the seconds until another may be asked for."""
     now = now or utcnow()
     _check_purpose(purpose)
+    _lock_phone(session, phone)
     _, today, tomorrow = day_bounds(now, _timezone())
     until_tomorrow = (tomorrow - now).total_seconds()
     # The phone's last code and today's count in one look (the index on phone, created_at).
@@ -133,34 +137,64 @@ def send_code(session, phone, *, purpose, client_ip=None, now=None):
 
 def check_code(session, phone, code, *, purpose, now=None):
     """Accept ``code`` for ``phone`` and ``purpose`` (the latest code sent, unexpired, unused,
-    fewer than ``MAX_TRIES`` wrong tries) and use it up. A wrong code counts as a try and is
-    committed before the refusal; every refusal reads the same (``CODE_INVALID``) except
-    the one that says the tries are used up."""
+    fewer than ``MAX_TRIES`` tries) and use it up. Every try takes one of the code's
+    ``MAX_TRIES`` slots before it is compared, in one conditional UPDATE, so concurrent
+    guesses cannot share a slot; a wrong code's try is committed before the refusal. Every
+    refusal reads the same (``CODE_INVALID``) except the one that says the tries are used up.
+    """
     now = now or utcnow()
     _check_purpose(purpose)
     code = (code or "").strip()
-    row = session.scalars(
-        sa.select(VerificationCode)
-        .where(VerificationCode.phone == phone, VerificationCode.purpose == purpose)
+    row = session.execute(
+        sa.select(VerificationCode.id, VerificationCode.code_hash, VerificationCode.tries)
+        .where(
+            VerificationCode.phone == phone,
+            VerificationCode.purpose == purpose,
+            VerificationCode.used_at.is_(None),
+            VerificationCode.expires_at > now,
+        )
         .order_by(VerificationCode.created_at.desc(), VerificationCode.id.desc())
         .limit(1)
     ).first()
     # Always compute a digest, so a phone without a code answers in the same time.
     given = _digest(phone, purpose, code)
-    usable = row is not None and row.used_at is None and row.expires_at > now
-    if usable and row.tries >= MAX_TRIES:
+    if row is None:
+        raise _invalid()
+    unused = sa.and_(VerificationCode.id == row.id, VerificationCode.used_at.is_(None))
+    took_slot = session.execute(
+        sa.update(VerificationCode)
+        .where(unused, VerificationCode.tries < MAX_TRIES)
+        .values(tries=VerificationCode.tries + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not took_slot:
         raise ValidationFailed(
             "验证码输错次数过多，请重新获取验证码",
             code="CODE_TOO_MANY_TRIES",
             details={"code": "请重新获取验证码"},
         )
-    if usable and hmac.compare_digest(given, row.code_hash):
-        row.used_at = now
-        return
-    if usable:
-        row.tries += 1
-        session.commit()
-    raise ValidationFailed(CODE_INVALID, code="CODE_INVALID", details={"code": CODE_INVALID})
+    if hmac.compare_digest(given, row.code_hash):
+        used = session.execute(
+            sa.update(VerificationCode)
+            .where(unused)
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if used:
+            return
+    session.commit()
+    raise _invalid()
+
+
+def _invalid():
+    return ValidationFailed(CODE_INVALID, code="CODE_INVALID", details={"code": CODE_INVALID})
+
+
+def _lock_phone(session, phone):
+    """Serialise the code requests of one phone (their limits are read, then a code is
+    written): on PostgreSQL a transaction-scoped advisory lock; SQLite has one writer."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(phone))))
 
 
 def _check_purpose(purpose):

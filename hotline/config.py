@@ -116,6 +116,10 @@ DEFAULTS = {
     "LIMIT_CITIZEN_LOOKUP": "60 per minute;600 per hour",
     "LIMIT_CITIZEN_SUGGEST": "60 per minute",
     "LIMIT_OPEN311": "120 per minute",
+    #: Proxies in front of the application that set ``X-Forwarded-For``/``-Proto`` (0: none,
+    #: the headers are ignored). Behind the city's proxy set it, or every citizen has the
+    #: proxy's address and the per-address limits become one limit for the whole city.
+    "PROXY_HOPS": 0,
     #: Off: no rate limit is applied (tests of other things, a benchmark that says so).
     "LIMITS_ENABLED": True,
     #: Where the counters' keys start in Redis (runs sharing one Redis keep apart).

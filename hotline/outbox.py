@@ -40,6 +40,12 @@ TEMPLATES = {
     "citizen_finished": ("number", "reply", "rating_url"),
     "citizen_reopened": ("number",),
 }
+#: Messages whose text is a secret (a one-time code): tried at most ``SECRET_MAX_ATTEMPTS``
+#: times (a code is worth minutes; the citizen asks for another), and their text and fields
+#: are blanked once sent or given up, so no code outlives its delivery in the database.
+SECRET_KINDS = frozenset({"citizen_code"})
+SECRET_MAX_ATTEMPTS = 2
+SECRET_BLANKED = "（验证码短信，内容不留存）"
 #: What the outbox's ``audience`` column holds.
 UNIT, CITIZEN = "unit", "citizen"
 #: The channels (media) of a citizen's messages.
@@ -426,7 +432,13 @@ def get(session, copy_id):
 def retry(session, actor, copy, now=None):
     """重新发送: a failed copy goes back to pending, due now, with its tries counted afresh
     (its last error stays until the next try). Audited; the caller commits, and the
-    process's delivery thread sends it after the commit."""
+    process's delivery thread sends it after the commit. A code's text is not kept, so it
+    cannot be sent again: the citizen asks for a new code."""
+    if copy.kind in SECRET_KINDS:
+        raise Conflict(
+            "验证码短信不能重新发送（内容已不留存），请市民重新获取验证码",
+            code="OUTBOX_SECRET_NOT_RESENT",
+        )
     if copy.state != OutboxState.failed:
         raise Conflict(
             f"只有发送失败的通知可以重新发送（这条{copy.state.label}）", code="OUTBOX_NOT_FAILED"

@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from hotline import outbox
 from hotline.db import utcnow
 from hotline.enums import OutboxState
 from hotline.models import OutboxMessage, Ticket
@@ -412,6 +413,7 @@ def _mark(session_factory, copies, outcome, now, max_attempts, result):
             )
             result.sent += len(sent)
         failed = [c.id for c in copies if outcome[c.id] is not None]
+        secret = {c.id for c in copies if c.kind in outbox.SECRET_KINDS}
         if failed:
             attempts = dict(
                 session.execute(
@@ -420,7 +422,8 @@ def _mark(session_factory, copies, outcome, now, max_attempts, result):
             )
             for copy_id in failed:
                 tries = attempts.get(copy_id, 0) + 1
-                given_up = tries >= max_attempts
+                limit = outbox.SECRET_MAX_ATTEMPTS if copy_id in secret else max_attempts
+                given_up = tries >= limit
                 session.execute(
                     sa.update(table)
                     .where(table.c.id == copy_id, table.c.state == OutboxState.pending)
@@ -435,6 +438,13 @@ def _mark(session_factory, copies, outcome, now, max_attempts, result):
                     result.failed += 1
                 else:
                     result.retried += 1
+        if secret:
+            # A code delivered or given up: its text leaves the database.
+            session.execute(
+                sa.update(table)
+                .where(table.c.id.in_(secret), table.c.state != OutboxState.pending)
+                .values(body=outbox.SECRET_BLANKED, payload={})
+            )
         session.commit()
 
 

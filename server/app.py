@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 import dashboards.api
@@ -164,6 +165,11 @@ def create_app(overrides=None):
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret_key(app.instance_path)
 
+    hops = app.config["PROXY_HOPS"]
+    if hops:
+        # The client's own address and scheme from the proxies' headers (rate limits, login
+        # throttle, audit, HSTS); only as many hops as are really there are trusted.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     app.url_map.converters["id"] = RowIdConverter
     headers.init_app(app)
     events.init_app(app)

@@ -26,10 +26,11 @@ from flask import (
     request,
     url_for,
 )
+from sqlalchemy.orm.exc import StaleDataError
 
 from dispatch import citizen_notices, citizen_schemas, citizen_tracking
 from dispatch.citizen_tracking import STATUS_WORDS, mask_phone
-from hotline import citizens, limits
+from hotline import citizens, limits, web
 from hotline.db import get_session, utcnow
 from hotline.enums import Satisfaction, Solved
 from hotline.errors import HotlineError, NotFound
@@ -222,7 +223,9 @@ def _act(found, change, done, *, token=None):
     try:
         change(db)
         db.commit()
-    except HotlineError as exc:
+    except (HotlineError, StaleDataError) as exc:
+        # A phone callback recorded meanwhile wins; the citizen sees the page as it is now.
+        exc = web.refusal(exc)
         db.rollback()
         db.refresh(found)
         typed = {k: v for k, v in request.form.items() if k != "csrf_token"}

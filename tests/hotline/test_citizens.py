@@ -25,13 +25,21 @@ def _sent_code(db, phone=PHONE):
 
 @pytest.mark.parametrize(
     "text,phone",
-    [("139 1234 5678", PHONE), ("+86 139-1234-5678", PHONE), ("008613912345678", PHONE)],
+    [
+        ("139 1234 5678", PHONE),
+        ("+86 139-1234-5678", PHONE),
+        ("008613912345678", PHONE),
+        ("１３９１２３４５６７８", PHONE),  # full-width, as a Chinese keyboard types them
+    ],
 )
 def test_phone_numbers_are_normalised(text, phone):
     assert citizens.normalise_phone(text) == phone
 
 
-@pytest.mark.parametrize("text", ["", "12912345678", "1391234567", "0536-1234567", "abc"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "12912345678", "1391234567", "0536-1234567", "abc", "1391234567٨"],  # Arabic-Indic 8
+)
 def test_bad_phone_numbers_are_refused(text):
     with pytest.raises(ValidationFailed) as caught:
         citizens.normalise_phone(text)
@@ -125,3 +133,40 @@ def test_sessions_show_their_phone_until_ended_expired_or_revoked(app, db, user)
     db.flush()
     assert citizens.revoke_phone(db, user("admin"), PHONE, now=NOW) == 1
     assert citizens.session_phone(db, other, now=NOW) is None
+
+
+def test_concurrent_tries_of_one_code_cannot_share_a_slot(committed_app):
+    """Eight requests verifying at once (the right code among wrong ones): one may use the
+    code, and the tries counted are the tries made."""
+    import threading
+
+    factory = committed_app.extensions["hotline.db"]
+    with committed_app.app_context():
+        with factory() as session:
+            citizens.send_code(session, PHONE, purpose="track", now=NOW)
+            session.commit()
+            code = _sent_code(session)
+    guesses = [code] * 3 + [f"{(int(code) + n) % 1000000:06d}" for n in range(1, 5)]
+    outcomes = []
+    barrier = threading.Barrier(len(guesses))
+
+    def verify(guess):
+        with committed_app.app_context(), factory() as session:
+            barrier.wait()
+            try:
+                citizens.check_code(session, PHONE, guess, purpose="track", now=NOW)
+                session.commit()
+                outcomes.append("ok")
+            except ValidationFailed as exc:
+                session.rollback()
+                outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=verify, args=(g,)) for g in guesses]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("ok") == 1
+    with factory() as session:
+        row = session.scalars(sa.select(VerificationCode)).one()
+        assert row.used_at is not None and row.tries <= citizens.MAX_TRIES

@@ -142,6 +142,33 @@ def test_an_openid_is_taken_only_from_the_citys_gateway(headers, expected):
 # --- delivery, retries, giving up ---------------------------------------------------------
 
 
+def test_a_codes_text_leaves_the_database_once_sent_and_is_never_sent_again(app, db, user):
+    factory = app.extensions["hotline.db"]
+    citizens.send_code(db, PHONE, purpose="submit", now=NOW)
+    db.commit()
+    gateway = Recorder()
+    assert deliver_due(factory, {"sms": gateway}, now=NOW).sent == 1
+    assert "验证码是" in gateway.copies[0].text
+    (copy,) = copies(db)
+    assert copy.state == OutboxState.sent
+    assert copy.body == outbox.SECRET_BLANKED and copy.payload == {}
+    copy.state = OutboxState.failed
+    with pytest.raises(Conflict) as caught:
+        outbox.retry(db, user("admin"), copy)
+    assert caught.value.code == "OUTBOX_SECRET_NOT_RESENT"
+
+
+def test_an_undeliverable_code_is_given_up_after_two_tries(app, db):
+    factory = app.extensions["hotline.db"]
+    citizens.send_code(db, PHONE, purpose="track", now=NOW)
+    db.commit()
+    down = {"sms": Recorder(fail="gateway down")}
+    assert deliver_due(factory, down, now=NOW).retried == 1
+    assert deliver_due(factory, down, now=NOW + dt.timedelta(seconds=30)).failed == 1
+    (copy,) = copies(db)
+    assert copy.state == OutboxState.failed and "验证码是" not in copy.body
+
+
 def test_retries_back_off_then_the_copy_is_failed_after_the_limit(app, db):
     factory = app.extensions["hotline.db"]
     tell(db)

@@ -154,3 +154,16 @@ def test_the_pool_reconnects_by_itself_after_a_restart(committed_app):
     admin.dispose()
     assert killed >= 1
     assert client.get("/api/v1/me").status_code == 200
+
+
+def test_proxy_hops_give_the_clients_own_address(make_app):
+    from flask import request
+
+    app = make_app(PROXY_HOPS=1)
+    seen = []
+    app.add_url_rule("/whoami", "whoami", lambda: seen.append(request.remote_addr) or "")
+    app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.7"})
+    plain = make_app()
+    plain.add_url_rule("/whoami", "whoami", lambda: seen.append(request.remote_addr) or "")
+    plain.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert seen == ["203.0.113.7", "127.0.0.1"]
