@@ -8,7 +8,9 @@ API keys
     characters are kept. Each key has its own service account (``Role.portal``,
     ``open311-<slug>``) that receives its requests, so its tickets, its idempotency keys and
     its audit trail are its own. A revoked key is refused from that moment; the account and
-    its tickets stay. Each key's calls are limited by ``LIMIT_OPEN311`` (``hotline.limits``).
+    its tickets stay. Each key's calls are limited by ``LIMIT_OPEN311`` (``hotline.limits``);
+    a missing, wrong or revoked key is counted against the caller's address under the same
+    rule, so a flood of guessed keys is throttled like reads without a key.
 
 Services (GET services)
     Every active category with no active category below it is a service: ``service_code``
@@ -30,11 +32,17 @@ Requests (POST requests)
 Public reads (GET requests, GET requests/{id}, GET tokens/{id})
     No names, no phones, no e-mail: ``description`` and ``status_notes`` pass through
     ``privacy.scrub_personal``. 举报 (reports) and requests closed at intake as touching
-    secrets or privacy are never listed. ``status`` is ``closed`` once the request has its
-    answer or left the hotline (``CLOSED_STATUSES``), ``open`` otherwise; ``status_notes`` is
-    the unit's reply (统一回复) once finished, or what became of it (transferred, merged,
-    terminated). Times are ISO 8601 in the city's time zone with its offset; ``lat``/``long``
-    are converted back to WGS-84.
+    secrets or privacy are never listed, nor found by ``GET tokens`` without a key (with a
+    key, tokens find only that client's own requests, reports included).
+    Where a citizen is: a ticket's exact place is shown only to the client that filed it
+    (a read with that client's ``api_key``). To everyone else ``lat``/``long`` are rounded
+    to 3 decimals (about 100 m), and ``address`` is null unless the ticket came through
+    Open311, whose clients sent their ``address_string`` for this interface (still
+    scrubbed); the address a citizen told the hotline by phone, web or app is never shown.
+    ``status`` is ``closed`` once the request has its answer or left the hotline
+    (``CLOSED_STATUSES``), ``open`` otherwise; ``status_notes`` is the unit's reply (统一回复)
+    once finished, or what became of it (transferred, merged, terminated). Times are ISO 8601
+    in the city's time zone with its offset; ``lat``/``long`` are converted back to WGS-84.
 """
 
 import datetime as dt
@@ -80,6 +88,8 @@ EMAIL_MAX = 100
 MAX_IDS = 50
 #: The standard's default window of ``GET requests`` without dates.
 DEFAULT_DAYS = 90
+#: Decimals of the coordinates others than the filing client read (0.001° is about 100 m).
+PUBLIC_DECIMALS = 3
 #: ``last_used_at`` is written at most this often per key (a busy client costs no write
 #: per call).
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
@@ -236,8 +246,13 @@ def key_for(db, plaintext, now=None):
 
 def authorise(db, plaintext):
     """The key of a call (``key_for``), counted against its rate limit (``LIMIT_OPEN311``
-    per key, ``hotline.limits``: shared through Redis by every process)."""
-    row = key_for(db, plaintext)
+    per key, ``hotline.limits``: shared through Redis by every process). A refused key is
+    counted against the caller's address instead: guessing keys costs calls too."""
+    try:
+        row = key_for(db, plaintext)
+    except Forbidden:
+        limits.check("LIMIT_OPEN311")
+        raise
     limits.check("LIMIT_OPEN311", f"open311:{row.name}")
     return row
 
@@ -577,11 +592,28 @@ def _description(ticket, media_url):
     return scrub_personal(text)
 
 
-def request_dict(ticket, timezone, media_url=None):
-    """One service request as the standard names its fields; no personal data."""
+def own_request(ticket, reader):
+    """Whether ``ticket`` was filed through Open311 by the client of the key ``reader``."""
+    return (
+        reader is not None
+        and ticket.channel == Channel.open311
+        and ticket.channel_client == reader.name
+    )
+
+
+def request_dict(ticket, timezone, media_url=None, reader=None):
+    """One service request as the standard names its fields; no personal data. The exact
+    place only for the client that filed it (``reader``, the key of the read); for others
+    coordinates to ``PUBLIC_DECIMALS`` and the address only of Open311 tickets."""
+    own = own_request(ticket, reader)
     lng = lat = None
     if ticket.lng is not None and ticket.lat is not None:
         lng, lat = geo.gcj02_to_wgs84(ticket.lng, ticket.lat)
+        if not own:
+            lng, lat = round(lng, PUBLIC_DECIMALS), round(lat, PUBLIC_DECIMALS)
+    address = None
+    if own or ticket.channel == Channel.open311:
+        address = scrub_personal(ticket.address)
     return {
         "service_request_id": ticket.number,
         "status": "closed" if ticket.status in CLOSED_STATUSES else "open",
@@ -594,7 +626,7 @@ def request_dict(ticket, timezone, media_url=None):
         "requested_datetime": _iso(ticket.received_at, timezone),
         "updated_datetime": _iso(ticket.updated_at, timezone),
         "expected_datetime": _iso(ticket.finish_due, timezone),
-        "address": scrub_personal(ticket.address),
+        "address": address,
         "address_id": None,
         "zipcode": None,
         "lat": lat,
@@ -605,12 +637,15 @@ def request_dict(ticket, timezone, media_url=None):
 
 def tokens(db, token, key=None):
     """[{service_request_id, token}] of the Open311 requests filed under ``token`` (by
-    ``key``'s client when given; else by any client, so more than one may answer)."""
+    ``key``'s client when given; else by any client, so more than one may answer, and only
+    those the public may read: a report's number is not revealed)."""
     query = sa.select(Ticket.number).where(
         Ticket.channel == Channel.open311, Ticket.idempotency_key == token
     )
     if key is not None:
         query = query.where(Ticket.created_by_id == key.user_id)
+    else:
+        query = query.where(_public())
     numbers = db.scalars(query.order_by(Ticket.id)).all()
     if not numbers:
         raise NotFound(f"token 不存在：{token}", code="OPEN311_TOKEN_NOT_FOUND")

@@ -71,15 +71,23 @@ def init_app(app):
 _D = "[0-9\uff10-\uff19]"
 _NOT_DIGIT_BEFORE = f"(?<!{_D})"
 _NOT_DIGIT_AFTER = f"(?!{_D})"
-#: 18-digit resident ID numbers (the last may be X).
-_ID_NUMBER = re.compile(f"{_NOT_DIGIT_BEFORE}{_D}{{17}}(?:{_D}|[Xx\uff38\uff58]){_NOT_DIGIT_AFTER}")
-#: Mobiles (+86 optional, groups split by spaces or hyphens), landlines with an area code
-#: (brackets optional), and bare 7–8 digit local numbers.
+#: A separator people put between groups of digits: a space, a dot or a hyphen (not a line
+#: break: numbers on two lines are two numbers).
+_SEP = "[ \\t.\\-\u3000]"
+#: A digit, optionally after one separator.
+_SD = f"(?:{_SEP}?{_D})"
+#: 18-digit resident ID numbers (the last may be X), whole or in groups (370702 19900101 1234).
+_ID_NUMBER = re.compile(
+    f"{_NOT_DIGIT_BEFORE}{_D}{_SD}{{16}}{_SEP}?(?:{_D}|[Xx\uff38\uff58]){_NOT_DIGIT_AFTER}"
+)
+#: Mobiles (+86 optional; 11 digits in any grouping: 1391 234 5678, 139.1234.5678),
+#: landlines with an area code (brackets optional; the local part grouped too: 0536-8888 8888),
+#: and bare 7–8 digit local numbers (no separators: a date such as 2026-12-05 stays).
 _PHONE = re.compile(
     _NOT_DIGIT_BEFORE
     + "(?:"
-    + f"(?:[+\uff0b]?86[-\\s]?)?[1\uff11][3-9\uff13-\uff19]{_D}[-\\s]?{_D}{{4}}[-\\s]?{_D}{{4}}"
-    + f"|[(\uff08]?[0\uff10]{_D}{{2,3}}[)\uff09]?[-\\s]?{_D}{{7,8}}"
+    + f"(?:[+\uff0b]?86{_SEP}?)?[1\uff11][3-9\uff13-\uff19]{_SD}{{9}}"
+    + f"|[(\uff08]?[0\uff10]{_D}{{2,3}}[)\uff09]?{_SEP}?{_D}{_SD}{{6,7}}"
     + f"|{_D}{{7,8}}"
     + ")"
     + _NOT_DIGIT_AFTER

@@ -189,7 +189,7 @@ def post_request(fmt):
 
 def list_requests(fmt):
     db = get_session()
-    _optional_key(db)
+    key = _optional_key(db)
     config = current_app.config
     errors = {}
     page = positive_int(request.args, "page", 1, errors)
@@ -202,18 +202,18 @@ def list_requests(fmt):
         )
     query = open311.request_query(request.args, now=utcnow(), timezone=config["TIMEZONE"])
     rows, media = open311.page_of(db, query, page=page, size=size)
-    items = [open311.request_dict(t, config["TIMEZONE"], media.get(t.id)) for t in rows]
+    items = [open311.request_dict(t, config["TIMEZONE"], media.get(t.id), key) for t in rows]
     return answer("service_requests", items)
 
 
 def get_request(number, fmt):
     db = get_session()
-    _optional_key(db)
+    key = _optional_key(db)
     ticket = open311.public_ticket(db, number)
     media = open311.media_urls(db, [ticket.id])
     timezone = current_app.config["TIMEZONE"]
     return answer(
-        "service_requests", [open311.request_dict(ticket, timezone, media.get(ticket.id))]
+        "service_requests", [open311.request_dict(ticket, timezone, media.get(ticket.id), key)]
     )
 
 

@@ -20,6 +20,12 @@ from hotline.privacy import EMAIL_REMOVED, ID_REMOVED, PHONE_REMOVED, scrub_pers
         "座机（0536）82345678",
         "座机 (010) 82345678",
         "座机 8234567",
+        # Grouped as people write them.
+        "手机 1391 234 5678",
+        "手机 139 123 45678",
+        "手机 139.1234.5678",
+        "座机 0536-8888 8888",
+        "座机 010 8234 5678",
     ],
 )
 def test_phone_numbers_are_removed(text):
@@ -32,6 +38,8 @@ def test_phone_numbers_are_removed(text):
 def test_id_numbers_are_removed_whole_not_read_as_phones():
     assert scrub_personal("身份证 37070519800101123X 办理") == f"身份证 {ID_REMOVED} 办理"
     assert scrub_personal("证号370705198001011234。") == f"证号{ID_REMOVED}。"
+    assert scrub_personal("身份证 370702 19900101 1234") == f"身份证 {ID_REMOVED}"
+    assert scrub_personal("身份证 370702-19900101-123x。") == f"身份证 {ID_REMOVED}。"
 
 
 def test_emails_are_removed():
@@ -43,6 +51,25 @@ def test_ordinary_text_and_short_numbers_stay():
     assert scrub_personal(text) == text
     assert scrub_personal("") == ""
     assert scrub_personal(None) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-05 起停电",
+        "2026.12.05 13:45 到场",
+        "胜利东街100号",
+        "价格 12.5-13.5 元",
+        "10:30-11:30 施工",
+        "第1 2 3 4 5 6 7条",
+    ],
+)
+def test_dates_times_and_house_numbers_are_not_taken_for_phones(text):
+    assert scrub_personal(text) == text
+
+
+def test_numbers_on_two_lines_are_two_numbers():
+    assert scrub_personal("13805360001\n2026-12-05") == f"{PHONE_REMOVED}\n2026-12-05"
 
 
 def test_longer_digit_runs_are_not_cut_into_a_phone():

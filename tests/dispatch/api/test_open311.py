@@ -291,6 +291,23 @@ def test_tokens_find_the_request_filed_under_them(client, key):
     spec_errors(client.get(f"{BASE}/tokens/no-such-token.json"), 404)
 
 
+def test_tokens_without_a_key_do_not_reveal_a_reports_number(client, db, key):
+    _, plaintext = key
+    headers = {"Idempotency-Key": "report-7"}
+    receipt = client.post(f"{BASE}/requests.json", data=form(plaintext), headers=headers)
+    number = receipt.get_json()[0]["service_request_id"]
+    ticket = db.scalars(sa.select(Ticket).where(Ticket.number == number)).one()
+    ticket.request_type = RequestType.report  # as if its category named 举报
+    db.flush()
+    missing = client.get(f"{BASE}/tokens/report-7.json")
+    spec_errors(missing, 404)
+    assert number not in missing.get_data(as_text=True)
+    spec_errors(client.get(f"{BASE}/tokens/report-7.xml"), 404, "xml")
+    # The client that filed it still finds its own report.
+    own = client.get(f"{BASE}/tokens/report-7.json?api_key={plaintext}").get_json()
+    assert own == [{"service_request_id": number, "token": "report-7"}]
+
+
 @pytest.fixture
 def two_per_minute(app, monkeypatch):
     """Rate limits on (the suite runs without them), at 2 calls a minute."""
@@ -323,6 +340,28 @@ def test_reads_without_a_key_are_limited_per_address(client, two_per_minute):
     assert elsewhere.status_code == 200
 
 
+def test_refused_keys_are_counted_per_address(make_app):
+    app = make_app(
+        LIMITS_ENABLED=True,
+        RATELIMIT_KEY_PREFIX=f"hotline-limits:test:{uuid.uuid4().hex}",
+        LIMIT_OPEN311="3 per minute",
+    )
+    client = app.test_client()
+    for guess in ("guess-1", "guess-2", "guess-3"):
+        refused = client.get(f"{BASE}/services.json?api_key={guess}")
+        assert refused.headers["X-Error-Code"] == "OPEN311_KEY_INVALID"
+    response = client.post(f"{BASE}/requests.json", data=form("guess-4"))
+    spec_errors(response, 429)
+    assert response.headers["X-Error-Code"] == "RATE_LIMITED"
+    assert response.headers["Retry-After"]
+    # The same address without a key is over too (one allowance); another address is not.
+    spec_errors(client.get(f"{BASE}/services.json"), 429)
+    elsewhere = client.get(
+        f"{BASE}/services.json?api_key=guess-5", environ_base={"REMOTE_ADDR": "10.1.2.3"}
+    )
+    assert elsewhere.headers["X-Error-Code"] == "OPEN311_KEY_INVALID"
+
+
 # -- public reads -------------------------------------------------------------------------------
 
 
@@ -337,7 +376,9 @@ def test_get_request_in_json_and_xml_shows_no_personal_data(client, db, key):
     assert item["status"] == "open" and item["status_notes"] is None
     assert item["service_code"] == STREETLIGHT and item["service_name"] == "路灯故障"
     assert item["media_url"] == "https://img.example.com/lamp.jpg"
-    assert abs(item["long"] - WGS[0]) < 1e-5 and abs(item["lat"] - WGS[1]) < 1e-5
+    # Read without the filing client's key: the client's address, coordinates to ~100 m.
+    assert item["address"] == "奎文区东关街道胜利东街100号"
+    assert (item["long"], item["lat"]) == (round(WGS[0], 3), round(WGS[1], 3))
     assert dt.datetime.fromisoformat(item["requested_datetime"]).utcoffset() == dt.timedelta(
         hours=8
     )
@@ -354,6 +395,40 @@ def test_get_request_in_json_and_xml_shows_no_personal_data(client, db, key):
     assert "13805369999" not in ET.tostring(root, encoding="unicode")
     spec_errors(client.get(f"{BASE}/requests/WF000.json"), 404)
     spec_errors(client.get(f"{BASE}/requests/WF000.xml"), 404, "xml")
+
+
+def test_the_exact_place_is_only_for_the_client_that_filed_it(client, db, user, key, make_ticket):
+    _, plaintext = key
+    number = client.post(f"{BASE}/requests.json", data=form(plaintext)).get_json()[0][
+        "service_request_id"
+    ]
+    (own,) = client.get(f"{BASE}/requests/{number}.json?api_key={plaintext}").get_json()
+    assert own["address"] == "奎文区东关街道胜利东街100号"
+    assert abs(own["long"] - WGS[0]) < 1e-5 and abs(own["lat"] - WGS[1]) < 1e-5
+    assert (own["long"], own["lat"]) != (round(WGS[0], 3), round(WGS[1], 3))
+    _, other = open311.create_key(db, user("admin"), "另一平台")
+    (theirs,) = client.get(f"{BASE}/requests/{number}.json?api_key={other}").get_json()
+    assert theirs["address"] == "奎文区东关街道胜利东街100号"
+    assert (theirs["long"], theirs["lat"]) == (round(WGS[0], 3), round(WGS[1], 3))
+
+    # A citizen's call: its address is never public, its place only to ~100 m, key or not.
+    lng, lat = geo.wgs84_to_gcj02(*WGS)
+    called = make_ticket(user("operator"), category=STREETLIGHT, lng=lng, lat=lat)
+    for query in ("", f"?api_key={plaintext}"):
+        response = client.get(f"{BASE}/requests/{called.number}.json{query}")
+        (item,) = response.get_json()
+        assert item["address"] is None
+        assert (item["long"], item["lat"]) == (round(WGS[0], 3), round(WGS[1], 3))
+        assert "胜利东街100号" not in response.get_data(as_text=True).replace(
+            item["description"], ""
+        )
+        listed = client.get(
+            f"{BASE}/requests.json?service_request_id={called.number}{query.replace('?', '&')}"
+        )
+        assert listed.get_json() == [item]
+    root = xml_of(client.get(f"{BASE}/requests/{called.number}.xml"))
+    assert root.find("request").findtext("address") == ""  # an empty element
+    assert root.find("request").findtext("lat") == str(round(WGS[1], 3))
 
 
 def test_a_finished_request_is_closed_with_the_units_reply(client, db, finished):
