@@ -422,7 +422,9 @@ def _mark(session_factory, copies, outcome, now, max_attempts, result):
             )
             for copy_id in failed:
                 tries = attempts.get(copy_id, 0) + 1
-                limit = outbox.SECRET_MAX_ATTEMPTS if copy_id in secret else max_attempts
+                limit = max_attempts
+                if copy_id in secret:
+                    limit = min(limit, outbox.SECRET_MAX_ATTEMPTS)
                 given_up = tries >= limit
                 session.execute(
                     sa.update(table)

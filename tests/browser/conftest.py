@@ -23,6 +23,7 @@ from sqlalchemy.orm import sessionmaker
 
 from hotline import migrate, seed
 from hotline.db import make_engine
+from tests.browser import sms
 from tests.helpers import PASSWORD, POSTGRES_URL, REDIS_URL
 
 CHROMIUM = "/usr/bin/chromium"
@@ -85,7 +86,13 @@ def live_server(browser_database, models_dir, tmp_path_factory):
         # A channel of this run's own: parallel runs on one Redis never cross.
         "HOTLINE_EVENT_CHANNEL": f"hotline:events:browser:{uuid.uuid4().hex}",
         "HOTLINE_RATELIMIT_KEY_PREFIX": f"hotline-limits:browser:{uuid.uuid4().hex}",
+        # Texts go to the tests' own gateway (tests/browser/sms.py); the 市民端 still shows
+        # the demo's note on where codes are read.
+        "HOTLINE_NOTIFY_SMS_SENDER": "tests.browser.sms:FileSender",
+        "HOTLINE_CITIZEN_DEMO_NOTE": "true",
     }
+    os.environ[sms.ENV] = str(tmp_path_factory.mktemp("browser-sms") / "texts.jsonl")
+    env[sms.ENV] = os.environ[sms.ENV]
     env.pop("HOTLINE_REDIS_URL", None)
     if REDIS_URL:
         env["HOTLINE_REDIS_URL"] = REDIS_URL

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from classifier import geo
 from hotline.db import make_engine
 from hotline.models import Attachment, OutboxMessage, Ticket, TicketEvent
+from tests.browser.sms import code_sent_to
 
 FIRE = "家里着火了，冒出很多浓烟，快来人"
 CONTENT = "胜利东街100号门口的路灯一周都不亮了，晚上出行很不方便，请尽快维修。"
@@ -37,16 +38,6 @@ def database(browser_database):
     engine = make_engine(browser_database)
     yield engine
     engine.dispose()
-
-
-def sent_code(engine, phone):
-    with engine.connect() as conn:
-        body = conn.execute(
-            sa.select(OutboxMessage.body)
-            .where(OutboxMessage.recipient == phone, OutboxMessage.kind == "citizen_code")
-            .order_by(OutboxMessage.id.desc())
-        ).first()[0]
-    return body.split("验证码是")[1][:6]
 
 
 def ticket_of(engine, number):
@@ -103,7 +94,7 @@ def test_submit_with_a_photo_a_position_and_the_code(new_page, live_server, scre
     assert "秒后重新获取" in page.inner_text("#get-code")
     assert page.locator("#get-code").is_disabled()
     assert page.locator("[data-testid=demo-note]").is_visible()
-    code = sent_code(database, phone)
+    code = code_sent_to(phone)
     assert code not in page.content()
     page.fill("#code", code)
     # The page's width holds at 390 px: nothing wider than the screen.

@@ -14,8 +14,9 @@ from playwright.sync_api import expect
 from dashboards import ranking
 from dispatch import operations as ops
 from hotline.enums import Channel, RequestType, TicketStatus, Urgency
-from hotline.models import Area, Category, OutboxMessage, Ticket, Unit, User
+from hotline.models import Area, Category, Ticket, Unit, User
 from server.app import create_app
+from tests.browser.sms import code_sent_to
 
 DONGGUAN = "U-S-370705001"
 
@@ -76,18 +77,6 @@ def _finished_ticket(app, phone):
     return number, unit_id
 
 
-def _code(app, phone):
-    with app.app_context():
-        session = app.extensions["hotline.db"]()
-        body = session.scalars(
-            sa.select(OutboxMessage.body)
-            .where(OutboxMessage.recipient == phone, OutboxMessage.kind == "citizen_code")
-            .order_by(OutboxMessage.id.desc())
-        ).first()
-        session.close()
-    return re.search(r"验证码是(\d{6})", body).group(1)
-
-
 def _rated(app, unit_id):
     with app.app_context():
         session = app.extensions["hotline.db"]()
@@ -120,7 +109,7 @@ def test_a_citizen_follows_rates_and_reopens_at_phone_width(
     page.fill("#phone", phone)
     page.click("#send-code")
     expect(page.locator(".c-notice")).to_contain_text(f"{phone[:3]}****{phone[-4:]}")
-    page.fill("#code", _code(app, phone))
+    page.fill("#code", code_sent_to(phone))
     page.click("#login")
     expect(page.get_by_role("link", name=number)).to_be_visible()
     expect(page.locator("main")).to_contain_text("已办结，待评价")

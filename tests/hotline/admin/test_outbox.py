@@ -28,13 +28,13 @@ def admin_client(client, web_login):
 
 @pytest.fixture
 def failed_copy(app, db):
-    """A citizen's code text that failed every try, and a WeChat Work copy sent."""
+    """A citizen's receipt text that failed every try, and a WeChat Work copy sent."""
     outbox.tell_citizen(
         db,
-        kind="citizen_code",
+        kind="citizen_received",
         phone="13912345678",
-        fields={"code": "482913", "minutes": 5},
-        delivery_key="code:page-test",
+        fields={"number": "WF2026120500000001", "reply_by": "12月11日 17:00"},
+        delivery_key="received:page-test",
         now=NOW,
     )
     outbox.enqueue(
@@ -69,19 +69,17 @@ def test_the_page_counts_and_lists_the_failed_copy_with_retry(admin_client, fail
     html = admin_client.get("/admin/outbox/").get_data(as_text=True)
     assert "通知发送" in html
     assert 'data-state="failed"' in html and "发送失败 1" in html and "已发送 1" in html
-    assert "短信验证码" in html and "签收预警" in html
+    assert "受理通知" in html and "签收预警" in html
     assert "139****5678" in html and "13912345678" not in html
     assert "ConnectionError: 短信网关无响应" in html
     assert "重新发送" in html
-    # The code itself never shows on the page.
-    assert "482913" not in html
 
 
 def test_filters_narrow_the_list(admin_client, failed_copy):
     html = admin_client.get("/admin/outbox/?state=sent").get_data(as_text=True)
     assert 'data-state="sent"' in html and 'tr data-id="' in html
     assert f'data-id="{failed_copy.id}"' not in html
-    html = admin_client.get("/admin/outbox/?channel=sms&kind=citizen_code").get_data(as_text=True)
+    html = admin_client.get("/admin/outbox/?channel=sms&kind=citizen_received").get_data(as_text=True)
     assert f'data-id="{failed_copy.id}"' in html
     html = admin_client.get("/admin/outbox/?channel=wechat").get_data(as_text=True)
     assert "没有符合条件的通知" in html
