@@ -79,7 +79,8 @@ def test_filters_narrow_the_list(admin_client, failed_copy):
     html = admin_client.get("/admin/outbox/?state=sent").get_data(as_text=True)
     assert 'data-state="sent"' in html and 'tr data-id="' in html
     assert f'data-id="{failed_copy.id}"' not in html
-    html = admin_client.get("/admin/outbox/?channel=sms&kind=citizen_received").get_data(as_text=True)
+    path = "/admin/outbox/?channel=sms&kind=citizen_received"
+    html = admin_client.get(path).get_data(as_text=True)
     assert f'data-id="{failed_copy.id}"' in html
     html = admin_client.get("/admin/outbox/?channel=wechat").get_data(as_text=True)
     assert "没有符合条件的通知" in html
