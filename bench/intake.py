@@ -93,15 +93,18 @@ def default_model(models_dir):
     artefact.save(bundle, models_dir, meta, activate=True)
 
 
-def start_server(url, port, workers, threads, models_dir, classifier=True):
-    env = dict(
+def start_server(url, port, workers, threads, models_dir, classifier=True, env=None):
+    """gunicorn serving the application on ``url``; ``env``: more configuration (without it
+    no Redis). Returns once it answers."""
+    base = dict(
         os.environ,
         HOTLINE_DATABASE_URL=url,
         HOTLINE_SECRET_KEY=uuid.uuid4().hex,
         HOTLINE_CLASSIFIER_MODELS_DIR=str(models_dir),
         HOTLINE_CLASSIFIER_ENABLED="true" if classifier else "false",
     )
-    env.pop("HOTLINE_REDIS_URL", None)
+    base.pop("HOTLINE_REDIS_URL", None)
+    env = {**base, **(env or {})}
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
         "--workers",

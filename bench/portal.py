@@ -36,6 +36,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
+from bench import intake
 from bench.intake import (
     DEFAULT_ADMIN_URL,
     default_model,
@@ -49,7 +50,6 @@ from hotline import migrate, seed, settings
 from hotline.db import make_engine
 from hotline.models import OutboxMessage, Ticket
 
-ROOT = Path(__file__).resolve().parent.parent
 CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 #: What the citizens write (real kinds of 12345 requests, varied a little per submission).
 REQUESTS = [
@@ -134,52 +134,23 @@ def prepare(url):
 
 
 def start_server(url, port, workers, threads, models_dir, gateway_url, redis_url):
-    env = dict(
-        os.environ,
-        HOTLINE_DATABASE_URL=url,
-        HOTLINE_SECRET_KEY=uuid.uuid4().hex,
-        HOTLINE_CLASSIFIER_MODELS_DIR=str(models_dir),
-        HOTLINE_REDIS_URL=redis_url or "",
-        HOTLINE_RATELIMIT_KEY_PREFIX=f"hotline-limits:bench:{uuid.uuid4().hex}",
-        # One address stands for every citizen here: its rules are raised, not switched off.
-        HOTLINE_LIMIT_CITIZEN_CODES="100000 per minute",
-        HOTLINE_LIMIT_CITIZEN_SUBMIT="100000 per minute",
-        # Citizens' texts go to this script's gateway through the real HTTP SMS sender.
-        HOTLINE_NOTIFY_SMS_SENDER="http",
-        HOTLINE_NOTIFY_SMS_URL=gateway_url,
+    return intake.start_server(
+        url,
+        port,
+        workers,
+        threads,
+        models_dir,
+        env={
+            "HOTLINE_REDIS_URL": redis_url or "",
+            "HOTLINE_RATELIMIT_KEY_PREFIX": f"hotline-limits:bench:{uuid.uuid4().hex}",
+            # One address stands for every citizen here: its rules are raised, not off.
+            "HOTLINE_LIMIT_CITIZEN_CODES": "100000 per minute",
+            "HOTLINE_LIMIT_CITIZEN_SUBMIT": "100000 per minute",
+            # Citizens' texts go to this script's gateway through the real HTTP SMS sender.
+            "HOTLINE_NOTIFY_SMS_SENDER": "http",
+            "HOTLINE_NOTIFY_SMS_URL": gateway_url,
+        },
     )
-    command = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(threads),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        "server.app:create_app()",
-    ]
-    server = subprocess_popen(command, env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/citizen/")
-            if conn.getresponse().status == 200:
-                return server
-        except OSError:
-            time.sleep(0.2)
-    server.terminate()
-    raise RuntimeError("gunicorn did not start")
-
-
-def subprocess_popen(command, env):
-    import subprocess
-
-    return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
 
 
 def post(conn, path, body, headers=None):

@@ -6,10 +6,10 @@ and ``dispatch.operations``.
 
 import re
 
-from dispatch.citizen_tracking import mask_phone
 from hotline.citizens import CODE_INVALID, normalise_phone
 from hotline.enums import Satisfaction, Solved
 from hotline.errors import ValidationFailed
+from hotline.privacy import mask_phone
 from hotline.schemas import Fields, iso, labelled
 
 COMMENT_MAX = 500

@@ -73,13 +73,6 @@ REPLIED = {S.resolved_at_intake, S.finished, S.called_back, S.closed}
 _LEADS = {"dispatch", "designate", "decide_return", "reassign"}
 
 
-def mask_phone(phone):
-    """139****5678 (the middle four hidden)."""
-    if not phone or len(phone) < 7:
-        return "****"
-    return f"{phone[:3]}****{phone[-4:]}"
-
-
 # -- the citizen's tickets ------------------------------------------------------------------
 
 

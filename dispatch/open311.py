@@ -323,18 +323,8 @@ def request_type_of(category, db):
 # -- POST requests ------------------------------------------------------------------------------
 
 
-def _coordinate(fields, name, label):
-    raw = fields.raw(name)
-    raw = raw.strip() if isinstance(raw, str) else raw
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return fields.fail(name, f"{label}须为数字（WGS-84 十进制度），如 119.1617")
-    if value != value or value in (float("inf"), float("-inf")):
-        return fields.fail(name, f"{label}须为数字（WGS-84 十进制度），如 119.1617")
-    return value
+#: How a refused Open311 coordinate is explained.
+COORDINATE_HINT = "（WGS-84 十进制度），如 119.1617"
 
 
 def parse_request(db, data):
@@ -350,8 +340,8 @@ def parse_request(db, data):
             fields.fail("service_code", f"service_code 不存在：{code}（见 GET services）")
     description = fields.content("description", "description（诉求内容）")
     address = fields.text("address_string", "address_string（地址）", max_len=ADDRESS_MAX)
-    lng = _coordinate(fields, "long", "long（经度）")
-    lat = _coordinate(fields, "lat", "lat（纬度）")
+    lng = fields.coordinate_text("long", "long（经度）", hint=COORDINATE_HINT)
+    lat = fields.coordinate_text("lat", "lat（纬度）", hint=COORDINATE_HINT)
     if (lng is None) != (lat is None) and "lat" not in fields.errors:
         fields.fail("lat", "lat 和 long 须同时提供")
     elif lng is not None and lat is not None:

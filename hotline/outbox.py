@@ -32,6 +32,7 @@ from hotline.db import bulk_insert, utcnow
 from hotline.enums import OutboxState, TimerKind
 from hotline.errors import Conflict, NotFound, ValidationFailed
 from hotline.models import OutboxMessage, Ticket
+from hotline.privacy import mask_phone
 
 #: The messages a citizen receives: kind → the placeholders its template may use.
 TEMPLATES = {
@@ -379,17 +380,10 @@ def masked_recipient(channel, recipient):
     if not recipient:
         return "—"
     if channel == SMS:
-        return "，".join(_mask_phone(p) for p in recipient.split(",") if p)
+        return "，".join(mask_phone(p) for p in recipient.split(",") if p)
     if channel == WECHAT:
         return recipient[:4] + "…" + recipient[-2:] if len(recipient) > 8 else "****"
     return recipient
-
-
-def _mask_phone(phone):
-    if len(phone) <= 6:
-        return "*" * len(phone)
-    keep = 3 if len(phone) >= 11 else 2
-    return phone[:keep] + "*" * (len(phone) - keep - 4) + phone[-4:]
 
 
 def copy_to_dict(copy, ticket_number):

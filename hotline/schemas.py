@@ -169,8 +169,8 @@ class Fields:
         map's GCJ-02, one typed by hand is taken as GCJ-02 (read off a Chinese map)."""
         if text:
             device = self.raw("position_source") == "device"
-            lng = self._coordinate_text("lng", "经度")
-            lat = self._coordinate_text("lat", "纬度")
+            lng = self.coordinate_text("lng", "经度")
+            lat = self.coordinate_text("lat", "纬度")
         else:
             lng = self.number("lng", "经度", minimum=geo.CHINA_LNG[0], maximum=geo.CHINA_LNG[1])
             lat = self.number("lat", "纬度", minimum=geo.CHINA_LAT[0], maximum=geo.CHINA_LAT[1])
@@ -190,7 +190,9 @@ class Fields:
                 lng, lat = geo.wgs84_to_gcj02(lng, lat)
         return lng, lat
 
-    def _coordinate_text(self, name, label):
+    def coordinate_text(self, name, label, *, hint="，如 119.1234"):
+        """A coordinate typed as text (a form, Open311's fields) as a float, or None when
+        blank; ``hint`` ends the refusal (须为数字…)."""
         raw = self.raw(name)
         raw = raw.strip() if isinstance(raw, str) else raw
         if raw is None or raw == "":
@@ -198,9 +200,9 @@ class Fields:
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            return self.fail(name, f"{label}须为数字，如 119.1234")
+            return self.fail(name, f"{label}须为数字{hint}")
         if not math.isfinite(value):
-            return self.fail(name, f"{label}须为数字，如 119.1234")
+            return self.fail(name, f"{label}须为数字{hint}")
         return value
 
     def version(self, name="version"):

@@ -24,6 +24,7 @@ from hotline import api, citizens, limits
 from hotline.auth import csrf
 from hotline.db import get_session, utcnow
 from hotline.errors import INTERNAL_ERROR, AuthRequired, HotlineError, stale_conflict
+from hotline.privacy import mask_phone
 from hotline.schemas import Page, json_body
 
 PREFIX = "/citizen/api/v1"
@@ -94,7 +95,7 @@ def open_session():
         {
             "token": token,
             "expires_in": citizens.SESSION_DAYS * 86400,
-            "phone": citizen_tracking.mask_phone(phone),
+            "phone": mask_phone(phone),
         },
         201,
     )

@@ -43,6 +43,7 @@ from hotline.db import get_session
 from hotline.enums import Channel, RequestType
 from hotline.errors import HotlineError, ValidationFailed
 from hotline.models import Ticket
+from hotline.privacy import mask_phone
 from hotline.schemas import ADDRESS_MAX, Fields, form_values, json_body
 
 #: How many receipts a browser keeps the right to see (the newest).
@@ -274,9 +275,5 @@ def receipt(number):
         nav=None,
         ticket=ticket,
         reply_by=reply_by,
-        phone=_masked(ticket.requester_phone),
+        phone=mask_phone(ticket.requester_phone),
     )
-
-
-def _masked(phone):
-    return f"{phone[:3]}****{phone[-4:]}" if phone else None

@@ -29,12 +29,13 @@ from flask import (
 from sqlalchemy.orm.exc import StaleDataError
 
 from dispatch import citizen_notices, citizen_schemas, citizen_tracking
-from dispatch.citizen_tracking import STATUS_WORDS, mask_phone
+from dispatch.citizen_tracking import STATUS_WORDS
 from hotline import citizens, limits, web
 from hotline.db import get_session, utcnow
 from hotline.enums import Satisfaction, Solved
 from hotline.errors import HotlineError, NotFound
 from hotline.models import Ticket
+from hotline.privacy import mask_phone
 from hotline.schemas import Page, form_values
 
 COOKIE = "citizen_session"

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from dashboards import ranking
 from dispatch import citizen_notices, citizen_tracking, queues
 from dispatch import operations as ops
+from hotline import privacy
 from hotline.db import utcnow
 from hotline.enums import (
     CallbackChannel,
@@ -72,7 +73,7 @@ def test_a_citizen_sees_only_tickets_filed_with_their_phone(db, user, make_ticke
 
 
 def test_phone_masking():
-    assert citizen_tracking.mask_phone("13805360001") == "138****0001"
+    assert privacy.mask_phone("13805360001") == "138****0001"
 
 
 # -- the public timeline --------------------------------------------------------------------
