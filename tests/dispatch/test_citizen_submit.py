@@ -19,20 +19,11 @@ from hotline.models import (
     VerificationCode,
 )
 from tests.dispatch.common import PHOTOS, TUE_0900
+from tests.helpers import texted_code
 
 PHONE = "13912345678"
 CONTENT = "东关街道胜利东街100号门口的路灯一周都不亮了，晚上出行很不方便，请尽快维修。"
 FIRE = "家里着火了，冒出很多浓烟，快来人"
-
-
-def sent_code(db, phone=PHONE):
-    """The code texted to ``phone`` (read from the outbox, as a test's own sender would)."""
-    message = db.scalars(
-        sa.select(OutboxMessage)
-        .where(OutboxMessage.recipient == phone, OutboxMessage.kind == "citizen_code")
-        .order_by(OutboxMessage.id.desc())
-    ).first()
-    return message.body.split("验证码是")[1][:6]
 
 
 def received_texts(db):
@@ -64,7 +55,7 @@ def submit(db, **overrides):
 
 def with_code(db, phone=PHONE, now=TUE_0900 - dt.timedelta(minutes=1)):
     codes.send_code(db, phone, purpose="submit", now=now)
-    return sent_code(db, phone)
+    return texted_code(db, phone)
 
 
 def test_a_request_with_a_proved_phone_is_received_by_the_portal_account(app, db):

@@ -7,20 +7,11 @@ import sqlalchemy as sa
 
 from hotline import citizens
 from hotline.errors import TooManyRequests, ValidationFailed
-from hotline.models import OutboxMessage, VerificationCode
+from hotline.models import VerificationCode
+from tests.helpers import texted_code
 
 NOW = dt.datetime(2026, 6, 3, 2, 0, tzinfo=dt.UTC)
 PHONE = "13912345678"
-
-
-def _sent_code(db, phone=PHONE):
-    """The code texted to ``phone`` (read from the outbox, as a test's own sender would)."""
-    message = db.scalars(
-        sa.select(OutboxMessage)
-        .where(OutboxMessage.recipient == phone, OutboxMessage.kind == "citizen_code")
-        .order_by(OutboxMessage.id.desc())
-    ).first()
-    return message.body.split("验证码是")[1][:6]
 
 
 @pytest.mark.parametrize(
@@ -48,7 +39,7 @@ def test_bad_phone_numbers_are_refused(text):
 
 def test_a_code_is_texted_hashed_and_accepted_once(app, db):
     citizens.send_code(db, PHONE, purpose="submit", client_ip="10.0.0.1", now=NOW)
-    code = _sent_code(db)
+    code = texted_code(db, PHONE)
     row = db.scalars(sa.select(VerificationCode)).one()
     assert len(code) == 6 and code.isdigit()
     assert code not in row.code_hash
@@ -60,7 +51,7 @@ def test_a_code_is_texted_hashed_and_accepted_once(app, db):
 
 def test_a_code_expires_and_serves_only_its_purpose(app, db):
     citizens.send_code(db, PHONE, purpose="submit", now=NOW)
-    code = _sent_code(db)
+    code = texted_code(db, PHONE)
     with pytest.raises(ValidationFailed):
         citizens.check_code(db, PHONE, code, purpose="track", now=NOW)
     with pytest.raises(ValidationFailed) as caught:
@@ -70,7 +61,7 @@ def test_a_code_expires_and_serves_only_its_purpose(app, db):
 
 def test_five_wrong_tries_use_a_code_up(app, db):
     citizens.send_code(db, PHONE, purpose="track", now=NOW)
-    code = _sent_code(db)
+    code = texted_code(db, PHONE)
     wrong = f"{(int(code) + 1) % 1000000:06d}"
     for _ in range(citizens.MAX_TRIES):
         with pytest.raises(ValidationFailed) as caught:
@@ -145,7 +136,7 @@ def test_concurrent_tries_of_one_code_cannot_share_a_slot(committed_app):
         with factory() as session:
             citizens.send_code(session, PHONE, purpose="track", now=NOW)
             session.commit()
-            code = _sent_code(session)
+            code = texted_code(session, PHONE)
     guesses = [code] * 3 + [f"{(int(code) + n) % 1000000:06d}" for n in range(1, 5)]
     outcomes = []
     barrier = threading.Barrier(len(guesses))

@@ -9,20 +9,11 @@ import sqlalchemy as sa
 from classifier import geo
 from hotline.enums import Channel
 from hotline.models import Attachment, OutboxMessage, Ticket
-from tests.helpers import assert_error
+from tests.helpers import assert_error, texted_code
 
 PHONE = "13912345678"
 CONTENT = "胜利东街100号门口的路灯一周都不亮了，晚上出行很不方便，请尽快维修。"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
-
-
-def sent_code(db, phone=PHONE):
-    message = db.scalars(
-        sa.select(OutboxMessage)
-        .where(OutboxMessage.recipient == phone, OutboxMessage.kind == "citizen_code")
-        .order_by(OutboxMessage.id.desc())
-    ).first()
-    return message.body.split("验证码是")[1][:6]
 
 
 def post(client, path, body, key=None):
@@ -40,7 +31,7 @@ def test_a_code_then_a_request_from_an_app(client, db):
         "lng": 119.1,
         "lat": 36.7,
         "phone": PHONE,
-        "code": sent_code(db),
+        "code": texted_code(db, PHONE),
         "name": "王先生",
         "emergency_seen": False,
     }
@@ -201,7 +192,7 @@ def test_a_request_through_the_wechat_gateway_is_also_answered_on_wechat(client,
             "content": CONTENT,
             "address": "奎文区东关街道胜利东街100号",
             "phone": PHONE,
-            "code": sent_code(db),
+            "code": texted_code(db, PHONE),
             "channel": "wechat",
         }
         headers = {

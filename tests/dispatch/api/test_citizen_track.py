@@ -1,34 +1,21 @@
 """The 市民端's app API (/citizen/api/v1): a citizen token from a code, one's own requests
 only, rating and reopening, the envelope and its error codes, no CSRF, rate limits."""
 
-import re
 import uuid
 
-import sqlalchemy as sa
-
 from hotline.enums import TicketStatus
-from hotline.models import OutboxMessage
 from tests.dispatch.common import PHONE
-from tests.helpers import assert_error
+from tests.helpers import assert_error, texted_code
 
 API = "/citizen/api/v1"
 OTHER_PHONE = "13905360002"
-
-
-def _code(db, phone=PHONE):
-    message = db.scalars(
-        sa.select(OutboxMessage)
-        .where(OutboxMessage.recipient == phone, OutboxMessage.kind == "citizen_code")
-        .order_by(OutboxMessage.id.desc())
-    ).first()
-    return re.search(r"验证码是(\d{6})", message.body).group(1)
 
 
 def _session(client, db, phone=PHONE):
     sent = client.post(f"{API}/sessions/code", json={"phone": phone})
     assert sent.status_code == 202, sent.get_json()
     assert sent.get_json()["data"] == {"resend_after": 60, "expires_in": 300}
-    opened = client.post(f"{API}/sessions", json={"phone": phone, "code": _code(db, phone)})
+    opened = client.post(f"{API}/sessions", json={"phone": phone, "code": texted_code(db, phone)})
     assert opened.status_code == 201, opened.get_json()
     data = opened.get_json()["data"]
     assert data["phone"] == f"{phone[:3]}****{phone[-4:]}"
@@ -136,7 +123,7 @@ def test_codes_and_sessions_check_their_input(client, db):
         client.post(f"{API}/sessions/code", json={"phone": "123"}), 422, "VALIDATION_FAILED"
     )
     client.post(f"{API}/sessions/code", json={"phone": PHONE})
-    wrong = "000000" if _code(db) != "000000" else "111111"
+    wrong = "000000" if texted_code(db, PHONE) != "000000" else "111111"
     assert_error(
         client.post(f"{API}/sessions", json={"phone": PHONE, "code": wrong}), 422, "CODE_INVALID"
     )

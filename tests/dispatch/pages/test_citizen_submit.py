@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from hotline.enums import Channel
 from hotline.models import OutboxMessage, Ticket
-from tests.helpers import FORM_TOKEN
+from tests.helpers import FORM_TOKEN, texted_code
 
 PHONE = "13912345678"
 CONTENT = "胜利东街100号门口的路灯一周都不亮了，晚上出行很不方便，请尽快维修。"
@@ -22,15 +22,6 @@ def page_form(client, path="/citizen/submit", **kwargs):
     """(csrf token, idempotency key) of the submission form, as a browser gets them."""
     html = client.get(path, **kwargs).get_data(as_text=True)
     return FORM_TOKEN.search(html).group(1), KEY.search(html).group(1)
-
-
-def sent_code(db, phone=PHONE):
-    message = db.scalars(
-        sa.select(OutboxMessage)
-        .where(OutboxMessage.recipient == phone, OutboxMessage.kind == "citizen_code")
-        .order_by(OutboxMessage.id.desc())
-    ).first()
-    return message.body.split("验证码是")[1][:6]
 
 
 def ask_code(client, token, phone=PHONE):
@@ -104,7 +95,7 @@ def test_phone_code_submit_receipt(client, db, ticket_count):
             key,
             contact="phone",
             phone=PHONE,
-            code=sent_code(db),
+            code=texted_code(db, PHONE),
             name="李女士",
             lng="119.1",
             lat="36.7",
@@ -195,7 +186,7 @@ def test_a_refused_form_keeps_what_was_typed(client, ticket_count):
 def test_a_wrong_code_is_refused_on_the_form(client, db, ticket_count):
     token, key = page_form(client)
     ask_code(client, token)
-    wrong = f"{(int(sent_code(db)) + 1) % 1000000:06d}"
+    wrong = f"{(int(texted_code(db, PHONE)) + 1) % 1000000:06d}"
     before = ticket_count()
     response = client.post(
         "/citizen/submit", data=form(token, key, contact="phone", phone=PHONE, code=wrong)
@@ -220,7 +211,7 @@ def test_the_code_button_works_without_script(client, db):
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "验证码已发送" in html
     assert CONTENT in html and f'value="{key}"' in html
-    code = sent_code(db)
+    code = texted_code(db, PHONE)
     assert code not in html  # never the code itself
 
 

@@ -12,7 +12,7 @@ from dispatch import citizen_notices
 from hotline.enums import TicketStatus
 from hotline.models import CitizenSession, OutboxMessage, VerificationCode
 from tests.dispatch.common import PHONE
-from tests.helpers import FORM_TOKEN
+from tests.helpers import FORM_TOKEN, texted_code
 
 OTHER_PHONE = "13905360002"
 
@@ -21,15 +21,6 @@ def _token(page):
     match = FORM_TOKEN.search(page.get_data(as_text=True))
     assert match, page.get_data(as_text=True)[:500]
     return match.group(1)
-
-
-def _code(db, phone=PHONE):
-    message = db.scalars(
-        sa.select(OutboxMessage)
-        .where(OutboxMessage.recipient == phone, OutboxMessage.kind == "citizen_code")
-        .order_by(OutboxMessage.id.desc())
-    ).first()
-    return re.search(r"验证码是(\d{6})", message.body).group(1)
 
 
 def _age_codes(db):
@@ -47,7 +38,7 @@ def _login(client, db, phone=PHONE, **kwargs):
     assert f"验证码已发送至 {masked}" in sent.get_data(as_text=True)
     return client.post(
         "/citizen/mine/login",
-        data={"csrf_token": _token(sent), "phone": phone, "code": _code(db, phone)},
+        data={"csrf_token": _token(sent), "phone": phone, "code": texted_code(db, phone)},
         **kwargs,
     )
 
@@ -81,7 +72,7 @@ def test_the_cookie_is_secure_over_https(client, db):
 def test_a_wrong_code_is_refused_in_chinese(client, db):
     csrf = _token(client.get("/citizen/mine"))
     sent = client.post("/citizen/mine/code", data={"csrf_token": csrf, "phone": PHONE})
-    wrong = "000000" if _code(db) != "000000" else "111111"
+    wrong = "000000" if texted_code(db, PHONE) != "000000" else "111111"
     refused = client.post(
         "/citizen/mine/login", data={"csrf_token": _token(sent), "phone": PHONE, "code": wrong}
     )
@@ -204,7 +195,7 @@ def test_lookup_by_number_phone_and_code(client, db, citizen_ticket):
                 "csrf_token": _token(sent),
                 "number": number,
                 "phone": PHONE,
-                "code": _code(db),
+                "code": texted_code(db, PHONE),
             },
         )
         answers.append(answer)
