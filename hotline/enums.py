@@ -266,3 +266,34 @@ class EmergencyDecision(LabeledEnum):
     kept = "kept", "确认紧急"
     dismissed = "dismissed", "忽略预警"
     transferred = "transferred", "转接"
+
+
+class HotIssueState(LabeledEnum):
+    """A hot issue's (热点问题) state: watched while tickets come, marked handled by a
+    supervisor, or merged into another hot issue by one."""
+
+    open = "open", "关注中"
+    handled = "handled", "已处理"
+    merged = "merged", "已合并"
+
+
+class WarningKind(LabeledEnum):
+    """An early warning (预警) raised from the tickets: a category's calls in an area far above
+    their usual level for the weekday and hour, or many calls about one place within minutes."""
+
+    surge = "surge", "诉求激增"
+    sudden = "sudden", "突发事件"
+
+
+class WarningState(LabeledEnum):
+    open = "open", "待确认"
+    acknowledged = "acknowledged", "已确认"
+
+
+class ReportPeriod(LabeledEnum):
+    """The periods of the 民情分析 reports."""
+
+    daily = "daily", "日报"
+    weekly = "weekly", "周报"
+    monthly = "monthly", "月报"
+    quarterly = "quarterly", "季报"

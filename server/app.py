@@ -16,7 +16,7 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-import dashboards.api
+import dashboards.api.rankings
 import dashboards.pages.admin_scoring
 import dashboards.pages.board
 import dashboards.pages.report
@@ -97,7 +97,7 @@ API = [
     dispatch.api.time_rules,
     dispatch.api.catalogue,
     dispatch.api.units,
-    dashboards.api,
+    dashboards.api.rankings,
 ]
 #: Public JSON APIs outside ``/api/v1`` with their own envelope handlers and no staff login
 #: (the 市民端's app API under ``/citizen/api/v1``).

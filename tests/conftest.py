@@ -38,6 +38,10 @@ from tests.helpers import (
 
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
+    "early_warnings",
+    "hot_issue_tickets",
+    "hot_issues",
+    "analysis_reports",
     "ranking_rows",
     "ranking_snapshots",
     "timer_firings",

@@ -1,5 +1,6 @@
 """All tables; importing this module registers them on ``Base.metadata``."""
 
+from hotline.models.analysis import AnalysisReport, EarlyWarning, HotIssue, HotIssueTicket
 from hotline.models.areas import Area
 from hotline.models.attachments import Attachment
 from hotline.models.audit import AuditLog
@@ -24,6 +25,10 @@ from hotline.models.units import Unit, unit_areas
 from hotline.models.users import ApiToken, User, UserSession, user_grids
 
 __all__ = [
+    "AnalysisReport",
+    "EarlyWarning",
+    "HotIssue",
+    "HotIssueTicket",
     "ApiToken",
     "Area",
     "Assignment",

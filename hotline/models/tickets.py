@@ -88,6 +88,9 @@ class Ticket(Base):
     requester_name: Mapped[str | None] = mapped_column(sa.String(64))
     requester_phone: Mapped[str | None] = mapped_column(sa.String(20), index=True)
     address: Mapped[str | None] = mapped_column(sa.String(300))
+    #: Other citizens' likes (点赞) of a message published on the city's message board: a
+    #: sign of how many share the matter (hot issues' heat).
+    likes: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
     #: Most specific resolved area (grid, community, street or district).
     area_id: Mapped[int | None] = mapped_column(sa.ForeignKey("areas.id"), index=True)
     #: Where ``area_id`` came from: ``typed`` (chosen by staff or the citizen) or

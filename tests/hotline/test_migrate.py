@@ -15,6 +15,7 @@ from tests.helpers import POSTGRES_URL
 
 EXPECTED_TABLES = {
     "alembic_version",
+    "analysis_reports",
     "api_tokens",
     "areas",
     "assignments",
@@ -25,7 +26,10 @@ EXPECTED_TABLES = {
     "callback_attempts",
     "categories",
     "citizen_sessions",
+    "early_warnings",
     "extensions",
+    "hot_issue_tickets",
+    "hot_issues",
     "incoming_calls",
     "knowledge_articles",
     "notifications",

@@ -1,0 +1,1 @@
+"""The boards, rankings and analysis for programs, under /api/v1: one module per subject."""
