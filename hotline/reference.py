@@ -1,11 +1,12 @@
 """Versions of the reference data, so every process follows an administrator's change within
 seconds without a restart.
 
-Every change to areas, categories, units, the routing catalogue, the knowledge base or the
-settings raises its kind's counter (``bump``, in the same transaction as the change). A
-process that derived something from those rows (the gazetteer and grid locator of the
-suggester, cached rows, settings) asks ``changed(name)``: at most every ``CHECK_SECONDS`` it
-reads the counters (one small query) and compares them with what it last saw.
+Every change to areas, categories, units, the routing catalogue, the knowledge base, the
+settings or the hot issues' memberships (``dashboards.hotspots``) raises its kind's counter
+(``bump``, in the same transaction as the change). A process that derived something from
+those rows (the gazetteer and grid locator of the suggester, cached rows, settings, the hot
+issues' grouping index) asks ``changed(name)``: at most every ``CHECK_SECONDS`` it reads the
+counters (one small query) and compares them with what it last saw.
 
 A stamp is each counter with the moment it was raised: a bump rolled back (a refused change,
 a test's transaction) and the next one committed reach the same number, but not the same
@@ -26,7 +27,10 @@ UNITS = "units"
 ROUTING = "routing"
 KNOWLEDGE = "knowledge"
 SETTINGS = "settings"
-KINDS = (AREAS, CATEGORIES, UNITS, ROUTING, KNOWLEDGE, SETTINGS)
+#: A person's decision about hot issues (merge, split, …) or a rebuild: the grouper of
+#: ``dashboards.hotspots`` replays its index so it agrees with the stored memberships.
+HOTSPOTS = "hotspots"
+KINDS = (AREAS, CATEGORIES, UNITS, ROUTING, KNOWLEDGE, SETTINGS, HOTSPOTS)
 
 #: How often a process looks at the counters, in seconds.
 CHECK_SECONDS = 2.0

@@ -1,0 +1,411 @@
+"""Hot issues in the database (dashboards.hotspots): the incremental grouper, the rebuild,
+a supervisor's decisions and who sees what, with tickets received at injected moments."""
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from dashboards import hotspots
+from hotline.enums import HotIssueState
+from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from hotline.models import AuditLog, HotIssue, HotIssueTicket
+from hotline.schemas import Page
+
+NOW = dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+
+#: Two matters in 奎文区 东关街道 中学街社区 and one in 潍城区 城关街道 曹家巷社区.
+NOISE = (
+    "丽发新城搅拌站夜间施工噪音扰民",
+    "丽发新城旁边的搅拌站每天夜里施工到凌晨，噪音很大，居民无法休息，请相关部门查处。",
+    "370705001001",
+)
+WATER = (
+    "中学街小区自来水发黄",
+    "中学街小区这几天自来水发黄有异味，不能饮用，请供水公司尽快检查水质。",
+    "370705001001",
+)
+LIGHT = (
+    "曹家巷路灯不亮",
+    "曹家巷一带的路灯已经一周不亮了，晚上行人出行很不安全，希望尽快维修。",
+    "370702001001",
+)
+
+
+class City:
+    def __init__(self, db, user, make_ticket):
+        self.db = db
+        self.operator = user("operator")
+        self.make_ticket = make_ticket
+        self.phone = 13805360100
+
+    def call(self, matter, at, *, phone=None, category="010103"):
+        title, content, area = matter
+        if phone is None:
+            self.phone += 1
+            phone = str(self.phone)
+        return self.make_ticket(
+            self.operator,
+            title=title,
+            content=content,
+            area=area,
+            category=category,
+            requester_phone=phone,
+            now=at,
+        )
+
+    def memberships(self):
+        return {
+            r.ticket_id: (r.hot_issue_id, r.pinned)
+            for r in self.db.execute(sa.select(HotIssueTicket)).scalars()
+        }
+
+    def groups(self):
+        """{hot issue id: set of ticket ids}."""
+        found = {}
+        for ticket_id, (hot_id, _) in self.memberships().items():
+            found.setdefault(hot_id, set()).add(ticket_id)
+        return found
+
+
+@pytest.fixture
+def city(db, user, make_ticket):
+    return City(db, user, make_ticket)
+
+
+def test_a_matter_becomes_a_hot_issue_at_min_size(db, city):
+    grouper = hotspots.Grouper()
+    first = city.call(NOISE, NOW - 3 * DAY)
+    second = city.call(NOISE, NOW - 2 * DAY)
+    city.call(LIGHT, NOW - 2 * DAY)
+    grouper.run(db, NOW - 2 * DAY + HOUR)
+    assert db.scalar(sa.select(sa.func.count()).select_from(HotIssue)) == 0
+
+    third = city.call(NOISE, NOW - HOUR, phone=first.requester_phone)
+    db.info.pop("pending_events", None)
+    result = grouper.run(db, NOW)
+    assert len(result.created) == 1 and result.added == 1
+    issue = db.get(HotIssue, result.created[0])
+    assert city.groups() == {issue.id: {first.id, second.id, third.id}}
+    assert issue.size == 3
+    assert issue.callers == 2  # the third call is the first caller again
+    assert issue.first_at == first.received_at and issue.last_at == third.received_at
+    assert issue.district.code == "370705"
+    assert issue.category.code == "010103"
+    assert issue.state == HotIssueState.open and issue.title
+    assert issue.heat > 0 and issue.heat_parts
+    assert sum(p["points"] for p in issue.heat_parts.values()) == pytest.approx(issue.heat, 0.01)
+    queued = db.info.get("pending_events", [])
+    assert {"type": "hotspot.changed", "hot_issue": issue.id, "area": "370705"}.items() <= (
+        queued[-1].items()
+    )
+
+    # The next call about it joins it; another matter does not.
+    fourth = city.call(NOISE, NOW + HOUR)
+    city.call(WATER, NOW + HOUR)
+    result = grouper.run(db, NOW + 2 * HOUR)
+    assert result.grown == [issue.id] and not result.created
+    assert city.groups()[issue.id] == {first.id, second.id, third.id, fourth.id}
+    assert db.get(HotIssue, issue.id).size == 4
+
+
+def test_a_ticket_committed_out_of_id_order_is_not_missed(db, city):
+    grouper = hotspots.Grouper()
+    calls = [city.call(NOISE, NOW - i * HOUR) for i in (5, 4)]
+    grouper.run(db, NOW)
+    late = city.call(NOISE, NOW - 3 * HOUR)
+    # As if a later ticket (a higher id) had committed first and been grouped: the grouper
+    # still looks MARGIN ids back, so the late one is found.
+    grouper.seen.add(late.id + 1)
+    assert grouper.floor < late.id
+    grouper.run(db, NOW)
+    assert list(city.groups().values()) == [{*(c.id for c in calls), late.id}]
+    # Seen once, added once.
+    assert grouper.run(db, NOW).added == 0
+
+
+def test_incremental_agrees_with_rebuild(db, city):
+    grouper = hotspots.Grouper()
+    at = NOW - 10 * DAY
+    for i, matter in enumerate([NOISE, WATER, NOISE, LIGHT, WATER, NOISE, LIGHT, WATER, LIGHT]):
+        city.call(matter, at + i * HOUR)
+        if i % 2:
+            grouper.run(db, at + i * HOUR + dt.timedelta(minutes=5))
+    grouper.run(db, NOW)
+    before = city.memberships()
+    assert len(city.groups()) == 3
+    result = hotspots.rebuild(db, NOW)
+    assert result.created == [] and result.deleted == []
+    assert (result.added, result.removed, result.moved) == (0, 0, 0)
+    assert sorted(result.kept) == sorted(city.groups())
+    assert city.memberships() == before
+
+
+def test_a_fresh_grouper_replays_the_stored_memberships(db, city, user):
+    first = hotspots.Grouper()
+    noise = [city.call(NOISE, NOW - (5 - i) * HOUR) for i in range(3)]
+    water = [city.call(WATER, NOW - (5 - i) * HOUR) for i in range(3)]
+    first.run(db, NOW)
+    groups = city.groups()
+    noise_id = next(h for h, ids in groups.items() if noise[0].id in ids)
+    water_id = next(h for h, ids in groups.items() if water[0].id in ids)
+    # A supervisor merges the water issue into the noise issue (an odd decision: it must
+    # stick anyway).
+    hotspots.merge(db, user("supervisor"), water_id, noise_id, "同一小区同一物业问题")
+    # The first grouper learns of it (the stamp moved) and a new process's grouper replays it.
+    later = city.call(NOISE, NOW + HOUR)
+    fresh = hotspots.Grouper()
+    result = fresh.run(db, NOW + 2 * HOUR)
+    assert result.loaded
+    assert city.groups() == {noise_id: {*(t.id for t in noise + water), later.id}}
+    assert {fresh.index.group_of(t.id) for t in noise + water} == {("hot", noise_id)}
+    assert first.run(db, NOW + 3 * HOUR).loaded
+    assert {first.index.group_of(t.id) for t in [*noise, *water, later]} == {("hot", noise_id)}
+
+
+def test_decisions_stick_through_rebuild(db, city, user):
+    supervisor = user("supervisor")
+    grouper = hotspots.Grouper()
+    noise = [city.call(NOISE, NOW - (9 - i) * HOUR) for i in range(5)]
+    water = [city.call(WATER, NOW - (9 - i) * HOUR) for i in range(3)]
+    light = [city.call(LIGHT, NOW - (9 - i) * HOUR) for i in range(3)]
+    grouper.run(db, NOW)
+    groups = city.groups()
+
+    def issue_of(ticket):
+        return next(h for h, ids in groups.items() if ticket.id in ids)
+
+    noise_id, water_id, light_id = issue_of(noise[0]), issue_of(water[0]), issue_of(light[0])
+    new = hotspots.split(db, supervisor, noise_id, [noise[3].id, noise[4].id], title="夜间施工")
+    hotspots.merge(db, supervisor, light_id, water_id, "同一批维修")
+    hotspots.mark_handled(db, supervisor, water_id, "已召开联席会议")
+    hotspots.rename(db, supervisor, noise_id, "丽发新城搅拌站噪音")
+    after_decisions = city.memberships()
+    assert all(pinned for _, pinned in after_decisions.values())
+
+    result = hotspots.rebuild(db, NOW + HOUR)
+    assert city.memberships() == after_decisions
+    assert result.deleted == [] and result.created == []
+    assert city.groups() == {
+        noise_id: {t.id for t in noise[:3]},
+        new.id: {noise[3].id, noise[4].id},
+        water_id: {t.id for t in water + light},
+    }
+    db.expire_all()
+    assert db.get(HotIssue, noise_id).title == "丽发新城搅拌站噪音"
+    assert db.get(HotIssue, new.id).title == "夜间施工"
+    assert db.get(HotIssue, water_id).state == HotIssueState.handled
+    light_issue = db.get(HotIssue, light_id)
+    assert light_issue.state == HotIssueState.merged and light_issue.merged_into_id == water_id
+    assert light_issue.size == 0
+
+    # A new noise call after all that: the grouper replays and puts it with its matter.
+    later = city.call(NOISE, NOW + 2 * HOUR)
+    hotspots.Grouper().run(db, NOW + 3 * HOUR)
+    assert later.id in city.groups()[noise_id] | city.groups()[new.id]
+    assert db.get(HotIssue, noise_id).title == "丽发新城搅拌站噪音"
+
+
+def test_rebuild_drops_an_untouched_hot_issue_and_keeps_a_touched_one(db, city, user):
+    lone = city.call(LIGHT, NOW - DAY)
+    other = city.call(WATER, NOW - DAY)
+    untouched = HotIssue(title="旧的", first_at=NOW, last_at=NOW, heat_parts={}, keywords=[])
+    touched = HotIssue(
+        title="督办员命名的", title_fixed=True, first_at=NOW, last_at=NOW, heat_parts={}
+    )
+    db.add_all([untouched, touched])
+    db.flush()
+    db.add_all(
+        [
+            HotIssueTicket(ticket_id=lone.id, hot_issue_id=untouched.id),
+            HotIssueTicket(ticket_id=other.id, hot_issue_id=touched.id),
+        ]
+    )
+    db.flush()
+    result = hotspots.rebuild(db, NOW)
+    assert result.deleted == [untouched.id]
+    assert result.untouched_kept == [touched.id]
+    assert db.get(HotIssue, untouched.id) is None
+    assert db.get(HotIssue, touched.id) is not None
+    assert city.memberships() == {}  # neither single ticket is a hot issue's any more
+    audited = db.scalars(sa.select(AuditLog).where(AuditLog.action == "hotspot.rebuild")).one()
+    assert audited.payload["deleted"] == [untouched.id]
+
+
+@pytest.fixture
+def two_issues(db, city):
+    grouper = hotspots.Grouper()
+    noise = [city.call(NOISE, NOW - (5 - i) * HOUR) for i in range(4)]
+    light = [city.call(LIGHT, NOW - (5 - i) * HOUR) for i in range(3)]
+    grouper.run(db, NOW)
+    groups = city.groups()
+    noise_id = next(h for h, ids in groups.items() if noise[0].id in ids)
+    light_id = next(h for h, ids in groups.items() if light[0].id in ids)
+    return db.get(HotIssue, noise_id), db.get(HotIssue, light_id), noise, light
+
+
+def _refused(kind, code, call):
+    with pytest.raises(kind) as caught:
+        call()
+    assert caught.value.code == code
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in caught.value.message)
+
+
+def test_decisions_refuse_bad_input(db, user, two_issues):
+    supervisor = user("supervisor")
+    noise, light, noise_tickets, light_tickets = two_issues
+    _refused(
+        Conflict, "HOTSPOT_MERGE_SELF", lambda: hotspots.merge(db, supervisor, noise, noise, "x")
+    )
+    _refused(
+        ValidationFailed,
+        "VALIDATION_FAILED",
+        lambda: hotspots.merge(db, supervisor, noise, light, "  "),
+    )
+    _refused(NotFound, "HOTSPOT_NOT_FOUND", lambda: hotspots.merge(db, supervisor, 999999, 1, "x"))
+    _refused(
+        ValidationFailed, "HOTSPOT_SPLIT_NONE", lambda: hotspots.split(db, supervisor, noise, [])
+    )
+    _refused(
+        ValidationFailed,
+        "HOTSPOT_SPLIT_ALL",
+        lambda: hotspots.split(db, supervisor, noise, [t.id for t in noise_tickets]),
+    )
+    _refused(
+        ValidationFailed,
+        "HOTSPOT_SPLIT_NOT_MEMBER",
+        lambda: hotspots.split(db, supervisor, noise, [light_tickets[0].id]),
+    )
+    _refused(
+        ValidationFailed, "VALIDATION_FAILED", lambda: hotspots.rename(db, supervisor, noise, "")
+    )
+    _refused(
+        ValidationFailed,
+        "VALIDATION_FAILED",
+        lambda: hotspots.mark_handled(db, supervisor, noise, ""),
+    )
+    _refused(Conflict, "HOTSPOT_NOT_HANDLED", lambda: hotspots.reopen(db, supervisor, noise))
+    hotspots.mark_handled(db, supervisor, noise, "已处理")
+    _refused(
+        Conflict,
+        "HOTSPOT_ALREADY_HANDLED",
+        lambda: hotspots.mark_handled(db, supervisor, noise, "再次"),
+    )
+    hotspots.reopen(db, supervisor, noise, "又有来电")
+    assert noise.state == HotIssueState.open
+    hotspots.merge(db, supervisor, light, noise, "同一事项")
+    _refused(
+        Conflict,
+        "HOTSPOT_MERGE_INTO_MERGED",
+        lambda: hotspots.merge(db, supervisor, noise, light, "x"),
+    )
+    _refused(Conflict, "HOTSPOT_MERGED", lambda: hotspots.rename(db, supervisor, light, "新"))
+
+
+def test_only_supervisors_and_administrators_decide(db, user, two_issues):
+    noise, light, _, _ = two_issues
+    for name in ("dispatcher", "leader", "operator"):
+        _refused(
+            Forbidden,
+            "HOTSPOT_FORBIDDEN",
+            lambda name=name: hotspots.rename(db, user(name), noise, "新标题"),
+        )
+    hotspots.rename(db, user("admin"), noise, "管理员改的标题")
+    hotspots.mark_handled(db, user("supervisor"), light, "已处理")
+    actions = db.execute(
+        sa.select(AuditLog.action, AuditLog.target, AuditLog.actor_id)
+        .where(AuditLog.action.startswith("hotspot."))
+        .order_by(AuditLog.id)
+    ).all()
+    assert [(a, t) for a, t, _ in actions] == [
+        ("hotspot.rename", str(noise.id)),
+        ("hotspot.handle", str(light.id)),
+    ]
+    assert actions[0].actor_id == user("admin").id
+
+
+def test_decisions_queue_events_after_commit(db, user, two_issues, app):
+    noise, light, _, _ = two_issues
+    heard = []
+    publisher = app.extensions["hotline.events"]
+    publisher.listeners.append(heard.append)
+    try:
+        hotspots.merge(db, user("supervisor"), light, noise, "同一事项")
+        assert heard == []
+        db.commit()
+    finally:
+        publisher.listeners.remove(heard.append)
+    assert {m["hot_issue"] for m in heard if m["type"] == events_type()} == {noise.id, light.id}
+
+
+def events_type():
+    return hotspots.EVENT
+
+
+def test_district_leaders_see_their_district_only(db, user, two_issues):
+    noise, light, _, _ = two_issues  # 奎文区 and 潍城区
+    page = Page(1, 50)
+    leader = user("kuiwen-leader")
+    filters = hotspots.parse_filters({}, leader, timezone="Asia/Shanghai")
+    assert filters.district == "370705"
+    total, rows = hotspots.list_issues(db, leader, filters, page)
+    assert [r.id for r in rows] == [noise.id]
+    # Asking for another district does not widen it.
+    filters = hotspots.parse_filters({"district": "370702"}, leader, timezone="Asia/Shanghai")
+    assert [r.id for r in hotspots.list_issues(db, leader, filters, page)[1]] == [noise.id]
+    _refused(
+        Forbidden,
+        "HOTSPOT_OUT_OF_SCOPE",
+        lambda: hotspots.detail(db, leader, light.id, timezone="Asia/Shanghai"),
+    )
+    city_leader = user("leader")
+    filters = hotspots.parse_filters({}, city_leader, timezone="Asia/Shanghai")
+    assert {r.id for r in hotspots.list_issues(db, city_leader, filters, page)[1]} == {
+        noise.id,
+        light.id,
+    }
+    _refused(
+        Forbidden,
+        "HOTSPOT_VIEW_FORBIDDEN",
+        lambda: hotspots.list_issues(db, user("operator"), filters, page),
+    )
+
+
+def test_list_filters(db, user, two_issues):
+    noise, light, _, _ = two_issues
+    viewer = user("supervisor")
+    page = Page(1, 50)
+
+    def ids(**args):
+        filters = hotspots.parse_filters(args, viewer, timezone="Asia/Shanghai")
+        return {r.id for r in hotspots.list_issues(db, viewer, filters, page)[1]}
+
+    assert ids() == {noise.id, light.id}
+    assert ids(district="370702") == {light.id}
+    assert ids(category="01") == {noise.id, light.id}  # any level, by prefix
+    assert ids(category="0102") == set()
+    day = (NOW - HOUR).astimezone(dt.timezone(dt.timedelta(hours=8))).date()
+    assert ids(**{"from": day.isoformat(), "to": day.isoformat()}) == {noise.id, light.id}
+    assert ids(**{"to": (day - dt.timedelta(days=2)).isoformat()}) == set()
+    hotspots.mark_handled(db, viewer, light, "已处理")
+    assert ids(state="open") == {noise.id}
+    assert ids(state="handled") == {light.id}
+    assert ids(q="曹家巷") <= {light.id}
+    with pytest.raises(ValidationFailed) as caught:
+        hotspots.parse_filters({"from": "2026-13-01"}, viewer, timezone="Asia/Shanghai")
+    assert "from" in caught.value.details
+
+
+def test_detail_has_tickets_timeline_and_units(db, user, two_issues):
+    noise, _, noise_tickets, _ = two_issues
+    hotspots.rename(db, user("supervisor"), noise, "搅拌站噪音")
+    found = hotspots.detail(db, user("dispatcher"), noise.id, timezone="Asia/Shanghai")
+    assert [t["number"] for t in found["tickets"]] == [t.number for t in noise_tickets]
+    assert found["tickets"][0]["status"]["label"] == "已受理"
+    assert sum(d["count"] for d in found["timeline"]["days"]) == 4
+    labels = [m["label"] for m in found["timeline"]["moments"]]
+    assert labels[0] == "首件工单" and "列为热点问题" in labels and "重命名" in labels
+    assert found["units"] == []  # none dispatched yet
+    assert found["issue"]["title"] == "搅拌站噪音"
