@@ -989,7 +989,7 @@ def parse_filters(args, user, *, timezone, errors=None):
     if district is not None and not (len(district) == 6 and district.isdigit()):
         errors["district"] = "区县编码应为 6 位数字"
         district = None
-    if _district_bound(user):
+    if district_bound(user):
         district = user.district.code
     category = (args.get("category") or "").strip() or None
     if category is not None and not category.replace("-", "").isalnum():
@@ -1029,7 +1029,7 @@ def parse_filters(args, user, *, timezone, errors=None):
     )
 
 
-def _district_bound(user):
+def district_bound(user):
     return user.role == Role.leader and user.district_id is not None
 
 
@@ -1043,13 +1043,13 @@ def require_viewer(user):
 def may_see(user, issue):
     """A district leader sees their district's hot issues only; other viewers all."""
     return user.role in VIEW_ROLES and (
-        not _district_bound(user) or issue.district_id == user.district_id
+        not district_bound(user) or issue.district_id == user.district_id
     )
 
 
 def _list_query(session, user, filters):
     query = sa.select(HotIssue)
-    if _district_bound(user):
+    if district_bound(user):
         query = query.where(HotIssue.district_id == user.district_id)
     if filters.district:
         query = query.join(Area, Area.id == HotIssue.district_id).where(
@@ -1402,3 +1402,38 @@ def top_open(session, district_code=None, *, now, limit=5):
         }
         for i in issues
     ]
+
+
+# -- what forms and JSON bodies send ----------------------------------------------------------
+
+
+def id_of(value, field_name, label):
+    """A hot issue's or ticket's id as sent (a number, or text of digits)."""
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, int) and value > 0:
+        return value
+    text = str(value or "").strip().removeprefix("#")
+    if not text.isdigit() or int(text) <= 0 or len(text) > 12:
+        raise ValidationFailed(f"请选择{label}", details={field_name: f"请选择{label}"})
+    return int(text)
+
+
+def ticket_ids_of(values):
+    """The ticket ids a split names (check boxes, or a JSON list)."""
+    if values is None:
+        return []
+    if not isinstance(values, list | tuple):
+        raise ValidationFailed("tickets 须为工单编号列表", details={"tickets": "须为列表"})
+    return sorted({id_of(v, "tickets", "工单") for v in values if str(v).strip()})
+
+
+def merge_targets(session, user, hot_issue, limit=300):
+    """The hot issues ``hot_issue`` may be merged into (not itself, not merged away), hottest
+    first: what the merge form's picker offers."""
+    query = sa.select(HotIssue.id, HotIssue.title, HotIssue.size).where(
+        HotIssue.id != hot_issue.id, HotIssue.state != HotIssueState.merged
+    )
+    if district_bound(user):
+        query = query.where(HotIssue.district_id == user.district_id)
+    return session.execute(query.order_by(HotIssue.heat.desc(), HotIssue.id).limit(limit)).all()

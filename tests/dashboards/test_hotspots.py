@@ -11,63 +11,8 @@ from hotline.enums import HotIssueState
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotline.models import AuditLog, HotIssue, HotIssueTicket
 from hotline.schemas import Page
-
-NOW = dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.UTC)
-HOUR = dt.timedelta(hours=1)
-DAY = dt.timedelta(days=1)
-
-#: Two matters in 奎文区 东关街道 中学街社区 and one in 潍城区 城关街道 曹家巷社区.
-NOISE = (
-    "丽发新城搅拌站夜间施工噪音扰民",
-    "丽发新城旁边的搅拌站每天夜里施工到凌晨，噪音很大，居民无法休息，请相关部门查处。",
-    "370705001001",
-)
-WATER = (
-    "中学街小区自来水发黄",
-    "中学街小区这几天自来水发黄有异味，不能饮用，请供水公司尽快检查水质。",
-    "370705001001",
-)
-LIGHT = (
-    "曹家巷路灯不亮",
-    "曹家巷一带的路灯已经一周不亮了，晚上行人出行很不安全，希望尽快维修。",
-    "370702001001",
-)
-
-
-class City:
-    def __init__(self, db, user, make_ticket):
-        self.db = db
-        self.operator = user("operator")
-        self.make_ticket = make_ticket
-        self.phone = 13805360100
-
-    def call(self, matter, at, *, phone=None, category="010103"):
-        title, content, area = matter
-        if phone is None:
-            self.phone += 1
-            phone = str(self.phone)
-        return self.make_ticket(
-            self.operator,
-            title=title,
-            content=content,
-            area=area,
-            category=category,
-            requester_phone=phone,
-            now=at,
-        )
-
-    def memberships(self):
-        return {
-            r.ticket_id: (r.hot_issue_id, r.pinned)
-            for r in self.db.execute(sa.select(HotIssueTicket)).scalars()
-        }
-
-    def groups(self):
-        """{hot issue id: set of ticket ids}."""
-        found = {}
-        for ticket_id, (hot_id, _) in self.memberships().items():
-            found.setdefault(hot_id, set()).add(ticket_id)
-        return found
+from tests.dashboards import hotspot_city
+from tests.dashboards.hotspot_city import DAY, HOUR, LIGHT, NOISE, NOW, WATER, City
 
 
 @pytest.fixture
@@ -236,14 +181,7 @@ def test_rebuild_drops_an_untouched_hot_issue_and_keeps_a_touched_one(db, city, 
 
 @pytest.fixture
 def two_issues(db, city):
-    grouper = hotspots.Grouper()
-    noise = [city.call(NOISE, NOW - (5 - i) * HOUR) for i in range(4)]
-    light = [city.call(LIGHT, NOW - (5 - i) * HOUR) for i in range(3)]
-    grouper.run(db, NOW)
-    groups = city.groups()
-    noise_id = next(h for h, ids in groups.items() if noise[0].id in ids)
-    light_id = next(h for h, ids in groups.items() if light[0].id in ids)
-    return db.get(HotIssue, noise_id), db.get(HotIssue, light_id), noise, light
+    return hotspot_city.two_issues(db, city)
 
 
 def _refused(kind, code, call):
