@@ -362,6 +362,7 @@ class Grouper:
         self.seen = set()
         self.stamp = None
         self.window_days = None
+        self.database = None
         self.refreshed_at = None
 
     def run(self, source, now=None):
@@ -399,7 +400,13 @@ class Grouper:
         reference.forget()
         stamp = reference.stamp(session, reference.HOTSPOTS)
         places = Places(session)
-        if self.index is None or stamp != self.stamp or window_days != self.window_days:
+        database = str(session.get_bind().engine.url)
+        if (
+            self.index is None
+            or stamp != self.stamp
+            or window_days != self.window_days
+            or database != self.database
+        ):
             touched = self._load(session, now, places)
             result.loaded = True
             result.added = len(self.index)
@@ -408,6 +415,7 @@ class Grouper:
             touched = self._add_new(session, now, places, result)
         self.member = {t: h for t, h in self.member.items() if self.index.group_of(t) is not None}
         self.window_days = window_days
+        self.database = database
         changed = self._sync(session, touched, now, result)
         due = self._refresh_due(session, now)
         refreshed = refresh(session, changed | due, now, self.index)

@@ -14,6 +14,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from classifier import artefact
+from dashboards import hotspots
 from dashboards import publisher as board_publisher
 from dispatch import open311
 from hotline import migrate, seed, tabular, users
@@ -107,6 +108,12 @@ def _make_history(days, history_seed):
         session.commit()
     for line in history.report(summary):
         click.echo(line)
+    # The history's tickets grouped into hot issues at once (the scheduler's grouper then
+    # replays what this stored).
+    with factory(info={"publisher": None, "notifier": None}) as session:
+        rebuilt = hotspots.rebuild(session)
+        session.commit()
+    click.echo(_rebuild_line(rebuilt))
     click.echo(f"  用时 {time.monotonic() - started:.1f} 秒")
 
 
@@ -509,6 +516,11 @@ def scheduler_command(once, interval, batch):
         )
         knowledge = scheduler.make_knowledge_job(app)()
         click.echo(f"knowledge_expired={knowledge.expired} knowledge_reminded={knowledge.reminded}")
+        grouped = scheduler.make_hotspot_job(app)()
+        click.echo(
+            f"hotspots_added={grouped.added} hotspots_created={len(grouped.created)} "
+            f"hotspots_grown={len(grouped.grown)}"
+        )
         sent = scheduler.make_outbox_job(app)()
         click.echo(
             f"outbox_sent={sent.sent} outbox_retry={sent.retried} outbox_failed={sent.failed}"
@@ -519,6 +531,35 @@ def scheduler_command(once, interval, batch):
         scheduler.build(app, blocking=True).start()
     except (KeyboardInterrupt, SystemExit):
         pass
+
+
+@main.group("hotspots")
+def hotspots_group():
+    """Hot issues (热点问题): grouping the tickets of the same matter."""
+
+
+def _rebuild_line(result):
+    return (
+        f"热点问题重新归并：窗口内工单 {result.tickets} 件，热点问题 {result.groups} 个"
+        f"（新建 {len(result.created)}，保留 {len(result.kept)}，删除 {len(result.deleted)}，"
+        f"无对应但经人工处理而保留 {len(result.untouched_kept)}）；"
+        f"归属新增 {result.added}、移出 {result.removed}、改变 {result.moved}"
+    )
+
+
+@hotspots_group.command("rebuild")
+@click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
+@with_appcontext
+def hotspots_rebuild(as_json):
+    """Group the window's tickets again from scratch; supervisors' decisions (merged, split,
+    handled, renamed) are kept."""
+    session = get_session()
+    result = hotspots.rebuild(session)
+    session.commit()
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False))
+    else:
+        click.echo(_rebuild_line(result))
 
 
 @main.command()

@@ -1,6 +1,7 @@
 """The scheduler: APScheduler interval jobs — the SLA timers (``dispatch.timers``), the
-knowledge base's expiry and review-due reminders (``hotline.knowledge_admin.run_due``), and
-the outbox's sweep (``hotline.outbox_delivery``: retries, and copies a process that died
+knowledge base's expiry and review-due reminders (``hotline.knowledge_admin.run_due``), the
+hot issues' grouper (``dashboards.hotspots``: new tickets join their 热点问题), and the
+outbox's sweep (``hotline.outbox_delivery``: retries, and copies a process that died
 after its commit never sent).
 
 Production runs it as its own process, ``hotline scheduler``; ``hotline demo`` runs it in a
@@ -20,6 +21,7 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from dashboards import hotspots
 from dispatch import timers
 from hotline import knowledge_admin, outbox_delivery
 
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 JOB_ID = "sla-timers"
 KNOWLEDGE_JOB_ID = "knowledge-review"
 OUTBOX_JOB_ID = "outbox-sweep"
+HOTSPOT_JOB_ID = "hotspots"
 
 _lock = threading.Lock()
 _in_process = None
@@ -88,6 +91,25 @@ def make_outbox_job(app, clock=None):
     return run
 
 
+def make_hotspot_job(app, clock=None):
+    """The grouper: new tickets join their hot issue, new hot issues are made, heat follows
+    the time (this process keeps the index; ``dashboards.hotspots``)."""
+    session_factory = app.extensions["hotline.db"]
+
+    def run():
+        result = hotspots.run(session_factory, clock() if clock else None)
+        if result.created or result.grown:
+            log.info(
+                "hot issues: %d ticket(s) added, %d new, %d grown",
+                result.added,
+                len(result.created),
+                len(result.grown),
+            )
+        return result
+
+    return run
+
+
 def build(app, *, blocking, clock=None):
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(timezone=app.config["TIMEZONE"])
@@ -108,6 +130,16 @@ def build(app, *, blocking, clock=None):
         "interval",
         seconds=knowledge_admin.JOB_INTERVAL_SECONDS,
         id=KNOWLEDGE_JOB_ID,
+        next_run_time=dt.datetime.now(dt.UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.add_job(
+        make_hotspot_job(app, clock),
+        "interval",
+        seconds=app.config["HOTSPOT_INTERVAL_SECONDS"],
+        id=HOTSPOT_JOB_ID,
         next_run_time=dt.datetime.now(dt.UTC),
         max_instances=1,
         coalesce=True,

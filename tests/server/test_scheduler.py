@@ -171,6 +171,7 @@ def test_scheduler_command_runs_once(committed_app, seed_overdue):
     assert f"fired={2 * TIMERS_PER_TICKET} tickets=2" in result.output
     assert "knowledge_expired=0 knowledge_reminded=0" in result.output
     assert "outbox_sent=0 outbox_retry=0 outbox_failed=0" in result.output
+    assert "hotspots_added=2 hotspots_created=0 hotspots_grown=0" in result.output
     assert _counts(committed_app)["firings"] == 2 * TIMERS_PER_TICKET
 
 
@@ -201,7 +202,13 @@ def test_demo_mode_starts_one_scheduler_per_process(committed_app):
             scheduler.JOB_ID,
             scheduler.KNOWLEDGE_JOB_ID,
             scheduler.OUTBOX_JOB_ID,
+            scheduler.HOTSPOT_JOB_ID,
         }
+        grouper = first.get_job(scheduler.HOTSPOT_JOB_ID)
+        assert grouper.trigger.interval == dt.timedelta(
+            seconds=committed_app.config["HOTSPOT_INTERVAL_SECONDS"]
+        )
+        assert grouper.max_instances == 1
         sweep = first.get_job(scheduler.OUTBOX_JOB_ID)
         assert sweep.trigger.interval == dt.timedelta(
             seconds=committed_app.config["OUTBOX_SWEEP_SECONDS"]
