@@ -53,6 +53,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from classifier import hotspots as engine
+from dispatch import hot_issues
 from hotline import events, reference, settings
 from hotline.audit import audit, audit_change
 from hotline.db import utcnow
@@ -80,7 +81,7 @@ GROWTH_DAYS = 7
 #: The PostgreSQL advisory lock of the grouper, the rebuild and the decisions.
 LOCK_KEY = 1_612_345
 #: Who sees hot issues, and who decides about them (merge, split, handled, rename).
-VIEW_ROLES = frozenset({Role.leader, Role.supervisor, Role.dispatcher, Role.admin})
+VIEW_ROLES = hot_issues.VIEW_ROLES
 DECIDE_ROLES = frozenset({Role.supervisor, Role.admin})
 EVENT = "hotspot.changed"
 TITLE_MAX = 200

@@ -22,7 +22,7 @@ from flask import (
 )
 from sqlalchemy.orm import selectinload
 
-from dispatch import access, schemas
+from dispatch import access, hot_issues, schemas
 from dispatch.deadlines import load_policies, ticket_deadlines
 from dispatch.history import history
 from dispatch.narrative import Teller, assignment_state, rounds
@@ -192,6 +192,7 @@ def dispatch_queue():
         units=units,
         unit_names=unit_names,
         suggested=suggested,
+        hot=hot_issues.of_tickets(db, [t.id for t in tickets]),
     )
 
 
@@ -410,6 +411,7 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
         status_label=_status_label,
         role_label=_role_label,
         proposal=_proposal(db, user, ticket),
+        hot_issue=hot_issues.of_ticket(db, user, ticket),
         max_photos=current_app.config["ATTACHMENT_MAX_FILES"],
         max_photo_mb=current_app.config["ATTACHMENT_MAX_BYTES"] / (1024 * 1024),
     ), status

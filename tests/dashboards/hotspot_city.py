@@ -66,7 +66,6 @@ class City:
         return found
 
 
-
 def two_issues(db, city, now=NOW):
     """Four noise calls (奎文区) and three streetlight calls (潍城区) grouped into two hot
     issues: (noise issue, light issue, noise tickets, light tickets)."""

@@ -177,3 +177,28 @@ def test_api_list_get_and_decisions(api, issues, db):
     assert handled.get_json()["data"]["issue"]["state"]["code"] == "handled"
     reopened = supervisor.post(f"/hotspots/{noise.id}/reopen", json={})
     assert reopened.get_json()["data"]["issue"]["state"]["code"] == "open"
+
+
+def test_the_dispatcher_sees_the_hot_issue_on_a_ticket_and_in_the_queue(
+    client, web_login, issues, make_ticket, user, db
+):
+    noise, _, tickets, _ = issues
+    web_login(client, "dispatcher")
+    page = client.get(f"/tickets/{tickets[0].number}").get_data(as_text=True)
+    line = f'属于<a href="/hotspots/{noise.id}">热点问题 #{noise.id} {noise.title}（共 4 件）</a>'
+    assert line in page
+    queue = client.get("/dispatch").get_data(as_text=True)
+    assert f'<a class="hot-issue-tag" href="/hotspots/{noise.id}"' in queue
+    # A ticket in no hot issue says nothing.
+    lone = make_ticket(user("operator"), title="孤立的一件", content="与其他工单无关的诉求")
+    assert 'data-testid="hot-issue"' not in client.get(f"/tickets/{lone.number}").get_data(
+        as_text=True
+    )
+
+
+def test_roles_without_the_hot_issue_pages_do_not_get_the_link(client, web_login, issues):
+    _, _, tickets, _ = issues
+    web_login(client, "operator")
+    page = client.get(f"/tickets/{tickets[0].number}")
+    assert page.status_code == 200
+    assert 'data-testid="hot-issue"' not in page.get_data(as_text=True)
