@@ -3,7 +3,8 @@
 A room's snapshot: today's intake by channel and type; dispatched, signed and overdue counts;
 response / resolution / satisfaction rates per district (city board) or per street (district
 board), today and this month, from the ranking's own functions; the overdue list; an hourly
-trend of today's vs yesterday's intake; the map's figures (today's intake and the current
+trend of today's vs yesterday's intake; the five hottest open hot issues (热点问题) with
+their growth; the map's figures (today's intake and the current
 overdue count per district, or per street on a district's board); and the live feed of new
 tickets, with phone numbers, ID numbers and long digit runs masked. ``Board`` computes the
 snapshots of any set of rooms with a fixed number of grouped queries, so a flush costs the
@@ -23,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from dashboards import ranking
+from dashboards import hotspots, ranking
 from dashboards.access import CITY, district_room, room_district
 from dispatch import sla
 from dispatch.access import mask_phone
@@ -228,6 +229,8 @@ class Board:
                 "trend": self._trend_of(trend, district),
                 "map": self._map(district, intake, overdue_counts, names),
                 "feed": feeds.get(room, []),
+                # 热点问题: the room's hottest open hot issues (dashboards.hotspots).
+                "hot_issues": hotspots.top_open(session, district, now=self.now),
             }
         return result
 

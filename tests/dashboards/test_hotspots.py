@@ -347,3 +347,35 @@ def test_detail_has_tickets_timeline_and_units(db, user, two_issues):
     assert labels[0] == "首件工单" and "列为热点问题" in labels and "重命名" in labels
     assert found["units"] == []  # none dispatched yet
     assert found["issue"]["title"] == "搅拌站噪音"
+
+
+def test_the_board_shows_the_hottest_open_issues_of_its_room(db, app, user, two_issues):
+    from dashboards.publisher import BoardPublisher
+    from dashboards.snapshots import Board, month_rates
+
+    noise, light, _, _ = two_issues
+    board = Board(db, app.config, now=NOW)
+    month = month_rates(db, app.config, force=True, now=NOW)
+    rooms = board.snapshots(["city", "district:370705"], month=month)
+    city_ids = [i["id"] for i in rooms["city"]["hot_issues"]]
+    assert set(city_ids) == {noise.id, light.id}
+    (only,) = rooms["district:370705"]["hot_issues"]
+    assert only == {
+        "id": noise.id,
+        "title": noise.title,
+        "size": 4,
+        "heat": round(noise.heat, 1),
+        "recent": 4,
+        "previous": 0,
+    }
+    # A handled one leaves the panel; the event brings the update to its rooms.
+    hotspots.mark_handled(db, user("supervisor"), noise, "已处理")
+    (message,) = [m for m in db.info["pending_events"] if m.get("hot_issue") == noise.id][-1:]
+    sent = []
+    BoardPublisher(app, emit_update=lambda room, payload: sent.append((room, payload))).flush(
+        [message]
+    )
+    by_room = dict(sent)
+    assert set(by_room) == {"city", "district:370705"}
+    assert by_room["district:370705"]["hot_issues"] == []
+    assert [i["id"] for i in by_room["city"]["hot_issues"]] == [light.id]

@@ -343,6 +343,25 @@
     });
   });
 
+  // 热点问题: the room's five hottest open hot issues (refreshed with every update, and by
+  // the update a "hotspot.changed" event brings).
+  function hotIssues(items) {
+    var list = $("hot-issues");
+    if (!list || !items) return;
+    list.replaceChildren();
+    items.forEach(function (item) {
+      var li = el("li");
+      li.dataset.id = item.id;
+      var a = el("a", "title", item.title);
+      a.href = "/hotspots/" + encodeURIComponent(item.id);
+      var growth = el("span", "growth" + (item.recent > item.previous ? " up" : ""),
+        item.recent + " / " + item.previous);
+      li.append(a, el("span", "size", item.size + " 件"), growth);
+      list.append(li);
+    });
+    if (!items.length) list.append(el("li", "empty", "暂无热点问题"));
+  }
+
   function render(snapshot, replaceFeed) {
     counters(snapshot.today, snapshot.as_of);
     if (snapshot.map) mapFigures(snapshot.map);
@@ -352,6 +371,7 @@
     trend(snapshot.trend);
     feed(snapshot.feed, replaceFeed);
     noteFeed(snapshot.feed);
+    hotIssues(snapshot.hot_issues);
   }
 
   // The newest ticket the board holds (the catch-up cursor) and the last update it got
