@@ -890,6 +890,7 @@ def mark_handled(session, actor, hot_issue, note, now=None):
     require_decider(actor)
     now = now or utcnow()
     note = _clean_text(note, "note", "处理说明", NOTE_MAX, required=True)
+    lock(session)  # a grouper run writing the same row (its title, its figures) waits
     issue = _issue(session, hot_issue)
     _not_merged(issue)
     if issue.state == HotIssueState.handled:
@@ -910,6 +911,7 @@ def reopen(session, actor, hot_issue, note=None, now=None):
     require_decider(actor)
     now = now or utcnow()
     note = _clean_text(note, "note", "说明", NOTE_MAX, required=False)
+    lock(session)  # a grouper run writing the same row (its title, its figures) waits
     issue = _issue(session, hot_issue)
     _not_merged(issue)
     if issue.state != HotIssueState.handled:
@@ -933,6 +935,7 @@ def rename(session, actor, hot_issue, title, now=None):
     require_decider(actor)
     now = now or utcnow()
     title = _clean_text(title, "title", "标题", TITLE_MAX, required=True)
+    lock(session)  # a grouper run writing the same row (its title, its figures) waits
     issue = _issue(session, hot_issue)
     _not_merged(issue)
     before = {"title": issue.title, "title_fixed": issue.title_fixed}

@@ -379,3 +379,21 @@ def test_the_board_shows_the_hottest_open_issues_of_its_room(db, app, user, two_
     assert set(by_room) == {"city", "district:370705"}
     assert by_room["district:370705"]["hot_issues"] == []
     assert [i["id"] for i in by_room["city"]["hot_issues"]] == [light.id]
+
+
+def test_only_one_grouper_runs_at_a_time(db, app, city):
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("the advisory lock is PostgreSQL's (SQLite has one writer anyway)")
+    for i in range(3):
+        city.call(NOISE, NOW - (3 - i) * HOUR)
+    other = app.extensions["hotline.db"].kw["bind"].engine.connect()
+    try:
+        other.execute(sa.select(sa.func.pg_advisory_lock(hotspots.LOCK_KEY)))
+        grouper = hotspots.Grouper()
+        assert grouper.run(db, NOW).skipped
+        assert grouper.index is None and city.groups() == {}
+        other.execute(sa.select(sa.func.pg_advisory_unlock(hotspots.LOCK_KEY)))
+        assert not grouper.run(db, NOW).skipped
+        assert len(city.groups()) == 1
+    finally:
+        other.close()
