@@ -397,3 +397,28 @@ def test_only_one_grouper_runs_at_a_time(db, app, city):
         assert len(city.groups()) == 1
     finally:
         other.close()
+
+
+def test_heat_follows_the_time_and_old_tickets_leave_the_index(db, city):
+    grouper = hotspots.Grouper()
+    calls = [city.call(NOISE, NOW - (3 - i) * HOUR) for i in range(3)]
+    (hot_id,) = grouper.run(db, NOW).created
+    issue = db.get(HotIssue, hot_id)
+    fresh_heat = issue.heat
+    # Ten days later, nothing new: at the next full refresh the growth is gone.
+    later = NOW + 10 * DAY
+    grouper.refreshed_at = later - dt.timedelta(seconds=hotspots.REFRESH_ALL_SECONDS)
+    result = grouper.run(db, later)
+    assert result.refreshed >= 1 and not result.loaded
+    assert db.get(HotIssue, hot_id).heat < fresh_heat
+    # Past the window the tickets leave the index; the hot issue keeps them.
+    window = settings_days(db)
+    grouper.run(db, NOW + (window + 1) * DAY)
+    assert all(grouper.index.group_of(c.id) is None for c in calls)
+    assert city.groups() == {hot_id: {c.id for c in calls}}
+
+
+def settings_days(db):
+    from hotline import settings
+
+    return settings.get(db, "hotspot.window_days")
