@@ -352,6 +352,7 @@ class Grouper:
 
     def __init__(self):
         self._lock = threading.Lock()
+        self._area_names = None
         self.reset()
 
     def reset(self):
@@ -400,8 +401,8 @@ class Grouper:
         # grouper's own last run rolled back, must not wait for the watcher's interval.
         reference.forget()
         stamp = reference.stamp(session, reference.HOTSPOTS)
-        places = Places(session)
         database = str(session.get_bind().engine.url)
+        places = self._places(session, database)
         if (
             self.index is None
             or stamp != self.stamp
@@ -412,9 +413,9 @@ class Grouper:
             result.loaded = True
             result.added = len(self.index)
         else:
-            self.index.expire(now)
+            for ticket_id in self.index.expire(now):
+                self.member.pop(ticket_id, None)
             touched = self._add_new(session, now, places, result)
-        self.member = {t: h for t, h in self.member.items() if self.index.group_of(t) is not None}
         self.window_days = window_days
         self.database = database
         changed = self._sync(session, touched, now, result)
@@ -430,6 +431,13 @@ class Grouper:
             reference.bump(session, reference.HOTSPOTS)
         self.stamp = reference.stamp(session, reference.HOTSPOTS)
         return result
+
+    def _places(self, session, database):
+        """The areas' names, read again only when the areas changed (``hotline.reference``)."""
+        stamp = (database, reference.stamp(session, reference.AREAS))
+        if self._area_names is None or self._area_names[0] != stamp:
+            self._area_names = (stamp, Places(session))
+        return self._area_names[1]
 
     def _load(self, session, now, places):
         """Replay the window with the stored memberships forced."""
@@ -1100,7 +1108,11 @@ def list_issues(session, user, filters, page):
         _list_query(session, user, filters),
         HotIssue.heat.desc(),
         HotIssue.id.desc(),
-        options=(sa.orm.joinedload(HotIssue.category), sa.orm.joinedload(HotIssue.district)),
+        options=(
+            sa.orm.joinedload(HotIssue.category),
+            sa.orm.joinedload(HotIssue.district),
+            sa.orm.joinedload(HotIssue.handled_by),
+        ),
     )
 
 

@@ -422,3 +422,17 @@ def settings_days(db):
     from hotline import settings
 
     return settings.get(db, "hotspot.window_days")
+
+
+def test_the_list_reads_a_page_in_a_fixed_number_of_queries(db, user, two_issues, count_queries):
+    noise, light, _, _ = two_issues
+    supervisor = user("supervisor")
+    for issue in (noise, light):
+        hotspots.mark_handled(db, supervisor, issue, "已处理")
+    db.expire_all()
+    filters = hotspots.parse_filters({"state": "all"}, supervisor, timezone="Asia/Shanghai")
+    with count_queries() as counted:
+        _, rows = hotspots.list_issues(db, supervisor, filters, Page(1, 50))
+        listed = [hotspots.issue_to_dict(r) for r in rows]
+    assert len(listed) == 2 and all(item["handled"]["by"] for item in listed)
+    assert counted.count == 2, counted  # the total and the page, relations joined
