@@ -57,7 +57,7 @@ from dispatch import hot_issues
 from hotline import events, reference, settings
 from hotline.audit import audit, audit_change
 from hotline.db import utcnow
-from hotline.enums import AreaLevel, HotIssueState, Role, Satisfaction
+from hotline.enums import AreaLevel, AssignmentRole, HotIssueState, Role, Satisfaction
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotline.models import (
     Area,
@@ -1330,8 +1330,8 @@ def _moments(session, issue, rows):
 
 
 def _units(session, ticket_ids):
-    """Per unit involved (lead or assisting): tickets, signed, finished, and the callers'
-    satisfaction with the tickets it led."""
+    """Per unit involved (leading or assisting; a copy (抄送) is only informed): tickets,
+    signed, finished, and the callers' satisfaction with the tickets it leads."""
     if not ticket_ids:
         return []
     rows = session.execute(
@@ -1348,7 +1348,7 @@ def _units(session, ticket_ids):
         )
         .join(Unit, Unit.id == Assignment.unit_id)
         .join(Ticket, Ticket.id == Assignment.ticket_id)
-        .where(Assignment.ticket_id.in_(ticket_ids))
+        .where(Assignment.ticket_id.in_(ticket_ids), Assignment.role != AssignmentRole.copy)
     ).all()
     units = {}
     for r in rows:
@@ -1380,7 +1380,7 @@ def _units(session, ticket_ids):
         {k: (len(v) if isinstance(v, set) else v) for k, v in unit.items()}
         for unit in units.values()
     ]
-    return sorted(result, key=lambda u: (-u["tickets"], u["code"]))
+    return sorted(result, key=lambda u: (-u["led"], -u["tickets"], u["code"]))
 
 
 def top_open(session, district_code=None, *, now, limit=5):

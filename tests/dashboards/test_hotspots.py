@@ -348,6 +348,26 @@ def test_detail_has_tickets_timeline_and_units(db, user, two_issues):
     assert found["units"] == []  # none dispatched yet
     assert found["issue"]["title"] == "搅拌站噪音"
 
+    # Two dispatched to 东关街道 (one signed), one assisted by 城管局: the units and results.
+    from dispatch import operations as ops
+    from hotline.models import Unit
+
+    def unit(code):
+        return db.scalars(sa.select(Unit).where(Unit.code == code)).one()
+
+    dispatcher = user("dispatcher")
+    street, cgj = unit("U-S-370705001"), unit("U-CGJ")
+    ops.dispatch(db, dispatcher, noise_tickets[0], lead=street, assists=[cgj], now=NOW)
+    ops.dispatch(db, dispatcher, noise_tickets[1], lead=street, now=NOW)
+    ops.sign(db, user("dongguan"), noise_tickets[0], now=NOW + HOUR)
+    db.flush()
+    found = hotspots.detail(db, user("dispatcher"), noise.id, timezone="Asia/Shanghai")
+    assert [(u["code"], u["tickets"], u["led"], u["signed"]) for u in found["units"]] == [
+        ("U-S-370705001", 2, 2, 1),
+        ("U-CGJ", 1, 0, 0),
+    ]
+    assert found["tickets"][0]["unit"] == street.name
+
 
 def test_the_board_shows_the_hottest_open_issues_of_its_room(db, app, user, two_issues):
     from dashboards.publisher import BoardPublisher
