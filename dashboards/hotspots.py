@@ -53,7 +53,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from classifier import hotspots as engine
-from dispatch import hot_issues
+from dispatch import access, hot_issues
 from hotline import events, reference, settings
 from hotline.audit import audit, audit_change
 from hotline.db import utcnow
@@ -1010,7 +1010,7 @@ def parse_filters(args, user, *, timezone, errors=None):
         errors["district"] = "区县编码应为 6 位数字"
         district = None
     if district_bound(user):
-        district = user.district.code
+        district = None  # their scope is their district's tickets (``visible``)
     category = (args.get("category") or "").strip() or None
     if category is not None and not category.replace("-", "").isalnum():
         errors["category"] = "事项分类编码无效"
@@ -1060,17 +1060,35 @@ def require_viewer(user):
         )
 
 
-def may_see(user, issue):
-    """A district leader sees their district's hot issues only; other viewers all."""
-    return user.role in VIEW_ROLES and (
-        not district_bound(user) or issue.district_id == user.district_id
+def visible(user):
+    """A condition on HotIssue: those ``user`` may see (None: all). A district leader sees
+    the hot issues with a ticket in their district (by the tickets' scope rule,
+    ``dispatch.access``), and of each only those tickets (``detail``)."""
+    condition = access.scope_condition(user)
+    if condition is None:
+        return None
+    return (
+        sa.select(HotIssueTicket.ticket_id)
+        .join(Ticket, Ticket.id == HotIssueTicket.ticket_id)
+        .where(HotIssueTicket.hot_issue_id == HotIssue.id, condition)
+        .exists()
+    )
+
+
+def may_see(session, user, issue):
+    if user.role not in VIEW_ROLES:
+        return False
+    condition = visible(user)
+    return condition is None or bool(
+        session.scalar(sa.select(sa.literal(True)).where(HotIssue.id == issue.id, condition))
     )
 
 
 def _list_query(session, user, filters):
     query = sa.select(HotIssue)
-    if district_bound(user):
-        query = query.where(HotIssue.district_id == user.district_id)
+    condition = visible(user)
+    if condition is not None:
+        query = query.where(condition)
     if filters.district:
         query = query.join(Area, Area.id == HotIssue.district_id).where(
             Area.code == filters.district
@@ -1194,7 +1212,7 @@ def get_issue(session, user, hot_issue_id):
     issue = session.get(HotIssue, hot_issue_id) if isinstance(hot_issue_id, int) else None
     if issue is None:
         raise NotFound(f"热点问题 #{hot_issue_id} 不存在", code="HOTSPOT_NOT_FOUND")
-    if not may_see(user, issue):
+    if not may_see(session, user, issue):
         raise Forbidden("只能查看本区县的热点问题", code="HOTSPOT_OUT_OF_SCOPE")
     return issue
 
@@ -1206,13 +1224,19 @@ def detail(session, user, hot_issue_id, *, timezone):
     issue = get_issue(session, user, hot_issue_id)
     zone = ZoneInfo(timezone)
     lead = sa.orm.aliased(Unit)
-    rows = session.execute(
+    # A district leader gets the tickets in their district only (the issue's figures stay
+    # the whole issue's; the page says how many of them are theirs).
+    query = access.scoped(
         sa.select(Ticket, HotIssueTicket.pinned, lead.name.label("unit"))
         .join(HotIssueTicket, HotIssueTicket.ticket_id == Ticket.id)
         .outerjoin(lead, lead.id == Ticket.lead_unit_id)
-        .where(HotIssueTicket.hot_issue_id == issue.id)
-        .options(sa.orm.joinedload(Ticket.area), sa.orm.joinedload(Ticket.category))
-        .order_by(Ticket.received_at, Ticket.id)
+        .where(HotIssueTicket.hot_issue_id == issue.id),
+        user,
+    )
+    rows = session.execute(
+        query.options(sa.orm.joinedload(Ticket.area), sa.orm.joinedload(Ticket.category)).order_by(
+            Ticket.received_at, Ticket.id
+        )
     ).all()
     tickets = [
         {
@@ -1259,6 +1283,9 @@ def detail(session, user, hot_issue_id, *, timezone):
         "timeline": {"days": days, "moments": _moments(session, issue, rows)},
         "units": _units(session, [t.id for t, _, _ in rows]),
         "handled_since": handled_since,
+        #: Whether ``tickets`` (and the timeline and units) are only those in the viewer's
+        #: district.
+        "scoped": access.scope_condition(user) is not None,
         "merged_from": [
             {"id": i, "title": title}
             for i, title in session.execute(
@@ -1458,6 +1485,7 @@ def merge_targets(session, user, hot_issue, limit=300):
     query = sa.select(HotIssue.id, HotIssue.title, HotIssue.size).where(
         HotIssue.id != hot_issue.id, HotIssue.state != HotIssueState.merged
     )
-    if district_bound(user):
-        query = query.where(HotIssue.district_id == user.district_id)
+    condition = visible(user)
+    if condition is not None:
+        query = query.where(condition)
     return session.execute(query.order_by(HotIssue.heat.desc(), HotIssue.id).limit(limit)).all()

@@ -287,7 +287,6 @@ def test_district_leaders_see_their_district_only(db, user, two_issues):
     page = Page(1, 50)
     leader = user("kuiwen-leader")
     filters = hotspots.parse_filters({}, leader, timezone="Asia/Shanghai")
-    assert filters.district == "370705"
     total, rows = hotspots.list_issues(db, leader, filters, page)
     assert [r.id for r in rows] == [noise.id]
     # Asking for another district does not widen it.
@@ -456,3 +455,26 @@ def test_the_list_reads_a_page_in_a_fixed_number_of_queries(db, user, two_issues
         listed = [hotspots.issue_to_dict(r) for r in rows]
     assert len(listed) == 2 and all(item["handled"]["by"] for item in listed)
     assert counted.count == 2, counted  # the total and the page, relations joined
+
+
+def test_a_district_leader_sees_only_their_districts_tickets_of_a_hot_issue(
+    db, user, city, two_issues
+):
+    """A hot issue mostly elsewhere with one ticket in 奎文区: its leader sees the issue and
+    that ticket only; a city leader sees it whole."""
+    _, light, _, light_tickets = two_issues  # 潍城区
+    near = city.call((LIGHT[0], LIGHT[1], "370705001001"), NOW + HOUR)
+    alone = HotIssue(title="单件", first_at=NOW, last_at=NOW, heat_parts={}, keywords=[])
+    db.add(alone)
+    db.flush()
+    db.add(HotIssueTicket(ticket_id=near.id, hot_issue_id=alone.id))
+    db.flush()
+    hotspots.merge(db, user("supervisor"), alone, light, "同一事项")
+    leader = user("kuiwen-leader")
+    filters = hotspots.parse_filters({}, leader, timezone="Asia/Shanghai")
+    assert light.id in {r.id for r in hotspots.list_issues(db, leader, filters, Page(1, 50))[1]}
+    found = hotspots.detail(db, leader, light.id, timezone="Asia/Shanghai")
+    assert found["scoped"] and [t["id"] for t in found["tickets"]] == [near.id]
+    assert found["issue"]["size"] == 4
+    whole = hotspots.detail(db, user("leader"), light.id, timezone="Asia/Shanghai")
+    assert not whole["scoped"] and len(whole["tickets"]) == 4
