@@ -363,7 +363,7 @@ class Grouper:
         self.floor = None
         self.seen = set()
         self.stamp = None
-        self.window_days = None
+        self.window_days = self.min_size = None
         self.database = None
         self.refreshed_at = None
 
@@ -397,6 +397,7 @@ class Grouper:
             return RunResult(skipped=True)
         result = RunResult()
         window_days = settings.get(session, "hotspot.window_days")
+        min_size = settings.get(session, "hotspot.min_size")
         # Read afresh each run (one small query): a decision committed a moment ago, or this
         # grouper's own last run rolled back, must not wait for the watcher's interval.
         reference.forget()
@@ -406,7 +407,7 @@ class Grouper:
         if (
             self.index is None
             or stamp != self.stamp
-            or window_days != self.window_days
+            or (window_days, min_size) != (self.window_days, self.min_size)
             or database != self.database
         ):
             touched = self._load(session, now, places)
@@ -416,7 +417,7 @@ class Grouper:
             for ticket_id in self.index.expire(now):
                 self.member.pop(ticket_id, None)
             touched = self._add_new(session, now, places, result)
-        self.window_days = window_days
+        self.window_days, self.min_size = window_days, min_size
         self.database = database
         changed = self._sync(session, touched, now, result)
         due = self._refresh_due(session, now)

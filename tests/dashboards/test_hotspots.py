@@ -478,3 +478,15 @@ def test_a_district_leader_sees_only_their_districts_tickets_of_a_hot_issue(
     assert found["issue"]["size"] == 4
     whole = hotspots.detail(db, user("leader"), light.id, timezone="Asia/Shanghai")
     assert not whole["scoped"] and len(whole["tickets"]) == 4
+
+
+def test_a_lower_min_size_makes_hot_issues_of_the_groups_already_there(db, city, user):
+    from hotline import settings
+
+    grouper = hotspots.Grouper()
+    pair = [city.call(NOISE, NOW - (2 - i) * HOUR) for i in range(2)]
+    assert not grouper.run(db, NOW).created
+    settings.update(db, user("admin"), {"hotspot.min_size": 2})
+    result = grouper.run(db, NOW + HOUR)
+    assert result.loaded and len(result.created) == 1
+    assert list(city.groups().values()) == [{t.id for t in pair}]
