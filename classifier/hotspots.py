@@ -79,8 +79,8 @@ TEXT_CHARS = 200
 PLACE_SUFFIXES = tuple(
     sorted(
         """
-        搅拌站 搅拌厂 垃圾站 中转站 加油站 变电站 幼儿园 卫生院 派出所 农贸市场 菜市场 产业园
-        工业园 开发区 商业街 步行街 片区
+        股份有限公司 有限责任公司 有限公司 搅拌站 搅拌厂 垃圾站 中转站 加油站 变电站 幼儿园
+        卫生院 派出所 农贸市场 菜市场 产业园 工业园 开发区 商业街 步行街 片区
         小学 中学 大学 学院 学校 医院 公司 集团 工地 项目 市场 商场 广场 大厦 公寓 花园
         新城 小区 家园 公馆 山庄 名苑 名城 华府 雅苑 新村 街道 社区 大道 公园 酒店 宾馆
         工厂 楼盘 车站 码头 高速 隧道 大桥 医馆 诊所 超市 银行 物业 驾校 网吧 酒吧 KTV
@@ -94,7 +94,7 @@ _SUFFIX_RE = re.compile("|".join(map(re.escape, PLACE_SUFFIXES)))
 #: A character that cannot be part of a name (the name is read leftwards up to it).
 _BOUNDARY_CHARS = frozenset(
     "的在了和与及到从对向给把被于是有为将往至或等个这那该我你他她们市区县省旁"
-    "和跟同并且也都就还又很最更已曾请求问要想让使由因所以但而如若即则便仍却再每各某其此买卖租距"
+    "和跟同并且也都就还又很最更已曾请求问要让使由因所以但而如若即则便仍却再每各某其此买卖租距"
 )
 #: A suffix right after one of these is a bare object, not a name's end ("违建搅拌站",
 #: "一座搅拌站", "这所学校").
@@ -133,6 +133,7 @@ _AREA_CODE = re.compile(r"^[A-Za-z]\d{0,3}[省市区县]$")
 #: jieba word frequency above which a word at the head of a name is ordinary language.
 _COMMON_FREQ = 200
 MAX_NAME_CHARS = 6
+MAX_COMPANY_CHARS = 10
 #: Complaint boilerplate that says nothing about the matter.
 _NOISE_WORDS = frozenset(
     """
@@ -247,7 +248,8 @@ def _scan(text):
         if start > floor and text[start - 1 : end] in _BARE_WORDS:
             continue
         left = start
-        while left > floor and start - left < MAX_NAME_CHARS:
+        longest = MAX_COMPANY_CHARS if match.group().endswith("公司") else MAX_NAME_CHARS
+        while left > floor and start - left < longest:
             char = text[left - 1]
             if char in _BOUNDARY_CHARS or not char.isalnum():
                 break
@@ -485,6 +487,9 @@ class _Group:
 # A message's record: a flat tuple of atoms, so a million of them cost little memory and
 # the garbage collector stops tracking them.
 _SERIAL, _TS, _TERMS, _COUNTS, _KEYS, _NAME, _WORDS, _STRONG = range(8)
+#: A generated title aims at this many characters (the problem words get at least four).
+TITLE_CHARS = 16
+_LEGAL_FORM = re.compile(r"(?:股份有限|有限责任|有限)公司$")
 #: A title word counts as much as this many words of the text.
 TITLE_WEIGHT = 3
 #: Member titles a group keeps for its generated title.
@@ -511,7 +516,7 @@ class Index:
         *,
         window_days=90,
         place_threshold=0.22,
-        object_threshold=0.45,
+        object_threshold=0.5,
         block_k=24,
         centroid_terms=64,
         title_keys=2,
@@ -892,11 +897,14 @@ class Index:
         state = self._groups[key]
         place = self._place(state)
         words = [w for w in self._keywords(state, 10) if not place or w not in place]
+        if place:
+            place = _LEGAL_FORM.sub("公司", place)  # 山千制药机械股份有限公司 → …公司
+        budget = max(4, min(8, TITLE_CHARS - len(place or "")))
         chosen = []
         for word in words:
             if any(word in c or c in word for c in chosen):
                 continue
-            if sum(map(len, chosen)) + len(word) > 8:
+            if sum(map(len, chosen)) + len(word) > budget:
                 continue
             chosen.append(word)
             if len(chosen) == 3:

@@ -53,6 +53,8 @@ def test_places_finds_named_sites_and_strips_areas():
     compound = places("关于广铁集团职工定向商品房伊景园滨河苑项目的问题", "")
     assert any("伊景园滨河苑" in p for p in compound)
     assert places("咨询人才购房补贴", "请问怎么申请？") == ()
+    assert places("西地省山千制药机械股份有限公司拖欠工资", "") == ("山千制药机械股份有限公司",)
+    assert places("A市北大资源理想家园违规租售车位", "")[0].endswith("理想家园")
     assert places("小区停水", "", known=("秀新社区", "坑梓街道")) == ("秀新社区", "坑梓街道")
 
 
