@@ -66,7 +66,7 @@ import sys
 from array import array
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from classifier.normalize import normalize
@@ -963,6 +963,25 @@ HEAT_PARTS = (
 )
 #: Dislikes lower the heat by at most this share of the other parts.
 MAX_DISLIKE_SHARE = 0.5
+
+
+def heat_input(members, now, *, reopened=0, unhappy=0):
+    """``HeatInput`` of a group's messages at ``now`` (messages of unknown callers count as
+    distinct callers); reopened and unhappy come from the tickets' outcomes."""
+    week = timedelta(days=7)
+    known = [m.caller for m in members if m.caller]
+    callers = len(set(known)) + sum(1 for m in members if not m.caller)
+    return HeatInput(
+        size=len(members),
+        callers=callers,
+        recent=sum(1 for m in members if now - week < m.at <= now),
+        previous=sum(1 for m in members if now - 2 * week < m.at <= now - week),
+        repeat_calls=len(members) - callers,
+        reopened=reopened,
+        unhappy=unhappy,
+        likes=sum(m.likes for m in members),
+        dislikes=sum(m.dislikes for m in members),
+    )
 
 
 def heat(h):

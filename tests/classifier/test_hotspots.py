@@ -218,6 +218,21 @@ def test_heat_parts_sum_to_score_and_move_it_the_right_way():
     assert lone > 0 and lone == pytest.approx(sum(p["points"] for p in lone_parts.values()))
 
 
+def test_heat_input_counts_callers_growth_and_likes():
+    now = T0 + timedelta(days=14)
+    members = [
+        Message(1, now - timedelta(days=1), "t", "", caller="a", likes=5),
+        Message(2, now - timedelta(days=2), "t", "", caller="a", dislikes=1),
+        Message(3, now - timedelta(days=9), "t", "", caller="b"),
+        Message(4, now - timedelta(days=20), "t", "", caller=None, likes=2),
+        Message(5, now - timedelta(days=3), "t", "", caller=None),
+    ]
+    h = hotspots.heat_input(members, now, unhappy=1)
+    assert h == HeatInput(
+        size=5, callers=4, recent=3, previous=1, repeat_calls=1, unhappy=1, likes=7, dislikes=1
+    )
+
+
 def test_real_messages_find_the_reference_matters():
     if not (DATA_DIR / "teddycup2020c" / "附件3.csv").is_file():
         pytest.skip(f"shared data not found at {DATA_DIR} (附件3, SOURCES.md §1)")
