@@ -73,7 +73,7 @@ from classifier.normalize import normalize
 from classifier.segment import Segmenter
 
 #: Characters of the message text read after its title.
-TEXT_CHARS = 200
+TEXT_CHARS = 150
 
 #: Suffixes that end the name of a place or object, longest first.
 PLACE_SUFFIXES = tuple(
@@ -102,7 +102,8 @@ _BARE_BEFORE = frozenset("建修盖开办设搬拆有是在个座家所条些处
 #: Ordinary words ending like a name (道路, 跑路): a name never ends with them.
 _BARE_WORDS = frozenset(
     "跑路 道路 马路 公路 铁路 线路 走路 出路 思路 一路 沿路 临路 修路 让路 带路 问路 网路 套路 "
-    "退路 迷路 上路 绕路 来路 去路 找路 堵路 断路 封路 过路 水路 电路 小路 进城 出城 全城 满城 "
+    "字路 路路 退路 迷路 上路 绕路 来路 去路 找路 堵路 断路 封路 过路 水路 电路 小路 "
+    "进城 出城 全城 满城 "
     "县城 省城 老城 古城 京城 同城 校园 田园 乐园 庄园 菜园 果园 墓园 家乡 城乡 下乡 老乡 回乡 "
     "老街 上街 沿街 满街 过桥 断桥 天桥 小村 农村 乡村 全村 本村 邻村".split()
 )
@@ -144,6 +145,8 @@ _NOISE_WORDS = frozenset(
     您好 你好 尊敬 市长 书记 局长 主任 网友 本人 我们 大家 他们 这个 那个 这些 那些 一下 一些
     工作 方面 有关部门 相关部门 职能部门 附近 旁边 周边 周围 地方 地区 位置 区域 加快 力度 推进
     落实 行动 地处 常年 小区 社区 街道 请问 咨询 回复 答复 市里 省里 区里 县里 建议 意见 办法
+    问问 以东 以西 以南 以北 东侧 西侧 南侧 北侧 一带 挨着 何时能 十几年 近半年 几十年 祖祖辈辈
+    事实 改为 到底 究竟 真的 实在 简直 希望能 能不能 可不可以 有没有 是不是 为啥 咋办 怎么办
     """.split()
 )
 _DIGITS = re.compile(r"^[\dA-Za-z.%]+$")
