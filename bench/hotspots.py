@@ -148,6 +148,7 @@ def synthetic_index(messages, size, base):
                 tokens=tuple(tokens),
                 title=f.title,
                 strong=f.strong,
+                firm=f.firm,
             )
             at = start + span * (added / size)
             message = hotspots.Message(id=("s", r, m.id), at=at, title=m.title, text="")

@@ -434,6 +434,7 @@ class Features:
     tokens: tuple
     title: str
     strong: int = 0  # the first ``strong`` keys are named in the title: what it is about
+    firm: int = 0  # the first ``firm`` keys also count those its text names twice
 
 
 class _Group:
@@ -571,14 +572,16 @@ class Index:
         main = [n for n, _, t in ranked if t] or [n for n, w, _ in ranked[:1] if w >= 2]
         strong = _place_keys(main)
         cores = _cores(names)
+        firm = list(dict.fromkeys(strong + _place_keys([n for n, w, _ in ranked if w >= 2])))
         weak = _place_keys([n for n, _, _ in ranked] + list(message.places[:1]))
         return Features(
             places=names,
-            keys=tuple(dict.fromkeys(strong + weak)),
+            keys=tuple(dict.fromkeys(firm + weak)),
             title_tokens=tuple(_problem_tokens(title, names, cores)),
             tokens=tuple(_problem_tokens(text, names, cores)),
             title=title,
             strong=len(strong),
+            firm=len(firm),
         )
 
     def _intern(self, token):
@@ -620,7 +623,7 @@ class Index:
                 target = self._new_group(group)
                 new_group = True
         else:
-            similarity, target = self._best(counts, f.keys, f.strong, words)
+            similarity, target = self._best(counts, f.keys, f.strong, f.firm, words)
             if target is None:
                 self._new += 1
                 while ("new", self._new) in self._groups:
@@ -674,7 +677,7 @@ class Index:
                         break
         return seen.values()
 
-    def _best(self, counts, place_keys, strong, words):
+    def _best(self, counts, place_keys, strong, firm, words):
         idf = self._idf
         vector = {t: c * idf(t) for t, c in counts.items()}
         norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
@@ -687,7 +690,11 @@ class Index:
             if shared:
                 threshold = self.place_threshold
             elif strong and theirs:
-                continue  # two different places: never one matter
+                if not any(k in theirs for k in place_keys[strong:firm]):
+                    continue  # two different places: never one matter
+                # Its title names another place, its text this one twice: 广铁集团 and
+                # the 伊景园滨河苑 it built. Alike by words only.
+                threshold = self.object_threshold
             else:
                 threshold = self.object_threshold
             dot = sum(query.get(t, 0.0) * c for t, c in state.vector())
