@@ -34,6 +34,8 @@ frequencies are those of the messages held), and joins the best group when
 
 * they share a main place and the cosine is at least ``place_threshold``;
 * one side has no main place and the cosine is at least ``object_threshold`` (stricter);
+* or the message's title names another place but its text names the group's twice (广铁集团
+  in the title, 伊景园滨河苑 it built in the text), again at ``object_threshold``;
 
 two messages whose main places differ are never grouped, and two at one place are grouped
 only if their problems are alike. Otherwise the message starts a group (``("new", n)``).

@@ -171,6 +171,20 @@ def test_merge_pass_joins_groups_that_met_late():
     assert len(plain.groups()) > len(merged.groups()) == 1
 
 
+def test_title_names_the_builder_text_the_estate_twice():
+    group = PARKING
+    builder = msg(
+        12,
+        "投诉广铁集团捆绑销售车位",
+        "伊景园滨河苑购房捆绑车位销售，伊景园滨河苑的车位捆绑销售违规。",
+        hours=4,
+    )
+    once = msg(13, "投诉金霞苑捆绑销售车位", "金霞苑购房捆绑车位销售，违规。", hours=5)
+    index = batch(group + [builder, once], merge=False)
+    assert index.group_of(12) == index.group_of(10)
+    assert index.group_of(13) != index.group_of(10)
+
+
 def test_text_place_named_twice_is_the_main_place():
     a = msg(50, "搅拌站噪音扰民", "金霞苑旁边的搅拌站噪音扰民，金霞苑居民睡不着。")
     b = msg(51, "搅拌站噪音扰民", "丽发新城旁边的搅拌站噪音扰民，丽发新城居民睡不着。", hours=1)
