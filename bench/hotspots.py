@@ -77,21 +77,7 @@ def load_messages(data_dir):
 
 
 def heat_of(group, by_id, now):
-    members = [by_id[i] for i in group.ids]
-    callers = {m.caller for m in members}
-    recent = sum(1 for m in members if now - timedelta(days=7) < m.at <= now)
-    previous = sum(1 for m in members if now - timedelta(days=14) < m.at <= now - timedelta(days=7))
-    return hotspots.heat(
-        hotspots.HeatInput(
-            size=len(members),
-            callers=len(callers),
-            recent=recent,
-            previous=previous,
-            repeat_calls=len(members) - len(callers),
-            likes=sum(m.likes for m in members),
-            dislikes=sum(m.dislikes for m in members),
-        )
-    )
+    return hotspots.heat(hotspots.heat_input([by_id[i] for i in group.ids], now))
 
 
 def ranked(index, messages):
@@ -162,6 +148,7 @@ def synthetic_index(messages, size, base):
                 tokens=tuple(tokens),
                 title=f.title,
                 strong=f.strong,
+                firm=f.firm,
             )
             at = start + span * (added / size)
             message = hotspots.Message(id=("s", r, m.id), at=at, title=m.title, text="")
@@ -188,34 +175,45 @@ def incremental(messages, size, base, adds=2000):
     # A long-running process holding a big index should freeze it after a rebuild: a full
     # collection otherwise walks every group now and then (seconds at a million messages).
     gc.freeze()
+    size = len(index)
     rng = random.Random(7)
     sample = [rng.choice(messages) for _ in range(adds)]
+    result = {"index_size": size, "build_s": round(build_s, 1), "adds": adds}
+    result.update(_time_adds(index, sample, end, "", 0.0))
+    # Tickets arrive one at a time, not in a tight loop: the same adds 2 ms apart, so a
+    # process that has just waited is not the one the scheduler preempts (2 shared cores).
+    result.update(_time_adds(index, sample, end + timedelta(hours=1), "spaced_", 0.002))
+    result["index_rss_mb"] = round(rss)
+    return result
+
+
+def _percentile(values, share):
+    return round(sorted(values)[max(0, int(len(values) * share) - 1)], 2)
+
+
+def _time_adds(index, sample, start, prefix, gap):
     times, cpu = [], []
     for n, m in enumerate(sample):
         message = hotspots.Message(
-            id=("new", n),
-            at=end + timedelta(seconds=n),
+            id=(prefix or "new", n),
+            at=start + timedelta(seconds=n),
             title=m.title,
             text=m.text,
             caller=m.caller,
         )
         normalize.cache_clear()
+        if gap:
+            time.sleep(gap)
         t, c = time.perf_counter(), time.thread_time()
         index.add(message)
         times.append((time.perf_counter() - t) * 1000)
         cpu.append((time.thread_time() - c) * 1000)
-    times.sort()
-    cpu.sort()
     return {
-        "index_size": len(index) - adds,
-        "build_s": round(build_s, 1),
-        "adds": adds,
-        "p50_ms": round(times[len(times) // 2], 2),
-        "p99_ms": round(times[int(len(times) * 0.99) - 1], 2),
-        "max_ms": round(times[-1], 2),
-        "cpu_p50_ms": round(cpu[len(cpu) // 2], 2),
-        "cpu_p99_ms": round(cpu[int(len(cpu) * 0.99) - 1], 2),
-        "index_rss_mb": round(rss),
+        f"{prefix}p50_ms": _percentile(times, 0.5),
+        f"{prefix}p99_ms": _percentile(times, 0.99),
+        f"{prefix}max_ms": round(max(times), 2),
+        f"{prefix}cpu_p50_ms": _percentile(cpu, 0.5),
+        f"{prefix}cpu_p99_ms": _percentile(cpu, 0.99),
     }
 
 
@@ -281,12 +279,17 @@ def main():
     print(f"| same, CPU seconds (median) | {statistics.median(cpu_seconds):.2f} | |")
     print(f"| jieba dictionary load (s, once per process) | {load_s:.2f} | |")
     print(
-        f"| incremental add into {speed['index_size']:,} (p50 / p99 / max ms) "
+        f"| incremental add into {speed['index_size']:,}, back to back (p50 / p99 / max ms) "
         f"| {speed['p50_ms']} / {speed['p99_ms']} / {speed['max_ms']} | p99 ≤ 5 |"
     )
     print(
         f"| same, CPU time of the thread (p50 / p99 ms) "
         f"| {speed['cpu_p50_ms']} / {speed['cpu_p99_ms']} | |"
+    )
+    print(
+        f"| same, adds 2 ms apart (p50 / p99 / max ms; CPU p99) "
+        f"| {speed['spaced_p50_ms']} / {speed['spaced_p99_ms']} / {speed['spaced_max_ms']}; "
+        f"{speed['spaced_cpu_p99_ms']} | p99 ≤ 5 |"
     )
     print(f"| index resident memory (MB) | {speed['index_rss_mb']} | |")
     print(f"| synthetic index build (s) | {speed['build_s']} | |")

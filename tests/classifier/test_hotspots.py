@@ -53,6 +53,8 @@ def test_places_finds_named_sites_and_strips_areas():
     compound = places("关于广铁集团职工定向商品房伊景园滨河苑项目的问题", "")
     assert any("伊景园滨河苑" in p for p in compound)
     assert places("咨询人才购房补贴", "请问怎么申请？") == ()
+    assert places("西地省山千制药机械股份有限公司拖欠工资", "") == ("山千制药机械股份有限公司",)
+    assert places("A市北大资源理想家园违规租售车位", "")[0].endswith("理想家园")
     assert places("小区停水", "", known=("秀新社区", "坑梓街道")) == ("秀新社区", "坑梓街道")
 
 
@@ -169,6 +171,20 @@ def test_merge_pass_joins_groups_that_met_late():
     assert len(plain.groups()) > len(merged.groups()) == 1
 
 
+def test_title_names_the_builder_text_the_estate_twice():
+    group = PARKING
+    builder = msg(
+        12,
+        "投诉广铁集团捆绑销售车位",
+        "伊景园滨河苑购房捆绑车位销售，伊景园滨河苑的车位捆绑销售违规。",
+        hours=4,
+    )
+    once = msg(13, "投诉金霞苑捆绑销售车位", "金霞苑购房捆绑车位销售，违规。", hours=5)
+    index = batch(group + [builder, once], merge=False)
+    assert index.group_of(12) == index.group_of(10)
+    assert index.group_of(13) != index.group_of(10)
+
+
 def test_text_place_named_twice_is_the_main_place():
     a = msg(50, "搅拌站噪音扰民", "金霞苑旁边的搅拌站噪音扰民，金霞苑居民睡不着。")
     b = msg(51, "搅拌站噪音扰民", "丽发新城旁边的搅拌站噪音扰民，丽发新城居民睡不着。", hours=1)
@@ -214,6 +230,21 @@ def test_heat_parts_sum_to_score_and_move_it_the_right_way():
         HeatInput(size=1, callers=1, recent=0, previous=0, repeat_calls=0, dislikes=1000)
     )
     assert lone > 0 and lone == pytest.approx(sum(p["points"] for p in lone_parts.values()))
+
+
+def test_heat_input_counts_callers_growth_and_likes():
+    now = T0 + timedelta(days=14)
+    members = [
+        Message(1, now - timedelta(days=1), "t", "", caller="a", likes=5),
+        Message(2, now - timedelta(days=2), "t", "", caller="a", dislikes=1),
+        Message(3, now - timedelta(days=9), "t", "", caller="b"),
+        Message(4, now - timedelta(days=20), "t", "", caller=None, likes=2),
+        Message(5, now - timedelta(days=3), "t", "", caller=None),
+    ]
+    h = hotspots.heat_input(members, now, unhappy=1)
+    assert h == HeatInput(
+        size=5, callers=4, recent=3, previous=1, repeat_calls=1, unhappy=1, likes=7, dislikes=1
+    )
 
 
 def test_real_messages_find_the_reference_matters():
