@@ -2,8 +2,10 @@
 (``dashboards.hotspots``: the same filters, the same serialising, the same operations):
 
 - ``GET /hotspots``: the list, hottest first (``district``, ``category``, ``from``, ``to``,
-  ``state``, ``q``, ``page``, ``per_page``); a district leader gets their district's only.
-- ``GET /hotspots/<id>``: one hot issue with its tickets, timeline and units.
+  ``state``, ``q``, ``page``, ``per_page``); a district leader gets those with a ticket in
+  their district.
+- ``GET /hotspots/<id>``: one hot issue with its tickets, timeline and units (a district
+  leader: of its tickets, those in their district; ``scoped`` says so).
 - ``POST /hotspots/<id>/merge`` ``{"into", "reason"}``, ``/split`` ``{"tickets": [ids],
   "title"}``, ``/handle`` ``{"note"}``, ``/reopen`` ``{"note"}``, ``/rename`` ``{"title"}``:
   supervisors' and administrators' decisions; each answers with the hot issue it leaves

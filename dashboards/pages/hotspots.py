@@ -3,7 +3,8 @@ filters by district, category (any level), period and state, hottest first; a pa
 issue with its tickets, a timeline, the units involved and their results, and its heat
 explained; supervisors' forms to merge, split, mark handled (or watch again) and rename.
 
-A district leader sees only their district's hot issues. What is shown and what is parsed is
+A district leader sees the hot issues with a ticket in their district, and of each only
+those tickets. What is shown and what is parsed is
 ``dashboards.hotspots``' (the JSON API's too); the decisions are its operations, run through
 ``web.perform`` so a refused one leaves nothing behind and shows its Chinese message.
 """
