@@ -64,7 +64,7 @@ from hotline import settings as hotline_settings
 from hotline.audit import audit
 from hotline.config import DEFAULTS
 from hotline.enums import AlertLevel, Role, UnitKind, WarningKind, WarningState
-from hotline.errors import Conflict, Forbidden
+from hotline.errors import Conflict, Forbidden, NotFound
 from hotline.models import Area, Category, EarlyWarning, Ticket, Unit
 
 try:  # the hot-issue engine's place names (branch hot-engine); areas alone without it
@@ -630,6 +630,15 @@ def may_view(user, warning=None):
     if warning is not None and user.role == Role.leader and user.district_id is not None:
         return warning.district_id == user.district_id
     return True
+
+
+def visible(session, user, warning_id):
+    """The warning ``warning_id`` if ``user`` may read it (else ``NotFound``: a district
+    leader is not told of other districts' warnings)."""
+    warning = session.get(EarlyWarning, warning_id)
+    if warning is None or not may_view(user, warning):
+        raise NotFound(f"预警不存在：{warning_id}", code="WARNING_NOT_FOUND")
+    return warning
 
 
 def may_acknowledge(user, warning):
