@@ -63,6 +63,7 @@ from hotline import events, notify
 from hotline import settings as hotline_settings
 from hotline.audit import audit
 from hotline.config import DEFAULTS
+from hotline.db import utcnow
 from hotline.enums import AlertLevel, Role, UnitKind, WarningKind, WarningState
 from hotline.errors import Conflict, Forbidden, NotFound
 from hotline.models import Area, Category, EarlyWarning, Ticket, Unit
@@ -164,6 +165,32 @@ def run(session, now, *, config=None):
         session, [r for r in rows if r.id not in explained], now, settings, zone, config
     )
     return _record(session, surges + sudden, now, settings, config)
+
+
+#: The advisory lock of the scheduler's scan (PostgreSQL): one scanner at a time.
+SCAN_LOCK = 0x12345_16_04
+
+
+def scan(session_factory, *, now=None, config=None):
+    """The scheduler's job: one ``run`` at ``now`` (default: the present) in a transaction
+    of its own, committed. On PostgreSQL under a transaction-scoped advisory lock: a second
+    scheduler finding it taken skips this round (returns None) instead of scanning twice;
+    SQLite has one writer anyway."""
+    config = _config(config)
+    session = session_factory()
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            if not session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(SCAN_LOCK))):
+                session.rollback()
+                return None
+        result = run(session, now or utcnow(), config=config)
+        session.commit()
+        return result
+    except Exception:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 def backfill(session, start, end, step=dt.timedelta(minutes=10), *, config=None):

@@ -90,6 +90,8 @@ DEFAULTS = {
     #: SLA timers (DOMAIN.md §4): seconds between scheduler ticks, tickets per batch.
     "SCHEDULER_INTERVAL_SECONDS": 10,
     "SCHEDULER_BATCH": 1000,
+    #: Early warnings (预警, ``dashboards.warnings``): seconds between the scheduler's scans.
+    "WARNING_INTERVAL_SECONDS": 60,
     #: Share of a clock's time after which the yellow warning (预警) fires, in percent.
     "SLA_WARNING_PERCENT": 80,
     #: Local hour of the 催办 reminder on the first working day after a missed deadline.
