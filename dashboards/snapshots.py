@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from dashboards import ranking
+from dashboards import ranking, warnings
 from dashboards.access import CITY, district_room, room_district
 from dispatch import sla
 from dispatch.access import mask_phone
@@ -229,6 +229,10 @@ class Board:
                 "map": self._map(district, intake, overdue_counts, names),
                 "feed": feeds.get(room, []),
             }
+        # The early warnings' banner (预警): the room's open warnings (one query).
+        banners = warnings.banner(session, rooms)
+        for room in rooms:
+            result[room]["warnings"] = banners[room]
         return result
 
     # Today's intake per street × channel × type (by where the problem is).

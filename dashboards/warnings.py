@@ -710,6 +710,48 @@ def acknowledge(session, actor, warning, note, *, now, config=None):
     return warning
 
 
+#: Open warnings a board's banner lists (the count says how many there are in all).
+BANNER_SIZE = 5
+
+
+def banner(session, rooms):
+    """{room: {"count", "items"}}: the open (unacknowledged) warnings of each board room
+    (``city``: all; ``district:<code>``: that district's), newest first, sudden events before
+    surges, at most ``BANNER_SIZE`` listed. One query for all rooms."""
+    rows = session.execute(
+        sa.select(
+            EarlyWarning.id,
+            EarlyWarning.kind,
+            EarlyWarning.title,
+            EarlyWarning.created_at,
+            Area.code,
+        )
+        .outerjoin(Area, Area.id == EarlyWarning.district_id)
+        .where(EarlyWarning.state == WarningState.open)
+        .order_by(EarlyWarning.created_at.desc(), EarlyWarning.id.desc())
+    ).all()
+    rows.sort(key=lambda r: r.kind != WarningKind.sudden)  # stable: newest first within
+    result = {}
+    for room in rooms:
+        district = None if room == "city" else room.removeprefix("district:")
+        mine = [r for r in rows if district is None or r.code == district]
+        result[room] = {
+            "count": len(mine),
+            "items": [
+                {
+                    "id": r.id,
+                    "kind": r.kind.value,
+                    "label": r.kind.label,
+                    "level": "red" if r.kind == WarningKind.sudden else "yellow",
+                    "title": r.title,
+                    "at": r.created_at.isoformat(),
+                }
+                for r in mine[:BANNER_SIZE]
+            ],
+        }
+    return result
+
+
 def open_warnings(session, district_code=None, limit=10):
     """The open (unacknowledged) warnings of the city or of one district, newest first, and
     how many there are: what a board's banner shows."""
