@@ -434,8 +434,8 @@ def _places_of(row):
         return (row.area[:12],)
     if text_places is None:
         return ()
-    known = ()
-    return tuple(dict.fromkeys(text_places(row.title or "", row.content or "", known)))[:3]
+    # The most specific name only: one call is about one place, counted once.
+    return text_places(row.title or "", row.content or "")[:1]
 
 
 def _most_common(counter):

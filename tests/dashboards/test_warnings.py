@@ -277,3 +277,31 @@ def test_backfill_raises_the_past_once(db, calls, past_mornings):
     assert len(warnings_of(db)) == 2
     again = warnings.backfill(db, local(11, 16, 0), local(11, 17, 0))
     assert tuple(again) == ([], [])
+
+
+def test_sudden_event_named_in_the_text(db, user, make_ticket):
+    """Tickets without a community (web messages, an address the operator could not place)
+    are about the place their text names."""
+    texts = [
+        ("丽发新城燃气味很大", "丽发新城3号楼楼道里燃气味很浓，担心泄漏，请燃气公司马上来看看。"),
+        ("燃气泄漏", "丽发新城2号楼楼下一直有很浓的煤气味，已经打开窗户了。"),
+        ("丽发新城闻到燃气味", "丽发新城小区东门附近闻到刺鼻的燃气味，好几户都闻到了。"),
+        ("煤气味", "丽发新城5号楼有煤气味，老人孩子不敢在家，请尽快处理。"),
+        ("丽发新城疑似燃气泄漏", "丽发新城靠近幼儿园的那栋楼燃气味很重，请派人排查。"),
+    ]
+    for i, (title, content) in enumerate(texts):
+        make_ticket(
+            user("operator"),
+            category="010401",
+            title=title,
+            content=content,
+            address=None,
+            requester_phone=f"1360536{i:04d}",
+            now=local(11, 16, 21) + i * 6 * MIN,
+        )
+    (warning,) = warnings.run(db, local(11, 16, 21, 30)).raised
+    assert warning.subject == "sudden:丽发新城" and warning.place == "丽发新城"
+    assert warning.title == "丽发新城突发：24分钟内5件诉求"
+    assert warning.district is None and "燃气" in warning.body
+    # No district: the hotline centre and the mayor's office are told.
+    assert [code for code, *_ in inbox(db, "warning.sudden")] == ["U-HOTLINE", "U-SZFB"]
