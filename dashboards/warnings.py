@@ -488,7 +488,7 @@ def _record(session, findings, now, settings, config):
     for finding in findings:
         warning = current.get(finding.subject)
         if warning is not None:
-            if _add_evidence(session, warning, finding, now):
+            if _add_evidence(session, warning, finding, now, config):
                 result.updated.append(warning)
             continue
         warning, raised = _raise(session, finding, now, config)
@@ -496,7 +496,7 @@ def _record(session, findings, now, settings, config):
     return result
 
 
-def _add_evidence(session, warning, finding, now):
+def _add_evidence(session, warning, finding, now, config):
     """Add ``finding``'s tickets to ``warning`` (same subject, same episode). Returns whether
     anything was new."""
     known = set(warning.ticket_ids or [])
@@ -505,9 +505,12 @@ def _add_evidence(session, warning, finding, now):
         return False
     warning.ticket_ids = sorted(known | set(new))[:MAX_EVIDENCE]
     if finding.observed > warning.observed:
+        # The peak so far: its counts, and the title and body that state them.
         warning.observed = finding.observed
         warning.expected = finding.expected
         warning.score = finding.score
+        title, body = _texts(finding, config)
+        warning.title, warning.body = title[:200], body[:1000]
     warning.window_end = max(warning.window_end, finding.window_end)
     warning.updated_at = now
     session.flush()
@@ -546,7 +549,7 @@ def _raise(session, finding, now, config):
         existing = session.scalars(
             sa.select(EarlyWarning).where(EarlyWarning.dedup_key == warning.dedup_key)
         ).one()
-        _add_evidence(session, existing, finding, now)
+        _add_evidence(session, existing, finding, now, config)
         return existing, False
     session.flush()
     notify.deliver(session, _messages(session, warning, finding, config), now)

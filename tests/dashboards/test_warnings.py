@@ -136,6 +136,7 @@ def test_more_calls_in_the_episode_update_the_warning(db, calls, past_mornings):
     assert raised == [] and updated == [first]
     assert len(warnings_of(db)) == 1
     assert len(first.ticket_ids) == 9 and first.observed == 9
+    assert "诉求 9 件" in first.body  # the body states the peak
     assert first.updated_at == MONDAY_NOON + 30 * MIN
     assert first.window_end == MONDAY_NOON + 30 * MIN
     assert first.created_at == MONDAY_NOON
