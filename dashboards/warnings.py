@@ -135,6 +135,20 @@ class ScanResult:
         return iter((self.raised, self.updated))
 
 
+@dataclass(frozen=True)
+class Scanned:
+    """A warning a scan raised or updated, as the scheduler reports it."""
+
+    id: int
+    kind: WarningKind
+    title: str
+    observed: int
+
+    @classmethod
+    def of(cls, warning):
+        return cls(warning.id, warning.kind, warning.title, warning.observed)
+
+
 def _config(config):
     if config is not None:
         return config
@@ -173,9 +187,9 @@ SCAN_LOCK = 0x12345_16_04
 
 def scan(session_factory, *, now=None, config=None):
     """The scheduler's job: one ``run`` at ``now`` (default: the present) in a transaction
-    of its own, committed. On PostgreSQL under a transaction-scoped advisory lock: a second
-    scheduler finding it taken skips this round (returns None) instead of scanning twice;
-    SQLite has one writer anyway."""
+    of its own, committed; returns a ``ScanResult`` of ``Scanned``. On PostgreSQL under a
+    transaction-scoped advisory lock: a second scheduler finding it taken skips this round
+    (returns None) instead of scanning twice; SQLite has one writer anyway."""
     config = _config(config)
     session = session_factory()
     try:
@@ -184,8 +198,13 @@ def scan(session_factory, *, now=None, config=None):
                 session.rollback()
                 return None
         result = run(session, now or utcnow(), config=config)
+        # What was done, readable after the session is gone.
+        summary = ScanResult(
+            raised=[Scanned.of(w) for w in result.raised],
+            updated=[Scanned.of(w) for w in result.updated],
+        )
         session.commit()
-        return result
+        return summary
     except Exception:
         session.rollback()
         raise
