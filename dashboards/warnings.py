@@ -83,9 +83,10 @@ MAX_EVIDENCE = 500
 #: Kinds of the message centre's items and of the event channel's messages.
 NOTIFY_KIND = {WarningKind.surge: "warning.surge", WarningKind.sudden: "warning.sudden"}
 RAISED, UPDATED, ACKNOWLEDGED = "warning.raised", "warning.updated", "warning.acknowledged"
-#: Who may acknowledge (district leaders only their district's) and who may read.
+#: Who may acknowledge (district leaders only their district's) and who may read (every
+#: board viewer: the banner links to the warnings).
 ACK_ROLES = frozenset({Role.supervisor, Role.leader})
-VIEW_ROLES = frozenset({Role.supervisor, Role.leader, Role.dispatcher})
+VIEW_ROLES = frozenset({Role.supervisor, Role.leader, Role.dispatcher, Role.admin})
 
 
 @dataclass(frozen=True)
@@ -672,8 +673,8 @@ def _event(kind, warning):
 
 
 def may_view(user, warning=None):
-    """Supervisors, leaders and dispatchers read warnings; a district leader only those of
-    their district."""
+    """Supervisors, leaders, dispatchers and administrators read warnings; a district leader
+    only those of their district."""
     if user.role not in VIEW_ROLES:
         return False
     if warning is not None and user.role == Role.leader and user.district_id is not None:

@@ -1,7 +1,7 @@
 """Early warnings (预警) for programs, under /api/v1: the list with its filters, one warning
 with its evidence tickets, and acknowledging one (``dashboards.warnings.acknowledge``).
-Supervisors, leaders (a district leader: their district's) and dispatchers read them;
-supervisors and leaders acknowledge."""
+Supervisors, leaders (a district leader: their district's), dispatchers and administrators
+read them; supervisors and leaders acknowledge."""
 
 from flask import Blueprint, current_app, g, request
 

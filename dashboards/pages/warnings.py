@@ -2,9 +2,10 @@
 each warning's page with its counts against the expected level, its evidence tickets and
 the acknowledge form.
 
-Supervisors, leaders (a district leader: their district's only) and dispatchers (read only)
-see them; supervisors and leaders acknowledge (``dashboards.warnings.acknowledge``). The
-filters and the serialised warning are the JSON API's (``dashboards.warning_schemas``).
+Supervisors, leaders (a district leader: their district's only), dispatchers and
+administrators (read only) see them; supervisors and leaders acknowledge
+(``dashboards.warnings.acknowledge``). The filters and the serialised warning are the JSON
+API's (``dashboards.warning_schemas``).
 """
 
 import sqlalchemy as sa

@@ -77,8 +77,9 @@ def test_district_leader_sees_only_their_district(client, web_login, raised):
     assert page(client, f"/warnings/{raised['kuiwen'].id}")[0] == 200
 
 
-def test_dispatcher_reads_only(client, web_login, form_token, raised):
-    web_login(client, "dispatcher")
+@pytest.mark.parametrize("username", ["dispatcher", "admin"])
+def test_dispatchers_and_administrators_read_only(client, web_login, form_token, raised, username):
+    web_login(client, username)
     path = f"/warnings/{raised['kuiwen'].id}"
     status, html = page(client, path)
     assert status == 200 and "证据工单" in html and "确认预警</button>" not in html
