@@ -733,14 +733,27 @@ def acknowledge(session, actor, warning, note, *, now, config=None):
     return warning
 
 
-#: Open warnings a board's banner lists (the count says how many there are in all).
+#: Open warnings a board's banner lists (the count says how many there are in all), and
+#: how many of the newest open ones the rooms' lists are taken from.
 BANNER_SIZE = 5
+BANNER_POOL = 200
 
 
 def banner(session, rooms):
     """{room: {"count", "items"}}: the open (unacknowledged) warnings of each board room
-    (``city``: all; ``district:<code>``: that district's), newest first, sudden events before
-    surges, at most ``BANNER_SIZE`` listed. One query for all rooms."""
+    (``city``: all; ``district:<code>``: that district's), sudden events first, then newest
+    first, at most ``BANNER_SIZE`` listed. Two queries for all rooms (counts per district;
+    the newest ``BANNER_POOL`` open warnings to list from)."""
+    opened = EarlyWarning.state == WarningState.open
+    counts = dict(
+        session.execute(
+            sa.select(Area.code, sa.func.count())
+            .select_from(EarlyWarning)
+            .outerjoin(Area, Area.id == EarlyWarning.district_id)
+            .where(opened)
+            .group_by(Area.code)
+        ).all()
+    )
     rows = session.execute(
         sa.select(
             EarlyWarning.id,
@@ -750,16 +763,21 @@ def banner(session, rooms):
             Area.code,
         )
         .outerjoin(Area, Area.id == EarlyWarning.district_id)
-        .where(EarlyWarning.state == WarningState.open)
-        .order_by(EarlyWarning.created_at.desc(), EarlyWarning.id.desc())
+        .where(opened)
+        .order_by(
+            sa.case((EarlyWarning.kind == WarningKind.sudden, 0), else_=1),
+            EarlyWarning.created_at.desc(),
+            EarlyWarning.id.desc(),
+        )
+        .limit(BANNER_POOL)
     ).all()
-    rows.sort(key=lambda r: r.kind != WarningKind.sudden)  # stable: newest first within
     result = {}
     for room in rooms:
         district = None if room == "city" else room.removeprefix("district:")
         mine = [r for r in rows if district is None or r.code == district]
+        count = sum(counts.values()) if district is None else counts.get(district, 0)
         result[room] = {
-            "count": len(mine),
+            "count": count,
             "items": [
                 {
                     "id": r.id,

@@ -224,7 +224,8 @@ def generate(session, *, days=DEFAULT_DAYS, seed=DEFAULT_SEED, now=None, per_day
     with _few_collections():
         made = _History(session, days=days, seed=seed, now=now, per_day=per_day)
         made.run()
-    # The early warnings the scheduler would have raised over those days (预警).
+    # The early warnings the scheduler would have raised over those days (预警). (The hot
+    # issues' rebuild over the same tickets belongs here too: dashboards.hotspots.)
     warnings.backfill(session, made.start, now, WARNING_STEP)
     # The past is not news: nothing of it goes to the boards or the notification senders.
     session.info.pop("pending_events", None)
