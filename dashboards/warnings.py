@@ -46,8 +46,8 @@ shifted windows of the same kind among the last ``surge_weeks × 7`` days (one
 ``received_at`` range each, through ``ix_tickets_received_at``, restricted to the candidate
 categories): with the defaults 20 working days × 3 hours, 2.8 % of a 90-day database (1.1 %
 on a rest day, 8 days). Then one query for the subjects' current warnings and one for the
-sudden events' evidence. Measured (``bench/warnings.py``, PostgreSQL, 991,437 tickets, 2
-shared cores): 133–196 ms and 8–9 statements a scan when nothing is new; each warning
+sudden events' evidence. Measured (``bench/warnings.py``, PostgreSQL, 991,574 tickets, 2
+shared cores, load 3–4): 84 ms and 8 statements a scan when nothing is new; each warning
 raised adds about 9 statements (the row, its three inbox items, the units, the audit row).
 """
 
