@@ -53,6 +53,8 @@ def test_places_finds_named_sites_and_strips_areas():
     compound = places("关于广铁集团职工定向商品房伊景园滨河苑项目的问题", "")
     assert any("伊景园滨河苑" in p for p in compound)
     assert places("咨询人才购房补贴", "请问怎么申请？") == ()
+    assert places("西地省山千制药机械股份有限公司拖欠工资", "") == ("山千制药机械股份有限公司",)
+    assert places("A市北大资源理想家园违规租售车位", "")[0].endswith("理想家园")
     assert places("小区停水", "", known=("秀新社区", "坑梓街道")) == ("秀新社区", "坑梓街道")
 
 
@@ -140,16 +142,42 @@ def test_batch_equals_incremental_in_time_order():
         ]
     )
     shuffled = list(reversed(messages))
-    built = batch(shuffled)
     index = Index()
     for m in sorted(messages, key=lambda m: m.at):
         index.add(m)
-    assert [(g.key, g.ids) for g in built.groups()] == [(g.key, g.ids) for g in index.groups()]
-    assert [built.title(g.key) for g in built.groups()] == [
+    plain = batch(shuffled, merge=False)
+    assert [(g.key, g.ids) for g in plain.groups()] == [(g.key, g.ids) for g in index.groups()]
+    assert [plain.title(g.key) for g in plain.groups()] == [
         index.title(g.key) for g in index.groups()
     ]
-    again = batch(shuffled)
+    index.merge_similar()
+    built = batch(shuffled)
+    assert [(g.key, g.ids) for g in built.groups()] == [(g.key, g.ids) for g in index.groups()]
+    again = batch(messages)
     assert [(g.key, g.ids) for g in again.groups()] == [(g.key, g.ids) for g in built.groups()]
+
+
+def test_merge_pass_joins_groups_that_met_late():
+    # The first two share the place but no problem word, so they start two groups; the
+    # third names both problems and joins one; afterwards the groups are alike enough.
+    messages = [
+        msg(40, "丽发新城搅拌站噪音扰民", "丽发新城搅拌站噪音扰民"),
+        msg(41, "丽发新城搅拌站粉尘污染", "丽发新城搅拌站粉尘污染严重", hours=1),
+        msg(42, "丽发新城搅拌站噪音粉尘", "丽发新城搅拌站噪音扰民，粉尘污染", hours=2),
+        msg(43, "丽发新城搅拌站粉尘噪音", "丽发新城搅拌站粉尘污染，噪音扰民", hours=3),
+    ]
+    plain = batch(messages, merge=False, place_threshold=0.6)
+    merged = batch(messages, place_threshold=0.6, merge_threshold=0.3)
+    assert len(plain.groups()) > len(merged.groups()) == 1
+
+
+def test_text_place_named_twice_is_the_main_place():
+    a = msg(50, "搅拌站噪音扰民", "金霞苑旁边的搅拌站噪音扰民，金霞苑居民睡不着。")
+    b = msg(51, "搅拌站噪音扰民", "丽发新城旁边的搅拌站噪音扰民，丽发新城居民睡不着。", hours=1)
+    index = batch([a, b])
+    assert index.group_of(50) != index.group_of(51)
+    bus = places("A7县204路公交车下班高峰期不发车", "")
+    assert bus == ("204路",)
 
 
 def test_title_is_place_then_problem():
