@@ -68,11 +68,13 @@ from hotline.enums import (
     TransferTarget,
     UnitKind,
     Urgency,
+    WarningKind,
 )
 from hotline.models import (
     Area,
     CallbackAttempt,
     Category,
+    EarlyWarning,
     KnowledgeArticle,
     Notification,
     OutboxMessage,
@@ -1240,6 +1242,9 @@ def summarize(session, *, seed, days, already, now=None):
         "督办中": count(mine, Ticket.escalation_level > 0),
         "定时器触发": count(TimerFiring.ticket_id.in_(ids), model=TimerFiring),
         "单位消息": count(Notification.ticket_id.in_(ids), model=Notification),
+        "预警（诉求激增/突发事件）": "/".join(
+            str(count(EarlyWarning.kind == kind, model=EarlyWarning)) for kind in WarningKind
+        ),
     }
     return Summary(
         seed=seed,

@@ -233,10 +233,12 @@ def test_seed_command_makes_and_then_keeps_the_history(tmp_path, models_dir):
 def test_the_history_tells_its_storylines(db):
     """A surge, a sudden event and repeated matters are written into the history, and the
     early warnings the scheduler would have raised are there (``warnings.backfill``)."""
-    history.generate(db, days=14, seed=3, now=NOW, per_day=15)
+    summary = history.generate(db, days=14, seed=3, now=NOW, per_day=15)
     raised = db.scalars(sa.select(EarlyWarning).order_by(EarlyWarning.created_at)).all()
     kinds = [w.kind for w in raised]
     assert WarningKind.surge in kinds and WarningKind.sudden in kinds
+    surges, sudden_events = kinds.count(WarningKind.surge), kinds.count(WarningKind.sudden)
+    assert summary.facts["预警（诉求激增/突发事件）"] == f"{surges}/{sudden_events}"
     local = history.ZoneInfo("Asia/Shanghai")
     surge = next(w for w in raised if w.kind == WarningKind.surge)
     # The burst main: the last working day at least three days before the end (Friday 20
