@@ -813,8 +813,3 @@ def open_warnings(session, district_code=None, limit=10):
         query.order_by(EarlyWarning.created_at.desc(), EarlyWarning.id.desc()).limit(limit)
     ).all()
     return rows, total
-
-
-def poisson_tail(observed, expected):
-    """P(X ≥ observed) for X ~ Poisson(max(expected, EXPECTED_FLOOR)) (for pages and tests)."""
-    return float(poisson.sf(observed - 1, max(expected, EXPECTED_FLOOR)))
