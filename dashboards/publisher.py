@@ -6,6 +6,10 @@ gathers them for a short window, recomputes the affected rooms' snapshots from t
 numbers are the database's, never a running tally, so nothing drifts, and a lost event is
 repaired by the next update: new tickets are found by id, not only by their events.
 
+Early warnings' events (``warning.raised``, ``warning.updated``, ``warning.acknowledged``,
+from ``dashboards.warnings``) carry the warning's district as ``area`` like a ticket's: the
+city's and that district's boards are recomputed, banner included.
+
 Each update names the update before it to the same room (``previous``): a board that did
 not get that one (Redis away, a dropped connection) asks for what it missed
 (``dashboards.socket``). When its own Redis subscription comes back after an outage, the

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from dashboards import hotspots, ranking
+from dashboards import hotspots, ranking, warnings
 from dashboards.access import CITY, district_room, room_district
 from dispatch import sla
 from dispatch.access import mask_phone
@@ -232,6 +232,10 @@ class Board:
                 # 热点问题: the room's hottest open hot issues (dashboards.hotspots).
                 "hot_issues": hotspots.top_open(session, district, now=self.now),
             }
+        # The early warnings' banner (预警): the room's open warnings (one query).
+        banners = warnings.banner(session, rooms)
+        for room in rooms:
+            result[room]["warnings"] = banners[room]
         return result
 
     # Today's intake per street × channel × type (by where the problem is).

@@ -93,6 +93,8 @@ DEFAULTS = {
     #: 热点问题: seconds between the grouper's runs (new tickets join their hot issue within
     #: about this time; ``dashboards.hotspots``).
     "HOTSPOT_INTERVAL_SECONDS": 5,
+    #: Early warnings (预警, ``dashboards.warnings``): seconds between the scheduler's scans.
+    "WARNING_INTERVAL_SECONDS": 60,
     #: Share of a clock's time after which the yellow warning (预警) fires, in percent.
     "SLA_WARNING_PERCENT": 80,
     #: Local hour of the 催办 reminder on the first working day after a missed deadline.

@@ -18,11 +18,13 @@ from werkzeug.routing import IntegerConverter
 
 import dashboards.api.hotspots
 import dashboards.api.rankings
+import dashboards.api.warnings
 import dashboards.pages.admin_scoring
 import dashboards.pages.board
 import dashboards.pages.hotspots
 import dashboards.pages.report
 import dashboards.pages.search
+import dashboards.pages.warnings
 import dispatch.api.callbacks
 import dispatch.api.catalogue
 import dispatch.api.citizen
@@ -101,6 +103,7 @@ API = [
     dispatch.api.units,
     dashboards.api.rankings,
     dashboards.api.hotspots,
+    dashboards.api.warnings,
 ]
 #: Public JSON APIs outside ``/api/v1`` with their own envelope handlers and no staff login
 #: (the 市民端's app API under ``/citizen/api/v1``).
@@ -121,6 +124,7 @@ PAGES = [
     dashboards.pages.report,
     dashboards.pages.search,
     dashboards.pages.hotspots,
+    dashboards.pages.warnings,
     # The 市民端 (public, no login, no menu).
     dispatch.pages.citizen,
     # The 市民端 (public, no login): following one's requests after submitting.

@@ -497,8 +497,9 @@ def board_publisher_command():
 @click.option("--batch", type=click.IntRange(1, 100_000), help="Tickets per transaction.")
 @with_appcontext
 def scheduler_command(once, interval, batch):
-    """Run the scheduler in the foreground: the SLA timers (预警, 超时, 催办, 督办, 回访任务)
-    and the knowledge base's expiry and review-due reminders (知识库到期复核)."""
+    """Run the scheduler in the foreground: the SLA timers (预警, 超时, 催办, 督办, 回访任务),
+    the knowledge base's expiry and review-due reminders (知识库到期复核), the outbox's
+    sweep and the early warnings' scan (诉求激增, 突发事件)."""
     import logging
 
     app = current_app._get_current_object()
@@ -525,6 +526,13 @@ def scheduler_command(once, interval, batch):
         click.echo(
             f"outbox_sent={sent.sent} outbox_retry={sent.retried} outbox_failed={sent.failed}"
         )
+        scanned = scheduler.make_warning_job(app)()
+        if scanned is None:
+            click.echo("warnings_skipped=another-scheduler")
+        else:
+            click.echo(
+                f"warnings_raised={len(scanned.raised)} warnings_updated={len(scanned.updated)}"
+            )
         return
     click.echo(f"SLA 定时器每 {app.config['SCHEDULER_INTERVAL_SECONDS']} 秒检查一次（Ctrl-C 退出）")
     try:

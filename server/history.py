@@ -45,6 +45,7 @@ from flask import current_app
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
+from dashboards import warnings
 from dispatch import calendar, citizen_tracking, operations, routing, timers
 from dispatch.states import FINAL, IN_HANDLING
 from hotline import outbox, suggestions
@@ -67,11 +68,13 @@ from hotline.enums import (
     TransferTarget,
     UnitKind,
     Urgency,
+    WarningKind,
 )
 from hotline.models import (
     Area,
     CallbackAttempt,
     Category,
+    EarlyWarning,
     KnowledgeArticle,
     Notification,
     OutboxMessage,
@@ -82,6 +85,7 @@ from hotline.models import (
     Unit,
     User,
 )
+from server import storylines
 from server.simulate import SEED_DIR, CallGenerator
 
 S = TicketStatus
@@ -102,6 +106,8 @@ HOUR_WEIGHTS = (
 LOCAL_CATEGORIES = {"0106", "0107", "0205"}
 #: Simulated time between two runs of the SLA timers (the scheduler's catch-up).
 TICK = dt.timedelta(hours=1)
+#: Simulated time between two early-warning scans over the history (``warnings.backfill``).
+WARNING_STEP = dt.timedelta(minutes=10)
 #: Handlers and callback agents work these local hours on working days.
 WORK_START, WORK_END = dt.time(8, 30), dt.time(17, 30)
 CALLBACK_START, CALLBACK_END = dt.time(8, 30), dt.time(20, 0)
@@ -218,7 +224,11 @@ def generate(session, *, days=DEFAULT_DAYS, seed=DEFAULT_SEED, now=None, per_day
         return summarize(session, seed=found[0], days=days, already=True, now=now)
     now = now or dt.datetime.now(dt.UTC)
     with _few_collections():
-        _History(session, days=days, seed=seed, now=now, per_day=per_day).run()
+        made = _History(session, days=days, seed=seed, now=now, per_day=per_day)
+        made.run()
+    # The early warnings the scheduler would have raised over those days (预警). (The hot
+    # issues' rebuild over the same tickets belongs here too: dashboards.hotspots.)
+    warnings.backfill(session, made.start, now, WARNING_STEP)
     # The past is not news: nothing of it goes to the boards or the notification senders.
     session.info.pop("pending_events", None)
     session.info.pop("pending_notifications", None)
@@ -414,6 +424,7 @@ class _History:
         local_now = self.now.astimezone(self.tz)
         first = local_now.date() - dt.timedelta(days=self.days - 1)
         self._start = dt.datetime.combine(first, dt.time(), self.tz).astimezone(dt.UTC)
+        self.start = self._start
         cases = []
         for offset in range(self.days):
             day = first + dt.timedelta(days=offset)
@@ -435,6 +446,20 @@ class _History:
                 index = len(cases)
                 rng = random.Random(f"{self.seed}:{index}")
                 cases.append(self._case(index, rng, moment.astimezone(dt.UTC)))
+        # The storylines (a surge, a sudden event, repeated matters), after the random calls
+        # so that those stay as they were.
+        planner = storylines.Planner(
+            self.generator,
+            seed=self.seed,
+            tz=self.tz,
+            first=first,
+            last=local_now.date(),
+            workday=self._workday,
+        )
+        for moment, body in planner.plan():
+            index = len(cases)
+            rng = random.Random(f"{self.seed}:{index}")
+            cases.append(_Case(index, rng, moment, body, self._fate(rng, body)))
         return cases
 
     def _case(self, index, rng, moment):
@@ -1217,6 +1242,9 @@ def summarize(session, *, seed, days, already, now=None):
         "督办中": count(mine, Ticket.escalation_level > 0),
         "定时器触发": count(TimerFiring.ticket_id.in_(ids), model=TimerFiring),
         "单位消息": count(Notification.ticket_id.in_(ids), model=Notification),
+        "预警（诉求激增/突发事件）": "/".join(
+            str(count(EarlyWarning.kind == kind, model=EarlyWarning)) for kind in WarningKind
+        ),
     }
     return Summary(
         seed=seed,

@@ -1,8 +1,10 @@
 """The scheduler: APScheduler interval jobs — the SLA timers (``dispatch.timers``), the
 knowledge base's expiry and review-due reminders (``hotline.knowledge_admin.run_due``), the
-hot issues' grouper (``dashboards.hotspots``: new tickets join their 热点问题), and the
+hot issues' grouper (``dashboards.hotspots``: new tickets join their 热点问题), the
 outbox's sweep (``hotline.outbox_delivery``: retries, and copies a process that died
-after its commit never sent).
+after its commit never sent), and the early warnings' scan (``dashboards.warnings.scan``:
+surges and sudden events, every ``WARNING_INTERVAL_SECONDS``, one scanner at a time under
+an advisory lock).
 
 Production runs it as its own process, ``hotline scheduler``; ``hotline demo`` runs it in a
 thread beside the server. The application factory never starts one, so web workers (gunicorn,
@@ -21,7 +23,7 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from dashboards import hotspots
+from dashboards import hotspots, warnings
 from dispatch import timers
 from hotline import knowledge_admin, outbox_delivery
 
@@ -30,6 +32,7 @@ JOB_ID = "sla-timers"
 KNOWLEDGE_JOB_ID = "knowledge-review"
 OUTBOX_JOB_ID = "outbox-sweep"
 HOTSPOT_JOB_ID = "hotspots"
+WARNING_JOB_ID = "early-warnings"
 
 _lock = threading.Lock()
 _in_process = None
@@ -110,6 +113,23 @@ def make_hotspot_job(app, clock=None):
     return run
 
 
+def make_warning_job(app, clock=None):
+    """The early warnings' scan (预警): surges and sudden events at this moment."""
+    session_factory = app.extensions["hotline.db"]
+
+    def run():
+        result = warnings.scan(session_factory, now=clock() if clock else None, config=app.config)
+        if result is None:
+            log.info("early warnings: another scheduler is scanning; skipped")
+        elif result.raised or result.updated:
+            log.info(
+                "early warnings: %d raised, %d updated", len(result.raised), len(result.updated)
+            )
+        return result
+
+    return run
+
+
 def build(app, *, blocking, clock=None):
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(timezone=app.config["TIMEZONE"])
@@ -150,6 +170,16 @@ def build(app, *, blocking, clock=None):
         "interval",
         seconds=app.config["OUTBOX_SWEEP_SECONDS"],
         id=OUTBOX_JOB_ID,
+        next_run_time=dt.datetime.now(dt.UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.add_job(
+        make_warning_job(app, clock),
+        "interval",
+        seconds=app.config["WARNING_INTERVAL_SECONDS"],
+        id=WARNING_JOB_ID,
         next_run_time=dt.datetime.now(dt.UTC),
         max_instances=1,
         coalesce=True,

@@ -1,6 +1,6 @@
 """The ranking and rates for programs (dashboards/api/rankings.py, ``/api/v1/rankings``,
-``/api/v1/rates``) and a ticket search as XLSX (``/api/v1/tickets/export.xlsx``) on the fixture month
-(tests/dashboards/conftest.py)."""
+``/api/v1/rates``) and a ticket search as XLSX (``/api/v1/tickets/export.xlsx``) on the
+fixture month (tests/dashboards/conftest.py)."""
 
 import io
 

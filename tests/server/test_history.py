@@ -20,11 +20,13 @@ from hotline.enums import (
     TimerKind,
     UnitKind,
     Urgency,
+    WarningKind,
 )
 from hotline.models import (
     Area,
     Assignment,
     CallbackAttempt,
+    EarlyWarning,
     KnowledgeArticle,
     Notification,
     OutboxMessage,
@@ -226,3 +228,34 @@ def test_seed_command_makes_and_then_keeps_the_history(tmp_path, models_dir):
     with engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(Ticket).where(MINE)) == count
     engine.dispose()
+
+
+def test_the_history_tells_its_storylines(db):
+    """A surge, a sudden event and repeated matters are written into the history, and the
+    early warnings the scheduler would have raised are there (``warnings.backfill``)."""
+    summary = history.generate(db, days=14, seed=3, now=NOW, per_day=15)
+    raised = db.scalars(sa.select(EarlyWarning).order_by(EarlyWarning.created_at)).all()
+    kinds = [w.kind for w in raised]
+    assert WarningKind.surge in kinds and WarningKind.sudden in kinds
+    surges, sudden_events = kinds.count(WarningKind.surge), kinds.count(WarningKind.sudden)
+    assert summary.facts["预警（诉求激增/突发事件）"] == f"{surges}/{sudden_events}"
+    local = history.ZoneInfo("Asia/Shanghai")
+    surge = next(w for w in raised if w.kind == WarningKind.surge)
+    # The burst main: the last working day at least three days before the end (Friday 20
+    # November), in the morning, water (供水), several times the street's usual level.
+    assert surge.created_at.astimezone(local).date() == dt.date(2026, 11, 20)
+    assert 7 <= surge.created_at.astimezone(local).hour < 12
+    assert surge.category.code == "0102" and surge.observed >= 3 * surge.expected
+    sudden = next(w for w in raised if w.kind == WarningKind.sudden)
+    assert sudden.created_at.astimezone(local).date() == dt.date(2026, 11, 24)
+    assert sudden.area.level == AreaLevel.community and sudden.observed == 7
+    # Told once each: the hotline centre, the mayor's office, the district government.
+    told = db.scalars(sa.select(Notification.kind).where(Notification.kind.like("warning.%")))
+    assert sorted(told) == sorted(["warning.surge"] * 3 + ["warning.sudden"] * 3)
+    # The repeated matters: the mixing plant's night noise beside 凤凰嘉苑, with callers
+    # who call again.
+    plant = db.scalars(sa.select(Ticket).where(MINE, Ticket.content.like("%搅拌站%"))).all()
+    assert len(plant) >= 8
+    phones = [t.requester_phone for t in plant]
+    assert len(set(phones)) < len(phones)
+    assert all(t.area.code.startswith("370704003020") for t in plant)

@@ -14,10 +14,19 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from dashboards import warnings
 from dispatch import operations as ops
 from dispatch import timers
 from hotline.db import get_session
-from hotline.models import Notification, Ticket, TicketEvent, TimerFiring, Unit, User
+from hotline.models import (
+    EarlyWarning,
+    Notification,
+    Ticket,
+    TicketEvent,
+    TimerFiring,
+    Unit,
+    User,
+)
 from server import scheduler
 from server.app import create_app
 from server.cli import main
@@ -172,6 +181,7 @@ def test_scheduler_command_runs_once(committed_app, seed_overdue):
     assert "knowledge_expired=0 knowledge_reminded=0" in result.output
     assert "outbox_sent=0 outbox_retry=0 outbox_failed=0" in result.output
     assert "hotspots_added=2 hotspots_created=0 hotspots_grown=0" in result.output
+    assert "warnings_raised=0 warnings_updated=0" in result.output
     assert _counts(committed_app)["firings"] == 2 * TIMERS_PER_TICKET
 
 
@@ -203,12 +213,18 @@ def test_demo_mode_starts_one_scheduler_per_process(committed_app):
             scheduler.KNOWLEDGE_JOB_ID,
             scheduler.OUTBOX_JOB_ID,
             scheduler.HOTSPOT_JOB_ID,
+            scheduler.WARNING_JOB_ID,
         }
         grouper = first.get_job(scheduler.HOTSPOT_JOB_ID)
         assert grouper.trigger.interval == dt.timedelta(
             seconds=committed_app.config["HOTSPOT_INTERVAL_SECONDS"]
         )
         assert grouper.max_instances == 1
+        scan = first.get_job(scheduler.WARNING_JOB_ID)
+        assert scan.trigger.interval == dt.timedelta(
+            seconds=committed_app.config["WARNING_INTERVAL_SECONDS"]
+        )
+        assert scan.max_instances == 1 and scan.coalesce
         sweep = first.get_job(scheduler.OUTBOX_JOB_ID)
         assert sweep.trigger.interval == dt.timedelta(
             seconds=committed_app.config["OUTBOX_SWEEP_SECONDS"]
@@ -236,3 +252,45 @@ def test_the_interval_job_fires_timers_on_its_own(committed_app, seed_overdue):
     finally:
         running.shutdown(wait=True)
         committed_app.config["SCHEDULER_INTERVAL_SECONDS"] = 10
+
+
+def test_the_warning_job_scans_once_per_moment_and_skips_while_another_scans(
+    committed_app, make_ticket
+):
+    """Five power-cut calls at one community in the last half hour: the job raises one
+    sudden-event warning (committed, with its inbox items); the next run adds nothing; on
+    PostgreSQL a scanner that finds the advisory lock taken skips its round."""
+    now = dt.datetime.now(dt.UTC)
+    with committed_app.app_context():
+        session = get_session()
+        operator = session.scalars(sa.select(User).where(User.username == "operator")).one()
+        for i in range(5):
+            make_ticket(
+                operator,
+                session=session,
+                category="010301",
+                area="370705001001",
+                title="小区大面积停电",
+                now=now - dt.timedelta(minutes=30 - 5 * i),
+            )
+        session.commit()
+    job = scheduler.make_warning_job(committed_app, clock=lambda: now)
+    first = job()
+    assert [w.kind.value for w in first.raised] == ["sudden"]
+    assert tuple(job()) == ([], [])
+    with committed_app.app_context():
+        session = get_session()
+        assert session.scalar(sa.select(sa.func.count()).select_from(EarlyWarning)) == 1
+        inbox = session.scalars(
+            sa.select(Notification.kind).where(Notification.kind == "warning.sudden")
+        ).all()
+        assert len(inbox) == 3
+    if is_postgres(committed_app.config["DATABASE_URL"]):
+        engine = committed_app.extensions["hotline.db"].kw["bind"]
+        with engine.connect() as holder:
+            holder.execute(sa.select(sa.func.pg_advisory_lock(warnings.SCAN_LOCK)))
+            try:
+                assert job() is None
+            finally:
+                holder.execute(sa.select(sa.func.pg_advisory_unlock(warnings.SCAN_LOCK)))
+                holder.commit()

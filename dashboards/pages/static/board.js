@@ -362,7 +362,27 @@
     if (!items.length) list.append(el("li", "empty", "暂无热点问题"));
   }
 
+  // The early warnings' banner (预警): the room's open warnings, newest (sudden) first.
+  function warningBanner(data) {
+    var banner = $("warning-banner");
+    if (!banner || !data) return;
+    banner.hidden = !data.count;
+    banner.classList.toggle("red", data.items.length > 0 && data.items[0].level === "red");
+    $("warning-count").textContent = data.count;
+    var list = $("warning-items");
+    list.replaceChildren();
+    data.items.forEach(function (item) {
+      var li = el("li", "level-" + item.level);
+      li.dataset.id = item.id;
+      var link = el("a", null, item.title);
+      link.href = "/warnings/" + encodeURIComponent(item.id);
+      li.append(el("span", "warning-kind", item.label), link);
+      list.append(li);
+    });
+  }
+
   function render(snapshot, replaceFeed) {
+    warningBanner(snapshot.warnings);
     counters(snapshot.today, snapshot.as_of);
     if (snapshot.map) mapFigures(snapshot.map);
     rates("rates-today", snapshot.rates.today);
