@@ -16,8 +16,10 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+import dashboards.api.analysis
 import dashboards.api.rankings
 import dashboards.pages.admin_scoring
+import dashboards.pages.analysis
 import dashboards.pages.board
 import dashboards.pages.report
 import dashboards.pages.search
@@ -98,6 +100,7 @@ API = [
     dispatch.api.catalogue,
     dispatch.api.units,
     dashboards.api.rankings,
+    dashboards.api.analysis,
 ]
 #: Public JSON APIs outside ``/api/v1`` with their own envelope handlers and no staff login
 #: (the 市民端's app API under ``/citizen/api/v1``).
@@ -116,6 +119,7 @@ PAGES = [
     dispatch.pages.proposals,
     dashboards.pages.board,
     dashboards.pages.report,
+    dashboards.pages.analysis,
     dashboards.pages.search,
     # The 市民端 (public, no login, no menu).
     dispatch.pages.citizen,
