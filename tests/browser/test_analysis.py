@@ -159,6 +159,9 @@ def test_leader_reads_the_quarterly_report_and_prints_it(new_page, browser_datab
 
     # Print: no menu, no picker, no publish form; the chart images instead of the charts.
     page.emulate_media(media="print")
+    page.evaluate(
+        "Promise.all([...document.querySelectorAll('img.chart-image')].map(i => i.decode()))"
+    )
     assert not page.locator("header.top").is_visible()
     assert not page.locator("form.period-picker").is_visible()
     assert not page.locator("[data-testid=publish]").is_visible()
@@ -172,6 +175,7 @@ def test_leader_reads_the_quarterly_report_and_prints_it(new_page, browser_datab
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pdf = page.pdf(path=str(SCREENSHOTS / "analysis-quarterly.pdf"), format="A4")
     assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 6
+    assert pdf.count(b"/Subtype /Image") == 6  # every chart, as its picture
     page.emulate_media(media="screen")
 
 

@@ -9,7 +9,7 @@
   if (button) button.addEventListener("click", function () { window.print(); });
   if (!source || !window.echarts) return;
   var data = JSON.parse(source.textContent);
-  var font = '"PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif';
+  var font = '"PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "WenQuanYi Zen Hei", sans-serif';
   var current = "#b71c1c";
   var previous = "#90a4ae";
 
@@ -109,12 +109,11 @@
     chart.setOption(option);
     var image = document.createElement("img");
     image.className = "chart-image";
+    image.decoding = "sync";
     image.alt = box.getAttribute("aria-label") || "";
-    function copy() {
-      image.src = chart.getDataURL({ type: "png", pixelRatio: 2, backgroundColor: "#fff" });
-    }
-    copy();
-    chart.on("finished", copy);
+    // Once, as first drawn (animation off: drawn at setOption). Not again on a resize: a
+    // print started meanwhile would catch the picture half loaded.
+    image.src = chart.getDataURL({ type: "png", pixelRatio: 2, backgroundColor: "#fff" });
     box.parentNode.insertBefore(image, box.nextSibling);
     charts.push(chart);
   });
