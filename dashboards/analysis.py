@@ -77,9 +77,9 @@ TOP = 10
 #: Keywords listed.
 KEYWORDS = 20
 #: Most tickets whose text is read for the keywords, per period.
-KEYWORD_SAMPLE = 5000
+KEYWORD_SAMPLE = 2000
 #: Characters of a ticket's content read for the keywords (the title is read whole).
-CONTENT_CHARS = 300
+CONTENT_CHARS = 200
 #: Seconds of one time bucket of the series (every real UTC offset is a multiple of it).
 _BUCKET = 900
 #: A stored report's layout version.
