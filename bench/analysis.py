@@ -153,9 +153,11 @@ def synthetic(args):
         ids = [i for (i,) in ids]
         conn.execute(
             sa.text(
-                "UPDATE tickets SET category_id = (:ids)[1 + (id * 7919) % :n], "
-                "title = (:titles)[1 + (id * 104729) % :t], "
-                "content = (:titles)[1 + (id * 1299709) % :t] || '，市民反映情况属实，请尽快处理。'"
+                "UPDATE tickets SET "
+                "category_id = (CAST(:ids AS integer[]))[1 + (id::bigint * 7919) % :n], "
+                "title = (CAST(:titles AS text[]))[1 + (id::bigint * 104729) % :t], "
+                "content = (CAST(:titles AS text[]))[1 + (id::bigint * 1299709) % :t]"
+                " || '，市民反映情况属实，请尽快处理。'"
             ),
             {"ids": ids, "n": len(ids), "titles": TITLES, "t": len(TITLES)},
         )

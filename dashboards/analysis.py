@@ -60,6 +60,7 @@ from classifier.normalize import ID_TOKEN, PHONE_TOKEN, normalize
 from dashboards import access, ranking
 from hotline import knowledge
 from hotline.audit import audit
+from hotline.config import DEFAULTS
 from hotline.enums import AreaLevel, Channel, HotIssueState, ReportPeriod, RequestType
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotline.models import AnalysisReport, Area, Category, HotIssue, HotIssueTicket, Ticket, Unit
@@ -945,11 +946,14 @@ def load(session, period, *, scope=None, now):
 SUMMARY_MAX = 4000
 
 
-def publish(session, actor, period, *, summary=None, now):
-    """Publish (发布) the city's report of ``period``: compute it now and store every figure,
+def publish(session, actor, period, key=None, summary=None, *, now, timezone=DEFAULTS["TIMEZONE"]):
+    """Publish (发布) the city's report of ``period`` (a Period, or a kind with its ``key``:
+    ``publish(s, actor, "quarterly", "2026-Q4", …)``): compute it now and store every figure,
     so later tickets and callbacks no longer move it. Once per period, only after it ended;
     ``summary`` is the publisher's edited paragraph (None: the generated one). Audited; the
     caller commits. Returns the published report."""
+    if key is not None:
+        period = parse_period(period, key, timezone)
     if not access.may_publish_analysis(actor):
         raise Forbidden(
             "只有督办审核员和市级领导可以发布民情分析报告", code="ANALYSIS_PUBLISH_FORBIDDEN"

@@ -120,6 +120,19 @@ def test_volume_trend_and_local_boundaries(db, receive):
     assert day["totals"]["received"] == 2 and day["totals"]["previous"] == 1
 
 
+def test_week_and_month_end_at_local_midnight(db, receive):
+    receive(at(11, 30, 23, 59))  # Monday 30 November, late: week 49, November
+    receive(at(12, 6, 23, 59))  # Sunday: still week 49
+    receive(at(12, 7, 0, 0))  # Monday 00:00 local (Sunday 16:00 UTC): week 50
+    week = analysis.compute(db, period("weekly", "2026-W49"), as_of=LATER)
+    assert week["totals"]["received"] == 2 and week["series"]["current"] == [1, 0, 0, 0, 0, 0, 1]
+    assert week["series"]["labels"][0] == "11月30日"
+    following = analysis.compute(db, period("weekly", "2026-W50"), as_of=LATER)
+    assert following["totals"] == {"received": 1, "previous": 2, "change": -1, "change_rate": -0.5}
+    november = analysis.compute(db, period("monthly", "2026-11"), as_of=LATER)
+    assert november["totals"]["received"] == 1 and len(november["series"]["current"]) == 30
+
+
 def test_district_scope_counts_its_places_only(db, receive):
     receive(at(10, 5), area="370705001001")
     receive(at(10, 6), area="370702001001")
@@ -340,7 +353,7 @@ def test_publish_rules(db, user, receive):
     assert early.value.code == "ANALYSIS_PERIOD_NOT_OVER"
     with pytest.raises(ValidationFailed):
         analysis.publish(db, user("leader"), month, summary="   ", now=LATER)
-    result = analysis.publish(db, user("leader"), month, now=LATER)
+    result = analysis.publish(db, user("leader"), "monthly", "2026-10", now=LATER)
     # Without an edited summary, the generated one is published.
     assert result["summary"].startswith("2026年10月，全市12345热线共受理群众诉求1件")
     assert (
