@@ -281,9 +281,9 @@ def _in(start, end):
 def _bucket(session):
     """The ticket's received moment as a number of ``_BUCKET`` seconds since 1970 (UTC)."""
     if session.get_bind().dialect.name == "postgresql":
-        return sa.cast(
-            sa.func.floor(sa.extract("epoch", Ticket.received_at) / _BUCKET), sa.BigInteger
-        )
+        # date_part is double precision (EXTRACT's numeric is slower to divide).
+        epoch = sa.func.date_part("epoch", Ticket.received_at)
+        return sa.cast(sa.func.floor(epoch / _BUCKET), sa.BigInteger)
     # SQLite stores UTC text; strftime('%s') reads it as seconds since 1970.
     return sa.cast(sa.func.strftime("%s", Ticket.received_at), sa.Integer) / _BUCKET
 
@@ -561,13 +561,19 @@ def _repeat_callers(session, period, scope, names):
         .group_by(Ticket.requester_phone)
         .having(sa.func.count() >= 2)
     )
-    summary = grouped.subquery()
-    callers, tickets = session.execute(
-        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(summary.c.n), 0))
-    ).one()
+    # One pass: the top callers, and over every group how many callers and tickets.
+    groups = grouped.subquery()
     top = session.execute(
-        grouped.order_by(sa.func.count().desc(), Ticket.requester_phone).limit(TOP)
+        sa.select(
+            groups,
+            sa.func.count().over().label("callers"),
+            sa.func.sum(groups.c.n).over().label("tickets"),
+        )
+        .order_by(groups.c.n.desc(), groups.c.phone)
+        .limit(TOP)
     ).all()
+    callers = top[0].callers if top else 0
+    tickets = top[0].tickets if top else 0
     categories = {}
     if top:
         rows = session.execute(
@@ -613,7 +619,7 @@ def _repeats(session, period, scope):
         sa.select(target.number, target.title, sa.func.count().label("n"))
         .select_from(Ticket)
         .join(target, target.id == Ticket.merged_into_id)
-        .where(*where)
+        .where(*where, Ticket.merged_into_id.is_not(None))
         .group_by(target.id, target.number, target.title)
         .order_by(sa.func.count().desc(), target.number)
         .limit(TOP)
