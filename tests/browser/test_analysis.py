@@ -179,9 +179,10 @@ def test_leader_reads_the_quarterly_report_and_prints_it(new_page, browser_datab
     page.emulate_media(media="screen")
 
 
-def test_district_leader_reads_their_district(new_page):
+def test_district_leader_reads_their_district(new_page, screenshot):
     quarter = _the_quarter()
     page = new_page("kuiwen-leader")
+    page.set_viewport_size({"width": 1920, "height": 1080})
     page.goto(f"/reports/analysis?kind=quarterly&key={quarter.key}")
     assert (
         page.locator("[data-testid=title]").inner_text().startswith("奎文区12345热线民情分析季报")
@@ -189,6 +190,8 @@ def test_district_leader_reads_their_district(new_page):
     assert page.locator("[data-testid=scope-picker]").count() == 0
     assert page.locator("[data-testid=publish]").count() == 0
     assert "区县报告为实时数据" in page.locator("[data-testid=status]").inner_text()
+    page.wait_for_selector("body[data-charts]")
+    screenshot(page, "analysis-district-leader")
     # The XLSX of the same report downloads.
     with page.expect_download() as download:
         page.click("[data-testid=xlsx]")

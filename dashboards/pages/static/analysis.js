@@ -25,8 +25,8 @@
       xAxis: horizontal ? value : category,
       yAxis: horizontal ? category : value,
       series: [
-        { name: "本期", type: "bar", data: rows.map(function (r) { return r.current; }), itemStyle: { color: current } },
-        { name: previousName, type: "bar", data: rows.map(function (r) { return r.previous; }), itemStyle: { color: previous } }
+        { name: "本期", type: "bar", barMaxWidth: 36, data: rows.map(function (r) { return r.current; }), itemStyle: { color: current } },
+        { name: previousName, type: "bar", barMaxWidth: 36, data: rows.map(function (r) { return r.previous; }), itemStyle: { color: previous } }
       ]
     };
   }
@@ -79,8 +79,8 @@
         xAxis: { type: "category", data: rows.map(function (r) { return r.name; }), axisLabel: { interval: 0, rotate: 30 } },
         yAxis: { type: "value", min: 0, max: 100 },
         series: [
-          { name: "解决率", type: "bar", data: pct("resolution"), itemStyle: { color: "#1565c0" } },
-          { name: "满意率", type: "bar", data: pct("satisfaction"), itemStyle: { color: "#2e7d32" } }
+          { name: "解决率", type: "bar", barMaxWidth: 36, data: pct("resolution"), itemStyle: { color: "#1565c0" } },
+          { name: "满意率", type: "bar", barMaxWidth: 36, data: pct("satisfaction"), itemStyle: { color: "#2e7d32" } }
         ]
       };
     },
