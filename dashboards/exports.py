@@ -14,6 +14,7 @@ as numbers. Times are UTC ISO 8601 in JSON and local time (``timezone``) on pape
 import csv
 import datetime as dt
 import io
+import itertools
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -675,10 +676,11 @@ def build_analysis_workbook(report, *, timezone=DEFAULTS["TIMEZONE"]):
     ws = sheets["趋势"]
     series = report["series"]
     _title(ws, f"{report['title']} · 趋势", status, 3)
+    # Day by day of the period; a longer previous period's last days follow, by their number.
     rows = [
-        [label, now, before]
-        for label, now, before in zip(
-            series["labels"], series["current"], series["previous"] + [None] * 400, strict=False
+        [label if label is not None else f"第{index + 1}天", now, before]
+        for index, (label, now, before) in enumerate(
+            itertools.zip_longest(series["labels"], series["current"], series["previous"])
         )
     ]
     head = "时段" if series["unit"] == "hour" else "日期"

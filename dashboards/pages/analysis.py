@@ -89,9 +89,11 @@ def _charts(report):
     """What the charts draw, from the report's figures."""
     series = report["series"]
     quality = report["quality"]["by_category1"]
+    # A longer previous period's last days are drawn too, by their number.
+    extra = range(len(series["labels"]), len(series["previous"]))
     return {
         "trend": {
-            "labels": series["labels"],
+            "labels": series["labels"] + [f"第{i + 1}天" for i in extra],
             "current": series["current"],
             "previous": series["previous"],
             "current_name": "本期",

@@ -165,3 +165,17 @@ def test_report_dict_is_json_round_trip(db, quarter):
     )
     assert json.loads(json.dumps(report)) == report
     assert re.match(r"^\d{4}-\d{2}-\d{2}T", report["as_of"])
+
+
+def test_a_longer_previous_month_keeps_its_last_day(db, client, web_login, make_ticket, user):
+    """November (30 days) against October (31): 31 October is in the chart and the file."""
+    make_ticket(user("operator"), now=at(10, 31, 12), category=STREETLIGHT, area="370705001001")
+    web_login(client, "leader")
+    page = client.get("/reports/analysis?kind=monthly&key=2026-11").get_data(as_text=True)
+    charts = json.loads(re.search(r'id="analysis-charts">(.*?)</script>', page).group(1))
+    assert charts["trend"]["labels"][-1] == "第31天" and charts["trend"]["previous"][-1] == 1
+    workbook = openpyxl.load_workbook(
+        io.BytesIO(client.get("/reports/analysis/monthly/2026-11.xlsx").data)
+    )
+    trend = workbook["趋势"]
+    assert [trend["A35"].value, trend["B35"].value, trend["C35"].value] == ["第31天", None, 1]
