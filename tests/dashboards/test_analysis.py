@@ -364,3 +364,20 @@ def test_publish_rules(db, user, receive):
         )
         == 1
     )
+
+
+def test_statements_do_not_grow_with_tickets(db, receive, count_queries):
+    """Grouped queries: the same statements for 2 tickets as for 12 (no per-ticket read)."""
+    month = period("monthly", "2026-10")
+
+    def statements():
+        with count_queries() as counted:
+            analysis.compute(db, month, as_of=LATER)
+        return counted.count
+
+    for day in (3, 4):
+        receive(at(10, day), requester_phone="13905368888", category=NOISE)
+    few = statements()
+    for day in range(5, 15):
+        receive(at(10, day), requester_phone=f"1390536{day:04d}", area="370702001001")
+    assert statements() == few
