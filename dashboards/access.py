@@ -1,4 +1,4 @@
-"""Who may watch which live board and read the monthly ranking.
+"""Who may watch which live board, read the monthly ranking and the 民情分析 reports.
 
 Boards: the city board (room ``city``) and one per district (``district:<6-digit code>``).
 Dispatchers, supervisors, leaders and administrators watch boards; a leader bound to a
@@ -58,3 +58,26 @@ def may_see_units(user, unit_districts, unit_ids):
     if user.role != Role.leader or user.district_id is None:
         return True
     return all(unit_districts.get(i) == user.district.code for i in unit_ids)
+
+
+#: Roles that may read the 民情分析 reports; a leader bound to a district reads only their
+#: district's report, live (published reports are the city's).
+ANALYSIS_ROLES = (Role.leader, Role.supervisor, Role.admin)
+#: Roles that may publish (freeze) a report: the hotline centre's supervisors, who prepare
+#: it, and the city's leaders (a leader with no district), who receive it. Administrators
+#: run the system, not its content.
+ANALYSIS_PUBLISH_ROLES = (Role.supervisor, Role.leader)
+
+
+def analysis_scope(user, requested):
+    """The district code whose report ``user`` reads when asking for ``requested`` (a code, or
+    None for the city's): a district leader always reads their own district's."""
+    if user.role == Role.leader and user.district_id is not None:
+        return user.district.code
+    return requested or None
+
+
+def may_publish_analysis(user):
+    if user is None or user.role not in ANALYSIS_PUBLISH_ROLES:
+        return False
+    return user.role != Role.leader or user.district_id is None

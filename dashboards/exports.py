@@ -14,6 +14,7 @@ as numbers. Times are UTC ISO 8601 in JSON and local time (``timezone``) on pape
 import csv
 import datetime as dt
 import io
+import itertools
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -537,3 +538,315 @@ def build_ticket_list(tickets, *, phone, conditions, now, timezone=DEFAULTS["TIM
 def write_ticket_list(tickets, target, **kwargs):
     """Save ``build_ticket_list`` to ``target`` (a path or a binary file object)."""
     build_ticket_list(tickets, **kwargs).save(target)
+
+
+# -- a 民情分析 report ----------------------------------------------------------------------------
+
+#: The sheets of a 民情分析 workbook, in order.
+ANALYSIS_SHEETS = (
+    "概况",
+    "趋势",
+    "分类统计",
+    "上升最快",
+    "热点问题",
+    "重复诉求",
+    "解决率与满意率",
+    "关键词",
+)
+#: The breakdowns of the volume, in report order, with their Chinese names.
+ANALYSIS_BREAKDOWNS = (
+    ("channel", "按渠道"),
+    ("request_type", "按诉求类型"),
+    ("category1", "按一级分类"),
+    ("category2", "按二级分类"),
+    ("area", "按区域"),
+)
+_COUNT_HEADERS = ("本期", "上期", "增减", "增减率", "占比")
+
+
+def analysis_status(report, timezone):
+    """Published when and by whom, or live as of when (what a reader must know first)."""
+    if report.get("published"):
+        at = local_datetime(report["published"]["at"], timezone)
+        by = report["published"].get("by") or ""
+        return f"已发布（{at:%Y-%m-%d %H:%M} {by}），数据已冻结"
+    at = local_datetime(report["as_of"], timezone)
+    return f"实时数据，未发布（截至 {at:%Y-%m-%d %H:%M}）"
+
+
+def analysis_filename(report, fmt="xlsx"):
+    scope = report["scope"]["code"] or "city"
+    state = "published" if report.get("published") else "live"
+    return f"analysis-{report['kind']}-{report['key']}-{scope}-{state}.{fmt}"
+
+
+def _analysis_table(ws, line, caption, headers, rows, kinds):
+    """A captioned table from ``line``; returns the line after it (and a blank one)."""
+    ws.cell(row=line, column=1, value=caption).font = _BOLD
+    _header(ws, line + 1, headers)
+    line += 2
+    for values in rows:
+        for index, (value, kind) in enumerate(zip(values, kinds, strict=True), start=1):
+            cell = _put(ws, line, index, value, kind)
+            cell.border = _BORDER
+            if isinstance(value, dt.datetime):
+                cell.number_format = "yyyy-mm-dd hh:mm"
+        line += 1
+    if not rows:
+        _put(ws, line, 1, "无")
+        line += 1
+    return line + 1
+
+
+def _count_rows(lines):
+    return [
+        [r["name"], r["count"], r["previous"], r["change"], r["change_rate"], r["share"]]
+        for r in lines
+    ]
+
+
+_COUNT_KINDS = (_TEXT, _INT, _INT, _CHANGE, _RATE, _RATE)
+
+
+def _widths(ws, widths):
+    for index, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = width
+
+
+def _analysis_overview(ws, report, timezone):
+    totals = report["totals"]
+    quality = report["quality"]["total"]
+    callers, repeats = report["repeat_callers"], report["repeats"]
+    keywords = report["keywords"]
+    _title(ws, report["title"], analysis_status(report, timezone), 6)
+    ws.cell(row=3, column=1, value="摘要").font = _BOLD
+    summary = _put(ws, 4, 1, report["summary"])
+    summary.alignment = Alignment(wrap_text=True, vertical="top")
+    ws.merge_cells(start_row=4, start_column=1, end_row=4, end_column=6)
+    ws.row_dimensions[4].height = max(60, 15 * (len(report["summary"]) // 50 + 1))
+    previous = report["previous"]
+    rows = [
+        ["统计期间", f"{report['period']['first_day']} 至 {report['period']['last_day']}"],
+        [f"对比期间（{previous['name']}）", f"{previous['first_day']} 至 {previous['last_day']}"],
+        ["受理量", totals["received"]],
+        [f"{previous['name']}受理量", totals["previous"]],
+        ["增减", totals["change"]],
+        ["增减率", totals["change_rate"]],
+        ["派单量", quality["counts"]["dispatched"]],
+        ["有效回访", quality["counts"]["rated"]],
+        ["解决率", quality["rates"]["resolution_rate"]],
+        ["满意率", quality["rates"]["satisfaction_rate"]],
+        ["响应率", quality["rates"]["response_rate"]],
+        ["热点问题", report["hot_issues"]["total"]],
+        ["重复来电人数", callers["callers"]],
+        ["重复来电件数", callers["tickets"]],
+        ["并单", repeats["merged"]],
+        ["重办", repeats["reopened"]],
+        [
+            "关键词统计",
+            f"本期 {keywords['current']['tickets']} 件中读取 {keywords['current']['read']} 件"
+            + ("（抽样估算）" if keywords["estimated"] else ""),
+        ],
+    ]
+    kinds = {"增减": _CHANGE, "增减率": _RATE, "解决率": _RATE, "满意率": _RATE, "响应率": _RATE}
+    line = 6
+    _header(ws, line, ["指标", "数值"])
+    for label, value in rows:
+        line += 1
+        _put(ws, line, 1, label).border = _BORDER
+        _put(ws, line, 2, value, kinds.get(label, _INT if isinstance(value, int) else _TEXT))
+        ws.cell(row=line, column=2).border = _BORDER
+    _widths(ws, [22, 30, 14, 14, 14, 14])
+    _print_setup(ws, report["title"], None)
+    ws.page_setup.orientation = ws.ORIENTATION_PORTRAIT
+
+
+def build_analysis_workbook(report, *, timezone=DEFAULTS["TIMEZONE"]):
+    """The workbook of a 民情分析 report (the dict of ``dashboards.analysis``): one sheet per
+    part, ``ANALYSIS_SHEETS``."""
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    workbook.properties.title = report["title"]
+    workbook.properties.creator = "12345 热线工单系统"
+    sheets = {name: workbook.create_sheet(name) for name in ANALYSIS_SHEETS}
+    status = analysis_status(report, timezone)
+    previous = report["previous"]["name"]
+    _analysis_overview(sheets["概况"], report, timezone)
+
+    ws = sheets["趋势"]
+    series = report["series"]
+    _title(ws, f"{report['title']} · 趋势", status, 3)
+    # Day by day of the period; a longer previous period's last days follow, by their number.
+    rows = [
+        [label if label is not None else f"第{index + 1}天", now, before]
+        for index, (label, now, before) in enumerate(
+            itertools.zip_longest(series["labels"], series["current"], series["previous"])
+        )
+    ]
+    head = "时段" if series["unit"] == "hour" else "日期"
+    _analysis_table(ws, 3, "受理量", [head, "本期", previous], rows, (_TEXT, _INT, _INT))
+    _widths(ws, [14, 10, 10])
+
+    ws = sheets["分类统计"]
+    _title(ws, f"{report['title']} · 分类统计", status, 6)
+    line = 3
+    for name, caption in ANALYSIS_BREAKDOWNS:
+        line = _analysis_table(
+            ws,
+            line,
+            caption,
+            ["名称", *_COUNT_HEADERS],
+            _count_rows(report["breakdowns"][name]),
+            _COUNT_KINDS,
+        )
+    _widths(ws, [30, 10, 10, 10, 10, 10])
+
+    ws = sheets["上升最快"]
+    rising = report["rising"]
+    _title(ws, f"{report['title']} · 上升最快", f"{status}　本期不少于 {rising['min_count']} 件", 5)
+    kinds = (_TEXT, _INT, _INT, _CHANGE, _RATE)
+    line = 3
+    for key, caption in (("categories", "事项（二级分类）"), ("places", "地点（街道、社区）")):
+        rows = [
+            [r["name"], r["count"], r["previous"], r["change"], r["growth"]] for r in rising[key]
+        ]
+        line = _analysis_table(
+            ws, line, caption, ["名称", "本期", "上期", "增加", "增长"], rows, kinds
+        )
+    _widths(ws, [30, 10, 10, 10, 10])
+
+    ws = sheets["热点问题"]
+    hot = report["hot_issues"]
+    _title(ws, f"{report['title']} · 热点问题", f"{status}　本期涉及 {hot['total']} 个", 10)
+    rows = [
+        [
+            h["title"],
+            h["place"],
+            h["category"],
+            h["district"],
+            h["state_label"],
+            h["heat"],
+            h["in_period"],
+            h["size"],
+            local_datetime(h["first_at"], timezone),
+            local_datetime(h["last_at"], timezone),
+        ]
+        for h in hot["top"]
+    ]
+    _analysis_table(
+        ws,
+        3,
+        "按热度排列",
+        [
+            "热点问题",
+            "地点",
+            "分类",
+            "区县",
+            "状态",
+            "热度",
+            "本期件数",
+            "累计件数",
+            "首次",
+            "最近",
+        ],
+        rows,
+        (_TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _SCORE, _INT, _INT, _TEXT, _TEXT),
+    )
+    _widths(ws, [30, 16, 16, 12, 10, 8, 10, 10, 17, 17])
+
+    ws = sheets["重复诉求"]
+    callers, repeats = report["repeat_callers"], report["repeats"]
+    _title(
+        ws,
+        f"{report['title']} · 重复诉求",
+        f"{status}　重复来电 {callers['callers']} 人 {callers['tickets']} 件，"
+        f"并单 {repeats['merged']} 件，重办 {repeats['reopened']} 件",
+        5,
+    )
+    rows = [
+        [
+            c["phone"],
+            c["count"],
+            local_datetime(c["first_at"], timezone),
+            local_datetime(c["last_at"], timezone),
+            "、".join(f"{x['name']}（{x['count']}）" for x in c["categories"]),
+        ]
+        for c in callers["top"]
+    ]
+    line = _analysis_table(
+        ws,
+        3,
+        "重复来电（同一号码本期 2 件以上，号码已脱敏）",
+        ["来电号码", "件数", "首次", "最近", "主要事项"],
+        rows,
+        (_TEXT, _INT, _TEXT, _TEXT, _TEXT),
+    )
+    rows = [[m["number"], m["title"], m["merged"]] for m in repeats["merged_into"]]
+    line = _analysis_table(
+        ws, line, "并单最多的工单", ["工单编号", "标题", "并入件数"], rows, (_TEXT, _TEXT, _INT)
+    )
+    rows = [
+        [t["number"], t["title"], t["reopen_count"], t["unit"]] for t in repeats["reopened_tickets"]
+    ]
+    _analysis_table(
+        ws,
+        line,
+        "重办工单",
+        ["工单编号", "标题", "重办次数", "承办单位"],
+        rows,
+        (_TEXT, _TEXT, _INT, _TEXT),
+    )
+    _widths(ws, [22, 36, 10, 22, 40])
+
+    ws = sheets["解决率与满意率"]
+    quality = report["quality"]
+    _title(ws, f"{report['title']} · 解决率与满意率", f"{status}　口径同月度考核排名", 10)
+    headers = ["名称", "派单量", "有效回访", "解决", "部分解决", "满意", "基本满意"]
+    headers += ["解决率", "满意率", "响应率"]
+    kinds = (_TEXT, _INT, _INT, _INT, _INT, _INT, _INT, _RATE, _RATE, _RATE)
+
+    def quality_rows(lines):
+        return [
+            [
+                r["name"],
+                *(r["counts"][k] for k in ("dispatched", "rated", "solved", "partly")),
+                *(r["counts"][k] for k in ("satisfied", "basically")),
+                *(r["rates"][k] for k in ("resolution_rate", "satisfaction_rate", "response_rate")),
+            ]
+            for r in lines
+        ]
+
+    line = _analysis_table(ws, 3, "合计", headers, quality_rows([quality["total"]]), kinds)
+    for key, caption in (
+        ("by_category1", "按一级分类"),
+        ("by_category2", "按二级分类"),
+        ("by_unit", "按承办单位"),
+    ):
+        line = _analysis_table(ws, line, caption, headers, quality_rows(quality[key]), kinds)
+    _widths(ws, [30, 9, 9, 9, 9, 9, 9, 9, 9, 9])
+
+    ws = sheets["关键词"]
+    keywords = report["keywords"]
+    note = "（抽样估算）" if keywords["estimated"] else ""
+    _title(ws, f"{report['title']} · 关键词", f"{status}　按提及的工单件数{note}", 5)
+    rows = [
+        [k["word"], k["count"], k["previous"], k["change"], k["change_rate"]]
+        for k in keywords["rows"]
+    ]
+    _analysis_table(
+        ws,
+        3,
+        "本期前 20 个关键词",
+        ["关键词", "本期", previous, "增减", "增减率"],
+        rows,
+        (_TEXT, _INT, _INT, _CHANGE, _RATE),
+    )
+    _widths(ws, [16, 10, 10, 10, 10])
+    for name in ANALYSIS_SHEETS[1:]:
+        _print_setup(sheets[name], report["title"], None)
+    return workbook
+
+
+def write_analysis_xlsx(report, target, *, timezone=DEFAULTS["TIMEZONE"]):
+    """Save ``build_analysis_workbook`` to ``target`` (a path or a binary file object)."""
+    build_analysis_workbook(report, timezone=timezone).save(target)

@@ -379,21 +379,23 @@ def _in_period(start, end):
 INTAKE_TOTALS = ("resolved_at_intake", "transferred", "merged")
 
 
-def count_tickets(session, start, end, as_of, by, unit_ids=None):
+def count_tickets(session, start, end, as_of, by, unit_ids=None, where=()):
     """Counts per group for tickets received in [start, end): ``by`` is ``"unit"`` (the
-    lead unit's id) or ``"area"`` (the ticket's own area id). Groups with no dispatched
-    ticket are absent. ``unit_ids`` (with ``by="unit"``) counts only those units."""
-    return _count(session, start, end, as_of, by, unit_ids)[0]
+    lead unit's id), ``"area"`` (the ticket's own area id) or ``"category"`` (its category
+    id). Groups with no dispatched ticket are absent. ``unit_ids`` (with ``by="unit"``)
+    counts only those units; ``where`` adds conditions on the ticket (a district's tickets,
+    for the 民情分析 reports)."""
+    return _count(session, start, end, as_of, by, unit_ids, where)[0]
 
 
-def _count(session, start, end, as_of, by, unit_ids=None):
+def _count(session, start, end, as_of, by, unit_ids=None, where=()):
     """``count_tickets``, plus the period's intake totals (received, and the outcomes that
     reach no unit) from the same pass. Two aggregate queries: tickets, and the lead
     assignments of the tickets that changed hands, for the return rate."""
     if session.get_bind().dialect.name == "postgresql":
         # Compiling these plans costs more than it saves (measured in bench/rank.py).
         session.execute(sa.text("SET LOCAL jit = off"))
-    key = {"unit": Ticket.lead_unit_id, "area": Ticket.area_id}[by]
+    key = {"unit": Ticket.lead_unit_id, "area": Ticket.area_id, "category": Ticket.category_id}[by]
     dispatched = Ticket.lead_unit_id.is_not(None)
     scored = sa.and_(dispatched, ~Ticket.scoring_exempt)
     merged = sa.orm.aliased(Ticket)
@@ -419,7 +421,7 @@ def _count(session, start, end, as_of, by, unit_ids=None):
         sa.select(key.label("key"), *columns)
         .select_from(Ticket)
         .outerjoin(repeats, repeats.c.id == Ticket.id)
-        .where(_in_period(start, end), *_only(Ticket.lead_unit_id, unit_ids))
+        .where(_in_period(start, end), *_only(Ticket.lead_unit_id, unit_ids), *where)
         .group_by(key)
     )
     result = {}
@@ -434,7 +436,8 @@ def _count(session, start, end, as_of, by, unit_ids=None):
     # unit's return base is its dispatched tickets plus those it led earlier. Those, and
     # every return request, are on the few tickets flagged ``lead_history``: only their
     # assignments are read. A ticket can come back to a unit (reopen, re-dispatch), hence
-    # DISTINCT. By area a ticket is in one area whoever led it: nothing to add.
+    # DISTINCT. By area (or category) a ticket is in one group whoever led it: nothing to
+    # add.
     for counts in result.values():
         counts["return_base"] = counts["dispatched"]
     a = Assignment
@@ -444,8 +447,9 @@ def _count(session, start, end, as_of, by, unit_ids=None):
         Ticket.lead_history,
         a.role == AssignmentRole.lead,
         *_only(a.unit_id, unit_ids),
+        *where,
     )
-    return_key = {"unit": a.unit_id, "area": Ticket.area_id}[by]
+    return_key = {"unit": a.unit_id, "area": Ticket.area_id, "category": Ticket.category_id}[by]
     earlier = sa.func.count(sa.distinct(a.ticket_id)).filter(a.unit_id != Ticket.lead_unit_id)
     returns = (
         sa.select(

@@ -16,10 +16,12 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+import dashboards.api.analysis
 import dashboards.api.hotspots
 import dashboards.api.rankings
 import dashboards.api.warnings
 import dashboards.pages.admin_scoring
+import dashboards.pages.analysis
 import dashboards.pages.board
 import dashboards.pages.hotspots
 import dashboards.pages.report
@@ -104,6 +106,7 @@ API = [
     dashboards.api.rankings,
     dashboards.api.hotspots,
     dashboards.api.warnings,
+    dashboards.api.analysis,
 ]
 #: Public JSON APIs outside ``/api/v1`` with their own envelope handlers and no staff login
 #: (the 市民端's app API under ``/citizen/api/v1``).
@@ -122,6 +125,7 @@ PAGES = [
     dispatch.pages.proposals,
     dashboards.pages.board,
     dashboards.pages.report,
+    dashboards.pages.analysis,
     dashboards.pages.search,
     dashboards.pages.hotspots,
     dashboards.pages.warnings,
