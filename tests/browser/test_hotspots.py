@@ -1,7 +1,7 @@
 """Hot issues (热点问题) in Chromium at 1920×1080: a supervisor opens the list and a hot issue
-(its timeline drawn), merges one into another with the searchable picker and marks it
-handled; a dispatcher sees "属于热点问题 #N" on a ticket and follows the link; the live
-board's hot-issue panel."""
+(its timeline drawn), merges one into another with the searchable picker, marks it handled
+and splits two tickets off; a dispatcher sees "属于热点问题 #N" on a ticket and follows the
+link; the live board's hot-issue panel."""
 
 import datetime as dt
 
@@ -130,8 +130,18 @@ def test_a_supervisor_merges_and_marks_handled(new_page, issues, screenshot):
     assert "合并" in moments and "标记已处理" in moments
     screenshot(page, "hotspot-merged-handled")
 
-    # A refusal is shown in Chinese on the page (the reason left empty is refused by the
-    # browser itself, so try merging into itself through a crafted value).
+    # Split two tickets off with the check boxes: a new hot issue of its own.
+    boxes = page.locator("[data-testid=hotspot-tickets] input[name=tickets]")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.fill("#split-form input[name=title]", "丽发新城搅拌站（拆分）")
+    page.click("#split-form button[type=submit]")
+    page.wait_for_load_state()
+    assert page.locator("[data-testid=hotspot-title]").inner_text().startswith("热点问题 #")
+    assert "丽发新城搅拌站（拆分）" in page.locator("[data-testid=hotspot-title]").inner_text()
+    assert page.locator("[data-testid=hotspot-size]").inner_text() == "2"
+    assert "已拆分为新的热点问题" in page.locator("main").inner_text()
+
     page.goto(f"/hotspots/{lamps}")
     assert "已合并到" in page.locator("[data-testid=merged-into]").inner_text()
 
