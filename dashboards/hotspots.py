@@ -210,6 +210,7 @@ def refresh(session, hot_issue_ids, now, index=None):
     rows = session.execute(
         sa.select(
             HotIssueTicket.hot_issue_id,
+            HotIssueTicket.ticket_id,
             Ticket.received_at,
             Ticket.requester_phone,
             Ticket.category_id,
@@ -266,21 +267,25 @@ def _set_figures(issue, members, districts, now):
         issue.callers = 0
         issue.heat, issue.heat_parts = engine.heat(engine.HeatInput(0, 0, 0, 0, 0))
         return
-    phones = {m.requester_phone for m in members if m.requester_phone}
-    callers = len(phones) + sum(1 for m in members if not m.requester_phone)
-    recent_from = now - dt.timedelta(days=GROWTH_DAYS)
-    previous_from = now - dt.timedelta(days=2 * GROWTH_DAYS)
-    heat_input = engine.HeatInput(
-        size=len(members),
-        callers=callers,
-        recent=sum(1 for m in members if recent_from <= m.received_at <= now),
-        previous=sum(1 for m in members if previous_from <= m.received_at < recent_from),
-        repeat_calls=len(members) - callers,
+    # The engine counts callers, growth and likes (one home for them); the outcomes are the
+    # tickets' own.
+    heat_input = engine.heat_input(
+        [
+            engine.Message(
+                id=m.ticket_id,
+                at=m.received_at,
+                title="",
+                text="",
+                caller=m.requester_phone,
+                likes=m.likes or 0,
+            )
+            for m in members
+        ],
+        now,
         reopened=sum(1 for m in members if (m.reopen_count or 0) > 0),
         unhappy=sum(1 for m in members if m.callback_satisfaction == Satisfaction.dissatisfied),
-        likes=sum(m.likes or 0 for m in members),
     )
-    issue.callers = callers
+    issue.callers = heat_input.callers
     issue.heat, issue.heat_parts = engine.heat(heat_input)
     issue.heat = round(float(issue.heat), 3)
     issue.first_at = min(m.received_at for m in members)
@@ -1425,12 +1430,17 @@ def top_open(session, district_code=None, *, now, limit=5):
     counts = session.execute(
         sa.select(
             HotIssueTicket.hot_issue_id,
-            sa.func.sum(sa.case((Ticket.received_at >= recent_from, 1), else_=0)),
+            sa.func.sum(
+                sa.case(
+                    (sa.and_(Ticket.received_at > recent_from, Ticket.received_at <= now), 1),
+                    else_=0,
+                )
+            ),
             sa.func.sum(
                 sa.case(
                     (
                         sa.and_(
-                            Ticket.received_at >= previous_from, Ticket.received_at < recent_from
+                            Ticket.received_at > previous_from, Ticket.received_at <= recent_from
                         ),
                         1,
                     ),

@@ -1,7 +1,7 @@
 """Hot issues (热点问题) in Chromium at 1920×1080: a supervisor opens the list and a hot issue
-(its timeline drawn), merges one into another with the searchable picker, marks it
-handled and splits two tickets off; a dispatcher sees "属于热点问题 #N" on a ticket and follows the link; the live
-board's hot-issue panel."""
+(its timeline drawn), merges one into another with the searchable picker, marks it handled
+and splits two tickets off; a dispatcher sees "属于热点问题 #N" on a ticket and follows the
+link; the live board's hot-issue panel."""
 
 import datetime as dt
 
