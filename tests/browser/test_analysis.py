@@ -19,6 +19,7 @@ from hotline.enums import (
     CallbackOutcome,
     Channel,
     HotIssueState,
+    IntakeOutcome,
     ReportPeriod,
     RequestType,
     Satisfaction,
@@ -55,6 +56,7 @@ def _write_tickets(database_url, quarter):
         dispatcher = session.scalars(sa.select(User).where(User.username == "dispatcher")).one()
         handler = session.scalars(sa.select(User).where(User.username == "dongguan")).one()
         callback = session.scalars(sa.select(User).where(User.username == "callback")).one()
+        supervisor = session.scalars(sa.select(User).where(User.username == "supervisor")).one()
         street = session.scalars(sa.select(Unit).where(Unit.code == "U-S-370705001")).one()
 
         def receive(title, category, area, channel, phone, moment):
@@ -87,7 +89,7 @@ def _write_tickets(database_url, quarter):
                 tickets.append(receive(*matter, moment))
         before = quarter.previous().start_at + dt.timedelta(days=3)
         for index, matter in enumerate(MATTERS[3:]):
-            receive(*matter, before + dt.timedelta(days=10 * index))
+            tickets.append(receive(*matter, before + dt.timedelta(days=10 * index)))
         # Some handled to the end, for the rates.
         for index, ticket in enumerate(tickets[:8]):
             moment = ticket.received_at + dt.timedelta(hours=1)
@@ -105,6 +107,25 @@ def _write_tickets(database_url, quarter):
                 satisfaction=Satisfaction.satisfied if happy else Satisfaction.dissatisfied,
                 now=moment + dt.timedelta(days=2),
             )
+            if not happy:  # accepted by a supervisor: nothing left in any queue
+                ops.close(
+                    session,
+                    supervisor,
+                    ticket,
+                    reason="诉求超出政策范围，已解释",
+                    now=moment + dt.timedelta(days=3),
+                )
+        # The others answered at intake: none waits in the dispatcher's queue, which other
+        # browser tests read.
+        for ticket in tickets[8:]:
+            ops.resolve_at_intake(
+                session,
+                operator,
+                ticket,
+                outcome=IntakeOutcome.answered,
+                answer="已解答",
+                now=ticket.received_at + dt.timedelta(minutes=5),
+            )
         issue = HotIssue(
             title="丽发新城搅拌站噪音扰民",
             place="丽发新城",
@@ -118,7 +139,7 @@ def _write_tickets(database_url, quarter):
         )
         session.add(issue)
         session.flush()
-        noisy = [t for t in tickets if "搅拌站" in t.title]
+        noisy = [t for t in tickets if "搅拌站" in t.title and t.received_at >= quarter.start_at]
         for ticket in noisy:
             session.add(HotIssueTicket(ticket_id=ticket.id, hot_issue_id=issue.id))
         issue.size = len(noisy)
