@@ -92,6 +92,8 @@ _KEYS = {
     ReportPeriod.monthly: re.compile(r"^(\d{4})-(\d{2})$"),
     ReportPeriod.quarterly: re.compile(r"^(\d{4})-Q([1-4])$"),
 }
+#: Years a period key may name (the pages step to the next period: far from date's limits).
+YEARS = (2000, 2100)
 _KEY_FORMATS = {
     ReportPeriod.daily: "YYYY-MM-DD，例如 2026-12-04",
     ReportPeriod.weekly: "YYYY-Www，例如 2026-W49",
@@ -185,11 +187,11 @@ def parse_period(kind, key, timezone):
     kind = parse_kind(kind) if not isinstance(kind, ReportPeriod) else kind
     match = _KEYS[kind].match(str(key or "").strip())
     refused = ValidationFailed(
-        f"{kind.label}的期次格式应为 {_KEY_FORMATS[kind]}",
+        f"{kind.label}的期次格式应为 {_KEY_FORMATS[kind]}（{YEARS[0]}—{YEARS[1]}年）",
         code="ANALYSIS_PERIOD_INVALID",
         details={"key": "格式无效"},
     )
-    if not match or int(match.group(1)) < 2000:
+    if not match or not YEARS[0] <= int(match.group(1)) <= YEARS[1]:
         raise refused
     year, number = int(match.group(1)), int(match.group(2))
     try:
@@ -201,9 +203,9 @@ def parse_period(kind, key, timezone):
             first = dt.date(year, number, 1)
         else:
             first = dt.date(year, 3 * number - 2, 1)
-    except ValueError:
+        return period_of(kind, first, timezone)
+    except (ValueError, OverflowError):
         raise refused from None
-    return period_of(kind, first, timezone)
 
 
 def period_of(kind, day, timezone):

@@ -66,12 +66,22 @@ def test_periods_are_local_and_chain():
         ("monthly", "2026-13"),
         ("quarterly", "2026-Q5"),
         ("monthly", "2026-1"),
+        # Out of the years a report may name (the next period would overflow date).
+        ("daily", "9999-12-31"),
+        ("weekly", "9999-W52"),
+        ("monthly", "9999-12"),
+        ("quarterly", "9999-Q4"),
+        ("quarterly", "2101-Q1"),
+        ("monthly", "1999-12"),
     ]:
         with pytest.raises(ValidationFailed) as refused:
             period(kind, key)
         assert refused.value.code == "ANALYSIS_PERIOD_INVALID"
     with pytest.raises(ValidationFailed):
         period("yearly", "2026")
+    # The last years allowed step on without overflowing.
+    assert period("quarterly", "2100-Q4").following().key == "2101-Q1"
+    assert period("daily", "2000-01-01").previous().key == "1999-12-31"
 
 
 def test_default_period_is_the_last_one_ended():

@@ -108,6 +108,31 @@ def test_page_shows_the_report_and_publishes(client, db, quarter, web_login):
     assert "2026年第三季度季报已发布，不能重复发布" in twice.get_data(as_text=True)
 
 
+BAD_KEYS = [
+    ("quarterly", "9999-Q4"),
+    ("monthly", "9999-12"),
+    ("weekly", "9999-W52"),
+    ("daily", "9999-12-31"),
+    ("quarterly", "2026-Q5"),
+    ("weekly", "2026-W54"),
+    ("monthly", "2026-13"),
+    ("daily", "2026-02-30"),
+]
+
+
+@pytest.mark.parametrize(("kind", "key"), BAD_KEYS)
+def test_bad_period_keys_are_refused_not_500(client, api, web_login, kind, key):
+    assert_error(api("leader").get(f"/analysis/{kind}/{key}"), 422, "ANALYSIS_PERIOD_INVALID")
+    assert_error(
+        api("leader").get(f"/analysis/{kind}/{key}/report.xlsx"), 422, "ANALYSIS_PERIOD_INVALID"
+    )
+    web_login(client, "leader")
+    page = client.get(f"/reports/analysis?kind={kind}&key={key}")
+    assert page.status_code == 422
+    assert "期次格式应为" in page.get_data(as_text=True)
+    assert client.get(f"/reports/analysis/{kind}/{key}.xlsx").status_code == 422
+
+
 def test_page_roles(client, quarter, web_login):
     web_login(client, "dispatcher")
     assert client.get(PAGE).status_code == 403
