@@ -286,8 +286,9 @@ def _bucket(session):
         # date_part is double precision (EXTRACT's numeric is slower to divide).
         epoch = sa.func.date_part("epoch", Ticket.received_at)
         return sa.cast(sa.func.floor(epoch / _BUCKET), sa.BigInteger)
-    # SQLite stores UTC text; strftime('%s') reads it as seconds since 1970.
-    return sa.cast(sa.func.strftime("%s", Ticket.received_at), sa.Integer) / _BUCKET
+    # SQLite stores UTC text; strftime('%s') reads it as seconds since 1970. ``//``: integer
+    # division (``/`` would divide as floats and group by the second).
+    return sa.cast(sa.func.strftime("%s", Ticket.received_at), sa.Integer) // _BUCKET
 
 
 def _change(now, before):

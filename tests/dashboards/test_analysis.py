@@ -130,6 +130,22 @@ def test_volume_trend_and_local_boundaries(db, receive):
     assert day["totals"]["received"] == 2 and day["totals"]["previous"] == 1
 
 
+def test_the_series_groups_by_bucket_in_the_database(db, receive):
+    """Two tickets in the same 15 minutes are one row of the grouped query, on every database."""
+    receive(at(10, 5, 9, 1))
+    receive(at(10, 5, 9, 14))
+    receive(at(10, 5, 9, 16))
+    bucket = analysis._bucket(db)
+    rows = db.execute(
+        sa.select(bucket.label("bucket"), sa.func.count().label("n"))
+        .group_by(bucket)
+        .order_by(bucket)
+    ).all()
+    assert [row.n for row in rows] == [2, 1]
+    first = int(at(10, 5, 9).timestamp()) // 900
+    assert [int(row.bucket) for row in rows] == [first, first + 1]
+
+
 def test_week_and_month_end_at_local_midnight(db, receive):
     receive(at(11, 30, 23, 59))  # Monday 30 November, late: week 49, November
     receive(at(12, 6, 23, 59))  # Sunday: still week 49
