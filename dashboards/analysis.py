@@ -955,6 +955,27 @@ def load(session, period, *, scope=None, now):
 SUMMARY_MAX = 4000
 
 
+def publish_refusal(session, user, period, *, scope=None, now):
+    """Why ``user`` may not publish the report of ``period`` for ``scope`` now (the error
+    ``publish`` raises), or None when they may: the rule the page's publish form and
+    ``publish`` both follow. Only the city's report (``scope`` None) is published, by
+    ``access.may_publish_analysis``, once, after the period ended."""
+    if not access.may_publish_analysis(user) or scope is not None:
+        return Forbidden(
+            "只有督办审核员和市级领导可以发布民情分析报告", code="ANALYSIS_PUBLISH_FORBIDDEN"
+        )
+    name = f"{period.label}{period.kind.label}"
+    if published(session, period) is not None:
+        return Conflict(f"{name}已发布，不能重复发布", code="ANALYSIS_ALREADY_PUBLISHED")
+    if now < period.end_at:
+        return Conflict(f"{name}的统计期尚未结束，不能发布", code="ANALYSIS_PERIOD_NOT_OVER")
+    return None
+
+
+def may_publish(session, user, period, *, scope=None, now):
+    return publish_refusal(session, user, period, scope=scope, now=now) is None
+
+
 def publish(session, actor, period, key=None, summary=None, *, now, timezone=DEFAULTS["TIMEZONE"]):
     """Publish (发布) the city's report of ``period`` (a Period, or a kind with its ``key``:
     ``publish(s, actor, "quarterly", "2026-Q4", …)``): compute it now and store every figure,
@@ -963,15 +984,10 @@ def publish(session, actor, period, key=None, summary=None, *, now, timezone=DEF
     caller commits. Returns the published report."""
     if key is not None:
         period = parse_period(period, key, timezone)
-    if not access.may_publish_analysis(actor):
-        raise Forbidden(
-            "只有督办审核员和市级领导可以发布民情分析报告", code="ANALYSIS_PUBLISH_FORBIDDEN"
-        )
+    refused = publish_refusal(session, actor, period, now=now)
+    if refused is not None:
+        raise refused
     name = f"{period.label}{period.kind.label}"
-    if published(session, period) is not None:
-        raise Conflict(f"{name}已发布，不能重复发布", code="ANALYSIS_ALREADY_PUBLISHED")
-    if now < period.end_at:
-        raise Conflict(f"{name}的统计期尚未结束，不能发布", code="ANALYSIS_PERIOD_NOT_OVER")
     if summary is not None:
         summary = summary.strip()
         if not summary:
