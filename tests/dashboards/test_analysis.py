@@ -30,6 +30,15 @@ def period(kind, key):
     return analysis.parse_period(kind, key, TZ_NAME)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_keywords():
+    """Each test reads its own database's keywords (a cache kept from another test's tickets
+    with the same ids and versions would be wrong)."""
+    analysis.clear_keyword_cache()
+    yield
+    analysis.clear_keyword_cache()
+
+
 @pytest.fixture
 def receive(make_ticket, user):
     operator = user("operator")
@@ -308,6 +317,43 @@ def test_keywords_count_tickets_and_compare(db, receive, monkeypatch):
     sampled = analysis.compute(db, period("monthly", "2026-10"), as_of=LATER)["keywords"]
     assert sampled["estimated"] is True
     assert sampled["current"]["tickets"] == 3 and sampled["current"]["read"] <= 1
+
+
+def test_keywords_are_reused_only_while_the_tickets_are_unchanged(db, receive, monkeypatch):
+    month = period("monthly", "2026-10")
+    reads = []
+    read = analysis._read_keywords
+    monkeypatch.setattr(analysis, "_read_keywords", lambda *a: reads.append(a[1].key) or read(*a))
+    clock = [1000.0]
+    monkeypatch.setattr(analysis, "_clock", lambda: clock[0])
+
+    def words():
+        report = analysis.compute(db, month, as_of=LATER)
+        return {r["word"]: r["count"] for r in report["keywords"]["rows"]}
+
+    first = receive(at(10, 3), title="工地夜间噪音扰民", content="工地噪音")
+    assert words()["噪音"] == 1 and len(reads) == 1
+    clock[0] += 30
+    assert words()["噪音"] == 1 and len(reads) == 1  # reused
+    # A ticket more (this or the previous month): read again.
+    receive(at(10, 4), title="工地噪音", content="夜间施工")
+    assert words()["噪音"] == 2 and len(reads) == 2
+    receive(at(9, 4), title="路灯不亮", content="路灯")
+    assert len(reads) == 2 and words() and len(reads) == 3
+    # A ticket edited (its version moves): read again, with the new text.
+    first.title = "路灯损坏"
+    first.content = "路灯"
+    db.flush()
+    assert words()["噪音"] == 1 and len(reads) == 4
+    # Another scope or period is its own entry.
+    analysis.compute(db, month, scope="370705", as_of=LATER)
+    assert len(reads) == 5
+    # Unchanged, but older than KEYWORD_CACHE_SECONDS: read again.
+    words()
+    assert len(reads) == 5
+    clock[0] += analysis.KEYWORD_CACHE_SECONDS
+    words()
+    assert len(reads) == 6
 
 
 def test_boilerplate_is_not_a_keyword():

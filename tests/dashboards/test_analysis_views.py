@@ -20,6 +20,14 @@ QUARTER = "/analysis/quarterly/2026-Q3"
 PAGE = "/reports/analysis?kind=quarterly&key=2026-Q3"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_keywords():
+    """Each test reads its own database's keywords."""
+    analysis.clear_keyword_cache()
+    yield
+    analysis.clear_keyword_cache()
+
+
 @pytest.fixture
 def quarter(make_ticket, user):
     """Three tickets in Q3 2026 (two in 奎文区, one in 潍城区; the last quarter that has
@@ -232,6 +240,17 @@ def test_xlsx_has_every_part(client, api, quarter, web_login):
     via_api = api("supervisor").get(QUARTER + "/report.xlsx")
     assert via_api.status_code == 200
     assert openpyxl.load_workbook(io.BytesIO(via_api.data)).sheetnames == workbook.sheetnames
+
+
+def test_the_page_and_its_xlsx_read_the_keywords_once(client, quarter, web_login, monkeypatch):
+    reads = []
+    read = analysis._read_keywords
+    monkeypatch.setattr(analysis, "_read_keywords", lambda *a: reads.append(a) or read(*a))
+    web_login(client, "supervisor")
+    page = client.get(PAGE)
+    assert page.status_code == 200 and len(reads) == 1
+    assert client.get("/reports/analysis/quarterly/2026-Q3.xlsx").status_code == 200
+    assert len(reads) == 1
 
 
 def test_report_dict_is_json_round_trip(db, quarter):
