@@ -44,7 +44,8 @@ district, whoever handles them (tickets with no place are in the city's report o
 **Publishing.** ``publish`` freezes the city's report of a period that has ended (once per
 period: ``analysis_reports`` is unique on period and key), with the summary as the publisher
 edited it; the city's report of that period is then read from the stored figures. Who may
-read and publish: ``dashboards.access``.
+read: ``dashboards.access``; whether a user may publish a period now: ``publish_refusal``
+(the page offers its form by it, ``publish`` raises its answer).
 """
 
 import calendar

@@ -6,7 +6,9 @@ The figures are ``dashboards.analysis``'s dict, the same the JSON API serves
 (``dashboards.api.analysis``); the charts are drawn by ``static/analysis.js`` with ECharts
 (served from node_modules by the boards' ``vendor`` route) and copied to images for print.
 Leaders, supervisors and administrators read it (a district leader their district's, live);
-publishing: ``access.may_publish_analysis``.
+the publish form is offered by ``analysis.may_publish``, the rule ``analysis.publish`` follows,
+and a refused publish (``web.perform``) shows the report again with the message and the
+summary as typed.
 """
 
 import io
