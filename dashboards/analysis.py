@@ -36,18 +36,25 @@ district, whoever handles them (tickets with no place are in the city's report o
   characters or more, not numbers); a word counts once per ticket. Over ``KEYWORD_SAMPLE``
   tickets a period is sampled evenly by ticket id (every k-th) and the counts are scaled up
   (and marked estimated). Top ``KEYWORDS`` of this period with the previous period's count.
+  Reading the texts is the slowest part: the keywords of a period and scope are kept for
+  ``KEYWORD_CACHE_SECONDS`` and reused while its tickets' count, highest id and versions
+  (and the place names) are the same, so a page and its XLSX file read them once.
 - *Summary*: a paragraph in Chinese stating the main figures, generated from them.
 
 **Publishing.** ``publish`` freezes the city's report of a period that has ended (once per
 period: ``analysis_reports`` is unique on period and key), with the summary as the publisher
 edited it; the city's report of that period is then read from the stored figures. Who may
-read and publish: ``dashboards.access``.
+read: ``dashboards.access``; whether a user may publish a period now: ``publish_refusal``
+(the page offers its form by it, ``publish`` raises its answer).
 """
 
 import calendar
+import copy
 import datetime as dt
 import math
 import re
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -92,6 +99,8 @@ _KEYS = {
     ReportPeriod.monthly: re.compile(r"^(\d{4})-(\d{2})$"),
     ReportPeriod.quarterly: re.compile(r"^(\d{4})-Q([1-4])$"),
 }
+#: Years a period key may name (the pages step to the next period: far from date's limits).
+YEARS = (2000, 2100)
 _KEY_FORMATS = {
     ReportPeriod.daily: "YYYY-MM-DD，例如 2026-12-04",
     ReportPeriod.weekly: "YYYY-Www，例如 2026-W49",
@@ -185,11 +194,11 @@ def parse_period(kind, key, timezone):
     kind = parse_kind(kind) if not isinstance(kind, ReportPeriod) else kind
     match = _KEYS[kind].match(str(key or "").strip())
     refused = ValidationFailed(
-        f"{kind.label}的期次格式应为 {_KEY_FORMATS[kind]}",
+        f"{kind.label}的期次格式应为 {_KEY_FORMATS[kind]}（{YEARS[0]}—{YEARS[1]}年）",
         code="ANALYSIS_PERIOD_INVALID",
         details={"key": "格式无效"},
     )
-    if not match or int(match.group(1)) < 2000:
+    if not match or not YEARS[0] <= int(match.group(1)) <= YEARS[1]:
         raise refused
     year, number = int(match.group(1)), int(match.group(2))
     try:
@@ -201,9 +210,9 @@ def parse_period(kind, key, timezone):
             first = dt.date(year, number, 1)
         else:
             first = dt.date(year, 3 * number - 2, 1)
-    except ValueError:
+        return period_of(kind, first, timezone)
+    except (ValueError, OverflowError):
         raise refused from None
-    return period_of(kind, first, timezone)
 
 
 def period_of(kind, day, timezone):
@@ -284,8 +293,9 @@ def _bucket(session):
         # date_part is double precision (EXTRACT's numeric is slower to divide).
         epoch = sa.func.date_part("epoch", Ticket.received_at)
         return sa.cast(sa.func.floor(epoch / _BUCKET), sa.BigInteger)
-    # SQLite stores UTC text; strftime('%s') reads it as seconds since 1970.
-    return sa.cast(sa.func.strftime("%s", Ticket.received_at), sa.Integer) / _BUCKET
+    # SQLite stores UTC text; strftime('%s') reads it as seconds since 1970. ``//``: integer
+    # division (``/`` would divide as floats and group by the second).
+    return sa.cast(sa.func.strftime("%s", Ticket.received_at), sa.Integer) // _BUCKET
 
 
 def _change(now, before):
@@ -772,8 +782,56 @@ def _keyword_counts(session, period, scope, stop):
     return counts, total, read
 
 
+#: Seconds the keywords of a period are reused while its tickets stay as they were.
+KEYWORD_CACHE_SECONDS = 60
+#: Most periods whose keywords are kept.
+KEYWORD_CACHE_SIZE = 64
+_keyword_cache = {}
+_keyword_lock = threading.Lock()
+_clock = time.monotonic
+
+
+def _ticket_fingerprint(session, period, scope):
+    """What the keywords of ``period`` and the previous one are read from, in one number set:
+    the tickets' count, highest id and sum of versions (every change of a ticket goes
+    through the ORM and bumps its version; tickets are never deleted)."""
+    row = session.execute(
+        sa.select(sa.func.count(), sa.func.max(Ticket.id), sa.func.sum(Ticket.version)).where(
+            _in(period.previous().start_at, period.end_at), *_scope_conditions(scope)
+        )
+    ).one()
+    return tuple(int(v or 0) for v in row)
+
+
+def clear_keyword_cache():
+    with _keyword_lock:
+        _keyword_cache.clear()
+
+
 def _keywords(session, period, scope, names):
+    """The keywords, reused for ``KEYWORD_CACHE_SECONDS`` while the period's tickets (and the
+    place names left out) are unchanged: reading the texts is the report's slowest part
+    (about 3 s for 2 × 2,000 tickets), and the page and its XLSX file ask for it in turn."""
     stop = REPORT_STOP_WORDS | _place_words(names)
+    engine = session.get_bind().engine
+    key = (str(engine.url), id(engine), period, scope, stop, KEYWORD_SAMPLE, CONTENT_CHARS)
+    fingerprint = _ticket_fingerprint(session, period, scope)
+    moment = _clock()
+    with _keyword_lock:
+        kept = _keyword_cache.get(key)
+    if kept is not None and kept[1] == fingerprint and moment - kept[0] < KEYWORD_CACHE_SECONDS:
+        return copy.deepcopy(kept[2])
+    result = _read_keywords(session, period, scope, stop)
+    with _keyword_lock:
+        for old in [k for k, v in _keyword_cache.items() if moment - v[0] >= KEYWORD_CACHE_SECONDS]:
+            del _keyword_cache[old]
+        if len(_keyword_cache) >= KEYWORD_CACHE_SIZE:
+            _keyword_cache.pop(next(iter(_keyword_cache)))
+        _keyword_cache[key] = (moment, fingerprint, copy.deepcopy(result))
+    return result
+
+
+def _read_keywords(session, period, scope, stop):
     now, now_total, now_read = _keyword_counts(session, period, scope, stop)
     before, before_total, before_read = _keyword_counts(session, period.previous(), scope, stop)
 
@@ -952,6 +1010,27 @@ def load(session, period, *, scope=None, now):
 SUMMARY_MAX = 4000
 
 
+def publish_refusal(session, user, period, *, scope=None, now):
+    """Why ``user`` may not publish the report of ``period`` for ``scope`` now (the error
+    ``publish`` raises), or None when they may: the rule the page's publish form and
+    ``publish`` both follow. Only the city's report (``scope`` None) is published, by
+    ``access.may_publish_analysis``, once, after the period ended."""
+    if not access.may_publish_analysis(user) or scope is not None:
+        return Forbidden(
+            "只有督办审核员和市级领导可以发布民情分析报告", code="ANALYSIS_PUBLISH_FORBIDDEN"
+        )
+    name = f"{period.label}{period.kind.label}"
+    if published(session, period) is not None:
+        return Conflict(f"{name}已发布，不能重复发布", code="ANALYSIS_ALREADY_PUBLISHED")
+    if now < period.end_at:
+        return Conflict(f"{name}的统计期尚未结束，不能发布", code="ANALYSIS_PERIOD_NOT_OVER")
+    return None
+
+
+def may_publish(session, user, period, *, scope=None, now):
+    return publish_refusal(session, user, period, scope=scope, now=now) is None
+
+
 def publish(session, actor, period, key=None, summary=None, *, now, timezone=DEFAULTS["TIMEZONE"]):
     """Publish (发布) the city's report of ``period`` (a Period, or a kind with its ``key``:
     ``publish(s, actor, "quarterly", "2026-Q4", …)``): compute it now and store every figure,
@@ -960,15 +1039,10 @@ def publish(session, actor, period, key=None, summary=None, *, now, timezone=DEF
     caller commits. Returns the published report."""
     if key is not None:
         period = parse_period(period, key, timezone)
-    if not access.may_publish_analysis(actor):
-        raise Forbidden(
-            "只有督办审核员和市级领导可以发布民情分析报告", code="ANALYSIS_PUBLISH_FORBIDDEN"
-        )
+    refused = publish_refusal(session, actor, period, now=now)
+    if refused is not None:
+        raise refused
     name = f"{period.label}{period.kind.label}"
-    if published(session, period) is not None:
-        raise Conflict(f"{name}已发布，不能重复发布", code="ANALYSIS_ALREADY_PUBLISHED")
-    if now < period.end_at:
-        raise Conflict(f"{name}的统计期尚未结束，不能发布", code="ANALYSIS_PERIOD_NOT_OVER")
     if summary is not None:
         summary = summary.strip()
         if not summary:

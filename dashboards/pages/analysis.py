@@ -6,7 +6,9 @@ The figures are ``dashboards.analysis``'s dict, the same the JSON API serves
 (``dashboards.api.analysis``); the charts are drawn by ``static/analysis.js`` with ECharts
 (served from node_modules by the boards' ``vendor`` route) and copied to images for print.
 Leaders, supervisors and administrators read it (a district leader their district's, live);
-publishing: ``access.may_publish_analysis``.
+the publish form is offered by ``analysis.may_publish``, the rule ``analysis.publish`` follows,
+and a refused publish (``web.perform``) shows the report again with the message and the
+summary as typed.
 """
 
 import io
@@ -130,20 +132,21 @@ def _charts(report):
 def report_page():
     """A period's report; without one asked for, the last quarter that has ended."""
     now, period, scope = _request()
-    report = analysis.load(get_session(), period, scope=scope, now=now)
+    return _render(now, period, scope)
+
+
+def _render(now, period, scope, *, error=None, typed_summary=None, status=200):
+    """The report page; after a refused publish, with the Chinese message and the summary
+    as it was typed."""
+    db = get_session()
+    report = analysis.load(db, period, scope=scope, now=now)
     timezone = _timezone()
     options = analysis.picker(period.kind, now, timezone)
     if period.key not in {p.key for p in options}:
         options = sorted([*options, period], key=lambda p: p.first, reverse=True)
     current = analysis.period_of(period.kind, analysis.local_today(now, timezone), timezone)
     following = period.following()
-    may_publish = (
-        access.may_publish_analysis(g.user)
-        and scope is None
-        and report["published"] is None
-        and now >= period.end_at
-    )
-    return render_template(
+    html = render_template(
         "analysis.html",
         r=report,
         period=period,
@@ -155,21 +158,33 @@ def report_page():
         following_key=following.key if following.first <= current.first else None,
         districts=_districts(g.user),
         charts=_charts(report),
-        may_publish=may_publish,
+        may_publish=analysis.may_publish(db, g.user, period, scope=scope, now=now),
+        error=error,
+        typed_summary=typed_summary,
         status=exports.analysis_status(report, timezone),
         lines=PAGE_LINES,
         breakdowns=exports.ANALYSIS_BREAKDOWNS,
         summary_max=analysis.SUMMARY_MAX,
     )
+    return html, status
 
 
 @page_for(*VIEW_ROLES)
 def publish(kind, key):
     period = analysis.parse_period(kind, key, _timezone())
     summary = request.form.get("summary")
-    db = get_session()
-    analysis.publish(db, g.user, period, summary=summary, now=utcnow())
-    db.commit()
+    now = utcnow()
+
+    def change(db):
+        return analysis.publish(db, g.user, period, summary=summary, now=now)
+
+    def refused(exc):
+        scope = access.analysis_scope(g.user, None)
+        return _render(now, period, scope, error=exc, typed_summary=summary, status=exc.status)
+
+    done, result = web.perform(change, refused=refused)
+    if not done:
+        return result
     flash(f"{period.label}{period.kind.label}已发布，数据已冻结")
     return redirect(url_for(".report_page", kind=period.kind.value, key=period.key))
 

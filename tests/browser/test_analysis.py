@@ -1,7 +1,8 @@
 """The quarterly 民情分析 report in a browser (issue 16 §5): a city leader opens a quarter's
 report, sees its charts (drawn, and copied to images for print) and the generated summary,
-and the print layout drops the menu and forms. Screenshots: the report at 1920×1080, the
-print media view, and the PDF Chromium prints of it.
+and the print layout drops the menu and forms; a refused publish keeps the typed summary.
+Screenshots: the report at 1920×1080, the print media view, the PDF Chromium prints of it, and
+the refused publish.
 
 The quarter is the one before last, so the tickets written here never fall in last month
 (the ranking's browser test expects last month empty)."""
@@ -217,3 +218,31 @@ def test_district_leader_reads_their_district(new_page, screenshot):
     with page.expect_download() as download:
         page.click("[data-testid=xlsx]")
     assert download.value.suggested_filename.startswith(f"analysis-quarterly-{quarter.key}-370705")
+
+
+def test_a_refused_publish_keeps_what_the_supervisor_typed(new_page, screenshot):
+    """Two people publish the same quarter: the second sees the report again with the Chinese
+    message and the summary they typed, to copy (a quarter no other browser test reads)."""
+    quarter = _the_quarter().previous()
+    url = f"/reports/analysis?kind=quarterly&key={quarter.key}"
+    supervisor = new_page("supervisor")
+    supervisor.set_viewport_size({"width": 1920, "height": 1080})
+    supervisor.goto(url)
+    supervisor.fill("[data-testid=summary-editor]", "督办审核员修改后的季度摘要。")
+    leader = new_page("leader")
+    leader.goto(url)
+    leader.click("[data-testid=publish]")
+    leader.wait_for_load_state()
+    assert leader.locator("[data-testid=publish]").count() == 0
+    supervisor.click("[data-testid=publish]")
+    supervisor.wait_for_load_state()
+    error = supervisor.locator("[data-testid=publish-error]")
+    assert error.inner_text() == f"{quarter.label}季报已发布，不能重复发布"
+    assert supervisor.locator("[data-testid=summary-typed]").input_value() == (
+        "督办审核员修改后的季度摘要。"
+    )
+    assert supervisor.locator("[data-testid=publish]").count() == 0
+    title = supervisor.locator("[data-testid=title]").inner_text()
+    assert title == f"全市12345热线民情分析季报（{quarter.label}）"
+    supervisor.wait_for_selector("body[data-charts]")
+    screenshot(supervisor, "analysis-publish-refused")

@@ -30,6 +30,15 @@ def period(kind, key):
     return analysis.parse_period(kind, key, TZ_NAME)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_keywords():
+    """Each test reads its own database's keywords (a cache kept from another test's tickets
+    with the same ids and versions would be wrong)."""
+    analysis.clear_keyword_cache()
+    yield
+    analysis.clear_keyword_cache()
+
+
 @pytest.fixture
 def receive(make_ticket, user):
     operator = user("operator")
@@ -66,12 +75,22 @@ def test_periods_are_local_and_chain():
         ("monthly", "2026-13"),
         ("quarterly", "2026-Q5"),
         ("monthly", "2026-1"),
+        # Out of the years a report may name (the next period would overflow date).
+        ("daily", "9999-12-31"),
+        ("weekly", "9999-W52"),
+        ("monthly", "9999-12"),
+        ("quarterly", "9999-Q4"),
+        ("quarterly", "2101-Q1"),
+        ("monthly", "1999-12"),
     ]:
         with pytest.raises(ValidationFailed) as refused:
             period(kind, key)
         assert refused.value.code == "ANALYSIS_PERIOD_INVALID"
     with pytest.raises(ValidationFailed):
         period("yearly", "2026")
+    # The last years allowed step on without overflowing.
+    assert period("quarterly", "2100-Q4").following().key == "2101-Q1"
+    assert period("daily", "2000-01-01").previous().key == "1999-12-31"
 
 
 def test_default_period_is_the_last_one_ended():
@@ -118,6 +137,22 @@ def test_volume_trend_and_local_boundaries(db, receive):
     assert day["series"]["current"][0] == 1 and day["series"]["current"][8] == 1
     assert day["series"]["previous"][23] == 1  # 30 September 23:30
     assert day["totals"]["received"] == 2 and day["totals"]["previous"] == 1
+
+
+def test_the_series_groups_by_bucket_in_the_database(db, receive):
+    """Two tickets in the same 15 minutes are one row of the grouped query, on every database."""
+    receive(at(10, 5, 9, 1))
+    receive(at(10, 5, 9, 14))
+    receive(at(10, 5, 9, 16))
+    bucket = analysis._bucket(db)
+    rows = db.execute(
+        sa.select(bucket.label("bucket"), sa.func.count().label("n"))
+        .group_by(bucket)
+        .order_by(bucket)
+    ).all()
+    assert [row.n for row in rows] == [2, 1]
+    first = int(at(10, 5, 9).timestamp()) // 900
+    assert [int(row.bucket) for row in rows] == [first, first + 1]
 
 
 def test_week_and_month_end_at_local_midnight(db, receive):
@@ -282,6 +317,43 @@ def test_keywords_count_tickets_and_compare(db, receive, monkeypatch):
     sampled = analysis.compute(db, period("monthly", "2026-10"), as_of=LATER)["keywords"]
     assert sampled["estimated"] is True
     assert sampled["current"]["tickets"] == 3 and sampled["current"]["read"] <= 1
+
+
+def test_keywords_are_reused_only_while_the_tickets_are_unchanged(db, receive, monkeypatch):
+    month = period("monthly", "2026-10")
+    reads = []
+    read = analysis._read_keywords
+    monkeypatch.setattr(analysis, "_read_keywords", lambda *a: reads.append(a[1].key) or read(*a))
+    clock = [1000.0]
+    monkeypatch.setattr(analysis, "_clock", lambda: clock[0])
+
+    def words():
+        report = analysis.compute(db, month, as_of=LATER)
+        return {r["word"]: r["count"] for r in report["keywords"]["rows"]}
+
+    first = receive(at(10, 3), title="工地夜间噪音扰民", content="工地噪音")
+    assert words()["噪音"] == 1 and len(reads) == 1
+    clock[0] += 30
+    assert words()["噪音"] == 1 and len(reads) == 1  # reused
+    # A ticket more (this or the previous month): read again.
+    receive(at(10, 4), title="工地噪音", content="夜间施工")
+    assert words()["噪音"] == 2 and len(reads) == 2
+    receive(at(9, 4), title="路灯不亮", content="路灯")
+    assert len(reads) == 2 and words() and len(reads) == 3
+    # A ticket edited (its version moves): read again, with the new text.
+    first.title = "路灯损坏"
+    first.content = "路灯"
+    db.flush()
+    assert words()["噪音"] == 1 and len(reads) == 4
+    # Another scope or period is its own entry.
+    analysis.compute(db, month, scope="370705", as_of=LATER)
+    assert len(reads) == 5
+    # Unchanged, but older than KEYWORD_CACHE_SECONDS: read again.
+    words()
+    assert len(reads) == 5
+    clock[0] += analysis.KEYWORD_CACHE_SECONDS
+    words()
+    assert len(reads) == 6
 
 
 def test_boilerplate_is_not_a_keyword():

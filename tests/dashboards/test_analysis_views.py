@@ -20,6 +20,14 @@ QUARTER = "/analysis/quarterly/2026-Q3"
 PAGE = "/reports/analysis?kind=quarterly&key=2026-Q3"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_keywords():
+    """Each test reads its own database's keywords."""
+    analysis.clear_keyword_cache()
+    yield
+    analysis.clear_keyword_cache()
+
+
 @pytest.fixture
 def quarter(make_ticket, user):
     """Three tickets in Q3 2026 (two in 奎文区, one in 潍城区; the last quarter that has
@@ -108,6 +116,84 @@ def test_page_shows_the_report_and_publishes(client, db, quarter, web_login):
     assert "2026年第三季度季报已发布，不能重复发布" in twice.get_data(as_text=True)
 
 
+BAD_KEYS = [
+    ("quarterly", "9999-Q4"),
+    ("monthly", "9999-12"),
+    ("weekly", "9999-W52"),
+    ("daily", "9999-12-31"),
+    ("quarterly", "2026-Q5"),
+    ("weekly", "2026-W54"),
+    ("monthly", "2026-13"),
+    ("daily", "2026-02-30"),
+]
+
+
+@pytest.mark.parametrize(("kind", "key"), BAD_KEYS)
+def test_bad_period_keys_are_refused_not_500(client, api, web_login, kind, key):
+    assert_error(api("leader").get(f"/analysis/{kind}/{key}"), 422, "ANALYSIS_PERIOD_INVALID")
+    assert_error(
+        api("leader").get(f"/analysis/{kind}/{key}/report.xlsx"), 422, "ANALYSIS_PERIOD_INVALID"
+    )
+    web_login(client, "leader")
+    page = client.get(f"/reports/analysis?kind={kind}&key={key}")
+    assert page.status_code == 422
+    assert "期次格式应为" in page.get_data(as_text=True)
+    assert client.get(f"/reports/analysis/{kind}/{key}.xlsx").status_code == 422
+
+
+def test_a_refused_publish_keeps_the_typed_summary(client, db, quarter, web_login):
+    """A refused publish re-renders the report with the Chinese message and the summary as
+    typed; nothing of it is stored."""
+    web_login(client, "supervisor")
+    token = FORM_TOKEN.search(client.get(PAGE).get_data(as_text=True)).group(1)
+    url = "/reports/analysis/quarterly/2026-Q3/publish"
+    long = "很长的摘要" * (analysis.SUMMARY_MAX // 5) + "尾"
+    too_long = client.post(url, data={"csrf_token": token, "summary": long})
+    assert too_long.status_code == 422
+    page = too_long.get_data(as_text=True)
+    assert f"摘要不能超过 {analysis.SUMMARY_MAX} 字" in page
+    assert 'data-testid="publish-error"' in page
+    editor = re.search(r'data-testid="summary-editor">(.*?)</textarea>', page, re.S).group(1)
+    assert editor == long  # still editable, as typed
+    assert "全市12345热线民情分析季报（2026年第三季度）" in page  # the report, not a bare error
+    assert db.scalar(sa.select(sa.func.count()).select_from(AnalysisReport)) == 0
+    assert not db.scalars(sa.select(AuditLog).where(AuditLog.action == "analysis.publish")).all()
+    # A period not over yet: no form to publish it, the typed text shown to copy.
+    early = client.post(
+        "/reports/analysis/quarterly/2100-Q4/publish",
+        data={"csrf_token": token, "summary": "<i>未到期</i>的摘要"},
+    )
+    assert early.status_code == 409
+    page = early.get_data(as_text=True)
+    assert "2100年第四季度季报的统计期尚未结束，不能发布" in page
+    assert "&lt;i&gt;未到期&lt;/i&gt;的摘要" in page and "发布并冻结本期报告" not in page
+    # Published meanwhile by someone else: the message, the typed text, the published report.
+    assert client.post(url, data={"csrf_token": token, "summary": "第一份"}).status_code == 302
+    again = client.post(url, data={"csrf_token": token, "summary": "第二份摘要"})
+    assert again.status_code == 409
+    page = again.get_data(as_text=True)
+    assert "2026年第三季度季报已发布，不能重复发布" in page
+    typed = re.search(r'data-testid="summary-typed">(.*?)</textarea>', page, re.S).group(1)
+    assert typed == "第二份摘要"
+    assert 'data-testid="summary">第一份</p>' in page
+
+
+def test_the_page_offers_publishing_by_the_publish_rule(client, db, quarter, web_login, user):
+    """The form is offered exactly when ``analysis.may_publish`` says so (the rule publish
+    follows)."""
+    web_login(client, "supervisor")
+    assert "发布并冻结本期报告" in client.get(PAGE).get_data(as_text=True)
+    assert "发布并冻结本期报告" not in client.get(PAGE + "&district=370705").get_data(as_text=True)
+    current = client.get("/reports/analysis?kind=daily&key=2100-12-31").get_data(as_text=True)
+    assert "发布并冻结本期报告" not in current
+    now = at(12, 5, 10)
+    q3 = analysis.parse_period("quarterly", "2026-Q3", "Asia/Shanghai")
+    assert analysis.may_publish(db, user("supervisor"), q3, now=now)
+    assert not analysis.may_publish(db, user("supervisor"), q3, scope="370705", now=now)
+    assert not analysis.may_publish(db, user("admin"), q3, now=now)
+    assert not analysis.may_publish(db, user("supervisor"), q3, now=at(9, 30, 10))
+
+
 def test_page_roles(client, quarter, web_login):
     web_login(client, "dispatcher")
     assert client.get(PAGE).status_code == 403
@@ -154,6 +240,17 @@ def test_xlsx_has_every_part(client, api, quarter, web_login):
     via_api = api("supervisor").get(QUARTER + "/report.xlsx")
     assert via_api.status_code == 200
     assert openpyxl.load_workbook(io.BytesIO(via_api.data)).sheetnames == workbook.sheetnames
+
+
+def test_the_page_and_its_xlsx_read_the_keywords_once(client, quarter, web_login, monkeypatch):
+    reads = []
+    read = analysis._read_keywords
+    monkeypatch.setattr(analysis, "_read_keywords", lambda *a: reads.append(a) or read(*a))
+    web_login(client, "supervisor")
+    page = client.get(PAGE)
+    assert page.status_code == 200 and len(reads) == 1
+    assert client.get("/reports/analysis/quarterly/2026-Q3.xlsx").status_code == 200
+    assert len(reads) == 1
 
 
 def test_report_dict_is_json_round_trip(db, quarter):
