@@ -148,7 +148,8 @@ _GENERIC_NAMES = frozenset(
     "附近的 公共 公立 省级 市级 区级 县级 重点 示范 高档 商品 住宅区 公交 地铁 高铁 "
     "门口 北门 南门 东门 西门 大门 对面 楼下 楼上 后面 前面 "
     "自来水公司 供水公司 热力公司 供热公司 供电公司 电力公司 "
-    "燃气公司 天然气公司 物业公司 开发商 售楼处".split()
+    "燃气公司 天然气公司 物业公司 开发商 售楼处 "
+    "半夜 凌晨 深夜 夜里 夜间 晚上 白天 早上 上午 中午 下午 傍晚 今天 昨天 每天 天天 整夜".split()
 )
 #: Letters-and-digits area codes of anonymised data ("A市", "A7县") are areas, not names.
 _AREA_CODE = re.compile(r"^[A-Za-z]\d{0,3}[省市区县]$")
@@ -562,6 +563,7 @@ class Features:
     firm: int = 0  # the first ``firm`` keys also count those its text names twice
     spots: tuple = ()  # keys of the specific places its text names (estates, sites, addresses)
     community: str | None = None  # its community, when the text speaks of a place at all
+    street: str | None = None  # the street (街道/镇) of its community
 
 
 #: Words that say a matter is where the caller is (村里一家豆腐坊, 楼下的垃圾点).
@@ -576,6 +578,11 @@ def community_of(known):
     district): the third entry from the end once grids (…网格) are left out."""
     areas = [a for a in known if a and not a.endswith("网格")]
     return areas[-3] if len(areas) >= 3 else None
+
+
+def _street_of(known):
+    areas = [a for a in known if a and not a.endswith("网格")]
+    return areas[-2] if len(areas) >= 3 else None
 
 
 def spots_of(names, areas=()):
@@ -606,8 +613,8 @@ def compatible(spots, communities, their_spots, their_communities):
     that both name specific places must share one (one is enough: the estate or its road);
     sides in different communities must share a distinctive text place (the text wins over
     the gazetteer: 凤凰嘉苑 is one estate wherever the gazetteer put a caller, but 人民医院 of
-    two districts are two hospitals); a side with no place at all (a policy question) is
-    decided by its words."""
+    two districts are two hospitals); two sides with no place at all (policy questions) are
+    decided by their words, and a side with no place never joins one with a place."""
     shared = [k for k in spots if k in their_spots]
     if communities and their_communities and not any(c in their_communities for c in communities):
         return any(k[0] != "=" for k in shared)
@@ -615,7 +622,8 @@ def compatible(spots, communities, their_spots, their_communities):
         return any(k[0] != "=" for k in shared)  # two addresses: a common root is not enough
     if spots and their_spots:
         return bool(shared)
-    return True
+    # A matter somewhere is not joined to one nowhere (某路段 to 健康西街300号).
+    return bool(spots or communities) == bool(their_spots or their_communities)
 
 
 class _Group:
@@ -730,7 +738,7 @@ class Index:
         centroid_terms=64,
         title_keys=2,
         merge_threshold=0.3,
-        place_communities=3,
+        place_streets=3,
     ):
         self.window_days = window_days
         self.place_threshold = place_threshold
@@ -739,8 +747,8 @@ class Index:
         self.centroid_terms = centroid_terms
         self.title_keys = title_keys
         self.merge_threshold = merge_threshold
-        self.place_communities = place_communities
-        # text place -> the communities (up to place_communities) of messages naming it
+        self.place_streets = place_streets
+        # text place -> the streets (up to place_streets) of messages naming it
         self._spot_seen = {}
         self._term_ids = {}
         self._terms = []
@@ -797,6 +805,7 @@ class Index:
             firm=len(firm),
             spots=tuple(spots),
             community=community,
+            street=_street_of(known) if community else None,
         )
 
     def _intern(self, token):
@@ -873,21 +882,23 @@ class Index:
         return Assigned(group=target.key, similarity=round(similarity, 4), new_group=new_group)
 
     def _see(self, f):
-        """Count the message's community for each text place it names."""
-        if not f.community:
+        """Count the message's street for each text place it names."""
+        where = f.street or f.community
+        if not where:
             return
         for key in f.spots:
             seen = self._spot_seen.get(key)
             if seen is None:
-                self._spot_seen[key] = {f.community}
-            elif len(seen) < self.place_communities:
-                seen.add(f.community)
+                self._spot_seen[key] = {where}
+            elif len(seen) < self.place_streets:
+                seen.add(where)
 
     def _local(self, spots):
-        """The spots that are one place: a text place named from ``place_communities`` or more
-        communities is not (a template phrase read as a name, a landmark many addresses are
-        given by), so it neither joins nor separates."""
-        limit = self.place_communities
+        """The spots that are one place: a text place named from ``place_streets`` or more
+        streets is not (a template phrase read as a name, a landmark many addresses are given
+        by), so it neither joins nor separates. An estate the gazetteer puts in neighbouring
+        communities of one street stays one place."""
+        limit = self.place_streets
         seen = self._spot_seen
         return [k for k in spots if k not in seen or len(seen[k]) < limit]
 
@@ -931,6 +942,7 @@ class Index:
         # The centroid's weights are counts × idf: fold the idf into the message's side.
         query = {t: v * idf(t) for t, v in vector.items()}
         best, best_score, best_similarity = None, 0.0, 0.0
+        mine = self._local(f.spots)
         for state in self._candidates(tuple(place_keys) + words):
             if not self._compatible(f.spots, communities, state):
                 continue  # two different places: never one matter
@@ -944,6 +956,9 @@ class Index:
                 # Its title names another place, its text this one twice: 广铁集团 and
                 # the 伊景园滨河苑 it built. Alike by words only.
                 threshold = self.object_threshold
+            elif any(k[0] != "=" and k in state.spot_keys() for k in mine):
+                # Both name one specific place (凤凰嘉苑, 五马路369号), in the text at least.
+                threshold, shared = self.place_threshold, True
             else:
                 threshold = self.object_threshold
             dot = sum(query.get(t, 0.0) * c for t, c in state.vector())
