@@ -457,8 +457,9 @@ def _ranked_places(title, text, known=()):
 
 def places(title, text, known=()):
     """Place or object names the message is about, most specific first: named estates,
-    sites, companies, schools, roads found in the title then the text, then the known area
-    names. Fast (a few hundred microseconds)."""
+    sites, companies, schools, roads (五马路369号 with its house number) found in the title
+    then the text, then the known area names (which are not read as text places: 崇文社区五马路
+    369号 gives 五马路369号, then the chain). Fast (a few hundred microseconds)."""
     result = [name for name, _, _ in _ranked_places(title, text, known)]
     for area in known:
         if area and area not in result:
