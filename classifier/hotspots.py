@@ -79,19 +79,19 @@ Where it differs from the prize team's reference top 5 (热点问题表_参考.c
 (拥堵, 消防, 白蚁, 拆迁 …); here those are separate small groups, because a hot issue is one
 matter that one unit can act on.
 
-Measured (``python bench/hotspots.py``; 2 cores kept 100 % busy by other jobs, load average
-5.2-6.4 during the run, so wall-clock times include waiting for a core; CPU times are the
-code's own cost):
+Measured (``python bench/hotspots.py``; 2 cores shared with other jobs, load average 4.5-5.1
+during the run, so wall-clock times include waiting for a core; CPU times are the code's own
+cost):
 
-* 附件3 (4,326 real web messages): batch 4.8 s wall (median of 3), 2.8 s CPU; 3,306 groups,
-  572 of two or more. Top 3 by heat: 丽发新城搅拌站污染环境 (47), 伊景园滨河苑捆绑销售车位
-  (47), 人才购房补贴 (14) — the reference's first three, at ranks 1, 2, 3; its 4th and 5th
-  are street-wide mixtures (see above), not in our top 10 by design.
+* 附件3 (4,326 real web messages): batch 6.7 s wall (median of 3; 4.4 s in the quickest run),
+  3.3 s CPU; 3,468 groups, 491 of two or more. Top 3 by heat: 丽发新城噪音灰尘搅拌站 (51),
+  伊景园滨河苑捆绑销售车位 (48), 人才购房补贴 (14) — the reference's first three, at ranks
+  1, 2, 3; its 4th and 5th are street-wide mixtures (see above), not in our top 10 by design.
 * One add (text work included) into an index of 1,000,000 messages (real messages copied
   with renamed places, see bench/hotspots.py): CPU p50 0.9 ms, p99 1.3 ms; wall p50 0.9 ms,
-  p99 8.7 ms back to back on the loaded machine (5.4 ms in a run at load 2.4). Resident
-  memory of the index 1.6 GB (~1.6 KB a message, the synthetic tuple ids included); the
-  benchmark calls ``gc.freeze()`` after building it so that full collections skip it.
+  p99 3.8 ms back to back on the loaded machine. Resident memory of the index 1.7 GB (~1.7 KB
+  a message, the synthetic tuple ids included); the benchmark calls ``gc.freeze()`` after
+  building it so that full collections skip it.
 """
 
 import heapq
