@@ -149,6 +149,7 @@ def synthetic_index(messages, size, base):
                 title=f.title,
                 strong=f.strong,
                 firm=f.firm,
+                spots=tuple(f"{k}#{r}" for k in f.spots),
             )
             at = start + span * (added / size)
             message = hotspots.Message(id=("s", r, m.id), at=at, title=m.title, text="")

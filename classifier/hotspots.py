@@ -9,18 +9,32 @@ text (the matter is stated there; the cap also bounds the work per message):
 * **places** — named estates, sites, schools, companies, roads, bus lines … found by suffix
   patterns (小区, 花园, 新城, 苑, 学校, 公司, 搅拌站, 路, 街道, 社区 …). From each suffix
   the name is read leftwards up to a boundary (punctuation, function words, an area marker
-  such as 市/区/县, the end of the previous name), opening verbs (投诉, 修建 …) are cut off
-  and, for long runs, so are common dictionary words at the head (jieba's word frequencies
-  tell "商品房" from "伊景"). A suffix after a verb or a measure word is a bare object, not a
-  name (违建搅拌站, 一座搅拌站, 道路). A name right after another is one compound
-  (伊景园滨河苑) unless the second part is generic (丽发新城小区 is 丽发新城). Each part's
+  such as 市/区/县, the end of the previous name), opening verbs (投诉, 修建 …) and junk heads
+  (住, 家住, 位于, 救救; a leading 者 or 其) are cut off and, for long runs, so are common
+  dictionary words at the head (jieba's word frequencies tell "商品房" from "伊景"); a head
+  made only of common words or characters (晚上进出小区, 多次找物业), a time word (半夜搅拌站)
+  or one ending with 门口/对面 … (乐园门口小区: an unnamed estate) is no name. A road with a
+  house number (五马路369号) is one name and one key. The message's own area names (its
+  district, street, community, as an address starts) are blanked out of the text first. A
+  suffix after a verb or a measure word is a bare object, not a name (违建搅拌站,
+  一座搅拌站, 道路). A name right after another is one compound (伊景园滨河苑) unless the
+  second part is generic (丽发新城小区 is 丽发新城). Each part's
   *core* (the name without generic suffixes) is a place key, so 丽发小区 and 丽发新城 meet,
   and so do 伊景园滨河苑 and 滨河苑. A named policy or object is a key the same way
   (普惠性幼儿园); a matter with no name at all (人才购房补贴) is found by its words.
 * **the main place** — what the message is about: the places of its title, else a place its
-  text names at least twice. Other places in the text only help to find candidates. The
-  system's own area chain (``Message.places``, from the gazetteer) is context: its first,
-  most specific entry is a candidate key, never a reason to keep two messages apart.
+  text names at least twice. Other places in the text only help to find candidates.
+* **where it is** (``spots_of``, ``compatible``) — the specific places its text names (an
+  address, an estate's core; "=人民医院" when the core is a dictionary word) and, when the
+  text speaks of a place at all (an area name, 村里, 楼下 …), its community from the area
+  chain (``Message.places``, the third entry from the end without grids). Two sides that
+  both name specific places must share one (the estate or its road: one is enough; two
+  addresses must share a distinctive one); two in different communities must share a
+  distinctive text place (the text wins: 凤凰嘉苑 callers put in neighbouring communities are
+  one matter); policy questions (no place in either) group by words; a side with a place
+  never joins one without. A text place named from ``place_streets`` streets or more is no
+  one place (a template phrase, a landmark addresses are given by): it neither joins nor
+  separates.
 * **problem words** — jieba tokens minus stop words, complaint boilerplate and the places'
   own names, keeping the objects they name (搅拌站 stays a problem word of 丽发新城搅拌站);
   a word of three or more characters also counts its first two (搅拌站 and 搅拌厂 share
@@ -32,7 +46,9 @@ more than a small one), scores each by the TF-IDF cosine between the message's p
 and the group's centroid (counts summed over members, capped to its top terms; document
 frequencies are those of the messages held), and joins the best group when
 
-* they share a main place and the cosine is at least ``place_threshold``;
+* they may be one place (above) — otherwise never;
+* they share a main place, or a specific place, and the cosine is at least
+  ``place_threshold``;
 * one side has no main place and the cosine is at least ``object_threshold`` (stricter);
 * or the message's title names another place but its text names the group's twice (广铁集团
   in the title, 伊景园滨河苑 it built in the text), again at ``object_threshold``;
@@ -40,9 +56,10 @@ frequencies are those of the messages held), and joins the best group when
 two messages whose main places differ are never grouped, and two at one place are grouped
 only if their problems are alike. Otherwise the message starts a group (``("new", n)``).
 ``batch`` adds the messages one by one in time order and then runs ``merge_similar`` once:
-groups that started apart because of the order the messages came in, and now share a main
-place and look alike, are merged (largest first). So a rebuild equals the incremental path
-followed by one merge pass; ``batch(..., merge=False)`` equals the incremental path exactly.
+groups that started apart because of the order the messages came in, may be one place, and
+now share a main place and look alike, are merged (largest first). So a rebuild equals the
+incremental path followed by one merge pass; ``batch(..., merge=False)`` equals the
+incremental path exactly.
 
 Memory: a message is one flat tuple of atoms (term ids and counts as bytes, its keys, its
 main place) that the garbage collector stops tracking; a group of one keeps no centroid of
@@ -52,24 +69,29 @@ Titles are the place most members name (when at least 30 % do) plus up to three 
 words (≤ 8 characters) ordered as a member's title uses them: 丽发新城搅拌站噪音污染,
 伊景园滨河苑捆绑销售车位, 人才购房补贴. Heat (``heat``) is a sum of explained parts.
 
+On the demo's 90-day history (3,195 tickets, addresses in all five districts) the earlier
+engine's top 10 were template matters (电梯被困, 垃圾清运 …) gathered across 40-64
+communities; now every top group is one place (1 community) or a placeless policy question,
+and the storylines lead: 凤凰嘉苑搅拌站夜间噪音 (19), 医保缴费 (10), 锦绣华庭捆绑车位 (12).
+
 Where it differs from the prize team's reference top 5 (热点问题表_参考.csv): their 4th and
 5th issues (A7县泉塘街道…, A7县楚龙街道拆迁) gather a street's messages about many matters
 (拥堵, 消防, 白蚁, 拆迁 …); here those are separate small groups, because a hot issue is one
 matter that one unit can act on.
 
-Measured (``python bench/hotspots.py``; 2 cores kept 100 % busy by other jobs, load average
-5.2-6.4 during the run, so wall-clock times include waiting for a core; CPU times are the
-code's own cost):
+Measured (``python bench/hotspots.py``; 2 cores shared with other jobs, load average 4.5-5.1
+during the run, so wall-clock times include waiting for a core; CPU times are the code's own
+cost):
 
-* 附件3 (4,326 real web messages): batch 4.8 s wall (median of 3), 2.8 s CPU; 3,306 groups,
-  572 of two or more. Top 3 by heat: 丽发新城搅拌站污染环境 (47), 伊景园滨河苑捆绑销售车位
-  (47), 人才购房补贴 (14) — the reference's first three, at ranks 1, 2, 3; its 4th and 5th
-  are street-wide mixtures (see above), not in our top 10 by design.
+* 附件3 (4,326 real web messages): batch 6.7 s wall (median of 3; 4.4 s in the quickest run),
+  3.3 s CPU; 3,468 groups, 491 of two or more. Top 3 by heat: 丽发新城噪音灰尘搅拌站 (51),
+  伊景园滨河苑捆绑销售车位 (48), 人才购房补贴 (14) — the reference's first three, at ranks
+  1, 2, 3; its 4th and 5th are street-wide mixtures (see above), not in our top 10 by design.
 * One add (text work included) into an index of 1,000,000 messages (real messages copied
   with renamed places, see bench/hotspots.py): CPU p50 0.9 ms, p99 1.3 ms; wall p50 0.9 ms,
-  p99 8.7 ms back to back on the loaded machine (5.4 ms in a run at load 2.4). Resident
-  memory of the index 1.6 GB (~1.6 KB a message, the synthetic tuple ids included); the
-  benchmark calls ``gc.freeze()`` after building it so that full collections skip it.
+  p99 3.8 ms back to back on the loaded machine. Resident memory of the index 1.7 GB (~1.7 KB
+  a message, the synthetic tuple ids included); the benchmark calls ``gc.freeze()`` after
+  building it so that full collections skip it.
 """
 
 import heapq
@@ -118,10 +140,13 @@ _BARE_WORDS = frozenset(
     "字路 路路 退路 迷路 上路 绕路 来路 去路 找路 堵路 断路 封路 过路 水路 电路 小路 "
     "进城 出城 全城 满城 "
     "县城 省城 老城 古城 京城 同城 校园 田园 乐园 庄园 菜园 果园 墓园 家乡 城乡 下乡 老乡 回乡 "
-    "老街 上街 沿街 满街 过桥 断桥 天桥 小村 农村 乡村 全村 本村 邻村".split()
+    "老街 上街 沿街 满街 过桥 断桥 天桥 小村 农村 乡村 全村 本村 邻村 之路".split()
 )
-#: A one-character suffix followed by these is an ordinary word (城市, 园区), not a name's end.
-_NOT_AN_END = frozenset("城市 城管 城乡 城区 园区 府办 村委 镇政 路费 街头 桥梁".split())
+#: A suffix followed by these is an ordinary word (城市, 园区, 物业费), not a name's end.
+_NOT_AN_END = frozenset(
+    "城市 城管 城乡 城区 园区 府办 村委 镇政 路费 街头 桥梁 路面 路灯 路边 路上 路段 路况 "
+    "物业费 广场舞 村民 村里 村委会".split()
+)
 #: Words that open a message and are not part of a name ("投诉丽发新城…").
 _LEAD_WORDS = tuple(
     sorted(
@@ -142,12 +167,18 @@ _GENERIC_NAMES = frozenset(
     "医院 市场 项目 工地 新城 老城 县城 进城 全城 物业 银行 超市 高速 车站 住宅 安置 商品 "
     "老旧 居民 政府 人民政府 手机银行 网上银行 配套 公办 民办 私立 私人 当地 本地 城区 市区 "
     "新建 这家 那家 一家 某 小型 大型 普通 正规 非法 所有 部分 多家 全市 全区 全县 乡镇 周边的 "
-    "附近的 公共 公立 省级 市级 区级 县级 重点 示范 高档 商品 住宅区 公交 地铁 高铁".split()
+    "附近的 公共 公立 省级 市级 区级 县级 重点 示范 高档 商品 住宅区 公交 地铁 高铁 "
+    "门口 北门 南门 东门 西门 大门 对面 楼下 楼上 后面 前面 "
+    "自来水公司 供水公司 热力公司 供热公司 供电公司 电力公司 "
+    "燃气公司 天然气公司 物业公司 开发商 售楼处 "
+    "半夜 凌晨 深夜 夜里 夜间 晚上 白天 早上 上午 中午 下午 傍晚 今天 昨天 每天 天天 整夜".split()
 )
 #: Letters-and-digits area codes of anonymised data ("A市", "A7县") are areas, not names.
 _AREA_CODE = re.compile(r"^[A-Za-z]\d{0,3}[省市区县]$")
 #: jieba word frequency above which a word at the head of a name is ordinary language.
 _COMMON_FREQ = 200
+#: jieba frequency above which a single character is ordinary language (找, 起; not 嘉, 丽).
+_COMMON_CHAR_FREQ = 10000
 MAX_NAME_CHARS = 6
 MAX_COMPANY_CHARS = 10
 #: Complaint boilerplate that says nothing about the matter.
@@ -193,8 +224,37 @@ def warm():
     _Words.segmenter().tokenizer.initialize()
 
 
+#: Verbs and pronoun fragments that open a run read leftwards but are no part of the name
+#: ("我住丽发新城" → 丽发新城, "家住凤凰嘉苑", "救救广铁集团"), longest first.
+_JUNK_HEADS = tuple(
+    sorted(
+        "家住 我住 住在 居住在 住于 位于 地处 处于 坐落于 救救 求求 帮帮 住 在".split(),
+        key=len,
+        reverse=True,
+    )
+)
+#: A name never starts with these function characters ("者普惠性幼儿园" is 普惠性幼儿园).
+_FUNCTION_HEADS = frozenset("者着过之乃即而则其")
+
+
+def _clean_head(run):
+    """Drop junk heads and function characters from the start of a run."""
+    changed = True
+    while changed and run:
+        changed = False
+        if run[0] in _FUNCTION_HEADS:
+            run, changed = run[1:], True
+            continue
+        for word in _JUNK_HEADS:
+            if run.startswith(word) and len(run) > len(word):
+                run, changed = run[len(word) :], True
+                break
+    return run
+
+
 def _trim_head(run):
     """Drop leading function words and common dictionary words from a name read leftwards."""
+    run = _clean_head(run)
     changed = True
     while changed and run:
         changed = False
@@ -204,6 +264,7 @@ def _trim_head(run):
                 run = run[position + len(word) :]
                 changed = True
                 break
+    run = _clean_head(run)
     if len(run) <= 4:
         return run
     tokens = _Words.segmenter().tokenizer.lcut(run, HMM=False)
@@ -216,7 +277,24 @@ def _trim_head(run):
         )
     ):
         tokens.pop(0)
-    return "".join(tokens)
+    return _clean_head("".join(tokens))
+
+
+#: A name's head ending with these says where an unnamed place is (乐园门口小区).
+_RELATIONAL = tuple(
+    "门口 对面 附近 旁边 北门 南门 东门 西门 大门 东侧 西侧 南侧 北侧 周边 隔壁 后面 前面 "
+    "楼下".split()
+)
+
+
+@lru_cache(maxsize=65536)
+def _ordinary_words(head):
+    """Whether a name's head is two or more common dictionary words or characters (晚上进出,
+    多次找, 月起), which a real name (凤凰嘉, 丽发, 欢乐海沙) is not."""
+    tokens = _Words.segmenter().tokenizer.lcut(head, HMM=False)
+    return len(tokens) >= 2 and all(
+        _Words.freq(t) >= (_COMMON_FREQ if len(t) > 1 else _COMMON_CHAR_FREQ) for t in tokens
+    )
 
 
 def _components(name):
@@ -251,14 +329,52 @@ def core(name):
             return name
 
 
+#: A road and house number: 五马路369号, 健康东街607号 (the name is read leftwards).
+_ADDRESS_RE = re.compile(r"(?:大道|大街|路|街|巷|道)(\d{1,5})号")
+_ADDRESS_NAME = re.compile(r"(?:大道|大街|路|街|巷|道)\d{1,5}号$")
+#: Where a road's name read leftwards stops (和 may start one: 和平路).
+_ADDRESS_BOUNDARY = frozenset("的在了是于到从向对给把被我你他她住近旁位处这那该其市区县省号")
+MAX_ROAD_CHARS = 5
+
+
+def _addresses(text):
+    """[(name, start, end)] of the roads with a house number in a text."""
+    found = []
+    for match in _ADDRESS_RE.finditer(text):
+        start = match.start()
+        left = start
+        while left > 0 and start - left < MAX_ROAD_CHARS:
+            char = text[left - 1]
+            if char in _ADDRESS_BOUNDARY or not char.isalnum() or char.isdigit():
+                break
+            left -= 1
+        head = _clean_head(text[left:start])
+        if head and not _DIGITS.match(head):
+            found.append(
+                (head + match.group(), match.end() - len(head + match.group()), match.end())
+            )
+    return found
+
+
 def _scan(text):
-    """Place names in one normalised text, in order of appearance. A name read leftwards
-    stops where the previous one ended; right after it, the two are one compound name
-    (伊景园 + 滨河苑), unless the second is only a generic word (丽发新城 + 小区)."""
+    """Place names in one normalised text, in order of appearance. Roads with a house number
+    (五马路369号) are names of their own, read first. A name read leftwards stops where the
+    previous one ended; right after it, the two are one compound name (伊景园 + 滨河苑),
+    unless the second is only a generic word (丽发新城 + 小区)."""
+    addresses = _addresses(text)
+    for _, start, end in addresses:
+        text = text[:start] + "，" * (end - start) + text[end:]
+    names = _scan_suffixes(text)
+    if not addresses:
+        return [name for name, _, _ in names]
+    return [name for name, _, _ in sorted(names + addresses, key=lambda item: item[1])]
+
+
+def _scan_suffixes(text):
     found = []  # [name, start, end]
     for match in _SUFFIX_RE.finditer(text):
         start, end = match.start(), match.end()
-        if len(match.group()) == 1 and text[start : end + 1] in _NOT_AN_END:
+        if text[start : end + 1] in _NOT_AN_END:
             continue
         floor = found[-1][2] if found else 0
         if start < floor or (start > floor and text[start - 1] in _BARE_BEFORE):
@@ -286,7 +402,8 @@ def _scan(text):
                 previous[0] += head + match.group()
                 previous[2] = end
                 continue
-        head = _trim_head(text[left:start])
+        run = _clean_head(text[left:start])
+        head = _trim_head(run)
         if match.group() == "路" and _BUS_LINE.match(head):
             found.append([head + "路", start - len(head), end])  # 204路 is a bus line
             continue
@@ -294,18 +411,41 @@ def _scan(text):
             continue
         if head in _Words.segmenter().stop_words or head in _NOISE_WORDS:
             continue
+        if head.endswith(_RELATIONAL):
+            continue  # 水上乐园门口小区: an unnamed estate by a landmark
+        if _ordinary_words(head):
+            # 晚上进出小区, 多次找物业: ordinary words. A long run trimmed to common words
+            # keeps its last word (北大资源理想家园 → 理想家园).
+            last = _Words.segmenter().tokenizer.lcut(head, HMM=False)[-1]
+            if len(run) <= 4 or len(last) < 2 or _ordinary_words(last):
+                continue
+            head = last
         name = head + match.group()
         if name in _GENERIC_NAMES or _is_area(name) or name.endswith("政府"):
             continue
         found.append([name, end - len(name), end])
-    return [name for name, _, _ in found]
+    return [tuple(item) for item in found]
 
 
-def _ranked_places(title, text):
-    """[(name, weight, in the title)], most named first (a title mention weighs 3)."""
+@lru_cache(maxsize=4096)
+def _area_pattern(known):
+    names = sorted({normalize(a) for a in known if a and len(a) >= 2}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, names))) if names else None
+
+
+def _blank_areas(text, known):
+    """The text with the known area names (its district, street, community as the address
+    starts) replaced by punctuation: they are the gazetteer's, not the matter's place."""
+    pattern = _area_pattern(tuple(known)) if known else None
+    return pattern.sub("，", text) if pattern else text
+
+
+def _ranked_places(title, text, known=()):
+    """[(name, weight, in the title)], most named first (a title mention weighs 3); the
+    known area names are not read as places of the text."""
     title, text = normalize(title or ""), normalize((text or "")[: TEXT_CHARS * 2])[:TEXT_CHARS]
     counts, order, in_title = Counter(), {}, set()
-    for weight, part in ((3, title), (1, text)):
+    for weight, part in ((3, _blank_areas(title, known)), (1, _blank_areas(text, known))):
         for name in _scan(part):
             counts[name] += weight
             order.setdefault(name, len(order))
@@ -317,9 +457,10 @@ def _ranked_places(title, text):
 
 def places(title, text, known=()):
     """Place or object names the message is about, most specific first: named estates,
-    sites, companies, schools, roads found in the title then the text, then the known area
-    names. Fast (a few hundred microseconds)."""
-    result = [name for name, _, _ in _ranked_places(title, text)]
+    sites, companies, schools, roads (五马路369号 with its house number) found in the title
+    then the text, then the known area names (which are not read as text places: 崇文社区五马路
+    369号 gives 五马路369号, then the chain). Fast (a few hundred microseconds)."""
+    result = [name for name, _, _ in _ranked_places(title, text, known)]
     for area in known:
         if area and area not in result:
             result.append(area)
@@ -329,6 +470,9 @@ def places(title, text, known=()):
 def _place_keys(names):
     keys = []
     for name in names:
+        if _ADDRESS_NAME.search(name):
+            keys.append(name)  # 五马路369号: the whole address, not 五马 and 369号
+            continue
         for part in _components(name):
             key = core(part)
             if part in PLACE_SUFFIXES:
@@ -440,6 +584,69 @@ class Features:
     title: str
     strong: int = 0  # the first ``strong`` keys are named in the title: what it is about
     firm: int = 0  # the first ``firm`` keys also count those its text names twice
+    spots: tuple = ()  # keys of the specific places its text names (estates, sites, addresses)
+    community: str | None = None  # its community, when the text speaks of a place at all
+    street: str | None = None  # the street (街道/镇) of its community
+
+
+#: Words that say a matter is where the caller is (村里一家豆腐坊, 楼下的垃圾点).
+_LOCAL_WORDS = tuple(
+    "小区 村里 我村 本村 村后 村前 村口 村头 楼下 楼上 楼道 单元 家门口 门口 附近 旁边 隔壁 "
+    "对面 路口 这条路 这段路 院里 院子 胡同 巷子 我家 家里".split()
+)
+
+
+def community_of(known):
+    """The community-level entry of an area chain (most specific first, ending with the
+    district): the third entry from the end once grids (…网格) are left out."""
+    areas = [a for a in known if a and not a.endswith("网格")]
+    return areas[-3] if len(areas) >= 3 else None
+
+
+def _street_of(known):
+    areas = [a for a in known if a and not a.endswith("网格")]
+    return areas[-2] if len(areas) >= 3 else None
+
+
+def spots_of(names, areas=()):
+    """The specific places of a message's text places, as keys: a road with its house number
+    (五马路369号), a name's core when it is no dictionary word (凤凰嘉 of 凤凰嘉苑, 丽发 of
+    丽发新城 and 丽发小区), else the whole name marked "=" (=人民医院, =理想家园: a common root
+    that several places share). Known area names are not spots."""
+    spots = []
+    for name in names:
+        if _ADDRESS_NAME.search(name):
+            spots.append(name)
+            continue
+        if name.endswith("物业"):
+            continue  # the estate's manager, not a place (its estate is named elsewhere)
+        for part in _components(name):
+            key = core(part)
+            if part in PLACE_SUFFIXES or len(key) < 2 or key in _GENERIC_NAMES:
+                continue
+            if _is_area(part) or key in areas or part in areas:
+                continue
+            spots.append(key if not _Words.freq(key) else "=" + part)
+    return list(dict.fromkeys(spots))
+
+
+def compatible(spots, communities, their_spots, their_communities):
+    """Whether two messages (or a message and a group, or two groups) may be one matter by
+    their places. Each side: its specific places (``spots_of``) and its communities. Sides
+    that both name specific places must share one (one is enough: the estate or its road);
+    sides in different communities must share a distinctive text place (the text wins over
+    the gazetteer: 凤凰嘉苑 is one estate wherever the gazetteer put a caller, but 人民医院 of
+    two districts are two hospitals); two sides with no place at all (policy questions) are
+    decided by their words, and a side with no place never joins one with a place."""
+    shared = [k for k in spots if k in their_spots]
+    if communities and their_communities and not any(c in their_communities for c in communities):
+        return any(k[0] != "=" for k in shared)
+    if any(k[0] != "=" for k in spots) and any(k[0] != "=" for k in their_spots):
+        return any(k[0] != "=" for k in shared)  # two addresses: a common root is not enough
+    if spots and their_spots:
+        return bool(shared)
+    # A matter somewhere is not joined to one nowhere (某路段 to 健康西街300号).
+    return bool(spots or communities) == bool(their_spots or their_communities)
 
 
 class _Group:
@@ -457,6 +664,8 @@ class _Group:
         "strong",
         "names",
         "titles",
+        "spots",
+        "communities",
         "word_keys",
         "first",
         "last",
@@ -473,6 +682,8 @@ class _Group:
         self.strong = None  # place key -> members naming it in their title
         self.names = None  # place name -> weight
         self.titles = []  # up to TITLES member titles, for the generated title
+        self.spots = None  # specific place key -> members naming it
+        self.communities = None  # community -> members there
         self.word_keys = ()  # title-word blocks it is registered in
         self.first = math.inf  # timestamps of the first and last member
         self.last = -math.inf
@@ -487,6 +698,16 @@ class _Group:
         if self.strong is not None:
             return self.strong
         return self.solo[_KEYS][: self.solo[_STRONG]] if self.solo else ()
+
+    def spot_keys(self):
+        if self.spots is not None:
+            return self.spots
+        return self.solo[_SPOTS] if self.solo else ()
+
+    def community_names(self):
+        if self.communities is not None:
+            return self.communities
+        return (self.solo[_COMMUNITY],) if self.solo and self.solo[_COMMUNITY] else ()
 
     def name_weights(self):
         if self.names is not None:
@@ -505,7 +726,7 @@ class _Group:
 
 # A message's record: a flat tuple of atoms, so a million of them cost little memory and
 # the garbage collector stops tracking them.
-_SERIAL, _TS, _TERMS, _COUNTS, _KEYS, _NAME, _WORDS, _STRONG = range(8)
+_SERIAL, _TS, _TERMS, _COUNTS, _KEYS, _NAME, _WORDS, _STRONG, _SPOTS, _COMMUNITY = range(10)
 #: A generated title aims at this many characters (the problem words get at least four).
 TITLE_CHARS = 16
 _LEGAL_FORM = re.compile(r"(?:股份有限|有限责任|有限)公司$")
@@ -540,6 +761,7 @@ class Index:
         centroid_terms=64,
         title_keys=2,
         merge_threshold=0.3,
+        place_streets=3,
     ):
         self.window_days = window_days
         self.place_threshold = place_threshold
@@ -548,6 +770,9 @@ class Index:
         self.centroid_terms = centroid_terms
         self.title_keys = title_keys
         self.merge_threshold = merge_threshold
+        self.place_streets = place_streets
+        # text place -> the streets (up to place_streets) of messages naming it
+        self._spot_seen = {}
         self._term_ids = {}
         self._terms = []
         self._df = []  # term id -> messages held containing it
@@ -566,9 +791,10 @@ class Index:
 
     def features(self, message):
         """The message's places, blocking keys and problem words (the text work of ``add``)."""
-        ranked = _ranked_places(message.title, message.text)
+        known = tuple(message.places)
+        ranked = _ranked_places(message.title, message.text, known)
         names = tuple(n for n, _, _ in ranked) + tuple(
-            a for a in message.places if a and a not in {n for n, _, _ in ranked}
+            a for a in known if a and a not in {n for n, _, _ in ranked}
         )
         title = normalize(message.title or "")
         text = normalize((message.text or "")[: TEXT_CHARS * 2])[:TEXT_CHARS]
@@ -578,7 +804,20 @@ class Index:
         strong = _place_keys(main)
         cores = _cores(names)
         firm = list(dict.fromkeys(strong + _place_keys([n for n, w, _ in ranked if w >= 2])))
-        weak = _place_keys([n for n, _, _ in ranked] + list(message.places[:1]))
+        area_names = {a for a in known if a} | {core(a) for a in known if a}
+        spots = spots_of([n for n, _, _ in ranked], area_names)
+        community = community_of(known)
+        if community and not spots:
+            # The caller's community is the matter's place only when the text speaks of a
+            # place (an area name, 村里, 楼下 …): a policy question asked from home is not.
+            raw = title + text
+            if not any(a in raw for a in known if a and not a.endswith("网格")) and not any(
+                w in raw for w in _LOCAL_WORDS
+            ):
+                community = None
+        weak = _place_keys([n for n, _, _ in ranked])
+        if community:
+            weak.append("@" + community)
         return Features(
             places=names,
             keys=tuple(dict.fromkeys(firm + weak)),
@@ -587,6 +826,9 @@ class Index:
             title=title,
             strong=len(strong),
             firm=len(firm),
+            spots=tuple(spots),
+            community=community,
+            street=_street_of(known) if community else None,
         )
 
     def _intern(self, token):
@@ -623,18 +865,22 @@ class Index:
 
         similarity, target, new_group = 1.0, None, False
         if group is not None:
+            self._see(f)
             target = self._groups.get(group)
             if target is None:
                 target = self._new_group(group)
                 new_group = True
         else:
-            similarity, target = self._best(counts, f.keys, f.strong, f.firm, words)
+            self._see(f)
+            similarity, target = self._best(counts, f, words)
             if target is None:
                 self._new += 1
                 while ("new", self._new) in self._groups:
                     self._new += 1
                 target = self._new_group(("new", self._new))
                 similarity, new_group = 0.0, True
+        # The place a title may name: its text's first place, else its community.
+        name = f.places[0] if f.places and f.places[0] not in message.places else f.community
         ts = _timestamp(message.at)
         if self._aware is None:
             self._aware = message.at.tzinfo is not None
@@ -644,9 +890,11 @@ class Index:
             array("I", terms).tobytes(),
             bytes(min(counts[t], 255) for t in terms),
             tuple(sys.intern(k) for k in f.keys),
-            sys.intern(f.places[0]) if f.places else None,
+            sys.intern(name) if name else None,
             words,
             f.strong,
+            tuple(sys.intern(k) for k in f.spots),
+            sys.intern(f.community) if f.community else None,
         )
         self._held[message.id] = record
         for term in terms:
@@ -655,6 +903,32 @@ class Index:
         heapq.heappush(self._heap, (ts, self._sequence, message.id))
         self._join(target, message.id, record, f.title)
         return Assigned(group=target.key, similarity=round(similarity, 4), new_group=new_group)
+
+    def _see(self, f):
+        """Count the message's street for each text place it names."""
+        where = f.street or f.community
+        if not where:
+            return
+        for key in f.spots:
+            seen = self._spot_seen.get(key)
+            if seen is None:
+                self._spot_seen[key] = {where}
+            elif len(seen) < self.place_streets:
+                seen.add(where)
+
+    def _local(self, spots):
+        """The spots that are one place: a text place named from ``place_streets`` or more
+        streets is not (a template phrase read as a name, a landmark many addresses are given
+        by), so it neither joins nor separates. An estate the gazetteer puts in neighbouring
+        communities of one street stays one place."""
+        limit = self.place_streets
+        seen = self._spot_seen
+        return [k for k in spots if k not in seen or len(seen[k]) < limit]
+
+    def _compatible(self, spots, communities, state):
+        return compatible(
+            self._local(spots), communities, self._local(state.spot_keys()), state.community_names()
+        )
 
     def _new_group(self, key):
         self._serial += 1
@@ -682,14 +956,19 @@ class Index:
                         break
         return seen.values()
 
-    def _best(self, counts, place_keys, strong, firm, words):
+    def _best(self, counts, f, words):
+        place_keys, strong, firm = f.keys, f.strong, f.firm
+        communities = (f.community,) if f.community else ()
         idf = self._idf
         vector = {t: c * idf(t) for t, c in counts.items()}
         norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
         # The centroid's weights are counts × idf: fold the idf into the message's side.
         query = {t: v * idf(t) for t, v in vector.items()}
         best, best_score, best_similarity = None, 0.0, 0.0
+        mine = self._local(f.spots)
         for state in self._candidates(tuple(place_keys) + words):
+            if not self._compatible(f.spots, communities, state):
+                continue  # two different places: never one matter
             theirs = state.strong_keys()
             shared = any(k in theirs for k in place_keys[:strong])
             if shared:
@@ -700,6 +979,9 @@ class Index:
                 # Its title names another place, its text this one twice: 广铁集团 and
                 # the 伊景园滨河苑 it built. Alike by words only.
                 threshold = self.object_threshold
+            elif any(k[0] != "=" and k in state.spot_keys() for k in mine):
+                # Both name one specific place (凤凰嘉苑, 五马路369号), in the text at least.
+                threshold, shared = self.place_threshold, True
             else:
                 threshold = self.object_threshold
             dot = sum(query.get(t, 0.0) * c for t, c in state.vector())
@@ -725,6 +1007,8 @@ class Index:
                 state.keys = dict.fromkeys(solo[_KEYS], 1)
                 state.strong = dict.fromkeys(solo[_KEYS][: solo[_STRONG]], 1)
                 state.names = {solo[_NAME]: 1} if solo[_NAME] else {}
+                state.spots = dict.fromkeys(solo[_SPOTS], 1)
+                state.communities = {solo[_COMMUNITY]: 1} if solo[_COMMUNITY] else {}
             for term, count in zip(array("I", record[_TERMS]), record[_COUNTS], strict=True):
                 centroid[term] = centroid.get(term, 0) + count
             if len(centroid) > 2 * self.centroid_terms:
@@ -737,6 +1021,11 @@ class Index:
                 state.strong[key] = state.strong.get(key, 0) + 1
             if record[_NAME]:
                 state.names[record[_NAME]] = state.names.get(record[_NAME], 0) + 1
+            for key in record[_SPOTS]:
+                state.spots[key] = state.spots.get(key, 0) + 1
+            if record[_COMMUNITY]:
+                c = record[_COMMUNITY]
+                state.communities[c] = state.communities.get(c, 0) + 1
             state.norm = self._norm(centroid.items())
         for key in record[_KEYS]:
             if state.keys is None or state.keys[key] == 1:
@@ -794,6 +1083,14 @@ class Index:
                 state.names[record[_NAME]] -= 1
                 if state.names[record[_NAME]] <= 0:
                     del state.names[record[_NAME]]
+            for key in record[_SPOTS]:
+                state.spots[key] -= 1
+                if state.spots[key] <= 0:
+                    del state.spots[key]
+            if record[_COMMUNITY]:
+                state.communities[record[_COMMUNITY]] -= 1
+                if state.communities[record[_COMMUNITY]] <= 0:
+                    del state.communities[record[_COMMUNITY]]
             state.norm = self._norm(centroid.items())
         times = [self._held[i][_TS] for i in state.ids]
         state.first, state.last = min(times), max(times)
@@ -833,6 +1130,8 @@ class Index:
             keys = tuple(state.keys) + state.word_keys
             for other in list(self._candidates(keys)):
                 if other is state or not other.alive or len(other.ids) > len(state.ids):
+                    continue
+                if not self._compatible(state.spot_keys(), state.community_names(), other):
                     continue
                 theirs = other.strong_keys()
                 if any(k in theirs for k in state.strong):

@@ -258,3 +258,148 @@ def test_real_messages_find_the_reference_matters():
     assert any("伊景园" in t and "车位" in t for t in titles), titles
     assert any("丽发" in t and "搅拌站" in t for t in titles), titles
     assert any("人才" in t for t in titles), titles
+
+
+# -- one matter at one place (the demo's gazetteer-addressed tickets) -------------------------
+
+ELEVATOR = "{addr}一部电梯突然停在两层之间，里面困着一位老人和一个孩子，已经十多分钟了，请求救援。"
+
+
+def chain(community, street="凤凰街道", district="坊子区"):
+    return (f"{community}第1网格", community, street, district)
+
+
+def test_places_strip_junk_heads_and_read_house_numbers():
+    assert places("", "市民来电反映，我住丽发新城，电梯坏了")[0] == "丽发新城"
+    assert places("", "家住凤凰嘉苑3栋，停水两天")[0] == "凤凰嘉苑"
+    assert places("救救广铁集团的职工", "")[0] == "广铁集团"
+    assert places("", "或者普惠性幼儿园的名额")[0] == "普惠性幼儿园"
+    assert places("", "位于虞河路553号的电梯故障")[0] == "虞河路553号"
+    assert places("", "晚上进出小区黑灯瞎火，业主多次找物业都推脱") == ()
+    known = chain("崇文社区")
+    found = places("有人被困电梯", "坊子区凤凰街道崇文社区五马路369号一部电梯停了", known)
+    assert found == ("五马路369号",) + known  # the area names are not read as text places
+    for name in found[:1]:
+        assert not name.startswith(("住", "家住", "我住", "在", "位于", "者", "救救"))
+
+
+def test_same_problem_at_two_addresses_or_communities_is_not_grouped():
+    same_community = [
+        msg(
+            60,
+            "有人被困电梯",
+            ELEVATOR.format(addr="坊子区凤凰街道崇文社区五马路369号"),
+            known=chain("崇文社区"),
+        ),
+        msg(
+            61,
+            "有人被困电梯",
+            ELEVATOR.format(addr="坊子区凤凰街道崇文社区五马路12号"),
+            hours=1,
+            known=chain("崇文社区"),
+        ),
+    ]
+    # No text place the engine reads (a landmark), only the gazetteer's community.
+    other_community = msg(
+        62,
+        "有人被困电梯",
+        ELEVATOR.format(addr="坊子区凤凰街道恒信社区潍县战役纪念馆北门"),
+        hours=2,
+        known=chain("恒信社区"),
+    )
+    repeat = msg(
+        63,
+        "有人被困电梯",
+        ELEVATOR.format(addr="坊子区凤凰街道崇文社区五马路369号"),
+        hours=3,
+        known=chain("崇文社区"),
+    )
+    index = batch(same_community + [other_community, repeat])
+    assert len({index.group_of(i) for i in (60, 61, 62)}) == 3
+    assert index.group_of(63) == index.group_of(60)  # the same address is one matter
+    assert index.title(index.group_of(60)).startswith("五马路369号")
+
+
+def test_same_estate_in_different_gazetteer_communities_is_one_matter():
+    plant = [
+        msg(
+            70,
+            "搅拌站夜间作业噪音扰民",
+            "凤凰嘉苑小区西侧的瑞丰搅拌站每天晚上十点以后还在作业。",
+            known=chain("凤凰社区"),
+        ),
+        msg(
+            71,
+            "半夜搅拌站还在装车",
+            "我家住凤凰嘉苑小区，旁边的搅拌站半夜一两点还在装料，噪音大。",
+            hours=2,
+            known=chain("崇文社区"),
+        ),
+        msg(
+            72,
+            "凌晨搅拌站噪音",
+            "凤凰嘉苑小区附近的搅拌站凌晨又在作业，噪音特别大。",
+            hours=5,
+            known=chain("恒信社区"),
+        ),
+    ]
+    other = msg(
+        73,
+        "搅拌站夜间噪音扰民",
+        "金霞苑小区旁边的搅拌站晚上作业，噪音扰民。",
+        hours=6,
+        known=chain("凤凰社区"),
+    )
+    index = batch(plant + [other])
+    assert len({index.group_of(m.id) for m in plant}) == 1
+    assert index.group_of(73) != index.group_of(70)  # same community, another estate
+    assert index.title(index.group_of(70)).startswith("凤凰嘉苑")
+
+
+def test_placeless_policy_question_groups_across_communities():
+    questions = [
+        msg(
+            80 + n,
+            "居民医保缴费时间",
+            "市民来电咨询，城乡居民医保什么时候开始缴费，个人交多少钱？",
+            hours=n,
+            known=chain(community),
+        )
+        for n, community in enumerate(["崇文社区", "恒信社区", "凤凰社区"])
+    ]
+    # A local matter somewhere is not joined to the policy question, nor to a place.
+    local = msg(
+        84,
+        "居民医保缴费时间",
+        "五马路369号楼下的社区医保缴费点什么时候开始缴费？",
+        hours=4,
+        known=chain("崇文社区"),
+    )
+    index = batch(questions + [local])
+    assert len({index.group_of(m.id) for m in questions}) == 1
+    assert index.group_of(84) != index.group_of(80)
+    assert index.group(index.group_of(80)).place is None
+
+
+def test_a_phrase_named_from_many_streets_is_no_place():
+    # A template phrase read as a name or a landmark that addresses are given by (泰华城
+    # here): named from three streets, it neither joins nor separates.
+    texts = [
+        ("崇文社区", "五马路369号"),
+        ("东关社区", "崇文街278号"),
+        ("北苑社区", "北海路21号"),
+        ("崇文社区", "五马路369号"),
+    ]
+    messages = [
+        msg(
+            90 + n,
+            "小区垃圾清运不及时",
+            f"{c}{addr}附近泰华城小区门口的垃圾桶两三天没有清运，垃圾满得溢出来。",
+            hours=n,
+            known=chain(c, street=c[:2] + "街道"),
+        )
+        for n, (c, addr) in enumerate(texts)
+    ]
+    index = batch(messages)
+    assert len({index.group_of(i) for i in (90, 91, 92)}) == 3
+    assert index.group_of(93) == index.group_of(90)
