@@ -23,11 +23,16 @@ every open or handled hot issue with a ticket in the last ``GROWTH_DAYS * 2`` da
 again every ``REFRESH_ALL_SECONDS``.
 
 Only one grouper runs at a time: it takes a PostgreSQL advisory lock (try-lock: skipped
-while another holds it), as do the decisions and the rebuild (they wait for it), so a run
-never interleaves with them; ``hot_issue_tickets.ticket_id`` is the primary key, the last
-guard. Every change of memberships raises the ``hotspots`` reference counter
-(``hotline.reference``); a grouper whose stamp differs (a decision or rebuild elsewhere, its
-own run rolled back) replays its index from the database before its next run.
+while another holds it), as do the rebuild (it waits) and the decisions (they wait at most
+``DECISION_WAIT_SECONDS``, then refuse with HOTSPOT_BUSY), so a run never interleaves with
+them; ``hot_issue_tickets.ticket_id`` is the primary key, the last guard. A person's decision
+and a rebuild raise the ``hotspots`` reference counter (``hotline.reference``); a grouper
+whose stamp differs replays its index from the database before its next run. The grouper's
+own runs do not raise it (two schedulers would otherwise replay in turn every run): each run
+reads the stored memberships of the groups it touches, so a group another process's grouper
+already made a hot issue is joined to it, not made twice; a run whose writes are not there
+the next time (the caller rolled it back) makes the grouper replay. The replay reads only
+the part of each text the engine reads.
 
 **Rebuild** (``rebuild``: ``hotline hotspots rebuild``, after the demo's history): the
 window is grouped again from scratch with the pinned memberships forced; each group is
@@ -46,6 +51,7 @@ kept by later runs and rebuilds).
 import collections
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -80,6 +86,9 @@ REFRESH_ALL_SECONDS = 600
 GROWTH_DAYS = 7
 #: The PostgreSQL advisory lock of the grouper, the rebuild and the decisions.
 LOCK_KEY = 1_612_345
+#: How long a person's decision waits for a grouper run (or a rebuild) to finish.
+DECISION_WAIT_SECONDS = 3.0
+BUSY_MESSAGE = "热点问题正在自动归并或重建，请稍后几秒再试"
 #: Who sees hot issues, and who decides about them (merge, split, handled, rename).
 VIEW_ROLES = hot_issues.VIEW_ROLES
 DECIDE_ROLES = frozenset({Role.supervisor, Role.admin})
@@ -115,9 +124,23 @@ def try_lock(session):
 
 
 def lock(session):
-    """Wait for the grouping lock (a decision or a rebuild never interleaves with a run)."""
+    """Wait for the grouping lock (a rebuild never interleaves with a run)."""
     if _is_postgres(session):
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
+
+
+def lock_for_decision(session, wait=None):
+    """Take the grouping lock for a person's decision, waiting at most ``wait`` seconds
+    (``DECISION_WAIT_SECONDS``); a run or a rebuild still holding it then is a refusal
+    (HOTSPOT_BUSY) rather than a page that hangs."""
+    if not _is_postgres(session):
+        return
+    wait = DECISION_WAIT_SECONDS if wait is None else wait
+    deadline = time.monotonic() + wait
+    while not try_lock(session):
+        if time.monotonic() >= deadline:
+            raise Conflict(BUSY_MESSAGE, code="HOTSPOT_BUSY", retry_after=max(1, round(wait)))
+        time.sleep(0.1)
 
 
 # -- tickets as the engine sees them ------------------------------------------------------------
@@ -126,7 +149,9 @@ _TICKET_COLUMNS = (
     Ticket.id,
     Ticket.received_at,
     Ticket.title,
-    Ticket.content,
+    # The engine reads the title and the text's first ``TEXT_CHARS * 2`` characters only: a
+    # replay of 90 days need not carry every long complaint across.
+    sa.func.substr(Ticket.content, 1, engine.TEXT_CHARS * 2).label("content"),
     Ticket.requester_phone,
     Ticket.area_id,
     Ticket.likes,
@@ -371,6 +396,8 @@ class Grouper:
         self.window_days = self.min_size = None
         self.database = None
         self.refreshed_at = None
+        #: ticket id → hot issue id written by the last run (checked by the next).
+        self.written = {}
 
     def run(self, source, now=None):
         """One run on ``source``: a session factory (the run commits) or a session (the
@@ -414,6 +441,7 @@ class Grouper:
             or stamp != self.stamp
             or (window_days, min_size) != (self.window_days, self.min_size)
             or database != self.database
+            or not self._last_run_stored(session)
         ):
             touched = self._load(session, now, places)
             result.loaded = True
@@ -431,12 +459,18 @@ class Grouper:
         for issue in refreshed:
             if issue.id in changed:
                 _changed(session, issue, now)
-        if changed:
-            # Other processes' groupers replay; this one's stamp is the bumped one (read in
-            # this transaction), so a rollback of this run makes it replay too.
-            reference.bump(session, reference.HOTSPOTS)
-        self.stamp = reference.stamp(session, reference.HOTSPOTS)
+        # No bump of the ``hotspots`` counter: another process's grouper catches up with
+        # these memberships when it touches their groups (``_sync``), without a replay.
+        self.stamp = stamp
         return result
+
+    def _last_run_stored(self, session):
+        """Whether the memberships the last run wrote are stored (not if the caller rolled
+        that run back)."""
+        if not self.written:
+            return True
+        stored = _memberships(session, self.written)
+        return all(stored.get(t, (None,))[0] == h for t, h in self.written.items())
 
     def _places(self, session, database):
         """The areas' names, read again only when the areas changed (``hotline.reference``)."""
@@ -497,11 +531,31 @@ class Grouper:
         issues' ids."""
         min_size = settings.get(session, "hotspot.min_size")
         changed = set()
+        self.written = {}
+        keys = [k for k in keys if _has_group(self.index, k)]
+        # What is stored now: another process's grouper may have written these groups.
+        ids = [t for k in keys for t in self.index.group(k).ids]
+        stored = _memberships(session, ids)
+        for ticket_id in ids:
+            if ticket_id in stored:
+                self.member[ticket_id] = stored[ticket_id][0]
+            else:
+                self.member.pop(ticket_id, None)
         for key in keys:
-            if not _has_group(self.index, key):
-                continue
             group = self.index.group(key)
             hot_id = _hot_id(key)
+            if hot_id is None:
+                known = collections.Counter(
+                    stored[t][0]
+                    for t in group.ids
+                    if t in stored and not _has_group(self.index, _hot_key(stored[t][0]))
+                )
+                if known:
+                    # Another grouper made this group a hot issue: the group takes its id.
+                    hot_id = min(known.items(), key=lambda item: (-item[1], item[0]))[0]
+                    self.index.rekey(key, _hot_key(hot_id))
+                    key = _hot_key(hot_id)
+                    group = self.index.group(key)
             if hot_id is None:
                 if len(group.ids) < min_size:
                     continue
@@ -515,8 +569,11 @@ class Grouper:
             for ticket_id in group.ids:
                 if self.member.get(ticket_id) == hot_id:
                     continue
+                if ticket_id in stored and stored[ticket_id][0] != hot_id:
+                    continue  # stored elsewhere meanwhile (another grouper): first one wins
                 _put(session, ticket_id, hot_id, now, pinned=False)
                 self.member[ticket_id] = hot_id
+                self.written[ticket_id] = hot_id
             changed.add(hot_id)
         session.flush()
         return changed
@@ -790,7 +847,7 @@ def merge(session, actor, source, into, reason, now=None):
     require_decider(actor)
     now = now or utcnow()
     reason = _clean_text(reason, "reason", "合并理由", NOTE_MAX, required=True)
-    lock(session)
+    lock_for_decision(session)
     source, into = _issue(session, source), _issue(session, into)
     if source.id == into.id:
         raise Conflict("不能把热点问题合并到它自己", code="HOTSPOT_MERGE_SELF")
@@ -837,7 +894,7 @@ def split(session, actor, hot_issue, ticket_ids, title=None, now=None):
     require_decider(actor)
     now = now or utcnow()
     title = _clean_text(title, "title", "标题", TITLE_MAX, required=False)
-    lock(session)
+    lock_for_decision(session)
     issue = _issue(session, hot_issue)
     _not_merged(issue)
     chosen = set(ticket_ids or ())
@@ -904,7 +961,7 @@ def mark_handled(session, actor, hot_issue, note, now=None):
     require_decider(actor)
     now = now or utcnow()
     note = _clean_text(note, "note", "处理说明", NOTE_MAX, required=True)
-    lock(session)  # a grouper run writing the same row (its title, its figures) waits
+    lock_for_decision(session)  # a grouper run writing the same row waits, briefly
     issue = _issue(session, hot_issue)
     _not_merged(issue)
     if issue.state == HotIssueState.handled:
@@ -925,7 +982,7 @@ def reopen(session, actor, hot_issue, note=None, now=None):
     require_decider(actor)
     now = now or utcnow()
     note = _clean_text(note, "note", "说明", NOTE_MAX, required=False)
-    lock(session)  # a grouper run writing the same row (its title, its figures) waits
+    lock_for_decision(session)  # a grouper run writing the same row waits, briefly
     issue = _issue(session, hot_issue)
     _not_merged(issue)
     if issue.state != HotIssueState.handled:
@@ -949,7 +1006,7 @@ def rename(session, actor, hot_issue, title, now=None):
     require_decider(actor)
     now = now or utcnow()
     title = _clean_text(title, "title", "标题", TITLE_MAX, required=True)
-    lock(session)  # a grouper run writing the same row (its title, its figures) waits
+    lock_for_decision(session)  # a grouper run writing the same row waits, briefly
     issue = _issue(session, hot_issue)
     _not_merged(issue)
     before = {"title": issue.title, "title_fixed": issue.title_fixed}

@@ -2,10 +2,12 @@
 a supervisor's decisions and who sees what, with tickets received at injected moments."""
 
 import datetime as dt
+import time
 
 import pytest
 import sqlalchemy as sa
 
+from classifier import hotspots as engine
 from dashboards import hotspots
 from hotline.enums import HotIssueState
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -490,3 +492,64 @@ def test_a_lower_min_size_makes_hot_issues_of_the_groups_already_there(db, city,
     result = grouper.run(db, NOW + HOUR)
     assert result.loaded and len(result.created) == 1
     assert list(city.groups().values()) == [{t.id for t in pair}]
+
+
+def test_two_groupers_take_turns_without_replaying_or_doubling(db, city):
+    # Two schedulers' groupers run in turn: neither's own writes make either replay, and a
+    # group the one made a hot issue is joined, not made again, by the other.
+    first, second = hotspots.Grouper(), hotspots.Grouper()
+    noise = [city.call(NOISE, NOW - (5 - i) * HOUR) for i in range(2)]
+    assert first.run(db, NOW - 3 * HOUR).loaded
+    assert second.run(db, NOW - 3 * HOUR).loaded
+    noise.append(city.call(NOISE, NOW - 2 * HOUR))
+    made = first.run(db, NOW - 2 * HOUR)
+    assert not made.loaded and len(made.created) == 1
+    hot_id = made.created[0]
+    noise.append(city.call(NOISE, NOW - HOUR))
+    joined = second.run(db, NOW - HOUR)
+    assert not joined.loaded and joined.created == [] and joined.grown == [hot_id]
+    assert city.groups() == {hot_id: {t.id for t in noise}}
+    assert second.index.group_of(noise[0].id) == ("hot", hot_id)
+    noise.append(city.call(NOISE, NOW))
+    again = first.run(db, NOW)
+    assert not again.loaded and again.grown == [hot_id]
+    assert city.groups() == {hot_id: {t.id for t in noise}}
+
+
+def test_a_rolled_back_run_makes_the_grouper_replay(db, city):
+    grouper = hotspots.Grouper()
+    for i in range(3):
+        city.call(NOISE, NOW - (3 - i) * HOUR)
+    db.commit()
+    assert len(grouper.run(db, NOW).created) == 1
+    db.rollback()
+    assert city.groups() == {}
+    result = grouper.run(db, NOW)
+    assert result.loaded and len(result.created) == 1 and len(city.groups()) == 1
+
+
+def test_the_replay_reads_only_what_the_engine_reads(db, city, make_ticket):
+    long = city.call((NOISE[0], NOISE[1] * 40, NOISE[2]), NOW - HOUR)
+    assert len(long.content) > engine.TEXT_CHARS * 2
+    (row,) = hotspots._window_rows(db, NOW - DAY)
+    assert row.content == long.content[: engine.TEXT_CHARS * 2]
+
+
+def test_a_decision_waits_briefly_for_a_run_then_refuses(db, app, user, two_issues, monkeypatch):
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("the advisory lock is PostgreSQL's (SQLite has one writer anyway)")
+    noise, _, _, _ = two_issues
+    # The test's transaction ran the grouper, so it holds the grouping lock (as a long run
+    # would): a decision from another connection waits DECISION_WAIT_SECONDS, then refuses.
+    monkeypatch.setattr(hotspots, "DECISION_WAIT_SECONDS", 0.3)
+    other = sa.orm.Session(bind=app.extensions["hotline.db"].kw["bind"].engine)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Conflict) as refused:
+            hotspots.rename(other, user("supervisor"), noise.id, "丽发新城噪音")
+        assert refused.value.code == "HOTSPOT_BUSY" and "稍后" in refused.value.message
+        assert refused.value.status == 409 and refused.value.retry_after >= 1
+        assert 0.3 <= time.monotonic() - started < 2
+    finally:
+        other.rollback()
+        other.close()
