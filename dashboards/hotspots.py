@@ -41,7 +41,8 @@ survive; unpinned memberships that no longer belong are removed; a hot issue no 
 to is deleted if no person ever touched it (still open, not renamed, no pinned ticket),
 else kept as it is.
 
-**Decisions** (supervisors and administrators; audited, ``hotspot.changed`` queued):
+**Decisions** (supervisors only, ``DECIDE_ROLES``; administrators read; audited,
+``hotspot.changed`` queued):
 ``merge`` (all tickets of one hot issue move into another, pinned; the first becomes 已合并),
 ``split`` (chosen tickets become a new hot issue, pinned; the rest stay, pinned too, so a
 rebuild cannot join them again), ``mark_handled`` / ``reopen``, ``rename`` (the title is
@@ -89,9 +90,10 @@ LOCK_KEY = 1_612_345
 #: How long a person's decision waits for a grouper run (or a rebuild) to finish.
 DECISION_WAIT_SECONDS = 3.0
 BUSY_MESSAGE = "热点问题正在自动归并或重建，请稍后几秒再试"
-#: Who sees hot issues, and who decides about them (merge, split, handled, rename).
+#: Who sees hot issues, and who decides about them (merge, split, handled, reopen, rename):
+#: the issue gives the decisions to supervisors; administrators read.
 VIEW_ROLES = hot_issues.VIEW_ROLES
-DECIDE_ROLES = frozenset({Role.supervisor, Role.admin})
+DECIDE_ROLES = frozenset({Role.supervisor})
 EVENT = "hotspot.changed"
 TITLE_MAX = 200
 NOTE_MAX = 1000
@@ -773,7 +775,7 @@ def _touched_by_person(session, issue):
 def require_decider(actor):
     if actor is None or actor.role not in DECIDE_ROLES:
         raise Forbidden(
-            "只有督办审核员和管理员可以合并、拆分、处理或重命名热点问题",
+            "只有督办审核员可以合并、拆分、处理或重命名热点问题",
             code="HOTSPOT_FORBIDDEN",
         )
 

@@ -8,7 +8,7 @@
   leader: of its tickets, those in their district; ``scoped`` says so).
 - ``POST /hotspots/<id>/merge`` ``{"into", "reason"}``, ``/split`` ``{"tickets": [ids],
   "title"}``, ``/handle`` ``{"note"}``, ``/reopen`` ``{"note"}``, ``/rename`` ``{"title"}``:
-  supervisors' and administrators' decisions; each answers with the hot issue it leaves
+  supervisors' decisions (``hotspots.DECIDE_ROLES``); each answers with the hot issue it leaves
   (the one merged into, the new one split off, or the same).
 """
 

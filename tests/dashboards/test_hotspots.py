@@ -244,15 +244,15 @@ def test_decisions_refuse_bad_input(db, user, two_issues):
     _refused(Conflict, "HOTSPOT_MERGED", lambda: hotspots.rename(db, supervisor, light, "新"))
 
 
-def test_only_supervisors_and_administrators_decide(db, user, two_issues):
+def test_only_supervisors_decide(db, user, two_issues):
     noise, light, _, _ = two_issues
-    for name in ("dispatcher", "leader", "operator"):
+    for name in ("dispatcher", "leader", "operator", "admin"):
         _refused(
             Forbidden,
             "HOTSPOT_FORBIDDEN",
             lambda name=name: hotspots.rename(db, user(name), noise, "新标题"),
         )
-    hotspots.rename(db, user("admin"), noise, "管理员改的标题")
+    hotspots.rename(db, user("supervisor"), noise, "督办改的标题")
     hotspots.mark_handled(db, user("supervisor"), light, "已处理")
     actions = db.execute(
         sa.select(AuditLog.action, AuditLog.target, AuditLog.actor_id)
@@ -263,7 +263,7 @@ def test_only_supervisors_and_administrators_decide(db, user, two_issues):
         ("hotspot.rename", str(noise.id)),
         ("hotspot.handle", str(light.id)),
     ]
-    assert actions[0].actor_id == user("admin").id
+    assert actions[0].actor_id == user("supervisor").id
 
 
 def test_decisions_queue_events_after_commit(db, user, two_issues, app):
