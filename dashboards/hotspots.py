@@ -78,6 +78,7 @@ from hotline.models import (
     Unit,
     User,
 )
+from hotline.privacy import scrub_personal
 
 #: Tickets committed out of id order that a run still looks back for.
 MARGIN = 200
@@ -1303,17 +1304,20 @@ def detail(session, user, hot_issue_id, *, timezone):
             Ticket.received_at, Ticket.id
         )
     ).all()
+    # Callers' own words: those who do not call requesters back (a leader, an administrator)
+    # get them without ID numbers, phones and e-mail addresses, as they get phones masked.
+    shown = (lambda text: text) if user.role in access.FULL_PHONE_ROLES else scrub_personal
     tickets = [
         {
             "id": t.id,
             "number": t.number,
             "received_at": _iso(t.received_at),
-            "title": t.title,
+            "title": shown(t.title),
             "status": {"code": t.status.value, "label": t.status.label},
             "unit": unit,
             "area": t.area.name if t.area else None,
             "category": t.category.name if t.category else None,
-            "result": t.result,
+            "result": shown(t.result),
             "satisfaction": (
                 {"code": t.callback_satisfaction.value, "label": t.callback_satisfaction.label}
                 if t.callback_satisfaction

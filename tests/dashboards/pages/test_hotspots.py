@@ -205,3 +205,27 @@ def test_roles_without_the_hot_issue_pages_do_not_get_the_link(client, web_login
     page = client.get(f"/tickets/{tickets[0].number}")
     assert page.status_code == 200
     assert 'data-testid="hot-issue"' not in page.get_data(as_text=True)
+
+
+def test_callers_personal_data_is_hidden_from_leaders_and_administrators(
+    client, web_login, api, issues, db
+):
+    from hotline.privacy import PHONE_REMOVED
+
+    noise, _, tickets, _ = issues
+    tickets[0].title = "搅拌站噪音 联系我13905361234"
+    tickets[0].result = "已联系来电人 13905361234，施工已停止"
+    db.flush()
+    for username in ("leader", "admin"):
+        body = api(username).get(f"/hotspots/{noise.id}").get_json()["data"]
+        first = next(t for t in body["tickets"] if t["id"] == tickets[0].id)
+        assert first["title"] == f"搅拌站噪音 联系我{PHONE_REMOVED}"
+        assert "13905361234" not in first["result"] and PHONE_REMOVED in first["result"]
+        web_login(client, username)
+        page = client.get(f"/hotspots/{noise.id}").get_data(as_text=True)
+        assert "13905361234" not in page and PHONE_REMOVED in page
+    # Who calls requesters back sees their words as written.
+    for username in ("supervisor", "dispatcher"):
+        body = api(username).get(f"/hotspots/{noise.id}").get_json()["data"]
+        first = next(t for t in body["tickets"] if t["id"] == tickets[0].id)
+        assert first["title"] == "搅拌站噪音 联系我13905361234"
