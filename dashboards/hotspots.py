@@ -45,7 +45,8 @@ else kept as it is.
 ``hotspot.changed`` queued):
 ``merge`` (all tickets of one hot issue move into another, pinned; the first becomes 已合并),
 ``split`` (chosen tickets become a new hot issue, pinned; the rest stay, pinned too, so a
-rebuild cannot join them again), ``mark_handled`` / ``reopen``, ``rename`` (the title is
+rebuild cannot join them again), ``mark_handled`` (its tickets pinned: what was handled
+stays with it) / ``reopen``, ``rename`` (the title is
 kept by later runs and rebuilds).
 """
 
@@ -680,7 +681,8 @@ def rebuild(session, now=None, actor=None):
             )
         )
     }
-    # Pinned groups keep their hot issue; the others take the one they overlap most.
+    # Pinned groups keep their hot issue; the others take the one they overlap most, one a
+    # person touched (handled, renamed) before an untouched one.
     mapping, taken = {}, set()
     for group in groups:
         if _hot_id(group.key) is not None:
@@ -694,8 +696,12 @@ def rebuild(session, now=None, actor=None):
             stored[t][0] for t in group.ids if t in stored and stored[t][0] in existing
         )
         for hot_id, count in overlap.items():
-            candidates.append((-count, hot_id, str(group.key), group.key))
-    for _, hot_id, _, key in sorted(candidates, key=lambda c: c[:3]):
+            issue = existing[hot_id]
+            touched = (
+                issue.state != HotIssueState.open or issue.title_fixed or bool(issue.handled_at)
+            )
+            candidates.append((not touched, -count, hot_id, str(group.key), group.key))
+    for _, _, hot_id, _, key in sorted(candidates, key=lambda c: c[:4]):
         if key in mapping or hot_id in taken:
             continue
         mapping[key] = hot_id
@@ -974,6 +980,11 @@ def mark_handled(session, actor, hot_issue, note, now=None):
     issue.handled_by_id = actor.id
     issue.handled_note = note
     issue.updated_at = now
+    # What was handled is these tickets: pinned, so a rebuild cannot map their group to
+    # another hot issue and leave this one empty.
+    session.execute(
+        sa.update(HotIssueTicket).where(HotIssueTicket.hot_issue_id == issue.id).values(pinned=True)
+    )
     session.flush()
     audit(session, actor, "hotspot.handle", target=str(issue.id), payload={"note": note})
     _changed(session, issue, now)

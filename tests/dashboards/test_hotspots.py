@@ -553,3 +553,34 @@ def test_a_decision_waits_briefly_for_a_run_then_refuses(db, app, user, two_issu
     finally:
         other.rollback()
         other.close()
+
+
+def test_a_handled_hot_issue_keeps_its_tickets_through_a_rebuild(db, city, user):
+    noise = [city.call(NOISE, NOW - (9 - i) * HOUR) for i in range(6)]
+    (first,) = hotspots.Grouper().run(db, NOW).created
+    # Half of the matter's tickets in a later hot issue (as an older grouping left them),
+    # which a supervisor marks handled: a rebuild groups all six together again.
+    later = HotIssue(
+        title="丽发新城搅拌站噪音",
+        state=HotIssueState.open,
+        keywords=[],
+        heat_parts={},
+        first_at=NOW,
+        last_at=NOW,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    db.add(later)
+    db.flush()
+    db.execute(
+        sa.update(HotIssueTicket)
+        .where(HotIssueTicket.ticket_id.in_([t.id for t in noise[3:]]))
+        .values(hot_issue_id=later.id)
+    )
+    hotspots.mark_handled(db, user("supervisor"), later.id, "已约谈施工单位")
+    assert all(p for t, (h, p) in city.memberships().items() if h == later.id)
+    hotspots.rebuild(db, NOW + HOUR)
+    assert city.groups()[later.id] == {t.id for t in noise[3:]}
+    assert first in city.groups()
+    db.expire_all()
+    assert db.get(HotIssue, later.id).size == 3
