@@ -10,7 +10,8 @@ One process holds the in-memory ``Index``, built on first use by replaying the w
 tickets (setting ``hotspot.window_days``) in (received, id) order, each ticket with its stored
 membership forced (``group=``), so the index agrees with the database. Each run then adds
 the tickets received since its high-water mark (looking ``MARGIN`` ids back for tickets
-committed out of id order) and, for every group it touched:
+committed out of id order; every ``REFRESH_ALL_SECONDS`` it also sweeps the window for ticket
+ids the index does not hold, committed later still) and, for every group it touched:
 
 - a group named by a hot issue (``("hot", id)``): its new tickets become members;
 - another group that reached ``hotspot.min_size``: a new hot issue (open) is created, the
@@ -384,9 +385,12 @@ class RunResult:
 class Grouper:
     """The incremental grouper: one per process that runs the job (the scheduler)."""
 
-    def __init__(self):
+    def __init__(self, *, margin=MARGIN):
         self._lock = threading.Lock()
         self._area_names = None
+        #: How many ids back each run looks for tickets committed out of id order; one
+        #: committed later still is found by the sweep (``_sweep``).
+        self.margin = margin
         self.reset()
 
     def reset(self):
@@ -400,6 +404,7 @@ class Grouper:
         self.window_days = self.min_size = None
         self.database = None
         self.refreshed_at = None
+        self.swept_at = None
         #: ticket id → hot issue id written by the last run (checked by the next).
         self.written = {}
 
@@ -454,6 +459,7 @@ class Grouper:
             for ticket_id in self.index.expire(now):
                 self.member.pop(ticket_id, None)
             touched = self._add_new(session, now, places, result)
+            touched |= self._sweep(session, now, places, result)
         self.window_days, self.min_size = window_days, min_size
         self.database = database
         changed = self._sync(session, touched, now, result)
@@ -495,7 +501,7 @@ class Grouper:
             if hot:
                 self.member[row.id] = hot[0]
         top = session.scalar(sa.select(sa.func.max(Ticket.id))) or 0
-        self.floor = max(0, top - MARGIN)
+        self.floor = max(0, top - self.margin)
         self.seen = {r.id for r in rows if r.id > self.floor}
         # Tickets received before the window but committed lately are not grouped: mark them.
         self.seen |= set(
@@ -506,6 +512,7 @@ class Grouper:
             )
         )
         self.refreshed_at = None
+        self.swept_at = now
         return {g.key for g in self.index.groups()}
 
     def _add_new(self, session, now, places, result):
@@ -517,17 +524,45 @@ class Grouper:
         start = _window_start(session, now)
         touched = set()
         for row in rows:
-            if row.id in self.seen:
+            if row.id in self.seen or row.received_at < start:
                 continue
             self.seen.add(row.id)
-            if row.received_at < start:
-                continue
             assigned = self.index.add(_message(row, places))
             touched.add(assigned.group)
             result.added += 1
         top = max([self.floor, *(r.id for r in rows)])
-        self.floor = max(self.floor, top - MARGIN)
+        self.floor = max(self.floor, top - self.margin)
         self.seen = {i for i in self.seen if i > self.floor}
+        return touched
+
+    def _sweep(self, session, now, places, result):
+        """Every ``REFRESH_ALL_SECONDS``: the window's tickets at or below the floor that the
+        index does not hold (a transaction that committed after more than ``margin`` later
+        ids), added now. One query of ids, then the rows of those missing."""
+        if self.swept_at is not None and (now - self.swept_at).total_seconds() < (
+            REFRESH_ALL_SECONDS
+        ):
+            return set()
+        self.swept_at = now
+        ids = session.scalars(
+            sa.select(Ticket.id).where(
+                Ticket.received_at >= _window_start(session, now), Ticket.id <= self.floor
+            )
+        ).all()
+        missing = [i for i in ids if self.index.group_of(i) is None]
+        if not missing:
+            return set()
+        touched = set()
+        for start in range(0, len(missing), 5000):
+            rows = _window_rows(
+                session,
+                _window_start(session, now),
+                Ticket.id.in_(missing[start : start + 5000]),
+            )
+            for row in rows:
+                assigned = self.index.add(_message(row, places))
+                touched.add(assigned.group)
+                result.added += 1
         return touched
 
     def _sync(self, session, keys, now, result):

@@ -59,18 +59,52 @@ def test_a_matter_becomes_a_hot_issue_at_min_size(db, city):
 
 
 def test_a_ticket_committed_out_of_id_order_is_not_missed(db, city):
-    grouper = hotspots.Grouper()
+    # A run looks ``margin`` ids back: a ticket committed after a later one was grouped.
+    grouper = hotspots.Grouper(margin=5)
     calls = [city.call(NOISE, NOW - i * HOUR) for i in (5, 4)]
     grouper.run(db, NOW)
     late = city.call(NOISE, NOW - 3 * HOUR)
-    # As if a later ticket (a higher id) had committed first and been grouped: the grouper
-    # still looks MARGIN ids back, so the late one is found.
-    grouper.seen.add(late.id + 1)
-    assert grouper.floor < late.id
+    _hide(db, late)
+    city.call(WATER, NOW - 2 * HOUR)  # a higher id, grouped first
     grouper.run(db, NOW)
+    assert city.groups() == {}
+    _show(db, late)
+    assert grouper.floor < late.id
+    assert grouper.run(db, NOW).added == 1
     assert list(city.groups().values()) == [{*(c.id for c in calls), late.id}]
-    # Seen once, added once.
-    assert grouper.run(db, NOW).added == 0
+    assert grouper.run(db, NOW).added == 0  # seen once, added once
+
+
+def test_a_ticket_committed_past_the_margin_is_found_by_the_sweep(db, city):
+    grouper = hotspots.Grouper(margin=2)
+    calls = [city.call(NOISE, NOW - i * HOUR) for i in (9, 8)]
+    grouper.run(db, NOW)
+    late = city.call(NOISE, NOW - 7 * HOUR)
+    _hide(db, late)
+    for i in range(4):  # more than ``margin`` later ids, grouped before it commits
+        city.call(WATER if i % 2 else LIGHT, NOW - (6 - i) * HOUR)
+        grouper.run(db, NOW + i * dt.timedelta(minutes=1))
+    _show(db, late)
+    assert late.id <= grouper.floor
+    # Not before the sweep is due; then found.
+    assert grouper.run(db, NOW + dt.timedelta(minutes=5)).added == 0
+    soon = NOW + dt.timedelta(seconds=hotspots.REFRESH_ALL_SECONDS + 60)
+    assert grouper.run(db, soon).added == 1
+    groups = city.groups()
+    assert {*(c.id for c in calls), late.id} in groups.values()
+    assert grouper.run(db, soon + 2 * dt.timedelta(seconds=hotspots.REFRESH_ALL_SECONDS)).added == 0
+
+
+def _hide(db, ticket):
+    """As if ``ticket``'s transaction had not committed yet: out of every run's sight."""
+    ticket.original_received_at = ticket.received_at
+    ticket.received_at = NOW - 1000 * DAY
+    db.flush()
+
+
+def _show(db, ticket):
+    ticket.received_at = ticket.original_received_at
+    db.flush()
 
 
 def test_incremental_agrees_with_rebuild(db, city):
