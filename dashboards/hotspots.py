@@ -1528,12 +1528,54 @@ def _units(session, ticket_ids):
 def top_open(session, district_code=None, *, now, limit=5):
     """The board's panel: the hottest open hot issues (of one district if given), each with
     its size and growth (tickets of the last ``GROWTH_DAYS`` days against the days before)."""
-    query = sa.select(HotIssue).where(HotIssue.state == HotIssueState.open)
-    if district_code:
-        query = query.join(Area, Area.id == HotIssue.district_id).where(Area.code == district_code)
-    issues = session.scalars(query.order_by(HotIssue.heat.desc(), HotIssue.id).limit(limit)).all()
-    if not issues:
-        return []
+    return top_open_of_rooms(session, [district_code], now=now, limit=limit)[district_code]
+
+
+def top_open_of_rooms(session, district_codes, *, now, limit=5):
+    """``{district code or None (the city): top_open list}`` for many boards in two queries:
+    each district's ``limit`` hottest (the city's are among them), then the growth of all
+    those listed."""
+    ranked = (
+        sa.select(
+            HotIssue.id,
+            HotIssue.title,
+            HotIssue.size,
+            HotIssue.heat,
+            Area.code.label("district"),
+            sa.func.row_number()
+            .over(partition_by=HotIssue.district_id, order_by=(HotIssue.heat.desc(), HotIssue.id))
+            .label("rank"),
+        )
+        .outerjoin(Area, Area.id == HotIssue.district_id)
+        .where(HotIssue.state == HotIssueState.open)
+        .subquery()
+    )
+    rows = session.execute(sa.select(ranked).where(ranked.c.rank <= limit)).all()
+    rows.sort(key=lambda r: (-(r.heat or 0.0), r.id))
+    chosen = {
+        code: [r for r in rows if code is None or r.district == code][:limit]
+        for code in district_codes
+    }
+    listed = sorted({r.id for found in chosen.values() for r in found})
+    growth = _growth(session, listed, now) if listed else {}
+    return {
+        code: [
+            {
+                "id": r.id,
+                "title": r.title,
+                "size": r.size,
+                "heat": round(r.heat or 0.0, 1),
+                "recent": growth.get(r.id, (0, 0))[0],
+                "previous": growth.get(r.id, (0, 0))[1],
+            }
+            for r in found
+        ]
+        for code, found in chosen.items()
+    }
+
+
+def _growth(session, hot_issue_ids, now):
+    """{hot issue id: (tickets of the last GROWTH_DAYS days, of the GROWTH_DAYS before)}."""
     recent_from = now - dt.timedelta(days=GROWTH_DAYS)
     previous_from = now - dt.timedelta(days=2 * GROWTH_DAYS)
     counts = session.execute(
@@ -1558,21 +1600,10 @@ def top_open(session, district_code=None, *, now, limit=5):
             ),
         )
         .join(Ticket, Ticket.id == HotIssueTicket.ticket_id)
-        .where(HotIssueTicket.hot_issue_id.in_([i.id for i in issues]))
+        .where(HotIssueTicket.hot_issue_id.in_(hot_issue_ids))
         .group_by(HotIssueTicket.hot_issue_id)
     ).all()
-    growth = {hot_id: (int(recent or 0), int(previous or 0)) for hot_id, recent, previous in counts}
-    return [
-        {
-            "id": i.id,
-            "title": i.title,
-            "size": i.size,
-            "heat": round(i.heat or 0.0, 1),
-            "recent": growth.get(i.id, (0, 0))[0],
-            "previous": growth.get(i.id, (0, 0))[1],
-        }
-        for i in issues
-    ]
+    return {hot_id: (int(recent or 0), int(previous or 0)) for hot_id, recent, previous in counts}
 
 
 # -- what forms and JSON bodies send ----------------------------------------------------------

@@ -436,6 +436,27 @@ def test_the_board_shows_the_hottest_open_issues_of_its_room(db, app, user, two_
     assert [i["id"] for i in by_room["city"]["hot_issues"]] == [light.id]
 
 
+def test_the_boards_hot_issues_take_two_queries_for_any_number_of_rooms(
+    db, city, two_issues, count_queries
+):
+    noise, light, _, _ = two_issues
+    extra = [city.call(WATER, NOW - (3 - i) * HOUR) for i in range(3)]
+    hotspots.Grouper().run(db, NOW)
+    water_id = next(h for h, ids in city.groups().items() if extra[0].id in ids)
+    rooms = [None, "370705", "370702", "370703"]
+    with count_queries() as counted:
+        found = hotspots.top_open_of_rooms(db, rooms, now=NOW, limit=1)
+    assert counted.count == 2, counted
+    hottest = max([noise, light, db.get(HotIssue, water_id)], key=lambda i: (i.heat, -i.id))
+    assert [i["id"] for i in found[None]] == [hottest.id]
+    kuiwen = max([noise, db.get(HotIssue, water_id)], key=lambda i: (i.heat, -i.id))
+    assert [i["id"] for i in found["370705"]] == [kuiwen.id]
+    assert [i["id"] for i in found["370702"]] == [light.id]
+    assert found["370703"] == []
+    assert found["370702"][0]["recent"] == 3 and found["370702"][0]["previous"] == 0
+    assert hotspots.top_open(db, "370702", now=NOW) == found["370702"]
+
+
 def test_only_one_grouper_runs_at_a_time(db, app, city):
     if db.get_bind().dialect.name != "postgresql":
         pytest.skip("the advisory lock is PostgreSQL's (SQLite has one writer anyway)")
