@@ -1081,6 +1081,8 @@ def rename(session, actor, hot_issue, title, now=None):
 STATE_CHOICES = {"": "关注中和已处理", **{s.value: s.label for s in HotIssueState}, "all": "全部"}
 #: Longest timeline drawn, in days.
 TIMELINE_MAX_DAYS = 400
+#: Most tickets a hot issue's page and API list (the newest; the count says how many in all).
+TICKETS_SHOWN = 200
 
 
 @dataclass(frozen=True)
@@ -1373,7 +1375,7 @@ def detail(session, user, hot_issue_id, *, timezone):
             "likes": t.likes or 0,
             "pinned": pinned,
         }
-        for t, pinned, unit in rows
+        for t, pinned, unit in rows[-TICKETS_SHOWN:]
     ]
     per_day = collections.Counter(
         t.received_at.astimezone(zone).date().isoformat() for t, _, _ in rows
@@ -1394,8 +1396,10 @@ def detail(session, user, hot_issue_id, *, timezone):
     )
     return {
         "issue": issue_to_dict(issue),
+        #: The newest ``TICKETS_SHOWN`` of them, oldest first; ``tickets_total`` in all.
         "tickets": tickets,
-        "timeline": {"days": days, "moments": _moments(session, issue, rows)},
+        "tickets_total": len(rows),
+        "timeline": {"days": days, "moments": _moments(session, issue, rows, zone)},
         "units": _units(session, [t.id for t, _, _ in rows]),
         "handled_since": handled_since,
         #: Whether ``tickets`` (and the timeline and units) are only those in the viewer's
@@ -1421,8 +1425,8 @@ _MOMENT_LABELS = {
 }
 
 
-def _moments(session, issue, rows):
-    """The key moments, in time order: {at, label, text}."""
+def _moments(session, issue, rows, zone):
+    """The key moments, in time order: {at, day (the local date), label, text}."""
     moments = []
     if rows:
         first = rows[0][0]
@@ -1468,6 +1472,9 @@ def _moments(session, issue, rows):
         moments.append(
             {"at": _iso(last.received_at), "label": "最新工单", "text": last.number or ""}
         )
+    for moment in moments:
+        at = moment["at"] and dt.datetime.fromisoformat(moment["at"])
+        moment["day"] = at.astimezone(zone).date().isoformat() if at else None
     return sorted(moments, key=lambda m: m["at"] or "")
 
 

@@ -229,3 +229,26 @@ def test_callers_personal_data_is_hidden_from_leaders_and_administrators(
         body = api(username).get(f"/hotspots/{noise.id}").get_json()["data"]
         first = next(t for t in body["tickets"] if t["id"] == tickets[0].id)
         assert first["title"] == "搅拌站噪音 联系我13905361234"
+
+
+def test_the_page_and_api_list_the_newest_tickets_with_the_total(
+    client, web_login, api, issues, monkeypatch
+):
+    from dashboards import hotspots
+
+    noise, _, tickets, _ = issues
+    monkeypatch.setattr(hotspots, "TICKETS_SHOWN", 2)
+    body = api("supervisor").get(f"/hotspots/{noise.id}").get_json()["data"]
+    assert [t["number"] for t in body["tickets"]] == [t.number for t in tickets[-2:]]
+    assert body["tickets_total"] == 4
+    assert sum(d["count"] for d in body["timeline"]["days"]) == 4  # the timeline: all of them
+    # Moments carry their local date: the first call, 21:00 UTC on the 19th, is the 20th in
+    # the city (TIMEZONE Asia/Shanghai).
+    first = body["timeline"]["moments"][0]
+    assert first["at"].startswith("2026-11-19T21:00")
+    assert first["label"] == "首件工单" and first["day"] == "2026-11-20"
+    web_login(client, "supervisor")
+    page = client.get(f"/hotspots/{noise.id}").get_data(as_text=True)
+    assert "列出最新的 2 件，共 4 件" in page
+    assert f'data-ticket="{tickets[0].number}"' not in page
+    assert f'data-ticket="{tickets[-1].number}"' in page
