@@ -10,7 +10,8 @@ One process holds the in-memory ``Index``, built on first use by replaying the w
 tickets (setting ``hotspot.window_days``) in (received, id) order, each ticket with its stored
 membership forced (``group=``), so the index agrees with the database. Each run then adds
 the tickets received since its high-water mark (looking ``MARGIN`` ids back for tickets
-committed out of id order) and, for every group it touched:
+committed out of id order; every ``REFRESH_ALL_SECONDS`` it also sweeps the window for ticket
+ids the index does not hold, committed later still) and, for every group it touched:
 
 - a group named by a hot issue (``("hot", id)``): its new tickets become members;
 - another group that reached ``hotspot.min_size``: a new hot issue (open) is created, the
@@ -23,11 +24,16 @@ every open or handled hot issue with a ticket in the last ``GROWTH_DAYS * 2`` da
 again every ``REFRESH_ALL_SECONDS``.
 
 Only one grouper runs at a time: it takes a PostgreSQL advisory lock (try-lock: skipped
-while another holds it), as do the decisions and the rebuild (they wait for it), so a run
-never interleaves with them; ``hot_issue_tickets.ticket_id`` is the primary key, the last
-guard. Every change of memberships raises the ``hotspots`` reference counter
-(``hotline.reference``); a grouper whose stamp differs (a decision or rebuild elsewhere, its
-own run rolled back) replays its index from the database before its next run.
+while another holds it), as do the rebuild (it waits) and the decisions (they wait at most
+``DECISION_WAIT_SECONDS``, then refuse with HOTSPOT_BUSY), so a run never interleaves with
+them; ``hot_issue_tickets.ticket_id`` is the primary key, the last guard. A person's decision
+and a rebuild raise the ``hotspots`` reference counter (``hotline.reference``); a grouper
+whose stamp differs replays its index from the database before its next run. The grouper's
+own runs do not raise it (two schedulers would otherwise replay in turn every run): each run
+reads the stored memberships of the groups it touches, so a group another process's grouper
+already made a hot issue is joined to it, not made twice; a run whose writes are not there
+the next time (the caller rolled it back) makes the grouper replay. The replay reads only
+the part of each text the engine reads.
 
 **Rebuild** (``rebuild``: ``hotline hotspots rebuild``, after the demo's history): the
 window is grouped again from scratch with the pinned memberships forced; each group is
@@ -36,16 +42,19 @@ survive; unpinned memberships that no longer belong are removed; a hot issue no 
 to is deleted if no person ever touched it (still open, not renamed, no pinned ticket),
 else kept as it is.
 
-**Decisions** (supervisors and administrators; audited, ``hotspot.changed`` queued):
+**Decisions** (supervisors only, ``DECIDE_ROLES``; administrators read; audited,
+``hotspot.changed`` queued):
 ``merge`` (all tickets of one hot issue move into another, pinned; the first becomes 已合并),
 ``split`` (chosen tickets become a new hot issue, pinned; the rest stay, pinned too, so a
-rebuild cannot join them again), ``mark_handled`` / ``reopen``, ``rename`` (the title is
+rebuild cannot join them again), ``mark_handled`` (its tickets pinned: what was handled
+stays with it) / ``reopen``, ``rename`` (the title is
 kept by later runs and rebuilds).
 """
 
 import collections
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -71,6 +80,7 @@ from hotline.models import (
     Unit,
     User,
 )
+from hotline.privacy import scrub_personal
 
 #: Tickets committed out of id order that a run still looks back for.
 MARGIN = 200
@@ -80,9 +90,13 @@ REFRESH_ALL_SECONDS = 600
 GROWTH_DAYS = 7
 #: The PostgreSQL advisory lock of the grouper, the rebuild and the decisions.
 LOCK_KEY = 1_612_345
-#: Who sees hot issues, and who decides about them (merge, split, handled, rename).
+#: How long a person's decision waits for a grouper run (or a rebuild) to finish.
+DECISION_WAIT_SECONDS = 3.0
+BUSY_MESSAGE = "热点问题正在自动归并或重建，请稍后几秒再试"
+#: Who sees hot issues, and who decides about them (merge, split, handled, reopen, rename):
+#: the issue gives the decisions to supervisors; administrators read.
 VIEW_ROLES = hot_issues.VIEW_ROLES
-DECIDE_ROLES = frozenset({Role.supervisor, Role.admin})
+DECIDE_ROLES = frozenset({Role.supervisor})
 EVENT = "hotspot.changed"
 TITLE_MAX = 200
 NOTE_MAX = 1000
@@ -115,9 +129,23 @@ def try_lock(session):
 
 
 def lock(session):
-    """Wait for the grouping lock (a decision or a rebuild never interleaves with a run)."""
+    """Wait for the grouping lock (a rebuild never interleaves with a run)."""
     if _is_postgres(session):
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
+
+
+def lock_for_decision(session, wait=None):
+    """Take the grouping lock for a person's decision, waiting at most ``wait`` seconds
+    (``DECISION_WAIT_SECONDS``); a run or a rebuild still holding it then is a refusal
+    (HOTSPOT_BUSY) rather than a page that hangs."""
+    if not _is_postgres(session):
+        return
+    wait = DECISION_WAIT_SECONDS if wait is None else wait
+    deadline = time.monotonic() + wait
+    while not try_lock(session):
+        if time.monotonic() >= deadline:
+            raise Conflict(BUSY_MESSAGE, code="HOTSPOT_BUSY", retry_after=max(1, round(wait)))
+        time.sleep(0.1)
 
 
 # -- tickets as the engine sees them ------------------------------------------------------------
@@ -126,7 +154,9 @@ _TICKET_COLUMNS = (
     Ticket.id,
     Ticket.received_at,
     Ticket.title,
-    Ticket.content,
+    # The engine reads the title and the text's first ``TEXT_CHARS * 2`` characters only: a
+    # replay of 90 days need not carry every long complaint across.
+    sa.func.substr(Ticket.content, 1, engine.TEXT_CHARS * 2).label("content"),
     Ticket.requester_phone,
     Ticket.area_id,
     Ticket.likes,
@@ -355,9 +385,12 @@ class RunResult:
 class Grouper:
     """The incremental grouper: one per process that runs the job (the scheduler)."""
 
-    def __init__(self):
+    def __init__(self, *, margin=MARGIN):
         self._lock = threading.Lock()
         self._area_names = None
+        #: How many ids back each run looks for tickets committed out of id order; one
+        #: committed later still is found by the sweep (``_sweep``).
+        self.margin = margin
         self.reset()
 
     def reset(self):
@@ -371,6 +404,9 @@ class Grouper:
         self.window_days = self.min_size = None
         self.database = None
         self.refreshed_at = None
+        self.swept_at = None
+        #: ticket id → hot issue id written by the last run (checked by the next).
+        self.written = {}
 
     def run(self, source, now=None):
         """One run on ``source``: a session factory (the run commits) or a session (the
@@ -414,6 +450,7 @@ class Grouper:
             or stamp != self.stamp
             or (window_days, min_size) != (self.window_days, self.min_size)
             or database != self.database
+            or not self._last_run_stored(session)
         ):
             touched = self._load(session, now, places)
             result.loaded = True
@@ -422,6 +459,7 @@ class Grouper:
             for ticket_id in self.index.expire(now):
                 self.member.pop(ticket_id, None)
             touched = self._add_new(session, now, places, result)
+            touched |= self._sweep(session, now, places, result)
         self.window_days, self.min_size = window_days, min_size
         self.database = database
         changed = self._sync(session, touched, now, result)
@@ -431,12 +469,18 @@ class Grouper:
         for issue in refreshed:
             if issue.id in changed:
                 _changed(session, issue, now)
-        if changed:
-            # Other processes' groupers replay; this one's stamp is the bumped one (read in
-            # this transaction), so a rollback of this run makes it replay too.
-            reference.bump(session, reference.HOTSPOTS)
-        self.stamp = reference.stamp(session, reference.HOTSPOTS)
+        # No bump of the ``hotspots`` counter: another process's grouper catches up with
+        # these memberships when it touches their groups (``_sync``), without a replay.
+        self.stamp = stamp
         return result
+
+    def _last_run_stored(self, session):
+        """Whether the memberships the last run wrote are stored (not if the caller rolled
+        that run back)."""
+        if not self.written:
+            return True
+        stored = _memberships(session, self.written)
+        return all(stored.get(t, (None,))[0] == h for t, h in self.written.items())
 
     def _places(self, session, database):
         """The areas' names, read again only when the areas changed (``hotline.reference``)."""
@@ -457,7 +501,7 @@ class Grouper:
             if hot:
                 self.member[row.id] = hot[0]
         top = session.scalar(sa.select(sa.func.max(Ticket.id))) or 0
-        self.floor = max(0, top - MARGIN)
+        self.floor = max(0, top - self.margin)
         self.seen = {r.id for r in rows if r.id > self.floor}
         # Tickets received before the window but committed lately are not grouped: mark them.
         self.seen |= set(
@@ -468,6 +512,7 @@ class Grouper:
             )
         )
         self.refreshed_at = None
+        self.swept_at = now
         return {g.key for g in self.index.groups()}
 
     def _add_new(self, session, now, places, result):
@@ -479,17 +524,45 @@ class Grouper:
         start = _window_start(session, now)
         touched = set()
         for row in rows:
-            if row.id in self.seen:
+            if row.id in self.seen or row.received_at < start:
                 continue
             self.seen.add(row.id)
-            if row.received_at < start:
-                continue
             assigned = self.index.add(_message(row, places))
             touched.add(assigned.group)
             result.added += 1
         top = max([self.floor, *(r.id for r in rows)])
-        self.floor = max(self.floor, top - MARGIN)
+        self.floor = max(self.floor, top - self.margin)
         self.seen = {i for i in self.seen if i > self.floor}
+        return touched
+
+    def _sweep(self, session, now, places, result):
+        """Every ``REFRESH_ALL_SECONDS``: the window's tickets at or below the floor that the
+        index does not hold (a transaction that committed after more than ``margin`` later
+        ids), added now. One query of ids, then the rows of those missing."""
+        if self.swept_at is not None and (now - self.swept_at).total_seconds() < (
+            REFRESH_ALL_SECONDS
+        ):
+            return set()
+        self.swept_at = now
+        ids = session.scalars(
+            sa.select(Ticket.id).where(
+                Ticket.received_at >= _window_start(session, now), Ticket.id <= self.floor
+            )
+        ).all()
+        missing = [i for i in ids if self.index.group_of(i) is None]
+        if not missing:
+            return set()
+        touched = set()
+        for start in range(0, len(missing), 5000):
+            rows = _window_rows(
+                session,
+                _window_start(session, now),
+                Ticket.id.in_(missing[start : start + 5000]),
+            )
+            for row in rows:
+                assigned = self.index.add(_message(row, places))
+                touched.add(assigned.group)
+                result.added += 1
         return touched
 
     def _sync(self, session, keys, now, result):
@@ -497,11 +570,31 @@ class Grouper:
         issues' ids."""
         min_size = settings.get(session, "hotspot.min_size")
         changed = set()
+        self.written = {}
+        keys = [k for k in keys if _has_group(self.index, k)]
+        # What is stored now: another process's grouper may have written these groups.
+        ids = [t for k in keys for t in self.index.group(k).ids]
+        stored = _memberships(session, ids)
+        for ticket_id in ids:
+            if ticket_id in stored:
+                self.member[ticket_id] = stored[ticket_id][0]
+            else:
+                self.member.pop(ticket_id, None)
         for key in keys:
-            if not _has_group(self.index, key):
-                continue
             group = self.index.group(key)
             hot_id = _hot_id(key)
+            if hot_id is None:
+                known = collections.Counter(
+                    stored[t][0]
+                    for t in group.ids
+                    if t in stored and not _has_group(self.index, _hot_key(stored[t][0]))
+                )
+                if known:
+                    # Another grouper made this group a hot issue: the group takes its id.
+                    hot_id = min(known.items(), key=lambda item: (-item[1], item[0]))[0]
+                    self.index.rekey(key, _hot_key(hot_id))
+                    key = _hot_key(hot_id)
+                    group = self.index.group(key)
             if hot_id is None:
                 if len(group.ids) < min_size:
                     continue
@@ -515,8 +608,11 @@ class Grouper:
             for ticket_id in group.ids:
                 if self.member.get(ticket_id) == hot_id:
                     continue
+                if ticket_id in stored and stored[ticket_id][0] != hot_id:
+                    continue  # stored elsewhere meanwhile (another grouper): first one wins
                 _put(session, ticket_id, hot_id, now, pinned=False)
                 self.member[ticket_id] = hot_id
+                self.written[ticket_id] = hot_id
             changed.add(hot_id)
         session.flush()
         return changed
@@ -620,7 +716,8 @@ def rebuild(session, now=None, actor=None):
             )
         )
     }
-    # Pinned groups keep their hot issue; the others take the one they overlap most.
+    # Pinned groups keep their hot issue; the others take the one they overlap most, one a
+    # person touched (handled, renamed) before an untouched one.
     mapping, taken = {}, set()
     for group in groups:
         if _hot_id(group.key) is not None:
@@ -634,8 +731,12 @@ def rebuild(session, now=None, actor=None):
             stored[t][0] for t in group.ids if t in stored and stored[t][0] in existing
         )
         for hot_id, count in overlap.items():
-            candidates.append((-count, hot_id, str(group.key), group.key))
-    for _, hot_id, _, key in sorted(candidates, key=lambda c: c[:3]):
+            issue = existing[hot_id]
+            touched = (
+                issue.state != HotIssueState.open or issue.title_fixed or bool(issue.handled_at)
+            )
+            candidates.append((not touched, -count, hot_id, str(group.key), group.key))
+    for _, _, hot_id, _, key in sorted(candidates, key=lambda c: c[:4]):
         if key in mapping or hot_id in taken:
             continue
         mapping[key] = hot_id
@@ -716,7 +817,7 @@ def _touched_by_person(session, issue):
 def require_decider(actor):
     if actor is None or actor.role not in DECIDE_ROLES:
         raise Forbidden(
-            "只有督办审核员和管理员可以合并、拆分、处理或重命名热点问题",
+            "只有督办审核员可以合并、拆分、处理或重命名热点问题",
             code="HOTSPOT_FORBIDDEN",
         )
 
@@ -790,7 +891,7 @@ def merge(session, actor, source, into, reason, now=None):
     require_decider(actor)
     now = now or utcnow()
     reason = _clean_text(reason, "reason", "合并理由", NOTE_MAX, required=True)
-    lock(session)
+    lock_for_decision(session)
     source, into = _issue(session, source), _issue(session, into)
     if source.id == into.id:
         raise Conflict("不能把热点问题合并到它自己", code="HOTSPOT_MERGE_SELF")
@@ -837,7 +938,7 @@ def split(session, actor, hot_issue, ticket_ids, title=None, now=None):
     require_decider(actor)
     now = now or utcnow()
     title = _clean_text(title, "title", "标题", TITLE_MAX, required=False)
-    lock(session)
+    lock_for_decision(session)
     issue = _issue(session, hot_issue)
     _not_merged(issue)
     chosen = set(ticket_ids or ())
@@ -904,7 +1005,7 @@ def mark_handled(session, actor, hot_issue, note, now=None):
     require_decider(actor)
     now = now or utcnow()
     note = _clean_text(note, "note", "处理说明", NOTE_MAX, required=True)
-    lock(session)  # a grouper run writing the same row (its title, its figures) waits
+    lock_for_decision(session)  # a grouper run writing the same row waits, briefly
     issue = _issue(session, hot_issue)
     _not_merged(issue)
     if issue.state == HotIssueState.handled:
@@ -914,6 +1015,11 @@ def mark_handled(session, actor, hot_issue, note, now=None):
     issue.handled_by_id = actor.id
     issue.handled_note = note
     issue.updated_at = now
+    # What was handled is these tickets: pinned, so a rebuild cannot map their group to
+    # another hot issue and leave this one empty.
+    session.execute(
+        sa.update(HotIssueTicket).where(HotIssueTicket.hot_issue_id == issue.id).values(pinned=True)
+    )
     session.flush()
     audit(session, actor, "hotspot.handle", target=str(issue.id), payload={"note": note})
     _changed(session, issue, now)
@@ -925,7 +1031,7 @@ def reopen(session, actor, hot_issue, note=None, now=None):
     require_decider(actor)
     now = now or utcnow()
     note = _clean_text(note, "note", "说明", NOTE_MAX, required=False)
-    lock(session)  # a grouper run writing the same row (its title, its figures) waits
+    lock_for_decision(session)  # a grouper run writing the same row waits, briefly
     issue = _issue(session, hot_issue)
     _not_merged(issue)
     if issue.state != HotIssueState.handled:
@@ -949,7 +1055,7 @@ def rename(session, actor, hot_issue, title, now=None):
     require_decider(actor)
     now = now or utcnow()
     title = _clean_text(title, "title", "标题", TITLE_MAX, required=True)
-    lock(session)  # a grouper run writing the same row (its title, its figures) waits
+    lock_for_decision(session)  # a grouper run writing the same row waits, briefly
     issue = _issue(session, hot_issue)
     _not_merged(issue)
     before = {"title": issue.title, "title_fixed": issue.title_fixed}
@@ -975,6 +1081,8 @@ def rename(session, actor, hot_issue, title, now=None):
 STATE_CHOICES = {"": "关注中和已处理", **{s.value: s.label for s in HotIssueState}, "all": "全部"}
 #: Longest timeline drawn, in days.
 TIMELINE_MAX_DAYS = 400
+#: Most tickets a hot issue's page and API list (the newest; the count says how many in all).
+TICKETS_SHOWN = 200
 
 
 @dataclass(frozen=True)
@@ -1244,17 +1352,20 @@ def detail(session, user, hot_issue_id, *, timezone):
             Ticket.received_at, Ticket.id
         )
     ).all()
+    # Callers' own words: those who do not call requesters back (a leader, an administrator)
+    # get them without ID numbers, phones and e-mail addresses, as they get phones masked.
+    shown = (lambda text: text) if user.role in access.FULL_PHONE_ROLES else scrub_personal
     tickets = [
         {
             "id": t.id,
             "number": t.number,
             "received_at": _iso(t.received_at),
-            "title": t.title,
+            "title": shown(t.title),
             "status": {"code": t.status.value, "label": t.status.label},
             "unit": unit,
             "area": t.area.name if t.area else None,
             "category": t.category.name if t.category else None,
-            "result": t.result,
+            "result": shown(t.result),
             "satisfaction": (
                 {"code": t.callback_satisfaction.value, "label": t.callback_satisfaction.label}
                 if t.callback_satisfaction
@@ -1264,7 +1375,7 @@ def detail(session, user, hot_issue_id, *, timezone):
             "likes": t.likes or 0,
             "pinned": pinned,
         }
-        for t, pinned, unit in rows
+        for t, pinned, unit in rows[-TICKETS_SHOWN:]
     ]
     per_day = collections.Counter(
         t.received_at.astimezone(zone).date().isoformat() for t, _, _ in rows
@@ -1285,8 +1396,10 @@ def detail(session, user, hot_issue_id, *, timezone):
     )
     return {
         "issue": issue_to_dict(issue),
+        #: The newest ``TICKETS_SHOWN`` of them, oldest first; ``tickets_total`` in all.
         "tickets": tickets,
-        "timeline": {"days": days, "moments": _moments(session, issue, rows)},
+        "tickets_total": len(rows),
+        "timeline": {"days": days, "moments": _moments(session, issue, rows, zone)},
         "units": _units(session, [t.id for t, _, _ in rows]),
         "handled_since": handled_since,
         #: Whether ``tickets`` (and the timeline and units) are only those in the viewer's
@@ -1312,8 +1425,8 @@ _MOMENT_LABELS = {
 }
 
 
-def _moments(session, issue, rows):
-    """The key moments, in time order: {at, label, text}."""
+def _moments(session, issue, rows, zone):
+    """The key moments, in time order: {at, day (the local date), label, text}."""
     moments = []
     if rows:
         first = rows[0][0]
@@ -1359,6 +1472,9 @@ def _moments(session, issue, rows):
         moments.append(
             {"at": _iso(last.received_at), "label": "最新工单", "text": last.number or ""}
         )
+    for moment in moments:
+        at = moment["at"] and dt.datetime.fromisoformat(moment["at"])
+        moment["day"] = at.astimezone(zone).date().isoformat() if at else None
     return sorted(moments, key=lambda m: m["at"] or "")
 
 
@@ -1419,12 +1535,54 @@ def _units(session, ticket_ids):
 def top_open(session, district_code=None, *, now, limit=5):
     """The board's panel: the hottest open hot issues (of one district if given), each with
     its size and growth (tickets of the last ``GROWTH_DAYS`` days against the days before)."""
-    query = sa.select(HotIssue).where(HotIssue.state == HotIssueState.open)
-    if district_code:
-        query = query.join(Area, Area.id == HotIssue.district_id).where(Area.code == district_code)
-    issues = session.scalars(query.order_by(HotIssue.heat.desc(), HotIssue.id).limit(limit)).all()
-    if not issues:
-        return []
+    return top_open_of_rooms(session, [district_code], now=now, limit=limit)[district_code]
+
+
+def top_open_of_rooms(session, district_codes, *, now, limit=5):
+    """``{district code or None (the city): top_open list}`` for many boards in two queries:
+    each district's ``limit`` hottest (the city's are among them), then the growth of all
+    those listed."""
+    ranked = (
+        sa.select(
+            HotIssue.id,
+            HotIssue.title,
+            HotIssue.size,
+            HotIssue.heat,
+            Area.code.label("district"),
+            sa.func.row_number()
+            .over(partition_by=HotIssue.district_id, order_by=(HotIssue.heat.desc(), HotIssue.id))
+            .label("rank"),
+        )
+        .outerjoin(Area, Area.id == HotIssue.district_id)
+        .where(HotIssue.state == HotIssueState.open)
+        .subquery()
+    )
+    rows = session.execute(sa.select(ranked).where(ranked.c.rank <= limit)).all()
+    rows.sort(key=lambda r: (-(r.heat or 0.0), r.id))
+    chosen = {
+        code: [r for r in rows if code is None or r.district == code][:limit]
+        for code in district_codes
+    }
+    listed = sorted({r.id for found in chosen.values() for r in found})
+    growth = _growth(session, listed, now) if listed else {}
+    return {
+        code: [
+            {
+                "id": r.id,
+                "title": r.title,
+                "size": r.size,
+                "heat": round(r.heat or 0.0, 1),
+                "recent": growth.get(r.id, (0, 0))[0],
+                "previous": growth.get(r.id, (0, 0))[1],
+            }
+            for r in found
+        ]
+        for code, found in chosen.items()
+    }
+
+
+def _growth(session, hot_issue_ids, now):
+    """{hot issue id: (tickets of the last GROWTH_DAYS days, of the GROWTH_DAYS before)}."""
     recent_from = now - dt.timedelta(days=GROWTH_DAYS)
     previous_from = now - dt.timedelta(days=2 * GROWTH_DAYS)
     counts = session.execute(
@@ -1449,21 +1607,10 @@ def top_open(session, district_code=None, *, now, limit=5):
             ),
         )
         .join(Ticket, Ticket.id == HotIssueTicket.ticket_id)
-        .where(HotIssueTicket.hot_issue_id.in_([i.id for i in issues]))
+        .where(HotIssueTicket.hot_issue_id.in_(hot_issue_ids))
         .group_by(HotIssueTicket.hot_issue_id)
     ).all()
-    growth = {hot_id: (int(recent or 0), int(previous or 0)) for hot_id, recent, previous in counts}
-    return [
-        {
-            "id": i.id,
-            "title": i.title,
-            "size": i.size,
-            "heat": round(i.heat or 0.0, 1),
-            "recent": growth.get(i.id, (0, 0))[0],
-            "previous": growth.get(i.id, (0, 0))[1],
-        }
-        for i in issues
-    ]
+    return {hot_id: (int(recent or 0), int(previous or 0)) for hot_id, recent, previous in counts}
 
 
 # -- what forms and JSON bodies send ----------------------------------------------------------

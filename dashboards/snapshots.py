@@ -211,6 +211,10 @@ class Board:
             feeds = self._new_feed(names, new_tickets, rooms)
         else:
             feeds = {room: self._latest_feed(names, room_district(room)) for room in rooms}
+        # 热点问题: each room's hottest open hot issues (dashboards.hotspots; two queries).
+        hot = hotspots.top_open_of_rooms(
+            session, sorted({room_district(r) for r in rooms}, key=str), now=self.now
+        )
         result = {}
         for room in rooms:
             district = room_district(room)
@@ -229,8 +233,7 @@ class Board:
                 "trend": self._trend_of(trend, district),
                 "map": self._map(district, intake, overdue_counts, names),
                 "feed": feeds.get(room, []),
-                # 热点问题: the room's hottest open hot issues (dashboards.hotspots).
-                "hot_issues": hotspots.top_open(session, district, now=self.now),
+                "hot_issues": hot[district],
             }
         # The early warnings' banner (预警): the room's open warnings (one query).
         banners = warnings.banner(session, rooms)

@@ -4,11 +4,13 @@
 - ``GET /hotspots``: the list, hottest first (``district``, ``category``, ``from``, ``to``,
   ``state``, ``q``, ``page``, ``per_page``); a district leader gets those with a ticket in
   their district.
-- ``GET /hotspots/<id>``: one hot issue with its tickets, timeline and units (a district
-  leader: of its tickets, those in their district; ``scoped`` says so).
+- ``GET /hotspots/<id>``: one hot issue with its tickets (the newest
+  ``hotspots.TICKETS_SHOWN``, ``tickets_total`` in all), timeline (each moment with its
+  local ``day``) and units (a district leader: of its tickets, those in their district;
+  ``scoped`` says so).
 - ``POST /hotspots/<id>/merge`` ``{"into", "reason"}``, ``/split`` ``{"tickets": [ids],
   "title"}``, ``/handle`` ``{"note"}``, ``/reopen`` ``{"note"}``, ``/rename`` ``{"title"}``:
-  supervisors' and administrators' decisions; each answers with the hot issue it leaves
+  supervisors' decisions (``hotspots.DECIDE_ROLES``); each answers with the hot issue it leaves
   (the one merged into, the new one split off, or the same).
 """
 

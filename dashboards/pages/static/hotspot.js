@@ -8,14 +8,10 @@
   var chart = JSON.parse(data.textContent);
   var days = chart.days.map(function (d) { return d.date; });
   var counts = chart.days.map(function (d) { return d.count; });
-  function localDay(iso) {
-    var at = new Date(iso);
-    var shifted = new Date(at.getTime() + 8 * 3600 * 1000); // the city's time (UTC+8)
-    return shifted.toISOString().slice(0, 10);
-  }
+  // Each moment's local date comes from the server (config TIMEZONE), as the days do.
   var marks = chart.moments
-    .filter(function (m) { return m.at && days.indexOf(localDay(m.at)) >= 0; })
-    .map(function (m) { return { xAxis: localDay(m.at), name: m.label }; });
+    .filter(function (m) { return m.day && days.indexOf(m.day) >= 0; })
+    .map(function (m) { return { xAxis: m.day, name: m.label }; });
   var plot = echarts.init(node);
   plot.setOption({
     animation: false,

@@ -121,13 +121,16 @@ def test_supervisor_forms(client, web_login, form_token, issues, db):
     assert actions == ["hotspot.split", "hotspot.handle", "hotspot.merge"]
 
 
-def test_a_dispatcher_cannot_post_a_decision(client, web_login, form_token, issues):
+@pytest.mark.parametrize("username", ["dispatcher", "admin"])
+def test_only_a_supervisor_may_post_a_decision(client, web_login, form_token, issues, username):
     noise, _, _, _ = issues
-    web_login(client, "dispatcher")
+    web_login(client, username)
+    page = client.get(f"/hotspots/{noise.id}").get_data(as_text=True)
+    assert "split-form" not in page and f"/hotspots/{noise.id}/rename" not in page
     token = form_token(client, f"/hotspots/{noise.id}")
     response = client.post(f"/hotspots/{noise.id}/rename", data={"csrf_token": token, "title": "x"})
     assert response.status_code == 403
-    assert "只有督办审核员和管理员" in response.get_data(as_text=True)
+    assert "只有督办审核员可以" in response.get_data(as_text=True)
 
 
 def test_api_list_get_and_decisions(api, issues, db):
@@ -202,3 +205,50 @@ def test_roles_without_the_hot_issue_pages_do_not_get_the_link(client, web_login
     page = client.get(f"/tickets/{tickets[0].number}")
     assert page.status_code == 200
     assert 'data-testid="hot-issue"' not in page.get_data(as_text=True)
+
+
+def test_callers_personal_data_is_hidden_from_leaders_and_administrators(
+    client, web_login, api, issues, db
+):
+    from hotline.privacy import PHONE_REMOVED
+
+    noise, _, tickets, _ = issues
+    tickets[0].title = "搅拌站噪音 联系我13905361234"
+    tickets[0].result = "已联系来电人 13905361234，施工已停止"
+    db.flush()
+    for username in ("leader", "admin"):
+        body = api(username).get(f"/hotspots/{noise.id}").get_json()["data"]
+        first = next(t for t in body["tickets"] if t["id"] == tickets[0].id)
+        assert first["title"] == f"搅拌站噪音 联系我{PHONE_REMOVED}"
+        assert "13905361234" not in first["result"] and PHONE_REMOVED in first["result"]
+        web_login(client, username)
+        page = client.get(f"/hotspots/{noise.id}").get_data(as_text=True)
+        assert "13905361234" not in page and PHONE_REMOVED in page
+    # Who calls requesters back sees their words as written.
+    for username in ("supervisor", "dispatcher"):
+        body = api(username).get(f"/hotspots/{noise.id}").get_json()["data"]
+        first = next(t for t in body["tickets"] if t["id"] == tickets[0].id)
+        assert first["title"] == "搅拌站噪音 联系我13905361234"
+
+
+def test_the_page_and_api_list_the_newest_tickets_with_the_total(
+    client, web_login, api, issues, monkeypatch
+):
+    from dashboards import hotspots
+
+    noise, _, tickets, _ = issues
+    monkeypatch.setattr(hotspots, "TICKETS_SHOWN", 2)
+    body = api("supervisor").get(f"/hotspots/{noise.id}").get_json()["data"]
+    assert [t["number"] for t in body["tickets"]] == [t.number for t in tickets[-2:]]
+    assert body["tickets_total"] == 4
+    assert sum(d["count"] for d in body["timeline"]["days"]) == 4  # the timeline: all of them
+    # Moments carry their local date: the first call, 21:00 UTC on the 19th, is the 20th in
+    # the city (TIMEZONE Asia/Shanghai).
+    first = body["timeline"]["moments"][0]
+    assert first["at"].startswith("2026-11-19T21:00")
+    assert first["label"] == "首件工单" and first["day"] == "2026-11-20"
+    web_login(client, "supervisor")
+    page = client.get(f"/hotspots/{noise.id}").get_data(as_text=True)
+    assert "列出最新的 2 件，共 4 件" in page
+    assert f'data-ticket="{tickets[0].number}"' not in page
+    assert f'data-ticket="{tickets[-1].number}"' in page
