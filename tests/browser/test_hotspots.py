@@ -4,6 +4,7 @@ and splits two tickets off; a dispatcher sees "属于热点问题 #N" on a ticke
 link; the live board's hot-issue panel."""
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -59,11 +60,20 @@ def issues(browser_database, models_dir):
         city = City(session, user, lambda op, **kw: _receive(session, op, **kw))
         city.phone = 13905360000
         now = dt.datetime.now(dt.UTC)
-        site = [city.call(SITE, now - dt.timedelta(days=9 - 2 * i)) for i in range(5)]
-        lamps = [city.call(LAMPS, now - dt.timedelta(hours=6 - i)) for i in range(3)]
+        midnight = dt.datetime.now(ZoneInfo("Asia/Shanghai")).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+
+        def today(hours_ago):
+            """``hours_ago`` before now, but received today: the browser database keeps last
+            month empty (the ranking page's test opens on this month)."""
+            return max(now - dt.timedelta(hours=hours_ago), midnight + dt.timedelta(minutes=1))
+
+        site = [city.call(SITE, today(5.1 - i)) for i in range(5)]
+        lamps = [city.call(LAMPS, today(6 - i)) for i in range(3)]
         # Stays open whatever the other tests decide: the board's panel shows it.
         for i in range(4):
-            city.call(WATER, now - dt.timedelta(hours=30 - 6 * i))
+            city.call(WATER, today(7 - i / 2))
         session.commit()
         hotspots.rebuild(session, now)
         session.commit()
