@@ -716,19 +716,29 @@ def acknowledge(session, actor, warning, note, *, now, config=None):
         raise Forbidden("只有督办审核员和领导可以确认预警", code="WARNING_ACK_FORBIDDEN")
     if not may_view(actor, warning):
         raise Forbidden("只能确认本区的预警", code="WARNING_NOT_IN_SCOPE")
-    if warning.state == WarningState.acknowledged:
+    note = (note or "").strip() or None
+    note = note[:1000] if note else None
+    # One conditional UPDATE: of two people acknowledging at once, the second's finds the
+    # state no longer open (PostgreSQL re-checks the row after the first commits).
+    done = session.execute(
+        sa.update(EarlyWarning)
+        .where(EarlyWarning.id == warning.id, EarlyWarning.state == WarningState.open)
+        .values(
+            state=WarningState.acknowledged,
+            acknowledged_at=now,
+            acknowledged_by_id=actor.id,
+            acknowledged_note=note,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(warning)
+    if done.rowcount != 1:
         who = warning.acknowledged_by.name if warning.acknowledged_by else "他人"
         when = _local(warning.acknowledged_at, _config(config))
         raise Conflict(
             f"该预警已由{who}于 {when:%Y-%m-%d %H:%M} 确认，无需重复确认",
             code="WARNING_ALREADY_ACKNOWLEDGED",
         )
-    note = (note or "").strip() or None
-    warning.state = WarningState.acknowledged
-    warning.acknowledged_at = now
-    warning.acknowledged_by_id = actor.id
-    warning.acknowledged_note = note[:1000] if note else None
-    session.flush()
     audit(
         session,
         actor,

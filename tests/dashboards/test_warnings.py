@@ -3,6 +3,7 @@ time-of-day baseline, sudden events at one place, one warning per episode, ackno
 
 import datetime as dt
 import math
+import threading
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +13,7 @@ from dashboards import warnings
 from hotline import settings
 from hotline.enums import AlertLevel, WarningKind, WarningState
 from hotline.errors import Conflict, Forbidden
-from hotline.models import AuditLog, EarlyWarning, Notification, Unit
+from hotline.models import AuditLog, EarlyWarning, Notification, Unit, User
 
 TZ = ZoneInfo("Asia/Shanghai")
 WATER = "010201"  # 突然停水 (level 2: 0102 供水)
@@ -310,3 +311,85 @@ def test_sudden_event_named_in_the_text(db, user, make_ticket):
     assert warning.district is None and "燃气" in warning.body
     # No district: the hotline centre and the mayor's office are told.
     assert [code for code, *_ in inbox(db, "warning.sudden")] == ["U-HOTLINE", "U-SZFB"]
+
+
+def test_two_people_acknowledging_at_once(committed_app):
+    """Both load the open warning; the first commits; the second's acknowledgement is refused
+    naming the first (PostgreSQL: the conditional UPDATE waits for the first's row lock
+    and re-checks the state)."""
+    factory = committed_app.extensions["hotline.db"]
+    if factory.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("concurrent transactions: PostgreSQL (SQLite has one writer)")
+    at = local(11, 16, 20)
+    with committed_app.app_context():
+        setup = factory()
+        warning = EarlyWarning(
+            kind=WarningKind.sudden,
+            dedup_key="sudden:race@2026-11-16T11:00:00Z",
+            subject="sudden:race",
+            title="竞争",
+            body="竞争",
+            window_start=at - HOUR,
+            window_end=at,
+            observed=5,
+            ticket_ids=[],
+            created_at=at,
+            updated_at=at,
+        )
+        setup.add(warning)
+        setup.commit()
+        warning_id = warning.id
+        setup.close()
+        first, second = factory(), factory()
+        try:
+            users = {
+                u.username: u
+                for session in (first, second)
+                for u in session.scalars(
+                    sa.select(User).where(User.username.in_(["supervisor", "leader"]))
+                )
+                if (session is first) == (u.username == "supervisor")
+            }
+            mine, theirs = first.get(EarlyWarning, warning_id), second.get(EarlyWarning, warning_id)
+            assert mine.state == theirs.state == WarningState.open
+            warnings.acknowledge(first, users["supervisor"], mine, "我来", now=at)
+            # The second has read the warning open and updates while the first's row lock
+            # is held: it waits for the commit below, then finds the state changed.
+            outcome = {}
+
+            def acknowledge_too():
+                try:
+                    warnings.acknowledge(
+                        second,
+                        users["leader"],
+                        theirs,
+                        "我也来",
+                        now=at + MIN,
+                        config=committed_app.config,
+                    )
+                    second.commit()
+                    outcome["done"] = True
+                except Conflict as exc:
+                    second.rollback()
+                    outcome["refused"] = exc
+
+            racer = threading.Thread(target=acknowledge_too)
+            racer.start()
+            racer.join(0.5)
+            assert racer.is_alive()  # blocked on the first's row lock
+            first.commit()
+            racer.join(10)
+            assert "done" not in outcome
+            assert outcome["refused"].code == "WARNING_ALREADY_ACKNOWLEDGED"
+            assert "郑国栋" in outcome["refused"].message
+        finally:
+            first.close()
+            second.close()
+        check = factory()
+        stored = check.get(EarlyWarning, warning_id)
+        assert stored.acknowledged_note == "我来"
+        audit = check.scalars(
+            sa.select(AuditLog).where(AuditLog.target == f"warning:{warning_id}")
+        ).all()
+        assert [a.action for a in audit] == ["warning.acknowledge"]
+        check.close()
