@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from dashboards import warnings
-from dispatch.access import visible_numbers
-from hotline.enums import Role, WarningKind, WarningState
+from dispatch.access import scoped, visible_numbers
+from hotline.enums import WarningKind, WarningState
 from hotline.models import Area, EarlyWarning, Ticket
 from hotline.schemas import Fields, Page, check_query, coded, iso, labelled
 
@@ -20,9 +20,10 @@ _DISTRICT = re.compile(r"^\d{6}$")
 
 def list_filters(args, user, *, timezone):
     """The filters of a warnings list from query ``args``: ``kind`` (surge, sudden),
-    ``state`` (open, acknowledged), ``district`` (6-digit code; a district leader's is
-    always their own), ``from`` and ``to`` (local dates of raising, both included), ``page``
-    and ``per_page``. Bad values are refused together (``VALIDATION_FAILED``)."""
+    ``state`` (open, acknowledged), ``district`` (6-digit code; a district leader's list
+    stays within their scope whatever it says: ``list_query``), ``from`` and ``to`` (local
+    dates of raising, both included), ``page`` and ``per_page``. Bad values are refused
+    together (``VALIDATION_FAILED``)."""
     errors = {}
     filters = {"kind": None, "state": None, "district": None, "from": None, "to": None}
     if args.get("kind"):
@@ -50,8 +51,6 @@ def list_filters(args, user, *, timezone):
         args, size=PAGE_SIZE, size_arg="per_page", max_size=MAX_PAGE_SIZE, errors=errors
     )
     check_query(errors)
-    if user.role == Role.leader and user.district_id is not None:
-        filters["district"] = user.district.code
     filters["page"] = page
     filters["timezone"] = timezone
     return filters
@@ -136,19 +135,24 @@ def warning_to_dict(warning, user=None):
 
 
 def evidence(session, warning, user):
-    """The evidence tickets, in the order received: number, title, time, place, status, and
-    whether ``user`` may open the ticket's page."""
+    """The evidence tickets ``user`` may see, in the order received (number, title, time,
+    place, status, whether ``user`` may open the ticket's page), and how many others there
+    are: a district leader sees the tickets of their district only, the others as a count
+    (``dispatch.access``'s scope)."""
     ids = list(warning.ticket_ids or [])
     if not ids:
-        return []
-    rows = session.execute(
-        sa.select(Ticket.number, Ticket.title, Ticket.received_at, Ticket.status, Area.name)
-        .outerjoin(Area, Area.id == Ticket.area_id)
+        return [], 0
+    # An alias: the scope's own subquery on areas must not correlate with this join.
+    place = sa.orm.aliased(Area)
+    query = (
+        sa.select(Ticket.number, Ticket.title, Ticket.received_at, Ticket.status, place.name)
+        .outerjoin(place, place.id == Ticket.area_id)
         .where(Ticket.id.in_(ids))
         .order_by(Ticket.received_at, Ticket.id)
-    ).all()
+    )
+    rows = session.execute(scoped(query, user)).all()
     openable = visible_numbers(session, user, [r.number for r in rows])
-    return [
+    tickets = [
         {
             "number": r.number,
             "title": r.title,
@@ -159,6 +163,7 @@ def evidence(session, warning, user):
         }
         for r in rows
     ]
+    return tickets, len(ids) - len(tickets)
 
 
 def acknowledge_note(data):

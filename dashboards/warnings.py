@@ -60,9 +60,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from scipy.stats import poisson
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 
+from dispatch import access, routing
 from dispatch import calendar as work_calendar
-from dispatch import routing
 from hotline import events, notify
 from hotline import settings as hotline_settings
 from hotline.audit import audit
@@ -681,32 +682,84 @@ def _event(kind, warning):
 
 def may_view(user, warning=None):
     """Supervisors, leaders, dispatchers and administrators read warnings; a district leader
-    only those of their district."""
+    only those of their district or with an evidence ticket in it (a sudden event placed by
+    the text of its tickets can span districts: its district is the most common one)."""
     if user.role not in VIEW_ROLES:
         return False
-    if warning is not None and user.role == Role.leader and user.district_id is not None:
-        return warning.district_id == user.district_id
-    return True
+    if warning is None or not _district_bound(user) or warning.district_id == user.district_id:
+        return True
+    if warning.area_id is not None:  # placed by an area: all its tickets are in that district
+        return False
+    session = sa.orm.object_session(warning)
+    query = sa.select(EarlyWarning.id).where(EarlyWarning.id == warning.id, _has_evidence_of(user))
+    return session is not None and session.scalar(query) is not None
+
+
+def _district_bound(user):
+    return user.role == Role.leader and user.district_id is not None
+
+
+class _evidence_ids(sa.sql.functions.GenericFunction):
+    """The elements of a warning's ``ticket_ids`` as rows (``value``): a table-valued
+    function, ``json_each`` on SQLite, ``jsonb_array_elements_text`` on PostgreSQL."""
+
+    name = "evidence_ids"
+    inherit_cache = True
+
+
+@compiles(_evidence_ids, "postgresql")
+def _evidence_ids_pg(element, compiler, **kw):
+    return f"jsonb_array_elements_text({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_evidence_ids, "sqlite")
+def _evidence_ids_sqlite(element, compiler, **kw):
+    return f"json_each({compiler.process(element.clauses, **kw)})"
+
+
+def _has_evidence_of(user):
+    """The SQL condition: the warning has an evidence ticket ``user`` may see (the tickets'
+    scope of ``dispatch.access``)."""
+    evidence = _evidence_ids(EarlyWarning.ticket_ids).table_valued("value").alias("evidence")
+    return sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(evidence)
+        .join(Ticket, Ticket.id == sa.cast(evidence.c.value, sa.Integer))
+        .where(access.scope_condition(user))
+    )
 
 
 def visible(session, user, warning_id):
     """The warning ``warning_id`` if ``user`` may read it (else ``NotFound``: a district
     leader is not told of other districts' warnings)."""
-    warning = session.get(EarlyWarning, warning_id)
-    if warning is None or not may_view(user, warning):
+    if user.role not in VIEW_ROLES:
+        raise NotFound(f"预警不存在：{warning_id}", code="WARNING_NOT_FOUND")
+    query = sa.select(EarlyWarning).where(EarlyWarning.id == warning_id)
+    condition = scope_condition(user)
+    warning = session.scalar(query if condition is None else query.where(condition))
+    if warning is None:
         raise NotFound(f"预警不存在：{warning_id}", code="WARNING_NOT_FOUND")
     return warning
 
 
 def may_acknowledge(user, warning):
-    return user.role in ACK_ROLES and may_view(user, warning)
+    """Supervisors and leaders; a district leader only their own district's warnings (one
+    they see for an evidence ticket of theirs belongs to another district's leaders)."""
+    if user.role not in ACK_ROLES:
+        return False
+    return not _district_bound(user) or warning.district_id == user.district_id
 
 
 def scope_condition(user):
-    """The SQL condition of the warnings ``user`` may see (None: all)."""
-    if user.role == Role.leader and user.district_id is not None:
-        return EarlyWarning.district_id == user.district_id
-    return None
+    """The SQL condition of the warnings ``user`` may see (None: all): a district leader's
+    are those of their district and those placed by text (no area) with an evidence ticket
+    in it."""
+    if not _district_bound(user):
+        return None
+    return sa.or_(
+        EarlyWarning.district_id == user.district_id,
+        sa.and_(EarlyWarning.area_id.is_(None), _has_evidence_of(user)),
+    )
 
 
 def acknowledge(session, actor, warning, note, *, now, config=None):
@@ -714,7 +767,7 @@ def acknowledge(session, actor, warning, note, *, now, config=None):
     ``warning``, once, with an optional note. The caller commits."""
     if actor.role not in ACK_ROLES:
         raise Forbidden("只有督办审核员和领导可以确认预警", code="WARNING_ACK_FORBIDDEN")
-    if not may_view(actor, warning):
+    if not may_acknowledge(actor, warning):
         raise Forbidden("只能确认本区的预警", code="WARNING_NOT_IN_SCOPE")
     note = (note or "").strip() or None
     note = note[:1000] if note else None

@@ -92,10 +92,12 @@ def _own_district(user):
 
 
 def _render(db, warning, error=None, note=None):
+    tickets, hidden = warning_schemas.evidence(db, warning, g.user)
     return render_template(
         "warning.html",
         w=warning_schemas.warning_to_dict(warning, g.user),
-        tickets=warning_schemas.evidence(db, warning, g.user),
+        tickets=tickets,
+        hidden=hidden,
         error=error,
         note=note,
     )
