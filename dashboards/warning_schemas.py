@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from dashboards import warnings
-from dispatch.access import scoped, visible_numbers
+from dispatch.access import FULL_PHONE_ROLES, scoped, visible_numbers
 from hotline.enums import WarningKind, WarningState
 from hotline.models import Area, EarlyWarning, Ticket
+from hotline.privacy import scrub_personal
 from hotline.schemas import Fields, Page, check_query, coded, iso, labelled
 
 PAGE_SIZE = 50
@@ -155,7 +156,7 @@ def evidence(session, warning, user):
     tickets = [
         {
             "number": r.number,
-            "title": r.title,
+            "title": _title(r.title, user),
             "received_at": iso(r.received_at),
             "status": labelled(r.status),
             "area": r.name,
@@ -164,6 +165,12 @@ def evidence(session, warning, user):
         for r in rows
     ]
     return tickets, len(ids) - len(tickets)
+
+
+def _title(title, user):
+    """An evidence ticket's title as ``user`` reads it: with phone and ID numbers and e-mail
+    addresses removed for the roles that do not call requesters (leaders, administrators)."""
+    return title if user.role in FULL_PHONE_ROLES else scrub_personal(title)
 
 
 def acknowledge_note(data):

@@ -195,3 +195,25 @@ def test_a_district_leader_sees_a_spanning_warning_with_their_evidence_only(
     # The city sees all five.
     everything = api("supervisor").get(f"/warnings/{spanning.id}").get_json()["data"]
     assert len(everything["tickets"]) == 5 and everything["tickets_hidden"] == 0
+
+
+@pytest.mark.parametrize(
+    ("username", "masked"),
+    [("supervisor", False), ("dispatcher", False), ("leader", True), ("admin", True)],
+)
+def test_evidence_titles_lose_personal_data_for_readers_who_do_not_call(
+    db, api, raised, username, masked
+):
+    from hotline.models import Ticket
+
+    kuiwen = raised["kuiwen"]
+    ticket = db.get(Ticket, kuiwen.ticket_ids[0])
+    ticket.title = "停电请回电13805361234，身份证370705198001011234"
+    db.flush()
+    one = api(username).get(f"/warnings/{kuiwen.id}").get_json()["data"]
+    (title,) = [t["title"] for t in one["tickets"] if t["number"] == ticket.number]
+    if masked:
+        assert "13805361234" not in title and "370705198001011234" not in title
+        assert title.startswith("停电请回电")
+    else:
+        assert title == ticket.title
