@@ -393,3 +393,60 @@ def test_two_people_acknowledging_at_once(committed_app):
         ).all()
         assert [a.action for a in audit] == ["warning.acknowledge"]
         check.close()
+
+
+def _many_warnings(db, user, n):
+    """``n`` acknowledged surges, each in a district, category and area and by a person."""
+    from hotline.models import Area, Category
+
+    areas = db.scalars(sa.select(Area).where(sa.func.length(Area.code) == 9).limit(n)).all()
+    categories = db.scalars(sa.select(Category).where(sa.func.length(Category.code) == 4)).all()
+    people = [user("supervisor"), user("leader")]
+    at = local(11, 16, 12)
+    for i in range(n):
+        area = areas[i]
+        district = db.scalars(sa.select(Area).where(Area.code == area.code[:6])).one()
+        db.add(
+            EarlyWarning(
+                kind=WarningKind.surge,
+                dedup_key=f"surge:{i}",
+                subject=f"surge:{i}",
+                title=f"激增{i}",
+                body="激增",
+                category_id=categories[i % len(categories)].id,
+                area_id=area.id,
+                district_id=district.id,
+                window_start=at - HOUR,
+                window_end=at,
+                observed=6,
+                expected=1.0,
+                ticket_ids=[],
+                state=WarningState.acknowledged,
+                acknowledged_at=at,
+                acknowledged_by_id=people[i % 2].id,
+                created_at=at + i * MIN,
+                updated_at=at + i * MIN,
+            )
+        )
+    db.flush()
+    for warning in db.scalars(sa.select(EarlyWarning)):
+        db.expire(warning)  # the page loads them afresh
+
+
+@pytest.mark.parametrize("n", [3, 12])
+def test_listing_warnings_takes_the_same_statements_for_any_page_size(
+    app, db, user, count_queries, n
+):
+    from dashboards import warning_schemas
+
+    _many_warnings(db, user, n)
+    supervisor = user("supervisor")
+    filters = warning_schemas.list_filters({}, supervisor, timezone="Asia/Shanghai")
+    with count_queries() as counted:
+        total, rows = warning_schemas.list_page(db, filters, supervisor)
+        listed = [warning_schemas.warning_to_dict(w, supervisor) for w in rows]
+    assert total == n and len(listed) == n
+    assert all(w["district"] and w["area"] and w["category"] for w in listed)
+    assert {w["acknowledged"]["by"] for w in listed} == {"郑国栋", user("leader").name}
+    # The count, the page, then category, area, district and person: one query each.
+    assert counted.count == 6, counted
