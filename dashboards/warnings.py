@@ -16,7 +16,11 @@ with fewer than ``MIN_BASELINE_DAYS`` such days nothing is judged. A group alert
     P(X ≥ observed | X ~ Poisson(max(expected, EXPECTED_FLOOR))) < warning.surge_significance.
 
 **Sudden event (突发事件).** ``warning.sudden_count`` tickets or more about one place
-received within the last ``warning.sudden_minutes`` minutes alert at once. The place is the
+received within the last ``warning.sudden_minutes`` minutes, about one matter, alert at
+once. One matter: ``warning.sudden_count`` of them in one level-2 category, or at least
+``SUDDEN_SHARE`` (60 %) of them in one (a power cut some operators file under 供电 and
+others under 电梯 or 安全隐患); a busy community's unrelated calls in one hour are not an
+event. The place is the
 ticket's community (its area at community level, a grid's community) when it has one, else
 the place or object names its text mentions (``classifier.hotspots.places``: an estate, a
 site, a road; when that engine is not installed, tickets without a community are not
@@ -83,6 +87,9 @@ MIN_BASELINE_DAYS = 2
 #: The expectation used in the Poisson tail is at least this (a group never seen before
 #: is not "infinitely" surprising at its first few calls).
 EXPECTED_FLOOR = 0.5
+#: A place's calls in the sudden window are about one matter when this share of them (or
+#: ``warning.sudden_count`` of them) are in one level-2 category.
+SUDDEN_SHARE = 0.6
 #: Evidence ticket ids kept on one warning at most (the JSON column stays bounded).
 MAX_EVIDENCE = 500
 #: Kinds of the message centre's items and of the event channel's messages.
@@ -426,6 +433,9 @@ def _sudden(session, rows, now, settings):
         if len(members) < settings.sudden_count:
             continue
         categories = Counter(r.category[:4] for r in members if r.category and len(r.category) >= 4)
+        same = categories.most_common(1)[0][1] if categories else 0
+        if same < settings.sudden_count and same < SUDDEN_SHARE * len(members):
+            continue  # calls about different matters that happen to share a place
         districts = Counter(r.area[:6] for r in members if r.area and len(r.area) >= 6)
         community = place if place.isdigit() else None
         findings.append(

@@ -450,3 +450,22 @@ def test_listing_warnings_takes_the_same_statements_for_any_page_size(
     assert {w["acknowledged"]["by"] for w in listed} == {"郑国栋", user("leader").name}
     # The count, the page, then category, area, district and person: one query each.
     assert counted.count == 6, counted
+
+
+def test_a_sudden_event_is_about_one_matter(db, calls):
+    """A busy community's five unrelated calls in an hour are not an event; five power-cut
+    calls are, and so are calls mostly (60 %) about one matter."""
+    unrelated = ["010101", "020101", "020301", "030101", "050101"]
+    for i, category in enumerate(unrelated):
+        calls(1, local(11, 16, 19, 2 + 8 * i), category=category, area="370705001004")
+    assert warnings.run(db, local(11, 16, 19, 45)).raised == []
+    calls(5, local(11, 16, 19, 5), step=7 * MIN, category=POWER, area="370705001006")
+    (power,) = warnings.run(db, local(11, 16, 19, 46)).raised
+    assert power.subject == "sudden:370705001006" and power.category.code == "0103"
+    # Three power cuts among five calls (60 %): one matter; two among five: not.
+    for i, category in enumerate([POWER, POWER, "010101", "020101"]):
+        calls(1, local(11, 16, 19, 10 + 5 * i), category=category, area="370702001001")
+    assert warnings.run(db, local(11, 16, 19, 47)).raised == []
+    calls(1, local(11, 16, 19, 47), category=POWER, area="370702001001")
+    (mostly,) = warnings.run(db, local(11, 16, 19, 48)).raised
+    assert mostly.subject == "sudden:370702001001" and mostly.observed == 5
