@@ -20,20 +20,24 @@ received within the last ``warning.sudden_minutes`` minutes, about one matter, a
 once. One matter: ``warning.sudden_count`` of them in one level-2 category, or at least
 ``SUDDEN_SHARE`` (60 %) of them in one (a power cut some operators file under 供电 and
 others under 电梯 or 安全隐患); a busy community's unrelated calls in one hour are not an
-event. The place is the
-ticket's community (its area at community level, a grid's community) when it has one, else
-the place or object names its text mentions (``classifier.hotspots.places``: an estate, a
-site, a road; when that engine is not installed, tickets without a community are not
-placed).
+event. The place is the ticket's community (its area at community level, a grid's
+community) when it has one, else the place or object names its text mentions
+(``classifier.hotspots.places``: an estate, a site, a road; when that engine is not
+installed, tickets without a community are not placed).
 
 **One warning per episode.** Each warning has a subject (``surge:<category>:<area code>``,
-``sudden:<community code or place name>``). When the same subject fires again while its last
-warning was updated within ``warning.cooldown_hours``, the new evidence tickets are added to
-that warning (its ticket ids, peak count, window end, update time) instead of raising
-another; after the cooldown a new episode raises a new warning. ``dedup_key`` = subject
-``@`` the episode's first evidence ticket's reception time is unique in the table, so two
-scanners that both miss each other's insert cannot both raise (the loser adds its evidence
-to the winner's row); the scheduler also runs the scan under an advisory lock.
+``sudden:<community code or place name>``). While a subject's last warning is open and was
+raised less than ``warning.cooldown_hours`` ago, the subject firing again adds its new
+evidence tickets to that warning (its ticket ids, peak count, window end, update time)
+instead of raising another; the cooldown runs from the raising, so calls that keep coming
+do not keep it going. Once that warning is acknowledged (it takes no more evidence) or
+the cooldown is over, the subject firing again is a new episode, and a new warning, when
+as many tickets as raising takes (``warning.sudden_count``, ``warning.surge_min_count``)
+are not evidence of the last one: an event that flares up again alerts again, the calls
+already acknowledged do not. ``dedup_key`` = subject ``@`` the reception time of the
+episode's first new ticket is unique in the table, so two scanners that both miss each
+other's insert cannot both raise (the loser adds its evidence to the winner's row); the
+scheduler also runs the scan under an advisory lock.
 
 **Raising** writes the warning, a message to the message centre of the hotline centre
 (supervisors), the mayor's office (``MAYORS_OFFICE_UNIT``) and the district government of
@@ -135,6 +139,11 @@ class Finding:
     area_code: str | None = None
     district_code: str | None = None
     place: str | None = None
+    #: When each of ``ticket_ids`` was received.
+    received: list = field(default_factory=list)
+    #: The reception time of the episode's first new ticket (its ``dedup_key``): the first
+    #: ticket's unless the subject had a warning before (``_record``).
+    key_at: dt.datetime | None = None
     #: Words for the title and body (names of the category, area, district, a sample title).
     words: dict = field(default_factory=dict)
 
@@ -328,6 +337,7 @@ def _surges(session, rows, now, settings, zone, config):
                 kind=WarningKind.surge,
                 subject=f"surge:{category}:{area}",
                 ticket_ids=[r.id for r in members],
+                received=[r.received_at for r in members],
                 first_at=members[0].received_at,
                 window_start=start,
                 window_end=now,
@@ -443,6 +453,7 @@ def _sudden(session, rows, now, settings):
                 kind=WarningKind.sudden,
                 subject=f"sudden:{place}",
                 ticket_ids=[r.id for r in members],
+                received=[r.received_at for r in members],
                 first_at=members[0].received_at,
                 window_start=start,
                 window_end=now,
@@ -514,29 +525,49 @@ def _record(session, findings, now, settings, config):
     result = ScanResult()
     if not findings:
         return result
-    since = now - dt.timedelta(hours=settings.cooldown_hours)
+    cooldown = dt.timedelta(hours=settings.cooldown_hours)
+    # A subject's last warning matters while its evidence can still be in a window.
+    span = max(
+        dt.timedelta(hours=settings.surge_hours), dt.timedelta(minutes=settings.sudden_minutes)
+    )
     subjects = [f.subject for f in findings]
-    current = {}
+    latest = {}
     for warning in session.scalars(
         sa.select(EarlyWarning)
-        .where(EarlyWarning.subject.in_(subjects), EarlyWarning.updated_at >= since)
-        .order_by(EarlyWarning.updated_at)
+        .where(EarlyWarning.subject.in_(subjects), EarlyWarning.updated_at >= now - span - cooldown)
+        .order_by(EarlyWarning.created_at, EarlyWarning.id)
     ):
-        current[warning.subject] = warning  # the latest of each subject
+        latest[warning.subject] = warning  # the latest of each subject
     for finding in findings:
-        warning = current.get(finding.subject)
+        warning = latest.get(finding.subject)
         if warning is not None:
-            if _add_evidence(session, warning, finding, now, config):
-                result.updated.append(warning)
-            continue
+            if warning.state == WarningState.open and warning.created_at > now - cooldown:
+                if _add_evidence(session, warning, finding, now, config):
+                    result.updated.append(warning)
+                continue
+            # Acknowledged, or raised a cooldown ago: a new episode needs as many new
+            # tickets (not evidence of the last warning) as raising one does.
+            known = set(warning.ticket_ids or ())
+            pairs = zip(finding.ticket_ids, finding.received, strict=True)
+            fresh = [at for i, at in pairs if i not in known]
+            if len(fresh) < _threshold(finding.kind, settings):
+                continue
+            finding.key_at = min(fresh)
         warning, raised = _raise(session, finding, now, config)
         (result.raised if raised else result.updated).append(warning)
     return result
 
 
+def _threshold(kind, settings):
+    """The tickets a warning of ``kind`` takes at least."""
+    return settings.sudden_count if kind == WarningKind.sudden else settings.surge_min_count
+
+
 def _add_evidence(session, warning, finding, now, config):
     """Add ``finding``'s tickets to ``warning`` (same subject, same episode). Returns whether
     anything was new."""
+    if warning.state != WarningState.open:
+        return False  # acknowledged: that episode is closed
     known = set(warning.ticket_ids or [])
     new = [i for i in finding.ticket_ids if i not in known]
     if not new:
@@ -560,9 +591,10 @@ def _raise(session, finding, now, config):
     """Insert the warning of a new episode and tell people; if another scanner inserted the
     same episode meanwhile, add to that one instead. Returns (warning, raised)."""
     title, body = _texts(finding, config)
+    key_at = finding.key_at or finding.first_at
     warning = EarlyWarning(
         kind=finding.kind,
-        dedup_key=f"{finding.subject}@{finding.first_at.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}",
+        dedup_key=f"{finding.subject}@{key_at.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}",
         subject=finding.subject,
         title=title[:200],
         body=body[:1000],

@@ -151,15 +151,15 @@ def test_more_calls_in_the_episode_update_the_warning(db, calls, past_mornings):
 def test_a_new_episode_after_the_cooldown_raises_a_new_warning(db, calls, past_mornings):
     calls(6, local(11, 16, 10), step=15 * MIN)
     (first,), _ = warnings.run(db, MONDAY_NOON)
-    # Tuesday morning, 22 hours after the last update (cooldown 6 h): a new surge.
+    # Tuesday morning, 22 hours after the raising (cooldown 6 h): a new surge.
     calls(6, local(11, 17, 9), step=15 * MIN)
     (second,), _ = warnings.run(db, local(11, 17, 10, 30))
     assert second.id != first.id and second.subject == first.subject
     assert second.dedup_key != first.dedup_key
     assert sorted(second.ticket_ids) != sorted(first.ticket_ids)
-    # Within the cooldown the same subject would have been an update (Monday's and
-    # Tuesday's mornings are in Wednesday's baseline now: it takes more to alert).
-    settings.update(db, None, {"warning.cooldown_hours": 24})
+    # Within the cooldown (from the raising) the same subject would have been an update
+    # (Monday's and Tuesday's mornings are in Wednesday's baseline now: it takes more).
+    settings.update(db, None, {"warning.cooldown_hours": 25})
     calls(9, local(11, 18, 9), step=10 * MIN)
     raised, updated = warnings.run(db, local(11, 18, 10, 30))
     assert raised == [] and updated == [second]
@@ -469,3 +469,42 @@ def test_a_sudden_event_is_about_one_matter(db, calls):
     calls(1, local(11, 16, 19, 47), category=POWER, area="370702001001")
     (mostly,) = warnings.run(db, local(11, 16, 19, 48)).raised
     assert mostly.subject == "sudden:370702001001" and mostly.observed == 5
+
+
+def test_after_acknowledgement_a_flare_up_is_a_new_warning(db, user, calls):
+    calls(5, local(11, 16, 19), step=5 * MIN, category=POWER, area=COMMUNITY)
+    (first,) = warnings.run(db, local(11, 16, 19, 30)).raised
+    warnings.acknowledge(db, user("supervisor"), first, "已通知供电公司", now=local(11, 16, 19, 35))
+    evidence = list(first.ticket_ids)
+    # The same calls are still in the window: nothing new to tell.
+    assert tuple(warnings.run(db, local(11, 16, 19, 40))) == ([], [])
+    # Two more: the acknowledged warning takes no evidence, and two are not an event.
+    calls(2, local(11, 16, 19, 45), step=MIN, category=POWER, area=COMMUNITY)
+    assert tuple(warnings.run(db, local(11, 16, 19, 50))) == ([], [])
+    assert first.ticket_ids == evidence and first.updated_at == local(11, 16, 19, 30)
+    # Three more (five since the acknowledgement): it flared up again, a new warning.
+    calls(3, local(11, 16, 20), step=MIN, category=POWER, area=COMMUNITY)
+    (second,) = warnings.run(db, local(11, 16, 20, 5)).raised
+    assert second.id != first.id and second.state == WarningState.open
+    assert set(evidence) - set(second.ticket_ids) == {evidence[0]}  # 19:00: out of the window
+    assert len(inbox(db, "warning.sudden")) == 6  # told twice
+    assert first.ticket_ids == evidence
+
+
+def test_the_cooldown_runs_from_the_raising(db, calls):
+    """Calls that keep coming do not keep an unacknowledged episode going for ever: an hour
+    (the cooldown here) after the raising, five new calls are a new warning."""
+    settings.update(db, None, {"warning.cooldown_hours": 1})
+    calls(5, local(11, 16, 19), step=5 * MIN, category=POWER, area=COMMUNITY)
+    (first,) = warnings.run(db, local(11, 16, 19, 30)).raised
+    new = []
+    for i in range(10):  # one call every ten minutes, 19:40 to 21:10, scanned after each
+        at = local(11, 16, 19, 40) + i * 10 * MIN
+        calls(1, at, category=POWER, area=COMMUNITY)
+        raised, updated = warnings.run(db, at + MIN)
+        new += raised
+        if at < local(11, 16, 20, 30):
+            assert updated == [first]
+    # 19:40–20:20 joined the first; from 20:30 on they are new: the fifth (21:10) raises.
+    assert [w.created_at for w in new] == [local(11, 16, 21, 11)]
+    assert len(first.ticket_ids) == 10
