@@ -100,6 +100,14 @@ def list_page(session, filters, user):
     return filters["page"].of(session, list_query(filters, user), *ORDER, options=LOAD)
 
 
+def open_count(session, user):
+    """How many open (unacknowledged) warnings ``user`` sees: the list page's 待确认 count."""
+    query = sa.select(sa.func.count()).select_from(EarlyWarning)
+    query = query.where(EarlyWarning.state == WarningState.open)
+    condition = warnings.scope_condition(user)
+    return session.scalar(query if condition is None else query.where(condition))
+
+
 def ratio(warning):
     """How many times the expected level was observed (None without an expectation)."""
     if not warning.expected:

@@ -177,7 +177,7 @@ def test_a_district_leader_sees_a_spanning_warning_with_their_evidence_only(
 ):
     web_login(client, "kuiwen-leader")
     status, html = page(client, "/warnings")
-    assert status == 200 and spanning.title in html
+    assert status == 200 and spanning.title in html and "待确认 1 条" in html
     status, html = page(client, f"/warnings/{spanning.id}")
     assert status == 200
     assert "证据工单（2 件）" in html and "另有 3 件证据工单在您的管辖范围之外" in html
