@@ -6,11 +6,13 @@ import re
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from dashboards import warnings
-from dispatch.access import visible_numbers
-from hotline.enums import Role, WarningKind, WarningState
+from dispatch.access import FULL_PHONE_ROLES, scoped, visible_numbers
+from hotline.enums import WarningKind, WarningState
 from hotline.models import Area, EarlyWarning, Ticket
+from hotline.privacy import scrub_personal
 from hotline.schemas import Fields, Page, check_query, coded, iso, labelled
 
 PAGE_SIZE = 50
@@ -20,9 +22,10 @@ _DISTRICT = re.compile(r"^\d{6}$")
 
 def list_filters(args, user, *, timezone):
     """The filters of a warnings list from query ``args``: ``kind`` (surge, sudden),
-    ``state`` (open, acknowledged), ``district`` (6-digit code; a district leader's is
-    always their own), ``from`` and ``to`` (local dates of raising, both included), ``page``
-    and ``per_page``. Bad values are refused together (``VALIDATION_FAILED``)."""
+    ``state`` (open, acknowledged), ``district`` (6-digit code; a district leader's list
+    stays within their scope whatever it says: ``list_query``), ``from`` and ``to`` (local
+    dates of raising, both included), ``page`` and ``per_page``. Bad values are refused
+    together (``VALIDATION_FAILED``)."""
     errors = {}
     filters = {"kind": None, "state": None, "district": None, "from": None, "to": None}
     if args.get("kind"):
@@ -50,8 +53,6 @@ def list_filters(args, user, *, timezone):
         args, size=PAGE_SIZE, size_arg="per_page", max_size=MAX_PAGE_SIZE, errors=errors
     )
     check_query(errors)
-    if user.role == Role.leader and user.district_id is not None:
-        filters["district"] = user.district.code
     filters["page"] = page
     filters["timezone"] = timezone
     return filters
@@ -84,9 +85,27 @@ def list_query(filters, user):
 ORDER = (EarlyWarning.created_at.desc(), EarlyWarning.id.desc())
 
 
+#: What ``warning_to_dict`` reads of each warning, loaded with the page (one query each, not
+#: four a row).
+LOAD = (
+    selectinload(EarlyWarning.category),
+    selectinload(EarlyWarning.area),
+    selectinload(EarlyWarning.district),
+    selectinload(EarlyWarning.acknowledged_by),
+)
+
+
 def list_page(session, filters, user):
     """(total, warnings of the page asked for), newest first."""
-    return filters["page"].of(session, list_query(filters, user), *ORDER)
+    return filters["page"].of(session, list_query(filters, user), *ORDER, options=LOAD)
+
+
+def open_count(session, user):
+    """How many open (unacknowledged) warnings ``user`` sees: the list page's 待确认 count."""
+    query = sa.select(sa.func.count()).select_from(EarlyWarning)
+    query = query.where(EarlyWarning.state == WarningState.open)
+    condition = warnings.scope_condition(user)
+    return session.scalar(query if condition is None else query.where(condition))
 
 
 def ratio(warning):
@@ -136,22 +155,27 @@ def warning_to_dict(warning, user=None):
 
 
 def evidence(session, warning, user):
-    """The evidence tickets, in the order received: number, title, time, place, status, and
-    whether ``user`` may open the ticket's page."""
+    """The evidence tickets ``user`` may see, in the order received (number, title, time,
+    place, status, whether ``user`` may open the ticket's page), and how many others there
+    are: a district leader sees the tickets of their district only, the others as a count
+    (``dispatch.access``'s scope)."""
     ids = list(warning.ticket_ids or [])
     if not ids:
-        return []
-    rows = session.execute(
-        sa.select(Ticket.number, Ticket.title, Ticket.received_at, Ticket.status, Area.name)
-        .outerjoin(Area, Area.id == Ticket.area_id)
+        return [], 0
+    # An alias: the scope's own subquery on areas must not correlate with this join.
+    place = sa.orm.aliased(Area)
+    query = (
+        sa.select(Ticket.number, Ticket.title, Ticket.received_at, Ticket.status, place.name)
+        .outerjoin(place, place.id == Ticket.area_id)
         .where(Ticket.id.in_(ids))
         .order_by(Ticket.received_at, Ticket.id)
-    ).all()
+    )
+    rows = session.execute(scoped(query, user)).all()
     openable = visible_numbers(session, user, [r.number for r in rows])
-    return [
+    tickets = [
         {
             "number": r.number,
-            "title": r.title,
+            "title": _title(r.title, user),
             "received_at": iso(r.received_at),
             "status": labelled(r.status),
             "area": r.name,
@@ -159,6 +183,13 @@ def evidence(session, warning, user):
         }
         for r in rows
     ]
+    return tickets, len(ids) - len(tickets)
+
+
+def _title(title, user):
+    """An evidence ticket's title as ``user`` reads it: with phone and ID numbers and e-mail
+    addresses removed for the roles that do not call requesters (leaders, administrators)."""
+    return title if user.role in FULL_PHONE_ROLES else scrub_personal(title)
 
 
 def acknowledge_note(data):

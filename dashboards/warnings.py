@@ -16,20 +16,28 @@ with fewer than ``MIN_BASELINE_DAYS`` such days nothing is judged. A group alert
     P(X ≥ observed | X ~ Poisson(max(expected, EXPECTED_FLOOR))) < warning.surge_significance.
 
 **Sudden event (突发事件).** ``warning.sudden_count`` tickets or more about one place
-received within the last ``warning.sudden_minutes`` minutes alert at once. The place is the
-ticket's community (its area at community level, a grid's community) when it has one, else
-the place or object names its text mentions (``classifier.hotspots.places``: an estate, a
-site, a road; when that engine is not installed, tickets without a community are not
-placed).
+received within the last ``warning.sudden_minutes`` minutes, about one matter, alert at
+once. One matter: ``warning.sudden_count`` of them in one level-2 category, or at least
+``SUDDEN_SHARE`` (60 %) of them in one (a power cut some operators file under 供电 and
+others under 电梯 or 安全隐患); a busy community's unrelated calls in one hour are not an
+event. The place is the ticket's community (its area at community level, a grid's
+community) when it has one, else the place or object names its text mentions
+(``classifier.hotspots.places``: an estate, a site, a road; when that engine is not
+installed, tickets without a community are not placed).
 
 **One warning per episode.** Each warning has a subject (``surge:<category>:<area code>``,
-``sudden:<community code or place name>``). When the same subject fires again while its last
-warning was updated within ``warning.cooldown_hours``, the new evidence tickets are added to
-that warning (its ticket ids, peak count, window end, update time) instead of raising
-another; after the cooldown a new episode raises a new warning. ``dedup_key`` = subject
-``@`` the episode's first evidence ticket's reception time is unique in the table, so two
-scanners that both miss each other's insert cannot both raise (the loser adds its evidence
-to the winner's row); the scheduler also runs the scan under an advisory lock.
+``sudden:<community code or place name>``). While a subject's last warning is open and was
+raised less than ``warning.cooldown_hours`` ago, the subject firing again adds its new
+evidence tickets to that warning (its ticket ids, peak count, window end, update time)
+instead of raising another; the cooldown runs from the raising, so calls that keep coming
+do not keep it going. Once that warning is acknowledged (it takes no more evidence) or
+the cooldown is over, the subject firing again is a new episode, and a new warning, when
+as many tickets as raising takes (``warning.sudden_count``, ``warning.surge_min_count``)
+are not evidence of the last one: an event that flares up again alerts again, the calls
+already acknowledged do not. ``dedup_key`` = subject ``@`` the reception time of the
+episode's first new ticket is unique in the table, so two scanners that both miss each
+other's insert cannot both raise (the loser adds its evidence to the winner's row); the
+scheduler also runs the scan under an advisory lock.
 
 **Raising** writes the warning, a message to the message centre of the hotline centre
 (supervisors), the mayor's office (``MAYORS_OFFICE_UNIT``) and the district government of
@@ -60,9 +68,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from scipy.stats import poisson
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 
+from dispatch import access, routing
 from dispatch import calendar as work_calendar
-from dispatch import routing
 from hotline import events, notify
 from hotline import settings as hotline_settings
 from hotline.audit import audit
@@ -82,6 +91,9 @@ MIN_BASELINE_DAYS = 2
 #: The expectation used in the Poisson tail is at least this (a group never seen before
 #: is not "infinitely" surprising at its first few calls).
 EXPECTED_FLOOR = 0.5
+#: A place's calls in the sudden window are about one matter when this share of them (or
+#: ``warning.sudden_count`` of them) are in one level-2 category.
+SUDDEN_SHARE = 0.6
 #: Evidence ticket ids kept on one warning at most (the JSON column stays bounded).
 MAX_EVIDENCE = 500
 #: Kinds of the message centre's items and of the event channel's messages.
@@ -127,6 +139,11 @@ class Finding:
     area_code: str | None = None
     district_code: str | None = None
     place: str | None = None
+    #: When each of ``ticket_ids`` was received.
+    received: list = field(default_factory=list)
+    #: The reception time of the episode's first new ticket (its ``dedup_key``): the first
+    #: ticket's unless the subject had a warning before (``_record``).
+    key_at: dt.datetime | None = None
     #: Words for the title and body (names of the category, area, district, a sample title).
     words: dict = field(default_factory=dict)
 
@@ -320,6 +337,7 @@ def _surges(session, rows, now, settings, zone, config):
                 kind=WarningKind.surge,
                 subject=f"surge:{category}:{area}",
                 ticket_ids=[r.id for r in members],
+                received=[r.received_at for r in members],
                 first_at=members[0].received_at,
                 window_start=start,
                 window_end=now,
@@ -425,6 +443,9 @@ def _sudden(session, rows, now, settings):
         if len(members) < settings.sudden_count:
             continue
         categories = Counter(r.category[:4] for r in members if r.category and len(r.category) >= 4)
+        same = categories.most_common(1)[0][1] if categories else 0
+        if same < settings.sudden_count and same < SUDDEN_SHARE * len(members):
+            continue  # calls about different matters that happen to share a place
         districts = Counter(r.area[:6] for r in members if r.area and len(r.area) >= 6)
         community = place if place.isdigit() else None
         findings.append(
@@ -432,6 +453,7 @@ def _sudden(session, rows, now, settings):
                 kind=WarningKind.sudden,
                 subject=f"sudden:{place}",
                 ticket_ids=[r.id for r in members],
+                received=[r.received_at for r in members],
                 first_at=members[0].received_at,
                 window_start=start,
                 window_end=now,
@@ -503,29 +525,49 @@ def _record(session, findings, now, settings, config):
     result = ScanResult()
     if not findings:
         return result
-    since = now - dt.timedelta(hours=settings.cooldown_hours)
+    cooldown = dt.timedelta(hours=settings.cooldown_hours)
+    # A subject's last warning matters while its evidence can still be in a window.
+    span = max(
+        dt.timedelta(hours=settings.surge_hours), dt.timedelta(minutes=settings.sudden_minutes)
+    )
     subjects = [f.subject for f in findings]
-    current = {}
+    latest = {}
     for warning in session.scalars(
         sa.select(EarlyWarning)
-        .where(EarlyWarning.subject.in_(subjects), EarlyWarning.updated_at >= since)
-        .order_by(EarlyWarning.updated_at)
+        .where(EarlyWarning.subject.in_(subjects), EarlyWarning.updated_at >= now - span - cooldown)
+        .order_by(EarlyWarning.created_at, EarlyWarning.id)
     ):
-        current[warning.subject] = warning  # the latest of each subject
+        latest[warning.subject] = warning  # the latest of each subject
     for finding in findings:
-        warning = current.get(finding.subject)
+        warning = latest.get(finding.subject)
         if warning is not None:
-            if _add_evidence(session, warning, finding, now, config):
-                result.updated.append(warning)
-            continue
+            if warning.state == WarningState.open and warning.created_at > now - cooldown:
+                if _add_evidence(session, warning, finding, now, config):
+                    result.updated.append(warning)
+                continue
+            # Acknowledged, or raised a cooldown ago: a new episode needs as many new
+            # tickets (not evidence of the last warning) as raising one does.
+            known = set(warning.ticket_ids or ())
+            pairs = zip(finding.ticket_ids, finding.received, strict=True)
+            fresh = [at for i, at in pairs if i not in known]
+            if len(fresh) < _threshold(finding.kind, settings):
+                continue
+            finding.key_at = min(fresh)
         warning, raised = _raise(session, finding, now, config)
         (result.raised if raised else result.updated).append(warning)
     return result
 
 
+def _threshold(kind, settings):
+    """The tickets a warning of ``kind`` takes at least."""
+    return settings.sudden_count if kind == WarningKind.sudden else settings.surge_min_count
+
+
 def _add_evidence(session, warning, finding, now, config):
     """Add ``finding``'s tickets to ``warning`` (same subject, same episode). Returns whether
     anything was new."""
+    if warning.state != WarningState.open:
+        return False  # acknowledged: that episode is closed
     known = set(warning.ticket_ids or [])
     new = [i for i in finding.ticket_ids if i not in known]
     if not new:
@@ -549,9 +591,10 @@ def _raise(session, finding, now, config):
     """Insert the warning of a new episode and tell people; if another scanner inserted the
     same episode meanwhile, add to that one instead. Returns (warning, raised)."""
     title, body = _texts(finding, config)
+    key_at = finding.key_at or finding.first_at
     warning = EarlyWarning(
         kind=finding.kind,
-        dedup_key=f"{finding.subject}@{finding.first_at.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}",
+        dedup_key=f"{finding.subject}@{key_at.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}",
         subject=finding.subject,
         title=title[:200],
         body=body[:1000],
@@ -681,32 +724,84 @@ def _event(kind, warning):
 
 def may_view(user, warning=None):
     """Supervisors, leaders, dispatchers and administrators read warnings; a district leader
-    only those of their district."""
+    only those of their district or with an evidence ticket in it (a sudden event placed by
+    the text of its tickets can span districts: its district is the most common one)."""
     if user.role not in VIEW_ROLES:
         return False
-    if warning is not None and user.role == Role.leader and user.district_id is not None:
-        return warning.district_id == user.district_id
-    return True
+    if warning is None or not _district_bound(user) or warning.district_id == user.district_id:
+        return True
+    if warning.area_id is not None:  # placed by an area: all its tickets are in that district
+        return False
+    session = sa.orm.object_session(warning)
+    query = sa.select(EarlyWarning.id).where(EarlyWarning.id == warning.id, _has_evidence_of(user))
+    return session is not None and session.scalar(query) is not None
+
+
+def _district_bound(user):
+    return user.role == Role.leader and user.district_id is not None
+
+
+class _evidence_ids(sa.sql.functions.GenericFunction):
+    """The elements of a warning's ``ticket_ids`` as rows (``value``): a table-valued
+    function, ``json_each`` on SQLite, ``jsonb_array_elements_text`` on PostgreSQL."""
+
+    name = "evidence_ids"
+    inherit_cache = True
+
+
+@compiles(_evidence_ids, "postgresql")
+def _evidence_ids_pg(element, compiler, **kw):
+    return f"jsonb_array_elements_text({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_evidence_ids, "sqlite")
+def _evidence_ids_sqlite(element, compiler, **kw):
+    return f"json_each({compiler.process(element.clauses, **kw)})"
+
+
+def _has_evidence_of(user):
+    """The SQL condition: the warning has an evidence ticket ``user`` may see (the tickets'
+    scope of ``dispatch.access``)."""
+    evidence = _evidence_ids(EarlyWarning.ticket_ids).table_valued("value").alias("evidence")
+    return sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(evidence)
+        .join(Ticket, Ticket.id == sa.cast(evidence.c.value, sa.Integer))
+        .where(access.scope_condition(user))
+    )
 
 
 def visible(session, user, warning_id):
     """The warning ``warning_id`` if ``user`` may read it (else ``NotFound``: a district
     leader is not told of other districts' warnings)."""
-    warning = session.get(EarlyWarning, warning_id)
-    if warning is None or not may_view(user, warning):
+    if user.role not in VIEW_ROLES:
+        raise NotFound(f"预警不存在：{warning_id}", code="WARNING_NOT_FOUND")
+    query = sa.select(EarlyWarning).where(EarlyWarning.id == warning_id)
+    condition = scope_condition(user)
+    warning = session.scalar(query if condition is None else query.where(condition))
+    if warning is None:
         raise NotFound(f"预警不存在：{warning_id}", code="WARNING_NOT_FOUND")
     return warning
 
 
 def may_acknowledge(user, warning):
-    return user.role in ACK_ROLES and may_view(user, warning)
+    """Supervisors and leaders; a district leader only their own district's warnings (one
+    they see for an evidence ticket of theirs belongs to another district's leaders)."""
+    if user.role not in ACK_ROLES:
+        return False
+    return not _district_bound(user) or warning.district_id == user.district_id
 
 
 def scope_condition(user):
-    """The SQL condition of the warnings ``user`` may see (None: all)."""
-    if user.role == Role.leader and user.district_id is not None:
-        return EarlyWarning.district_id == user.district_id
-    return None
+    """The SQL condition of the warnings ``user`` may see (None: all): a district leader's
+    are those of their district and those placed by text (no area) with an evidence ticket
+    in it."""
+    if not _district_bound(user):
+        return None
+    return sa.or_(
+        EarlyWarning.district_id == user.district_id,
+        sa.and_(EarlyWarning.area_id.is_(None), _has_evidence_of(user)),
+    )
 
 
 def acknowledge(session, actor, warning, note, *, now, config=None):
@@ -714,21 +809,31 @@ def acknowledge(session, actor, warning, note, *, now, config=None):
     ``warning``, once, with an optional note. The caller commits."""
     if actor.role not in ACK_ROLES:
         raise Forbidden("只有督办审核员和领导可以确认预警", code="WARNING_ACK_FORBIDDEN")
-    if not may_view(actor, warning):
+    if not may_acknowledge(actor, warning):
         raise Forbidden("只能确认本区的预警", code="WARNING_NOT_IN_SCOPE")
-    if warning.state == WarningState.acknowledged:
+    note = (note or "").strip() or None
+    note = note[:1000] if note else None
+    # One conditional UPDATE: of two people acknowledging at once, the second's finds the
+    # state no longer open (PostgreSQL re-checks the row after the first commits).
+    done = session.execute(
+        sa.update(EarlyWarning)
+        .where(EarlyWarning.id == warning.id, EarlyWarning.state == WarningState.open)
+        .values(
+            state=WarningState.acknowledged,
+            acknowledged_at=now,
+            acknowledged_by_id=actor.id,
+            acknowledged_note=note,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(warning)
+    if done.rowcount != 1:
         who = warning.acknowledged_by.name if warning.acknowledged_by else "他人"
         when = _local(warning.acknowledged_at, _config(config))
         raise Conflict(
             f"该预警已由{who}于 {when:%Y-%m-%d %H:%M} 确认，无需重复确认",
             code="WARNING_ALREADY_ACKNOWLEDGED",
         )
-    note = (note or "").strip() or None
-    warning.state = WarningState.acknowledged
-    warning.acknowledged_at = now
-    warning.acknowledged_by_id = actor.id
-    warning.acknowledged_note = note[:1000] if note else None
-    session.flush()
     audit(
         session,
         actor,

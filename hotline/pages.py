@@ -168,6 +168,7 @@ def messages():
         unread_only=filters["unread_only"],
         level=filters["level"],
         levels=list(AlertLevel),
+        badge=schemas.badge,
     )
 
 

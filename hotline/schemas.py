@@ -18,7 +18,7 @@ from classifier import geo
 from hotline import reference
 from hotline.cache import reference_rows
 from hotline.db import local_datetime
-from hotline.enums import AlertLevel
+from hotline.enums import AlertLevel, WarningKind
 from hotline.errors import HotlineError, NotFound, UnsupportedMediaType, ValidationFailed
 
 #: ASCII digits only: a str pattern's \d also matches full-width and other Unicode digits.
@@ -441,13 +441,26 @@ def inbox_filters(args, errors):
     return {"unread_only": args.get("unread") == "1", "level": level, "before": before}
 
 
+def badge(item):
+    """What the message centre's badge says of inbox ``item``: its level's label (黄色预警,
+    红色超时 …), but an early warning's kind (``warning.sudden`` 突发事件, ``warning.surge``
+    诉求激增), which its level only colours: a sudden event is not an overdue ticket."""
+    if item.kind and item.kind.startswith("warning."):
+        kind = WarningKind.parse(item.kind.removeprefix("warning."))
+        if kind is not None:
+            return kind.label
+    return item.level.label
+
+
 def inbox_item(item, number, timezone):
     """One inbox item for JSON (the API and the header's message centre): its level with
-    colour and label, the ticket number, the time in UTC and as the city reads it."""
+    colour and label, its badge (``badge``), the ticket number, the time in UTC and as the
+    city reads it."""
     return {
         "id": item.id,
         "kind": item.kind,
         "level": labelled(item.level),
+        "badge": badge(item),
         "title": item.title,
         "body": item.body,
         "ticket": number,

@@ -49,10 +49,13 @@ def get_warning(warning_id):
     _require_viewer()
     db = get_session()
     warning = warnings.visible(db, g.user, warning_id)
+    tickets, hidden = warning_schemas.evidence(db, warning, g.user)
     return ok(
         {
             **warning_schemas.warning_to_dict(warning, g.user),
-            "tickets": warning_schemas.evidence(db, warning, g.user),
+            "tickets": tickets,
+            # Evidence tickets outside the reader's scope (a district leader's: other districts').
+            "tickets_hidden": hidden,
         }
     )
 

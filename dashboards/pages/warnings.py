@@ -81,21 +81,17 @@ def list_page():
         kinds=list(WarningKind),
         states=list(WarningState),
         districts=_districts(g.user),
-        open_count=warnings.open_warnings(db, _own_district(g.user), limit=0)[1],
+        open_count=warning_schemas.open_count(db, g.user),
     ), (error.status if error else 200)
 
 
-def _own_district(user):
-    if user.role == Role.leader and user.district_id is not None:
-        return user.district.code
-    return None
-
-
 def _render(db, warning, error=None, note=None):
+    tickets, hidden = warning_schemas.evidence(db, warning, g.user)
     return render_template(
         "warning.html",
         w=warning_schemas.warning_to_dict(warning, g.user),
-        tickets=warning_schemas.evidence(db, warning, g.user),
+        tickets=tickets,
+        hidden=hidden,
         error=error,
         note=note,
     )

@@ -55,7 +55,7 @@
       var li = element("li", "mc-item level-" + item.level.value + (item.read_at ? " read" : " unread"));
       li.dataset.id = String(item.id);
       var head = element("div", "mc-line");
-      head.appendChild(element("span", "mc-level level-" + item.level.value, item.level.label));
+      head.appendChild(element("span", "mc-level level-" + item.level.value, item.badge));
       head.appendChild(element("span", "mc-title", item.title));
       li.appendChild(head);
       var meta = element("div", "mc-meta");

@@ -78,6 +78,13 @@ def test_a_supervisor_sees_the_banner_and_acknowledges_the_warning(new_page, rai
     page = new_page("supervisor")
     page.set_viewport_size(SCREEN)
     page.goto("/boards")
+    # The header's message centre: the warning's item badged 突发事件 (red), not 红色超时.
+    page.locator(".mc-bell").click()
+    item = page.locator("#mc-panel .mc-item", has_text=raised["title"])
+    item.wait_for()
+    assert item.locator(".mc-level").inner_text() == "突发事件"
+    screenshot(page, "warnings-message-centre-1920")
+    page.goto("/boards")
     page.click("header >> text=预警")
     page.wait_for_url("**/warnings")
     row = page.locator(f"[data-testid=warnings] tr[data-id='{raised['id']}']")

@@ -3,6 +3,7 @@ time-of-day baseline, sudden events at one place, one warning per episode, ackno
 
 import datetime as dt
 import math
+import threading
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +13,7 @@ from dashboards import warnings
 from hotline import settings
 from hotline.enums import AlertLevel, WarningKind, WarningState
 from hotline.errors import Conflict, Forbidden
-from hotline.models import AuditLog, EarlyWarning, Notification, Unit
+from hotline.models import AuditLog, EarlyWarning, Notification, Unit, User
 
 TZ = ZoneInfo("Asia/Shanghai")
 WATER = "010201"  # 突然停水 (level 2: 0102 供水)
@@ -150,15 +151,15 @@ def test_more_calls_in_the_episode_update_the_warning(db, calls, past_mornings):
 def test_a_new_episode_after_the_cooldown_raises_a_new_warning(db, calls, past_mornings):
     calls(6, local(11, 16, 10), step=15 * MIN)
     (first,), _ = warnings.run(db, MONDAY_NOON)
-    # Tuesday morning, 22 hours after the last update (cooldown 6 h): a new surge.
+    # Tuesday morning, 22 hours after the raising (cooldown 6 h): a new surge.
     calls(6, local(11, 17, 9), step=15 * MIN)
     (second,), _ = warnings.run(db, local(11, 17, 10, 30))
     assert second.id != first.id and second.subject == first.subject
     assert second.dedup_key != first.dedup_key
     assert sorted(second.ticket_ids) != sorted(first.ticket_ids)
-    # Within the cooldown the same subject would have been an update (Monday's and
-    # Tuesday's mornings are in Wednesday's baseline now: it takes more to alert).
-    settings.update(db, None, {"warning.cooldown_hours": 24})
+    # Within the cooldown (from the raising) the same subject would have been an update
+    # (Monday's and Tuesday's mornings are in Wednesday's baseline now: it takes more).
+    settings.update(db, None, {"warning.cooldown_hours": 25})
     calls(9, local(11, 18, 9), step=10 * MIN)
     raised, updated = warnings.run(db, local(11, 18, 10, 30))
     assert raised == [] and updated == [second]
@@ -310,3 +311,200 @@ def test_sudden_event_named_in_the_text(db, user, make_ticket):
     assert warning.district is None and "燃气" in warning.body
     # No district: the hotline centre and the mayor's office are told.
     assert [code for code, *_ in inbox(db, "warning.sudden")] == ["U-HOTLINE", "U-SZFB"]
+
+
+def test_two_people_acknowledging_at_once(committed_app):
+    """Both load the open warning; the first commits; the second's acknowledgement is refused
+    naming the first (PostgreSQL: the conditional UPDATE waits for the first's row lock
+    and re-checks the state)."""
+    factory = committed_app.extensions["hotline.db"]
+    if factory.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("concurrent transactions: PostgreSQL (SQLite has one writer)")
+    at = local(11, 16, 20)
+    with committed_app.app_context():
+        setup = factory()
+        warning = EarlyWarning(
+            kind=WarningKind.sudden,
+            dedup_key="sudden:race@2026-11-16T11:00:00Z",
+            subject="sudden:race",
+            title="竞争",
+            body="竞争",
+            window_start=at - HOUR,
+            window_end=at,
+            observed=5,
+            ticket_ids=[],
+            created_at=at,
+            updated_at=at,
+        )
+        setup.add(warning)
+        setup.commit()
+        warning_id = warning.id
+        setup.close()
+        first, second = factory(), factory()
+        try:
+            users = {
+                u.username: u
+                for session in (first, second)
+                for u in session.scalars(
+                    sa.select(User).where(User.username.in_(["supervisor", "leader"]))
+                )
+                if (session is first) == (u.username == "supervisor")
+            }
+            mine, theirs = first.get(EarlyWarning, warning_id), second.get(EarlyWarning, warning_id)
+            assert mine.state == theirs.state == WarningState.open
+            warnings.acknowledge(first, users["supervisor"], mine, "我来", now=at)
+            # The second has read the warning open and updates while the first's row lock
+            # is held: it waits for the commit below, then finds the state changed.
+            outcome = {}
+
+            def acknowledge_too():
+                try:
+                    warnings.acknowledge(
+                        second,
+                        users["leader"],
+                        theirs,
+                        "我也来",
+                        now=at + MIN,
+                        config=committed_app.config,
+                    )
+                    second.commit()
+                    outcome["done"] = True
+                except Conflict as exc:
+                    second.rollback()
+                    outcome["refused"] = exc
+
+            racer = threading.Thread(target=acknowledge_too)
+            racer.start()
+            racer.join(0.5)
+            assert racer.is_alive()  # blocked on the first's row lock
+            first.commit()
+            racer.join(10)
+            assert "done" not in outcome
+            assert outcome["refused"].code == "WARNING_ALREADY_ACKNOWLEDGED"
+            assert "郑国栋" in outcome["refused"].message
+        finally:
+            first.close()
+            second.close()
+        check = factory()
+        stored = check.get(EarlyWarning, warning_id)
+        assert stored.acknowledged_note == "我来"
+        audit = check.scalars(
+            sa.select(AuditLog).where(AuditLog.target == f"warning:{warning_id}")
+        ).all()
+        assert [a.action for a in audit] == ["warning.acknowledge"]
+        check.close()
+
+
+def _many_warnings(db, user, n):
+    """``n`` acknowledged surges, each in a district, category and area and by a person."""
+    from hotline.models import Area, Category
+
+    areas = db.scalars(sa.select(Area).where(sa.func.length(Area.code) == 9).limit(n)).all()
+    categories = db.scalars(sa.select(Category).where(sa.func.length(Category.code) == 4)).all()
+    people = [user("supervisor"), user("leader")]
+    at = local(11, 16, 12)
+    for i in range(n):
+        area = areas[i]
+        district = db.scalars(sa.select(Area).where(Area.code == area.code[:6])).one()
+        db.add(
+            EarlyWarning(
+                kind=WarningKind.surge,
+                dedup_key=f"surge:{i}",
+                subject=f"surge:{i}",
+                title=f"激增{i}",
+                body="激增",
+                category_id=categories[i % len(categories)].id,
+                area_id=area.id,
+                district_id=district.id,
+                window_start=at - HOUR,
+                window_end=at,
+                observed=6,
+                expected=1.0,
+                ticket_ids=[],
+                state=WarningState.acknowledged,
+                acknowledged_at=at,
+                acknowledged_by_id=people[i % 2].id,
+                created_at=at + i * MIN,
+                updated_at=at + i * MIN,
+            )
+        )
+    db.flush()
+    for warning in db.scalars(sa.select(EarlyWarning)):
+        db.expire(warning)  # the page loads them afresh
+
+
+@pytest.mark.parametrize("n", [3, 12])
+def test_listing_warnings_takes_the_same_statements_for_any_page_size(
+    app, db, user, count_queries, n
+):
+    from dashboards import warning_schemas
+
+    _many_warnings(db, user, n)
+    supervisor = user("supervisor")
+    filters = warning_schemas.list_filters({}, supervisor, timezone="Asia/Shanghai")
+    with count_queries() as counted:
+        total, rows = warning_schemas.list_page(db, filters, supervisor)
+        listed = [warning_schemas.warning_to_dict(w, supervisor) for w in rows]
+    assert total == n and len(listed) == n
+    assert all(w["district"] and w["area"] and w["category"] for w in listed)
+    assert {w["acknowledged"]["by"] for w in listed} == {"郑国栋", user("leader").name}
+    # The count, the page, then category, area, district and person: one query each.
+    assert counted.count == 6, counted
+
+
+def test_a_sudden_event_is_about_one_matter(db, calls):
+    """A busy community's five unrelated calls in an hour are not an event; five power-cut
+    calls are, and so are calls mostly (60 %) about one matter."""
+    unrelated = ["010101", "020101", "020301", "030101", "050101"]
+    for i, category in enumerate(unrelated):
+        calls(1, local(11, 16, 19, 2 + 8 * i), category=category, area="370705001004")
+    assert warnings.run(db, local(11, 16, 19, 45)).raised == []
+    calls(5, local(11, 16, 19, 5), step=7 * MIN, category=POWER, area="370705001006")
+    (power,) = warnings.run(db, local(11, 16, 19, 46)).raised
+    assert power.subject == "sudden:370705001006" and power.category.code == "0103"
+    # Three power cuts among five calls (60 %): one matter; two among five: not.
+    for i, category in enumerate([POWER, POWER, "010101", "020101"]):
+        calls(1, local(11, 16, 19, 10 + 5 * i), category=category, area="370702001001")
+    assert warnings.run(db, local(11, 16, 19, 47)).raised == []
+    calls(1, local(11, 16, 19, 47), category=POWER, area="370702001001")
+    (mostly,) = warnings.run(db, local(11, 16, 19, 48)).raised
+    assert mostly.subject == "sudden:370702001001" and mostly.observed == 5
+
+
+def test_after_acknowledgement_a_flare_up_is_a_new_warning(db, user, calls):
+    calls(5, local(11, 16, 19), step=5 * MIN, category=POWER, area=COMMUNITY)
+    (first,) = warnings.run(db, local(11, 16, 19, 30)).raised
+    warnings.acknowledge(db, user("supervisor"), first, "已通知供电公司", now=local(11, 16, 19, 35))
+    evidence = list(first.ticket_ids)
+    # The same calls are still in the window: nothing new to tell.
+    assert tuple(warnings.run(db, local(11, 16, 19, 40))) == ([], [])
+    # Two more: the acknowledged warning takes no evidence, and two are not an event.
+    calls(2, local(11, 16, 19, 45), step=MIN, category=POWER, area=COMMUNITY)
+    assert tuple(warnings.run(db, local(11, 16, 19, 50))) == ([], [])
+    assert first.ticket_ids == evidence and first.updated_at == local(11, 16, 19, 30)
+    # Three more (five since the acknowledgement): it flared up again, a new warning.
+    calls(3, local(11, 16, 20), step=MIN, category=POWER, area=COMMUNITY)
+    (second,) = warnings.run(db, local(11, 16, 20, 5)).raised
+    assert second.id != first.id and second.state == WarningState.open
+    assert set(evidence) - set(second.ticket_ids) == {evidence[0]}  # 19:00: out of the window
+    assert len(inbox(db, "warning.sudden")) == 6  # told twice
+    assert first.ticket_ids == evidence
+
+
+def test_the_cooldown_runs_from_the_raising(db, calls):
+    """Calls that keep coming do not keep an unacknowledged episode going for ever: an hour
+    (the cooldown here) after the raising, five new calls are a new warning."""
+    settings.update(db, None, {"warning.cooldown_hours": 1})
+    calls(5, local(11, 16, 19), step=5 * MIN, category=POWER, area=COMMUNITY)
+    (first,) = warnings.run(db, local(11, 16, 19, 30)).raised
+    new = []
+    for i in range(10):  # one call every ten minutes, 19:40 to 21:10, scanned after each
+        at = local(11, 16, 19, 40) + i * 10 * MIN
+        calls(1, at, category=POWER, area=COMMUNITY)
+        raised, updated = warnings.run(db, at + MIN)
+        new += raised
+        if at < local(11, 16, 20, 30):
+            assert updated == [first]
+    # 19:40–20:20 joined the first; from 20:30 on they are new: the fifth (21:10) raises.
+    assert [w.created_at for w in new] == [local(11, 16, 21, 11)]
+    assert len(first.ticket_ids) == 10

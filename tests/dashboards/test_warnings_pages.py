@@ -138,3 +138,82 @@ def test_api(api, raised):
     unknown = supervisor.post(f"/warnings/{kuiwen}/acknowledge", json={"remark": "x"})
     assert unknown.status_code == 422
     assert unknown.get_json()["error"]["details"] == {"remark": "未知字段“remark”"}
+
+
+@pytest.fixture
+def spanning(db, user, make_ticket):
+    """A sudden event placed by its text (丽发新城) with 3 calls from 潍城区 and 2 from 奎文区:
+    its district is 潍城区, the most common."""
+    texts = [
+        (
+            "370702001",
+            "丽发新城燃气味很大",
+            "丽发新城3号楼楼道里燃气味很浓，请马上来看看。",
+        ),
+        ("370705001", "燃气泄漏", "丽发新城2号楼楼下一直有很浓的煤气味，已经打开窗户了。"),
+        ("370702001", "丽发新城闻到燃气味", "丽发新城小区东门附近闻到刺鼻的燃气味。"),
+        ("370705001", "煤气味", "丽发新城5号楼有煤气味，老人孩子不敢在家，请尽快处理。"),
+        ("370702001", "丽发新城疑似燃气泄漏", "丽发新城靠近幼儿园的那栋楼燃气味很重。"),
+    ]
+    for i, (area, title, content) in enumerate(texts):
+        make_ticket(
+            user("operator"),
+            category="010401",
+            area=area,
+            address=None,
+            title=title,
+            content=content,
+            requester_phone=f"1360536{i:04d}",
+            now=local(11, 16, 21) + i * 6 * MIN,
+        )
+    (warning,) = warnings.run(db, local(11, 16, 21, 30)).raised
+    assert warning.district.code == "370702" and warning.area_id is None
+    db.flush()
+    return warning
+
+
+def test_a_district_leader_sees_a_spanning_warning_with_their_evidence_only(
+    client, web_login, api, spanning
+):
+    web_login(client, "kuiwen-leader")
+    status, html = page(client, "/warnings")
+    assert status == 200 and spanning.title in html and "待确认 1 条" in html
+    status, html = page(client, f"/warnings/{spanning.id}")
+    assert status == 200
+    assert "证据工单（2 件）" in html and "另有 3 件证据工单在您的管辖范围之外" in html
+    assert "燃气泄漏" in html and "煤气味" in html
+    assert "丽发新城燃气味很大" not in html and "城关街道" not in html
+    assert "确认预警</button>" not in html  # 潍城区's warning: its leaders acknowledge
+    leader = api("kuiwen-leader")
+    assert leader.get("/warnings").get_json()["data"]["total"] == 1
+    one = leader.get(f"/warnings/{spanning.id}").get_json()["data"]
+    assert [t["title"] for t in one["tickets"]] == ["燃气泄漏", "煤气味"]
+    assert one["tickets_hidden"] == 3 and one["may_acknowledge"] is False
+    refused = leader.post(f"/warnings/{spanning.id}/acknowledge", json={})
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "WARNING_NOT_IN_SCOPE"
+    # The city sees all five.
+    everything = api("supervisor").get(f"/warnings/{spanning.id}").get_json()["data"]
+    assert len(everything["tickets"]) == 5 and everything["tickets_hidden"] == 0
+
+
+@pytest.mark.parametrize(
+    ("username", "masked"),
+    [("supervisor", False), ("dispatcher", False), ("leader", True), ("admin", True)],
+)
+def test_evidence_titles_lose_personal_data_for_readers_who_do_not_call(
+    db, api, raised, username, masked
+):
+    from hotline.models import Ticket
+
+    kuiwen = raised["kuiwen"]
+    ticket = db.get(Ticket, kuiwen.ticket_ids[0])
+    ticket.title = "停电请回电13805361234，身份证370705198001011234"
+    db.flush()
+    one = api(username).get(f"/warnings/{kuiwen.id}").get_json()["data"]
+    (title,) = [t["title"] for t in one["tickets"] if t["number"] == ticket.number]
+    if masked:
+        assert "13805361234" not in title and "370705198001011234" not in title
+        assert title.startswith("停电请回电")
+    else:
+        assert title == ticket.title

@@ -211,3 +211,40 @@ def test_mark_all_read_stops_at_the_newest_item_shown(client, db, web_login):
     bad = client.post("/messages/read-all", data={"csrf_token": token, "up_to": "x"})
     assert bad.status_code == 422
     assert unread(db, DONGGUAN) == 1
+
+
+def test_an_early_warning_is_badged_by_its_kind_not_as_overdue(client, db, web_login, api):
+    """A sudden event is red like an overdue ticket, but its badge says 突发事件 (a surge's
+    诉求激增), in the list and in the header's centre alike."""
+    centre = unit(db, "U-HOTLINE")
+    for kind, level, title in [
+        ("warning.sudden", "red", "【突发事件预警】中学街社区突发"),
+        ("warning.surge", "yellow", "【诉求激增预警】东关街道供水类诉求激增"),
+        ("sign_overdue", "red", "【签收超时】一件工单"),
+    ]:
+        deliver(
+            db,
+            [
+                Message(
+                    unit_id=centre.id,
+                    unit_code=centre.code,
+                    kind=kind,
+                    level=level,
+                    title=title,
+                    body="…",
+                )
+            ],
+            NOW,
+        )
+    db.flush()
+    web_login(client, "supervisor")
+    html = client.get("/messages").get_data(as_text=True)
+    assert html.count('class="level-badge level-red">突发事件<') == 1
+    assert html.count('class="level-badge level-yellow">诉求激增<') == 1
+    assert html.count('class="level-badge level-red">红色超时<') == 1
+    items = api("supervisor").get("/inbox/summary").get_json()["data"]["items"]
+    assert [(i["kind"], i["badge"]) for i in items[:3]] == [
+        ("sign_overdue", "红色超时"),
+        ("warning.surge", "诉求激增"),
+        ("warning.sudden", "突发事件"),
+    ]
