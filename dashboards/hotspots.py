@@ -81,6 +81,7 @@ from hotline.models import (
     User,
 )
 from hotline.privacy import scrub_personal
+from hotline.schemas import iso
 
 #: Tickets committed out of id order that a run still looks back for.
 MARGIN = 200
@@ -1286,12 +1287,12 @@ def issue_to_dict(issue, period_size=None):
         "district": (
             {"code": issue.district.code, "name": issue.district.name} if issue.district else None
         ),
-        "first_at": _iso(issue.first_at),
-        "last_at": _iso(issue.last_at),
-        "created_at": _iso(issue.created_at),
+        "first_at": iso(issue.first_at),
+        "last_at": iso(issue.last_at),
+        "created_at": iso(issue.created_at),
         "handled": (
             {
-                "at": _iso(issue.handled_at),
+                "at": iso(issue.handled_at),
                 "by": issue.handled_by.name if issue.handled_by else None,
                 "note": issue.handled_note,
             }
@@ -1314,10 +1315,6 @@ def _heat_parts(parts):
         if isinstance(part, dict)
     ]
     return sorted(rows, key=lambda r: -r["points"])
-
-
-def _iso(value):
-    return value.isoformat() if value else None
 
 
 def get_issue(session, user, hot_issue_id):
@@ -1359,7 +1356,7 @@ def detail(session, user, hot_issue_id, *, timezone):
         {
             "id": t.id,
             "number": t.number,
-            "received_at": _iso(t.received_at),
+            "received_at": iso(t.received_at),
             "title": shown(t.title),
             "status": {"code": t.status.value, "label": t.status.label},
             "unit": unit,
@@ -1431,9 +1428,9 @@ def _moments(session, issue, rows, zone):
     if rows:
         first = rows[0][0]
         moments.append(
-            {"at": _iso(first.received_at), "label": "首件工单", "text": first.number or ""}
+            {"at": iso(first.received_at), "label": "首件工单", "text": first.number or ""}
         )
-    moments.append({"at": _iso(issue.created_at), "label": "列为热点问题", "text": ""})
+    moments.append({"at": iso(issue.created_at), "label": "列为热点问题", "text": ""})
     merged_from = list(
         session.scalars(sa.select(HotIssue.id).where(HotIssue.merged_into_id == issue.id))
     )
@@ -1462,7 +1459,7 @@ def _moments(session, issue, rows, zone):
             text = payload.get("note") or ""
         moments.append(
             {
-                "at": _iso(at),
+                "at": iso(at),
                 "label": _MOMENT_LABELS[action],
                 "text": f"{name or '系统'}：{text}" if text else (name or "系统"),
             }
@@ -1470,7 +1467,7 @@ def _moments(session, issue, rows, zone):
     if len(rows) > 1:
         last = rows[-1][0]
         moments.append(
-            {"at": _iso(last.received_at), "label": "最新工单", "text": last.number or ""}
+            {"at": iso(last.received_at), "label": "最新工单", "text": last.number or ""}
         )
     for moment in moments:
         at = moment["at"] and dt.datetime.fromisoformat(moment["at"])

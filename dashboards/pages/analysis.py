@@ -13,7 +13,6 @@ summary as typed.
 
 import io
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -27,11 +26,11 @@ from flask import (
 )
 
 from dashboards import access, analysis, exports, schemas
+from dashboards.pages import district_choices
 from hotline import web
 from hotline.db import get_session, utcnow
-from hotline.enums import AreaLevel, ReportPeriod, Role
+from hotline.enums import ReportPeriod
 from hotline.errors import HotlineError
-from hotline.models import Area
 from hotline.web import page_for
 
 VIEW_ROLES = access.ANALYSIS_ROLES
@@ -71,20 +70,6 @@ def _request(kind=None, key=None):
         g.user, request.args, kind=kind, key=key, now=now, timezone=_timezone()
     )
     return now, period, scope
-
-
-def _districts(user):
-    if user.role == Role.leader and user.district_id is not None:
-        return []
-    return (
-        get_session()
-        .execute(
-            sa.select(Area.code, Area.name)
-            .where(Area.level == AreaLevel.district)
-            .order_by(Area.code)
-        )
-        .all()
-    )
 
 
 def _charts(report):
@@ -156,7 +141,7 @@ def _render(now, period, scope, *, error=None, typed_summary=None, status=200):
         current_key=current.key,
         previous_key=period.previous().key,
         following_key=following.key if following.first <= current.first else None,
-        districts=_districts(g.user),
+        districts=district_choices(g.user),
         charts=_charts(report),
         may_publish=analysis.may_publish(db, g.user, period, scope=scope, now=now),
         error=error,

@@ -25,6 +25,7 @@ from flask import (
 )
 
 from dashboards import access
+from dashboards.pages import district_choices
 from dashboards.snapshots import room_snapshot
 from dashboards.socket import NAMESPACE
 from hotline import web
@@ -59,22 +60,10 @@ VENDOR_FILES = {
 _DISTRICT = re.compile(r"^\d{6}$")
 
 
-def _districts():
-    return (
-        get_session()
-        .execute(
-            sa.select(Area.code, Area.name)
-            .where(Area.level == AreaLevel.district)
-            .order_by(Area.code)
-        )
-        .all()
-    )
-
-
 def _render(room, title):
     snapshot = room_snapshot(get_session(), current_app.config, room)
     user = g.user
-    districts = [] if user.role == Role.leader and user.district_id else _districts()
+    districts = district_choices(user)
     district = access.room_district(room)
     # The map's outlines (GeoJSON) come from the dashboards API, by the endpoint's name.
     if district is None:

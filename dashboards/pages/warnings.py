@@ -8,7 +8,6 @@ administrators (read only) see them; supervisors and leaders acknowledge
 API's (``dashboards.warning_schemas``).
 """
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -22,11 +21,12 @@ from flask import (
 )
 
 from dashboards import warning_schemas, warnings
+from dashboards.pages import district_choices
 from hotline import web
 from hotline.db import get_session, utcnow
-from hotline.enums import AreaLevel, Role, WarningKind, WarningState
+from hotline.enums import WarningKind, WarningState
 from hotline.errors import HotlineError, NotFound
-from hotline.models import Area, EarlyWarning
+from hotline.models import EarlyWarning
 from hotline.schemas import form_values
 from hotline.web import page_for
 
@@ -42,20 +42,6 @@ def create_blueprint():
     )
     web.add_to_menu(bp, "list_page", "预警", VIEW_ROLES)
     return bp
-
-
-def _districts(user):
-    if user.role == Role.leader and user.district_id is not None:
-        return []
-    return (
-        get_session()
-        .execute(
-            sa.select(Area.code, Area.name)
-            .where(Area.level == AreaLevel.district)
-            .order_by(Area.code)
-        )
-        .all()
-    )
 
 
 @page_for(*VIEW_ROLES)
@@ -80,7 +66,7 @@ def list_page():
         args=request.args,
         kinds=list(WarningKind),
         states=list(WarningState),
-        districts=_districts(g.user),
+        districts=district_choices(g.user),
         open_count=warning_schemas.open_count(db, g.user),
     ), (error.status if error else 200)
 
