@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from hotline import reference
 from hotline.audit import audit_change
 from hotline.db import utcnow
-from hotline.errors import ValidationFailed
-from hotline.models import Setting
+from hotline.errors import Forbidden, ValidationFailed
+from hotline.models import AuditLog, Setting, User
 
 
 @dataclass(frozen=True)
@@ -473,3 +473,111 @@ def update(session, actor, raw_values, *, check=None):
 
 def clear():
     _cache.clear()
+
+
+#: The settings' audit rows a section's history looks at (newest first).
+HISTORY_SCAN = 500
+
+
+@dataclass(frozen=True)
+class Section:
+    """A page's worth of settings (考核设置, 民情分析设置 …): the keys starting with one of
+    ``prefixes``, named on the page and in the API without ``strip`` (the ranking's settings
+    are ``weight_response`` there, ``ranking.weight_response`` here). ``editors`` change them,
+    ``check`` may refuse a combination; ``what`` names the section in messages."""
+
+    prefixes: tuple
+    what: str
+    editors: frozenset
+    strip: str = ""
+    check: object = None
+
+    def _name(self, key):
+        return key.removeprefix(self.strip)
+
+    def keys(self):
+        return [key for key in DEFINITIONS if key.startswith(self.prefixes)]
+
+    def names(self):
+        return [self._name(key) for key in self.keys()]
+
+    def describe(self, session):
+        """Each setting: its name, Chinese label, help, value in force, code default, bounds
+        and whether it takes decimals, in definition order."""
+        return [
+            {
+                "name": self._name(definition.key),
+                "label": definition.label,
+                "help": definition.help,
+                "value": value,
+                "default": definition.default,
+                "minimum": definition.minimum,
+                "maximum": definition.maximum,
+                "decimal": definition.kind is float,
+            }
+            for definition, value in current(session)
+            if definition.key.startswith(self.prefixes)
+        ]
+
+    def require_editor(self, actor):
+        if actor.role not in self.editors:
+            raise Forbidden(
+                f"只有系统管理员可以修改{self.what}",
+                code="ROLE_NOT_ALLOWED",
+                details={"role": actor.role.value},
+            )
+
+    def update(self, session, actor, raw_values):
+        """Change some of the section's settings (``{name: value}``; text from a form or JSON
+        values). Every value is checked before any is written; names of other sections are
+        refused. Audited; the caller commits. Returns ``{name: new value}`` of what changed."""
+        self.require_editor(actor)
+        known = set(self.names())
+        unknown = [name for name in raw_values if name not in known]
+        if unknown:
+            raise ValidationFailed(
+                f"没有这个{self.what}项：{unknown[0]}",
+                code="SETTINGS_INVALID",
+                details={name: "没有这个设置项" for name in unknown},
+            )
+        try:
+            changed = update(
+                session,
+                actor,
+                {self.strip + name: value for name, value in raw_values.items()},
+                check=self.check,
+            )
+        except ValidationFailed as exc:
+            # The fields by the names the page and the API use.
+            exc.details = {self._name(key): why for key, why in (exc.details or {}).items()}
+            raise
+        return {self._name(key): value for key, value in changed.items()}
+
+    def history(self, session, limit=50):
+        """The section's changes, newest first: [{at, by (name or None), username, changes:
+        [(label, old, new)]}] from the audit log."""
+        rows = session.execute(
+            sa.select(AuditLog, User.name, User.username)
+            .outerjoin(User, User.id == AuditLog.actor_id)
+            .where(AuditLog.action == "settings.update")
+            .order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+            .limit(HISTORY_SCAN)
+        ).all()
+        order = list(DEFINITIONS)
+        found = []
+        for row, name, username in rows:
+            changes = [
+                (DEFINITIONS[key].label if key in DEFINITIONS else key, old, new)
+                for key, (old, new) in sorted(
+                    (row.payload or {}).get("changes", {}).items(),
+                    key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]),
+                )
+                if key.startswith(self.prefixes)
+            ]
+            if changes:
+                found.append(
+                    {"at": row.created_at, "by": name, "username": username, "changes": changes}
+                )
+            if len(found) >= limit:
+                break
+        return found

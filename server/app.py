@@ -20,6 +20,7 @@ import dashboards.api.analysis
 import dashboards.api.hotspots
 import dashboards.api.rankings
 import dashboards.api.warnings
+import dashboards.pages.admin_analysis
 import dashboards.pages.admin_scoring
 import dashboards.pages.analysis
 import dashboards.pages.board
@@ -143,6 +144,7 @@ PAGES = [
     dispatch.pages.admin_open311,
     hotline.admin.knowledge,
     dashboards.pages.admin_scoring,
+    dashboards.pages.admin_analysis,
     hotline.admin.onboarding,
     hotline.admin.outbox,
     hotline.admin.home,

@@ -26,7 +26,7 @@ def test_admin_changes_the_scoring_settings(new_page, screenshot):
     page.fill("input[name=weight_satisfaction]", "40")
     page.get_by_role("button", name="保存设置").click()
     expect(page.locator("div.notice[role=status]")).to_contain_text("考核设置已保存")
-    history = page.locator("table.scoring-history")
+    history = page.locator("table.settings-history")
     expect(history).to_contain_text("响应率权重：10 → 20")
     expect(history).to_contain_text("满意率权重：45 → 40")
     screenshot(page, "admin-timecal-scoring")

@@ -56,6 +56,7 @@ def test_everyone_who_reads_the_ranking_reads_its_settings(api):
         "default": 10,
         "minimum": 0,
         "maximum": 100,
+        "decimal": False,
     }
     assert (
         set(items)
