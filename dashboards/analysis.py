@@ -72,6 +72,7 @@ from hotline.enums import AreaLevel, Channel, HotIssueState, ReportPeriod, Reque
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotline.models import AnalysisReport, Area, Category, HotIssue, HotIssueTicket, Ticket, Unit
 from hotline.privacy import mask_phone, scrub_personal
+from hotline.schemas import Fields
 
 #: Tickets a level-2 category or a place needs this period to be listed as rising.
 RISING_MIN_COUNT = {
@@ -1044,13 +1045,11 @@ def publish(session, actor, period, key=None, summary=None, *, now, timezone=DEF
         raise refused
     name = f"{period.label}{period.kind.label}"
     if summary is not None:
-        summary = summary.strip()
-        if not summary:
+        if isinstance(summary, str) and not summary.strip():
             raise ValidationFailed("摘要不能为空", details={"summary": "请填写摘要"})
-        if len(summary) > SUMMARY_MAX:
-            raise ValidationFailed(
-                f"摘要不能超过 {SUMMARY_MAX} 字", details={"summary": "内容过长"}
-            )
+        fields = Fields({"summary": summary})
+        summary = fields.text("summary", "摘要", max_len=SUMMARY_MAX, multiline=True)
+        fields.check()
     report = compute(session, period, as_of=now)
     generated = report["summary"]
     row = AnalysisReport(

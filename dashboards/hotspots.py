@@ -81,7 +81,7 @@ from hotline.models import (
     User,
 )
 from hotline.privacy import scrub_personal
-from hotline.schemas import iso
+from hotline.schemas import iso, local_day
 
 #: Tickets committed out of id order that a run still looks back for.
 MARGIN = 200
@@ -876,6 +876,8 @@ def _describe(session, issue, ticket_ids, now):
 
 
 def _clean_text(value, field_name, label, limit, *, required):
+    if value is not None and not isinstance(value, str):
+        raise ValidationFailed(f"{label}须为文字", details={field_name: "须为字符串"})
     text = (value or "").strip()
     if required and not text:
         raise ValidationFailed(f"请填写{label}", details={field_name: f"请填写{label}"})
@@ -1135,14 +1137,16 @@ def parse_filters(args, user, *, timezone, errors=None):
         errors["state"] = "状态取值无效"
         state = ""
     q = (args.get("q") or "").strip()[:50] or None
+    if q is not None and "\x00" in q:
+        errors["q"] = "标题关键词含有无效字符"
+        q = None
     dates = {}
     for name in ("from", "to"):
         raw = (args.get(name) or "").strip()
         if raw:
-            try:
-                dates[name] = dt.date.fromisoformat(raw)
-            except ValueError:
-                errors[name] = "日期格式应为 YYYY-MM-DD"
+            day = local_day(raw, name, errors)
+            if day is not None:
+                dates[name] = day
     if "from" in dates and "to" in dates and dates["to"] < dates["from"]:
         errors["to"] = "结束日期不能早于开始日期"
     if own and errors:
@@ -1612,15 +1616,18 @@ def _growth(session, hot_issue_ids, now):
 
 # -- what forms and JSON bodies send ----------------------------------------------------------
 
+#: The largest id a row may have (the tables' 32-bit keys; more is a typing error).
+MAX_ID = 2**31 - 1
+
 
 def id_of(value, field_name, label):
     """A hot issue's or ticket's id as sent (a number, or text of digits)."""
     if isinstance(value, bool):
         value = None
-    if isinstance(value, int) and value > 0:
+    if isinstance(value, int) and 0 < value <= MAX_ID:
         return value
     text = str(value or "").strip().removeprefix("#")
-    if not text.isdigit() or int(text) <= 0 or len(text) > 12:
+    if not text.isdigit() or not 0 < int(text) <= MAX_ID:
         raise ValidationFailed(f"请选择{label}", details={field_name: f"请选择{label}"})
     return int(text)
 

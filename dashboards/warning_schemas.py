@@ -13,7 +13,7 @@ from dispatch.access import FULL_PHONE_ROLES, scoped, visible_numbers
 from hotline.enums import WarningKind, WarningState
 from hotline.models import Area, EarlyWarning, Ticket
 from hotline.privacy import scrub_personal
-from hotline.schemas import Fields, Page, check_query, coded, iso, labelled
+from hotline.schemas import Fields, Page, check_query, coded, iso, labelled, local_day
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -43,10 +43,7 @@ def list_filters(args, user, *, timezone):
             filters["district"] = args["district"]
     for name in ("from", "to"):
         if args.get(name):
-            try:
-                filters[name] = dt.date.fromisoformat(args[name])
-            except ValueError:
-                errors[name] = "格式应为 YYYY-MM-DD"
+            filters[name] = local_day(args[name], name, errors)
     if filters["from"] and filters["to"] and filters["to"] < filters["from"]:
         errors["to"] = "不能早于开始日期"
     page = Page.from_args(

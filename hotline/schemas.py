@@ -5,6 +5,7 @@ message per field, serialising rows for JSON, looking rows up by code, and pagin
 Views parse and render; the rules about what a value may be live here once.
 """
 
+import datetime as dt
 import json
 import math
 import re
@@ -339,6 +340,25 @@ def lookup_code(session, fields, name, model, label, code):
 
 
 # -- pagination -------------------------------------------------------------------------------
+
+
+#: Dates a filter accepts: a day outside these years is a typing error (and 0001-01-01 or
+#: 9999-12-31 would leave the calendar once turned into UTC).
+DAY_YEARS = (2000, 2100)
+
+
+def local_day(raw, name, errors):
+    """The date ``raw`` (``YYYY-MM-DD``) of a filter, or None with a Chinese reason in
+    ``errors[name]``."""
+    try:
+        day = dt.date.fromisoformat((raw or "").strip())
+    except ValueError:
+        errors[name] = "日期格式应为 YYYY-MM-DD"
+        return None
+    if not DAY_YEARS[0] <= day.year <= DAY_YEARS[1]:
+        errors[name] = f"日期超出范围（{DAY_YEARS[0]}–{DAY_YEARS[1]} 年）"
+        return None
+    return day
 
 
 def positive_int(args, name, default, errors):

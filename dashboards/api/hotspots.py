@@ -25,12 +25,12 @@ from hotline.schemas import Page, check_query, json_body
 def create_blueprint():
     bp = Blueprint("hotspots", __name__)
     bp.add_url_rule("/hotspots", view_func=list_hotspots)
-    bp.add_url_rule("/hotspots/<int:hot_id>", view_func=get_hotspot)
-    bp.add_url_rule("/hotspots/<int:hot_id>/merge", view_func=merge, methods=["POST"])
-    bp.add_url_rule("/hotspots/<int:hot_id>/split", view_func=split, methods=["POST"])
-    bp.add_url_rule("/hotspots/<int:hot_id>/handle", view_func=handle, methods=["POST"])
-    bp.add_url_rule("/hotspots/<int:hot_id>/reopen", view_func=reopen, methods=["POST"])
-    bp.add_url_rule("/hotspots/<int:hot_id>/rename", view_func=rename, methods=["POST"])
+    bp.add_url_rule("/hotspots/<id:hot_id>", view_func=get_hotspot)
+    bp.add_url_rule("/hotspots/<id:hot_id>/merge", view_func=merge, methods=["POST"])
+    bp.add_url_rule("/hotspots/<id:hot_id>/split", view_func=split, methods=["POST"])
+    bp.add_url_rule("/hotspots/<id:hot_id>/handle", view_func=handle, methods=["POST"])
+    bp.add_url_rule("/hotspots/<id:hot_id>/reopen", view_func=reopen, methods=["POST"])
+    bp.add_url_rule("/hotspots/<id:hot_id>/rename", view_func=rename, methods=["POST"])
     return bp
 
 

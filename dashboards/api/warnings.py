@@ -15,9 +15,9 @@ from hotline.schemas import json_body
 def create_blueprint():
     bp = Blueprint("warnings", __name__)
     bp.add_url_rule("/warnings", view_func=list_warnings)
-    bp.add_url_rule("/warnings/<int:warning_id>", view_func=get_warning)
+    bp.add_url_rule("/warnings/<id:warning_id>", view_func=get_warning)
     bp.add_url_rule(
-        "/warnings/<int:warning_id>/acknowledge", view_func=acknowledge, methods=["POST"]
+        "/warnings/<id:warning_id>/acknowledge", view_func=acknowledge, methods=["POST"]
     )
     return bp
 

@@ -34,12 +34,12 @@ def create_blueprint():
         static_url_path="/hotspots/static",
     )
     bp.add_url_rule("/hotspots", view_func=list_page)
-    bp.add_url_rule("/hotspots/<int:hot_id>", view_func=issue_page)
-    bp.add_url_rule("/hotspots/<int:hot_id>/merge", view_func=merge, methods=["POST"])
-    bp.add_url_rule("/hotspots/<int:hot_id>/split", view_func=split, methods=["POST"])
-    bp.add_url_rule("/hotspots/<int:hot_id>/handle", view_func=handle, methods=["POST"])
-    bp.add_url_rule("/hotspots/<int:hot_id>/reopen", view_func=reopen, methods=["POST"])
-    bp.add_url_rule("/hotspots/<int:hot_id>/rename", view_func=rename, methods=["POST"])
+    bp.add_url_rule("/hotspots/<id:hot_id>", view_func=issue_page)
+    bp.add_url_rule("/hotspots/<id:hot_id>/merge", view_func=merge, methods=["POST"])
+    bp.add_url_rule("/hotspots/<id:hot_id>/split", view_func=split, methods=["POST"])
+    bp.add_url_rule("/hotspots/<id:hot_id>/handle", view_func=handle, methods=["POST"])
+    bp.add_url_rule("/hotspots/<id:hot_id>/reopen", view_func=reopen, methods=["POST"])
+    bp.add_url_rule("/hotspots/<id:hot_id>/rename", view_func=rename, methods=["POST"])
     bp.register_error_handler(HotlineError, _refused)
     web.add_to_menu(bp, "list_page", "热点问题", VIEW_ROLES)
     return bp

@@ -36,9 +36,9 @@ VIEW_ROLES = tuple(warnings.VIEW_ROLES)
 def create_blueprint():
     bp = Blueprint("warnings", __name__, template_folder="templates")
     bp.add_url_rule("/warnings", view_func=list_page)
-    bp.add_url_rule("/warnings/<int:warning_id>", view_func=warning_page)
+    bp.add_url_rule("/warnings/<id:warning_id>", view_func=warning_page)
     bp.add_url_rule(
-        "/warnings/<int:warning_id>/acknowledge", view_func=acknowledge, methods=["POST"]
+        "/warnings/<id:warning_id>/acknowledge", view_func=acknowledge, methods=["POST"]
     )
     web.add_to_menu(bp, "list_page", "预警", VIEW_ROLES)
     return bp

@@ -33,6 +33,7 @@ ITEM_KEYS = {
     "id",
     "kind",
     "level",
+    "badge",
     "title",
     "body",
     "ticket",
