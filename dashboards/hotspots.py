@@ -835,6 +835,15 @@ def _issue(session, value, *, lock_row=True):
     return issue
 
 
+def _open_for_decision(session, hot_issue):
+    """The hot issue a decision is about, once the grouper lets go (``lock_for_decision``),
+    its row locked; refused if it was merged away."""
+    lock_for_decision(session)  # a grouper run writing the same row waits, briefly
+    issue = _issue(session, hot_issue)
+    _not_merged(issue)
+    return issue
+
+
 def _not_merged(issue):
     if issue.state == HotIssueState.merged:
         raise Conflict(
@@ -941,9 +950,7 @@ def split(session, actor, hot_issue, ticket_ids, title=None, now=None):
     require_decider(actor)
     now = now or utcnow()
     title = _clean_text(title, "title", "标题", TITLE_MAX, required=False)
-    lock_for_decision(session)
-    issue = _issue(session, hot_issue)
-    _not_merged(issue)
+    issue = _open_for_decision(session, hot_issue)
     chosen = set(ticket_ids or ())
     if not chosen:
         raise ValidationFailed(
@@ -1008,9 +1015,7 @@ def mark_handled(session, actor, hot_issue, note, now=None):
     require_decider(actor)
     now = now or utcnow()
     note = _clean_text(note, "note", "处理说明", NOTE_MAX, required=True)
-    lock_for_decision(session)  # a grouper run writing the same row waits, briefly
-    issue = _issue(session, hot_issue)
-    _not_merged(issue)
+    issue = _open_for_decision(session, hot_issue)
     if issue.state == HotIssueState.handled:
         raise Conflict(f"热点问题 #{issue.id} 已标记为已处理", code="HOTSPOT_ALREADY_HANDLED")
     issue.state = HotIssueState.handled
@@ -1034,9 +1039,7 @@ def reopen(session, actor, hot_issue, note=None, now=None):
     require_decider(actor)
     now = now or utcnow()
     note = _clean_text(note, "note", "说明", NOTE_MAX, required=False)
-    lock_for_decision(session)  # a grouper run writing the same row waits, briefly
-    issue = _issue(session, hot_issue)
-    _not_merged(issue)
+    issue = _open_for_decision(session, hot_issue)
     if issue.state != HotIssueState.handled:
         raise Conflict(f"热点问题 #{issue.id} 未标记为已处理", code="HOTSPOT_NOT_HANDLED")
     issue.state = HotIssueState.open
@@ -1058,9 +1061,7 @@ def rename(session, actor, hot_issue, title, now=None):
     require_decider(actor)
     now = now or utcnow()
     title = _clean_text(title, "title", "标题", TITLE_MAX, required=True)
-    lock_for_decision(session)  # a grouper run writing the same row waits, briefly
-    issue = _issue(session, hot_issue)
-    _not_merged(issue)
+    issue = _open_for_decision(session, hot_issue)
     before = {"title": issue.title, "title_fixed": issue.title_fixed}
     issue.title = title
     issue.title_fixed = True

@@ -130,60 +130,43 @@ def make_warning_job(app, clock=None):
     return run
 
 
+def every(scheduler, job, seconds, job_id):
+    """Run ``job`` every ``seconds``: at once on start (catch-up), never twice at a time, and
+    after a stall once rather than once per missed interval (one run drains everything due)."""
+    scheduler.add_job(
+        job,
+        "interval",
+        seconds=seconds,
+        id=job_id,
+        next_run_time=dt.datetime.now(dt.UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+
+
 def build(app, *, blocking, clock=None):
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(timezone=app.config["TIMEZONE"])
-    scheduler.add_job(
-        make_job(app, clock),
-        "interval",
-        seconds=app.config["SCHEDULER_INTERVAL_SECONDS"],
-        id=JOB_ID,
-        # Run at once on start (catch-up), never twice at a time, and after a stall run once
-        # rather than once per missed interval: one run drains everything due anyway.
-        next_run_time=dt.datetime.now(dt.UTC),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
-    scheduler.add_job(
+    every(scheduler, make_job(app, clock), app.config["SCHEDULER_INTERVAL_SECONDS"], JOB_ID)
+    every(
+        scheduler,
         make_knowledge_job(app, clock),
-        "interval",
-        seconds=knowledge_admin.JOB_INTERVAL_SECONDS,
-        id=KNOWLEDGE_JOB_ID,
-        next_run_time=dt.datetime.now(dt.UTC),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
+        knowledge_admin.JOB_INTERVAL_SECONDS,
+        KNOWLEDGE_JOB_ID,
     )
-    scheduler.add_job(
+    every(
+        scheduler,
         make_hotspot_job(app, clock),
-        "interval",
-        seconds=app.config["HOTSPOT_INTERVAL_SECONDS"],
-        id=HOTSPOT_JOB_ID,
-        next_run_time=dt.datetime.now(dt.UTC),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
+        app.config["HOTSPOT_INTERVAL_SECONDS"],
+        HOTSPOT_JOB_ID,
     )
-    scheduler.add_job(
-        make_outbox_job(app, clock),
-        "interval",
-        seconds=app.config["OUTBOX_SWEEP_SECONDS"],
-        id=OUTBOX_JOB_ID,
-        next_run_time=dt.datetime.now(dt.UTC),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
-    scheduler.add_job(
+    every(scheduler, make_outbox_job(app, clock), app.config["OUTBOX_SWEEP_SECONDS"], OUTBOX_JOB_ID)
+    every(
+        scheduler,
         make_warning_job(app, clock),
-        "interval",
-        seconds=app.config["WARNING_INTERVAL_SECONDS"],
-        id=WARNING_JOB_ID,
-        next_run_time=dt.datetime.now(dt.UTC),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
+        app.config["WARNING_INTERVAL_SECONDS"],
+        WARNING_JOB_ID,
     )
     return scheduler
 
