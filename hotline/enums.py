@@ -297,3 +297,34 @@ class ReportPeriod(LabeledEnum):
     weekly = "weekly", "周报"
     monthly = "monthly", "月报"
     quarterly = "quarterly", "季报"
+
+
+class ReviewMode(LabeledEnum):
+    """Which finished replies the hotline reviews before they reach the citizen (办结审核),
+    per category: every one, a random share, only those the automatic check flags, or none."""
+
+    all = "all", "全部审核"
+    sample = "sample", "抽样审核"
+    flagged = "flagged", "仅审核疑似不合格答复"
+    none = "none", "不审核"
+
+
+class MeetingState(LabeledEnum):
+    """A joint meeting (联席会议) on hard cases: planned with its agenda, then held."""
+
+    planned = "planned", "待召开"
+    held = "held", "已召开"
+
+
+class ReferralKind(LabeledEnum):
+    """What a unit is referred to discipline inspection (纪检监察) for (四位一体督办)."""
+
+    shirking = "shirking", "推诿扯皮"
+    falsification = "falsification", "弄虚作假"
+
+
+class InspectionState(LabeledEnum):
+    """A sampled intake ticket in quality inspection (质检)."""
+
+    pending = "pending", "待质检"
+    done = "done", "已质检"

@@ -38,6 +38,13 @@ from tests.helpers import (
 
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
+    "summons_firings",
+    "summonses",
+    "meeting_items",
+    "joint_meetings",
+    "referrals",
+    "inspections",
+    "review_rules",
     "early_warnings",
     "hot_issue_tickets",
     "hot_issues",

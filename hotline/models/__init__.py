@@ -13,6 +13,15 @@ from hotline.models.notifications import Notification
 from hotline.models.rankings import RankingRow, RankingSnapshot
 from hotline.models.rules import RoutingRule, SlaPolicy
 from hotline.models.settings import ReferenceVersion, Setting
+from hotline.models.supervision import (
+    Inspection,
+    JointMeeting,
+    MeetingItem,
+    Referral,
+    ReviewRule,
+    Summons,
+    SummonsFiring,
+)
 from hotline.models.tickets import (
     Assignment,
     CallbackAttempt,
@@ -41,6 +50,13 @@ __all__ = [
     "CitizenSession",
     "Extension",
     "IncomingCall",
+    "Inspection",
+    "JointMeeting",
+    "MeetingItem",
+    "Referral",
+    "ReviewRule",
+    "Summons",
+    "SummonsFiring",
     "KnowledgeArticle",
     "Notification",
     "Open311Key",

@@ -71,6 +71,9 @@ class RankingRow(Base):
     repeat: Mapped[int]
     return_base: Mapped[int]
     returned: Mapped[int]
+    review_returned: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
+    summoned: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
+    summons_on_time: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
 
     # Rates in [0, 1] (None when the denominator is 0) and the 0–100 composite score.
     response_rate: Mapped[float | None]
@@ -81,6 +84,8 @@ class RankingRow(Base):
     reopen_rate: Mapped[float | None]
     overdue_rate: Mapped[float | None]
     repeat_rate: Mapped[float | None]
+    review_return_rate: Mapped[float | None]
+    summons_on_time_rate: Mapped[float | None]
 
     #: Place in its class (ties share a place); None when not ranked.
     rank: Mapped[int | None]

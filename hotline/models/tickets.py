@@ -142,6 +142,8 @@ class Ticket(Base):
     recording_ref: Mapped[str | None] = mapped_column(sa.String(300))
     transfer_target: Mapped[TransferTarget | None] = mapped_column(enum_column_type(TransferTarget))
     merged_into_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tickets.id"), index=True)
+    #: The call this ticket was split from (拆单): one matter of several in one request.
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tickets.id"), index=True)
 
     callback_solved: Mapped[Solved | None] = mapped_column(enum_column_type(Solved))
     callback_satisfaction: Mapped[Satisfaction | None] = mapped_column(
@@ -189,7 +191,10 @@ class Ticket(Base):
     lead_unit: Mapped[Unit | None] = relationship()
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
     grid_worker: Mapped[User | None] = relationship(foreign_keys=[grid_worker_id])
-    merged_into: Mapped["Ticket | None"] = relationship(remote_side=[id])
+    merged_into: Mapped["Ticket | None"] = relationship(
+        remote_side=[id], foreign_keys=[merged_into_id]
+    )
+    parent: Mapped["Ticket | None"] = relationship(remote_side=[id], foreign_keys=[parent_id])
     assignments: Mapped[list["Assignment"]] = relationship(
         back_populates="ticket", order_by="Assignment.id"
     )
@@ -236,6 +241,9 @@ class Assignment(Base):
     return_note: Mapped[str | None] = mapped_column(sa.String(1000))
     return_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     return_status: Mapped[DecisionStatus | None] = mapped_column(enum_column_type(DecisionStatus))
+    #: An assisting unit's part of the work (协办反馈), filed into the lead's ticket; its
+    #: moment is ``finished_at``.
+    report: Mapped[str | None] = mapped_column(sa.Text)
 
     ticket: Mapped[Ticket] = relationship(back_populates="assignments")
     unit: Mapped[Unit] = relationship()
