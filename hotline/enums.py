@@ -45,6 +45,9 @@ class Role(LabeledEnum):
     supervisor = "supervisor", "督办审核员"
     leader = "leader", "领导"
     admin = "admin", "系统管理员"
+    #: 质检员: scores a daily sample of each operator's intake (dispatch.inspection); reads
+    #: tickets like other hotline staff who never call the requester (phones masked).
+    inspector = "inspector", "质检员"
     #: A service account through which citizens' own requests arrive (the 市民端 per channel,
     #: each Open311 client): it cannot log in and has no landing page; the operations allow
     #: it only what a citizen may do, and the portal checks whose ticket it is.

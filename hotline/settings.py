@@ -314,6 +314,27 @@ DEFINITIONS = {
             "可用占位符：{number} 工单号",
             max_len=200,
         ),
+        # 质检 (dispatch.inspection): how many of each operator's tickets a day are sampled.
+        Definition(
+            "inspection.daily_per_operator",
+            "每名话务员每日抽检工单数",
+            int,
+            3,
+            "质检",
+            "每天从每名话务员受理的工单中随机抽取的件数（当天受理不足此数时全部抽取）",
+            0,
+            100,
+        ),
+        Definition(
+            "inspection.percent",
+            "抽检比例（%）",
+            int,
+            0,
+            "质检",
+            "另按当天受理量的百分比抽取，与上一项取较大者；0 表示只按件数抽取",
+            0,
+            100,
+        ),
         # The knowledge base (首问即答): hotline.knowledge_admin's review-due reminders.
         Definition(
             "knowledge.review_days_before",

@@ -4,7 +4,8 @@ hot issues' grouper (``dashboards.hotspots``: new tickets join their 热点问�
 outbox's sweep (``hotline.outbox_delivery``: retries, and copies a process that died
 after its commit never sent), and the early warnings' scan (``dashboards.warnings.scan``:
 surges and sudden events, every ``WARNING_INTERVAL_SECONDS``, one scanner at a time under
-an advisory lock).
+an advisory lock), and the quality inspection's daily sample (``dispatch.inspection.run_due``:
+each finished local day's sample of every operator's tickets, missed days caught up).
 
 Production runs it as its own process, ``hotline scheduler``; ``hotline demo`` runs it in a
 thread beside the server. The application factory never starts one, so web workers (gunicorn,
@@ -24,7 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from dashboards import hotspots, warnings
-from dispatch import timers
+from dispatch import inspection, timers
 from hotline import knowledge_admin, outbox_delivery
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ KNOWLEDGE_JOB_ID = "knowledge-review"
 OUTBOX_JOB_ID = "outbox-sweep"
 HOTSPOT_JOB_ID = "hotspots"
 WARNING_JOB_ID = "early-warnings"
+INSPECTION_JOB_ID = "inspection-sample"
 
 _lock = threading.Lock()
 _in_process = None
@@ -130,6 +132,24 @@ def make_warning_job(app, clock=None):
     return run
 
 
+def make_inspection_job(app, clock=None):
+    """质检's daily sample: every finished local day not yet sampled (catch-up included)."""
+    session_factory = app.extensions["hotline.db"]
+
+    def run():
+        now = clock() if clock else None
+        result = inspection.run_due(session_factory, now, app.config["TIMEZONE"])
+        if result is None:
+            log.info("inspection sample: another scheduler is sampling; skipped")
+        elif result.sampled:
+            log.info(
+                "inspection sample: %d ticket(s) over %d day(s)", result.sampled, len(result.days)
+            )
+        return result
+
+    return run
+
+
 def every(scheduler, job, seconds, job_id):
     """Run ``job`` every ``seconds``: at once on start (catch-up), never twice at a time, and
     after a stall once rather than once per missed interval (one run drains everything due)."""
@@ -167,6 +187,12 @@ def build(app, *, blocking, clock=None):
         make_warning_job(app, clock),
         app.config["WARNING_INTERVAL_SECONDS"],
         WARNING_JOB_ID,
+    )
+    every(
+        scheduler,
+        make_inspection_job(app, clock),
+        inspection.JOB_INTERVAL_SECONDS,
+        INSPECTION_JOB_ID,
     )
     return scheduler
 

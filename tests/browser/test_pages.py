@@ -20,6 +20,7 @@ ROLES = {
     "leader": ("/boards", "board-city", False),
     "kuiwen-leader": ("/boards/district/370705", "board-district", False),
     "admin": ("/admin/", "admin-home", False),
+    "inspector": ("/inspection", "inspection-queue", False),
 }
 
 PAYLOAD = '<script>alert("xss")</script><img src=x onerror=alert(1)>'

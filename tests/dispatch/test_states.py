@@ -43,6 +43,7 @@ USER_FOR_ROLE = {
     Role.supervisor: "supervisor",
     Role.leader: "leader",
     Role.admin: "admin",
+    Role.inspector: "inspector",
     Role.portal: "portal-web",
 }
 

@@ -444,6 +444,7 @@ ALL = {"street", "water", "cgj", "other_grid", "no_area"}
         ("dispatcher", ALL),
         ("callback", ALL),
         ("supervisor", ALL),
+        ("inspector", ALL),
     ],
 )
 def test_list_shows_only_tickets_in_scope(api, scoped, username, expected):
@@ -529,6 +530,7 @@ def test_grid_worker_reports_in_own_grid_and_sees_the_report(api, db, user, tick
         ("grid", "13805360001"),
         ("callback", "13805360001"),
         ("supervisor", "13805360001"),
+        ("inspector", "138****0001"),
     ],
 )
 def test_phone_is_masked_for_leader_and_admin_only(api, scoped, username, shown):

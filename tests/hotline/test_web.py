@@ -12,6 +12,7 @@ ROLE_HOMES = {
     "supervisor": "/supervision",
     "leader": "/boards",
     "admin": "/admin/",
+    "inspector": "/inspection",
 }
 
 

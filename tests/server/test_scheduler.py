@@ -214,6 +214,7 @@ def test_demo_mode_starts_one_scheduler_per_process(committed_app):
             scheduler.OUTBOX_JOB_ID,
             scheduler.HOTSPOT_JOB_ID,
             scheduler.WARNING_JOB_ID,
+            scheduler.INSPECTION_JOB_ID,
         }
         grouper = first.get_job(scheduler.HOTSPOT_JOB_ID)
         assert grouper.trigger.interval == dt.timedelta(
@@ -229,6 +230,9 @@ def test_demo_mode_starts_one_scheduler_per_process(committed_app):
         assert sweep.trigger.interval == dt.timedelta(
             seconds=committed_app.config["OUTBOX_SWEEP_SECONDS"]
         )
+        sample = first.get_job(scheduler.INSPECTION_JOB_ID)
+        assert sample.trigger.interval == dt.timedelta(seconds=3600)
+        assert sample.max_instances == 1 and sample.coalesce
         job = first.get_job(scheduler.JOB_ID)
         assert job.trigger.interval == dt.timedelta(
             seconds=committed_app.config["SCHEDULER_INTERVAL_SECONDS"]

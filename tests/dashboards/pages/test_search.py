@@ -26,6 +26,7 @@ SEEDED = {
     "leader": Role.leader,
     "kuiwen-leader": Role.leader,
     "admin": Role.admin,
+    "inspector": Role.inspector,
 }
 NUMBER_LINK = re.compile(r'<a href="/tickets/([A-Z0-9]+)">\1</a>')
 

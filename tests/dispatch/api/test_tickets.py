@@ -998,6 +998,7 @@ USERS = {
     Role.supervisor: "supervisor",
     Role.leader: "leader",
     Role.admin: "admin",
+    Role.inspector: "inspector",
 }
 #: A body no transition accepts: a bad version and an unknown field.
 BAD_BODY = {"version": "seven", "no_such_field": 1}

@@ -1,0 +1,180 @@
+"""质检 pages (``dispatch.inspection``):
+
+- ``GET /inspection``: 待质检, the pending samples, oldest day first, filtered by operator
+  (picked by name) and day; the inspectors' landing page (supervisors may look).
+- ``GET/POST /inspection/<id>``: one sample — the ticket as it was taken (content, category,
+  area, address, the recording, the intake decision, the operator) and the checklist form;
+  a scored sample shows its scores. Inspectors score; supervisors read.
+- ``GET /inspection/scores``: 质检成绩, every operator's month (inspectors, supervisors).
+- ``GET /inspection/mine``: 我的质检, an operator's own month with every comment.
+
+Views parse and render: the checks, the scoring and who may see what live in
+``dispatch.inspection``.
+"""
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from dispatch import inspection
+from dispatch.access import mask_phone
+from hotline import web
+from hotline.db import get_session, local_today
+from hotline.enums import InspectionState, Role
+from hotline.schemas import Page, check_query, form_values, local_day
+from hotline.web import page_for
+
+READERS = tuple(inspection.SCORE_ROLES)
+
+
+def create_blueprint():
+    bp = Blueprint("inspection", __name__, template_folder="templates")
+    bp.add_url_rule("/inspection", view_func=queue)
+    bp.add_url_rule("/inspection/<id:inspection_id>", view_func=sample, methods=["GET", "POST"])
+    bp.add_url_rule("/inspection/scores", view_func=scores)
+    bp.add_url_rule("/inspection/mine", view_func=mine)
+    web.add_to_menu(bp, "queue", "待质检", {Role.inspector}, home_of={Role.inspector})
+    web.add_to_menu(bp, "scores", "质检成绩", inspection.SCORE_ROLES)
+    web.add_to_menu(bp, "mine", "我的质检", inspection.OWN_ROLES)
+    return bp
+
+
+def _today():
+    return local_today(current_app.config["TIMEZONE"])
+
+
+@page_for(*READERS)
+def queue():
+    db = get_session()
+    errors = {}
+    operators = inspection.operators(db)
+    chosen = (request.args.get("operator") or "").strip()
+    operator = next((o for o in operators if o.username == chosen), None)
+    if chosen and operator is None:
+        errors["operator"] = "没有这名话务员"
+    day_text = (request.args.get("day") or "").strip()
+    day = local_day(day_text, "day", errors) if day_text else None
+    page = Page.from_args(request.args, size=current_app.config["DEFAULT_PAGE_SIZE"])
+    check_query(errors)
+    total, rows = inspection.queue(
+        db, g.user, page, operator_id=operator.id if operator else None, day=day
+    )
+    return render_template(
+        "inspection_queue.html",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=page.count(total),
+        operators=operators,
+        chosen=chosen,
+        day=day_text,
+    )
+
+
+def _render_sample(db, row, *, error=None, typed=None):
+    ticket = row.ticket
+    return render_template(
+        "inspection_sample.html",
+        row=row,
+        ticket=ticket,
+        # Inspectors never call the requester: the number masked, as for other staff who
+        # do not call (dispatch.access.FULL_PHONE_ROLES), so no view to record.
+        phone=mask_phone(ticket.requester_phone),
+        decision=inspection.intake_decision(db, ticket),
+        checklist=inspection.CHECKLIST,
+        items=inspection.item_rows(row),
+        may_score=g.user.role in inspection.INSPECT_ROLES and row.state == InspectionState.pending,
+        error=error,
+        field_errors=(error.details or {}) if error is not None else {},
+        typed=typed or {},
+    ), (error.status if error is not None else 200)
+
+
+@page_for(*READERS)
+def sample(inspection_id):
+    db = get_session()
+    row = inspection.get(db, g.user, inspection_id)
+    if request.method == "GET":
+        return _render_sample(db, row)
+    if g.user.role not in inspection.INSPECT_ROLES:
+        abort(403)
+    names = [f"{item.key}_points" for item in inspection.CHECKLIST]
+    data = form_values(request.form, integers=names)
+    typed = {k: v for k, v in request.form.items() if k != "csrf_token"}
+
+    def change(session):
+        values = inspection.submission(data)
+        return inspection.inspect(session, g.user, row, **values)
+
+    def refused(error):
+        session = get_session()
+        return _render_sample(
+            session, inspection.get(session, g.user, inspection_id), error=error, typed=typed
+        )
+
+    done, result = web.perform(change, refused=refused)
+    if not done:
+        return result
+    flash(f"工单 {row.ticket.number} 已质检评分：{result.score} 分")
+    # On with the oldest sample still waiting, or back to the queue when none is left.
+    following = inspection.next_pending(db)
+    if following is None:
+        return redirect(url_for("inspection.queue"))
+    return redirect(url_for("inspection.sample", inspection_id=following))
+
+
+def _month():
+    errors = {}
+    month = inspection.parse_month(request.args.get("month"), errors, _today())
+    check_query(errors)
+    return month
+
+
+def _months(month):
+    """The month picker: the last twelve months and the one shown."""
+    today = _today()
+    year, number = today.year, today.month
+    found = []
+    for _ in range(12):
+        found.append((year, number))
+        year, number = (year - 1, 12) if number == 1 else (year, number - 1)
+    if month not in found:
+        found.append(month)
+    return sorted(found, reverse=True)
+
+
+@page_for(*READERS)
+def scores():
+    db = get_session()
+    month = _month()
+    return render_template(
+        "inspection_scores.html",
+        month=month,
+        months=_months(month),
+        scores=inspection.monthly_scores(db, g.user, month),
+        checklist=inspection.CHECKLIST,
+    )
+
+
+@page_for(*inspection.OWN_ROLES)
+def mine():
+    db = get_session()
+    month = _month()
+    done, score = inspection.results_of(db, g.user, month)
+    return render_template(
+        "inspection_mine.html",
+        month=month,
+        months=_months(month),
+        done=done,
+        score=score,
+        checklist=inspection.CHECKLIST,
+        item_rows=inspection.item_rows,
+    )
