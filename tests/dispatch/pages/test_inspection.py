@@ -1,0 +1,258 @@
+"""The 质检 pages (``dispatch.pages.inspection``): the inspectors' queue and its filters, the
+sample's page (the ticket as taken, the phone masked, text escaped) and its form (CSRF,
+refusals re-rendered with what was typed, once only), the monthly scores and an operator's
+own results; every page refuses the roles it is not for."""
+
+import datetime as dt
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from dispatch import calls, inspection
+from dispatch import operations as ops
+from hotline.enums import InspectionState, IntakeOutcome
+from hotline.models import AuditLog, Inspection
+from tests.dispatch.common import PHONE, STREETLIGHT, TZ
+
+DAY = dt.date(2026, 3, 11)
+XSS = '<script>alert("x")</script>'
+
+
+def at(day, hour, minute=0):
+    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=TZ).astimezone(dt.UTC)
+
+
+@pytest.fixture
+def samples(db, user, make_ticket):
+    """Each operator's one ticket of ``DAY``, sampled: ``{username: Inspection}``. The
+    operator's was answered at intake, from a recorded call, with a script in its content."""
+    calls.announce(
+        db,
+        user("operator"),
+        call_id="SW-20260311-0001",
+        caller_phone=PHONE,
+        agent="operator",
+        recording_ref="rec/2026/03/11/0001.wav",
+        now=at(DAY, 9),
+    )
+    mine = make_ticket(
+        user("operator"),
+        now=at(DAY, 9),
+        category=STREETLIGHT,
+        area="370705001",
+        title="路灯不亮质检样本",
+        content=f"胜利东街路灯不亮{XSS}",
+        call_id="SW-20260311-0001",
+    )
+    ops.resolve_at_intake(
+        db, user("operator"), mine, outcome=IntakeOutcome.answered, answer="已告知报修渠道"
+    )
+    make_ticket(user("operator2"), now=at(DAY, 10), title="另一名话务员的工单")
+    rows = inspection.sample_day(db, DAY, "Asia/Shanghai")
+    return {row.operator.username: row for row in rows}
+
+
+def full_form(token, **overrides):
+    data = {"csrf_token": token, "comment": "总体规范"}
+    for item in inspection.CHECKLIST:
+        data[f"{item.key}_points"] = str(item.maximum)
+        data[f"{item.key}_comment"] = ""
+    data.update(overrides)
+    return data
+
+
+def test_the_queue_lists_pending_samples_with_operator_names(client, web_login, samples):
+    web_login(client, "inspector")
+    page = client.get("/inspection").get_data(as_text=True)
+    assert '<a href="/inspection" aria-current="page">待质检</a>' in page
+    for username, name in (("operator", "王晓丽"), ("operator2", "刘婷婷")):
+        row = page[page.index(f'id="i-{samples[username].id}"') :]
+        assert name in row[: row.index("</tr>")]
+    # The operator picker shows names, its values are the login names.
+    assert '<option value="operator2">刘婷婷</option>' in page
+    only = client.get("/inspection", query_string={"operator": "operator2"}).get_data(as_text=True)
+    assert f'id="i-{samples["operator2"].id}"' in only
+    assert f'id="i-{samples["operator"].id}"' not in only
+    other_day = client.get("/inspection", query_string={"day": "2026-03-12"})
+    assert f'id="i-{samples["operator"].id}"' not in other_day.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ({"day": "2026-13-01"}, "日期格式应为 YYYY-MM-DD"),
+        ({"day": "1999-01-01"}, "日期超出范围"),
+        ({"operator": "dispatcher"}, "没有这名话务员"),
+        ({"page": "0"}, "须为正整数"),
+    ],
+)
+def test_bad_filters_are_refused_in_chinese(client, web_login, query, message):
+    web_login(client, "inspector")
+    response = client.get("/inspection", query_string=query)
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+
+
+def test_the_sample_page_shows_the_ticket_as_taken(client, web_login, samples, db):
+    web_login(client, "inspector")
+    row = samples["operator"]
+    page = client.get(f"/inspection/{row.id}").get_data(as_text=True)
+    assert "路灯不亮质检样本" in page
+    assert "rec/2026/03/11/0001.wav" in page
+    assert "王晓丽" in page  # the operator
+    assert "东关街道" in page  # the area's name
+    assert "直接办结（首问即答）" in page and "已告知报修渠道" in page
+    # The requester's phone masked; no personal-data view to record.
+    assert "138****0001" in page and PHONE not in page
+    # Text typed by people stays text.
+    assert XSS not in page and "&lt;script&gt;" in page
+    assert 'name="csrf_token"' in page
+    for item in inspection.CHECKLIST:
+        assert f'name="{item.key}_points"' in page and item.label in page
+    assert db.scalars(sa.select(AuditLog).where(AuditLog.action == "pii.view")).all() == []
+
+
+def test_an_inspector_scores_through_the_form(client, web_login, form_token, samples, db):
+    web_login(client, "inspector")
+    row = samples["operator"]
+    token = form_token(client, f"/inspection/{row.id}")
+    response = client.post(
+        f"/inspection/{row.id}",
+        data=full_form(token, address_points="14", address_comment="缺门牌号"),
+    )
+    assert response.status_code == 302
+    # On with the next pending sample.
+    assert response.headers["Location"] == f"/inspection/{samples['operator2'].id}"
+    db.refresh(row)
+    assert (row.state, row.score) == (InspectionState.done, 94)
+    assert row.checks["address"] == {"points": 14, "comment": "缺门牌号"}
+    shown = client.get(f"/inspection/{row.id}").get_data(as_text=True)
+    assert "总分 <strong>94</strong> 分" in shown and "缺门牌号" in shown
+    assert 'data-testid="inspection-form"' not in shown
+    # A second submission is refused.
+    again = client.post(f"/inspection/{row.id}", data=full_form(token))
+    assert again.status_code == 409
+    assert "该工单已质检评分，不能重复提交" in again.get_data(as_text=True)
+
+
+def test_a_refused_score_is_shown_with_what_was_typed(client, web_login, form_token, samples, db):
+    web_login(client, "inspector")
+    row = samples["operator"]
+    token = form_token(client, f"/inspection/{row.id}")
+    response = client.post(
+        f"/inspection/{row.id}",
+        data=full_form(token, category_points="25", content_points="20", comment="写了评语"),
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "“分类准确”得分须在 0–20 之间" in page
+    assert "“内容完整”扣了 5 分，请填写扣分说明" in page
+    assert 'name="category_points" min="0" max="20" step="1" required value="25"' in page
+    assert ">写了评语</textarea>" in page
+    db.refresh(row)
+    assert row.state == InspectionState.pending
+
+
+def test_the_form_needs_its_csrf_token(client, web_login, samples):
+    web_login(client, "inspector")
+    row = samples["operator"]
+    response = client.post(f"/inspection/{row.id}", data=full_form(""))
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/inspection/999999999999", "/inspection/99999999999999999999"])
+def test_unknown_samples_are_404(client, web_login, path):
+    web_login(client, "inspector")
+    assert client.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("username", ["operator", "dispatcher", "dongguan", "leader", "admin"])
+def test_other_roles_cannot_open_the_queue_or_a_sample(
+    client, web_login, form_token, samples, username
+):
+    web_login(client, username)
+    row = samples["operator"]
+    assert client.get("/inspection").status_code == 403
+    assert client.get(f"/inspection/{row.id}").status_code == 403
+    assert client.get("/inspection/scores").status_code == 403
+    token = form_token(client, "/account/password")
+    assert client.post(f"/inspection/{row.id}", data=full_form(token)).status_code == 403
+
+
+def test_a_supervisor_reads_a_sample_but_cannot_score_it(client, web_login, form_token, samples):
+    web_login(client, "supervisor")
+    row = samples["operator"]
+    page = client.get(f"/inspection/{row.id}").get_data(as_text=True)
+    assert "路灯不亮质检样本" in page and 'data-testid="inspection-form"' not in page
+    token = form_token(client, "/account/password")
+    assert client.post(f"/inspection/{row.id}", data=full_form(token)).status_code == 403
+
+
+@pytest.fixture
+def scored(db, user, samples):
+    inspector = user("inspector")
+    checks = {i.key: {"points": i.maximum} for i in inspection.CHECKLIST}
+    inspection.inspect(
+        db,
+        inspector,
+        samples["operator"],
+        checks={**checks, "courtesy": {"points": 9, "comment": "未使用规范结束语"}},
+        comment="整体不错，注意结束语",
+    )
+    inspection.inspect(
+        db,
+        inspector,
+        samples["operator2"],
+        checks={**checks, "category": {"points": 5, "comment": "刘婷婷的分类问题"}},
+        comment="刘婷婷的评语",
+    )
+    return samples
+
+
+@pytest.mark.parametrize("username", ["inspector", "supervisor"])
+def test_monthly_scores_table(client, web_login, scored, username):
+    web_login(client, username)
+    page = client.get("/inspection/scores", query_string={"month": "2026-03"}).get_data(
+        as_text=True
+    )
+    assert "质检成绩 · 2026年3月" in page
+    assert '<option value="2026-03" selected>2026年3月</option>' in page
+    rows = re.findall(r"<tr>\s*<td class=\"text\">(.*?)</td>(.*?)</tr>", page, re.S)
+    cells = {name: re.findall(r'<td class="(?:num|text)">(.*?)</td>', rest) for name, rest in rows}
+    assert cells["王晓丽"] == ["1", "0", "94.0", "20.0", "20.0", "25.0", "9.0", "20.0", "服务规范"]
+    assert cells["刘婷婷"] == ["1", "0", "85.0", "5.0", "20.0", "25.0", "15.0", "20.0", "分类准确"]
+    empty = client.get("/inspection/scores", query_string={"month": "2026-02"})
+    assert "本月没有质检样本" in empty.get_data(as_text=True)
+    bad = client.get("/inspection/scores", query_string={"month": "2026-3"})
+    assert bad.status_code == 422 and "月份格式应为 YYYY-MM" in bad.get_data(as_text=True)
+
+
+def test_an_operator_reads_only_their_own_results(client, web_login, scored):
+    web_login(client, "operator")
+    home = client.get("/console").get_data(as_text=True)
+    assert '<a href="/inspection/mine">我的质检</a>' in home
+    page = client.get("/inspection/mine", query_string={"month": "2026-03"}).get_data(as_text=True)
+    assert "本月已质检 1 件，平均 <strong>94.0</strong> 分；待改进：服务规范" in page
+    assert "未使用规范结束语" in page and "整体不错，注意结束语" in page
+    assert "9 / 15" in page
+    assert "刘婷婷" not in page and "另一名话务员的工单" not in page
+    # No argument names another operator: whatever is asked, the page is one's own.
+    other = client.get(
+        "/inspection/mine", query_string={"month": "2026-03", "operator": "operator2"}
+    )
+    assert "刘婷婷的评语" not in other.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("username", ["inspector", "supervisor", "dispatcher"])
+def test_only_operators_have_an_own_results_page(client, web_login, username):
+    web_login(client, username)
+    assert client.get("/inspection/mine").status_code == 403
+
+
+def test_pending_samples_are_not_shown_to_the_operator(client, web_login, samples, db):
+    web_login(client, "operator")
+    page = client.get("/inspection/mine", query_string={"month": "2026-03"}).get_data(as_text=True)
+    assert "本月还没有质检结果" in page and "另有 1 件待质检" in page
+    assert "路灯不亮质检样本" not in page
+    assert db.scalar(sa.select(sa.func.count()).select_from(Inspection)) == 2
