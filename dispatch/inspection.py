@@ -51,7 +51,7 @@ from hotline.db import local_today, utcnow
 from hotline.enums import InspectionState, Role, TicketStatus
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotline.models import Inspection, Ticket, TicketEvent, User
-from hotline.schemas import DAY_YEARS, Fields
+from hotline.schemas import DAY_YEARS, Fields, iso, labelled, local_day
 
 
 @dataclass(frozen=True)
@@ -413,6 +413,20 @@ def intake_decision(session, ticket):
     }
 
 
+def queue_filters(session, args, errors):
+    """The queue's filters from query ``args``: ``operator`` (a login name, chosen by name
+    from ``operators``) and ``day`` (YYYY-MM-DD). Returns (operators, the operator or None,
+    the day or None); bad values go to ``errors`` in Chinese."""
+    everyone = operators(session)
+    chosen = (args.get("operator") or "").strip()
+    operator = next((o for o in everyone if o.username == chosen), None)
+    if chosen and operator is None:
+        errors["operator"] = "没有这名话务员"
+    day_text = (args.get("day") or "").strip()
+    day = local_day(day_text, "day", errors) if day_text else None
+    return everyone, operator, day
+
+
 def parse_month(raw, errors, today):
     """``YYYY-MM`` from a query (``today``'s month when absent) as (year, month), or None
     with a Chinese reason in ``errors["month"]``."""
@@ -518,3 +532,93 @@ def item_rows(inspection):
         (item, checks.get(item.key, {}).get("points"), checks.get(item.key, {}).get("comment"))
         for item in CHECKLIST
     ]
+
+
+# -- the JSON API's shapes ------------------------------------------------------------------------
+
+
+def _person(user):
+    return {"username": user.username, "name": user.name} if user else None
+
+
+def sample_to_dict(row, decision=None, phone=None):
+    """One sample: its ticket as taken (``decision``: ``intake_decision``; ``phone`` as the
+    reader may see it) and, once scored, the checklist's points and comments."""
+    ticket = row.ticket
+    data = {
+        "id": row.id,
+        "day": row.day.isoformat(),
+        "state": labelled(row.state),
+        "operator": _person(row.operator),
+        "ticket": {
+            "number": ticket.number,
+            "received_at": iso(ticket.received_at),
+            "channel": labelled(ticket.channel),
+            "request_type": labelled(ticket.request_type),
+            "title": ticket.title,
+            "status": labelled(ticket.status),
+            "category": (
+                {"code": ticket.category.code, "name": ticket.category.name}
+                if ticket.category
+                else None
+            ),
+        },
+        "inspector": _person(row.inspector),
+        "inspected_at": iso(row.inspected_at),
+        "score": row.score,
+        "checks": [
+            {
+                "item": item.key,
+                "label": item.label,
+                "maximum": item.maximum,
+                "points": points,
+                "comment": comment,
+            }
+            for item, points, comment in item_rows(row)
+        ]
+        if row.state == InspectionState.done
+        else None,
+        "comment": row.comment,
+    }
+    if decision is not None or phone is not None:
+        data["ticket"].update(
+            {
+                "content": ticket.content,
+                "address": ticket.address,
+                "area": {"code": ticket.area.code, "name": ticket.area.name}
+                if ticket.area
+                else None,
+                "requester_name": ticket.requester_name,
+                "requester_phone": phone,
+                "recording_ref": ticket.recording_ref,
+                "intake_decision": {
+                    "label": decision["label"],
+                    "details": decision["details"],
+                    "reason": decision["reason"],
+                    "by": _person(decision["actor"]),
+                    "at": iso(decision["at"]),
+                }
+                if decision
+                else None,
+            }
+        )
+    return data
+
+
+def score_to_dict(score):
+    return {
+        "operator": _person(score.operator),
+        "count": score.count,
+        "pending": score.pending,
+        "average": score.average,
+        "items": [
+            {
+                "item": item.key,
+                "label": item.label,
+                "maximum": item.maximum,
+                "average": score.items.get(item.key),
+            }
+            for item in CHECKLIST
+        ],
+        "lowest": [item.key for item in score.lowest],
+    }

@@ -32,6 +32,7 @@ import dispatch.api.callbacks
 import dispatch.api.catalogue
 import dispatch.api.citizen
 import dispatch.api.citizen_track
+import dispatch.api.inspections
 import dispatch.api.intake
 import dispatch.api.open311
 import dispatch.api.tickets
@@ -101,6 +102,7 @@ API = [
     hotline.api.categories,
     dispatch.api.tickets,
     dispatch.api.callbacks,
+    dispatch.api.inspections,
     dispatch.api.intake,
     dispatch.api.time_rules,
     dispatch.api.catalogue,

@@ -29,7 +29,7 @@ from dispatch.access import mask_phone
 from hotline import web
 from hotline.db import get_session, local_today
 from hotline.enums import InspectionState, Role
-from hotline.schemas import Page, check_query, form_values, local_day
+from hotline.schemas import Page, check_query, form_values
 from hotline.web import page_for
 
 READERS = tuple(inspection.SCORE_ROLES)
@@ -55,13 +55,7 @@ def _today():
 def queue():
     db = get_session()
     errors = {}
-    operators = inspection.operators(db)
-    chosen = (request.args.get("operator") or "").strip()
-    operator = next((o for o in operators if o.username == chosen), None)
-    if chosen and operator is None:
-        errors["operator"] = "没有这名话务员"
-    day_text = (request.args.get("day") or "").strip()
-    day = local_day(day_text, "day", errors) if day_text else None
+    operators, operator, day = inspection.queue_filters(db, request.args, errors)
     page = Page.from_args(request.args, size=current_app.config["DEFAULT_PAGE_SIZE"])
     check_query(errors)
     total, rows = inspection.queue(
@@ -74,8 +68,8 @@ def queue():
         page=page,
         pages=page.count(total),
         operators=operators,
-        chosen=chosen,
-        day=day_text,
+        chosen=operator.username if operator else "",
+        day=day.isoformat() if day else "",
     )
 
 
