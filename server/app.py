@@ -21,6 +21,7 @@ import dashboards.api.hotspots
 import dashboards.api.rankings
 import dashboards.api.warnings
 import dashboards.pages.admin_analysis
+import dashboards.pages.admin_inspection
 import dashboards.pages.admin_scoring
 import dashboards.pages.analysis
 import dashboards.pages.board
@@ -149,6 +150,7 @@ PAGES = [
     hotline.admin.knowledge,
     dashboards.pages.admin_scoring,
     dashboards.pages.admin_analysis,
+    dashboards.pages.admin_inspection,
     hotline.admin.onboarding,
     hotline.admin.outbox,
     hotline.admin.home,

@@ -1,0 +1,62 @@
+"""The 质检 settings page (系统管理 › 质检设置): how many of each operator's tickets a day
+the sample takes (``inspection.daily_per_operator``) and the share that may take more
+(``inspection.percent``), with a form that changes them and the history of changes.
+Administrators change them (``settings.Section``: checked, audited); the sampler
+(``dispatch.inspection``) reads them for the next day it samples. The page sits with the other
+settings sections, whose form and history are one template here."""
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from hotline import settings, web
+from hotline.db import get_session
+from hotline.enums import Role
+from hotline.web import page_for
+
+SECTION = settings.Section(
+    prefixes=("inspection.",),
+    what="质检设置",
+    editors=frozenset({Role.admin}),
+)
+
+
+def create_blueprint():
+    bp = Blueprint("admin_inspection", __name__, url_prefix="/admin", template_folder="templates")
+    bp.add_url_rule("/inspection-settings", view_func=settings_page, methods=["GET", "POST"])
+    web.add_to_admin(
+        bp,
+        "settings_page",
+        "质检设置",
+        "每天从每名话务员受理的工单中抽检的件数和比例",
+    )
+    return bp
+
+
+def _render(typed=None, message=None, errors=None, status=200):
+    db = get_session()
+    return (
+        render_template(
+            "admin/inspection_settings.html",
+            items=SECTION.describe(db),
+            history=SECTION.history(db),
+            typed=typed or {},
+            message=message,
+            errors=errors or {},
+        ),
+        status,
+    )
+
+
+@page_for(Role.admin)
+def settings_page():
+    if request.method == "GET":
+        return _render()
+    typed = {name: request.form.get(name, "") for name in SECTION.names()}
+
+    def refused(error):
+        return _render(typed, error.message, error.details, error.status)
+
+    done, changed = web.perform(lambda db: SECTION.update(db, g.user, typed), refused=refused)
+    if not done:
+        return changed
+    flash("质检设置已保存，自下一个抽检日起生效" if changed else "没有修改任何设置")
+    return redirect(url_for("admin_inspection.settings_page"))
