@@ -75,6 +75,23 @@ def test_create_shows_the_temporary_password_once(admin_client, db):
     assert shown not in admin_client.get("/admin/users/wang.wu").get_data(as_text=True)
 
 
+def test_an_inspector_is_created_from_the_role_choices(admin_client, db):
+    form = admin_client.get("/admin/users/new").get_data(as_text=True)
+    assert '<option value="inspector">质检员</option>' in form
+    response = admin_client.post(
+        "/admin/users/new",
+        data={
+            "csrf_token": token_of(admin_client, "/admin/users/new"),
+            "username": "qc.zhao",
+            "name": "赵质检",
+            "role": "inspector",
+            "unit": "U-HOTLINE",
+        },
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert get_user(db, "qc.zhao").role.label == "质检员"
+
+
 def test_a_refused_create_keeps_what_was_typed_and_saves_nothing(admin_client, db):
     token = token_of(admin_client, "/admin/users/new")
     response = admin_client.post(
