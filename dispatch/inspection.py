@@ -15,8 +15,8 @@ tickets. A day is sampled once per operator: an operator with a sample for the d
 no more (re-running a day adds nothing, even after the settings changed), and a ticket is
 in at most one sample (``inspections.ticket_id`` is unique).
 
-**When.** The scheduler's job (``run_due``, hourly) samples every finished local day from
-the day after the latest sampled one up to yesterday, at most ``CATCH_UP_DAYS`` back: days
+**When.** The scheduler's job (``run_due``, hourly) samples every finished local day (over
+for ``SETTLE``) from the day after the latest sampled one, at most ``CATCH_UP_DAYS`` back: days
 missed while no scheduler ran are caught up; a day without tickets is looked at again on
 the next run and still yields nothing. One transaction; on PostgreSQL under an advisory
 lock, so a second scheduler skips the round.
@@ -85,6 +85,9 @@ ITEM_COMMENT_MAX = 500
 COMMENT_MAX = 2000
 #: How far back the scheduler samples days it missed.
 CATCH_UP_DAYS = 31
+#: A day is sampled once it has been over this long: a ticket received in its last second
+#: and committed a moment later is still in it.
+SETTLE = dt.timedelta(minutes=15)
 JOB_INTERVAL_SECONDS = 3600
 #: The advisory lock of the sampling job (PostgreSQL): one sampler at a time.
 SAMPLE_LOCK = 0x12345_17_06
@@ -177,7 +180,7 @@ def run_due(session_factory, now=None, timezone="Asia/Shanghai"):
                 session.rollback()
                 return None
         result = SamplingResult()
-        for day in days_due(session, local_today(timezone, now)):
+        for day in days_due(session, local_today(timezone, now - SETTLE)):
             result.days.append(day)
             result.sampled += len(sample_day(session, day, timezone, now))
         session.commit()

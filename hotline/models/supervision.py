@@ -207,7 +207,8 @@ class Inspection(Base):
     )
     inspector_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     inspected_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    #: Checklist item → points given (the checklist and its maxima live in the code).
+    #: Checklist item → {"points", "comment"} given (the checklist and its maxima live in
+    #: ``dispatch.inspection.CHECKLIST``).
     checks: Mapped[dict] = mapped_column(JSONType, default=dict)
     #: Total points (0–100).
     score: Mapped[int | None]

@@ -172,10 +172,11 @@ def test_the_job_samples_each_finished_day_and_catches_up_missed_ones(app, db, u
     # The next run looks only after the latest sampled day: nothing more.
     again = inspection.run_due(factory, now=at(today, 10), timezone=TIMEZONE)
     assert again.days == [] and again.sampled == 0
-    # The next morning, today is sampled.
-    tomorrow = inspection.run_due(
-        factory, now=at(today + dt.timedelta(days=1), 0, 5), timezone=TIMEZONE
-    )
+    # Just after midnight the day is left to settle; a little later it is sampled.
+    midnight = today + dt.timedelta(days=1)
+    early = inspection.run_due(factory, now=at(midnight, 0, 5), timezone=TIMEZONE)
+    assert early.days == [] and sampled(db, today) == []
+    tomorrow = inspection.run_due(factory, now=at(midnight, 0, 20), timezone=TIMEZONE)
     assert tomorrow.days == [today] and tomorrow.sampled == 3
 
 
