@@ -48,7 +48,7 @@ from dispatch.states import event_label
 from hotline import settings
 from hotline.audit import audit
 from hotline.db import local_today, utcnow
-from hotline.enums import InspectionState, Role, TicketStatus
+from hotline.enums import InspectionState, Role
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotline.models import Inspection, Ticket, TicketEvent, User
 from hotline.schemas import DAY_YEARS, Fields, iso, labelled, local_day
@@ -412,7 +412,6 @@ def intake_decision(session, ticket):
         "reason": event.reason,
         "actor": actor,
         "at": event.created_at,
-        "at_intake": ticket.status in (TicketStatus.resolved_at_intake, TicketStatus.transferred),
     }
 
 
@@ -544,9 +543,9 @@ def _person(user):
     return {"username": user.username, "name": user.name} if user else None
 
 
-def sample_to_dict(row, decision=None, phone=None):
-    """One sample: its ticket as taken (``decision``: ``intake_decision``; ``phone`` as the
-    reader may see it) and, once scored, the checklist's points and comments."""
+def sample_to_dict(row, *, full=False, decision=None, phone=None):
+    """One sample and, once scored, the checklist's points and comments; ``full``: with its
+    ticket as taken (``decision``: ``intake_decision``; ``phone`` as the reader may see it)."""
     ticket = row.ticket
     data = {
         "id": row.id,
@@ -583,7 +582,7 @@ def sample_to_dict(row, decision=None, phone=None):
         else None,
         "comment": row.comment,
     }
-    if decision is not None or phone is not None:
+    if full:
         data["ticket"].update(
             {
                 "content": ticket.content,
