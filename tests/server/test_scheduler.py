@@ -214,7 +214,13 @@ def test_demo_mode_starts_one_scheduler_per_process(committed_app):
             scheduler.OUTBOX_JOB_ID,
             scheduler.HOTSPOT_JOB_ID,
             scheduler.WARNING_JOB_ID,
+            scheduler.WHISTLE_JOB_ID,
         }
+        summonses = first.get_job(scheduler.WHISTLE_JOB_ID)
+        assert summonses.trigger.interval == dt.timedelta(
+            seconds=committed_app.config["SCHEDULER_INTERVAL_SECONDS"]
+        )
+        assert summonses.max_instances == 1 and summonses.coalesce
         grouper = first.get_job(scheduler.HOTSPOT_JOB_ID)
         assert grouper.trigger.interval == dt.timedelta(
             seconds=committed_app.config["HOTSPOT_INTERVAL_SECONDS"]
