@@ -37,6 +37,7 @@ import dispatch.api.open311
 import dispatch.api.tickets
 import dispatch.api.time_rules
 import dispatch.api.units
+import dispatch.api.whistle
 import dispatch.pages.admin_open311
 import dispatch.pages.admin_routing
 import dispatch.pages.admin_time
@@ -49,6 +50,7 @@ import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.photos
 import dispatch.pages.proposals
+import dispatch.pages.whistle
 import hotline.admin.areas
 import hotline.admin.audit
 import hotline.admin.categories
@@ -104,6 +106,7 @@ API = [
     dispatch.api.time_rules,
     dispatch.api.catalogue,
     dispatch.api.units,
+    dispatch.api.whistle,
     dashboards.api.rankings,
     dashboards.api.hotspots,
     dashboards.api.warnings,
@@ -124,6 +127,7 @@ PAGES = [
     dispatch.pages.followup,
     dispatch.pages.photos,
     dispatch.pages.proposals,
+    dispatch.pages.whistle,
     dashboards.pages.board,
     dashboards.pages.report,
     dashboards.pages.analysis,
