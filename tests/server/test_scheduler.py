@@ -178,6 +178,7 @@ def test_scheduler_command_runs_once(committed_app, seed_overdue):
     )
     assert result.exit_code == 0, result.output
     assert f"fired={2 * TIMERS_PER_TICKET} tickets=2" in result.output
+    assert "summons_fired=0 summonses=0" in result.output
     assert "knowledge_expired=0 knowledge_reminded=0" in result.output
     assert "outbox_sent=0 outbox_retry=0 outbox_failed=0" in result.output
     assert "hotspots_added=2 hotspots_created=0 hotspots_grown=0" in result.output
