@@ -186,6 +186,7 @@ _DUE_COLUMNS = (
     Summons.escalation_level,
     Ticket.number,
     Ticket.status,
+    Ticket.area_id,
     Unit.code.label("unit_code"),
     Unit.name.label("unit_name"),
 )
@@ -294,6 +295,7 @@ def _announce(session, ref, due_by_summons, fired, now, sla):
                     "type": f"whistle.{t.kind.value}",
                     "ticket": row.number,
                     "status": row.status.value,
+                    "area": ref.area_codes.get(row.area_id),
                     "unit": row.unit_code,
                     "level": _LEVELS[t.kind].value,
                     "escalation_level": t.level,
