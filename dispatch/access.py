@@ -1,7 +1,8 @@
 """Who may see which tickets, and whose phone numbers are shown in full.
 
-A unit handler sees the tickets its unit holds; a grid worker those located in their grids or
-reported by them; a leader bound to a district that district's tickets; hotline staff all.
+A unit handler sees the tickets its unit holds or was summoned to (吹哨报到); a grid worker
+those located in their grids or reported by them; a leader bound to a district that
+district's tickets; hotline staff all.
 """
 
 import sqlalchemy as sa
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from hotline import privacy
 from hotline.enums import Role
 from hotline.errors import Forbidden, NotFound
-from hotline.models import Area, Assignment, Ticket, user_grids
+from hotline.models import Area, Assignment, Summons, Ticket, user_grids
 from hotline.privacy import mask_phone  # noqa: F401 (pages and exports mask with it here)
 
 #: Roles that must call the requester and therefore see the full number.
@@ -28,10 +29,15 @@ FULL_PHONE_ROLES = frozenset(
 def scope_condition(actor):
     """A WHERE condition limiting a ticket query to what ``actor`` may see (None: all)."""
     if actor.role == Role.unit_handler:
-        return sa.exists().where(
-            Assignment.ticket_id == Ticket.id,
-            Assignment.unit_id == actor.unit_id,
-            Assignment.active,
+        return sa.or_(
+            sa.exists().where(
+                Assignment.ticket_id == Ticket.id,
+                Assignment.unit_id == actor.unit_id,
+                Assignment.active,
+            ),
+            # A department summoned to the ticket (吹哨报到, dispatch.whistle), also after its
+            # part ended: its report and opinion are in the ticket's record.
+            sa.exists().where(Summons.ticket_id == Ticket.id, Summons.unit_id == actor.unit_id),
         )
     if actor.role == Role.grid_worker:
         in_my_grids = sa.exists().where(

@@ -242,6 +242,20 @@ class Teller:
             return _label(_ENUMS[name], value, "未定")
         return value or "未定"
 
+    # 吹哨报到 (dispatch.whistle): the summoned department is named in the payload.
+    def _whistle(self, p):
+        report, opinion = self.when(p.get("report_due")), self.when(p.get("opinion_due"))
+        return f"向{p.get('unit_name')}吹哨，报到时限 {report}，反馈时限 {opinion}"
+
+    def _report_summons(self, p):
+        return f"{p.get('unit_name')}已报到" + ("（超过报到时限）" if p.get("late") else "")
+
+    def _give_opinion(self, p):
+        return f"{p.get('unit_name')}已反馈处理意见" + ("（超过反馈时限）" if p.get("late") else "")
+
+    def _withdraw_summons(self, p):
+        return f"撤回对{p.get('unit_name')}的吹哨"
+
     # -- the scheduler ------------------------------------------------------------------------
 
     def _timer(self, kind, p):
@@ -261,6 +275,13 @@ class Teller:
             except ValueError:
                 name = f"{level} 级督办"
             text = f"超过办结时限仍未办结，已提级至{name}"
+        elif kind in _SUMMONS_TIMERS:
+            text = _SUMMONS_TIMERS[kind].format(unit=p.get("unit_name") or p.get("unit"), due=due)
+            if kind == K.summons_escalation:
+                try:
+                    text += f"，已提级至{EscalationLevel(p.get('level')).label}"
+                except ValueError:
+                    pass
         elif kind == K.callback_task:
             text = "已生成回访任务，请回访诉求人"
         else:
@@ -269,6 +290,15 @@ class Teller:
         if lateness >= 300:
             text += f"（系统于到期后 {duration_words(dt.timedelta(seconds=lateness))}补发）"
         return text
+
+
+_SUMMONS_TIMERS = {
+    TimerKind.report_warning: "{unit}报到时限即将到期，系统已提醒",
+    TimerKind.report_overdue: "{unit}未在报到时限（{due}）内报到",
+    TimerKind.opinion_warning: "{unit}反馈时限即将到期，系统已提醒",
+    TimerKind.opinion_overdue: "{unit}未在反馈时限（{due}）内反馈处理意见",
+    TimerKind.summons_escalation: "{unit}超过反馈时限仍未反馈",
+}
 
 
 def assignment_state(assignment):

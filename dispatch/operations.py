@@ -17,7 +17,16 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from classifier import geo
-from dispatch import calendar, calls, citizen_notices, placing, routing, sla, timers
+from dispatch import (
+    calendar,
+    calls,
+    citizen_notices,
+    placing,
+    routing,
+    sla,
+    timers,
+    whistle_timers,
+)
 from dispatch.states import ADMINISTRATIVE, FINAL, IN_HANDLING, TRANSITIONS
 from hotline import attachments, city, events, knowledge, notify, settings, suggestions
 from hotline.audit import audit
@@ -155,6 +164,9 @@ def _record(
         # Only a finished ticket waits for a callback: whatever moved it on ends the wait.
         ticket.callback_next_at = None
     timers.schedule(session, ticket, now, timer_settings())
+    ended = whistle_timers.end_with_ticket(session, ticket, from_status, now)
+    if ended:
+        payload = {**(payload or {}), "summonses_ended": ended}
     event = TicketEvent(
         ticket=ticket,
         action=name,

@@ -328,7 +328,7 @@ TRANSITION_FORMS = {form.slug: form for form in _FORMS}
 JSON_TRANSITIONS = [form for form in _FORMS if form.slug != "check-in"]
 
 #: Form inputs that are lists (multi-selects), radio booleans and whole numbers in the JSON.
-LIST_FIELDS = {"assist_units"}
+LIST_FIELDS = {"assist_units", "units"}
 BOOLEAN_FIELDS = {"approve", "exempt"}
 INTEGER_FIELDS = {"days"}
 #: Inputs a page form carries besides the operation's fields.

@@ -31,6 +31,9 @@ IN_HANDLING = {
     S.reopened,
     S.termination_requested,
 }
+#: States in which a ticket's 吹哨报到 summonses stay open (dispatch.whistle): the lead has
+#: signed and still holds it; leaving them ends the open summonses (whistle_timers).
+SUMMONS_STATES = {S.signed, S.contacted, S.return_requested, S.termination_requested}
 #: States no operation leaves (scoring exemption aside).
 FINAL = {S.resolved_at_intake, S.transferred, S.merged, S.terminated, S.closed}
 #: States in which category, urgency and request type may still be corrected: not yet
@@ -77,6 +80,13 @@ TRANSITIONS = {
         _t("request_termination", "终止申请", [S.signed, S.contacted], [R.unit_handler]),
         _t("review_termination", "终止审核", [S.termination_requested], [R.supervisor]),
         _t("exempt", "考核豁免", list(S), [R.supervisor]),
+        # 吹哨报到 (dispatch.whistle): the street office or district government leading the
+        # ticket summons departments; each reports and gives its opinion; the lead may
+        # withdraw a summons. The operations check whose unit does what.
+        _t("whistle", "吹哨", [S.signed, S.contacted], [R.unit_handler]),
+        _t("report_summons", "报到", SUMMONS_STATES, [R.unit_handler]),
+        _t("give_opinion", "反馈意见", SUMMONS_STATES, [R.unit_handler]),
+        _t("withdraw_summons", "撤回吹哨", SUMMONS_STATES, [R.unit_handler]),
         # Correcting a wrong category or urgency (e.g. a classifier's false 紧急) recomputes
         # the deadlines of the running clock.
         _t("reclassify", "调整分类和紧急程度", RECLASSIFIABLE, [R.dispatcher, R.supervisor]),

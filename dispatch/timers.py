@@ -460,13 +460,23 @@ def _recipients(ref, row, timer, settings):
         return [ref.hotline_centre]
     units = [row.lead_unit_id]
     if timer.kind == K.escalation:
-        if timer.level == 1:
-            units.append(ref.hotline_centre)
-        elif timer.level == 2:
-            # A street's district government; a department's or district's own leadership.
-            units.append(ref.district_government.get(row.lead_unit_id, row.lead_unit_id))
-        else:
-            units.append(ref.unit_ids.get(settings.mayors_office_unit, ref.hotline_centre))
+        units.append(supervising_unit(ref, row.lead_unit_id, timer.level, settings))
+    return distinct_units(units)
+
+
+def supervising_unit(ref, unit_id, level, settings):
+    """Who supervises ``unit_id`` at 督办 level ``level`` (the SLA's and 吹哨报到's alike):
+    1 the hotline centre; 2 a street's district government, a department's or district's own
+    leadership; 3 the mayor's office."""
+    if level == 1:
+        return ref.hotline_centre
+    if level == 2:
+        return ref.district_government.get(unit_id, unit_id)
+    return ref.unit_ids.get(settings.mayors_office_unit, ref.hotline_centre)
+
+
+def distinct_units(units):
+    """``units`` without None and repeats, in order (one inbox item per unit)."""
     seen = []
     for unit in units:
         if unit is not None and unit not in seen:
@@ -528,18 +538,20 @@ def _clock_label(kind):
 # -- running ------------------------------------------------------------------------------------
 
 
-def run_due(session_factory, settings, now=None, batch=1000, clock=None):
+def run_due(session_factory, settings, now=None, batch=1000, clock=None, *, step=None):
     """Tick in batches, one transaction each, until no due ticket is left.
 
-    ``clock`` (default: the real time) gives each batch's ``now`` unless ``now`` is fixed.
+    ``clock`` (default: the real time) gives each batch's ``now`` unless ``now`` is fixed;
+    ``step`` is the tick (default: the tickets'; 吹哨报到 runs its own the same way).
     Returns the totals.
     """
     clock = clock or (lambda: dt.datetime.now(dt.UTC))
+    step = step or tick
     total = TickResult()
     while True:
         with session_factory() as session:
             with session.begin():
-                result = tick(session, now or clock(), settings, batch=batch)
+                result = step(session, now or clock(), settings, batch=batch)
         total.tickets += result.tickets
         total.fired += result.fired
         total.max_lateness = max(total.max_lateness, result.max_lateness)

@@ -236,6 +236,12 @@ class TimerKind(LabeledEnum):
     escalation = "escalation", "督办"
     callback_task = "callback_task", "回访任务"
     callback_overdue = "callback_overdue", "回访超时"
+    # 吹哨报到 (dispatch.whistle): a summoned department's own clocks.
+    report_warning = "report_warning", "报到预警"
+    report_overdue = "report_overdue", "报到超时"
+    opinion_warning = "opinion_warning", "反馈预警"
+    opinion_overdue = "opinion_overdue", "反馈超时"
+    summons_escalation = "summons_escalation", "吹哨督办"
 
 
 class EscalationLevel(enum.IntEnum):

@@ -335,6 +335,39 @@ DEFINITIONS = {
             0,
             100,
         ),
+        # 吹哨报到 (dispatch.whistle): a summoned department's limits, in clock hours (a
+        # department comes when a street calls, nights and holidays included, as the SLA's
+        # hour limits do); a summons keeps the limits it was blown with.
+        Definition(
+            "whistle.report_hours",
+            "报到时限（小时）",
+            int,
+            1,
+            "吹哨报到",
+            "被吹哨部门须在吹哨后多少小时内报到（按自然时间计）",
+            1,
+            72,
+        ),
+        Definition(
+            "whistle.opinion_hours",
+            "反馈时限（小时）",
+            int,
+            24,
+            "吹哨报到",
+            "被吹哨部门须在吹哨后多少小时内反馈处理意见（按自然时间计）",
+            1,
+            720,
+        ),
+        Definition(
+            "whistle.escalate_hours",
+            "反馈超时督办间隔（小时）",
+            int,
+            24,
+            "吹哨报到",
+            "反馈超时后每满这么多小时仍未反馈，督办提高一级（共三级）",
+            1,
+            720,
+        ),
         # The knowledge base (首问即答): hotline.knowledge_admin's review-due reminders.
         Definition(
             "knowledge.review_days_before",

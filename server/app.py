@@ -39,6 +39,7 @@ import dispatch.api.open311
 import dispatch.api.tickets
 import dispatch.api.time_rules
 import dispatch.api.units
+import dispatch.api.whistle
 import dispatch.pages.admin_open311
 import dispatch.pages.admin_routing
 import dispatch.pages.admin_time
@@ -52,6 +53,7 @@ import dispatch.pages.grid
 import dispatch.pages.inspection
 import dispatch.pages.photos
 import dispatch.pages.proposals
+import dispatch.pages.whistle
 import hotline.admin.areas
 import hotline.admin.audit
 import hotline.admin.categories
@@ -108,6 +110,7 @@ API = [
     dispatch.api.time_rules,
     dispatch.api.catalogue,
     dispatch.api.units,
+    dispatch.api.whistle,
     dashboards.api.rankings,
     dashboards.api.hotspots,
     dashboards.api.warnings,
@@ -129,6 +132,7 @@ PAGES = [
     dispatch.pages.inspection,
     dispatch.pages.photos,
     dispatch.pages.proposals,
+    dispatch.pages.whistle,
     dashboards.pages.board,
     dashboards.pages.report,
     dashboards.pages.analysis,

@@ -515,6 +515,8 @@ def scheduler_command(once, interval, batch):
             f"fired={result.fired} tickets={result.tickets} "
             f"max_lateness_s={result.max_lateness:.0f}"
         )
+        summoned = scheduler.make_whistle_job(app)()
+        click.echo(f"summons_fired={summoned.fired} summonses={summoned.tickets}")
         knowledge = scheduler.make_knowledge_job(app)()
         click.echo(f"knowledge_expired={knowledge.expired} knowledge_reminded={knowledge.reminded}")
         grouped = scheduler.make_hotspot_job(app)()

@@ -1,4 +1,5 @@
-"""The scheduler: APScheduler interval jobs — the SLA timers (``dispatch.timers``), the
+"""The scheduler: APScheduler interval jobs — the SLA timers (``dispatch.timers``) and
+吹哨报到's beside them (``dispatch.whistle_timers``), the
 knowledge base's expiry and review-due reminders (``hotline.knowledge_admin.run_due``), the
 hot issues' grouper (``dashboards.hotspots``: new tickets join their 热点问题), the
 outbox's sweep (``hotline.outbox_delivery``: retries, and copies a process that died
@@ -25,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from dashboards import hotspots, warnings
-from dispatch import inspection, timers
+from dispatch import inspection, timers, whistle_timers
 from hotline import knowledge_admin, outbox_delivery
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ OUTBOX_JOB_ID = "outbox-sweep"
 HOTSPOT_JOB_ID = "hotspots"
 WARNING_JOB_ID = "early-warnings"
 INSPECTION_JOB_ID = "inspection-sample"
+WHISTLE_JOB_ID = "whistle-timers"
 
 _lock = threading.Lock()
 _in_process = None
@@ -51,6 +53,27 @@ def make_job(app, clock=None):
         if result.fired:
             log.info(
                 "fired %d timer(s) on %d ticket(s), latest %.0f s late",
+                result.fired,
+                result.tickets,
+                result.max_lateness,
+            )
+        return result
+
+    return run
+
+
+def make_whistle_job(app, clock=None):
+    """吹哨报到's timers (``dispatch.whistle_timers``): the summoned departments' 报到 and
+    反馈 warnings, overdues and 督办, ticked like the SLA timers beside them."""
+    settings = timers.Settings.from_config(app.config)
+    session_factory = app.extensions["hotline.db"]
+    batch = app.config["SCHEDULER_BATCH"]
+
+    def run():
+        result = whistle_timers.run_due(session_factory, settings, batch=batch, clock=clock)
+        if result.fired:
+            log.info(
+                "fired %d summons timer(s) on %d summons(es), latest %.0f s late",
                 result.fired,
                 result.tickets,
                 result.max_lateness,
@@ -169,6 +192,12 @@ def build(app, *, blocking, clock=None):
     cls = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = cls(timezone=app.config["TIMEZONE"])
     every(scheduler, make_job(app, clock), app.config["SCHEDULER_INTERVAL_SECONDS"], JOB_ID)
+    every(
+        scheduler,
+        make_whistle_job(app, clock),
+        app.config["SCHEDULER_INTERVAL_SECONDS"],
+        WHISTLE_JOB_ID,
+    )
     every(
         scheduler,
         make_knowledge_job(app, clock),

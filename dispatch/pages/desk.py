@@ -22,7 +22,7 @@ from flask import (
 )
 from sqlalchemy.orm import selectinload
 
-from dispatch import access, hot_issues, schemas
+from dispatch import access, hot_issues, schemas, whistle
 from dispatch.deadlines import load_policies, ticket_deadlines
 from dispatch.history import history
 from dispatch.narrative import Teller, assignment_state, rounds
@@ -244,6 +244,7 @@ INBOX_GROUPS = (
     ("doing", "办理中"),
     ("review", "待审核"),
     ("done", "已办结"),
+    ("whistle", "吹哨报到"),
 )
 _SIGNABLE = TRANSITIONS["sign"].from_states
 _REVIEW = {S.return_requested, S.termination_requested}
@@ -279,8 +280,15 @@ def inbox():
     )
     now = utcnow()
     groups = {key: [] for key, _ in INBOX_GROUPS}
+    summoned = whistle.open_for_unit(db, me.unit_id, [t.id for t in tickets])
     for ticket in tickets:
         mine = ticket.active_assignment(me.unit_id)
+        if ticket.id in summoned:
+            # Summoned to report and give an opinion (吹哨报到), with the summons' deadlines.
+            groups["whistle"].append(whistle.inbox_row(ticket, summoned[ticket.id], now))
+            continue
+        if mine is None:
+            continue  # a department whose summons has ended: nothing left to do here
         if ticket.status in _DONE:
             key = "done"
         elif ticket.status in _REVIEW or ticket.id in pending:

@@ -19,7 +19,7 @@ class Attachment(Base):
     #: The ticket event the photo was taken for (finish, check-in, report).
     event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket_events.id"), index=True)
     uploaded_by_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
-    #: result (办结佐证), site (现场核查), report (主动发现)
+    #: result (办结佐证), site (现场核查), report (主动发现), opinion (报到反馈, 吹哨报到)
     purpose: Mapped[str] = mapped_column(sa.String(16))
     #: The uploader's file name, shown only (never used as a path).
     filename: Mapped[str] = mapped_column(sa.String(200))

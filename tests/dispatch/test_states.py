@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from dispatch import operations as ops
+from dispatch import whistle
 from dispatch.states import TRANSITIONS
 from hotline.enums import (
     CallbackOutcome,
@@ -166,12 +167,28 @@ def arguments(db, u, make_ticket):
             "review_termination": lambda: {"approve": True, "note": "同意"},
             "exempt": lambda: {"exempt": True, "kind": "unreasonable", "reason": "无理索要"},
             "reclassify": lambda: {"urgency": Urgency.emergency, "reason": "核实有人受伤"},
+            "whistle": lambda: {"units": [unit(db, "U-CGJ")], "reason": "占道经营需城管执法"},
+            "report_summons": lambda: {},
+            "give_opinion": lambda: {"opinion": "已派执法队员到场处置"},
+            "withdraw_summons": lambda: {"unit": unit(db, "U-CGJ"), "reason": "街道已自行解决"},
         }[name]()
 
     return make
 
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+#: Operations that live in their own modules (the rest are in ``dispatch.operations``).
+OWN_MODULES = {
+    "whistle": whistle.whistle,
+    "report_summons": whistle.report_summons,
+    "give_opinion": whistle.give_opinion,
+    "withdraw_summons": whistle.withdraw_summons,
+}
+
+
+def operation(name):
+    return OWN_MODULES.get(name) or getattr(ops, name)
 
 
 # -- the tables -------------------------------------------------------------------------------
@@ -240,6 +257,19 @@ EXPECTED_TABLE = {
         },
         {"dispatcher", "supervisor"},
     ),
+    "whistle": ({"signed", "contacted"}, {"unit_handler"}),
+    "report_summons": (
+        {"signed", "contacted", "return_requested", "termination_requested"},
+        {"unit_handler"},
+    ),
+    "give_opinion": (
+        {"signed", "contacted", "return_requested", "termination_requested"},
+        {"unit_handler"},
+    ),
+    "withdraw_summons": (
+        {"signed", "contacted", "return_requested", "termination_requested"},
+        {"unit_handler"},
+    ),
 }
 
 
@@ -293,7 +323,7 @@ def test_wrong_state_refused(
     kwargs = arguments(name)
     before = snapshot(ticket)
     with pytest.raises(Conflict) as caught:
-        getattr(ops, name)(db, actor, ticket, **kwargs)
+        operation(name)(db, actor, ticket, **kwargs)
     error = caught.value
     assert error.code == "TICKET_STATE_CONFLICT"
     assert error.status == 409
@@ -312,7 +342,7 @@ def test_wrong_role_refused(
     kwargs = arguments(name)
     before = snapshot(ticket)
     with pytest.raises(Forbidden) as caught:
-        getattr(ops, name)(db, actor, ticket, **kwargs)
+        operation(name)(db, actor, ticket, **kwargs)
     error = caught.value
     assert error.code == "ROLE_NOT_ALLOWED"
     assert error.status == 403
@@ -391,7 +421,7 @@ def test_other_units_handler_cannot_act_for_the_lead(
     before = snapshot(ticket)
     for username in ("cgj", "kuiwen"):  # an unrelated unit; the copied district government
         with pytest.raises(Forbidden) as caught:
-            getattr(ops, name)(db, user(username), ticket, **kwargs)
+            operation(name)(db, user(username), ticket, **kwargs)
         assert caught.value.code == "TICKET_NOT_ASSIGNED_TO_UNIT"
     assert_unchanged(ticket, before)
 

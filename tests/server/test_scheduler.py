@@ -178,6 +178,7 @@ def test_scheduler_command_runs_once(committed_app, seed_overdue):
     )
     assert result.exit_code == 0, result.output
     assert f"fired={2 * TIMERS_PER_TICKET} tickets=2" in result.output
+    assert "summons_fired=0 summonses=0" in result.output
     assert "knowledge_expired=0 knowledge_reminded=0" in result.output
     assert "outbox_sent=0 outbox_retry=0 outbox_failed=0" in result.output
     assert "hotspots_added=2 hotspots_created=0 hotspots_grown=0" in result.output
@@ -215,7 +216,13 @@ def test_demo_mode_starts_one_scheduler_per_process(committed_app):
             scheduler.HOTSPOT_JOB_ID,
             scheduler.WARNING_JOB_ID,
             scheduler.INSPECTION_JOB_ID,
+            scheduler.WHISTLE_JOB_ID,
         }
+        summonses = first.get_job(scheduler.WHISTLE_JOB_ID)
+        assert summonses.trigger.interval == dt.timedelta(
+            seconds=committed_app.config["SCHEDULER_INTERVAL_SECONDS"]
+        )
+        assert summonses.max_instances == 1 and summonses.coalesce
         grouper = first.get_job(scheduler.HOTSPOT_JOB_ID)
         assert grouper.trigger.interval == dt.timedelta(
             seconds=committed_app.config["HOTSPOT_INTERVAL_SECONDS"]
