@@ -603,6 +603,11 @@ def unit_by_code(session, code):
     return unit
 
 
+def units_by_code(session, codes):
+    """Unit code → id."""
+    return dict(session.execute(sa.select(Unit.code, Unit.id).where(Unit.code.in_(codes))).all())
+
+
 def referrals(session, month, timezone=DEFAULTS["TIMEZONE"]):
     """The month's referrals as rows (the list page and the ranking export's sheet)."""
     ranking.parse_month(month)

@@ -20,6 +20,8 @@ import dashboards.api.analysis
 import dashboards.api.hotspots
 import dashboards.api.rankings
 import dashboards.api.warnings
+import dashboards.pages.accountability
+import dashboards.pages.admin_accountability
 import dashboards.pages.admin_analysis
 import dashboards.pages.admin_scoring
 import dashboards.pages.analysis
@@ -130,6 +132,7 @@ PAGES = [
     dashboards.pages.search,
     dashboards.pages.hotspots,
     dashboards.pages.warnings,
+    dashboards.pages.accountability,
     # The 市民端 (public, no login, no menu).
     dispatch.pages.citizen,
     # The 市民端 (public, no login): following one's requests after submitting.
@@ -145,6 +148,7 @@ PAGES = [
     hotline.admin.knowledge,
     dashboards.pages.admin_scoring,
     dashboards.pages.admin_analysis,
+    dashboards.pages.admin_accountability,
     hotline.admin.onboarding,
     hotline.admin.outbox,
     hotline.admin.home,

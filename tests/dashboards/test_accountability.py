@@ -325,3 +325,32 @@ def test_the_callback_outcomes_other_than_unsolved_are_no_evidence(db, month_bui
     for no in (1, 2):
         finished(c, no, "U-CGJ", "问题已解决。", CallbackOutcome.refused)
     assert cases(db) == {}
+
+
+def test_the_ranking_export_lists_the_months_referrals(db, user, shirking, tmp_path):
+    from openpyxl import load_workbook
+
+    from dashboards import exports, ranking
+
+    refer(db, user("supervisor"))
+    result = ranking.compute(
+        db,
+        MONTH,
+        as_of=AFTER,
+        settings=ranking.Settings(min_sample=3),
+        timezone="Asia/Shanghai",
+        mayors_office_code="U-SZFB",
+    )
+    path = tmp_path / "ranking.xlsx"
+    exports.write_xlsx(result, path, referrals=accountability.referrals(db, MONTH))
+    ws = load_workbook(path)["移送纪检监察"]
+    assert "本月移送纪检监察 1 起" in ws["A2"].value
+    assert [c.value for c in ws[3]] == list(exports.REFERRAL_HEADERS)
+    row = [c.value for c in ws[4]]
+    assert row[:2] == ["潍坊市城市管理局", "推诿扯皮"]
+    assert row[2].startswith("1 件工单在单位间来回退单")
+    assert row[3] == shirking.tickets[1].number
+    assert row[4:] == ["一单多退，推诿扯皮", user("supervisor").name, "2026-11-03 09:00"]
+    empty = tmp_path / "empty.xlsx"
+    exports.write_xlsx(result, empty)
+    assert load_workbook(empty)["移送纪检监察"]["A4"].value == "本月无移送纪检监察的单位"
