@@ -28,9 +28,11 @@ threshold, and the case lists every ticket behind the count):
   preceding 办结 reply by the unit says the matter is solved (``SOLVED_CLAIM``), at least
   ``unsolved_claims``.
 - ``onsite_without_check_in`` 称到现场、无现场核查 — 办结 replies of the month claiming
-  on-site work (``ONSITE_CLAIM``) on a grid ticket (its area is a grid, or one of the unit's
-  grid workers has the ticket's area among their grids) with no 现场核查 (``check_in``)
-  event on the ticket since the unit was given it, at least ``onsite_without_check_in``.
+  on-site work (``ONSITE_CLAIM``) on a grid ticket of a unit with grid workers (its area is a
+  grid, or one of the unit's grid workers has it among their grids: someone could have
+  checked in; a department has no grid workers, so its claims cannot be checked) with no
+  现场核查 (``check_in``) event on the ticket since the unit was given it, at least
+  ``onsite_without_check_in``.
 - ``contact_without_phone`` 无电话却报已联系 — 联系诉求人 events of the month by the unit on
   tickets whose requester left no phone, whose note does not say how else the requester was
   reached (``OTHER_CONTACT``: in person, on site, by message …), at least
@@ -333,10 +335,14 @@ def _onsite_without_check_in(session, evidence, start, end):
         )
         .order_by(TicketEvent.created_at)
     ).all()
+    covered = {}  # unit id → the areas its grid workers cover (None: it has none)
     for finish, ticket, level in finishes:
         if not ONSITE_CLAIM.search(finish.reason or "") or ticket.area_id is None:
             continue
-        if level != AreaLevel.grid and not _has_grid_worker(session, finish.unit_id, ticket):
+        if finish.unit_id not in covered:
+            covered[finish.unit_id] = _grid_areas(session, finish.unit_id)
+        areas = covered[finish.unit_id]
+        if areas is None or (level != AreaLevel.grid and ticket.area_id not in areas):
             continue
         since = session.scalar(
             sa.select(sa.func.max(Assignment.dispatched_at)).where(
@@ -358,7 +364,7 @@ def _onsite_without_check_in(session, evidence, start, end):
         )
         if checked:
             continue
-        where = "网格工单" if level == AreaLevel.grid else "所在区域有本单位网格员"
+        where = "网格工单" if level == AreaLevel.grid else "在本单位网格员负责的网格内"
         evidence.add(
             finish.unit_id,
             "onsite_without_check_in",
@@ -372,18 +378,20 @@ def _onsite_without_check_in(session, evidence, start, end):
         )
 
 
-def _has_grid_worker(session, unit_id, ticket):
-    return bool(
-        session.scalar(
-            sa.select(sa.func.count())
-            .select_from(User)
-            .join(user_grids, user_grids.c.user_id == User.id)
-            .where(
-                User.unit_id == unit_id,
-                User.role == Role.grid_worker,
-                user_grids.c.area_id == ticket.area_id,
-            )
+def _grid_areas(session, unit_id):
+    """The areas the unit's active grid workers cover, or None when it has no grid worker
+    (no one of it could check in)."""
+    workers = session.scalars(
+        sa.select(User.id).where(
+            User.unit_id == unit_id, User.role == Role.grid_worker, User.active
         )
+    ).all()
+    if not workers:
+        return None
+    return set(
+        session.scalars(
+            sa.select(user_grids.c.area_id).where(user_grids.c.user_id.in_(workers))
+        ).all()
     )
 
 

@@ -333,7 +333,7 @@ DEFINITIONS = {
             "accountability.onsite_without_check_in",
             "称到现场、无现场核查件数",
             int,
-            1,
+            2,
             "监察问责",
             "网格工单的办结答复称到现场，却没有现场核查（定位和照片）记录，当月达到此数列为线索",
             1,

@@ -194,7 +194,8 @@ def test_on_site_claims_need_a_check_in_on_a_grid_ticket(db, user, month_builder
     ops.contact(db, handler, plain, note="已电话联系", now=OCT12 + 20 * MIN)
     ops.finish(db, handler, plain, result="已电话答复诉求人政策规定。", now=OCT12 + DAY)
 
-    case = cases(db)[("U-S-370705001", ReferralKind.falsification)]
+    assert ("U-S-370705001", ReferralKind.falsification) not in cases(db)  # 1 of 2 by default
+    case = cases(db, onsite_without_check_in=1)[("U-S-370705001", ReferralKind.falsification)]
     assert rules(case) == ["onsite_without_check_in"]
     items = finding(case, "onsite_without_check_in")["items"]
     assert [i["ticket"] for i in items] == [claimed.number]
