@@ -323,7 +323,7 @@ DEFINITIONS = {
             "accountability.unsolved_claims",
             "报称解决、回访未解决件数",
             int,
-            2,
+            3,
             "监察问责",
             "办结答复称已解决、回访诉求人却称未解决，当月达到此数列为弄虚作假线索",
             1,

@@ -150,7 +150,8 @@ def test_solved_claims_the_callback_contradicts(db, month_builder):
     finished(c, 4, "U-ZJJ", "已协调产权单位，问题尚未解决，将继续跟进。", unsolved)
     finished(c, 5, "U-ZJJ", "已协调产权单位，问题尚未解决，将继续跟进。", unsolved)
     finished(c, 6, "U-STHJ", "问题已解决。", unsolved)  # once: below 2
-    found = cases(db)
+    assert ("U-CGJ", ReferralKind.falsification) not in cases(db)  # 2, the default is 3
+    found = cases(db, unsolved_claims=2)
     case = found[("U-CGJ", ReferralKind.falsification)]
     assert rules(case) == ["unsolved_claims"]
     items = finding(case, "unsolved_claims")["items"]
