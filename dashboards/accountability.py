@@ -49,7 +49,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from dashboards import ranking
+from dashboards import access, ranking
 from hotline import settings as hotline_settings
 from hotline.audit import audit
 from hotline.config import DEFAULTS
@@ -609,6 +609,50 @@ def unit_by_code(session, code):
     if unit is None:
         raise NotFound("没有这个单位", code="UNIT_NOT_FOUND")
     return unit
+
+
+def visible_to(session, user, unit_ids):
+    """The unit ids ``user`` may read: a district leader those of their district
+    (``access.may_see_units``), everyone else all."""
+    districts = ranking.unit_districts(session)
+    return {i for i in unit_ids if access.may_see_units(user, districts, [i])}
+
+
+def cases_for(session, user, month, timezone=DEFAULTS["TIMEZONE"]):
+    """The month's cases ``user`` may read."""
+    cases = detect(session, month, timezone=timezone)
+    visible = visible_to(session, user, {c.unit_id for c in cases})
+    return [c for c in cases if c.unit_id in visible]
+
+
+def referrals_for(session, user, month, timezone=DEFAULTS["TIMEZONE"]):
+    """The month's referrals ``user`` may read."""
+    rows = referrals(session, month, timezone)
+    if not rows:
+        return rows
+    ids = units_by_code(session, {r["unit_code"] for r in rows})
+    visible = visible_to(session, user, set(ids.values()))
+    return [r for r in rows if ids[r["unit_code"]] in visible]
+
+
+def case_dict(case):
+    """A case as JSON (the API)."""
+    referral = case.referral
+    return {
+        "unit_code": case.unit_code,
+        "unit_name": case.unit_name,
+        "kind": case.kind.value,
+        "kind_label": case.kind.label,
+        "findings": case.findings,
+        "ticket_ids": case.ticket_ids,
+        "referral": None
+        if referral is None
+        else {
+            "id": referral.id,
+            "reason": referral.reason,
+            "referred_at": referral.referred_at.isoformat(),
+        },
+    }
 
 
 def units_by_code(session, codes):

@@ -16,6 +16,7 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+import dashboards.api.accountability
 import dashboards.api.analysis
 import dashboards.api.hotspots
 import dashboards.api.rankings
@@ -110,6 +111,7 @@ API = [
     dashboards.api.hotspots,
     dashboards.api.warnings,
     dashboards.api.analysis,
+    dashboards.api.accountability,
 ]
 #: Public JSON APIs outside ``/api/v1`` with their own envelope handlers and no staff login
 #: (the 市民端's app API under ``/citizen/api/v1``).

@@ -5,7 +5,7 @@ their district). The rules and the referral are ``dashboards.accountability``'s.
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
-from dashboards import access, accountability, ranking
+from dashboards import accountability, ranking
 from hotline import web
 from hotline.db import get_session, utcnow
 from hotline.enums import ReferralKind
@@ -40,22 +40,15 @@ def _month(db):
     return month, months
 
 
-def _visible(db, user, unit_ids):
-    """The unit ids ``user`` may read (a district leader: those of their district)."""
-    districts = ranking.unit_districts(db)
-    return {i for i in unit_ids if access.may_see_units(user, districts, [i])}
-
-
 def _render(month, months, *, typed=None, error=None, status=200):
     db = get_session()
-    cases = accountability.detect(db, month, timezone=current_app.config["TIMEZONE"])
-    visible = _visible(db, g.user, {c.unit_id for c in cases})
+    cases = accountability.cases_for(db, g.user, month, current_app.config["TIMEZONE"])
     return (
         render_template(
             "accountability.html",
             month=month,
             months=months,
-            cases=[c for c in cases if c.unit_id in visible],
+            cases=cases,
             settings=accountability.Settings.from_settings(db),
             may_refer=g.user.role in accountability.REFER_ROLES,
             typed=typed or {},
@@ -116,10 +109,5 @@ def refer(month):
 def referrals_page():
     db = get_session()
     month, months = _month(db)
-    rows = accountability.referrals(db, month, current_app.config["TIMEZONE"])
-    codes = {r["unit_code"] for r in rows}
-    if codes:
-        units = accountability.units_by_code(db, codes)
-        visible = _visible(db, g.user, set(units.values()))
-        rows = [r for r in rows if units[r["unit_code"]] in visible]
+    rows = accountability.referrals_for(db, g.user, month, current_app.config["TIMEZONE"])
     return render_template("referrals.html", month=month, months=months, rows=rows)
