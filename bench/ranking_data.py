@@ -315,6 +315,8 @@ class Data:
     assignments: dict
     events: dict
     stats: dict
+    #: 吹哨报到 summonses (empty columns: none).
+    summonses: dict = field(default_factory=dict)
 
 
 def _sigmoid(x):
@@ -748,6 +750,10 @@ def generate(
     tickets = _ticket_columns(c, ids, merged_into, user_id)
     assignments = _assignment_columns(c, ids, city, user_id)
     events = _event_columns(c, ids, user_id)
+    # Drawn from their own generator, so the tickets stay what they were before these.
+    extra = np.random.default_rng(seed + 1)
+    events = _concat(events, _review_return_columns(c, ids, user_id, extra, now, len(events["id"])))
+    summonses = _summons_columns(c, ids, city, user_id, extra, now, edges)
     stats = {
         "tickets_in_month": int(n),
         "tickets_outside_month": int(n_out),
@@ -764,7 +770,115 @@ def generate(
             for name in ("sign_edge", "contact_edge", "finish_edge")
         },
     }
-    return Data(tickets, assignments, events, stats)
+    stats["review_returns"] = len(events["id"]) - int(c["exempt"].sum())
+    stats["summonses"] = len(summonses["id"])
+    return Data(tickets, assignments, events, stats, summonses)
+
+
+def _concat(a, b):
+    return {name: np.concatenate([a[name], b[name]]) for name in a}
+
+
+def _review_return_columns(c, ids, user_id, rng, now, first):
+    """审核退回 events on about 4 % of the dispatched tickets (a tenth of them twice): mostly
+    the current lead's reply, sometimes (on tickets another unit led first) the earlier
+    lead's, which no unit's count may take."""
+    dispatched = np.flatnonzero(c["kind"] == DISPATCHED)
+    rows = dispatched[rng.random(len(dispatched)) < 0.04]
+    rows = np.concatenate([rows, rows[::10]])
+    earlier = c["has_prior"][rows] & (rng.random(len(rows)) < 0.5)
+    unit = np.where(earlier, c["prior_unit"][rows], c["lead"][rows])
+    received = c["received"][rows]
+    created = np.minimum(received + _span(rng.random(len(rows)), HOUR, now - received), now)
+    size = len(rows)
+    return {
+        "id": np.arange(first + 1, first + size + 1, dtype=np.int64),
+        "ticket_id": ids[rows],
+        "action": np.full(size, "return_reply", dtype=object),
+        "actor_id": np.full(size, user_id, np.int64),
+        "actor_role": np.full(size, "supervisor", dtype=object),
+        "unit_id": unit.astype(np.int64),
+        "from_status": np.full(size, "reviewing", dtype=object),
+        "to_status": np.full(size, "contacted", dtype=object),
+        "reason": np.full(size, "答复未说明办理结果", dtype=object),
+        "payload": np.full(size, "{}", dtype=object),
+        "created_at": created,
+    }
+
+
+#: Summons outcomes the generator draws (offsets from the summons, due in 1 h and 24 h).
+SUMMONS_OUTCOMES = (
+    "on_time",  # reported and opinion in time
+    "late_report",
+    "late_opinion",
+    "no_opinion",  # reported in time, no opinion (missed once 24 h passed)
+    "never_reported",
+    "withdrawn_early",  # cancelled before the report was due: not counted
+    "withdrawn_late",  # cancelled after missing the report: late
+)
+
+
+def _summons_columns(c, ids, city, user_id, rng, now, edges):
+    """One summons of a city department on about 3 % of the dispatched tickets (any month,
+    so September's tickets have October summonses), at any moment after dispatch up to
+    ``now``; acts after ``now`` have not happened yet. ``edges`` summonses have their report
+    due exactly at ``now`` and unreported (not yet missed)."""
+    departments = city.pools[DEPARTMENT]
+    dispatched = np.flatnonzero(c["kind"] == DISPATCHED)
+    rows = dispatched[rng.random(len(dispatched)) < 0.03]
+    size = len(rows)
+    if not size or not len(departments):
+        return {}
+    clock = c["clock"][rows]
+    summoned = clock + _span(rng.random(size), 0 * US, np.maximum(now - clock, MINUTE) - US)
+    report_due, opinion_due = summoned + HOUR, summoned + DAY
+    outcome = rng.choice(len(SUMMONS_OUTCOMES), size, p=[0.5, 0.1, 0.1, 0.1, 0.08, 0.07, 0.05])
+    u = rng.random(size)
+    name = np.array(SUMMONS_OUTCOMES)[outcome]
+    reported = np.where(
+        np.isin(name, ["on_time", "late_opinion", "no_opinion"]),
+        summoned + _span(u, 0 * US, HOUR),  # up to the deadline itself
+        np.where(name == "late_report", report_due + _span(u, US, 2 * HOUR), NAT),
+    )
+    opinion = np.where(
+        np.isin(name, ["on_time", "late_report"]),
+        report_due + _span(u, 0 * US, 23 * HOUR),
+        np.where(name == "late_opinion", opinion_due + _span(u, US, DAY), NAT),
+    )
+    cancelled = np.where(
+        name == "withdrawn_early",
+        summoned + _span(u, 0 * US, HOUR - US),
+        np.where(name == "withdrawn_late", report_due + _span(u, US, 4 * HOUR), NAT),
+    )
+    # The edges: due exactly now, nothing done yet.
+    edge = np.argsort(np.abs(summoned - (now - HOUR)))[:edges]
+    summoned[edge] = now - HOUR
+    report_due[edge], opinion_due[edge] = now, now - HOUR + DAY
+    reported[edge] = opinion[edge] = cancelled[edge] = NAT
+    reported[reported > now] = NAT
+    opinion[opinion > now] = NAT
+    cancelled[cancelled > now] = NAT
+    unit = departments[(rng.random(size) * len(departments)).astype(np.int64)]
+    # A department never summons itself: those go to the next one.
+    same = unit == c["lead"][rows]
+    unit[same] = departments[(np.searchsorted(departments, unit[same]) + 1) % len(departments)]
+    return {
+        "id": np.arange(1, size + 1, dtype=np.int64),
+        "ticket_id": ids[rows],
+        "unit_id": unit.astype(np.int64),
+        "summoning_unit_id": c["lead"][rows].astype(np.int64),
+        "summoned_by_id": np.full(size, user_id, np.int64),
+        "summoned_at": summoned,
+        "reason": np.full(size, "需要职能部门到场处置", dtype=object),
+        "report_due": report_due,
+        "reported_at": reported,
+        "opinion_due": opinion_due,
+        "opinion_at": opinion,
+        "opinion": np.where(np.isnat(opinion), None, "已到场处置").astype(object),
+        "cancelled_at": cancelled,
+        "cancel_reason": np.where(np.isnat(cancelled), None, "已无需到场").astype(object),
+        "escalation_level": np.zeros(size, np.int64),
+    }
 
 
 def _ticket_columns(c, ids, merged_into, user_id):
@@ -965,6 +1079,7 @@ def _event_columns(c, ids, user_id):
         "action": np.full(len(rows), "exempt", dtype=object),
         "actor_id": np.full(len(rows), user_id, np.int64),
         "actor_role": np.full(len(rows), "supervisor", dtype=object),
+        "unit_id": np.zeros(len(rows), np.int64),
         "from_status": status,
         "to_status": status,
         "reason": np.full(len(rows), "经审核属于豁免情形", dtype=object),
@@ -976,7 +1091,7 @@ def _event_columns(c, ids, user_id):
 # -- loading ------------------------------------------------------------------------------------
 
 #: Nullable integer columns: 0 stands for NULL in the generated arrays.
-NULL_ZERO = {"area_id", "lead_unit_id", "merged_into_id", "exempted_by_id"}
+NULL_ZERO = {"area_id", "lead_unit_id", "merged_into_id", "exempted_by_id", "unit_id"}
 
 
 def _text(name, values, null):
@@ -1008,11 +1123,13 @@ def _python(name, values):
 
 
 def _tables(data):
-    return (
+    tables = (
         ("tickets", data.tickets),
         ("assignments", data.assignments),
         ("ticket_events", data.events),
+        ("summonses", data.summonses),
     )
+    return tuple((name, columns) for name, columns in tables if columns)
 
 
 CHUNK = 100_000
@@ -1137,7 +1254,7 @@ def load_sqlite(path, city, data):
 def load_rows(connection, data):
     """Insert the tickets with SQLAlchemy Core executemany (small data sets, any backend, inside
     the caller's transaction): used by the tests."""
-    from hotline.models import Assignment, Ticket, TicketEvent
+    from hotline.models import Assignment, Summons, Ticket, TicketEvent
 
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -1154,8 +1271,15 @@ def load_rows(connection, data):
             return json.loads(v)
         return v
 
-    tables = ((Ticket, data.tickets), (Assignment, data.assignments), (TicketEvent, data.events))
+    tables = (
+        (Ticket, data.tickets),
+        (Assignment, data.assignments),
+        (TicketEvent, data.events),
+        (Summons, data.summonses),
+    )
     for model, columns in tables:
+        if not columns:
+            continue
         # Tickets keep their ids (merges point at them); the database numbers the rest.
         names = [n for n in columns if n != "id" or model is Ticket]
         size = len(columns["id"])

@@ -50,6 +50,8 @@ TOTAL_LABELS = {
 EXEMPTION_HEADERS = ("工单编号", "单位", "豁免类型", "理由", "审核人", "时间")
 SHEET_EXEMPTIONS = "豁免清单"
 SHEET_DEFINITIONS = "口径说明"
+SHEET_REFERRALS = "移送纪检监察"
+REFERRAL_HEADERS = ("单位", "问题类型", "线索", "涉及工单", "移送理由", "移送人", "移送时间")
 
 # Kinds of column: how a value is written and formatted.
 _TEXT, _INT, _CHANGE, _SCORE, _SCORE_CHANGE, _RATE = (
@@ -383,6 +385,37 @@ def _exemption_sheet(ws, ranking, timezone):
     _print_setup(ws, title, f"1:{_HEADER_ROWS}")
 
 
+def _referral_sheet(ws, ranking, referrals, timezone):
+    """The month's referrals to discipline inspection (``dashboards.accountability``)."""
+    title = f"{_month_title(ranking)} · {SHEET_REFERRALS}"
+    subtitle = f"本月移送纪检监察 {len(referrals)} 起（四位一体督办 · 监察问责）"
+    _title(ws, title, subtitle, len(REFERRAL_HEADERS))
+    _header(ws, _HEADER_ROWS, REFERRAL_HEADERS)
+    widths = [_display_width(h) for h in REFERRAL_HEADERS]
+    for offset, item in enumerate(referrals):
+        line = _HEADER_ROWS + 1 + offset
+        values = [
+            item["unit_name"],
+            item["kind_label"],
+            "；".join(item["summaries"]),
+            "、".join(t for t in item["tickets"] if t),
+            item["reason"],
+            item["by"],
+            item["at"],
+        ]
+        for index, value in enumerate(values, start=1):
+            cell = _put(ws, line, index, value)
+            cell.border = _BORDER
+            if index in (3, 4, 5):
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+            widths[index - 1] = min(60, max(widths[index - 1], _display_width(str(value))))
+    if not referrals:
+        _put(ws, _HEADER_ROWS + 1, 1, "本月无移送纪检监察的单位")
+    _size_columns(ws, widths, minimum=10)
+    ws.freeze_panes = ws.cell(row=_HEADER_ROWS + 1, column=1)
+    _print_setup(ws, title, f"1:{_HEADER_ROWS}")
+
+
 def _definitions_sheet(ws, ranking, timezone):
     title = f"{_month_title(ranking)} · {SHEET_DEFINITIONS}"
     period = _period_text(ranking, timezone)
@@ -432,8 +465,9 @@ def _definitions_sheet(ws, ranking, timezone):
     ws.page_setup.orientation = ws.ORIENTATION_PORTRAIT
 
 
-def build_workbook(ranking, *, timezone=DEFAULTS["TIMEZONE"]):
-    """The workbook: a sheet per class, then 豁免清单 and 口径说明."""
+def build_workbook(ranking, *, timezone=DEFAULTS["TIMEZONE"], referrals=()):
+    """The workbook: a sheet per class, then 豁免清单, 移送纪检监察 (``referrals``: the rows
+    of ``dashboards.accountability.referrals``) and 口径说明."""
     workbook = Workbook()
     workbook.remove(workbook.active)
     workbook.properties.title = _month_title(ranking)
@@ -441,13 +475,14 @@ def build_workbook(ranking, *, timezone=DEFAULTS["TIMEZONE"]):
     for ranking_class in RankingClass:
         _class_sheet(workbook.create_sheet(ranking_class.label), ranking, ranking_class, timezone)
     _exemption_sheet(workbook.create_sheet(SHEET_EXEMPTIONS), ranking, timezone)
+    _referral_sheet(workbook.create_sheet(SHEET_REFERRALS), ranking, list(referrals), timezone)
     _definitions_sheet(workbook.create_sheet(SHEET_DEFINITIONS), ranking, timezone)
     return workbook
 
 
-def write_xlsx(ranking, target, *, timezone=DEFAULTS["TIMEZONE"]):
+def write_xlsx(ranking, target, *, timezone=DEFAULTS["TIMEZONE"], referrals=()):
     """Save the workbook to ``target`` (a path or a binary file object)."""
-    build_workbook(ranking, timezone=timezone).save(target)
+    build_workbook(ranking, timezone=timezone, referrals=referrals).save(target)
 
 
 # -- a ticket list (工单查询) -------------------------------------------------------------------

@@ -30,6 +30,22 @@ computation):
 - ``repeat`` — at least one later report of the same matter was merged into it (并单).
 - ``return_base`` / ``returned`` — tickets it led at some point / of those, the ones it
   asked to return (退单), whether or not the return was upheld.
+- ``review_returned`` — tickets it leads whose reply the hotline's reviewer sent back at
+  least once while it led them (审核退回: a ``return_reply`` event whose ``unit_id`` is the
+  unit), up to ``as_of``.
+
+**Summonses** (吹哨报到, ``hotline.models.Summons``) are counted by the month they were
+issued in (local month of ``summoned_at``), for the summoned department, whatever month
+their ticket was received in (an exempt ticket's summonses are not counted):
+
+- ``summoned`` — summonses whose outcome is known as of ``as_of``: on time, or late. A
+  deadline missed is one passed (the moment after it) without the act while the summons
+  was still open (``reported_at`` / ``opinion_at`` empty and the deadline before
+  ``cancelled_at``, or before ``as_of`` if not cancelled), or an act after its deadline. A
+  summons still open with no deadline missed, or withdrawn (``cancelled_at``) before any
+  deadline was missed, is not counted.
+- ``summons_on_time`` — of those, reported by ``report_due`` and the opinion given by
+  ``opinion_due``.
 
 The deadlines are those of the ticket's current clock (a reopen starts a new one).
 
@@ -39,8 +55,11 @@ The deadlines are those of the ticket's current clock (a reopen starts a new one
 - 解决率 = (solved + partly × 部分解决折算) ÷ rated
 - 满意率 = (satisfied + basically × 基本满意折算) ÷ rated
 - 综合得分 = 100 × weighted mean of the three, rounded to 2 decimals (half up)
-- 退单率 = returned ÷ return_base; 重办率, 超期率, 重复来电率 = reopened, overdue,
-  repeat ÷ dispatched
+- 退单率 = returned ÷ return_base; 重办率, 超期率, 重复来电率, 审核退回率 = reopened,
+  overdue, repeat, review_returned ÷ dispatched
+- 报到及时率 = summons_on_time ÷ summoned
+
+审核退回率 and 报到及时率 are reported beside the others; they are not in the composite.
 
 **Classes.** Streets/towns, city departments and utilities are ranked on their own tickets.
 A district is ranked on its government's tickets plus those of its streets and towns: its
@@ -85,7 +104,9 @@ from hotline.models import (
     Assignment,
     RankingRow,
     RankingSnapshot,
+    Summons,
     Ticket,
+    TicketEvent,
     Unit,
     User,
     unit_areas,
@@ -109,6 +130,9 @@ COUNTS = (
     "repeat",
     "return_base",
     "returned",
+    "review_returned",
+    "summoned",
+    "summons_on_time",
 )
 #: The rates and the score, in report order.
 RATES = (
@@ -120,6 +144,8 @@ RATES = (
     "reopen_rate",
     "overdue_rate",
     "repeat_rate",
+    "review_return_rate",
+    "summons_on_time_rate",
 )
 LABELS = {
     "dispatched": "派单量",
@@ -138,6 +164,9 @@ LABELS = {
     "repeat": "重复来电",
     "return_base": "曾承办",
     "returned": "退单",
+    "review_returned": "审核退回",
+    "summoned": "吹哨被召",
+    "summons_on_time": "报到及时",
     "response_rate": "响应率",
     "resolution_rate": "解决率",
     "satisfaction_rate": "满意率",
@@ -146,6 +175,8 @@ LABELS = {
     "reopen_rate": "重办率",
     "overdue_rate": "超期率",
     "repeat_rate": "重复来电率",
+    "review_return_rate": "审核退回率",
+    "summons_on_time_rate": "报到及时率",
 }
 
 #: The definitions as the report page prints them (Chinese, for the people who read it).
@@ -162,6 +193,16 @@ DEFINITIONS = [
         "超过办结时限（含批准延期）才办结、或办结时限已过仍未办结（含过期后终止）的工单 ÷ 派单量。",
     ),
     ("重复来电率", "有后续来电被并入的工单 ÷ 派单量。"),
+    (
+        "审核退回率",
+        "本单位主办期间答复被热线办结审核退回过（至少一次）的工单 ÷ 派单量。不计入综合得分。",
+    ),
+    (
+        "报到及时率",
+        "当月（按吹哨时间）被吹哨召集、结果已定的次数中，按时报到且按时反馈意见的次数 ÷ "
+        "结果已定的次数；仍在时限内的、未逾时即撤回的不计。豁免工单上的吹哨不计。"
+        "不计入综合得分。",
+    ),
     (
         "区县",
         "区政府及其所辖街道乡镇各项计数之和（在区内单位间转派的工单，在退单率分母中按单位各计一次）。",
@@ -405,8 +446,18 @@ def _count(session, start, end, as_of, by, unit_ids=None, where=()):
         .distinct()
         .subquery("repeats")
     )
+    # The (ticket, unit) pairs whose reply a reviewer returned (审核退回): the few events
+    # since the month began, read through the events' time index.
+    e = TicketEvent
+    review_returns = (
+        sa.select(e.ticket_id.label("ticket_id"), e.unit_id.label("unit_id"))
+        .where(e.action == "return_reply", e.created_at >= start, e.created_at <= as_of)
+        .distinct()
+        .subquery("review_returns")
+    )
     facts = _conditions(as_of)
     facts["repeat"] = repeats.c.id.is_not(None)
+    facts["review_returned"] = review_returns.c.ticket_id.is_not(None)
     columns = [
         sa.func.count().filter(scored).label("dispatched"),
         sa.func.count().filter(sa.and_(dispatched, Ticket.scoring_exempt)).label("exempt"),
@@ -421,6 +472,13 @@ def _count(session, start, end, as_of, by, unit_ids=None, where=()):
         sa.select(key.label("key"), *columns)
         .select_from(Ticket)
         .outerjoin(repeats, repeats.c.id == Ticket.id)
+        .outerjoin(
+            review_returns,
+            sa.and_(
+                review_returns.c.ticket_id == Ticket.id,
+                review_returns.c.unit_id == Ticket.lead_unit_id,
+            ),
+        )
         .where(_in_period(start, end), *_only(Ticket.lead_unit_id, unit_ids), *where)
         .group_by(key)
     )
@@ -468,7 +526,55 @@ def _count(session, start, end, as_of, by, unit_ids=None, where=()):
         counts = result.setdefault(row["key"], dict.fromkeys(COUNTS, 0))
         counts["return_base"] += row["earlier"]
         counts["returned"] = row["returned"]
+
+    for key, summoned, on_time in _count_summonses(session, start, end, as_of, by, unit_ids, where):
+        counts = result.setdefault(key, dict.fromkeys(COUNTS, 0))
+        counts["summoned"] = summoned
+        counts["summons_on_time"] = on_time
     return result, intake
+
+
+def _count_summonses(session, start, end, as_of, by, unit_ids=None, where=()):
+    """(key, summoned, on time) for the summonses issued in [start, end) whose outcome is
+    known as of ``as_of`` (see the module docstring), grouped by the summoned department
+    (``by="unit"``) or by its ticket's area or category."""
+    s = Summons
+    open_until = sa.func.coalesce(s.cancelled_at, as_of)
+    report_missed = sa.or_(
+        s.reported_at > s.report_due,
+        sa.and_(s.reported_at.is_(None), s.report_due < open_until),
+    )
+    opinion_missed = sa.or_(
+        s.opinion_at > s.opinion_due,
+        sa.and_(s.opinion_at.is_(None), s.opinion_due < open_until),
+    )
+    known = sa.or_(s.opinion_at.is_not(None), report_missed, opinion_missed)
+    on_time = sa.and_(
+        s.reported_at.is_not(None),
+        s.reported_at <= s.report_due,
+        s.opinion_at.is_not(None),
+        s.opinion_at <= s.opinion_due,
+    )
+    key = {"unit": s.unit_id, "area": Ticket.area_id, "category": Ticket.category_id}[by]
+    query = (
+        sa.select(
+            key.label("key"),
+            sa.func.count().filter(known).label("summoned"),
+            sa.func.count().filter(on_time).label("on_time"),
+        )
+        .select_from(s)
+        .join(Ticket, Ticket.id == s.ticket_id)
+        .where(
+            s.summoned_at >= start,
+            s.summoned_at < end,
+            s.summoned_at <= as_of,
+            ~Ticket.scoring_exempt,
+            *_only(s.unit_id, unit_ids),
+            *where,
+        )
+        .group_by(key)
+    )
+    return [tuple(row) for row in session.execute(query) if row.summoned]
 
 
 def _only(column, ids):
@@ -527,6 +633,8 @@ def compute_rates(counts, settings):
         "reopen_rate": _as_float(_ratio(c["reopened"], c["dispatched"])),
         "overdue_rate": _as_float(_ratio(c["overdue"], c["dispatched"])),
         "repeat_rate": _as_float(_ratio(c["repeat"], c["dispatched"])),
+        "review_return_rate": _as_float(_ratio(c["review_returned"], c["dispatched"])),
+        "summons_on_time_rate": _as_float(_ratio(c["summons_on_time"], c["summoned"])),
     }
 
 

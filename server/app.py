@@ -16,10 +16,13 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+import dashboards.api.accountability
 import dashboards.api.analysis
 import dashboards.api.hotspots
 import dashboards.api.rankings
 import dashboards.api.warnings
+import dashboards.pages.accountability
+import dashboards.pages.admin_accountability
 import dashboards.pages.admin_analysis
 import dashboards.pages.admin_inspection
 import dashboards.pages.admin_scoring
@@ -115,6 +118,7 @@ API = [
     dashboards.api.hotspots,
     dashboards.api.warnings,
     dashboards.api.analysis,
+    dashboards.api.accountability,
 ]
 #: Public JSON APIs outside ``/api/v1`` with their own envelope handlers and no staff login
 #: (the 市民端's app API under ``/citizen/api/v1``).
@@ -139,6 +143,7 @@ PAGES = [
     dashboards.pages.search,
     dashboards.pages.hotspots,
     dashboards.pages.warnings,
+    dashboards.pages.accountability,
     # The 市民端 (public, no login, no menu).
     dispatch.pages.citizen,
     # The 市民端 (public, no login): following one's requests after submitting.
@@ -155,6 +160,7 @@ PAGES = [
     dashboards.pages.admin_scoring,
     dashboards.pages.admin_analysis,
     dashboards.pages.admin_inspection,
+    dashboards.pages.admin_accountability,
     hotline.admin.onboarding,
     hotline.admin.outbox,
     hotline.admin.home,

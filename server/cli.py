@@ -625,7 +625,7 @@ RANK_FORMATS = ("xlsx", "csv", "json")
 @with_appcontext
 def rank_command(month, output_format, output, freeze):
     """Export the mayor's monthly ranking (frozen snapshot if published, else live data)."""
-    from dashboards import exports, ranking
+    from dashboards import accountability, exports, ranking
     from hotline.db import utcnow
 
     try:
@@ -656,7 +656,8 @@ def rank_command(month, output_format, output, freeze):
 
     try:
         if output_format == "xlsx":
-            exports.write_xlsx(result, output, timezone=timezone)
+            referrals = accountability.referrals(session, month, timezone)
+            exports.write_xlsx(result, output, timezone=timezone, referrals=referrals)
         else:
             if output_format == "json":
                 text = json.dumps(exports.ranking_to_dict(result), ensure_ascii=False, indent=2)

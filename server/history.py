@@ -196,6 +196,8 @@ class _Case:
     wrong: Unit | None = None
     pace: str = "on_time"
     rounds: int = 0
+    #: Returns upheld so far (the 推诿扯皮 story).
+    returns: int = 0
 
 
 def existing(session):
@@ -460,6 +462,10 @@ class _History:
             index = len(cases)
             rng = random.Random(f"{self.seed}:{index}")
             cases.append(_Case(index, rng, moment, body, self._fate(rng, body)))
+        # The 监察问责 stories, last: their handling follows the story, not a draw.
+        for moment, body in planner.accountability():
+            index = len(cases)
+            cases.append(_Case(index, random.Random(f"{self.seed}:{index}"), moment, body, "story"))
         return cases
 
     def _case(self, index, rng, moment):
@@ -619,6 +625,8 @@ class _History:
             self.at(call_ends, self._answer, case)
         elif case.fate == "outcome":
             self.at(call_ends, self._outcome, case)
+        elif case.fate == "story":
+            self.at(moment + dt.timedelta(minutes=rng.uniform(4, 20)), self._story_dispatch, case)
         else:
             self.at(moment + dt.timedelta(minutes=rng.uniform(4, 75)), self._dispatch, case)
 
@@ -940,6 +948,9 @@ class _History:
 
     def _plan_work(self, case, moment):
         ticket, rng = case.ticket, case.rng
+        if self._story(case, "claimed_solved"):
+            self._plan_finish(case, moment)
+            return
         draw = rng.random()
         if case.rounds == 0 and draw < 0.015:
             self.at(moment + dt.timedelta(hours=rng.uniform(2, 48)), self._terminate, case)
@@ -1044,9 +1055,9 @@ class _History:
         ticket, rng = case.ticket, case.rng
         if ticket.status not in (S.signed, S.contacted):
             return
-        operations.finish(
-            self.session, self._handler(ticket), ticket, result=rng.choice(RESULTS), now=moment
-        )
+        story = self._story(case, "claimed_solved")
+        result = story["reply"] if story and case.rounds == 0 else rng.choice(RESULTS)
+        operations.finish(self.session, self._handler(ticket), ticket, result=result, now=moment)
         if not ticket.requester_phone:
             at = moment + dt.timedelta(hours=rng.uniform(1, 20))
             self.at(self._callback_hours(at, rng), self._close_no_phone, case)
@@ -1072,6 +1083,22 @@ class _History:
     def _callback(self, case, moment):
         ticket, rng = case.ticket, case.rng
         if ticket.status != S.finished:
+            return
+        story = self._story(case, "claimed_solved")
+        if story and case.rounds == 0:
+            # The requester says nothing was done.
+            operations.record_callback(
+                self.session,
+                self.callback_agent,
+                ticket,
+                outcome=CallbackOutcome.answered,
+                solved=Solved.unsolved,
+                satisfaction=Satisfaction.dissatisfied,
+                comment=story["comment"],
+                now=moment,
+            )
+            review = self._office(moment + dt.timedelta(hours=rng.uniform(1, 30)), rng)
+            self.at(review, self._review_unhappy, case)
             return
         draw = rng.random()
         if draw < 0.11:
@@ -1165,6 +1192,75 @@ class _History:
                 reason="承办单位已依法依规办理，诉求人要求超出政策范围，不再重办。",
                 now=moment,
             )
+
+    # -- the 监察问责 stories (server.storylines, story 4) -----------------------------------
+
+    @staticmethod
+    def _story(case, kind):
+        story = case.body.get("story")
+        return story if story and story["kind"] == kind else None
+
+    def _story_dispatch(self, case, moment):
+        story = case.body["story"]
+        first = story["units"][0] if story["kind"] == "bounced" else story["unit"]
+        operations.dispatch(
+            self.session, self.dispatcher, case.ticket, lead=self.units_by_code[first], now=moment
+        )
+        self.open_cases.append(case)
+        case.pace = "on_time"
+        if story["kind"] == "bounced":
+            # Sent back within minutes, without going to look.
+            self.at(
+                moment + dt.timedelta(minutes=case.rng.uniform(4, 14)), self._story_return, case
+            )
+        else:
+            self._start_round(case, moment)
+
+    def _story_return(self, case, moment):
+        ticket = case.ticket
+        if ticket.status not in (S.dispatched, S.signed):
+            return
+        operations.request_return(
+            self.session,
+            self._handler(ticket),
+            ticket,
+            return_reason=ReturnReason.ownership_unclear,
+            note=case.body["story"]["notes"][ticket.lead_unit.code],
+            now=moment,
+        )
+        self.at(moment + dt.timedelta(minutes=case.rng.uniform(20, 90)), self._story_decide, case)
+
+    def _story_decide(self, case, moment):
+        """Upheld to the other unit, once each way; then the first is designated."""
+        ticket, units = case.ticket, case.body["story"]["units"]
+        if ticket.status != S.return_requested:
+            return
+        case.returns += 1
+        if case.returns < len(units):
+            other = self.units_by_code[units[case.returns]]
+            operations.decide_return(
+                self.session,
+                self.dispatcher,
+                ticket,
+                approve=True,
+                note=f"同意退单，改派{other.name}。",
+                lead=other,
+                now=moment,
+            )
+            self.at(
+                moment + dt.timedelta(minutes=case.rng.uniform(4, 14)), self._story_return, case
+            )
+            return
+        first = self.units_by_code[units[0]]
+        operations.designate(
+            self.session,
+            self.dispatcher,
+            ticket,
+            lead=first,
+            note=f"两单位互相推诿，经协调明确由{first.name}牵头处置，不得再退。",
+            now=moment,
+        )
+        self._start_round(case, moment)
 
     def _exempt(self, case, moment):
         kind, reason = case.rng.choice(EXEMPTIONS)

@@ -17,6 +17,14 @@ like every other call:
    estate (weeks of calls, more lately, a few callers again and again); parking spaces
    sold bundled with the flats of a new estate; the residents' medical insurance payment
    period, asked about all over the city.
+4. **推诿扯皮 and 弄虚作假 (监察问责)**, in the calendar month before the history's last
+   day (the month the 监察问责 page opens on): three broken manhole covers on pavements of
+   奎文区 that 城管局, then 住建局, send back within minutes of getting them, until the
+   hotline designates 城管局 (``bounced``); four rubbish complaints at 梨园街道 that the street
+   reports solved while every requester says on the callback that nothing was done
+   (``claimed_solved``). These calls carry a ``story`` the history follows
+   (``server.history``) instead of drawing their handling at random; ``accountability()``
+   plans them apart from ``plan()`` so the other stories' calls keep their draws.
 
 Every story only keeps the calls that fall inside the history (a short history has fewer
 or none of them); the random calls of the history are not changed by them.
@@ -43,6 +51,17 @@ BUNDLED_PARKING = [tuple(t) for t in _TEXTS["bundled_parking"]]
 #: The residents' medical insurance (居民医保) payment period: (channel, title, content).
 MEDICAL_INSURANCE = [tuple(t) for t in _TEXTS["medical_insurance"]]
 #: The mixing plant's estate and the bundling estate: (street code, community code, name).
+#: Manhole covers nobody owns: (title, content); {addr}. The returning units' notes by code.
+BOUNCED_MANHOLE = [tuple(t) for t in _TEXTS["bounced_manhole"]]
+BOUNCED_NOTES = _TEXTS["bounced_notes"]
+#: Rubbish the street reports cleared: (title, content); {addr}; its reply and the callbacks.
+CLAIMED_SOLVED = [tuple(t) for t in _TEXTS["claimed_solved"]]
+CLAIMED_SOLVED_REPLY = _TEXTS["claimed_solved_reply"]
+CLAIMED_SOLVED_COMMENT = _TEXTS["claimed_solved_comment"]
+#: The units of the accountability stories: the two that pass the covers back and forth
+#: (the first is designated in the end), and the street that reports rubbish cleared.
+BOUNCING_UNITS = ("U-CGJ", "U-ZJJ")
+CLAIMING_STREET = "370705003"  # 梨园街道 (U-S-370705003)
 PLANT_ESTATE = ("370704003", "370704003020", "凤凰嘉苑")
 PARKING_ESTATE = ("370705002", "370705002018", "锦绣华庭")
 
@@ -79,6 +98,10 @@ class Planner:
         calls += self.bundled_parking()
         calls += self.medical_insurance()
         return sorted(calls, key=lambda c: c[0])
+
+    def accountability(self):
+        """The 监察问责 stories' calls (story 4), apart from ``plan()``'s."""
+        return sorted(self.bounced() + self.claimed_solved(), key=lambda c: c[0])
 
     # -- bodies ------------------------------------------------------------------------------
 
@@ -283,4 +306,62 @@ class Planner:
                                 address=address, area=grid, phone=None, channel=channel,
                                 request_type="consult"))
             )  # fmt: skip
+        return calls
+
+    # -- 4. 推诿扯皮 and 弄虚作假 -------------------------------------------------------------
+
+    def last_month_days(self, days):
+        """The working days on or after each day of the month before the last day's month
+        (inside the history only)."""
+        first_of_this = self.last.replace(day=1)
+        first = (first_of_this - dt.timedelta(days=1)).replace(day=1)
+        out = []
+        for number in days:
+            day = first.replace(day=number)
+            while not self.workday(day):
+                day += dt.timedelta(days=1)
+            if day < first_of_this and self.inside(day):
+                out.append(day)
+        return out
+
+    def bounced(self):
+        rng = self.rng("bounced")
+        streets = sorted(code for code, (d, _, _) in self.streets.items() if d["code"] == "370705")
+        calls = []
+        for day, (title, content) in zip(
+            self.last_month_days((5, 12, 19)), BOUNCED_MANHOLE, strict=False
+        ):
+            _, _, communities = self.streets[rng.choice(streets)]
+            address, grid = self._address(rng, rng.choice(communities)["code"])
+            at = self.moment(day, rng.randint(8, 10), rng.randrange(60), rng.randrange(60))
+            body = self._body(rng, category="010102", title=title,
+                              content=content.format(addr=address), address=address,
+                              area=grid, phone=None)  # fmt: skip
+            body["story"] = {
+                "kind": "bounced",
+                "units": list(BOUNCING_UNITS),
+                "notes": BOUNCED_NOTES,
+            }
+            calls.append((at, body))
+        return calls
+
+    def claimed_solved(self):
+        rng = self.rng("claimed-solved")
+        _, _, communities = self.streets[CLAIMING_STREET]
+        calls = []
+        for day, (title, content) in zip(
+            self.last_month_days((2, 6, 10, 14)), CLAIMED_SOLVED, strict=False
+        ):
+            address, grid = self._address(rng, rng.choice(communities)["code"])
+            at = self.moment(day, rng.randint(8, 11), rng.randrange(60), rng.randrange(60))
+            body = self._body(rng, category="020502", title=title,
+                              content=content.format(addr=address), address=address,
+                              area=grid, phone=None)  # fmt: skip
+            body["story"] = {
+                "kind": "claimed_solved",
+                "unit": f"U-S-{CLAIMING_STREET}",
+                "reply": CLAIMED_SOLVED_REPLY,
+                "comment": CLAIMED_SOLVED_COMMENT,
+            }
+            calls.append((at, body))
         return calls

@@ -20,7 +20,7 @@ from flask import (
     url_for,
 )
 
-from dashboards import access, exports, ranking, schemas
+from dashboards import access, accountability, exports, ranking, schemas
 from dispatch.access import visible_numbers
 from hotline import web
 from hotline.db import get_session, utcnow
@@ -146,7 +146,12 @@ def download(month, fmt):
         response.charset = "utf-8"
     elif fmt == "xlsx":
         data = io.BytesIO()
-        exports.write_xlsx(result, data, timezone=current_app.config["TIMEZONE"])
+        exports.write_xlsx(
+            result,
+            data,
+            timezone=current_app.config["TIMEZONE"],
+            referrals=accountability.referrals(get_session(), month),
+        )
         response = Response(
             data.getvalue(),
             mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -24,7 +24,7 @@ from hotline.enums import (
     Solved,
     TransferTarget,
 )
-from hotline.models import Unit, User
+from hotline.models import Summons, TicketEvent, Unit, User
 from tests.dashboards.month import (
     DAY,
     HOUR,
@@ -129,6 +129,48 @@ class City:
                 comment="回访记录",
                 now=at,
             )
+
+    def review_return(self, ticket, unit_code, at):
+        """审核退回: the reviewer sends the unit's reply back. The event is written as the
+        review operation (``return_reply``) writes it, directly, so the fixture month does
+        not depend on that operation's flow."""
+        self.db.add(
+            TicketEvent(
+                ticket_id=ticket.id,
+                action="return_reply",
+                actor_id=self.staff.supervisor.id,
+                actor_role=Role.supervisor.value,
+                unit_id=self.unit(unit_code).id,
+                from_status="reviewing",
+                to_status="contacted",
+                reason="答复未说明办理结果",
+                payload={},
+                created_at=at,
+            )
+        )
+        self.db.flush()
+
+    def summon(self, ticket, unit_code, *, at, reported=None, opinion=None, cancelled=None):
+        """吹哨报到: the ticket's lead summons ``unit_code`` at ``at`` (report due in 1 h,
+        opinion in 24 h); ``reported`` / ``opinion`` / ``cancelled`` are offsets from
+        ``at`` (None: not yet). Written as a Summons row, like the whistle's operations."""
+        summons = Summons(
+            ticket_id=ticket.id,
+            unit_id=self.unit(unit_code).id,
+            summoning_unit_id=ticket.lead_unit_id,
+            summoned_by_id=self.handler(ticket.lead_unit.code).id,
+            summoned_at=at,
+            reason="需要职能部门到场",
+            report_due=at + HOUR,
+            opinion_due=at + DAY,
+            reported_at=None if reported is None else at + reported,
+            opinion_at=None if opinion is None else at + opinion,
+            opinion=None if opinion is None else "已到场处置",
+            cancelled_at=None if cancelled is None else at + cancelled,
+        )
+        self.db.add(summons)
+        self.db.flush()
+        return summons
 
     def accept(self, ticket, at):
         """A supervisor accepts an unhappy callback result (no reopen)."""
@@ -305,6 +347,31 @@ def october(db, month_builder):
     )
     # Outside the month: received 1 November, so no October count may include it.
     c.ticket(35, "U-WATER", at=local(11, 1, 9), callback=UNHAPPY)
+
+    # 审核退回 (review_returned): the reviewer sent replies back.
+    c.review_return(c.tickets[7], "U-S-370705002", OCT12 + DAY)  # 大虞: counted …
+    c.review_return(c.tickets[7], "U-S-370705002", OCT12 + 2 * DAY)  # … once per ticket
+    c.review_return(c.tickets[17], "U-CGJ", OCT12 + DAY)  # 城管局
+    c.review_return(c.tickets[15], "U-JTJ", OCT12 + 30 * MIN)  # JTJ no longer leads 15
+    c.review_return(c.tickets[25], "U-CGJ", OCT12 + DAY)  # 城管局 only assists 25
+    c.review_return(c.tickets[6], "U-S-370705001", OCT12 + DAY)  # exempt ticket
+    c.review_return(c.tickets[35], "U-WATER", local(11, 1, 12))  # November's ticket
+
+    # 吹哨报到 (summoned, summons_on_time): 东关 summons departments to its tickets.
+    one, at = c.tickets[1], OCT12 + 2 * HOUR
+    c.summon(one, "U-CGJ", at=at, reported=30 * MIN, opinion=20 * HOUR)  # on time
+    c.summon(one, "U-ZJJ", at=at, reported=2 * HOUR, opinion=20 * HOUR)  # reported late
+    c.summon(one, "U-STHJ", at=at, reported=30 * MIN)  # opinion due 13 Oct, never given
+    c.summon(c.tickets[2], "U-JTJ", at=at, cancelled=30 * MIN)  # withdrawn in time: no count
+    c.summon(four, "U-JTJ", at=at, cancelled=3 * HOUR)  # withdrawn after missing the report
+    c.summon(six, "U-CGJ", at=at, reported=MIN, opinion=HOUR)  # exempt ticket: no count
+    # 31 October 23:30 local: an October summons answered on 1 November, on time.
+    c.summon(c.tickets[11], "U-ZJJ", at=local(10, 31, 23, 30), reported=20 * MIN, opinion=10 * HOUR)
+    # 31 October 22:00, reported; the opinion is due 2 November 22:00 (after AS_OF): open.
+    late_due = c.summon(c.tickets[12], "U-STHJ", at=local(10, 31, 22), reported=20 * MIN)
+    late_due.opinion_due = local(11, 2, 22)
+    # November's summons: no October count.
+    c.summon(c.tickets[13], "U-WATER", at=local(11, 2, 9, 30), reported=10 * MIN)
     db.flush()
     return c
 

@@ -108,6 +108,24 @@ def pandas_load(connection, *, month=MONTH, timezone=TIMEZONE):
         sa.text("SELECT merged_into_id FROM tickets WHERE merged_into_id IS NOT NULL"),
         connection,
     )
+    review_returns = pd.read_sql(
+        sa.text(
+            "SELECT ticket_id, unit_id, created_at FROM ticket_events WHERE action = 'return_reply'"
+        ),
+        connection,
+    )
+    summonses = pd.read_sql(
+        sa.text(
+            "SELECT s.unit_id, s.summoned_at, s.report_due, s.reported_at, s.opinion_due, "
+            "s.opinion_at, s.cancelled_at, t.scoring_exempt FROM summonses s "
+            "JOIN tickets t ON t.id = s.ticket_id "
+            "WHERE s.summoned_at >= :start AND s.summoned_at < :end"
+        ).bindparams(
+            sa.bindparam("start", type_=_utc_type()), sa.bindparam("end", type_=_utc_type())
+        ),
+        connection,
+        params=period,
+    )
     units = pd.read_sql(sa.text("SELECT id, code, name, kind, active FROM units"), connection)
     areas = pd.read_sql(sa.text("SELECT id, code, level, parent_id FROM areas"), connection)
     unit_areas = pd.read_sql(sa.text("SELECT unit_id, area_id FROM unit_areas"), connection)
@@ -115,6 +133,8 @@ def pandas_load(connection, *, month=MONTH, timezone=TIMEZONE):
         "tickets": tickets,
         "leads": leads,
         "merged": merged,
+        "review_returns": review_returns,
+        "summonses": summonses,
         "units": units,
         "areas": areas,
         "unit_areas": unit_areas,
@@ -173,6 +193,9 @@ def pandas_compute(
     def passed(due):
         return due <= moment if readings["due_at_as_of_passed"] else due < moment
 
+    replies = frames["review_returns"]
+    replies = replies[_utc(replies["created_at"]) <= moment]
+    returned_replies = replies[["ticket_id", "unit_id"]].dropna().astype("int64").drop_duplicates()
     has_phone = t["requester_phone"].notna()
     signed, contacted, finished = t["signed_at"], t["contacted_at"], t["finished_at"]
     sign_ok = signed.notna() & (signed <= t["sign_due"])
@@ -205,6 +228,10 @@ def pandas_compute(
             | (finished.isna() & passed(t["finish_due"]) & open_at_due),
             "reopened": t["reopen_count"] > 0,
             "repeat": t["id"].isin(frames["merged"]["merged_into_id"].dropna().unique()),
+            # The reviewer returned the reply of the unit that leads it now, by as_of.
+            "review_returned": pd.MultiIndex.from_frame(t[["id", "lead_unit_id"]]).isin(
+                pd.MultiIndex.from_frame(returned_replies)
+            ),
         }
     )
     flags = flags.fillna(False).astype(bool)
@@ -239,7 +266,30 @@ def pandas_compute(
     )
     district_of = members.drop_duplicates("member").set_index("member")["district"]
 
-    flag_names = [n for n in COUNTS if n not in ("exempt", "return_base", "returned")]
+    # Summonses of the month (by summoned_at) on tickets not exempt, with a known outcome.
+    sm = frames["summonses"].copy()
+    for name in ("summoned_at", "report_due", "reported_at", "opinion_due", "opinion_at"):
+        sm[name] = _utc(sm[name])
+    sm = sm[~sm["scoring_exempt"].astype(bool)]
+    open_until = _utc(sm["cancelled_at"]).fillna(moment)
+
+    def missed(act, due):
+        # Done after the deadline, or not done and the deadline passed while open.
+        return (act.notna() & (act > due)) | (act.isna() & (due < open_until))
+
+    known = (
+        sm["opinion_at"].notna()
+        | missed(sm["reported_at"], sm["report_due"])
+        | missed(sm["opinion_at"], sm["opinion_due"])
+    )
+    on_time = (sm["reported_at"] <= sm["report_due"]) & (sm["opinion_at"] <= sm["opinion_due"])
+    sm = sm.assign(summoned=known, summons_on_time=known & on_time.fillna(False))
+    sm["unit_id"] = sm["unit_id"].astype("int64")
+
+    summons_names = ("summoned", "summons_on_time")
+    flag_names = [
+        n for n in COUNTS if n not in ("exempt", "return_base", "returned", *summons_names)
+    ]
 
     def count_by(key):
         """Counts grouped by ``key`` (a function of a unit id → group id)."""
@@ -252,6 +302,7 @@ def pandas_compute(
                 returned.groupby(key(returned["unit_id"]))["ticket_id"]
                 .nunique()
                 .rename("returned"),
+                sm[list(summons_names)].astype("int64").groupby(key(sm["unit_id"])).sum(),
             ],
             axis=1,
         )
@@ -310,6 +361,8 @@ def _rates(c, settings):
         "reopen_rate": ratio(c["reopened"], c["dispatched"]),
         "overdue_rate": ratio(c["overdue"], c["dispatched"]),
         "repeat_rate": ratio(c["repeat"], c["dispatched"]),
+        "review_return_rate": ratio(c["review_returned"], c["dispatched"]),
+        "summons_on_time_rate": ratio(c["summons_on_time"], c["summoned"]),
     }
     return out
 

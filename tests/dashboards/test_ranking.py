@@ -49,6 +49,7 @@ S2 = counts(
     satisfied=3,
     return_base=4,
     returned=1,  # 9 (rejected returns count too)
+    review_returned=1,  # 7 (its reply returned twice: one ticket)
 )
 S3 = counts(
     dispatched=3,  # 11–13
@@ -60,7 +61,11 @@ S3 = counts(
 )
 S4 = counts(dispatched=2, responded=2, rated=2, solved=2, satisfied=2, return_base=2)  # 14, 15
 KUIWEN_GOV = counts(dispatched=1, responded=1, return_base=1)  # 16: refused the callback
-JTJ = counts(return_base=1, returned=1)  # 15, returned before 梨园 got it
+JTJ = counts(
+    return_base=1,
+    returned=1,  # 15, returned before 梨园 got it (its reply returned too: JTJ no longer leads)
+    summoned=1,  # to 4, withdrawn after the report was missed; to 2 withdrawn in time: none
+)
 CGJ = counts(
     dispatched=3,
     responded=3,
@@ -71,6 +76,9 @@ CGJ = counts(
     dissatisfied=1,
     overdue=1,  # 18
     return_base=3,  # 25 is only assisted
+    review_returned=1,  # 17; 25's return is not its (it assists)
+    summoned=1,  # to 1, on time; to 6 (exempt) not counted
+    summons_on_time=1,
 )
 ZJJ = counts(
     dispatched=3,
@@ -81,6 +89,8 @@ ZJJ = counts(
     satisfied=2,
     dissatisfied=1,
     return_base=3,  # 21 finished within its extension
+    summoned=2,  # to 1 (reported late) and to 11 (31 October, answered 1 November)
+    summons_on_time=1,  # 11
 )
 STHJ = counts(
     dispatched=3,
@@ -92,6 +102,7 @@ STHJ = counts(
     basically=1,
     dissatisfied=1,
     return_base=3,
+    summoned=1,  # to 1, no opinion by its deadline; to 12 still within it: not yet counted
 )
 WATER = counts(dispatched=3, responded=2, rated=3, solved=3, satisfied=3, return_base=3)
 POWER = counts(dispatched=3, responded=3, rated=1, solved=1, satisfied=1, return_base=3)
@@ -178,6 +189,29 @@ def test_rates_and_scores(db, october):
 
 def _places(result, ranking_class):
     return [(r.unit_code, r.rank, r.list_mark) for r in result.ranked(ranking_class)]
+
+
+def test_review_returns_and_summonses(db, october):
+    """审核退回率 and 报到及时率, by hand; neither moves the composite."""
+    result = compute(db)
+    streets = rows_of(result, RankingClass.street)
+    departments = rows_of(result, RankingClass.department)
+    assert streets["U-S-370705002"].rates["review_return_rate"] == 0.25  # 1 of 4
+    assert streets["U-S-370705001"].rates["review_return_rate"] == 0  # 6 is exempt
+    assert departments["U-CGJ"].rates["review_return_rate"] == pytest.approx(1 / 3)
+    assert departments["U-CGJ"].rates["summons_on_time_rate"] == 1
+    assert departments["U-ZJJ"].rates["summons_on_time_rate"] == 0.5
+    assert departments["U-STHJ"].rates["summons_on_time_rate"] == 0
+    assert departments["U-JTJ"].rates["summons_on_time_rate"] == 0
+    assert streets["U-S-370705001"].rates["summons_on_time_rate"] is None  # never summoned
+    districts = rows_of(result, RankingClass.district)
+    assert districts["U-D-370705"].counts["review_returned"] == 1  # 大虞's
+    assert districts["U-D-370705"].rates["review_return_rate"] == pytest.approx(
+        1 / 12
+    )  # 1 + 5 + 4 + 2 dispatched
+    # The composite is the three rates' alone (as before these figures existed).
+    assert departments["U-CGJ"].rates["composite"] == 70.00
+    assert streets["U-S-370705002"].rates["composite"] == 100.00
 
 
 def test_places_ties_and_lists(db, october):
@@ -282,11 +316,17 @@ def test_frozen_ranking_does_not_move(db, october):
     october.unit("U-WATER").name = "潍坊水务集团"
     live = compute(db, as_of=local(11, 3, 12))
     assert rows_of(live, RankingClass.utility)["U-POWER"].counts["rated"] == 2
+    # 12's summons missed its opinion deadline (2 November 22:00) after publication.
+    assert rows_of(live, RankingClass.department)["U-STHJ"].counts["summoned"] == 2
 
     published = ranking.load(db, "2026-10", now=local(11, 3, 12), config=CONFIG)
     assert published.frozen_at == AS_OF
     power_row = rows_of(published, RankingClass.utility)["U-POWER"]
     assert power_row.counts == POWER
+    published_departments = rows_of(published, RankingClass.department)
+    assert published_departments["U-STHJ"].counts == STHJ
+    assert published_departments["U-ZJJ"].rates["summons_on_time_rate"] == 0.5
+    assert published_departments["U-CGJ"].rates["review_return_rate"] == pytest.approx(1 / 3)
     assert (power_row.rank, power_row.list_mark) == (1, ListMark.red)
     assert _places(published, RankingClass.department) == _places(frozen, RankingClass.department)
     assert published.exemptions == frozen.exemptions

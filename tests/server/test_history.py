@@ -259,3 +259,30 @@ def test_the_history_tells_its_storylines(db):
     phones = [t.requester_phone for t in plant]
     assert len(set(phones)) < len(phones)
     assert all(t.area.code.startswith("370704003020") for t in plant)
+
+
+def test_the_history_tells_its_accountability_stories(db):
+    """The month before the last day's holds the 监察问责 stories, and the detectors find
+    them: 城管局 and 住建局 passing three manhole covers back and forth within minutes, and
+    梨园街道 reporting rubbish cleared while every callback says it was not."""
+    from dashboards import accountability
+
+    now = dt.datetime(2026, 12, 3, 7, 30, tzinfo=dt.UTC)  # the story month: November
+    history.generate(db, days=35, seed=3, now=now, per_day=4)
+    cases = {
+        (c.unit_code, c.kind.value): c
+        for c in accountability.detect(db, "2026-11", timezone="Asia/Shanghai")
+    }
+    covers = db.scalars(sa.select(Ticket).where(MINE, Ticket.title.like("%井盖%"))).all()
+    story = {t.id for t in covers}
+    for code in ("U-CGJ", "U-ZJJ"):
+        case = cases[(code, "shirking")]
+        found = {f["rule"]: f for f in case.findings}
+        assert found["bounced"]["count"] >= 3
+        assert found["quick_returns"]["count"] >= 3
+        assert {i["ticket_id"] for i in found["bounced"]["items"]} <= story
+    claims = {f["rule"]: f for f in cases[("U-S-370705003", "falsification")].findings}
+    assert claims["unsolved_claims"]["count"] >= 4
+    facts = claims["unsolved_claims"]["items"][0]["facts"]
+    assert "已安排保洁人员清理完毕，问题已解决" in facts[0]["text"]
+    assert "诉求人称未解决" in facts[1]["text"]
