@@ -22,7 +22,8 @@ come from the clause kinds and rules that fired (what is missing and what to add
 the score.
 
 Measured (``bench/reply_quality.py``, nested 5-fold CV over all rows): recall 0.956 at precision
-0.761 (target 0.85 not reached); 0.77 precision on the half never read while designing. The
+0.761, target 0.85 not reached (character TF-IDF baseline: 0.60 precision at recall 0.95); on
+the half never read while designing, fitted on the other: recall 0.932 at precision 0.770. The
 labels are noisy: of the 316 replies with no content by these rules (only received/forwarded/
 referred/thanked), 55 are labelled as explaining, and identical template replies carry both
 labels ("网友：您好！留言已收悉" 31 times poor, once good). Whatever the features, such rows cap
@@ -424,6 +425,7 @@ def _too_short(content_chars, request_chars):
 
 
 def _reasons(parse, values):
+    """What is missing and what to add, from the clause kinds and rules that fired."""
     if parse.total_chars == 0:
         return ("答复为空：请写明办理情况、结果或不能办理的原因",)
     reasons = []
@@ -446,6 +448,8 @@ def _reasons(parse, values):
         )
     if empty and parse.has("ask_info"):
         reasons.append("答复只要求市民补充信息：请说明已做的核查，以及缺少哪些信息、补充后如何办理")
+    if parse.head_only:
+        reasons.append("答复写了“回复如下”，后面却没有内容：请补上答复正文")
     if empty and parse.has("promise") and not reasons:
         reasons.append("答复只承诺以后答复：请写明目前的办理进展和预计办结时间")
     if empty and not reasons:
@@ -457,7 +461,7 @@ def _reasons(parse, values):
     if values["unrelated"]:
         reasons.append("答复内容与诉求主题不相关：请对照诉求中的具体事项（地点、对象、问题）作答")
     if not empty and _too_short(parse.content_chars, values["request_chars"]):
-        reasons.append("答复相对诉求过于简短：诉求反映了多方面情况，请逐项说明核查结果和处理意见")
+        reasons.append("答复相对诉求过于简短：请逐项回应诉求反映的情况，写明核查结果和处理意见")
     if not reasons:
         reasons.append(
             "答复缺少办理过程和结果：请写明调查核实的情况、已采取的措施和结果，或不能办理的原因"

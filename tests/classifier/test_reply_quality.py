@@ -53,6 +53,12 @@ def test_greeting_and_date_only_is_poor():
     assert _has(a.reasons, "没有实质内容")
 
 
+def test_heading_without_an_answer_is_poor():
+    a = assess("网友：您好！您的留言已收悉。现将有关情况回复如下：", REQUEST, TITLE)
+    assert a.poor
+    assert _has(a.reasons, "回复如下", "正文")
+
+
 def test_unrelated_reply_is_poor():
     a = assess(
         "您好，经核实，本市今年的高考报名时间为11月1日至11月10日，请考生按时在网上报名。",
@@ -222,3 +228,20 @@ def test_bench_skips_without_the_data(tmp_path, capsys):
 
     assert bench.main(["--csv", str(tmp_path / "absent.csv")]) == 0
     assert "skipped" in capsys.readouterr().out
+
+
+def test_fit_command_rewrites_the_model_file(tmp_path):
+    """``python -m classifier.reply_quality fit PATH`` is how the shipped file is produced."""
+    path = tmp_path / "labelled.csv"
+    _synthetic_csv(path)
+    out = tmp_path / "model.json"
+    assert reply_quality.main(["fit", str(path), "--out", str(out)]) == 0
+    model = reply_quality.Model.from_json(json.loads(out.read_text(encoding="utf-8")))
+    assert model.meta["rows"] == 240 and model.meta["poor"] == 96
+    poor = assess("网友：您好！留言已收悉", "关于区城管局的问题，希望尽快解决。", model=model)
+    good = assess(
+        "经调查核实，区城管局已于5月7日到现场处理，责令商户整改，目前已整改到位。",
+        "关于区城管局的问题，希望尽快解决。",
+        model=model,
+    )
+    assert poor.poor and not good.poor
