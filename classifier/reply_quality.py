@@ -28,7 +28,11 @@ labels are noisy: of the 316 replies with no content by these rules (only receiv
 referred/thanked), 55 are labelled as explaining, and identical template replies carry both
 labels ("网友：您好！留言已收悉" 31 times poor, once good). Whatever the features, such rows cap
 the precision at recall 0.95 near 280 / (280 + 55) ≈ 0.84, unless a model learns the annotators'
-quirks.
+quirks. Tried on the development half without gain: random forest and gradient boosting (on
+an earlier version of the features, P@R0.95 0.73–0.74 against 0.77 for this regression on the
+same ones), weaker regularisation, no class weighting, a count of statement predicates
+(可以/没有/已于…), treating "无法核查/未提供信息" clauses as a mere request for details (those
+replies are mostly labelled as explaining).
 
 The shipped file ``classifier/data/reply_quality.json`` holds the feature standardisation,
 the weights and the threshold. It was produced by
