@@ -34,10 +34,12 @@ import dispatch.api.citizen
 import dispatch.api.citizen_track
 import dispatch.api.intake
 import dispatch.api.open311
+import dispatch.api.reply_review
 import dispatch.api.tickets
 import dispatch.api.time_rules
 import dispatch.api.units
 import dispatch.pages.admin_open311
+import dispatch.pages.admin_review
 import dispatch.pages.admin_routing
 import dispatch.pages.admin_time
 import dispatch.pages.admin_units
@@ -49,6 +51,7 @@ import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.photos
 import dispatch.pages.proposals
+import dispatch.pages.reply_review
 import hotline.admin.areas
 import hotline.admin.audit
 import hotline.admin.categories
@@ -99,6 +102,7 @@ API = [
     hotline.api.areas,
     hotline.api.categories,
     dispatch.api.tickets,
+    dispatch.api.reply_review,
     dispatch.api.callbacks,
     dispatch.api.intake,
     dispatch.api.time_rules,
@@ -122,6 +126,7 @@ PAGES = [
     dispatch.pages.desk,
     dispatch.pages.grid,
     dispatch.pages.followup,
+    dispatch.pages.reply_review,
     dispatch.pages.photos,
     dispatch.pages.proposals,
     dashboards.pages.board,
@@ -141,6 +146,7 @@ PAGES = [
     hotline.admin.categories,
     dispatch.pages.admin_routing,
     dispatch.pages.admin_time,
+    dispatch.pages.admin_review,
     dispatch.pages.admin_open311,
     hotline.admin.knowledge,
     dashboards.pages.admin_scoring,
