@@ -38,6 +38,11 @@ GOOD = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _shipped_default(shipped_review_default):
+    """These tests see the review default the product ships (``flagged``)."""
+
+
 def unit(db, code):
     return db.scalars(sa.select(Unit).where(Unit.code == code)).one()
 
