@@ -1231,13 +1231,18 @@ def return_reply(session, actor, ticket, *, reason, expected_version=None, now=N
     now = now or utcnow()
     check_allowed("return_reply", ticket, actor, expected_version)
     reason = _require_reason(reason, "退回理由")
+    unit = ticket.lead_unit
+    if unit is not None and not unit.active:
+        raise Conflict(
+            f"承办单位“{unit.name}”已停用，不能退回修改，请审核通过或联系派单员指定承办",
+            code="UNIT_INACTIVE",
+        )
     before = ticket.status
     lead = ticket.lead_assignment
     ticket.status = _status_before_request(ticket)
     ticket.finished_at = None
     if lead is not None:
         lead.finished_at = None
-    unit = ticket.lead_unit
     event = _record(
         session,
         ticket,

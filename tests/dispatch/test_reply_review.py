@@ -372,3 +372,15 @@ def test_queue_oldest_first_with_filters(db, app, people, contacted, make_ticket
     assert not {second.number, first.number} & {t.number for t, _ in none}
     assert db.get(Ticket, first.id).status == S.reviewing
     assert Role.supervisor in reply_review.REVIEWERS
+
+
+def test_no_return_to_a_deactivated_unit(db, app, people, contacted, snapshot, assert_unchanged):
+    ticket = contacted()
+    ops.finish(db, people["dongguan"], ticket, result=POOR)
+    before = snapshot(ticket)
+    ticket.lead_unit.active = False
+    with pytest.raises(Conflict) as caught:
+        ops.return_reply(db, people["supervisor"], ticket, reason="请补充")
+    assert caught.value.code == "UNIT_INACTIVE"
+    ticket.lead_unit.active = True
+    assert_unchanged(ticket, before)
