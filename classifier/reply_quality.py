@@ -63,65 +63,97 @@ class Assessment:
 # Phrase lists (written from how official replies are phrased, not learned from data)
 
 #: Clause separators (after NFKC, full-width punctuation is half-width).
-_CLAUSES = re.compile(r"[。!?;!\n\r\t ]+|(?<=[^\d]),|(?<=[^\d]):")
+_CLAUSES = re.compile(r"[。!?;\n\r\t ]+|(?<=\D)[,:]")
 _DATE = re.compile(
-    r"(?:19|20)\d{2}\s*[年./-]\s*\d{1,2}\s*[月./-]\s*\d{1,2}\s*日?"
+    r"(?:19|20)\d{2}\s*[年./-]\s*\d{1,2}\s*[月./-]\s*\d{1,2}\s*[日号]?"
     r"|(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月|\d{1,2}\s*月\s*\d{1,2}\s*[日号]"
 )
 _PHONE = re.compile(
-    r"(?<!\d)(?:0\d{2,3}[-—–－ ]?\d{3,4}[-—–－ ]?\d{4}|1[3-9]\d{9}|0000[-—]?0{4,}|12345|12348|"
-    r"12315|12358|12369|12366|12333|12319|12320|12328|12350|110|119|120)(?!\d)"
+    r"(?<!\d)(?:\(?0\d{2,3}\)?(?:[-—–－ ]?\d{3,8}){1,3}|1[3-9]\d{9}|0{3,4}[-—]?0{4,}|"
+    r"123\d\d|12348|110|119|120)(?!\d)"
 )
-_USER_ID = re.compile(r"[\"“”'‘’]?\s*(?:UU|A)\d{4,}\s*[\"“”'‘’]?|[a-zA-Z]{2,}\d*(?=[你您]好)")
+_USER_ID = re.compile(r"(?:UU|A)\d{4,}|[a-zA-Z][a-zA-Z0-9_]{1,}(?=[你您]好)")
+_URL = re.compile(r"https?://\S*|www\.\S*")
+_QUOTED_NAME = re.compile(r"[\"“”'‘’「」][^\"“”'‘’「」]{0,24}[\"“”'‘’「」]")
 _GREETING = re.compile(
-    r"^(?:尊敬的|亲爱的)?(?:网友|网民|市民|群众|来信人|朋友|同志|先生|女士|[\w]{0,6}网友)?"
-    r"(?:朋友)?(?:您|你)?好?(?:呀|啊)?$|^(?:您|你)好$"
+    r"^(?:尊敬的|亲爱的)?(?:网友|网民|市民|群众|来信人|来信同志|朋友|同志|先生|女士|[\w-]{0,12}网友)?"
+    r"(?:朋友|们)?(?:您|你)?(?:们)?好?(?:呀|啊)?$"
+)
+#: A clause that only names the sender (a signature) or only points at the message.
+_SIGNATURE = re.compile(
+    r"^[\w()]{0,24}(?:办公室|办|局|委|委员会|部|中心|政府|处|科|室|街道|办事处|公司|院|所|队|站|"
+    r"支队|大队|分局|宣传部|网宣办|管委会|工作组|指挥部)$"
+)
+_REFERENCE = re.compile(
+    r"^(?:关于|对于|针对|对|就|从)?(?:您|你|网友|市民)?(?:们)?(?:在|通过)?[^,]{0,16}?"
+    r"(?:反映|咨询|提出|所提|所述|来信|留言|来帖|帖文|发帖|诉求|投诉|举报|建议|回信|信件)的?"
+    r"[^,]{0,16}?(?:问题|情况|事项|事宜|建议|诉求|内容|事|来看|中看)$|"
+    r"^(?:现|特|兹|现将|现就)?.{0,12}(?:回复|答复|说明|汇报|告知|复函)(?:如下)?$|^首先$|^在此$|"
+    r"^特此(?:回复|答复)$"
 )
 _ACK = re.compile(
     r"收悉|已阅|阅悉|已(?:经)?(?:收到|知悉|获悉|知晓)|收到(?:您|你|网友|市民|了您|了你)"
 )
 _THANKS = re.compile(
-    r"感谢|谢谢|多谢|祝您|祝你|祝愿|欢迎|敬请|请.{0,4}(?:理解|谅解|监督|支持)|支持|关心|关注|"
-    r"问政|监督|宝贵|来信|留言|来帖|帖文|鼓励|肯定"
+    r"^为了?(?:更好|进一步|方便)|^如(?:果|若)?(?:您|你)?(?:仍|还|对|另|有)|如不便|感谢|谢谢|多谢|致谢|祝|欢迎|敬请|"
+    r"(?:您|你|网友|市民|大家)(?:们)?的?(?:理解|谅解|支持|关心|关注|监督|肯定|鼓励|建议|意见)|"
+    r"对.{0,16}(?:关心|关注|支持|监督|理解|信任)|问政|宝贵|继续努力|一如既往|高度重视|"
+    r"满意|愉快|顺心|顺利|平安|健康|动力"
+)
+_ELSEWHERE = re.compile(
+    r"已(?:经|进行过|作过|做过)?(?:回复|答复|办理完毕)(?:过)?$|回复链接|详见|参见|见.{0,10}(?:回复|答复|链接)|"
+    r"已在.{0,24}(?:公示|公布|发布|公开)"
 )
 _FORWARD = re.compile(
-    r"(?:已|将|已经|我们已?|我办已?|我局已?|现已|予以|按程序|按照?工作程序)?"
-    r"(?:转交|转至|转到|转给|转办|转发|转送|转由|转入|转请|转|交办|移交|批转|呈报|报送|报告|交由|交给|发函交办|分流|推送)"
-)
-_FORWARD_TAIL = re.compile(
-    r"调查|核处|核查|核实|办复|办理|处理|处置|答复|回复|反馈|关注|参考|研究|跟进|落实|解决"
+    r"转交|转至|转到|转给|转办|转发|转送|转由|转请|已转|转相关|转有关|交办|移交|批转|呈报|"
+    r"报送|交由|交给|交有关|交相关|发函|报告(?:了|给)?.{0,12}(?:领导|部门|单位)|分流|推送|通报|向(?:有关|相关|上级)\w{0,6}(?:反馈|反映)|转[^换变让型业学岗正入出移运账乘]"
 )
 _PROMISE = re.compile(
-    r"待.{0,12}(?:后|结果)|将及时|及时(?:回复|反馈|告知|答复)|敬请(?:留意|关注|等待)|耐心等待|"
+    r"正在(?:调查|处理|办理|核实|核查|研究|协调|跟进|审核|审批|报送)|(?:调查|处理|办理|进行)(?:之)?中$|"
+    r"将.{0,6}(?:解答|答复|回复|处理|反馈)|"
+    r"(?:待|等).{0,15}(?:后|结果|清楚)|将及时|及时(?:回复|反馈|告知|答复|公布)|敬请(?:留意|关注|等待)|耐心等待|"
     r"后续(?:回复|答复)|另行(?:回复|答复)|再(?:向|给|与)?(?:您|你)?(?:回复|答复)|"
-    r"(?:会|将)(?:向|给)?(?:您|你)?(?:回复|反馈|答复)|如有(?:回复|结果|进展)|第一时间"
+    r"(?:会|将)(?:向|给|跟)?(?:您|你|网友)?(?:回复|反馈|答复)|如有(?:回复|结果|进展|情况)|第一时间|"
+    r"予以(?:回复|答复)|(?:办理|处理)(?:结果|情况)(?:将|会)"
+)
+_ASK_INFO = re.compile(
+    r"(?:请|烦请|麻烦)(?:您|你)?(?:提供|留下|补充|告知|说明)|联系方式|以便(?:查实|核实|调查|查处|联系)|"
+    r"无法(?:核实|核查|查实|联系|查询|明确)|不能明确|便于.{0,12}(?:联系|沟通)|完善.{0,6}信息|"
+    r"(?:情况|信息|地址|内容)(?:不具体|不明确|不详|不足)"
 )
 _REFER = re.compile(
-    r"(?:请|建议|可|可以|您可|你可|烦请|请您|请你|建议您|建议你)(?:直接|就近|自行|再)?"
-    r"(?:向|到|去|与|致电|拨打|电话|咨询|联系|来电|前往|反映|投诉|登录|查询|询问)|"
-    r"联系电话|咨询电话|电话[::]|热线"
+    r"(?:请|建议|可|可以|也可|还可|或|烦请|欢迎)(?:您|你)?(?:直接|就近|自行|再|详细|进一步)?"
+    r"[^,]{0,16}?(?:咨询|询问|联系|致电|拨打|来电|反映|投诉|举报|登录|查询|了解)|"
+    r"联系电话|咨询电话|服务电话|电话[::]?$|热线|^电话|^咨询|咨询了解"
 )
 _INVESTIGATION = re.compile(
-    r"经(?:调查|核实|核查|查|了解|现场|实地|走访|排查|检查|检测|研究|协调|审核|询问|调阅|比对)|"
-    r"调查(?:发现|核实|了解|情况)|现场(?:查看|察看|勘查|检查|核实|调查|处置|踏勘)|实地|走访|"
-    r"上门|约谈|核实情况|派员|派出|组织(?:人员|力量|执法)|执法人员|工作人员(?:已|立即|到)"
+    r"经(?:调查|核实|核查|查|了解|现场|实地|走访|排查|检查|检测|研究|协调|审核|询问|调阅|比对|测量)|"
+    r"调查(?:发现|核实|了解|情况)|现场(?:查看|察看|勘查|检查|核实|调查|处置|踏勘|检定)|实地|走访|"
+    r"上门|约谈|派员|派出|组织(?:人员|力量|执法)|执法人员|工作人员(?:已|立即|到|于)|进行了(?:检查|调查|核查)"
+)
+#: What an investigation found (a forwarding clause with a finding is an answer).
+_FINDING = re.compile(
+    r"经(?:调查|核实|核查|查|了解|现场|实地|走访|排查|检查)|发现|查明|属实|不属实"
 )
 _ACTION = re.compile(
-    r"已(?:责令|要求|督促|安排|组织|完成|处理|解决|整改|拆除|清理|修复|维修|更换|恢复|落实|"
-    r"协调|约谈|处罚|查处|立案|下达|开展|启动|制定|纳入|列入|办理|发放|补发|退还|退回|清退|"
-    r"关停|取缔|暂停|停止|封堵|疏通|铺设|安装|设置|增设|开通|调整|通知|告知|答复|联系|"
-    r"批复|审批|受理|核发|整治|查封|扣押|没收|罚款|移送)|"
+    r"已(?:经)?(?:责令|要求|督促|安排|组织|完成|处理|解决|整改|拆除|清理|修复|维修|更换|恢复|落实|"
+    r"协调|处罚|查处|立案|下达|开展|启动|制定|纳入|列入|发放|补发|退还|退回|清退|"
+    r"关停|取缔|暂停|停止|封堵|疏通|铺设|安装|设置|增设|开通|调整|批复|审批|受理|核发|整治|"
+    r"查封|扣押|没收|罚款|移送|建成|投入|到位|得到)|"
     r"责令|限期|整改|处罚|罚款|立案|查处|取缔|拆除|清理|修复|维修|更换|疏通|施工|完工|开工|"
-    r"竣工|投入使用|计划|预计|拟|将于|争取|力争|正在|目前|现已|已经|下一步|近期|尽快"
+    r"竣工|投入使用|计划|预计|拟|将于|争取|力争|正在|目前|现已|下一步|近期|尽快|暂无|暂未|尚未"
 )
 _REASON = re.compile(
     r"因为|由于|因(?!此)|所以|因此|根据|依据|按照|依照|参照|规定|政策|办法|条例|法律|法规|"
-    r"文件|标准|通知|意见|细则|属于|不属于|不在|职责|职能|范围|管辖|原因|是否|可以|需要|"
-    r"应当|应该|必须|须|条件|材料|程序|手续|流程|符合|不符合|办理|申请|审批|资格|要求|"
-    r"具体|情况|如下|一是|二是|首先|其次|第一|第二|\(1\)|1[、.]"
+    r"文件|标准|细则|属于|不属|不在|职责|职能|职权|管辖|原因|应当|应该|必须|条件|材料|程序|手续|"
+    r"流程|符合|资格|可以|需要|不能|没有|不得|禁止|允许|免费|收费|费用|标准"
 )
-_ANSWER_HEAD = re.compile(
-    r"(?:现|特|兹)?(?:回复|答复|回复意见|说明|汇报|告知)如下|情况如下|如下[::]?$"
+_ANSWER_HEAD = re.compile(r"(?:回复|答复|说明|汇报|告知|情况)如下")
+#: "…回复如下：" with nothing after it.
+_HEAD_ONLY = re.compile(r"如下\W*$")
+#: Saying the matter is another body's (管辖/职责): an answer, if it says whose.
+_JURISDICTION = re.compile(
+    r"不属|不归|不在.{0,10}(?:范围|职责|管辖)|属.{0,16}(?:管辖|管理|职责|负责)|职责范围|管辖范围"
 )
 #: Characters of a title or request that say nothing about its subject.
 _SUBJECT_NOISE = set(
@@ -129,7 +161,14 @@ _SUBJECT_NOISE = set(
     "呼吁要求一下有无什么怎么如何为何能否可否是否何时哪里哪些这那个些吗呢吧啊呀!?,.:;、"
     "市县区镇乡村省街道社组号楼栋单元路"
 )
-_CJK_OR_WORD = re.compile(r"[\u4e00-\u9fff]|[A-Za-z0-9]")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202f\ufeff]")
+#: Words by which a reply points back at the matter instead of naming it.
+_ANAPHORA = re.compile(
+    r"该|此|本(?:项目|工程|事|案|单位)|这|上述|其|您反映|你反映|所述|事情|诉求|留言|来信"
+)
+#: Characters too common in official replies to show that the subject is shared.
+_COMMON_CHARS = set("相关部门工作情况局办理进行已经目前将可以政府单位规定管理")
+_SPACES = re.compile(r"[ \u3000]+")
 
 
 def _clean(text):
@@ -137,18 +176,68 @@ def _clean(text):
     if not text:
         return ""
     text = unicodedata.normalize("NFKC", str(text)[: MAX_CHARS * 2])
-    text = "".join(" " if unicodedata.category(c)[0] == "C" and c not in "\n" else c for c in text)
-    return re.sub(r"[ \u3000]+", " ", text).strip()[:MAX_CHARS]
+    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()[:MAX_CHARS]
 
 
 def _chars(text):
-    return len(_CJK_OR_WORD.findall(text))
+    """Letters, digits and CJK characters (not punctuation or spaces)."""
+    return sum(map(str.isalnum, text))
 
 
 def _subject_bigrams(text):
     keep = [c for c in text if "\u4e00" <= c <= "\u9fff" and c not in _SUBJECT_NOISE]
     joined = "".join(keep)
     return {joined[i : i + 2] for i in range(len(joined) - 1)} | set(keep)
+
+
+#: Kinds of clause, in the order they are tested; only "content" answers the request.
+KINDS = (
+    "empty",
+    "greeting",
+    "signature",
+    "reference",
+    "ack",
+    "thanks",
+    "elsewhere",
+    "forward",
+    "promise",
+    "ask_info",
+    "refer",
+    "content",
+)
+
+
+def _substantive(clause):
+    return bool(_INVESTIGATION.search(clause) or _ACTION.search(clause) or _REASON.search(clause))
+
+
+def _kind(clause):
+    """What one clause does: see ``KINDS``."""
+    bare = _PHONE.sub("", _DATE.sub("", clause))
+    bare = _QUOTED_NAME.sub("", bare).strip(" \"“”:'()《》<>-—")
+    if _chars(bare) == 0 or (_chars(bare) <= 4 and not _substantive(bare)):
+        return "empty"
+    if _GREETING.match(bare):
+        return "greeting"
+    if _SIGNATURE.match(bare) and _chars(bare) <= 24:
+        return "signature"
+    if _FORWARD.search(bare) and not _FINDING.search(bare):
+        return "forward"
+    if _ELSEWHERE.search(bare):
+        return "elsewhere"
+    if _PROMISE.search(bare):
+        return "promise"
+    if _ASK_INFO.search(bare):
+        return "ask_info"
+    if _REFER.search(bare) and _chars(bare) <= 40:
+        return "refer"
+    if _ACK.search(bare) and not _substantive(_ACK.sub("", bare)):
+        return "ack"
+    if _REFERENCE.match(bare) and not _substantive(bare):
+        return "reference"
+    if _THANKS.search(bare) and not _substantive(bare) and _chars(bare) <= 40:
+        return "thanks"
+    return "content"
 
 
 @dataclass
@@ -158,73 +247,48 @@ class _Parse:
     total_chars: int
     content: str
     content_chars: int
-    content_clauses: int
-    ack: bool
-    forward: bool
-    forward_tail: bool
-    promise: bool
-    refer: bool
+    kinds: dict
     phone: int
     date: bool
     answer_head: bool
+    head_only: bool
+    jurisdiction: bool
     investigation: int
     action: int
     reason: int
     digits: int
 
-
-def _is_boilerplate(clause):
-    """A clause that says nothing about the matter: greeting, thanks, acknowledgement, date."""
-    rest = _DATE.sub("", clause)
-    rest = _USER_ID.sub("", rest)
-    if _chars(rest) == 0 or _GREETING.match(rest.strip(' "“”:')):
-        return True
-    if _INVESTIGATION.search(rest) or _ACTION.search(rest) or _REASON.search(rest):
-        return False
-    if _ACK.search(rest) or _THANKS.search(rest) or _ANSWER_HEAD.search(rest):
-        return _chars(rest) <= 40
-    return False
+    def has(self, kind):
+        return self.kinds.get(kind, 0) > 0
 
 
 def _parse(reply):
-    text = _USER_ID.sub(" ", _clean(reply))
-    clauses = [c for c in _CLAUSES.split(text) if c and c.strip()]
+    text = _URL.sub(" ", _USER_ID.sub(" ", _clean(reply)))
+    kinds = {}
     content = []
-    forward = forward_tail = refer = promise = False
-    for clause in clauses:
-        if _is_boilerplate(clause):
+    for clause in _CLAUSES.split(text):
+        if not clause or not clause.strip():
             continue
-        is_forward = bool(_FORWARD.search(clause)) and not _INVESTIGATION.search(clause)
-        is_promise = bool(_PROMISE.search(clause))
-        is_refer = bool(_REFER.search(clause))
-        forward |= is_forward
-        forward_tail |= is_forward and bool(_FORWARD_TAIL.search(clause))
-        promise |= is_promise
-        refer |= is_refer
-        if (is_forward or is_promise or is_refer) and not (
-            _ACTION.search(clause.replace("已转", "")) and _REASON.search(clause)
-        ):
-            # Forwarding, referral and promises are procedure, not an answer.
-            continue
-        content.append(clause)
+        kind = _kind(clause)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if kind == "content":
+            content.append(clause)
     joined = "，".join(content)
+    bare = _PHONE.sub("", _DATE.sub("", joined))
     return _Parse(
         total_chars=_chars(text),
         content=joined,
-        content_chars=_chars(_PHONE.sub("", _DATE.sub("", joined))),
-        content_clauses=len(content),
-        ack=bool(_ACK.search(text)),
-        forward=forward,
-        forward_tail=forward_tail,
-        promise=promise,
-        refer=refer,
+        content_chars=_chars(bare),
+        kinds=kinds,
         phone=len(_PHONE.findall(text)),
         date=bool(_DATE.search(text)),
         answer_head=bool(_ANSWER_HEAD.search(text)),
+        head_only=bool(_HEAD_ONLY.search(text)),
+        jurisdiction=bool(_JURISDICTION.search(text)),
         investigation=len(_INVESTIGATION.findall(joined)),
         action=len(_ACTION.findall(joined)),
         reason=len(_REASON.findall(joined)),
-        digits=len(re.findall(r"\d+", _PHONE.sub("", _DATE.sub("", joined)))),
+        digits=len(re.findall(r"\d+", bare)),
     )
 
 
@@ -237,6 +301,30 @@ def _overlap(content, request, title):
     return len(subject & words) / len(subject)
 
 
+def _unrelated(parse, request, title):
+    """A reply with content that shares no subject word with the request (see ``_ANAPHORA``).
+
+    Strict on purpose: replies often answer without repeating the subject, so only content
+    sharing no subject bigram with the title and request, no subject character with the title,
+    and not pointing back at the matter (“该项目”, “此事”, “您反映的”) counts as unrelated."""
+    if parse.content_chars < 20 or _ANAPHORA.search(parse.content):
+        return False
+    title = _clean(title)
+    subject = _bigrams_only(title + " " + _clean(request)[:1000])
+    if len(subject) < 3:
+        return False
+    content = _bigrams_only(parse.content)
+    if content & subject:
+        return False
+    title_chars = set(title) - _SUBJECT_NOISE - _COMMON_CHARS
+    return not (title_chars & set(parse.content))
+
+
+def _bigrams_only(text):
+    keep = "".join(c for c in text if "\u4e00" <= c <= "\u9fff" and c not in _SUBJECT_NOISE)
+    return {keep[i : i + 2] for i in range(len(keep) - 1)}
+
+
 #: Feature names, in the order of the weights in the model file.
 FEATURES = (
     "log_total_chars",
@@ -246,12 +334,15 @@ FEATURES = (
     "short_content",
     "ack",
     "forward",
-    "forward_tail",
     "promise",
     "refer",
+    "ask_info",
+    "elsewhere",
     "phone",
     "date",
     "answer_head",
+    "head_only",
+    "jurisdiction",
     "investigation",
     "action",
     "reason",
@@ -260,7 +351,7 @@ FEATURES = (
     "refer_only",
     "ack_only",
     "subject_overlap",
-    "no_subject_overlap",
+    "unrelated",
     "log_request_chars",
     "short_for_request",
 )
@@ -269,31 +360,34 @@ FEATURES = (
 def _features(parse, request, title):
     request_chars = _chars(_clean(request))
     overlap = _overlap(parse.content, request, title)
-    substance = parse.investigation + parse.action + parse.reason
+    empty = parse.content_chars == 0
     short_for_request = max(0.0, math.log1p(request_chars) - math.log1p(parse.content_chars) - 2)
     return {
         "log_total_chars": math.log1p(parse.total_chars),
         "log_content_chars": math.log1p(parse.content_chars),
-        "content_clauses": min(parse.content_clauses, 10),
-        "no_content": float(parse.content_chars == 0),
+        "content_clauses": float(min(parse.kinds.get("content", 0), 10)),
+        "no_content": float(empty),
         "short_content": float(parse.content_chars < 20),
-        "ack": float(parse.ack),
-        "forward": float(parse.forward),
-        "forward_tail": float(parse.forward_tail),
-        "promise": float(parse.promise),
-        "refer": float(parse.refer),
-        "phone": float(min(parse.phone, 3)),
+        "ack": float(parse.has("ack")),
+        "forward": float(parse.has("forward")),
+        "promise": float(parse.has("promise")),
+        "refer": float(parse.has("refer")),
+        "ask_info": float(parse.has("ask_info")),
+        "elsewhere": float(parse.has("elsewhere")),
+        "phone": float(parse.phone > 0),
         "date": float(parse.date),
         "answer_head": float(parse.answer_head),
-        "investigation": float(min(parse.investigation, 5)),
-        "action": float(min(parse.action, 10)),
-        "reason": float(min(parse.reason, 10)),
-        "digits": float(min(parse.digits, 10)),
-        "forward_only": float(parse.forward and substance == 0),
-        "refer_only": float(parse.refer and substance <= 1 and parse.content_chars < 30),
-        "ack_only": float(parse.ack and parse.content_chars == 0),
+        "head_only": float(parse.head_only),
+        "jurisdiction": float(parse.jurisdiction),
+        "investigation": math.log1p(parse.investigation),
+        "action": math.log1p(parse.action),
+        "reason": math.log1p(parse.reason),
+        "digits": math.log1p(parse.digits),
+        "forward_only": float(parse.has("forward") and empty),
+        "refer_only": float(parse.has("refer") and empty),
+        "ack_only": float(parse.has("ack") and empty and not parse.has("forward")),
         "subject_overlap": 0.5 if overlap is None else overlap,
-        "no_subject_overlap": float(overlap == 0.0 and parse.content_chars >= 15),
+        "unrelated": float(_unrelated(parse, request, title)),
         "log_request_chars": math.log1p(request_chars),
         "short_for_request": short_for_request,
     }
@@ -310,32 +404,37 @@ def features(reply, request="", title=""):
 
 
 def _reasons(parse, values):
-    reasons = []
-    substance = parse.investigation + parse.action + parse.reason
     if parse.total_chars == 0:
         return ("答复为空：请写明办理情况、结果或不能办理的原因",)
-    if parse.forward and substance == 0:
+    reasons = []
+    empty = parse.content_chars == 0
+    if empty and parse.has("forward"):
         reasons.append(
             "答复仅说明已转交其他单位，未写办理结果：请写明转交后的调查核实情况和处理结果，"
             "或承办单位、办理时限"
         )
-    elif parse.ack and parse.content_chars == 0:
+    elif empty and parse.has("ack"):
         reasons.append(
             "答复仅表示“已收悉”，未说明办理情况或结果：请写明调查核实情况、采取的措施和结果"
         )
-    if parse.refer and (parse.phone or substance <= 1) and parse.content_chars < 30:
+    if empty and parse.has("elsewhere"):
+        reasons.append("答复只说已答复过或让市民另行查看：请把已答复的内容写在本次答复中")
+    if empty and parse.has("refer"):
         reasons.append(
             "答复只让市民自行咨询或致电其他部门：请先就所问事项直接答复（政策依据、办理条件或结论），"
             "确需转介时说明原因"
         )
-    if parse.content_chars == 0 and not reasons:
+    if empty and parse.has("ask_info"):
+        reasons.append("答复只要求市民补充信息：请说明已做的核查，以及缺少哪些信息、补充后如何办理")
+    if empty and parse.has("promise") and not reasons:
+        reasons.append("答复只承诺以后答复：请写明目前的办理进展和预计办结时间")
+    if empty and not reasons:
         reasons.append("答复只有问候、感谢或日期，没有实质内容：请写明办理情况、结果或依据")
-    if parse.content_chars > 0 and parse.investigation == 0 and parse.action == 0:
-        if parse.reason == 0:
-            reasons.append(
-                "答复未说明做了什么，也未说明原因或依据：请补充调查核实情况、处理措施或政策依据"
-            )
-    if values["no_subject_overlap"]:
+    if not empty and parse.investigation == 0 and parse.action == 0 and parse.reason == 0:
+        reasons.append(
+            "答复未说明做了什么，也未说明原因或依据：请补充调查核实情况、处理措施或政策依据"
+        )
+    if values["unrelated"]:
         reasons.append("答复内容与诉求主题不相关：请对照诉求中的具体事项（地点、对象、问题）作答")
     if values["short_for_request"] > 0 and parse.content_chars < 40:
         reasons.append("答复相对诉求过于简短：诉求反映了多方面情况，请逐项说明核查结果和处理意见")
@@ -404,7 +503,7 @@ def assess(reply, request="", title="", *, model=None):
     parse = _parse(reply or "")
     values = _features(parse, request or "", title or "")
     score = model.score([values[name] for name in FEATURES])
-    poor = parse.total_chars == 0 or score >= model.threshold
+    poor = parse.total_chars == 0 or score >= model.threshold or bool(values["unrelated"])
     return Assessment(
         poor=poor, score=round(score, 4), reasons=_reasons(parse, values) if poor else ()
     )
@@ -436,7 +535,7 @@ def matrix(rows):
 
 
 #: Inverse regularisation strength and class weighting of the logistic regression.
-C = 1.0
+C = 0.0003
 
 
 def _fit_weights(x, y):
