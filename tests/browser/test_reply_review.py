@@ -1,8 +1,8 @@
 """办结审核 in a real browser: the handler's finish form checks the reply live as it is typed
 (the reasons in Chinese; a flagged reply may still be submitted and then waits for review),
 and a supervisor at 1920 px works the review queue: filters by unit, sends one reply back with
-a reason (the unit sees it on its ticket) and approves another.
-Screenshots: finish-reply-check, review-queue, reply-returned."""
+a reason (the unit sees it on its ticket) and approves another, and sets a category's rule by name.
+Screenshots: finish-reply-check, review-queue, reply-returned, admin-review-settings."""
 
 import re
 
@@ -165,3 +165,37 @@ def test_a_supervisor_works_the_review_queue_at_1920(app, new_page, screenshot):
     expect(notice).to_contain_text("答复未说明路灯是否修好")
     expect(unit_page.locator("#finish-result")).to_have_value(re.compile("已收悉"))
     screenshot(unit_page, "reply-returned")
+
+
+def test_a_supervisor_sets_a_categorys_review_by_name(new_page, screenshot):
+    """系统管理 › 办结审核设置: a category chosen by name in the picker gets its own rule (a
+    category no other browser test finishes; the rule is removed again at the end)."""
+    page = new_page("supervisor")
+    page.goto("/admin/review-settings")
+    expect(page.locator("h1")).to_have_text("办结审核设置")
+    search = page.locator("#rule-category-search")
+    search.click()
+    search.press_sequentially("快递延误")
+    expect(page.locator("#rule-category-list .active .picker-name")).to_have_text("快递延误丢失")
+    page.keyboard.press("Enter")
+    assert page.locator("#rule-category").input_value() == "030701"
+    page.select_option("#rule-mode", "sample")
+    page.fill("#review-rule input[name=sample_percent]", "30")
+    page.locator("#review-rule button[type=submit]").click()
+    page.wait_for_load_state()
+    expect(page.locator("div.notice[role=status]").first).to_contain_text("抽样审核")
+    rules = page.get_by_role("table", name="各类事项的审核方式")
+    expect(rules).to_contain_text("快递延误丢失")
+    expect(rules).to_contain_text("30%")
+    expect(page.get_by_role("table", name="修改记录")).to_contain_text("快递延误丢失")
+    screenshot(page, "admin-review-settings")
+
+    search = page.locator("#rule-category-search")
+    search.click()
+    search.press_sequentially("快递延误")
+    page.keyboard.press("Enter")
+    page.select_option("#rule-mode", "default")
+    page.locator("#review-rule button[type=submit]").click()
+    page.wait_for_load_state()
+    expect(page.locator("div.notice[role=status]").first).to_contain_text("按上级分类或默认")
+    expect(page.get_by_role("table", name="各类事项的审核方式")).not_to_contain_text("快递延误丢失")
