@@ -61,6 +61,8 @@ STATUS_WORDS = {
     S.signed: "办理中",
     S.contacted: "办理中",
     S.termination_requested: "办理中",
+    # The unit has reported; the hotline reviews the reply before the citizen reads it.
+    S.reviewing: "办理结果审核中",
     S.reopened: "重新办理中",
     S.terminated: "已终止办理",
     S.finished: "已办结，待评价",
@@ -114,6 +116,8 @@ class _Context:
     #: Units that gave the ticket up (their dispatch is not shown).
     replaced: set = field(default_factory=set)
     signed: bool = False
+    #: The reply waiting for review (shown when approved).
+    reply: str | None = None
 
 
 def _events(session, ticket):
@@ -207,7 +211,20 @@ def _extension(e, p, c):
 
 
 def _finish(e, p, c):
+    if p.get("review"):
+        # 待审核: the reply is not the citizen's to read until a reviewer approves it.
+        c.reply = e.reason or ""
+        return ("办理结果审核中", "承办单位已报送办理结果，热线正在审核")
     return ("已办结", e.reason or "")
+
+
+def _approve_reply(e, p, c):
+    return ("已办结", c.reply or "")
+
+
+def _return_reply(e, p, c):
+    c.reply = None
+    return ("办理中", "承办单位正在进一步办理")
 
 
 def _resolve_at_intake(e, p, c):
@@ -268,6 +285,8 @@ _PUBLIC = {
     "contact": _contact,
     "decide_extension": _extension,
     "finish": _finish,
+    "approve_reply": _approve_reply,
+    "return_reply": _return_reply,
     "record_callback": _callback,
     "rerequest": _rerequest,
     "reopen": _reopen,

@@ -171,7 +171,17 @@ class Teller:
         text = "办结，已超过办结时限" if p.get("late") else "按时办结"
         if p.get("callback_due"):
             text += f"；回访时限 {self.when(p['callback_due'])}"
+        if p.get("review"):
+            poor = (p.get("reply_quality") or {}).get("poor")
+            text += "；办理结果待热线审核" + ("（自动检查：疑似不合格）" if poor else "")
         return text
+
+    def _approve_reply(self, p):
+        due = p.get("callback_due")
+        return "办理结果审核通过，已发送诉求人" + (f"；回访时限 {self.when(due)}" if due else "")
+
+    def _return_reply(self, p):
+        return "办理结果退回承办单位修改，办理时限不变"
 
     def _record_callback(self, p):
         text = f"回访：{_label(CallbackOutcome, p.get('outcome'))}"

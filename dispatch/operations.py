@@ -16,12 +16,13 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from classifier import geo
+from classifier import geo, reply_quality
 from dispatch import (
     calendar,
     calls,
     citizen_notices,
     placing,
+    reply_review,
     routing,
     sla,
     timers,
@@ -1130,7 +1131,10 @@ def decide_extension(session, actor, ticket, *, approve, note, expected_version=
 
 def finish(session, actor, ticket, *, result, photos=(), expected_version=None, now=None):
     """办结: the lead unit reports the result, with ``photos`` as evidence (stored with the
-    event); the callback clock starts."""
+    event). The reply is checked (``classifier.reply_quality``, kept in the event) and,
+    when the category's review rule says so (``dispatch.reply_review``), waits in 待审核 for
+    a reviewer: no callback and no text to the citizen until it is approved. Otherwise it is
+    已办结 at once and the callback clock starts."""
     now = now or utcnow()
     check_allowed("finish", ticket, actor, expected_version)
     if actor.role == Role.grid_worker:
@@ -1141,22 +1145,23 @@ def finish(session, actor, ticket, *, result, photos=(), expected_version=None, 
     result = _require_reason(result, "办理结果")
     if ticket.status == S.signed and ticket.requester_phone:
         raise Conflict("请先联系诉求人（响应）后再办结", code="CONTACT_REQUIRED")
+    assessment = reply_quality.assess(result, ticket.content or "", ticket.title or "")
+    decision = reply_review.decide(session, ticket, assessment)
     before = ticket.status
-    ticket.status = S.finished
     ticket.result = result
     assignment.finished_at = ticket.finished_at = now
     _lapse_pending_extension(session, ticket, now, "工单已办结，申请自动失效")
-    policy = ticket_policy(session, ticket)
-    due, guessed = sla.add_limit(
-        now,
-        policy.callback_amount,
-        policy.callback_unit,
-        always_on=False,
-        calendar=work_calendar(session),
-    )
-    ticket.callback_due = due
-    ticket.callback_next_at = now  # the callback workbench may call at once
-    _flag_guessed(ticket, guessed)
+    payload = {
+        "late": _late(now, ticket.finish_due),
+        "reply_quality": assessment.as_dict(),
+        **decision.as_dict(),
+    }
+    if decision.review:
+        ticket.status = S.reviewing
+        ticket.callback_due = None
+    else:
+        ticket.status = S.finished
+        payload.update(_start_callback(session, ticket, now))
     event = _record(
         session,
         ticket,
@@ -1166,16 +1171,110 @@ def finish(session, actor, ticket, *, result, photos=(), expected_version=None, 
         reason=result,
         unit_id=actor.unit_id,
         now=now,
-        payload={
-            "late": _late(now, ticket.finish_due),
-            "callback_due": due.isoformat(),
-            "calendar_guessed_years": guessed,
-        },
+        payload=payload,
     )
     if photos:
         attachments.store(session, actor, ticket, photos, purpose="result", event=event)
-    # 办结通知 with the reply and a rating link, in this transaction (the outbox delivers it).
+    if not decision.review:
+        # 办结通知 with the reply and a rating link, in this transaction (the outbox
+        # delivers it).
+        citizen_notices.tell_finished(session, ticket, event, now)
+    return event
+
+
+def _start_callback(session, ticket, now):
+    """The reply reaches the citizen (at finishing, or at a reviewer's approval): the
+    callback deadline from the ticket's SLA row, and the callback workbench may call at once."""
+    policy = ticket_policy(session, ticket)
+    due, guessed = sla.add_limit(
+        now,
+        policy.callback_amount,
+        policy.callback_unit,
+        always_on=False,
+        calendar=work_calendar(session),
+    )
+    ticket.callback_due = due
+    ticket.callback_next_at = now
+    _flag_guessed(ticket, guessed)
+    return {"callback_due": due.isoformat(), "calendar_guessed_years": guessed}
+
+
+def approve_reply(session, actor, ticket, *, note=None, expected_version=None, now=None):
+    """审核通过: the reviewer lets the unit's reply reach the citizen. The ticket is 已办结
+    (``finished_at`` stays the unit's moment), the callback clock starts now and the
+    citizen is texted the reply, as at a finish without review."""
+    now = now or utcnow()
+    check_allowed("approve_reply", ticket, actor, expected_version)
+    note = note.strip() if note and note.strip() else None
+    before = ticket.status
+    ticket.status = S.finished
+    payload = _start_callback(session, ticket, now)
+    lead = ticket.lead_unit
+    payload["unit"] = lead.code if lead else None
+    event = _record(
+        session,
+        ticket,
+        actor,
+        "approve_reply",
+        before,
+        reason=note,
+        unit_id=lead.id if lead else None,
+        now=now,
+        payload=payload,
+    )
     citizen_notices.tell_finished(session, ticket, event, now)
+    return event
+
+
+def return_reply(session, actor, ticket, *, reason, expected_version=None, now=None):
+    """审核退回: the reviewer sends the reply back to the lead unit with ``reason``. The ticket
+    is back where it was before finishing (已响应, or 已签收 for a requester without a phone)
+    with its result kept for the unit to mend; ``finished_at`` is cleared on the ticket and
+    the lead's part and the deadlines stay as they were, so the unit may now be overdue.
+    The event names the lead unit (its 审核退回 count) and the unit's inbox gets the reason."""
+    now = now or utcnow()
+    check_allowed("return_reply", ticket, actor, expected_version)
+    reason = _require_reason(reason, "退回理由")
+    unit = ticket.lead_unit
+    if unit is not None and not unit.active:
+        raise Conflict(
+            f"承办单位“{unit.name}”已停用，不能退回修改，请审核通过或联系派单员指定承办",
+            code="UNIT_INACTIVE",
+        )
+    before = ticket.status
+    lead = ticket.lead_assignment
+    ticket.status = _status_before_request(ticket)
+    ticket.finished_at = None
+    if lead is not None:
+        lead.finished_at = None
+    event = _record(
+        session,
+        ticket,
+        actor,
+        "return_reply",
+        before,
+        reason=reason,
+        unit_id=unit.id if unit else None,
+        now=now,
+        payload={"unit": unit.code if unit else None},
+    )
+    if unit is not None:
+        notify.deliver(
+            session,
+            [
+                notify.Message(
+                    unit_id=unit.id,
+                    unit_code=unit.code,
+                    kind="reply_returned",
+                    level=AlertLevel.yellow.value,
+                    title=f"【审核退回】工单 {ticket.number}",
+                    body=f"热线中心审核办理结果后退回，请修改后重新办结。退回理由：{reason[:300]}",
+                    ticket_id=ticket.id,
+                    ticket_number=ticket.number,
+                )
+            ],
+            now,
+        )
     return event
 
 

@@ -245,6 +245,13 @@ def _p_reason(label, required=True):
     return parse
 
 
+def _p_note(label):
+    def parse(db, f):
+        return {"note": f.text("note", label, multiline=True, max_len=NOTE_MAX)}
+
+    return parse
+
+
 def _p_exempt(db, f):
     return {
         "exempt": f.boolean("exempt", "是否豁免", default=True),
@@ -310,6 +317,9 @@ _FORMS = [
     TransitionForm("extension-request", "request_extension", _p_request_extension),
     TransitionForm("extension-decision", "decide_extension", _p_decision),
     TransitionForm("finish", "finish", _p_finish, photos="optional"),
+    # 办结审核 (dispatch.reply_review): the reviewer's decision on a reply in 待审核.
+    TransitionForm("approve-reply", "approve_reply", _p_note("审核意见")),
+    TransitionForm("return-reply", "return_reply", _p_reason("退回理由")),
     TransitionForm("callback", "record_callback", _p_callback),
     TransitionForm("reopen", "reopen", _p_reason("重办理由")),
     TransitionForm("close", "close", _p_reason("归档说明", required=False)),

@@ -67,7 +67,10 @@ TRANSITIONS = {
         ),
         _t("request_extension", "延期申请", [S.signed, S.contacted], [R.unit_handler]),
         _t("decide_extension", "延期审核", [S.signed, S.contacted], [R.dispatcher, R.supervisor]),
+        # 办结 goes to 待审核 when the category's review rule says so (dispatch.reply_review).
         _t("finish", "办结", [S.signed, S.contacted], [R.unit_handler, R.grid_worker]),
+        _t("approve_reply", "审核通过", [S.reviewing], [R.supervisor]),
+        _t("return_reply", "审核退回", [S.reviewing], [R.supervisor]),
         # The citizen's own rating online (一事一评) is a callback like a call; the portal
         # checks the ticket is the citizen's.
         _t("record_callback", "回访", [S.finished], [R.callback_agent, R.portal]),

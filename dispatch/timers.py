@@ -22,6 +22,11 @@ callback overdue (回访超时)   ``callback_due``                   finished, n
 No state pauses a clock: a pending return or termination request leaves the unit answerable
 for its deadlines, an approved extension moves the finish deadline (and the timers after it),
 finishing stops the handling timers and starts the callback ones, and final states have none.
+A reply waiting for review (待审核, ``dispatch.reply_review``) has no timers (it is neither in
+``WATCHED`` nor planned): the unit's clocks stopped at its ``finished_at``, and the callback
+ones start at approval (the 回访任务 is due at ``finished_at``, so it fires at the first tick
+after approval, its lateness counting the review's wait); a reply sent back is in handling
+again and any deadline passed meanwhile fires at the next tick.
 Units working 24×7 count working days as calendar days.
 
 The design is one stored moment per ticket, not one scheduled job per timer:

@@ -47,8 +47,9 @@ from hotline.models import Area, Assignment, RoutingRule, Ticket, Unit, User
 from hotline.schemas import Fields
 
 EDIT_ROLES = frozenset({Role.admin})
-#: A finished ticket waiting for (or settled by) its callback: the unit's finished work.
-AFTER_HANDLING = (TicketStatus.finished, TicketStatus.called_back)
+#: A finished ticket waiting for review (办结审核) or for (or settled by) its callback: the
+#: unit's finished work.
+AFTER_HANDLING = (TicketStatus.reviewing, TicketStatus.finished, TicketStatus.called_back)
 NAME_MAX = 100
 #: Duty phones per unit.
 PHONES_MAX = 10

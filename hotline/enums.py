@@ -96,6 +96,9 @@ class TicketStatus(LabeledEnum):
     contacted = "contacted", "已响应"
     return_requested = "return_requested", "退单待审"
     termination_requested = "termination_requested", "终止待审"
+    #: The unit has reported its result; the hotline reviews the reply before the citizen
+    #: sees it (办结审核, ``dispatch.reply_review``).
+    reviewing = "reviewing", "待审核"
     finished = "finished", "已办结"
     called_back = "called_back", "已回访"
     reopened = "reopened", "重办"

@@ -440,6 +440,27 @@ DEFINITIONS = {
             1,
             720,
         ),
+        # 办结审核 (dispatch.reply_review): which replies the hotline reviews before the
+        # citizen sees them, where a category has no rule of its own.
+        Definition(
+            "review.default_mode",
+            "默认审核方式",
+            str,
+            "flagged",
+            "办结审核",
+            "all 全部审核，sample 抽样审核，flagged 仅审核疑似不合格答复，none 不审核",
+            max_len=10,
+        ),
+        Definition(
+            "review.sample_percent",
+            "默认抽样比例（%）",
+            int,
+            20,
+            "办结审核",
+            "抽样审核时随机抽取的答复比例（自动检查判为疑似不合格的答复一律审核）",
+            1,
+            100,
+        ),
         # The knowledge base (首问即答): hotline.knowledge_admin's review-due reminders.
         Definition(
             "knowledge.review_days_before",

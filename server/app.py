@@ -39,11 +39,13 @@ import dispatch.api.citizen_track
 import dispatch.api.inspections
 import dispatch.api.intake
 import dispatch.api.open311
+import dispatch.api.reply_review
 import dispatch.api.tickets
 import dispatch.api.time_rules
 import dispatch.api.units
 import dispatch.api.whistle
 import dispatch.pages.admin_open311
+import dispatch.pages.admin_review
 import dispatch.pages.admin_routing
 import dispatch.pages.admin_time
 import dispatch.pages.admin_units
@@ -56,6 +58,7 @@ import dispatch.pages.grid
 import dispatch.pages.inspection
 import dispatch.pages.photos
 import dispatch.pages.proposals
+import dispatch.pages.reply_review
 import dispatch.pages.whistle
 import hotline.admin.areas
 import hotline.admin.audit
@@ -107,6 +110,7 @@ API = [
     hotline.api.areas,
     hotline.api.categories,
     dispatch.api.tickets,
+    dispatch.api.reply_review,
     dispatch.api.callbacks,
     dispatch.api.inspections,
     dispatch.api.intake,
@@ -134,6 +138,7 @@ PAGES = [
     dispatch.pages.grid,
     dispatch.pages.followup,
     dispatch.pages.inspection,
+    dispatch.pages.reply_review,
     dispatch.pages.photos,
     dispatch.pages.proposals,
     dispatch.pages.whistle,
@@ -155,6 +160,7 @@ PAGES = [
     hotline.admin.categories,
     dispatch.pages.admin_routing,
     dispatch.pages.admin_time,
+    dispatch.pages.admin_review,
     dispatch.pages.admin_open311,
     hotline.admin.knowledge,
     dashboards.pages.admin_scoring,

@@ -146,6 +146,13 @@ RESULTS = (
     "已协调有关单位共同处理，问题已解决，后续将加强巡查。",
     "经调查核实，已依法处理，并向诉求人答复处理结果。",
 )
+#: Share of reviewed replies a supervisor sends back (审核退回), and why.
+REPLY_RETURN_SHARE = 0.12
+REVIEW_RETURNS = (
+    "答复未说明具体办理情况和结果，请补充现场核查情况及处理措施。",
+    "答复与诉求内容不对应，请针对诉求人反映的问题逐项答复。",
+    "答复未说明不能办理的原因和政策依据，请补充。",
+)
 RETURN_NOTES = {
     ReturnReason.wrong_territory: "经核实，诉求地点不在本单位辖区，请改派属地单位。",
     ReturnReason.not_our_duty: "该事项不属于本单位职责，请改派主管部门。",
@@ -1058,6 +1065,30 @@ class _History:
         story = self._story(case, "claimed_solved")
         result = story["reply"] if story and case.rounds == 0 else rng.choice(RESULTS)
         operations.finish(self.session, self._handler(ticket), ticket, result=result, now=moment)
+        if ticket.status == S.reviewing:
+            # 办结审核: a supervisor decides in office hours before the citizen hears of it.
+            review = self._working(moment + dt.timedelta(hours=rng.uniform(0.5, 6)), ticket, rng)
+            self.at(review, self._review_reply, case)
+            return
+        self._after_reply(case, moment)
+
+    def _review_reply(self, case, moment):
+        """审核通过 most replies; send some back (the unit mends it and finishes again)."""
+        ticket, rng = case.ticket, case.rng
+        if ticket.status != S.reviewing:
+            return
+        if rng.random() < REPLY_RETURN_SHARE:
+            operations.return_reply(
+                self.session, self.supervisor, ticket, reason=rng.choice(REVIEW_RETURNS), now=moment
+            )
+            self._plan_finish(case, moment)
+            return
+        operations.approve_reply(self.session, self.supervisor, ticket, now=moment)
+        self._after_reply(case, moment)
+
+    def _after_reply(self, case, moment):
+        """The reply has reached the citizen: the callback (or closing without a phone)."""
+        ticket, rng = case.ticket, case.rng
         if not ticket.requester_phone:
             at = moment + dt.timedelta(hours=rng.uniform(1, 20))
             self.at(self._callback_hours(at, rng), self._close_no_phone, case)

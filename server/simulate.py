@@ -122,7 +122,8 @@ class Client:
 
 class Lifecycle:
     """Moves simulated tickets along with the demo accounts: dispatch, sign, contact, finish,
-    call back and close, so every board and queue has something in it."""
+    approve a reply in review (办结审核), call back and close, so every board and queue has
+    something in it."""
 
     def __init__(self, base_url, password, rng):
         with open(SEED_DIR / "users.json", encoding="utf-8") as f:
@@ -133,6 +134,7 @@ class Lifecycle:
             by_role.setdefault(user["role"], []).append(user)
         self.dispatcher = Client(base_url, by_role["dispatcher"][0]["username"], password)
         self.callback = Client(base_url, by_role["callback_agent"][0]["username"], password)
+        self.supervisor = Client(base_url, by_role["supervisor"][0]["username"], password)
         self.handlers = {
             u["unit"]: Client(base_url, u["username"], password)
             for u in by_role.get("unit_handler", [])
@@ -165,6 +167,9 @@ class Lifecycle:
             self._check("contact", handler, number, {"note": "已电话联系诉求人，约定上门查看。"})
         elif status == "contacted" and handler:
             self._check("finish", handler, number, {"result": "经现场核实，问题已处理完毕。"})
+        elif status == "reviewing":
+            # 办结审核: the reply waits for a supervisor before the citizen hears of it.
+            self._check("approve-reply", self.supervisor, number, {})
         elif status == "finished":
             self._call_back(number, ticket)
         else:

@@ -8,6 +8,7 @@ from several connections (races) use ``committed_app`` instead.
 """
 
 import contextlib
+import dataclasses
 import sqlite3
 import struct
 import uuid
@@ -35,6 +36,9 @@ from tests.helpers import (
     REDIS_URL,
     is_postgres,
 )
+
+#: ``review.default_mode`` as the product ships it (before ``replies_unreviewed``).
+SHIPPED_REVIEW_DEFAULT = settings.DEFINITIONS["review.default_mode"].default
 
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
@@ -92,6 +96,38 @@ def create_worker_database(url):
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+
+
+def _review_default(mode):
+    """Make ``mode`` the code default of ``review.default_mode`` (no row in the database)."""
+    definition = settings.DEFINITIONS["review.default_mode"]
+    settings.DEFINITIONS["review.default_mode"] = dataclasses.replace(definition, default=mode)
+    settings.clear()
+    return definition
+
+
+@pytest.fixture(autouse=True, scope="session")
+def replies_unreviewed():
+    """The suite's city reviews no finished reply (办结审核) unless a test says so: the
+    shipped default (``flagged``) would send the short replies most tests finish with
+    ("已修复") to 待审核, and what those tests check is not the review. The review is tested
+    with the shipped default (``shipped_review_default``) and with explicit rules in
+    tests/dispatch/test_reply_review.py and the tests beside it; browser tests run a server
+    of their own, with the shipped default."""
+    shipped = _review_default("none")
+    yield
+    settings.DEFINITIONS["review.default_mode"] = shipped
+    settings.clear()
+
+
+@pytest.fixture
+def shipped_review_default():
+    """For one test, the shipped default of ``review.default_mode`` (``flagged``)."""
+    unreviewed = settings.DEFINITIONS["review.default_mode"]
+    _review_default(SHIPPED_REVIEW_DEFAULT)
+    yield
+    settings.DEFINITIONS["review.default_mode"] = unreviewed
+    settings.clear()
 
 
 @pytest.fixture(scope="session")

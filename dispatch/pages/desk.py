@@ -22,7 +22,7 @@ from flask import (
 )
 from sqlalchemy.orm import selectinload
 
-from dispatch import access, hot_issues, schemas, whistle
+from dispatch import access, hot_issues, reply_review, schemas, whistle
 from dispatch.deadlines import load_policies, ticket_deadlines
 from dispatch.history import history
 from dispatch.narrative import Teller, assignment_state, rounds
@@ -247,7 +247,7 @@ INBOX_GROUPS = (
     ("whistle", "吹哨报到"),
 )
 _SIGNABLE = TRANSITIONS["sign"].from_states
-_REVIEW = {S.return_requested, S.termination_requested}
+_REVIEW = {S.return_requested, S.termination_requested, S.reviewing}
 _DONE = {S.finished, S.called_back}
 
 
@@ -257,7 +257,7 @@ def inbox():
     me = g.user
     tickets = db.scalars(
         sa.select(Ticket)
-        .where(access.scope_condition(me), Ticket.status.in_(IN_HANDLING | _DONE))
+        .where(access.scope_condition(me), Ticket.status.in_(IN_HANDLING | _REVIEW | _DONE))
         .options(
             selectinload(Ticket.assignments),
             selectinload(Ticket.lead_unit),
@@ -420,6 +420,7 @@ def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
         role_label=_role_label,
         proposal=_proposal(db, user, ticket),
         hot_issue=hot_issues.of_ticket(db, user, ticket),
+        reply_review=reply_review.ticket_context(db, ticket),
         max_photos=current_app.config["ATTACHMENT_MAX_FILES"],
         max_photo_mb=current_app.config["ATTACHMENT_MAX_BYTES"] / (1024 * 1024),
     ), status
@@ -468,6 +469,8 @@ ACTION_SLUGS = {
     "sign": "sign",
     "contact": "contact",
     "finish": "finish",
+    "approve_reply": "approve-reply",
+    "return_reply": "return-reply",
     "request_extension": "extension-request",
     "request_return": "return-request",
 }

@@ -35,8 +35,8 @@ S = TicketStatus
 GRID_ROLES = TRANSITIONS["accept"].roles
 LIST_LIMIT = 100
 RECENT_LIMIT = 20
-#: Statuses of a ticket the worker has finished (最近办结).
-DONE = (S.finished, S.called_back, S.closed)
+#: Statuses of a ticket the worker has finished (最近办结; 待审核: the reply awaits review).
+DONE = (S.reviewing, S.finished, S.called_back, S.closed)
 #: Said after the message of a refused form that carried photos.
 PHOTOS_AGAIN = "（出于安全原因，照片需重新选择）"
 
@@ -243,6 +243,8 @@ def act(number, action):
     message = SAID[action]
     if action == "accept" and event.payload.get("signed"):
         message += "，并已代表本单位签收"
+    if action == "finish" and event.payload.get("review"):
+        message = "工单已办结，办理结果待热线审核后发送诉求人"
     if action == "check-in" and event.payload.get("distance_m"):
         message += f"（定位距网格约 {event.payload['distance_m']:.0f} 米）"
     flash(message, "notice")

@@ -1180,10 +1180,16 @@ def test_finish_sets_callback_due(db, u, contacted):
     assert ticket.callback_due == local(2026, 11, 23, 15)
     # The callback workbench may call at once.
     assert ticket.callback_next_at == now
-    assert event.payload == {
+    quality = event.payload["reply_quality"]  # the automatic check (办结审核), kept
+    assert set(quality) == {"poor", "score", "reasons"}
+    assert {k: v for k, v in event.payload.items() if k != "reply_quality"} == {
         "late": False,
         "callback_due": "2026-11-23T07:00:00+00:00",
         "calendar_guessed_years": [],
+        "review": False,
+        "review_mode": "none",
+        "review_rule": None,
+        "review_why": None,
     }
     assert event.reason == "路灯已修复"
     assert event.unit_id == unit(db, DONGGUAN).id

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from dispatch import operations as ops
-from dispatch import whistle
+from dispatch import reply_review, whistle
 from dispatch.states import TRANSITIONS
 from hotline.enums import (
     CallbackOutcome,
@@ -20,6 +20,7 @@ from hotline.enums import (
     IntakeOutcome,
     RequestType,
     ReturnReason,
+    ReviewMode,
     Role,
     Satisfaction,
     Solved,
@@ -60,6 +61,7 @@ PATH = {
     S.termination_requested: ["dispatch", "sign", "request_termination"],
     S.terminated: ["dispatch", "sign", "request_termination", "approve_termination"],
     S.contacted: ["dispatch", "sign", "contact"],
+    S.reviewing: ["dispatch", "sign", "contact", "finish_for_review"],
     S.finished: ["dispatch", "sign", "contact", "finish"],
     S.called_back: ["dispatch", "sign", "contact", "finish", "callback_unhappy"],
     S.reopened: ["dispatch", "sign", "contact", "finish", "callback_unhappy", "reopen"],
@@ -83,6 +85,11 @@ def ticket_in(db, u, make_ticket):
 
     def make(status):
         ticket = make_ticket(u.operator, category="010103", area="370705001")
+
+        def finish(mode):
+            reply_review.set_rule(db, u.supervisor, ticket.category, mode=mode)
+            ops.finish(db, u.dongguan, ticket, result="已修复")
+
         steps = {
             "resolve_at_intake": lambda: ops.resolve_at_intake(
                 db, u.operator, ticket, outcome=IntakeOutcome.answered, answer="已答复"
@@ -103,7 +110,10 @@ def ticket_in(db, u, make_ticket):
                 db, u.supervisor, ticket, approve=True, note="同意"
             ),
             "contact": lambda: ops.contact(db, u.dongguan, ticket, note="已联系"),
-            "finish": lambda: ops.finish(db, u.dongguan, ticket, result="已修复"),
+            # Whether a reply is reviewed is the category's rule (dispatch.reply_review),
+            # set here so the path does not hang on the automatic check's verdict.
+            "finish": lambda: finish(ReviewMode.none),
+            "finish_for_review": lambda: finish(ReviewMode.all),
             "callback_unhappy": lambda: ops.record_callback(
                 db,
                 u.callback,
@@ -155,6 +165,8 @@ def arguments(db, u, make_ticket):
             "request_extension": lambda: {"days": 2, "reason": "情况复杂"},
             "decide_extension": lambda: {"approve": True, "note": "同意"},
             "finish": lambda: {"result": "已办结"},
+            "approve_reply": lambda: {"note": "答复清楚"},
+            "return_reply": lambda: {"reason": "答复未说明路灯何时修复"},
             "record_callback": lambda: {
                 "outcome": CallbackOutcome.answered,
                 "solved": Solved.solved,
@@ -238,6 +250,8 @@ EXPECTED_TABLE = {
     "request_extension": ({"signed", "contacted"}, {"unit_handler"}),
     "decide_extension": ({"signed", "contacted"}, {"dispatcher", "supervisor"}),
     "finish": ({"signed", "contacted"}, {"unit_handler", "grid_worker"}),
+    "approve_reply": ({"reviewing"}, {"supervisor"}),
+    "return_reply": ({"reviewing"}, {"supervisor"}),
     "record_callback": ({"finished"}, {"callback_agent", "portal"}),
     "reopen": ({"called_back"}, {"supervisor"}),
     "close": ({"finished", "called_back"}, {"callback_agent", "supervisor"}),
@@ -531,6 +545,26 @@ HTTP_CASES = [
         "ROLE_NOT_ALLOWED",
         {"operation": "decide_return", "role": "supervisor"},
         id="supervisor-decides-return",
+    ),
+    pytest.param(
+        S.reviewing,
+        "dongguan",
+        "approve-reply",
+        {},
+        403,
+        "ROLE_NOT_ALLOWED",
+        {"operation": "approve_reply", "role": "unit_handler"},
+        id="unit-approves-own-reply",
+    ),
+    pytest.param(
+        S.finished,
+        "supervisor",
+        "return-reply",
+        {"reason": "答复不清"},
+        409,
+        "TICKET_STATE_CONFLICT",
+        {"operation": "return_reply", "status": "finished"},
+        id="return-reply-already-finished",
     ),
 ]
 

@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
@@ -39,6 +40,10 @@ from hotline.models import (
 from server import history
 from server.cli import main
 from tests.helpers import is_postgres
+
+#: The demo history runs with the review default the product ships (办结审核 of flagged
+#: replies), as ``hotline demo`` does.
+pytestmark = pytest.mark.usefixtures("shipped_review_default")
 
 #: A Wednesday afternoon, local time 15:30: calls are still coming in.
 NOW = dt.datetime(2026, 11, 25, 7, 30, tzinfo=dt.UTC)
