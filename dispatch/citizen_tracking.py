@@ -66,6 +66,7 @@ STATUS_WORDS = {
     S.finished: "已办结，待评价",
     S.called_back: "复核中",
     S.closed: "已办结",
+    S.split: "已分项办理",
 }
 #: States whose reply (``ticket.result``) the citizen may read.
 REPLIED = {S.resolved_at_intake, S.finished, S.called_back, S.closed}

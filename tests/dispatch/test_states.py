@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
+from dispatch import cohandling
 from dispatch import operations as ops
 from dispatch.states import TRANSITIONS
 from hotline.enums import (
@@ -27,7 +28,7 @@ from hotline.enums import (
     Urgency,
 )
 from hotline.errors import Conflict, Forbidden
-from hotline.models import TicketEvent, Unit
+from hotline.models import Category, TicketEvent, Unit
 
 S = TicketStatus
 
@@ -63,7 +64,24 @@ PATH = {
     S.reopened: ["dispatch", "sign", "contact", "finish", "callback_unhappy", "reopen"],
     # A solved and satisfied callback archives the ticket itself.
     S.closed: ["dispatch", "sign", "contact", "finish", "callback_happy"],
+    S.split: ["split"],
 }
+
+#: Operations whose functions live in a module of their own (the rest in dispatch.operations).
+ELSEWHERE = {"report_assist": cohandling, "split": cohandling}
+
+
+def operation(name):
+    return getattr(ELSEWHERE.get(name, ops), name)
+
+
+def split_children(db):
+    """Two matters of one call (拆单), each with its category and unit."""
+    lights = db.scalars(sa.select(Category).where(Category.code == "010103")).one()
+    return [
+        cohandling.Child("小区门口路灯不亮", lights, None, unit(db, DONGGUAN)),
+        cohandling.Child("路边井盖缺失", lights, None, unit(db, "U-CGJ")),
+    ]
 
 
 @pytest.fixture
@@ -119,6 +137,7 @@ def ticket_in(db, u, make_ticket):
                 satisfaction=Satisfaction.satisfied,
             ),
             "reopen": lambda: ops.reopen(db, u.supervisor, ticket, reason="未解决"),
+            "split": lambda: cohandling.split(db, u.operator, ticket, children=split_children(db)),
         }
         for name in PATH[status]:
             steps[name]()
@@ -165,6 +184,8 @@ def arguments(db, u, make_ticket):
             "review_termination": lambda: {"approve": True, "note": "同意"},
             "exempt": lambda: {"exempt": True, "kind": "unreasonable", "reason": "无理索要"},
             "reclassify": lambda: {"urgency": Urgency.emergency, "reason": "核实有人受伤"},
+            "split": lambda: {"children": split_children(db)},
+            "report_assist": lambda: {"report": "已清理协办范围内的杂物"},
         }[name]()
 
     return make
@@ -206,6 +227,7 @@ EXPECTED_TABLE = {
     "transfer": ({"received"}, {"operator", "dispatcher"}),
     "merge": ({"received"}, {"operator", "dispatcher"}),
     "dispatch": ({"received"}, {"dispatcher"}),
+    "split": ({"received"}, {"operator", "dispatcher"}),
     "sign": ({"dispatched", "reopened", "signed", "contacted"}, {"unit_handler"}),
     "accept": ({"dispatched", "signed", "contacted", "reopened"}, {"grid_worker"}),
     "check_in": ({"signed", "contacted"}, {"grid_worker"}),
@@ -220,6 +242,17 @@ EXPECTED_TABLE = {
     "request_extension": ({"signed", "contacted"}, {"unit_handler"}),
     "decide_extension": ({"signed", "contacted"}, {"dispatcher", "supervisor"}),
     "finish": ({"signed", "contacted"}, {"unit_handler", "grid_worker"}),
+    "report_assist": (
+        {
+            "dispatched",
+            "signed",
+            "contacted",
+            "return_requested",
+            "reopened",
+            "termination_requested",
+        },
+        {"unit_handler"},
+    ),
     "record_callback": ({"finished"}, {"callback_agent", "portal"}),
     "reopen": ({"called_back"}, {"supervisor"}),
     "close": ({"finished", "called_back"}, {"callback_agent", "supervisor"}),
@@ -292,7 +325,7 @@ def test_wrong_state_refused(
     kwargs = arguments(name)
     before = snapshot(ticket)
     with pytest.raises(Conflict) as caught:
-        getattr(ops, name)(db, actor, ticket, **kwargs)
+        operation(name)(db, actor, ticket, **kwargs)
     error = caught.value
     assert error.code == "TICKET_STATE_CONFLICT"
     assert error.status == 409
@@ -311,7 +344,7 @@ def test_wrong_role_refused(
     kwargs = arguments(name)
     before = snapshot(ticket)
     with pytest.raises(Forbidden) as caught:
-        getattr(ops, name)(db, actor, ticket, **kwargs)
+        operation(name)(db, actor, ticket, **kwargs)
     error = caught.value
     assert error.code == "ROLE_NOT_ALLOWED"
     assert error.status == 403
@@ -390,7 +423,7 @@ def test_other_units_handler_cannot_act_for_the_lead(
     before = snapshot(ticket)
     for username in ("cgj", "kuiwen"):  # an unrelated unit; the copied district government
         with pytest.raises(Forbidden) as caught:
-            getattr(ops, name)(db, user(username), ticket, **kwargs)
+            operation(name)(db, user(username), ticket, **kwargs)
         assert caught.value.code == "TICKET_NOT_ASSIGNED_TO_UNIT"
     assert_unchanged(ticket, before)
 
