@@ -52,7 +52,7 @@ from hotline.models import Attachment, Ticket, TicketEvent
 S = TicketStatus
 
 #: Most child tickets one call is split into.
-MAX_CHILDREN = 10
+MAX_CHILDREN = 8
 
 
 # -- 协办反馈 ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import dispatch.api.callbacks
 import dispatch.api.catalogue
 import dispatch.api.citizen
 import dispatch.api.citizen_track
+import dispatch.api.cohandling
 import dispatch.api.intake
 import dispatch.api.open311
 import dispatch.api.tickets
@@ -43,6 +44,7 @@ import dispatch.pages.admin_time
 import dispatch.pages.admin_units
 import dispatch.pages.citizen
 import dispatch.pages.citizen_track
+import dispatch.pages.cohandling
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
@@ -99,6 +101,7 @@ API = [
     hotline.api.areas,
     hotline.api.categories,
     dispatch.api.tickets,
+    dispatch.api.cohandling,
     dispatch.api.callbacks,
     dispatch.api.intake,
     dispatch.api.time_rules,
@@ -120,6 +123,7 @@ PAGES = [
     hotline.pages,
     dispatch.pages.console,
     dispatch.pages.desk,
+    dispatch.pages.cohandling,
     dispatch.pages.grid,
     dispatch.pages.followup,
     dispatch.pages.photos,
