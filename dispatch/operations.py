@@ -1151,8 +1151,8 @@ def finish(
         if last_check_in(session, ticket, actor) is None:
             raise Conflict("请先到现场核查（上传现场照片和定位）后再办结", code="CHECK_IN_REQUIRED")
     assignment = _own_assignment(ticket, actor, AssignmentRole.lead)
-    assists = cohandling.assists_at_finish(ticket, assists_note)
     result = _require_reason(result, "办理结果")
+    assists = cohandling.assists_at_finish(ticket, assists_note)
     if ticket.status == S.signed and ticket.requester_phone:
         raise Conflict("请先联系诉求人（响应）后再办结", code="CONTACT_REQUIRED")
     before = ticket.status

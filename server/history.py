@@ -46,7 +46,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from dashboards import warnings
-from dispatch import calendar, citizen_tracking, operations, routing, timers
+from dispatch import calendar, citizen_tracking, cohandling, operations, routing, timers
 from dispatch.states import FINAL, IN_HANDLING
 from hotline import outbox, suggestions
 from hotline.audit import audit
@@ -146,6 +146,10 @@ RESULTS = (
     "已协调有关单位共同处理，问题已解决，后续将加强巡查。",
     "经调查核实，已依法处理，并向诉求人答复处理结果。",
 )
+#: An assisting unit's part (协办反馈), and the lead's reason to finish without a unit's that
+#: never came (an assist that never signed).
+ASSIST_REPORT = "已按职责完成协办部分的现场处置，相关情况已告知主办单位。"
+ASSISTS_NOTE = "协办单位未签收、未反馈，主办单位已完成全部办理。"
 RETURN_NOTES = {
     ReturnReason.wrong_territory: "经核实，诉求地点不在本单位辖区，请改派属地单位。",
     ReturnReason.not_our_duty: "该事项不属于本单位职责，请改派主管部门。",
@@ -850,6 +854,23 @@ class _History:
         for assignment in ticket.assignments:
             if assignment.active and assignment.role.value == "assist" and not assignment.signed_at:
                 operations.sign(self.session, self.handlers[assignment.unit_id], ticket, now=moment)
+                # Its report comes a third of the way to the finish deadline (no draw: the
+                # other steps' random numbers stay as they were).
+                later = max((ticket.finish_due - moment) / 3, dt.timedelta(minutes=30))
+                self.at(moment + later, self._report_assist, case)
+                return
+
+    def _report_assist(self, case, moment):
+        """协办反馈 of the first signed assisting unit that has not reported yet."""
+        ticket = case.ticket
+        if ticket.status not in IN_HANDLING:
+            return
+        for a in ticket.assignments:
+            if a.active and a.role.value == "assist" and a.signed_at and not a.finished_at:
+                handler = self.handlers[a.unit_id]
+                cohandling.report_assist(
+                    self.session, handler, ticket, report=ASSIST_REPORT, now=moment
+                )
                 return
 
     def _after_sign(self, case, moment):
@@ -1045,7 +1066,12 @@ class _History:
         if ticket.status not in (S.signed, S.contacted):
             return
         operations.finish(
-            self.session, self._handler(ticket), ticket, result=rng.choice(RESULTS), now=moment
+            self.session,
+            self._handler(ticket),
+            ticket,
+            result=rng.choice(RESULTS),
+            assists_note=ASSISTS_NOTE,
+            now=moment,
         )
         if not ticket.requester_phone:
             at = moment + dt.timedelta(hours=rng.uniform(1, 20))
