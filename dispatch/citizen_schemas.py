@@ -138,6 +138,11 @@ def ticket_detail(view, status_words):
             "can_reopen": view.actions.can_rerequest,
             "reopen_until": iso(view.actions.rerequest_until),
             "reopen_note": view.actions.rerequest_note,
+            "parent": view.parent,
+            "parts": [
+                {"number": p.number, "title": p.title, "status": p.status, "reply": p.reply}
+                for p in view.parts
+            ],
         }
     )
     return data

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from dispatch import operations
+from dispatch import cohandling, operations
 from hotline import settings
 from hotline.config import DEFAULTS
 from hotline.db import local_datetime
@@ -68,6 +68,7 @@ STATUS_WORDS = {
     S.finished: "已办结，待评价",
     S.called_back: "复核中",
     S.closed: "已办结",
+    S.split: "已分项办理",
 }
 #: States whose reply (``ticket.result``) the citizen may read.
 REPLIED = {S.resolved_at_intake, S.finished, S.called_back, S.closed}
@@ -270,6 +271,14 @@ def _review_termination(e, p, c):
     return ("已终止办理", "") if p.get("approved") else None
 
 
+def _split(e, p, c):
+    return ("分项办理", f"您反映的 {len(p.get('children') or [])} 件事项已分别登记，逐项办理")
+
+
+def _close_split(e, p, c):
+    return ("已办结", "各分项均已办理完毕")
+
+
 #: The events a citizen may see, each told in plain words (anything else is not shown).
 _PUBLIC = {
     "receive": _receive,
@@ -292,6 +301,8 @@ _PUBLIC = {
     "reopen": _reopen,
     "close": _close,
     "review_termination": _review_termination,
+    "split": _split,
+    "close_split": _close_split,
 }
 
 
@@ -405,6 +416,20 @@ class TicketView:
     steps: list
     actions: Actions
     rating: dict | None
+    #: 拆单: the call this ticket is one matter of (its number), and the matters of a split
+    #: call (``Part``), each with its own state and reply.
+    parent: str | None = None
+    parts: list = field(default_factory=list)
+
+
+@dataclass
+class Part:
+    """One matter of a split call as the citizen sees it."""
+
+    number: str
+    title: str
+    status: str
+    reply: str | None
 
 
 def view(session, ticket, now, timezone=DEFAULTS["TIMEZONE"]):
@@ -415,4 +440,11 @@ def view(session, ticket, now, timezone=DEFAULTS["TIMEZONE"]):
         steps=timeline(session, ticket, timezone),
         actions=actions(session, ticket, now),
         rating=last_rating(session, ticket),
+        parent=ticket.parent.number if ticket.parent else None,
+        parts=[
+            Part(
+                t.number, t.title, STATUS_WORDS[t.status], t.result if t.status in REPLIED else None
+            )
+            for t in cohandling.children_of(session, ticket)
+        ],
     )

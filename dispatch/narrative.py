@@ -328,7 +328,8 @@ def assignment_state(assignment):
     if a.signed_at is None:
         return "待签收"
     if a.finished_at is not None:
-        return "已办结"
+        # An assisting unit's moment is its report (协办反馈, dispatch.cohandling).
+        return "已办结" if a.role == AssignmentRole.lead else "已反馈"
     return "办理中" if a.role == AssignmentRole.lead else "协办中"
 
 

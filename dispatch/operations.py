@@ -21,6 +21,7 @@ from dispatch import (
     calendar,
     calls,
     citizen_notices,
+    cohandling,
     placing,
     reply_review,
     routing,
@@ -183,6 +184,10 @@ def _record(
     session.add(event)
     session.flush()
     _publish(session, ticket, name, from_status, now)
+    if ticket.parent_id is not None and ticket.status in FINAL and from_status not in FINAL:
+        # The one place a child ticket of a split call (拆单) becomes final: its parent
+        # closes when this was the last one open.
+        cohandling.close_parent_if_done(session, ticket, now)
     return event
 
 
@@ -486,22 +491,16 @@ def receive(
         "recording_ref": call.recording_ref if call else None,
         "channel_client": channel_client,
     }
-    statement = _INSERT_TICKET
-    if session.get_bind().dialect.name == "postgresql":
-        statement = _INSERT_TICKET_WITH_NUMBER
-        values["number_prefix"] = _number_prefix(session, now)
     try:
         # One INSERT … RETURNING, no look-up first: the unique (creator, key) constraint
         # settles retries and races, so a new request pays nothing for idempotency.
-        ticket = session.scalars(statement, [values]).one()
+        ticket = insert_ticket(session, values)
     except IntegrityError:
         session.rollback()
         existing = idempotency_key and _ticket_for_key(session, actor, idempotency_key, digest)
         if not existing:
             raise
         return existing, False
-    if ticket.number is None:
-        ticket.number = _number(session, ticket)
     payload = {
         **(extra_payload or {}),
         "channel": channel.value,
@@ -528,6 +527,21 @@ def receive(
     if call is not None and call.ticket_id is None:
         call.ticket_id = ticket.id
     return ticket, True
+
+
+def insert_ticket(session, values):
+    """Insert a new ticket row (``values``: its columns, ``received_at`` among them) and
+    number it: one INSERT … RETURNING, the number's serial from ``ticket_number_seq`` on
+    PostgreSQL, from the id on SQLite. ``receive`` and 拆单's children (dispatch.cohandling)
+    both make tickets here."""
+    statement = _INSERT_TICKET
+    if session.get_bind().dialect.name == "postgresql":
+        statement = _INSERT_TICKET_WITH_NUMBER
+        values = {**values, "number_prefix": _number_prefix(session, values["received_at"])}
+    ticket = session.scalars(statement, [values]).one()
+    if ticket.number is None:
+        ticket.number = _number(session, ticket)
+    return ticket
 
 
 #: The emergency lines the console offers when the classifier names one (the warning).
@@ -1129,12 +1143,24 @@ def decide_extension(session, actor, ticket, *, approve, note, expected_version=
     )
 
 
-def finish(session, actor, ticket, *, result, photos=(), expected_version=None, now=None):
+def finish(
+    session,
+    actor,
+    ticket,
+    *,
+    result,
+    photos=(),
+    assists_note=None,
+    expected_version=None,
+    now=None,
+):
     """办结: the lead unit reports the result, with ``photos`` as evidence (stored with the
     event). The reply is checked (``classifier.reply_quality``, kept in the event) and,
     when the category's review rule says so (``dispatch.reply_review``), waits in 待审核 for
     a reviewer: no callback and no text to the citizen until it is approved. Otherwise it is
-    已办结 at once and the callback clock starts."""
+    已办结 at once and the callback clock starts. Every active assisting unit must have
+    filed its part (协办反馈) first, unless ``assists_note`` says why the lead finishes
+    without it (``cohandling.assists_at_finish``)."""
     now = now or utcnow()
     check_allowed("finish", ticket, actor, expected_version)
     if actor.role == Role.grid_worker:
@@ -1143,6 +1169,7 @@ def finish(session, actor, ticket, *, result, photos=(), expected_version=None, 
             raise Conflict("请先到现场核查（上传现场照片和定位）后再办结", code="CHECK_IN_REQUIRED")
     assignment = _own_assignment(ticket, actor, AssignmentRole.lead)
     result = _require_reason(result, "办理结果")
+    assists = cohandling.assists_at_finish(ticket, assists_note)
     if ticket.status == S.signed and ticket.requester_phone:
         raise Conflict("请先联系诉求人（响应）后再办结", code="CONTACT_REQUIRED")
     assessment = reply_quality.assess(result, ticket.content or "", ticket.title or "")
@@ -1155,6 +1182,7 @@ def finish(session, actor, ticket, *, result, photos=(), expected_version=None, 
         "late": _late(now, ticket.finish_due),
         "reply_quality": assessment.as_dict(),
         **decision.as_dict(),
+        **assists,
     }
     if decision.review:
         ticket.status = S.reviewing

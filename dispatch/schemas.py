@@ -223,7 +223,11 @@ def _p_decision(db, f):
 
 def _p_finish(db, f):
     return {
-        "result": f.text("result", "办理结果", required=True, multiline=True, max_len=RESULT_MAX)
+        "result": f.text("result", "办理结果", required=True, multiline=True, max_len=RESULT_MAX),
+        # Why the lead finishes before every assisting unit reported (协办反馈).
+        "assists_note": f.text(
+            "assists_note", "未等协办反馈即办结的原因", multiline=True, max_len=NOTE_MAX
+        ),
     }
 
 

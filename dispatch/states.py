@@ -49,6 +49,8 @@ TRANSITIONS = {
         _t("transfer", "转办", [S.received], [R.operator, R.dispatcher]),
         _t("merge", "并单", [S.received], [R.operator, R.dispatcher]),
         _t("dispatch", "派单", [S.received], [R.dispatcher]),
+        # 拆单: one call with several matters becomes child tickets (dispatch.cohandling).
+        _t("split", "拆单", [S.received], [R.operator, R.dispatcher]),
         # Assisting units may sign while the lead works on; the operation checks which.
         _t("sign", "签收", [S.dispatched, S.reopened, S.signed, S.contacted], [R.unit_handler]),
         # A grid worker acts for their street office only on a ticket they accepted (接单);
@@ -71,6 +73,9 @@ TRANSITIONS = {
         _t("finish", "办结", [S.signed, S.contacted], [R.unit_handler, R.grid_worker]),
         _t("approve_reply", "审核通过", [S.reviewing], [R.supervisor]),
         _t("return_reply", "审核退回", [S.reviewing], [R.supervisor]),
+        # 协办反馈: an assisting unit files its part into the lead's ticket; the operation
+        # (dispatch.cohandling) checks the unit assists and has signed.
+        _t("report_assist", "协办反馈", IN_HANDLING, [R.unit_handler]),
         # The citizen's own rating online (一事一评) is a callback like a call; the portal
         # checks the ticket is the citizen's.
         _t("record_callback", "回访", [S.finished], [R.callback_agent, R.portal]),
@@ -105,6 +110,9 @@ ADMINISTRATIVE = {
     for t in [
         # A unit being deactivated hands its open tickets to another (dispatch.units).
         _t("reassign", "停用改派", IN_HANDLING, [R.admin]),
+        # A split call (已拆单) closes when its last child ticket reaches a final state
+        # (dispatch.cohandling); nobody asks for it.
+        _t("close_split", "子单全部办结", [S.split], []),
     ]
 }
 

@@ -39,6 +39,7 @@ PURPOSES = {
     "site": "现场核查",
     "report": "主动发现",
     "opinion": "报到反馈",
+    "assist": "协办反馈",
 }
 #: What a person is told when the store cannot take the photos.
 STORE_FAILED = "照片保存失败：附件存储空间已满或暂不可写，本次操作未生效，请稍后重试或联系管理员"

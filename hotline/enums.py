@@ -104,6 +104,9 @@ class TicketStatus(LabeledEnum):
     reopened = "reopened", "重办"
     terminated = "terminated", "已终止"
     closed = "closed", "已归档"
+    #: 拆单: the call held several matters, each now a child ticket of its own; the parent
+    #: has no unit and no clock and closes itself when every child is final.
+    split = "split", "已拆单"
 
 
 class IntakeOutcome(LabeledEnum):

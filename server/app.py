@@ -36,6 +36,7 @@ import dispatch.api.callbacks
 import dispatch.api.catalogue
 import dispatch.api.citizen
 import dispatch.api.citizen_track
+import dispatch.api.cohandling
 import dispatch.api.inspections
 import dispatch.api.intake
 import dispatch.api.open311
@@ -51,6 +52,7 @@ import dispatch.pages.admin_time
 import dispatch.pages.admin_units
 import dispatch.pages.citizen
 import dispatch.pages.citizen_track
+import dispatch.pages.cohandling
 import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
@@ -111,6 +113,7 @@ API = [
     hotline.api.categories,
     dispatch.api.tickets,
     dispatch.api.reply_review,
+    dispatch.api.cohandling,
     dispatch.api.callbacks,
     dispatch.api.inspections,
     dispatch.api.intake,
@@ -135,6 +138,7 @@ PAGES = [
     hotline.pages,
     dispatch.pages.console,
     dispatch.pages.desk,
+    dispatch.pages.cohandling,
     dispatch.pages.grid,
     dispatch.pages.followup,
     dispatch.pages.inspection,

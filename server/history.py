@@ -46,7 +46,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from dashboards import warnings
-from dispatch import calendar, citizen_tracking, operations, routing, timers
+from dispatch import calendar, citizen_tracking, cohandling, operations, routing, timers
 from dispatch.states import FINAL, IN_HANDLING
 from hotline import outbox, suggestions
 from hotline.audit import audit
@@ -153,6 +153,10 @@ REVIEW_RETURNS = (
     "答复与诉求内容不对应，请针对诉求人反映的问题逐项答复。",
     "答复未说明不能办理的原因和政策依据，请补充。",
 )
+#: An assisting unit's part (协办反馈), and the lead's reason to finish without a unit's that
+#: never came (an assist that never signed).
+ASSIST_REPORT = "已按职责完成协办部分的现场处置，相关情况已告知主办单位。"
+ASSISTS_NOTE = "协办单位未签收、未反馈，主办单位已完成全部办理。"
 RETURN_NOTES = {
     ReturnReason.wrong_territory: "经核实，诉求地点不在本单位辖区，请改派属地单位。",
     ReturnReason.not_our_duty: "该事项不属于本单位职责，请改派主管部门。",
@@ -865,6 +869,23 @@ class _History:
         for assignment in ticket.assignments:
             if assignment.active and assignment.role.value == "assist" and not assignment.signed_at:
                 operations.sign(self.session, self.handlers[assignment.unit_id], ticket, now=moment)
+                # Its report comes a third of the way to the finish deadline (no draw: the
+                # other steps' random numbers stay as they were).
+                later = max((ticket.finish_due - moment) / 3, dt.timedelta(minutes=30))
+                self.at(moment + later, self._report_assist, case)
+                return
+
+    def _report_assist(self, case, moment):
+        """协办反馈 of the first signed assisting unit that has not reported yet."""
+        ticket = case.ticket
+        if ticket.status not in IN_HANDLING:
+            return
+        for a in ticket.assignments:
+            if a.active and a.role.value == "assist" and a.signed_at and not a.finished_at:
+                handler = self.handlers[a.unit_id]
+                cohandling.report_assist(
+                    self.session, handler, ticket, report=ASSIST_REPORT, now=moment
+                )
                 return
 
     def _after_sign(self, case, moment):
@@ -1089,6 +1110,14 @@ class _History:
     def _after_reply(self, case, moment):
         """The reply has reached the citizen: the callback (or closing without a phone)."""
         ticket, rng = case.ticket, case.rng
+        operations.finish(
+            self.session,
+            self._handler(ticket),
+            ticket,
+            result=rng.choice(RESULTS),
+            assists_note=ASSISTS_NOTE,
+            now=moment,
+        )
         if not ticket.requester_phone:
             at = moment + dt.timedelta(hours=rng.uniform(1, 20))
             self.at(self._callback_hours(at, rng), self._close_no_phone, case)

@@ -164,7 +164,10 @@ def _ticket(browser_database, *, reopen=False):
             at = start + dt.timedelta(minutes=20)
             ops.contact(db, handler, ticket, note="已电话联系钱先生", now=at)
             at = start + dt.timedelta(hours=1)
-            ops.finish(db, handler, ticket, result="已更换灯泡，路灯恢复", now=at)
+            note = "城管局协办部分无需另行反馈"
+            ops.finish(
+                db, handler, ticket, result="已更换灯泡，路灯恢复", assists_note=note, now=at
+            )
             ops.record_callback(
                 db,
                 user("callback"),

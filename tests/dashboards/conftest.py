@@ -110,7 +110,11 @@ class City:
             ops.contact(self.db, handler, ticket, note="已电话联系诉求人", now=start + contact)
         if finish is None:
             return
-        ops.finish(self.db, handler, ticket, result="已现场处理完毕", now=start + finish)
+        # An assisting unit's report (协办反馈) is not part of these figures: the lead says why.
+        note = "协办部分已由主办单位一并处理"
+        ops.finish(
+            self.db, handler, ticket, result="已现场处理完毕", assists_note=note, now=start + finish
+        )
         if callback is not None:
             self.call(ticket, callback, at=start + finish + DAY)
 

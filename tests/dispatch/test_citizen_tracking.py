@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from dashboards import ranking
-from dispatch import citizen_notices, citizen_tracking, queues
+from dispatch import citizen_notices, citizen_tracking, cohandling, queues
 from dispatch import operations as ops
 from hotline import privacy
 from hotline.db import utcnow
@@ -94,6 +94,9 @@ def test_the_timeline_tells_only_what_a_citizen_may_see(db, user, make_ticket, a
     ops.designate(db, dispatcher, ticket, lead=dongguan, assists=[water], note="指定内部说明")
     ops.sign(db, user("dongguan"), ticket)
     ops.contact(db, user("dongguan"), ticket, note="联系记录内部己庚")
+    # The assisting unit's signature and its report (协办反馈) are the hotline's own.
+    ops.sign(db, user("water"), ticket)
+    cohandling.report_assist(db, user("water"), ticket, report="协办内部反馈辰巳")
     ops.request_extension(db, user("dongguan"), ticket, days=2, reason="延期内部理由辛壬")
     ops.decide_extension(db, supervisor, ticket, approve=True, note="审核内部意见癸")
     ops.reclassify(db, supervisor, ticket, urgency=Urgency.urgent, reason="分类内部理由子丑")

@@ -16,6 +16,7 @@ import chinese_calendar
 import pytest
 import sqlalchemy as sa
 
+from dispatch import cohandling
 from dispatch import operations as ops
 from hotline.enums import (
     AssignmentRole,
@@ -1190,6 +1191,8 @@ def test_finish_sets_callback_due(db, u, contacted):
         "review_mode": "none",
         "review_rule": None,
         "review_why": None,
+        "assists_missing": [],
+        "assists_note": None,
     }
     assert event.reason == "路灯已修复"
     assert event.unit_id == unit(db, DONGGUAN).id
@@ -1480,7 +1483,14 @@ def test_reopen_goes_back_to_the_same_units_with_a_new_clock(db, u, new_ticket):
     )
     ops.sign(db, u.dongguan, ticket, now=local(2026, 11, 16, 10))
     ops.contact(db, u.dongguan, ticket, note="已联系", now=local(2026, 11, 16, 11))
-    ops.finish(db, u.dongguan, ticket, result="已修复", now=local(2026, 11, 17, 9))
+    ops.finish(
+        db,
+        u.dongguan,
+        ticket,
+        result="已修复",
+        assists_note="城管局未签收，路灯由本单位修复",
+        now=local(2026, 11, 17, 9),
+    )
     ops.record_callback(
         db,
         u.callback,
@@ -1527,6 +1537,8 @@ def test_reopen_goes_back_to_the_same_units_with_a_new_clock(db, u, new_ticket):
     step(db, ops.sign, u.dongguan, ticket, to=S.signed, now=local(2026, 11, 18, 11))
     step(db, ops.sign, u.cgj, ticket, to=S.signed, now=local(2026, 11, 18, 11, 5))
     step(db, ops.contact, u.dongguan, ticket, to=S.contacted, note="再次联系")
+    # The new round needs the assist's new report (协办反馈).
+    step(db, cohandling.report_assist, u.cgj, ticket, to=S.contacted, report="已配合更换灯具")
     step(db, ops.finish, u.dongguan, ticket, to=S.finished, result="更换灯具")
 
 
@@ -1770,6 +1782,7 @@ def test_api_happy_path_from_create_to_closed(db, api):
     post("dongguan", "extension-request", {"days": 2, "reason": "需更换线路"}, "contacted")
     data = post("supervisor", "extension-decision", {"approve": True, "note": "同意"}, "contacted")
     assert data["event"]["payload"]["days"] == 2
+    post("cgj", "assist-report", {"report": "已配合排查路灯线路"}, "contacted")
     post("dongguan", "finish", {"result": "路灯线路已更换，恢复照明"}, "finished")
     queue = _ok(api("callback").get("/callbacks"))
     assert [item["number"] for item in queue["items"]] == [number]
@@ -1800,6 +1813,7 @@ def test_api_happy_path_from_create_to_closed(db, api):
         ("contact", "dongguan", "unit_handler", "signed", "contacted"),
         ("request_extension", "dongguan", "unit_handler", "contacted", "contacted"),
         ("decide_extension", "supervisor", "supervisor", "contacted", "contacted"),
+        ("report_assist", "cgj", "unit_handler", "contacted", "contacted"),
         ("finish", "dongguan", "unit_handler", "contacted", "finished"),
         ("record_callback", "callback", "callback_agent", "finished", "finished"),
         ("record_callback", "callback", "callback_agent", "finished", "closed"),

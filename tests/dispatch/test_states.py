@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
+from dispatch import cohandling, reply_review, whistle
 from dispatch import operations as ops
-from dispatch import reply_review, whistle
 from dispatch.states import TRANSITIONS
 from hotline.enums import (
     CallbackOutcome,
@@ -29,7 +29,7 @@ from hotline.enums import (
     Urgency,
 )
 from hotline.errors import Conflict, Forbidden
-from hotline.models import TicketEvent, Unit
+from hotline.models import Category, TicketEvent, Unit
 
 S = TicketStatus
 
@@ -67,7 +67,31 @@ PATH = {
     S.reopened: ["dispatch", "sign", "contact", "finish", "callback_unhappy", "reopen"],
     # A solved and satisfied callback archives the ticket itself.
     S.closed: ["dispatch", "sign", "contact", "finish", "callback_happy"],
+    S.split: ["split"],
 }
+
+#: Operations whose functions live in a module of their own (the rest in dispatch.operations).
+ELSEWHERE = {
+    "report_assist": cohandling,
+    "split": cohandling,
+    "whistle": whistle,
+    "report_summons": whistle,
+    "give_opinion": whistle,
+    "withdraw_summons": whistle,
+}
+
+
+def operation(name):
+    return getattr(ELSEWHERE.get(name, ops), name)
+
+
+def split_children(db):
+    """Two matters of one call (拆单), each with its category and unit."""
+    lights = db.scalars(sa.select(Category).where(Category.code == "010103")).one()
+    return [
+        cohandling.Child("小区门口路灯不亮", lights, None, unit(db, DONGGUAN)),
+        cohandling.Child("路边井盖缺失", lights, None, unit(db, "U-CGJ")),
+    ]
 
 
 @pytest.fixture
@@ -131,6 +155,7 @@ def ticket_in(db, u, make_ticket):
                 satisfaction=Satisfaction.satisfied,
             ),
             "reopen": lambda: ops.reopen(db, u.supervisor, ticket, reason="未解决"),
+            "split": lambda: cohandling.split(db, u.operator, ticket, children=split_children(db)),
         }
         for name in PATH[status]:
             steps[name]()
@@ -183,25 +208,14 @@ def arguments(db, u, make_ticket):
             "report_summons": lambda: {},
             "give_opinion": lambda: {"opinion": "已派执法队员到场处置"},
             "withdraw_summons": lambda: {"unit": unit(db, "U-CGJ"), "reason": "街道已自行解决"},
+            "split": lambda: {"children": split_children(db)},
+            "report_assist": lambda: {"report": "已清理协办范围内的杂物"},
         }[name]()
 
     return make
 
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
-
-#: Operations that live in their own modules (the rest are in ``dispatch.operations``).
-OWN_MODULES = {
-    "whistle": whistle.whistle,
-    "report_summons": whistle.report_summons,
-    "give_opinion": whistle.give_opinion,
-    "withdraw_summons": whistle.withdraw_summons,
-}
-
-
-def operation(name):
-    return OWN_MODULES.get(name) or getattr(ops, name)
-
 
 # -- the tables -------------------------------------------------------------------------------
 
@@ -236,6 +250,7 @@ EXPECTED_TABLE = {
     "transfer": ({"received"}, {"operator", "dispatcher"}),
     "merge": ({"received"}, {"operator", "dispatcher"}),
     "dispatch": ({"received"}, {"dispatcher"}),
+    "split": ({"received"}, {"operator", "dispatcher"}),
     "sign": ({"dispatched", "reopened", "signed", "contacted"}, {"unit_handler"}),
     "accept": ({"dispatched", "signed", "contacted", "reopened"}, {"grid_worker"}),
     "check_in": ({"signed", "contacted"}, {"grid_worker"}),
@@ -252,6 +267,17 @@ EXPECTED_TABLE = {
     "finish": ({"signed", "contacted"}, {"unit_handler", "grid_worker"}),
     "approve_reply": ({"reviewing"}, {"supervisor"}),
     "return_reply": ({"reviewing"}, {"supervisor"}),
+    "report_assist": (
+        {
+            "dispatched",
+            "signed",
+            "contacted",
+            "return_requested",
+            "reopened",
+            "termination_requested",
+        },
+        {"unit_handler"},
+    ),
     "record_callback": ({"finished"}, {"callback_agent", "portal"}),
     "reopen": ({"called_back"}, {"supervisor"}),
     "close": ({"finished", "called_back"}, {"callback_agent", "supervisor"}),
