@@ -1085,7 +1085,14 @@ class _History:
             return
         story = self._story(case, "claimed_solved")
         result = story["reply"] if story and case.rounds == 0 else rng.choice(RESULTS)
-        operations.finish(self.session, self._handler(ticket), ticket, result=result, now=moment)
+        operations.finish(
+            self.session,
+            self._handler(ticket),
+            ticket,
+            result=result,
+            assists_note=ASSISTS_NOTE,
+            now=moment,
+        )
         if ticket.status == S.reviewing:
             # 办结审核: a supervisor decides in office hours before the citizen hears of it.
             review = self._working(moment + dt.timedelta(hours=rng.uniform(0.5, 6)), ticket, rng)
@@ -1110,14 +1117,6 @@ class _History:
     def _after_reply(self, case, moment):
         """The reply has reached the citizen: the callback (or closing without a phone)."""
         ticket, rng = case.ticket, case.rng
-        operations.finish(
-            self.session,
-            self._handler(ticket),
-            ticket,
-            result=rng.choice(RESULTS),
-            assists_note=ASSISTS_NOTE,
-            now=moment,
-        )
         if not ticket.requester_phone:
             at = moment + dt.timedelta(hours=rng.uniform(1, 20))
             self.at(self._callback_hours(at, rng), self._close_no_phone, case)
