@@ -164,8 +164,10 @@ class Fields:
         wall-clock time in ``timezone`` without one (a form's ``datetime-local``,
         ``2026-11-20T17:00``); returned in UTC."""
         value = self._value(name, label, required)
-        if value is None or (isinstance(value, str) and not value.strip() and not required):
+        if value is None:
             return None
+        if isinstance(value, str) and not value.strip():
+            return self.fail(name, f"请填写{label}") if required else None
         try:
             moment = dt.datetime.fromisoformat(value.strip())
         except (TypeError, ValueError, AttributeError):

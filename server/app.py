@@ -47,6 +47,7 @@ import dispatch.pages.console
 import dispatch.pages.desk
 import dispatch.pages.followup
 import dispatch.pages.grid
+import dispatch.pages.meetings
 import dispatch.pages.photos
 import dispatch.pages.proposals
 import hotline.admin.areas
@@ -122,6 +123,7 @@ PAGES = [
     dispatch.pages.desk,
     dispatch.pages.grid,
     dispatch.pages.followup,
+    dispatch.pages.meetings,
     dispatch.pages.photos,
     dispatch.pages.proposals,
     dashboards.pages.board,
