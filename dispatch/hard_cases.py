@@ -65,6 +65,9 @@ MIN_HOT_ISSUE_UNITS = 2
 
 #: The events that tell who asked to return a ticket and whether they were turned down.
 _RETURN_ACTIONS = ("request_return", "decide_return", "designate")
+#: Ticket ids per look-up of their events and assignments (below every database's limit of
+#: bound parameters).
+_CHUNK = 10_000
 #: Statuses of a ticket still open.
 OPEN = sorted((s for s in TicketStatus if s not in FINAL), key=lambda s: s.value)
 
@@ -135,7 +138,11 @@ def evaluate(session, now, *, tz, scope=None, ticket_ids=None):
         where.append(scope)
     if ticket_ids is not None:
         where.append(Ticket.id.in_(list(ticket_ids)))
-    base = session.execute(
+    # Plain rows through the connection (no ORM result processing: thousands of rows); what
+    # the session has not yet written is flushed first.
+    session.flush()
+    run = session.connection().execute
+    base = run(
         sa.select(
             Ticket.id,
             Ticket.status,
@@ -153,27 +160,31 @@ def evaluate(session, now, *, tz, scope=None, ticket_ids=None):
             ),
         )
     ).all()
-    history = sa.and_(*where, Ticket.lead_history)
-    returns = session.execute(
-        sa.select(
-            TicketEvent.ticket_id,
-            TicketEvent.action,
-            TicketEvent.unit_id,
-            TicketEvent.from_status,
-            TicketEvent.payload,
-            TicketEvent.created_at,
-        )
-        .join(Ticket, Ticket.id == TicketEvent.ticket_id)
-        .where(history, TicketEvent.action.in_(_RETURN_ACTIONS))
-        .order_by(TicketEvent.ticket_id, TicketEvent.id)
-    ).all()
-    leads = session.execute(
-        sa.select(Assignment.ticket_id, Assignment.unit_id)
-        .join(Ticket, Ticket.id == Assignment.ticket_id)
-        .where(history, Assignment.role == AssignmentRole.lead)
-        .order_by(Assignment.ticket_id, Assignment.id)
-    ).all()
-    hot = _hot_issue_rows(session, scope, ticket_ids)
+    # Only the few tickets whose lead changed or was asked to return have return events and
+    # earlier leads: read theirs by ticket id (the ``ticket_id`` indexes), never by a join
+    # the planner might start from the events' or assignments' side.
+    history = [t.id for t in base if t.lead_history]
+    returns, leads = [], []
+    for first in range(0, len(history), _CHUNK):
+        ids = history[first : first + _CHUNK]
+        returns += run(
+            sa.select(
+                TicketEvent.ticket_id,
+                TicketEvent.action,
+                TicketEvent.unit_id,
+                TicketEvent.from_status,
+                TicketEvent.payload,
+                TicketEvent.created_at,
+            )
+            .where(TicketEvent.ticket_id.in_(ids), TicketEvent.action.in_(_RETURN_ACTIONS))
+            .order_by(TicketEvent.ticket_id, TicketEvent.id)
+        ).all()
+        leads += run(
+            sa.select(Assignment.ticket_id, Assignment.unit_id)
+            .where(Assignment.ticket_id.in_(ids), Assignment.role == AssignmentRole.lead)
+            .order_by(Assignment.ticket_id, Assignment.id)
+        ).all()
+    hot = _hot_issue_rows(run, scope, ticket_ids)
 
     unit_ids = {r.unit_id for r in returns} | {r.unit_id for r in leads}
     unit_ids |= {r.lead_unit_id for r in hot}
@@ -294,7 +305,7 @@ def _overdue(t, now, tz):
     return Finding("overdue", text, evidence)
 
 
-def _hot_issue_rows(session, scope, ticket_ids):
+def _hot_issue_rows(run, scope, ticket_ids):
     """Every ticket of the open hot issues (with its lead unit and whether it is open)."""
     is_open = Ticket.status.in_(OPEN)
     if scope is not None:
@@ -320,7 +331,7 @@ def _hot_issue_rows(session, scope, ticket_ids):
             HotIssueTicket.ticket_id.in_(list(ticket_ids))
         )
         query = query.where(HotIssueTicket.hot_issue_id.in_(mine))
-    return session.execute(query).all()
+    return run(query).all()
 
 
 def _hot_issue_findings(rows, names):

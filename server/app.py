@@ -33,6 +33,7 @@ import dispatch.api.catalogue
 import dispatch.api.citizen
 import dispatch.api.citizen_track
 import dispatch.api.intake
+import dispatch.api.meetings
 import dispatch.api.open311
 import dispatch.api.tickets
 import dispatch.api.time_rules
@@ -101,6 +102,7 @@ API = [
     hotline.api.categories,
     dispatch.api.tickets,
     dispatch.api.callbacks,
+    dispatch.api.meetings,
     dispatch.api.intake,
     dispatch.api.time_rules,
     dispatch.api.catalogue,
