@@ -315,8 +315,8 @@ def test_the_list_takes_few_queries(db, u, new, count_queries):
     db.flush()
     with count_queries() as counter:
         hard_cases.listing(db, MON + dt.timedelta(days=3), Page(1, 20), tz=ZONE)
-    # base, returns, lead assignments, hot issues, units, the page's tickets (+ their units
-    # and categories).
+    # base, return events, lead assignments, hot issues, units, the page's tickets (+ their
+    # units and categories), whatever the number of tickets.
     assert counter.count <= 8, counter
 
 
