@@ -964,13 +964,21 @@ def designate(
     assists=(),
     note,
     category=None,
+    finish_due=None,
     expected_version=None,
     now=None,
 ):
-    """指定: the hotline names the handling unit; a designated unit may not return the ticket."""
+    """指定: the hotline names the handling unit; a designated unit may not return the ticket.
+
+    ``finish_due`` (a joint meeting's decision, ``dispatch.meetings``) replaces the new
+    clock's finish deadline computed from the SLA: it must lie in the future; the sign and
+    contact deadlines are kept no later than it, and the timers follow the ticket's
+    deadlines as always. The event's payload keeps both (``finish_due``, ``sla_finish_due``).
+    """
     now = now or utcnow()
     check_allowed("designate", ticket, actor, expected_version)
     note = _require_reason(note, "指定理由")
+    _require_future_due(finish_due, now)
     _require(category or ticket.category, "category", "指定前请先确定事项分类")
     _require_active_category(category, ticket.category)
     before = ticket.status
@@ -984,9 +992,30 @@ def designate(
         ticket.category = category
     ticket.status = S.dispatched
     payload.update(_start_clock(session, ticket, lead, now))
+    if finish_due is not None:
+        payload["sla_finish_due"] = payload["finish_due"]
+        ticket.finish_due = finish_due
+        ticket.sign_due = min(ticket.sign_due, finish_due)
+        ticket.contact_due = min(ticket.contact_due, finish_due)
+        payload.update(
+            sign_due=ticket.sign_due.isoformat(),
+            contact_due=ticket.contact_due.isoformat(),
+            finish_due=finish_due.isoformat(),
+        )
     return _record(
         session, ticket, actor, "designate", before, reason=note, payload=payload, now=now
     )
+
+
+def _require_future_due(due, now):
+    """A deadline someone sets (a joint meeting's) must be an aware moment still to come."""
+    if due is None:
+        return
+    _require(
+        isinstance(due, dt.datetime) and due.tzinfo is not None, "finish_due", "办结时限格式不正确"
+    )
+    _require(2000 <= due.year <= 2100, "finish_due", "办结时限超出范围（2000–2100 年）")
+    _require(due > now, "finish_due", "办结时限须晚于当前时间")
 
 
 #: How strongly a unit holds a ticket: a unit taking over a part never ends up weaker.

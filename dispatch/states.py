@@ -61,11 +61,13 @@ TRANSITIONS = {
         _t("contact", "联系诉求人", [S.signed], [R.unit_handler, R.grid_worker]),
         _t("request_return", "退单申请", [S.dispatched, S.signed], [R.unit_handler]),
         _t("decide_return", "退单审核", [S.return_requested], [R.dispatcher]),
+        # A supervisor designates when a joint meeting (联席会议) decided who handles a hard
+        # case (dispatch.meetings).
         _t(
             "designate",
             "指定承办",
             [S.received, S.dispatched, S.signed, S.contacted, S.return_requested, S.reopened],
-            [R.dispatcher],
+            [R.dispatcher, R.supervisor],
         ),
         _t("request_extension", "延期申请", [S.signed, S.contacted], [R.unit_handler]),
         _t("decide_extension", "延期审核", [S.signed, S.contacted], [R.dispatcher, R.supervisor]),

@@ -11,6 +11,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app, request
@@ -157,6 +158,25 @@ class Fields:
         if not minimum <= value <= maximum:
             return self.fail(name, f"{label}须在 {minimum}–{maximum} 之间")
         return float(value)
+
+    def moment(self, name, label, *, timezone, required=False):
+        """A moment: ISO 8601 with an offset (``2026-11-20T17:00:00+08:00``), or a local
+        wall-clock time in ``timezone`` without one (a form's ``datetime-local``,
+        ``2026-11-20T17:00``); returned in UTC."""
+        value = self._value(name, label, required)
+        if value is None:
+            return None
+        if isinstance(value, str) and not value.strip():
+            return self.fail(name, f"请填写{label}") if required else None
+        try:
+            moment = dt.datetime.fromisoformat(value.strip())
+        except (TypeError, ValueError, AttributeError):
+            return self.fail(name, f"{label}格式应为 YYYY-MM-DD HH:MM")
+        if not DAY_YEARS[0] <= moment.year <= DAY_YEARS[1]:
+            return self.fail(name, f"{label}超出范围（{DAY_YEARS[0]}–{DAY_YEARS[1]} 年）")
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(timezone))
+        return moment.astimezone(dt.UTC)
 
     def content(self, name="content", label="诉求内容", *, required=True):
         """A request's text, up to ``MAX_TICKET_CONTENT_CHARS``."""

@@ -39,6 +39,7 @@ import dispatch.api.citizen_track
 import dispatch.api.cohandling
 import dispatch.api.inspections
 import dispatch.api.intake
+import dispatch.api.meetings
 import dispatch.api.open311
 import dispatch.api.reply_review
 import dispatch.api.tickets
@@ -58,6 +59,7 @@ import dispatch.pages.desk
 import dispatch.pages.followup
 import dispatch.pages.grid
 import dispatch.pages.inspection
+import dispatch.pages.meetings
 import dispatch.pages.photos
 import dispatch.pages.proposals
 import dispatch.pages.reply_review
@@ -116,6 +118,7 @@ API = [
     dispatch.api.cohandling,
     dispatch.api.callbacks,
     dispatch.api.inspections,
+    dispatch.api.meetings,
     dispatch.api.intake,
     dispatch.api.time_rules,
     dispatch.api.catalogue,
@@ -143,6 +146,7 @@ PAGES = [
     dispatch.pages.followup,
     dispatch.pages.inspection,
     dispatch.pages.reply_review,
+    dispatch.pages.meetings,
     dispatch.pages.photos,
     dispatch.pages.proposals,
     dispatch.pages.whistle,

@@ -1016,6 +1016,51 @@ def test_designate_needs_a_note(db, u, dispatched):
     assert ticket.lead_unit.code == DONGGUAN
 
 
+def test_designate_with_a_finish_due(db, u, dispatched):
+    """A joint meeting's deadline (``finish_due``) replaces the SLA's finish deadline; the
+    earlier deadlines are kept no later than it; the event records both."""
+    ticket = dispatched()
+    now = local(2026, 11, 17, 9)
+    due = local(2026, 11, 17, 15)
+    event = step(
+        db,
+        ops.designate,
+        u.supervisor,
+        ticket,
+        to=S.dispatched,
+        lead=unit(db, "U-CGJ"),
+        note="联席会议决定由城管局办理",
+        finish_due=due,
+        now=now,
+    )
+    assert ticket.finish_due == due
+    assert ticket.clock_started_at == now
+    assert ticket.sign_due <= due and ticket.contact_due <= due
+    assert event.payload["finish_due"] == due.isoformat()
+    assert event.payload["sla_finish_due"] == local(2026, 11, 24, 9).isoformat()
+    # The timers follow: the finish warning and overdue are planned against the new deadline.
+    assert ticket.next_due_at is not None and ticket.next_due_at <= due
+
+
+def test_designate_refuses_a_finish_due_in_the_past(db, u, dispatched):
+    ticket = dispatched()
+    now = local(2026, 11, 17, 9)
+    error = refused(
+        db,
+        ticket,
+        ValidationFailed,
+        "VALIDATION_FAILED",
+        ops.designate,
+        u.dispatcher,
+        lead=unit(db, "U-CGJ"),
+        note="指定",
+        finish_due=now - dt.timedelta(minutes=1),
+        now=now,
+    )
+    assert error.details == {"finish_due": "办结时限须晚于当前时间"}
+    assert ticket.lead_unit.code == DONGGUAN
+
+
 # -- extensions -------------------------------------------------------------------------------
 
 

@@ -260,7 +260,7 @@ EXPECTED_TABLE = {
     "decide_return": ({"return_requested"}, {"dispatcher"}),
     "designate": (
         {"received", "dispatched", "signed", "contacted", "return_requested", "reopened"},
-        {"dispatcher"},
+        {"dispatcher", "supervisor"},
     ),
     "request_extension": ({"signed", "contacted"}, {"unit_handler"}),
     "decide_extension": ({"signed", "contacted"}, {"dispatcher", "supervisor"}),
