@@ -265,7 +265,11 @@ class TicketEvent(Base):
     unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("units.id"))
     from_status: Mapped[str | None] = mapped_column(sa.String(32))
     to_status: Mapped[str] = mapped_column(sa.String(32))
-    reason: Mapped[str | None] = mapped_column(sa.String(1000))
+    #: The operation's text: a reason, or a reply (办理结果, 反馈意见 …) of up to 5,000
+    #: characters. TEXT on PostgreSQL (migration 0014); SQLite never enforces the length.
+    reason: Mapped[str | None] = mapped_column(
+        sa.String(1000).with_variant(sa.Text(), "postgresql")
+    )
     payload: Mapped[dict] = mapped_column(JSONType, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 

@@ -17,6 +17,12 @@ depends_on = None
 
 
 def upgrade():
+    if op.get_bind().dialect.name == "postgresql":
+        # An event keeps the operation's whole text (a reply of up to 5,000 characters);
+        # SQLite never enforced the old length, so only PostgreSQL needs the change.
+        op.alter_column(
+            "ticket_events", "reason", type_=sa.Text(), existing_type=sa.String(length=1000)
+        )
     op.create_table(
         "joint_meetings",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -292,6 +298,14 @@ def upgrade():
 
 
 def downgrade():
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column(
+            "ticket_events",
+            "reason",
+            type_=sa.String(length=1000),
+            existing_type=sa.Text(),
+            postgresql_using="left(reason, 1000)",
+        )
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_tickets_parent_id_tickets"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_tickets_parent_id"))
