@@ -13,9 +13,10 @@ How it is kept honest:
   (``split_halves``). The other half was never read while designing.
 - **Nested cross-validation over all rows** (the headline figures): stratified 5-fold; inside
   each training part the weights are fitted and the threshold is chosen on that part's own
-  5-fold out-of-fold scores (the highest threshold with recall ≥ 0.95 there), then the held-out
-  fold is judged by ``assess`` with that model; the held-out decisions are pooled. Since the
-  phrase lists saw the development half, the CV figure is slightly optimistic on that half.
+  5-fold out-of-fold scores (where recall reaches 0.95 there, ``rq.operating_threshold``),
+  then the held-out fold is judged by ``assess`` with that model; the held-out decisions are
+  pooled. Since the phrase lists saw the development half, the CV figure is slightly
+  optimistic on that half.
 - **The untouched half**: the model is fitted (weights and threshold, the same way) on the
   development half and judged on the evaluation half, which no design step ever saw.
 - Beside it, the baseline the issue quotes: character 1–3-gram TF-IDF + logistic regression on

@@ -92,6 +92,33 @@ def test_a_policy_answer_to_an_enquiry_passes():
     assert not a.poor
 
 
+def test_a_purpose_clause_is_not_an_answer():
+    """“为更好地解答政策疑问” names a policy but answers nothing: reasons say what is missing."""
+    a = assess(
+        "你好！你咨询的问题收悉。为更好、更全面地解答你的有关政策疑问，你可以留下联系方式，"
+        "便于我们直接沟通。或者你也可以直接拨打12333电话，详细咨询了解。",
+        "我在外地缴纳社保十年，现在回本市工作，请问社保怎么转移，年限能不能合并计算？",
+        "咨询社保转移政策",
+    )
+    assert a.poor
+    assert _has(a.reasons, "补充信息")
+    assert not _has(a.reasons, "未说明做了什么")
+
+
+def test_done_on_a_date_is_an_action():
+    parse = reply_quality._parse("为方便群众出行，已于3月1日增设公交站点。")
+    assert parse.action == 1
+    assert parse.kinds == {"thanks": 1, "content": 1}
+
+
+def test_operating_threshold_lies_in_the_gap_below_the_cut():
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.1, 0.4, 0.3]
+    poor = [1, 1, 1, 1, 1, 0, 0, 0]
+    # Recall 0.8 of 5 poor replies needs the 4th (0.6); the next poor one scores 0.5.
+    assert reply_quality.threshold_for_recall(scores, poor, 0.8) == 0.6
+    assert reply_quality.operating_threshold(scores, poor, 0.8) == pytest.approx(0.55)
+
+
 def test_poor_scores_above_good():
     assert (
         assess("网友：您好！留言已收悉", REQUEST, TITLE).score > assess(GOOD, REQUEST, TITLE).score
