@@ -320,7 +320,7 @@ def inbox():
 @page_for(*Role)
 def ticket_page(number):
     db = get_session()
-    return _render_ticket(db, visible_ticket_or_abort(db, number))
+    return render_ticket(db, visible_ticket_or_abort(db, number))
 
 
 def _pending_extension(db, ticket):
@@ -358,7 +358,10 @@ def available_actions(user, ticket, pending_extension):
     return names
 
 
-def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
+def render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
+    """The ticket page for the current user; with ``error`` (a refused form, ``form`` what
+    was typed, ``failed_action`` its operation) as a 4xx. Public: the ticket page's other
+    forms (吹哨报到, 协办 …) posted elsewhere re-render it the same way."""
     user = g.user
     now = utcnow()
     record = history(db, ticket)
@@ -496,7 +499,7 @@ def ticket_action(number, slug):
         refreshed = db.scalars(sa.select(Ticket).where(Ticket.number == number)).first()
         if refreshed is None:
             abort(404)
-        return _render_ticket(db, refreshed, error=error, form=request.form, failed_action=name)
+        return render_ticket(db, refreshed, error=error, form=request.form, failed_action=name)
 
     done, result = web.perform(change, refused=refused)
     if not done:
