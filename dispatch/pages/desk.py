@@ -255,9 +255,17 @@ _DONE = {S.finished, S.called_back}
 def inbox():
     db = get_session()
     me = g.user
+    # What the unit has to do: the tickets it holds, and those it is summoned to and has not
+    # answered yet (not every ticket it may still read: an ended summons is no work).
+    holds = sa.exists().where(
+        Assignment.ticket_id == Ticket.id, Assignment.unit_id == me.unit_id, Assignment.active
+    )
     tickets = db.scalars(
         sa.select(Ticket)
-        .where(access.scope_condition(me), Ticket.status.in_(IN_HANDLING | _REVIEW | _DONE))
+        .where(
+            sa.or_(holds, whistle.open_condition(me.unit_id)),
+            Ticket.status.in_(IN_HANDLING | _REVIEW | _DONE),
+        )
         .options(
             selectinload(Ticket.assignments),
             selectinload(Ticket.lead_unit),
@@ -284,11 +292,11 @@ def inbox():
     for ticket in tickets:
         mine = ticket.active_assignment(me.unit_id)
         if ticket.id in summoned:
-            # Summoned to report and give an opinion (吹哨报到), with the summons' deadlines.
+            # Summoned to report and give an opinion (吹哨报到), with the summons' deadlines;
+            # a unit also assisting on the ticket keeps its 协办 row below as well.
             groups["whistle"].append(whistle.inbox_row(ticket, summoned[ticket.id], now))
-            continue
         if mine is None:
-            continue  # a department whose summons has ended: nothing left to do here
+            continue
         if ticket.status in _DONE:
             key = "done"
         elif ticket.status in _REVIEW or ticket.id in pending:
