@@ -266,6 +266,9 @@ class Teller:
     def _withdraw_summons(self, p):
         return f"撤回对{p.get('unit_name')}的吹哨"
 
+    def _end_summons(self, p):
+        return f"{p.get('unit_name')}已停用，对其的吹哨报到结束"
+
     # -- the scheduler ------------------------------------------------------------------------
 
     def _timer(self, kind, p):

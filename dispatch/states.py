@@ -115,6 +115,8 @@ ADMINISTRATIVE = {
         # A split call (已拆单) closes when its last child ticket reaches a final state
         # (dispatch.cohandling); nobody asks for it.
         _t("close_split", "子单全部办结", [S.split], []),
+        # A summoned department being deactivated ends its open summonses (dispatch.whistle).
+        _t("end_summons", "吹哨报到结束", SUMMONS_STATES, [R.admin]),
     ]
 }
 

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from dispatch import operations, timers
+from dispatch import operations, timers, whistle
 from dispatch.states import IN_HANDLING
 from hotline import notify, reference, tabular
 from hotline.audit import audit_change, values_of
@@ -427,6 +427,8 @@ class Deactivation:
     routing_rules: list = field(default_factory=list)
     #: Active users of the unit (their accounts are the users' section's to change).
     active_users: int = 0
+    #: Its open summonses (吹哨报到) ended with it.
+    summonses_ended: list = field(default_factory=list)
 
     def as_dict(self):
         return {
@@ -435,6 +437,7 @@ class Deactivation:
                 {"code": self.moved_to.code, "name": self.moved_to.name} if self.moved_to else None
             ),
             "moved_tickets": len(self.moved),
+            "summonses_ended": len(self.summonses_ended),
             "tickets": self.moved,
             "open_by_role": {role.value: n for role, n in self.by_role.items()},
             "routing_rules": {
@@ -496,6 +499,9 @@ def deactivate_unit(session, actor, unit, *, move_to=None, reason=None, now=None
             "reason": reason,
         }
         _tell_receiving_unit(session, unit, move_to, result.moved, reason, now)
+    result.summonses_ended = whistle.end_for_unit(session, actor, unit, now=now)
+    if result.summonses_ended:
+        extra["summonses_ended"] = len(result.summonses_ended)
     audit_change(
         session,
         actor,

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from dispatch import operations, whistle_timers
+from dispatch import access, operations, whistle_timers
 from dispatch.deadlines import deadline_state
 from hotline import attachments, notify
 from hotline.db import UTCDateTime, utcnow
@@ -46,23 +46,17 @@ def _open(session, ticket, unit_id):
     """The open summons of ``unit_id`` on ``ticket`` (None: there is none)."""
     return session.scalars(
         sa.select(Summons).where(
-            Summons.ticket_id == ticket.id,
-            Summons.unit_id == unit_id,
-            Summons.opinion_at.is_(None),
-            Summons.cancelled_at.is_(None),
+            Summons.ticket_id == ticket.id, Summons.unit_id == unit_id, Summons.is_open
         )
     ).first()
 
 
-def _text(value, field, label, limit):
-    if not isinstance(value, str) or not value.strip():
-        message = f"请填写{label}"
-        raise ValidationFailed(message, details={field: message})
-    value = value.strip()
-    if len(value) > limit or "\x00" in value:
-        message = f"{label}不能超过 {limit} 个字" if len(value) > limit else f"{label}含有非法字符"
-        raise ValidationFailed(message, details={field: message})
-    return value
+def _lock(session, ticket):
+    """Read the ticket afresh, locked until the transaction ends (``SELECT … FOR UPDATE``;
+    SQLite has a single writer anyway). Two identical whistles at once (a double click, an
+    API retry while the first still runs) then happen one after the other: the second sees
+    the first's summonses and is refused cleanly, not by the unique index (a 500)."""
+    session.refresh(ticket, with_for_update=True)
 
 
 def _tell(session, summons, ticket, title, body, now, level=AlertLevel.info):
@@ -99,6 +93,7 @@ def whistle(session, actor, ticket, *, units, reason, expected_version=None, now
     event per department; a department already summoned and not yet done is refused (a
     retried request creates nothing twice). Returns the new summonses."""
     now = now or utcnow()
+    _lock(session, ticket)
     operations.check_allowed("whistle", ticket, actor, expected_version)
     operations._own_assignment(ticket, actor, AssignmentRole.lead)
     lead = ticket.lead_unit
@@ -107,7 +102,7 @@ def whistle(session, actor, ticket, *, units, reason, expected_version=None, now
             f"只有主办的街道乡镇或区政府可以吹哨，“{lead.name}”是{lead.kind.label}",
             code="WHISTLE_LEAD_KIND",
         )
-    reason = _text(reason, "reason", "吹哨事由", REASON_MAX)
+    reason = operations._require_reason(reason, "吹哨事由")
     units = list(units or [])
     if not units:
         raise ValidationFailed("请选择被吹哨的部门", details={"units": "请选择被吹哨的部门"})
@@ -133,6 +128,7 @@ def whistle(session, actor, ticket, *, units, reason, expected_version=None, now
                 details={"unit": unit.code},
             )
     limits = whistle_timers.Limits.current(session)
+    limits.check()
     sla = operations.timer_settings()
     created = []
     for unit in units:
@@ -223,7 +219,7 @@ def give_opinion(session, actor, ticket, *, opinion, photos=(), expected_version
     summons = _own_summons(session, ticket, actor)
     if summons.reported_at is None:
         raise Conflict("请先报到，再反馈处理意见", code="SUMMONS_NOT_REPORTED")
-    opinion = _text(opinion, "opinion", "处理意见", OPINION_MAX)
+    opinion = operations._require_reason(opinion, "处理意见")
     summons.opinion = opinion
     summons.opinion_at = now
     summons.opinion_by_id = actor.id
@@ -250,7 +246,7 @@ def withdraw_summons(session, actor, ticket, *, unit, reason, expected_version=N
     now = now or utcnow()
     operations.check_allowed("withdraw_summons", ticket, actor, expected_version)
     operations._own_assignment(ticket, actor, AssignmentRole.lead)
-    reason = _text(reason, "reason", "撤回原因", 500)
+    reason = operations._require_reason(reason, "撤回原因")
     summons = _open(session, ticket, unit.id)
     if summons is None:
         raise Conflict(
@@ -274,6 +270,59 @@ def withdraw_summons(session, actor, ticket, *, unit, reason, expected_version=N
     )
     _tell(session, summons, ticket, "吹哨已撤回", f"主办单位撤回吹哨：{reason}", now)
     return summons
+
+
+def open_of_unit(session, unit):
+    """The open summonses of ``unit`` on any ticket, oldest first, tickets loaded."""
+    return session.scalars(
+        sa.select(Summons)
+        .where(Summons.unit_id == unit.id, Summons.is_open)
+        .options(selectinload(Summons.ticket).selectinload(Ticket.lead_unit))
+        .order_by(Summons.id)
+    ).all()
+
+
+def end_for_unit(session, actor, unit, *, now=None):
+    """The summoned department ``unit`` is deactivated (``dispatch.units``): end each of its
+    open summonses (nobody is left to report, and its timers would climb to 督办 and count
+    it late) with a reason, one ``end_summons`` event on each ticket, and the lead unit told.
+    Returns the summonses ended."""
+    now = now or utcnow()
+    reason = f"被吹哨部门“{unit.name}”已停用，吹哨报到随之结束"
+    rows = open_of_unit(session, unit)
+    for summons in rows:
+        ticket = summons.ticket
+        whistle_timers.end(session, ticket, [summons], reason, now)
+        operations._record(
+            session,
+            ticket,
+            actor,
+            "end_summons",
+            ticket.status,
+            reason=reason,
+            unit_id=unit.id,
+            payload=_payload(summons, **whistle_timers.lateness(summons, now)),
+            now=now,
+        )
+        lead = ticket.lead_unit
+        if lead is not None:
+            notify.deliver(
+                session,
+                [
+                    notify.Message(
+                        unit_id=lead.id,
+                        unit_code=lead.code,
+                        kind="summons_ended",
+                        level=AlertLevel.yellow.value,
+                        title=f"【吹哨报到结束】工单 {ticket.number}",
+                        body=f"{reason}；如仍需其他部门协同，请重新吹哨。",
+                        ticket_id=ticket.id,
+                        ticket_number=ticket.number,
+                    )
+                ],
+                now,
+            )
+    return rows
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -305,10 +354,7 @@ def of_ticket(session, ticket):
 def open_condition(unit_id):
     """A WHERE condition over tickets: ``unit_id`` has an open summons on it."""
     return sa.exists().where(
-        Summons.ticket_id == Ticket.id,
-        Summons.unit_id == unit_id,
-        Summons.opinion_at.is_(None),
-        Summons.cancelled_at.is_(None),
+        Summons.ticket_id == Ticket.id, Summons.unit_id == unit_id, Summons.is_open
     )
 
 
@@ -316,17 +362,23 @@ def open_condition(unit_id):
 LIST_FILTERS = {"open": "进行中", "late": "超时（含已结束的）", "all": "全部"}
 
 
-def listing(session, now, which="open", limit=500):
+def listing(session, actor, now, which="open", limit=500):
     """Summonses for the supervisors' list, newest first: ``open`` (no opinion, not
-    ended), ``late`` (reported or answered late, or still missing past a deadline), ``all``."""
-    query = sa.select(Summons).options(
-        selectinload(Summons.unit),
-        selectinload(Summons.summoning_unit),
-        selectinload(Summons.ticket),
+    ended), ``late`` (reported or answered late, or still missing past a deadline), ``all``;
+    only on tickets ``actor`` may see (a district's leader: that district's)."""
+    query = (
+        sa.select(Summons)
+        .join(Ticket, Ticket.id == Summons.ticket_id)
+        .options(
+            selectinload(Summons.unit),
+            selectinload(Summons.summoning_unit),
+            selectinload(Summons.ticket),
+        )
     )
+    query = access.scoped(query, actor)
     ended = sa.func.coalesce(Summons.cancelled_at, sa.literal(now, UTCDateTime))
     if which == "open":
-        query = query.where(Summons.opinion_at.is_(None), Summons.cancelled_at.is_(None))
+        query = query.where(Summons.is_open)
     elif which == "late":
         query = query.where(
             sa.or_(
@@ -346,8 +398,7 @@ def open_for_unit(session, unit_id, ticket_ids):
         sa.select(Summons).where(
             Summons.ticket_id.in_(list(ticket_ids)),
             Summons.unit_id == unit_id,
-            Summons.opinion_at.is_(None),
-            Summons.cancelled_at.is_(None),
+            Summons.is_open,
         )
     ).all()
     return {s.ticket_id: s for s in rows}

@@ -50,6 +50,7 @@ from dispatch.timers import MICROSECOND, Timer, distinct_units, next_due, superv
 from hotline import events, notify, settings
 from hotline.db import bulk_insert
 from hotline.enums import AlertLevel, EscalationLevel, TicketStatus, TimerKind
+from hotline.errors import Conflict, ValidationFailed
 from hotline.models import Summons, SummonsFiring, Ticket, TicketEvent, Unit
 
 K = TimerKind
@@ -136,16 +137,18 @@ def end_with_ticket(session, ticket, from_status, now):
     with session.no_autoflush:
         rows = session.scalars(
             sa.select(Summons)
-            .where(
-                Summons.ticket_id == ticket.id,
-                Summons.opinion_at.is_(None),
-                Summons.cancelled_at.is_(None),
-            )
+            .where(Summons.ticket_id == ticket.id, Summons.is_open)
             .order_by(Summons.id)
         ).all()
-    if not rows:
-        return []
     reason = _END_REASONS.get(ticket.status, f"工单已{ticket.status.label}，吹哨报到随之结束")
+    return end(session, ticket, rows, reason, now)
+
+
+def end(session, ticket, rows, reason, now):
+    """End the open summonses ``rows`` of ``ticket`` without an opinion, with ``reason``
+    (``cancelled_at`` and ``cancel_reason`` set, no timer left, each department told): the
+    one place summonses end because something else ended (the ticket left handling, the
+    department was deactivated). Returns what ended, for the event's payload."""
     ended, messages = [], []
     for summons in rows:
         summons.cancelled_at = now
@@ -165,7 +168,8 @@ def end_with_ticket(session, ticket, from_status, now):
                 ticket_number=ticket.number,
             )
         )
-    notify.deliver(session, messages, now)
+    if messages:
+        notify.deliver(session, messages, now)
     return ended
 
 
@@ -368,3 +372,32 @@ class Limits:
     def current(cls, session):
         values = settings.group(session, "whistle.")
         return cls(values["report_hours"], values["opinion_hours"])
+
+    def problem(self):
+        """Why these limits make no sense (None: they do): a department cannot be asked for
+        its opinion before it has to report."""
+        if self.report_hours > self.opinion_hours:
+            return (
+                f"报到时限（{self.report_hours} 小时）不能长于反馈时限"
+                f"（{self.opinion_hours} 小时）：被吹哨部门须先报到、再反馈处理意见"
+            )
+        return None
+
+    def check(self):
+        """Refuse to blow the whistle with limits that make no sense (set before the rule
+        existed, or written behind the settings page's back)."""
+        message = self.problem()
+        if message:
+            raise Conflict(
+                f"吹哨报到设置有误，请系统管理员修改：{message}", code="WHISTLE_LIMITS_INVALID"
+            )
+
+
+def check_settings(values):
+    """The settings page's ``check``: refuse saving a report limit longer than the opinion
+    limit (``values``: every setting as it would be after saving, by full key)."""
+    message = Limits(values["whistle.report_hours"], values["whistle.opinion_hours"]).problem()
+    if message:
+        raise ValidationFailed(
+            message, code="SETTINGS_INVALID", details={"whistle.report_hours": message}
+        )

@@ -78,7 +78,7 @@ def list_summonses():
         raise ValidationFailed(message, details={"which": message})
     db = get_session()
     now = utcnow()
-    rows = whistle.listing(db, now, which)
+    rows = whistle.listing(db, g.user, now, which)
     return ok(
         {
             "items": [

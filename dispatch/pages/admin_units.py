@@ -20,7 +20,7 @@ from flask import (
     url_for,
 )
 
-from dispatch import units
+from dispatch import units, whistle
 from hotline import tabular, web
 from hotline.db import get_session
 from hotline.enums import AreaLevel, Role, UnitKind
@@ -223,6 +223,7 @@ def _deactivate_form(db, unit, error=None, status=200):
             rules=units.routing_rules_naming(db, unit),
             users=units.active_users(db, unit),
             awaiting=units.awaiting_callback(db, unit),
+            summonses=len(whistle.open_of_unit(db, unit)),
             error=error,
             form=request.form if request.method == "POST" else {},
         ),
@@ -261,6 +262,9 @@ def deactivate_page(code):
     message = f"已停用“{unit.name}”"
     if result.moved:
         message += f"，{len(result.moved)} 件在办工单已改派“{result.moved_to.name}”"
+    if result.summonses_ended:
+        ended = len(result.summonses_ended)
+        message += f"；其 {ended} 项未完成的吹哨报到已结束，主办单位已收到通知"
     flash(message)
     if result.routing_rules:
         flash(

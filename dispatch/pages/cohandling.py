@@ -12,7 +12,7 @@ from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from dispatch import access, cohandling
 from dispatch import cohandling_schemas as schemas
 from dispatch.pages import visible_ticket_or_abort
-from dispatch.pages.desk import _render_ticket, _units_by_kind
+from dispatch.pages.desk import _units_by_kind, render_ticket
 from dispatch.states import TRANSITIONS
 from hotline import attachments, web
 from hotline.db import get_session
@@ -92,7 +92,7 @@ def _perform(db, number, change, name, done_message):
         refreshed = access.visible_ticket(db, g.user, number) if number else None
         if refreshed is None:
             abort(404)
-        return _render_ticket(db, refreshed, error=error, form=request.form, failed_action=name)
+        return render_ticket(db, refreshed, error=error, form=request.form, failed_action=name)
 
     done, _ = web.perform(change, refused=refused)
     if not done:

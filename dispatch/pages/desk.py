@@ -255,9 +255,17 @@ _DONE = {S.finished, S.called_back}
 def inbox():
     db = get_session()
     me = g.user
+    # What the unit has to do: the tickets it holds, and those it is summoned to and has not
+    # answered yet (not every ticket it may still read: an ended summons is no work).
+    holds = sa.exists().where(
+        Assignment.ticket_id == Ticket.id, Assignment.unit_id == me.unit_id, Assignment.active
+    )
     tickets = db.scalars(
         sa.select(Ticket)
-        .where(access.scope_condition(me), Ticket.status.in_(IN_HANDLING | _REVIEW | _DONE))
+        .where(
+            sa.or_(holds, whistle.open_condition(me.unit_id)),
+            Ticket.status.in_(IN_HANDLING | _REVIEW | _DONE),
+        )
         .options(
             selectinload(Ticket.assignments),
             selectinload(Ticket.lead_unit),
@@ -284,11 +292,11 @@ def inbox():
     for ticket in tickets:
         mine = ticket.active_assignment(me.unit_id)
         if ticket.id in summoned:
-            # Summoned to report and give an opinion (吹哨报到), with the summons' deadlines.
+            # Summoned to report and give an opinion (吹哨报到), with the summons' deadlines;
+            # a unit also assisting on the ticket keeps its 协办 row below as well.
             groups["whistle"].append(whistle.inbox_row(ticket, summoned[ticket.id], now))
-            continue
         if mine is None:
-            continue  # a department whose summons has ended: nothing left to do here
+            continue
         if ticket.status in _DONE:
             key = "done"
         elif ticket.status in _REVIEW or ticket.id in pending:
@@ -320,7 +328,7 @@ def inbox():
 @page_for(*Role)
 def ticket_page(number):
     db = get_session()
-    return _render_ticket(db, visible_ticket_or_abort(db, number))
+    return render_ticket(db, visible_ticket_or_abort(db, number))
 
 
 def _pending_extension(db, ticket):
@@ -358,7 +366,10 @@ def available_actions(user, ticket, pending_extension):
     return names
 
 
-def _render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
+def render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
+    """The ticket page for the current user; with ``error`` (a refused form, ``form`` what
+    was typed, ``failed_action`` its operation) as a 4xx. Public: the ticket page's other
+    forms (吹哨报到, 协办 …) posted elsewhere re-render it the same way."""
     user = g.user
     now = utcnow()
     record = history(db, ticket)
@@ -496,7 +507,7 @@ def ticket_action(number, slug):
         refreshed = db.scalars(sa.select(Ticket).where(Ticket.number == number)).first()
         if refreshed is None:
             abort(404)
-        return _render_ticket(db, refreshed, error=error, form=request.form, failed_action=name)
+        return render_ticket(db, refreshed, error=error, form=request.form, failed_action=name)
 
     done, result = web.perform(change, refused=refused)
     if not done:

@@ -13,9 +13,9 @@ import itertools
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from dispatch import schemas, whistle, whistle_schemas
+from dispatch import schemas, whistle, whistle_schemas, whistle_timers
 from dispatch.pages import visible_ticket_or_abort
-from dispatch.pages.desk import _render_ticket
+from dispatch.pages.desk import render_ticket
 from dispatch.states import TRANSITIONS
 from hotline import settings, web
 from hotline.db import get_session, utcnow
@@ -31,6 +31,7 @@ SECTION = settings.Section(
     strip="whistle.",
     what="吹哨报到设置",
     editors=frozenset({Role.admin}),
+    check=whistle_timers.check_settings,
 )
 
 
@@ -84,11 +85,7 @@ def whistle_panel(ticket):
     mine = None
     if user.role == Role.unit_handler and can_act:
         mine = next(
-            (
-                s
-                for s in rows
-                if s.unit_id == user.unit_id and s.opinion_at is None and s.cancelled_at is None
-            ),
+            (s for s in rows if s.unit_id == user.unit_id and s.is_open),
             None,
         )
     return {
@@ -98,7 +95,7 @@ def whistle_panel(ticket):
                 "summons": s,
                 "state": whistle.state_of(s, now),
                 "deadlines": whistle.deadlines_of(s, now),
-                "open": s.opinion_at is None and s.cancelled_at is None,
+                "open": s.is_open,
             }
             for s in rows
         ],
@@ -128,9 +125,7 @@ def summons_action(number, slug):
         refreshed = db.scalars(sa.select(Ticket).where(Ticket.number == number)).first()
         if refreshed is None:
             abort(404)
-        return _render_ticket(
-            db, refreshed, error=error, form=request.form, failed_action=form.name
-        )
+        return render_ticket(db, refreshed, error=error, form=request.form, failed_action=form.name)
 
     done, _ = web.perform(change, refused=refused)
     if not done:
@@ -155,7 +150,7 @@ def summons_list():
             "state": whistle.state_of(s, now),
             "deadlines": whistle.deadlines_of(s, now),
         }
-        for s in whistle.listing(db, now, which)
+        for s in whistle.listing(db, g.user, now, which)
     ]
     return render_template(
         "whistle_list.html", rows=rows, which=which, filters=whistle.LIST_FILTERS

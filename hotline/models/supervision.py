@@ -5,6 +5,7 @@ inspections. The tables live here with every other; ``dispatch`` runs them."""
 import datetime as dt
 
 import sqlalchemy as sa
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hotline.db import Base, JSONType, UTCDateTime, enum_column_type, utcnow
@@ -93,6 +94,18 @@ class Summons(Base):
     unit: Mapped[Unit] = relationship(foreign_keys=[unit_id])
     summoning_unit: Mapped[Unit] = relationship(foreign_keys=[summoning_unit_id])
     summoned_by: Mapped[User] = relationship(foreign_keys=[summoned_by_id])
+
+    @hybrid_property
+    def is_open(self):
+        """Still waiting for the department: no opinion yet and not ended (the one rule of an
+        open summons, in Python and, as ``Summons.is_open``, in SQL; ``uq_summonses_open``
+        above allows one such summons per department and ticket)."""
+        return self.opinion_at is None and self.cancelled_at is None
+
+    @is_open.inplace.expression
+    @classmethod
+    def _is_open_expression(cls):
+        return sa.and_(cls.opinion_at.is_(None), cls.cancelled_at.is_(None))
 
 
 class SummonsFiring(Base):

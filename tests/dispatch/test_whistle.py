@@ -395,3 +395,68 @@ def test_reporting_and_the_opinion_stop_their_timers(db, u, signed):
     db.flush()
     assert tick(db, local(3, 20)).tickets == 0
     assert fired(db, s) == []
+
+
+# -- limits, deactivation, the supervisors' list ------------------------------------------------
+
+
+def test_a_report_limit_longer_than_the_opinion_limit_is_refused(db, u, signed):
+    check = whistle_timers.check_settings
+    with pytest.raises(ValidationFailed) as caught:
+        settings.update(db, u["supervisor"], {"whistle.report_hours": 48}, check=check)
+    assert "报到时限（48 小时）不能长于反馈时限（24 小时）" in caught.value.message
+    assert settings.get(db, "whistle.report_hours") == 1
+    # Written behind the page's back (no check): blowing the whistle refuses, writes nothing.
+    settings.update(db, u["supervisor"], {"whistle.report_hours": 48})
+    ticket = signed()
+    with pytest.raises(Conflict) as caught:
+        blow(db, u, ticket)
+    assert caught.value.code == "WHISTLE_LIMITS_INVALID"
+    assert summonses(db, ticket) == []
+
+
+def test_deactivating_a_summoned_department_ends_its_open_summonses(db, u, signed):
+    from dispatch import units
+
+    admin = db.scalars(sa.select(User).where(User.username == "admin")).one()
+    ticket, answered = signed(), signed()
+    (open_one,) = blow(db, u, ticket, codes=("U-CGJ", "U-WATER"))[:1]
+    blow(db, u, answered)
+    whistle.report_summons(db, u["cgj"], answered, now=T0 + dt.timedelta(minutes=10))
+    whistle.give_opinion(db, u["cgj"], answered, opinion="已处理", now=T0 + dt.timedelta(hours=1))
+    db.flush()
+    version = ticket.version
+    at = T0 + dt.timedelta(hours=2)
+    result = units.deactivate_unit(db, admin, unit(db, "U-CGJ"), now=at)
+    db.flush()
+    assert [s.id for s in result.summonses_ended] == [open_one.id]
+    assert result.as_dict()["summonses_ended"] == 1
+    cgj, water = summonses(db, ticket)
+    assert cgj.cancelled_at == at and "已停用" in cgj.cancel_reason
+    assert cgj.next_due_at is None and not cgj.is_open
+    assert water.is_open  # another department's summons goes on
+    (event,) = events(db, ticket, "end_summons")
+    assert event.unit_id == cgj.unit_id and event.actor_id == admin.id
+    assert event.payload["unit"] == "U-CGJ" and "已停用" in event.reason
+    assert ticket.version > version
+    assert ("summons_ended", f"【吹哨报到结束】工单 {ticket.number}") in inbox(db, DONGGUAN, ticket)
+    # The answered summons is history, not ended again.
+    (done,) = summonses(db, answered)
+    assert done.cancelled_at is None and events(db, answered, "end_summons") == []
+    # Nothing left to fire for the deactivated department; the other's timers go on.
+    tick(db, T0 + dt.timedelta(days=5))
+    assert fired(db, cgj) == [] and fired(db, water) != []
+
+
+def test_supervisors_list_is_limited_to_the_leaders_district(db, u, signed, make_ticket):
+    leader = db.scalars(sa.select(User).where(User.username == "kuiwen-leader")).one()
+    mine = signed()
+    elsewhere = make_ticket(u["operator"], category="010103", area="370702001", now=T0)
+    ops.dispatch(db, u["dispatcher"], elsewhere, lead=unit(db, DONGGUAN), now=T0)
+    ops.sign(db, u["dongguan"], elsewhere, now=T0)
+    blow(db, u, mine)
+    blow(db, u, elsewhere)
+    shown = {s.ticket_id for s in whistle.listing(db, leader, T0, "all")}
+    assert mine.id in shown and elsewhere.id not in shown
+    everyone = {s.ticket_id for s in whistle.listing(db, u["supervisor"], T0, "all")}
+    assert {mine.id, elsewhere.id} <= everyone

@@ -5,7 +5,7 @@ input and wrong roles are refused in the error envelope; the supervisors' list."
 import sqlalchemy as sa
 
 from dispatch import operations
-from hotline.models import Summons, Unit
+from hotline.models import Summons, TicketEvent, Unit
 from tests.helpers import assert_error
 
 DONGGUAN = "U-S-370705001"
@@ -122,3 +122,43 @@ def test_supervisors_list(api, db, user, make_ticket):
     assert api("supervisor").get("/summonses?which=late").status_code == 200
     assert_error(api("supervisor").get("/summonses?which=x"), 422, "VALIDATION_FAILED")
     assert_error(api("dongguan").get("/summonses"), 403, "ROLE_NOT_ALLOWED")
+
+
+def test_leaders_list_is_their_districts(api, db, user, make_ticket):
+    mine = signed(db, user, make_ticket)
+    elsewhere = make_ticket(user("operator"), category="010103", area="370702001")
+    lead = db.scalars(sa.select(Unit).where(Unit.code == DONGGUAN)).one()
+    operations.dispatch(db, user("dispatcher"), elsewhere, lead=lead)
+    operations.sign(db, user("dongguan"), elsewhere)
+    db.flush()
+    for ticket in (mine, elsewhere):
+        body = {"units": ["U-CGJ"], "reason": "需执法", "version": ticket.version}
+        assert post(api, "dongguan", ticket, "whistle", body).status_code == 200
+    items = api("kuiwen-leader").get("/summonses?which=all").get_json()["data"]["items"]
+    shown = {i["ticket"] for i in items}
+    assert mine.number in shown and elsewhere.number not in shown
+
+
+def test_an_opinion_of_5000_characters_is_kept_whole(api, db, user, make_ticket):
+    """The event's reason column is TEXT on PostgreSQL (migration 0014): an opinion as long as
+    the form allows is stored whole in the summons and in its event; one longer is refused."""
+    ticket = signed(db, user, make_ticket)
+    body = {"units": ["U-CGJ"], "reason": "需执法", "version": ticket.version}
+    version = post(api, "dongguan", ticket, "whistle", body).get_json()["data"]["version"]
+    response = post(api, "cgj", ticket, "summons-report", {"version": version})
+    version = response.get_json()["data"]["version"]
+    too_long = {"opinion": "查" * 5001, "version": version}
+    assert_error(post(api, "cgj", ticket, "summons-opinion", too_long), 422, "VALIDATION_FAILED")
+    opinion = "经现场核查，" + "执法中队已到场清理占道摊点并约谈经营户。" * 250
+    opinion = opinion[:5000]
+    response = post(api, "cgj", ticket, "summons-opinion", {"opinion": opinion, "version": version})
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    db.expire_all()
+    summons = db.scalars(sa.select(Summons).where(Summons.ticket_id == ticket.id)).one()
+    event = db.scalars(
+        sa.select(TicketEvent).where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.action == "give_opinion"
+        )
+    ).one()
+    assert len(opinion) == 5000
+    assert summons.opinion == opinion and event.reason == opinion

@@ -140,3 +140,80 @@ def test_supervisors_list_and_settings(client, db, user, make_ticket, web_login,
     )
     assert response.status_code == 422
     assert settings.get(db, "whistle.report_hours") == 2
+
+
+def test_inbox_lists_open_summonses_and_assists_not_ended_summonses(
+    client, db, user, make_ticket, web_login, monkeypatch
+):
+    from dispatch.pages import desk
+
+    water = unit(db, "U-WATER")
+    # An older ticket whose summons of the water company was withdrawn: no work left there.
+    ended = signed(db, user, make_ticket)
+    whistle.whistle(db, user("dongguan"), ended, units=[water], reason="需供水配合")
+    whistle.withdraw_summons(db, user("dongguan"), ended, unit=water, reason="已自行处理")
+    # A newer one where the water company assists and is summoned as well.
+    both = make_ticket(user("operator"), title="供水管道破裂路面塌陷")
+    category = db.scalars(sa.select(Category).where(Category.code == "010103")).one()
+    ops.dispatch(
+        db, user("dispatcher"), both, lead=unit(db, DONGGUAN), assists=[water], category=category
+    )
+    ops.sign(db, user("dongguan"), both)
+    whistle.whistle(db, user("dongguan"), both, units=[water], reason="需供水抢修")
+    db.flush()
+    # Room for one ticket: the ended summons must not take it.
+    monkeypatch.setattr(desk, "INBOX_LIMIT", 1)
+    web_login(client, "water")
+    html = client.get("/inbox").get_data(as_text=True)
+    assert "工单过多" not in html
+    assert ended.number not in html
+    summoned = html[html.index('<section id="whistle">') :]
+    assert both.number in summoned
+    assisting = html[: html.index('<section id="whistle">')]
+    assert both.number in assisting  # its 协办 row too
+
+
+def test_leaders_list_shows_their_district_only(client, db, user, make_ticket, web_login):
+    category = db.scalars(sa.select(Category).where(Category.code == "010103")).one()
+    mine = make_ticket(user("operator"), title="东关街道占道经营", area="370705001")
+    elsewhere = make_ticket(user("operator"), title="潍城区路灯不亮", area="370702001")
+    for ticket in (mine, elsewhere):
+        ops.dispatch(db, user("dispatcher"), ticket, lead=unit(db, DONGGUAN), category=category)
+        ops.sign(db, user("dongguan"), ticket)
+    for ticket in (mine, elsewhere):
+        whistle.whistle(db, user("dongguan"), ticket, units=[unit(db, "U-CGJ")], reason="占道")
+    db.flush()
+    web_login(client, "kuiwen-leader")
+    html = client.get("/whistle?which=all").get_data(as_text=True)
+    assert mine.number in html and elsewhere.number not in html
+    web_login(client, "supervisor")
+    html = client.get("/whistle?which=all").get_data(as_text=True)
+    assert mine.number in html and elsewhere.number in html
+
+
+def test_settings_refuse_a_report_limit_longer_than_the_opinion_limit(
+    client, db, web_login, form_token
+):
+    web_login(client, "admin")
+    token = form_token(client, "/admin/whistle-settings")
+    response = client.post(
+        "/admin/whistle-settings",
+        data={
+            "csrf_token": token,
+            "report_hours": "48",
+            "opinion_hours": "24",
+            "escalate_hours": "24",
+        },
+    )
+    assert response.status_code == 422
+    assert "报到时限（48 小时）不能长于反馈时限（24 小时）" in response.get_data(as_text=True)
+    assert settings.get(db, "whistle.report_hours") == 1
+
+
+def test_deactivation_preview_counts_open_summonses(client, db, user, make_ticket, web_login):
+    ticket = signed(db, user, make_ticket)
+    whistle.whistle(db, user("dongguan"), ticket, units=[unit(db, "U-CGJ")], reason="占道")
+    db.flush()
+    web_login(client, "admin")
+    html = client.get("/admin/units/U-CGJ/deactivate").get_data(as_text=True)
+    assert 'data-testid="open-summonses">该单位被吹哨、尚未反馈的吹哨报到有 1 项' in html
