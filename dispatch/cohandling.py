@@ -378,8 +378,19 @@ def _proposal(child):
 def close_parent_if_done(session, child, now):
     """子单全部办结: close ``child``'s split parent when no child is left open (called by
     ``operations._record`` when a child enters a final state)."""
-    parent = child.parent
-    if parent is None or parent.status != S.split:
+    if child.parent_id is None:
+        return None
+    # Lock the parent first, then read its children. Two children finishing in concurrent
+    # transactions would each see the other still open and leave the parent open forever;
+    # with the lock, the second waits for the first to commit, and its next statement (a new
+    # snapshot under READ COMMITTED) sees the first's child final. SQLite has one writer.
+    parent = session.scalars(
+        sa.select(Ticket)
+        .where(Ticket.id == child.parent_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if parent.status != S.split:
         return None
     children = session.execute(
         sa.select(Ticket.number, Ticket.status)
