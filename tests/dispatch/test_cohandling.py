@@ -467,6 +467,28 @@ def test_the_ranking_counts_the_children_not_the_parent(db, user, call):
     assert None not in all_counts  # the parent leads nothing and is in no unit's row
 
 
+def test_the_month_received_the_matters_of_a_split_call_not_the_call_too(db, user, call):
+    now = dt.datetime.now(dt.UTC)
+    start, end = now - dt.timedelta(days=40), now + dt.timedelta(days=1)
+
+    def received():
+        return ranking._count(db, start, end, now, "unit")[1]["received"]
+
+    before = received()
+    for splitter in ("dispatcher", "operator"):
+        parent = call()
+        cohandling.split(db, user(splitter), parent, children=_children(db, DONGGUAN, CGJ, WATER))
+    db.flush()
+    assert received() == before + 6  # two calls of three matters each
+    first, second, third = cohandling.children_of(db, parent)
+    ops.transfer(db, user("dispatcher"), first, target=TransferTarget.fire_119, reason="火情")
+    ops.merge(db, user("dispatcher"), second, into=third, reason="同一事项")
+    ops.transfer(db, user("dispatcher"), third, target=TransferTarget.fire_119, reason="火情")
+    db.flush()
+    assert parent.status == S.closed  # closed after the split, still not a matter of its own
+    assert received() == before + 6
+
+
 def test_the_citizen_sees_the_matters_together(db, user, call):
     parent = call()
     cohandling.split(db, user("dispatcher"), parent, children=_children(db, DONGGUAN, CGJ))
