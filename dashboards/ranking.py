@@ -446,6 +446,10 @@ def _count(session, start, end, as_of, by, unit_ids=None, where=()):
         .distinct()
         .subquery("repeats")
     )
+    # A call split into several matters (拆单) is received once per matter: its children
+    # count, the parent (the ticket that has children) does not.
+    child = sa.orm.aliased(Ticket)
+    split_calls = sa.exists().where(child.parent_id == Ticket.id)
     # The (ticket, unit) pairs whose reply a reviewer returned (审核退回): the few events
     # since the month began, read through the events' time index.
     e = TicketEvent
@@ -462,7 +466,7 @@ def _count(session, start, end, as_of, by, unit_ids=None, where=()):
         sa.func.count().filter(scored).label("dispatched"),
         sa.func.count().filter(sa.and_(dispatched, Ticket.scoring_exempt)).label("exempt"),
         *(sa.func.count().filter(sa.and_(scored, f)).label(name) for name, f in facts.items()),
-        sa.func.count().label("received"),
+        sa.func.count().filter(~split_calls).label("received"),
         *(
             sa.func.count().filter(Ticket.status == status).label(status)
             for status in INTAKE_TOTALS

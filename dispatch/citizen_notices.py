@@ -6,6 +6,9 @@ finish text.
   (``citizen_finished``), written to the outbox in the finishing transaction, once per
   finish event (delivery key ``finished:<ticket id>:<finish event id>``: a ticket reopened
   and finished again gets a new text).
+- **拆单受理通知** (``tell_split``): when a call the citizen was texted a 受理通知 for is split
+  into matters (拆单), one text with the matters' numbers (the 受理通知 template, its
+  ``{number}`` the list), so the citizen can follow each by its own number.
 - **再次反映通知** (``tell_reopened``): when the citizen asks again online
   (``operations.rerequest``), a text that it was received (``citizen_reopened``).
 
@@ -144,5 +147,22 @@ def tell_reopened(session, ticket, event, now):
         fields={"number": ticket.number},
         delivery_key=f"reopened:{ticket.id}:{event.id}",
         ticket_id=ticket.id,
+        now=now,
+    )
+
+
+def tell_split(session, parent, children, reply_by, event, now):
+    """拆单受理通知: the matters' numbers of the split call ``parent`` in one text, with the
+    promise ``reply_by`` (words) the citizen's receipt gave."""
+    phone = mobile(parent.requester_phone)
+    if phone is None:
+        return False
+    return outbox.tell_citizen(
+        session,
+        kind="citizen_received",
+        phone=phone,
+        fields={"number": "、".join(t.number for t in children), "reply_by": reply_by},
+        delivery_key=f"split:{parent.id}:{event.id}",
+        ticket_id=parent.id,
         now=now,
     )

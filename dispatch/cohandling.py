@@ -22,18 +22,28 @@ in one ``report_assist`` event. Rules, and why:
 matters into 2..``MAX_CHILDREN`` child tickets, each with its own content (its part of the
 call), category, area and unit. The children inherit the channel, request type, urgency,
 requester, phone, address, the call id and recording and the moment the call was received;
-they get numbers of their own and ``parent_id``. A dispatcher's children are dispatched to
-their units at once through the real ``operations.dispatch``; an operator (who may not
-dispatch) leaves them received in the dispatcher's queue with the chosen unit as the proposed
-lead (the child's ``suggestion``, marked ``"source": "split"``, which the dispatch form
-preselects). The parent goes to 已拆单: no unit, no clock, outside every ranking (the ranking
-counts dispatched tickets). Everything is checked before anything is written (a bad child
-refuses the whole split); with an ``idempotency_key`` a retry returns the first split.
+they get numbers of their own and ``parent_id``; a citizen who was texted the call's
+受理通知 (an online submission) is texted the matters' numbers
+(``citizen_notices.tell_split``). A dispatcher's children are dispatched to their units at
+once through the real ``operations.dispatch``; an operator (who may not dispatch) leaves
+them received in the dispatcher's queue with the chosen unit as the proposed lead (the
+child's ``suggestion``, marked ``"source": "split"``, which the dispatch form preselects).
+The parent goes to 已拆单: no unit, no clock, outside every ranking (the ranking counts
+dispatched tickets; its month's intake counts the children, not the parent). Everything is
+checked before anything is written (a bad child refuses the whole split); with an
+``idempotency_key`` a retry returns the first split.
 
 The parent closes itself (``close_split``, an administrative transition, no actor) when its
 last child reaches a final state: ``operations._record`` calls ``close_parent_if_done`` at
 the one moment a child enters a final state. A child asked again after that (不满意再次反映
 out of 已归档) is handled on its own; the parent stays closed.
+
+Package-private helpers. Like ``whistle``, ``whistle_timers`` and ``timers``, this module calls
+``operations._record``, ``_own_assignment``, ``_require_reason``, ``_late`` and ``_setting``:
+the underscore means private to the ``dispatch`` package (the one place a transition is
+recorded and checked), not to ``operations.py``; nothing outside ``dispatch`` may call them.
+They keep their names so the many operations and the other modules using them are not
+renamed in one sweep.
 """
 
 from dataclasses import dataclass
@@ -41,7 +51,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from dispatch import operations, placing
+from dispatch import citizen_notices, citizens, operations, placing
 from dispatch.states import FINAL, IN_HANDLING
 from hotline import attachments, notify
 from hotline.db import utcnow
@@ -252,6 +262,11 @@ def split(
     event = operations._record(
         session, ticket, actor, "split", before, reason=reason, payload=payload, now=now
     )
+    if ticket.channel in citizens.PORTAL_CHANNELS:
+        # Submitted online, the call got a 受理通知 text with its number: the citizen is told
+        # the matters' numbers the same way (a phone call gets no text, nor do its matters).
+        promise = citizens.reply_text(citizens.promised_reply(session, ticket))
+        citizen_notices.tell_split(session, ticket, made, promise, event, now)
     return event, True
 
 
@@ -378,8 +393,19 @@ def _proposal(child):
 def close_parent_if_done(session, child, now):
     """子单全部办结: close ``child``'s split parent when no child is left open (called by
     ``operations._record`` when a child enters a final state)."""
-    parent = child.parent
-    if parent is None or parent.status != S.split:
+    if child.parent_id is None:
+        return None
+    # Lock the parent first, then read its children. Two children finishing in concurrent
+    # transactions would each see the other still open and leave the parent open forever;
+    # with the lock, the second waits for the first to commit, and its next statement (a new
+    # snapshot under READ COMMITTED) sees the first's child final. SQLite has one writer.
+    parent = session.scalars(
+        sa.select(Ticket)
+        .where(Ticket.id == child.parent_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if parent.status != S.split:
         return None
     children = session.execute(
         sa.select(Ticket.number, Ticket.status)

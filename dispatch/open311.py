@@ -41,7 +41,11 @@ Public reads (GET requests, GET requests/{id}, GET tokens/{id})
     scrubbed); the address a citizen told the hotline by phone, web or app is never shown.
     ``status`` is ``closed`` once the request has its answer or left the hotline
     (``CLOSED_STATUSES``), ``open`` otherwise; ``status_notes`` is the unit's reply (统一回复)
-    once finished, or what became of it (transferred, merged, terminated). Times are ISO 8601
+    once finished, or what became of it (transferred, merged, terminated). A call split
+    into several matters (拆单) is ``open`` while any of its matters is (its status is its
+    children's), with a note that it was split; the matters are requests of their own
+    (their numbers on the citizen's page and in the 受理通知 text), and the call is
+    ``closed`` once every one is final. Times are ISO 8601
     in the city's time zone with its offset; ``lat``/``long`` are converted back to WGS-84.
 """
 
@@ -562,6 +566,8 @@ def status_notes(ticket):
         return "已与同一事项的其他诉求合并办理"
     if ticket.status == S.terminated:
         return "已终止办理"
+    if ticket.status == S.split:
+        return "所反映的多件事项已拆分为子工单分别办理，全部办结后本诉求关闭"
     return None
 
 

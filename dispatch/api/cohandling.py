@@ -4,14 +4,15 @@ both. Views parse and serialise (``dispatch.cohandling_schemas``); every rule li
 ``dispatch.cohandling``.
 """
 
-from flask import Blueprint, g
+from flask import Blueprint, g, request
 
 from dispatch import access, cohandling, operations
 from dispatch import cohandling_schemas as schemas
 from dispatch.schemas import event_to_dict, ticket_to_dict
+from hotline import attachments
 from hotline.api import commit, ok
 from hotline.db import get_session
-from hotline.schemas import coded, idempotency_key_header, json_body
+from hotline.schemas import coded, form_values, idempotency_key_header, json_body
 
 
 def create_blueprint():
@@ -23,12 +24,21 @@ def create_blueprint():
 
 
 def report(number):
-    """协办反馈 (text; photos are filed from the ticket page)."""
+    """协办反馈: JSON ``{"report", "version"}``, or, with photos, the same fields as
+    ``multipart/form-data`` with up to ``ATTACHMENT_MAX_FILES`` ``photos`` files (as the
+    citizens' API takes them; checked as the page's uploads)."""
     db = get_session()
     operations.check_role("report_assist", g.user)
-    data = json_body()
+    multipart = request.mimetype == "multipart/form-data"
+    if multipart:
+        attachments.allow_upload()
+        data = form_values(request.form, integers=("version",))
+    else:
+        data = json_body()
     ticket = access.visible_ticket(db, g.user, number)
     values = schemas.report_values(db, g.user, data)
+    if multipart:
+        values["photos"] = attachments.check(request.files.getlist("photos"))
     event = cohandling.report_assist(db, g.user, ticket, **values)
     commit()
     body = ticket_to_dict(ticket, g.user)
@@ -37,7 +47,11 @@ def report(number):
 
 
 def split(number):
-    """拆单. Send ``Idempotency-Key`` so a retry returns the first split (200, replayed)."""
+    """拆单. Send ``Idempotency-Key`` so a retry returns the first split (200, replayed).
+
+    A retry sent while the first is still being written (the two at once) is answered 409
+    ``TICKET_VERSION_CONFLICT`` instead: only one split commits; send the retry again and it
+    is the replay of that split."""
     db = get_session()
     operations.check_role("split", g.user)
     data = json_body()

@@ -8,11 +8,12 @@ import pytest
 import sqlalchemy as sa
 
 from dashboards import ranking
-from dispatch import citizen_tracking, cohandling
+from dispatch import citizen_tracking, cohandling, open311
 from dispatch import operations as ops
 from hotline.enums import (
     AssignmentRole,
     CallbackOutcome,
+    Channel,
     ExemptionKind,
     Satisfaction,
     Solved,
@@ -20,7 +21,7 @@ from hotline.enums import (
     TransferTarget,
 )
 from hotline.errors import Conflict, Forbidden, ValidationFailed
-from hotline.models import Attachment, Category, Ticket, TicketEvent
+from hotline.models import Attachment, Category, OutboxMessage, Ticket, TicketEvent
 from tests.dispatch.common import DONGGUAN, PHOTOS, STREETLIGHT
 from tests.dispatch.conftest import area, unit
 
@@ -431,6 +432,19 @@ def test_the_parent_closes_when_its_last_child_is_final(db, user, call):
     }
 
 
+def test_open311_shows_a_split_call_open_until_its_matters_are_final(db, user, call):
+    parent = call()
+    cohandling.split(db, user("operator"), parent, children=_children(db, DONGGUAN, CGJ))
+    first, second = cohandling.children_of(db, parent)
+    shown = open311.request_dict(parent, "Asia/Shanghai")
+    assert shown["status"] == "open"
+    assert shown["status_notes"] == "所反映的多件事项已拆分为子工单分别办理，全部办结后本诉求关闭"
+    for child in (first, second):
+        ops.transfer(db, user("dispatcher"), child, target=TransferTarget.fire_119, reason="火情")
+    db.flush()
+    assert open311.request_dict(parent, "Asia/Shanghai")["status"] == "closed"
+
+
 def test_a_terminated_child_counts_as_final(db, user, call):
     parent = call()
     cohandling.split(db, user("dispatcher"), parent, children=_children(db, DONGGUAN, CGJ))
@@ -467,6 +481,28 @@ def test_the_ranking_counts_the_children_not_the_parent(db, user, call):
     assert None not in all_counts  # the parent leads nothing and is in no unit's row
 
 
+def test_the_month_received_the_matters_of_a_split_call_not_the_call_too(db, user, call):
+    now = dt.datetime.now(dt.UTC)
+    start, end = now - dt.timedelta(days=40), now + dt.timedelta(days=1)
+
+    def received():
+        return ranking._count(db, start, end, now, "unit")[1]["received"]
+
+    before = received()
+    for splitter in ("dispatcher", "operator"):
+        parent = call()
+        cohandling.split(db, user(splitter), parent, children=_children(db, DONGGUAN, CGJ, WATER))
+    db.flush()
+    assert received() == before + 6  # two calls of three matters each
+    first, second, third = cohandling.children_of(db, parent)
+    ops.transfer(db, user("dispatcher"), first, target=TransferTarget.fire_119, reason="火情")
+    ops.merge(db, user("dispatcher"), second, into=third, reason="同一事项")
+    ops.transfer(db, user("dispatcher"), third, target=TransferTarget.fire_119, reason="火情")
+    db.flush()
+    assert parent.status == S.closed  # closed after the split, still not a matter of its own
+    assert received() == before + 6
+
+
 def test_the_citizen_sees_the_matters_together(db, user, call):
     parent = call()
     cohandling.split(db, user("dispatcher"), parent, children=_children(db, DONGGUAN, CGJ))
@@ -491,3 +527,23 @@ def test_the_citizen_sees_the_matters_together(db, user, call):
     assert closed.status == "已办结"
     assert closed.steps[-1].title == "已办结"
     assert db.scalar(sa.select(Ticket.status).where(Ticket.id == parent.id)) == S.closed
+
+
+def test_a_citizen_who_got_a_receipt_is_texted_the_matters_numbers(db, user, make_ticket):
+    online = make_ticket(user("operator"), area="370705", channel=Channel.app)
+    cohandling.split(db, user("operator"), online, children=_children(db, DONGGUAN, CGJ))
+    first, second = cohandling.children_of(db, online)
+    (text,) = _texts(db, online)
+    assert text.recipient == online.requester_phone
+    assert f"工单号{first.number}、{second.number}，" in text.body
+    by_phone = make_ticket(user("operator"), area="370705")  # a call gets no text
+    cohandling.split(db, user("operator"), by_phone, children=_children(db, DONGGUAN, CGJ))
+    assert _texts(db, by_phone) == []
+
+
+def _texts(db, ticket):
+    return db.scalars(
+        sa.select(OutboxMessage).where(
+            OutboxMessage.ticket_id == ticket.id, OutboxMessage.kind == "citizen_received"
+        )
+    ).all()

@@ -2,13 +2,16 @@
 with and without the assists, splitting a call (idempotent, all-or-nothing) and the overview
 of a ticket's assists and children."""
 
+import io
+
 import pytest
 import sqlalchemy as sa
 
 from dispatch import cohandling
 from hotline.enums import TicketStatus
-from hotline.models import Ticket
+from hotline.models import Attachment, Ticket
 from tests.dispatch.common import DONGGUAN, STREETLIGHT
+from tests.dispatch.pages.test_desk import PNG
 
 S = TicketStatus
 CGJ, WATER = "U-CGJ", "U-WATER"
@@ -50,6 +53,28 @@ def test_an_assist_reports_through_the_api(api, assisted):
     ]
     again = api("cgj").post(f"/tickets/{n}/assist-report", json={"report": "再报一次"})
     _error(again, 409, "ASSIST_ALREADY_REPORTED")
+
+
+def test_an_assist_reports_with_photos_through_the_api(db, api, assisted):
+    ticket = assisted()
+    n = ticket.number
+    _ok(api("cgj").post(f"/tickets/{n}/sign", json={}))
+    data = _ok(
+        api("cgj").post(
+            f"/tickets/{n}/assist-report",
+            data={"report": "已清运垃圾", "version": str(_version(api, n, "cgj")), **photos()},
+            content_type="multipart/form-data",
+        )
+    )
+    assert data["event"]["payload"]["photos"] == 1
+    (photo,) = db.scalars(sa.select(Attachment).where(Attachment.ticket_id == ticket.id)).all()
+    assert (photo.purpose, photo.filename) == ("assist", "现场.png")
+    assist = _ok(api("dongguan").get(f"/tickets/{n}/cohandling"))["assists"][0]
+    assert (assist["report"], assist["photos"]) == ("已清运垃圾", [photo.id])
+
+
+def photos():
+    return {"photos": [(io.BytesIO(PNG), "现场.png")]}
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,22 @@ def test_the_lead_sees_the_assists_and_gives_its_reason(
     assert db.get(Ticket, ticket.id).status == S.finished
 
 
+def test_the_page_reads_the_co_handling_once(client, db, user, assisted, web_login, count_queries):
+    ticket = assisted()
+    for name in ("dongguan", "cgj"):
+        ops.sign(db, user(name), ticket)
+    ops.contact(db, user("dongguan"), ticket, note="已联系")
+    cohandling.report_assist(db, user("cgj"), ticket, report="已清运")
+    db.flush()
+    web_login(client, "dongguan")
+    with count_queries() as counted:
+        page = client.get(f"/tickets/{ticket.number}").get_data(as_text=True)
+    assert 'id="assist-reports"' in page and 'name="assists_note"' in page
+    # The finish form and the co-handling section share one ``cohandling_view``.
+    children = [s for s in counted.statements if "tickets.parent_id =" in s]
+    assert len(children) == 1, children
+
+
 def _rows(*units, area=("370705", "370705001")):
     texts = ["小区门口路灯不亮", "路边井盖缺失", "河道有异味"]
     data = {}
