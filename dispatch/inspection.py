@@ -38,6 +38,7 @@ import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -387,6 +388,21 @@ def operators(session):
     ).all()
 
 
+def recording_url(ref):
+    """The address to hear a ticket's call at, when the phone system's recording reference
+    (``Ticket.recording_ref``, as the switch announced it: ``POST /calls`` ``recording``) is
+    a web address (http/https), else None: the reference is then a code of the switch's own
+    storage, to be played there. The page links to the address rather than embedding an
+    ``<audio>`` player, which the Content-Security-Policy (media from this site only) would
+    block for the phone system's server."""
+    if not ref:
+        return None
+    parts = urlsplit(ref.strip())
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return ref.strip()
+    return None
+
+
 def intake_decision(session, ticket):
     """What became of ``ticket`` at intake: the first deciding event after 受理 (直接办结,
     转办, 并单, 派单, 指定) as {label, reason, actor, at}, or None while it waits."""
@@ -593,6 +609,7 @@ def sample_to_dict(row, *, full=False, decision=None, phone=None):
                 "requester_name": ticket.requester_name,
                 "requester_phone": phone,
                 "recording_ref": ticket.recording_ref,
+                "recording_url": recording_url(ticket.recording_ref),
                 "intake_decision": {
                     "label": decision["label"],
                     "details": decision["details"],

@@ -83,6 +83,7 @@ def _render_sample(db, row, *, error=None, typed=None):
         # do not call (dispatch.access.FULL_PHONE_ROLES), so no view to record.
         phone=mask_phone(ticket.requester_phone),
         decision=inspection.intake_decision(db, ticket),
+        recording_url=inspection.recording_url(ticket.recording_ref),
         checklist=inspection.CHECKLIST,
         items=inspection.item_rows(row),
         may_score=g.user.role in inspection.INSPECT_ROLES and row.state == InspectionState.pending,

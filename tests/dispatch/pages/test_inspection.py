@@ -99,7 +99,11 @@ def test_the_sample_page_shows_the_ticket_as_taken(client, web_login, samples, d
     row = samples["operator"]
     page = client.get(f"/inspection/{row.id}").get_data(as_text=True)
     assert "路灯不亮质检样本" in page
-    assert "rec/2026/03/11/0001.wav" in page
+    # The switch's recording reference is no web address: a code beside its label.
+    recording = page[page.index('data-testid="recording"') :]
+    recording = recording[: recording.index("</dd>")]
+    assert "录音编号" in recording and "rec/2026/03/11/0001.wav" in recording
+    assert "请在话务系统中调听" in recording and "<a " not in recording
     assert "王晓丽" in page  # the operator
     assert "东关街道" in page  # the area's name
     assert "直接办结（首问即答）" in page and "已告知报修渠道" in page
@@ -111,6 +115,43 @@ def test_the_sample_page_shows_the_ticket_as_taken(client, web_login, samples, d
     for item in inspection.CHECKLIST:
         assert f'name="{item.key}_points"' in page and item.label in page
     assert db.scalars(sa.select(AuditLog).where(AuditLog.action == "pii.view")).all() == []
+
+
+@pytest.mark.parametrize(
+    "ref, link",
+    [
+        ("https://pbx.example.cn/rec/2026/03/11/0002.wav", True),
+        ("http://10.1.2.3/play?id=0002", True),
+        ("javascript:alert(1)", False),
+        (None, False),
+    ],
+)
+def test_the_recording_is_a_link_when_the_phone_system_gives_an_address(
+    client, web_login, db, user, make_ticket, ref, link
+):
+    calls.announce(
+        db,
+        user("operator"),
+        call_id="SW-20260311-0002",
+        caller_phone=PHONE,
+        agent="operator",
+        recording_ref=ref,
+        now=at(DAY, 9),
+    )
+    ticket = make_ticket(user("operator"), now=at(DAY, 9), call_id="SW-20260311-0002")
+    (row,) = inspection.sample_day(db, DAY, "Asia/Shanghai")
+    db.commit()
+    web_login(client, "inspector")
+    page = client.get(f"/inspection/{row.id}").get_data(as_text=True)
+    recording = page[page.index('data-testid="recording"') :]
+    recording = recording[: recording.index("</dd>")]
+    assert ticket.recording_ref == ref
+    if link:
+        assert f'<a href="{ref}" target="_blank"' in recording and "收听通话录音" in recording
+    elif ref:
+        assert "<a " not in recording and "录音编号" in recording and "alert(1)" in recording
+    else:
+        assert "无录音" in recording
 
 
 def test_an_inspector_scores_through_the_form(client, web_login, form_token, samples, db):
