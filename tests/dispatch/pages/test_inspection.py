@@ -11,9 +11,10 @@ import sqlalchemy as sa
 
 from dispatch import calls, inspection
 from dispatch import operations as ops
-from hotline.enums import InspectionState, IntakeOutcome
-from hotline.models import AuditLog, Inspection
+from hotline.enums import InspectionState, IntakeOutcome, Role
+from hotline.models import AuditLog, Inspection, User
 from tests.dispatch.common import PHONE, STREETLIGHT, TZ
+from tests.helpers import PASSWORD
 
 DAY = dt.date(2026, 3, 11)
 XSS = '<script>alert("x")</script>'
@@ -112,8 +113,9 @@ def test_the_sample_page_shows_the_ticket_as_taken(client, web_login, samples, d
     # Text typed by people stays text.
     assert XSS not in page and "&lt;script&gt;" in page
     assert 'name="csrf_token"' in page
-    for item in inspection.CHECKLIST:
-        assert f'name="{item.key}_points"' in page and item.label in page
+    # Unclaimed: the form waits until the inspector claims the sample.
+    assert "尚未领取" in page and "领取并评分" in page
+    assert 'data-testid="inspection-form"' not in page
     assert db.scalars(sa.select(AuditLog).where(AuditLog.action == "pii.view")).all() == []
 
 
@@ -140,7 +142,6 @@ def test_the_recording_is_a_link_when_the_phone_system_gives_an_address(
     )
     ticket = make_ticket(user("operator"), now=at(DAY, 9), call_id="SW-20260311-0002")
     (row,) = inspection.sample_day(db, DAY, "Asia/Shanghai")
-    db.commit()
     web_login(client, "inspector")
     page = client.get(f"/inspection/{row.id}").get_data(as_text=True)
     recording = page[page.index('data-testid="recording"') :]
@@ -154,10 +155,22 @@ def test_the_recording_is_a_link_when_the_phone_system_gives_an_address(
         assert "无录音" in recording
 
 
+def claimed(client, form_token, row):
+    """Claim ``row`` through its page as the logged-in inspector; the form's CSRF token."""
+    token = form_token(client, f"/inspection/{row.id}")
+    response = client.post(f"/inspection/{row.id}/claim", data={"csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    page = client.get(f"/inspection/{row.id}").get_data(as_text=True)
+    assert "已由您领取" in page and 'data-testid="inspection-form"' in page
+    for item in inspection.CHECKLIST:
+        assert f'name="{item.key}_points"' in page
+    return token
+
+
 def test_an_inspector_scores_through_the_form(client, web_login, form_token, samples, db):
     web_login(client, "inspector")
     row = samples["operator"]
-    token = form_token(client, f"/inspection/{row.id}")
+    token = claimed(client, form_token, row)
     response = client.post(
         f"/inspection/{row.id}",
         data=full_form(token, address_points="14", address_comment="缺门牌号"),
@@ -180,7 +193,7 @@ def test_an_inspector_scores_through_the_form(client, web_login, form_token, sam
 def test_a_refused_score_is_shown_with_what_was_typed(client, web_login, form_token, samples, db):
     web_login(client, "inspector")
     row = samples["operator"]
-    token = form_token(client, f"/inspection/{row.id}")
+    token = claimed(client, form_token, row)
     response = client.post(
         f"/inspection/{row.id}",
         data=full_form(token, category_points="25", content_points="20", comment="写了评语"),
@@ -193,6 +206,63 @@ def test_a_refused_score_is_shown_with_what_was_typed(client, web_login, form_to
     assert ">写了评语</textarea>" in page
     db.refresh(row)
     assert row.state == InspectionState.pending
+
+
+@pytest.fixture
+def second_inspector(db, user):
+    other = User(
+        username="inspector2",
+        name="孙质检",
+        role=Role.inspector,
+        unit_id=user("inspector").unit_id,
+    )
+    other.set_password(PASSWORD)
+    db.add(other)
+    db.flush()
+    return other
+
+
+def test_a_claimed_sample_is_the_holders_alone(
+    client, web_login, form_token, samples, second_inspector, db
+):
+    row = samples["operator"]
+    web_login(client, "inspector")
+    claimed(client, form_token, row)
+    queue = client.get("/inspection").get_data(as_text=True)
+    line = queue[queue.index(f'id="i-{row.id}"') :]
+    assert "郑雅琴" in line[: line.index("</tr>")]  # the holder, by name
+
+    web_login(client, "inspector2")
+    page = client.get(f"/inspection/{row.id}").get_data(as_text=True)
+    assert "已由 <strong>郑雅琴</strong> 领取" in page
+    assert 'data-testid="inspection-form"' not in page and "领取并评分" not in page
+    token = form_token(client, "/account/password")
+    refused = client.post(f"/inspection/{row.id}/claim", data={"csrf_token": token})
+    assert refused.status_code == 409
+    assert "该质检样本已由郑雅琴领取" in refused.get_data(as_text=True)
+    scored = client.post(f"/inspection/{row.id}", data=full_form(token))
+    assert scored.status_code == 409
+    db.refresh(row)
+    assert (row.state, row.inspector_id) == (InspectionState.pending, user_id(db, "inspector"))
+
+    # A supervisor gives it back to the queue (the holder away); audited.
+    web_login(client, "supervisor")
+    token = form_token(client, "/account/password")
+    assert (
+        client.post(f"/inspection/{row.id}/release", data={"csrf_token": token}).status_code == 302
+    )
+    db.refresh(row)
+    assert row.inspector_id is None
+    actions = db.scalars(
+        sa.select(AuditLog.action).where(AuditLog.action.like("inspection.%")).order_by(AuditLog.id)
+    ).all()
+    assert actions == ["inspection.claim", "inspection.release"]
+    web_login(client, "inspector2")
+    claimed(client, form_token, row)
+
+
+def user_id(db, username):
+    return db.scalar(sa.select(User.id).where(User.username == username))
 
 
 def test_the_form_needs_its_csrf_token(client, web_login, samples):
