@@ -4,8 +4,10 @@ refusals re-rendered with what was typed, once only), the monthly scores and an 
 own results; every page refuses the roles it is not for."""
 
 import datetime as dt
+import io
 import re
 
+import openpyxl
 import pytest
 import sqlalchemy as sa
 
@@ -17,6 +19,7 @@ from tests.dispatch.common import PHONE, STREETLIGHT, TZ
 from tests.helpers import PASSWORD
 
 DAY = dt.date(2026, 3, 11)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XSS = '<script>alert("x")</script>'
 
 
@@ -337,6 +340,49 @@ def test_monthly_scores_table(client, web_login, scored, username):
     assert "本月没有质检样本" in empty.get_data(as_text=True)
     bad = client.get("/inspection/scores", query_string={"month": "2026-3"})
     assert bad.status_code == 422 and "月份格式应为 YYYY-MM" in bad.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("username", ["inspector", "supervisor"])
+def test_monthly_scores_export_to_xlsx(client, web_login, scored, db, username):
+    web_login(client, username)
+    page = client.get("/inspection/scores", query_string={"month": "2026-03"}).get_data(
+        as_text=True
+    )
+    assert 'href="/inspection/scores.xlsx?month=2026-03"' in page and "导出 Excel" in page
+    response = client.get("/inspection/scores.xlsx", query_string={"month": "2026-03"})
+    assert response.status_code == 200
+    assert response.mimetype == XLSX
+    assert "attachment" in response.headers["Content-Disposition"]
+    assert "2026-03.xlsx" in response.headers["Content-Disposition"]
+    sheet = openpyxl.load_workbook(io.BytesIO(response.data)).active
+    assert sheet.title == "质检成绩" and sheet["A1"].value == "12345 热线话务质检成绩 2026年3月"
+    assert [c.value for c in sheet[3]] == [
+        "话务员",
+        "登录名",
+        "已质检",
+        "待质检",
+        "平均分（满分 100）",
+        "分类准确（满分 20）",
+        "地址准确（满分 20）",
+        "内容完整（满分 25）",
+        "服务规范（满分 15）",
+        "转办正确（满分 20）",
+        "待改进",
+    ]
+    rows = {row[0]: row for row in sheet.iter_rows(min_row=4, values_only=True)}
+    assert rows["王晓丽"] == ("王晓丽", "operator", 1, 0, 94, 20, 20, 25, 9, 20, "服务规范")
+    assert rows["刘婷婷"] == ("刘婷婷", "operator2", 1, 0, 85, 5, 20, 25, 15, 20, "分类准确")
+    assert sheet["E4"].number_format == "0.0"
+    [log] = db.scalars(sa.select(AuditLog).where(AuditLog.action == "inspection.export")).all()
+    assert log.payload == {"month": "2026-03", "operators": 2}
+    bad = client.get("/inspection/scores.xlsx", query_string={"month": "2026-3"})
+    assert bad.status_code == 422 and "月份格式应为 YYYY-MM" in bad.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("username", ["operator", "dispatcher", "leader"])
+def test_only_score_readers_export_the_scores(client, web_login, scored, username):
+    web_login(client, username)
+    assert client.get("/inspection/scores.xlsx").status_code == 403
 
 
 def test_an_operator_reads_only_their_own_results(client, web_login, scored):
