@@ -21,6 +21,16 @@ missed while no scheduler ran are caught up; a day without tickets is looked at 
 the next run and still yields nothing. One transaction; on PostgreSQL under an advisory
 lock, so a second scheduler skips the round.
 
+**Late arrivals are not topped up, on purpose.** A ticket whose ``received_at`` falls on a
+day already sampled but which reaches the table later (after ``SETTLE``) is never sampled.
+Live intake cannot do this: ``receive`` stamps ``received_at`` with the moment of its own
+transaction, committed at once. What can: a 拆单 child (``dispatch.cohandling``; it keeps its
+parent's moment, and the parent, the operator's intake it was split from, was in the day's
+draw), and backfills, imports and the demo history, which pass a ``now`` in the past and are
+no intake to judge. The quota is a floor per operator and day, met by the day as it stood;
+topping it up from a few late tickets would make the draw depend on when the job ran and
+break "a day is sampled once" for no better picture of an operator's intake.
+
 **Claiming** (``claim``, 领取; ``release``, 放弃领取): an inspector claims a pending sample
 before scoring it, so two inspectors never type out the same sample's scores: the form is
 shown to its holder only, the queue names the holder, and a sample another inspector holds
