@@ -885,3 +885,68 @@ def build_analysis_workbook(report, *, timezone=DEFAULTS["TIMEZONE"]):
 def write_analysis_xlsx(report, target, *, timezone=DEFAULTS["TIMEZONE"]):
     """Save ``build_analysis_workbook`` to ``target`` (a path or a binary file object)."""
     build_analysis_workbook(report, timezone=timezone).save(target)
+
+
+# -- 质检成绩 ------------------------------------------------------------------------------------
+
+#: The title of the monthly inspection scores' sheet.
+INSPECTION_SCORES_TITLE = "12345 热线话务质检成绩"
+
+
+def build_inspection_scores(scores, *, month, checklist, now, timezone=DEFAULTS["TIMEZONE"]):
+    """One sheet of every operator's month as the 质检成绩 page shows it
+    (``dispatch.inspection.monthly_scores``): samples scored and pending, the average, each
+    checklist item's average (out of its maximum) and the items to improve; averages are
+    numbers (one decimal shown), an operator without scored samples has empty averages."""
+    year, number = month
+    title = f"{INSPECTION_SCORES_TITLE} {year}年{number}月"
+    headers = [
+        "话务员",
+        "登录名",
+        "已质检",
+        "待质检",
+        "平均分（满分 100）",
+        *(f"{item.label}（满分 {item.maximum}）" for item in checklist),
+        "待改进",
+    ]
+    kinds = [_TEXT, _TEXT, _INT, _INT, _SCORE, *(_SCORE for _ in checklist), _TEXT]
+    workbook = Workbook()
+    ws = workbook.active
+    ws.title = "质检成绩"
+    workbook.properties.title = title
+    workbook.properties.creator = "12345 热线工单系统"
+    stamp = f"{local_datetime(now, timezone):%Y-%m-%d %H:%M}"
+    subtitle = (
+        f"导出时间 {stamp}　按受理日期统计本月抽检样本　话务员 {len(scores)} 名　"
+        "各项为平均得分；待改进为平均得分不足满分九成、与满分差距最大的项目"
+    )
+    _title(ws, title, subtitle, len(headers))
+    _header(ws, _HEADER_ROWS, headers)
+    widths = [_display_width(h) for h in headers]
+    for offset, score in enumerate(scores):
+        values = [
+            score.operator.name,
+            score.operator.username,
+            score.count,
+            score.pending,
+            score.average,
+            *(score.items.get(item.key) for item in checklist),
+            "、".join(item.label for item in score.lowest) or None,
+        ]
+        for index, (value, kind) in enumerate(zip(values, kinds, strict=True), start=1):
+            cell = _put(
+                ws, _HEADER_ROWS + 1 + offset, index, value, kind, "0.0" if kind == _SCORE else None
+            )
+            cell.border = _BORDER
+            widths[index - 1] = max(widths[index - 1], _display_width(_shown(value, kind)))
+    _size_columns(ws, widths)
+    ws.freeze_panes = ws.cell(row=_HEADER_ROWS + 1, column=2)
+    _print_setup(ws, title, f"1:{_HEADER_ROWS}")
+    return workbook
+
+
+def inspection_scores_xlsx(scores, **kwargs):
+    """``build_inspection_scores`` as bytes."""
+    out = io.BytesIO()
+    build_inspection_scores(scores, **kwargs).save(out)
+    return out.getvalue()

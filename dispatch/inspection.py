@@ -21,6 +21,26 @@ missed while no scheduler ran are caught up; a day without tickets is looked at 
 the next run and still yields nothing. One transaction; on PostgreSQL under an advisory
 lock, so a second scheduler skips the round.
 
+**Late arrivals are not topped up, on purpose.** A ticket whose ``received_at`` falls on a
+day already sampled but which reaches the table later (after ``SETTLE``) is never sampled.
+Live intake cannot do this: ``receive`` stamps ``received_at`` with the moment of its own
+transaction, committed at once. What can: a 拆单 child (``dispatch.cohandling``; it keeps its
+parent's moment, and the parent, the operator's intake it was split from, was in the day's
+draw), and backfills, imports and the demo history, which pass a ``now`` in the past and are
+no intake to judge. The quota is a floor per operator and day, met by the day as it stood;
+topping it up from a few late tickets would make the draw depend on when the job ran and
+break "a day is sampled once" for no better picture of an operator's intake.
+
+**Claiming** (``claim``, 领取; ``release``, 放弃领取): an inspector claims a pending sample
+before scoring it, so two inspectors never type out the same sample's scores: the form is
+shown to its holder only, the queue names the holder, and a sample another inspector holds
+is refused (``INSPECTION_CLAIMED``) to the others, also when they score through the API.
+The holder is ``Inspection.inspector_id`` while the sample is pending (then the scorer: the
+same person), so a claim needs no column of its own. A claim lasts until scored or released;
+the holder or a supervisor releases it (an inspector away leaves no sample stuck). Both are
+audited (``inspection.claim``, ``inspection.release``). Scoring an unclaimed sample claims
+and scores it at once.
+
 **Scoring** (``inspect``, one operation, audited ``inspection.inspect``): every item of
 ``CHECKLIST`` gets whole points from 0 to its maximum (the maxima add up to 100, the
 total is the score); points deducted need a comment on the item; an overall comment is
@@ -38,6 +58,7 @@ import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -282,20 +303,117 @@ def submission(data):
     return {"checks": checks, "comment": data.get("comment")}
 
 
+def _free_or_mine(actor):
+    """The condition of a pending sample ``actor`` may claim or score: unclaimed or theirs."""
+    return sa.or_(Inspection.inspector_id.is_(None), Inspection.inspector_id == actor.id)
+
+
+def _check_pending_for(inspection, actor):
+    if inspection.state != InspectionState.pending:
+        raise _already_done(inspection)
+    if inspection.inspector_id not in (None, actor.id):
+        raise _claimed(inspection)
+
+
+def _refused_write(session, inspection):
+    """Why a conditional write of a pending sample touched no row: scored or claimed since."""
+    session.refresh(inspection)
+    if inspection.state != InspectionState.pending:
+        return _already_done(inspection)
+    return _claimed(inspection)
+
+
+def claim(session, actor, inspection, *, now=None):
+    """领取: ``actor`` (an inspector) takes a pending sample to score it; the others can no
+    longer score it. Claiming one's own sample again changes nothing. Audited; the caller
+    commits."""
+    if actor.role not in INSPECT_ROLES:
+        _refuse_role(actor, "领取质检样本")
+    _check_pending_for(inspection, actor)
+    if inspection.inspector_id == actor.id:
+        return inspection
+    written = session.execute(
+        sa.update(Inspection)
+        .where(
+            Inspection.id == inspection.id,
+            Inspection.state == InspectionState.pending,
+            _free_or_mine(actor),
+        )
+        .values(inspector_id=actor.id)
+        .execution_options(synchronize_session=False)
+    )
+    if written.rowcount != 1:
+        raise _refused_write(session, inspection)
+    session.refresh(inspection)
+    audit(
+        session,
+        actor,
+        "inspection.claim",
+        target=inspection.ticket.number,
+        payload={"inspection": inspection.id},
+    )
+    session.flush()
+    return inspection
+
+
+def release(session, actor, inspection, *, now=None):
+    """放弃领取: the holder, or a supervisor (the holder away), gives a claimed pending
+    sample back to the queue. Audited; the caller commits."""
+    if actor.role not in SCORE_ROLES:
+        _refuse_role(actor, "放弃领取质检样本")
+    if inspection.state != InspectionState.pending:
+        raise _already_done(inspection)
+    holder = inspection.inspector
+    if holder is None:
+        raise Conflict(
+            "该质检样本尚未被领取",
+            code="INSPECTION_NOT_CLAIMED",
+            details={"inspection": inspection.id},
+        )
+    if actor.role != Role.supervisor and holder.id != actor.id:
+        raise _claimed(inspection)
+    written = session.execute(
+        sa.update(Inspection)
+        .where(
+            Inspection.id == inspection.id,
+            Inspection.state == InspectionState.pending,
+            Inspection.inspector_id == holder.id,
+        )
+        .values(inspector_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    if written.rowcount != 1:
+        raise _refused_write(session, inspection)
+    session.refresh(inspection)
+    audit(
+        session,
+        actor,
+        "inspection.release",
+        target=inspection.ticket.number,
+        payload={"inspection": inspection.id, "holder": holder.username},
+    )
+    session.flush()
+    return inspection
+
+
 def inspect(session, actor, inspection, *, checks, comment=None, now=None):
     """质检评分: score a sampled ticket on the checklist. Once per sample (a second
-    submission, or a lost race, is refused with ``INSPECTION_DONE``); audited; the caller
+    submission, or a lost race, is refused with ``INSPECTION_DONE``), and only by the
+    sample's holder when it is claimed (``INSPECTION_CLAIMED``); audited; the caller
     commits."""
     if actor.role not in INSPECT_ROLES:
         _refuse_role(actor, "进行质检评分")
-    if inspection.state != InspectionState.pending:
-        raise _already_done(inspection)
+    _check_pending_for(inspection, actor)
     stored, overall = validated(checks, comment)
     score = sum(item["points"] for item in stored.values())
     now = now or utcnow()
     written = session.execute(
         sa.update(Inspection)
-        .where(Inspection.id == inspection.id, Inspection.state == InspectionState.pending)
+        .where(
+            Inspection.id == inspection.id,
+            Inspection.state == InspectionState.pending,
+            _free_or_mine(actor),
+        )
         .values(
             state=InspectionState.done,
             inspector_id=actor.id,
@@ -307,7 +425,7 @@ def inspect(session, actor, inspection, *, checks, comment=None, now=None):
         .execution_options(synchronize_session=False)
     )
     if written.rowcount != 1:
-        raise _already_done(inspection)
+        raise _refused_write(session, inspection)
     session.refresh(inspection)
     audit(
         session,
@@ -332,6 +450,16 @@ def _already_done(inspection):
         "该工单已质检评分，不能重复提交",
         code="INSPECTION_DONE",
         details={"inspection": inspection.id},
+    )
+
+
+def _claimed(inspection):
+    holder = inspection.inspector
+    name = holder.name if holder else "其他质检员"
+    return Conflict(
+        f"该质检样本已由{name}领取，只有领取人可以评分",
+        code="INSPECTION_CLAIMED",
+        details={"inspection": inspection.id, "holder": holder.username if holder else None},
     )
 
 
@@ -370,11 +498,12 @@ def queue(session, actor, page, *, operator_id=None, day=None):
     return page.of(session, query, Inspection.day, Inspection.id, options=_OPTIONS)
 
 
-def next_pending(session):
-    """The id of the oldest sample still pending (None: the queue is empty)."""
+def next_pending(session, actor):
+    """The id of the oldest sample still pending that ``actor`` may score (unclaimed or
+    theirs; None: nothing left for them)."""
     return session.scalar(
         sa.select(Inspection.id)
-        .where(Inspection.state == InspectionState.pending)
+        .where(Inspection.state == InspectionState.pending, _free_or_mine(actor))
         .order_by(Inspection.day, Inspection.id)
         .limit(1)
     )
@@ -385,6 +514,21 @@ def operators(session):
     return session.scalars(
         sa.select(User).where(User.role == Role.operator).order_by(User.name, User.username)
     ).all()
+
+
+def recording_url(ref):
+    """The address to hear a ticket's call at, when the phone system's recording reference
+    (``Ticket.recording_ref``, as the switch announced it: ``POST /calls`` ``recording``) is
+    a web address (http/https), else None: the reference is then a code of the switch's own
+    storage, to be played there. The page links to the address rather than embedding an
+    ``<audio>`` player, which the Content-Security-Policy (media from this site only) would
+    block for the phone system's server."""
+    if not ref:
+        return None
+    parts = urlsplit(ref.strip())
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return ref.strip()
+    return None
 
 
 def intake_decision(session, ticket):
@@ -593,6 +737,7 @@ def sample_to_dict(row, *, full=False, decision=None, phone=None):
                 "requester_name": ticket.requester_name,
                 "requester_phone": phone,
                 "recording_ref": ticket.recording_ref,
+                "recording_url": recording_url(ticket.recording_ref),
                 "intake_decision": {
                     "label": decision["label"],
                     "details": decision["details"],

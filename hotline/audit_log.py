@@ -33,6 +33,10 @@ ACTION_LABELS = {
     "token.revoke": "吊销接口令牌",
     "user.password": "设置密码",
     "outbox.retry": "重新发送通知",
+    "inspection.inspect": "质检评分",
+    "inspection.claim": "领取质检样本",
+    "inspection.release": "放弃领取质检样本",
+    "inspection.export": "导出质检成绩",
 }
 #: Otherwise: what was changed + how (``unit.create`` → 承办单位 · 新增).
 SUBJECTS = {

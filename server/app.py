@@ -29,6 +29,7 @@ import dashboards.pages.admin_scoring
 import dashboards.pages.analysis
 import dashboards.pages.board
 import dashboards.pages.hotspots
+import dashboards.pages.inspection_export
 import dashboards.pages.report
 import dashboards.pages.search
 import dashboards.pages.warnings
@@ -174,6 +175,7 @@ PAGES = [
     dashboards.pages.admin_scoring,
     dashboards.pages.admin_analysis,
     dashboards.pages.admin_inspection,
+    dashboards.pages.inspection_export,
     dashboards.pages.admin_accountability,
     hotline.admin.onboarding,
     hotline.admin.outbox,

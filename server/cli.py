@@ -498,8 +498,10 @@ def board_publisher_command():
 @with_appcontext
 def scheduler_command(once, interval, batch):
     """Run the scheduler in the foreground: the SLA timers (预警, 超时, 催办, 督办, 回访任务),
-    the knowledge base's expiry and review-due reminders (知识库到期复核), the outbox's
-    sweep and the early warnings' scan (诉求激增, 突发事件)."""
+    吹哨报到's timers, the knowledge base's expiry and review-due reminders (知识库到期复核),
+    the hot issues' grouper, the outbox's sweep, the early warnings' scan (诉求激增, 突发事件)
+    and 质检's daily sample. ``--once`` runs every one of these jobs once (for cron, or to
+    catch up by hand) and prints their totals."""
     import logging
 
     app = current_app._get_current_object()
@@ -535,6 +537,11 @@ def scheduler_command(once, interval, batch):
             click.echo(
                 f"warnings_raised={len(scanned.raised)} warnings_updated={len(scanned.updated)}"
             )
+        sampled = scheduler.make_inspection_job(app)()
+        if sampled is None:
+            click.echo("inspection_skipped=another-scheduler")
+        else:
+            click.echo(f"inspection_days={len(sampled.days)} inspection_sampled={sampled.sampled}")
         return
     click.echo(f"SLA 定时器每 {app.config['SCHEDULER_INTERVAL_SECONDS']} 秒检查一次（Ctrl-C 退出）")
     try:

@@ -5,6 +5,9 @@
 - ``GET /inspections/<id>``: one sample with its ticket as taken (the phone masked);
 - ``POST /inspections/<id>/inspect``: score it (inspectors): ``category_points``,
   ``category_comment`` … for every checklist item, and ``comment``;
+- ``POST /inspections/<id>/claim``: 领取 (inspectors; 409 ``INSPECTION_CLAIMED`` when
+  another holds it); ``POST /inspections/<id>/release``: 放弃领取 (the holder, supervisors);
+  a pending sample's ``inspector`` is its holder;
 - ``GET /inspections/scores?month=YYYY-MM``: every operator's month;
 - ``GET /inspections/mine?month=YYYY-MM``: an operator's own month, with every comment.
 """
@@ -26,6 +29,8 @@ def create_blueprint():
     bp.add_url_rule("/inspections/mine", view_func=mine)
     bp.add_url_rule("/inspections/<id:inspection_id>", view_func=get_sample)
     bp.add_url_rule("/inspections/<id:inspection_id>/inspect", view_func=inspect, methods=["POST"])
+    bp.add_url_rule("/inspections/<id:inspection_id>/claim", view_func=claim, methods=["POST"])
+    bp.add_url_rule("/inspections/<id:inspection_id>/release", view_func=release, methods=["POST"])
     return bp
 
 
@@ -78,6 +83,24 @@ def inspect(inspection_id):
     row = inspection.get(db, g.user, inspection_id)
     values = inspection.submission(json_body())
     inspection.inspect(db, g.user, row, **values)
+    commit()
+    return ok(_detail(db, row))
+
+
+def claim(inspection_id):
+    """领取: the caller holds the sample (409 ``INSPECTION_CLAIMED`` when another does)."""
+    require_role(inspection.INSPECT_ROLES, "“{role}”角色无权领取质检样本")
+    db = get_session()
+    row = inspection.claim(db, g.user, inspection.get(db, g.user, inspection_id))
+    commit()
+    return ok(_detail(db, row))
+
+
+def release(inspection_id):
+    """放弃领取: the holder, or a supervisor, gives the sample back to the queue."""
+    require_role(inspection.SCORE_ROLES, "“{role}”角色无权放弃领取质检样本")
+    db = get_session()
+    row = inspection.release(db, g.user, inspection.get(db, g.user, inspection_id))
     commit()
     return ok(_detail(db, row))
 

@@ -5,6 +5,8 @@
 - ``GET/POST /inspection/<id>``: one sample — the ticket as it was taken (content, category,
   area, address, the recording, the intake decision, the operator) and the checklist form;
   a scored sample shows its scores. Inspectors score; supervisors read.
+- ``POST /inspection/<id>/claim``: 领取 (inspectors): the form is shown to the holder only;
+  ``POST /inspection/<id>/release``: 放弃领取 (the holder, or a supervisor).
 - ``GET /inspection/scores``: 质检成绩, every operator's month (inspectors, supervisors).
 - ``GET /inspection/mine``: 我的质检, an operator's own month with every comment.
 
@@ -39,6 +41,8 @@ def create_blueprint():
     bp = Blueprint("inspection", __name__, template_folder="templates")
     bp.add_url_rule("/inspection", view_func=queue)
     bp.add_url_rule("/inspection/<id:inspection_id>", view_func=sample, methods=["GET", "POST"])
+    bp.add_url_rule("/inspection/<id:inspection_id>/claim", view_func=claim, methods=["POST"])
+    bp.add_url_rule("/inspection/<id:inspection_id>/release", view_func=release, methods=["POST"])
     bp.add_url_rule("/inspection/scores", view_func=scores)
     bp.add_url_rule("/inspection/mine", view_func=mine)
     web.add_to_menu(bp, "queue", "待质检", {Role.inspector}, home_of={Role.inspector})
@@ -75,6 +79,8 @@ def queue():
 
 def _render_sample(db, row, *, error=None, typed=None):
     ticket = row.ticket
+    inspector = g.user.role in inspection.INSPECT_ROLES
+    pending = row.state == InspectionState.pending
     return render_template(
         "inspection_sample.html",
         row=row,
@@ -83,9 +89,14 @@ def _render_sample(db, row, *, error=None, typed=None):
         # do not call (dispatch.access.FULL_PHONE_ROLES), so no view to record.
         phone=mask_phone(ticket.requester_phone),
         decision=inspection.intake_decision(db, ticket),
+        recording_url=inspection.recording_url(ticket.recording_ref),
         checklist=inspection.CHECKLIST,
         items=inspection.item_rows(row),
-        may_score=g.user.role in inspection.INSPECT_ROLES and row.state == InspectionState.pending,
+        may_claim=inspector and pending and row.inspector_id is None,
+        may_score=inspector and pending and row.inspector_id == g.user.id,
+        may_release=pending
+        and row.inspector_id is not None
+        and (row.inspector_id == g.user.id or g.user.role == Role.supervisor),
         error=error,
         field_errors=(error.details or {}) if error is not None else {},
         typed=typed or {},
@@ -119,10 +130,36 @@ def sample(inspection_id):
         return result
     flash(f"工单 {row.ticket.number} 已质检评分：{result.score} 分")
     # On with the oldest sample still waiting, or back to the queue when none is left.
-    following = inspection.next_pending(db)
+    following = inspection.next_pending(db, g.user)
     if following is None:
         return redirect(url_for("inspection.queue"))
     return redirect(url_for("inspection.sample", inspection_id=following))
+
+
+def _claim_change(inspection_id, operation, message):
+    def change(session):
+        row = inspection.get(session, g.user, inspection_id)
+        return operation(session, g.user, row)
+
+    def refused(error):
+        session = get_session()
+        return _render_sample(session, inspection.get(session, g.user, inspection_id), error=error)
+
+    done, result = web.perform(change, refused=refused)
+    if not done:
+        return result
+    flash(message.format(number=result.ticket.number))
+    return redirect(url_for("inspection.sample", inspection_id=inspection_id))
+
+
+@page_for(*inspection.INSPECT_ROLES)
+def claim(inspection_id):
+    return _claim_change(inspection_id, inspection.claim, "已领取工单 {number} 的质检样本")
+
+
+@page_for(*READERS)
+def release(inspection_id):
+    return _claim_change(inspection_id, inspection.release, "已放弃领取工单 {number} 的质检样本")
 
 
 def _month():

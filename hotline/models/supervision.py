@@ -218,6 +218,7 @@ class Inspection(Base):
     state: Mapped[InspectionState] = mapped_column(
         enum_column_type(InspectionState), default=InspectionState.pending, index=True
     )
+    #: While pending, who claimed it (领取, ``dispatch.inspection.claim``); then who scored it.
     inspector_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     inspected_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: Checklist item → {"points", "comment"} given (the checklist and its maxima live in

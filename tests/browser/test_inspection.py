@@ -87,8 +87,13 @@ def test_an_inspector_scores_a_sampled_ticket(new_page, sample, screenshot):
     assert name in row.inner_text() and number in row.inner_text()
     screenshot(page, "inspection-queue-filtered")
 
-    row.get_by_role("link", name="质检评分").click()
+    assert "未领取" in row.inner_text()
+    row.get_by_role("link", name="领取评分").click()
     assert "咨询居民医保缴费时间" in page.inner_text("#intake")
+    # The form is the holder's: claimed first, so no other inspector types the same scores.
+    assert page.locator("[data-testid=inspection-form]").count() == 0
+    page.get_by_role("button", name="领取并评分").click()
+    assert "已由您领取" in page.inner_text("[data-testid=inspection-claim]")
     assert "直接办结（首问即答）" in page.inner_text("[data-testid=intake-decision]")
     assert "138****8888" in page.inner_text("#intake")
     # A deduction without its comment is refused, and what was typed stays.

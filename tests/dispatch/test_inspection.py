@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from dispatch import inspection
 from dispatch import operations as ops
 from hotline import settings
-from hotline.enums import Channel, InspectionState, IntakeOutcome, TransferTarget
+from hotline.enums import Channel, InspectionState, IntakeOutcome, Role, TransferTarget
 from hotline.errors import Conflict, Forbidden, ValidationFailed
-from hotline.models import AuditLog, Inspection
+from hotline.models import AuditLog, Inspection, User
 from hotline.schemas import Page
 from tests.dispatch.common import TZ
 
@@ -231,6 +231,66 @@ def test_a_submission_racing_another_is_refused(db, user, pending):
     assert (
         db.scalars(sa.select(AuditLog).where(AuditLog.action == "inspection.inspect")).all() == []
     )
+
+
+def second_inspector(db):
+    other = User(username="inspector2", name="孙质检", role=Role.inspector)
+    other.set_password("质检-Second-12345")
+    db.add(other)
+    db.flush()
+    return other
+
+
+def test_a_claim_keeps_the_sample_for_its_holder_until_released(db, user, pending):
+    holder, supervisor = user("inspector"), user("supervisor")
+    other = second_inspector(db)
+    inspection.claim(db, holder, pending)
+    inspection.claim(db, holder, pending)  # again: nothing more
+    assert pending.inspector_id == holder.id and pending.state == InspectionState.pending
+    assert inspection.next_pending(db, other) is None
+    assert inspection.next_pending(db, holder) == pending.id
+    for attempt in (
+        lambda: inspection.claim(db, other, pending),
+        lambda: inspection.inspect(db, other, pending, checks=full_marks()),
+        lambda: inspection.release(db, other, pending),
+    ):
+        with pytest.raises(Conflict) as caught:
+            attempt()
+        assert caught.value.code == "INSPECTION_CLAIMED"
+        assert caught.value.message == "该质检样本已由郑雅琴领取，只有领取人可以评分"
+    with pytest.raises(Forbidden):
+        inspection.claim(db, supervisor, pending)
+    inspection.release(db, supervisor, pending)
+    assert pending.inspector_id is None
+    with pytest.raises(Conflict) as caught:
+        inspection.release(db, holder, pending)
+    assert caught.value.code == "INSPECTION_NOT_CLAIMED"
+    # Scoring an unclaimed sample claims and scores it at once.
+    inspection.inspect(db, other, pending, checks=full_marks())
+    assert (pending.state, pending.inspector_id) == (InspectionState.done, other.id)
+    actions = db.scalars(
+        sa.select(AuditLog.action).where(AuditLog.action.like("inspection.%")).order_by(AuditLog.id)
+    ).all()
+    assert actions == ["inspection.claim", "inspection.release", "inspection.inspect"]
+
+
+@pytest.mark.parametrize("operation", ["claim", "inspect"])
+def test_a_claim_or_score_racing_anothers_claim_is_refused(db, user, pending, operation):
+    """Two inspectors read the sample unclaimed; the second write finds it held."""
+    other = second_inspector(db)
+    db.execute(
+        sa.update(Inspection)
+        .where(Inspection.id == pending.id)
+        .values(inspector_id=user("inspector").id)
+        .execution_options(synchronize_session=False)
+    )
+    assert pending.inspector_id is None  # this session's view is stale
+    extra = {"checks": full_marks()} if operation == "inspect" else {}
+    with pytest.raises(Conflict) as caught:
+        getattr(inspection, operation)(db, other, pending, **extra)
+    assert caught.value.code == "INSPECTION_CLAIMED"
+    assert (pending.state, pending.inspector_id) == (InspectionState.pending, user("inspector").id)
+    assert db.scalars(sa.select(AuditLog).where(AuditLog.action.like("inspection.%"))).all() == []
 
 
 @pytest.mark.parametrize(

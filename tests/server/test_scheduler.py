@@ -183,6 +183,8 @@ def test_scheduler_command_runs_once(committed_app, seed_overdue):
     assert "outbox_sent=0 outbox_retry=0 outbox_failed=0" in result.output
     assert "hotspots_added=2 hotspots_created=0 hotspots_grown=0" in result.output
     assert "warnings_raised=0 warnings_updated=0" in result.output
+    # The two tickets were received yesterday (30 hours ago) by an operator: sampled.
+    assert "inspection_sampled=2" in result.output
     assert _counts(committed_app)["firings"] == 2 * TIMERS_PER_TICKET
 
 

@@ -76,6 +76,22 @@ def test_scoring_once_through_the_api(api, samples, db):
     assert_error(again, 409, "INSPECTION_DONE")
 
 
+def test_claiming_and_releasing_through_the_api(api, samples, db):
+    row = samples["operator"]
+    claimed = api("inspector").post(f"/inspections/{row.id}/claim")
+    assert claimed.status_code == 200, claimed.get_json()
+    assert claimed.get_json()["data"]["inspector"]["username"] == "inspector"
+    assert claimed.get_json()["data"]["state"]["value"] == "pending"
+    listed = api("supervisor").get("/inspections").get_json()["data"]["items"]
+    assert next(i for i in listed if i["id"] == row.id)["inspector"]["name"] == "郑雅琴"
+    assert_error(api("supervisor").post(f"/inspections/{row.id}/claim"), 403, "ROLE_NOT_ALLOWED")
+    released = api("supervisor").post(f"/inspections/{row.id}/release")
+    assert released.status_code == 200 and released.get_json()["data"]["inspector"] is None
+    assert_error(
+        api("inspector").post(f"/inspections/{row.id}/release"), 409, "INSPECTION_NOT_CLAIMED"
+    )
+
+
 @pytest.mark.parametrize(
     "payload, field, message",
     [

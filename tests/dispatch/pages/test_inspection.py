@@ -4,18 +4,22 @@ refusals re-rendered with what was typed, once only), the monthly scores and an 
 own results; every page refuses the roles it is not for."""
 
 import datetime as dt
+import io
 import re
 
+import openpyxl
 import pytest
 import sqlalchemy as sa
 
 from dispatch import calls, inspection
 from dispatch import operations as ops
-from hotline.enums import InspectionState, IntakeOutcome
-from hotline.models import AuditLog, Inspection
+from hotline.enums import InspectionState, IntakeOutcome, Role
+from hotline.models import AuditLog, Inspection, User
 from tests.dispatch.common import PHONE, STREETLIGHT, TZ
+from tests.helpers import PASSWORD
 
 DAY = dt.date(2026, 3, 11)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XSS = '<script>alert("x")</script>'
 
 
@@ -99,7 +103,11 @@ def test_the_sample_page_shows_the_ticket_as_taken(client, web_login, samples, d
     row = samples["operator"]
     page = client.get(f"/inspection/{row.id}").get_data(as_text=True)
     assert "路灯不亮质检样本" in page
-    assert "rec/2026/03/11/0001.wav" in page
+    # The switch's recording reference is no web address: a code beside its label.
+    recording = page[page.index('data-testid="recording"') :]
+    recording = recording[: recording.index("</dd>")]
+    assert "录音编号" in recording and "rec/2026/03/11/0001.wav" in recording
+    assert "请在话务系统中调听" in recording and "<a " not in recording
     assert "王晓丽" in page  # the operator
     assert "东关街道" in page  # the area's name
     assert "直接办结（首问即答）" in page and "已告知报修渠道" in page
@@ -108,15 +116,64 @@ def test_the_sample_page_shows_the_ticket_as_taken(client, web_login, samples, d
     # Text typed by people stays text.
     assert XSS not in page and "&lt;script&gt;" in page
     assert 'name="csrf_token"' in page
-    for item in inspection.CHECKLIST:
-        assert f'name="{item.key}_points"' in page and item.label in page
+    # Unclaimed: the form waits until the inspector claims the sample.
+    assert "尚未领取" in page and "领取并评分" in page
+    assert 'data-testid="inspection-form"' not in page
     assert db.scalars(sa.select(AuditLog).where(AuditLog.action == "pii.view")).all() == []
+
+
+@pytest.mark.parametrize(
+    "ref, link",
+    [
+        ("https://pbx.example.cn/rec/2026/03/11/0002.wav", True),
+        ("http://10.1.2.3/play?id=0002", True),
+        ("javascript:alert(1)", False),
+        (None, False),
+    ],
+)
+def test_the_recording_is_a_link_when_the_phone_system_gives_an_address(
+    client, web_login, db, user, make_ticket, ref, link
+):
+    calls.announce(
+        db,
+        user("operator"),
+        call_id="SW-20260311-0002",
+        caller_phone=PHONE,
+        agent="operator",
+        recording_ref=ref,
+        now=at(DAY, 9),
+    )
+    ticket = make_ticket(user("operator"), now=at(DAY, 9), call_id="SW-20260311-0002")
+    (row,) = inspection.sample_day(db, DAY, "Asia/Shanghai")
+    web_login(client, "inspector")
+    page = client.get(f"/inspection/{row.id}").get_data(as_text=True)
+    recording = page[page.index('data-testid="recording"') :]
+    recording = recording[: recording.index("</dd>")]
+    assert ticket.recording_ref == ref
+    if link:
+        assert f'<a href="{ref}" target="_blank"' in recording and "收听通话录音" in recording
+    elif ref:
+        assert "<a " not in recording and "录音编号" in recording and "alert(1)" in recording
+    else:
+        assert "无录音" in recording
+
+
+def claimed(client, form_token, row):
+    """Claim ``row`` through its page as the logged-in inspector; the form's CSRF token."""
+    token = form_token(client, f"/inspection/{row.id}")
+    response = client.post(f"/inspection/{row.id}/claim", data={"csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    page = client.get(f"/inspection/{row.id}").get_data(as_text=True)
+    assert "已由您领取" in page and 'data-testid="inspection-form"' in page
+    for item in inspection.CHECKLIST:
+        assert f'name="{item.key}_points"' in page
+    return token
 
 
 def test_an_inspector_scores_through_the_form(client, web_login, form_token, samples, db):
     web_login(client, "inspector")
     row = samples["operator"]
-    token = form_token(client, f"/inspection/{row.id}")
+    token = claimed(client, form_token, row)
     response = client.post(
         f"/inspection/{row.id}",
         data=full_form(token, address_points="14", address_comment="缺门牌号"),
@@ -139,7 +196,7 @@ def test_an_inspector_scores_through_the_form(client, web_login, form_token, sam
 def test_a_refused_score_is_shown_with_what_was_typed(client, web_login, form_token, samples, db):
     web_login(client, "inspector")
     row = samples["operator"]
-    token = form_token(client, f"/inspection/{row.id}")
+    token = claimed(client, form_token, row)
     response = client.post(
         f"/inspection/{row.id}",
         data=full_form(token, category_points="25", content_points="20", comment="写了评语"),
@@ -152,6 +209,63 @@ def test_a_refused_score_is_shown_with_what_was_typed(client, web_login, form_to
     assert ">写了评语</textarea>" in page
     db.refresh(row)
     assert row.state == InspectionState.pending
+
+
+@pytest.fixture
+def second_inspector(db, user):
+    other = User(
+        username="inspector2",
+        name="孙质检",
+        role=Role.inspector,
+        unit_id=user("inspector").unit_id,
+    )
+    other.set_password(PASSWORD)
+    db.add(other)
+    db.flush()
+    return other
+
+
+def test_a_claimed_sample_is_the_holders_alone(
+    client, web_login, form_token, samples, second_inspector, db
+):
+    row = samples["operator"]
+    web_login(client, "inspector")
+    claimed(client, form_token, row)
+    queue = client.get("/inspection").get_data(as_text=True)
+    line = queue[queue.index(f'id="i-{row.id}"') :]
+    assert "郑雅琴" in line[: line.index("</tr>")]  # the holder, by name
+
+    web_login(client, "inspector2")
+    page = client.get(f"/inspection/{row.id}").get_data(as_text=True)
+    assert "已由 <strong>郑雅琴</strong> 领取" in page
+    assert 'data-testid="inspection-form"' not in page and "领取并评分" not in page
+    token = form_token(client, "/account/password")
+    refused = client.post(f"/inspection/{row.id}/claim", data={"csrf_token": token})
+    assert refused.status_code == 409
+    assert "该质检样本已由郑雅琴领取" in refused.get_data(as_text=True)
+    scored = client.post(f"/inspection/{row.id}", data=full_form(token))
+    assert scored.status_code == 409
+    db.refresh(row)
+    assert (row.state, row.inspector_id) == (InspectionState.pending, user_id(db, "inspector"))
+
+    # A supervisor gives it back to the queue (the holder away); audited.
+    web_login(client, "supervisor")
+    token = form_token(client, "/account/password")
+    assert (
+        client.post(f"/inspection/{row.id}/release", data={"csrf_token": token}).status_code == 302
+    )
+    db.refresh(row)
+    assert row.inspector_id is None
+    actions = db.scalars(
+        sa.select(AuditLog.action).where(AuditLog.action.like("inspection.%")).order_by(AuditLog.id)
+    ).all()
+    assert actions == ["inspection.claim", "inspection.release"]
+    web_login(client, "inspector2")
+    claimed(client, form_token, row)
+
+
+def user_id(db, username):
+    return db.scalar(sa.select(User.id).where(User.username == username))
 
 
 def test_the_form_needs_its_csrf_token(client, web_login, samples):
@@ -226,6 +340,49 @@ def test_monthly_scores_table(client, web_login, scored, username):
     assert "本月没有质检样本" in empty.get_data(as_text=True)
     bad = client.get("/inspection/scores", query_string={"month": "2026-3"})
     assert bad.status_code == 422 and "月份格式应为 YYYY-MM" in bad.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("username", ["inspector", "supervisor"])
+def test_monthly_scores_export_to_xlsx(client, web_login, scored, db, username):
+    web_login(client, username)
+    page = client.get("/inspection/scores", query_string={"month": "2026-03"}).get_data(
+        as_text=True
+    )
+    assert 'href="/inspection/scores.xlsx?month=2026-03"' in page and "导出 Excel" in page
+    response = client.get("/inspection/scores.xlsx", query_string={"month": "2026-03"})
+    assert response.status_code == 200
+    assert response.mimetype == XLSX
+    assert "attachment" in response.headers["Content-Disposition"]
+    assert "2026-03.xlsx" in response.headers["Content-Disposition"]
+    sheet = openpyxl.load_workbook(io.BytesIO(response.data)).active
+    assert sheet.title == "质检成绩" and sheet["A1"].value == "12345 热线话务质检成绩 2026年3月"
+    assert [c.value for c in sheet[3]] == [
+        "话务员",
+        "登录名",
+        "已质检",
+        "待质检",
+        "平均分（满分 100）",
+        "分类准确（满分 20）",
+        "地址准确（满分 20）",
+        "内容完整（满分 25）",
+        "服务规范（满分 15）",
+        "转办正确（满分 20）",
+        "待改进",
+    ]
+    rows = {row[0]: row for row in sheet.iter_rows(min_row=4, values_only=True)}
+    assert rows["王晓丽"] == ("王晓丽", "operator", 1, 0, 94, 20, 20, 25, 9, 20, "服务规范")
+    assert rows["刘婷婷"] == ("刘婷婷", "operator2", 1, 0, 85, 5, 20, 25, 15, 20, "分类准确")
+    assert sheet["E4"].number_format == "0.0"
+    [log] = db.scalars(sa.select(AuditLog).where(AuditLog.action == "inspection.export")).all()
+    assert log.payload == {"month": "2026-03", "operators": 2}
+    bad = client.get("/inspection/scores.xlsx", query_string={"month": "2026-3"})
+    assert bad.status_code == 422 and "月份格式应为 YYYY-MM" in bad.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("username", ["operator", "dispatcher", "leader"])
+def test_only_score_readers_export_the_scores(client, web_login, scored, username):
+    web_login(client, username)
+    assert client.get("/inspection/scores.xlsx").status_code == 403
 
 
 def test_an_operator_reads_only_their_own_results(client, web_login, scored):
