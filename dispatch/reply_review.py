@@ -23,10 +23,18 @@ how many times the ticket was finished before) taken modulo 100 and compared wit
 percentage, so a retried finish decides exactly as the first try, and a ticket finished again
 after a return or a 重办 draws anew.
 
-**No timer runs while a reply waits** (``dispatch.timers``: 待审核 is neither in handling nor
-finished): the unit has reported, so its clocks stop at ``finished_at``; the callback clock
-starts at approval. The hotline has no reminder of its own for a waiting review: the queue
-is oldest first and shows how long each reply has waited.
+**No unit's timer runs while a reply waits** (``dispatch.timers``): the unit has reported,
+so its clocks stop at ``finished_at``; the callback clock starts at approval. The hotline's
+own clock is the 审核时限 (setting ``review.limit_days``, default 1 working day — the SLA
+calendar counts working days, and one day lets a reply sent in the evening be reviewed the
+next morning while keeping the citizen's wait short): beyond it the 审核超时 timer reminds
+the hotline centre's inbox, and the queue (oldest first) shows each wait and marks the late
+ones. After a 审核退回 the unit's timers due during the review do not fire
+(``timers.skip_until``): the delay was the reviewer's.
+
+**The reply reaches the citizen** in the states ``REPLIED`` only, at ``replied_at`` (the
+approval of a reviewed reply, else the finish): the portal, Open311, the operator's caller
+history and the citizen's window to re-raise (``citizen.reopen_days``) all read these.
 """
 
 import hashlib
@@ -35,13 +43,54 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from dispatch import access
+from dispatch import access, calendar, timers
 from hotline import settings
 from hotline.audit import audit_change
 from hotline.db import utcnow
 from hotline.enums import ReviewMode, Role, TicketStatus
 from hotline.errors import Forbidden, ValidationFailed
 from hotline.models import Category, ReviewRule, Ticket, TicketEvent
+
+#: States in which the unit's reply (``ticket.result``) has reached the citizen: the one home
+#: of that rule. A reply in 待审核, or sent back by a reviewer (the ticket is in handling
+#: again with the reply kept for the unit to mend), is the hotline's and the unit's only:
+#: nobody reads it to the citizen — not the portal, Open311, nor the operator on a call.
+REPLIED = frozenset(
+    {
+        TicketStatus.resolved_at_intake,
+        TicketStatus.finished,
+        TicketStatus.called_back,
+        TicketStatus.closed,
+    }
+)
+#: What is said instead of a reply that has not reached the citizen.
+PENDING_WORDS = "办理结果审核中"
+
+
+def citizen_reply(ticket):
+    """``ticket.result`` if the citizen may read it (``REPLIED``), else None."""
+    return ticket.result if ticket.status in REPLIED else None
+
+
+def replied_at(session, ticket):
+    """When the current reply reached the citizen: the reviewer's approval when the reply
+    was reviewed, else the unit's finish (``finished_at``); None while it has not. The
+    citizen's window to re-raise online (``citizen.reopen_days``) counts from here, so a
+    long review does not eat it."""
+    if ticket.finished_at is None or ticket.status not in REPLIED:
+        return None
+    approved = session.scalar(
+        sa.select(TicketEvent.created_at)
+        .where(
+            TicketEvent.ticket_id == ticket.id,
+            TicketEvent.action == "approve_reply",
+            TicketEvent.created_at >= ticket.finished_at,
+        )
+        .order_by(TicketEvent.created_at.desc())
+        .limit(1)
+    )
+    return approved or ticket.finished_at
+
 
 #: Who reviews replies and who sets the rules.
 REVIEWERS = frozenset({Role.supervisor})
@@ -282,6 +331,15 @@ def queue(session, actor, page, *, category=None, unit=None):
         ):
             latest[event.ticket_id] = event  # the latest wins
     return total, [(t, latest.get(t.id)) for t in tickets]
+
+
+def review_due(session, ticket, timezone):
+    """When the reply waiting in ``ticket`` has used its 审核时限 (``review.limit_days``), or
+    None (not finished); the 审核超时 timer fires then (``timers.review_due``)."""
+    if ticket.finished_at is None:
+        return None
+    days = settings.get(session, "review.limit_days")
+    return timers.review_due(calendar.load(session, timezone), ticket.finished_at, days)
 
 
 def last_finish(session, ticket):
