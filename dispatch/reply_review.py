@@ -180,14 +180,26 @@ def sampled(ticket_id, round_number, percent):
     return int.from_bytes(digest[:8], "big") % 100 < percent
 
 
-def _returned_this_round(session, ticket):
-    """Was a reply of the current round of handling sent back by a reviewer?"""
-    query = sa.select(sa.func.count()).where(
+def _returns_query(what, ticket):
+    """``what`` of the 审核退回 events of the ticket's current round of handling."""
+    query = sa.select(what).where(
         TicketEvent.ticket_id == ticket.id, TicketEvent.action == "return_reply"
     )
     if ticket.clock_started_at is not None:
         query = query.where(TicketEvent.created_at >= ticket.clock_started_at)
-    return bool(session.scalar(query))
+    return query
+
+
+def _returned_this_round(session, ticket):
+    """Was a reply of the current round of handling sent back by a reviewer?"""
+    return bool(session.scalar(_returns_query(sa.func.count(), ticket)))
+
+
+def returns_this_round(session, ticket):
+    """The 审核退回 events of the current round, oldest first (the reviewer deciding on a
+    resubmitted reply reads why the earlier ones were sent back)."""
+    query = _returns_query(TicketEvent, ticket).options(selectinload(TicketEvent.actor))
+    return session.scalars(query.order_by(TicketEvent.created_at, TicketEvent.id)).all()
 
 
 def decide(session, ticket, assessment):
@@ -357,11 +369,7 @@ def last_return(session, ticket):
     ticket is back with the unit), or None."""
     if ticket.status not in (TicketStatus.signed, TicketStatus.contacted):
         return None
-    query = sa.select(TicketEvent).where(
-        TicketEvent.ticket_id == ticket.id, TicketEvent.action == "return_reply"
-    )
-    if ticket.clock_started_at is not None:
-        query = query.where(TicketEvent.created_at >= ticket.clock_started_at)
+    query = _returns_query(TicketEvent, ticket)
     return session.scalars(
         query.order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc()).limit(1)
     ).first()
@@ -369,11 +377,18 @@ def last_return(session, ticket):
 
 def ticket_context(session, ticket):
     """What the ticket page shows of 办结审核: the 审核退回 the unit must answer (event or
-    None), and for a reply in 待审核 its automatic check and why it is reviewed."""
-    check, why = None, None
+    None), and for a reply in 待审核 its automatic check, why it is reviewed and the reasons
+    earlier replies of this round were sent back for."""
+    check, why, earlier = None, None, []
     if ticket.status == TicketStatus.reviewing:
         event = last_finish(session, ticket)
         payload = (event.payload or {}) if event is not None else {}
         check = payload.get("reply_quality")
         why = WHY_LABELS.get(payload.get("review_why"))
-    return {"returned": last_return(session, ticket), "check": check, "why": why}
+        earlier = returns_this_round(session, ticket)
+    return {
+        "returned": last_return(session, ticket),
+        "check": check,
+        "why": why,
+        "earlier_returns": earlier,
+    }
