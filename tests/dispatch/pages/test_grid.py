@@ -473,4 +473,4 @@ def test_a_returned_reply_shows_the_reason_and_is_kept_to_mend(
     page = text(worker.get(ticket_path(ticket)))
     assert 'data-testid="reply-returned"' in page
     assert "请说明路灯是否修好&lt;b&gt;" in page
-    assert f">{POOR}</textarea>" in page
+    assert f">{POOR}</textarea>" in page, page[page.find("finish-result") - 50 :][:600]

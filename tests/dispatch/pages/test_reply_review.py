@@ -197,10 +197,12 @@ def test_settings_page_defaults_and_rules(db, client, web_login):
             "csrf_token": token(client, "/admin/review-settings"),
             "default_mode": "sample",
             "sample_percent": "25",
+            "limit_days": "2",
         },
     )
     assert ok.status_code == 302
     assert settings.get(db, "review.default_mode") == "sample"
+    assert settings.get(db, "review.limit_days") == 2  # 审核时限
 
     refused = client.post(
         "/admin/review-settings/rules",
