@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from dispatch import cohandling, operations
+from dispatch import cohandling, operations, reply_review
 from hotline import settings
 from hotline.config import DEFAULTS
 from hotline.db import local_datetime
@@ -70,8 +70,8 @@ STATUS_WORDS = {
     S.closed: "已办结",
     S.split: "已分项办理",
 }
-#: States whose reply (``ticket.result``) the citizen may read.
-REPLIED = {S.resolved_at_intake, S.finished, S.called_back, S.closed}
+#: States whose reply (``ticket.result``) the citizen may read (its home: ``reply_review``).
+REPLIED = reply_review.REPLIED
 #: Dispatch-like events: they name the unit that now leads the ticket.
 _LEADS = {"dispatch", "designate", "decide_return", "reassign"}
 
@@ -322,11 +322,12 @@ class Actions:
 def actions(session, ticket, now):
     """What the citizen may do with ``ticket`` now (the operations decide again on posting)."""
     days = settings.get(session, "citizen.reopen_days")
-    until = ticket.finished_at + dt.timedelta(days=days) if ticket.finished_at else None
+    replied = reply_review.replied_at(session, ticket)
+    until = replied + dt.timedelta(days=days) if replied else None
     note = None
     can = ticket.status in (S.finished, S.closed) and until is not None
     if can and now > until:
-        can, note = False, f"办结已超过 {days} 天，如问题仍未解决，请拨打 12345 热线重新反映"
+        can, note = False, f"答复已超过 {days} 天，如问题仍未解决，请拨打 12345 热线重新反映"
     if can and _rerequested(session, ticket):
         can, note = False, "您已对本次办理结果再次反映过"
     if ticket.status == S.called_back:
@@ -335,12 +336,13 @@ def actions(session, ticket, now):
 
 
 def _rerequested(session, ticket):
+    """Has the citizen re-raised the reply that reached them (``reply_review.replied_at``)?"""
     return bool(
         session.scalar(
             sa.select(sa.func.count()).where(
                 TicketEvent.ticket_id == ticket.id,
                 TicketEvent.action == "rerequest",
-                TicketEvent.created_at >= ticket.finished_at,
+                TicketEvent.created_at >= reply_review.replied_at(session, ticket),
             )
         )
     )

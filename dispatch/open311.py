@@ -63,7 +63,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from classifier import geo
-from dispatch import operations
+from dispatch import operations, reply_review
 from hotline import limits, users
 from hotline.audit import audit
 from hotline.db import utcnow
@@ -114,7 +114,7 @@ CLOSED_STATUSES = frozenset(
     }
 )
 #: Statuses whose ``ticket.result`` is the reply the public may read.
-ANSWERED_STATUSES = frozenset({S.finished, S.called_back, S.closed, S.resolved_at_intake})
+ANSWERED_STATUSES = reply_review.REPLIED
 #: Words in a category's path that say what kind of request it is (else 投诉).
 TYPE_WORDS = [
     ("咨询", RequestType.consult),

@@ -1288,7 +1288,10 @@ def return_reply(session, actor, ticket, *, reason, expected_version=None, now=N
     is back where it was before finishing (已响应, or 已签收 for a requester without a phone)
     with its result kept for the unit to mend; ``finished_at`` is cleared on the ticket and
     the lead's part and the deadlines stay as they were, so the unit may now be overdue.
-    The event names the lead unit (its 审核退回 count) and the unit's inbox gets the reason."""
+    The timers due while the hotline held the reply do not fire (``timers.skip_until``):
+    the wait was the reviewer's; the unit's inbox message says the reason and where it
+    stands against its finish deadline instead. The event names the lead unit (its 审核退回
+    count)."""
     now = now or utcnow()
     check_allowed("return_reply", ticket, actor, expected_version)
     reason = _require_reason(reason, "退回理由")
@@ -1304,6 +1307,7 @@ def return_reply(session, actor, ticket, *, reason, expected_version=None, now=N
     ticket.finished_at = None
     if lead is not None:
         lead.finished_at = None
+    timers.skip_until(ticket, now)
     event = _record(
         session,
         ticket,
@@ -1325,7 +1329,10 @@ def return_reply(session, actor, ticket, *, reason, expected_version=None, now=N
                     kind="reply_returned",
                     level=AlertLevel.yellow.value,
                     title=f"【审核退回】工单 {ticket.number}",
-                    body=f"热线中心审核办理结果后退回，请修改后重新办结。退回理由：{reason[:300]}",
+                    body=(
+                        f"热线中心审核办理结果后退回，请修改后重新办结。退回理由：{reason[:300]}"
+                        f"{_deadline_state(ticket, now)}"
+                    ),
                     ticket_id=ticket.id,
                     ticket_number=ticket.number,
                 )
@@ -1333,6 +1340,17 @@ def return_reply(session, actor, ticket, *, reason, expected_version=None, now=N
             now,
         )
     return event
+
+
+def _deadline_state(ticket, now):
+    """Where a returned reply's unit stands against its finish deadline (the timers due
+    during the review do not fire, so the return's message says it)."""
+    if ticket.finish_due is None:
+        return ""
+    due = _local_minute(ticket.finish_due)
+    if now > ticket.finish_due:
+        return f"。本工单已超过办结时限（{due}），请尽快重新办结"
+    return f"。办结时限为 {due}"
 
 
 def ticket_policy(session, ticket):
@@ -1598,7 +1616,8 @@ def close(session, actor, ticket, *, reason=None, expected_version=None, now=Non
 
 def rerequest(session, actor, ticket, *, reason, expected_version=None, now=None):
     """不满意再次反映: the citizen, unhappy with the result, asks again online within
-    ``citizen.reopen_days`` days after finishing, from 已办结 or 已归档. The ticket goes to
+    ``citizen.reopen_days`` days after the reply reached them (``reply_review.replied_at``:
+    the approval of a reviewed reply, else the finish), from 已办结 or 已归档. The ticket goes to
     the supervisor's review queue exactly as after an unhappy callback (已回访, unsolved and
     dissatisfied, the reason as the callback's comment), recorded as the citizen's own online
     callback attempt: their latest word on the result replaces an earlier rating, so the
@@ -1609,18 +1628,23 @@ def rerequest(session, actor, ticket, *, reason, expected_version=None, now=None
     check_allowed("rerequest", ticket, actor, expected_version)
     reason = _require_reason(reason, "再次反映的理由")
     days = settings.get(session, "citizen.reopen_days")
-    if ticket.finished_at is None or now > ticket.finished_at + dt.timedelta(days=days):
+    replied = reply_review.replied_at(session, ticket)
+    if replied is None or now > replied + dt.timedelta(days=days):
         raise Conflict(
-            f"工单办结已超过 {days} 天，不能在网上再次反映；"
+            f"工单答复已超过 {days} 天，不能在网上再次反映；"
             "如问题仍未解决，请拨打 12345 热线重新反映",
             code="REREQUEST_WINDOW_PASSED",
-            details={"reopen_days": days, "finished_at": _iso(ticket.finished_at)},
+            details={
+                "reopen_days": days,
+                "finished_at": _iso(ticket.finished_at),
+                "replied_at": _iso(replied),
+            },
         )
     earlier = session.scalar(
         sa.select(sa.func.count()).where(
             TicketEvent.ticket_id == ticket.id,
             TicketEvent.action == "rerequest",
-            TicketEvent.created_at >= ticket.finished_at,
+            TicketEvent.created_at >= replied,
         )
     )
     if earlier:

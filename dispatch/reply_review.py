@@ -23,10 +23,18 @@ how many times the ticket was finished before) taken modulo 100 and compared wit
 percentage, so a retried finish decides exactly as the first try, and a ticket finished again
 after a return or a 重办 draws anew.
 
-**No timer runs while a reply waits** (``dispatch.timers``: 待审核 is neither in handling nor
-finished): the unit has reported, so its clocks stop at ``finished_at``; the callback clock
-starts at approval. The hotline has no reminder of its own for a waiting review: the queue
-is oldest first and shows how long each reply has waited.
+**No unit's timer runs while a reply waits** (``dispatch.timers``): the unit has reported,
+so its clocks stop at ``finished_at``; the callback clock starts at approval. The hotline's
+own clock is the 审核时限 (setting ``review.limit_days``, default 1 working day — the SLA
+calendar counts working days, and one day lets a reply sent in the evening be reviewed the
+next morning while keeping the citizen's wait short): beyond it the 审核超时 timer reminds
+the hotline centre's inbox, and the queue (oldest first) shows each wait and marks the late
+ones. After a 审核退回 the unit's timers due during the review do not fire
+(``timers.skip_until``): the delay was the reviewer's.
+
+**The reply reaches the citizen** in the states ``REPLIED`` only, at ``replied_at`` (the
+approval of a reviewed reply, else the finish): the portal, Open311, the operator's caller
+history and the citizen's window to re-raise (``citizen.reopen_days``) all read these.
 """
 
 import hashlib
@@ -35,13 +43,54 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from dispatch import access
+from dispatch import access, calendar, timers
 from hotline import settings
 from hotline.audit import audit_change
 from hotline.db import utcnow
 from hotline.enums import ReviewMode, Role, TicketStatus
 from hotline.errors import Forbidden, ValidationFailed
 from hotline.models import Category, ReviewRule, Ticket, TicketEvent
+
+#: States in which the unit's reply (``ticket.result``) has reached the citizen: the one home
+#: of that rule. A reply in 待审核, or sent back by a reviewer (the ticket is in handling
+#: again with the reply kept for the unit to mend), is the hotline's and the unit's only:
+#: nobody reads it to the citizen — not the portal, Open311, nor the operator on a call.
+REPLIED = frozenset(
+    {
+        TicketStatus.resolved_at_intake,
+        TicketStatus.finished,
+        TicketStatus.called_back,
+        TicketStatus.closed,
+    }
+)
+#: What is said instead of a reply that has not reached the citizen.
+PENDING_WORDS = "办理结果审核中"
+
+
+def citizen_reply(ticket):
+    """``ticket.result`` if the citizen may read it (``REPLIED``), else None."""
+    return ticket.result if ticket.status in REPLIED else None
+
+
+def replied_at(session, ticket):
+    """When the current reply reached the citizen: the reviewer's approval when the reply
+    was reviewed, else the unit's finish (``finished_at``); None while it has not. The
+    citizen's window to re-raise online (``citizen.reopen_days``) counts from here, so a
+    long review does not eat it."""
+    if ticket.finished_at is None or ticket.status not in REPLIED:
+        return None
+    approved = session.scalar(
+        sa.select(TicketEvent.created_at)
+        .where(
+            TicketEvent.ticket_id == ticket.id,
+            TicketEvent.action == "approve_reply",
+            TicketEvent.created_at >= ticket.finished_at,
+        )
+        .order_by(TicketEvent.created_at.desc())
+        .limit(1)
+    )
+    return approved or ticket.finished_at
+
 
 #: Who reviews replies and who sets the rules.
 REVIEWERS = frozenset({Role.supervisor})
@@ -131,14 +180,26 @@ def sampled(ticket_id, round_number, percent):
     return int.from_bytes(digest[:8], "big") % 100 < percent
 
 
-def _returned_this_round(session, ticket):
-    """Was a reply of the current round of handling sent back by a reviewer?"""
-    query = sa.select(sa.func.count()).where(
+def _returns_query(what, ticket):
+    """``what`` of the 审核退回 events of the ticket's current round of handling."""
+    query = sa.select(what).where(
         TicketEvent.ticket_id == ticket.id, TicketEvent.action == "return_reply"
     )
     if ticket.clock_started_at is not None:
         query = query.where(TicketEvent.created_at >= ticket.clock_started_at)
-    return bool(session.scalar(query))
+    return query
+
+
+def _returned_this_round(session, ticket):
+    """Was a reply of the current round of handling sent back by a reviewer?"""
+    return bool(session.scalar(_returns_query(sa.func.count(), ticket)))
+
+
+def returns_this_round(session, ticket):
+    """The 审核退回 events of the current round, oldest first (the reviewer deciding on a
+    resubmitted reply reads why the earlier ones were sent back)."""
+    query = _returns_query(TicketEvent, ticket).options(selectinload(TicketEvent.actor))
+    return session.scalars(query.order_by(TicketEvent.created_at, TicketEvent.id)).all()
 
 
 def decide(session, ticket, assessment):
@@ -284,6 +345,15 @@ def queue(session, actor, page, *, category=None, unit=None):
     return total, [(t, latest.get(t.id)) for t in tickets]
 
 
+def review_due(session, ticket, timezone):
+    """When the reply waiting in ``ticket`` has used its 审核时限 (``review.limit_days``), or
+    None (not finished); the 审核超时 timer fires then (``timers.review_due``)."""
+    if ticket.finished_at is None:
+        return None
+    days = settings.get(session, "review.limit_days")
+    return timers.review_due(calendar.load(session, timezone), ticket.finished_at, days)
+
+
 def last_finish(session, ticket):
     """The ticket's latest finish event (its payload holds the automatic check)."""
     return session.scalars(
@@ -299,11 +369,7 @@ def last_return(session, ticket):
     ticket is back with the unit), or None."""
     if ticket.status not in (TicketStatus.signed, TicketStatus.contacted):
         return None
-    query = sa.select(TicketEvent).where(
-        TicketEvent.ticket_id == ticket.id, TicketEvent.action == "return_reply"
-    )
-    if ticket.clock_started_at is not None:
-        query = query.where(TicketEvent.created_at >= ticket.clock_started_at)
+    query = _returns_query(TicketEvent, ticket)
     return session.scalars(
         query.order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc()).limit(1)
     ).first()
@@ -311,11 +377,18 @@ def last_return(session, ticket):
 
 def ticket_context(session, ticket):
     """What the ticket page shows of 办结审核: the 审核退回 the unit must answer (event or
-    None), and for a reply in 待审核 its automatic check and why it is reviewed."""
-    check, why = None, None
+    None), and for a reply in 待审核 its automatic check, why it is reviewed and the reasons
+    earlier replies of this round were sent back for."""
+    check, why, earlier = None, None, []
     if ticket.status == TicketStatus.reviewing:
         event = last_finish(session, ticket)
         payload = (event.payload or {}) if event is not None else {}
         check = payload.get("reply_quality")
         why = WHY_LABELS.get(payload.get("review_why"))
-    return {"returned": last_return(session, ticket), "check": check, "why": why}
+        earlier = returns_this_round(session, ticket)
+    return {
+        "returned": last_return(session, ticket),
+        "check": check,
+        "why": why,
+        "earlier_returns": earlier,
+    }

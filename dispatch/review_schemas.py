@@ -2,6 +2,8 @@
 live reply check's body and the per-category rule's fields (``dispatch.reply_review`` holds
 the rules; the approve and return forms are ``dispatch.schemas``' transition forms)."""
 
+from flask import url_for
+
 from classifier import reply_quality
 from dispatch import access
 from dispatch.reply_review import WHY_LABELS
@@ -38,8 +40,9 @@ def assessment_of(event):
     return ((event.payload or {}) if event is not None else {}).get("reply_quality")
 
 
-def queue_item(ticket, event, actor, now):
-    """One reply waiting for review, as the API lists it."""
+def queue_item(ticket, event, actor, now, review_due=None):
+    """One reply waiting for review, as the API lists it; ``review_due`` is when its 审核时限
+    ends (``reply_review.review_due``): ``review_late`` once it has passed."""
     payload = (event.payload or {}) if event is not None else {}
     return {
         "number": ticket.number,
@@ -57,12 +60,14 @@ def queue_item(ticket, event, actor, now):
         "waiting_seconds": int((now - ticket.finished_at).total_seconds())
         if ticket.finished_at
         else None,
+        "review_due": iso(review_due),
+        "review_late": review_due is not None and now > review_due,
         "reply_quality": assessment_of(event),
         "review_why": {
             "code": payload.get("review_why"),
             "label": WHY_LABELS.get(payload.get("review_why"), ""),
         },
-        "photos_url": f"/tickets/{ticket.number}#photos",
+        "photos_url": url_for("desk.ticket_page", number=ticket.number, _anchor="photos"),
     }
 
 

@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy.orm import selectinload
 
 from classifier.geo import GridLocator
-from dispatch import access, operations, time_rules
+from dispatch import access, operations, reply_review, time_rules
 from dispatch.history import history
 from dispatch.narrative import Teller, assignment_state, rounds
 from hotline import attachments, knowledge
@@ -431,8 +431,10 @@ HISTORY_RESULT_MAX = 120
 
 
 def caller_ticket_to_dict(ticket):
-    """One earlier ticket of a caller, as the operator sees it while taking a call."""
-    result = ticket.result or ""
+    """One earlier ticket of a caller, as the operator sees it while taking a call. The
+    result only once it has reached the citizen (``reply_review.REPLIED``): a reply in
+    待审核 or sent back by a reviewer must not be read to a citizen calling back."""
+    result = reply_review.citizen_reply(ticket) or ""
     lead = ticket.lead_unit or next(
         (a.unit for a in reversed(ticket.assignments) if a.role == AssignmentRole.lead), None
     )
@@ -447,6 +449,7 @@ def caller_ticket_to_dict(ticket):
             result[:HISTORY_RESULT_MAX] + "…" if len(result) > HISTORY_RESULT_MAX else result
         )
         or None,
+        "result_pending": reply_review.PENDING_WORDS if ticket.result and not result else None,
         "satisfaction": labelled(ticket.callback_satisfaction),
         "reopen_count": ticket.reopen_count,
     }

@@ -17,16 +17,22 @@ escalation (督办) level k     k × N working days after the      not finished
 callback task (回访任务)      the finish deadline; or the       unfinished; finished
                               moment the ticket is finished
 callback overdue (回访超时)   ``callback_due``                   finished, not called back
+review overdue (审核超时)     ``review.limit_days`` working     the reply waits in 待审核
+                              days after ``finished_at``        (to the hotline centre)
 ============================  ================================  ==============================
 
 No state pauses a clock: a pending return or termination request leaves the unit answerable
 for its deadlines, an approved extension moves the finish deadline (and the timers after it),
 finishing stops the handling timers and starts the callback ones, and final states have none.
-A reply waiting for review (待审核, ``dispatch.reply_review``) has no timers (it is neither in
-``WATCHED`` nor planned): the unit's clocks stopped at its ``finished_at``, and the callback
-ones start at approval (the 回访任务 is due at ``finished_at``, so it fires at the first tick
-after approval, its lateness counting the review's wait); a reply sent back is in handling
-again and any deadline passed meanwhile fires at the next tick.
+A reply waiting for review (待审核, ``dispatch.reply_review``) has only the hotline's own
+timer, 审核超时 to the hotline centre: the unit's clocks stopped at its ``finished_at``, and
+the callback ones start at approval (the 回访任务 is due at ``finished_at``, so it fires at
+the first tick after approval, its lateness counting the review's wait). A reply sent back
+(审核退回) is in handling again, and **the timers due while the hotline held the reply never
+fire** (``skip_until`` at the return moment): the wait was the reviewer's, not the unit's, so
+a long review must not bring every warning, the 催办 and each 督办 level at once. The unit
+learns its deadline state from the return's inbox message instead; ``escalation_level``
+stays as it was, and the timers due after the return fire as usual.
 Units working 24×7 count working days as calendar days.
 
 The design is one stored moment per ticket, not one scheduled job per timer:
@@ -56,6 +62,7 @@ import sqlalchemy as sa
 from dispatch import calendar
 from dispatch.states import IN_HANDLING
 from hotline import events, notify
+from hotline import settings as stored_settings
 from hotline.config import DEFAULTS
 from hotline.db import bulk_insert
 from hotline.enums import (
@@ -75,7 +82,7 @@ MICROSECOND = dt.timedelta(microseconds=1)
 #: Highest 督办 level: 1 hotline centre, 2 district or department leader, 3 mayor's office.
 TOP_LEVEL = max(EscalationLevel)
 #: States whose tickets have timers.
-WATCHED = frozenset(IN_HANDLING | {TicketStatus.finished})
+WATCHED = frozenset(IN_HANDLING | {TicketStatus.finished, TicketStatus.reviewing})
 
 _CLOCK_KINDS = {
     "sign": (K.sign_warning, K.sign_overdue, "签收"),
@@ -93,6 +100,7 @@ _LEVELS = {
     K.escalation: AlertLevel.red,
     K.callback_task: AlertLevel.info,
     K.callback_overdue: AlertLevel.red,
+    K.review_overdue: AlertLevel.yellow,
 }
 
 
@@ -103,6 +111,9 @@ class Settings:
     reminder_hour: int = 9
     escalate_every: int = 5
     mayors_office_unit: str = "U-SZFB"
+    #: 审核时限: working days a reply may wait in 待审核 (the setting ``review.limit_days``,
+    #: read by ``with_stored`` at each tick and schedule).
+    review_days: int = 1
 
     @classmethod
     def from_config(cls, config):
@@ -113,6 +124,11 @@ class Settings:
             escalate_every=config["ESCALATE_EVERY_WORKING_DAYS"],
             mayors_office_unit=config["MAYORS_OFFICE_UNIT"],
         )
+
+    def with_stored(self, session):
+        """These settings with the ones an administrator sets (``hotline.settings``)."""
+        days = stored_settings.get(session, "review.limit_days")
+        return self if days == self.review_days else dataclasses.replace(self, review_days=days)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +195,10 @@ def plan(ticket, policy, always_on, work_calendar, settings, now=None):
                 else:
                     at, _ = work_calendar.add_working_days(due, days)
                 timers.append(Timer(K.escalation, at, level=level, deadline=due))
+    elif ticket.status == TicketStatus.reviewing:
+        if ticket.finished_at is not None:
+            due = review_due(work_calendar, ticket.finished_at, settings.review_days)
+            timers.append(Timer(K.review_overdue, due, deadline=due))
     elif ticket.status == TicketStatus.finished:
         if ticket.finished_at is not None:
             timers.append(Timer(K.callback_task, ticket.finished_at))
@@ -189,10 +209,26 @@ def plan(ticket, policy, always_on, work_calendar, settings, now=None):
     return timers
 
 
+def review_due(work_calendar, finished_at, days):
+    """When a reply finished at ``finished_at`` has waited its 审核时限 (``days`` working days
+    of the city's calendar: the hotline centre works them, whatever the unit does)."""
+    due, _ = work_calendar.add_working_days(finished_at, days)
+    return due
+
+
 def next_due(timers, after):
     """The earliest timer moment later than ``after`` (None: nothing left)."""
     moments = [t.due for t in timers if t.due > after]
     return min(moments) if moments else None
+
+
+def skip_until(ticket, moment):
+    """The timers of ``ticket`` due before ``moment`` never fire: the check mark moves up to
+    just before it (never back). ``operations.return_reply`` calls it at the return, before
+    ``schedule``: the timers due while the hotline held the reply were not the unit's."""
+    mark = moment - MICROSECOND
+    if ticket.timers_checked_until is None or ticket.timers_checked_until < mark:
+        ticket.timers_checked_until = mark
 
 
 def schedule(session, ticket, now, settings):
@@ -208,6 +244,7 @@ def schedule(session, ticket, now, settings):
         return  # received, or final and already cleared: nothing to watch, nothing to write
     if ticket.timers_checked_until is None or ticket.timers_checked_until >= now:
         ticket.timers_checked_until = now - MICROSECOND
+    settings = settings.with_stored(session)
     policy = session.get(SlaPolicy, ticket.sla_policy_id) if ticket.sla_policy_id else None
     always_on = ticket.lead_unit is not None and ticket.lead_unit.always_on
     timers = plan(
@@ -304,6 +341,7 @@ reference = _Reference()
 def tick(session, now, settings, batch=1000):
     """Fire every timer due by ``now`` on up to ``batch`` tickets; the caller commits."""
     ref = reference.get(session)
+    settings = settings.with_stored(session)
     work_calendar = calendar.load(session, settings.timezone)
     if session.get_bind().dialect.name == "postgresql":
         # A crash may lose the last moment's ticks, whole (timers, events, inbox together):
@@ -460,8 +498,8 @@ def _announce(session, ref, due_by_ticket, fired, now, settings):
 
 def _recipients(ref, row, timer, settings):
     """Units whose inbox gets the firing: the lead unit; for 督办 also the supervising level;
-    callback timers go to the hotline centre's callback team."""
-    if timer.kind in (K.callback_task, K.callback_overdue):
+    callback timers go to the hotline centre's callback team, 审核超时 to its reviewers."""
+    if timer.kind in (K.callback_task, K.callback_overdue, K.review_overdue):
         return [ref.hotline_centre]
     units = [row.lead_unit_id]
     if timer.kind == K.escalation:
@@ -509,6 +547,12 @@ def _messages(ref, row, timer, settings):
         level = EscalationLevel(timer.level)
         title = f"【{level.label}】工单 {row.number}"
         body = f"超过办结时限（{deadline}）已满 {days} 个工作日，已提级至{level.label}。"
+    elif kind == K.review_overdue:
+        title = f"【审核超时】工单 {row.number}"
+        body = (
+            f"承办单位的办理结果待审核已超过 {settings.review_days} 个工作日（{deadline}），"
+            "请尽快审核通过或退回。"
+        )
     elif kind == K.callback_task and row.status == TicketStatus.finished:
         title = f"【回访任务】工单 {row.number}"
         body = "承办单位已办结，请在回访时限内回访诉求人。"

@@ -242,6 +242,8 @@ class TimerKind(LabeledEnum):
     escalation = "escalation", "督办"
     callback_task = "callback_task", "回访任务"
     callback_overdue = "callback_overdue", "回访超时"
+    # 办结审核 (dispatch.reply_review): a reply waiting in 待审核 beyond ``review.limit_days``.
+    review_overdue = "review_overdue", "审核超时"
     # 吹哨报到 (dispatch.whistle): a summoned department's own clocks.
     report_warning = "report_warning", "报到预警"
     report_overdue = "report_overdue", "报到超时"

@@ -461,6 +461,16 @@ DEFINITIONS = {
             1,
             100,
         ),
+        Definition(
+            "review.limit_days",
+            "审核时限（工作日）",
+            int,
+            1,
+            "办结审核",
+            "答复待审核超过多少个工作日，提醒热线中心尽快审核（审核期间承办单位的时限不计超时）",
+            1,
+            10,
+        ),
         # The knowledge base (首问即答): hotline.knowledge_admin's review-due reminders.
         Definition(
             "knowledge.review_days_before",

@@ -56,7 +56,11 @@ def review_queue():
     check_query(errors)
     now = utcnow()
     total, rows = reply_review.queue(db, g.user, page, category=category, unit=unit)
-    items = [review_schemas.queue_item(t, e, g.user, now) for t, e in rows]
+    tz = config["TIMEZONE"]
+    items = [
+        review_schemas.queue_item(t, e, g.user, now, reply_review.review_due(db, t, tz))
+        for t, e in rows
+    ]
     return ok({"items": items, **page.to_dict(total)})
 
 

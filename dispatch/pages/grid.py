@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
-from dispatch import access, operations, schemas
+from dispatch import access, operations, reply_review, schemas
 from dispatch.deadlines import load_policies, ticket_deadlines
 from dispatch.history import history
 from dispatch.pages import visible_ticket_or_abort
@@ -183,9 +183,24 @@ def _render_ticket(db, ticket, *, error=None, action=None, values=None, status=2
         forms.update({"check-in", "finish", "escalate"})
         if ticket.status in TRANSITIONS["contact"].from_states:
             forms.add("contact")
+    values = values or {}
+
+    def typed(form_action, name, default=""):
+        """What the worker typed in the failed form (the desk's partials ask so)."""
+        return values.get(name, default) if form_action == action else default
+
+    def field_error(form_action, name):
+        return ""  # the grid shows the form's one message above it (form_error)
+
     return render_template(
         "grid_ticket.html",
         forms=forms,
+        # The desk's partials (_reply_review.html, _assists_note.html) read these.
+        ticket=ticket,
+        reply_review=reply_review.ticket_context(db, ticket),
+        actions=(),
+        typed=typed,
+        field_error=field_error,
         t=ticket,
         phone=access.visible_phone(user, ticket.requester_phone, ticket.number),
         events=record.events,
@@ -194,7 +209,7 @@ def _render_ticket(db, ticket, *, error=None, action=None, values=None, status=2
         checked_in=checked_in,
         error=error,
         action=action,
-        values=values or {},
+        values=values,
     ), status
 
 

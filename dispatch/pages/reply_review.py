@@ -14,7 +14,17 @@ The rules are set on 系统管理 › 办结审核设置 (``dispatch.pages.admin
 
 from dataclasses import dataclass, field
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from dispatch import access, reply_review, review_schemas, schemas
 from dispatch.pages.desk import _units_by_kind
@@ -69,7 +79,11 @@ def _queue_page(failure=None):
         flash(exc.message, "error")
         return redirect(url_for("reply_review.queue_page"))
     total, rows = reply_review.queue(db, g.user, page, category=category, unit=unit)
-    items = [review_schemas.queue_item(t, e, g.user, now) for t, e in rows]
+    tz = current_app.config["TIMEZONE"]
+    items = [
+        review_schemas.queue_item(t, e, g.user, now, reply_review.review_due(db, t, tz))
+        for t, e in rows
+    ]
     shown = {t.number for t, _ in rows}
     html = render_template(
         "reply_review_queue.html",

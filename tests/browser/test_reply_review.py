@@ -199,3 +199,77 @@ def test_a_supervisor_sets_a_categorys_review_by_name(new_page, screenshot):
     page.wait_for_load_state()
     expect(page.locator("div.notice[role=status]").first).to_contain_text("按上级分类或默认")
     expect(page.get_by_role("table", name="各类事项的审核方式")).not_to_contain_text("快递延误丢失")
+
+
+def test_a_grid_worker_mends_a_returned_reply_on_a_phone(app, new_page, screenshot):
+    """At 390 px: the reviewer's reason, the kept reply checked live, and the reason to finish
+    without the assisting unit's report (协办反馈) on the worker's finish form."""
+    from tests.dispatch.common import PHOTOS
+
+    grid_code = "370705001001001"
+    with app.app_context():
+        session = app.extensions["hotline.db"]()
+        user = {
+            name: _one(session, User, username=name)
+            for name in ("operator", "dispatcher", "grid", "supervisor")
+        }
+        area = _one(session, Area, code=grid_code)
+        ticket, _ = ops.receive(
+            session,
+            user["operator"],
+            channel=Channel.phone,
+            request_type=RequestType.help,
+            urgency=Urgency.normal,
+            title="人行道井盖缺失",
+            content="中学街社区第1网格内人行道井盖缺失，夜间行人容易踩空，请尽快处理。",
+            requester_name="钱女士",
+            requester_phone=None,
+            address="奎文区东关街道中学街20号",
+            category=_one(session, Category, code="010102"),
+            area=area,
+            suggestion=None,
+        )
+        ops.dispatch(
+            session,
+            user["dispatcher"],
+            ticket,
+            lead=_one(session, Unit, code=DONGGUAN),
+            assists=[_one(session, Unit, code="U-CGJ")],
+        )
+        ops.accept(session, user["grid"], ticket)
+        ops.check_in(
+            session,
+            user["grid"],
+            ticket,
+            lng=area.center_lng,
+            lat=area.center_lat,
+            photos=PHOTOS,
+        )
+        ops.finish(session, user["grid"], ticket, result=POOR, assists_note="城管局尚未反馈")
+        ops.return_reply(
+            session, user["supervisor"], ticket, reason="请说明井盖是否已补装、何时补装"
+        )
+        number = ticket.number
+        session.commit()
+        session.close()
+
+    phone = new_page("grid", phone=True)
+    phone.goto(f"/grid/tickets/{number}")
+    expect(phone.get_by_test_id("reply-returned")).to_contain_text("请说明井盖是否已补装")
+    finish = phone.locator("form[action$='/finish']")
+    expect(finish.locator("#finish-result")).to_have_value(POOR)
+    check = phone.get_by_test_id("reply-check")
+    expect(check).to_contain_text("疑似不合格")  # the kept reply is checked on opening
+    expect(phone.get_by_test_id("assists-missing")).to_contain_text("城市管理局")
+    finish.locator("#finish-result").fill(
+        "已协调市政于当日补装井盖，现场恢复通行，并设置了警示标志。"
+    )
+    expect(check).to_contain_text("未发现问题")
+    finish.locator("textarea[name=assists_note]").fill("城管局尚未反馈，井盖已补装完毕")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    finish.scroll_into_view_if_needed()
+    screenshot(phone, "grid-reply-returned")
+    finish.locator("button[type=submit]").click()
+    phone.wait_for_load_state()
+    expect(phone.locator("div.notice[role=status]").first).to_contain_text("待热线审核")
+    assert _status(app, number) == S.reviewing

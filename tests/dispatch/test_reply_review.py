@@ -8,11 +8,11 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from dispatch import citizen_tracking, reply_review, timers
+from dispatch import calendar, citizen_tracking, reply_review, review_schemas, schemas, timers
 from dispatch import operations as ops
 from hotline import settings
 from hotline.db import utcnow
-from hotline.enums import ReviewMode, Role, TicketStatus, TimerKind
+from hotline.enums import ReviewMode, Role, TicketStatus, TimerKind, UnitKind
 from hotline.errors import Conflict, Forbidden, ValidationFailed
 from hotline.models import (
     AuditLog,
@@ -232,7 +232,9 @@ def test_in_review_no_callback_no_text_no_timers_and_the_citizen_does_not_see_th
     assert ticket.finished_at == finished
     assert ticket.lead_assignment.finished_at == finished
     assert ticket.callback_due is None and ticket.callback_next_at is None
-    assert ticket.next_due_at is None  # the unit has reported; no clock waits on review
+    # The unit has reported; only the hotline's own 审核时限 waits on the review.
+    review_due, _ = calendar.load(db, app.config["TIMEZONE"]).add_working_days(finished, 1)
+    assert ticket.next_due_at == review_due
     assert texts(db, ticket) == []
 
     view = citizen_tracking.view(db, ticket, finished, app.config["TIMEZONE"])
@@ -314,10 +316,12 @@ def test_return_goes_back_to_the_unit_with_result_and_deadlines_kept(db, app, pe
     assert "答复未说明路灯是否修好" in message.body
     assert reply_review.last_return(db, ticket).id == event.id
 
-    # The unit is now overdue: the finish timers run again and fire.
+    # The unit is now overdue, and its message says so; the overdue that fell due while the
+    # hotline held the reply does not fire (the wait was the reviewer's).
+    assert "已超过办结时限" in message.body
     timers.tick(db, returned + dt.timedelta(minutes=1), ops.timer_settings())
     fired = set(db.scalars(sa.select(TimerFiring.kind).where(TimerFiring.ticket_id == ticket.id)))
-    assert TimerKind.finish_overdue in fired
+    assert TimerKind.finish_overdue not in fired
 
 
 def test_a_returned_reply_is_reviewed_again_even_when_good(db, app, people, contacted):
@@ -384,3 +388,124 @@ def test_no_return_to_a_deactivated_unit(db, app, people, contacted, snapshot, a
     assert caught.value.code == "UNIT_INACTIVE"
     ticket.lead_unit.active = True
     assert_unchanged(ticket, before)
+
+
+# -- fixes: what reaches the citizen, the clocks around a review --------------------------------
+
+
+def test_the_operator_reads_a_reply_only_once_it_reached_the_citizen(db, app, people, contacted):
+    ticket = contacted(requester_phone=PHONE)
+    ops.finish(db, people["dongguan"], ticket, result=POOR, now=local(18, 10))
+    shown = schemas.caller_ticket_to_dict(ticket)
+    assert shown["result"] is None and shown["result_pending"] == "办理结果审核中"
+    ops.return_reply(db, people["supervisor"], ticket, reason="请说明结果", now=local(18, 11))
+    shown = schemas.caller_ticket_to_dict(ticket)
+    assert ticket.result == POOR
+    assert shown["result"] is None and shown["result_pending"] == "办理结果审核中"
+    ops.finish(db, people["dongguan"], ticket, result=GOOD, now=local(18, 12))
+    ops.approve_reply(db, people["supervisor"], ticket, now=local(18, 13))
+    shown = schemas.caller_ticket_to_dict(ticket)
+    assert shown["result"].startswith(GOOD[:20]) and shown["result_pending"] is None
+
+
+def test_after_a_long_review_the_return_fires_nothing_missed(db, app, people, contacted):
+    ticket = contacted()
+    ops.finish(db, people["dongguan"], ticket, result=POOR, now=local(18, 10))
+    work = calendar.load(db, app.config["TIMEZONE"])
+    # Three weeks in review: every warning, the overdue, the 催办 and all 督办 levels passed.
+    returned, _ = work.add_working_days(ticket.finish_due, 16)
+    ops.return_reply(db, people["supervisor"], ticket, reason="请说明结果", now=returned)
+    (message,) = db.scalars(
+        sa.select(Notification).where(
+            Notification.ticket_id == ticket.id, Notification.kind == "reply_returned"
+        )
+    ).all()
+    assert "已超过办结时限" in message.body
+    timers.tick(db, returned + dt.timedelta(minutes=1), ops.timer_settings())
+    fired = db.scalars(sa.select(TimerFiring).where(TimerFiring.ticket_id == ticket.id)).all()
+    assert [f for f in fired if f.fired_at > local(18, 10)] == []
+    db.refresh(ticket)
+    assert ticket.escalation_level == 0
+
+
+def test_a_return_in_time_says_the_deadline(db, app, people, contacted):
+    ticket = contacted()
+    ops.finish(db, people["dongguan"], ticket, result=POOR, now=local(18, 10))
+    ops.return_reply(db, people["supervisor"], ticket, reason="请说明结果", now=local(18, 11))
+    (message,) = db.scalars(
+        sa.select(Notification).where(
+            Notification.ticket_id == ticket.id, Notification.kind == "reply_returned"
+        )
+    ).all()
+    assert "办结时限为" in message.body and "已超过" not in message.body
+
+
+def test_a_reply_waiting_beyond_the_review_limit_reminds_the_hotline(db, app, people, contacted):
+    ticket = contacted()
+    finished = local(18, 10)
+    ops.finish(db, people["dongguan"], ticket, result=POOR, now=finished)
+    work = calendar.load(db, app.config["TIMEZONE"])
+    due, _ = work.add_working_days(finished, 1)  # the shipped 审核时限: 1 working day
+    assert ticket.next_due_at == due
+    timers.tick(db, due - dt.timedelta(minutes=1), ops.timer_settings())
+    kinds = db.scalars(sa.select(TimerFiring.kind).where(TimerFiring.ticket_id == ticket.id))
+    assert TimerKind.review_overdue not in set(kinds)
+    timers.tick(db, due + dt.timedelta(minutes=1), ops.timer_settings())
+    kinds = db.scalars(sa.select(TimerFiring.kind).where(TimerFiring.ticket_id == ticket.id))
+    assert TimerKind.review_overdue in set(kinds)
+    (message,) = db.scalars(
+        sa.select(Notification).where(
+            Notification.ticket_id == ticket.id, Notification.kind == "review_overdue"
+        )
+    ).all()
+    hotline = db.scalars(sa.select(Unit).where(Unit.kind == UnitKind.hotline_centre)).first()
+    assert message.unit_id == hotline.id
+    assert "审核超时" in message.title
+
+    # The limit is a setting: two working days put the next review's reminder later.
+    reply_review.SECTION.update(db, people["supervisor"], {"limit_days": "2"})
+    ops.return_reply(db, people["supervisor"], ticket, reason="请说明结果", now=due)
+    ops.finish(db, people["dongguan"], ticket, result=GOOD, now=due + dt.timedelta(hours=1))
+    later, _ = work.add_working_days(due + dt.timedelta(hours=1), 2)
+    assert ticket.next_due_at == later
+
+
+def test_the_citizen_may_re_raise_for_days_after_approval_not_after_finishing(
+    db, app, people, contacted
+):
+    start = utcnow()
+    ticket = contacted(at=start, requester_phone=PHONE)
+    finished = start + dt.timedelta(days=1)
+    ops.finish(db, people["dongguan"], ticket, result=POOR, now=finished)
+    approved = finished + dt.timedelta(days=15)  # a long review
+    ops.approve_reply(db, people["supervisor"], ticket, now=approved)
+    assert reply_review.replied_at(db, ticket) == approved
+    asking = approved + dt.timedelta(days=3)
+    actions = citizen_tracking.actions(db, ticket, asking)
+    assert actions.can_rerequest and actions.rerequest_until == approved + dt.timedelta(days=15)
+    citizen_tracking.rerequest(db, ticket, PHONE, reason="路灯还是不亮", now=asking)
+    assert ticket.status == S.called_back
+    assert citizen_tracking.actions(db, ticket, asking).can_rerequest is False
+
+
+def test_the_queue_item_links_photos_through_the_routes(db, app, people, contacted):
+    """Behind a path prefix (a reverse proxy's SCRIPT_NAME) the link keeps the prefix."""
+    ticket = contacted()
+    ops.finish(db, people["dongguan"], ticket, result=POOR, now=local(18, 10))
+    with app.test_request_context("/", base_url="http://localhost/hotline/"):
+        item = review_schemas.queue_item(ticket, None, people["supervisor"], local(18, 11))
+    assert item["photos_url"] == f"/hotline/tickets/{ticket.number}#photos"
+
+
+def test_the_queue_marks_a_reply_waiting_beyond_the_limit(db, app, people, contacted):
+    ticket = contacted()
+    ops.finish(db, people["dongguan"], ticket, result=POOR, now=local(18, 10))
+    due = reply_review.review_due(db, ticket, app.config["TIMEZONE"])
+    assert due == ticket.next_due_at
+    with app.test_request_context("/"):
+        early = review_schemas.queue_item(ticket, None, people["supervisor"], local(18, 11), due)
+        late = review_schemas.queue_item(
+            ticket, None, people["supervisor"], due + dt.timedelta(minutes=1), due
+        )
+    assert early["review_late"] is False and early["review_due"] == due.isoformat()
+    assert late["review_late"] is True

@@ -433,3 +433,44 @@ def test_events_are_not_written_for_refused_reports(worker, db, u, png):
     before = db.scalar(sa.select(sa.func.count()).select_from(TicketEvent))
     post_form(worker, "/grid/report", report_form(worker, grid="999"), [("r.png", png())])
     assert db.scalar(sa.select(sa.func.count()).select_from(TicketEvent)) == before
+
+
+# -- 办结审核 and 协办反馈 on the worker's finish form -------------------------------------------
+
+POOR = "您反映的问题已收悉。"
+
+
+def test_the_finish_form_asks_why_assists_have_not_reported(worker, db, u, checked_in):
+    ticket = checked_in(requester_phone=None, assists=("U-CGJ",))
+    page = text(worker.get(ticket_path(ticket)))
+    assert 'data-testid="assists-missing"' in page and 'name="assists_note"' in page
+    refused = action(worker, ticket, "finish", {"result": "已更换灯泡，路灯恢复照明"})
+    assert refused.status_code == 409
+    assert 'name="assists_note"' in text(refused) and "已更换灯泡，路灯恢复照明" in text(refused)
+    response = action(
+        worker,
+        ticket,
+        "finish",
+        {"result": "已更换灯泡，路灯恢复照明", "assists_note": "城管局未反馈，路灯已修好"},
+    )
+    assert response.status_code == 303, text(response)
+    db.expire_all()
+    (finish,) = events(db, ticket, "finish")
+    assert finish.payload["assists_note"] == "城管局未反馈，路灯已修好"
+
+
+def test_a_returned_reply_shows_the_reason_and_is_kept_to_mend(
+    worker, db, u, checked_in, shipped_review_default
+):
+    ticket = checked_in(requester_phone=None)
+    page = text(worker.get(ticket_path(ticket)))
+    # The live check: the box, the script and the check's URL on the reply.
+    assert 'id="reply-check"' in page and "reply_check.js" in page
+    assert f'data-reply-check="/api/v1/tickets/{ticket.number}/reply-check"' in page
+    ops.finish(db, u.grid, ticket, result=POOR)
+    ops.return_reply(db, u.supervisor, ticket, reason="请说明路灯是否修好<b>")
+    db.flush()
+    page = text(worker.get(ticket_path(ticket)))
+    assert 'data-testid="reply-returned"' in page
+    assert "请说明路灯是否修好&lt;b&gt;" in page
+    assert f">{POOR}</textarea>" in page, page[page.find("finish-result") - 50 :][:600]

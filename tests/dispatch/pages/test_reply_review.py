@@ -147,6 +147,26 @@ def test_the_ticket_page_offers_the_reviewer_both_forms(db, client, web_login, i
     assert ticket.status == S.finished
 
 
+def test_the_approve_form_shows_why_earlier_replies_were_returned(
+    db, client, web_login, user, in_review
+):
+    ticket = in_review()
+    ops.return_reply(db, user("supervisor"), ticket, reason="未说明路灯是否修好" + XSS)
+    ops.finish(db, user("dongguan"), ticket, result="已更换灯具，路灯恢复照明。")
+    ops.return_reply(db, user("supervisor"), ticket, reason="请写明维修日期")
+    ops.finish(db, user("dongguan"), ticket, result="11月17日已更换灯具，路灯恢复照明。")
+    db.flush()
+    web_login(client, "supervisor")
+    html = text(client.get(f"/tickets/{ticket.number}"))
+    assert 'data-testid="earlier-returns"' in html
+    assert "此前的审核退回（2 次）" in html
+    assert "未说明路灯是否修好&lt;script&gt;" in html
+    assert html.index("未说明路灯是否修好") < html.index("请写明维修日期")
+    # A reply reviewed for the first time has no such list.
+    first = in_review()
+    assert 'data-testid="earlier-returns"' not in text(client.get(f"/tickets/{first.number}"))
+
+
 def test_the_units_inbox_lists_a_reply_in_review(db, client, web_login, in_review):
     ticket = in_review()
     web_login(client, "dongguan")
@@ -177,10 +197,12 @@ def test_settings_page_defaults_and_rules(db, client, web_login):
             "csrf_token": token(client, "/admin/review-settings"),
             "default_mode": "sample",
             "sample_percent": "25",
+            "limit_days": "2",
         },
     )
     assert ok.status_code == 302
     assert settings.get(db, "review.default_mode") == "sample"
+    assert settings.get(db, "review.limit_days") == 2  # 审核时限
 
     refused = client.post(
         "/admin/review-settings/rules",
