@@ -65,7 +65,7 @@ TOP_ESCALATION = 3
 MIN_HOT_ISSUE_UNITS = 2
 
 #: The events that tell who asked to return a ticket and whether they were turned down.
-_RETURN_ACTIONS = ("request_return", "decide_return", "designate")
+_RETURN_ACTIONS = ("request_return", "decide_return", "designate", "apply_meeting_decision")
 #: Ticket ids per look-up of their events and assignments (below every database's limit of
 #: bound parameters).
 _CHUNK = 10_000
@@ -250,7 +250,7 @@ def _returns(events, names):
         elif e.action == "decide_return" and e.payload.get("approved") is False:
             rejected.append(asking)
         elif (
-            e.action == "designate"
+            e.action in ("designate", "apply_meeting_decision")
             and e.from_status == TicketStatus.return_requested.value
             and e.payload.get("lead_unit") == names.code(asking)
         ):

@@ -1,9 +1,9 @@
 """联席会议: a supervisor (督办审核员) calls a joint meeting on hard cases
 (``dispatch.hard_cases``), puts tickets on its agenda, records it held with its minutes, and
 records the meeting's decision on each ticket — the responsible unit, a deadline, notes —
-which is applied at once through 指定承办 (``operations.designate`` with ``finish_due``: the
-new clock's finish deadline is the meeting's, and its warnings and 督办 follow it).
-The agenda item keeps the designate event it produced.
+which is applied at once as 会议决定指定 (``operations.apply_meeting_decision``, designating
+with the meeting's deadline: the new clock's finish deadline is the meeting's, and its
+warnings and 督办 follow it). The agenda item keeps the event it produced.
 
 The life of a meeting: 待召开 (planned: agenda open) → 已召开 (held: minutes written, decisions
 recorded one ticket at a time). Each function here is one change: it checks, changes, audits
@@ -38,7 +38,7 @@ CHAIR_MAX = 100
 ATTENDEES_MAX = 2000
 MINUTES_MAX = 20000
 REASON_MAX = 500
-#: The decision's notes go into the designate event's reason (1000 characters) after the
+#: The decision's notes go into the decision event's reason (1000 characters) after the
 #: meeting's name.
 NOTES_MAX = 700
 #: The manual reason's rule name on an agenda item.
@@ -192,7 +192,7 @@ def hold_meeting(session, actor, meeting, *, minutes, held_at=None, now=None):
 
 def decide_item(session, actor, item, *, unit, due, notes, now=None):
     """记录会议决定并执行: the responsible ``unit`` handles the ticket by ``due`` — applied as
-    指定承办 (``operations.designate``) whose event the item keeps."""
+    会议决定指定 (``operations.apply_meeting_decision``) whose event the item keeps."""
     now = now or utcnow()
     _require_role(actor)
     meeting = item.meeting
@@ -208,14 +208,14 @@ def decide_item(session, actor, item, *, unit, due, notes, now=None):
         raise ValidationFailed("请填写办结时限", details={"finish_due": "请填写办结时限"})
     notes = _text(notes, "notes", "决定事项", NOTES_MAX, required=True)
     ticket = item.ticket
-    if ticket.status not in TRANSITIONS["designate"].from_states:
+    if ticket.status not in TRANSITIONS["apply_meeting_decision"].from_states:
         raise Conflict(
             f"工单 {ticket.number} 当前状态为“{ticket.status.label}”，已不在办理中，"
             "会议决定无法执行；请核实后重新提请",
             code="TICKET_LEFT_HANDLING",
             details={"status": ticket.status.value},
         )
-    event = operations.designate(
+    event = operations.apply_meeting_decision(
         session,
         actor,
         ticket,

@@ -214,7 +214,7 @@ def _meeting_page(meeting_id, failure=None):
         may_change=_may_change(),
         may_decide=may_decide,
         units=_units_by_kind(db) if may_decide else [],
-        designatable=TRANSITIONS["designate"].from_states,
+        designatable=TRANSITIONS["apply_meeting_decision"].from_states,
         reasons_text=meeting_exports.reasons_text,
         failure=failure,
     )

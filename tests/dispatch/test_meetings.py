@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from dispatch import meeting_exports, meetings, timers
 from dispatch import operations as ops
+from dispatch.states import event_label
 from hotline.enums import (
     CallbackOutcome,
     MeetingState,
@@ -110,7 +111,7 @@ def held(db, u, meeting, *tickets, at=HELD_AT):
     return m
 
 
-def test_meeting_lifecycle_and_decision_applied_through_designate(db, u, disputed, meeting):
+def test_meeting_lifecycle_and_decision_applied_as_a_designation(db, u, disputed, meeting):
     ticket = disputed()
     m = meeting()
     assert m.state == MeetingState.planned
@@ -126,7 +127,8 @@ def test_meeting_lifecycle_and_decision_applied_through_designate(db, u, dispute
     event = meetings.decide_item(
         db, u.supervisor, item, unit=unit(db, DONGGUAN), due=due, notes="属地管理", now=THU
     )
-    assert event.action == "designate"
+    assert event.action == "apply_meeting_decision"
+    assert event_label(event.action) == "会议决定指定"
     assert event.actor_id == u.supervisor.id
     assert event.reason == "联席会议“11月第三周疑难工单联席会议”决定：属地管理"
     assert event.payload["finish_due"] == due.isoformat()

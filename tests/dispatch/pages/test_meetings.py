@@ -222,7 +222,7 @@ def test_supervisor_builds_an_agenda_and_records_a_decision(
     assert ticket.status == TicketStatus.dispatched
     assert ticket.lead_unit.code == DONGGUAN
     assert ticket.finish_due == local(20, 17)
-    assert item.event.action == "designate"
+    assert item.event.action == "apply_meeting_decision"
     shown = text(client.get(page))
     assert "东关街道办事处" in shown and "2026-11-20 17:00" in shown
     assert "已按会议决定指定承办" in shown
