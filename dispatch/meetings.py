@@ -18,6 +18,7 @@ situation that no longer exists.
 """
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from dispatch import hard_cases, operations
 from dispatch.states import FINAL, TRANSITIONS
@@ -72,12 +73,31 @@ def _require_planned(meeting, what):
 def create_meeting(
     session, actor, *, title, scheduled_at, place=None, chair=None, attendees=None, now=None
 ):
-    """召集联席会议: a planned meeting with its time, place, chair and attendees."""
+    """召集联席会议: a planned meeting with its time, place, chair and attendees.
+
+    A meeting of the same name at the same time is refused (``MEETING_EXISTS``, with its id):
+    a retried or resubmitted request never calls the meeting twice. On PostgreSQL the check
+    and the insert run under a transaction-scoped advisory lock on the name (SQLite has one
+    writer), so two requests at once cannot both pass the check.
+    """
     now = now or utcnow()
     _require_role(actor)
     title = _text(title, "title", "会议名称", TITLE_MAX, required=True)
     if scheduled_at is None or scheduled_at.tzinfo is None:
         raise ValidationFailed("请填写会议时间", details={"scheduled_at": "请填写会议时间"})
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(title))))
+    same = session.scalar(
+        sa.select(JointMeeting).where(
+            JointMeeting.title == title, JointMeeting.scheduled_at == scheduled_at
+        )
+    )
+    if same is not None:
+        raise Conflict(
+            f"会议“{title}”（同一时间）已召集，不能重复召集",
+            code="MEETING_EXISTS",
+            details={"meeting_id": same.id},
+        )
     meeting = JointMeeting(
         title=title,
         scheduled_at=scheduled_at,
@@ -118,7 +138,7 @@ def add_item(session, actor, meeting, ticket, *, reason=None, tz, now=None):
         )
     )
     if existing is not None:
-        raise Conflict(f"工单 {ticket.number} 已在本次会议议程中", code="MEETING_ITEM_EXISTS")
+        raise _item_exists(ticket)
     reasons = [f.as_dict() for f in hard_cases.findings_of(session, ticket, now, tz=tz)]
     if not reasons and reason is None:
         message = f"工单 {ticket.number} 不符合疑难工单规则，列入议程须填写提请理由"
@@ -126,14 +146,21 @@ def add_item(session, actor, meeting, ticket, *, reason=None, tz, now=None):
     if reason is not None:
         reasons.append({"rule": MANUAL, "label": "督办提请", "text": reason})
     item = MeetingItem(
-        meeting=meeting,
+        meeting_id=meeting.id,
         ticket_id=ticket.id,
         reasons=reasons,
         added_by_id=actor.id,
         added_at=now,
     )
-    session.add(item)
-    session.flush()
+    try:
+        # Two supervisors adding the same ticket at once both pass the check above; the
+        # second insert meets the (meeting, ticket) unique constraint, in a savepoint so
+        # the caller's transaction survives the refusal.
+        with session.begin_nested():
+            session.add(item)
+    except IntegrityError:
+        raise _item_exists(ticket) from None
+    session.expire(meeting, ["items"])
     audit(
         session,
         actor,
@@ -142,6 +169,10 @@ def add_item(session, actor, meeting, ticket, *, reason=None, tz, now=None):
         payload={"ticket": ticket.number, "rules": [r["rule"] for r in reasons]},
     )
     return item
+
+
+def _item_exists(ticket):
+    return Conflict(f"工单 {ticket.number} 已在本次会议议程中", code="MEETING_ITEM_EXISTS")
 
 
 def remove_item(session, actor, item):

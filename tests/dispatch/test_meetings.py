@@ -23,7 +23,7 @@ from hotline.enums import (
     TimerKind,
 )
 from hotline.errors import Conflict, Forbidden, ValidationFailed
-from hotline.models import AuditLog, MeetingItem, TicketEvent, TimerFiring
+from hotline.models import AuditLog, JointMeeting, MeetingItem, TicketEvent, TimerFiring
 from tests.dispatch.common import DONGGUAN, STREETLIGHT, TZ
 from tests.dispatch.conftest import unit
 
@@ -231,7 +231,7 @@ def test_only_a_supervisor_manages_meetings(db, u, disputed, meeting):
                 db, actor, title="会议", scheduled_at=local(11, 18, 14), now=MON
             )
     ticket = disputed()
-    m = meeting()
+    m = meeting("12月疑难工单联席会议")
     with pytest.raises(Forbidden):
         meetings.add_item(db, u.leader, m, ticket, tz=ZONE)
     item = held(db, u, meeting, ticket).items[0]
@@ -309,6 +309,22 @@ def test_bad_meeting_input_is_refused(db, u):
         meetings.create_meeting(db, u.supervisor, title="会\x00议", scheduled_at=local(11, 18, 14))
     with pytest.raises(ValidationFailed):
         meetings.create_meeting(db, u.supervisor, title="会" * 201, scheduled_at=local(11, 18, 14))
+
+
+def test_the_same_meeting_is_not_called_twice(db, u, meeting):
+    """A retried or resubmitted call (same name, same time) is refused with the first
+    meeting's id; the same name at another time is another meeting."""
+    first = meeting()
+    with pytest.raises(Conflict) as caught:
+        meeting()
+    assert caught.value.code == "MEETING_EXISTS"
+    assert caught.value.details == {"meeting_id": first.id}
+    count = sa.select(sa.func.count()).select_from(sa.select(JointMeeting.id).subquery())
+    assert db.scalar(count) == 1
+    other = meetings.create_meeting(
+        db, u.supervisor, title=first.title, scheduled_at=local(11, 25, 14), now=MON
+    )
+    assert other.id != first.id
 
 
 def test_the_workbook_holds_agenda_minutes_and_decisions(db, u, disputed, meeting):

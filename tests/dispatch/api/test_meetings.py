@@ -99,6 +99,13 @@ def test_a_meeting_through_the_api(api, db, disputed, clock):
     )
     assert created.status_code == 201, created.json
     meeting = created.json["data"]
+    retried = sup.post(
+        "/meetings", json={"title": "疑难工单联席会议", "scheduled_at": "2026-11-19T14:30"}
+    )
+    assert retried.status_code == 409, retried.json
+    assert retried.json["error"]["code"] == "MEETING_EXISTS"
+    assert retried.json["error"]["details"] == {"meeting_id": meeting["id"]}
+    assert sup.get("/meetings").json["data"]["total"] == 1
     assert meeting["scheduled_at"] == local(19, 14).replace(minute=30).isoformat()
     path = f"/meetings/{meeting['id']}"
     item = sup.post(f"{path}/items", json={"number": ticket.number}).json["data"]
