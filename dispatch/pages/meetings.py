@@ -108,13 +108,18 @@ def _typed():
 # -- 疑难工单 ----------------------------------------------------------------------------------
 
 
-def _hard_case_page(error=None, status=200):
-    db = get_session()
+def _list_filter():
+    """The hard-case list's rule filter and page asked for in the query, checked."""
     try:
         rules = hard_cases.parse_rules(request.args.getlist("rule"))
     except ValueError:
         raise ValidationFailed("未知的疑难规则", details={"rule": "未知的疑难规则"}) from None
-    page = Page.from_args(request.args, size=HARD_CASE_PAGE)
+    return rules, Page.from_args(request.args, size=HARD_CASE_PAGE)
+
+
+def _hard_case_page(error=None, status=200):
+    db = get_session()
+    rules, page = _list_filter()
     listing = hard_cases.listing(
         db, utcnow(), page, tz=_tz(), rules=rules, scope=access.scope_condition(g.user)
     )
@@ -139,6 +144,8 @@ def hard_case_list():
 
 @page_for(*meetings.MEETING_ROLES)
 def hard_case_to_agenda():
+    rules, page = _list_filter()
+
     def change(db):
         data = form_values(request.form)
         try:
@@ -157,7 +164,9 @@ def hard_case_to_agenda():
         return result
     meeting, ticket = result
     flash(f"工单 {ticket.number} 已列入“{meeting.title}”议程", "notice")
-    return redirect(request.referrer or url_for("meetings.hard_case_list"))
+    # Back to the list as it was (its rule filter and page, which the form's address carries),
+    # never to the Referer header, which the client controls.
+    return redirect(url_for("meetings.hard_case_list", rule=rules, page=page.number))
 
 
 # -- 联席会议 ----------------------------------------------------------------------------------
