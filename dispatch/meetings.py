@@ -10,7 +10,9 @@ recorded one ticket at a time). Each function here is one change: it checks, cha
 (``hotline.audit``: ``meeting.*``) and flushes; the caller commits, so a refusal leaves
 nothing behind.
 
-What may go on an agenda: any open ticket (not final). A ticket meeting a hard-case rule
+What may go on an agenda: a ticket the meeting's decision can be applied to (会议决定指定's
+from-states, as ``hard_cases`` lists): not one in review, finished, called back, split, asking
+for termination or final. A ticket meeting a hard-case rule
 carries the rules' evidence as it was when added; any other needs the supervisor's written
 reason (a matter the rules cannot see, e.g. a leader's instruction). A decision on a ticket
 that has meanwhile left handling (finished, closed…) is refused: the meeting decided on a
@@ -21,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from dispatch import hard_cases, operations
-from dispatch.states import FINAL, TRANSITIONS
+from dispatch.states import TRANSITIONS
 from hotline.audit import audit
 from hotline.db import utcnow
 from hotline.enums import MeetingState, Role
@@ -126,10 +128,12 @@ def add_item(session, actor, meeting, ticket, *, reason=None, tz, now=None):
     now = now or utcnow()
     _require_role(actor)
     _require_planned(meeting, "增加议题")
-    if ticket.status in FINAL:
+    if ticket.status not in TRANSITIONS["apply_meeting_decision"].from_states:
         raise Conflict(
-            f"工单 {ticket.number} 已{ticket.status.label}，不能列入会议议程",
-            code="TICKET_NOT_OPEN",
+            f"工单 {ticket.number} 当前状态为“{ticket.status.label}”，会议决定无法对其指定"
+            "承办单位，不能列入会议议程",
+            code="TICKET_NOT_DECIDABLE",
+            details={"status": ticket.status.value},
         )
     reason = _text(reason, "reason", "提请理由", REASON_MAX)
     existing = session.scalar(

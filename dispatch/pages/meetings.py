@@ -1,9 +1,10 @@
 """Pages of 疑难工单 and 联席会议 (issue 17 §4) for supervisors (督办审核员), who change them,
 and leaders (领导), who read them.
 
-- ``GET /hard-cases``: open tickets meeting the hard-case rules (``dispatch.hard_cases``),
-  filtered by rule, each with its evidence; a supervisor puts one on a planned meeting's
-  agenda from its row. A district's leader sees the district's tickets.
+- ``GET /hard-cases``: tickets a meeting can act on meeting the hard-case rules
+  (``dispatch.hard_cases``), filtered by rule, each with its evidence; a supervisor puts one
+  on a planned meeting's agenda from its row. A district's leader sees the district's
+  tickets.
 - ``GET /meetings``: the meetings, latest first, and (supervisors) the form calling one.
 - ``GET /meetings/<id>``: one meeting — its agenda with the reasons, the form adding any
   open ticket (a hard case, or another with a reason), the minutes form, and once held a

@@ -297,7 +297,28 @@ def test_an_ordinary_ticket_needs_a_reason_and_a_closed_one_is_refused(db, u, ma
     assert closed.status == TicketStatus.closed  # solved and satisfied: archived at once
     with pytest.raises(Conflict) as caught:
         meetings.add_item(db, u.supervisor, m, closed, reason="再议", tz=ZONE)
-    assert caught.value.code == "TICKET_NOT_OPEN"
+    assert caught.value.code == "TICKET_NOT_DECIDABLE"
+
+
+def test_a_ticket_the_decision_cannot_apply_to_is_refused_from_the_agenda(
+    db, u, make_ticket, meeting
+):
+    """Finished (already 已办结, waiting for its callback): a meeting could not designate it,
+    so it does not go on the agenda, with the reason in the message."""
+    m = meeting()
+    ticket = make_ticket(u.operator, category=STREETLIGHT, area="370705001", now=MON)
+    ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN), now=MON)
+    ops.sign(db, u.dongguan, ticket, now=MON)
+    ops.contact(db, u.dongguan, ticket, note="已联系", now=MON)
+    ops.finish(db, u.dongguan, ticket, result="已修复", now=MON)
+    with pytest.raises(Conflict) as caught:
+        meetings.add_item(db, u.supervisor, m, ticket, reason="领导批示再议", tz=ZONE)
+    assert caught.value.code == "TICKET_NOT_DECIDABLE"
+    assert caught.value.message == (
+        f"工单 {ticket.number} 当前状态为“已办结”，会议决定无法对其指定承办单位，不能列入会议议程"
+    )
+    assert caught.value.details == {"status": "finished"}
+    assert db.scalar(sa.select(sa.func.count()).select_from(MeetingItem)) == 0
 
 
 def test_bad_meeting_input_is_refused(db, u):
