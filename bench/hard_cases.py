@@ -44,7 +44,7 @@ def _enrich(path):
         " 'return_requested', '{}', return_requested_at FROM assignments"
         " WHERE return_requested_at IS NOT NULL"
     )
-    opened = ",".join(f"'{s.value}'" for s in hard_cases.OPEN)
+    opened = ",".join(f"'{s.value}'" for s in hard_cases.DECIDABLE)
     conn.execute(
         f"UPDATE tickets SET escalation_level = 3 WHERE id % 97 = 0 AND status IN ({opened})"
     )
@@ -92,7 +92,7 @@ def main():
         with Session(engine) as session:
             total = session.scalar(sa.select(sa.func.count()).select_from(Ticket))
             open_count = session.scalar(
-                sa.select(sa.func.count()).where(Ticket.status.in_(hard_cases.OPEN))
+                sa.select(sa.func.count()).where(Ticket.status.in_(hard_cases.DECIDABLE))
             )
             evaluate_s, cases = _timed(
                 args.runs, lambda: hard_cases.evaluate(session, now, tz=TIMEZONE)

@@ -199,7 +199,15 @@ def _returns(session, evidence, start, end, s):
         sa.select(e)
         .where(
             e.ticket_id.in_(in_month),
-            e.action.in_(["request_return", "decide_return", "designate", "reassign"]),
+            e.action.in_(
+                [
+                    "request_return",
+                    "decide_return",
+                    "designate",
+                    "apply_meeting_decision",
+                    "reassign",
+                ]
+            ),
             e.created_at < end,
         )
         .order_by(e.ticket_id, e.created_at, e.id)

@@ -19,12 +19,12 @@ import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment, PatternFill
 from openpyxl.utils import get_column_letter
 
 from dashboards.ranking import COUNTS, DEFINITIONS, LABELS, RATES, parse_month
 from dispatch.states import IN_HANDLING
+from hotline import tabular
 from hotline.config import DEFAULTS
 from hotline.db import local_datetime
 from hotline.enums import ListMark, RankingClass, TicketStatus
@@ -238,11 +238,8 @@ def write_csv(ranking, stream):
 
 _RED_FILL = PatternFill("solid", fgColor="FFC7CE")
 _BLACK_FILL = PatternFill("solid", fgColor="D9D9D9")
-_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
-_THIN = Side(style="thin", color="A6A6A6")
-_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_TITLE_FONT = Font(bold=True, size=14)
-_BOLD = Font(bold=True)
+_BORDER = tabular.BORDER
+_BOLD = tabular.BOLD
 #: Rows above a class table: title, status and settings line, headers.
 _HEADER_ROWS = 3
 _MAX_WIDTH = 48
@@ -267,12 +264,8 @@ def _shown(value, kind):
 
 
 def _put(ws, row, column, value, kind=_TEXT, number_format=None):
-    """Write a cell; text never becomes a formula and loses the characters XML can't hold."""
-    if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-    cell = ws.cell(row=row, column=column, value=value)
-    if isinstance(value, str) and value.startswith("="):
-        cell.data_type = "s"
+    """Write a cell (``tabular.sheet_cell``: text never becomes a formula) in its format."""
+    cell = tabular.sheet_cell(ws, row, column, value)
     if number_format or kind in _FORMATS:
         cell.number_format = number_format or _FORMATS[kind]
     return cell
@@ -284,38 +277,9 @@ def _size_columns(ws, widths, minimum=6):
         ws.column_dimensions[letter].width = min(max(width + 2, minimum), _MAX_WIDTH)
 
 
-def _title(ws, text, subtitle, width):
-    ws.cell(row=1, column=1, value=text).font = _TITLE_FONT
-    ws.cell(row=2, column=1, value=subtitle)
-    if width > 1:
-        ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
-        ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=width)
-    ws.row_dimensions[1].height = 24
-
-
-def _header(ws, row, headers):
-    for index, header in enumerate(headers, start=1):
-        cell = ws.cell(row=row, column=index, value=header)
-        cell.font = _BOLD
-        cell.fill = _HEADER_FILL
-        cell.border = _BORDER
-        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-
-
-def _print_setup(ws, footer, title_rows):
-    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0  # as many pages tall as needed
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.print_options.horizontalCentered = True
-    ws.page_margins.left = ws.page_margins.right = 0.4
-    ws.page_margins.top = ws.page_margins.bottom = 0.6
-    if title_rows:
-        ws.print_title_rows = title_rows
-    ws.oddFooter.left.text = footer.replace("&", "&&")
-    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
-    ws.oddFooter.left.size = ws.oddFooter.center.size = 9
+_title = tabular.sheet_title
+_header = tabular.sheet_header
+_print_setup = tabular.print_setup
 
 
 def _class_sheet(ws, ranking, ranking_class, timezone):

@@ -73,7 +73,7 @@ STATUS_WORDS = {
 #: States whose reply (``ticket.result``) the citizen may read (its home: ``reply_review``).
 REPLIED = reply_review.REPLIED
 #: Dispatch-like events: they name the unit that now leads the ticket.
-_LEADS = {"dispatch", "designate", "decide_return", "reassign"}
+_LEADS = {"dispatch", "designate", "apply_meeting_decision", "decide_return", "reassign"}
 
 
 # -- the citizen's tickets ------------------------------------------------------------------
@@ -287,6 +287,7 @@ _PUBLIC = {
     "merge": _merge,
     "dispatch": _lead,
     "designate": _lead,
+    "apply_meeting_decision": _lead,
     "decide_return": _lead,
     "reassign": _lead,
     "sign": _sign,

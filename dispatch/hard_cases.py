@@ -1,8 +1,9 @@
-"""疑难工单: open tickets the hotline's ordinary clock has not settled, for a joint meeting
+"""疑难工单: tickets the hotline's ordinary clock has not settled, for a joint meeting
 (联席会议, ``dispatch.meetings``) to decide. The rules, each with the evidence it lists:
 
 =============  ============  ===========================================================
-rule           label         a ticket still open (its status not final) meets it when …
+rule           label         a ticket a meeting can still act on (``DECIDABLE``) meets it
+                             when …
 =============  ============  ===========================================================
 ``returned``   多次退单      it had two or more 退单申请 (``request_return`` events), by any
                              units, whatever the decision: the count, who asked and when.
@@ -18,13 +19,18 @@ rule           label         a ticket still open (its status not final) meets it
                              the mayor's office) and a unit still handles it (not finished):
                              the finish deadline and how long ago it passed.
 ``hot_issue``  跨单位热点    it belongs to an open hot issue (热点问题, ``HotIssue`` 关注中)
-                             whose tickets, open or not, were led by two or more distinct
-                             units: the issue's title and those units.
+                             whose tickets a meeting can still act on are led by two or
+                             more distinct units: the issue's title and those units. Only
+                             those tickets count: units disputing *now*; a unit that led a
+                             ticket of the issue now finished, in review or closed is not
+                             holding any part of it a meeting could reassign.
 =============  ============  ===========================================================
 
-"Open" is every status outside ``states.FINAL`` (so a ticket finished and waiting for its
-callback stays on the list; a meeting's decision on it is refused until it is back in
-handling: ``dispatch.meetings``).
+``DECIDABLE`` is the from-states of 会议决定指定 (``apply_meeting_decision``): 待派单 and the
+states in which a unit handles the ticket, other than 终止申请中. A ticket in 待审核, 已办结,
+已回访, 已拆单, 终止申请中 or a final state is not listed, and ``dispatch.meetings`` refuses to
+put it on an agenda: the meeting's decision could not be applied to it. (A ticket may still
+leave these states between the agenda and the decision; the decision is then refused.)
 
 Speed (a million tickets): the rules read only open tickets (the status index, or one pass
 over the table when most of it is open), then the events and lead assignments of the few
@@ -43,7 +49,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from dispatch.states import FINAL, IN_HANDLING
+from dispatch.states import IN_HANDLING, TRANSITIONS
 from hotline.db import local_datetime
 from hotline.enums import AssignmentRole, HotIssueState, TicketStatus
 from hotline.models import Assignment, HotIssue, HotIssueTicket, Ticket, TicketEvent, Unit
@@ -65,12 +71,13 @@ TOP_ESCALATION = 3
 MIN_HOT_ISSUE_UNITS = 2
 
 #: The events that tell who asked to return a ticket and whether they were turned down.
-_RETURN_ACTIONS = ("request_return", "decide_return", "designate")
+_RETURN_ACTIONS = ("request_return", "decide_return", "designate", "apply_meeting_decision")
 #: Ticket ids per look-up of their events and assignments (below every database's limit of
 #: bound parameters).
 _CHUNK = 10_000
-#: Statuses of a ticket still open.
-OPEN = sorted((s for s in TicketStatus if s not in FINAL), key=lambda s: s.value)
+#: Statuses a joint meeting's decision can be applied in (会议决定指定's from-states): the
+#: only tickets listed, and the only ones ``dispatch.meetings`` puts on an agenda.
+DECIDABLE = sorted(TRANSITIONS["apply_meeting_decision"].from_states, key=lambda s: s.value)
 
 
 @dataclass(frozen=True)
@@ -126,12 +133,13 @@ class _Names:
 
 
 def evaluate(session, now, *, tz, scope=None, ticket_ids=None):
-    """Every open ticket meeting at least one rule → its ``HardCase`` (findings in rule
-    order), as a dict by ticket id. ``scope`` narrows the tickets (``access.scope_condition``
-    of a district's leader); ``ticket_ids`` looks at those tickets only (an agenda item).
+    """Every ticket a meeting can act on (``DECIDABLE``) meeting at least one rule → its
+    ``HardCase`` (findings in rule order), as a dict by ticket id. ``scope`` narrows the
+    tickets (``access.scope_condition`` of a district's leader); ``ticket_ids`` looks at
+    those tickets only (an agenda item).
 
     Measured: see the module's docstring (``bench/hard_cases.py``)."""
-    where = [Ticket.status.in_(OPEN)]
+    where = [Ticket.status.in_(DECIDABLE)]
     if scope is not None:
         where.append(scope)
     if ticket_ids is not None:
@@ -250,7 +258,7 @@ def _returns(events, names):
         elif e.action == "decide_return" and e.payload.get("approved") is False:
             rejected.append(asking)
         elif (
-            e.action == "designate"
+            e.action in ("designate", "apply_meeting_decision")
             and e.from_status == TicketStatus.return_requested.value
             and e.payload.get("lead_unit") == names.code(asking)
         ):
@@ -304,12 +312,14 @@ def _overdue(t, now, tz):
 
 
 def _hot_issue_rows(run, scope, ticket_ids):
-    """Every ticket of the open hot issues (with its lead unit and whether it is open)."""
-    is_open = Ticket.status.in_(OPEN)
+    """The tickets a meeting can act on of the open hot issues (with their lead unit and
+    whether they are asked for: in ``scope`` and ``ticket_ids``); the others of the issue
+    count for nothing."""
+    asked = sa.true()
     if scope is not None:
-        is_open = sa.and_(is_open, scope)
+        asked = sa.and_(asked, scope)
     if ticket_ids is not None:
-        is_open = sa.and_(is_open, Ticket.id.in_(list(ticket_ids)))
+        asked = sa.and_(asked, Ticket.id.in_(list(ticket_ids)))
     query = (
         sa.select(
             HotIssueTicket.ticket_id,
@@ -317,11 +327,11 @@ def _hot_issue_rows(run, scope, ticket_ids):
             HotIssue.title,
             Ticket.lead_unit_id,
             Ticket.received_at,
-            is_open.label("is_open"),
+            asked.label("asked"),
         )
         .join(HotIssue, HotIssue.id == HotIssueTicket.hot_issue_id)
         .join(Ticket, Ticket.id == HotIssueTicket.ticket_id)
-        .where(HotIssue.state == HotIssueState.open)
+        .where(HotIssue.state == HotIssueState.open, Ticket.status.in_(DECIDABLE))
         .order_by(HotIssueTicket.hot_issue_id, Ticket.received_at, Ticket.id)
     )
     if ticket_ids is not None:
@@ -342,7 +352,7 @@ def _hot_issue_findings(rows, names):
             continue
         title = tickets[0].title
         text = (
-            f"热点问题“{title}”（{len(tickets)} 件）由 {len(units)} 个单位主办："
+            f"热点问题“{title}”在办 {len(tickets)} 件，由 {len(units)} 个单位主办："
             f"{'、'.join(names.name(u) for u in units)}"
         )
         evidence = {
@@ -352,7 +362,7 @@ def _hot_issue_findings(rows, names):
             "units": [names.code(u) for u in units],
         }
         for r in tickets:
-            if r.is_open:
+            if r.asked:
                 yield r.ticket_id, Finding("hot_issue", text, evidence), r.received_at
 
 

@@ -1,15 +1,17 @@
 """A joint meeting (联席会议) on paper: its agenda and its minutes with the decisions as one
 XLSX workbook (two sheets, 议程 and 会议纪要), laid out to print on A4 like the ranking's
-(``dashboards.exports``: a title row, a bold shaded header repeated on every page, page
-numbers in the footer). Times are the city's local time; text never becomes a formula.
+(``dashboards.exports``; both through ``hotline.tabular``'s sheet layout: a title row, a
+bold shaded header repeated on every page, page numbers in the footer, and its one guard
+against text becoming a formula). Times are the city's local time.
 """
 
 import io
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment
+from openpyxl.utils import get_column_letter
 
+from hotline import tabular
 from hotline.db import local_datetime
 
 SHEET_AGENDA = "议程"
@@ -17,11 +19,6 @@ SHEET_MINUTES = "会议纪要"
 AGENDA_HEADERS = ("序号", "工单编号", "标题", "当前状态", "主办单位", "疑难原因", "提请时间")
 DECISION_HEADERS = ("序号", "工单编号", "标题", "责任单位", "办结时限", "决定事项", "记录时间")
 
-_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
-_THIN = Side(style="thin", color="A6A6A6")
-_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_TITLE_FONT = Font(bold=True, size=14)
-_BOLD = Font(bold=True)
 _WRAP = Alignment(wrap_text=True, vertical="top")
 
 
@@ -30,47 +27,18 @@ def _local(moment, tz):
 
 
 def _put(ws, row, column, value, *, wrap=False):
-    """Write a cell; text never becomes a formula and loses the characters XML can't hold."""
-    if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-    cell = ws.cell(row=row, column=column, value=value)
-    if isinstance(value, str) and value.startswith("="):
-        cell.data_type = "s"
-    cell.border = _BORDER
+    """A bordered cell (``tabular.sheet_cell``: text never becomes a formula)."""
+    cell = tabular.sheet_cell(ws, row, column, value)
+    cell.border = tabular.BORDER
     if wrap:
         cell.alignment = _WRAP
     return cell
 
 
-def _title(ws, text, subtitle, width):
-    ws.cell(row=1, column=1, value=ILLEGAL_CHARACTERS_RE.sub("", text)).font = _TITLE_FONT
-    ws.cell(row=2, column=1, value=ILLEGAL_CHARACTERS_RE.sub("", subtitle))
-    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
-    ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=width)
-    ws.row_dimensions[1].height = 24
-
-
 def _header(ws, row, headers, widths):
-    for index, (header, width) in enumerate(zip(headers, widths, strict=True), start=1):
-        cell = ws.cell(row=row, column=index, value=header)
-        cell.font = _BOLD
-        cell.fill = _HEADER_FILL
-        cell.border = _BORDER
-        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        ws.column_dimensions[cell.column_letter].width = width
-
-
-def _print_setup(ws, footer, title_rows):
-    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.page_margins.left = ws.page_margins.right = 0.4
-    ws.page_margins.top = ws.page_margins.bottom = 0.6
-    ws.print_title_rows = title_rows
-    ws.oddFooter.left.text = footer.replace("&", "&&")
-    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
+    tabular.sheet_header(ws, row, headers)
+    for index, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = width
 
 
 def reasons_text(item):
@@ -93,7 +61,9 @@ def build_workbook(meeting, *, tz):
     book = Workbook()
     agenda = book.active
     agenda.title = SHEET_AGENDA
-    _title(agenda, f"{meeting.title} · 议程", _subtitle(meeting, tz), len(AGENDA_HEADERS))
+    tabular.sheet_title(
+        agenda, f"{meeting.title} · 议程", _subtitle(meeting, tz), len(AGENDA_HEADERS)
+    )
     _header(agenda, 3, AGENDA_HEADERS, (6, 22, 30, 10, 20, 60, 17))
     for n, item in enumerate(meeting.items, start=1):
         t = item.ticket
@@ -110,10 +80,12 @@ def build_workbook(meeting, *, tz):
         for column, value in enumerate(values, start=1):
             _put(agenda, row, column, value, wrap=column in (3, 6))
     agenda.freeze_panes = "A4"
-    _print_setup(agenda, meeting.title, "1:3")
+    tabular.print_setup(agenda, meeting.title, "1:3")
 
     minutes = book.create_sheet(SHEET_MINUTES)
-    _title(minutes, f"{meeting.title} · 会议纪要", _subtitle(meeting, tz), len(DECISION_HEADERS))
+    tabular.sheet_title(
+        minutes, f"{meeting.title} · 会议纪要", _subtitle(meeting, tz), len(DECISION_HEADERS)
+    )
     facts = [
         ("召开时间", _local(meeting.held_at, tz) or "尚未召开"),
         ("参会单位和人员", meeting.attendees or ""),
@@ -121,12 +93,12 @@ def build_workbook(meeting, *, tz):
     ]
     row = 3
     for label, value in facts:
-        minutes.cell(row=row, column=1, value=label).font = _BOLD
+        minutes.cell(row=row, column=1, value=label).font = tabular.BOLD
         minutes.merge_cells(start_row=row, start_column=2, end_row=row, end_column=7)
         _put(minutes, row, 2, value, wrap=True)
         row += 1
     row += 1
-    minutes.cell(row=row, column=1, value="会议决定").font = _BOLD
+    minutes.cell(row=row, column=1, value="会议决定").font = tabular.BOLD
     row += 1
     header_row = row
     _header(minutes, header_row, DECISION_HEADERS, (12, 22, 30, 20, 17, 60, 17))
@@ -144,7 +116,7 @@ def build_workbook(meeting, *, tz):
         )
         for column, value in enumerate(values, start=1):
             _put(minutes, header_row + n, column, value, wrap=column in (3, 6))
-    _print_setup(minutes, meeting.title, f"{header_row}:{header_row}")
+    tabular.print_setup(minutes, meeting.title, f"{header_row}:{header_row}")
     return book
 
 

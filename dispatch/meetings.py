@@ -1,16 +1,18 @@
 """联席会议: a supervisor (督办审核员) calls a joint meeting on hard cases
 (``dispatch.hard_cases``), puts tickets on its agenda, records it held with its minutes, and
 records the meeting's decision on each ticket — the responsible unit, a deadline, notes —
-which is applied at once through 指定承办 (``operations.designate`` with ``finish_due``: the
-new clock's finish deadline is the meeting's, and its warnings and 督办 follow it).
-The agenda item keeps the designate event it produced.
+which is applied at once as 会议决定指定 (``operations.apply_meeting_decision``, designating
+with the meeting's deadline: the new clock's finish deadline is the meeting's, and its
+warnings and 督办 follow it). The agenda item keeps the event it produced.
 
 The life of a meeting: 待召开 (planned: agenda open) → 已召开 (held: minutes written, decisions
 recorded one ticket at a time). Each function here is one change: it checks, changes, audits
 (``hotline.audit``: ``meeting.*``) and flushes; the caller commits, so a refusal leaves
 nothing behind.
 
-What may go on an agenda: any open ticket (not final). A ticket meeting a hard-case rule
+What may go on an agenda: a ticket the meeting's decision can be applied to (会议决定指定's
+from-states, as ``hard_cases`` lists): not one in review, finished, called back, split, asking
+for termination or final. A ticket meeting a hard-case rule
 carries the rules' evidence as it was when added; any other needs the supervisor's written
 reason (a matter the rules cannot see, e.g. a leader's instruction). A decision on a ticket
 that has meanwhile left handling (finished, closed…) is refused: the meeting decided on a
@@ -18,9 +20,10 @@ situation that no longer exists.
 """
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from dispatch import hard_cases, operations
-from dispatch.states import FINAL, TRANSITIONS
+from dispatch.states import TRANSITIONS
 from hotline.audit import audit
 from hotline.db import utcnow
 from hotline.enums import MeetingState, Role
@@ -38,7 +41,7 @@ CHAIR_MAX = 100
 ATTENDEES_MAX = 2000
 MINUTES_MAX = 20000
 REASON_MAX = 500
-#: The decision's notes go into the designate event's reason (1000 characters) after the
+#: The decision's notes go into the decision event's reason (1000 characters) after the
 #: meeting's name.
 NOTES_MAX = 700
 #: The manual reason's rule name on an agenda item.
@@ -72,12 +75,31 @@ def _require_planned(meeting, what):
 def create_meeting(
     session, actor, *, title, scheduled_at, place=None, chair=None, attendees=None, now=None
 ):
-    """召集联席会议: a planned meeting with its time, place, chair and attendees."""
+    """召集联席会议: a planned meeting with its time, place, chair and attendees.
+
+    A meeting of the same name at the same time is refused (``MEETING_EXISTS``, with its id):
+    a retried or resubmitted request never calls the meeting twice. On PostgreSQL the check
+    and the insert run under a transaction-scoped advisory lock on the name (SQLite has one
+    writer), so two requests at once cannot both pass the check.
+    """
     now = now or utcnow()
     _require_role(actor)
     title = _text(title, "title", "会议名称", TITLE_MAX, required=True)
     if scheduled_at is None or scheduled_at.tzinfo is None:
         raise ValidationFailed("请填写会议时间", details={"scheduled_at": "请填写会议时间"})
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(title))))
+    same = session.scalar(
+        sa.select(JointMeeting).where(
+            JointMeeting.title == title, JointMeeting.scheduled_at == scheduled_at
+        )
+    )
+    if same is not None:
+        raise Conflict(
+            f"会议“{title}”（同一时间）已召集，不能重复召集",
+            code="MEETING_EXISTS",
+            details={"meeting_id": same.id},
+        )
     meeting = JointMeeting(
         title=title,
         scheduled_at=scheduled_at,
@@ -106,10 +128,12 @@ def add_item(session, actor, meeting, ticket, *, reason=None, tz, now=None):
     now = now or utcnow()
     _require_role(actor)
     _require_planned(meeting, "增加议题")
-    if ticket.status in FINAL:
+    if ticket.status not in TRANSITIONS["apply_meeting_decision"].from_states:
         raise Conflict(
-            f"工单 {ticket.number} 已{ticket.status.label}，不能列入会议议程",
-            code="TICKET_NOT_OPEN",
+            f"工单 {ticket.number} 当前状态为“{ticket.status.label}”，会议决定无法对其指定"
+            "承办单位，不能列入会议议程",
+            code="TICKET_NOT_DECIDABLE",
+            details={"status": ticket.status.value},
         )
     reason = _text(reason, "reason", "提请理由", REASON_MAX)
     existing = session.scalar(
@@ -118,7 +142,7 @@ def add_item(session, actor, meeting, ticket, *, reason=None, tz, now=None):
         )
     )
     if existing is not None:
-        raise Conflict(f"工单 {ticket.number} 已在本次会议议程中", code="MEETING_ITEM_EXISTS")
+        raise _item_exists(ticket)
     reasons = [f.as_dict() for f in hard_cases.findings_of(session, ticket, now, tz=tz)]
     if not reasons and reason is None:
         message = f"工单 {ticket.number} 不符合疑难工单规则，列入议程须填写提请理由"
@@ -126,14 +150,21 @@ def add_item(session, actor, meeting, ticket, *, reason=None, tz, now=None):
     if reason is not None:
         reasons.append({"rule": MANUAL, "label": "督办提请", "text": reason})
     item = MeetingItem(
-        meeting=meeting,
+        meeting_id=meeting.id,
         ticket_id=ticket.id,
         reasons=reasons,
         added_by_id=actor.id,
         added_at=now,
     )
-    session.add(item)
-    session.flush()
+    try:
+        # Two supervisors adding the same ticket at once both pass the check above; the
+        # second insert meets the (meeting, ticket) unique constraint, in a savepoint so
+        # the caller's transaction survives the refusal.
+        with session.begin_nested():
+            session.add(item)
+    except IntegrityError:
+        raise _item_exists(ticket) from None
+    session.expire(meeting, ["items"])
     audit(
         session,
         actor,
@@ -142,6 +173,10 @@ def add_item(session, actor, meeting, ticket, *, reason=None, tz, now=None):
         payload={"ticket": ticket.number, "rules": [r["rule"] for r in reasons]},
     )
     return item
+
+
+def _item_exists(ticket):
+    return Conflict(f"工单 {ticket.number} 已在本次会议议程中", code="MEETING_ITEM_EXISTS")
 
 
 def remove_item(session, actor, item):
@@ -192,7 +227,7 @@ def hold_meeting(session, actor, meeting, *, minutes, held_at=None, now=None):
 
 def decide_item(session, actor, item, *, unit, due, notes, now=None):
     """记录会议决定并执行: the responsible ``unit`` handles the ticket by ``due`` — applied as
-    指定承办 (``operations.designate``) whose event the item keeps."""
+    会议决定指定 (``operations.apply_meeting_decision``) whose event the item keeps."""
     now = now or utcnow()
     _require_role(actor)
     meeting = item.meeting
@@ -208,14 +243,14 @@ def decide_item(session, actor, item, *, unit, due, notes, now=None):
         raise ValidationFailed("请填写办结时限", details={"finish_due": "请填写办结时限"})
     notes = _text(notes, "notes", "决定事项", NOTES_MAX, required=True)
     ticket = item.ticket
-    if ticket.status not in TRANSITIONS["designate"].from_states:
+    if ticket.status not in TRANSITIONS["apply_meeting_decision"].from_states:
         raise Conflict(
             f"工单 {ticket.number} 当前状态为“{ticket.status.label}”，已不在办理中，"
             "会议决定无法执行；请核实后重新提请",
             code="TICKET_LEFT_HANDLING",
             details={"status": ticket.status.value},
         )
-    event = operations.designate(
+    event = operations.apply_meeting_decision(
         session,
         actor,
         ticket,

@@ -30,7 +30,7 @@ from hotline.enums import (
 from hotline.suggestions import unit_names
 
 #: Actions whose payload starts a clock (sign / contact / finish deadlines).
-CLOCK_STARTS = {"dispatch", "designate", "decide_return", "reopen"}
+CLOCK_STARTS = {"dispatch", "designate", "apply_meeting_decision", "decide_return", "reopen"}
 _CLOCKS = (("sign", "签收"), ("contact", "响应"), ("finish", "办结"))
 _CLOSED = {
     "rated": "已归档",
@@ -128,6 +128,9 @@ class Teller:
 
     def _designate(self, p):
         return "指定承办，" + self._assignment(p) + self._deadlines(p)
+
+    def _apply_meeting_decision(self, p):
+        return "联席会议决定指定承办，" + self._assignment(p) + self._deadlines(p)
 
     def _decide_return(self, p):
         returning = self.unit(p.get("returning_unit"))

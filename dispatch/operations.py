@@ -964,19 +964,73 @@ def designate(
     assists=(),
     note,
     category=None,
-    finish_due=None,
     expected_version=None,
     now=None,
 ):
     """指定: the hotline names the handling unit; a designated unit may not return the ticket.
+    The new clock's deadlines come from the SLA, as for 派单."""
+    return _designate(
+        session,
+        actor,
+        ticket,
+        "designate",
+        lead=lead,
+        assists=assists,
+        note=note,
+        category=category,
+        finish_due=None,
+        expected_version=expected_version,
+        now=now,
+    )
 
-    ``finish_due`` (a joint meeting's decision, ``dispatch.meetings``) replaces the new
-    clock's finish deadline computed from the SLA: it must lie in the future; the sign and
-    contact deadlines are kept no later than it, and the timers follow the ticket's
-    deadlines as always. The event's payload keeps both (``finish_due``, ``sla_finish_due``).
+
+def apply_meeting_decision(
+    session, actor, ticket, *, lead, note, finish_due, expected_version=None, now=None
+):
+    """会议决定指定: a joint meeting's decision (``dispatch.meetings.decide_item``, its only
+    caller) designates ``lead`` with the meeting's ``finish_due``.
+
+    A separate transition from 指定承办 so that a deadline set by hand only ever comes with a
+    meeting on record: ordinary designating keeps the SLA's deadlines, and moving a deadline
+    otherwise goes through 延期审核. ``finish_due`` replaces the new clock's finish deadline
+    computed from the SLA: it must lie in the future; the sign and contact deadlines are kept
+    no later than it, and the timers follow the ticket's deadlines as always. The event's
+    payload keeps both (``finish_due``, ``sla_finish_due``).
     """
+    _require(finish_due is not None, "finish_due", "请填写办结时限")
+    return _designate(
+        session,
+        actor,
+        ticket,
+        "apply_meeting_decision",
+        lead=lead,
+        assists=(),
+        note=note,
+        category=None,
+        finish_due=finish_due,
+        expected_version=expected_version,
+        now=now,
+    )
+
+
+def _designate(
+    session,
+    actor,
+    ticket,
+    action,
+    *,
+    lead,
+    assists,
+    note,
+    category,
+    finish_due,
+    expected_version,
+    now,
+):
+    """指定承办 and 会议决定指定 (``action``): the named unit leads, designated, on a new clock
+    whose finish deadline is ``finish_due`` when given."""
     now = now or utcnow()
-    check_allowed("designate", ticket, actor, expected_version)
+    check_allowed(action, ticket, actor, expected_version)
     note = _require_reason(note, "指定理由")
     _require_future_due(finish_due, now)
     _require(category or ticket.category, "category", "指定前请先确定事项分类")
@@ -1002,9 +1056,7 @@ def designate(
             contact_due=ticket.contact_due.isoformat(),
             finish_due=finish_due.isoformat(),
         )
-    return _record(
-        session, ticket, actor, "designate", before, reason=note, payload=payload, now=now
-    )
+    return _record(session, ticket, actor, action, before, reason=note, payload=payload, now=now)
 
 
 def _require_future_due(due, now):

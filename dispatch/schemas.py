@@ -178,9 +178,6 @@ def _p_designate(db, f):
     values = _p_dispatch(db, f)
     del values["area"]
     values["note"] = f.text("note", "指定理由", required=True, multiline=True, max_len=NOTE_MAX)
-    values["finish_due"] = f.moment(
-        "finish_due", "办结时限", timezone=current_app.config["TIMEZONE"]
-    )
     return values
 
 

@@ -34,6 +34,8 @@ IN_HANDLING = {
 #: States in which a ticket's 吹哨报到 summonses stay open (dispatch.whistle): the lead has
 #: signed and still holds it; leaving them ends the open summonses (whistle_timers).
 SUMMONS_STATES = {S.signed, S.contacted, S.return_requested, S.termination_requested}
+#: States from which the hotline may name the handling unit (指定承办, a meeting's decision).
+DESIGNATABLE = {S.received, S.dispatched, S.signed, S.contacted, S.return_requested, S.reopened}
 #: States no operation leaves (scoring exemption aside).
 FINAL = {S.resolved_at_intake, S.transferred, S.merged, S.terminated, S.closed}
 #: States in which category, urgency and request type may still be corrected: not yet
@@ -61,14 +63,11 @@ TRANSITIONS = {
         _t("contact", "联系诉求人", [S.signed], [R.unit_handler, R.grid_worker]),
         _t("request_return", "退单申请", [S.dispatched, S.signed], [R.unit_handler]),
         _t("decide_return", "退单审核", [S.return_requested], [R.dispatcher]),
-        # A supervisor designates when a joint meeting (联席会议) decided who handles a hard
-        # case (dispatch.meetings).
-        _t(
-            "designate",
-            "指定承办",
-            [S.received, S.dispatched, S.signed, S.contacted, S.return_requested, S.reopened],
-            [R.dispatcher, R.supervisor],
-        ),
+        _t("designate", "指定承办", DESIGNATABLE, [R.dispatcher]),
+        # A joint meeting's (联席会议) decision on a hard case: designating with the meeting's
+        # own finish deadline. Only ``dispatch.meetings.decide_item`` applies it (no form, no
+        # API route), so a deadline never bypasses 延期审核 without a meeting on record.
+        _t("apply_meeting_decision", "会议决定指定", DESIGNATABLE, [R.supervisor]),
         _t("request_extension", "延期申请", [S.signed, S.contacted], [R.unit_handler]),
         _t("decide_extension", "延期审核", [S.signed, S.contacted], [R.dispatcher, R.supervisor]),
         # 办结 goes to 待审核 when the category's review rule says so (dispatch.reply_review).

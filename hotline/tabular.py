@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import openpyxl
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 
 from hotline.audit import audit
 from hotline.errors import ValidationFailed
@@ -269,8 +271,13 @@ def _xlsx_value(value):
     if isinstance(value, list | tuple):
         return "、".join(str(v) for v in value)
     text = str(value)
-    # A cell that starts with = + - @ would be run as a formula by a spreadsheet.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") and not _number(text) else text
+    return "'" + text if formula_like(text) else text
+
+
+def formula_like(text):
+    """Whether a spreadsheet would run ``text`` as a formula (it starts with = + - @ and is
+    not a number): the one guard of every table and printed sheet we write."""
+    return text[:1] in ("=", "+", "-", "@") and not _number(text)
 
 
 def _number(text):
@@ -289,6 +296,64 @@ def write_csv(columns, rows):
     for row in rows:
         writer.writerow([_xlsx_value(row.get(c.key)) for c in columns])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+# -- sheets laid out to print (the ranking's, a joint meeting's) --------------------------------
+
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+_THIN = Side(style="thin", color="A6A6A6")
+BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+TITLE_FONT = Font(bold=True, size=14)
+BOLD = Font(bold=True)
+
+
+def sheet_cell(ws, row, column, value):
+    """Write a cell of a laid-out sheet: text loses the characters XML can't hold and stays
+    text when it looks like a formula (``formula_like``)."""
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+    cell = ws.cell(row=row, column=column, value=value)
+    if isinstance(value, str) and formula_like(value):
+        cell.data_type = "s"
+    return cell
+
+
+def sheet_title(ws, text, subtitle, width):
+    """A bold title row and a subtitle row, each across ``width`` columns."""
+    sheet_cell(ws, 1, 1, text).font = TITLE_FONT
+    sheet_cell(ws, 2, 1, subtitle)
+    if width > 1:
+        ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
+        ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=width)
+    ws.row_dimensions[1].height = 24
+
+
+def sheet_header(ws, row, headers):
+    """A bold, shaded, bordered header row."""
+    for index, header in enumerate(headers, start=1):
+        cell = ws.cell(row=row, column=index, value=header)
+        cell.font = BOLD
+        cell.fill = HEADER_FILL
+        cell.border = BORDER
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+
+
+def print_setup(ws, footer, title_rows):
+    """A4 landscape, one page wide, ``title_rows`` repeated on every page, the ``footer``
+    text and page numbers at the foot."""
+    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0  # as many pages tall as needed
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_options.horizontalCentered = True
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.page_margins.top = ws.page_margins.bottom = 0.6
+    if title_rows:
+        ws.print_title_rows = title_rows
+    ws.oddFooter.left.text = footer.replace("&", "&&")
+    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
+    ws.oddFooter.left.size = ws.oddFooter.center.size = 9
 
 
 # -- cell parsing helpers shared by importers ----------------------------------------------------

@@ -1,7 +1,8 @@
 """疑难工单 and 联席会议 in the JSON API (``dispatch.hard_cases``, ``dispatch.meetings``).
 
-- ``GET /hard-cases?rule=…&page=&per_page=``: open tickets meeting the rules, each with its
-  findings (supervisors and leaders; a district's leader sees the district's);
+- ``GET /hard-cases?rule=…&page=&per_page=``: tickets a meeting can act on meeting the
+  rules, each with its findings (supervisors and leaders; a district's leader sees the
+  district's);
 - ``GET /meetings``, ``GET /meetings/<id>``: the meetings, one with its agenda and decisions
   (supervisors and the city's leaders);
 - ``POST /meetings`` (title, scheduled_at, place, chair, attendees),

@@ -1,9 +1,10 @@
 """Pages of 疑难工单 and 联席会议 (issue 17 §4) for supervisors (督办审核员), who change them,
 and leaders (领导), who read them.
 
-- ``GET /hard-cases``: open tickets meeting the hard-case rules (``dispatch.hard_cases``),
-  filtered by rule, each with its evidence; a supervisor puts one on a planned meeting's
-  agenda from its row. A district's leader sees the district's tickets.
+- ``GET /hard-cases``: tickets a meeting can act on meeting the hard-case rules
+  (``dispatch.hard_cases``), filtered by rule, each with its evidence; a supervisor puts one
+  on a planned meeting's agenda from its row. A district's leader sees the district's
+  tickets.
 - ``GET /meetings``: the meetings, latest first, and (supervisors) the form calling one.
 - ``GET /meetings/<id>``: one meeting — its agenda with the reasons, the form adding any
   open ticket (a hard case, or another with a reason), the minutes form, and once held a
@@ -108,13 +109,18 @@ def _typed():
 # -- 疑难工单 ----------------------------------------------------------------------------------
 
 
-def _hard_case_page(error=None, status=200):
-    db = get_session()
+def _list_filter():
+    """The hard-case list's rule filter and page asked for in the query, checked."""
     try:
         rules = hard_cases.parse_rules(request.args.getlist("rule"))
     except ValueError:
         raise ValidationFailed("未知的疑难规则", details={"rule": "未知的疑难规则"}) from None
-    page = Page.from_args(request.args, size=HARD_CASE_PAGE)
+    return rules, Page.from_args(request.args, size=HARD_CASE_PAGE)
+
+
+def _hard_case_page(error=None, status=200):
+    db = get_session()
+    rules, page = _list_filter()
     listing = hard_cases.listing(
         db, utcnow(), page, tz=_tz(), rules=rules, scope=access.scope_condition(g.user)
     )
@@ -139,6 +145,8 @@ def hard_case_list():
 
 @page_for(*meetings.MEETING_ROLES)
 def hard_case_to_agenda():
+    rules, page = _list_filter()
+
     def change(db):
         data = form_values(request.form)
         try:
@@ -157,7 +165,9 @@ def hard_case_to_agenda():
         return result
     meeting, ticket = result
     flash(f"工单 {ticket.number} 已列入“{meeting.title}”议程", "notice")
-    return redirect(request.referrer or url_for("meetings.hard_case_list"))
+    # Back to the list as it was (its rule filter and page, which the form's address carries),
+    # never to the Referer header, which the client controls.
+    return redirect(url_for("meetings.hard_case_list", rule=rules, page=page.number))
 
 
 # -- 联席会议 ----------------------------------------------------------------------------------
@@ -214,7 +224,7 @@ def _meeting_page(meeting_id, failure=None):
         may_change=_may_change(),
         may_decide=may_decide,
         units=_units_by_kind(db) if may_decide else [],
-        designatable=TRANSITIONS["designate"].from_states,
+        designatable=TRANSITIONS["apply_meeting_decision"].from_states,
         reasons_text=meeting_exports.reasons_text,
         failure=failure,
     )

@@ -196,6 +196,31 @@ def test_reopened_once_is_no_hard_case(db, u, new):
     assert rules_of(db, reopened(db, u, new, 1)) == []
 
 
+def test_only_tickets_a_meeting_can_act_on_are_listed(db, u, new):
+    """Reopened twice, then finished (已办结) or called back (已回访): a meeting's decision
+    could not be applied to it (会议决定指定's states), so it is not listed."""
+    ticket = reopened(db, u, new, 2)
+    at = MON + dt.timedelta(days=3)
+    ops.sign(db, u.dongguan, ticket, now=at)
+    ops.contact(db, u.dongguan, ticket, note="已联系", now=at)
+    ops.finish(db, u.dongguan, ticket, result="已修复", now=at)
+    assert ticket.status == TicketStatus.finished
+    assert rules_of(db, ticket, at) == []
+    ops.record_callback(
+        db,
+        u.callback,
+        ticket,
+        outcome=CallbackOutcome.answered,
+        solved=Solved.unsolved,
+        satisfaction=Satisfaction.dissatisfied,
+        now=at,
+    )
+    assert ticket.status == TicketStatus.called_back
+    assert rules_of(db, ticket, at) == []
+    ops.reopen(db, u.supervisor, ticket, reason="仍不亮", now=at)
+    assert rules_of(db, ticket, at) == ["reopened"]
+
+
 def test_a_closed_ticket_is_never_listed(db, u, new):
     ticket = reopened(db, u, new, 2)
     handle_and_call_back(db, u, ticket, MON + dt.timedelta(days=3))
@@ -272,6 +297,24 @@ def test_a_hot_issue_led_by_two_units(db, u, new):
         "tickets": 3,
         "units": [DONGGUAN, CGJ],
     }
+
+
+def test_a_hot_issue_counts_the_units_of_its_tickets_in_handling(db, u, new):
+    """Units disputing now: a unit whose ticket of the issue is finished does not count."""
+    a, b, c = new(), new(lead=CGJ), new()
+    issue = hot_issue(db, [a, b, c])
+    at = MON + dt.timedelta(hours=1)
+    ops.sign(db, u.cgj, b, now=at)
+    ops.contact(db, u.cgj, b, note="已联系", now=at)
+    ops.finish(db, u.cgj, b, result="已修复", now=at)
+    for t in (a, b, c):
+        assert rules_of(db, t) == []
+    d = new(lead=WATER)
+    db.add(HotIssueTicket(ticket_id=d.id, hot_issue_id=issue.id))
+    assert rules_of(db, a) == ["hot_issue"]
+    evidence = finding(db, a, "hot_issue").evidence
+    assert (evidence["tickets"], evidence["units"]) == (3, [DONGGUAN, WATER])
+    assert rules_of(db, b) == []
 
 
 def test_a_hot_issue_of_one_unit_or_handled_is_not_hard(db, u, new):

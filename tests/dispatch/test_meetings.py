@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from dispatch import meeting_exports, meetings, timers
 from dispatch import operations as ops
+from dispatch.states import event_label
 from hotline.enums import (
     CallbackOutcome,
     MeetingState,
@@ -22,7 +23,7 @@ from hotline.enums import (
     TimerKind,
 )
 from hotline.errors import Conflict, Forbidden, ValidationFailed
-from hotline.models import AuditLog, MeetingItem, TicketEvent, TimerFiring
+from hotline.models import AuditLog, JointMeeting, MeetingItem, TicketEvent, TimerFiring
 from tests.dispatch.common import DONGGUAN, STREETLIGHT, TZ
 from tests.dispatch.conftest import unit
 
@@ -110,7 +111,7 @@ def held(db, u, meeting, *tickets, at=HELD_AT):
     return m
 
 
-def test_meeting_lifecycle_and_decision_applied_through_designate(db, u, disputed, meeting):
+def test_meeting_lifecycle_and_decision_applied_as_a_designation(db, u, disputed, meeting):
     ticket = disputed()
     m = meeting()
     assert m.state == MeetingState.planned
@@ -126,7 +127,8 @@ def test_meeting_lifecycle_and_decision_applied_through_designate(db, u, dispute
     event = meetings.decide_item(
         db, u.supervisor, item, unit=unit(db, DONGGUAN), due=due, notes="属地管理", now=THU
     )
-    assert event.action == "designate"
+    assert event.action == "apply_meeting_decision"
+    assert event_label(event.action) == "会议决定指定"
     assert event.actor_id == u.supervisor.id
     assert event.reason == "联席会议“11月第三周疑难工单联席会议”决定：属地管理"
     assert event.payload["finish_due"] == due.isoformat()
@@ -229,7 +231,7 @@ def test_only_a_supervisor_manages_meetings(db, u, disputed, meeting):
                 db, actor, title="会议", scheduled_at=local(11, 18, 14), now=MON
             )
     ticket = disputed()
-    m = meeting()
+    m = meeting("12月疑难工单联席会议")
     with pytest.raises(Forbidden):
         meetings.add_item(db, u.leader, m, ticket, tz=ZONE)
     item = held(db, u, meeting, ticket).items[0]
@@ -295,7 +297,28 @@ def test_an_ordinary_ticket_needs_a_reason_and_a_closed_one_is_refused(db, u, ma
     assert closed.status == TicketStatus.closed  # solved and satisfied: archived at once
     with pytest.raises(Conflict) as caught:
         meetings.add_item(db, u.supervisor, m, closed, reason="再议", tz=ZONE)
-    assert caught.value.code == "TICKET_NOT_OPEN"
+    assert caught.value.code == "TICKET_NOT_DECIDABLE"
+
+
+def test_a_ticket_the_decision_cannot_apply_to_is_refused_from_the_agenda(
+    db, u, make_ticket, meeting
+):
+    """Finished (already 已办结, waiting for its callback): a meeting could not designate it,
+    so it does not go on the agenda, with the reason in the message."""
+    m = meeting()
+    ticket = make_ticket(u.operator, category=STREETLIGHT, area="370705001", now=MON)
+    ops.dispatch(db, u.dispatcher, ticket, lead=unit(db, DONGGUAN), now=MON)
+    ops.sign(db, u.dongguan, ticket, now=MON)
+    ops.contact(db, u.dongguan, ticket, note="已联系", now=MON)
+    ops.finish(db, u.dongguan, ticket, result="已修复", now=MON)
+    with pytest.raises(Conflict) as caught:
+        meetings.add_item(db, u.supervisor, m, ticket, reason="领导批示再议", tz=ZONE)
+    assert caught.value.code == "TICKET_NOT_DECIDABLE"
+    assert caught.value.message == (
+        f"工单 {ticket.number} 当前状态为“已办结”，会议决定无法对其指定承办单位，不能列入会议议程"
+    )
+    assert caught.value.details == {"status": "finished"}
+    assert db.scalar(sa.select(sa.func.count()).select_from(MeetingItem)) == 0
 
 
 def test_bad_meeting_input_is_refused(db, u):
@@ -307,6 +330,22 @@ def test_bad_meeting_input_is_refused(db, u):
         meetings.create_meeting(db, u.supervisor, title="会\x00议", scheduled_at=local(11, 18, 14))
     with pytest.raises(ValidationFailed):
         meetings.create_meeting(db, u.supervisor, title="会" * 201, scheduled_at=local(11, 18, 14))
+
+
+def test_the_same_meeting_is_not_called_twice(db, u, meeting):
+    """A retried or resubmitted call (same name, same time) is refused with the first
+    meeting's id; the same name at another time is another meeting."""
+    first = meeting()
+    with pytest.raises(Conflict) as caught:
+        meeting()
+    assert caught.value.code == "MEETING_EXISTS"
+    assert caught.value.details == {"meeting_id": first.id}
+    count = sa.select(sa.func.count()).select_from(sa.select(JointMeeting.id).subquery())
+    assert db.scalar(count) == 1
+    other = meetings.create_meeting(
+        db, u.supervisor, title=first.title, scheduled_at=local(11, 25, 14), now=MON
+    )
+    assert other.id != first.id
 
 
 def test_the_workbook_holds_agenda_minutes_and_decisions(db, u, disputed, meeting):

@@ -1016,7 +1016,7 @@ def test_designate_needs_a_note(db, u, dispatched):
     assert ticket.lead_unit.code == DONGGUAN
 
 
-def test_designate_with_a_finish_due(db, u, dispatched):
+def test_meeting_decision_sets_the_finish_due(db, u, dispatched):
     """A joint meeting's deadline (``finish_due``) replaces the SLA's finish deadline; the
     earlier deadlines are kept no later than it; the event records both."""
     ticket = dispatched()
@@ -1024,7 +1024,7 @@ def test_designate_with_a_finish_due(db, u, dispatched):
     due = local(2026, 11, 17, 15)
     event = step(
         db,
-        ops.designate,
+        ops.apply_meeting_decision,
         u.supervisor,
         ticket,
         to=S.dispatched,
@@ -1036,13 +1036,25 @@ def test_designate_with_a_finish_due(db, u, dispatched):
     assert ticket.finish_due == due
     assert ticket.clock_started_at == now
     assert ticket.sign_due <= due and ticket.contact_due <= due
+    assert event.action == "apply_meeting_decision"
+    assert ticket.lead_assignment.designated is True
     assert event.payload["finish_due"] == due.isoformat()
     assert event.payload["sla_finish_due"] == local(2026, 11, 24, 9).isoformat()
     # The timers follow: the finish warning and overdue are planned against the new deadline.
     assert ticket.next_due_at is not None and ticket.next_due_at <= due
 
 
-def test_designate_refuses_a_finish_due_in_the_past(db, u, dispatched):
+def test_designate_takes_no_deadline(db, u, dispatched):
+    """An ordinary 指定承办 keeps the SLA's deadlines: a deadline set by hand comes only with a
+    meeting's decision (and moving one otherwise is 延期审核)."""
+    ticket = dispatched()
+    with pytest.raises(TypeError):
+        ops.designate(
+            db, u.dispatcher, ticket, lead=unit(db, "U-CGJ"), note="指定", finish_due=None
+        )
+
+
+def test_meeting_decision_refuses_a_finish_due_in_the_past(db, u, dispatched):
     ticket = dispatched()
     now = local(2026, 11, 17, 9)
     error = refused(
@@ -1050,8 +1062,8 @@ def test_designate_refuses_a_finish_due_in_the_past(db, u, dispatched):
         ticket,
         ValidationFailed,
         "VALIDATION_FAILED",
-        ops.designate,
-        u.dispatcher,
+        ops.apply_meeting_decision,
+        u.supervisor,
         lead=unit(db, "U-CGJ"),
         note="指定",
         finish_due=now - dt.timedelta(minutes=1),

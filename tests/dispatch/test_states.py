@@ -5,6 +5,7 @@ Tickets are brought into each state by running the real operations (``ticket_in`
 table runs at the operations level; a smaller sample checks the HTTP error envelope.
 """
 
+import datetime as dt
 import re
 from types import SimpleNamespace
 
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from dispatch import cohandling, reply_review, whistle
 from dispatch import operations as ops
 from dispatch.states import TRANSITIONS
+from hotline.db import utcnow
 from hotline.enums import (
     CallbackOutcome,
     Channel,
@@ -187,6 +189,12 @@ def arguments(db, u, make_ticket):
             },
             "decide_return": lambda: {"approve": True, "note": "同意", "lead": unit(db, "U-CGJ")},
             "designate": lambda: {"lead": unit(db, "U-CGJ"), "note": "指定城管局"},
+            # A valid decision (a deadline still to come), so only the state or role refuses.
+            "apply_meeting_decision": lambda: {
+                "lead": unit(db, "U-CGJ"),
+                "note": "联席会议决定由城管局办理",
+                "finish_due": utcnow() + dt.timedelta(days=7),
+            },
             "request_extension": lambda: {"days": 2, "reason": "情况复杂"},
             "decide_extension": lambda: {"approve": True, "note": "同意"},
             "finish": lambda: {"result": "已办结"},
@@ -260,7 +268,11 @@ EXPECTED_TABLE = {
     "decide_return": ({"return_requested"}, {"dispatcher"}),
     "designate": (
         {"received", "dispatched", "signed", "contacted", "return_requested", "reopened"},
-        {"dispatcher", "supervisor"},
+        {"dispatcher"},
+    ),
+    "apply_meeting_decision": (
+        {"received", "dispatched", "signed", "contacted", "return_requested", "reopened"},
+        {"supervisor"},
     ),
     "request_extension": ({"signed", "contacted"}, {"unit_handler"}),
     "decide_extension": ({"signed", "contacted"}, {"dispatcher", "supervisor"}),
@@ -571,6 +583,16 @@ HTTP_CASES = [
         "ROLE_NOT_ALLOWED",
         {"operation": "decide_return", "role": "supervisor"},
         id="supervisor-decides-return",
+    ),
+    pytest.param(
+        S.contacted,
+        "supervisor",
+        "designate",
+        {"lead_unit": "U-CGJ", "note": "改由城管局办理"},
+        403,
+        "ROLE_NOT_ALLOWED",
+        {"operation": "designate", "role": "supervisor"},
+        id="supervisor-designates",
     ),
     pytest.param(
         S.reviewing,

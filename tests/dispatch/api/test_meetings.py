@@ -1,4 +1,4 @@
-"""疑难工单 and 联席会议 in the JSON API, and 指定承办's ``finish_due`` through
+"""疑难工单 and 联席会议 in the JSON API, and 指定承办 with no ``finish_due`` through
 ``POST /tickets/<number>/designate``: roles, a meeting from its call to a decision applied,
 refusals with their codes, bad input."""
 
@@ -63,21 +63,27 @@ def disputed(db, user, make_ticket):
     return make
 
 
-def test_designate_takes_a_finish_due(api, db, user, make_ticket, clock):
+def test_designate_takes_no_deadline_and_no_supervisor(api, db, user, make_ticket, clock):
+    """A deadline set by hand comes only with a meeting's decision (decide_item): 指定承办 over
+    the API refuses ``finish_due`` and is the dispatcher's alone, so nobody moves an overdue
+    ticket's deadline past 延期审核, 督办 and the overdue rate without a meeting on record."""
     ticket = make_ticket(user("operator"), category=STREETLIGHT, area="370705001", now=local(16))
-    body = {"lead_unit": DONGGUAN, "note": "联席会议决定", "finish_due": "2026-11-20T17:00"}
+    due = ticket.finish_due
+    body = {"lead_unit": DONGGUAN, "note": "改期", "finish_due": "2099-11-20T17:00"}
+    refused = api("dispatcher").post(f"/tickets/{ticket.number}/designate", json=body)
+    assert refused.status_code == 422
+    assert "finish_due" in refused.json["error"]["details"]
+    del body["finish_due"]
+    forbidden = api("supervisor").post(f"/tickets/{ticket.number}/designate", json=body)
+    assert forbidden.status_code == 403
+    assert forbidden.json["error"]["code"] == "ROLE_NOT_ALLOWED"
+    for slug in ("apply_meeting_decision", "apply-meeting-decision"):
+        response = api("supervisor").post(f"/tickets/{ticket.number}/{slug}", json=body)
+        assert response.status_code in (404, 405)
+    db.expire_all()
+    assert ticket.finish_due == due and ticket.status.value == "received"
     response = api("dispatcher").post(f"/tickets/{ticket.number}/designate", json=body)
     assert response.status_code == 200, response.json
-    db.expire_all()
-    assert ticket.finish_due == local(20, 17)
-    past = {"lead_unit": CGJ, "note": "再指定", "finish_due": "2026-11-18T09:00:00+08:00"}
-    refused = api("dispatcher").post(f"/tickets/{ticket.number}/designate", json=past)
-    assert refused.status_code == 422
-    assert refused.json["error"]["details"] == {"finish_due": "办结时限须晚于当前时间"}
-    for bad in ("明天", "3000-01-01T00:00", 12):
-        body = {"lead_unit": CGJ, "note": "x", "finish_due": bad}
-        response = api("dispatcher").post(f"/tickets/{ticket.number}/designate", json=body)
-        assert response.status_code == 422 and "finish_due" in response.json["error"]["details"]
 
 
 def test_a_meeting_through_the_api(api, db, disputed, clock):
@@ -93,6 +99,13 @@ def test_a_meeting_through_the_api(api, db, disputed, clock):
     )
     assert created.status_code == 201, created.json
     meeting = created.json["data"]
+    retried = sup.post(
+        "/meetings", json={"title": "疑难工单联席会议", "scheduled_at": "2026-11-19T14:30"}
+    )
+    assert retried.status_code == 409, retried.json
+    assert retried.json["error"]["code"] == "MEETING_EXISTS"
+    assert retried.json["error"]["details"] == {"meeting_id": meeting["id"]}
+    assert sup.get("/meetings").json["data"]["total"] == 1
     assert meeting["scheduled_at"] == local(19, 14).replace(minute=30).isoformat()
     path = f"/meetings/{meeting['id']}"
     item = sup.post(f"{path}/items", json={"number": ticket.number}).json["data"]

@@ -169,6 +169,27 @@ def test_hard_case_list_with_evidence_and_filter(client, web_login, u, disputed,
     assert client.get("/hard-cases?page=abc").status_code == 422
 
 
+def test_back_to_the_filtered_list_never_to_the_referer(client, web_login, disputed, clock):
+    """After 列入议程 the supervisor is back on the list as filtered (the form's address
+    carries the filter), whatever Referer the request came with; a bad filter is refused
+    before anything is added."""
+    ticket = disputed()
+    web_login(client, "supervisor")
+    meeting_id = new_meeting(client)
+    listed = text(client.get("/hard-cases?rule=returned"))
+    assert 'action="/hard-cases/agenda?rule=returned&amp;page=1"' in listed
+    data = {"csrf_token": token(client, "/hard-cases"), "number": ticket.number}
+    bad = client.post("/hard-cases/agenda?rule=nonsense", data={**data, "meeting": meeting_id})
+    assert bad.status_code == 422
+    response = client.post(
+        "/hard-cases/agenda?rule=returned&page=1",
+        data={**data, "meeting": meeting_id},
+        headers={"Referer": "https://evil.example/phish"},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/hard-cases?rule=returned&page=1"
+
+
 def test_supervisor_builds_an_agenda_and_records_a_decision(
     client, web_login, db, u, disputed, clock
 ):
@@ -222,7 +243,7 @@ def test_supervisor_builds_an_agenda_and_records_a_decision(
     assert ticket.status == TicketStatus.dispatched
     assert ticket.lead_unit.code == DONGGUAN
     assert ticket.finish_due == local(20, 17)
-    assert item.event.action == "designate"
+    assert item.event.action == "apply_meeting_decision"
     shown = text(client.get(page))
     assert "东关街道办事处" in shown and "2026-11-20 17:00" in shown
     assert "已按会议决定指定承办" in shown
