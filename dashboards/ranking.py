@@ -75,9 +75,7 @@ top k, the black list the bottom k of the others, k = min(``list_size``, ranked 
 rounded down); a tie at the edge of a list joins it whole.
 """
 
-import calendar
 import datetime as dt
-import re
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -111,6 +109,7 @@ from hotline.models import (
     User,
     unit_areas,
 )
+from hotline.schemas import DAY_YEARS, month_days, month_of_text
 
 #: The counts, in report order. Each is stored with every ranking.
 COUNTS = (
@@ -214,7 +213,6 @@ DEFINITIONS = [
     ),
 ]
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 #: The keys of the ranking's settings in ``hotline.settings``.
 SETTINGS_PREFIX = "ranking."
 
@@ -301,23 +299,23 @@ class Ranking:
 
 
 def parse_month(text):
-    """``YYYY-MM`` → (year, month), or a ValidationFailed naming the parameter."""
-    match = _MONTH.match(str(text or "").strip())
-    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
+    """``YYYY-MM`` → (year, month), or a ValidationFailed naming the parameter
+    (``hotline.schemas.month_of_text``: years 2000–2100)."""
+    month = month_of_text(text)
+    if month is None:
         raise ValidationFailed(
-            "月份格式应为 YYYY-MM，例如 2026-10", details={"month": "格式应为 YYYY-MM"}
+            f"月份格式应为 YYYY-MM，例如 2026-10（{DAY_YEARS[0]}–{DAY_YEARS[1]} 年）",
+            details={"month": "格式应为 YYYY-MM"},
         )
-    return int(match.group(1)), int(match.group(2))
+    return month
 
 
 def month_bounds(month, timezone=DEFAULTS["TIMEZONE"]):
     """The local month as a UTC interval [start, end)."""
-    year, number = parse_month(month)
+    first, following = month_days(parse_month(month))
     zone = ZoneInfo(timezone)
-    start = dt.datetime(year, number, 1, tzinfo=zone)
-    days = calendar.monthrange(year, number)[1]
-    end = start + dt.timedelta(days=days)
-    end = dt.datetime(end.year, end.month, 1, tzinfo=zone)
+    start = dt.datetime.combine(first, dt.time(), tzinfo=zone)
+    end = dt.datetime.combine(following, dt.time(), tzinfo=zone)
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 

@@ -354,7 +354,11 @@ def test_freezing_needs_the_month_over(db):
     assert db.scalar(sa.select(sa.func.count()).select_from(RankingSnapshot)) == 0
 
 
-@pytest.mark.parametrize("month", ["2026-13", "2026-1", "abc", "", None, "1999-12", "2026-10x"])
+@pytest.mark.parametrize(
+    "month",
+    ["2026-13", "2026-1", "abc", "", None, "1999-12", "2026-10x", "9999-12", "2101-01"]
+    + ["2026-10\x00", "２０２６-10"],
+)
 def test_bad_months_are_refused(month):
     with pytest.raises(ValidationFailed) as caught:
         ranking.parse_month(month)
