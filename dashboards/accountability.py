@@ -660,9 +660,13 @@ def cases_for(session, user, month, timezone=DEFAULTS["TIMEZONE"]):
     return [c for c in cases if c.unit_id in visible]
 
 
-def referrals_for(session, user, month, timezone=DEFAULTS["TIMEZONE"]):
-    """The month's referrals ``user`` may read."""
-    rows = referrals(session, month, timezone)
+def referrals_for(session, user, month, timezone=DEFAULTS["TIMEZONE"], *, until=None):
+    """The month's referrals ``user`` may read (made up to ``until`` when given), or None
+    when ``user`` may read none at all (an administrator downloading the ranking: the
+    referral pages are for ``VIEW_ROLES`` only)."""
+    if user is None or user.role not in VIEW_ROLES:
+        return None
+    rows = referrals(session, month, timezone, until=until)
     if not rows:
         return rows
     ids = units_by_code(session, {r["unit_code"] for r in rows})
@@ -695,15 +699,20 @@ def units_by_code(session, codes):
     return dict(session.execute(sa.select(Unit.code, Unit.id).where(Unit.code.in_(codes))).all())
 
 
-def referrals(session, month, timezone=DEFAULTS["TIMEZONE"]):
-    """The month's referrals as rows (the list page and the ranking export's sheet)."""
+def referrals(session, month, timezone=DEFAULTS["TIMEZONE"], *, until=None):
+    """The month's referrals as rows, every unit's (the server's ``hotline rank``; people
+    read ``referrals_for``). ``until``: only those made up to that moment (a frozen
+    ranking's export lists the referrals as they stood when it was frozen)."""
     ranking.parse_month(month)
     zone = ZoneInfo(timezone)
     rows = session.execute(
         sa.select(Referral, Unit, User)
         .join(Unit, Unit.id == Referral.unit_id)
         .join(User, User.id == Referral.referred_by_id)
-        .where(Referral.month == month)
+        .where(
+            Referral.month == month,
+            *([Referral.referred_at <= until] if until is not None else []),
+        )
         .order_by(Referral.referred_at, Referral.id)
     ).all()
     numbers = {}
