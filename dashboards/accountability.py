@@ -537,13 +537,6 @@ def detect(session, month, *, settings=None, timezone=DEFAULTS["TIMEZONE"]):
 # -- referral -----------------------------------------------------------------------------------
 
 
-def parse_kind(value):
-    kind = ReferralKind.parse(value) if isinstance(value, str) else None
-    if kind is None:
-        raise ValidationFailed("请选择问题类型（推诿扯皮或弄虚作假）", details={"kind": "无效"})
-    return kind
-
-
 def refer(session, actor, *, month, unit, kind, reason, now=None, timezone=DEFAULTS["TIMEZONE"]):
     """移送纪检监察: a supervisor refers ``unit``'s ``kind`` case of ``month`` with a reason.
     The evidence the detector lists now is frozen into the referral. Once per month, unit and
@@ -557,8 +550,11 @@ def refer(session, actor, *, month, unit, kind, reason, now=None, timezone=DEFAU
             details={"role": actor.role.value if actor else None},
         )
     ranking.parse_month(month)
-    kind = parse_kind(kind) if not isinstance(kind, ReferralKind) else kind
-    fields = Fields({"reason": reason})
+    # The kind and the reason as any form or body is checked (``hotline.schemas.Fields``).
+    fields = Fields(
+        {"kind": kind.value if isinstance(kind, ReferralKind) else kind, "reason": reason}
+    )
+    kind = fields.choice("kind", "问题类型", ReferralKind, required=True)
     reason = fields.text("reason", "移送理由", required=True, max_len=REASON_MAX, multiline=True)
     fields.check()
     start, _end = ranking.month_bounds(month, timezone)
