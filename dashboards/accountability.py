@@ -28,9 +28,10 @@ threshold, and the case lists every ticket behind the count):
   preceding 办结 reply by the unit says the matter is solved (``SOLVED_CLAIM``), at least
   ``unsolved_claims``.
 - ``onsite_without_check_in`` 称到现场、无现场核查 — 办结 replies of the month claiming
-  on-site work (``ONSITE_CLAIM``) on a grid ticket of a unit with grid workers (its area is a
-  grid, or one of the unit's grid workers has it among their grids: someone could have
-  checked in; a department has no grid workers, so its claims cannot be checked) with no
+  that the unit's people went on site (``claims_onsite``: the unit as the subject, not advice
+  to the citizen) on a ticket whose area is among the grids of the unit's active grid
+  workers (someone of it could have checked in there; a department has no grid workers, so
+  its claims cannot be checked) with no
   现场核查 (``check_in``) event on the ticket since the unit was given it, at least
   ``onsite_without_check_in``.
 - ``contact_without_phone`` 无电话却报已联系 — 联系诉求人 events of the month by the unit on
@@ -50,12 +51,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from dashboards import access, ranking
+from dispatch.units import find_unit
 from hotline import settings as hotline_settings
 from hotline.audit import audit
 from hotline.config import DEFAULTS
 from hotline.db import utcnow
 from hotline.enums import (
-    AreaLevel,
     AssignmentRole,
     CallbackOutcome,
     ReferralKind,
@@ -65,7 +66,6 @@ from hotline.enums import (
 )
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotline.models import (
-    Area,
     Assignment,
     CallbackAttempt,
     Referral,
@@ -75,6 +75,7 @@ from hotline.models import (
     User,
     user_grids,
 )
+from hotline.schemas import Fields
 
 SETTINGS_PREFIX = "accountability."
 #: Who refers a case; leaders (and the supervisors) read.
@@ -89,9 +90,21 @@ SOLVED_CLAIM = re.compile(
     r"疏通|恢复|办结|完成)|处理完毕|办理完毕|问题已?解决"
 )
 NEGATED = re.compile(r"[未没不无尚](?:能|有|予)?(?:解决|处理|修复|完成)")
-#: A reply claiming someone went to the place.
-ONSITE_WORDS = ("现场", "实地", "到场", "上门", "赴", "前往")
-ONSITE_CLAIM = re.compile("|".join(ONSITE_WORDS))
+#: Words of going to the place; a reply needs one to be read at all (the query's filter).
+ONSITE_WORDS = ("现场", "实地", "到场", "上门", "赶赴", "前往", "到达", "深入", "来到")
+#: A reply claiming the unit went to the place: its people (or "派员") as the subject, then,
+#: within the same clause, one of ``ONSITE_WORDS``; or the replying unit as the implied
+#: subject of "已到现场", "经现场核实", "经实地查看". "建议您前往区政务服务中心办理" or "请您赴
+#: 市场监管局反映" advise the citizen to go somewhere: no subject of the unit, and a clause
+#: addressing 您 is never read as a claim (``claims_onsite``).
+ONSITE_CLAIM = re.compile(
+    r"(?:工作人员|执法人员|网格员|维修人员|社区干部|队员|我单位|本单位|我局|我街道|我镇|我办|"
+    r"我中心|我所|我队|我们|派员|派人|安排人员|组织人员)[^，。；！？,.;!?\n]{0,12}?(?:"
+    + "|".join(ONSITE_WORDS)
+    + r")|(?:已|经|并|均已)(?:派员|派人)?(?:到|赶赴|前往|深入|到达)?(?:现场|实地)|已上门"
+)
+#: Where a reply's clauses end (a claim is read within one clause).
+_CLAUSE = re.compile(r"[，。；！？,.;!?\n]")
 #: A contact note naming a way to reach the requester other than a phone call.
 OTHER_CONTACT = re.compile(r"上门|当面|面谈|走访|现场|到场|短信|微信|邮件|信函|留言|网上|线上")
 
@@ -174,6 +187,14 @@ class _Evidence:
 def _excerpt(text, limit=120):
     text = " ".join((text or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def claims_onsite(reply):
+    """Whether a 办结 reply says the unit's people went to the place (``ONSITE_CLAIM``), in a
+    clause that does not address the citizen (您: advice to go somewhere is no claim)."""
+    return any(
+        ONSITE_CLAIM.search(clause) and "您" not in clause for clause in _CLAUSE.split(reply or "")
+    )
 
 
 def claims_solved(reply):
@@ -304,17 +325,28 @@ def _unsolved_claims(session, evidence, start, end):
         )
         .order_by(CallbackAttempt.attempted_at)
     ).all()
-    for attempt, ticket in attempts:
-        finish = session.scalars(
+    finishes = {}  # ticket id → its finish events up to the month's end, oldest first
+    if attempts:
+        for event in session.scalars(
             sa.select(TicketEvent)
             .where(
-                TicketEvent.ticket_id == ticket.id,
+                TicketEvent.ticket_id.in_({ticket.id for _, ticket in attempts}),
                 TicketEvent.action == "finish",
-                TicketEvent.created_at <= attempt.attempted_at,
+                TicketEvent.created_at < end,
             )
-            .order_by(TicketEvent.created_at.desc(), TicketEvent.id.desc())
-            .limit(1)
-        ).first()
+            .order_by(TicketEvent.created_at, TicketEvent.id)
+        ):
+            finishes.setdefault(event.ticket_id, []).append(event)
+    for attempt, ticket in attempts:
+        # The latest finish before the callback (the reply the citizen was asked about).
+        finish = next(
+            (
+                f
+                for f in reversed(finishes.get(ticket.id, []))
+                if f.created_at <= attempt.attempted_at
+            ),
+            None,
+        )
         if finish is None or finish.unit_id is None or not claims_solved(finish.reason):
             continue
         comment = f"：{_excerpt(attempt.comment, 60)}" if attempt.comment else ""
@@ -330,77 +362,86 @@ def _unsolved_claims(session, evidence, start, end):
 
 
 def _onsite_without_check_in(session, evidence, start, end):
-    finishes = session.execute(
-        sa.select(TicketEvent, Ticket, Area.level)
-        .join(Ticket, Ticket.id == TicketEvent.ticket_id)
-        .outerjoin(Area, Area.id == Ticket.area_id)
-        .where(
-            TicketEvent.action == "finish",
-            TicketEvent.unit_id.is_not(None),
-            TicketEvent.created_at >= start,
-            TicketEvent.created_at < end,
-            sa.or_(*(TicketEvent.reason.contains(word) for word in ONSITE_WORDS)),
-        )
-        .order_by(TicketEvent.created_at)
-    ).all()
-    covered = {}  # unit id → the areas its grid workers cover (None: it has none)
-    for finish, ticket, level in finishes:
-        if not ONSITE_CLAIM.search(finish.reason or "") or ticket.area_id is None:
-            continue
-        if finish.unit_id not in covered:
-            covered[finish.unit_id] = _grid_areas(session, finish.unit_id)
-        areas = covered[finish.unit_id]
-        if areas is None or (level != AreaLevel.grid and ticket.area_id not in areas):
-            continue
-        since = session.scalar(
-            sa.select(sa.func.max(Assignment.dispatched_at)).where(
-                Assignment.ticket_id == ticket.id,
-                Assignment.unit_id == finish.unit_id,
-                Assignment.role == AssignmentRole.lead,
-                Assignment.dispatched_at <= finish.created_at,
-            )
-        )
-        checked = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(TicketEvent)
+    """Claims of going on site (``claims_onsite``) on a ticket whose area is a grid one of the
+    unit's active grid workers covers, with no 现场核查 on it since the unit was last given it.
+    Four queries whatever the month holds: the finishes, the units' grids, the lead
+    dispatches and the check-ins, each keyed by ticket (or unit) id."""
+    finishes = [
+        (finish, ticket)
+        for finish, ticket in session.execute(
+            sa.select(TicketEvent, Ticket)
+            .join(Ticket, Ticket.id == TicketEvent.ticket_id)
             .where(
-                TicketEvent.ticket_id == ticket.id,
-                TicketEvent.action == "check_in",
-                TicketEvent.created_at <= finish.created_at,
-                *([TicketEvent.created_at >= since] if since is not None else []),
+                TicketEvent.action == "finish",
+                TicketEvent.unit_id.is_not(None),
+                Ticket.area_id.is_not(None),
+                TicketEvent.created_at >= start,
+                TicketEvent.created_at < end,
+                sa.or_(*(TicketEvent.reason.contains(word) for word in ONSITE_WORDS)),
             )
+            .order_by(TicketEvent.created_at)
+        ).all()
+        if claims_onsite(finish.reason)
+    ]
+    covered = _grid_areas(session, {finish.unit_id for finish, _ in finishes})
+    finishes = [
+        (finish, ticket)
+        for finish, ticket in finishes
+        if ticket.area_id in covered.get(finish.unit_id, ())
+    ]
+    if not finishes:
+        return
+    ticket_ids = {ticket.id for _, ticket in finishes}
+    given = {}  # (ticket id, unit id) → moments the unit was made lead
+    for ticket_id, unit_id, at in session.execute(
+        sa.select(Assignment.ticket_id, Assignment.unit_id, Assignment.dispatched_at).where(
+            Assignment.ticket_id.in_(ticket_ids), Assignment.role == AssignmentRole.lead
         )
-        if checked:
+    ):
+        given.setdefault((ticket_id, unit_id), []).append(at)
+    check_ins = {}  # ticket id → moments of 现场核查
+    for ticket_id, at in session.execute(
+        sa.select(TicketEvent.ticket_id, TicketEvent.created_at).where(
+            TicketEvent.ticket_id.in_(ticket_ids),
+            TicketEvent.action == "check_in",
+            TicketEvent.created_at < end,
+        )
+    ):
+        check_ins.setdefault(ticket_id, []).append(at)
+    for finish, ticket in finishes:
+        at = finish.created_at
+        since = max(
+            (d for d in given.get((ticket.id, finish.unit_id), []) if d <= at), default=None
+        )
+        if any(c <= at and (since is None or c >= since) for c in check_ins.get(ticket.id, [])):
             continue
-        where = "网格工单" if level == AreaLevel.grid else "在本单位网格员负责的网格内"
         evidence.add(
             finish.unit_id,
             "onsite_without_check_in",
             ticket,
             [
                 (
-                    finish.created_at,
-                    f"办结答复称到现场（{where}，无现场核查记录）：{_excerpt(finish.reason)}",
+                    at,
+                    "办结答复称到现场（在本单位网格员负责的网格内，无现场核查记录）："
+                    f"{_excerpt(finish.reason)}",
                 )
             ],
         )
 
 
-def _grid_areas(session, unit_id):
-    """The areas the unit's active grid workers cover, or None when it has no grid worker
-    (no one of it could check in)."""
-    workers = session.scalars(
-        sa.select(User.id).where(
-            User.unit_id == unit_id, User.role == Role.grid_worker, User.active
-        )
-    ).all()
-    if not workers:
-        return None
-    return set(
-        session.scalars(
-            sa.select(user_grids.c.area_id).where(user_grids.c.user_id.in_(workers))
-        ).all()
-    )
+def _grid_areas(session, unit_ids):
+    """Unit id → the areas its active grid workers cover (a unit with none is left out: no
+    one of it could check in)."""
+    if not unit_ids:
+        return {}
+    covered = {}
+    for unit_id, area_id in session.execute(
+        sa.select(User.unit_id, user_grids.c.area_id)
+        .join(user_grids, user_grids.c.user_id == User.id)
+        .where(User.unit_id.in_(unit_ids), User.role == Role.grid_worker, User.active)
+    ):
+        covered.setdefault(unit_id, set()).add(area_id)
+    return covered
 
 
 def _contact_without_phone(session, evidence, start, end):
@@ -504,13 +545,6 @@ def detect(session, month, *, settings=None, timezone=DEFAULTS["TIMEZONE"]):
 # -- referral -----------------------------------------------------------------------------------
 
 
-def parse_kind(value):
-    kind = ReferralKind.parse(value) if isinstance(value, str) else None
-    if kind is None:
-        raise ValidationFailed("请选择问题类型（推诿扯皮或弄虚作假）", details={"kind": "无效"})
-    return kind
-
-
 def refer(session, actor, *, month, unit, kind, reason, now=None, timezone=DEFAULTS["TIMEZONE"]):
     """移送纪检监察: a supervisor refers ``unit``'s ``kind`` case of ``month`` with a reason.
     The evidence the detector lists now is frozen into the referral. Once per month, unit and
@@ -524,15 +558,13 @@ def refer(session, actor, *, month, unit, kind, reason, now=None, timezone=DEFAU
             details={"role": actor.role.value if actor else None},
         )
     ranking.parse_month(month)
-    kind = parse_kind(kind) if not isinstance(kind, ReferralKind) else kind
-    if not isinstance(reason, str) or not reason.strip():
-        raise ValidationFailed("请填写移送理由", details={"reason": "必填"})
-    reason = reason.strip()
-    if len(reason) > REASON_MAX or "\x00" in reason:
-        raise ValidationFailed(
-            f"移送理由不能超过 {REASON_MAX} 字，且不能含控制字符",
-            details={"reason": "过长或含非法字符"},
-        )
+    # The kind and the reason as any form or body is checked (``hotline.schemas.Fields``).
+    fields = Fields(
+        {"kind": kind.value if isinstance(kind, ReferralKind) else kind, "reason": reason}
+    )
+    kind = fields.choice("kind", "问题类型", ReferralKind, required=True)
+    reason = fields.text("reason", "移送理由", required=True, max_len=REASON_MAX, multiline=True)
+    fields.check()
     start, _end = ranking.month_bounds(month, timezone)
     if start > now:
         raise ValidationFailed(f"{ranking.month_label(month)}尚未开始", details={"month": "未开始"})
@@ -609,11 +641,10 @@ def _again(existing, actor, reason):
 
 
 def unit_by_code(session, code):
-    unit = (
-        session.scalars(sa.select(Unit).where(Unit.code == code)).first()
-        if isinstance(code, str) and code and len(code) <= 64
-        else None
-    )
+    """The unit a form or body names by code; anything that is not a code (a number, NUL,
+    5,000 characters: ``Fields.code``) is a unit that does not exist."""
+    code = Fields({"unit": code}).code("unit", "单位")
+    unit = find_unit(session, code) if code is not None else None
     if unit is None:
         raise NotFound("没有这个单位", code="UNIT_NOT_FOUND")
     return unit
@@ -633,9 +664,13 @@ def cases_for(session, user, month, timezone=DEFAULTS["TIMEZONE"]):
     return [c for c in cases if c.unit_id in visible]
 
 
-def referrals_for(session, user, month, timezone=DEFAULTS["TIMEZONE"]):
-    """The month's referrals ``user`` may read."""
-    rows = referrals(session, month, timezone)
+def referrals_for(session, user, month, timezone=DEFAULTS["TIMEZONE"], *, until=None):
+    """The month's referrals ``user`` may read (made up to ``until`` when given), or None
+    when ``user`` may read none at all (an administrator downloading the ranking: the
+    referral pages are for ``VIEW_ROLES`` only)."""
+    if user is None or user.role not in VIEW_ROLES:
+        return None
+    rows = referrals(session, month, timezone, until=until)
     if not rows:
         return rows
     ids = units_by_code(session, {r["unit_code"] for r in rows})
@@ -668,15 +703,20 @@ def units_by_code(session, codes):
     return dict(session.execute(sa.select(Unit.code, Unit.id).where(Unit.code.in_(codes))).all())
 
 
-def referrals(session, month, timezone=DEFAULTS["TIMEZONE"]):
-    """The month's referrals as rows (the list page and the ranking export's sheet)."""
+def referrals(session, month, timezone=DEFAULTS["TIMEZONE"], *, until=None):
+    """The month's referrals as rows, every unit's (the server's ``hotline rank``; people
+    read ``referrals_for``). ``until``: only those made up to that moment (a frozen
+    ranking's export lists the referrals as they stood when it was frozen)."""
     ranking.parse_month(month)
     zone = ZoneInfo(timezone)
     rows = session.execute(
         sa.select(Referral, Unit, User)
         .join(Unit, Unit.id == Referral.unit_id)
         .join(User, User.id == Referral.referred_by_id)
-        .where(Referral.month == month)
+        .where(
+            Referral.month == month,
+            *([Referral.referred_at <= until] if until is not None else []),
+        )
         .order_by(Referral.referred_at, Referral.id)
     ).all()
     numbers = {}

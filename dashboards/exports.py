@@ -147,8 +147,10 @@ def _row_dict(row):
     }
 
 
-def ranking_to_dict(ranking):
-    """The ranking as a JSON-ready dict (rates as fractions, times as UTC ISO 8601)."""
+def ranking_to_dict(ranking, referrals=None):
+    """The ranking as a JSON-ready dict (rates as fractions, times as UTC ISO 8601), with
+    ``referrals`` (rows of ``dashboards.accountability.referrals``) under "referrals" when
+    given: a frozen month's as they stood at ``frozen_at``."""
     classes = {}
     for ranking_class in RankingClass:
         rows = _rows(ranking, ranking_class)
@@ -158,7 +160,7 @@ def ranking_to_dict(ranking):
             "red_list": [r.unit_code for r in rows if r.list_mark == ListMark.red],
             "black_list": [r.unit_code for r in rows if r.list_mark == ListMark.black],
         }
-    return {
+    data = {
         "month": ranking.month,
         "period": {"start": _iso(ranking.period_start), "end": _iso(ranking.period_end)},
         "as_of": _iso(ranking.as_of),
@@ -171,6 +173,9 @@ def ranking_to_dict(ranking):
         "exemptions": [dict(e) for e in ranking.exemptions],
         "classes": classes,
     }
+    if referrals is not None:
+        data["referrals"] = list(referrals)
+    return data
 
 
 # -- CSV ------------------------------------------------------------------------------------------
@@ -350,9 +355,18 @@ def _exemption_sheet(ws, ranking, timezone):
 
 
 def _referral_sheet(ws, ranking, referrals, timezone):
-    """The month's referrals to discipline inspection (``dashboards.accountability``)."""
+    """The month's referrals to discipline inspection (``dashboards.accountability``); None:
+    the reader may not see them (the sheet says so). A frozen ranking's sheet says that it
+    lists the referrals made up to the freeze (its rows were read so)."""
     title = f"{_month_title(ranking)} · {SHEET_REFERRALS}"
+    hidden = referrals is None
+    referrals = [] if hidden else list(referrals)
     subtitle = f"本月移送纪检监察 {len(referrals)} 起（四位一体督办 · 监察问责）"
+    if hidden:
+        subtitle = "移送纪检监察记录仅限督办审核员和领导查看（四位一体督办 · 监察问责）"
+    elif ranking.frozen_at is not None:
+        frozen = local_datetime(ranking.frozen_at, timezone)
+        subtitle += f"，截至排名冻结时（{frozen:%Y-%m-%d %H:%M}）；此后的移送见监察问责页面"
     _title(ws, title, subtitle, len(REFERRAL_HEADERS))
     _header(ws, _HEADER_ROWS, REFERRAL_HEADERS)
     widths = [_display_width(h) for h in REFERRAL_HEADERS]
@@ -373,7 +387,9 @@ def _referral_sheet(ws, ranking, referrals, timezone):
             if index in (3, 4, 5):
                 cell.alignment = Alignment(wrap_text=True, vertical="top")
             widths[index - 1] = min(60, max(widths[index - 1], _display_width(str(value))))
-    if not referrals:
+    if hidden:
+        _put(ws, _HEADER_ROWS + 1, 1, "您的角色无权查看移送纪检监察记录")
+    elif not referrals:
         _put(ws, _HEADER_ROWS + 1, 1, "本月无移送纪检监察的单位")
     _size_columns(ws, widths, minimum=10)
     ws.freeze_panes = ws.cell(row=_HEADER_ROWS + 1, column=1)
@@ -431,7 +447,8 @@ def _definitions_sheet(ws, ranking, timezone):
 
 def build_workbook(ranking, *, timezone=DEFAULTS["TIMEZONE"], referrals=()):
     """The workbook: a sheet per class, then 豁免清单, 移送纪检监察 (``referrals``: the rows
-    of ``dashboards.accountability.referrals``) and 口径说明."""
+    of ``dashboards.accountability.referrals``, None when the reader may not see them) and
+    口径说明."""
     workbook = Workbook()
     workbook.remove(workbook.active)
     workbook.properties.title = _month_title(ranking)
@@ -439,7 +456,7 @@ def build_workbook(ranking, *, timezone=DEFAULTS["TIMEZONE"], referrals=()):
     for ranking_class in RankingClass:
         _class_sheet(workbook.create_sheet(ranking_class.label), ranking, ranking_class, timezone)
     _exemption_sheet(workbook.create_sheet(SHEET_EXEMPTIONS), ranking, timezone)
-    _referral_sheet(workbook.create_sheet(SHEET_REFERRALS), ranking, list(referrals), timezone)
+    _referral_sheet(workbook.create_sheet(SHEET_REFERRALS), ranking, referrals, timezone)
     _definitions_sheet(workbook.create_sheet(SHEET_DEFINITIONS), ranking, timezone)
     return workbook
 

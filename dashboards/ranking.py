@@ -75,9 +75,7 @@ top k, the black list the bottom k of the others, k = min(``list_size``, ranked 
 rounded down); a tie at the edge of a list joins it whole.
 """
 
-import calendar
 import datetime as dt
-import re
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -111,6 +109,7 @@ from hotline.models import (
     User,
     unit_areas,
 )
+from hotline.schemas import DAY_YEARS, month_days, month_of_text
 
 #: The counts, in report order. Each is stored with every ranking.
 COUNTS = (
@@ -214,7 +213,6 @@ DEFINITIONS = [
     ),
 ]
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 #: The keys of the ranking's settings in ``hotline.settings``.
 SETTINGS_PREFIX = "ranking."
 
@@ -301,23 +299,23 @@ class Ranking:
 
 
 def parse_month(text):
-    """``YYYY-MM`` → (year, month), or a ValidationFailed naming the parameter."""
-    match = _MONTH.match(str(text or "").strip())
-    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
+    """``YYYY-MM`` → (year, month), or a ValidationFailed naming the parameter
+    (``hotline.schemas.month_of_text``: years 2000–2100)."""
+    month = month_of_text(text)
+    if month is None:
         raise ValidationFailed(
-            "月份格式应为 YYYY-MM，例如 2026-10", details={"month": "格式应为 YYYY-MM"}
+            f"月份格式应为 YYYY-MM，例如 2026-10（{DAY_YEARS[0]}–{DAY_YEARS[1]} 年）",
+            details={"month": "格式应为 YYYY-MM"},
         )
-    return int(match.group(1)), int(match.group(2))
+    return month
 
 
 def month_bounds(month, timezone=DEFAULTS["TIMEZONE"]):
     """The local month as a UTC interval [start, end)."""
-    year, number = parse_month(month)
+    first, following = month_days(parse_month(month))
     zone = ZoneInfo(timezone)
-    start = dt.datetime(year, number, 1, tzinfo=zone)
-    days = calendar.monthrange(year, number)[1]
-    end = start + dt.timedelta(days=days)
-    end = dt.datetime(end.year, end.month, 1, tzinfo=zone)
+    start = dt.datetime.combine(first, dt.time(), tzinfo=zone)
+    end = dt.datetime.combine(following, dt.time(), tzinfo=zone)
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
@@ -543,22 +541,7 @@ def _count_summonses(session, start, end, as_of, by, unit_ids=None, where=()):
     known as of ``as_of`` (see the module docstring), grouped by the summoned department
     (``by="unit"``) or by its ticket's area or category."""
     s = Summons
-    open_until = sa.func.coalesce(s.cancelled_at, as_of)
-    report_missed = sa.or_(
-        s.reported_at > s.report_due,
-        sa.and_(s.reported_at.is_(None), s.report_due < open_until),
-    )
-    opinion_missed = sa.or_(
-        s.opinion_at > s.opinion_due,
-        sa.and_(s.opinion_at.is_(None), s.opinion_due < open_until),
-    )
-    known = sa.or_(s.opinion_at.is_not(None), report_missed, opinion_missed)
-    on_time = sa.and_(
-        s.reported_at.is_not(None),
-        s.reported_at <= s.report_due,
-        s.opinion_at.is_not(None),
-        s.opinion_at <= s.opinion_due,
-    )
+    known, on_time = _summons_outcomes(as_of)
     key = {"unit": s.unit_id, "area": Ticket.area_id, "category": Ticket.category_id}[by]
     query = (
         sa.select(
@@ -579,6 +562,29 @@ def _count_summonses(session, start, end, as_of, by, unit_ids=None, where=()):
         .group_by(key)
     )
     return [tuple(row) for row in session.execute(query) if row.summoned]
+
+
+def _summons_outcomes(as_of):
+    """(known, on time): a summons' outcome is known as of ``as_of`` / it was on time (see
+    the module docstring); for the counts and the drill-down alike."""
+    s = Summons
+    open_until = sa.func.coalesce(s.cancelled_at, as_of)
+    report_missed = sa.or_(
+        s.reported_at > s.report_due,
+        sa.and_(s.reported_at.is_(None), s.report_due < open_until),
+    )
+    opinion_missed = sa.or_(
+        s.opinion_at > s.opinion_due,
+        sa.and_(s.opinion_at.is_(None), s.opinion_due < open_until),
+    )
+    known = sa.or_(s.opinion_at.is_not(None), report_missed, opinion_missed)
+    on_time = sa.and_(
+        s.reported_at.is_not(None),
+        s.reported_at <= s.report_due,
+        s.opinion_at.is_not(None),
+        s.opinion_at <= s.opinion_due,
+    )
+    return known, on_time
 
 
 def _only(column, ids):
@@ -937,13 +943,28 @@ def from_snapshot(snapshot):
 # -- explanation: the tickets behind a count, and rates for any period ---------------------------
 
 #: Facts a drill-down can filter on (each is one of the counts).
-FACTS = ("responded", "response_pending", "rated", "overdue", "reopened", "repeat", "returned")
+FACTS = (
+    "responded",
+    "response_pending",
+    "rated",
+    "overdue",
+    "reopened",
+    "repeat",
+    "returned",
+    "review_returned",
+    "summoned",
+    "summons_on_time",
+)
+#: Facts that count for the unit whoever leads the ticket now (``_counted_for``).
+_ANY_LEAD = ("returned", "summoned", "summons_on_time")
 
 
 def ticket_facts(session, start, end, as_of, unit_ids, *, fact=None, limit=200, offset=0):
     """The tickets behind one unit's (or district's) counts: every ticket of the period it
-    leads or once led, with each fact the counts are made of. ``fact`` keeps only the
-    tickets with that fact; returns (total, rows)."""
+    leads or once led, and every ticket it was summoned to (吹哨报到) in the period with a
+    known outcome (summonses count by the month issued, whenever the ticket came in), with
+    each fact the counts are made of. ``fact`` keeps only the tickets with that fact;
+    returns (total, rows)."""
     unit_ids = list(unit_ids)
     facts = _conditions(as_of)
     merged = sa.orm.aliased(Ticket)
@@ -959,7 +980,33 @@ def ticket_facts(session, start, end, as_of, unit_ids, *, fact=None, limit=200, 
         Assignment.role == AssignmentRole.lead,
         Assignment.return_requested_at.is_not(None),
     )
-    condition = sa.and_(_in_period(start, end), sa.or_(Ticket.lead_unit_id.in_(unit_ids), led))
+    e = TicketEvent
+    facts["review_returned"] = sa.exists().where(
+        e.ticket_id == Ticket.id,
+        e.action == "return_reply",
+        e.unit_id == Ticket.lead_unit_id,
+        e.created_at >= start,
+        e.created_at <= as_of,
+    )
+    known, on_time = _summons_outcomes(as_of)
+
+    def summonses(*conditions):
+        return sa.exists().where(
+            Summons.ticket_id == Ticket.id,
+            Summons.unit_id.in_(unit_ids),
+            Summons.summoned_at >= start,
+            Summons.summoned_at < end,
+            Summons.summoned_at <= as_of,
+            known,
+            *conditions,
+        )
+
+    facts["summoned"] = summonses()
+    facts["summons_on_time"] = summonses(on_time)
+    condition = sa.or_(
+        sa.and_(_in_period(start, end), sa.or_(Ticket.lead_unit_id.in_(unit_ids), led)),
+        facts["summoned"],
+    )
     if fact is not None:
         condition = sa.and_(
             condition, facts[fact], ~Ticket.scoring_exempt, *_counted_for(fact, unit_ids)
@@ -989,8 +1036,9 @@ def ticket_facts(session, start, end, as_of, unit_ids, *, fact=None, limit=200, 
 
 
 def _counted_for(fact, unit_ids):
-    """A fact counts for the unit only on tickets it leads now, except returns."""
-    return [] if fact == "returned" else [Ticket.lead_unit_id.in_(unit_ids)]
+    """A fact counts for the unit only on tickets it leads now, except returns and
+    summonses (``_ANY_LEAD``)."""
+    return [] if fact in _ANY_LEAD else [Ticket.lead_unit_id.in_(unit_ids)]
 
 
 def period_rates(session, start, end, as_of, settings, by):

@@ -55,7 +55,6 @@ so): the form shows the ticket's intake decision as the ticket's history names i
 
 import datetime as dt
 import random
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -72,7 +71,7 @@ from hotline.db import local_today, utcnow
 from hotline.enums import InspectionState, Role
 from hotline.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotline.models import Inspection, Ticket, TicketEvent, User
-from hotline.schemas import DAY_YEARS, Fields, iso, labelled, local_day
+from hotline.schemas import DAY_YEARS, Fields, iso, labelled, local_day, month_days, month_of_text
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,6 @@ JOB_INTERVAL_SECONDS = 3600
 SAMPLE_LOCK = 0x12345_17_06
 #: The actions that decide what becomes of a ticket at intake (the checklist's 转办正确).
 INTAKE_DECISIONS = ("resolve_at_intake", "transfer", "merge", "dispatch", "designate")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$", re.ASCII)
 
 
 # -- sampling ----------------------------------------------------------------------------------
@@ -575,27 +573,15 @@ def queue_filters(session, args, errors):
 
 def parse_month(raw, errors, today):
     """``YYYY-MM`` from a query (``today``'s month when absent) as (year, month), or None
-    with a Chinese reason in ``errors["month"]``."""
+    with a Chinese reason in ``errors["month"]`` (``hotline.schemas.month_of_text``)."""
     if raw is None or not raw.strip():
         return today.year, today.month
-    match = _MONTH.match(raw.strip())
-    if (
-        not match
-        or not 1 <= int(match.group(2)) <= 12
-        or not DAY_YEARS[0] <= int(match.group(1)) <= DAY_YEARS[1]
-    ):
+    month = month_of_text(raw)
+    if month is None:
         errors["month"] = (
             f"月份格式应为 YYYY-MM，例如 {today:%Y-%m}（{DAY_YEARS[0]}–{DAY_YEARS[1]} 年）"
         )
-        return None
-    return int(match.group(1)), int(match.group(2))
-
-
-def _month_days(month):
-    year, number = month
-    first = dt.date(year, number, 1)
-    following = dt.date(year + number // 12, number % 12 + 1, 1)
-    return first, following
+    return month
 
 
 @dataclass
@@ -634,7 +620,7 @@ def monthly_scores(session, actor, month):
     Operators with neither done nor pending samples are left out."""
     if actor.role not in SCORE_ROLES:
         _refuse_role(actor, "查看全体话务员的质检成绩")
-    first, following = _month_days(month)
+    first, following = month_days(month)
     rows = session.scalars(
         sa.select(Inspection)
         .where(Inspection.day >= first, Inspection.day < following)
@@ -656,7 +642,7 @@ def results_of(session, actor, month):
     OperatorScore. Only ever the actor's own: there is no argument naming another."""
     if actor.role not in OWN_ROLES:
         _refuse_role(actor, "查看本人质检结果")
-    first, following = _month_days(month)
+    first, following = month_days(month)
     samples = session.scalars(
         sa.select(Inspection)
         .where(

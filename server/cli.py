@@ -631,7 +631,11 @@ RANK_FORMATS = ("xlsx", "csv", "json")
 )
 @with_appcontext
 def rank_command(month, output_format, output, freeze):
-    """Export the mayor's monthly ranking (frozen snapshot if published, else live data)."""
+    """Export the mayor's monthly ranking (frozen snapshot if published, else live data).
+
+    The JSON and the workbook list every unit's referrals to discipline inspection of the
+    month (this is the operator's tool on the server, not a person's view: no district is
+    left out), as they stood when a frozen month was frozen."""
     from dashboards import accountability, exports, ranking
     from hotline.db import utcnow
 
@@ -660,14 +664,16 @@ def rank_command(month, output_format, output, freeze):
         session.rollback()
         raise click.ClickException(error.message) from None
     timezone = config["TIMEZONE"]
+    referrals = accountability.referrals(session, month, timezone, until=result.frozen_at)
 
     try:
         if output_format == "xlsx":
-            referrals = accountability.referrals(session, month, timezone)
             exports.write_xlsx(result, output, timezone=timezone, referrals=referrals)
         else:
             if output_format == "json":
-                text = json.dumps(exports.ranking_to_dict(result), ensure_ascii=False, indent=2)
+                text = json.dumps(
+                    exports.ranking_to_dict(result, referrals), ensure_ascii=False, indent=2
+                )
                 data = (text + "\n").encode("utf-8")
             else:
                 buffer = io.BytesIO()

@@ -134,30 +134,33 @@ def freeze(month):
 
 @page_for(*VIEW_ROLES)
 def download(month, fmt):
+    """The ranking as JSON, CSV or Excel. The JSON and the workbook carry the month's
+    referrals to discipline inspection that the user may read on the referral page (a
+    district leader their district's, an administrator none), as they stood when a frozen
+    month was frozen; the CSV is the one table of unit lines."""
     result = load(month)
     state = "frozen" if result.frozen_at else "live"
     name = f"ranking-{month}-{state}.{fmt}"
+    timezone = current_app.config["TIMEZONE"]
+    if fmt not in ("json", "csv", "xlsx"):
+        abort(404)
+    referrals = accountability.referrals_for(
+        get_session(), g.user, month, timezone, until=result.frozen_at
+    )
     if fmt == "json":
-        response = current_app.json.response(exports.ranking_to_dict(result))
+        response = current_app.json.response(exports.ranking_to_dict(result, referrals))
     elif fmt == "csv":
         text = io.StringIO()
         exports.write_csv(result, text)
         response = Response(text.getvalue(), mimetype="text/csv")
         response.charset = "utf-8"
-    elif fmt == "xlsx":
+    else:
         data = io.BytesIO()
-        exports.write_xlsx(
-            result,
-            data,
-            timezone=current_app.config["TIMEZONE"],
-            referrals=accountability.referrals(get_session(), month),
-        )
+        exports.write_xlsx(result, data, timezone=timezone, referrals=referrals)
         response = Response(
             data.getvalue(),
             mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
-    else:
-        abort(404)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 

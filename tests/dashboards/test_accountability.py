@@ -12,7 +12,7 @@ from hotline.enums import CallbackOutcome, ReferralKind, ReturnReason, Satisfact
 from hotline.errors import Conflict, Forbidden, ValidationFailed
 from hotline.models import AuditLog, Referral
 from tests.dashboards.month import DAY, HOUR, MIN, OCT12, local
-from tests.dispatch.common import MY_GRID, PHOTOS
+from tests.dispatch.common import MY_GRID, OTHER_GRID, PHOTOS
 
 MONTH = "2026-10"
 AFTER = local(11, 3)
@@ -200,7 +200,89 @@ def test_on_site_claims_need_a_check_in_on_a_grid_ticket(db, user, month_builder
     assert rules(case) == ["onsite_without_check_in"]
     items = finding(case, "onsite_without_check_in")["items"]
     assert [i["ticket"] for i in items] == [claimed.number]
-    assert "网格工单，无现场核查记录" in items[0]["facts"][0]["text"]
+    assert "网格内，无现场核查记录" in items[0]["facts"][0]["text"]
+
+
+def claimed_on_grid(c, db, user, make_ticket, reply, *, area=MY_GRID):
+    """A ticket in ``area`` that 东关街道's handler finishes with ``reply`` (no check-in)."""
+    handler = user("dongguan")
+    ticket = make_ticket(c.staff.operator, category="010103", area=area, now=OCT12 - HOUR)
+    ops.dispatch(db, c.staff.dispatcher, ticket, lead=c.unit("U-S-370705001"), now=OCT12)
+    ops.sign(db, handler, ticket, now=OCT12 + 10 * MIN)
+    ops.contact(db, handler, ticket, note="已电话联系", now=OCT12 + 20 * MIN)
+    ops.finish(db, handler, ticket, result=reply, now=OCT12 + DAY)
+    return ticket
+
+
+@pytest.mark.parametrize(
+    ("reply", "claim"),
+    [
+        ("工作人员第一时间前往现场查看，路灯已修复。", True),
+        ("我街道立即派人赶赴现场处置。", True),
+        ("执法人员到场核实后已责令整改。", True),
+        ("网格员实地查看，垃圾已清运。", True),
+        ("已到现场处理完毕。", True),
+        ("经现场核实，问题属实，已修复。", True),
+        ("建议您前往区政务服务中心办理。", False),
+        ("请您赴市场监管局反映。", False),
+        ("经核实，该事项不属我单位职责，请您前往区人社局现场咨询。", False),
+        ("工作人员已告知，建议您到现场窗口办理。", False),
+        ("已电话答复诉求人政策规定。", False),
+    ],
+)
+def test_what_counts_as_a_claim_of_going_on_site(reply, claim):
+    assert accountability.claims_onsite(reply) is claim
+
+
+def test_advice_to_go_and_grids_no_worker_covers_are_no_evidence(
+    db, user, month_builder, make_ticket
+):
+    c = month_builder()
+    advised = claimed_on_grid(c, db, user, make_ticket, "建议您前往区政务服务中心办理。")
+    told = claimed_on_grid(c, db, user, make_ticket, "请您赴市场监管局反映。")
+    # A grid of the street, but not the grid worker's: no one of the unit could check in.
+    elsewhere = claimed_on_grid(
+        c, db, user, make_ticket, "工作人员已到现场查看，路灯已修复。", area=OTHER_GRID
+    )
+    claimed = claimed_on_grid(c, db, user, make_ticket, "工作人员已到现场查看，路灯已修复。")
+    case = cases(db, onsite_without_check_in=1)[("U-S-370705001", ReferralKind.falsification)]
+    items = finding(case, "onsite_without_check_in")["items"]
+    assert [i["ticket"] for i in items] == [claimed.number]
+    assert {advised.number, told.number, elsewhere.number}.isdisjoint(case.ticket_ids)
+
+
+def test_detection_takes_as_many_queries_for_30_cases_as_for_3(
+    db, user, month_builder, make_ticket, count_queries
+):
+    """One query per kind of fact, not per ticket: it runs on every page view and referral."""
+    c = month_builder()
+    unsolved = (Solved.unsolved, Satisfaction.dissatisfied)
+
+    def add(first, n):
+        for no in range(first, first + n):
+            finished(c, no, "U-CGJ", "问题已解决。", unsolved)
+            claimed_on_grid(c, db, user, make_ticket, "工作人员已到现场查看，已修复。")
+
+    def detected():
+        with count_queries() as counted:
+            found = cases(db)
+        falsified = found[("U-S-370705001", ReferralKind.falsification)]
+        return (
+            counted.count,
+            len(falsified.ticket_ids),
+            len(found[("U-CGJ", ReferralKind.falsification)].ticket_ids),
+        )
+
+    settings.update(
+        db, None, {"accountability.onsite_without_check_in": 1, "accountability.unsolved_claims": 1}
+    )
+    add(1, 3)
+    few, grids, claims = detected()
+    assert (grids, claims) == (3, 3)
+    add(4, 27)
+    many, grids, claims = detected()
+    assert (grids, claims) == (30, 30)
+    assert many == few
 
 
 def test_contact_reported_with_no_phone_to_call(db, month_builder):

@@ -47,6 +47,8 @@ def test_cases_and_a_referral(api, db, bounced):
         ({"unit": "U-CGJ", "kind": "shirking", "reason": 7}, 422),
         ({"unit": "U-CGJ", "kind": "shirking"}, 422),
         ({"unit": "U-WATER", "kind": "shirking", "reason": "x"}, 409),
+        ({"unit": "U-CGJ\x00", "kind": "shirking", "reason": "x"}, 404),
+        ({"unit": "U-CGJ", "kind": "shirking", "reason": "a\x00b"}, 422),
     ],
 )
 def test_bad_bodies_are_refused(api, db, bounced, body, status):
@@ -60,3 +62,13 @@ def test_roles(api, bounced):
     assert api("leader").post("/accountability/2026-10/referrals", json=body).status_code == 403
     assert api("cgj").get("/accountability/2026-10").status_code == 403
     assert api("supervisor").get("/accountability/2026-13").status_code == 422
+
+
+@pytest.mark.parametrize("month", ["9999-12", "1999-12", "2026-13", "2026-10%00"])
+def test_months_out_of_range_are_refused(api, db, bounced, month):
+    supervisor = api("supervisor")
+    assert supervisor.get(f"/accountability/{month}").status_code == 422
+    assert supervisor.get(f"/accountability/{month}/referrals").status_code == 422
+    body = {"unit": "U-CGJ", "kind": "shirking", "reason": "x"}
+    assert supervisor.post(f"/accountability/{month}/referrals", json=body).status_code == 422
+    assert db.scalar(sa.select(sa.func.count()).select_from(Referral)) == 0

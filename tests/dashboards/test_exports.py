@@ -26,10 +26,11 @@ from hotline.enums import (
     ExemptionKind,
     ListMark,
     RankingClass,
+    ReferralKind,
     Satisfaction,
     Solved,
 )
-from hotline.models import AuditLog, RankingSnapshot, Unit
+from hotline.models import AuditLog, RankingSnapshot, Referral, Unit
 from server.cli import main
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -497,6 +498,43 @@ def test_a_real_month_exports(db, app, march, tmp_path):
     assert wb["豁免清单"]["D4"].value == NASTY
 
 
+def test_rank_exports_every_referral_up_to_the_freeze(hotline, db, user, march, tmp_path):
+    """The operator's tool lists every district's referrals (no reader to filter for); a
+    frozen month's those made before it was frozen."""
+
+    def referral(code, at):
+        unit = db.scalars(sa.select(Unit).where(Unit.code == code)).one()
+        db.add(
+            Referral(
+                month=MONTH,
+                unit_id=unit.id,
+                kind=ReferralKind.shirking,
+                evidence=[{"rule": "bounced", "label": "来回推诿", "summary": "来回退单"}],
+                ticket_ids=[march["rated"].id],
+                reason="推诿",
+                referred_by_id=user("supervisor").id,
+                referred_at=at,
+            )
+        )
+        db.flush()
+
+    referral("U-CGJ", local(2025, 4, 3))
+    referral("U-S-370705001", local(2025, 4, 3))
+    result = hotline("rank", "--month", MONTH, "--format", "json", "--freeze")
+    assert result.exit_code == 0, result.output
+    referral("U-ZJJ", dt.datetime.now(dt.UTC))  # after the freeze
+    data = json.loads(hotline("rank", "--month", MONTH, "--format", "json").stdout)
+    assert [r["unit_code"] for r in data["referrals"]] == ["U-CGJ", "U-S-370705001"]
+    path = tmp_path / "rank.xlsx"
+    assert hotline("rank", "--month", MONTH, "--output", str(path)).exit_code == 0
+    ws = load_workbook(path)["移送纪检监察"]
+    assert "截至排名冻结时" in ws["A2"].value
+    assert [row[0] for row in ws.iter_rows(min_row=4, values_only=True)] == [
+        "潍坊市城市管理局",
+        "东关街道办事处",
+    ]
+
+
 def test_rank_json_to_stdout(hotline, march):
     result = hotline("rank", "--month", MONTH, "--format", "json")
     assert result.exit_code == 0, result.output
@@ -554,7 +592,7 @@ def test_rank_xlsx_needs_an_output_file(hotline):
     assert "--output" in result.stderr and result.stdout == ""
 
 
-@pytest.mark.parametrize("month", ["2026-13", "abc", "2026-1"])
+@pytest.mark.parametrize("month", ["2026-13", "abc", "2026-1", "9999-12", "1999-12"])
 def test_rank_refuses_a_bad_month(hotline, db, month):
     for extra in ([], ["--freeze"]):
         result = hotline("rank", "--month", month, "--format", "json", *extra)
@@ -566,10 +604,10 @@ def test_rank_refuses_a_bad_month(hotline, db, month):
 
 
 def test_rank_freeze_refuses_a_month_not_over(hotline, db):
-    result = hotline("rank", "--month", "2999-12", "--format", "json", "--freeze")
+    result = hotline("rank", "--month", "2100-12", "--format", "json", "--freeze")
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
-    assert "2999-12 尚未结束，不能冻结排名" in result.stderr
+    assert "2100-12 尚未结束，不能冻结排名" in result.stderr
     assert result.stdout == ""
     assert db.scalar(sa.select(sa.func.count()).select_from(RankingSnapshot)) == 0
 

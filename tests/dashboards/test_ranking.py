@@ -187,6 +187,27 @@ def test_rates_and_scores(db, october):
     assert utilities["U-POWER"].rates["composite"] == 100.00
 
 
+def test_review_returns_and_summonses_lead_to_their_tickets(db, october):
+    """The drill-down finds the tickets behind every unit's figure, 审核退回 and 吹哨报到
+    included (a summons counts for the summoned department whoever leads the ticket and
+    whenever it came in)."""
+    result = compute(db)
+    for ranking_class in (RankingClass.street, RankingClass.department):
+        for row in result.rows[ranking_class]:
+            for fact in ranking.FACTS:
+                total, tickets = ranking.ticket_facts(
+                    db, result.period_start, result.period_end, AS_OF, [row.unit_id], fact=fact
+                )
+                assert (row.unit_code, fact, total) == (row.unit_code, fact, row.counts[fact])
+                assert all(t[fact] for t in tickets)
+    zjj = rows_of(result, RankingClass.department)["U-ZJJ"]
+    _, tickets = ranking.ticket_facts(
+        db, result.period_start, result.period_end, AS_OF, [zjj.unit_id], fact="summoned"
+    )
+    assert [t["summons_on_time"] for t in tickets] == [False, True]  # 1 late, 11 on time
+    assert {t["lead_unit_code"] for t in tickets} != {"U-ZJJ"}
+
+
 def _places(result, ranking_class):
     return [(r.unit_code, r.rank, r.list_mark) for r in result.ranked(ranking_class)]
 
@@ -354,7 +375,11 @@ def test_freezing_needs_the_month_over(db):
     assert db.scalar(sa.select(sa.func.count()).select_from(RankingSnapshot)) == 0
 
 
-@pytest.mark.parametrize("month", ["2026-13", "2026-1", "abc", "", None, "1999-12", "2026-10x"])
+@pytest.mark.parametrize(
+    "month",
+    ["2026-13", "2026-1", "abc", "", None, "1999-12", "2026-10x", "9999-12", "2101-01"]
+    + ["2026-10\x00", "２０２６-10"],
+)
 def test_bad_months_are_refused(month):
     with pytest.raises(ValidationFailed) as caught:
         ranking.parse_month(month)

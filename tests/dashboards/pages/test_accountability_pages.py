@@ -2,11 +2,16 @@
 refused with a Chinese message (never a 500), a district leader reading only their district's
 units, and 监察问责设置 for administrators only."""
 
+import io
+import json
+
+import openpyxl
 import pytest
 import sqlalchemy as sa
 
+from dashboards import accountability, ranking
 from hotline.models import Referral
-from tests.dashboards.month import HOUR, OCT12
+from tests.dashboards.month import HOUR, OCT12, local
 from tests.dashboards.test_accountability import give_back
 from tests.helpers import FORM_TOKEN
 
@@ -100,6 +105,12 @@ def test_the_form_needs_its_csrf_token(client, db, web_login, bounced):
         ("/reports/accountability?month=2026-13", None, 422),
         ("/reports/accountability?month=1999-01", None, 422),
         ("/reports/accountability/referrals?month=abc", None, 422),
+        ("/reports/accountability?month=9999-12", None, 422),
+        ("/reports/accountability?month=1999-12", None, 422),
+        ("/reports/accountability?month=2026-10%00", None, 422),
+        ("/reports/accountability/referrals?month=9999-12", None, 422),
+        ("/reports/accountability/9999-12/refer", {}, 422),
+        ("/reports/accountability/2026-10/refer", {"unit": "U-CGJ\x00"}, 404),
         ("/reports/accountability/2026-13/refer", {}, 422),
         ("/reports/accountability/2026-10/refer", {"unit": "X" * 5000}, 404),
         ("/reports/accountability/2026-10/refer", {"kind": "bribery"}, 422),
@@ -126,3 +137,74 @@ def test_the_settings_page_is_for_administrators(client, web_login):
     client.get("/logout")
     web_login(client, "supervisor")
     assert client.get("/admin/accountability-settings").status_code == 403
+
+
+@pytest.fixture
+def referred(db, user, bounced):
+    """城管局's and 东关街道's cases referred on 3 November (住建局's is not)."""
+    supervisor = user("supervisor")
+    for code, reason in (("U-CGJ", "一单多退"), ("U-S-370705001", "退单屡被驳回")):
+        accountability.refer(
+            db,
+            supervisor,
+            month="2026-10",
+            unit=accountability.unit_by_code(db, code),
+            kind="shirking",
+            reason=reason,
+            now=local(11, 3),
+        )
+    return bounced
+
+
+def _referral_sheet(client):
+    response = client.get("/reports/ranking/2026-10.xlsx")
+    assert response.status_code == 200
+    ws = openpyxl.load_workbook(io.BytesIO(response.data))["移送纪检监察"]
+    units = [row[0] for row in ws.iter_rows(min_row=4, values_only=True)]
+    return ws["A2"].value, units
+
+
+def _json_referrals(client):
+    data = json.loads(client.get("/reports/ranking/2026-10.json").data)
+    return None if "referrals" not in data else [r["unit_code"] for r in data["referrals"]]
+
+
+def test_the_ranking_export_lists_only_the_referrals_the_reader_may_see(
+    client, web_login, referred
+):
+    web_login(client, "supervisor")
+    assert _referral_sheet(client)[1] == ["潍坊市城市管理局", "东关街道办事处"]
+    assert _json_referrals(client) == ["U-CGJ", "U-S-370705001"]
+    client.get("/logout")
+    web_login(client, "kuiwen-leader")  # 奎文区: 东关街道 only
+    assert _referral_sheet(client)[1] == ["东关街道办事处"]
+    assert _json_referrals(client) == ["U-S-370705001"]
+    client.get("/logout")
+    web_login(client, "admin")  # may download the ranking, not read referrals
+    subtitle, units = _referral_sheet(client)
+    assert "仅限督办审核员和领导查看" in subtitle
+    assert units == ["您的角色无权查看移送纪检监察记录"]
+    assert _json_referrals(client) is None
+
+
+def test_a_frozen_months_export_lists_the_referrals_made_before_the_freeze(
+    app, client, db, user, web_login, referred
+):
+    ranking.freeze(db, None, "2026-10", now=local(11, 5), config=app.config)
+    accountability.refer(
+        db,
+        user("supervisor"),
+        month="2026-10",
+        unit=accountability.unit_by_code(db, "U-ZJJ"),
+        kind="shirking",
+        reason="一单多退",
+        now=local(11, 10),
+    )
+    web_login(client, "supervisor")
+    subtitle, units = _referral_sheet(client)
+    assert "截至排名冻结时（2026-11-05 09:00）" in subtitle
+    assert units == ["潍坊市城市管理局", "东关街道办事处"]
+    assert _json_referrals(client) == ["U-CGJ", "U-S-370705001"]
+    # The referral page lists all three.
+    listing = client.get("/reports/accountability/referrals?month=2026-10").get_data(as_text=True)
+    assert "潍坊市住房和城乡建设局" in listing

@@ -155,6 +155,17 @@ def test_drill_down_lists_the_tickets_behind_a_count(client, october, web_login)
     district = client.get("/reports/ranking/2026-10/units/U-D-370705?class=district")
     assert october.tickets[16].number in district.get_data(as_text=True)
     assert october.tickets[11].number not in district.get_data(as_text=True)  # 潍城区's
+    # 审核退回 and 吹哨报到 lead to their tickets too (summonses whoever leads the ticket).
+    zjj = "/reports/ranking/2026-10/units/U-ZJJ?class=department"
+    assert "fact=review_returned" in client.get(zjj).get_data(as_text=True)
+    summoned = client.get(zjj + "&fact=summoned").get_data(as_text=True)
+    assert "“吹哨被召”的工单（2 件）" in summoned
+    assert october.tickets[1].number in summoned and october.tickets[11].number in summoned
+    assert "<td>不及时</td>" in summoned and "<td>及时</td>" in summoned
+    reviewed = client.get(
+        "/reports/ranking/2026-10/units/U-CGJ?class=department&fact=review_returned"
+    ).get_data(as_text=True)
+    assert "“审核退回”的工单（1 件）" in reviewed and october.tickets[17].number in reviewed
 
 
 def test_drill_down_of_a_frozen_month_shows_published_and_live_counts(
