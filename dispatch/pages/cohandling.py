@@ -12,7 +12,7 @@ from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from dispatch import access, cohandling
 from dispatch import cohandling_schemas as schemas
 from dispatch.pages import visible_ticket_or_abort
-from dispatch.pages.desk import _units_by_kind, render_ticket
+from dispatch.pages.desk import render_ticket, units_by_kind
 from dispatch.states import TRANSITIONS
 from hotline import attachments, web
 from hotline.db import get_session
@@ -49,7 +49,7 @@ def cohandling_view(ticket):
         "visible": access.visible_numbers(db, user, linked),
         "can_split": can_split,
         "dispatching": user.role == Role.dispatcher,
-        "units": _units_by_kind(db) if can_split else [],
+        "units": units_by_kind(db) if can_split else [],
         "rows": cohandling.MAX_CHILDREN,
         "split_status": TicketStatus.split,
     }

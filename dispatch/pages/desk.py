@@ -74,7 +74,7 @@ def create_blueprint():
 # -- shared look-ups --------------------------------------------------------------------------
 
 
-def _units_by_kind(db):
+def units_by_kind(db):
     """Active units a ticket can go to, grouped by kind (for the selects)."""
     units = db.scalars(
         sa.select(Unit).where(Unit.active, Unit.kind != UnitKind.hotline_centre).order_by(Unit.code)
@@ -177,7 +177,7 @@ def dispatch_queue():
         .where(Extension.status == DecisionStatus.pending)
         .order_by(Extension.requested_at, Extension.id)
     ).all()
-    units = _units_by_kind(db)
+    units = units_by_kind(db)
     unit_names = {u.code: u.name for _, group in units for u in group}
     return render_template(
         "desk_queue.html",
@@ -378,7 +378,7 @@ def render_ticket(db, ticket, *, error=None, form=None, failed_action=None):
     mine = ticket.active_assignment(user.unit_id) if user.role == Role.unit_handler else None
     dispatcher_forms = bool({"dispatch", "decide_return"} & set(actions))
     hint = suggested(ticket)
-    units = _units_by_kind(db) if dispatcher_forms else []
+    units = units_by_kind(db) if dispatcher_forms else []
     status = error.status if error is not None else 200
     deadlines = ticket_deadlines(db, ticket, now, mine)
     teller = Teller(db, record.events, current_app.config["TIMEZONE"])

@@ -35,7 +35,7 @@ from flask import (
 
 from dispatch import access, hard_cases, meeting_exports, meetings
 from dispatch import meeting_schemas as schemas
-from dispatch.pages.desk import _units_by_kind
+from dispatch.pages.desk import units_by_kind
 from dispatch.states import TRANSITIONS
 from hotline import web
 from hotline.db import get_session, utcnow
@@ -223,7 +223,7 @@ def _meeting_page(meeting_id, failure=None):
         held=held,
         may_change=_may_change(),
         may_decide=may_decide,
-        units=_units_by_kind(db) if may_decide else [],
+        units=units_by_kind(db) if may_decide else [],
         designatable=TRANSITIONS["apply_meeting_decision"].from_states,
         reasons_text=meeting_exports.reasons_text,
         failure=failure,

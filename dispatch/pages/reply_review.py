@@ -27,7 +27,7 @@ from flask import (
 )
 
 from dispatch import access, reply_review, review_schemas, schemas
-from dispatch.pages.desk import _units_by_kind
+from dispatch.pages.desk import units_by_kind
 from hotline import web
 from hotline.db import get_session, utcnow
 from hotline.errors import HotlineError
@@ -93,7 +93,7 @@ def _queue_page(failure=None):
         pages=page.count(total),
         category=category,
         unit=unit,
-        units=_units_by_kind(db),
+        units=units_by_kind(db),
         failure=failure,
         failed_elsewhere=failure is not None and failure.number not in shown,
         waited=_waited,
