@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm.exc import StaleDataError
@@ -320,3 +320,39 @@ def keep_typed_page(message, status, retry_after=None):
         action=request.full_path.rstrip("?"),
     )
     return html, status, {"Retry-After": str(retry_after)} if retry_after else {}
+
+
+def settings_view(section, template, endpoint, saved):
+    """The view of a settings page over ``section`` (``hotline.settings.Section``): its
+    items with their Chinese labels and help, a form that changes them (checked and audited
+    by the section) and the history of changes; ``saved`` is the message after a change,
+    ``endpoint`` the page to come back to. Only the section's editors may open it."""
+
+    def render(typed=None, message=None, errors=None, status=200):
+        db = get_session()
+        page = render_template(
+            template,
+            items=section.describe(db),
+            history=section.history(db),
+            typed=typed or {},
+            message=message,
+            errors=errors or {},
+        )
+        return page, status
+
+    @page_for(*section.editors)
+    def settings_page():
+        if request.method == "GET":
+            return render()
+        typed = {name: request.form.get(name, "") for name in section.names()}
+
+        def refused(error):
+            return render(typed, error.message, error.details, error.status)
+
+        done, changed = perform(lambda db: section.update(db, g.user, typed), refused=refused)
+        if not done:
+            return changed
+        flash(saved if changed else "没有修改任何设置")
+        return redirect(url_for(endpoint))
+
+    return settings_page

@@ -4,12 +4,10 @@ month becomes a case of 推诿扯皮 or 弄虚作假 (``accountability.*``; the 
 Administrators change them (``settings.Section``: checked, audited); the 监察问责 page reads
 them the next time it is opened. Referrals already made keep the evidence they froze."""
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint
 
 from hotline import settings, web
-from hotline.db import get_session
 from hotline.enums import Role
-from hotline.web import page_for
 
 SECTION = settings.Section(
     prefixes=("accountability.",),
@@ -32,32 +30,9 @@ def create_blueprint():
     return bp
 
 
-def _render(typed=None, message=None, errors=None, status=200):
-    db = get_session()
-    return (
-        render_template(
-            "admin/accountability_settings.html",
-            items=SECTION.describe(db),
-            history=SECTION.history(db),
-            typed=typed or {},
-            message=message,
-            errors=errors or {},
-        ),
-        status,
-    )
-
-
-@page_for(Role.admin)
-def settings_page():
-    if request.method == "GET":
-        return _render()
-    typed = {name: request.form.get(name, "") for name in SECTION.names()}
-
-    def refused(error):
-        return _render(typed, error.message, error.details, error.status)
-
-    done, changed = web.perform(lambda db: SECTION.update(db, g.user, typed), refused=refused)
-    if not done:
-        return changed
-    flash("监察问责设置已保存，下次查看线索时按新阈值判断" if changed else "没有修改任何设置")
-    return redirect(url_for("admin_accountability.settings_page"))
+settings_page = web.settings_view(
+    SECTION,
+    "admin/accountability_settings.html",
+    "admin_accountability.settings_page",
+    "监察问责设置已保存，下次查看线索时按新阈值判断",
+)

@@ -5,12 +5,10 @@ Administrators change them (``settings.Section``: checked, audited); the sampler
 (``dispatch.inspection``) reads them for the next day it samples. The page sits with the other
 settings sections, whose form and history are one template here."""
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint
 
 from hotline import settings, web
-from hotline.db import get_session
 from hotline.enums import Role
-from hotline.web import page_for
 
 SECTION = settings.Section(
     prefixes=("inspection.",),
@@ -31,32 +29,9 @@ def create_blueprint():
     return bp
 
 
-def _render(typed=None, message=None, errors=None, status=200):
-    db = get_session()
-    return (
-        render_template(
-            "admin/inspection_settings.html",
-            items=SECTION.describe(db),
-            history=SECTION.history(db),
-            typed=typed or {},
-            message=message,
-            errors=errors or {},
-        ),
-        status,
-    )
-
-
-@page_for(Role.admin)
-def settings_page():
-    if request.method == "GET":
-        return _render()
-    typed = {name: request.form.get(name, "") for name in SECTION.names()}
-
-    def refused(error):
-        return _render(typed, error.message, error.details, error.status)
-
-    done, changed = web.perform(lambda db: SECTION.update(db, g.user, typed), refused=refused)
-    if not done:
-        return changed
-    flash("质检设置已保存，自下一个抽检日起生效" if changed else "没有修改任何设置")
-    return redirect(url_for("admin_inspection.settings_page"))
+settings_page = web.settings_view(
+    SECTION,
+    "admin/inspection_settings.html",
+    "admin_inspection.settings_page",
+    "质检设置已保存，自下一个抽检日起生效",
+)

@@ -160,32 +160,9 @@ def summons_list():
 # -- settings -------------------------------------------------------------------------------------
 
 
-def _render_settings(typed=None, message=None, errors=None, status=200):
-    db = get_session()
-    return (
-        render_template(
-            "admin/whistle_settings.html",
-            items=SECTION.describe(db),
-            history=SECTION.history(db),
-            typed=typed or {},
-            message=message,
-            errors=errors or {},
-        ),
-        status,
-    )
-
-
-@page_for(Role.admin)
-def settings_page():
-    if request.method == "GET":
-        return _render_settings()
-    typed = {name: request.form.get(name, "") for name in SECTION.names()}
-
-    def refused(error):
-        return _render_settings(typed, error.message, error.details, error.status)
-
-    done, changed = web.perform(lambda db: SECTION.update(db, g.user, typed), refused=refused)
-    if not done:
-        return changed
-    flash("吹哨报到设置已保存，对此后的吹哨生效" if changed else "没有修改任何设置")
-    return redirect(url_for("whistle_pages.settings_page"))
+settings_page = web.settings_view(
+    SECTION,
+    "admin/whistle_settings.html",
+    "whistle_pages.settings_page",
+    "吹哨报到设置已保存，对此后的吹哨生效",
+)
