@@ -12,8 +12,6 @@
 The rules are set on 系统管理 › 办结审核设置 (``dispatch.pages.admin_review``).
 """
 
-from dataclasses import dataclass, field
-
 from flask import (
     Blueprint,
     abort,
@@ -28,6 +26,7 @@ from flask import (
 
 from dispatch import access, reply_review, review_schemas, schemas
 from dispatch.pages.desk import units_by_kind
+from dispatch.pages.followup import Failure
 from hotline import web
 from hotline.db import get_session, utcnow
 from hotline.errors import HotlineError
@@ -45,18 +44,6 @@ def create_blueprint():
     bp.add_url_rule("/reviews/<number>/<slug>", view_func=queue_action, methods=["POST"])
     web.add_to_menu(bp, "queue_page", "办结审核", reply_review.REVIEWERS)
     return bp
-
-
-@dataclass
-class Failure:
-    number: str
-    slug: str
-    message: str
-    status: int
-    typed: dict = field(default_factory=dict)
-
-    def values_for(self, number, slug):
-        return self.typed if (number, slug) == (self.number, self.slug) else {}
 
 
 # -- the reviewers' queue -----------------------------------------------------------------------
