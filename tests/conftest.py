@@ -42,6 +42,8 @@ SHIPPED_REVIEW_DEFAULT = settings.DEFINITIONS["review.default_mode"].default
 
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
+    "heartbeats",
+    "retention_runs",
     "summons_firings",
     "summonses",
     "meeting_items",

@@ -11,8 +11,10 @@ from hotline.models.citizens import CitizenSession, Open311Key, OutboxMessage, V
 from hotline.models.knowledge import KnowledgeArticle
 from hotline.models.notifications import Notification
 from hotline.models.rankings import RankingRow, RankingSnapshot
+from hotline.models.retention import RetentionRun
 from hotline.models.rules import RoutingRule, SlaPolicy
 from hotline.models.settings import ReferenceVersion, Setting
+from hotline.models.storage import Blob, Heartbeat, ModelActivation, ModelVersion
 from hotline.models.supervision import (
     Inspection,
     JointMeeting,
@@ -43,12 +45,14 @@ __all__ = [
     "Assignment",
     "Attachment",
     "AuditLog",
+    "Blob",
     "CalendarDay",
     "CalendarYear",
     "CallbackAttempt",
     "Category",
     "CitizenSession",
     "Extension",
+    "Heartbeat",
     "IncomingCall",
     "Inspection",
     "JointMeeting",
@@ -58,6 +62,9 @@ __all__ = [
     "Summons",
     "SummonsFiring",
     "KnowledgeArticle",
+    "ModelActivation",
+    "ModelVersion",
+    "RetentionRun",
     "Notification",
     "Open311Key",
     "OutboxMessage",

@@ -28,4 +28,6 @@ class AuditLog(Base):
     payload: Mapped[dict] = mapped_column(JSONType, default=dict)
     #: The client's address for actions taken over HTTP (logins are throttled by it).
     remote_addr: Mapped[str | None] = mapped_column(sa.String(45))
+    #: The HTTP request that made it (``X-Request-Id``, as in the logs).
+    request_id: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -183,6 +183,8 @@ class Ticket(Base):
     #: Optimistic-concurrency counter, bumped by every change.
     version: Mapped[int] = mapped_column(default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When the retention job removed the requester's personal data (``hotline.retention``).
+    redacted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     __mapper_args__ = {"version_id_col": version, "eager_defaults": True}
 
@@ -272,6 +274,9 @@ class TicketEvent(Base):
     )
     payload: Mapped[dict] = mapped_column(JSONType, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    #: The HTTP request that made it (its ``X-Request-Id``, also in every log line of that
+    #: request); None for the scheduler and the command line.
+    request_id: Mapped[str | None] = mapped_column(sa.String(64))
 
     ticket: Mapped[Ticket] = relationship()
     actor: Mapped[User | None] = relationship()
