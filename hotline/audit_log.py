@@ -27,6 +27,8 @@ ACTION_LABELS = {
     "seed.load": "载入初始数据",
     "history.generate": "生成演示历史",
     "classifier.activate": "启用分类模型",
+    "backup.create": "备份数据",
+    "backup.restore": "恢复备份",
     "ticket.reclassify": "工单改分类",
     "settings.update": "修改系统设置",
     "token.create": "创建接口令牌",

@@ -17,7 +17,7 @@ from classifier import artefact
 from dashboards import hotspots
 from dashboards import publisher as board_publisher
 from dispatch import open311
-from hotline import migrate, seed, tabular, users
+from hotline import backup, migrate, seed, tabular, users
 from hotline.db import get_session, local_datetime
 from hotline.enums import SERVICE_ROLES, Role
 from hotline.errors import HotlineError
@@ -73,6 +73,43 @@ def current():
 def revision(message):
     """Write a new migration from the difference between the models and the database."""
     migrate.revision(current_app.config["DATABASE_URL"], message)
+
+
+@main.command("backup")
+@click.argument("destination", type=click.Path(file_okay=True, dir_okay=True))
+@with_appcontext
+def backup_command(destination):
+    """Back up the database, attachments and models into one tar file (备份).
+
+    DESTINATION is a directory (the file is named hotline-backup-<UTC time>.tar in it) or a
+    file name ending in .tar. Safe while the application runs. See hotline/backup.py."""
+    try:
+        result = backup.create(current_app.config, destination)
+    except HotlineError as error:
+        raise click.ClickException(error.message) from None
+    for line in result.lines:
+        click.echo(line)
+
+
+@main.command("restore")
+@click.argument("backup_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite a database that is not empty (without it, the restore says what it holds "
+    "and stops).",
+)
+@with_appcontext
+def restore_command(backup_file, force):
+    """Restore a backup made by `hotline backup` (恢复). Every checksum is verified before
+    anything is touched; the database is replaced all or nothing, then migrated to this
+    version. Stop the web, scheduler and board-publisher processes first."""
+    try:
+        result = backup.restore(current_app.config, backup_file, force=force)
+    except HotlineError as error:
+        raise click.ClickException(error.message) from None
+    for line in result.lines:
+        click.echo(line)
 
 
 def _history_options(default_days):
