@@ -162,3 +162,20 @@ def test_a_unit_naming_a_missing_subcommand_would_fail():
         check_command([BIN + "hotline", "no-such-command"])
     with pytest.raises(SystemExit):
         check_command([BIN + "gunicorn", "--no-such-option", "server.app:create_app()"])
+
+
+def test_the_env_template_reads_the_same_in_a_shell(tmp_path):
+    """Sourced by bash (``hl`` in the README, cron), every line — the commented ones switched
+    on — gives the value systemd's EnvironmentFile reads."""
+    switched_on = tmp_path / "all.env"
+    switched_on.write_text(re.sub(r"(?m)^#([A-Z])", r"\1", ENV_TEMPLATE.read_text()))
+    shown = subprocess.run(
+        ["bash", "-c", f'set -a; . "{switched_on}"; set +a; env -0'],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={},
+    ).stdout
+    environment = dict(item.split("=", 1) for item in shown.split("\0") if "=" in item)
+    for name, (value, _) in template().items():
+        assert environment[name] == value, name
