@@ -130,6 +130,43 @@ def create(config, destination):
     if not target.parent.is_dir():
         raise BackupFailed(f"备份目录不存在：{target.parent}")
 
+    try:
+        manifest, parts, damaged = _write(config, url, kind, now, target)
+    except OSError as error:
+        # Disk full, a folder not readable: nothing is left behind but the message.
+        raise BackupFailed(
+            f"备份失败，未生成备份文件：{error.strerror or error}"
+            + (f"（{error.filename}）" if error.filename else "")
+        ) from None
+
+    size, digest = _hash_file(target)
+    _audit(
+        url,
+        "backup.create",
+        target=target.name,
+        payload={
+            "path": str(target.resolve()),
+            "size": size,
+            "sha256": digest,
+            "alembic_revision": manifest["alembic_revision"],
+            "counts": manifest["counts"],
+        },
+    )
+    lines = [
+        f"已备份到 {target}（{_size_text(size)}，SHA-256 {digest}）",
+        f"数据库 {kind}，迁移版本 {manifest['alembic_revision']}；" + _counts_text(manifest),
+    ]
+    for part in parts:
+        files = f"，{part['files']} 个文件" if "files" in part else ""
+        lines.append(f"  {part['name']}\t{_size_text(part['size'])}{files}\t{part['sha256']}")
+    for path in damaged:
+        lines.append(f"警告：附件文件内容与其名称（SHA-256）不符，已损坏，未备份：{path}")
+    return Result(target, manifest, lines)
+
+
+def _write(config, url, kind, now, target):
+    """The parts in a temporary folder beside ``target``, then the tar (under a temporary
+    name, renamed when complete); returns (manifest, parts, damaged attachment files)."""
     with tempfile.TemporaryDirectory(prefix=".hotline-backup-", dir=target.parent) as work:
         work = Path(work)
         parts = []
@@ -171,33 +208,10 @@ def create(config, destination):
             with open(partial, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(partial, target)
-        except OSError as error:
+        except BaseException:
             partial.unlink(missing_ok=True)
-            raise BackupFailed(f"无法写入备份文件 {target}：{error.strerror or error}") from None
-
-    size, digest = _hash_file(target)
-    _audit(
-        url,
-        "backup.create",
-        target=target.name,
-        payload={
-            "path": str(target.resolve()),
-            "size": size,
-            "sha256": digest,
-            "alembic_revision": manifest["alembic_revision"],
-            "counts": manifest["counts"],
-        },
-    )
-    lines = [
-        f"已备份到 {target}（{_size_text(size)}，SHA-256 {digest}）",
-        f"数据库 {kind}，迁移版本 {manifest['alembic_revision']}；" + _counts_text(manifest),
-    ]
-    for part in parts:
-        files = f"，{part['files']} 个文件" if "files" in part else ""
-        lines.append(f"  {part['name']}\t{_size_text(part['size'])}{files}\t{part['sha256']}")
-    for path in damaged:
-        lines.append(f"警告：附件文件内容与其名称（SHA-256）不符，已损坏，未备份：{path}")
-    return Result(target, manifest, lines)
+            raise
+    return manifest, parts, damaged
 
 
 def _dump_postgres(url, path):
@@ -341,6 +355,11 @@ def read_backup(path, work):
             tar.extractall(work, filter="data")
     except (tarfile.TarError, EOFError) as error:
         raise RestoreRefused(f"备份文件已损坏，无法读取：{path.name}（{error}）") from None
+    except OSError as error:
+        raise RestoreRefused(
+            f"无法解开备份到临时目录 {work}：{error.strerror or error}"
+            "（可用 TMPDIR 指定有足够空间的目录）"
+        ) from None
     for part in manifest["parts"]:
         size, digest = _hash_file(Path(work) / part["name"])
         if size != part["size"] or digest != part["sha256"]:
@@ -493,8 +512,13 @@ def describe_target(url):
 def _stage(part, destination, *, check_names):
     """Unpack ``part`` into a folder beside ``destination`` (same file system, so moving in is
     a rename); attachment files must hash to their names."""
-    destination.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=destination))
+    try:
+        destination.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=destination))
+    except OSError as error:
+        raise RestoreRefused(
+            f"无法写入 {destination}：{error.strerror or error}，未做任何改动"
+        ) from None
     try:
         with tarfile.open(part, "r:") as tar:
             tar.extractall(staging, filter="data")
@@ -502,6 +526,11 @@ def _stage(part, destination, *, check_names):
             for file in staging.glob("*/*"):
                 if _hash_file(file)[1] != file.name:
                     raise RestoreRefused(f"附件文件 {file.name} 的内容与其校验值不符，备份已损坏")
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RestoreRefused(
+            f"无法写入 {destination}：{error.strerror or error}，未做任何改动"
+        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -600,7 +629,7 @@ _POSTGRES_PROLOGUE = (
     b"SET client_min_messages = warning;\n"
     b"BEGIN;\n"
     b"SET LOCAL lock_timeout = '30s';\n"
-    b"DROP SCHEMA public CASCADE;\n"
+    b"DROP SCHEMA IF EXISTS public CASCADE;\n"
     b"CREATE SCHEMA public;\n"
 )
 
