@@ -450,21 +450,32 @@ def worker_kill(ctx, args):
 
 
 def db_restart(ctx, args):
+    """The intake load, pages and API reads, the scheduler and the board publisher running
+    while the database restarts; nothing is restarted but the database."""
     url = intake_database(ctx.cluster, ctx.template, "faults_db_restart")
     port = free_port()
-    server = start_gunicorn(app_env(url), port, args.workers, ctx.log)
+    env = app_env(url, ctx.redis.url, SCHEDULER_INTERVAL_SECONDS=1)
+    server = start_gunicorn(env, port, args.workers, ctx.log)
+    others = [start_hotline(env, [name], ctx.log) for name in ("scheduler", "board-publisher")]
+    base = f"http://127.0.0.1:{port}"
+    sessions = {u: login(base, u) for u in (DISPATCHER, "operator", "leader", HANDLER)}
     load = Intake(port, ctx.token, args.clients)
+    reads_stop = threading.Event()
+    reader = Reader(base, sessions, ctx.token, reads_stop)
     try:
         load.start()
+        reader.start()
         time.sleep(args.restart_at)
         began = time.monotonic()
         ctx.cluster.restart()
         restart_took = time.monotonic() - began
         time.sleep(max(0, args.seconds - args.restart_at - restart_took))
         load.stop()
-        alive = server.poll() is None
+        reads_stop.set()
+        reader.join()
+        alive = all(p.poll() is None for p in [server, *others])
     finally:
-        stop(server)
+        stop(server, *others)
     errors = [e for e in load.errors if e[0] >= began - 1]
     http_errors = [e for e in load.errors if not isinstance(e[1], str)]
     non_json = [e for e in http_errors if not e[2]]
@@ -473,11 +484,16 @@ def db_restart(ctx, args):
     return {
         **intake_figures(load, url),
         "error_seconds": round(seconds, 2),
-        "non_json_errors": len(non_json),
+        # API answers, the intake's and the reads': an error not in the JSON envelope.
+        "non_json_errors": len(non_json) + sum(u.startswith("/api/") for u in reader.unclean),
         "restart_command_s": round(restart_took, 2),
         "statuses": sorted({str(e[1]) for e in load.errors}),
         "503_without_retry_after": len(no_retry_after),
-        "server_still_running": alive,
+        "reads": reader.reads,
+        "read_errors": len(reader.errors),
+        "unclean_read_errors": len(reader.unclean),
+        "unclean_kinds": sorted(set(reader.unclean))[:5],
+        "processes_still_running": alive,
         "seconds": args.seconds,
     }
 
@@ -540,35 +556,63 @@ def today_count(url):
     return count
 
 
-class PageReader(threading.Thread):
-    """Reads pages as people do while Redis is away; counts answers other than 200."""
+class Reader(threading.Thread):
+    """Reads pages and the API as people and programs do, every 0.2 s, and sorts what comes
+    back: 200, a clean refusal (a page: HTML in Chinese without a traceback; the API: its
+    JSON envelope), or anything else (``unclean``: an HTML 500, a stack trace, no answer)."""
 
-    def __init__(self, base, sessions, stop_event):
+    PAGES = [
+        (DISPATCHER, "/dispatch"),
+        ("operator", "/console"),
+        ("leader", "/boards"),
+        (HANDLER, "/inbox"),
+        (None, "/citizen/"),
+    ]
+
+    def __init__(self, base, sessions, token, stop_event):
         super().__init__(daemon=True)
         self.base, self.sessions, self.stop_event = base, sessions, stop_event
-        self.reads, self.errors = 0, []
+        self.api = requests.Session()
+        self.api.headers["Authorization"] = f"Bearer {token}"
+        self.reads, self.errors, self.unclean = 0, [], []
 
     def run(self):
-        pages = [
-            (DISPATCHER, "/dispatch"),
-            ("operator", "/console"),
-            ("leader", "/boards"),
-            (HANDLER, "/inbox"),
-            (None, "/citizen/"),
-        ]
         anonymous = requests.Session()
+        reads = [(self.sessions[u] if u else anonymous, path) for u, path in self.PAGES]
+        reads += [(self.api, "/api/v1/tickets?per_page=5"), (self.api, "/api/v1/me")]
         while not self.stop_event.is_set():
-            for user, path in pages:
-                web = self.sessions[user] if user else anonymous
+            for web, path in reads:
                 try:
                     answer = web.get(self.base + path, timeout=30, allow_redirects=False)
-                    status = answer.status_code
                 except requests.RequestException as exc:
-                    status = type(exc).__name__
-                self.reads += 1
-                if status != 200:
-                    self.errors.append(f"{path} {status}")
+                    self.errors.append(f"{path} {type(exc).__name__}")
+                    self.unclean.append(f"{path} {type(exc).__name__}")
+                    continue
+                finally:
+                    self.reads += 1
+                if answer.status_code == 200:
+                    continue
+                self.errors.append(f"{path} {answer.status_code}")
+                if not clean_refusal(answer, api=path.startswith("/api/")):
+                    self.unclean.append(f"{path} {answer.status_code}")
             time.sleep(0.2)
+
+
+def clean_refusal(answer, api):
+    if "Traceback" in answer.text:
+        return False
+    if api:
+        try:
+            body = answer.json()
+            return body["success"] is False and bool(body["error"]["code"])
+        except (ValueError, KeyError, TypeError):
+            return False
+    html = answer.headers.get("Content-Type", "").startswith("text/html")
+    return (
+        html
+        and answer.status_code < 500
+        or (html and answer.status_code == 503 and "系统繁忙" in answer.text)
+    )
 
 
 def redis_loss(ctx, args):
@@ -588,7 +632,7 @@ def redis_loss(ctx, args):
         watcher = BoardWatcher(board, cookie)
         load = Intake(port, ctx.token, 2, pause=0.1)
         pages_stop = threading.Event()
-        pages = PageReader(base, sessions, pages_stop)
+        pages = Reader(base, sessions, ctx.token, pages_stop)
         load.start()
         pages.start()
         time.sleep(3)
@@ -622,6 +666,7 @@ def redis_loss(ctx, args):
         "board_counts_match": recovery is not None and recovery <= BOARD_RECOVERY_LIMIT,
         "page_reads": pages.reads,
         "page_errors": len(pages.errors),
+        "unclean_page_errors": len(pages.unclean),
         "page_error_kinds": sorted(set(pages.errors))[:5],
         "tickets_created": len(load.created),
         "stored": stored,
@@ -1059,6 +1104,10 @@ def broken(r):
         r["db_restart"]["non_json_errors"] or r["db_restart"]["503_without_retry_after"]
     ):
         out.append(("db_restart", "an error answer that is not the JSON envelope with Retry-After"))
+    if "db_restart" in r and (
+        r["db_restart"]["unclean_read_errors"] or not r["db_restart"]["processes_still_running"]
+    ):
+        out.append(("db_restart", "a page without a clean refusal, or a process died"))
     if "redis_loss" in r:
         s = r["redis_loss"]
         if s["intake_errors"] or s["page_errors"] or not s["board_counts_match"]:
@@ -1110,6 +1159,11 @@ def print_table(r, args):
             ),
             ("  non-JSON error answers", s["non_json_errors"]),
             ("  503 without Retry-After", s["503_without_retry_after"]),
+            (
+                "  page + API reads: errors / unclean (reads)",
+                f"{s['read_errors']} / {s['unclean_read_errors']} ({s['reads']})",
+            ),
+            ("  web, scheduler, publisher still running", s["processes_still_running"]),
         ]
     if "redis_loss" in r:
         s = r["redis_loss"]
