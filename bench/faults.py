@@ -231,10 +231,44 @@ def start_gunicorn(env, port, workers, log_file):
     return process
 
 
-def start_hotline(env, args, log_file):
-    return subprocess.Popen(
-        HOTLINE + args, env=env, cwd=ROOT, start_new_session=True, stdout=log_file, stderr=log_file
+def start_hotline(env, args, log_file, ready=None):
+    """``hotline ARGS``; with ``ready`` (a line it prints once running), returns only then."""
+    if ready is None:
+        return subprocess.Popen(
+            HOTLINE + args,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=log_file,
+            stderr=log_file,
+        )
+    process = subprocess.Popen(
+        HOTLINE + args,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=log_file,
+        text=True,
     )
+    started = threading.Event()
+
+    def copy():
+        for line in process.stdout:
+            if ready in line:
+                started.set()
+            log_file.write(line)
+        started.set()
+
+    threading.Thread(target=copy, daemon=True).start()
+    if not started.wait(180) or process.poll() is not None:
+        stop(process)
+        raise RuntimeError(f"hotline {' '.join(args)} did not start")
+    return process
+
+
+#: What ``hotline scheduler`` and ``hotline board-publisher`` print once running.
+SCHEDULER_READY, PUBLISHER_READY = "SLA 定时器每", "实时大屏推送已启动"
 
 
 def stop(*processes, sig=signal.SIGTERM):
@@ -415,6 +449,7 @@ def intake_figures(load, url):
         "duplicates": duplicates,
         "failed": len(load.failed),
         "error_answers_before_retry": len(load.errors),
+        "error_kinds": sorted({str(e[1]) for e in load.errors}),
         "failures": [f"{status} {data[:120]!r}" for _, status, data in load.failed[:5]],
     }
 
@@ -456,7 +491,10 @@ def db_restart(ctx, args):
     port = free_port()
     env = app_env(url, ctx.redis.url, SCHEDULER_INTERVAL_SECONDS=1)
     server = start_gunicorn(env, port, args.workers, ctx.log)
-    others = [start_hotline(env, [name], ctx.log) for name in ("scheduler", "board-publisher")]
+    others = [
+        start_hotline(env, ["scheduler"], ctx.log, SCHEDULER_READY),
+        start_hotline(env, ["board-publisher"], ctx.log, PUBLISHER_READY),
+    ]
     base = f"http://127.0.0.1:{port}"
     sessions = {u: login(base, u) for u in (DISPATCHER, "operator", "leader", HANDLER)}
     load = Intake(port, ctx.token, args.clients)
@@ -487,12 +525,12 @@ def db_restart(ctx, args):
         # API answers, the intake's and the reads': an error not in the JSON envelope.
         "non_json_errors": len(non_json) + sum(u.startswith("/api/") for u in reader.unclean),
         "restart_command_s": round(restart_took, 2),
-        "statuses": sorted({str(e[1]) for e in load.errors}),
         "503_without_retry_after": len(no_retry_after),
         "reads": reader.reads,
         "read_errors": len(reader.errors),
         "unclean_read_errors": len(reader.unclean),
         "unclean_kinds": sorted(set(reader.unclean))[:5],
+        "read_reconnects": reader.reconnects,
         "processes_still_running": alive,
         "seconds": args.seconds,
     }
@@ -574,7 +612,7 @@ class Reader(threading.Thread):
         self.base, self.sessions, self.stop_event = base, sessions, stop_event
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {token}"
-        self.reads, self.errors, self.unclean = 0, [], []
+        self.reads, self.errors, self.unclean, self.reconnects = 0, [], [], 0
 
     def run(self):
         anonymous = requests.Session()
@@ -583,7 +621,7 @@ class Reader(threading.Thread):
         while not self.stop_event.is_set():
             for web, path in reads:
                 try:
-                    answer = web.get(self.base + path, timeout=30, allow_redirects=False)
+                    answer = self._get(web, path)
                 except requests.RequestException as exc:
                     self.errors.append(f"{path} {type(exc).__name__}")
                     self.unclean.append(f"{path} {type(exc).__name__}")
@@ -596,6 +634,15 @@ class Reader(threading.Thread):
                 if not clean_refusal(answer, api=path.startswith("/api/")):
                     self.unclean.append(f"{path} {answer.status_code}")
             time.sleep(0.2)
+
+    def _get(self, web, path):
+        try:
+            return web.get(self.base + path, timeout=30, allow_redirects=False)
+        except requests.ConnectionError:
+            # A kept-alive connection the server closed as it was reused (gunicorn closes
+            # idle ones after 2 s): a browser sends the GET again at once, so do we.
+            self.reconnects += 1
+            return web.get(self.base + path, timeout=30, allow_redirects=False)
 
 
 def clean_refusal(answer, api):
@@ -621,7 +668,7 @@ def redis_loss(ctx, args):
     port, board_port = free_port(), free_port()
     server = start_gunicorn(env, port, args.workers, ctx.log)
     serve = start_hotline(env, ["serve", "--port", str(board_port), "--no-access-log"], ctx.log)
-    publisher = start_hotline(env, ["board-publisher"], ctx.log)
+    publisher = start_hotline(env, ["board-publisher"], ctx.log, PUBLISHER_READY)
     watcher = None
     try:
         wait_ready(board_port, [serve, publisher])
@@ -667,6 +714,7 @@ def redis_loss(ctx, args):
         "page_reads": pages.reads,
         "page_errors": len(pages.errors),
         "unclean_page_errors": len(pages.unclean),
+        "page_reconnects": pages.reconnects,
         "page_error_kinds": sorted(set(pages.errors))[:5],
         "tickets_created": len(load.created),
         "stored": stored,
@@ -1142,7 +1190,10 @@ def print_table(r, args):
                 "  logical tickets / stored / duplicates / failed",
                 f"{s['logical']} / {s['stored']} / {s['duplicates']} / {s['failed']}",
             ),
-            ("  error answers seen before retries", s["error_answers_before_retry"]),
+            (
+                "  errors seen before retries (kinds)",
+                f"{s['error_answers_before_retry']} ({', '.join(s['error_kinds'])})",
+            ),
         ]
     if "db_restart" in r:
         s = r["db_restart"]
@@ -1155,7 +1206,7 @@ def print_table(r, args):
             ("  errors lasted (s)", s["error_seconds"]),
             (
                 "  error answers (statuses)",
-                f"{s['error_answers_before_retry']} ({', '.join(s['statuses'])})",
+                f"{s['error_answers_before_retry']} ({', '.join(s['error_kinds'])})",
             ),
             ("  non-JSON error answers", s["non_json_errors"]),
             ("  503 without Retry-After", s["503_without_retry_after"]),
