@@ -18,6 +18,7 @@ from hotline.errors import Conflict, ValidationFailed
 from hotline.models import AuditLog, OutboxMessage
 from hotline.outbox_delivery import (
     BACKOFF_MAX_SECONDS,
+    MANY_PER_MARK,
     TIMEOUT_SECONDS,
     SmsSender,
     WeChatTemplateSender,
@@ -541,3 +542,25 @@ def test_a_process_killed_mid_batch_sends_again_only_the_copy_in_flight(committe
         first.copies[2].delivery_key
     }
     assert {state for state, _, _ in _states(committed_app)} == {OutboxState.sent}
+
+
+def test_a_sender_taking_several_copies_gets_them_a_robot_posts_worth_at_a_time(committed_app):
+    """A sender with ``send_many`` (the WeChat Work robot) is handed ``MANY_PER_MARK`` copies
+    at a time, marked once it returned: a process dying in the second post leaves the
+    first post's copies sent."""
+    _committed_copies(committed_app, MANY_PER_MARK + 2)
+    calls = []
+
+    class DyingRobot:
+        def send_many(self, copies):
+            calls.append([c.delivery_key for c in copies])
+            if len(calls) == 2:
+                raise ProcessKilled
+            return {c.id: None for c in copies}
+
+    with pytest.raises(ProcessKilled):
+        deliver_due(committed_app.extensions["hotline.db"], {"sms": DyingRobot()})
+    assert [len(keys) for keys in calls] == [MANY_PER_MARK, 2]
+    states = [state for state, _, _ in _states(committed_app)]
+    assert states.count(OutboxState.sent) == MANY_PER_MARK
+    assert states.count(OutboxState.pending) == 2
