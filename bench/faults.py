@@ -36,7 +36,7 @@ Prints a table; ``--json PATH`` writes ``{"worker_kill": {"logical", "stored", "
 "fired", "duplicates"}, "attachments": {"clean_error", "orphans"}}`` (plus details). Exits 1
 when a guarantee is broken.
 
-    python bench/faults.py                          # full size (about 5 minutes)
+    python bench/faults.py                          # full size (8 min on a busy 2-core host)
     python bench/faults.py --smoke --json ci-artifacts/faults-smoke.json
     python bench/faults.py --only redis_loss,attachments
 """
@@ -96,6 +96,7 @@ class Cluster:
         self.url, self.restart_command = args.database_url, args.restart_command
         self.name = f"faults{os.getpid()}"
         self.version = None
+        self.made = []
         if self.url is None:
             self.version = sorted(os.listdir("/etc/postgresql"), key=float)[-1]
             self.port = args.pg_port or free_port()
@@ -124,6 +125,12 @@ class Cluster:
             subprocess.run(
                 ["pg_dropcluster", "--stop", self.version, self.name], stdout=subprocess.DEVNULL
             )
+            return
+        admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            for name in reversed(self.made):
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
     def restart(self):
         subprocess.run(self.restart_command, shell=True, check=True, stdout=subprocess.DEVNULL)
@@ -135,13 +142,8 @@ class Cluster:
             extra = f' TEMPLATE "{template}"' if template else ""
             conn.execute(sa.text(f'CREATE DATABASE "{name}"{extra}'))
         admin.dispose()
+        self.made.append(name)
         return sa.make_url(self.url).set(database=name).render_as_string(hide_password=False)
-
-    def drop(self, name):
-        admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 class RedisServer:
@@ -184,7 +186,7 @@ def app_env(url, redis_url=None, **more):
         HOTLINE_SECRET_KEY=SECRET,
         HOTLINE_CLASSIFIER_ENABLED="false",
         HOTLINE_CLASSIFIER_PRELOAD="false",
-        HOTLINE_CLASSIFIER_MODELS_DIR=tempfile.mkdtemp(prefix="faults-models-"),
+        HOTLINE_CLASSIFIER_MODELS_DIR=temporary_folder("faults-models-"),
         HOTLINE_EVENT_CHANNEL=f"hotline:faults:{uuid.uuid4().hex[:8]}",
         HOTLINE_REDIS_URL=redis_url or "",
     )
@@ -193,6 +195,13 @@ def app_env(url, redis_url=None, **more):
 
 
 SECRET = uuid.uuid4().hex
+#: Folders made for the run, removed at its end.
+TEMPORARY = []
+
+
+def temporary_folder(prefix):
+    TEMPORARY.append(tempfile.mkdtemp(prefix=prefix))
+    return TEMPORARY[-1]
 
 
 def wait_ready(port, processes, seconds=120):
@@ -1057,7 +1066,7 @@ def finish_with_photos(web, base, number):
 
 def attachments(ctx, args):
     url = ctx.cluster.database("faults_attachments", ctx.template)
-    folder = tempfile.mkdtemp(prefix="faults-attachments-")
+    folder = temporary_folder("faults-attachments-")
     number = contacted_ticket(url)
     env = app_env(url, ATTACHMENT_STORE="files", ATTACHMENT_DIR=folder)
     port = free_port()
@@ -1082,7 +1091,6 @@ def attachments(ctx, args):
     clean = message and html and "Traceback" not in text and refused.status_code in (200, 503)
     unchanged = before[:2] == after[:2]
     orphans = len(after[2]) + len(after[3])
-    shutil.rmtree(folder, ignore_errors=True)
     return {
         "clean_error": bool(clean and unchanged),
         "orphans": orphans,
@@ -1129,13 +1137,8 @@ def run(args):
                 log(f"{name}: {json.dumps(results[name], ensure_ascii=False)}")
         finally:
             ctx.redis.stop()
-            if args.database_url is None:
-                pass
-            else:
-                for name in wanted:
-                    cluster.drop(
-                        f"faults_{name}" if name != "scheduler_kill" else "faults_scheduler"
-                    )
+            for folder in TEMPORARY:
+                shutil.rmtree(folder, ignore_errors=True)
     results["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
