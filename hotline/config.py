@@ -140,7 +140,11 @@ DEFAULTS = {
     "NOTIFY_WECHAT_GATEWAY_TOKEN": "",
     #: The outbox: tries before a copy is marked failed, copies per delivery batch, seconds
     #: between the scheduler's sweeps, and delivery by a thread right after a commit.
+    #: OUTBOX_LEASE_SECONDS: how long claimed copies stay with their process before another
+    #: may send them (the copies of a process killed mid-send go again after it); 0: long
+    #: enough for every copy of a batch to time out (``outbox_delivery.lease_seconds``).
     "OUTBOX_MAX_ATTEMPTS": 8,
+    "OUTBOX_LEASE_SECONDS": 0,
     "OUTBOX_BATCH": 100,
     "OUTBOX_SWEEP_SECONDS": 15,
     "OUTBOX_DELIVER_AFTER_COMMIT": True,

@@ -3,6 +3,7 @@
 import datetime as dt
 import enum
 import json
+import logging
 import traceback
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from hotline.outage import Outage
+
+_log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -240,7 +243,17 @@ def _close_session(_exc):
                 session.rollback()
             except Exception:  # noqa: BLE001 — the connection may be gone; closing is enough
                 pass
-        session.close()
+        try:
+            session.close()
+        except sa.exc.SQLAlchemyError as exc:
+            # Closing rolls back the request's reads; when the database dropped the connection
+            # meanwhile (a restart) that fails, after the answer was made: the connection is
+            # thrown away, and the answer goes out (not a server's bare 500 instead of it).
+            if unavailable(exc):
+                outage.failed(exc)
+            else:
+                log_error(_log, exc, "closing a request's session")
+            session.invalidate()
 
 
 def local_datetime(value, timezone):

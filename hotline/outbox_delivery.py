@@ -26,8 +26,10 @@ after 30 s, 1, 2, 4 … minutes (at most an hour) until ``OUTBOX_MAX_ATTEMPTS`` 
 marks it failed (系统管理 › 通知发送 shows it and sends it again on request).
 
 Delivery is at least once: a copy whose process was killed after the gateway accepted it but
-before it was marked is sent again. The copy's ``delivery_key`` goes with it (HTTP header
-``X-Delivery-Key``, where a gateway takes headers) so a gateway can drop the double.
+before it was marked is sent again. Each copy is marked right after its sender returned
+(``MANY_PER_MARK`` copies for a sender taking several), so that is only the copy in flight.
+The copy's ``delivery_key`` goes with it (HTTP header ``X-Delivery-Key``, where a gateway
+takes headers) so a gateway can drop the double.
 
 Who delivers: right after a commit that wrote copies, a single daemon thread of the process
 (``Courier``, woken by an event: the request never waits for a gateway), and the scheduler's
@@ -65,6 +67,9 @@ LEASE_SECONDS = 600
 #: The wait before the n-th retry: 30 s × 2^(n-1), at most an hour.
 BACKOFF_SECONDS = 30
 BACKOFF_MAX_SECONDS = 3600
+#: Copies handed at once to a sender that takes several (``send_many``: a WeChat Work robot
+#: post holds about this many), and marked together once it returned.
+MANY_PER_MARK = 8
 #: Longest error text kept on a copy.
 ERROR_CHARS = 300
 
@@ -302,28 +307,36 @@ def backoff_seconds(attempts):
     return min(BACKOFF_SECONDS * 2 ** (attempts - 1), BACKOFF_MAX_SECONDS)
 
 
-def deliver_due(session_factory, senders, *, now=None, limit=100, max_attempts=8):
+def deliver_due(session_factory, senders, *, now=None, limit=100, max_attempts=8, lease=0):
     """Deliver up to ``limit`` copies due at ``now`` (default: the present) with ``senders``
     (``{channel: sender}``) and return what became of them. Safe to run in several
-    processes at once; never raises for a sender's failure (it is recorded on the copy)."""
+    processes at once; never raises for a sender's failure (it is recorded on the copy).
+    ``lease``: seconds the claimed copies stay with this process (0: ``lease_seconds``)."""
     clock = (lambda: now) if now is not None else utcnow
-    copies = _claim(session_factory, clock(), limit)
+    copies = _claim(session_factory, clock(), limit, lease)
     result = Result()
     by_channel = {}
     for copy in copies:
         by_channel.setdefault(copy.channel, []).append(copy)
     for channel, group in by_channel.items():
-        outcome = _send(senders.get(channel), channel, group)
-        _mark(session_factory, group, outcome, clock(), max_attempts, result)
+        sender = senders.get(channel)
+        # Each copy is marked as soon as its sender returned, not after the whole batch: a
+        # process killed mid-batch sends again only the copy (or the one post) in flight.
+        step = MANY_PER_MARK if hasattr(sender, "send_many") else 1
+        for start in range(0, len(group), step):
+            part = group[start : start + step]
+            outcome = _send(sender, channel, part)
+            _mark(session_factory, part, outcome, clock(), max_attempts, result)
     return result
 
 
-def lease_seconds(limit):
-    """How long a batch of ``limit`` claimed copies stays with its process."""
-    return max(LEASE_SECONDS, 2 * limit * TIMEOUT_SECONDS)
+def lease_seconds(limit, configured=0):
+    """How long a batch of ``limit`` claimed copies stays with its process: ``configured``
+    (``OUTBOX_LEASE_SECONDS``) when set, else long enough for every send to time out."""
+    return configured or max(LEASE_SECONDS, 2 * limit * TIMEOUT_SECONDS)
 
 
-def claim_statement(now, limit):
+def claim_statement(now, limit, lease=0):
     """Take up to ``limit`` copies due at ``now``: their next try moves a lease ahead, and
     their ids come back. On PostgreSQL copies another process is claiming are skipped, not
     waited for (SQLite has one writer at a time anyway)."""
@@ -338,15 +351,15 @@ def claim_statement(now, limit):
     return (
         sa.update(table)
         .where(table.c.id.in_(due.scalar_subquery()))
-        .values(next_attempt_at=now + _seconds(lease_seconds(limit)))
+        .values(next_attempt_at=now + _seconds(lease_seconds(limit, lease)))
         .returning(table.c.id)
     )
 
 
-def _claim(session_factory, now, limit):
+def _claim(session_factory, now, limit, lease=0):
     table = OutboxMessage.__table__
     with session_factory(info={"publisher": None, "notifier": None, "courier": None}) as session:
-        ids = session.scalars(claim_statement(now, limit)).all()
+        ids = session.scalars(claim_statement(now, limit, lease)).all()
         if not ids:
             session.rollback()
             return []
@@ -454,12 +467,14 @@ def _seconds(n):
     return dt.timedelta(seconds=n)
 
 
-def drain(session_factory, senders, *, limit=100, max_attempts=8, rounds=50):
+def drain(session_factory, senders, *, limit=100, max_attempts=8, rounds=50, lease=0):
     """Deliver batch after batch while full batches come back (at most ``rounds``): what is
     due now, not what waits for a retry later. Returns the totals."""
     total = Result()
     for _ in range(rounds):
-        result = deliver_due(session_factory, senders, limit=limit, max_attempts=max_attempts)
+        result = deliver_due(
+            session_factory, senders, limit=limit, max_attempts=max_attempts, lease=lease
+        )
         total.sent += result.sent
         total.retried += result.retried
         total.failed += result.failed
@@ -503,6 +518,7 @@ class Courier:
                     self.senders,
                     limit=self.app.config["OUTBOX_BATCH"],
                     max_attempts=self.app.config["OUTBOX_MAX_ATTEMPTS"],
+                    lease=self.app.config["OUTBOX_LEASE_SECONDS"],
                 )
             except Exception:
                 # The database away, say: the copies wait for the next commit or the sweep.
@@ -532,6 +548,7 @@ def sweep(app, now=None):
             now=now,
             limit=app.config["OUTBOX_BATCH"],
             max_attempts=app.config["OUTBOX_MAX_ATTEMPTS"],
+            lease=app.config["OUTBOX_LEASE_SECONDS"],
         )
     return drain(
         app.extensions["hotline.db"],

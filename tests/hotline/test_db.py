@@ -100,3 +100,34 @@ def test_a_refused_row_never_reaches_the_log(api, db, monkeypatch, caplog):
 )
 def test_which_errors_mean_the_database_is_away(error, away):
     assert database.unavailable(sa.exc.OperationalError("SELECT 1", {}, error)) is away
+
+
+def test_a_connection_dropped_before_the_session_closes_never_fails_the_answer(
+    make_app, database_url
+):
+    """The fault suite's database restart: a page had read what it showed when the database
+    dropped its connection; closing the session (a rollback) then failed after the answer
+    was made, and gunicorn sent its own bare HTML 500 instead. The answer goes out, the dead
+    connection is thrown away, and the next request gets a fresh one."""
+    app = make_app()
+    postgres = database_url.startswith("postgresql")
+
+    @app.get("/_test/dropped")
+    def dropped():
+        session = database.get_session()
+        if postgres:
+            pid = session.scalar(sa.text("SELECT pg_backend_pid()"))
+            other = make_engine(database_url)
+            with other.connect() as conn:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            other.dispose()
+        else:
+            session.scalar(sa.text("SELECT 1"))
+            session.connection().connection.dbapi_connection.close()
+        return "shown"
+
+    client = app.test_client()
+    answer = client.get("/_test/dropped")
+    assert (answer.status_code, answer.text) == (200, "shown")
+    assert client.get("/login").status_code == 200
+    app.extensions["hotline.db"].kw["bind"].dispose()

@@ -18,12 +18,15 @@ from hotline.errors import Conflict, ValidationFailed
 from hotline.models import AuditLog, OutboxMessage
 from hotline.outbox_delivery import (
     BACKOFF_MAX_SECONDS,
+    MANY_PER_MARK,
+    TIMEOUT_SECONDS,
     SmsSender,
     WeChatTemplateSender,
     backoff_seconds,
     claim_statement,
     deliver_due,
     drain,
+    lease_seconds,
     sweep,
     wechat_templates,
 )
@@ -499,3 +502,65 @@ def test_the_claim_skips_what_another_process_is_claiming_on_postgresql():
 
     sql = str(claim_statement(NOW, 10).compile(dialect=postgresql.dialect()))
     assert "FOR UPDATE SKIP LOCKED" in sql and "LIMIT" in sql and "RETURNING outbox.id" in sql
+
+
+class ProcessKilled(BaseException):
+    """Stands for SIGKILL: nothing after it in the process runs (no ``except Exception``)."""
+
+
+def test_the_default_lease_outlasts_a_batch_of_sends_timing_out():
+    assert lease_seconds(100) == 2 * 100 * TIMEOUT_SECONDS
+    assert lease_seconds(100, 15) == 15
+
+
+def test_a_process_killed_mid_batch_sends_again_only_the_copy_in_flight(committed_app):
+    """Each copy is marked as soon as its sender returned: a process dying after the gateway
+    took its third copy leaves the first two sent, and after the lease only the third goes
+    again (with the later ones), not the whole batch."""
+    _committed_copies(committed_app, 5)
+    factory = committed_app.extensions["hotline.db"]
+    first = Recorder()
+
+    class Dying:
+        def send(self, copy):
+            first.send(copy)
+            if len(first.copies) == 3:
+                raise ProcessKilled
+
+    with pytest.raises(ProcessKilled):
+        deliver_due(factory, {"sms": Dying()}, lease=5)
+    states = [state for state, _, _ in _states(committed_app)]
+    assert states.count(OutboxState.sent) == 2
+    assert states.count(OutboxState.pending) == 3
+
+    now = dt.datetime.now(dt.UTC)
+    # The dead process's claim holds for the lease (OUTBOX_LEASE_SECONDS), then lapses.
+    assert deliver_due(factory, {"sms": Recorder()}, now=now + dt.timedelta(seconds=4)).claimed == 0
+    second = Recorder()
+    assert deliver_due(factory, {"sms": second}, now=now + dt.timedelta(seconds=6)).sent == 3
+    assert {c.delivery_key for c in first.copies} & {c.delivery_key for c in second.copies} == {
+        first.copies[2].delivery_key
+    }
+    assert {state for state, _, _ in _states(committed_app)} == {OutboxState.sent}
+
+
+def test_a_sender_taking_several_copies_gets_them_a_robot_posts_worth_at_a_time(committed_app):
+    """A sender with ``send_many`` (the WeChat Work robot) is handed ``MANY_PER_MARK`` copies
+    at a time, marked once it returned: a process dying in the second post leaves the
+    first post's copies sent."""
+    _committed_copies(committed_app, MANY_PER_MARK + 2)
+    calls = []
+
+    class DyingRobot:
+        def send_many(self, copies):
+            calls.append([c.delivery_key for c in copies])
+            if len(calls) == 2:
+                raise ProcessKilled
+            return {c.id: None for c in copies}
+
+    with pytest.raises(ProcessKilled):
+        deliver_due(committed_app.extensions["hotline.db"], {"sms": DyingRobot()})
+    assert [len(keys) for keys in calls] == [MANY_PER_MARK, 2]
+    states = [state for state, _, _ in _states(committed_app)]
+    assert states.count(OutboxState.sent) == MANY_PER_MARK
+    assert states.count(OutboxState.pending) == 2
