@@ -80,6 +80,7 @@ import hotline.api.categories
 import hotline.api.classifier
 import hotline.api.inbox
 import hotline.api.knowledge_admin
+import hotline.api.openapi
 import hotline.api.outbox
 import hotline.api.reference
 import hotline.api.sessions
@@ -105,6 +106,7 @@ from hotline.errors import INTERNAL_ERROR, HotlineError, ServiceUnavailable
 #: envelope, the error codes).
 API = [
     hotline.api.sessions,
+    hotline.api.openapi,
     hotline.api.reference,
     hotline.api.classifier,
     hotline.api.inbox,

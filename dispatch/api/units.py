@@ -9,6 +9,7 @@ stays ``GET /units`` (``hotline.api.reference``).
 from flask import Blueprint, g, request
 
 from dispatch import units
+from hotline import openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
@@ -68,6 +69,7 @@ def get_unit(code):
     return ok(_detail(db, units.get_unit(db, code)))
 
 
+@openapi.body(lambda data: units.unit_values(None, data))
 def create_unit():
     _admin_only()
     db = get_session()
@@ -77,6 +79,7 @@ def create_unit():
     return ok(units.unit_to_dict(unit, 0), 201, {"Location": f"/api/v1/admin/units/{unit.code}"})
 
 
+@openapi.body(lambda data: units.unit_values(None, data), partial=True)
 def update_unit(code):
     """Change name, kind, ``always_on``, ``areas`` (codes) or ``phones`` (those given)."""
     _admin_only()
