@@ -272,7 +272,7 @@ def next_code(session, parent):
     return f"{parent.code}{following:0{width}d}"
 
 
-def add(session, actor, parent, *, name=None, aliases=(), code=None):
+def add(session, actor, parent, *, name=None, aliases=None, code=None):
     """Add a community under the street ``parent`` or a grid under the community ``parent``.
     ``code``: a community's official 12-digit code (else the next free one); a grid's code is
     always the next free one. A grid without a name is called ``<社区>第N网格``. The new area
@@ -294,7 +294,8 @@ def add(session, actor, parent, *, name=None, aliases=(), code=None):
     if name is None and level == AreaLevel.grid:
         name = f"{parent.name}第{int(code[-3:])}网格"
     name = _checked_name(name)
-    aliases = _checked_aliases(list(aliases or []), name)
+    # Not list(): a number sent as ``aliases`` is refused, not a TypeError.
+    aliases = _checked_aliases([] if aliases is None else aliases, name)
     _refuse_sibling_name(session, parent.id, name)
     area = Area(
         code=code,
@@ -764,7 +765,7 @@ def new_values(fields):
     fields.check()
     if isinstance(aliases, str):
         aliases = split_aliases(aliases)
-    return {"parent": parent, "name": name, "aliases": aliases or [], "code": code}
+    return {"parent": parent, "name": name, "aliases": aliases, "code": code}
 
 
 def describe(area, *, child_count=None):
