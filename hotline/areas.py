@@ -740,10 +740,24 @@ def _centre_of(area):
 # -- parsing and describing (the API and the pages alike) -------------------------------------
 
 
+def _describe_name_and_aliases(fields):
+    # Checked by the rules themselves (``_checked_name``, ``_checked_aliases``), which give
+    # their own codes; stated here for the API's description.
+    fields.describe("name", "名称", type="string", maxLength=NAME_MAX)
+    fields.describe(
+        "aliases",
+        "别名",
+        type=["array", "string"],
+        items={"type": "string"},
+        description="文本列表，或用 、，；或空格分隔的一段文本",
+    )
+
+
 def edit_values(fields):
     """``{"name", "aliases"}`` of an edit from a JSON body or a form read by ``fields``
     (``hotline.schemas.Fields``); absent: left as is. Aliases come as a list, or as one text
     separated by 、 , ， ; ； or spaces."""
+    _describe_name_and_aliases(fields)
     name = fields.raw("name")
     aliases = fields.raw("aliases")
     fields.check()
@@ -755,6 +769,8 @@ def edit_values(fields):
 def new_values(fields):
     """``{"parent", "name", "aliases", "code"}`` of a new community or grid."""
     parent = fields.code("parent", "上级区域", required=True)
+    _describe_name_and_aliases(fields)
+    fields.describe("code", "社区村编码", type="string", description="12 位数字；不填则按顺序生成")
     name = fields.raw("name")
     if isinstance(name, str) and not name.strip():
         name = None

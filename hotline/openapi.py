@@ -76,11 +76,16 @@ def query(parse):
     return mark
 
 
-def answers(schema):
-    """Mark a view that answers ``schema`` itself, outside the envelope."""
+#: A file download's answer (``@openapi.answers(FILE, media=…)``).
+FILE = {"type": "string", "format": "binary"}
+
+
+def answers(schema, *, media="application/json"):
+    """Mark a view whose success answers ``schema`` itself (as ``media``), outside the
+    envelope; its errors are still the envelope's."""
 
     def mark(view):
-        view.openapi_answer = schema
+        view.openapi_answer = (schema, media)
         return view
 
     return mark
@@ -203,8 +208,11 @@ def _operation(app, rule, view, method, tag, path_parameters):
     else:
         operation["security"] = [{"bearer": []}, {"session": []}]
     statuses = ["200", "201"] if method == "POST" else ["200"]
-    answer = getattr(view, "openapi_answer", None) or {"$ref": "#/components/schemas/Success"}
-    success = {"application/json": {"schema": answer}}
+    answer, media = getattr(view, "openapi_answer", None) or (
+        {"$ref": "#/components/schemas/Success"},
+        "application/json",
+    )
+    success = {media: {"schema": answer}}
     responses = {status: {"description": "成功", "content": success} for status in statuses}
     for status in sorted(_READ_STATUSES + (_WRITE_STATUSES if unsafe else ())):
         responses[str(status)] = {

@@ -65,6 +65,7 @@ import dispatch.pages.photos
 import dispatch.pages.proposals
 import dispatch.pages.reply_review
 import dispatch.pages.whistle
+import hotline.admin.api_docs
 import hotline.admin.areas
 import hotline.admin.audit
 import hotline.admin.categories
@@ -183,6 +184,7 @@ PAGES = [
     hotline.admin.outbox,
     hotline.admin.home,
     hotline.admin.audit,
+    hotline.admin.api_docs,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).
