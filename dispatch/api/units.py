@@ -91,15 +91,21 @@ def update_unit(code):
     return ok({**_detail(db, unit), "changes": changes})
 
 
+def _deactivate_values(data):
+    fields = Fields(data)
+    target = fields.code("move_to", "接收单位")
+    reason = fields.text("reason", "转移原因", max_len=500, multiline=True)
+    fields.check()
+    return target, reason
+
+
+@openapi.body(_deactivate_values)
 def deactivate(code):
     """Deactivate; with open tickets, ``move_to`` (a unit code) and ``reason`` are needed."""
     _admin_only()
     db = get_session()
     unit = units.get_unit(db, code)
-    fields = Fields(json_body())
-    target = fields.code("move_to", "接收单位")
-    reason = fields.text("reason", "转移原因", max_len=500, multiline=True)
-    fields.check()
+    target, reason = _deactivate_values(json_body())
     move_to = None
     if target is not None:
         move_to = units.find_unit(db, target)
