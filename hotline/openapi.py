@@ -91,6 +91,35 @@ def answers(schema, *, media="application/json"):
     return mark
 
 
+def creates(**parameters):
+    """Mark a view that creates something its sub-paths act on (``POST /tickets`` →
+    ``/tickets/{number}/…``): ``parameters`` maps the path parameter to where its value is in
+    the answer (``number="$response.body#/data/number"``). The description links the answer
+    to those operations, so schemathesis's stateful phase creates and then acts on it."""
+
+    def mark(view):
+        view.openapi_creates = parameters
+        return view
+
+    return mark
+
+
+def _link(paths, created):
+    for path, parameters, operation in created:
+        targets = []
+        for name, expression in parameters.items():
+            prefix = f"{path}/{{{name}}}"
+            for other, item in paths.items():
+                if other == prefix or other.startswith(prefix + "/"):
+                    for target in item.values():
+                        targets.append((target["operationId"], {name: expression}))
+        links = {
+            target: {"operationId": target, "parameters": values} for target, values in targets
+        }
+        if links:
+            operation["responses"]["201"]["links"] = links
+
+
 def cached(app):
     """``describe(app)``, built once per process (the routes and parsers do not change while
     it runs)."""
@@ -119,6 +148,7 @@ def describe(app=None):
     app = app or current_app
     paths = {}
     tags = {}
+    created = []
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint)):
         if rule.endpoint.split(".")[0] != BLUEPRINT:
             continue
@@ -127,7 +157,11 @@ def describe(app=None):
         path, parameters = _path(rule.rule)
         item = paths.setdefault(path, {})
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            item[method.lower()] = _operation(app, rule, view, method, tag, parameters)
+            operation = _operation(app, rule, view, method, tag, parameters)
+            item[method.lower()] = operation
+            if method == "POST" and getattr(view, "openapi_creates", None):
+                created.append((path, view.openapi_creates, operation))
+    _link(paths, created)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -41,6 +41,7 @@ def create_blueprint():
 
 
 @openapi.body(lambda data: schemas.intake_values(None, Fields(data)))
+@openapi.creates(number="$response.body#/data/number")
 def create_ticket():
     """受理: create a ticket. Send ``Idempotency-Key`` so a retry never makes a second one."""
     db = get_session()

@@ -70,6 +70,7 @@ def get_unit(code):
 
 
 @openapi.body(lambda data: units.unit_values(None, data))
+@openapi.creates(code="$response.body#/data/code")
 def create_unit():
     _admin_only()
     db = get_session()

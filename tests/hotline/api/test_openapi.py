@@ -155,3 +155,14 @@ def test_spreadsheet_downloads_are_described_as_files(description):
                 "schema": {"type": "string", "format": "binary"}
             }
         }
+
+
+def test_a_new_ticket_links_to_what_acts_on_it(description):
+    """The links schemathesis's stateful phase follows: receive, then act on that ticket."""
+    links = description["paths"]["/api/v1/tickets"]["post"]["responses"]["201"]["links"]
+    assert links["post_tickets.dispatch"] == {
+        "operationId": "post_tickets.dispatch",
+        "parameters": {"number": "$response.body#/data/number"},
+    }
+    assert "get_tickets.get_ticket" in links
+    assert "links" not in description["paths"]["/api/v1/tickets"]["post"]["responses"]["200"]
