@@ -106,7 +106,8 @@ def run_role(port, username, token, args, report_dir):
     if args.max_time:
         command += ["--max-time", str(args.max_time)]
     began = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True)
+    # In the report folder: schemathesis keeps its own cache (.schemathesis/) where it runs.
+    done = subprocess.run(command, capture_output=True, text=True, cwd=report_dir)
     seconds = time.monotonic() - began
     output = done.stdout + done.stderr
     (report_dir / f"{username}.log").write_text(output)
@@ -140,7 +141,7 @@ def main():
     if args.smoke:
         args.max_examples = min(args.max_examples, 5)
         args.max_time = args.max_time or 60
-    report_dir = Path(args.report_dir)
+    report_dir = Path(args.report_dir).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     if args.database_url:
         given = sa.make_url(args.database_url)
