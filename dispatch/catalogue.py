@@ -606,8 +606,8 @@ def parse_date(raw, label):
     return day
 
 
-def _lookup(db, fields, name, model, label):
-    code = fields.code(name, label)
+def _lookup(db, fields, name, model, label, required=False):
+    code = fields.code(name, label, required=required)
     if code is None:
         return None
     row = db.scalars(sa.select(model).where(model.code == code)).first()
@@ -623,18 +623,19 @@ def rule_values(db, data, *, creating):
     only the members present change. Raises ValidationFailed naming every bad field."""
     fields = Fields(data)
     values = {}
+    # A rule always names a category and a unit: an edit may change them, never clear them.
     if creating or "category" in data:
-        if creating and not data.get("category"):
+        if not data.get("category"):
             fields.fail("category", "请选择事项分类")
-        values["category"] = _lookup(db, fields, "category", Category, "事项分类")
+        values["category"] = _lookup(db, fields, "category", Category, "事项分类", creating)
     if creating or "area" in data:
         values["area"] = None
         if fields.raw("area") not in (None, ""):
             values["area"] = _lookup(db, fields, "area", Area, "区域")
     if creating or "unit" in data:
-        if creating and not data.get("unit"):
+        if not data.get("unit"):
             fields.fail("unit", "请选择承办单位")
-        values["unit"] = _lookup(db, fields, "unit", Unit, "承办单位")
+        values["unit"] = _lookup(db, fields, "unit", Unit, "承办单位", creating)
     for name, label in (("valid_from", "生效日期"), ("valid_to", "失效日期")):
         if creating or name in data:
             raw = fields.raw(name)

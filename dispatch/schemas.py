@@ -366,7 +366,12 @@ def parse_transition(db, actor, form, data, *, page=False):
             skip=_PAGE_ONLY,
         )
         data.setdefault("version", "")
-    fields = Fields(data)
+    return transition_values(db, form, Fields(data), page=page)
+
+
+def transition_values(db, form, fields, *, page=False):
+    """``form``'s fields read from ``fields`` (after the role check of ``parse_transition``;
+    ``hotline.openapi`` describes the body from here)."""
     version = fields.version() if page else fields.integer("version", "版本号", minimum=1)
     values = form.parse(db, fields)
     fields.check()

@@ -284,6 +284,8 @@ def parse_phones(values):
 def find_areas(session, codes):
     """(areas, error) for the area codes served (districts and streets)."""
     codes = list(dict.fromkeys(codes))
+    if not codes:
+        return [], None
     found = {a.code: a for a in session.scalars(sa.select(Area).where(Area.code.in_(codes))).all()}
     missing = [c for c in codes if c not in found]
     if missing:

@@ -272,7 +272,7 @@ def next_code(session, parent):
     return f"{parent.code}{following:0{width}d}"
 
 
-def add(session, actor, parent, *, name=None, aliases=(), code=None):
+def add(session, actor, parent, *, name=None, aliases=None, code=None):
     """Add a community under the street ``parent`` or a grid under the community ``parent``.
     ``code``: a community's official 12-digit code (else the next free one); a grid's code is
     always the next free one. A grid without a name is called ``<社区>第N网格``. The new area
@@ -294,7 +294,8 @@ def add(session, actor, parent, *, name=None, aliases=(), code=None):
     if name is None and level == AreaLevel.grid:
         name = f"{parent.name}第{int(code[-3:])}网格"
     name = _checked_name(name)
-    aliases = _checked_aliases(list(aliases or []), name)
+    # Not list(): a number sent as ``aliases`` is refused, not a TypeError.
+    aliases = _checked_aliases([] if aliases is None else aliases, name)
     _refuse_sibling_name(session, parent.id, name)
     area = Area(
         code=code,
@@ -739,10 +740,24 @@ def _centre_of(area):
 # -- parsing and describing (the API and the pages alike) -------------------------------------
 
 
+def _describe_name_and_aliases(fields):
+    # Checked by the rules themselves (``_checked_name``, ``_checked_aliases``), which give
+    # their own codes; stated here for the API's description.
+    fields.describe("name", "名称", type="string", maxLength=NAME_MAX)
+    fields.describe(
+        "aliases",
+        "别名",
+        type=["array", "string"],
+        items={"type": "string"},
+        description="文本列表，或用 、，；或空格分隔的一段文本",
+    )
+
+
 def edit_values(fields):
     """``{"name", "aliases"}`` of an edit from a JSON body or a form read by ``fields``
     (``hotline.schemas.Fields``); absent: left as is. Aliases come as a list, or as one text
     separated by 、 , ， ; ； or spaces."""
+    _describe_name_and_aliases(fields)
     name = fields.raw("name")
     aliases = fields.raw("aliases")
     fields.check()
@@ -754,6 +769,8 @@ def edit_values(fields):
 def new_values(fields):
     """``{"parent", "name", "aliases", "code"}`` of a new community or grid."""
     parent = fields.code("parent", "上级区域", required=True)
+    _describe_name_and_aliases(fields)
+    fields.describe("code", "社区村编码", type="string", description="12 位数字；不填则按顺序生成")
     name = fields.raw("name")
     if isinstance(name, str) and not name.strip():
         name = None
@@ -764,7 +781,7 @@ def new_values(fields):
     fields.check()
     if isinstance(aliases, str):
         aliases = split_aliases(aliases)
-    return {"parent": parent, "name": name, "aliases": aliases or [], "code": code}
+    return {"parent": parent, "name": name, "aliases": aliases, "code": code}
 
 
 def describe(area, *, child_count=None):

@@ -72,7 +72,15 @@ class Fields:
 
     def raw(self, name):
         self.read.add(name)
+        if isinstance(self.data, DescribedBody):
+            self.data.record(name, None, False, {})
         return self.data.get(name)
+
+    def describe(self, name, label, required=False, **schema):
+        """What field ``name`` may hold, as JSON Schema: each reading method below states it
+        beside its check. Reading a body it does nothing; a ``DescribedBody`` records it."""
+        if isinstance(self.data, DescribedBody):
+            self.data.record(name, label, required, schema)
 
     def fail(self, name, message):
         """Record ``message`` for field ``name`` (the first one stays); returns None."""
@@ -86,6 +94,15 @@ class Fields:
         return value
 
     def text(self, name, label, *, required=False, max_len, multiline=False):
+        self.describe(
+            name,
+            label,
+            required,
+            type="string",
+            maxLength=max_len,
+            **({"minLength": 1, "pattern": r"\S"} if required else {}),
+            **({"x-multiline": True} if multiline else {}),
+        )
         value = self._value(name, label, required)
         if value is None:
             return None
@@ -102,6 +119,7 @@ class Fields:
         return value
 
     def code(self, name, label, *, required=False):
+        self.describe(name, label, required, type="string", pattern=_CODE.pattern)
         value = self._value(name, label, required)
         if value is None:
             return None
@@ -110,6 +128,13 @@ class Fields:
         return value
 
     def codes(self, name, label):
+        self.describe(
+            name,
+            label,
+            type="array",
+            maxItems=10,
+            items={"type": "string", "pattern": _CODE.pattern},
+        )
         value = self.raw(name)
         if value is None:
             return []
@@ -122,6 +147,15 @@ class Fields:
         return value
 
     def choice(self, name, label, enum_cls, *, required=False, default=None):
+        self.describe(
+            name,
+            label,
+            required and default is None,
+            type="string",
+            enum=[m.value for m in enum_cls],
+            **{"x-enum-labels": {m.value: m.label for m in enum_cls}},
+            **({"default": default.value} if default is not None else {}),
+        )
         value = self._value(name, label, required and default is None)
         if value is None:
             return default
@@ -132,6 +166,13 @@ class Fields:
         return member
 
     def boolean(self, name, label, *, required=False, default=None):
+        self.describe(
+            name,
+            label,
+            required and default is None,
+            type="boolean",
+            **({"default": default} if default is not None else {}),
+        )
         value = self._value(name, label, required and default is None)
         if value is None:
             return default
@@ -140,6 +181,14 @@ class Fields:
         return value
 
     def integer(self, name, label, *, required=False, minimum=None, maximum=None):
+        bounds = {"minimum": minimum, "maximum": maximum}
+        self.describe(
+            name,
+            label,
+            required,
+            type="integer",
+            **{k: v for k, v in bounds.items() if v is not None},
+        )
         value = self._value(name, label, required)
         if value is None:
             return None
@@ -150,6 +199,7 @@ class Fields:
         return value
 
     def number(self, name, label, *, minimum, maximum):
+        self.describe(name, label, type="number", minimum=minimum, maximum=maximum)
         value = self.raw(name)
         if value is None:
             return None
@@ -163,6 +213,13 @@ class Fields:
         """A moment: ISO 8601 with an offset (``2026-11-20T17:00:00+08:00``), or a local
         wall-clock time in ``timezone`` without one (a form's ``datetime-local``,
         ``2026-11-20T17:00``); returned in UTC."""
+        self.describe(
+            name,
+            label,
+            required,
+            type="string",
+            description=f"ISO 8601 时刻；不带时区时按 {timezone} 当地时间",
+        )
         value = self._value(name, label, required)
         if value is None:
             return None
@@ -214,6 +271,7 @@ class Fields:
     def coordinate_text(self, name, label, *, hint="，如 119.1234"):
         """A coordinate typed as text (a form, Open311's fields) as a float, or None when
         blank; ``hint`` ends the refusal (须为数字…)."""
+        self.describe(name, label, type="string", description="十进制数字文本")
         raw = self.raw(name)
         raw = raw.strip() if isinstance(raw, str) else raw
         if raw is None or raw == "":
@@ -229,6 +287,7 @@ class Fields:
     def version(self, name="version"):
         """The ticket version a form or body was read at (a stale or repeated form is then
         refused instead of acting twice)."""
+        self.describe(name, "版本号", type="string", pattern=r"^[0-9]{1,9}$")
         raw = self.raw(name)
         if isinstance(raw, str):
             raw = raw.strip()
@@ -239,6 +298,9 @@ class Fields:
 
     def idempotency_key(self, name, message):
         """A page form's hidden key against double submits; ``message`` when it is missing."""
+        self.describe(
+            name, "防重复提交键", True, type="string", minLength=1, maxLength=IDEMPOTENCY_KEY_MAX
+        )
         value = self.raw(name)
         value = value.strip() if isinstance(value, str) else value
         if not valid_idempotency_key(value):
@@ -246,6 +308,12 @@ class Fields:
         return value
 
     def phone(self, name, label):
+        self.describe(
+            name,
+            label,
+            type="string",
+            description="手机号 11 位，或带区号的固定电话（可含空格、短横线、+86）",
+        )
         value = self.raw(name)
         if value is None or value == "":
             return None
@@ -259,12 +327,69 @@ class Fields:
         return digits
 
     def check(self):
+        if isinstance(self.data, DescribedBody):
+            return
         for name in self.data:
             if name not in self.read:
                 self.errors.setdefault(name, f"未知字段“{name}”")
         if self.errors:
             first = next(iter(self.errors.values()))
             raise ValidationFailed(f"请求内容有误：{first}", details=self.errors)
+
+
+class DescribedBody(dict):
+    """A body in describe mode: ``Fields(DescribedBody())`` handed to a parser reads no value
+    but records each field the parser asks for as JSON Schema (type, limits, enum values with
+    their labels, required), so the published description (``hotline.openapi``) comes from
+    the parsers themselves.
+
+    Every field reads as absent, so a parser that looks a code up finds nothing to look up;
+    ``name in data`` (a partial update's "was it sent?") is true for every name."""
+
+    def __init__(self):
+        super().__init__()
+        self.properties = {}
+        self.required = []
+
+    def __contains__(self, name):
+        return True
+
+    def record(self, name, label, required, schema):
+        if label is None:
+            # A field read without a typed method: its type is not known here.
+            self.properties.setdefault(name, {"description": "类型未声明（解析器直接读取）"})
+            return
+        self.properties[name] = {"title": label, **schema}
+        if required and name not in self.required:
+            self.required.append(name)
+
+    def schema(self, *, partial=False):
+        """The JSON Schema of the body the parser read (``partial``: an update, where no
+        field is required)."""
+        body = {"type": "object", "properties": self.properties, "additionalProperties": False}
+        if self.required and not partial:
+            body["required"] = list(self.required)
+        return body
+
+
+class DescribedArgs(dict):
+    """Query arguments in describe mode: a list filter run against it reads nothing but
+    records each argument it asks for (as text, or as the JSON Schema ``describe`` is given)."""
+
+    def __init__(self):
+        super().__init__()
+        self.parameters = {}
+
+    def get(self, name, default=None, type=None):  # noqa: A002 (werkzeug's MultiDict.get)
+        self.parameters.setdefault(name, {"type": "string"})
+        return default
+
+    def getlist(self, name):
+        self.parameters.setdefault(name, {"type": "array", "items": {"type": "string"}})
+        return []
+
+    def describe(self, name, label=None, **schema):
+        self.parameters[name] = {**({"title": label} if label else {}), **schema}
 
 
 def valid_idempotency_key(key):
@@ -410,6 +535,8 @@ def month_days(month):
 def positive_int(args, name, default, errors):
     """The query argument ``name`` as a whole number ≥ 1 (``default`` when absent); a bad one
     is recorded in ``errors``."""
+    if isinstance(args, DescribedArgs):
+        args.describe(name, type="integer", minimum=1, maximum=999_999_999)
     raw = args.get(name)
     if raw is None:
         return default
@@ -441,6 +568,8 @@ class Page:
         number = positive_int(args, name, 1, errors)
         if size_arg is not None:
             size = positive_int(args, size_arg, size, errors)
+            if isinstance(args, DescribedArgs) and max_size:
+                args.parameters[size_arg]["maximum"] = max_size
             if size and max_size and size > max_size:
                 errors[size_arg] = f"每页最多 {max_size} 条"
         if own and errors:

@@ -65,6 +65,7 @@ import dispatch.pages.photos
 import dispatch.pages.proposals
 import dispatch.pages.reply_review
 import dispatch.pages.whistle
+import hotline.admin.api_docs
 import hotline.admin.areas
 import hotline.admin.audit
 import hotline.admin.categories
@@ -80,6 +81,7 @@ import hotline.api.categories
 import hotline.api.classifier
 import hotline.api.inbox
 import hotline.api.knowledge_admin
+import hotline.api.openapi
 import hotline.api.outbox
 import hotline.api.reference
 import hotline.api.sessions
@@ -105,6 +107,7 @@ from hotline.errors import INTERNAL_ERROR, HotlineError, ServiceUnavailable
 #: envelope, the error codes).
 API = [
     hotline.api.sessions,
+    hotline.api.openapi,
     hotline.api.reference,
     hotline.api.classifier,
     hotline.api.inbox,
@@ -181,6 +184,7 @@ PAGES = [
     hotline.admin.outbox,
     hotline.admin.home,
     hotline.admin.audit,
+    hotline.admin.api_docs,
 ]
 
 #: What a person sees on a page that cannot be shown (the API answers in its envelope).

@@ -8,6 +8,7 @@ import io
 from flask import Blueprint, Response, current_app, g, request
 
 from dashboards import access, analysis, exports, schemas
+from hotline import openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
@@ -65,6 +66,7 @@ def publish(kind, key):
     return ok(report, 201)
 
 
+@openapi.answers(openapi.FILE, media=XLSX_MIMETYPE)
 def download(kind, key):
     report = _report(kind, key)
     data = io.BytesIO()

@@ -7,6 +7,7 @@ settings (考核设置: readers of the ranking read them, administrators change 
 from flask import Blueprint, Response, current_app, g, request
 
 from dashboards import access, exports, maps, ranking, schemas, scoring, ticket_export
+from hotline import openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
@@ -115,6 +116,7 @@ def update_ranking_settings():
     return ok({"changed": changed, **_settings_answer(db)})
 
 
+@openapi.answers(openapi.FILE, media=ticket_export.XLSX_MIMETYPE)
 def export_tickets():
     """The tickets matching the ticket list's filters (``GET /api/v1/tickets``), all of them
     up to ``EXPORT_MAX_ROWS``, as an XLSX file; supervisors and leaders only, audited."""

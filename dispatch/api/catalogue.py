@@ -6,6 +6,7 @@ to) stays in ``dispatch.api.tickets``."""
 from flask import Blueprint, g, request
 
 from dispatch import catalogue, routing
+from hotline import openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
@@ -87,6 +88,7 @@ def get_rule(rule_id):
     return ok(_describe(db, catalogue.load_rule(db, rule_id)))
 
 
+@openapi.body(lambda data: catalogue.rule_values(None, data, creating=True))
 def create_rule():
     """A new rule: ``category``, ``unit`` (codes), ``area`` (code; absent or null: the whole
     city), ``valid_from``/``valid_to`` (``YYYY-MM-DD``; absent: open-ended), ``note``;
@@ -99,6 +101,7 @@ def create_rule():
     return ok(_describe(db, rule), 201, {"Location": f"/api/v1/routing/rules/{rule.id}"})
 
 
+@openapi.body(lambda data: catalogue.rule_values(None, data, creating=False), partial=True)
 def update_rule(rule_id):
     """Change the members given (as for creating); ``valid_to`` ends the rule."""
     catalogue.require_editor(g.user)

@@ -11,7 +11,7 @@ from flask import Blueprint, g, request
 
 from dispatch import calls, duplicates
 from dispatch.schemas import call_to_dict, call_values, caller_history_to_dict
-from hotline import knowledge
+from hotline import knowledge, openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
@@ -123,6 +123,7 @@ def caller_history():
     return ok(_history(get_session(), phone))
 
 
+@openapi.body(lambda data: call_values(Fields(data)))
 def announce_call():
     """来电弹屏: the phone system announces a call put through to an agent.
 

@@ -17,6 +17,7 @@ from flask import Blueprint, current_app, g, request
 
 from dispatch import access, hard_cases, meetings
 from dispatch import meeting_schemas as schemas
+from hotline import openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
@@ -107,6 +108,7 @@ def meeting_get(meeting_id):
     return ok(schemas.meeting_to_dict(schemas.meeting_or_404(get_session(), meeting_id)))
 
 
+@openapi.body(schemas.parse_meeting)
 def meeting_create():
     _manager()
     values = schemas.parse_meeting(json_body())
@@ -115,6 +117,7 @@ def meeting_create():
     return ok(schemas.meeting_to_dict(meeting), status=201)
 
 
+@openapi.body(schemas.parse_item)
 def item_add(meeting_id):
     _manager()
     db = get_session()
@@ -128,6 +131,7 @@ def item_add(meeting_id):
     return ok(schemas.item_to_dict(item), status=201)
 
 
+@openapi.body(schemas.parse_hold)
 def meeting_hold(meeting_id):
     _manager()
     db = get_session()
@@ -138,6 +142,7 @@ def meeting_hold(meeting_id):
     return ok(schemas.meeting_to_dict(meeting))
 
 
+@openapi.body(lambda data: schemas.parse_decision(None, data))
 def item_decide(meeting_id, item_id):
     _manager()
     db = get_session()

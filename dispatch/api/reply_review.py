@@ -15,6 +15,7 @@ version?} and ``…/return-reply`` {reason, version?} (``dispatch.api.tickets``)
 from flask import Blueprint, current_app, g, request
 
 from dispatch import access, reply_review, review_schemas
+from hotline import openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
@@ -79,6 +80,7 @@ def list_rules():
     )
 
 
+@openapi.body(lambda data: review_schemas.rule_values(None, Fields(data)))
 def set_rule():
     require_role(reply_review.RULE_EDITORS, "“{role}”角色无权修改办结审核设置")
     db = get_session()

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, g, request
 
 from dispatch import access, operations, routing, schemas
 from dispatch.filters import ticket_query
+from hotline import openapi
 from hotline.api import commit, ok
 from hotline.db import get_session, utcnow
 from hotline.errors import ValidationFailed
@@ -39,6 +40,8 @@ def create_blueprint():
     return bp
 
 
+@openapi.body(lambda data: schemas.intake_values(None, Fields(data)))
+@openapi.creates(number="$response.body#/data/number")
 def create_ticket():
     """受理: create a ticket. Send ``Idempotency-Key`` so a retry never makes a second one."""
     db = get_session()
@@ -117,4 +120,5 @@ def _transition_view(form):
         body["event"] = schemas.event_to_dict(event)
         return ok(body)
 
-    return view
+    describe = openapi.body(lambda data: schemas.transition_values(None, form, Fields(data)))
+    return describe(view)

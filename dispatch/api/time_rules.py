@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, current_app, g, request
 
 from dispatch import schemas, time_rules
+from hotline import openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
@@ -70,6 +71,7 @@ def list_calendar_days():
     return ok({**_summary(db, year), "days": days})
 
 
+@openapi.body(lambda data: schemas.calendar_day_values(Fields(data)))
 def set_calendar_day(day):
     """Make one day a holiday (``workday: false``) or a working day, whatever the other
     sources say."""
@@ -91,6 +93,7 @@ def delete_calendar_day(day):
     return ok({"date": day.isoformat(), "deleted": old})
 
 
+@openapi.body(lambda data: schemas.calendar_year_values(Fields(data)))
 def define_calendar_year(year):
     """Declare a year's arrangement entered in full: its other days are then Monday–Friday
     by rule, no longer by guess."""
@@ -127,6 +130,7 @@ def get_sla_policy(policy_id):
     return ok(time_rules.describe_policy(time_rules.load_policy(get_session(), policy_id)))
 
 
+@openapi.body(lambda data: schemas.policy_values(None, data, creating=True))
 def create_sla_policy():
     time_rules.require_editor(g.user, "时限规则")
     db = get_session()
@@ -138,6 +142,7 @@ def create_sla_policy():
     )
 
 
+@openapi.body(lambda data: schemas.policy_values(None, data, creating=False), partial=True)
 def update_sla_policy(policy_id):
     """Change a policy; tickets whose clock is running keep the deadlines they were given."""
     time_rules.require_editor(g.user, "时限规则")

@@ -9,6 +9,7 @@ stays ``GET /units`` (``hotline.api.reference``).
 from flask import Blueprint, g, request
 
 from dispatch import units
+from hotline import openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
@@ -68,6 +69,8 @@ def get_unit(code):
     return ok(_detail(db, units.get_unit(db, code)))
 
 
+@openapi.body(lambda data: units.unit_values(None, data))
+@openapi.creates(code="$response.body#/data/code")
 def create_unit():
     _admin_only()
     db = get_session()
@@ -77,6 +80,7 @@ def create_unit():
     return ok(units.unit_to_dict(unit, 0), 201, {"Location": f"/api/v1/admin/units/{unit.code}"})
 
 
+@openapi.body(lambda data: units.unit_values(None, data), partial=True)
 def update_unit(code):
     """Change name, kind, ``always_on``, ``areas`` (codes) or ``phones`` (those given)."""
     _admin_only()
@@ -88,15 +92,21 @@ def update_unit(code):
     return ok({**_detail(db, unit), "changes": changes})
 
 
+def _deactivate_values(data):
+    fields = Fields(data)
+    target = fields.code("move_to", "接收单位")
+    reason = fields.text("reason", "转移原因", max_len=500, multiline=True)
+    fields.check()
+    return target, reason
+
+
+@openapi.body(_deactivate_values)
 def deactivate(code):
     """Deactivate; with open tickets, ``move_to`` (a unit code) and ``reason`` are needed."""
     _admin_only()
     db = get_session()
     unit = units.get_unit(db, code)
-    fields = Fields(json_body())
-    target = fields.code("move_to", "接收单位")
-    reason = fields.text("reason", "转移原因", max_len=500, multiline=True)
-    fields.check()
+    target, reason = _deactivate_values(json_body())
     move_to = None
     if target is not None:
         move_to = units.find_unit(db, target)

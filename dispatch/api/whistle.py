@@ -13,12 +13,13 @@ Each POST answers with the ticket and its summonses; every rule lives in the ope
 from flask import Blueprint, g, request
 
 from dispatch import access, operations, schemas, whistle, whistle_schemas
+from hotline import openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session, utcnow
 from hotline.enums import Role
 from hotline.errors import ValidationFailed
-from hotline.schemas import json_body
+from hotline.schemas import Fields, json_body
 
 #: Who reads the list of every summons.
 LIST_ROLES = frozenset({Role.supervisor, Role.dispatcher, Role.leader, Role.admin})
@@ -58,7 +59,8 @@ def _transition_view(form):
         commit()
         return ok(_answer(db, ticket))
 
-    return view
+    describe = openapi.body(lambda data: schemas.transition_values(None, form, Fields(data)))
+    return describe(view)
 
 
 def ticket_summonses(number):

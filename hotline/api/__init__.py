@@ -25,6 +25,7 @@ from hotline.errors import (
     ValidationFailed,
     stale_conflict,
 )
+from hotline.openapi import PUBLIC_ENDPOINTS
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ _HTTP_CODES = {
 
 def create_blueprint():
     bp = Blueprint("api", __name__, url_prefix="/api/v1")
+    bp.record_once(
+        lambda state: state.app.extensions.setdefault(PUBLIC_ENDPOINTS, auth.PUBLIC_ENDPOINTS)
+    )
     bp.before_request(auth.authenticate)
     bp.before_request(_refuse_nul_in_url)
     bp.register_error_handler(HotlineError, hotline_error)

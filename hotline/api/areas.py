@@ -15,7 +15,7 @@ Administrators only. The reference list every client reads stays ``GET /api/v1/a
 
 from flask import Blueprint, g, request
 
-from hotline import areas
+from hotline import areas, openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
@@ -68,6 +68,7 @@ def get_area(code):
     return ok(_detail(db, areas.by_code(db, code)))
 
 
+@openapi.body(lambda data: areas.edit_values(Fields(data)), partial=True)
 def update_area(code):
     _require_admin()
     db = get_session()
@@ -78,6 +79,7 @@ def update_area(code):
     return ok({**_detail(db, area), "changes": changes})
 
 
+@openapi.body(lambda data: areas.new_values(Fields(data)))
 def add_area():
     _require_admin()
     db = get_session()

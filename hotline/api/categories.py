@@ -4,7 +4,7 @@ category, and one change to a category (name, parent, utility, active). The rule
 
 from flask import Blueprint, g
 
-from hotline import categories
+from hotline import categories, openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
@@ -50,6 +50,7 @@ def get_one(code):
     return ok(_one(db, categories.load(db, code)))
 
 
+@openapi.body(lambda data: categories.parse_values(None, data, creating=True))
 def create():
     """A new category: ``name``, ``parent`` (code; absent: a 一级 class), optionally
     ``code`` (else generated) and ``utility`` (else as its parent)."""
@@ -61,6 +62,7 @@ def create():
     return ok(_one(db, row), 201, {"Location": f"/api/v1/admin/categories/{row.code}"})
 
 
+@openapi.body(lambda data: categories.parse_values(None, data, creating=False), partial=True)
 def change(code):
     """Any of ``name``, ``parent`` (a move: the subtree's codes change; the answer has the
     new code), ``utility``, ``active``."""

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, g, request
 from sqlalchemy.orm import aliased
 
 from classifier import artefact
-from hotline import suggestions
+from hotline import openapi, suggestions
 from hotline.api import ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
@@ -33,16 +33,22 @@ def create_blueprint():
     return bp
 
 
+def _suggest_values(data):
+    fields = Fields(data)
+    content = fields.content()
+    address = fields.text("address", "地址", max_len=ADDRESS_MAX)
+    lng, lat = fields.position()
+    fields.check()
+    return content, address, lng, lat
+
+
+@openapi.body(_suggest_values)
 def suggest():
     """What the classifier makes of a text being typed in: category, type, urgency, place,
     units; with ``sealed_at`` and ``seal``, so that ``POST /api/v1/tickets`` may be sent the
     whole object back as ``suggestion`` for the same text (then not classified again)."""
     require_role(SUGGEST_ROLES)
-    fields = Fields(json_body())
-    content = fields.content()
-    address = fields.text("address", "地址", max_len=ADDRESS_MAX)
-    lng, lat = fields.position()
-    fields.check()
+    content, address, lng, lat = _suggest_values(json_body())
     result = suggestions.service().suggest(
         get_session(), content, address=address, lng=lng, lat=lat, release=True
     )

@@ -7,6 +7,7 @@ The console's search stays ``GET /api/v1/knowledge?q=`` (``dispatch.api.intake``
 from flask import Blueprint, g, request
 
 from hotline import knowledge_admin as kb
+from hotline import openapi
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
@@ -81,6 +82,7 @@ def get_article(code):
     return ok(data)
 
 
+@openapi.body(lambda data: kb.article_values(None, data))
 def create_article():
     """A new draft (its code is assigned: KB-NNN)."""
     _require_staff()
@@ -92,6 +94,7 @@ def create_article():
     )
 
 
+@openapi.body(lambda data: kb.article_values(None, data, partial=True), partial=True)
 def update_article(code):
     """Change the fields given of a draft."""
     _require_staff()

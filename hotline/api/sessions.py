@@ -3,7 +3,7 @@
 from flask import Blueprint, g, session
 from flask_login import current_user
 
-from hotline import auth
+from hotline import auth, openapi
 from hotline.api import commit, ok
 from hotline.auth import log_in, log_out
 from hotline.db import get_session
@@ -36,13 +36,20 @@ def user_to_dict(user):
     }
 
 
-def login():
-    fields = Fields(json_body())
+def _login_values(data):
+    fields = Fields(data)
     username = fields.text("username", "用户名", required=True, max_len=64)
+    fields.describe("password", "密码", True, type="string", minLength=1)
     password = fields.raw("password")
     if not isinstance(password, str) or not password:
         fields.errors["password"] = "请填写密码"
     fields.check()
+    return username, password
+
+
+@openapi.body(_login_values)
+def login():
+    username, password = _login_values(json_body())
     user = log_in(get_session(), username, password, via="api")
     if user is None:
         raise AuthRequired("用户名或密码错误", code="LOGIN_FAILED")
@@ -59,11 +66,17 @@ def me():
     return ok(user_to_dict(g.user))
 
 
-def create_token():
-    """Issue an API token for the calling user; the token itself is shown only this once."""
-    fields = Fields(json_body())
+def _token_label(data):
+    fields = Fields(data)
     label = fields.text("label", "用途说明", max_len=100) or ""
     fields.check()
+    return label
+
+
+@openapi.body(_token_label)
+def create_token():
+    """Issue an API token for the calling user; the token itself is shown only this once."""
+    label = _token_label(json_body())
     row, token = auth.create_token(get_session(), g.user, label)
     commit()
     return ok({"id": row.id, "token": token, "label": label}, 201)

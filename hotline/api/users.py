@@ -4,7 +4,7 @@ their own password at ``POST /me/password``."""
 
 from flask import Blueprint, g, request
 
-from hotline import users
+from hotline import openapi, users
 from hotline.api import commit, ok
 from hotline.api.auth import require_role
 from hotline.auth import current_key_hash
@@ -43,17 +43,13 @@ def _dict(db, user):
     )
 
 
+@openapi.query(lambda args: _list_query(args))
 def list_users():
     """Users matching ``q``, ``role``, ``unit``, ``active`` (default: active only), by
     username, ``page`` by page (``per_page`` up to 200)."""
     _require_admin()
     db = get_session()
-    errors = {}
-    filters = users.list_filters(request.args, errors)
-    page = Page.from_args(
-        request.args, size=PAGE_SIZE, size_arg="per_page", max_size=PAGE_MAX, errors=errors
-    )
-    check_query(errors)
+    filters, page = _list_query(request.args)
     total, rows = page.of(db, users.search(**filters), User.username, options=users.LIST_OPTIONS)
     ids = [u.id for u in rows]
     sessions, logins = users.open_sessions(db, ids), users.last_logins(db, ids)
@@ -64,12 +60,23 @@ def list_users():
     return ok({"items": items, **page.to_dict(total)})
 
 
+def _list_query(args):
+    errors = {}
+    filters = users.list_filters(args, errors)
+    page = Page.from_args(
+        args, size=PAGE_SIZE, size_arg="per_page", max_size=PAGE_MAX, errors=errors
+    )
+    check_query(errors)
+    return filters, page
+
+
 def get_user(username):
     _require_admin()
     db = get_session()
     return ok(_dict(db, users.get(db, username)))
 
 
+@openapi.body(lambda data: users.parse_user(Fields(data), creating=True))
 def create_user():
     """A new user; without ``password`` a temporary one is generated. Either way the user
     must change it at their first login, and it is in the answer this once
@@ -83,6 +90,7 @@ def create_user():
     return ok({"user": _dict(db, user), "temporary_password": password}, 201)
 
 
+@openapi.body(lambda data: users.parse_user(Fields(data), creating=False), partial=True)
 def update_user(username):
     """Change any of name, role, unit, grids, district, phone (absent: unchanged; null:
     cleared). Answers the user and the changes made (``{field: [old, new]}``)."""

@@ -197,3 +197,16 @@ def test_preview(api):
 def test_the_dispatch_suggestion_still_answers(api):
     answer = data(api("dispatcher").get("/routing/suggest?category=010103&area=370705001"))
     assert answer["unit"]["code"] == "U-CGJ"
+
+
+@pytest.mark.parametrize("field", ["category", "unit"])
+@pytest.mark.parametrize("value", [None, ""])
+def test_an_edit_cannot_clear_the_category_or_the_unit(api, db, field, value):
+    """Found by schemathesis (bench/apicheck.py): ``{"category": null}`` in a PATCH left the
+    rule without a category and answered 500."""
+    rule_id = data(send(api, "admin", "post", "/routing/rules", RULE), 201)["id"]
+    before = snapshot(db)
+    response = send(api, "admin", "patch", f"/routing/rules/{rule_id}", {field: value})
+    assert_error(response, 422, "VALIDATION_FAILED")
+    assert field in response.get_json()["error"]["details"]
+    assert snapshot(db) == before

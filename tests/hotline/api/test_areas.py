@@ -136,6 +136,12 @@ def test_adds_a_grid_and_a_community(admin_call, db):
         ({"parent": GRID, "name": "x"}, 422, "AREA_PARENT_LEVEL"),
         ({"parent": STREET, "name": "新社区", "code": "1234"}, 422, "AREA_CODE_INVALID"),
         ({"parent": STREET}, 422, "AREA_NAME_REQUIRED"),
+        # Found by schemathesis (bench/apicheck.py): a number or true as aliases was a 500,
+        # and 0, {} or false were taken for no aliases.
+        ({"parent": STREET, "name": "新社区", "aliases": 5}, 422, "AREA_ALIAS_INVALID"),
+        ({"parent": STREET, "name": "新社区", "aliases": True}, 422, "AREA_ALIAS_INVALID"),
+        ({"parent": STREET, "name": "新社区", "aliases": 0}, 422, "AREA_ALIAS_INVALID"),
+        ({"parent": STREET, "name": "新社区", "aliases": {}}, 422, "AREA_ALIAS_INVALID"),
     ],
 )
 def test_bad_new_areas_are_refused(admin_call, db, body, status, code):
