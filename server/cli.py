@@ -22,7 +22,7 @@ from hotline.db import get_session, local_datetime
 from hotline.enums import SERVICE_ROLES, Role
 from hotline.errors import HotlineError
 from hotline.models import User
-from server import cli_classifier, history, scheduler
+from server import cli_attachments, cli_classifier, history, scheduler
 from server.app import create_app
 
 
@@ -37,6 +37,7 @@ def main():
 
 
 main.add_command(cli_classifier.group)
+main.add_command(cli_attachments.group)
 
 
 @main.group()

@@ -290,6 +290,10 @@ def committed_app(app, database_url, models_dir, tmp_path):
         with engine.begin() as conn:
             conn.execute(sa.text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} RESTART IDENTITY CASCADE"))
             conn.execute(sa.text("DELETE FROM users WHERE username LIKE 'race_%'"))
+            # Photos; the suite's model file stays.
+            conn.execute(
+                sa.text("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM model_versions)")
+            )
         return
     copy = tmp_path / "copy.sqlite"
     source = sqlite3.connect(database_url.removeprefix("sqlite:///"))
