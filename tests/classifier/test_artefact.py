@@ -196,3 +196,20 @@ def test_active_model_checks_at_most_every_interval(bundle, other_bundle, tmp_pa
     assert holder.get()[0] == first  # not looked at again within the hour
     holder._checked_at -= 3600
     assert holder.get()[0] == second
+
+
+def test_active_model_asks_again_after_a_switch_here(bundle, other_bundle, tmp_path):
+    first = artefact.save(bundle, tmp_path, _meta("5" * 64), activate=True)
+    second = artefact.save(other_bundle, tmp_path, _meta("6" * 64))
+    asked = []
+
+    def which():
+        asked.append(1)
+        return artefact.active_version(tmp_path)
+
+    holder = artefact.ActiveModel(which, lambda v: artefact.load(tmp_path, v), check_every=3600)
+    assert holder.get()[0] == first
+    artefact.set_active(tmp_path, second)
+    holder.recheck()
+    assert holder.get()[0] == second
+    assert len(asked) == 2
