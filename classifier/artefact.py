@@ -95,9 +95,10 @@ def set_active(models_dir, version):
 class ActiveModel:
     """Holds the loaded active bundle and reloads it when another version becomes active.
 
-    ``which()`` names the active version (None: none, the loaded one stays); it is asked at
-    most every ``check_every`` seconds, so it costs nothing on the hot path. ``load(version)``
-    returns ``(bundle, meta)``; loading happens on the call that notices the change."""
+    ``which(*context)`` names the active version (None: none, the loaded one stays); it is
+    asked at most every ``check_every`` seconds, so it costs nothing on the hot path.
+    ``load(version, *context)`` returns ``(bundle, meta)``; loading happens on the call that
+    notices the change. ``context``: what ``get`` was given (the caller's database session)."""
 
     def __init__(self, which, load, check_every=5.0):
         self.which = which
@@ -116,15 +117,15 @@ class ActiveModel:
             check_every,
         )
 
-    def get(self):
+    def get(self, *context):
         """(version, bundle, meta) of the active model, or (None, None, None)."""
         now = time.monotonic()
         if self._due(now):
             with self._lock:
                 if self._due(now):
-                    version = self.which()
+                    version = self.which(*context)
                     if version and version != self._loaded[0]:
-                        bundle, meta = self.load(version)
+                        bundle, meta = self.load(version, *context)
                         self._loaded = (version, bundle, meta)
                     self._checked_at = now
         return self._loaded

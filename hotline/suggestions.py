@@ -46,9 +46,11 @@ log = logging.getLogger(__name__)
 class SuggestionService:
     def __init__(self, models_dir):
         self.models_dir = models_dir
+        # Asked through the caller's session (a script's own, not the request's: on SQLite
+        # a second connection would wait for the first's write lock).
         self.active = ActiveModel(
-            lambda: model_versions.current(get_session(), models_dir),
-            lambda version: model_versions.load(get_session(), models_dir, version),
+            lambda session: model_versions.current(session, models_dir),
+            lambda version, session: model_versions.load(session, models_dir, version),
             check_every=MODEL_CHECK_SECONDS,
         )
         self._lock = threading.Lock()
@@ -82,7 +84,7 @@ class SuggestionService:
         ``session``'s transaction once the reference rows are read (the preload's own
         session: on SQLite every transaction holds the write lock, which other workers must
         not wait for while the gazetteer is built)."""
-        version, bundle, _ = self.active.get()
+        version, bundle, _ = self.active.get(session)
         if bundle is None:
             return None, None
         today = local_today(_timezone())
@@ -312,7 +314,7 @@ def reusable(offered, text, *, address=None, lng=None, lat=None, now=None):
     max_age = current_app.config["SUGGESTION_REUSE_SECONDS"]
     if not isinstance(made, int) or not (now - max_age <= made <= now + 60):
         return None
-    version, _, _ = service().active.get()
+    version, _, _ = service().active.get(get_session())
     if version is None or offered.get("model_version") != version:
         return None
     return {k: v for k, v in offered.items() if k not in (SEAL, "sealed_at")}
