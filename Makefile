@@ -34,6 +34,7 @@ demo: $(STAMP) $(ASSETS_STAMP)
 ## a database of its own (on PostgreSQL: <name>_gw0, <name>_gw1 …).
 test: $(STAMP) $(ASSETS_STAMP) lint
 	scripts/ensure-chromium
+	scripts/ensure-nginx
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
 ## ruff, and import-linter's contracts (setup.cfg [importlinter]): the layers server →

@@ -1,7 +1,12 @@
 """Versioned model artefacts: ``<models_dir>/<version>/model.joblib`` plus ``meta.json``.
 
-The active version is named in ``<models_dir>/ACTIVE``; switching is an atomic rename of that
-file, which running servers notice (``ActiveModel``) and follow without a restart.
+A folder may name its active version in ``<models_dir>/ACTIVE`` (switching is an atomic
+rename of that file). The application keeps the versions and which one is active in its
+database (``hotline.model_versions``) and uses a folder as each process's local copy; a
+folder with ``ACTIVE`` is what an older release kept, and is imported from.
+
+``ActiveModel`` holds the loaded active version and follows a switch without a restart, asking
+a callable which version is active (the database, or a folder's ``ACTIVE``).
 """
 
 import datetime as dt
@@ -88,30 +93,46 @@ def set_active(models_dir, version):
 
 
 class ActiveModel:
-    """Holds the loaded active bundle and reloads it when ACTIVE names another version.
+    """Holds the loaded active bundle and reloads it when another version becomes active.
 
-    The check is a ``stat`` at most every ``check_every`` seconds, so it costs nothing on the
-    hot path; loading happens on the request that notices the change."""
+    ``which(*context)`` names the active version (None: none, the loaded one stays); it is
+    asked at most every ``check_every`` seconds, so it costs nothing on the hot path.
+    ``load(version, *context)`` returns ``(bundle, meta)``; loading happens on the call that
+    notices the change. ``context``: what ``get`` was given (the caller's database session)."""
 
-    def __init__(self, models_dir, check_every=5.0):
-        self.models_dir = Path(models_dir)
+    def __init__(self, which, load, check_every=5.0):
+        self.which = which
+        self.load = load
         self.check_every = check_every
         self._lock = threading.Lock()
         self._loaded = (None, None, None)  # version, bundle, meta
         self._checked_at = None  # never: the first get() always looks
 
-    def get(self):
+    @classmethod
+    def in_folder(cls, models_dir, check_every=5.0):
+        """The version ``<models_dir>/ACTIVE`` names."""
+        return cls(
+            lambda: active_version(models_dir),
+            lambda version: load(models_dir, version),
+            check_every,
+        )
+
+    def get(self, *context):
         """(version, bundle, meta) of the active model, or (None, None, None)."""
         now = time.monotonic()
         if self._due(now):
             with self._lock:
                 if self._due(now):
-                    version = active_version(self.models_dir)
+                    version = self.which(*context)
                     if version and version != self._loaded[0]:
-                        bundle, meta = load(self.models_dir, version)
+                        bundle, meta = self.load(version, *context)
                         self._loaded = (version, bundle, meta)
                     self._checked_at = now
         return self._loaded
+
+    def recheck(self):
+        """Ask ``which`` again on the next ``get`` (this process just switched)."""
+        self._checked_at = None
 
     def _due(self, now):
         return self._checked_at is None or now - self._checked_at >= self.check_every

@@ -477,7 +477,7 @@ def learned_units(db, category, area, k=3):
     learned = service.learned_units(db, category.code, area.code if area is not None else None, k=k)
     if learned is not None:
         return learned, None
-    if service.active.get()[0] is None:
+    if service.active.get(db)[0] is None:
         return None, "没有启用的分类模型，没有按历史学习的单位建议"
     return None, (
         "当前分类模型尚未学习派单（可用 hotline classifier train-router 从已办结工单训练），"

@@ -2,12 +2,17 @@
 
 A photo is accepted only if its bytes are a JPEG, PNG or WebP image (the file name and the
 browser's claimed type are not trusted) and it is within ``ATTACHMENT_MAX_BYTES``; a request
-carries at most ``ATTACHMENT_MAX_FILES``. Files are kept under ``ATTACHMENT_DIR`` by their
-SHA-256, so a retried upload stores nothing twice.
+carries at most ``ATTACHMENT_MAX_FILES``. Photos are kept by their SHA-256, so a retried
+upload stores nothing twice, in the store ``ATTACHMENT_STORE`` names:
+
+- ``database`` (the default): the ``blobs`` table, so every web host serves the same photos.
+  The bytes are written in the operation's own transaction: they commit or roll back with
+  its rows;
+- ``files``: under ``ATTACHMENT_DIR`` (one host, or a folder every host shares).
 
 Views ``check`` the uploads before the operation (a bad photo refuses the whole action,
-nothing written); the operation ``store``s them in its own transaction. A file and its row
-live or die together:
+nothing written); the operation ``store``s them in its own transaction. A photo and its row
+live or die together. In the folder:
 
 - the file is written (to a temporary name, then linked into place) before the commit, so a
   committed row always has its file; a write that fails (disk full, read-only) refuses the
@@ -15,6 +20,12 @@ live or die together:
 - a file this transaction created is removed again if the transaction rolls back, unless a
   committed row refers to the same bytes; after a commit every stored file is checked to
   still be there (a concurrent rollback of the same bytes cannot take it away).
+
+In the database a write the database refuses (disk full) is refused the same way, inside a
+savepoint, so the operation's transaction stays usable for the page that says so.
+
+``read`` serves a photo from the database, else from ``ATTACHMENT_DIR`` (photos a database
+kept in files before: ``hotline attachments import-files`` copies them in).
 """
 
 import errno
@@ -29,6 +40,8 @@ from flask import current_app, request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from hotline import blobs
+from hotline.audit import audit
 from hotline.errors import ServiceUnavailable, ValidationFailed
 from hotline.models import Attachment
 
@@ -124,12 +137,15 @@ def _refuse(field, message, code):
 
 def store(session, actor, ticket, photos, *, purpose, event=None):
     """Write ``photos`` (content-addressed) and add their rows to ``session``; the caller
-    commits. Raises ``ServiceUnavailable`` when the files cannot be written."""
+    commits. Raises ``ServiceUnavailable`` when the store cannot take them."""
     assert purpose in PURPOSES
-    directory = current_app.config["ATTACHMENT_DIR"]
+    config = current_app.config
     rows = []
     for photo in photos:
-        _write(session, directory, photo)
+        if config["ATTACHMENT_STORE"] == "files":
+            _write(session, config["ATTACHMENT_DIR"], photo)
+        else:
+            _put(session, photo)
         row = Attachment(
             ticket_id=ticket.id,
             event_id=event.id if event is not None else None,
@@ -146,8 +162,66 @@ def store(session, actor, ticket, photos, *, purpose, event=None):
     return rows
 
 
+def read(session, sha256):
+    """The bytes of a stored photo (from the database, else the folder), or None."""
+    data = None
+    if current_app.config["ATTACHMENT_STORE"] == "database":
+        data = blobs.get(session, sha256)
+    if data is None:
+        try:
+            with open(path_of(current_app.config["ATTACHMENT_DIR"], sha256), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+    return data
+
+
+def import_files(session, directory, *, batch=50):
+    """Copy the photos of ``attachments`` rows kept under ``directory`` (a database that
+    stored them in files) into the database, committing every ``batch``; a photo already there
+    is skipped, so running it again copies nothing. The files stay (remove the folder once
+    a backup holds the database). Returns the counts: copied, present, missing, damaged (a
+    file whose bytes are not its name's)."""
+    counts = {"copied": 0, "present": 0, "missing": 0, "damaged": 0}
+    shas = sorted(set(session.scalars(sa.select(Attachment.sha256).distinct())))
+    for start in range(0, len(shas), batch):
+        chunk = shas[start : start + batch]
+        stored = blobs.present(session, chunk)
+        counts["present"] += len(stored)
+        for sha256 in chunk:
+            if sha256 in stored:
+                continue
+            try:
+                with open(path_of(directory, sha256), "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                counts["missing"] += 1
+                continue
+            if blobs.digest(data) != sha256:
+                counts["damaged"] += 1
+                continue
+            blobs.put(session, data, sha256)
+            counts["copied"] += 1
+        session.commit()
+    if counts["copied"]:
+        audit(session, None, "attachments.import_files", payload={**counts, "directory": directory})
+        session.commit()
+    return counts
+
+
 def path_of(directory, sha256):
     return os.path.join(directory, sha256[:2], sha256)
+
+
+def _put(session, photo):
+    """Put ``photo`` in the database's blobs unless it is there, inside a savepoint: a write
+    the database refuses leaves the operation's transaction usable."""
+    try:
+        with session.begin_nested():
+            blobs.put(session, photo.data, photo.sha256)
+    except sa.exc.DBAPIError as exc:
+        log.error("attachment store (database): %s", type(exc.orig).__name__)
+        raise ServiceUnavailable(STORE_FAILED, code="ATTACHMENT_STORE_UNAVAILABLE") from None
 
 
 def _write(session, directory, photo):

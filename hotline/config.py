@@ -57,9 +57,12 @@ DEFAULTS = {
     #: open for a whole shift.
     "WTF_CSRF_TIME_LIMIT": None,
     #: Photo attachments: largest photo in bytes, most photos per action, and where they are
-    #: kept (default ``instance/attachments``).
+    #: kept (``hotline.attachments``): ``database`` (every web host reads the same ones) or
+    #: ``files`` under ``ATTACHMENT_DIR`` (default ``instance/attachments``; with the database
+    #: store, photos stored there before are still read from it).
     "ATTACHMENT_MAX_BYTES": 5 * 1024 * 1024,
     "ATTACHMENT_MAX_FILES": 5,
+    "ATTACHMENT_STORE": "database",
     "ATTACHMENT_DIR": "",
     #: Log level of the scheduler and board-publisher processes (DEBUG, INFO, WARNING …).
     "LOG_LEVEL": "INFO",
@@ -67,8 +70,10 @@ DEFAULTS = {
     "EVENT_CHANNEL": "hotline:events",
     #: SQLAlchemy engine pool size per process (PostgreSQL).
     "DATABASE_POOL_SIZE": 5,
-    #: Where versioned classifier models live (``ACTIVE`` names the one in use); default
-    #: ``instance/models``.
+    #: This process's copy of the classifier model versions (the versions and which one is
+    #: active live in the database, ``hotline.model_versions``); default ``instance/models``.
+    #: A folder of an older release (``ACTIVE`` naming the version in use) is imported into
+    #: the database on first use.
     "CLASSIFIER_MODELS_DIR": "",
     #: 并单: the intake console offers tickets received within this many days as possible
     #: duplicates of a new call (same phone, or same place with similar text).
@@ -180,8 +185,16 @@ def load(app, overrides=None):
     return config
 
 
+#: Settings that take one of a few words.
+CHOICES = {"ATTACHMENT_STORE": ("database", "files")}
+
+
 def check(config):
-    """Refuse a setting whose type differs from its default's."""
+    """Refuse a setting whose type differs from its default's, or a word not among its
+    choices."""
+    for key, choices in CHOICES.items():
+        if config[key] not in choices:
+            raise ValueError(f"配置项 {key} 须为 {' 或 '.join(choices)}（现为 {config[key]!r}）")
     for key, default in DEFAULTS.items():
         value = config[key]
         if isinstance(default, str):

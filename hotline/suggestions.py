@@ -1,11 +1,12 @@
 """Intake suggestions: the classifier fed with this city's areas, categories and catalogue.
 
 One ``SuggestionService`` per process builds a ``classifier.pipeline.Suggester`` from the
-active model version and the reference tables, and rebuilds it when an administrator activates
-another version or changes areas, categories, units or the catalogue (``hotline.reference``:
-noticed within seconds, no restart), when the city's local date changes (the catalogue it
-holds is the rules in force today: a rule dated from tomorrow takes effect after midnight),
-and at least every ``REFERENCE_TTL`` seconds.
+active model version (``hotline.model_versions``: the database names it, every host follows)
+and the reference tables, and rebuilds it when an administrator activates another version
+(noticed within ``MODEL_CHECK_SECONDS``) or changes areas, categories, units or the
+catalogue (``hotline.reference``: noticed within seconds, no restart), when the city's local
+date changes (the catalogue it holds is the rules in force today: a rule dated from tomorrow
+takes effect after midnight), and at least every ``REFERENCE_TTL`` seconds.
 """
 
 import hashlib
@@ -19,23 +20,22 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import aliased
 
-from classifier import artefact
 from classifier.artefact import ActiveModel
 from classifier.gazetteer import Gazetteer
 from classifier.geo import GridLocator
 from classifier.normalize import normalize
 from classifier.pipeline import CategoryInfo, Suggester
 from classifier.router import CatalogueRouter, Router, record_from_codes
-from hotline import city, reference
-from hotline.audit import audit
+from hotline import city, model_versions, reference
 from hotline.config import DEFAULTS
-from hotline.db import local_today
-from hotline.enums import AreaLevel, Role
-from hotline.errors import Forbidden, NotFound
+from hotline.db import get_session, local_today
+from hotline.enums import AreaLevel
 from hotline.models import Area, Category, RoutingRule, Unit
 from hotline.models.rules import precedence
 
 REFERENCE_TTL = 600
+#: Seconds between two looks at which model version the database names active.
+MODEL_CHECK_SECONDS = 3.0
 #: The reference data a suggester is built from (and the city's names, 城市设置: a change of
 #: another setting does not rebuild it).
 SUGGESTER_REFERENCES = (reference.AREAS, reference.CATEGORIES, reference.UNITS, reference.ROUTING)
@@ -45,7 +45,14 @@ log = logging.getLogger(__name__)
 
 class SuggestionService:
     def __init__(self, models_dir):
-        self.active = ActiveModel(models_dir)
+        self.models_dir = models_dir
+        # Asked through the caller's session (a script's own, not the request's: on SQLite
+        # a second connection would wait for the first's write lock).
+        self.active = ActiveModel(
+            lambda session: model_versions.current(session, models_dir),
+            lambda version, session: model_versions.load(session, models_dir, version),
+            check_every=MODEL_CHECK_SECONDS,
+        )
         self._lock = threading.Lock()
         self._built = (None, 0.0, None)  # (model version, reference stamp), built at, suggester
 
@@ -77,7 +84,7 @@ class SuggestionService:
         ``session``'s transaction once the reference rows are read (the preload's own
         session: on SQLite every transaction holds the write lock, which other workers must
         not wait for while the gazetteer is built)."""
-        version, bundle, _ = self.active.get()
+        version, bundle, _ = self.active.get(session)
         if bundle is None:
             return None, None
         today = local_today(_timezone())
@@ -307,7 +314,7 @@ def reusable(offered, text, *, address=None, lng=None, lat=None, now=None):
     max_age = current_app.config["SUGGESTION_REUSE_SECONDS"]
     if not isinstance(made, int) or not (now - max_age <= made <= now + 60):
         return None
-    version, _, _ = service().active.get()
+    version, _, _ = service().active.get(get_session())
     if version is None or offered.get("model_version") != version:
         return None
     return {k: v for k, v in offered.items() if k not in (SEAL, "sealed_at")}
@@ -360,20 +367,6 @@ def unit_names(db, codes):
     return dict(db.execute(sa.select(Unit.code, Unit.name).where(Unit.code.in_(codes))).all())
 
 
-def activate_model(db, actor, models_dir, version):
-    """Make ``version`` the active model (every server process switches within seconds).
-    Administrators only (``actor`` None: the command line). Audited; the caller commits.
-    Returns the version active before."""
-    if actor is not None and actor.role != Role.admin:
-        raise Forbidden("只有系统管理员可以切换分类模型", code="ROLE_NOT_ALLOWED")
-    if version not in artefact.versions(models_dir):
-        raise NotFound(f"模型版本不存在：{version}", code="MODEL_NOT_FOUND")
-    previous = artefact.active_version(models_dir)
-    artefact.set_active(models_dir, version)
-    audit(db, actor, "classifier.activate", target=version, payload={"previous": previous})
-    return previous
-
-
 def init_app(app):
     app.extensions["hotline.suggestions"] = SuggestionService(app.config["CLASSIFIER_MODELS_DIR"])
     if app.config["CLASSIFIER_ENABLED"] and app.config["CLASSIFIER_PRELOAD"]:
@@ -384,9 +377,9 @@ def init_app(app):
 
 def _preload(app):
     with app.app_context():
-        from hotline.db import get_session
-
         try:
+            # An older release's model folder goes into the database first (once).
+            model_versions.import_at_start(get_session(), app.config["CLASSIFIER_MODELS_DIR"])
             app.extensions["hotline.suggestions"]._suggester(get_session(), release=True)
         except Exception:
             log.exception("could not preload the classifier; it will load on first use")

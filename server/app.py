@@ -204,9 +204,19 @@ class RowIdConverter(IntegerConverter):
         super().__init__(url_map, max=2**31 - 1)
 
 
+#: Where the instance folder is (one per host; absolute path).
+INSTANCE_PATH_VARIABLE = "HOTLINE_INSTANCE_PATH"
+
+
 def create_app(overrides=None):
     """Build the application. ``overrides`` beat every other configuration source (tests)."""
-    app = Flask("hotline", instance_relative_config=True)
+    # The instance folder (hotline.cfg, secret_key, default attachment and model folders):
+    # HOTLINE_INSTANCE_PATH, else instance/ beside the code.
+    app = Flask(
+        "hotline",
+        instance_relative_config=True,
+        instance_path=os.environ.get(INSTANCE_PATH_VARIABLE) or None,
+    )
     os.makedirs(app.instance_path, exist_ok=True)
     config.load(app, overrides)
     # Chinese stays readable (and shorter) in JSON; keys keep their documented order.

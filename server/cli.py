@@ -13,16 +13,15 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from werkzeug.serving import WSGIRequestHandler, run_simple
 
-from classifier import artefact
 from dashboards import hotspots
 from dashboards import publisher as board_publisher
 from dispatch import open311
-from hotline import backup, migrate, seed, tabular, users
+from hotline import backup, migrate, model_versions, seed, tabular, users
 from hotline.db import get_session, local_datetime
 from hotline.enums import SERVICE_ROLES, Role
 from hotline.errors import HotlineError
 from hotline.models import User
-from server import cli_classifier, history, scheduler
+from server import cli_attachments, cli_classifier, history, scheduler
 from server.app import create_app
 
 
@@ -37,6 +36,7 @@ def main():
 
 
 main.add_command(cli_classifier.group)
+main.add_command(cli_attachments.group)
 
 
 @main.group()
@@ -401,12 +401,14 @@ def demo(host, port, with_scheduler, history_days, history_seed):
     seed.load_all(session)
     session.commit()
     models_dir = current_app.config["CLASSIFIER_MODELS_DIR"]
-    if artefact.active_version(models_dir) is None:
+    model_versions.import_at_start(session, models_dir)
+    if model_versions.active_version(session) is None:
         click.echo("训练默认分类模型（首次启动，约需十秒）…")
         from classifier import training
 
         bundle, meta = training.train_default()
-        artefact.save(bundle, models_dir, meta, activate=True)
+        model_versions.save(session, None, bundle, models_dir, meta, active=True)
+        session.commit()
     if history_days:
         _make_history(history_days, history_seed)
     _show_sent_messages()

@@ -1,4 +1,9 @@
-"""``hotline classifier …``: train, evaluate, list and activate model versions."""
+"""``hotline classifier …``: train, evaluate, list, activate and roll back model versions.
+
+Versions and which one is active live in the database (``hotline.model_versions``), so every
+host follows the same one; a command keeps its copy of the files in ``CLASSIFIER_MODELS_DIR``.
+A folder an older release kept (``ACTIVE`` in it) is imported before a command's first use
+of the database's versions (or with ``hotline classifier import``)."""
 
 from pathlib import Path
 
@@ -8,10 +13,10 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.orm import aliased
 
-from classifier import artefact, training
+from classifier import training
 from classifier.bundle import ModelBundle
 from classifier.router import LearnedRouter, record_from_codes
-from hotline import suggestions
+from hotline import model_versions
 from hotline.audit import audit
 from hotline.db import get_session
 from hotline.errors import HotlineError
@@ -22,6 +27,30 @@ group = AppGroup("classifier", help="Complaint classifier: train, evaluate, swit
 
 def _models_dir():
     return current_app.config["CLASSIFIER_MODELS_DIR"]
+
+
+def _session():
+    """The command's session, after an older release's model folder went into the database
+    (once; nothing happens when the database names an active version)."""
+    session = get_session()
+    model_versions.import_at_start(session, _models_dir())
+    return session
+
+
+def _active():
+    """(session, version, bundle, meta) of the active model, or a usage error."""
+    session = _session()
+    version = model_versions.active_version(session)
+    if version is None:
+        raise click.ClickException("没有启用的模型：请先运行 hotline classifier train-default")
+    bundle, meta = model_versions.load(session, _models_dir(), version)
+    return session, version, bundle, meta
+
+
+def _save(session, bundle, meta, activate):
+    version = model_versions.save(session, None, bundle, _models_dir(), meta, active=activate)
+    session.commit()
+    return version
 
 
 def _columns(value):
@@ -134,17 +163,17 @@ def train(
         "metrics": metrics or {},
         "urgency": urgency_meta,
     }
-    version = artefact.save(bundle, _models_dir(), meta, activate=activate)
+    version = _save(get_session(), bundle, meta, activate)
     _report(version, metrics, activate)
 
 
 def _urgency_model():
     """A city's history has no emergency labels: its model keeps the active version's emergency
     model, or one learned from the seed corpus (seconds), never the rules alone."""
-    models_dir = _models_dir()
-    version = artefact.active_version(models_dir)
+    session = _session()
+    version = model_versions.active_version(session)
     if version is not None:
-        bundle, meta = artefact.load(models_dir, version)
+        bundle, meta = model_versions.load(session, _models_dir(), version)
         if getattr(bundle, "urgency", None) is not None:
             return bundle.urgency, {**meta.get("urgency", {}), "from_version": version}
     return training.train_urgency()
@@ -156,7 +185,7 @@ def train_default(activate):
     """Train the out-of-the-box model from the seed corpus and save it as a new version."""
     results = _steps("训练默认模型", [("bundle", lambda _: training.train_default())])
     bundle, meta = results["bundle"]
-    version = artefact.save(bundle, _models_dir(), meta, activate=activate)
+    version = _save(_session(), bundle, meta, activate)
     _report(version, None, activate)
 
 
@@ -164,12 +193,7 @@ def train_default(activate):
 @click.option("--activate/--no-activate", default=True, show_default=True)
 def train_router(activate):
     """Learn which unit handles what from dispatched tickets; saved with the active model."""
-    models_dir = _models_dir()
-    version = artefact.active_version(models_dir)
-    if version is None:
-        raise click.ClickException("没有启用的模型：请先运行 hotline classifier train-default")
-    bundle, meta = artefact.load(models_dir, version)
-    session = get_session()
+    session, version, bundle, meta = _active()
     lead = aliased(Unit)
     rows = session.execute(
         sa.select(Category.code, Area.code, Ticket.request_type, Ticket.channel, lead.code)
@@ -185,7 +209,9 @@ def train_router(activate):
     ]
     bundle.router = LearnedRouter().fit(records, [unit for *_, unit in rows])
     meta = {**meta, "router_tickets": len(rows), "based_on": version}
-    new_version = artefact.save(bundle, models_dir, meta, activate=activate)
+    new_version = model_versions.save(
+        session, None, bundle, _models_dir(), meta, active=activate, reason="学习派单后启用"
+    )
     audit(
         session, None, "classifier.train_router", target=new_version, payload={"tickets": len(rows)}
     )
@@ -208,11 +234,14 @@ def train_router(activate):
 )
 def evaluate(input_path, text_columns, label_column, version, predicted_as):
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
-    models_dir = _models_dir()
-    version = version or artefact.active_version(models_dir)
+    session = _session()
+    version = version or model_versions.active_version(session)
     if version is None:
         raise click.ClickException("没有启用的模型，请用 --version 指定")
-    bundle, _ = artefact.load(models_dir, version)
+    try:
+        bundle, _ = model_versions.load(session, _models_dir(), version)
+    except HotlineError as error:
+        raise click.ClickException(error.message) from None
     texts, labels = _read_table(input_path, _columns(text_columns), label_column)
     model = bundle.category
     if predicted_as == "top-name":
@@ -245,26 +274,64 @@ def _report(version, metrics, activated):
 
 @group.command("list")
 def list_versions():
-    """Saved versions; the active one is marked."""
-    models_dir = _models_dir()
-    active = artefact.active_version(models_dir)
-    for version in artefact.versions(models_dir):
-        meta = artefact.read_meta(models_dir, version)
-        mark = "*" if version == active else " "
-        click.echo(f"{mark} {version}  {meta.get('source', '')}  {meta.get('training_rows')} 条")
+    """Registered versions, the active one marked; then the latest switches."""
+    session = _session()
+    active = model_versions.active_version(session)
+    for row in model_versions.versions(session):
+        meta = row.meta or {}
+        mark = "*" if row.version == active else " "
+        click.echo(
+            f"{mark} {row.version}  {meta.get('source', '')}  {meta.get('training_rows')} 条"
+        )
+    switches = model_versions.activations(session, limit=10)
+    if switches:
+        click.echo("\n最近的切换：")
+    for row in switches:
+        when = row.activated_at.strftime("%Y-%m-%d %H:%M")
+        click.echo(f"  {when}  {row.previous or '—'} → {row.version}  {row.reason or ''}")
 
 
 @group.command("activate")
 @click.argument("version")
-def activate(version):
-    """Make VERSION the active model; running servers switch within seconds."""
-    session = get_session()
-    models_dir = _models_dir()
+@click.option("--reason", help="Why (kept with the switch), e.g. 回退：新版本误判增多.")
+def activate(version, reason):
+    """Make VERSION the active model; running servers on every host switch within seconds.
+    A rollback is activating an earlier version with a reason."""
+    session = _session()
     try:
-        suggestions.activate_model(session, None, models_dir, version)
+        model_versions.activate(session, None, version, reason=reason)
     except HotlineError as error:
-        raise click.ClickException(
-            f"{error.message}（no model version {version} in {models_dir}）"
-        ) from None
+        raise click.ClickException(error.message) from None
     session.commit()
     click.echo(f"已启用模型版本 {version}")
+
+
+@group.command("rollback")
+@click.option("--reason", required=True, help="Why the current version goes.")
+def rollback(reason):
+    """Activate again the version that was active before the current one."""
+    session = _session()
+    try:
+        version, previous = model_versions.roll_back(session, None, reason=reason)
+    except HotlineError as error:
+        raise click.ClickException(error.message) from None
+    session.commit()
+    click.echo(f"已回退到模型版本 {version}（停用 {previous}）")
+
+
+@group.command("import")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(exists=True, file_okay=False),
+    help="A models folder of an older release (default: CLASSIFIER_MODELS_DIR).",
+)
+def import_folder(directory):
+    """Register the versions of a models folder in the database and, while the database names
+    no active version, activate the folder's ACTIVE one. Running it again changes nothing."""
+    session = get_session()
+    registered, activated = model_versions.import_folder(session, None, directory or _models_dir())
+    session.commit()
+    click.echo(
+        f"已导入 {len(registered)} 个模型版本" + (f"，已启用 {activated}" if activated else "")
+    )

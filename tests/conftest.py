@@ -23,10 +23,10 @@ from classifier import artefact, training
 from dispatch import calendar as work_calendar
 from dispatch import timers
 from hotline import cache as hotline_cache
-from hotline import migrate, seed, settings
+from hotline import migrate, model_versions, seed, settings
 from hotline.auth import token_hash
 from hotline.db import make_engine
-from hotline.models import ApiToken, Ticket, User
+from hotline.models import ApiToken, AuditLog, Ticket, User
 from server.app import create_app
 from tests.helpers import (
     BASE_POSTGRES_URL,
@@ -133,7 +133,9 @@ def shipped_review_default():
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory):
+def database_url(tmp_path_factory, models_dir):
+    """The suite's database: migrated, seeded, and with the suite's model registered and
+    active (``hotline.model_versions``)."""
     if POSTGRES_URL:
         url = POSTGRES_URL
         if url != BASE_POSTGRES_URL:
@@ -145,6 +147,9 @@ def database_url(tmp_path_factory):
     engine = make_engine(url)
     with sessionmaker(bind=engine)() as session:
         seed.load_all(session)
+        model_versions.import_folder(session, None, models_dir)
+        # The suite's set-up is no one's action: tests count the audit rows they cause.
+        session.execute(sa.delete(AuditLog))
         session.commit()
     engine.dispose()
     return url
@@ -152,7 +157,8 @@ def database_url(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory):
-    """A models folder holding the default model trained from the seed corpus (active)."""
+    """A models folder holding the default model trained from the seed corpus (``ACTIVE``
+    names it; the suite's database has it registered and active)."""
     path = tmp_path_factory.mktemp("models")
     bundle, meta = training.train_default()
     artefact.save(bundle, path, meta, activate=True)
@@ -290,6 +296,10 @@ def committed_app(app, database_url, models_dir, tmp_path):
         with engine.begin() as conn:
             conn.execute(sa.text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} RESTART IDENTITY CASCADE"))
             conn.execute(sa.text("DELETE FROM users WHERE username LIKE 'race_%'"))
+            # Photos; the suite's model file stays.
+            conn.execute(
+                sa.text("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM model_versions)")
+            )
         return
     copy = tmp_path / "copy.sqlite"
     source = sqlite3.connect(database_url.removeprefix("sqlite:///"))

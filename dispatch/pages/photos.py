@@ -1,13 +1,18 @@
 """A ticket's photos (办结佐证、现场核查、主动发现), served only to users who may see the ticket,
 as the image type detected when they were stored, never as HTML."""
 
-from flask import Blueprint, abort, current_app, send_file
+import io
+import logging
+
+from flask import Blueprint, abort, send_file
 from flask_login import current_user, login_required
 
 from dispatch import access
-from hotline.attachments import path_of
+from hotline import attachments
 from hotline.db import get_session
 from hotline.models import Attachment
+
+log = logging.getLogger(__name__)
 
 
 def create_blueprint():
@@ -25,8 +30,11 @@ def download(attachment_id):
         abort(404)
     if not access.can_view(db, current_user, row.ticket):
         abort(403)
-    path = path_of(current_app.config["ATTACHMENT_DIR"], row.sha256)
-    response = send_file(path, mimetype=row.content_type, max_age=3600)
+    data = attachments.read(db, row.sha256)
+    if data is None:
+        log.error("photo %s of attachment %s is in no store", row.sha256, row.id)
+        abort(404)
+    response = send_file(io.BytesIO(data), mimetype=row.content_type, max_age=3600, etag=row.sha256)
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

@@ -6,8 +6,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, g, request
 from sqlalchemy.orm import aliased
 
-from classifier import artefact
-from hotline import openapi, suggestions
+from hotline import model_versions, openapi, suggestions
 from hotline.api import ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
@@ -59,31 +58,49 @@ def suggest():
 
 
 def list_models():
+    """The registered versions (``hotline.model_versions``), the active one marked, and the
+    latest switches."""
     require_role(REPORT_ROLES)
-    models_dir = current_app.config["CLASSIFIER_MODELS_DIR"]
-    active = artefact.active_version(models_dir)
+    db = get_session()
+    active = model_versions.active_version(db)
     items = []
-    for version in artefact.versions(models_dir):
-        meta = artefact.read_meta(models_dir, version)
+    for row in model_versions.versions(db):
+        meta = row.meta or {}
         items.append(
             {
-                "version": version,
-                "active": version == active,
+                "version": row.version,
+                "active": row.version == active,
                 "created_at": meta.get("created_at"),
                 "source": meta.get("source"),
                 "training_rows": meta.get("training_rows"),
                 "metrics": {k: meta.get("metrics", {}).get(k) for k in ("accuracy", "macro_f1")},
             }
         )
-    return ok({"active": active, "models": items})
+    switches = [
+        {
+            "version": row.version,
+            "previous": row.previous,
+            "reason": row.reason,
+            "activated_at": row.activated_at.isoformat(),
+        }
+        for row in model_versions.activations(db, limit=20)
+    ]
+    return ok({"active": active, "models": items, "activations": switches})
 
 
 def activate_model(version):
-    """Switch every server process to ``version`` (each notices within seconds)."""
+    """Switch every server process on every host to ``version`` (each notices within
+    seconds); an optional JSON ``{"reason": …}`` is kept with the switch (a rollback says
+    why)."""
+    reason = None
+    if request.content_length:
+        fields = Fields(json_body())
+        reason = fields.text("reason", "原因", max_len=model_versions.REASON_MAX)
+        fields.check()
     db = get_session()
-    models_dir = current_app.config["CLASSIFIER_MODELS_DIR"]
-    previous = suggestions.activate_model(db, g.user, models_dir, version)
+    previous = model_versions.activate(db, g.user, version, reason=reason)
     db.commit()
+    suggestions.service().active.recheck()
     return ok({"active": version, "previous": previous})
 
 

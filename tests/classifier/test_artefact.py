@@ -165,7 +165,7 @@ def test_set_active_unknown_version_raises_and_keeps_the_active_one(bundle, tmp_
 
 
 def test_active_model_follows_a_switch_without_restart(bundle, other_bundle, tmp_path):
-    holder = artefact.ActiveModel(tmp_path, check_every=0)
+    holder = artefact.ActiveModel.in_folder(tmp_path, check_every=0)
     assert holder.get() == (None, None, None)
 
     first = artefact.save(bundle, tmp_path, _meta("1" * 64), activate=True)
@@ -190,9 +190,26 @@ def test_active_model_follows_a_switch_without_restart(bundle, other_bundle, tmp
 def test_active_model_checks_at_most_every_interval(bundle, other_bundle, tmp_path):
     first = artefact.save(bundle, tmp_path, _meta("3" * 64), activate=True)
     second = artefact.save(other_bundle, tmp_path, _meta("4" * 64))
-    holder = artefact.ActiveModel(tmp_path, check_every=3600)
+    holder = artefact.ActiveModel.in_folder(tmp_path, check_every=3600)
     assert holder.get()[0] == first
     artefact.set_active(tmp_path, second)
     assert holder.get()[0] == first  # not looked at again within the hour
     holder._checked_at -= 3600
     assert holder.get()[0] == second
+
+
+def test_active_model_asks_again_after_a_switch_here(bundle, other_bundle, tmp_path):
+    first = artefact.save(bundle, tmp_path, _meta("5" * 64), activate=True)
+    second = artefact.save(other_bundle, tmp_path, _meta("6" * 64))
+    asked = []
+
+    def which():
+        asked.append(1)
+        return artefact.active_version(tmp_path)
+
+    holder = artefact.ActiveModel(which, lambda v: artefact.load(tmp_path, v), check_every=3600)
+    assert holder.get()[0] == first
+    artefact.set_active(tmp_path, second)
+    holder.recheck()
+    assert holder.get()[0] == second
+    assert len(asked) == 2

@@ -3,9 +3,10 @@ Werkzeug's English 500, lost the typed form, and found an orphan photo and a par
 
 A unit handler finishes a ticket with a photo through the ticket page while the attachment
 store cannot take it: a disk that fills up mid-write, a read-only store, a store that is not
-a directory. Each time the page answers in Chinese with the result text kept, the ticket is
-not finished, no row and no file (nor a temporary one) stays behind; once the store works
-again the same form succeeds.
+a directory (``ATTACHMENT_STORE = "files"``), a database that refuses the bytes (the
+default store). Each time the page answers in Chinese with the result text kept, the ticket
+is not finished, no row and no file, blob (nor a temporary file) stays behind; once the store
+works again the same form succeeds.
 """
 
 import errno
@@ -25,7 +26,8 @@ from hotline import db as database
 from hotline.db import get_session
 from hotline.enums import TicketStatus
 from hotline.errors import Conflict
-from hotline.models import Attachment, Category, Unit, User
+from hotline.models import Attachment, Blob, Category, Unit, User
+from server import cli_attachments
 
 RESULT = "已更换路灯灯头，现场恢复照明 <i>完毕</i>"
 
@@ -61,9 +63,10 @@ def signed(db, user, make_ticket):
 
 @pytest.fixture
 def store(app, monkeypatch):
-    """Point the attachment store at ``path`` for the test: ``store(path)``."""
+    """Keep photos in files under ``path`` for the test: ``store(path)``."""
 
     def use(path):
+        monkeypatch.setitem(app.config, "ATTACHMENT_STORE", "files")
         monkeypatch.setitem(app.config, "ATTACHMENT_DIR", str(path))
         return path
 
@@ -220,6 +223,141 @@ def test_a_real_read_only_disk(client, db, signed, store, finish, web_login, sma
     web_login(client, "dongguan")
     response = finish(client, signed, photo_bytes())
     assert_refused_and_nothing_left(response, db, signed, directory)
+
+
+# -- the database store (the default) -----------------------------------------------------
+
+
+def count(db, model):
+    return db.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+@pytest.fixture
+def refusing_database(db):
+    """The database refuses new blobs as a full disk would, until ``allow()``."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(
+            sa.text(
+                "CREATE FUNCTION refuse_blob() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$"
+            )
+        )
+        db.execute(
+            sa.text(
+                "CREATE TRIGGER refuse_blob BEFORE INSERT ON blobs "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_blob()"
+            )
+        )
+        drop = "DROP TRIGGER refuse_blob ON blobs"
+    else:
+        db.execute(
+            sa.text(
+                "CREATE TRIGGER refuse_blob BEFORE INSERT ON blobs "
+                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            )
+        )
+        drop = "DROP TRIGGER refuse_blob"
+    return lambda: db.execute(sa.text(drop))
+
+
+def test_the_database_keeps_the_photo_with_its_row_and_serves_it(
+    client, db, signed, finish, web_login
+):
+    blobs_before = count(db, Blob)
+    web_login(client, "dongguan")
+    data = photo_bytes(20_000)
+    response = finish(client, signed, data)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    row = db.scalars(sa.select(Attachment)).one()
+    assert db.get(Blob, row.sha256).data == data
+    assert count(db, Blob) == blobs_before + 1
+    download = client.get(f"/attachments/{row.id}")
+    assert download.status_code == 200
+    assert download.data == data and download.mimetype == "image/png"
+    assert download.headers["ETag"] == f'"{row.sha256}"'
+    assert (
+        client.get(f"/attachments/{row.id}", headers={"If-None-Match": row.sha256}).status_code
+        == 304
+    )
+
+
+def test_the_same_photo_twice_is_stored_once(app, db, signed):
+    session = get_session()
+    ticket = session.get(type(signed), signed.id)
+    same = photo(photo_bytes(3000))
+    blobs_before = count(session, Blob)
+    attachments.store(session, _worker(session), ticket, [same], purpose="result")
+    attachments.store(session, _worker(session), ticket, [same], purpose="site")
+    assert count(session, Attachment) == 2
+    assert count(session, Blob) == blobs_before + 1
+
+
+def test_a_database_that_refuses_the_photo_leaves_nothing(
+    client, db, signed, finish, web_login, refusing_database, tmp_path
+):
+    blobs_before = count(db, Blob)
+    web_login(client, "dongguan")
+    response = finish(client, signed, photo_bytes(50_000))
+    assert_refused_and_nothing_left(response, db, signed, tmp_path)
+    assert count(db, Blob) == blobs_before
+
+    refusing_database()
+    again = finish(client, signed, photo_bytes(50_000))
+    assert again.status_code == 302, again.get_data(as_text=True)
+    db.expire_all()
+    assert signed.status == TicketStatus.finished
+    assert count(db, Blob) == blobs_before + 1
+
+
+def test_photos_kept_in_files_before_are_served_then_imported_once(
+    app, client, db, signed, store, finish, web_login, tmp_path, monkeypatch
+):
+    """A database whose photos an older release kept under ATTACHMENT_DIR: they are served
+    from there, ``hotline attachments import-files`` copies them in (a second run copies
+    nothing), and then the folder may go."""
+    directory = store(tmp_path / "attachments")
+    web_login(client, "dongguan")
+    data = photo_bytes(10_000)
+    assert finish(client, signed, data).status_code == 302
+    row = db.scalars(sa.select(Attachment)).one()
+    assert db.get(Blob, row.sha256) is None
+    monkeypatch.setitem(app.config, "ATTACHMENT_STORE", "database")
+    assert client.get(f"/attachments/{row.id}").data == data
+
+    runner = app.test_cli_runner()
+    first = runner.invoke(cli_attachments.group, ["import-files"])
+    assert first.exit_code == 0, first.output
+    assert "已导入 1 张照片" in first.output
+    assert db.get(Blob, row.sha256).data == data
+    second = runner.invoke(cli_attachments.group, ["import-files", "--dir", str(directory)])
+    assert second.exit_code == 0 and "已导入 0 张照片，1 张已在数据库中" in second.output
+
+    os.remove(attachments.path_of(str(directory), row.sha256))
+    assert client.get(f"/attachments/{row.id}").data == data
+
+
+def test_import_reports_missing_and_damaged_files(app, db, signed, store, tmp_path):
+    directory = store(tmp_path / "attachments")
+    session = get_session()
+    ticket = session.get(type(signed), signed.id)
+    worker = _worker(session)
+    kept, lost = photo(photo_bytes(100)), photo(photo_bytes(200))
+    attachments.store(session, worker, ticket, [kept, lost], purpose="result")
+    session.commit()
+    os.remove(attachments.path_of(str(directory), lost.sha256))
+    with open(attachments.path_of(str(directory), kept.sha256), "wb") as f:
+        f.write(b"not the photo")
+    result = app.test_cli_runner().invoke(cli_attachments.group, ["import-files"])
+    assert result.exit_code == 1
+    assert "1 张在" in result.output and "1 张文件内容与其名称不符" in result.output
+    assert db.get(Blob, kept.sha256) is None and db.get(Blob, lost.sha256) is None
+
+
+def test_an_unknown_store_stops_the_start(app):
+    from server.app import create_app
+
+    with pytest.raises(ValueError, match="ATTACHMENT_STORE"):
+        create_app({**app.config, "ATTACHMENT_STORE": "s3"})
 
 
 # -- the bookkeeping itself ---------------------------------------------------------------

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from openpyxl import Workbook
 
 from classifier import artefact, training
-from hotline.models import AuditLog
+from hotline.models import AuditLog, ModelActivation, ModelVersion
 from server.cli import main
 from server.cli_classifier import format_metrics
 
@@ -46,8 +46,8 @@ TRAIN_ARGS = ["--text-columns", "留言主题,留言详情", "--label-column", "
 
 
 @pytest.fixture(scope="module")
-def cli_database(tmp_path_factory):
-    """A fresh SQLite file migrated by ``hotline db upgrade`` (shared by this module)."""
+def migrated_database(tmp_path_factory):
+    """A fresh SQLite file migrated by ``hotline db upgrade`` (copied for each test)."""
     url = "sqlite:///" + str(tmp_path_factory.mktemp("cli-db") / "cli.sqlite")
     result = CliRunner().invoke(
         main,
@@ -57,6 +57,56 @@ def cli_database(tmp_path_factory):
     )
     assert result.exit_code == 0, result.output
     return url
+
+
+@pytest.fixture
+def cli_database(migrated_database, tmp_path):
+    """This test's own database (the model versions it registers are its own)."""
+    path = tmp_path / "cli.sqlite"
+    shutil.copyfile(migrated_database.removeprefix("sqlite:///"), path)
+    return f"sqlite:///{path}"
+
+
+class Stored:
+    """What the database holds of the model versions (``hotline.model_versions``)."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def _read(self, statement):
+        engine = sa.create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(statement).all()
+        finally:
+            engine.dispose()
+
+    def versions(self):
+        return [v for (v,) in self._read(sa.select(ModelVersion.version).order_by("version"))]
+
+    def active(self):
+        rows = self._read(
+            sa.select(ModelActivation.version).order_by(ModelActivation.id.desc()).limit(1)
+        )
+        return rows[0][0] if rows else None
+
+    def meta(self, version):
+        return self._read(sa.select(ModelVersion.meta).where(ModelVersion.version == version))[0][0]
+
+    def activations(self):
+        return [
+            tuple(r)
+            for r in self._read(
+                sa.select(
+                    ModelActivation.version, ModelActivation.previous, ModelActivation.reason
+                ).order_by(ModelActivation.id)
+            )
+        ]
+
+
+@pytest.fixture
+def stored(cli_database):
+    return Stored(cli_database)
 
 
 @pytest.fixture
@@ -150,15 +200,15 @@ def check_report(output, labels, supports=None):
 # -- train ------------------------------------------------------------------------------------
 
 
-def test_train_on_csv(hotline, models, table_csv):
+def test_train_on_csv(stored, hotline, models, table_csv):
     output = ok(hotline("classifier", "train", "--input", str(table_csv), *TRAIN_ARGS))
     version = saved_version(output)
     assert "（已启用）" not in output
-    assert artefact.versions(models) == [version]
-    assert artefact.active_version(models) is None  # --no-activate is the default
+    assert stored.versions() == [version]
+    assert stored.active() is None  # --no-activate is the default
     assert version.split("-")[1] == expected_sha256()[:8]
 
-    meta = artefact.read_meta(models, version)
+    meta = stored.meta(version)
     assert meta["training_rows"] == 63
     assert meta["training_sha256"] == expected_sha256()
     assert meta["text_columns"] == ["留言主题", "留言详情"]
@@ -188,28 +238,28 @@ def test_train_on_csv(hotline, models, table_csv):
     assert "from_version" not in meta["urgency"]
 
 
-def test_train_keeps_the_active_versions_emergency_model(hotline, models, table_csv):
+def test_train_keeps_the_active_versions_emergency_model(stored, hotline, models, table_csv):
     first = saved_version(
         ok(hotline("classifier", "train", "--input", str(table_csv), *TRAIN_ARGS, "--activate"))
     )
     second = saved_version(
         ok(hotline("classifier", "train", "--input", str(table_csv), *TRAIN_ARGS))
     )
-    assert artefact.read_meta(models, second)["urgency"]["from_version"] == first
+    assert stored.meta(second)["urgency"]["from_version"] == first
     old, _ = artefact.load(models, first)
     new, _ = artefact.load(models, second)
     assert (new.urgency.weights == old.urgency.weights).all()
     assert (new.urgency.veto, new.urgency.alone) == (old.urgency.veto, old.urgency.alone)
 
 
-def test_train_on_xlsx_with_activate(hotline, models, table_xlsx):
+def test_train_on_xlsx_with_activate(stored, hotline, models, table_xlsx):
     output = ok(
         hotline("classifier", "train", "--input", str(table_xlsx), *TRAIN_ARGS, "--activate")
     )
     version = saved_version(output)
     assert output.count("（已启用）") == 1
-    assert artefact.active_version(models) == version
-    meta = artefact.read_meta(models, version)
+    assert stored.active() == version
+    meta = stored.meta(version)
     # the same rows as the CSV: the same digest
     assert meta["training_sha256"] == expected_sha256()
     assert meta["training_rows"] == 63
@@ -217,7 +267,7 @@ def test_train_on_xlsx_with_activate(hotline, models, table_xlsx):
     check_report(output, list(ISSUES))
 
 
-def test_train_with_unlabelled_and_descriptions(hotline, models, table_csv, tmp_path):
+def test_train_with_unlabelled_and_descriptions(stored, hotline, models, table_csv, tmp_path):
     unlabelled = tmp_path / "unlabelled.csv"
     with open(unlabelled, "w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
@@ -251,7 +301,7 @@ def test_train_with_unlabelled_and_descriptions(hotline, models, table_csv, tmp_
         )
     )
     version = saved_version(output)
-    meta = artefact.read_meta(models, version)
+    meta = stored.meta(version)
     assert meta["unlabelled_rows"] == 2
     assert meta["training_rows"] == 63
     # the descriptions joined the training documents: their word is in the vocabulary
@@ -267,7 +317,7 @@ def test_train_without_descriptions_lacks_their_words(hotline, models, table_csv
     assert "市政设施" not in bundle.category.features[0].vocabulary
 
 
-def test_train_descriptions_need_two_columns(hotline, models, table_csv, tmp_path):
+def test_train_descriptions_need_two_columns(stored, hotline, models, table_csv, tmp_path):
     descriptions = tmp_path / "categories.csv"
     descriptions.write_text("一级分类\n城乡建设\n", encoding="utf-8")
     result = hotline(
@@ -283,7 +333,7 @@ def test_train_descriptions_need_two_columns(hotline, models, table_csv, tmp_pat
     )
     assert result.exit_code == 2
     assert "--description-columns" in result.output
-    assert artefact.versions(models) == []
+    assert stored.versions() == []
 
 
 @pytest.mark.parametrize(
@@ -293,14 +343,14 @@ def test_train_descriptions_need_two_columns(hotline, models, table_csv, tmp_pat
         (["--text-columns", "留言主题", "--label-column", "分类标签"], "分类标签"),
     ],
 )
-def test_train_unknown_column(hotline, models, table_csv, args, missing):
+def test_train_unknown_column(stored, hotline, models, table_csv, args, missing):
     result = hotline("classifier", "train", "--input", str(table_csv), *args)
     assert result.exit_code != 0
     assert f"no column(s) {missing}" in result.output
     assert "has 留言主题, 留言详情, 一级分类" in result.output
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)  # a clean error, not a crash
-    assert artefact.versions(models) == []
+    assert stored.versions() == []
 
 
 def test_train_missing_input_file(hotline, tmp_path):
@@ -318,14 +368,14 @@ def _train(hotline, path, *extra):
     )
 
 
-def test_list_and_activate(hotline, models, table_csv, table_xlsx, cli_database):
+def test_list_and_activate(stored, hotline, models, table_csv, table_xlsx, cli_database):
     assert ok(hotline("classifier", "list")) == ""
     first = _train(hotline, table_csv)
     second = _train(hotline, table_xlsx)
     assert first != second
 
     def listed():
-        lines = ok(hotline("classifier", "list")).splitlines()
+        lines = ok(hotline("classifier", "list")).split("\n\n")[0].splitlines()
         return {line[2:].split()[0]: line[0] for line in lines}, lines
 
     marks, lines = listed()
@@ -333,13 +383,16 @@ def test_list_and_activate(hotline, models, table_csv, table_xlsx, cli_database)
     assert f"  {first}  {table_csv}  63 条" in lines
 
     assert ok(hotline("classifier", "activate", second)) == f"已启用模型版本 {second}\n"
-    assert artefact.active_version(models) == second
+    assert stored.active() == second
     marks, lines = listed()
     assert marks == {first: " ", second: "*"}
     assert f"* {second}  {table_xlsx}  63 条" in lines
 
     ok(hotline("classifier", "activate", first))
     assert listed()[0] == {first: "*", second: " "}
+    assert stored.activations() == [(second, None, None), (first, second, None)]
+    switches = ok(hotline("classifier", "list")).split("最近的切换：\n")[1].splitlines()
+    assert [line.split()[2:5] for line in switches] == [[second, "→", first], ["—", "→", second]]
 
     engine = sa.create_engine(cli_database)
     with engine.connect() as conn:
@@ -352,13 +405,64 @@ def test_list_and_activate(hotline, models, table_csv, table_xlsx, cli_database)
     assert targets[-2:] == [second, first]
 
 
-def test_activate_unknown_version(hotline, models, table_csv):
+def test_activate_unknown_version(stored, hotline, models, table_csv):
     version = _train(hotline, table_csv, "--activate")
     result = hotline("classifier", "activate", "20990101T000000-deadbeef")
     assert result.exit_code == 1
-    assert "no model version 20990101T000000-deadbeef" in result.output
+    assert "模型版本不存在：20990101T000000-deadbeef" in result.output
     assert "Traceback" not in result.output
-    assert artefact.active_version(models) == version
+    assert stored.active() == version
+
+
+def test_a_rollback_activates_the_version_before_with_its_reason(
+    stored, hotline, table_csv, table_xlsx
+):
+    result = hotline("classifier", "rollback", "--reason", "无")
+    assert result.exit_code == 1 and "没有可回退的上一个模型版本" in result.output
+    first = _train(hotline, table_csv, "--activate")
+    second = _train(hotline, table_xlsx, "--activate")
+    output = ok(hotline("classifier", "rollback", "--reason", "新版本误判增多"))
+    assert output == f"已回退到模型版本 {first}（停用 {second}）\n"
+    assert stored.active() == first
+    assert stored.activations() == [
+        (first, None, "训练后启用"),
+        (second, first, "训练后启用"),
+        (first, second, "新版本误判增多"),
+    ]
+    ok(hotline("classifier", "activate", second, "--reason", "修正后重新启用"))
+    assert stored.activations()[-1] == (second, first, "修正后重新启用")
+
+
+def test_the_database_serves_a_version_this_folder_never_had(
+    stored, hotline, models, table_csv, tmp_path
+):
+    """Another host's version: a command here writes its copy from the database."""
+    version = _train(hotline, table_csv, "--activate")
+    shutil.rmtree(models)
+    output = ok(hotline("classifier", "eval", "--input", str(table_csv), *TRAIN_ARGS))
+    assert output.startswith(f"模型 {version}，63 条")
+    assert (models / version / "model.joblib").is_file()
+    assert artefact.read_meta(models, version) == stored.meta(version)
+
+
+def test_an_older_folder_is_imported_once(stored, hotline, models, models_dir, cli_database):
+    version = _copy_default_model(models_dir, models)
+    assert stored.versions() == []
+    assert ok(hotline("classifier", "import")) == f"已导入 1 个模型版本，已启用 {version}\n"
+    assert stored.versions() == [version] and stored.active() == version
+    assert ok(hotline("classifier", "import")) == "已导入 0 个模型版本\n"
+    assert stored.activations() == [(version, None, f"从模型目录导入（{models}）")]
+    engine = sa.create_engine(cli_database)
+    with engine.connect() as conn:
+        actions = conn.scalars(sa.select(AuditLog.action).order_by(AuditLog.id)).all()
+    engine.dispose()
+    assert actions == ["classifier.register", "classifier.activate"]
+
+
+def test_any_command_imports_an_older_folder_first(stored, hotline, models, models_dir):
+    version = _copy_default_model(models_dir, models)
+    assert ok(hotline("classifier", "list")).startswith(f"* {version}")
+    assert stored.active() == version
 
 
 # -- eval -------------------------------------------------------------------------------------
@@ -474,7 +578,7 @@ def test_eval_bad_choice(hotline, table_csv):
 # -- train-default and train-router -----------------------------------------------------------
 
 
-def test_train_default_saves_and_activates(hotline, models, models_dir, monkeypatch):
+def test_train_default_saves_and_activates(stored, hotline, models, models_dir, monkeypatch):
     """The command's wiring, with the session's default model standing in for the training."""
     version = artefact.active_version(models_dir)
     bundle, meta = artefact.load(models_dir, version)
@@ -492,9 +596,9 @@ def test_train_default_saves_and_activates(hotline, models, models_dir, monkeypa
     assert calls == [1]
     new = saved_version(output)
     assert "（已启用）" in output
-    assert artefact.active_version(models) == new
+    assert stored.active() == new
     assert new.split("-")[1] == "11111111"
-    written = artefact.read_meta(models, new)
+    written = stored.meta(new)
     assert {k: written[k] for k in seed_meta} == {**seed_meta, "training_sha256": "1" * 64}
     assert written["classes"] == meta["classes"]
     assert written["label_level"] == 2
@@ -502,11 +606,11 @@ def test_train_default_saves_and_activates(hotline, models, models_dir, monkeypa
     again = ok(hotline("classifier", "train-default", "--no-activate"))
     assert "（已启用）" not in again
     assert saved_version(again).split("-")[1] == "22222222"
-    assert artefact.active_version(models) == new
-    assert len(artefact.versions(models)) == 2
+    assert stored.active() == new
+    assert len(stored.versions()) == 2
 
 
-def test_train_router_needs_a_model_and_tickets(hotline, models, models_dir):
+def test_train_router_needs_a_model_and_tickets(stored, hotline, models, models_dir):
     result = hotline("classifier", "train-router")
     assert result.exit_code == 1
     assert "没有启用的模型" in result.output
@@ -514,4 +618,4 @@ def test_train_router_needs_a_model_and_tickets(hotline, models, models_dir):
     result = hotline("classifier", "train-router")
     assert result.exit_code == 1
     assert "还没有已派单的工单可供学习" in result.output
-    assert len(artefact.versions(models)) == 1
+    assert len(stored.versions()) == 1

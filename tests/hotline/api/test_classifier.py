@@ -5,8 +5,8 @@ import pytest
 import sqlalchemy as sa
 
 from classifier import artefact
-from hotline import suggestions
-from hotline.models import AuditLog, Ticket, User
+from hotline import model_versions, suggestions
+from hotline.models import AuditLog, ModelActivation, Ticket, User
 from tests.helpers import assert_error
 
 STREETLIGHT = "奎文区东关街道中学街社区的路灯坏了一个星期，晚上出门黑漆漆的，希望尽快维修。"
@@ -137,7 +137,8 @@ def test_suggest_content_too_long(api, app):
     assert "content" in error["details"]
 
 
-def test_suggest_without_an_active_model(api, app, tmp_path):
+def test_suggest_without_an_active_model(api, app, db, tmp_path):
+    db.execute(sa.delete(ModelActivation))
     original = app.extensions["hotline.suggestions"]
     app.extensions["hotline.suggestions"] = suggestions.SuggestionService(str(tmp_path))
     try:
@@ -292,33 +293,51 @@ def test_acceptance_refused(api, username):
 # -- model versions ---------------------------------------------------------------------------
 
 
-def test_list_models(api, models_dir):
+def test_list_models(api, db, models_dir):
     listed = data(api("supervisor").get("/classifier/models"))
-    active = artefact.active_version(models_dir)
+    active = model_versions.active_version(db)
+    assert active == artefact.active_version(models_dir)  # the suite's model, imported
     assert listed["active"] == active
-    assert [m["version"] for m in listed["models"]] == artefact.versions(models_dir)
-    (model,) = [m for m in listed["models"] if m["version"] == active]
+    assert [m["version"] for m in listed["models"]] == [active]
     meta = artefact.read_meta(models_dir, active)
-    assert model == {
-        "version": active,
-        "active": True,
-        "created_at": meta["created_at"],
-        "source": "seed_data/corpus/messages.jsonl",
-        "training_rows": meta["training_rows"],
-        "metrics": {"accuracy": None, "macro_f1": None},
-    }
-    assert all(m["active"] is (m["version"] == active) for m in listed["models"])
+    assert listed["models"] == [
+        {
+            "version": active,
+            "active": True,
+            "created_at": meta["created_at"],
+            "source": "seed_data/corpus/messages.jsonl",
+            "training_rows": meta["training_rows"],
+            "metrics": {"accuracy": None, "macro_f1": None},
+        }
+    ]
+    (switch,) = listed["activations"]
+    assert switch["version"] == active and switch["previous"] is None
+    assert switch["reason"].startswith("从模型目录导入")
 
 
 def test_list_models_refused(api):
     assert_error(api("operator").get("/classifier/models"), 403, "ROLE_NOT_ALLOWED")
 
 
-def test_activate_by_admin_is_audited(api, db, models_dir):
-    version = artefact.active_version(models_dir)
-    result = data(api("admin").post(f"/classifier/models/{version}/activate"))
-    assert result == {"active": version, "previous": version}
-    assert artefact.active_version(models_dir) == version
+@pytest.fixture
+def second_version(db, models_dir, tmp_path):
+    """Another registered version (the suite's model saved again under a new name)."""
+    bundle, meta = artefact.load(models_dir, artefact.active_version(models_dir))
+    version = artefact.save(bundle, tmp_path, {**meta, "training_sha256": "2" * 64})
+    model_versions.register(db, None, tmp_path, version)
+    db.flush()
+    return version
+
+
+def test_activate_by_admin_is_audited_and_suggestions_follow(api, db, second_version):
+    first = model_versions.active_version(db)
+    result = data(
+        api("admin").post(
+            f"/classifier/models/{second_version}/activate", json={"reason": "新训练的版本"}
+        )
+    )
+    assert result == {"active": second_version, "previous": first}
+    assert model_versions.active_version(db) == second_version
     db.expire_all()
     rows = db.execute(
         sa.select(AuditLog.action, AuditLog.target, AuditLog.payload, User.username)
@@ -326,15 +345,48 @@ def test_activate_by_admin_is_audited(api, db, models_dir):
         .where(AuditLog.action == "classifier.activate")
     ).all()
     assert [tuple(r) for r in rows] == [
-        ("classifier.activate", version, {"previous": version}, "admin")
+        (
+            "classifier.activate",
+            second_version,
+            {"previous": first, "reason": "新训练的版本"},
+            "admin",
+        )
     ]
-    # suggestions still work after the switch
-    assert data(api("operator").post("/suggest", json={"content": STREETLIGHT}))["model_version"]
+    # this process follows at once (others within seconds)
+    suggested = data(api("operator").post("/suggest", json={"content": STREETLIGHT}))
+    assert suggested["model_version"] == second_version
+
+    # a rollback: the earlier version again, with why
+    back = data(api("admin").post(f"/classifier/models/{first}/activate", json={"reason": "回退"}))
+    assert back == {"active": first, "previous": second_version}
+    listed = data(api("admin").get("/classifier/models"))
+    assert [(a["version"], a["previous"], a["reason"]) for a in listed["activations"][:2]] == [
+        (first, second_version, "回退"),
+        (second_version, first, "新训练的版本"),
+    ]
+    assert (
+        data(api("operator").post("/suggest", json={"content": STREETLIGHT}))["model_version"]
+        == first
+    )
+
+
+def test_activate_without_a_body(api, db):
+    version = model_versions.active_version(db)
+    result = data(api("admin").post(f"/classifier/models/{version}/activate"))
+    assert result == {"active": version, "previous": version}
+
+
+def test_activate_with_a_bad_reason(api, db, second_version):
+    response = api("admin").post(
+        f"/classifier/models/{second_version}/activate", json={"reason": "x" * 501}
+    )
+    assert_error(response, 422, "VALIDATION_FAILED")
+    assert model_versions.active_version(db) != second_version
 
 
 @pytest.mark.parametrize("username", ["supervisor", "dispatcher", "operator", "leader"])
-def test_activate_refused_for_others(api, db, models_dir, username):
-    version = artefact.active_version(models_dir)
+def test_activate_refused_for_others(api, db, username):
+    version = model_versions.active_version(db)
     response = api(username).post(f"/classifier/models/{version}/activate")
     assert_error(response, 403, "ROLE_NOT_ALLOWED")
     db.expire_all()
@@ -342,10 +394,10 @@ def test_activate_refused_for_others(api, db, models_dir, username):
 
 
 @pytest.mark.parametrize("version", ["20990101T000000-deadbeef", "..", "ACTIVE"])
-def test_activate_unknown_version(api, db, models_dir, version):
-    active = artefact.active_version(models_dir)
+def test_activate_unknown_version(api, db, version):
+    active = model_versions.active_version(db)
     response = api("admin").post(f"/classifier/models/{version}/activate")
     assert_error(response, 404, "MODEL_NOT_FOUND")
-    assert artefact.active_version(models_dir) == active
+    assert model_versions.active_version(db) == active
     db.expire_all()
     assert not db.scalars(sa.select(AuditLog).where(AuditLog.action == "classifier.activate")).all()
