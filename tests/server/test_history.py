@@ -224,15 +224,17 @@ def test_seed_command_makes_and_then_keeps_the_history(tmp_path, models_dir):
     }
     runner = CliRunner()
     assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
-    first = runner.invoke(main, ["seed", "--history-days", "2", "--seed", "9"], env=env)
+    # Four days end on today's real date: at least two working days whatever the weekday,
+    # so tickets have been handled and closed (two days ending on a Saturday closed none).
+    first = runner.invoke(main, ["seed", "--history-days", "4", "--seed", "9"], env=env)
     assert first.exit_code == 0, first.output
-    assert "已生成近 2 天的演示历史（种子 9）" in first.output
+    assert "已生成近 4 天的演示历史（种子 9）" in first.output
     assert "按状态" in first.output and "已归档" in first.output
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         count = conn.scalar(sa.select(sa.func.count()).select_from(Ticket).where(MINE))
     assert count > 20
-    again = runner.invoke(main, ["seed", "--history-days", "2", "--seed", "9"], env=env)
+    again = runner.invoke(main, ["seed", "--history-days", "4", "--seed", "9"], env=env)
     assert again.exit_code == 0, again.output
     assert f"演示历史已存在（种子 9，{count} 件工单），本次未重复生成" in again.output
     with engine.connect() as conn:
