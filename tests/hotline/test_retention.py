@@ -3,11 +3,13 @@ scheduler runs it — ticket_events' trigger only lets a transaction that holds 
 unfinished run row (on PostgreSQL not a savepoint's) redact events."""
 
 import datetime as dt
+import json
 import threading
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from dashboards import ranking
 from dispatch import operations as ops
@@ -38,6 +40,7 @@ from hotline.models import (
     User,
 )
 from hotline.privacy import ID_REMOVED, PHONE_REMOVED
+from server.cli import main
 from tests.helpers import is_postgres
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -442,3 +445,43 @@ def test_scrub_names_only_with_a_usable_name():
     # One character would eat every word containing it.
     assert retention.scrub("王府井", retention._name_pattern("王")) == "王府井"
     assert retention.scrub("电话13805361234", None) == "电话" + PHONE_REMOVED
+
+
+def test_the_command_prints_the_dry_run_report_then_runs(city):
+    app, ids = city
+
+    def hotline(*args):
+        result = CliRunner().invoke(
+            main,
+            ["retention", "run", *args],
+            env={
+                "HOTLINE_DATABASE_URL": app.config["DATABASE_URL"],
+                "HOTLINE_SECRET_KEY": "cli-test",
+                "HOTLINE_REDIS_URL": "",
+            },
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    # The command's "now" is the real one: every ticket here closed over 24 months ago but
+    # the recent one, which closed 40 days before NOW (2026-12-05) — still under 24 months.
+    dry = hotline("--dry-run")
+    assert "试运行（未作任何修改）" in dry and "工单数：2" in dry and "诉求人电话：2" in dry
+    with app.app_context():
+        assert get_session().get(Ticket, ids["handled"]).requester_phone == PHONE
+    done = json.loads(hotline("--json"))
+    assert done["tickets"] == 2 and not done["dry_run"] and done["counts"]["requester_name"] == 2
+    assert "工单数：0" in hotline()
+
+
+def test_the_scheduler_runs_it_daily(city):
+    from server import scheduler as scheduler_module
+
+    app, ids = city
+    built = scheduler_module.build(app, blocking=False)
+    job = built.get_job(scheduler_module.RETENTION_JOB_ID)
+    assert job.trigger.interval == dt.timedelta(days=1)
+    assert scheduler_module.make_retention_job(app, clock=lambda: NOW)().tickets == 2
+    with app.app_context():
+        assert get_session().get(Ticket, ids["intake"]).redacted_at == NOW
