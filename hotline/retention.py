@@ -15,6 +15,10 @@ reports and return notes; the extension requests' reasons and decisions; the cal
 attempts' comments; every event's reason and payload texts; the outbox copies' and the
 units' notifications' titles and bodies.
 
+**Outside tickets**, once every due ticket is done: the citizen portal's verification codes
+created and sign-ins expired before the cutoff are deleted (nothing reads them after they
+expire), and texts to citizens about no ticket (a code's SMS) lose their recipient.
+
 **Kept** for statistics (DOMAIN.md §5's ranking, the analysis pages): the number, channel,
 type, category, urgency, area, units and their assignments, every time and deadline, states,
 outcomes, callback results and satisfaction, exemptions, events' actions and actors, photos.
@@ -49,6 +53,7 @@ from hotline.errors import Forbidden
 from hotline.models import (
     Assignment,
     CallbackAttempt,
+    CitizenSession,
     Extension,
     IncomingCall,
     Notification,
@@ -57,6 +62,7 @@ from hotline.models import (
     Ticket,
     TicketEvent,
     User,
+    VerificationCode,
 )
 from hotline.privacy import scrub_personal
 
@@ -88,6 +94,9 @@ KINDS = {
     "call_numbers": "来电号码",
     "outbox": "短信/微信副本（收件人与正文）",
     "notifications": "单位通知正文",
+    "citizen_codes": "市民端验证码记录（删除）",
+    "citizen_sessions": "市民端登录记录（删除）",
+    "outbox_unlinked": "与工单无关的市民短信收件人",
 }
 
 
@@ -280,6 +289,40 @@ def _unnest_update(session, table, columns, rows, extra):
     return sa.text(statement), params
 
 
+def _sweep(session, cutoff, apply):
+    """What is kept of a phone outside tickets, older than ``cutoff``: the citizen portal's
+    verification codes and expired sign-ins (deleted: nothing reads them after they expire)
+    and the recipients of texts to citizens about no ticket (a code's text). Counts by kind;
+    ``apply`` makes the changes."""
+    old_codes = VerificationCode.created_at < cutoff
+    old_sessions = CitizenSession.expires_at < cutoff
+    unlinked = sa.and_(
+        OutboxMessage.ticket_id.is_(None),
+        OutboxMessage.audience == "citizen",
+        OutboxMessage.recipient.is_not(None),
+        OutboxMessage.created_at < cutoff,
+    )
+    if apply:  # the rows changed, not counted first: another runner may take some
+        done = lambda statement: session.execute(statement).rowcount  # noqa: E731
+        counts = {
+            "citizen_codes": done(sa.delete(VerificationCode).where(old_codes)),
+            "citizen_sessions": done(sa.delete(CitizenSession).where(old_sessions)),
+            "outbox_unlinked": done(
+                sa.update(OutboxMessage).where(unlinked).values(recipient=None)
+            ),
+        }
+    else:
+        count = lambda model, where: session.scalar(  # noqa: E731
+            sa.select(sa.func.count()).select_from(model).where(where)
+        )
+        counts = {
+            "citizen_codes": count(VerificationCode, old_codes),
+            "citizen_sessions": count(CitizenSession, old_sessions),
+            "outbox_unlinked": count(OutboxMessage, unlinked),
+        }
+    return +Counter(counts)
+
+
 # -- runs ----------------------------------------------------------------------------------------
 
 
@@ -411,6 +454,7 @@ def run(
                     break
                 report.note(tickets, _plan_batch(session, tickets, now).counts)
                 after, batches = tickets[-1].id, batches + 1
+            report.counts.update(_sweep(session, cutoff, apply=False))
             run_row = RetentionRun(
                 dry_run=True,
                 cutoff=cutoff,
@@ -441,6 +485,8 @@ def run(
                 tickets = session.execute(query).all()
                 if not tickets:
                     session.rollback()
+                    # Every due ticket done: what is kept of phones outside tickets.
+                    _record_sweep(session, actor, cutoff, report)
                     break
                 after = tickets[-1].id
                 run_row = RetentionRun(
@@ -473,6 +519,36 @@ def run(
         raise
     finally:
         session.close()
+
+
+def _record_sweep(session, actor, cutoff, report):
+    """The sweep (``_sweep``) in a transaction of its own, recorded as a run of no ticket."""
+    counts = _sweep(session, cutoff, apply=True)
+    if not counts:
+        session.rollback()
+        return
+    swept = Report(dry_run=False, cutoff=cutoff, counts=counts)
+    run_row = RetentionRun(
+        dry_run=False,
+        cutoff=cutoff,
+        started_at=utcnow(),
+        finished_at=utcnow(),
+        actor_id=actor.id if actor else None,
+        tickets=0,
+        counts=_stored_counts(swept),
+    )
+    session.add(run_row)
+    session.flush()
+    audit(
+        session,
+        actor,
+        "retention.redact",
+        target="市民端记录",
+        payload={"run": run_row.id, **_audit_payload(swept)},
+    )
+    session.commit()
+    report.counts.update(counts)
+    report.runs.append(run_row.id)
 
 
 def _stored_counts(report):

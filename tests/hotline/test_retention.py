@@ -30,6 +30,7 @@ from hotline.models import (
     AuditLog,
     CallbackAttempt,
     Category,
+    CitizenSession,
     IncomingCall,
     Notification,
     OutboxMessage,
@@ -38,6 +39,7 @@ from hotline.models import (
     TicketEvent,
     Unit,
     User,
+    VerificationCode,
 )
 from hotline.privacy import ID_REMOVED, PHONE_REMOVED
 from server.cli import main
@@ -186,6 +188,28 @@ def city(committed_app):
         ops.dispatch(
             session, _user(session, "dispatcher"), tickets["open"], lead=street, now=OLD + HOUR
         )
+        # The citizen portal's records of the phone, old and recent.
+        for tag, at in (("old", OLD), ("new", NOW - DAY)):
+            session.add(
+                VerificationCode(
+                    phone=PHONE, purpose="track", code_hash=tag, created_at=at, expires_at=at
+                )
+            )
+            session.add(
+                CitizenSession(token_hash=tag, phone=PHONE, created_at=at, expires_at=at + DAY)
+            )
+            session.add(
+                OutboxMessage(
+                    delivery_key=f"code:{tag}",
+                    channel="sms",
+                    audience="citizen",
+                    recipient=PHONE,
+                    kind="citizen_code",
+                    body="【12345】验证码 123456",
+                    created_at=at,
+                    next_attempt_at=at,
+                )
+            )
         session.commit()
         ids = {k: t.id for k, t in tickets.items()}
     return committed_app, ids
@@ -301,16 +325,29 @@ def test_old_closed_tickets_lose_personal_data_and_keep_what_statistics_read(cit
         for key in ("open", "recent"):
             assert _snapshot(session, ids[key]) == before[key]
         # One finished run row per batch, audited in the same transaction.
-        runs = session.scalars(sa.select(RetentionRun)).all()
+        runs = session.scalars(sa.select(RetentionRun).order_by(RetentionRun.id)).all()
         assert [(r.dry_run, r.tickets, r.finished_at is not None) for r in runs] == [
-            (False, 2, True)
+            (False, 2, True),
+            (False, 0, True),  # the portal's records of phones
         ]
         assert runs[0].counts["requester_phone"] == 2
         assert runs[0].counts["call_numbers"] == 1
-        audit = session.scalars(
-            sa.select(AuditLog).where(AuditLog.action == "retention.redact")
-        ).one()
-        assert audit.payload["run"] == runs[0].id and audit.payload["tickets"] == 2
+        assert runs[1].counts["citizen_codes"] == runs[1].counts["citizen_sessions"] == 1
+        assert runs[1].counts["outbox_unlinked"] == 1
+        audits = session.scalars(
+            sa.select(AuditLog).where(AuditLog.action == "retention.redact").order_by(AuditLog.id)
+        ).all()
+        assert [a.payload["run"] for a in audits] == [r.id for r in runs]
+        assert audits[0].payload["tickets"] == 2
+        # Old portal records gone, recent ones kept.
+        assert session.scalars(sa.select(VerificationCode.code_hash)).all() == ["new"]
+        assert session.scalars(sa.select(CitizenSession.token_hash)).all() == ["new"]
+        codes = session.execute(
+            sa.select(OutboxMessage.delivery_key, OutboxMessage.recipient)
+            .where(OutboxMessage.kind == "citizen_code")
+            .order_by(OutboxMessage.delivery_key)
+        ).all()
+        assert codes == [("code:new", PHONE), ("code:old", None)]
 
         # Idempotent: a second run finds nothing and changes nothing.
         snapshot = _snapshot(session, ids["handled"])
@@ -331,6 +368,7 @@ def test_dry_run_reports_and_changes_nothing(city):
         assert report.dry_run and report.tickets == 2
         assert report.counts["requester_name"] == 2
         assert report.counts["event_texts"] > 0 and report.counts["outbox"] >= 1
+        assert report.counts["citizen_codes"] == report.counts["citizen_sessions"] == 1
         assert report.oldest < report.newest
         assert any("诉求人电话：2" in line for line in report.lines())
         session.expire_all()
@@ -428,7 +466,7 @@ def test_two_runners_share_the_work_without_redacting_twice(city, database_url):
     assert sum(r.tickets for r in reports) == 2
     with app.app_context():
         session = get_session()
-        runs = session.scalars(sa.select(RetentionRun)).all()
+        runs = session.scalars(sa.select(RetentionRun).where(RetentionRun.tickets > 0)).all()
         assert sorted(r.tickets for r in runs) == [1, 1]
         assert all(r.finished_at for r in runs)
 
