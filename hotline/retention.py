@@ -340,6 +340,8 @@ class Report:
     seconds: float = 0.0
     #: Why nothing ran (the setting is off), or None.
     skipped: str | None = None
+    #: A dry run stopped by ``max_batches`` with more tickets due than it counted.
+    capped: bool = False
 
     def note(self, tickets, counts):
         self.tickets += len(tickets)
@@ -357,7 +359,8 @@ class Report:
             return [f"个人信息保护：{self.skipped}"]
         out = [
             f"个人信息保护 {head}：{self.cutoff:%Y-%m-%d %H:%M} UTC 之前归档的工单",
-            f"  工单数：{self.tickets}",
+            f"  工单数：{self.tickets}"
+            + ("（仅统计了一部分，到期的还有更多）" if self.capped else ""),
         ]
         if self.tickets:
             out.append(f"  最早归档：{self.oldest:%Y-%m-%d}，最晚归档：{self.newest:%Y-%m-%d}")
@@ -454,6 +457,9 @@ def run(
                     break
                 report.note(tickets, _plan_batch(session, tickets, now).counts)
                 after, batches = tickets[-1].id, batches + 1
+            report.capped = batches == max_batches and bool(
+                session.execute(_due(cutoff, after, 1)).first()
+            )
             report.counts.update(_sweep(session, cutoff, apply=False))
             run_row = RetentionRun(
                 dry_run=True,
@@ -554,6 +560,7 @@ def _record_sweep(session, actor, cutoff, report):
 def _stored_counts(report):
     return {
         **{k: report.counts.get(k, 0) for k in KINDS},
+        "capped": report.capped,
         "oldest": report.oldest.isoformat() if report.oldest else None,
         "newest": report.newest.isoformat() if report.newest else None,
     }

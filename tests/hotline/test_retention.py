@@ -378,6 +378,12 @@ def test_dry_run_reports_and_changes_nothing(city):
         assert session.scalar(
             sa.select(sa.func.count()).where(AuditLog.action == "retention.dry_run")
         )
+        session.rollback()
+        # Stopped after a number of batches (the page's dry run): says whether more are due.
+        part = retention.run(_factory(app), now=NOW, dry_run=True, batch=1, max_batches=1)
+        assert part.tickets == 1 and part.capped and "仅统计了一部分" in part.lines()[1]
+        whole = retention.run(_factory(app), now=NOW, dry_run=True, batch=1, max_batches=2)
+        assert whole.tickets == 2 and not whole.capped
 
 
 def test_the_setting_switches_it_off_and_sets_the_period(city):
