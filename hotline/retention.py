@@ -49,6 +49,7 @@ import sqlalchemy as sa
 from hotline import settings
 from hotline.audit import audit
 from hotline.db import utcnow
+from hotline.enums import Role
 from hotline.errors import Forbidden
 from hotline.models import (
     Assignment,
@@ -69,7 +70,7 @@ from hotline.privacy import scrub_personal
 #: Tickets per batch (one transaction each); see bench/retention.py for its time.
 BATCH = 1000
 #: Who may run the job by hand and see its runs.
-RUN_ROLES = frozenset({"admin"})
+RUN_ROLES = frozenset({Role.admin})
 #: Event payload keys whose value is a person's name, number or address: removed.
 PERSONAL_KEYS = frozenset(
     {"requester_name", "requester_phone", "phone", "caller_phone", "recipient", "openid"}
@@ -151,7 +152,7 @@ def _changed(row, new, fields):
 
 @dataclass
 class _Plan:
-    """What one batch changes: per table, the rows' new values (``{"id": …, field: …}``)."""
+    """What one batch changes: per table, the rows' new values (``{"_id": …, field: …}``)."""
 
     tickets: list = field(default_factory=list)
     rows: dict = field(default_factory=dict)
@@ -414,7 +415,7 @@ def _due(cutoff, after, batch):
 
 
 def require_runner(actor):
-    if actor is not None and actor.role.value not in RUN_ROLES:
+    if actor is not None and actor.role not in RUN_ROLES:
         raise Forbidden(
             "只有系统管理员可以运行个人信息脱敏",
             code="ROLE_NOT_ALLOWED",

@@ -8,7 +8,8 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from hotline import settings
+from hotline import retention, settings
+from hotline.errors import Forbidden
 from hotline.models import AuditLog, IncomingCall, OutboxMessage, RetentionRun
 from tests.helpers import FORM_TOKEN
 
@@ -146,3 +147,9 @@ def test_the_export_holds_every_sheet_and_is_audited(client, db, web_login, held
     (row,) = _audits(db, "pii.export")
     assert row.payload["reason"] == "市民书面申请 2026-12"
     assert row.actor_id is not None and row.payload["count"] == 1
+
+
+def test_only_an_administrator_runs_the_job_by_hand(app, db, user):
+    with pytest.raises(Forbidden):
+        retention.run(app.extensions["hotline.db"], actor=user("supervisor"), dry_run=True)
+    assert not db.scalars(sa.select(RetentionRun)).all()
