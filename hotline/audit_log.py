@@ -39,6 +39,10 @@ ACTION_LABELS = {
     "inspection.claim": "领取质检样本",
     "inspection.release": "放弃领取质检样本",
     "inspection.export": "导出质检成绩",
+    "retention.redact": "个人信息到期脱敏",
+    "retention.dry_run": "个人信息脱敏试运行",
+    "pii.lookup": "查询诉求人个人信息",
+    "pii.export": "导出诉求人个人信息",
 }
 #: Otherwise: what was changed + how (``unit.create`` → 承办单位 · 新增).
 SUBJECTS = {

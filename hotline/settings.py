@@ -482,6 +482,29 @@ DEFINITIONS = {
             1,
             365,
         ),
+        # 个人信息保护 (hotline.retention): how long requesters' personal data is kept after a
+        # ticket is closed, and the daily job's switch.
+        Definition(
+            "retention.enabled",
+            "自动脱敏（1 开启，0 关闭）",
+            int,
+            1,
+            "个人信息保护",
+            "开启时每天自动清除超过保存期限的已归档工单中的诉求人个人信息；关闭后只能手动运行",
+            0,
+            1,
+        ),
+        Definition(
+            "retention.months",
+            "个人信息保存期限（月）",
+            int,
+            24,
+            "个人信息保护",
+            "工单归档满多少个月后，清除诉求人姓名、电话、详细地址及文字中的个人信息"
+            "（工单、分类、地点、承办单位、时间和结果保留用于统计）",
+            1,
+            240,
+        ),
     ]
 }
 

@@ -253,11 +253,18 @@ def _table(raw_rows, filename, columns):
 def write_xlsx(columns, rows, *, title="数据"):
     """An XLSX workbook (bytes) of ``rows`` (dicts by column key) under Chinese headers, which
     the matching import reads back unchanged."""
+    return write_xlsx_sheets([(title, columns, rows)])
+
+
+def write_xlsx_sheets(sheets):
+    """An XLSX workbook (bytes) of several sheets: ``(title, columns, rows)`` each, written
+    as ``write_xlsx`` writes its one."""
     book = openpyxl.Workbook(write_only=True)
-    sheet = book.create_sheet(title)
-    sheet.append([c.header for c in columns])
-    for row in rows:
-        sheet.append([_xlsx_value(row.get(c.key)) for c in columns])
+    for title, columns, rows in sheets:
+        sheet = book.create_sheet(title)
+        sheet.append([c.header for c in columns])
+        for row in rows:
+            sheet.append([_xlsx_value(row.get(c.key)) for c in columns])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -322,11 +322,12 @@ def keep_typed_page(message, status, retry_after=None):
     return html, status, {"Retry-After": str(retry_after)} if retry_after else {}
 
 
-def settings_view(section, template, endpoint, saved):
+def settings_view(section, template, endpoint, saved, extra=None):
     """The view of a settings page over ``section`` (``hotline.settings.Section``): its
     items with their Chinese labels and help, a form that changes them (checked and audited
     by the section) and the history of changes; ``saved`` is the message after a change,
-    ``endpoint`` the page to come back to. Only the section's editors may open it."""
+    ``endpoint`` the page to come back to. Only the section's editors may open it.
+    ``extra(session)`` adds what else the page shows (a dict of template values)."""
 
     def render(typed=None, message=None, errors=None, status=200):
         db = get_session()
@@ -337,6 +338,7 @@ def settings_view(section, template, endpoint, saved):
             typed=typed or {},
             message=message,
             errors=errors or {},
+            **(extra(db) if extra else {}),
         )
         return page, status
 

@@ -73,6 +73,8 @@ import hotline.admin.home
 import hotline.admin.knowledge
 import hotline.admin.onboarding
 import hotline.admin.outbox
+import hotline.admin.personal_data
+import hotline.admin.retention
 import hotline.admin.users
 import hotline.api
 import hotline.api.areas
@@ -182,6 +184,8 @@ PAGES = [
     dashboards.pages.admin_accountability,
     hotline.admin.onboarding,
     hotline.admin.outbox,
+    hotline.admin.retention,
+    hotline.admin.personal_data,
     hotline.admin.home,
     hotline.admin.audit,
     hotline.admin.api_docs,

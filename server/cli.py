@@ -21,7 +21,7 @@ from hotline.db import get_session, local_datetime
 from hotline.enums import SERVICE_ROLES, Role
 from hotline.errors import HotlineError
 from hotline.models import User
-from server import cli_attachments, cli_classifier, history, scheduler
+from server import cli_attachments, cli_classifier, cli_retention, history, scheduler
 from server.app import create_app
 
 
@@ -37,6 +37,7 @@ def main():
 
 main.add_command(cli_classifier.group)
 main.add_command(cli_attachments.group)
+main.add_command(cli_retention.group)
 
 
 @main.group()
@@ -538,9 +539,9 @@ def board_publisher_command():
 def scheduler_command(once, interval, batch):
     """Run the scheduler in the foreground: the SLA timers (预警, 超时, 催办, 督办, 回访任务),
     吹哨报到's timers, the knowledge base's expiry and review-due reminders (知识库到期复核),
-    the hot issues' grouper, the outbox's sweep, the early warnings' scan (诉求激增, 突发事件)
-    and 质检's daily sample. ``--once`` runs every one of these jobs once (for cron, or to
-    catch up by hand) and prints their totals."""
+    the hot issues' grouper, the outbox's sweep, the early warnings' scan (诉求激增, 突发事件),
+    质检's daily sample and the personal-data retention job. ``--once`` runs every one of
+    these jobs once (for cron, or to catch up by hand) and prints their totals."""
     import logging
 
     app = current_app._get_current_object()
@@ -581,6 +582,8 @@ def scheduler_command(once, interval, batch):
             click.echo("inspection_skipped=another-scheduler")
         else:
             click.echo(f"inspection_days={len(sampled.days)} inspection_sampled={sampled.sampled}")
+        kept = scheduler.make_retention_job(app)()
+        click.echo(f"retention_redacted={kept.tickets}" + (" (off)" if kept.skipped else ""))
         return
     click.echo(f"SLA 定时器每 {app.config['SCHEDULER_INTERVAL_SECONDS']} 秒检查一次（Ctrl-C 退出）")
     try:

@@ -6,7 +6,10 @@ outbox's sweep (``hotline.outbox_delivery``: retries, and copies a process that 
 after its commit never sent), and the early warnings' scan (``dashboards.warnings.scan``:
 surges and sudden events, every ``WARNING_INTERVAL_SECONDS``, one scanner at a time under
 an advisory lock), and the quality inspection's daily sample (``dispatch.inspection.run_due``:
-each finished local day's sample of every operator's tickets, missed days caught up).
+each finished local day's sample of every operator's tickets, missed days caught up), and
+the personal-data retention job once a day (``hotline.retention``: tickets closed longer ago
+than the setting lose their requesters' personal data; batches taken ``FOR UPDATE SKIP
+LOCKED``, so two schedulers share them and redact nothing twice).
 
 Production runs it as its own process, ``hotline scheduler``; ``hotline demo`` runs it in a
 thread beside the server. The application factory never starts one, so web workers (gunicorn,
@@ -27,7 +30,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from dashboards import hotspots, warnings
 from dispatch import inspection, timers, whistle_timers
-from hotline import knowledge_admin, outbox_delivery
+from hotline import knowledge_admin, outbox_delivery, retention
 
 log = logging.getLogger(__name__)
 JOB_ID = "sla-timers"
@@ -37,6 +40,9 @@ HOTSPOT_JOB_ID = "hotspots"
 WARNING_JOB_ID = "early-warnings"
 INSPECTION_JOB_ID = "inspection-sample"
 WHISTLE_JOB_ID = "whistle-timers"
+RETENTION_JOB_ID = "retention"
+#: The retention job runs daily (and once on start, like every job).
+RETENTION_INTERVAL_SECONDS = 24 * 3600
 
 _lock = threading.Lock()
 _in_process = None
@@ -173,6 +179,27 @@ def make_inspection_job(app, clock=None):
     return run
 
 
+def make_retention_job(app, clock=None):
+    """个人信息保护: redact the personal data of tickets closed before the retention period
+    (``hotline.retention``); nothing when the setting is off."""
+    session_factory = app.extensions["hotline.db"]
+
+    def run():
+        result = retention.run(session_factory, now=clock() if clock else None)
+        if result.skipped:
+            log.info("retention: switched off")
+        elif result.tickets:
+            log.info(
+                "retention: %d ticket(s) redacted in %d batch(es), %.1f s",
+                result.tickets,
+                len(result.runs),
+                result.seconds,
+            )
+        return result
+
+    return run
+
+
 def every(scheduler, job, seconds, job_id):
     """Run ``job`` every ``seconds``: at once on start (catch-up), never twice at a time, and
     after a stall once rather than once per missed interval (one run drains everything due)."""
@@ -223,6 +250,7 @@ def build(app, *, blocking, clock=None):
         inspection.JOB_INTERVAL_SECONDS,
         INSPECTION_JOB_ID,
     )
+    every(scheduler, make_retention_job(app, clock), RETENTION_INTERVAL_SECONDS, RETENTION_JOB_ID)
     return scheduler
 
 

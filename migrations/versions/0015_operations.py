@@ -96,6 +96,11 @@ def upgrade():
     with op.batch_alter_table("model_activations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_model_activations_version"), ["version"], unique=False)
 
+    with op.batch_alter_table("incoming_calls", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_incoming_calls_ticket_id"), ["ticket_id"], unique=False
+        )
+
     op.add_column("audit_log", sa.Column("request_id", sa.String(length=64), nullable=True))
 
     op.add_column("ticket_events", sa.Column("request_id", sa.String(length=64), nullable=True))
@@ -172,6 +177,9 @@ def downgrade():
 
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_column("request_id")
+
+    with op.batch_alter_table("incoming_calls", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_incoming_calls_ticket_id"))
 
     with op.batch_alter_table("model_activations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_model_activations_version"))

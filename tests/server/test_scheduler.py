@@ -219,6 +219,7 @@ def test_demo_mode_starts_one_scheduler_per_process(committed_app):
             scheduler.WARNING_JOB_ID,
             scheduler.INSPECTION_JOB_ID,
             scheduler.WHISTLE_JOB_ID,
+            scheduler.RETENTION_JOB_ID,
         }
         summonses = first.get_job(scheduler.WHISTLE_JOB_ID)
         assert summonses.trigger.interval == dt.timedelta(
