@@ -460,7 +460,7 @@ def main():
     parser.add_argument("--warmup", type=float, default=60, help="seconds not counted")
     parser.add_argument("--smoke", action="store_true", help="CI: 1 minute, 30 s warm-up")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every seat count")
-    parser.add_argument("--history-days", type=int, default=30)
+    parser.add_argument("--history-days", type=int, default=7)
     parser.add_argument("--photo-kb", type=int, default=300)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--threads", type=int, default=4)
@@ -470,7 +470,7 @@ def main():
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     if args.smoke:
-        args.minutes, args.warmup, args.history_days = 1, 30, min(args.history_days, 7)
+        args.minutes, args.warmup, args.history_days = 1, 30, 0
     result = run(args)
     print_table(result)
     if args.json:

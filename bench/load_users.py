@@ -18,7 +18,8 @@ Who works and how (counts are the full size's; think times are drawn uniformly):
   联系 form, 办结 form with a photo (multipart; only the page form takes photos), 1–3 s between
   steps. Each ticket is handled by its lead unit's own account (one per unit).
 - 回访员 callback agents: every 4–8 s the queue (``GET /api/v1/callbacks?due=1``) and one call
-  recorded (``POST …/callback``), now and then the 回访台 page.
+  (2–4 s) recorded (``POST …/callback``: 80 % satisfied, 10 % partly, 10 % no answer; a
+  ticket without a phone is archived, ``POST …/close``), now and then the 回访台 page.
 - 大屏 board viewers: the board page and map (``hotline serve``, the Socket.IO process), a
   Socket.IO connection that waits for the snapshot and watches updates for 60–120 s, again.
 - 市民 citizens: prove their phone once (code by SMS → citizen session), then every 10–30 s
@@ -360,9 +361,18 @@ class CallbackAgent(Staff):
         items = [t for t in queue["items"] if t["number"] not in CLAIMED]
         if not items:
             return
-        number = items[0]["number"]
+        item = items[0]
+        number = item["number"]
         CLAIMED.add(number)
         try:
+            if not item.get("requester_phone"):  # nobody to call: archived by hand
+                self.api(
+                    "POST",
+                    f"/api/v1/tickets/{number}/close",
+                    "POST /api/v1/tickets/<number>/close (no phone)",
+                    {"reason": "诉求人未留电话，无法回访，直接归档。"},
+                )
+                return
             gevent.sleep(random.uniform(2, 4))  # the call itself
             roll = random.random()
             if roll < 0.8:
