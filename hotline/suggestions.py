@@ -6,7 +6,8 @@ and the reference tables, and rebuilds it when an administrator activates anothe
 (noticed within ``MODEL_CHECK_SECONDS``) or changes areas, categories, units or the
 catalogue (``hotline.reference``: noticed within seconds, no restart), when the city's local
 date changes (the catalogue it holds is the rules in force today: a rule dated from tomorrow
-takes effect after midnight), and at least every ``REFERENCE_TTL`` seconds.
+takes effect after midnight), and at least every ``REFERENCE_TTL`` seconds (that one in a
+thread of its own, the callers served by the previous suggester meanwhile).
 """
 
 import hashlib
@@ -95,16 +96,46 @@ class SuggestionService:
             today,
         )
         built_key, built_at, suggester = self._built
-        if built_key != key or time.monotonic() - built_at > REFERENCE_TTL:
+        if built_key == key and time.monotonic() - built_at > REFERENCE_TTL:
+            # Only the age says rebuild (nothing it was built from has changed that the
+            # counters know of): callers keep the one built while another thread builds the
+            # next, instead of every caller of this process waiting seconds for it.
+            self._refresh_beside(key, bundle)
+        elif built_key != key:
             with self._lock:
                 built_key, built_at, suggester = self._built
-                if built_key != key or time.monotonic() - built_at > REFERENCE_TTL:
+                if built_key != key:
                     data = reference_data(session, today)
                     if release:
                         session.rollback()
                     suggester = _build(bundle, *data)
                     self._built = (key, time.monotonic(), suggester)
         return suggester, version
+
+    def _refresh_beside(self, key, bundle):
+        """Rebuild the suggester of ``key`` in a thread of its own (one at a time), reading
+        the reference rows through a session of its own."""
+        if not self._lock.acquire(blocking=False):
+            return  # a build is under way
+        app = current_app._get_current_object()
+
+        def build():
+            try:
+                with app.app_context():
+                    from hotline.db import get_session
+
+                    session = get_session()
+                    data = reference_data(session, key[3])
+                    session.rollback()
+                    suggester = _build(bundle, *data)
+                    if self._built[0] == key:  # not replaced by a newer build meanwhile
+                        self._built = (key, time.monotonic(), suggester)
+            except Exception:
+                log.exception("could not rebuild the classifier's suggester; keeping the old one")
+            finally:
+                self._lock.release()
+
+        threading.Thread(target=build, daemon=True, name="suggester-refresh").start()
 
     def learned_units(self, session, category_code, area_code, k=3):
         """The learned router's top ``k`` units for ``category_code`` at ``area_code`` (what

@@ -1,11 +1,15 @@
 """Classifier endpoints: live suggestions, the suggestion stored at intake, acceptance rates, and
 model versions (list, activate)."""
 
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 
 from classifier import artefact
 from hotline import model_versions, suggestions
+from hotline.db import get_session
 from hotline.models import AuditLog, ModelActivation, Ticket, User
 from tests.helpers import assert_error
 
@@ -146,6 +150,44 @@ def test_suggest_without_an_active_model(api, app, db, tmp_path):
     finally:
         app.extensions["hotline.suggestions"] = original
     assert_error(response, 409, "NO_ACTIVE_MODEL")
+
+
+def test_an_aged_suggester_is_rebuilt_beside_its_callers(committed_app, models_dir, monkeypatch):
+    """Every REFERENCE_TTL seconds each process rebuilds its suggester (seconds on a busy
+    machine): the callers meanwhile get the one already built, and one thread builds."""
+    service = suggestions.SuggestionService(models_dir)
+    real_build = suggestions._build
+    started, release, builds = threading.Event(), threading.Event(), []
+
+    def slow_build(*args):
+        builds.append(1)
+        started.set()
+        release.wait(60)  # a caller that waited for this would fail the test below
+        return real_build(*args)
+
+    def suggester():
+        """As a request: its transaction ends (on SQLite it holds the database's lock)."""
+        session = get_session()
+        try:
+            return service._suggester(session)[0]
+        finally:
+            session.rollback()
+
+    with committed_app.app_context():
+        first = suggester()
+        key = service._built[0]
+        monkeypatch.setattr(suggestions, "_build", slow_build)
+        service._built = (key, time.monotonic() - suggestions.REFERENCE_TTL - 1, first)
+        assert suggester() is first
+        assert started.wait(60)  # reading the reference rows first: seconds on a busy machine
+        assert suggester() is first  # no second build, no wait
+        release.set()
+        deadline = time.monotonic() + 60
+        while service._built[2] is first and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert service._built[2] is not first and service._built[0] == key
+    assert time.monotonic() - service._built[1] < suggestions.REFERENCE_TTL
+    assert builds == [1]
 
 
 # -- the suggestion stored with a new ticket --------------------------------------------------
