@@ -122,8 +122,6 @@ class SuggestionService:
         def build():
             try:
                 with app.app_context():
-                    from hotline.db import get_session
-
                     session = get_session()
                     data = reference_data(session, key[3])
                     session.rollback()
