@@ -154,9 +154,7 @@ def test_metrics_refused_outside_the_allowed_networks(make_app):
     refused = client.get("/metrics", environ_base=outside)
     assert refused.status_code == 403
     assert refused.get_json()["error"]["code"] == "METRICS_FORBIDDEN"
-    wrong = client.get(
-        "/metrics", environ_base=outside, headers={"Authorization": "Bearer nope"}
-    )
+    wrong = client.get("/metrics", environ_base=outside, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 403
     right = client.get(
         "/metrics", environ_base=outside, headers={"Authorization": "Bearer s3cret-token"}
@@ -258,9 +256,7 @@ def test_request_id_round_trip_into_the_event_and_the_audit(api, client, db):
     assert response.status_code == 201
     assert response.headers["X-Request-Id"] == "lb-7f3a.01:x"
     number = response.get_json()["data"]["number"]
-    event = db.scalars(
-        sa.select(TicketEvent).join(Ticket).where(Ticket.number == number)
-    ).one()
+    event = db.scalars(sa.select(TicketEvent).join(Ticket).where(Ticket.number == number)).one()
     assert event.action == "receive" and event.request_id == "lb-7f3a.01:x"
 
     login = client.post(
