@@ -44,6 +44,17 @@ log = logging.getLogger(__name__)
 # The ``_created`` series double every counter and histogram for nothing a city alerts on.
 disable_created_metrics()
 
+
+def multiprocess_dir():
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+# In multiprocess mode each metric below opens its file in the folder when it is made: a
+# process started with the variable (the scheduler sharing the web's environment file) must
+# not fail for want of the folder.
+if multiprocess_dir():
+    os.makedirs(multiprocess_dir(), exist_ok=True)
+
 #: Latency buckets in seconds: the load test's target is a p99 under 0.3 s.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -74,10 +85,6 @@ UNMATCHED = "unmatched"
 def observe_request(endpoint, method, status, seconds):
     REQUESTS.labels(endpoint or UNMATCHED, method, str(status)).inc()
     LATENCY.labels(endpoint or UNMATCHED, method).observe(seconds)
-
-
-def multiprocess_dir():
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 def init_app(app):
@@ -186,9 +193,3 @@ def render(app):
         registry.register(_ThisProcess())
     registry.register(app.extensions["hotline.metrics_database"])
     return generate_latest(registry), CONTENT_TYPE_LATEST
-
-
-def mark_process_dead(pid):
-    """gunicorn's ``child_exit``: a dead worker's live gauges leave the sums."""
-    if multiprocess_dir():
-        multiprocess.mark_process_dead(pid)

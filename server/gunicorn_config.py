@@ -23,8 +23,14 @@ import glob
 import logging
 import os
 
-from hotline import logs, metrics
+from hotline import logs
 from hotline.config import DEFAULTS
+
+# prometheus_client (``hotline.metrics``) opens its files in PROMETHEUS_MULTIPROC_DIR as soon
+# as it is imported (by a worker, or by the master with --preload): the folder must exist.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir:
+    os.makedirs(_metrics_dir, exist_ok=True)
 
 _format = os.environ.get("HOTLINE_LOG_FORMAT", DEFAULTS["LOG_FORMAT"])
 _level = os.environ.get("HOTLINE_LOG_LEVEL", DEFAULTS["LOG_LEVEL"]).upper()
@@ -55,10 +61,8 @@ logconfig_dict = {
 
 
 def on_starting(server):
-    folder = metrics.multiprocess_dir()
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-        for path in glob.glob(os.path.join(folder, "*.db")):
+    if _metrics_dir:
+        for path in glob.glob(os.path.join(_metrics_dir, "*.db")):
             os.remove(path)
 
 
@@ -73,4 +77,8 @@ def post_worker_init(worker):
 
 
 def child_exit(server, worker):
-    metrics.mark_process_dead(worker.pid)
+    """A dead worker's live gauges (Socket.IO clients) leave the sums; its counters stay."""
+    if _metrics_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, _metrics_dir)
