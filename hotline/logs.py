@@ -41,7 +41,6 @@ FIELDS = (
     "endpoint",
     "user_id",
     "remote_addr",
-    "process_name",
     "lag_seconds",
 )
 
@@ -131,4 +130,7 @@ def configure(config, stream=None):
     # Werkzeug's own request line would repeat the application's access line (and, in JSON,
     # break the one-object-per-line format with its text): the access line is the app's.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # APScheduler says "Running job …" and "… executed successfully" for every run of every
+    # job (several a second in all); its errors are still logged. The jobs log what they did.
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     return handler

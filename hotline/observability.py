@@ -67,9 +67,12 @@ def init_app(app):
             return response
         seconds = time.perf_counter() - started
         response.headers[logs.REQUEST_ID_HEADER] = g.request_id
-        metrics.observe_request(request.endpoint, request.method, response.status_code, seconds)
-        if request.path not in QUIET_PATHS:
-            _access_line(response.status_code, seconds)
+        try:
+            metrics.observe_request(request.endpoint, request.method, response.status_code, seconds)
+            if request.path not in QUIET_PATHS:
+                _access_line(response.status_code, seconds)
+        except Exception:  # noqa: BLE001 — counting and logging never fail the response
+            logging.getLogger(__name__).exception("request metrics or access line failed")
         return response
 
     app.register_blueprint(create_blueprint())
@@ -99,10 +102,12 @@ def _access_line(status, seconds):
 
 def _user_id():
     """The caller's user id if this request already knew it (an API token's user, a page's
-    logged-in user): never a query of its own."""
+    logged-in user), from the row's identity: never a query of its own (the database may be
+    the reason this request failed, and its rollback expired the user's attributes)."""
     for user in (g.get("user"), g.get("_login_user")):
-        if user is not None and getattr(user, "is_authenticated", False):
-            return getattr(user, "id", None)
+        state = sa.inspect(user, raiseerr=False) if user is not None else None
+        if state is not None and state.identity:
+            return state.identity[0]
     return None
 
 

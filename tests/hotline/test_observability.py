@@ -283,10 +283,10 @@ def test_each_request_gets_its_own_id(client):
     assert len(ids) == 5
 
 
-def test_the_scheduler_writes_no_request_id(app, db, make_ticket, user):
-    ticket = make_ticket(user("operator"))
-    assert ticket.number
-    assert db.scalars(sa.select(TicketEvent.request_id)).all() == [None]
+def test_events_made_outside_a_request_have_no_request_id(db, make_ticket, user):
+    ticket = make_ticket(user("operator"))  # as the scheduler or a command makes them
+    ids = db.scalars(sa.select(TicketEvent.request_id).where(TicketEvent.ticket_id == ticket.id))
+    assert ids.all() == [None]
 
 
 # -- log lines ----------------------------------------------------------------------------------
