@@ -7,7 +7,8 @@ Sets up a fresh database (migrate + seed), inserts ``--tickets`` open tickets
 
 - a computed scrape (``METRICS_CACHE_SECONDS`` 0: open tickets by state, the overdue count and
   the heartbeats read from the database, plus the request metrics), median and max of runs;
-- a cached scrape (within ``METRICS_CACHE_SECONDS``: the database is not read);
+- a scrape by another process within ``METRICS_CACHE_SECONDS`` (it reads the count the first
+  left in the ``metrics`` heartbeat) and a cached one (the same process: nothing is read);
 - ``hotline_metrics_database_seconds``, the database part alone, as the scrape reports it;
 - the values the scrape gives, checked against a plain count.
 
@@ -16,7 +17,8 @@ Sets up a fresh database (migrate + seed), inserts ``--tickets`` open tickets
     python bench/metrics.py --json bench/results/metrics.json
 
 JSON keys: open_tickets, closed_tickets, overdue, scrape_computed_ms (median),
-scrape_computed_max_ms, scrape_cached_ms (median), database_ms (median), per_15s_scrape_cpu_pct.
+scrape_computed_max_ms, scrape_shared_ms, scrape_cached_ms (medians), database_ms (median),
+per_30s_count_pct.
 """
 
 import argparse
@@ -111,6 +113,18 @@ def run(args):
     app.config["METRICS_CACHE_SECONDS"] = 3600
     scrape(client)
     cached = [scrape(client)[0] for _ in range(args.runs)]
+    # Another worker (or host) within the period: it reads the count the first one left in
+    # the ``metrics`` heartbeat instead of counting again.
+    shared = []
+    for _ in range(args.runs):
+        other = app_for(url)
+        other.config["METRICS_CACHE_SECONDS"] = 3600
+        other_client = other.test_client()
+        other_client.get("/healthz")  # its connection pool, as a running worker has
+        elapsed, found = scrape(other_client)
+        assert found[("hotline_overdue_tickets", ())] == overdue
+        shared.append(elapsed)
+        other.extensions["hotline.db"].kw["bind"].dispose()
     result = {
         "open_tickets": args.tickets,
         "closed_tickets": args.closed,
@@ -119,9 +133,10 @@ def run(args):
         "scrape_computed_ms": round(statistics.median(computed), 1),
         "scrape_computed_max_ms": round(max(computed), 1),
         "scrape_cached_ms": round(statistics.median(cached), 1),
+        "scrape_shared_ms": round(statistics.median(shared), 1),
         "database_ms": round(statistics.median(database), 1),
-        # One computed scrape every 15 s (each scrape landing on a worker whose cache expired).
-        "per_15s_scrape_cpu_pct": round(statistics.median(computed) / 15_000 * 100, 2),
+        # One count per METRICS_CACHE_SECONDS (30 s) in the whole deployment.
+        "per_30s_count_pct": round(statistics.median(computed) / 30_000 * 100, 2),
     }
     app.extensions["hotline.db"].kw["bind"].dispose()
     return result
@@ -136,8 +151,9 @@ def print_table(r):
             f"{r['scrape_computed_ms']} / {r['scrape_computed_max_ms']} ms",
         ),
         ("  of which the database", f"{r['database_ms']} ms"),
-        ("scrape, cached", f"{r['scrape_cached_ms']} ms"),
-        ("one computed scrape per 15 s", f"{r['per_15s_scrape_cpu_pct']} % of a core"),
+        ("scrape, another worker within the period", f"{r['scrape_shared_ms']} ms"),
+        ("scrape, cached in the process", f"{r['scrape_cached_ms']} ms"),
+        ("one count per 30 s (the default cache)", f"{r['per_30s_count_pct']} % of the time"),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"\n/metrics on PostgreSQL, {r['runs']} runs each")

@@ -155,9 +155,10 @@ DEFAULTS = {
     "METRICS_ALLOWED_NETWORKS": "127.0.0.1,::1",
     #: A secret a scraper may send as ``Authorization: Bearer …`` from anywhere (empty: none).
     "METRICS_TOKEN": "",
-    #: Seconds the database's metrics (open tickets, overdue, heartbeats) are kept between
-    #: scrapes, per process.
-    "METRICS_CACHE_SECONDS": 10,
+    #: Seconds the database's metrics (open tickets by state, overdue) are kept between
+    #: scrapes: in each process, and for all of them in the ``metrics`` heartbeat, so the
+    #: tickets are counted once per this period in the whole deployment.
+    "METRICS_CACHE_SECONDS": 30,
     #: ``/readyz`` warns (200 "degraded") when the scheduler's or the board publisher's last
     #: beat is older than this many of its intervals.
     "READY_STALE_INTERVALS": 6,

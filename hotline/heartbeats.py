@@ -5,6 +5,8 @@ process kind), written by the process and read by ``/readyz`` and ``/metrics``.
   the oldest timer that tick fired was (0 when none was due).
 - ``board-publisher`` (``dashboards.publisher``): every ``PUBLISHER_BEAT_SECONDS``; its lag is
   the age of the oldest event it published since its last beat (0 when idle).
+- ``metrics`` (``hotline.metrics``): not a process, but the last count of open and overdue
+  tickets for ``/metrics``, kept here so that every web process shares it.
 
 A beat is one upsert in its own short transaction (``INSERT … ON CONFLICT (name) DO UPDATE``,
 on SQLite and PostgreSQL alike), at most once per tick. Its ``detail`` names the process's
@@ -35,6 +37,9 @@ SCHEDULER = "scheduler"
 BOARD_PUBLISHER = "board-publisher"
 #: Seconds between two beats of the board publisher (it flushes up to ten times a second).
 PUBLISHER_BEAT_SECONDS = 5
+#: Not a process: the last count of the tickets for ``/metrics`` (``hotline.metrics``),
+#: shared by every web process for ``METRICS_CACHE_SECONDS`` (its ``detail``).
+METRICS = "metrics"
 
 _failing = Outage(log, "heartbeats (database)")
 

@@ -98,9 +98,8 @@ def add_collector(app, collect):
     app.extensions["hotline.metric_collectors"].append(collect)
 
 
-def heartbeat_families(session, now):
+def heartbeat_families(rows, now):
     """The scheduler's and the board publisher's lag and the age of their last beat."""
-    rows = heartbeats.read_all(session)
     age = GaugeMetricFamily(
         "hotline_heartbeat_age_seconds",
         "Seconds since a background process last beat (heartbeats table)",
@@ -123,8 +122,35 @@ def heartbeat_families(session, now):
     return [age, *lag.values()]
 
 
+def _dump(families):
+    """Gauge families as JSON (kept in the ``metrics`` heartbeat for the other processes)."""
+    return [
+        {
+            "name": family.name,
+            "help": family.documentation,
+            "samples": [[sample.labels, sample.value] for sample in family.samples],
+        }
+        for family in families
+    ]
+
+
+def _load(dumped):
+    families = []
+    for item in dumped:
+        labels = sorted(item["samples"][0][0]) if item["samples"] else []
+        family = GaugeMetricFamily(item["name"], item["help"], labels=labels)
+        for sample_labels, sample_value in item["samples"]:
+            family.add_metric([sample_labels[k] for k in labels], sample_value)
+        families.append(family)
+    return families
+
+
 class _DatabaseCollector:
-    """The families read from the database, cached per process for ``METRICS_CACHE_SECONDS``."""
+    """The families read from the database. Kept for ``METRICS_CACHE_SECONDS`` twice over: in
+    this process (a scrape within it reads nothing), and for every process of the deployment
+    in the ``metrics`` heartbeat (a process whose own copy expired reads that row and computes
+    only when it is older too), so the tickets are counted once per period however many
+    workers, hosts and Prometheus servers there are."""
 
     def __init__(self, app):
         self.app = app
@@ -140,37 +166,55 @@ class _DatabaseCollector:
         seconds = self.app.config["METRICS_CACHE_SECONDS"]
         with self._lock:
             if self._at is None or time.monotonic() - self._at >= seconds:
-                self._families = self._compute()
+                self._families = self._compute(seconds)
                 self._at = time.monotonic()
             return list(self._families)
 
-    def _compute(self):
-        started = time.perf_counter()
+    def _compute(self, seconds):
         up = GaugeMetricFamily(
             "hotline_database_up", "Whether the database answered the last metrics read"
         )
-        families = []
-        session = self.app.extensions["hotline.db"]()
+        cost = GaugeMetricFamily(
+            "hotline_metrics_database_seconds",
+            "Time the last count of the tickets took (shared by every process for the cache's "
+            "length)",
+        )
+        factory = self.app.extensions["hotline.db"]
+        session = factory()
+        counted_here = False
         try:
             now = heartbeats.utcnow()
-            families.extend(heartbeat_families(session, now))
-            for collect in self.app.extensions["hotline.metric_collectors"]:
-                families.extend(collect(session, now))
+            rows = heartbeats.read_all(session)
+            shared = rows.pop(heartbeats.METRICS, None)
+            if shared is not None and heartbeats.age_seconds(shared, now) < seconds:
+                counted = _load(shared.detail.get("families", []))
+                took = shared.detail.get("seconds", 0.0)
+            else:
+                started = time.perf_counter()
+                counted = []
+                for collect in self.app.extensions["hotline.metric_collectors"]:
+                    counted.extend(collect(session, now))
+                took = time.perf_counter() - started
+                counted_here = True
             session.rollback()
-            up.add_metric([], 1)
         except sa.exc.SQLAlchemyError as exc:
             session.rollback()
             log.warning("metrics: database not readable (%s)", type(exc).__name__)
-            families = []
             up.add_metric([], 0)
+            return [up]
         finally:
             session.close()
-        cost = GaugeMetricFamily(
-            "hotline_metrics_database_seconds",
-            "Time the last computation of the database metrics took (cached between scrapes)",
-        )
-        cost.add_metric([], time.perf_counter() - started)
-        return [*families, up, cost]
+        if counted_here:
+            # Once the reading transaction has ended: the other processes' copy.
+            heartbeats.beat(
+                factory,
+                heartbeats.METRICS,
+                interval_seconds=seconds,
+                detail={"families": _dump(counted), "seconds": took},
+            )
+        up.add_metric([], 1)
+        cost.add_metric([], took)
+        return [*heartbeat_families(rows, now), *counted, up, cost]
 
 
 class _ThisProcess:
