@@ -12,7 +12,8 @@ every request leaves behind (its id, its access line, its counts).
   here and an alert on ``hotline_heartbeat_age_seconds``.
 - ``GET /metrics``: Prometheus' text format (``hotline.metrics``), only for addresses in
   ``METRICS_ALLOWED_NETWORKS`` (default this host) or a caller sending
-  ``Authorization: Bearer METRICS_TOKEN`` (when set); others get 403.
+  ``Authorization: Bearer METRICS_TOKEN`` (when set); others get 403, and so does a request
+  that came through a proxy (``X-Forwarded-For``) when ``PROXY_HOPS`` is 0.
 
 All three need no login, set no cookie, are never rate-limited, carry no personal data and
 write no access line (a probe every few seconds would drown the log; an outage of the
@@ -153,6 +154,10 @@ def _may_scrape():
     header = request.headers.get("Authorization", "")
     if token and header.startswith("Bearer "):
         return hmac.compare_digest(header[7:].strip().encode(), token.encode())
+    if not current_app.config["PROXY_HOPS"] and "X-Forwarded-For" in request.headers:
+        # Through a proxy the application is not told about, the address is the proxy's
+        # (127.0.0.1 for nginx on this host): it says nothing of who asks.
+        return False
     return is_trusted(request.remote_addr, current_app.extensions["hotline.metrics_networks"])
 
 

@@ -162,6 +162,12 @@ def test_metrics_refused_outside_the_allowed_networks(make_app):
     assert right.status_code == 200
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
+    # Through a proxy the application does not know of, 127.0.0.1 is the proxy's address.
+    proxied = {"X-Forwarded-For": "203.0.113.9"}
+    assert client.get("/metrics", headers=proxied).status_code == 403
+    behind = make_app(PROXY_HOPS=1).test_client()
+    assert behind.get("/metrics", headers=proxied).status_code == 403
+    assert behind.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"}).status_code == 200
     ranged = make_app(METRICS_ALLOWED_NETWORKS="10.8.0.0/16")
     assert ranged.test_client().get("/metrics", environ_base=outside).status_code == 403
     inside = {"REMOTE_ADDR": "10.8.3.4"}
