@@ -16,6 +16,7 @@ not get that one (Redis away, a dropped connection) asks for what it missed
 publisher refreshes every room at once.
 """
 
+import datetime as dt
 import json
 import logging
 import queue
@@ -28,6 +29,7 @@ import sqlalchemy as sa
 from dashboards.access import CITY, district_room
 from dashboards.snapshots import MONTH_MIN_SECONDS, Board, month_rates, month_rates_age
 from dashboards.socket import app_emitter, redis_emitter
+from hotline import heartbeats
 from hotline.models import Area, Ticket
 from hotline.outage import Outage
 
@@ -97,6 +99,10 @@ class BoardPublisher:
         self._redis = None
         self._pubsub = None
         self._failing = Outage(log, "board updates (database)")
+        #: The heartbeat (``hotline.heartbeats``): the largest lag of an event published since
+        #: the last beat, and when that beat was.
+        self.lag_seconds = 0.0
+        self._last_beat = None
 
     def feed(self, message):
         self.queue.put(message)
@@ -164,6 +170,7 @@ class BoardPublisher:
             payload["previous"] = self.last_sent.get(room)
             self.emit_update(room, payload)
             self.last_sent[room] = payload["as_of"]
+        self.lag_seconds = max(self.lag_seconds, _oldest_age(messages))
         # Announced only once sent: a flush that failed before this announces them next time.
         self.floor, self.announced = remembered
         log.debug(
@@ -251,6 +258,7 @@ class BoardPublisher:
 
     def run(self):
         while not self._stop.is_set():
+            self._maybe_beat()
             try:
                 first = self.queue.get(timeout=POLL_SECONDS)
             except queue.Empty:
@@ -267,6 +275,25 @@ class BoardPublisher:
                 time.sleep(wait)
             self._last_flush = time.monotonic()
             self._safe_flush([first, *self.drain()])
+
+    def _maybe_beat(self):
+        """Beat at most every ``PUBLISHER_BEAT_SECONDS`` (the loop wakes at least every
+        ``POLL_SECONDS``), with the largest lag since the last beat."""
+        now = time.monotonic()
+        if (
+            self._last_beat is not None
+            and now - self._last_beat < heartbeats.PUBLISHER_BEAT_SECONDS
+        ):
+            return
+        self._last_beat = now
+        lag, self.lag_seconds = self.lag_seconds, 0.0
+        heartbeats.beat(
+            self.app.extensions["hotline.db"],
+            heartbeats.BOARD_PUBLISHER,
+            lag,
+            interval_seconds=heartbeats.PUBLISHER_BEAT_SECONDS,
+            detail={"rooms": len(self.known_rooms)},
+        )
 
     def _unannounced(self):
         """Whether a ticket above every one announced so far is in the database (its event
@@ -295,6 +322,23 @@ class BoardPublisher:
             self._failing.failed(exc)
         else:
             self._failing.succeeded()
+
+
+def _oldest_age(messages):
+    """Seconds since the oldest ticket event of ``messages`` happened (its ``at``), now that
+    it is published; 0 when there is none."""
+    moments = []
+    for message in messages:
+        if not str(message.get("type", "")).startswith("ticket."):
+            continue
+        try:
+            moments.append(dt.datetime.fromisoformat(message["at"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    if not moments:
+        return 0.0
+    oldest = min(m if m.tzinfo else m.replace(tzinfo=dt.UTC) for m in moments)
+    return max(0.0, (dt.datetime.now(dt.UTC) - oldest).total_seconds())
 
 
 _running = None

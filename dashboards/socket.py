@@ -24,6 +24,7 @@ from flask_socketio import Namespace, SocketIO, emit, join_room, leave_room, roo
 from dashboards import access, inbox_live
 from dashboards.snapshots import Board, room_snapshot
 from hotline import auth as hotline_auth
+from hotline import metrics
 from hotline.db import get_session
 
 log = logging.getLogger(__name__)
@@ -156,10 +157,17 @@ class BoardNamespace(Namespace):
     def on_disconnect(self, *args):
         with self._lock:
             self.logins.pop(request.sid, None)
+            self._count()
+
+    def _count(self):
+        # Set, not counted up and down: the gauge is what this process holds (the metrics
+        # sum the live processes), so a missed disconnect cannot make it drift.
+        metrics.SOCKETIO_CLIENTS.labels(metrics.BOARDS).set(len(self.logins))
 
     def _watch(self, sid, key):
         with self._lock:
             self.logins[sid] = hotline_auth.key_hash(key) if isinstance(key, str) else None
+            self._count()
             start = not self._checking
             self._checking = True
         if start:
@@ -192,6 +200,7 @@ class BoardNamespace(Namespace):
             self.socketio.server.disconnect(sid, namespace=NAMESPACE)
             with self._lock:
                 self.logins.pop(sid, None)
+                self._count()
         return ended
 
     def on_join(self, data):

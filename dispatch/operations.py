@@ -50,6 +50,7 @@ from hotline.enums import (
     UnitKind,
 )
 from hotline.errors import Conflict, Forbidden, ValidationFailed
+from hotline.logs import current_request_id
 from hotline.models import (
     Assignment,
     CallbackAttempt,
@@ -180,6 +181,7 @@ def _record(
         reason=reason,
         payload=payload or {},
         created_at=now,
+        request_id=current_request_id(),
     )
     session.add(event)
     session.flush()
@@ -205,6 +207,8 @@ def _publish(session, ticket, name, from_status, now):
             "area": ticket.area.code if ticket.area else None,
             "unit": ticket.lead_unit.code if ticket.lead_unit else None,
             "at": now.isoformat(),
+            # The request that made it, followed from the log into the boards' messages.
+            "request_id": current_request_id(),
         },
     )
 

@@ -3,6 +3,7 @@
 from flask import has_request_context, request
 
 from hotline.db import utcnow
+from hotline.logs import current_request_id
 from hotline.models import AuditLog
 
 
@@ -15,6 +16,7 @@ def audit(session, actor, action, *, target=None, payload=None):
             payload=payload or {},
             created_at=utcnow(),
             remote_addr=request.remote_addr if has_request_context() else None,
+            request_id=current_request_id(),
         )
     )
 

@@ -155,6 +155,22 @@ DEFAULTS = {
     "OUTBOX_DELIVER_AFTER_COMMIT": True,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
+    #: Log lines (``hotline.logs``): ``text`` for a person at a terminal (the demo), ``json``
+    #: (one object per line) for production's log collector.
+    "LOG_FORMAT": "text",
+    #: Who may read ``/metrics`` (``hotline.observability``): addresses or ranges,
+    #: comma-separated; this host by default. Behind a proxy set ``PROXY_HOPS``, or every
+    #: request comes from the proxy's address.
+    "METRICS_ALLOWED_NETWORKS": "127.0.0.1,::1",
+    #: A secret a scraper may send as ``Authorization: Bearer …`` from anywhere (empty: none).
+    "METRICS_TOKEN": "",
+    #: Seconds the database's metrics (open tickets by state, overdue) are kept between
+    #: scrapes: in each process, and for all of them in the ``metrics`` heartbeat, so the
+    #: tickets are counted once per this period in the whole deployment.
+    "METRICS_CACHE_SECONDS": 30,
+    #: ``/readyz`` warns (200 "degraded") when the scheduler's or the board publisher's last
+    #: beat is older than this many of its intervals.
+    "READY_STALE_INTERVALS": 6,
 }
 
 #: Text settings (empty: unset): their environment value is the text given.

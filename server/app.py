@@ -47,6 +47,7 @@ import dispatch.api.tickets
 import dispatch.api.time_rules
 import dispatch.api.units
 import dispatch.api.whistle
+import dispatch.metrics
 import dispatch.pages.admin_open311
 import dispatch.pages.admin_review
 import dispatch.pages.admin_routing
@@ -97,7 +98,9 @@ from hotline import (
     events,
     headers,
     limits,
+    metrics,
     notify,
+    observability,
     outbox_delivery,
     privacy,
     suggestions,
@@ -235,6 +238,8 @@ def create_app(overrides=None):
         # throttle, audit, HSTS); only as many hops as are really there are trusted.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     app.url_map.converters["id"] = RowIdConverter
+    # First: its clock starts before every other hook, its access line follows them all.
+    observability.init_app(app)
     headers.init_app(app)
     events.init_app(app)
     notify.init_app(app)
@@ -256,6 +261,7 @@ def create_app(overrides=None):
     for module in PAGES:
         app.register_blueprint(module.create_blueprint())
     web.check_homes(app)
+    metrics.add_collector(app, dispatch.metrics.ticket_families)
     socket.init_app(app)
     _register_handlers(app)
     return app

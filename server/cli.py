@@ -16,7 +16,7 @@ from werkzeug.serving import WSGIRequestHandler, run_simple
 from dashboards import hotspots
 from dashboards import publisher as board_publisher
 from dispatch import open311
-from hotline import backup, migrate, model_versions, seed, tabular, users
+from hotline import backup, logs, migrate, model_versions, seed, tabular, users
 from hotline.db import get_session, local_datetime
 from hotline.enums import SERVICE_ROLES, Role
 from hotline.errors import HotlineError
@@ -457,8 +457,11 @@ def _serve(app, host, port, access_log=True):
     rather than ``socketio.run``: Flask ignores ``app.run`` inside a CLI command.)"""
     import logging
 
+    # The application writes each request's access line (``hotline.observability``) in
+    # LOG_FORMAT; Werkzeug's own would repeat it.
+    logs.configure(app.config)
     if not access_log:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        logging.getLogger("hotline.access").setLevel(logging.WARNING)
     run_simple(host, port, app, threaded=True, request_handler=RequestLog)
 
 
@@ -506,7 +509,6 @@ def board_publisher_command():
 
     Listens to the ticket events on Redis (HOTLINE_REDIS_URL), recomputes the affected
     boards from the database and emits them through Socket.IO's Redis message queue."""
-    import logging
     import signal
     import threading
 
@@ -516,8 +518,7 @@ def board_publisher_command():
             "需要设置 HOTLINE_REDIS_URL：实时大屏推送进程通过 Redis 接收工单事件并推送到各 Web 进程"
             "（单进程演示请用 hotline demo，它自带推送）"
         )
-    level = app.config["LOG_LEVEL"].upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
+    logs.configure(app.config)
     publisher = board_publisher.start_publisher(app, standalone=True)
     click.echo("实时大屏推送已启动（Ctrl-C 退出）")
     sys.stdout.flush()
@@ -542,15 +543,13 @@ def scheduler_command(once, interval, batch):
     the hot issues' grouper, the outbox's sweep, the early warnings' scan (诉求激增, 突发事件),
     质检's daily sample and the personal-data retention job. ``--once`` runs every one of
     these jobs once (for cron, or to catch up by hand) and prints their totals."""
-    import logging
 
     app = current_app._get_current_object()
     if interval:
         app.config["SCHEDULER_INTERVAL_SECONDS"] = interval
     if batch:
         app.config["SCHEDULER_BATCH"] = batch
-    level = app.config["LOG_LEVEL"].upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(message)s")
+    logs.configure(app.config)
     if once:
         result = scheduler.make_job(app)()
         click.echo(

@@ -30,7 +30,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from dashboards import hotspots, warnings
 from dispatch import inspection, timers, whistle_timers
-from hotline import knowledge_admin, outbox_delivery, retention
+from hotline import heartbeats, knowledge_admin, outbox_delivery, retention
 
 log = logging.getLogger(__name__)
 JOB_ID = "sla-timers"
@@ -54,6 +54,8 @@ def make_job(app, clock=None):
     session_factory = app.extensions["hotline.db"]
     batch = app.config["SCHEDULER_BATCH"]
 
+    interval = app.config["SCHEDULER_INTERVAL_SECONDS"]
+
     def run():
         result = timers.run_due(session_factory, settings, batch=batch, clock=clock)
         if result.fired:
@@ -62,7 +64,16 @@ def make_job(app, clock=None):
                 result.fired,
                 result.tickets,
                 result.max_lateness,
+                extra={"lag_seconds": result.max_lateness},
             )
+        # The tick is done (a tick that failed does not beat: its age shows it in /readyz).
+        heartbeats.beat(
+            session_factory,
+            heartbeats.SCHEDULER,
+            result.max_lateness,
+            interval_seconds=interval,
+            detail={"fired": result.fired, "tickets": result.tickets},
+        )
         return result
 
     return run

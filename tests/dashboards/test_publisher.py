@@ -2,6 +2,7 @@
 ticket through the Socket.IO test client, idle refreshes, and two real server processes and a
 publisher sharing updates through Redis."""
 
+import datetime as dt
 import gc
 import logging
 import os
@@ -426,3 +427,26 @@ def test_each_update_names_the_one_before_it(app, db, board_publisher_recording)
 def board_publisher_recording(app, db):
     recorder = Recorder()
     return board_publisher.BoardPublisher(app, emit_update=recorder), recorder
+
+
+def test_the_publisher_beats_with_its_lag(app, db, board_publisher_recording, make_ticket, user):
+    """The heartbeat (``hotline.heartbeats``): at most every PUBLISHER_BEAT_SECONDS, with
+    the age of the oldest event published since the last beat, 0 when idle."""
+    from hotline import heartbeats
+
+    publisher, recorder = board_publisher_recording
+    ticket = make_ticket(user("operator"))
+    db.flush()
+    three_seconds_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3)).isoformat()
+    event = {"type": "ticket.receive", "ticket": ticket.number, "at": three_seconds_ago}
+    publisher.flush([event, {"type": "warning.raised", "area": "370705"}])
+    publisher._maybe_beat()
+    beat = heartbeats.read_all(db)[heartbeats.BOARD_PUBLISHER]
+    assert 3 <= beat.lag_seconds < 30
+    assert beat.detail["interval_seconds"] == heartbeats.PUBLISHER_BEAT_SECONDS
+    publisher._maybe_beat()  # too soon: no new beat
+    assert heartbeats.read_all(db)[heartbeats.BOARD_PUBLISHER].beat_at == beat.beat_at
+    publisher._last_beat -= heartbeats.PUBLISHER_BEAT_SECONDS
+    publisher._maybe_beat()  # nothing published since: no lag
+    again = heartbeats.read_all(db)[heartbeats.BOARD_PUBLISHER]
+    assert again.lag_seconds == 0 and again.beat_at > beat.beat_at

@@ -81,3 +81,25 @@ def test_a_board_closes_when_its_login_ends(board_app, db, user, connect, app_cl
     assert len(closed) == 1
     assert not leader.is_connected(NS)
     assert other.is_connected(NS)
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+def test_connected_boards_are_counted_in_the_metrics(board_app, app_clients, connect):
+    from tests.hotline.test_observability import samples, value
+
+    def clients():
+        found = samples(board_app.test_client().get("/metrics"))
+        return value(found, "hotline_socketio_clients", namespace="boards")
+
+    before = clients()
+    leader = connect(board_app, app_clients("leader"))
+    supervisor = connect(board_app, app_clients("supervisor"))
+    assert leader.is_connected(NS) and supervisor.is_connected(NS)
+    assert clients() == before + 2
+    refused = connect(board_app, app_clients("operator"))
+    assert not refused.is_connected(NS)
+    assert clients() == before + 2
+    leader.disconnect(namespace=NS)
+    assert clients() == before + 1

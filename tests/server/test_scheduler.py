@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from dashboards import warnings
 from dispatch import operations as ops
 from dispatch import timers
+from hotline import heartbeats
 from hotline.db import get_session
 from hotline.models import (
     EarlyWarning,
@@ -162,6 +163,26 @@ def test_a_committed_tick_publishes_and_notifies_after_commit(committed_app, see
     assert len({c.delivery_key for c in sent}) == len(sent)
     # Nothing is due any more: the next run is idle.
     assert scheduler.make_job(committed_app)().tickets == 0
+
+
+def test_each_tick_beats_with_its_lag(committed_app, seed_overdue):
+    """The SLA job's heartbeat (``hotline.heartbeats``): after each tick, its lag is how late
+    the oldest timer it fired was, and 0 once nothing is due."""
+    seed_overdue(committed_app, count=2)
+    job = scheduler.make_job(committed_app)
+    result = job()
+    with committed_app.app_context():
+        beat = heartbeats.read_all(get_session())[heartbeats.SCHEDULER]
+    assert (
+        beat.lag_seconds == pytest.approx(result.max_lateness) == pytest.approx(28.4 * 3600, abs=60)
+    )
+    assert beat.detail == {"interval_seconds": 10, "fired": result.fired, "tickets": 2}
+    assert (dt.datetime.now(dt.UTC) - beat.beat_at).total_seconds() < 30
+    job()
+    with committed_app.app_context():
+        again = heartbeats.read_all(get_session())[heartbeats.SCHEDULER]
+    assert again.lag_seconds == 0 and again.beat_at >= beat.beat_at
+    assert again.detail["fired"] == 0
 
 
 def test_scheduler_command_runs_once(committed_app, seed_overdue):
