@@ -128,7 +128,7 @@ def test_every_unit_runs_a_command_that_exists(path):
 def test_the_units_are_web_scheduler_publisher_and_the_nightly_backup():
     commands = {path.stem: exec_words(unit(path)["Service"]["ExecStart"])[1] for path in UNITS}
     assert commands == {
-        "hotline-web": "--workers",
+        "hotline-web": "-c",
         "hotline-scheduler": "scheduler",
         "hotline-board-publisher": "board-publisher",
         "hotline-backup": "backup",
