@@ -41,6 +41,7 @@ import importlib
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass
 
 import requests
@@ -314,6 +315,10 @@ def deliver_due(session_factory, senders, *, now=None, limit=100, max_attempts=8
     ``lease``: seconds the claimed copies stay with this process (0: ``lease_seconds``)."""
     clock = (lambda: now) if now is not None else utcnow
     copies = _claim(session_factory, clock(), limit, lease)
+    # Sends start only while the claim surely outlasts them (a send takes at most two
+    # timeouts: connecting and reading): the rest wait for the claim to lapse, so a short
+    # ``OUTBOX_LEASE_SECONDS`` never lets another process send a copy still queued here.
+    send_until = time.monotonic() + lease_seconds(limit, lease) - 2 * TIMEOUT_SECONDS
     result = Result()
     by_channel = {}
     for copy in copies:
@@ -324,6 +329,8 @@ def deliver_due(session_factory, senders, *, now=None, limit=100, max_attempts=8
         # process killed mid-batch sends again only the copy (or the one post) in flight.
         step = MANY_PER_MARK if hasattr(sender, "send_many") else 1
         for start in range(0, len(group), step):
+            if time.monotonic() > send_until:
+                return result
             part = group[start : start + step]
             outcome = _send(sender, channel, part)
             _mark(session_factory, part, outcome, clock(), max_attempts, result)
@@ -332,8 +339,11 @@ def deliver_due(session_factory, senders, *, now=None, limit=100, max_attempts=8
 
 def lease_seconds(limit, configured=0):
     """How long a batch of ``limit`` claimed copies stays with its process: ``configured``
-    (``OUTBOX_LEASE_SECONDS``) when set, else long enough for every send to time out."""
-    return configured or max(LEASE_SECONDS, 2 * limit * TIMEOUT_SECONDS)
+    (``OUTBOX_LEASE_SECONDS``) when set (at least room for one send), else long enough for
+    every send to time out."""
+    if configured:
+        return max(configured, 3 * TIMEOUT_SECONDS)
+    return max(LEASE_SECONDS, 2 * limit * TIMEOUT_SECONDS)
 
 
 def claim_statement(now, limit, lease=0):

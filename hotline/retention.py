@@ -98,6 +98,7 @@ KINDS = {
     "citizen_codes": "市民端验证码记录（删除）",
     "citizen_sessions": "市民端登录记录（删除）",
     "outbox_unlinked": "与工单无关的市民短信收件人",
+    "calls_unlinked": "未形成工单的来电号码与录音编号",
 }
 
 
@@ -292,11 +293,18 @@ def _unnest_update(session, table, columns, rows, extra):
 
 def _sweep(session, cutoff, apply):
     """What is kept of a phone outside tickets, older than ``cutoff``: the citizen portal's
-    verification codes and expired sign-ins (deleted: nothing reads them after they expire)
-    and the recipients of texts to citizens about no ticket (a code's text). Counts by kind;
+    verification codes and expired sign-ins (deleted: nothing reads them after they expire),
+    the recipients of texts to citizens about no ticket (a code's text), and the caller's
+    number and recording of calls never taken into a ticket. Counts by kind;
     ``apply`` makes the changes."""
     old_codes = VerificationCode.created_at < cutoff
     old_sessions = CitizenSession.expires_at < cutoff
+    # Calls never taken into a ticket (unanswered, or not a matter for the hotline).
+    calls = sa.and_(
+        IncomingCall.ticket_id.is_(None),
+        IncomingCall.received_at < cutoff,
+        sa.or_(IncomingCall.caller_phone.is_not(None), IncomingCall.recording_ref.is_not(None)),
+    )
     unlinked = sa.and_(
         OutboxMessage.ticket_id.is_(None),
         OutboxMessage.audience == "citizen",
@@ -311,6 +319,9 @@ def _sweep(session, cutoff, apply):
             "outbox_unlinked": done(
                 sa.update(OutboxMessage).where(unlinked).values(recipient=None)
             ),
+            "calls_unlinked": done(
+                sa.update(IncomingCall).where(calls).values(caller_phone=None, recording_ref=None)
+            ),
         }
     else:
         count = lambda model, where: session.scalar(  # noqa: E731
@@ -320,6 +331,7 @@ def _sweep(session, cutoff, apply):
             "citizen_codes": count(VerificationCode, old_codes),
             "citizen_sessions": count(CitizenSession, old_sessions),
             "outbox_unlinked": count(OutboxMessage, unlinked),
+            "calls_unlinked": count(IncomingCall, calls),
         }
     return +Counter(counts)
 

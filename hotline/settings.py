@@ -488,7 +488,9 @@ DEFINITIONS = {
             "retention.enabled",
             "自动脱敏（1 开启，0 关闭）",
             int,
-            1,
+            # Off until an administrator turns it on: redaction cannot be undone, so a city
+            # upgrading looks at the dry run first.
+            0,
             "个人信息保护",
             "开启时每天自动清除超过保存期限的已归档工单中的诉求人个人信息；关闭后只能手动运行",
             0,

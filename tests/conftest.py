@@ -23,7 +23,7 @@ from classifier import artefact, training
 from dispatch import calendar as work_calendar
 from dispatch import timers
 from hotline import cache as hotline_cache
-from hotline import migrate, model_versions, seed, settings
+from hotline import migrate, model_versions, reference, seed, settings
 from hotline.auth import token_hash
 from hotline.db import make_engine
 from hotline.models import ApiToken, AuditLog, Ticket, User
@@ -300,6 +300,9 @@ def committed_app(app, database_url, models_dir, tmp_path):
             conn.execute(
                 sa.text("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM model_versions)")
             )
+        # The emptied settings and reference counters: no process keeps what it read.
+        reference.forget()
+        settings.clear()
         return
     copy = tmp_path / "copy.sqlite"
     source = sqlite3.connect(database_url.removeprefix("sqlite:///"))
@@ -310,6 +313,8 @@ def committed_app(app, database_url, models_dir, tmp_path):
     fresh = create_app(_config(f"sqlite:///{copy}", models_dir))
     yield fresh
     fresh.extensions["hotline.db"].kw["bind"].dispose()
+    reference.forget()
+    settings.clear()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from hotline import citizens, outbox, settings
+from hotline import citizens, outbox, outbox_delivery, settings
 from hotline.db import get_session
 from hotline.enums import OutboxState
 from hotline.errors import Conflict, ValidationFailed
@@ -511,6 +511,28 @@ class ProcessKilled(BaseException):
 def test_the_default_lease_outlasts_a_batch_of_sends_timing_out():
     assert lease_seconds(100) == 2 * 100 * TIMEOUT_SECONDS
     assert lease_seconds(100, 15) == 15
+    # A configured lease leaves room for at least one send.
+    assert lease_seconds(100, 5) == 3 * TIMEOUT_SECONDS
+
+
+def test_sends_stop_once_the_claim_could_lapse_before_they_end(committed_app, monkeypatch):
+    """With a short lease a process sends only while its claim surely outlasts the send:
+    the copies left wait for the claim to lapse instead of going out twice (another process
+    may take them the moment it lapses)."""
+    _committed_copies(committed_app, 3)
+    clock = [1000.0]
+    monkeypatch.setattr(outbox_delivery.time, "monotonic", lambda: clock[0])
+    sent = Recorder()
+
+    class Slow:
+        def send(self, copy):
+            sent.send(copy)
+            clock[0] += TIMEOUT_SECONDS + 1
+
+    result = deliver_due(committed_app.extensions["hotline.db"], {"sms": Slow()}, lease=15)
+    assert result.sent == len(sent.copies) == 1
+    states = [state for state, _, _ in _states(committed_app)]
+    assert states.count(OutboxState.sent) == 1 and states.count(OutboxState.pending) == 2
 
 
 def test_a_process_killed_mid_batch_sends_again_only_the_copy_in_flight(committed_app):
@@ -528,16 +550,17 @@ def test_a_process_killed_mid_batch_sends_again_only_the_copy_in_flight(committe
                 raise ProcessKilled
 
     with pytest.raises(ProcessKilled):
-        deliver_due(factory, {"sms": Dying()}, lease=5)
+        deliver_due(factory, {"sms": Dying()}, lease=15)
     states = [state for state, _, _ in _states(committed_app)]
     assert states.count(OutboxState.sent) == 2
     assert states.count(OutboxState.pending) == 3
 
     now = dt.datetime.now(dt.UTC)
     # The dead process's claim holds for the lease (OUTBOX_LEASE_SECONDS), then lapses.
-    assert deliver_due(factory, {"sms": Recorder()}, now=now + dt.timedelta(seconds=4)).claimed == 0
+    early = now + dt.timedelta(seconds=14)
+    assert deliver_due(factory, {"sms": Recorder()}, now=early).claimed == 0
     second = Recorder()
-    assert deliver_due(factory, {"sms": second}, now=now + dt.timedelta(seconds=6)).sent == 3
+    assert deliver_due(factory, {"sms": second}, now=now + dt.timedelta(seconds=16)).sent == 3
     assert {c.delivery_key for c in first.copies} & {c.delivery_key for c in second.copies} == {
         first.copies[2].delivery_key
     }

@@ -210,6 +210,19 @@ def city(committed_app):
                     next_attempt_at=at,
                 )
             )
+            # A call never taken into a ticket.
+            session.add(
+                IncomingCall(
+                    call_id=f"unlinked-{tag}",
+                    caller_phone=PHONE,
+                    agent="operator",
+                    recording_ref=f"rec/unlinked-{tag}.wav",
+                    received_at=at,
+                )
+            )
+        # Off by default (redaction cannot be undone): the city's administrator turns it on.
+        assert not retention.enabled(session)
+        settings.update(session, None, {"retention.enabled": "1"})
         session.commit()
         ids = {k: t.id for k, t in tickets.items()}
     return committed_app, ids
@@ -334,6 +347,15 @@ def test_old_closed_tickets_lose_personal_data_and_keep_what_statistics_read(cit
         assert runs[0].counts["call_numbers"] == 1
         assert runs[1].counts["citizen_codes"] == runs[1].counts["citizen_sessions"] == 1
         assert runs[1].counts["outbox_unlinked"] == 1
+        assert runs[1].counts["calls_unlinked"] == 1
+        calls = dict(
+            session.execute(
+                sa.select(IncomingCall.call_id, IncomingCall.caller_phone).where(
+                    IncomingCall.ticket_id.is_(None)
+                )
+            ).all()
+        )
+        assert calls == {"unlinked-old": None, "unlinked-new": PHONE}
         audits = session.scalars(
             sa.select(AuditLog).where(AuditLog.action == "retention.redact").order_by(AuditLog.id)
         ).all()

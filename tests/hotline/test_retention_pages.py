@@ -26,7 +26,7 @@ def test_the_page_shows_the_settings_and_the_runs(client, web_login):
     web_login(client, "admin")
     text = client.get(URL).get_data(as_text=True)
     assert "个人信息保存期限（月）" in text and 'name="months" value="24"' in text
-    assert "每日自动脱敏已开启" in text and "尚未运行过" in text
+    assert "每日自动脱敏已关闭" in text and "尚未运行过" in text
     assert "个人信息保护" in client.get("/admin/").get_data(as_text=True)
 
 
