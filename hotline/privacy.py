@@ -44,30 +44,34 @@ def viewed(actor, ticket_number, what="phone"):
         numbers.append(ticket_number)
 
 
+def record(db, actor, what, numbers):
+    """Audit that ``actor`` was shown the full ``what`` of the tickets ``numbers``; the caller
+    commits (a POST's operation records its view in its own transaction)."""
+    audit(
+        db,
+        actor,
+        "pii.view",
+        target=(numbers[0] or "")[:100] if len(numbers) == 1 else f"{len(numbers)} 张工单",
+        payload={
+            "what": what,
+            "count": len(numbers),
+            "tickets": numbers[:MAX_NUMBERS],
+            "path": request.path[:200] if has_request_context() else None,
+        },
+    )
+
+
 def init_app(app):
     @app.after_request
     def _record(response):
+        # The views a GET page collected (``viewed``), recorded after it was rendered.
         views = g.pop("pii_views", None)
         if not views or request.method not in ("GET", "HEAD") or response.status_code >= 300:
             return response
         db = get_session()
         try:
             for (_, what), view in views.items():
-                numbers = view["numbers"]
-                audit(
-                    db,
-                    view["actor"],
-                    "pii.view",
-                    target=(numbers[0] or "")[:100]
-                    if len(numbers) == 1
-                    else f"{len(numbers)} 张工单",
-                    payload={
-                        "what": what,
-                        "count": len(numbers),
-                        "tickets": numbers[:MAX_NUMBERS],
-                        "path": request.path[:200],
-                    },
-                )
+                record(db, view["actor"], what, view["numbers"])
             db.commit()
         except Exception:  # noqa: BLE001 — the page was shown; the failure must be seen in logs
             db.rollback()

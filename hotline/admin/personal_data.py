@@ -16,8 +16,10 @@ ROLES = tuple(requester_data.ROLES)
 
 def create_blueprint():
     bp = Blueprint("admin_personal_data", __name__, url_prefix="/admin")
-    bp.add_url_rule("/personal-data", view_func=lookup_page)
-    bp.add_url_rule("/personal-data/export.xlsx", view_func=export)
+    # POST, with the form's CSRF token: a look-up is audited in the name of whoever makes it,
+    # so a link from elsewhere must not make one; and the number stays out of URLs and logs.
+    bp.add_url_rule("/personal-data", view_func=lookup_page, methods=["GET", "POST"])
+    bp.add_url_rule("/personal-data/export.xlsx", view_func=export, methods=["POST"])
     web.add_to_admin(
         bp,
         "lookup_page",
@@ -45,41 +47,45 @@ def _render(phone="", reason="", held=None, error=None, errors=None, status=200)
 
 @page_for(*ROLES)
 def lookup_page():
-    phone = request.args.get("phone", "")
-    reason = request.args.get("reason", "")
-    if "phone" not in request.args:
+    if request.method == "GET":
         return _render()
+    phone = request.form.get("phone", "")
+    reason = request.form.get("reason", "")
 
     def refused(error):
         return _render(phone, reason, None, error.message, error.details, error.status)
 
-    done, held = web.perform(
-        lambda db: requester_data.lookup(db, g.user, phone, reason), refused=refused
-    )
+    def look_up(db):
+        held = requester_data.lookup(db, g.user, phone, reason)
+        # What the page shows is recorded with the look-up, in its transaction.
+        privacy.record(db, g.user, "requester_data", held.numbers)
+        return held
+
+    done, held = web.perform(look_up, refused=refused)
     if not done:
         return held
-    for number in held.numbers:
-        privacy.viewed(g.user, number, what="requester_data")
     return _render(phone, reason, held)
 
 
 @page_for(*ROLES)
 def export():
-    phone = request.args.get("phone", "")
-    reason = request.args.get("reason", "")
+    phone = request.form.get("phone", "")
+    reason = request.form.get("reason", "")
 
     def refused(error):
         return _render(phone, reason, None, error.message, error.details, error.status)
 
     timezone = current_app.config["TIMEZONE"]
-    done, result = web.perform(
-        lambda db: requester_data.export(db, g.user, phone, reason, timezone), refused=refused
-    )
+
+    def export_(db):
+        data, held = requester_data.export(db, g.user, phone, reason, timezone)
+        privacy.record(db, g.user, "requester_data", held.numbers)
+        return data, held
+
+    done, result = web.perform(export_, refused=refused)
     if not done:
         return result
     data, held = result
-    for number in held.numbers:
-        privacy.viewed(g.user, number, what="requester_data")
     return send_file(
         io.BytesIO(data),
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -22,6 +22,11 @@ def _token(client, path):
     return FORM_TOKEN.search(client.get(path).get_data(as_text=True)).group(1)
 
 
+def _form(client, **values):
+    """The look-up's form: POSTed with the session's CSRF token (every page's header has it)."""
+    return {"csrf_token": _token(client, "/messages"), **values}
+
+
 def test_the_page_shows_the_settings_and_the_runs(client, web_login):
     web_login(client, "admin")
     text = client.get(URL).get_data(as_text=True)
@@ -91,7 +96,7 @@ def _audits(db, action):
 def test_a_lookup_shows_everything_held_and_is_audited(client, db, web_login, held, username):
     ticket, other = held
     web_login(client, username)
-    response = client.get(LOOKUP, query_string={"phone": "139-0000-1111", "reason": "市民申请"})
+    response = client.post(LOOKUP, data=_form(client, phone="139-0000-1111", reason="市民申请"))
     text = response.get_data(as_text=True)
     assert response.status_code == 200
     assert ticket.number in text and "李四海" in text and PHONE in text and "c-pd-1" in text
@@ -106,26 +111,41 @@ def test_a_lookup_shows_everything_held_and_is_audited(client, db, web_login, he
 
 def test_a_lookup_without_a_reason_is_refused_and_shows_nothing(client, db, web_login, held):
     web_login(client, "supervisor")
-    response = client.get(LOOKUP, query_string={"phone": PHONE, "reason": " "})
+    response = client.post(LOOKUP, data=_form(client, phone=PHONE, reason=" "))
     text = response.get_data(as_text=True)
     assert response.status_code == 422 and "请填写查询事由" in text and "李四海" not in text
     assert not _audits(db, "pii.lookup") and not _audits(db, "pii.view")
 
 
+def test_a_look_up_or_export_without_the_form_token_is_refused(client, db, web_login, held):
+    """A link or another site's form cannot make a supervisor look a number up in their name,
+    and the number never travels in a URL (logs)."""
+    web_login(client, "supervisor")
+    assert client.get(LOOKUP, query_string={"phone": PHONE, "reason": "x"}).status_code == 200
+    assert client.post(LOOKUP, data={"phone": PHONE, "reason": "x"}).status_code == 400
+    assert client.get(LOOKUP + "/export.xlsx").status_code == 405
+    assert (
+        client.post(LOOKUP + "/export.xlsx", data={"phone": PHONE, "reason": "x"}).status_code
+        == 400
+    )
+    assert not _audits(db, "pii.lookup") and not _audits(db, "pii.export")
+
+
 @pytest.mark.parametrize("username", ["operator", "dispatcher", "callback", "leader"])
 def test_other_roles_may_not_look_up_or_export(client, db, web_login, held, username):
     web_login(client, username)
-    query = {"phone": PHONE, "reason": "x"}
-    assert client.get(LOOKUP, query_string=query).status_code == 403
-    assert client.get(LOOKUP + "/export.xlsx", query_string=query).status_code == 403
+    assert client.get(LOOKUP).status_code == 403
+    form = _form(client, phone=PHONE, reason="x")
+    assert client.post(LOOKUP, data=form).status_code == 403
+    assert client.post(LOOKUP + "/export.xlsx", data=form).status_code == 403
     assert not _audits(db, "pii.lookup") and not _audits(db, "pii.export")
 
 
 def test_the_export_holds_every_sheet_and_is_audited(client, db, web_login, held):
     ticket, _ = held
     web_login(client, "supervisor")
-    response = client.get(
-        LOOKUP + "/export.xlsx", query_string={"phone": PHONE, "reason": "市民书面申请 2026-12"}
+    response = client.post(
+        LOOKUP + "/export.xlsx", data=_form(client, phone=PHONE, reason="市民书面申请 2026-12")
     )
     assert response.status_code == 200
     book = openpyxl.load_workbook(io.BytesIO(response.data))

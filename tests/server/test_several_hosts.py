@@ -88,6 +88,7 @@ def render_site(site, hosts, http_port, https_port, cert, key):
     text = text.replace("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl")
     text = re.sub(r"ssl_certificate\s+\S+;", f"ssl_certificate {cert};", text)
     text = re.sub(r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {key};", text)
+    text = text.replace("/var/log/nginx/", f"{os.path.dirname(cert)}/")
     assert text.count("server 127.0.0.1:") == 2 * len(hosts), text
     return text
 
