@@ -198,7 +198,12 @@ def _write(config, url, kind, now, target):
         }
         partial = target.with_name(f".{target.name}.partial")
         try:
-            with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+            # Readable by its owner only, whatever the umask: it holds every citizen's data.
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with (
+                os.fdopen(fd, "wb") as out,
+                tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            ):
                 data = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
                 info = tarfile.TarInfo(MANIFEST)
                 info.size, info.mtime, info.mode = len(data), int(now.timestamp()), 0o600

@@ -172,6 +172,7 @@ def test_round_trip_keeps_tickets_events_attachments_and_blobs(source, made, tar
     assert before["tickets"][0] > 10 and before["events"][0] > before["tickets"][0]
     assert before["attachments"][0] == PHOTOS and before["blobs"][0] == 1
 
+    assert made.stat().st_mode & 0o777 == 0o600  # every citizen's data: the owner's only
     with tarfile.open(made) as tar:
         assert tar.getnames()[0] == "manifest.json"
         manifest = json.load(tar.extractfile("manifest.json"))
