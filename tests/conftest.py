@@ -40,10 +40,14 @@ from tests.helpers import (
 #: ``review.default_mode`` as the product ships it (before ``replies_unreviewed``).
 SHIPPED_REVIEW_DEFAULT = settings.DEFINITIONS["review.default_mode"].default
 
+#: The model versions the suite starts with (any other was made by a test and goes after it).
+SUITE_MODELS = set()
+
 #: Tables the tests write to; reference data (areas, units, …) stays as seeded.
 MUTABLE_TABLES = [
     "heartbeats",
     "retention_runs",
+    "model_retrains",
     "summons_firings",
     "summonses",
     "meeting_items",
@@ -148,6 +152,7 @@ def database_url(tmp_path_factory, models_dir):
     with sessionmaker(bind=engine)() as session:
         seed.load_all(session)
         model_versions.import_folder(session, None, models_dir)
+        SUITE_MODELS.update(row.version for row in model_versions.versions(session))
         # The suite's set-up is no one's action: tests count the audit rows they cause.
         session.execute(sa.delete(AuditLog))
         session.commit()
@@ -296,6 +301,17 @@ def committed_app(app, database_url, models_dir, tmp_path):
         with engine.begin() as conn:
             conn.execute(sa.text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} RESTART IDENTITY CASCADE"))
             conn.execute(sa.text("DELETE FROM users WHERE username LIKE 'race_%'"))
+            # Versions a test trained or switched to (retraining): the suite's model is
+            # active again, and its file stays.
+            suite = sa.bindparam("suite", sorted(SUITE_MODELS), expanding=True)
+            conn.execute(
+                sa.text("DELETE FROM model_activations WHERE version NOT IN :suite").bindparams(
+                    suite
+                )
+            )
+            conn.execute(
+                sa.text("DELETE FROM model_versions WHERE version NOT IN :suite").bindparams(suite)
+            )
             # Photos; the suite's model file stays.
             conn.execute(
                 sa.text("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM model_versions)")

@@ -14,7 +14,7 @@ from hotline.models.rankings import RankingRow, RankingSnapshot
 from hotline.models.retention import RetentionRun
 from hotline.models.rules import RoutingRule, SlaPolicy
 from hotline.models.settings import ReferenceVersion, Setting
-from hotline.models.storage import Blob, Heartbeat, ModelActivation, ModelVersion
+from hotline.models.storage import Blob, Heartbeat, ModelActivation, ModelRetrain, ModelVersion
 from hotline.models.supervision import (
     Inspection,
     JointMeeting,
@@ -63,6 +63,7 @@ __all__ = [
     "SummonsFiring",
     "KnowledgeArticle",
     "ModelActivation",
+    "ModelRetrain",
     "ModelVersion",
     "RetentionRun",
     "Notification",

@@ -63,3 +63,38 @@ class Heartbeat(Base):
     #: publisher's oldest unpublished event.
     lag_seconds: Mapped[float] = mapped_column(sa.Float, default=0.0)
     detail: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+
+class ModelRetrain(Base):
+    """One retraining of the classifier from the centre's own decisions
+    (``dispatch.learning``) and its promotion gate: asked for (by the weekly schedule, a
+    command or an administrator's button), claimed by one scheduler, and decided. The
+    decision keeps both models' figures on the held-out recent weeks, so the page can show
+    why a candidate was promoted or kept back.
+
+    ``status``: ``pending`` (asked for, not yet started), ``running``, then ``promoted``
+    (the candidate became the active version), ``kept`` (the gate refused it: a candidate
+    with the reason), ``skipped`` (too few confirmed tickets to learn from or to judge) or
+    ``failed`` (an error; ``reason`` says which)."""
+
+    __tablename__ = "model_retrains"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    #: ``schedule``, ``command`` or ``page``.
+    trigger: Mapped[str] = mapped_column(sa.String(16))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    requested_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    #: The version trained (registered even when kept back), and the version active when the
+    #: gate compared them.
+    candidate_version: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("model_versions.version"), index=True
+    )
+    active_version: Mapped[str | None] = mapped_column(sa.String(64))
+    #: Why it was promoted, kept, skipped or failed, in Chinese, for the page.
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: {"candidate": {figure: value}, "active": {…}, "tolerance": …, "holdout": {"from",
+    #: "to", "tickets"}, "training": {"tickets", "seed_rows", …}, "checks": […]}.
+    figures: Mapped[dict] = mapped_column(JSONType, default=dict)

@@ -38,6 +38,7 @@ EXPECTED_TABLES = {
     "knowledge_articles",
     "meeting_items",
     "model_activations",
+    "model_retrains",
     "model_versions",
     "notifications",
     "open311_keys",
