@@ -175,9 +175,11 @@ class CategoryModel:
         """Word and character TF-IDF side by side."""
         return sp.hstack([f.transform(normalised_texts) for f in self.features], format="csr")
 
-    def fit(self, texts, labels, *, unlabelled=(), descriptions=()):
+    def fit(self, texts, labels, *, unlabelled=(), descriptions=(), sample_weight=None):
         """Train on ``texts``/``labels``; ``unlabelled`` texts shape the vocabulary only;
-        ``descriptions`` are (text, label) pairs such as category names."""
+        ``descriptions`` are (text, label) pairs such as category names; ``sample_weight``
+        (one per text, default 1) weighs texts against each other (the seed corpus against a
+        city's own tickets)."""
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.svm import LinearSVC
@@ -198,9 +200,10 @@ class CategoryModel:
         self.features = [TfidfFeatures.from_vectorizer(v.fit(corpus)) for v in vectorizers]
         matrix = self.transform(texts + extra)
         y = np.array(list(labels) + [label for _, label in descriptions])
-        weights = np.concatenate(
-            [np.ones(len(texts)), np.full(len(extra), self.description_weight)]
-        )
+        own = np.ones(len(texts)) if sample_weight is None else np.asarray(sample_weight, float)
+        if len(own) != len(texts):
+            raise ValueError("sample_weight needs one weight per text")
+        weights = np.concatenate([own, np.full(len(extra), self.description_weight)])
         folds = int(min(3, np.bincount(np.unique(y, return_inverse=True)[1]).min()))
         svm = LinearSVC(C=self.C, class_weight="balanced")
         if folds >= 2:
