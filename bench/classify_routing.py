@@ -246,6 +246,21 @@ def run(data_dir=DEFAULT_DATA_DIR, compare_name_labels: bool = True) -> dict:
 
 # ---- model selection (validation folds inside the training period only) --------------------
 
+#: Rolling validation folds as shares of *all* events: train on ``rows[:a]``, validate on
+#: ``rows[a:b]``; both end at or before ``TRAIN_SHARE``, so the test 20 % is never seen.
+VALIDATION_FOLDS = ((0.48, 0.64), (0.64, 0.80))
+
+
+def validation_folds(rows) -> list[tuple[list, list]]:
+    """``(train, validate)`` pairs of ``VALIDATION_FOLDS`` over ``rows`` (all events, sorted by
+    time), cut from the training part only."""
+    n = len(rows)
+    training = rows[: int(n * TRAIN_SHARE)]
+    return [
+        (training[: int(a * n)], training[int(a * n) : int(b * n)]) for a, b in VALIDATION_FOLDS
+    ]
+
+
 BACKOFF_LONG = (
     ("category", "area", "channel"),
     ("category", "area"),
@@ -268,43 +283,190 @@ MORE_CROSSES = (
     ("category_1", "channel"),
 )
 
+
+def _with(**changes):
+    return dict(MODEL, **changes)
+
+
+_ID = "DISPOSE_UNIT_ID"
+
 #: Designs compared on the validation folds: name → (LearnedRouter arguments, recency
-#: half-life in days or None, label column).
+#: half-life in days or None, label column). Figures in the module docstring.
 CANDIDATES = {
-    "blend (chosen)": (MODEL, None, "DISPOSE_UNIT_ID"),
+    "blend (chosen)": (MODEL, None, _ID),
     "blend, trained on unit names": (MODEL, None, "DISPOSE_UNIT_NAME"),
-    "back-off only": (dict(MODEL, blend=1.0), None, "DISPOSE_UNIT_ID"),
-    "back-off only, long chain": (
-        dict(MODEL, blend=1.0, backoff=BACKOFF_LONG, smoothing=2.0),
+    "back-off only": (_with(blend=1.0), None, _ID),
+    "back-off only, long chain": (_with(blend=1.0, backoff=BACKOFF_LONG, smoothing=2.0), None, _ID),
+    "regression only": (_with(blend=0.0), None, _ID),
+    "regression only, no locality": (_with(blend=0.0, locality=()), None, _ID),
+    "blend, no locality": (_with(locality=()), None, _ID),
+    "blend, more crosses": (_with(crosses=MORE_CROSSES), None, _ID),
+    "blend 0.2": (_with(blend=0.2), None, _ID),
+    "blend 0.4": (_with(blend=0.4), None, _ID),
+    "recency half-life 15 d": (MODEL, 15.0, _ID),
+    "recency half-life 30 d": (MODEL, 30.0, _ID),
+    "recency half-life 60 d": (MODEL, 60.0, _ID),
+    "recency half-life 90 d": (MODEL, 90.0, _ID),
+    "C 0.25": (_with(C=0.25), None, _ID),
+    "C 1": (_with(C=1.0), None, _ID),
+    "C 2": (_with(C=2.0), None, _ID),
+    "smoothing 2": (_with(smoothing=2.0), None, _ID),
+    "smoothing 10": (_with(smoothing=10.0), None, _ID),
+    "back-off + category × community first": (
+        _with(backoff=(("category", "area"), *MODEL["backoff"])),
         None,
-        "DISPOSE_UNIT_ID",
+        _ID,
     ),
-    "regression only": (dict(MODEL, blend=0.0), None, "DISPOSE_UNIT_ID"),
-    "regression only, no locality": (dict(MODEL, blend=0.0, locality=()), None, "DISPOSE_UNIT_ID"),
-    "blend, no locality": (dict(MODEL, locality=()), None, "DISPOSE_UNIT_ID"),
-    "blend, more crosses": (dict(MODEL, crosses=MORE_CROSSES), None, "DISPOSE_UNIT_ID"),
-    "blend, recency half-life 30 d": (MODEL, 30.0, "DISPOSE_UNIT_ID"),
+    "back-off + category × street × channel first": (
+        _with(backoff=(("category", "street", "channel"), *MODEL["backoff"])),
+        None,
+        _ID,
+    ),
+    "back-off + level-2/1 category × street": (
+        _with(
+            backoff=(
+                ("category", "street"),
+                ("category",),
+                ("category_2", "street"),
+                ("category_2",),
+                ("category_1", "street"),
+                ("category_1",),
+                (),
+            )
+        ),
+        None,
+        _ID,
+    ),
+    "cross + level-2 category × street": (
+        _with(crosses=(*MODEL["crosses"], ("category_2", "street"))),
+        None,
+        _ID,
+    ),
+    "cross + level-2 category × community": (
+        _with(crosses=(*MODEL["crosses"], ("category_2", "area"))),
+        None,
+        _ID,
+    ),
+    "cross + category × channel": (
+        _with(crosses=(*MODEL["crosses"], ("category", "channel"))),
+        None,
+        _ID,
+    ),
+    "cross + level-1 category × channel": (
+        _with(crosses=(*MODEL["crosses"], ("category_1", "channel"))),
+        None,
+        _ID,
+    ),
+    "no channel feature": (
+        _with(features=tuple(f for f in MODEL["features"] if f != "channel")),
+        None,
+        _ID,
+    ),
+    "home share 0.6": (_with(home_share=0.6), None, _ID),
 }
 
 
-def select(data_dir=DEFAULT_DATA_DIR) -> dict:
-    """Validation figures of ``CANDIDATES`` (mean of the two folds); the test split is unused."""
-    rows = load_events(data_dir)
-    train = rows[: int(len(rows) * TRAIN_SHARE)]
-    n = len(rows)
+def select(data_dir=DEFAULT_DATA_DIR, names=None) -> dict:
+    """Validation figures of ``CANDIDATES`` (all, or those ``names``), mean of the folds; the
+    test split is unused."""
+    folds = validation_folds(load_events(data_dir))
     out = {}
     for name, (model, half_life, label) in CANDIDATES.items():
+        if names and name not in names:
+            continue
         figures = []
-        for a, b in ((0.48, 0.64), (0.64, 0.80)):
-            fold_train, fold_val = train[: int(a * n)], train[int(a * n) : int(b * n)]
+        for fold_train, fold_val in folds:
             router = fit_router(fold_train, label=label, model=model, half_life=half_life)
-            names = latest_names(fold_train) if label == "DISPOSE_UNIT_ID" else {}
-            names = names or {u: u for u in router.classes_}
-            figures.append(evaluate(router, fold_val, names))
+            shown = latest_names(fold_train) if label == _ID else {}
+            shown = shown or {u: u for u in router.classes_}
+            figures.append(evaluate(router, fold_val, shown))
         out[name] = {
             key: statistics.fmean(f[key] for f in figures) for key in ("top1", "top3", "log_loss")
         }
-        print(f"{name:32s} " + "  ".join(f"{k} {v:.4f}" for k, v in out[name].items()))
+        print(f"{name:46s} " + "  ".join(f"{k} {v:.4f}" for k, v in out[name].items()), flush=True)
+    return out
+
+
+# ---- other ways of combining the two halves (same folds) -----------------------------------
+
+
+def _recent_share(train, classes, feature, days):
+    """Feature value → each unit's share among the events of the last ``days`` of ``train``
+    divided by its share over all of ``train`` (both with half an event added per unit)."""
+    index = {unit: i for i, unit in enumerate(classes)}
+    end = _days(train[-1])
+    every, recent = (
+        defaultdict(lambda: np.full(len(classes), 0.5)),
+        defaultdict(lambda: np.full(len(classes), 0.5)),
+    )
+    for r in train:
+        i = index[r[_ID]]
+        every[r[feature]][i] += 1
+        if end - _days(r) <= days:
+            recent[r[feature]][i] += 1
+    return {
+        value: (recent[value] / recent[value].sum()) / (every[value] / every[value].sum())
+        for value in every
+    }
+
+
+def _combinations(train, router):
+    """name → function(record, row, backoff p, support, regression p) → scores."""
+    share = {
+        (feature, days): _recent_share(train, router.classes_, feature, days)
+        for feature, days in (("STREET_ID", 30), ("COMMUNITY_ID", 60))
+    }
+    w = router.blend
+
+    def recent(feature, days, gamma):
+        table = share[feature, days]
+
+        def rule(rec, row, b, support, r):
+            factor = table.get(row[feature])
+            p = w * b + (1 - w) * r
+            return p if factor is None else p * factor**gamma
+
+        return rule
+
+    return {
+        "linear blend (chosen)": lambda rec, row, b, s, r: w * b + (1 - w) * r,
+        "log-linear blend": lambda rec, row, b, s, r: w * np.log(b) + (1 - w) * np.log(r),
+        "back-off weight 0.3 → 0.5 with support": lambda rec, row, b, s, r: (
+            (v := 0.3 + 0.2 * s / (s + 10.0)) * b + (1 - v) * r
+        ),
+        "× recent unit share at the street^0.25 (30 d)": recent("STREET_ID", 30, 0.25),
+        "× recent unit share at the community^0.1 (60 d)": recent("COMMUNITY_ID", 60, 0.1),
+    }
+
+
+def select_combinations(data_dir=DEFAULT_DATA_DIR) -> dict:
+    """Validation top-1 / top-3 of other rules for combining the chosen model's back-off and
+    regression halves (``_combinations``), mean of the folds; the test split is unused."""
+    per_rule = defaultdict(list)
+    for fold_train, fold_val in validation_folds(load_events(data_dir)):
+        router = fit_router(fold_train)
+        names = latest_names(fold_train)
+        display = [names[u] for u in router.classes_]
+        rules = _combinations(fold_train, router)
+        hits = defaultdict(lambda: [0, 0])
+        for row in fold_val:
+            rec = record(row)
+            b, support, _, level = router._backoff(rec)
+            support = support if level and len(level) > 1 else 0
+            r = router._regression(rec)
+            for name, rule in rules.items():
+                shown = [display[i] for i in np.argsort(-rule(rec, row, b, support, r))[:3]]
+                hits[name][0] += shown[0] == row["DISPOSE_UNIT_NAME"]
+                hits[name][1] += row["DISPOSE_UNIT_NAME"] in shown
+        for name, (top1, top3) in hits.items():
+            per_rule[name].append((top1 / len(fold_val), top3 / len(fold_val)))
+    out = {}
+    for name, figures in per_rule.items():
+        out[name] = {
+            "top1": statistics.fmean(f[0] for f in figures),
+            "top3": statistics.fmean(f[1] for f in figures),
+        }
+        print(f"{name:50s} top1 {out[name]['top1']:.4f}  top3 {out[name]['top3']:.4f}")
     return out
 
 
@@ -336,11 +498,24 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument("--select", action="store_true", help="compare designs on validation")
+    parser.add_argument(
+        "--select",
+        nargs="*",
+        metavar="NAME",
+        help="compare designs (all, or those NAMEs of CANDIDATES) on validation folds",
+    )
+    parser.add_argument(
+        "--select-combinations",
+        action="store_true",
+        help="compare rules combining the two halves on validation folds",
+    )
     parser.add_argument("--refit-days", type=float, help="also evaluate refitting every N days")
     args = parser.parse_args(argv)
-    if args.select:
-        select(args.data_dir)
+    if args.select is not None:
+        select(args.data_dir, args.select)
+        return
+    if args.select_combinations:
+        select_combinations(args.data_dir)
         return
     result = run(args.data_dir)
     if args.refit_days:

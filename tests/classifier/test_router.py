@@ -3,6 +3,7 @@
 import importlib.util
 import pickle
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -364,3 +365,62 @@ def test_bench_features_do_not_leak_the_answer():
 def test_bench_reports_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="pingshan_minsheng_events.csv"):
         load_bench().run(tmp_path)
+
+
+def _synthetic_events(n):
+    """``n`` events in time order, an hour apart; the ``REC_ID`` is the position."""
+    start = datetime(2018, 9, 1)
+    return [
+        {
+            "REC_ID": str(i),
+            "CREATE_TIME": (start + timedelta(hours=i)).isoformat(sep=" "),
+            "SUB_TYPE_ID": str(i % 3),
+            "MAIN_TYPE_ID": "m",
+            "EVENT_TYPE_ID": "e",
+            "DISTRICT_ID": "1",
+            "STREET_ID": str(i % 2),
+            "COMMUNITY_ID": str(i % 4),
+            "EVENT_PROPERTY_NAME": "投诉",
+            "EVENT_SRC_NAME": "12345",
+            "DISPOSE_UNIT_ID": f"u{i % 3}",
+            "DISPOSE_UNIT_NAME": f"unit {i % 3}",
+        }
+        for i in range(n)
+    ]
+
+
+def test_validation_folds_lie_inside_the_training_period():
+    bench = load_bench()
+    rows = _synthetic_events(100)
+    folds = bench.validation_folds(rows)
+    assert [(len(t), len(v)) for t, v in folds] == [(48, 16), (64, 16)]
+    for train, validate in folds:
+        # Each fold trains on a prefix and validates on what follows, before the test 20 %.
+        assert train == rows[: len(train)]
+        assert validate == rows[len(train) : len(train) + len(validate)]
+        assert max(int(r["REC_ID"]) for r in validate) < 80
+
+
+def test_model_selection_never_sees_the_test_events(monkeypatch):
+    """``--select`` and ``--select-combinations`` fit and score on the training 80 % only: every
+    event they turn into features comes before the cut."""
+    bench = load_bench()
+    rows = _synthetic_events(200)
+    cut = int(len(rows) * bench.TRAIN_SHARE)
+    monkeypatch.setattr(bench, "load_events", lambda data_dir: rows)
+    seen = []
+    record = bench.record
+
+    def recording(row):
+        seen.append(int(row["REC_ID"]))
+        return record(row)
+
+    monkeypatch.setattr(bench, "record", recording)
+    monkeypatch.setattr(bench, "CANDIDATES", {"chosen": bench.CANDIDATES["blend (chosen)"]})
+    assert set(bench.select("unused")) == {"chosen"}
+    assert set(bench.select_combinations("unused")) >= {"linear blend (chosen)"}
+    assert seen and max(seen) < cut
+    # The same hook does see the test events when the benchmark itself runs.
+    seen.clear()
+    bench.run("unused", compare_name_labels=False)
+    assert max(seen) == len(rows) - 1
