@@ -507,6 +507,27 @@ DEFINITIONS = {
             1,
             240,
         ),
+        # The model page's drift warning (分类模型, hotline.acceptance.drift).
+        Definition(
+            "classifier.drift_margin",
+            "采纳率下降预警幅度",
+            float,
+            0.10,
+            "分类模型",
+            "某项建议的采纳率比上一周下降超过此值（0.10 即 10 个百分点）时，分类模型页面提示",
+            0.0,
+            1.0,
+        ),
+        Definition(
+            "classifier.drift_min_tickets",
+            "采纳率预警最少工单数",
+            int,
+            30,
+            "分类模型",
+            "两周各自至少有这么多件有建议且已确定的工单，才比较采纳率",
+            1,
+            100_000,
+        ),
     ]
 }
 

@@ -28,6 +28,7 @@ import dashboards.pages.admin_inspection
 import dashboards.pages.admin_scoring
 import dashboards.pages.analysis
 import dashboards.pages.board
+import dashboards.pages.classifier
 import dashboards.pages.hotspots
 import dashboards.pages.inspection_export
 import dashboards.pages.report
@@ -166,6 +167,7 @@ PAGES = [
     dashboards.pages.hotspots,
     dashboards.pages.warnings,
     dashboards.pages.accountability,
+    dashboards.pages.classifier,
     # The 市民端 (public, no login, no menu).
     dispatch.pages.citizen,
     # The 市民端 (public, no login): following one's requests after submitting.

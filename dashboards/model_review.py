@@ -1,0 +1,195 @@
+"""What the model page (分类模型) shows of the classifier's versions and retraining runs, and
+the administrator's 立即重新训练.
+
+The acceptance figures are ``hotline.acceptance``'s (shared with the JSON API); switching
+versions is ``hotline.model_versions``' (admin-only, audited); asking for a retraining is
+``dispatch.learning.request``'s. This module reads the ``model_versions``,
+``model_activations`` and ``model_retrains`` rows and names what they hold in Chinese; it
+lives in ``dashboards`` because it sits above ``dispatch`` (the retraining) and reads no
+ticket of any requester.
+"""
+
+import sqlalchemy as sa
+
+from dispatch import learning
+from hotline import model_versions
+from hotline.models import ModelRetrain, ModelVersion, User
+
+#: Who may open the page; only administrators act on it (``model_versions.activate``).
+VIEW_ROLES = learning.READ_ROLES
+ACT_ROLES = learning.REQUEST_ROLES
+
+#: The gate's headline figures (``classifier.learning.figures``), in the order shown.
+HEADLINE = {
+    "category_macro_f1": "事项分类宏平均 F1",
+    "category_accuracy": "事项分类准确率",
+    "request_type_accuracy": "诉求类型准确率",
+    "unit_top3": "承办单位前三命中率",
+    "emergency_recall": "紧急诉求召回率",
+}
+#: Further figures a run may record, shown after the headline ones when present.
+OTHER_FIGURES = {
+    "category_top3": "事项分类前三命中率",
+    "emergency_false_alarm_rate": "紧急误报率",
+}
+STATUS = {
+    "pending": "待开始",
+    "running": "训练中",
+    "promoted": "已启用",
+    "kept": "未通过",
+    "skipped": "已跳过",
+    "failed": "失败",
+}
+TRIGGERS = {"schedule": "每周定时", "command": "命令行", "page": "页面手动"}
+#: Retraining runs listed.
+RUNS = 30
+#: Switches listed.
+SWITCHES = 20
+
+
+def _names(session, ids):
+    ids = {i for i in ids if i is not None}
+    if not ids:
+        return {}
+    return dict(session.execute(sa.select(User.id, User.name).where(User.id.in_(ids))).all())
+
+
+def _comparison(figures):
+    """[{"key", "label", "candidate", "active", "delta", "count"}] of a run's figures."""
+    candidate = figures.get("candidate") or {}
+    active = figures.get("active") or {}
+    found = []
+    for key, label in {**HEADLINE, **OTHER_FIGURES}.items():
+        if key not in candidate and key not in active:
+            continue
+        c, a = candidate.get(key), active.get(key)
+        count_key = "n_" + key.split("_")[0]
+        found.append(
+            {
+                "key": key,
+                "label": label,
+                "headline": key in HEADLINE,
+                "candidate": c,
+                "active": a,
+                "delta": round(c - a, 4) if c is not None and a is not None else None,
+                "count": candidate.get(count_key, active.get(count_key)),
+            }
+        )
+    return found
+
+
+def _check(check):
+    """A gate check as the page shows it: {"label", "ok", "text", "candidate", "active"}."""
+    if not isinstance(check, dict):
+        return {"label": None, "ok": None, "text": str(check), "candidate": None, "active": None}
+    key = check.get("figure") or check.get("name") or check.get("key")
+    ok = check.get("ok", check.get("passed"))
+    return {
+        "label": {**HEADLINE, **OTHER_FIGURES}.get(key, key),
+        "ok": ok,
+        "text": check.get("reason") or check.get("message") or check.get("text"),
+        "candidate": check.get("candidate"),
+        "active": check.get("active"),
+    }
+
+
+def runs(session, limit=RUNS):
+    """The latest retraining runs, newest first, as the page shows them."""
+    rows = learning.recent(session, limit)
+    names = _names(session, (r.requested_by_id for r in rows))
+    found = []
+    for row in rows:
+        figures = row.figures or {}
+        found.append(
+            {
+                "id": row.id,
+                "status": row.status,
+                "status_label": STATUS.get(row.status, row.status),
+                "trigger_label": TRIGGERS.get(row.trigger, row.trigger),
+                "requested_at": row.requested_at,
+                "requested_by": names.get(row.requested_by_id),
+                "started_at": row.started_at,
+                "finished_at": row.finished_at,
+                "candidate_version": row.candidate_version,
+                "active_version": row.active_version,
+                "reason": row.reason,
+                "comparison": _comparison(figures),
+                "checks": [_check(c) for c in figures.get("checks") or []],
+                "tolerance": figures.get("tolerance"),
+                "holdout": figures.get("holdout") or {},
+                "training": figures.get("training") or {},
+            }
+        )
+    return found
+
+
+def versions(session, run_list):
+    """Every registered version, newest first: the active one marked, with its training
+    figures (``meta``) and the latest run that trained it (from ``run_list``, else read)."""
+    active = model_versions.active_version(session)
+    rows = session.scalars(
+        sa.select(ModelVersion).order_by(ModelVersion.created_at.desc(), ModelVersion.version)
+    ).all()
+    by_candidate = {}
+    for run in run_list:
+        by_candidate.setdefault(run["candidate_version"], run)
+    missing = [r.version for r in rows if r.version not in by_candidate]
+    if missing:
+        for row in session.scalars(
+            sa.select(ModelRetrain)
+            .where(ModelRetrain.candidate_version.in_(missing))
+            .order_by(ModelRetrain.id.desc())
+        ):
+            by_candidate.setdefault(
+                row.candidate_version,
+                {
+                    "id": row.id,
+                    "status_label": STATUS.get(row.status, row.status),
+                    "comparison": _comparison(row.figures or {}),
+                },
+            )
+    names = _names(session, (r.created_by_id for r in rows))
+    used = {a.version for a in model_versions.activations(session, limit=1000)}
+    found = []
+    for row in rows:
+        meta = row.meta or {}
+        metrics = meta.get("metrics") or {}
+        found.append(
+            {
+                "version": row.version,
+                "active": row.version == active,
+                "state": "当前启用"
+                if row.version == active
+                else ("曾启用" if row.version in used else "候选"),
+                "created_at": row.created_at,
+                "created_by": names.get(row.created_by_id),
+                "source": meta.get("source"),
+                "training_rows": meta.get("training_rows"),
+                "macro_f1": metrics.get("macro_f1"),
+                "accuracy": metrics.get("accuracy"),
+                "run": by_candidate.get(row.version),
+            }
+        )
+    return found
+
+
+def switches(session, limit=SWITCHES):
+    """The latest switches of the active version, newest first."""
+    rows = model_versions.activations(session, limit=limit)
+    names = _names(session, (r.activated_by_id for r in rows))
+    return [
+        {
+            "version": r.version,
+            "previous": r.previous,
+            "reason": r.reason,
+            "at": r.activated_at,
+            "by": names.get(r.activated_by_id),
+        }
+        for r in rows
+    ]
+
+
+def request_retrain(session, actor):
+    """立即重新训练: a pending run (or the one already pending or running). The caller
+    commits. Returns the ``ModelRetrain`` row."""
+    return learning.request(session, actor, "page")
