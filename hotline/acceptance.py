@@ -22,8 +22,8 @@ one query per figure; a single pass is one read of each row, linear in the perio
 
 The drift warning (``drift``): a field whose acceptance in the latest week falls below the
 week before by more than ``classifier.drift_margin`` (absolute, 0.10 = ten points), both
-weeks with at least ``classifier.drift_min_tickets`` judged tickets. The latest week is the
-current one once it has that many, else the last complete week.
+weeks with at least ``classifier.drift_min_tickets`` judged tickets of that field. The latest
+week is, field by field, the current one once it has that many, else the last complete week.
 """
 
 import datetime as dt
@@ -274,35 +274,25 @@ def _confusions(counter, names, limit):
     ]
 
 
-def latest_weeks(weeks, min_tickets):
-    """The index of the week the warning looks at and the one before it: the current week once
-    it has ``min_tickets`` judged tickets in every field that has any, else the last complete
-    week. None when there are not two weeks."""
-    if len(weeks) < 2:
-        return None
-    last = len(weeks) - 1
-    if not weeks[last]["complete"]:
-        counts = [f["tickets"] for f in weeks[last]["fields"].values() if f["tickets"]]
-        if not counts or min(counts) < min_tickets:
-            last -= 1
-    return (last, last - 1) if last >= 1 else None
-
-
 def drift(weeks, *, margin, min_tickets):
     """The fields whose acceptance fell by more than ``margin`` from the week before to the
-    latest week (``latest_weeks``), both weeks with at least ``min_tickets`` judged tickets:
+    latest week, both weeks with at least ``min_tickets`` judged tickets of the field: the
+    latest week is the current one once it has that many, else the last complete week.
     [{"field", "label", "week", "rate", "tickets", "previous_week", "previous_rate",
     "previous_tickets", "drop"}]."""
-    pair = latest_weeks(weeks, min_tickets)
-    if pair is None:
-        return []
-    now, before = weeks[pair[0]], weeks[pair[1]]
     found = []
     for name, label in FIELDS.items():
-        this, last = now["fields"][name], before["fields"][name]
-        if this["tickets"] < min_tickets or last["tickets"] < min_tickets:
+        last = len(weeks) - 1
+        if last >= 0 and not weeks[last]["complete"]:
+            if weeks[last]["fields"][name]["tickets"] < min_tickets:
+                last -= 1
+        if last < 1:
             continue
-        drop = last["rate"] - this["rate"]
+        now, before = weeks[last], weeks[last - 1]
+        this, previous = now["fields"][name], before["fields"][name]
+        if this["tickets"] < min_tickets or previous["tickets"] < min_tickets:
+            continue
+        drop = previous["rate"] - this["rate"]
         if drop > margin + 1e-9:
             found.append(
                 {
@@ -312,8 +302,8 @@ def drift(weeks, *, margin, min_tickets):
                     "rate": this["rate"],
                     "tickets": this["tickets"],
                     "previous_week": before["label"],
-                    "previous_rate": last["rate"],
-                    "previous_tickets": last["tickets"],
+                    "previous_rate": previous["rate"],
+                    "previous_tickets": previous["tickets"],
                     "drop": round(drop, 4),
                 }
             )
