@@ -123,10 +123,9 @@ def runs(session, limit=RUNS):
     return found
 
 
-def versions(session, run_list):
-    """Every registered version, newest first: the active one marked, with its training
+def versions(session, run_list, active):
+    """Every registered version, newest first: the ``active`` one marked, with its training
     figures (``meta``) and the latest run that trained it (from ``run_list``, else read)."""
-    active = model_versions.active_version(session)
     rows = session.scalars(
         sa.select(ModelVersion).order_by(ModelVersion.created_at.desc(), ModelVersion.version)
     ).all()

@@ -199,7 +199,9 @@ def review(session, now, timezone, *, weeks=WEEKS, level=1, confusions=15):
             if group is not None and name in ("category", "unit"):
                 group.add(name, accepted, in_top)
             if not accepted and name in wrong:
-                wrong[name][(suggested, final[: len(suggested)])] += 1
+                if name == "category":  # read at the suggested level
+                    final = final[: len(suggested)]
+                wrong[name][(suggested, final)] += 1
     today = local_now.date()
     listed = []
     for i, tally in enumerate(series):

@@ -51,15 +51,18 @@ def _render(*, error=None, typed=None, status=200):
     db = get_session()
     review = acceptance.review(db, utcnow(), current_app.config["TIMEZONE"], level=_level())
     runs = model_review.runs(db)
+    # What this process serves: the database's active version, or before any activation
+    # the models folder's (``model_versions.current``).
+    active = model_versions.current(db, current_app.config["CLASSIFIER_MODELS_DIR"])
     html = render_template(
         "classifier.html",
         review=review,
         fields=acceptance.FIELDS,
         level=_level(),
         runs=runs,
-        versions=model_review.versions(db, runs),
+        versions=model_review.versions(db, runs, active),
         switches=model_review.switches(db),
-        active=model_versions.active_version(db),
+        active=active,
         may_act=g.user.role in model_review.ACT_ROLES,
         reason_max=model_versions.REASON_MAX,
         error=error,

@@ -71,7 +71,10 @@ def _history(session, numbers, now):
 
 
 def _candidate(session, models_dir, tmp_path):
-    """A retrained candidate (the suite's model saved again) that the gate kept back."""
+    """A retrained candidate (the suite's model saved again) that the gate kept back; the
+    suite's model registered and active in the database first (as a web process does when it
+    starts on a database that names none)."""
+    model_versions.import_folder(session, None, models_dir)
     active = model_versions.active_version(session)
     bundle, meta = artefact.load(models_dir, artefact.active_version(models_dir))
     version = artefact.save(
@@ -135,6 +138,7 @@ def test_the_model_page_with_data(
     with factory() as session:
         _history(session, numbers, dt.datetime.now(dt.UTC))
         candidate = _candidate(session, models_dir, tmp_path)
+        original = model_versions.active_version(session)
         before = settings.current(session)
         settings.update(
             session, None, {"classifier.drift_min_tickets": 5, "classifier.drift_margin": 0.1}
@@ -191,5 +195,7 @@ def test_the_model_page_with_data(
                     if d.key in ("classifier.drift_min_tickets", "classifier.drift_margin")
                 },
             )
+            if model_versions.active_version(session) != original:
+                model_versions.activate(session, None, original, reason="浏览器测试复原")
             session.commit()
         engine.dispose()

@@ -114,6 +114,22 @@ def test_weekly_series_confusions_and_drift(db, history):
     assert drift["category"]["week"] == "03-10–03-16"
 
 
+def test_request_type_confusions_are_read_whole(db, user, make_ticket, history):
+    """A category chosen below the suggested level is read at that level; a request type is
+    its own value, however long."""
+    t = make_ticket(user("operator"), request_type=RequestType.complaint)
+    t.suggestion = suggestion(request_type="report")
+    t.received_at = (LAST + dt.timedelta(hours=5)).astimezone(dt.UTC)
+    db.flush()
+    confusions = acceptance.review(db, NOW, "Asia/Shanghai")["confusions"]["request_type"]
+    assert [
+        (c["suggested_name"], c["chosen"], c["chosen_name"], c["count"]) for c in confusions
+    ] == [
+        ("投诉", "consult", "咨询", 10),
+        ("举报", "complaint", "投诉", 1),
+    ]
+
+
 def test_categories_at_either_level(db, history):
     top = acceptance.review(db, NOW, "Asia/Shanghai")["categories"]
     assert [(c["code"], c["name"], c["tickets"]) for c in top] == [
