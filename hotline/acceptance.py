@@ -83,38 +83,41 @@ def read(session, start, end):
     return session.execute(select(start, end).execution_options(yield_per=BATCH))
 
 
+def _ranked(final, codes):
+    """``(accepted, in top 3)`` of a final code against suggested codes, best first: equal to
+    the first or below it in the tree; likewise for one of the first three."""
+    accepted = final.startswith(codes[0])
+    return accepted, accepted or any(final.startswith(code) for code in codes[1:3])
+
+
 def judge(suggestion, category, area, unit, request_type, urgency):
     """Per field where both a suggestion and a final value exist: ``(field, suggested first,
-    final, accepted, in top 3)``."""
+    final, accepted, in top 3)``. Called once per ticket: kept plain."""
     if not suggestion:  # a JSON null passes the SQL "IS NOT NULL" filter
-        return []
+        return ()
     found = []
-
-    def tally(name, final, suggested, in_top=None):
-        if final is None or not suggested:
-            return
-        found.append(
-            (
-                name,
-                suggested[0],
-                final,
-                final.startswith(suggested[0]),
-                any(final.startswith(s) for s in (in_top or suggested[:1])),
-            )
-        )
-
-    top = [c["code"] for c in (suggestion.get("category") or {}).get("top", [])]
-    if (suggestion.get("category") or {}).get("abstain"):
-        top = []
-    tally("category", category, top, top[:3])
-    place = (suggestion.get("area") or {}).get("code")
-    tally("area", area, [place] if place else [])
-    units = [u["code"] for u in suggestion.get("units") or []]
-    tally("unit", unit, units, units[:3])
+    if category is not None:
+        suggested = suggestion.get("category") or {}
+        top = [c["code"] for c in suggested.get("top") or ()]
+        if top and not suggested.get("abstain"):
+            found.append(("category", top[0], category, *_ranked(category, top)))
+    if area is not None:
+        place = (suggestion.get("area") or {}).get("code")
+        if place:
+            accepted = area.startswith(place)
+            found.append(("area", place, area, accepted, accepted))
+    if unit is not None:
+        units = [u["code"] for u in suggestion.get("units") or ()]
+        if units:
+            found.append(("unit", units[0], unit, *_ranked(unit, units)))
     kind = suggestion.get("request_type")
-    tally("request_type", request_type and request_type.value, [kind] if kind else [])
+    if request_type is not None and kind:
+        accepted = request_type.value == kind
+        found.append(("request_type", kind, request_type.value, accepted, accepted))
     tier = (suggestion.get("urgency") or {}).get("tier")
-    tally("urgency", urgency and urgency.value, [tier] if tier else [])
+    if urgency is not None and tier:
+        accepted = urgency.value == tier
+        found.append(("urgency", tier, urgency.value, accepted, accepted))
     return found
 
 
