@@ -60,6 +60,8 @@ PROMOTED, KEPT, SKIPPED, FAILED = "promoted", "kept", "skipped", "failed"
 #: A run not finished after this long is taken for dead (its process was killed): another
 #: scheduler may take its claim over. Training takes minutes, not hours.
 STALE_AFTER = dt.timedelta(hours=3)
+#: How often the scheduler looks for a run asked for or due.
+JOB_INTERVAL_SECONDS = 300
 #: The PostgreSQL advisory lock under which runs are asked for and claimed.
 LOCK_KEY = 0x4C4F4F50  # "LOOP"
 
@@ -550,3 +552,37 @@ def _plain(value):
         raise TypeError(type(item).__name__)
 
     return json.loads(json.dumps(value or {}, default=convert))
+
+
+#: The figures a run shows, candidate beside active: the gate's headline figures first
+#: (``classifier.learning.HEADLINE``), then those it reports without deciding on them.
+FIGURES = (
+    *model_learning.HEADLINE,
+    ("category_top3", "n_category", "分类前三命中率"),
+    ("emergency_false_alarm_rate", "n_not_emergency", "紧急误报率"),
+)
+
+
+def figure_rows(figures):
+    """A run's figures as rows for a table (the command, the model page): ``{"key",
+    "name", "candidate", "active", "change", "n"}`` for each of ``FIGURES`` measured on
+    either side; ``n`` is the held-out tickets it was measured on."""
+    candidate = figures.get("candidate") or {}
+    active = figures.get("active") or {}
+    rows = []
+    for key, count_key, name in FIGURES:
+        new, old = candidate.get(key), active.get(key)
+        if new is None and old is None:
+            continue
+        change = round(new - old, 4) if new is not None and old is not None else None
+        rows.append(
+            {
+                "key": key,
+                "name": name,
+                "candidate": new,
+                "active": old,
+                "change": change,
+                "n": candidate.get(count_key) or active.get(count_key) or 0,
+            }
+        )
+    return rows
