@@ -57,6 +57,16 @@ READ_ROLES = frozenset({Role.admin, Role.supervisor})
 TRIGGERS = ("schedule", "command", "page")
 PENDING, RUNNING = "pending", "running"
 PROMOTED, KEPT, SKIPPED, FAILED = "promoted", "kept", "skipped", "failed"
+#: How a run's status and trigger read (the command, the API, the model page).
+STATUS_LABELS = {
+    PENDING: "等待训练",
+    RUNNING: "训练中",
+    PROMOTED: "已启用新模型",
+    KEPT: "未启用（保留为候选版本）",
+    SKIPPED: "未训练",
+    FAILED: "训练失败",
+}
+TRIGGER_LABELS = {"schedule": "定期训练", "command": "命令行", "page": "管理员手动"}
 #: A run not finished after this long is taken for dead (its process was killed): another
 #: scheduler may take its claim over. Training takes minutes, not hours.
 STALE_AFTER = dt.timedelta(hours=3)

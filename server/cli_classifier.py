@@ -296,18 +296,10 @@ def retrain():
         raise SystemExit(1)
 
 
-#: How each outcome of a run reads.
-RUN_STATUS = {
-    learning.PROMOTED: "已启用新模型",
-    learning.KEPT: "新模型未启用（保留为候选版本）",
-    learning.SKIPPED: "未训练",
-    learning.FAILED: "训练失败",
-}
-
-
 def format_run(run):
     """The decision, the held-out period and the figures table (candidate vs active)."""
-    lines = [f"结果：{RUN_STATUS.get(run.status, run.status)}（用时 {run.seconds:.0f} 秒）"]
+    status = learning.STATUS_LABELS.get(run.status, run.status)
+    lines = [f"结果：{status}（用时 {run.seconds:.0f} 秒）"]
     lines.append(f"原因：{run.reason}")
     if run.candidate_version:
         lines.append(f"候选版本：{run.candidate_version}")
