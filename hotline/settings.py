@@ -471,44 +471,9 @@ DEFINITIONS = {
             1,
             10,
         ),
-        # The knowledge base (首问即答): hotline.knowledge_admin's review-due reminders.
-        Definition(
-            "knowledge.review_days_before",
-            "知识库复核提前天数",
-            int,
-            14,
-            "知识库",
-            "已发布条目在有效期届满前多少天提醒热线中心复核（每个有效期提醒一次）",
-            1,
-            365,
-        ),
-        # 个人信息保护 (hotline.retention): how long requesters' personal data is kept after a
-        # ticket is closed, and the daily job's switch.
-        Definition(
-            "retention.enabled",
-            "自动脱敏（1 开启，0 关闭）",
-            int,
-            # Off until an administrator turns it on: redaction cannot be undone, so a city
-            # upgrading looks at the dry run first.
-            0,
-            "个人信息保护",
-            "开启时每天自动清除超过保存期限的已归档工单中的诉求人个人信息；关闭后只能手动运行",
-            0,
-            1,
-        ),
-        Definition(
-            "retention.months",
-            "个人信息保存期限（月）",
-            int,
-            24,
-            "个人信息保护",
-            "工单归档满多少个月后，清除诉求人姓名、电话、详细地址及文字中的个人信息"
-            "（工单、分类、地点、承办单位、时间和结果保留用于统计）",
-            1,
-            240,
-        ),
         # The classifier's learning loop (dispatch.learning): the weekly retraining from the
-        # centre's confirmed tickets, its promotion gate, and the model page's drift warning.
+        # centre's confirmed tickets and its promotion gate (the model page's drift warning,
+        # classifier.drift_*, is defined with the page).
         Definition(
             "classifier.retrain_days",
             "重新训练间隔（天）",
@@ -561,15 +526,41 @@ DEFINITIONS = {
             1,
             1_000_000,
         ),
+        # The knowledge base (首问即答): hotline.knowledge_admin's review-due reminders.
         Definition(
-            "classifier.drift_margin",
-            "采纳率下降预警幅度",
-            float,
-            0.10,
-            "分类模型",
-            "某项建议的采纳率比上周低出此数即在模型页面提示；0.10 即 10 个百分点",
-            0.01,
+            "knowledge.review_days_before",
+            "知识库复核提前天数",
+            int,
+            14,
+            "知识库",
+            "已发布条目在有效期届满前多少天提醒热线中心复核（每个有效期提醒一次）",
             1,
+            365,
+        ),
+        # 个人信息保护 (hotline.retention): how long requesters' personal data is kept after a
+        # ticket is closed, and the daily job's switch.
+        Definition(
+            "retention.enabled",
+            "自动脱敏（1 开启，0 关闭）",
+            int,
+            # Off until an administrator turns it on: redaction cannot be undone, so a city
+            # upgrading looks at the dry run first.
+            0,
+            "个人信息保护",
+            "开启时每天自动清除超过保存期限的已归档工单中的诉求人个人信息；关闭后只能手动运行",
+            0,
+            1,
+        ),
+        Definition(
+            "retention.months",
+            "个人信息保存期限（月）",
+            int,
+            24,
+            "个人信息保护",
+            "工单归档满多少个月后，清除诉求人姓名、电话、详细地址及文字中的个人信息"
+            "（工单、分类、地点、承办单位、时间和结果保留用于统计）",
+            1,
+            240,
         ),
     ]
 }
