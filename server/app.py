@@ -41,6 +41,7 @@ import dispatch.api.citizen_track
 import dispatch.api.cohandling
 import dispatch.api.inspections
 import dispatch.api.intake
+import dispatch.api.learning
 import dispatch.api.meetings
 import dispatch.api.open311
 import dispatch.api.reply_review
@@ -134,6 +135,7 @@ API = [
     dispatch.api.catalogue,
     dispatch.api.units,
     dispatch.api.whistle,
+    dispatch.api.learning,
     dashboards.api.rankings,
     dashboards.api.hotspots,
     dashboards.api.warnings,
