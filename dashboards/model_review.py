@@ -11,6 +11,7 @@ ticket of any requester.
 
 import sqlalchemy as sa
 
+from classifier import learning as model_learning
 from dispatch import learning
 from hotline import model_versions
 from hotline.models import ModelRetrain, ModelVersion, User
@@ -19,19 +20,14 @@ from hotline.models import ModelRetrain, ModelVersion, User
 VIEW_ROLES = learning.READ_ROLES
 ACT_ROLES = learning.REQUEST_ROLES
 
-#: The gate's headline figures (``classifier.learning.figures``), in the order shown.
-HEADLINE = {
-    "category_macro_f1": "事项分类宏平均 F1",
-    "category_accuracy": "事项分类准确率",
-    "request_type_accuracy": "诉求类型准确率",
-    "unit_top3": "承办单位前三命中率",
-    "emergency_recall": "紧急诉求召回率",
+#: The figures a run records, in the order shown: ``{key: (count key, Chinese name)}``; the
+#: gate's headline ones first (``classifier.learning.HEADLINE``, their one home).
+FIGURES = {
+    **{key: (count, name) for key, count, name in model_learning.HEADLINE},
+    "category_top3": ("n_category", "分类前三命中率"),
+    "emergency_false_alarm_rate": ("n_not_emergency", "紧急误报率"),
 }
-#: Further figures a run may record, shown after the headline ones when present.
-OTHER_FIGURES = {
-    "category_top3": "事项分类前三命中率",
-    "emergency_false_alarm_rate": "紧急误报率",
-}
+HEADLINE = {key for key, _, _ in model_learning.HEADLINE}
 STATUS = {
     "pending": "待开始",
     "running": "训练中",
@@ -59,11 +55,10 @@ def _comparison(figures):
     candidate = figures.get("candidate") or {}
     active = figures.get("active") or {}
     found = []
-    for key, label in {**HEADLINE, **OTHER_FIGURES}.items():
+    for key, (count_key, label) in FIGURES.items():
         if key not in candidate and key not in active:
             continue
         c, a = candidate.get(key), active.get(key)
-        count_key = "n_" + key.split("_")[0]
         found.append(
             {
                 "key": key,
@@ -82,12 +77,11 @@ def _check(check):
     """A gate check as the page shows it: {"label", "ok", "text", "candidate", "active"}."""
     if not isinstance(check, dict):
         return {"label": None, "ok": None, "text": str(check), "candidate": None, "active": None}
-    key = check.get("figure") or check.get("name") or check.get("key")
-    ok = check.get("ok", check.get("passed"))
+    key = check.get("figure")
     return {
-        "label": {**HEADLINE, **OTHER_FIGURES}.get(key, key),
-        "ok": ok,
-        "text": check.get("reason") or check.get("message") or check.get("text"),
+        "label": FIGURES[key][1] if key in FIGURES else check.get("name") or key,
+        "ok": check.get("passed", check.get("ok")),
+        "text": check.get("note") or check.get("reason"),
         "candidate": check.get("candidate"),
         "active": check.get("active"),
     }

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 import dashboards.pages.classifier as page_module
 from classifier import artefact
+from classifier import learning as model_learning
 from hotline import acceptance, model_versions, settings
 from hotline.enums import RequestType
 from hotline.models import AuditLog, Category, ModelActivation, ModelRetrain, Unit
@@ -306,7 +307,11 @@ def test_retrain_now_asks_for_a_run(client, db, web_login):
     assert 'data-testid="run" data-status="pending"' in text and "页面手动" in text
 
 
-def test_runs_show_both_models_figures_and_the_gate(client, db, web_login, user, second_version):
+def test_runs_show_both_models_figures_and_the_gate(client, db, web_login, second_version):
+    candidate = {"category_macro_f1": 0.86, "unit_top3": 0.80, "n_category": 120, "n_unit": 120}
+    active = {"category_macro_f1": 0.83, "unit_top3": 0.84, "n_category": 120, "n_unit": 120}
+    decision = model_learning.gate(candidate, active, 0.02)
+    assert not decision.promote
     db.add(
         ModelRetrain(
             status="kept",
@@ -315,16 +320,13 @@ def test_runs_show_both_models_figures_and_the_gate(client, db, web_login, user,
             finished_at=NOW,
             candidate_version=second_version,
             active_version="suite",
-            reason="候选模型的承办单位前三命中率下降 0.040，超过容许的 0.020，未启用",
+            reason=decision.reason,
             figures={
-                "candidate": {"category_macro_f1": 0.86, "unit_top3": 0.80, "n_unit": 120},
-                "active": {"category_macro_f1": 0.83, "unit_top3": 0.84, "n_unit": 120},
+                "candidate": candidate,
+                "active": active,
                 "tolerance": 0.02,
-                "holdout": {"from": "2025-03-05", "to": "2025-03-19", "tickets": 120},
-                "checks": [
-                    {"figure": "unit_top3", "candidate": 0.80, "active": 0.84, "ok": False},
-                    "<b>未转义</b>",
-                ],
+                "holdout": {"from": NOW.isoformat(), "to": NOW.isoformat(), "tickets": 120},
+                "checks": [*decision.checks, "<b>未转义</b>"],
             },
         )
     )
@@ -332,7 +334,9 @@ def test_runs_show_both_models_figures_and_the_gate(client, db, web_login, user,
     web_login(client, "supervisor")
     text = client.get(URL).get_data(as_text=True)
     assert "未通过" in text and "每周定时" in text
-    assert "候选模型的承办单位前三命中率下降" in text
-    assert "事项分类宏平均 F1" in text and "0.860" in text and "+0.030" in text
+    assert "未启用：承办单位前三命中率 下降 0.040" in text
+    assert "分类宏平均F1" in text and "0.860" in text and "+0.030" in text
     assert "✗ 承办单位前三命中率（候选 0.800，启用中 0.840）" in text
+    assert "✓ 分类宏平均F1（候选 0.860，启用中 0.830）" in text
+    assert "✓ 诉求类型准确率：未测" in text
     assert "&lt;b&gt;未转义&lt;/b&gt;" in text and "<b>未转义</b>" not in text
