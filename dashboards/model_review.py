@@ -20,23 +20,10 @@ from hotline.models import ModelRetrain, ModelVersion, User
 VIEW_ROLES = learning.READ_ROLES
 ACT_ROLES = learning.REQUEST_ROLES
 
-#: The figures a run records, in the order shown: ``{key: (count key, Chinese name)}``; the
-#: gate's headline ones first (``classifier.learning.HEADLINE``, their one home).
-FIGURES = {
-    **{key: (count, name) for key, count, name in model_learning.HEADLINE},
-    "category_top3": ("n_category", "分类前三命中率"),
-    "emergency_false_alarm_rate": ("n_not_emergency", "紧急误报率"),
-}
+#: The gate's headline figures (the others a run records are shown greyed).
 HEADLINE = {key for key, _, _ in model_learning.HEADLINE}
-STATUS = {
-    "pending": "待开始",
-    "running": "训练中",
-    "promoted": "已启用",
-    "kept": "未通过",
-    "skipped": "已跳过",
-    "failed": "失败",
-}
-TRIGGERS = {"schedule": "每周定时", "command": "命令行", "page": "页面手动"}
+#: Figure names by key (``dispatch.learning.FIGURES``, their one home).
+FIGURE_NAMES = {key: name for key, _, name in learning.FIGURES}
 #: Retraining runs listed.
 RUNS = 30
 #: Switches listed.
@@ -51,26 +38,9 @@ def _names(session, ids):
 
 
 def _comparison(figures):
-    """[{"key", "label", "candidate", "active", "delta", "count"}] of a run's figures."""
-    candidate = figures.get("candidate") or {}
-    active = figures.get("active") or {}
-    found = []
-    for key, (count_key, label) in FIGURES.items():
-        if key not in candidate and key not in active:
-            continue
-        c, a = candidate.get(key), active.get(key)
-        found.append(
-            {
-                "key": key,
-                "label": label,
-                "headline": key in HEADLINE,
-                "candidate": c,
-                "active": a,
-                "delta": round(c - a, 4) if c is not None and a is not None else None,
-                "count": candidate.get(count_key, active.get(count_key)),
-            }
-        )
-    return found
+    """A run's figures, candidate beside active (``dispatch.learning.figure_rows``), the
+    gate's headline ones marked."""
+    return [{**row, "headline": row["key"] in HEADLINE} for row in learning.figure_rows(figures)]
 
 
 def _check(check):
@@ -79,7 +49,7 @@ def _check(check):
         return {"label": None, "ok": None, "text": str(check), "candidate": None, "active": None}
     key = check.get("figure")
     return {
-        "label": FIGURES[key][1] if key in FIGURES else check.get("name") or key,
+        "label": FIGURE_NAMES.get(key) or check.get("name") or key,
         "ok": check.get("passed", check.get("ok")),
         "text": check.get("note") or check.get("reason"),
         "candidate": check.get("candidate"),
@@ -98,8 +68,8 @@ def runs(session, limit=RUNS):
             {
                 "id": row.id,
                 "status": row.status,
-                "status_label": STATUS.get(row.status, row.status),
-                "trigger_label": TRIGGERS.get(row.trigger, row.trigger),
+                "status_label": learning.STATUS_LABELS.get(row.status, row.status),
+                "trigger_label": learning.TRIGGER_LABELS.get(row.trigger, row.trigger),
                 "requested_at": row.requested_at,
                 "requested_by": names.get(row.requested_by_id),
                 "started_at": row.started_at,
@@ -137,7 +107,7 @@ def versions(session, run_list, active):
                 row.candidate_version,
                 {
                     "id": row.id,
-                    "status_label": STATUS.get(row.status, row.status),
+                    "status_label": learning.STATUS_LABELS.get(row.status, row.status),
                     "comparison": _comparison(row.figures or {}),
                 },
             )

@@ -12,6 +12,7 @@ Nothing about requesters is on this page.
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
 from dashboards import model_review
+from dispatch import learning
 from hotline import acceptance, model_versions, suggestions, web
 from hotline.db import get_session, utcnow
 from hotline.enums import Role
@@ -137,6 +138,6 @@ def retrain():
     done, run = web.perform(lambda db: model_review.request_retrain(db, g.user), refused=refused)
     if not done:
         return run
-    status = model_review.STATUS.get(run.status, run.status)
+    status = learning.STATUS_LABELS.get(run.status, run.status)
     flash(f"已提交重新训练（第 {run.id} 次，{status}），由后台任务依次执行，完成后结果显示在下方")
     return redirect(url_for(".model_page"))

@@ -174,7 +174,7 @@ def test_the_model_page_with_data(
             "市容环境卫生"
         )
         run = page.locator("[data-testid=run][data-status=kept]").first
-        expect(run).to_contain_text("未通过")
+        expect(run).to_contain_text("未启用（保留为候选版本）")
         expect(run).to_contain_text("✗ 承办单位前三命中率")
         row = page.locator(f"[data-testid=versions] tr[data-version='{candidate}']")
         expect(row).to_contain_text("候选")

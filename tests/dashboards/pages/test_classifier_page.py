@@ -303,8 +303,8 @@ def test_retrain_now_asks_for_a_run(client, db, web_login):
     run = db.scalars(sa.select(ModelRetrain)).one()
     assert (run.status, run.trigger) == ("pending", "page")
     text = client.get(URL).get_data(as_text=True)
-    assert f"已提交重新训练（第 {run.id} 次，待开始）" in text
-    assert 'data-testid="run" data-status="pending"' in text and "页面手动" in text
+    assert f"已提交重新训练（第 {run.id} 次，等待训练）" in text
+    assert 'data-testid="run" data-status="pending"' in text and "管理员手动" in text
 
 
 def test_runs_show_both_models_figures_and_the_gate(client, db, web_login, second_version):
@@ -333,7 +333,7 @@ def test_runs_show_both_models_figures_and_the_gate(client, db, web_login, secon
     db.flush()
     web_login(client, "supervisor")
     text = client.get(URL).get_data(as_text=True)
-    assert "未通过" in text and "每周定时" in text
+    assert "未启用（保留为候选版本）" in text and "定期训练" in text
     assert "未启用：承办单位前三命中率 下降 0.040" in text
     assert "分类宏平均F1" in text and "0.860" in text and "+0.030" in text
     assert "✗ 承办单位前三命中率（候选 0.800，启用中 0.840）" in text
