@@ -471,6 +471,61 @@ DEFINITIONS = {
             1,
             10,
         ),
+        # The classifier's learning loop (dispatch.learning): the weekly retraining from the
+        # centre's confirmed tickets and its promotion gate (the model page's drift warning,
+        # classifier.drift_*, is defined with the page).
+        Definition(
+            "classifier.retrain_days",
+            "重新训练间隔（天）",
+            int,
+            7,
+            "分类模型",
+            "距上次训练满多少天自动用本中心确认过的工单重新训练分类模型；0 为不自动训练"
+            "（仍可手动重新训练）",
+            0,
+            365,
+        ),
+        Definition(
+            "classifier.holdout_days",
+            "评估期（天）",
+            int,
+            14,
+            "分类模型",
+            "最近多少天的工单留作评估：新模型只用此前的工单训练，与在用模型在这些天上比较",
+            1,
+            90,
+        ),
+        Definition(
+            "classifier.tolerance",
+            "允许下降幅度",
+            float,
+            0.02,
+            "分类模型",
+            "任一主要指标（如分类宏平均 F1、前三准确率）比在用模型低出此数即不启用新模型；"
+            "0.02 即 2 个百分点",
+            0,
+            0.2,
+        ),
+        Definition(
+            "classifier.min_training",
+            "最少训练工单数",
+            int,
+            200,
+            "分类模型",
+            "评估期之前确认过的工单少于此数时不训练",
+            1,
+            1_000_000,
+        ),
+        Definition(
+            "classifier.min_holdout",
+            "最少评估工单数",
+            int,
+            50,
+            "分类模型",
+            "评估期内确认过的工单少于此数时不评估、不启用",
+            1,
+            1_000_000,
+        ),
         # The knowledge base (首问即答): hotline.knowledge_admin's review-due reminders.
         Definition(
             "knowledge.review_days_before",
@@ -506,6 +561,27 @@ DEFINITIONS = {
             "（工单、分类、地点、承办单位、时间和结果保留用于统计）",
             1,
             240,
+        ),
+        # The model page's drift warning (分类模型, hotline.acceptance.drift).
+        Definition(
+            "classifier.drift_margin",
+            "采纳率下降预警幅度",
+            float,
+            0.10,
+            "分类模型",
+            "某项建议的采纳率比上一周下降超过此值（0.10 即 10 个百分点）时，分类模型页面提示",
+            0.0,
+            1.0,
+        ),
+        Definition(
+            "classifier.drift_min_tickets",
+            "采纳率预警最少工单数",
+            int,
+            30,
+            "分类模型",
+            "两周各自至少有这么多件有建议且已确定的工单，才比较采纳率",
+            1,
+            100_000,
         ),
     ]
 }

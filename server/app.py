@@ -28,6 +28,7 @@ import dashboards.pages.admin_inspection
 import dashboards.pages.admin_scoring
 import dashboards.pages.analysis
 import dashboards.pages.board
+import dashboards.pages.classifier
 import dashboards.pages.hotspots
 import dashboards.pages.inspection_export
 import dashboards.pages.report
@@ -40,6 +41,7 @@ import dispatch.api.citizen_track
 import dispatch.api.cohandling
 import dispatch.api.inspections
 import dispatch.api.intake
+import dispatch.api.learning
 import dispatch.api.meetings
 import dispatch.api.open311
 import dispatch.api.reply_review
@@ -133,6 +135,7 @@ API = [
     dispatch.api.catalogue,
     dispatch.api.units,
     dispatch.api.whistle,
+    dispatch.api.learning,
     dashboards.api.rankings,
     dashboards.api.hotspots,
     dashboards.api.warnings,
@@ -166,6 +169,7 @@ PAGES = [
     dashboards.pages.hotspots,
     dashboards.pages.warnings,
     dashboards.pages.accountability,
+    dashboards.pages.classifier,
     # The 市民端 (public, no login, no menu).
     dispatch.pages.citizen,
     # The 市民端 (public, no login): following one's requests after submitting.

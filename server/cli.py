@@ -541,8 +541,9 @@ def scheduler_command(once, interval, batch):
     """Run the scheduler in the foreground: the SLA timers (预警, 超时, 催办, 督办, 回访任务),
     吹哨报到's timers, the knowledge base's expiry and review-due reminders (知识库到期复核),
     the hot issues' grouper, the outbox's sweep, the early warnings' scan (诉求激增, 突发事件),
-    质检's daily sample and the personal-data retention job. ``--once`` runs every one of
-    these jobs once (for cron, or to catch up by hand) and prints their totals."""
+    质检's daily sample, the personal-data retention job and the classifier's retraining
+    (when asked for, or weekly). ``--once`` runs every one of these jobs once (for cron, or
+    to catch up by hand) and prints their totals."""
 
     app = current_app._get_current_object()
     if interval:
@@ -583,6 +584,8 @@ def scheduler_command(once, interval, batch):
             click.echo(f"inspection_days={len(sampled.days)} inspection_sampled={sampled.sampled}")
         kept = scheduler.make_retention_job(app)()
         click.echo(f"retention_redacted={kept.tickets}" + (" (off)" if kept.skipped else ""))
+        retrained = scheduler.make_learning_job(app)()
+        click.echo(f"classifier_retrain={retrained.status if retrained else 'none'}")
         return
     click.echo(f"SLA 定时器每 {app.config['SCHEDULER_INTERVAL_SECONDS']} 秒检查一次（Ctrl-C 退出）")
     try:

@@ -5,6 +5,7 @@ host follows the same one; a command keeps its copy of the files in ``CLASSIFIER
 A folder an older release kept (``ACTIVE`` in it) is imported before a command's first use
 of the database's versions (or with ``hotline classifier import``)."""
 
+import unicodedata
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from sqlalchemy.orm import aliased
 from classifier import training
 from classifier.bundle import ModelBundle
 from classifier.router import LearnedRouter, record_from_codes
+from dispatch import learning
 from hotline import model_versions
 from hotline.audit import audit
 from hotline.db import get_session
@@ -270,6 +272,87 @@ def _report(version, metrics, activated):
     if metrics:
         click.echo("留出集评估：")
         click.echo(format_metrics(metrics))
+
+
+@group.command("retrain")
+def retrain():
+    """Retrain now from the centre's confirmed tickets, as the weekly schedule does
+    (``dispatch.learning``): a candidate trained on all but the recent days, judged against
+    the active model on those days, activated if no headline figure drops beyond the
+    tolerance, else kept as a candidate. Prints the decision and both models' figures."""
+    session = _session()
+    row = learning.request(session, None, "command")
+    run_id = row.id
+    session.commit()
+    click.echo(f"重新训练（第 {run_id} 次）：读取已确认的工单并训练，约需一两分钟……")
+    run = learning.run_due(current_app.extensions["hotline.db"], models_dir=_models_dir())
+    if run is None:
+        session.rollback()
+        busy = learning.unfinished(session)
+        since = busy.started_at.strftime("%Y-%m-%d %H:%M") if busy and busy.started_at else "—"
+        raise click.ClickException(f"另一个进程正在重新训练（开始于 {since} UTC），请稍后再看结果")
+    click.echo(format_run(run))
+    if run.status == learning.FAILED:
+        raise SystemExit(1)
+
+
+def format_run(run):
+    """The decision, the held-out period and the figures table (candidate vs active)."""
+    status = learning.STATUS_LABELS.get(run.status, run.status)
+    lines = [f"结果：{status}（用时 {run.seconds:.0f} 秒）"]
+    lines.append(f"原因：{run.reason}")
+    if run.candidate_version:
+        lines.append(f"候选版本：{run.candidate_version}")
+    lines.append(f"对比的在用版本：{run.active_version or '—'}")
+    figures = run.figures or {}
+    holdout, training_part = figures.get("holdout") or {}, figures.get("training") or {}
+    if holdout:
+        lines.append(
+            f"留出评估：{_day(holdout.get('from'))} 至 {_day(holdout.get('to'))}，"
+            f"{holdout.get('tickets', 0)} 张已确认工单；训练：{training_part.get('tickets', 0)} 张"
+        )
+    rows = learning.figure_rows(figures)
+    if rows:
+        widths = (14, 9, 9, 9, 6)
+        lines.append(_line(("指标", "新模型", "在用模型", "变化", "样本"), widths))
+        for row in rows:
+            cells = (
+                row["name"],
+                _figure(row["candidate"]),
+                _figure(row["active"]),
+                _change(row["change"]),
+                str(row["n"]),
+            )
+            lines.append(_line(cells, widths))
+    if figures.get("tolerance") is not None:
+        lines.append(f"允许下降幅度：{figures['tolerance']:g}")
+    return "\n".join(lines)
+
+
+def _line(cells, widths):
+    """Cells padded to ``widths`` terminal columns (a Chinese character takes two): the
+    first to the left, the others to the right."""
+
+    def width(text):
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    first, *rest = cells
+    out = first + " " * (widths[0] - width(first))
+    for cell, columns in zip(rest, widths[1:], strict=True):
+        out += " " * (columns - width(cell)) + cell
+    return out
+
+
+def _day(moment):
+    return moment[:10] if moment else "—"
+
+
+def _figure(value):
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _change(value):
+    return "" if value is None else f"{value:+.3f}"
 
 
 @group.command("list")

@@ -25,7 +25,10 @@ the same end moment give the same tickets. **Idempotent**: every call is receive
 idempotency key ``history:<seed>:<index>``; if the database already holds a history (any
 seed) nothing is added and the summary says so. **One transaction**: the caller commits; a
 failure leaves nothing half made. The past is not news: its real-time events and inbox
-notifications are dropped rather than published after commit (the inbox rows stay).
+notifications are dropped rather than published after commit (the inbox rows stay). It ends
+with a retraining of the classifier asked for (``dispatch.learning.request``): the demo's
+scheduler runs it on start, so the model page shows a candidate trained on this past and the
+gate's decision.
 """
 
 import bisect
@@ -46,7 +49,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from dashboards import warnings
-from dispatch import calendar, citizen_tracking, cohandling, operations, routing, timers
+from dispatch import (
+    calendar,
+    citizen_tracking,
+    cohandling,
+    learning,
+    operations,
+    routing,
+    timers,
+)
 from dispatch.states import FINAL, IN_HANDLING
 from hotline import outbox, suggestions
 from hotline.audit import audit
@@ -255,6 +266,9 @@ def generate(session, *, days=DEFAULT_DAYS, seed=DEFAULT_SEED, now=None, per_day
         )
     )
     audit(session, None, "history.generate", payload={"seed": seed, "days": days})
+    # The classifier learns from this past: a retraining asked for, which the demo's
+    # scheduler runs on start (a candidate, the gate's decision, on the model page).
+    learning.request(session, None, "command", now=now)
     return summarize(session, seed=seed, days=days, already=False, now=now)
 
 

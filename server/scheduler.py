@@ -9,7 +9,10 @@ an advisory lock), and the quality inspection's daily sample (``dispatch.inspect
 each finished local day's sample of every operator's tickets, missed days caught up), and
 the personal-data retention job once a day (``hotline.retention``: tickets closed longer ago
 than the setting lose their requesters' personal data; batches taken ``FOR UPDATE SKIP
-LOCKED``, so two schedulers share them and redact nothing twice).
+LOCKED``, so two schedulers share them and redact nothing twice), and the classifier's
+retraining (``dispatch.learning.run_due``, every ``learning.JOB_INTERVAL_SECONDS``: a run an
+administrator asked for, or the weekly one the schedule makes due; one at a time across
+processes, each run a minute or two of training outside any transaction).
 
 Production runs it as its own process, ``hotline scheduler``; ``hotline demo`` runs it in a
 thread beside the server. The application factory never starts one, so web workers (gunicorn,
@@ -29,7 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from dashboards import hotspots, warnings
-from dispatch import inspection, timers, whistle_timers
+from dispatch import inspection, learning, timers, whistle_timers
 from hotline import heartbeats, knowledge_admin, outbox_delivery, retention
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ WARNING_JOB_ID = "early-warnings"
 INSPECTION_JOB_ID = "inspection-sample"
 WHISTLE_JOB_ID = "whistle-timers"
 RETENTION_JOB_ID = "retention"
+LEARNING_JOB_ID = "classifier-retrain"
 #: The retention job runs daily (and once on start, like every job).
 RETENTION_INTERVAL_SECONDS = 24 * 3600
 
@@ -211,6 +215,29 @@ def make_retention_job(app, clock=None):
     return run
 
 
+def make_learning_job(app, clock=None):
+    """The classifier's retraining (``dispatch.learning.run_due``): the run asked for, or the
+    one the weekly schedule makes due; at most one per call."""
+    session_factory = app.extensions["hotline.db"]
+    models_dir = app.config["CLASSIFIER_MODELS_DIR"]
+
+    def run():
+        now = clock() if clock else None
+        result = learning.run_due(session_factory, now, models_dir=models_dir)
+        if result is not None:
+            log.info(
+                "classifier retrain %d (%s): %s in %.0f s — %s",
+                result.id,
+                result.trigger,
+                result.status,
+                result.seconds,
+                result.reason,
+            )
+        return result
+
+    return run
+
+
 def every(scheduler, job, seconds, job_id):
     """Run ``job`` every ``seconds``: at once on start (catch-up), never twice at a time, and
     after a stall once rather than once per missed interval (one run drains everything due)."""
@@ -262,6 +289,12 @@ def build(app, *, blocking, clock=None):
         INSPECTION_JOB_ID,
     )
     every(scheduler, make_retention_job(app, clock), RETENTION_INTERVAL_SECONDS, RETENTION_JOB_ID)
+    every(
+        scheduler,
+        make_learning_job(app, clock),
+        learning.JOB_INTERVAL_SECONDS,
+        LEARNING_JOB_ID,
+    )
     return scheduler
 
 

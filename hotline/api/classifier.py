@@ -2,17 +2,15 @@
 
 import datetime as dt
 
-import sqlalchemy as sa
 from flask import Blueprint, current_app, g, request
-from sqlalchemy.orm import aliased
 
+import hotline.acceptance
 from hotline import model_versions, openapi, suggestions
 from hotline.api import ok
 from hotline.api.auth import require_role
 from hotline.db import get_session
 from hotline.enums import Role
 from hotline.errors import Conflict, ValidationFailed
-from hotline.models import Area, Category, Ticket, Unit
 from hotline.schemas import ADDRESS_MAX, Fields, json_body
 
 #: Who may ask for suggestions while typing up a request.
@@ -106,74 +104,12 @@ def activate_model(version):
 
 def acceptance():
     """How often the values finally chosen equal what the classifier suggested at intake,
-    over tickets received in [from, to) (local dates; default the last 30 days)."""
+    over tickets received in [from, to) (local dates; default the last 30 days); the rule is
+    ``hotline.acceptance``'s."""
     require_role(REPORT_ROLES)
     start, end = _period()
-    lead = aliased(Unit)
-    rows = (
-        get_session()
-        .execute(
-            sa.select(
-                Ticket.suggestion,
-                Category.code,
-                # An area filled in from the suggestion is no one's choice: not counted.
-                sa.case((Ticket.area_source == "suggested", None), else_=Area.code),
-                lead.code,
-                Ticket.request_type,
-                Ticket.urgency,
-            )
-            .outerjoin(Category, Ticket.category_id == Category.id)
-            .outerjoin(Area, Ticket.area_id == Area.id)
-            .outerjoin(lead, Ticket.lead_unit_id == lead.id)
-            .where(
-                Ticket.suggestion.is_not(None),
-                Ticket.received_at >= start,
-                Ticket.received_at < end,
-            )
-        )
-        .all()
-    )
-    return ok({"from": start.isoformat(), "to": end.isoformat(), **acceptance_rates(rows)})
-
-
-def acceptance_rates(rows):
-    """Per field: tickets where both a suggestion and a final value exist, and how many agree.
-
-    A category counts as accepted when the chosen code is the suggested one or below it in the
-    tree (the model suggests second-level codes, agents may pick a third-level one); an area
-    likewise; a unit when the lead unit is the first suggested."""
-    counts = {name: [0, 0, 0] for name in ("category", "area", "unit", "request_type", "urgency")}
-
-    def tally(name, final, suggested, in_top=None):
-        if final is None or not suggested:
-            return
-        counts[name][0] += 1
-        counts[name][1] += final.startswith(suggested[0])
-        counts[name][2] += any(final.startswith(s) for s in (in_top or suggested[:1]))
-
-    for suggestion, category, area, unit, request_type, urgency in rows:
-        if not suggestion:  # a JSON null passes the SQL "IS NOT NULL" filter
-            continue
-        top = [c["code"] for c in suggestion.get("category", {}).get("top", [])]
-        if suggestion.get("category", {}).get("abstain"):
-            top = top[:0]
-        tally("category", category, top, top[:3])
-        place = (suggestion.get("area") or {}).get("code")
-        tally("area", area, [place] if place else [])
-        units = [u["code"] for u in suggestion.get("units", [])]
-        tally("unit", unit, units, units[:3])
-        tally("request_type", request_type and request_type.value, [suggestion.get("request_type")])
-        tier = (suggestion.get("urgency") or {}).get("tier")
-        tally("urgency", urgency and urgency.value, [tier] if tier else [])
-    return {
-        name: {
-            "tickets": n,
-            "accepted": accepted,
-            "rate": round(accepted / n, 4) if n else None,
-            "in_top3": in_top,
-        }
-        for name, (n, accepted, in_top) in counts.items()
-    }
+    rates = hotline.acceptance.period_rates(get_session(), start, end)
+    return ok({"from": start.isoformat(), "to": end.isoformat(), **rates})
 
 
 def _period():

@@ -5,6 +5,7 @@ import hashlib
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from openpyxl import Workbook
 
 from classifier import artefact, training
+from dispatch import learning
 from hotline.models import AuditLog, ModelActivation, ModelVersion
 from server.cli import main
 from server.cli_classifier import format_metrics
@@ -619,3 +621,53 @@ def test_train_router_needs_a_model_and_tickets(stored, hotline, models, models_
     assert result.exit_code == 1
     assert "还没有已派单的工单可供学习" in result.output
     assert len(stored.versions()) == 1
+
+
+# -- retrain (dispatch.learning) -----------------------------------------------------------------
+
+
+def test_retrain_without_tickets_is_skipped_and_says_why(stored, hotline):
+    output = ok(hotline("classifier", "retrain"))
+    assert "结果：未训练" in output
+    assert "训练样本不足" in output
+    assert stored.versions() == []
+
+
+def test_retrain_prints_the_decision_and_both_models_figures(
+    stored, hotline, models, models_dir, monkeypatch
+):
+    before = _copy_default_model(models_dir, models)
+
+    def promote(examples, active_bundle, *, now, policy, unlabelled=()):
+        figures = {
+            "candidate": {"category_macro_f1": 0.8312, "n_category": 120, "unit_top3": 0.9},
+            "active": {"category_macro_f1": 0.8012, "n_category": 120, "unit_top3": None},
+            "tolerance": 0.02,
+            "holdout": {
+                "from": "2026-11-20T00:00:00+00:00",
+                "to": "2026-12-04T00:00:00+00:00",
+                "tickets": 120,
+            },
+            "training": {"tickets": 900},
+        }
+        return SimpleNamespace(
+            status="promoted",
+            reason="各项指标下降均未超过允许的 0.02",
+            bundle=active_bundle,
+            meta={"source": "retrain"},
+            figures=figures,
+        )
+
+    monkeypatch.setattr(learning.model_learning, "retrain", promote)
+    output = ok(hotline("classifier", "retrain"))
+
+    new = stored.active()
+    assert new != before and set(stored.versions()) == {before, new}
+    assert "结果：已启用新模型" in output
+    assert f"候选版本：{new}" in output and f"对比的在用版本：{before}" in output
+    assert "留出评估：2026-11-20 至 2026-12-04，120 张已确认工单；训练：900 张" in output
+    lines = output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("指标"))
+    assert lines[header + 1].split() == ["分类宏平均F1", "0.831", "0.801", "+0.030", "120"]
+    assert lines[header + 2].split() == ["承办单位前三命中率", "0.900", "—", "0"]
+    assert stored.activations()[-1][2] == "自动评估通过：各项指标下降均未超过允许的 0.02"

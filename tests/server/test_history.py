@@ -29,6 +29,7 @@ from hotline.models import (
     CallbackAttempt,
     EarlyWarning,
     KnowledgeArticle,
+    ModelRetrain,
     Notification,
     OutboxMessage,
     Ticket,
@@ -84,6 +85,9 @@ def test_same_seed_same_history_and_a_second_run_adds_nothing(db, database_url):
     assert other_seed.already and other_seed.seed == 5
     assert _fingerprint(db, serial_numbers) == made
     assert history.report(again)[0].startswith("演示历史已存在（种子 5")
+    # The classifier is asked to learn from this past, once (the demo's scheduler runs it).
+    asked = db.scalars(sa.select(ModelRetrain)).all()
+    assert [(r.status, r.trigger, r.requested_at) for r in asked] == [("pending", "command", NOW)]
 
     db.rollback()
     assert db.scalar(sa.select(sa.func.count()).select_from(Ticket).where(MINE)) == 0

@@ -206,6 +206,8 @@ def test_scheduler_command_runs_once(committed_app, seed_overdue):
     assert "warnings_raised=0 warnings_updated=0" in result.output
     # The two tickets were received yesterday (30 hours ago) by an operator: sampled.
     assert "inspection_sampled=2" in result.output
+    # No retraining ever finished: the weekly one is due, and two tickets are too few.
+    assert "classifier_retrain=skipped" in result.output
     assert _counts(committed_app)["firings"] == 2 * TIMERS_PER_TICKET
 
 
@@ -241,6 +243,7 @@ def test_demo_mode_starts_one_scheduler_per_process(committed_app):
             scheduler.INSPECTION_JOB_ID,
             scheduler.WHISTLE_JOB_ID,
             scheduler.RETENTION_JOB_ID,
+            scheduler.LEARNING_JOB_ID,
         }
         summonses = first.get_job(scheduler.WHISTLE_JOB_ID)
         assert summonses.trigger.interval == dt.timedelta(
@@ -329,3 +332,23 @@ def test_the_warning_job_scans_once_per_moment_and_skips_while_another_scans(
             finally:
                 holder.execute(sa.select(sa.func.pg_advisory_unlock(warnings.SCAN_LOCK)))
                 holder.commit()
+
+
+def test_the_learning_job_runs_the_retraining_asked_for(committed_app, monkeypatch):
+    """The job is ``dispatch.learning.run_due`` on this app's database and models folder, at
+    the scheduler's clock (tests/dispatch/test_learning.py tests the runs themselves)."""
+    moment = dt.datetime(2026, 12, 1, 2, tzinfo=dt.UTC)
+    calls = []
+
+    def run_due(session_factory, now=None, *, models_dir, policy=None):
+        calls.append((session_factory, now, models_dir))
+
+    monkeypatch.setattr(scheduler.learning, "run_due", run_due)
+    assert scheduler.make_learning_job(committed_app, clock=lambda: moment)() is None
+    assert calls == [
+        (
+            committed_app.extensions["hotline.db"],
+            moment,
+            committed_app.config["CLASSIFIER_MODELS_DIR"],
+        )
+    ]
