@@ -457,7 +457,17 @@ class RequestTypeModel:
         self.__dict__.update(state)
 
 
+#: An enquiry about the progress of one's own earlier call (a complaint, a report …) is a
+#: consultation, whatever words of that call it repeats.
+_PROGRESS = re.compile(
+    r"(投诉|举报|反映(过|的)|工单|诉求)[^。]{0,50}((处理|办|进行|查|转)到(哪|什么)(一步|了|个|里)|"
+    r"(查|问)(一下|问)?[^,。]{0,6}进度)"
+)
+
+
 def _explicit(normalised_text):
+    if _PROGRESS.search(normalised_text):
+        return "consult"
     for name, rule in _EXPLICIT:
         if name in _SAID_OUTRIGHT and rule.search(normalised_text):
             return name
