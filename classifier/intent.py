@@ -345,35 +345,129 @@ def request_type_by_rules(text):
     return "complaint"
 
 
-class RequestTypeModel:
-    """Character n-gram linear model over labelled messages; explicit words still win."""
+#: Wording cues of each type, as features the request-type model weighs (on normalised text:
+#: ASCII punctuation). They name how people say a type (a question about a procedure, thanks, a
+#: wrongdoing of others, "要是…就好了", "不是投诉"), so the model recognises a type in wordings
+#: its training calls lack; alone they decide nothing.
+_CUES = [
+    # praise
+    r"(表扬|点赞|夸夸|夸一夸|锦旗|感谢信)",
+    r"(谢谢|感谢|感激|感动|暖心|念[^,。]{0,4}好|说句好话|好样的|刮目相看|没得说|服了|"
+    r"值得(表扬|学习|推广))",
+    r"(满意|很好|挺好|周到|耐心|贴心|热心|负责|及时|专业|细致)",
+    # report: the wrongdoing of others
+    r"(举报|检举|揭发|查一查|查查|查处|突击检查|核查)",
+    r"(违法|违规|非法|无证|没有证|没证|没有[^,。]{0,4}(许可|执照|手续)|假(的|冒)|冒用|挪用|贿|赌|"
+    r"传销|黑(诊所|车|作坊|工厂)|倒卖|偷逃|吃空饷|暗箱|虚假|地沟油|过期|偷偷|私自|擅自|违建|骗取|"
+    r"套取|优亲厚友|以权谋私)",
+    r"(有人|有个人|有户人家|有一家|有家|某[^,。]{0,8}(公司|企业|单位|工厂|药店|饭店|超市|诊所|"
+    r"村干部|村支书))",
+    # suggestion
+    r"(建议|提议|提个|提出|意见|想法|要是[^。]{0,30}就好了|如果能|"
+    r"希望[^,。]{0,6}(增设|增加|开通|延长|设置|规划|推广|考虑|完善|加强)|"
+    r"应该[^,。]{0,8}(统一|公示|推广|规定))",
+    r"(能不能|可不可以|是否可以|可否)[^,。?]{0,12}(多|增|加|设|开|延长|改|建|放|统一|合成|留)",
+    # consult
+    r"(咨询|请问|问一下|问下|问问|想问|想了解|了解一下|想知道|想确认|查一下|询问)",
+    r"(怎么(办|办理|申请|交|缴|提|报|查|转|领)|去哪|在哪(里|儿)?(办|交|申请|领|查)|需要(什么|哪些|带)|"
+    r"要带什么|什么(条件|手续|材料|流程|时候)|多少钱|流程|进度|到哪一步|是不是官方|有没有(补贴|政策))",
+    # help
+    r"(求助|帮帮|帮(我|忙|一下)|求(求|你们)|救助|帮扶|没办法|怎么办|不知道(找谁|该|怎么)|走投无路|"
+    r"实在[^,。]{0,6}(不|没)|困难|揭不开锅)",
+    # complaint
+    r"(投诉|不管|没人管|推诿|踢皮球|不满|不予|拒绝|要求[^,。]{0,6}(退|赔|给个说法|整改)|拖欠|扰民|"
+    r"严重影响|凭什么|为什么|为啥|到底|太(过分|坑)|坑人|乱收费)",
+    r"(不是投诉|不叫投诉|不想投诉|不是要投诉)",
+    r"(之前|以前|原来|上次|本来)[^。]{0,20}(投诉|意见|不抱希望|没用)",
+    r"\?",
+]
+_CUE_RULES = [re.compile(p) for p in _CUES]
 
-    def __init__(self, C=0.5):
+
+def request_cues(normalised_text):
+    """Which wording cues (``_CUES``) a normalised text shows, as 0/1 floats."""
+    return [1.0 if rule.search(normalised_text) else 0.0 for rule in _CUE_RULES]
+
+
+class RequestTypeModel:
+    """A linear SVM over character 1–3-grams and the wording cues (``request_cues``, scaled by
+    ``cue_weight``); explicit words (``_EXPLICIT``: praise, report, suggestion) still win.
+    Stored as plain arrays, so serving needs no scikit-learn.
+
+    ``classifier.training.train_request_type`` trains the default one (settings chosen by
+    cross-validation on the development half of the request-type test list)."""
+
+    def __init__(self, C=0.1, cue_weight=0.3):
         self.C = C
+        self.cue_weight = cue_weight
         self.features = None
         self.linear = None
 
-    def fit(self, texts, labels):
+    def matrix(self, normalised_texts):
+        import scipy.sparse as sp
+
+        if self.cue_weight is None:  # a bundle saved before the cues
+            return self.features.transform(normalised_texts)
+        cues = sp.csr_matrix(self._cues(normalised_texts))
+        return sp.hstack([self.features.transform(normalised_texts), cues], format="csr")
+
+    def _cues(self, normalised_texts):
+        cues = np.array([request_cues(t) for t in normalised_texts], dtype=np.float32)
+        return self.cue_weight * cues.reshape(len(normalised_texts), len(_CUE_RULES))
+
+    def fit(self, texts, labels, *, sample_weight=None):
+        """``sample_weight``: one weight per text (None: all 1), e.g. the test list's calls
+        against the seed messages, or the seed corpus against a city's tickets."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.svm import LinearSVC
 
+        normalised = [normalize(t) for t in texts]
         vectorizer = TfidfVectorizer(
             analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2
-        )
-        matrix = vectorizer.fit_transform([normalize(t) for t in texts])
+        ).fit(normalised)
         self.features = TfidfFeatures.from_vectorizer(vectorizer)
-        svm = LinearSVC(C=self.C, class_weight="balanced").fit(matrix, labels)
+        svm = LinearSVC(C=self.C, class_weight="balanced", random_state=0)
+        svm.fit(self.matrix(normalised), list(labels), sample_weight=sample_weight)
         self.linear = LinearScores(svm)
         return self
 
     def predict(self, texts):
         normalised = [normalize(t) for t in texts]
-        scores = self.linear.scores(self.features.transform(normalised))
+        scores = self._scores(normalised)
         learned = [self.linear.classes[i] for i in scores.argmax(axis=1)]
         return [_explicit(text) or label for text, label in zip(normalised, learned, strict=True)]
 
+    def _scores(self, normalised_texts):
+        """The linear scores of each type (one text: no sparse matrix at all, intake counts
+        every tenth of a millisecond)."""
+        if self.cue_weight is None:
+            return self.linear.scores(self.features.transform(normalised_texts))
+        weights, n = self.linear.weights, len(self.features.idf)
+        cues = self._cues(normalised_texts) @ weights[n:]
+        if len(normalised_texts) == 1:
+            columns, values = self.features.row(normalised_texts[0])
+            words = (values @ weights[columns])[None, :]
+        else:
+            words = np.asarray(self.features.transform(normalised_texts) @ weights[:n])
+        return words + cues + self.linear.intercept
+
+    def __setstate__(self, state):
+        # bundles saved before the wording cues: character n-grams alone
+        state.setdefault("cue_weight", None)
+        self.__dict__.update(state)
+
+
+#: An enquiry about the progress of one's own earlier call (a complaint, a report …) is a
+#: consultation, whatever words of that call it repeats.
+_PROGRESS = re.compile(
+    r"(投诉|举报|反映(过|的)|工单|诉求)[^。]{0,50}((处理|办|进行|查|转)到(哪|什么)(一步|了|个|里)|"
+    r"(查|问)(一下|问)?[^,。]{0,6}进度)"
+)
+
 
 def _explicit(normalised_text):
+    if _PROGRESS.search(normalised_text):
+        return "consult"
     for name, rule in _EXPLICIT:
         if name in _SAID_OUTRIGHT and rule.search(normalised_text):
             return name

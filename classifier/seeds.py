@@ -105,6 +105,24 @@ def ordinary_calls(seed_dir=SEED_DIR):
     return texts
 
 
+# -- the request-type test list ---------------------------------------------------------------
+
+
+def request_type_cases(split, seed_dir=SEED_DIR):
+    """Labelled phone-style calls of one half of ``corpus/request_type_cases.jsonl``, as dicts
+    ``{text, request_type, hard}`` in file order: the request-type model learns from the "dev"
+    half (with the seed messages); the "eval" half is for measuring only
+    (``bench/request_type.py``). Each line's ``split`` field was fixed when the list was
+    written (see ``seed_data/corpus/README.md``)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    return [
+        {"text": row["text"], "request_type": row["request_type"], "hard": row["hard"]}
+        for row in read_jsonl(Path(seed_dir) / "corpus" / "request_type_cases.jsonl")
+        if row["split"] == split
+    ]
+
+
 def _case(text, emergency, transfer_to, source):
     return {
         "text": text,
