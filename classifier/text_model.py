@@ -15,6 +15,7 @@ on the unlabelled messages and LSA features did not help and are left out.
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,8 +79,10 @@ class TfidfFeatures:
         Within a row the columns come in the order their terms first occur in the text (words
         in order; character 1-grams, then 2-grams, then 3-grams, as sklearn makes them), and
         each row's norm is its own dot product, so every number is the one a per-text loop over
-        a ``Counter`` gives, bit for bit (a matrix product adds a row's terms in this order)."""
-        if self.tokenizer is None and self.ngram_range[1] <= _CHAR_GRAM_MAX:
+        a ``Counter`` gives, bit for bit (a matrix product adds a row's terms in this order).
+        Character n-grams of a batch are counted with numpy; of one text (intake), by that
+        ``Counter``, which the next model reading the same text finds cached."""
+        if self.tokenizer is None and self.ngram_range[1] <= _CHAR_GRAM_MAX and len(texts) > 1:
             owners, columns, counts = self._char_counts(texts)
         else:
             owners, columns, counts = self._term_counts(texts)
@@ -103,11 +106,11 @@ class TfidfFeatures:
         owners, columns, counts = [], [], []
         for i, text in enumerate(texts):
             if self.tokenizer is None:
-                terms = _char_grams(text, self.ngram_range, self.lowercase)
+                terms = _char_gram_counts(text, self.ngram_range, self.lowercase)
             else:
-                terms = self.tokenizer(text.lower() if self.lowercase else text)
+                terms = Counter(self.tokenizer(text.lower() if self.lowercase else text))
             row = {}
-            for term, n in Counter(terms).items():
+            for term, n in terms.items():
                 index = vocabulary.get(term)
                 if index is not None:
                     row[index] = n
@@ -163,11 +166,13 @@ def tfidf(vectorizer, texts):
     return TfidfFeatures.from_vectorizer(vectorizer).transform(texts)
 
 
-def _char_grams(text, ngram_range, lowercase):
-    """The character n-grams sklearn's char analyzer makes, in its order."""
+@lru_cache(maxsize=8)
+def _char_gram_counts(text, ngram_range, lowercase):
+    """Counts of the character n-grams sklearn's char analyzer makes, in its order (cached: at
+    intake the category, request-type and urgency models look at the same text). Read-only."""
     text = _WHITESPACE.sub(" ", text.lower() if lowercase else text)
     low, high = ngram_range
-    return [text[i : i + n] for n in range(low, high + 1) for i in range(len(text) - n + 1)]
+    return Counter(text[i : i + n] for n in range(low, high + 1) for i in range(len(text) - n + 1))
 
 
 _WHITESPACE = re.compile(r"\s\s+")
