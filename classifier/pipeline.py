@@ -12,7 +12,7 @@ from classifier import intent
 from classifier.normalize import normalize
 
 #: Texts per model call in a batch (see ``Suggester.suggest_many``).
-CHUNK = 32
+CHUNK = 128
 
 
 @dataclass
