@@ -130,36 +130,61 @@ class Urgency:
 def urgency(text, *, utility_category=False, model=None):
     """The urgency tier of a complaint (``text`` raw or normalised); ``model`` is the learned
     ``UrgencyModel`` of the active bundle, or None for the rules alone."""
-    text = normalize(text)
-    emergency = _rules_and_model(text, model) if model is not None else _rule_emergency(text)
-    if emergency:
-        return Urgency("emergency", *emergency)
-    outage = _UTILITY_OUTAGE.search(text)
-    if outage:
-        return Urgency("urgent", None, outage.group(0))
-    if utility_category:
-        return Urgency("urgent", None, None)
-    return Urgency("normal")
+    return urgencies([text], utility_categories=[utility_category], model=model)[0]
 
 
-def _rules_and_model(text, model):
-    """(line, evidence) of an emergency by the rules and the model together, or None.
+def urgencies(texts, *, utility_categories=None, model=None):
+    """``urgency`` of each text (``utility_categories``: one flag per text, default False),
+    with the model's scores for all of them at once: the same tiers as one by one."""
+    texts = [normalize(t) for t in texts]
+    utility_categories = utility_categories or [False] * len(texts)
+    if not texts:
+        return []
+    if model is not None:
+        emergencies = _rules_and_model(texts, model)
+    else:
+        emergencies = [_rule_emergency(text) for text in texts]
+    results = []
+    for text, emergency, utility_category in zip(
+        texts, emergencies, utility_categories, strict=True
+    ):
+        if emergency:
+            results.append(Urgency("emergency", *emergency))
+        elif outage := _UTILITY_OUTAGE.search(text):
+            results.append(Urgency("urgent", None, outage.group(0)))
+        elif utility_category:
+            results.append(Urgency("urgent", None, None))
+        else:
+            results.append(Urgency("normal"))
+    return results
+
+
+def _rules_and_model(texts, model):
+    """(line, evidence) of an emergency by the rules and the model together, or None, for each
+    of the normalised ``texts``.
 
     Without the not-now signs (they are the model's features): a rule hit stands unless the
     model, which sees the rules' signals, reads a look-alike (a cry for help or a body in
     danger, ``cry_for_help``, always stands); where no rule fires, the model alone decides."""
-    signals = np.array([rule_signals(text)], dtype=np.float32)
-    on_hit, alone = model.probabilities([text], signals=signals)
-    if signals[0, : len(_EMERGENCY_RULES)].any():
-        if on_hit[0] >= model.veto or cry_for_help(text):
-            # The rule's words are the evidence; the line is the model's, which reads the whole
-            # call (out-of-fold on the development half: 0.88 right against the rules' 0.86).
-            _, evidence = _rule_emergency(text, guarded=False)
-            return model.line(text, signals=signals), evidence
-        return None
-    if alone[0] >= model.alone:
-        return model.line(text, signals=signals), model.evidence(text)
-    return None
+    signals = np.array([rule_signals(text) for text in texts], dtype=np.float32)
+    on_hit, alone = model.probabilities(texts, signals=signals, one_by_one=True)
+    results = []
+    for i, text in enumerate(texts):
+        own = signals[i : i + 1]
+        if own[0, : len(_EMERGENCY_RULES)].any():
+            if on_hit[i] >= model.veto or cry_for_help(text):
+                # The rule's words are the evidence; the line is the model's, which reads the
+                # whole call (out-of-fold on the development half: 0.88 right against the
+                # rules' 0.86).
+                _, evidence = _rule_emergency(text, guarded=False)
+                results.append((model.line(text, signals=own), evidence))
+            else:
+                results.append(None)
+        elif alone[i] >= model.alone:
+            results.append((model.line(text, signals=own), model.evidence(text)))
+        else:
+            results.append(None)
+    return results
 
 
 def _rule_emergency(normalised_text, guarded=True):
@@ -283,10 +308,11 @@ class UrgencyModel:
         self.line_intercept = np.asarray(svm.intercept_[order], dtype=np.float32)
         return self
 
-    def probabilities(self, texts, *, signals=None):
+    def probabilities(self, texts, *, signals=None, one_by_one=False):
         """(p on a rule hit, p alone) of each text (normalised or not), as two arrays;
-        ``signals``: their ``rule_signals`` if already known."""
-        scores = self._scores(texts, signals, self.weights) + self.intercepts
+        ``signals``: their ``rule_signals`` if already known; ``one_by_one``: each text scored
+        as if alone (intake: a call scores the same in a batch as on its own)."""
+        scores = self._scores(texts, signals, self.weights, one_by_one) + self.intercepts
         p = expit(scores)
         return p[:, 0], p[:, 1]
 
@@ -295,16 +321,23 @@ class UrgencyModel:
         scores = self._scores([text], signals, self.line_weights)[0] + self.line_intercept
         return LINES[int(np.argmax(scores))]
 
-    def _scores(self, texts, signals, weights):
-        """The text columns and the signal columns times ``weights`` (one text: no sparse
-        matrix at all, intake counts every tenth of a millisecond)."""
+    def _scores(self, texts, signals, weights, one_by_one=False):
+        """The text columns and the signal columns times ``weights``: one sparse product, or
+        for one text (or ``one_by_one``) a dense product per text, with no sparse matrix at
+        all (intake counts every tenth of a millisecond)."""
         texts = [normalize(t) for t in texts]
         if signals is None:
             signals = np.array([rule_signals(t) for t in texts], dtype=np.float32)
         n = signals.shape[1]
-        if len(texts) == 1:
-            columns, values = self.features.row(texts[0])
-            return (values @ weights[columns])[None, :] + signals @ weights[-n:]
+        if len(texts) == 1 or one_by_one:
+            indptr, columns, values = self.features.rows(texts)
+            bounds = indptr.tolist()
+            rows = []
+            for i in range(len(texts)):
+                own = slice(bounds[i], bounds[i + 1])
+                words = (values[own] @ weights[columns[own]])[None, :]
+                rows.append(words + signals[i : i + 1] @ weights[-n:])
+            return np.concatenate(rows)
         return np.asarray(self.features.transform(texts) @ weights[:-n]) + signals @ weights[-n:]
 
     def evidence(self, text):

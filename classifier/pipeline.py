@@ -12,7 +12,7 @@ from classifier import intent
 from classifier.normalize import normalize
 
 #: Texts per model call in a batch (see ``Suggester.suggest_many``).
-CHUNK = 32
+CHUNK = 128
 
 
 @dataclass
@@ -40,34 +40,36 @@ class Suggester:
         clean = [normalize(t) for t in texts]
         addresses = addresses or [None] * len(texts)
         points = points or [(None, None)] * len(texts)
-        predictions, request_types = [], []
-        # Small chunks: both models read the same character n-grams, which stay cached for the
-        # length of a chunk only (memory stays flat whatever the batch size).
+        predictions, request_types, urgencies = [], [], []
+        # Chunks: memory stays flat whatever the batch size.
         for start in range(0, len(clean), CHUNK):
             chunk = clean[start : start + CHUNK]
-            predictions += self.bundle.category.predict(chunk, k=k)
+            categories = self.bundle.category.predict(chunk, k=k)
             if self.bundle.request_type is not None:
                 request_types += self.bundle.request_type.predict(chunk)
             else:
                 request_types += [intent.request_type_by_rules(t) for t in chunk]
+            urgencies += intent.urgencies(
+                chunk,
+                utility_categories=[
+                    not p.abstain and self._utility(p.top[0][0]) for p in categories
+                ],
+                model=getattr(self.bundle, "urgency", None),
+            )
+            predictions += categories
         results = []
-        for text, prediction, request_type, address, (lng, lat) in zip(
-            clean, predictions, request_types, addresses, points, strict=True
+        for text, prediction, request_type, urgency, address, (lng, lat) in zip(
+            clean, predictions, request_types, urgencies, addresses, points, strict=True
         ):
-            results.append(self._one(text, prediction, request_type, address, lng, lat, k))
+            results.append(self._one(text, prediction, request_type, urgency, address, lng, lat, k))
         return results
 
-    def _one(self, clean, prediction, request_type, address, lng, lat, k):
+    def _one(self, clean, prediction, request_type, urgency, address, lng, lat, k):
         top = [
             {"code": code, "name": self._name(code), "probability": round(p, 4)}
             for code, p in prediction.top
         ]
         best = None if prediction.abstain else prediction.top[0][0]
-        urgency = intent.urgency(
-            clean,
-            utility_category=bool(best and self._utility(best)),
-            model=getattr(self.bundle, "urgency", None),
-        )
         place = self._place(clean, address, lng, lat)
         area_code = place.get("code") if place else None
         units = []

@@ -64,42 +64,101 @@ class TfidfFeatures:
             lowercase=vectorizer.lowercase,
         )
 
-    def _counts(self, text):
-        if self.tokenizer is None:
-            return _char_gram_counts(text, self.ngram_range, self.lowercase)
-        return Counter(self.tokenizer(text.lower() if self.lowercase else text))
-
     def row(self, text):
         """(columns, weights) of one text's TF-IDF vector, without building a matrix."""
-        vocabulary, idf = self.vocabulary, self.idf
-        counts = {}
-        for term, n in self._counts(text).items():
-            index = vocabulary.get(term)
-            if index is not None:
-                counts[index] = n
-        columns = np.fromiter(counts, dtype=np.int32, count=len(counts))
-        weights = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
-        weights *= idf[columns]
-        norm = np.sqrt(weights @ weights)
-        if norm > 0:
-            weights /= norm
+        _, columns, weights = self.rows([text])
         return columns, weights
 
     def transform(self, texts):
-        indptr, indices, values = [0], [], []
-        for text in texts:
-            columns, weights = self.row(text)
-            indices.append(columns)
-            values.append(weights)
-            indptr.append(indptr[-1] + len(columns))
-        return sp.csr_matrix(
-            (
-                np.concatenate(values) if values else np.array([], dtype=np.float32),
-                np.concatenate(indices) if indices else np.array([], dtype=np.int32),
-                indptr,
-            ),
-            shape=(len(texts), len(self.idf)),
+        indptr, columns, weights = self.rows(texts)
+        return sp.csr_matrix((weights, columns, indptr), shape=(len(texts), len(self.idf)))
+
+    def rows(self, texts):
+        """(indptr, columns, weights) of the texts' TF-IDF vectors, as in a CSR matrix.
+
+        Within a row the columns come in the order their terms first occur in the text (words
+        in order; character 1-grams, then 2-grams, then 3-grams, as sklearn makes them), and
+        each row's norm is its own dot product, so every number is the one a per-text loop over
+        a ``Counter`` gives, bit for bit (a matrix product adds a row's terms in this order).
+        Character n-grams of a batch are counted with numpy; of one text (intake), by that
+        ``Counter``, which the next model reading the same text finds cached."""
+        if self.tokenizer is None and self.ngram_range[1] <= _CHAR_GRAM_MAX and len(texts) > 1:
+            owners, columns, counts = self._char_counts(texts)
+        else:
+            owners, columns, counts = self._term_counts(texts)
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(owners, minlength=len(texts)), out=indptr[1:])
+        weights = 1.0 + np.log(counts.astype(np.float32))
+        weights *= self.idf[columns]
+        bounds = indptr.tolist()
+        norms = np.ones(len(texts), dtype=np.float32)
+        for i in range(len(texts)):
+            row = weights[bounds[i] : bounds[i + 1]]
+            norm = np.sqrt(row @ row)
+            if norm > 0:
+                norms[i] = norm
+        weights /= np.repeat(norms, np.diff(indptr))
+        return indptr, columns, weights
+
+    def _term_counts(self, texts):
+        """(text index, column, count) of each vocabulary term of each text, in order."""
+        vocabulary = self.vocabulary
+        owners, columns, counts = [], [], []
+        for i, text in enumerate(texts):
+            if self.tokenizer is None:
+                terms = _char_gram_counts(text, self.ngram_range, self.lowercase)
+            else:
+                terms = Counter(self.tokenizer(text.lower() if self.lowercase else text))
+            row = {}
+            for term, n in terms.items():
+                index = vocabulary.get(term)
+                if index is not None:
+                    row[index] = n
+            owners += [i] * len(row)
+            columns += row
+            counts += row.values()
+        return (
+            np.array(owners, dtype=np.int64),
+            np.array(columns, dtype=np.int32),
+            np.array(counts, dtype=np.int64),
         )
+
+    def _char_counts(self, texts):
+        """``_term_counts`` of character n-grams, a block of texts at a time."""
+        if getattr(self, "_index", None) is None:  # made on first use, not saved
+            self._index = _GramIndex(self.vocabulary)
+        blocks = [
+            self._char_block(texts[start : start + _BLOCK], start)
+            for start in range(0, len(texts), _BLOCK)
+        ]
+        if not blocks:
+            return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
+        return tuple(np.concatenate(parts) for parts in zip(*blocks, strict=True))
+
+    def _char_block(self, texts, offset):
+        """(text index + ``offset``, column, count) for a few texts at once: each n-gram is an
+        integer (its code points side by side), looked up in a hash table of the vocabulary."""
+        owners, grams = _char_gram_keys(texts, self.ngram_range, self.lowercase)
+        columns = self._index.columns(grams)
+        known = columns >= 0
+        owners, columns = owners[known], columns[known]
+        # One entry per (text, column), counted, in the order of first occurrence in the text:
+        # sorted by (text, column, position), each pair's occurrences come together, first first.
+        size = len(owners)
+        pairs, positions = np.divmod(
+            np.sort((owners * len(self.idf) + columns) * size + np.arange(size)), size
+        )
+        starts = np.flatnonzero(np.diff(pairs, prepend=-1))
+        counts = np.diff(starts, append=size)
+        first = positions[starts]
+        order = np.argsort(owners[first] * size + first)
+        first, counts = first[order], counts[order]
+        return owners[first] + offset, columns[first], counts
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_index", None)
+        return state
 
 
 def tfidf(vectorizer, texts):
@@ -107,16 +166,104 @@ def tfidf(vectorizer, texts):
     return TfidfFeatures.from_vectorizer(vectorizer).transform(texts)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8)
 def _char_gram_counts(text, ngram_range, lowercase):
-    """Counts of the character n-grams sklearn's char analyzer makes (cached: the category and
-    the request-type models look at the same text). Read-only: callers must not modify it."""
+    """Counts of the character n-grams sklearn's char analyzer makes, in its order (cached: at
+    intake the category, request-type and urgency models look at the same text). Read-only."""
     text = _WHITESPACE.sub(" ", text.lower() if lowercase else text)
     low, high = ngram_range
     return Counter(text[i : i + n] for n in range(low, high + 1) for i in range(len(text) - n + 1))
 
 
 _WHITESPACE = re.compile(r"\s\s+")
+
+#: Texts whose character n-grams are counted together (keys stay far from int64's limit).
+_BLOCK = 256
+#: An n-gram key holds up to this many characters of 21 bits (a code point + 1; 0: none).
+_CHAR_GRAM_MAX = 3
+_BITS = 21
+
+
+class _GramIndex:
+    """Character n-gram keys → vocabulary columns, for a whole array of keys at once: an
+    open-addressing hash table (Fibonacci hashing, linear probing) in two numpy arrays."""
+
+    def __init__(self, vocabulary):
+        terms = list(vocabulary)
+        columns = np.fromiter(vocabulary.values(), np.int32, len(terms))
+        keys = _term_keys(terms)
+        self.bits = max(4, (2 * len(terms)).bit_length())  # at most a quarter full
+        self.keys = np.zeros(1 << self.bits, dtype=np.int64)  # 0: an empty slot
+        self.values = np.zeros(1 << self.bits, dtype=np.int32)
+        slots = self._slots(keys)
+        waiting = np.arange(len(keys))
+        while len(waiting):
+            # Each free slot takes the first key that wants it; the others try the next slot.
+            free = waiting[self.keys[slots[waiting]] == 0]
+            _, first = np.unique(slots[free], return_index=True)
+            placed = free[first]
+            self.keys[slots[placed]] = keys[placed]
+            self.values[slots[placed]] = columns[placed]
+            waiting = waiting[self.keys[slots[waiting]] != keys[waiting]]
+            slots[waiting] = (slots[waiting] + 1) & ((1 << self.bits) - 1)
+
+    def columns(self, keys):
+        """The column of each key, -1 where it is not in the vocabulary."""
+        slots = self._slots(keys)
+        found = self.keys[slots]
+        hit = found == keys
+        columns = np.where(hit, self.values[slots], np.int32(-1))
+        todo = np.flatnonzero((found != 0) & ~hit)  # the slot holds another key: probe on
+        slots = slots[todo]
+        while len(todo):
+            slots = (slots + 1) & ((1 << self.bits) - 1)
+            found = self.keys[slots]
+            hit = found == keys[todo]
+            columns[todo[hit]] = self.values[slots[hit]]
+            on = (found != 0) & ~hit
+            todo, slots = todo[on], slots[on]
+        return columns
+
+    def _slots(self, keys):
+        mixed = keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        return (mixed >> np.uint64(64 - self.bits)).astype(np.int64)
+
+
+def _term_keys(terms):
+    """The key of each vocabulary term (one to ``_CHAR_GRAM_MAX`` characters)."""
+    lengths = np.fromiter(map(len, terms), np.int64, len(terms))
+    padded = "".join(term.ljust(_CHAR_GRAM_MAX, "\0") for term in terms)
+    codes = np.frombuffer(padded.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    codes = codes.astype(np.int64).reshape(len(terms), _CHAR_GRAM_MAX) + 1
+    codes[np.arange(_CHAR_GRAM_MAX) >= lengths[:, None]] = 0
+    keys = np.zeros(len(terms), dtype=np.int64)
+    for j in range(_CHAR_GRAM_MAX):
+        keys |= codes[:, j] << (_BITS * j)
+    return keys
+
+
+def _char_gram_keys(texts, ngram_range, lowercase):
+    """(text index, key) of every character n-gram of the texts (``_char_grams``), in the order
+    of n, then of position: within one text, sklearn's order."""
+    texts = [_WHITESPACE.sub(" ", t.lower() if lowercase else t) for t in texts]
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+    text = "".join(texts).encode("utf-32-le", "surrogatepass")
+    codes = np.frombuffer(text, dtype=np.uint32).astype(np.int64) + 1
+    total = len(codes)
+    owners = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+    # Characters from each position to the end of its text: an n-gram must fit in its text.
+    left = np.repeat(np.cumsum(lengths), lengths) - np.arange(total, dtype=np.int64)
+    low, high = ngram_range
+    codes = np.concatenate([codes, np.zeros(high, dtype=np.int64)])
+    all_owners, all_keys = [], []
+    key = np.zeros(total, dtype=np.int64)
+    for n in range(1, high + 1):
+        key |= codes[n - 1 : n - 1 + total] << (_BITS * (n - 1))
+        if n >= low:
+            fits = left >= n
+            all_owners.append(owners[fits])
+            all_keys.append(key[fits])
+    return np.concatenate(all_owners), np.concatenate(all_keys)
 
 
 class LinearScores:

@@ -364,7 +364,7 @@ def test_rules_alone_without_a_model():
 class _Doubting(UrgencyModel):
     """The fitted model, reading every call as a look-alike."""
 
-    def probabilities(self, texts, *, signals=None):
+    def probabilities(self, texts, *, signals=None, one_by_one=False):
         return np.zeros(len(texts)), np.zeros(len(texts))
 
 
