@@ -216,7 +216,8 @@ def examples(session, since=None):
     no test tickets in production data to leave out (there is no such mark)."""
     query = _query(since)
     found = Tickets()
-    for row in session.execute(query).yield_per(YIELD_PER):
+    # Streamed (a server-side cursor on PostgreSQL): rows arrive YIELD_PER at a time.
+    for row in session.execute(query.execution_options(yield_per=YIELD_PER)):
         example = _example(row)
         if example.category is None:
             found.unlabelled.append(example.text)
