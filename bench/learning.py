@@ -267,7 +267,9 @@ def print_curve(results, history_f1):
 def main():
     parser = argparse.ArgumentParser(description="learning-loop benchmark")
     parser.add_argument("--json")
-    parser.add_argument("--smoke", action="store_true", help="CI: a round every 250 tickets")
+    parser.add_argument(
+        "--smoke", action="store_true", help="CI: a round every 250 tickets, no history figure"
+    )
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--seed-weight", type=float, help="default: the product's Policy")
     parser.add_argument("--measure-seed-weight", help="comma-separated weights to compare")
@@ -291,7 +293,7 @@ def main():
         print(f"learning loop: a round every {every} tickets, seed weight {weight}")
         results = run_loop(every, weight)
         history_f1 = None
-        if not args.no_history:
+        if not (args.no_history or args.smoke):
             from bench import classify
 
             history_f1 = classify.history()["macro_f1"]

@@ -227,7 +227,8 @@ def test_a_figure_on_few_cases_is_reported_but_does_not_gate():
     decision = learning.gate(candidate, figs(n_unit=19), 0.02)
     assert decision.promote
     check = next(c for c in decision.checks if c["figure"] == "unit_top3")
-    assert check["gating"] is False and check["candidate"] == 0.5 and "19" in check["note"]
+    assert check["gating"] is False and check["passed"] and "19" in check["note"]
+    assert check["candidate"] == 0.5
 
 
 def test_a_figure_missing_on_one_side_does_not_gate():
@@ -255,6 +256,19 @@ def test_categories_compare_at_the_level_of_the_final_code():
     assert result["category_top3"] == 0.8
     # Over the final codes present: 01 (F1 2/3), 0101 (1/2), 0102, 03, 0301 (0).
     assert result["category_macro_f1"] == pytest.approx(np.mean([2 / 3, 0.5, 0, 0, 0]), abs=1e-4)
+
+
+def test_a_level_1_confirmation_trains_the_base_models_class_under_it():
+    base = stub_bundle(classes=("0101", "0102", "0201", "03"))
+    base.category.rows = lambda text: {"a": [0.1, 0.2, 0.6, 0.1], "b": [0.5, 0.1, 0.2, 0.2]}[text]
+    labelled = [
+        ticket(1, category="01", text="a"),  # 0102 is likelier than 0101 under 01
+        ticket(1, category="02", text="b"),  # 0201, however unlikely
+        ticket(1, category="03", text="a"),  # nothing under 03: stays 03
+        ticket(1, category="020103", text="b"),  # deeper: truncated
+    ]
+    assert learning.class_labels(labelled, base) == ["0102", "0201", "03", "0201"]
+    assert learning.class_labels(labelled, None) == ["01", "02", "03", "0201"]
 
 
 def test_request_type_units_and_emergencies():
@@ -315,7 +329,9 @@ def tickets_from_seed(seed, n, *, level=3, start_days=60, offset=1):
 
 def test_label_levels(active, seed):
     examples = tickets_from_seed(seed, 40, level=3) + tickets_from_seed(seed, 40, level=1, offset=2)
-    bundle, meta = learning.train_candidate(examples, base=active, policy=Policy())
+    # Without a base category model a level-1 code stays a level-1 class.
+    base = replace(active, category=None)
+    bundle, meta = learning.train_candidate(examples, base=base, policy=Policy())
     classes = set(bundle.category.classes_)
     assert all(len(c) in (2, 4) for c in classes)
     assert {e.category for e in examples if len(e.category) == 2} <= classes
@@ -323,7 +339,7 @@ def test_label_levels(active, seed):
     tree = category_tree()
     assert bundle.label_names == {c: tree[c][0] for c in classes}
     assert meta["label_level"] == 2 and meta["category_tickets"] == 80
-    assert bundle.urgency is active.urgency  # no emergency answers: the active one kept
+    assert bundle.urgency is base.urgency  # no emergency answers: the active one kept
     assert set(bundle.router.classes_) == {e.unit for e in examples}
 
 
