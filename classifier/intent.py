@@ -362,7 +362,7 @@ class RequestTypeModel:
         )
         matrix = vectorizer.fit_transform([normalize(t) for t in texts])
         self.features = TfidfFeatures.from_vectorizer(vectorizer)
-        svm = LinearSVC(C=self.C, class_weight="balanced").fit(matrix, labels)
+        svm = LinearSVC(C=self.C, class_weight="balanced", random_state=0).fit(matrix, labels)
         self.linear = LinearScores(svm)
         return self
 
