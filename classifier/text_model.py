@@ -352,7 +352,7 @@ class CategoryModel:
             raise ValueError("sample_weight needs one weight per text")
         weights = np.concatenate([own, np.full(len(extra), self.description_weight)])
         folds = int(min(3, np.bincount(np.unique(y, return_inverse=True)[1]).min()))
-        svm = LinearSVC(C=self.C, class_weight="balanced")
+        svm = LinearSVC(C=self.C, class_weight="balanced", random_state=0)
         if folds >= 2:
             estimator = CalibratedClassifierCV(svm, method="sigmoid", cv=folds, ensemble=False)
         else:  # too few examples of some class to calibrate: plain scores, softmaxed

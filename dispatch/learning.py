@@ -216,7 +216,8 @@ def examples(session, since=None):
     no test tickets in production data to leave out (there is no such mark)."""
     query = _query(since)
     found = Tickets()
-    for row in session.execute(query).yield_per(YIELD_PER):
+    # Streamed (a server-side cursor on PostgreSQL): rows arrive YIELD_PER at a time.
+    for row in session.execute(query.execution_options(yield_per=YIELD_PER)):
         example = _example(row)
         if example.category is None:
             found.unlabelled.append(example.text)
@@ -370,10 +371,9 @@ def run_due(session_factory, now=None, *, models_dir, policy=None):
     replaces the settings' (tests)."""
     now = now or utcnow()
     started = time.monotonic()
-    claimed = _claim(session_factory, now)
-    if claimed is None:
+    run_id = _claim(session_factory, now)
+    if run_id is None:
         return None
-    run_id, trigger = claimed
     saved = None
     try:
         session = session_factory()
@@ -400,7 +400,7 @@ def run_due(session_factory, now=None, *, models_dir, policy=None):
             if outcome.bundle is not None:
                 meta = {**(outcome.meta or {}), "retrain": run_id}
                 saved = model_versions.save(session, None, outcome.bundle, models_dir, meta)
-            switched = model_versions.active_version(session)
+            switched = model_versions.current(session, models_dir)
             if status == PROMOTED and switched != active:
                 status = KEPT
                 reason = f"训练期间在用模型已切换为 {switched}，未自动启用。{reason}"
@@ -422,7 +422,7 @@ def run_due(session_factory, now=None, *, models_dir, policy=None):
 
 
 def _claim(session_factory, now):
-    """(id, trigger) of the run this process now holds, or None."""
+    """The id of the run this process now holds, or None."""
     session = session_factory()
     try:
         postgres = session.get_bind().dialect.name == "postgresql"
@@ -480,9 +480,9 @@ def _claim(session_factory, now):
         if claimed != 1:
             session.rollback()
             return None
-        found = (row.id, row.trigger)
+        run_id = row.id
         session.commit()
-        return found
+        return run_id
     except Exception:
         session.rollback()
         raise

@@ -313,7 +313,7 @@ def format_run(run):
         )
     rows = learning.figure_rows(figures)
     if rows:
-        widths = (14, 9, 9, 9, 6)
+        widths = (20, 9, 9, 9, 6)
         lines.append(_line(("指标", "新模型", "在用模型", "变化", "样本"), widths))
         for row in rows:
             cells = (
