@@ -29,11 +29,10 @@ import numpy as np
 
 from classifier import training
 from classifier.bundle import ModelBundle
-from classifier.intent import RequestTypeModel, request_type_by_rules, urgency
+from classifier.intent import request_type_by_rules, urgency
 from classifier.router import LearnedRouter, record_from_codes
 from classifier.seeds import SEED_DIR, category_tree, read_jsonl, user_words
 from classifier.segment import Segmenter
-from classifier.text_model import CategoryModel
 
 #: The category model predicts level-2 codes (0101 市政设施 …); a confirmed deeper code is
 #: truncated to it, a confirmed level-1 code stays a level-1 class.
@@ -177,11 +176,10 @@ def train_candidate(examples, *, base=None, unlabelled=(), policy, seed_dir=SEED
     tree = category_tree(seed_dir)
     names = {code: tree[code][0] for code in category.classes_ if code in tree}
 
-    # Request type: the seed corpus plus the confirmed types.
+    # Request type: the default model's training data plus the confirmed types.
     typed = [e for e in examples if e.request_type]
-    request_type = train_request_type(
-        seed_texts + [e.text for e in typed],
-        [m["request_type"] for m in messages] + [e.request_type for e in typed],
+    request_type, request_type_meta = training.train_request_type(
+        seed_dir, texts=[e.text for e in typed], labels=[e.request_type for e in typed]
     )
 
     urgency_model, urgency_meta = train_urgency(examples, base, seed_dir)
@@ -195,6 +193,7 @@ def train_candidate(examples, *, base=None, unlabelled=(), policy, seed_dir=SEED
         "tickets": len(examples),
         **category_meta,
         "request_type_tickets": len(typed),
+        "request_type": request_type_meta,
         "urgency": urgency_meta,
         "router": router_meta,
     }
@@ -218,15 +217,16 @@ def train_category(examples, *, base=None, unlabelled=(), policy, seed_dir=SEED_
     labelled = [e for e in examples if e.category]
     texts = [f"{m.get('title', '')}。{m['text']}" for m in messages] + [e.text for e in labelled]
     labels = [m["category"][:width] for m in messages] + class_labels(labelled, base)
-    weights = [policy.seed_weight] * len(messages) + [1.0] * len(labelled)
     descriptions = [(name, code[:width]) for code, (name, _) in tree.items() if len(code) >= width]
     vocabulary = [e.text for e in examples if not e.category] + list(unlabelled)
-    model = CategoryModel(Segmenter(user_words(seed_dir))).fit(
-        texts,
-        labels,
+    model = training.train_category(
+        texts[len(messages) :],
+        labels[len(messages) :],
+        seed=(texts[: len(messages)], labels[: len(messages)]),
+        seed_weight=policy.seed_weight,
         unlabelled=vocabulary,
         descriptions=descriptions,
-        sample_weight=weights,
+        segmenter=Segmenter(user_words(seed_dir)),
     )
     meta = {
         "training_rows": len(texts),
@@ -261,11 +261,6 @@ def class_labels(labelled, base=None):
         if under:
             labels[i] = classes[max(under, key=lambda j: row[j])]
     return labels
-
-
-def train_request_type(texts, labels):
-    """The request-type model of a candidate (the one place that says how it is trained)."""
-    return RequestTypeModel().fit(texts, labels)
 
 
 def train_urgency(examples, base, seed_dir=SEED_DIR):
