@@ -24,6 +24,7 @@ import dashboards.api.warnings
 import dashboards.pages.accountability
 import dashboards.pages.admin_accountability
 import dashboards.pages.admin_analysis
+import dashboards.pages.admin_classifier
 import dashboards.pages.admin_inspection
 import dashboards.pages.admin_scoring
 import dashboards.pages.analysis
@@ -186,6 +187,7 @@ PAGES = [
     hotline.admin.knowledge,
     dashboards.pages.admin_scoring,
     dashboards.pages.admin_analysis,
+    dashboards.pages.admin_classifier,
     dashboards.pages.admin_inspection,
     dashboards.pages.inspection_export,
     dashboards.pages.admin_accountability,
