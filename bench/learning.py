@@ -123,16 +123,23 @@ def run_loop(every, seed_weight, echo=print):
     echo(f"seed model macro-F1 on 分类结果: {seed_f1}")
     stops = list(range(every, len(examples), every)) + [len(examples)]
     rounds = []
+    active_until = None  # the newest ticket the active model learned from
     for seen in stops:
         began = time.perf_counter()
         now = examples[seen - 1].received_at
         outcome = learning.retrain(
-            examples[:seen], active, now=now, policy=policy, unlabelled=unlabelled
+            examples[:seen],
+            active,
+            now=now,
+            policy=policy,
+            unlabelled=unlabelled,
+            active_until=active_until,
         )
         promoted = outcome.status == "promoted"
         candidate_f1 = macro_f1(outcome.bundle, eval_texts, eval_labels) if outcome.bundle else None
         if promoted:
             active = outcome.bundle
+            active_until = datetime.fromisoformat(outcome.meta["to"])
         figures = outcome.figures
         record = {
             "tickets_seen": seen,

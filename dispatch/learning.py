@@ -175,7 +175,8 @@ YIELD_PER = 2000
 class Tickets:
     """What the centre's tickets teach: ``examples`` (``classifier.learning.Example``, one
     per ticket with a confirmed value the models learn from, ``Example.confirmed``; oldest
-    first) and ``unlabelled`` (the texts of the tickets whose category nobody confirmed)."""
+    first) and ``unlabelled`` (``Example``s of the tickets whose category nobody confirmed:
+    their texts shape the vocabulary, those received before the holdout the probe's only)."""
 
     examples: list = field(default_factory=list)
     unlabelled: list = field(default_factory=list)
@@ -220,7 +221,7 @@ def examples(session, since=None):
     for row in session.execute(query.execution_options(yield_per=YIELD_PER)):
         example = _example(row)
         if example.category is None:
-            found.unlabelled.append(example.text)
+            found.unlabelled.append(example)
         if example.confirmed:
             found.examples.append(example)
     return found
@@ -229,10 +230,18 @@ def examples(session, since=None):
 def _query(since):
     creator = aliased(User)
     received = aliased(TicketEvent)
-    category_seen = sa.select(TicketEvent.ticket_id).where(TicketEvent.action.in_(CATEGORY_ACTIONS))
-    reclassified = sa.select(TicketEvent.ticket_id).where(TicketEvent.action == "reclassify")
-    # (ticket, unit) of every lead assignment the unit signed or finished and kept.
-    lead_kept = sa.select(Assignment.ticket_id, Assignment.unit_id).where(
+    # Correlated EXISTS (each an index look-up on the ticket's events or assignments), not
+    # IN over every ticket's id: PostgreSQL cannot hash a subplan of a million ids in work_mem.
+    seen = aliased(TicketEvent)
+    category_seen = sa.exists().where(
+        seen.ticket_id == Ticket.id, seen.action.in_(CATEGORY_ACTIONS)
+    )
+    changed = aliased(TicketEvent)
+    reclassified = sa.exists().where(changed.ticket_id == Ticket.id, changed.action == "reclassify")
+    # The lead unit signed or finished it and kept it.
+    lead_kept = sa.exists().where(
+        Assignment.ticket_id == Ticket.id,
+        Assignment.unit_id == Ticket.lead_unit_id,
         Assignment.role == AssignmentRole.lead,
         sa.or_(Assignment.signed_at.is_not(None), Assignment.finished_at.is_not(None)),
         sa.or_(
@@ -254,9 +263,9 @@ def _query(since):
             Unit.code.label("unit"),
             creator.role.label("creator_role"),
             received.payload["urgency_warning"]["decision"].as_string().label("decision"),
-            Ticket.id.in_(category_seen).label("category_seen"),
-            Ticket.id.in_(reclassified).label("reclassified"),
-            sa.tuple_(Ticket.id, Ticket.lead_unit_id).in_(lead_kept).label("lead_kept"),
+            category_seen.label("category_seen"),
+            reclassified.label("reclassified"),
+            lead_kept.label("lead_kept"),
         )
         .join(creator, creator.id == Ticket.created_by_id)
         .outerjoin(Category, Category.id == Ticket.category_id)
@@ -274,7 +283,9 @@ def _query(since):
 def _example(row):
     staff = row.creator_role != Role.portal
     category = row.category if row.category and (staff or row.category_seen) else None
-    typed_by_person = row.channel != Channel.open311 or row.reclassified
+    # An Open311 ticket's type comes from its service, a grid report's is the form's default
+    # (求助) more often than a choice: only 调整分类 confirms them.
+    typed_by_person = row.channel not in (Channel.open311, Channel.grid) or row.reclassified
     return Example(
         text=ticket_text(row.content),
         received_at=row.received_at,
@@ -379,14 +390,24 @@ def run_due(session_factory, now=None, *, models_dir, policy=None):
         session = session_factory()
         try:
             active = model_versions.current(session, models_dir)
-            bundle = model_versions.load(session, models_dir, active)[0] if active else None
+            bundle, meta = (
+                model_versions.load(session, models_dir, active) if active else (None, {})
+            )
+            # The newest ticket the active model learned from (a retrained version's).
+            trained_until = (meta or {}).get("to")
+            trained_until = dt.datetime.fromisoformat(trained_until) if trained_until else None
             rules = policy or current_policy(session)
             tickets = examples(session)
         finally:
             session.rollback()
             session.close()
         outcome = model_learning.retrain(
-            tickets.examples, bundle, now=now, policy=rules, unlabelled=tickets.unlabelled
+            tickets.examples,
+            bundle,
+            now=now,
+            policy=rules,
+            unlabelled=tickets.unlabelled,
+            active_until=trained_until,
         )
         del bundle, tickets
         finished_at = now + dt.timedelta(seconds=time.monotonic() - started)
@@ -419,6 +440,9 @@ def run_due(session_factory, now=None, *, models_dir, policy=None):
         if saved is not None:  # this process's copy of a version never registered
             shutil.rmtree(Path(models_dir) / saved, ignore_errors=True)
         return _fail(session_factory, run_id, now, exc, time.monotonic() - started)
+    except BaseException as exc:  # the process is stopping: the run does not stay "running"
+        _fail(session_factory, run_id, now, exc, time.monotonic() - started)
+        raise
 
 
 def _claim(session_factory, now):
@@ -530,7 +554,10 @@ def _fail(session_factory, run_id, now, exc, seconds):
         if row is None:
             session.rollback()
             return None
-        message = (f"训练失败：{type(exc).__name__}: {exc}")[:REASON_MAX]
+        # The error's kind and first line (a database error's SQL and parameters stay in
+        # the log): the page shows it to supervisors.
+        first = (str(exc).strip().splitlines() or [""])[0]
+        message = f"训练失败：{type(exc).__name__}: {first}"[:REASON_MAX]
         _finish(row, FAILED, message, now + dt.timedelta(seconds=seconds), None, None, {})
         session.commit()
         return _run(row, seconds)

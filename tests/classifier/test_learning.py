@@ -72,14 +72,24 @@ def stub_bundle(classes=("0101", "0201"), row=(0.9, 0.1), request_type="complain
 def stub_training(monkeypatch):
     """``train_candidate`` replaced: records what each call trained on, returns stub bundles
     (a good model by default)."""
-    calls = []
+    calls = Calls()
 
     def fake(examples, *, base=None, unlabelled=(), policy, seed_dir=None):
         calls.append(list(examples))
+        calls.vocabulary.append(list(unlabelled))
         return stub_bundle(), {"source": "retrain", "tickets": len(examples)}
 
     monkeypatch.setattr(learning, "train_candidate", fake)
     return calls
+
+
+class Calls(list):
+    """The examples of each ``train_candidate`` call, and (``vocabulary``) its unlabelled
+    texts."""
+
+    def __init__(self):
+        super().__init__()
+        self.vocabulary = []
 
 
 # -- split -------------------------------------------------------------------------------------
@@ -229,6 +239,59 @@ def test_a_figure_on_few_cases_is_reported_but_does_not_gate():
     check = next(c for c in decision.checks if c["figure"] == "unit_top3")
     assert check["gating"] is False and check["passed"] and "19" in check["note"]
     assert check["candidate"] == 0.5
+
+
+def test_a_rise_in_false_alarms_beyond_the_tolerance_refuses():
+    decision = learning.gate(
+        figs(emergency_false_alarm_rate=0.30, n_not_emergency=40),
+        figs(emergency_false_alarm_rate=0.05, n_not_emergency=40),
+        0.02,
+    )
+    assert not decision.promote and "紧急误报率 上升 0.250" in decision.reason
+    fewer = learning.gate(
+        figs(emergency_false_alarm_rate=0.01, n_not_emergency=40),
+        figs(emergency_false_alarm_rate=0.05, n_not_emergency=40),
+        0.02,
+    )
+    assert fewer.promote and "紧急误报率 0.050 → 0.010" in fewer.reason
+
+
+def test_nothing_measured_on_enough_cases_keeps_the_candidate():
+    few = {"n_category": 5, "n_request_type": 5, "n_unit": 5}
+    decision = learning.gate(figs(**few), figs(**few), 0.02)
+    assert not decision.promote and "不足以比较" in decision.reason
+
+
+def test_the_holdout_starts_after_what_the_active_model_learned(stub_training):
+    # Retrained weekly with two weeks held out: the active model learned up to 7 days ago.
+    old = [ticket(20 + i % 30, text=f"旧{i}") for i in range(250)]
+    seen = [ticket(8 + i % 5, text=f"学过{i}") for i in range(40)]
+    unseen = [ticket(i % 6, text=f"新{i}") for i in range(60)]
+    later_text = Example(text="评估期的未确认工单", received_at=NOW - timedelta(days=1))
+    outcome = learning.retrain(
+        old + seen + unseen,
+        stub_bundle(),
+        now=NOW,
+        policy=Policy(),
+        unlabelled=["外来文本", later_text],
+        active_until=NOW - timedelta(days=7),
+    )
+    probe, refit = stub_training
+    assert {e.text for e in seen} <= {e.text for e in probe}  # the active model knew them
+    assert not {e.text for e in unseen} & {e.text for e in probe}
+    assert outcome.figures["holdout"]["tickets"] == 60
+    assert outcome.figures["holdout"]["from"] == (NOW - timedelta(days=7)).isoformat()
+    probe_words, refit_words = stub_training.vocabulary
+    assert probe_words == ["外来文本"] and refit_words == ["外来文本", "评估期的未确认工单"]
+
+
+def test_too_few_tickets_the_active_model_has_not_seen_skip(stub_training):
+    old = [ticket(20 + i % 30) for i in range(250)]
+    recent = [ticket(3 + i % 10) for i in range(80)]  # most of them before the active's end
+    outcome = learning.retrain(
+        old + recent, stub_bundle(), now=NOW, policy=Policy(), active_until=NOW - timedelta(days=2)
+    )
+    assert outcome.status == "skipped" and "在用模型未学过" in outcome.reason
 
 
 def test_a_figure_missing_on_one_side_does_not_gate():

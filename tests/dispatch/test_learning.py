@@ -135,7 +135,7 @@ def test_a_citizens_request_teaches_its_type_and_its_text_is_unlabelled_until_di
     found = learning.examples(db)
     example = _example_of(found, ticket)
     assert (example.category, example.request_type) == (None, "help")
-    assert ticket.content in found.unlabelled
+    assert ticket.content in [u.text for u in found.unlabelled]
     ops.dispatch(
         db,
         user("dispatcher"),
@@ -146,7 +146,20 @@ def test_a_citizens_request_teaches_its_type_and_its_text_is_unlabelled_until_di
     )
     found = learning.examples(db)
     assert _example_of(found, ticket).category == STREETLIGHT
-    assert ticket.content not in found.unlabelled
+    assert ticket.content not in [u.text for u in found.unlabelled]
+
+
+def test_a_grid_reports_type_is_the_forms_default_until_reclassified(db, user, make_ticket):
+    ticket = make_ticket(
+        user("grid"),
+        channel=Channel.grid,
+        area="370705001001002",
+        request_type=RequestType.help,
+        category=category(db, STREETLIGHT),
+        now=local(16, 9),
+    )
+    example = _example_of(learning.examples(db), ticket)
+    assert (example.category, example.request_type) == (STREETLIGHT, None)
 
 
 def test_an_open311_service_counts_once_dispatched_and_its_type_once_reclassified(
@@ -155,7 +168,8 @@ def test_an_open311_service_counts_once_dispatched_and_its_type_once_reclassifie
     client = users.service_account(db, "open311-test", "开放接口·测试")
     ticket = make_ticket(client, channel=Channel.open311, category=STREETLIGHT, now=local(16, 9))
     found = learning.examples(db)
-    assert found.examples == [] and found.unlabelled == [ticket.content]  # nothing confirmed
+    assert found.examples == []  # nothing confirmed
+    assert [u.text for u in found.unlabelled] == [ticket.content]
     ops.dispatch(db, user("dispatcher"), ticket, lead=unit(db, DONGGUAN), now=local(16, 10))
     example = _example_of(learning.examples(db), ticket)
     assert (example.category, example.request_type) == (STREETLIGHT, None)
@@ -237,7 +251,7 @@ def loop(committed_app, tmp_path, monkeypatch):
     factory = committed_app.extensions["hotline.db"]
     state = SimpleNamespace(factory=factory, models_dir=str(tmp_path), calls=[], status=None)
 
-    def retrain(examples, active_bundle, *, now, policy, unlabelled=()):
+    def retrain(examples, active_bundle, *, now, policy, unlabelled=(), active_until=None):
         state.calls.append(
             {"examples": list(examples), "now": now, "policy": policy, "active": active_bundle}
         )

@@ -638,7 +638,7 @@ def test_retrain_prints_the_decision_and_both_models_figures(
 ):
     before = _copy_default_model(models_dir, models)
 
-    def promote(examples, active_bundle, *, now, policy, unlabelled=()):
+    def promote(examples, active_bundle, *, now, policy, unlabelled=(), active_until=None):
         figures = {
             "candidate": {"category_macro_f1": 0.8312, "n_category": 120, "unit_top3": 0.9},
             "active": {"category_macro_f1": 0.8012, "n_category": 120, "unit_top3": None},
