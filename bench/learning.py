@@ -276,7 +276,7 @@ def print_curve(results, history_f1):
     print()
     print(f"final macro-F1 {results['final_macro_f1']} (seed {results['seed_macro_f1']})")
     if history_f1 is not None:
-        print(f"bench/classify.py history (same rows at once, no seed corpus): {history_f1}")
+        print(f"bench/classify.py history (the same rows at once): {history_f1}")
 
 
 def main():
