@@ -241,7 +241,8 @@ def _operation(app, rule, view, method, tag, path_parameters):
         operation["security"] = [{"bearer": []}, {"session": [], "csrf": []}]
     else:
         operation["security"] = [{"bearer": []}, {"session": []}]
-    statuses = ["200", "201"] if method == "POST" else ["200"]
+    # 202: a POST that queues work (a retraining asked for) answers before it is done.
+    statuses = ["200", "201", "202"] if method == "POST" else ["200"]
     answer, media = getattr(view, "openapi_answer", None) or (
         {"$ref": "#/components/schemas/Success"},
         "application/json",
