@@ -37,6 +37,8 @@ from classifier.segment import Segmenter
 #: The category model predicts level-2 codes (0101 市政设施 …); a confirmed deeper code is
 #: truncated to it, a confirmed level-1 code stays a level-1 class.
 LABEL_LEVEL = 2
+#: What ``retrain`` decides (``Outcome.status``; ``dispatch.learning`` stores them as they are).
+PROMOTED, KEPT, SKIPPED = "promoted", "kept", "skipped"
 #: A figure measured on fewer held-out tickets is reported but does not decide the gate.
 MIN_CASES = 20
 
@@ -504,14 +506,14 @@ def retrain(
     }
     if len(confirmed_train) < policy.min_training:
         return Outcome(
-            "skipped",
+            SKIPPED,
             f"训练样本不足：留出期（最近 {policy.holdout_days} 天）之前只有 "
             f"{len(confirmed_train)} 张已确认工单，至少需要 {policy.min_training} 张",
             figures=span,
         )
     if len(confirmed_holdout) < policy.min_holdout:
         return Outcome(
-            "skipped",
+            SKIPPED,
             f"评估样本不足：最近 {policy.holdout_days} 天中在用模型未学过的已确认工单只有 "
             f"{len(confirmed_holdout)} 张，至少需要 {policy.min_holdout} 张",
             figures=span,
@@ -546,7 +548,7 @@ def retrain(
         "holdout": span["holdout"],
         "training": span["training"],
     }
-    status = "promoted" if decision.promote else "kept"
+    status = PROMOTED if decision.promote else KEPT
     return Outcome(status, decision.reason, bundle, meta, result)
 
 

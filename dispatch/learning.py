@@ -56,7 +56,9 @@ READ_ROLES = frozenset({Role.admin, Role.supervisor})
 #: What asked for a run.
 TRIGGERS = ("schedule", "command", "page")
 PENDING, RUNNING = "pending", "running"
-PROMOTED, KEPT, SKIPPED, FAILED = "promoted", "kept", "skipped", "failed"
+# The decisions are classifier.learning's own; a failure is this side's.
+PROMOTED, KEPT, SKIPPED = model_learning.PROMOTED, model_learning.KEPT, model_learning.SKIPPED
+FAILED = "failed"
 #: How a run's status and trigger read (the command, the API, the model page).
 STATUS_LABELS = {
     PENDING: "等待训练",
